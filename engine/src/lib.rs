@@ -1,0 +1,24 @@
+//! pktengine: a kernel-bypass packet engine.
+//!
+//! Module map (see `docs/ARCHITECTURE.md` for the why):
+//! - [`wire`]: zero-copy packet views and validated `Repr`s, checksums.
+#![forbid(unsafe_op_in_unsafe_fn)]
+#![warn(missing_debug_implementations)]
+
+pub mod wire;
+
+/// What this build implements, printed by `pktengine status` and `scripts/demo.sh`.
+/// Kept in step with the README's status table.
+pub const STATUS: &str = "\
+pktengine status
+  wire formats (Ethernet/VLAN, ARP, IPv4, IPv6, ICMP, ICMPv6, UDP, TCP)  implemented
+  AF_XDP ports and XDP steering                                          not yet
+  workers, control plane, ctl socket                                     not yet
+  LPM route tables (IPv4, IPv6)                                          not yet
+  router (RFC 1812 / RFC 8200)                                           not yet
+  L2 learning switch                                                     not yet
+  NAT44 (NAPT)                                                           not yet
+  packet filter                                                          not yet
+  TCP endpoint                                                           not yet
+  L4 load balancer                                                       not yet
+";

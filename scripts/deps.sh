@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the system packages pktengine needs to build and test. Idempotent:
+# packages already present are skipped, and apt-get runs only when something is missing.
+set -euo pipefail
+
+PKGS=(clang llvm libelf-dev zlib1g-dev pkg-config m4 iproute2 ethtool tcpdump
+      iputils-ping traceroute nftables iperf3 curl netcat-openbsd python3 procps)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "deps.sh: missing packages: ${missing[*]}" >&2
+    echo "deps.sh: run as root (or: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  echo "deps.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "deps.sh: system packages present"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  for c in "$HOME/.cargo/bin/cargo" /usr/local/cargo/bin/cargo; do
+    [ -x "$c" ] && { echo "deps.sh: cargo found at $c; add $(dirname "$c") to PATH" >&2; break; }
+  done
+  echo "deps.sh: cargo (Rust toolchain) is needed: https://rustup.rs" >&2
+  exit 1
+fi
