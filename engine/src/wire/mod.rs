@@ -16,6 +16,9 @@
 //! variants become per-reason drop counters in the pipeline.
 
 pub mod checksum;
+pub mod ip;
+
+pub use ip::IpProtocol;
 
 use core::fmt;
 
