@@ -2,9 +2,11 @@
 //!
 //! Module map (see `docs/ARCHITECTURE.md` for the why):
 //! - [`wire`]: zero-copy packet views and validated `Repr`s, checksums.
+//! - [`control`]: configuration and, later, the control thread and ctl socket.
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations)]
 
+pub mod control;
 pub mod wire;
 
 /// What this build implements, printed by `pktengine status` and `scripts/demo.sh`.

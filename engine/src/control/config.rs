@@ -1,0 +1,683 @@
+//! The engine's TOML configuration: parsing and validation.
+//!
+//! A bad configuration is refused before anything is attached, with every
+//! problem reported as `FILE:LINE:COLUMN: reason` (all of them, not only the
+//! first), so an operator fixes the file in one pass. Positions come from
+//! `toml::Spanned` on the fields that can be wrong for semantic reasons; syntax
+//! and type errors carry the parser's own position.
+//!
+//! Example (`examples/router.toml` has a full one):
+//!
+//! ```toml
+//! [engine]
+//! cores = [1]
+//! poll = "adaptive"
+//!
+//! [[port]]
+//! name = "lan"
+//! interface = "veth-lan"
+//! mode = "router"
+//! addresses = ["198.18.1.1/24", "2001:2:0:1::1/64"]
+//! ```
+
+use core::fmt;
+use core::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// How workers wait for frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum PollMode {
+    /// Spin on the rings: lowest latency, one full core per worker (benchmarks).
+    Busy,
+    /// Spin while there is traffic, `poll()` with a timeout when idle, so an
+    /// idle engine costs close to no CPU.
+    #[default]
+    Adaptive,
+}
+
+/// What a port does with the frames it receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PortMode {
+    /// A routed port: accepts frames to its own MAC, routes by IP.
+    Router,
+    /// A member of a bridge domain (L2 learning switch).
+    Switch,
+}
+
+/// How the XDP program is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum XdpMode {
+    /// Driver mode, falling back to generic mode (reported in the log).
+    #[default]
+    Auto,
+    Driver,
+    Generic,
+}
+
+/// An address on an interface with its subnet length, e.g. `198.18.1.1/24`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InterfaceAddress {
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+}
+
+impl InterfaceAddress {
+    /// The network part of the address (host bits cleared), as bits of the
+    /// full address width.
+    fn network_bits(&self) -> u128 {
+        match self.addr {
+            IpAddr::V4(a) => {
+                let v = u128::from(u32::from(a));
+                let mask = if self.prefix_len == 0 { 0 } else { u128::from(u32::MAX << (32 - self.prefix_len)) };
+                v & mask
+            }
+            IpAddr::V6(a) => {
+                let v = u128::from(a);
+                let mask = if self.prefix_len == 0 { 0 } else { u128::MAX << (128 - self.prefix_len) };
+                v & mask
+            }
+        }
+    }
+
+    /// Whether the subnets of `self` and `other` share any address.
+    pub fn overlaps(&self, other: &InterfaceAddress) -> bool {
+        if self.addr.is_ipv4() != other.addr.is_ipv4() {
+            return false;
+        }
+        // Two prefixes overlap iff the shorter one contains the longer one's network.
+        let shorter = if self.prefix_len <= other.prefix_len { self } else { other };
+        let width = if self.addr.is_ipv4() { 32 } else { 128 };
+        let shift = width - u32::from(shorter.prefix_len);
+        let net = |x: &InterfaceAddress| -> u128 {
+            if shift >= 128 {
+                0
+            } else {
+                x.network_bits() >> shift
+            }
+        };
+        net(self) == net(other)
+    }
+}
+
+impl core::str::FromStr for InterfaceAddress {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (a, l) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}` is not ADDRESS/LENGTH (e.g. 198.18.1.1/24)"))?;
+        let addr: IpAddr = a.parse().map_err(|_| format!("`{a}` is not an IP address"))?;
+        let prefix_len: u8 = l.parse().map_err(|_| format!("`{l}` is not a prefix length"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        if prefix_len > max {
+            return Err(format!("prefix length {prefix_len} is longer than {max}"));
+        }
+        if addr.is_unspecified() || addr.is_loopback() || addr.is_multicast() {
+            return Err(format!("{addr} cannot be an interface address (unspecified, loopback or multicast)"));
+        }
+        if let IpAddr::V4(v4) = addr {
+            if v4.is_broadcast() {
+                return Err("255.255.255.255 cannot be an interface address".into());
+            }
+            // On /0../30 the all-zeros and all-ones host parts are the subnet's
+            // network and broadcast addresses (RFC 1812 §5.3.5); /31 has neither (RFC 3021).
+            if prefix_len <= 30 {
+                let host_mask = u32::MAX >> prefix_len;
+                let host = u32::from(v4) & host_mask;
+                if host == 0 || host == host_mask {
+                    return Err(format!("{addr}/{prefix_len} is the subnet's network or broadcast address"));
+                }
+            }
+        }
+        Ok(InterfaceAddress { addr, prefix_len })
+    }
+}
+
+impl fmt::Display for InterfaceAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix_len)
+    }
+}
+
+/// One problem in a configuration file, with its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// 1-based line; 0 when the problem has no position (e.g. a missing section).
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)
+        }
+    }
+}
+
+/// All the problems found in one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+// ---- the file as written (serde) -------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    engine: RawEngine,
+    #[serde(default, rename = "port")]
+    ports: Vec<RawPort>,
+    #[serde(default)]
+    routing: RawRouting,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEngine {
+    #[serde(default = "default_cores")]
+    cores: Spanned<Vec<usize>>,
+    #[serde(default)]
+    poll: PollMode,
+    #[serde(default = "default_idle_timeout_ms")]
+    idle_timeout_ms: u32,
+    #[serde(default = "default_ctl_socket")]
+    ctl_socket: PathBuf,
+    #[serde(default)]
+    metrics_listen: Option<Spanned<String>>,
+    #[serde(default = "default_frame_size")]
+    frame_size: Spanned<u32>,
+    #[serde(default = "default_frames_per_port")]
+    frames_per_port: Spanned<u32>,
+    #[serde(default)]
+    trace: bool,
+}
+
+impl Default for RawEngine {
+    fn default() -> Self {
+        RawEngine {
+            cores: default_cores(),
+            poll: PollMode::default(),
+            idle_timeout_ms: default_idle_timeout_ms(),
+            ctl_socket: default_ctl_socket(),
+            metrics_listen: None,
+            frame_size: default_frame_size(),
+            frames_per_port: default_frames_per_port(),
+            trace: false,
+        }
+    }
+}
+
+fn default_cores() -> Spanned<Vec<usize>> {
+    Spanned::new(0..0, vec![0])
+}
+fn default_idle_timeout_ms() -> u32 {
+    10
+}
+fn default_ctl_socket() -> PathBuf {
+    PathBuf::from("/run/pktengine/ctl.sock")
+}
+fn default_frame_size() -> Spanned<u32> {
+    Spanned::new(0..0, 2048)
+}
+fn default_frames_per_port() -> Spanned<u32> {
+    Spanned::new(0..0, 4096)
+}
+fn default_mtu() -> Spanned<u16> {
+    Spanned::new(0..0, 1500)
+}
+fn default_queues() -> Spanned<u32> {
+    Spanned::new(0..0, 1)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPort {
+    name: Spanned<String>,
+    interface: Spanned<String>,
+    mode: PortMode,
+    #[serde(default = "default_queues")]
+    queues: Spanned<u32>,
+    #[serde(default)]
+    addresses: Vec<Spanned<String>>,
+    #[serde(default = "default_mtu")]
+    mtu: Spanned<u16>,
+    #[serde(default)]
+    xdp_mode: XdpMode,
+    #[serde(default)]
+    bridge: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRouting {
+    /// Routes in `ip route` syntax.
+    #[serde(default)]
+    routes: Vec<Spanned<String>>,
+    #[serde(default)]
+    import_kernel_routes: bool,
+}
+
+// ---- the validated configuration --------------------------------------------
+
+/// Engine-wide settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// One worker per listed core.
+    pub cores: Vec<usize>,
+    pub poll: PollMode,
+    /// How long an idle worker in adaptive mode sleeps in `poll()`.
+    pub idle_timeout_ms: u32,
+    pub ctl_socket: PathBuf,
+    /// Prometheus text metrics, loopback only.
+    pub metrics_listen: Option<SocketAddr>,
+    /// UMEM frame size: 2048 or 4096.
+    pub frame_size: u32,
+    /// UMEM frames per port and queue (a power of two).
+    pub frames_per_port: u32,
+    /// Per-packet trace (off by default; free when off).
+    pub trace: bool,
+}
+
+/// One port: an interface the engine takes over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortConfig {
+    pub name: String,
+    pub interface: String,
+    pub mode: PortMode,
+    pub queues: u32,
+    pub addresses: Vec<InterfaceAddress>,
+    pub mtu: u16,
+    pub xdp_mode: XdpMode,
+    pub bridge: Option<String>,
+}
+
+/// A route line as written, with the line it came from, for the route parser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteLine {
+    pub text: String,
+    pub line: usize,
+}
+
+/// Routing settings.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RoutingConfig {
+    pub routes: Vec<RouteLine>,
+    pub import_kernel_routes: bool,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub engine: EngineConfig,
+    pub ports: Vec<PortConfig>,
+    pub routing: RoutingConfig,
+}
+
+/// What validation may ask of the machine. Tests substitute their own.
+pub trait Environment {
+    /// Whether a network interface of this name exists.
+    fn interface_exists(&self, name: &str) -> bool;
+    /// The number of CPU cores workers may be pinned to.
+    fn core_count(&self) -> usize;
+}
+
+/// The machine the engine runs on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct System;
+
+impl Environment for System {
+    fn interface_exists(&self, name: &str) -> bool {
+        !name.is_empty() && !name.contains('/') && Path::new("/sys/class/net").join(name).exists()
+    }
+    fn core_count(&self) -> usize {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    }
+}
+
+/// Headroom the kernel keeps in front of each frame in copy mode (XDP_PACKET_HEADROOM).
+const XDP_HEADROOM: u32 = 256;
+/// Ethernet header with two VLAN tags.
+const MAX_L2_HEADER: u32 = 14 + 8;
+
+struct Checker<'a> {
+    file: &'a Path,
+    text: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Checker<'_> {
+    fn at(&mut self, span: core::ops::Range<usize>, message: impl Into<String>) {
+        let (line, column) = if span.start == 0 && span.end == 0 {
+            (0, 0)
+        } else {
+            line_col(self.text, span.start)
+        };
+        self.errors.push(ConfigError { file: self.file.to_path_buf(), line, column, message: message.into() });
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text.as_bytes()[..offset];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let col = offset - before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1) + 1;
+    (line, col)
+}
+
+impl Config {
+    /// Reads and validates a configuration file against this machine.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                line: 0,
+                column: 0,
+                message: format!("cannot read: {e}"),
+            }])
+        })?;
+        Config::parse(path, &text, &System)
+    }
+
+    /// Parses and validates configuration text. `file` only names the source in errors.
+    pub fn parse(file: &Path, text: &str, env: &dyn Environment) -> Result<Config, ConfigErrors> {
+        let mut ck = Checker { file, text, errors: Vec::new() };
+        let raw: RawConfig = match toml::from_str(text) {
+            Ok(r) => r,
+            Err(e) => {
+                let msg = e.message().to_string();
+                ck.at(e.span().unwrap_or(0..0), msg);
+                return Err(ConfigErrors(ck.errors));
+            }
+        };
+        let engine = validate_engine(&mut ck, raw.engine, env);
+        let ports = validate_ports(&mut ck, raw.ports, &engine, env);
+        let routing = RoutingConfig {
+            routes: raw
+                .routing
+                .routes
+                .into_iter()
+                .map(|r| {
+                    let line = line_col(text, r.span().start).0;
+                    RouteLine { text: r.into_inner(), line }
+                })
+                .collect(),
+            import_kernel_routes: raw.routing.import_kernel_routes,
+        };
+        if ck.errors.is_empty() {
+            Ok(Config { engine, ports, routing })
+        } else {
+            Err(ConfigErrors(ck.errors))
+        }
+    }
+}
+
+fn validate_engine(ck: &mut Checker<'_>, raw: RawEngine, env: &dyn Environment) -> EngineConfig {
+    let cores_span = raw.cores.span();
+    let cores = raw.cores.into_inner();
+    if cores.is_empty() {
+        ck.at(cores_span.clone(), "`cores` is empty: at least one worker core is needed");
+    }
+    let n = env.core_count();
+    for (i, c) in cores.iter().enumerate() {
+        if *c >= n {
+            ck.at(cores_span.clone(), format!("core {c} does not exist (this machine has cores 0..{})", n - 1));
+        }
+        if cores[..i].contains(c) {
+            ck.at(cores_span.clone(), format!("core {c} is listed twice"));
+        }
+    }
+    let metrics_listen = raw.metrics_listen.and_then(|m| {
+        let span = m.span();
+        match m.get_ref().parse::<SocketAddr>() {
+            Ok(a) if a.ip().is_loopback() => Some(a),
+            Ok(a) => {
+                ck.at(span, format!("metrics_listen {a} is not a loopback address (metrics are served on localhost only)"));
+                None
+            }
+            Err(_) => {
+                ck.at(span, format!("metrics_listen `{}` is not ADDRESS:PORT", m.get_ref()));
+                None
+            }
+        }
+    });
+    let frame_size = *raw.frame_size.get_ref();
+    if frame_size != 2048 && frame_size != 4096 {
+        ck.at(raw.frame_size.span(), format!("frame_size {frame_size} is not 2048 or 4096"));
+    }
+    let frames = *raw.frames_per_port.get_ref();
+    if !frames.is_power_of_two() || !(512..=1 << 20).contains(&frames) {
+        ck.at(raw.frames_per_port.span(), format!("frames_per_port {frames} is not a power of two between 512 and 1048576"));
+    }
+    if raw.idle_timeout_ms == 0 && raw.poll == PollMode::Adaptive {
+        ck.at(0..0, "idle_timeout_ms must be at least 1 in adaptive poll mode");
+    }
+    EngineConfig {
+        cores,
+        poll: raw.poll,
+        idle_timeout_ms: raw.idle_timeout_ms,
+        ctl_socket: raw.ctl_socket,
+        metrics_listen,
+        frame_size,
+        frames_per_port: frames,
+        trace: raw.trace,
+    }
+}
+
+fn validate_ports(
+    ck: &mut Checker<'_>,
+    raw: Vec<RawPort>,
+    engine: &EngineConfig,
+    env: &dyn Environment,
+) -> Vec<PortConfig> {
+    if raw.is_empty() {
+        ck.at(0..0, "no [[port]] is configured");
+    }
+    let max_mtu = engine.frame_size.saturating_sub(XDP_HEADROOM + MAX_L2_HEADER);
+    let mut ports: Vec<PortConfig> = Vec::with_capacity(raw.len());
+    // (port index, address, span) of every address seen so far, for the overlap check.
+    let mut seen: Vec<(usize, InterfaceAddress)> = Vec::new();
+    for p in raw {
+        let name = p.name.get_ref().clone();
+        if name.is_empty() || name.len() > 15 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            ck.at(p.name.span(), format!("port name `{name}` must be 1-15 characters of [A-Za-z0-9_-]"));
+        }
+        if ports.iter().any(|q| q.name == name) {
+            ck.at(p.name.span(), format!("port name `{name}` is used twice"));
+        }
+        let interface = p.interface.get_ref().clone();
+        if !env.interface_exists(&interface) {
+            ck.at(p.interface.span(), format!("unknown interface `{interface}`"));
+        }
+        if let Some(q) = ports.iter().find(|q| q.interface == interface) {
+            ck.at(p.interface.span(), format!("interface `{interface}` is already used by port `{}`", q.name));
+        }
+        let queues = *p.queues.get_ref();
+        if queues == 0 || queues > 64 {
+            ck.at(p.queues.span(), format!("queues {queues} is not between 1 and 64"));
+        }
+        let mtu = *p.mtu.get_ref();
+        if u32::from(mtu) < 68 || u32::from(mtu) > max_mtu {
+            ck.at(p.mtu.span(), format!("mtu {mtu} is not between 68 and {max_mtu} (frame_size {} less headroom)", engine.frame_size));
+        }
+        let mut addresses = Vec::new();
+        for a in &p.addresses {
+            match a.get_ref().parse::<InterfaceAddress>() {
+                Ok(addr) => {
+                    if addr.addr.is_ipv6() && mtu < 1280 {
+                        ck.at(p.mtu.span(), format!("mtu {mtu} is below the IPv6 minimum of 1280 on a port with {addr}"));
+                    }
+                    if let Some((other, prev)) = seen.iter().find(|(_, s)| s.overlaps(&addr)) {
+                        let owner = ports.get(*other).map_or(name.as_str(), |q| q.name.as_str());
+                        ck.at(a.span(), format!("{addr} overlaps {prev} on port `{owner}`"));
+                    }
+                    seen.push((ports.len(), addr));
+                    addresses.push(addr);
+                }
+                Err(msg) => ck.at(a.span(), msg),
+            }
+        }
+        match (p.mode, &p.bridge) {
+            (PortMode::Switch, None) => ck.at(p.name.span(), format!("port `{name}` is in switch mode but names no `bridge`")),
+            (PortMode::Router, Some(b)) => ck.at(b.span(), format!("port `{name}` is a router port; `bridge` is for switch ports")),
+            _ => {}
+        }
+        ports.push(PortConfig {
+            name,
+            interface,
+            mode: p.mode,
+            queues,
+            addresses,
+            mtu,
+            xdp_mode: p.xdp_mode,
+            bridge: p.bridge.map(Spanned::into_inner),
+        });
+    }
+    ports
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct FakeEnv;
+    impl Environment for FakeEnv {
+        fn interface_exists(&self, name: &str) -> bool {
+            name.starts_with("veth")
+        }
+        fn core_count(&self) -> usize {
+            2
+        }
+    }
+
+    fn parse(text: &str) -> Result<Config, ConfigErrors> {
+        Config::parse(Path::new("t.toml"), text, &FakeEnv)
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        parse(text).unwrap_err().0.iter().map(|e| e.to_string()).collect()
+    }
+
+    const GOOD: &str = r#"
+[engine]
+cores = [1]
+poll = "busy"
+
+[[port]]
+name = "lan"
+interface = "veth-a"
+mode = "router"
+addresses = ["198.18.1.1/24", "2001:2:0:1::1/64"]
+
+[[port]]
+name = "wan"
+interface = "veth-b"
+mode = "router"
+addresses = ["198.18.2.1/24"]
+mtu = 1400
+
+[routing]
+routes = ["198.18.100.0/24 via 198.18.2.2", "default via 198.18.2.2"]
+"#;
+
+    #[test]
+    fn good_config_parses() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.engine.cores, vec![1]);
+        assert_eq!(c.engine.poll, PollMode::Busy);
+        assert_eq!(c.ports.len(), 2);
+        assert_eq!(c.ports[0].addresses[1].to_string(), "2001:2:0:1::1/64");
+        assert_eq!(c.ports[1].mtu, 1400);
+        assert_eq!(c.ports[0].mtu, 1500);
+        assert_eq!(c.routing.routes[1].text, "default via 198.18.2.2");
+        assert_eq!(c.routing.routes[1].line, 20);
+    }
+
+    #[test]
+    fn unknown_key_has_line() {
+        let e = errors(&GOOD.replace("poll = \"busy\"", "poll = \"busy\"\nturbo = true"));
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("t.toml:5:1: "), "{e:?}");
+        assert!(e[0].contains("turbo"), "{e:?}");
+    }
+
+    #[test]
+    fn unknown_interface_and_bad_prefix_reported_together() {
+        let text = GOOD.replace("veth-b", "eth-nope").replace("198.18.2.1/24", "198.18.2.1/33");
+        let e = errors(&text);
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e[0].starts_with("t.toml:14:13: unknown interface `eth-nope`"), "{e:?}");
+        assert!(e[1].starts_with("t.toml:16:14: prefix length 33"), "{e:?}");
+    }
+
+    #[test]
+    fn overlapping_addresses_refused() {
+        let e = errors(&GOOD.replace("198.18.2.1/24", "198.18.1.200/16"));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains("198.18.1.200/16 overlaps 198.18.1.1/24 on port `lan`"), "{e:?}");
+        // Different families never overlap; disjoint subnets are fine.
+        assert!(parse(&GOOD.replace("198.18.2.1/24", "198.18.3.1/24")).is_ok());
+    }
+
+    #[test]
+    fn other_semantic_errors() {
+        assert!(errors(&GOOD.replace("cores = [1]", "cores = [7]"))[0].contains("core 7 does not exist"));
+        assert!(errors(&GOOD.replace("cores = [1]", "cores = []"))[0].contains("`cores` is empty"));
+        assert!(errors(&GOOD.replace("name = \"wan\"", "name = \"lan\""))[0].contains("used twice"));
+        assert!(errors(&GOOD.replace("veth-b", "veth-a"))[0].contains("already used by port `lan`"));
+        assert!(errors(&GOOD.replace("mtu = 1400", "mtu = 9000"))[0].contains("mtu 9000"));
+        assert!(errors(&GOOD.replace("198.18.2.1/24", "198.18.2.0/24"))[0].contains("network or broadcast"));
+        assert!(errors(&GOOD.replace("198.18.2.1/24", "127.0.0.1/8"))[0].contains("loopback"));
+        assert!(errors(&GOOD.replace("mode = \"router\"\naddresses = [\"198.18.2.1/24\"]", "mode = \"switch\""))[0]
+            .contains("names no `bridge`"));
+        let e = errors(&GOOD.replace("poll = \"busy\"", "poll = \"busy\"\nmetrics_listen = \"198.18.0.1:9000\""));
+        assert!(e[0].contains("not a loopback"), "{e:?}");
+        assert!(errors(&GOOD.replace("mode = \"router\"\naddresses = [\"198.18.1.1/24\", \"2001:2:0:1::1/64\"]",
+            "mode = \"router\"\nmtu = 1200\naddresses = [\"2001:2:0:1::1/64\"]"))[0].contains("IPv6 minimum"));
+        assert!(errors("")[0].contains("no [[port]]"));
+        assert!(errors("[[port]]\nname = 1")[0].starts_with("t.toml:2:"));
+    }
+
+    #[test]
+    fn overlap_logic() {
+        let a = |s: &str| s.parse::<InterfaceAddress>().unwrap();
+        assert!(a("198.18.1.1/24").overlaps(&a("198.18.1.6/30")));
+        assert!(!a("198.18.1.1/24").overlaps(&a("198.18.2.1/24")));
+        assert!(a("198.18.1.1/31").overlaps(&a("198.18.1.0/31")));
+        assert!(a("2001:2::1/48").overlaps(&a("2001:2:0:5::1/64")));
+        assert!(!a("2001:2:1::1/64").overlaps(&a("2001:2:2::1/64")));
+        assert!(!a("198.18.1.1/24").overlaps(&a("2001:2::1/48")));
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+}

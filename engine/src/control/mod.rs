@@ -1,0 +1,4 @@
+//! The control plane: configuration, the `ctl` socket, and the thread that owns
+//! the tables the workers read.
+
+pub mod config;
