@@ -2,3 +2,4 @@
 //! the tables the workers read.
 
 pub mod config;
+pub mod ctl;
