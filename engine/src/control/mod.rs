@@ -1,5 +1,6 @@
 //! The control plane: configuration, the `ctl` socket, and the thread that owns
 //! the tables the workers read.
 
+pub mod capture;
 pub mod config;
 pub mod ctl;
