@@ -17,8 +17,12 @@
 
 pub mod checksum;
 pub mod ip;
+pub mod pseudo;
+pub mod udp;
 
 pub use ip::IpProtocol;
+pub use pseudo::PseudoHeader;
+pub use udp::{UdpPacket, UdpRepr};
 
 use core::fmt;
 
