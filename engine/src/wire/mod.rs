@@ -18,10 +18,12 @@
 pub mod checksum;
 pub mod ip;
 pub mod pseudo;
+pub mod tcp;
 pub mod udp;
 
 pub use ip::IpProtocol;
 pub use pseudo::PseudoHeader;
+pub use tcp::{TcpFlags, TcpOption, TcpPacket, TcpRepr};
 pub use udp::{UdpPacket, UdpRepr};
 
 use core::fmt;
