@@ -17,12 +17,14 @@
 
 pub mod checksum;
 pub mod icmpv4;
+pub mod icmpv6;
 pub mod ip;
 pub mod pseudo;
 pub mod tcp;
 pub mod udp;
 
 pub use icmpv4::{Icmpv4Packet, Icmpv4Repr};
+pub use icmpv6::{Icmpv6Packet, Icmpv6Repr};
 pub use ip::IpProtocol;
 pub use pseudo::PseudoHeader;
 pub use tcp::{TcpFlags, TcpOption, TcpPacket, TcpRepr};
