@@ -854,13 +854,27 @@ mod tests {
         }
 
         #[test]
-        fn never_panics(mut bytes in proptest::collection::vec(any::<u8>(), 0..96), fix in any::<bool>()) {
+        fn never_panics(mut bytes in proptest::collection::vec(any::<u8>(), 0..96), fix in any::<bool>(), t in prop_oneof![Just(0u8), Just(3), Just(8), Just(11), any::<u8>()]) {
+            if let Some(b) = bytes.first_mut() {
+                *b = t;
+            }
+            if let Some(b) = bytes.get_mut(8) {
+                *b = 0x45; // an embedded IPv4 header start, so errors can parse
+            }
+            if let (true, Some(code)) = (fix, bytes.get_mut(1)) {
+                *code &= 0x03;
+            }
             if fix && bytes.len() >= HEADER_LEN {
                 Icmpv4Packet::new_unchecked(&mut bytes[..]).fill_checksum();
             }
             if let Ok(p) = Icmpv4Packet::new_checked(&bytes[..]) {
                 let _ = p.to_string();
-                let _ = Icmpv4Repr::parse(&p);
+                if let Ok(r) = Icmpv4Repr::parse(&p) {
+                    let mut out = vec![0u8; r.buffer_len()];
+                    r.emit(&mut Icmpv4Packet::new_unchecked(&mut out[..])).unwrap();
+                    let q = Icmpv4Packet::new_checked(&out[..]).unwrap();
+                    prop_assert_eq!(Icmpv4Repr::parse(&q).unwrap(), r);
+                }
             }
         }
     }

@@ -1341,6 +1341,11 @@ mod tests {
                 *b = t;
             }
             if fix && bytes.len() >= HEADER_LEN {
+                // Small codes and an embedded IPv6 header start reach deeper.
+                bytes[1] &= 0x03;
+                if let Some(b) = bytes.get_mut(8) {
+                    *b = 0x60;
+                }
                 Icmpv6Packet::new_unchecked(&mut bytes[..]).fill_checksum(H1, H2);
             }
             if let Ok(p) = Icmpv6Packet::new_checked(&bytes[..]) {
@@ -1348,6 +1353,10 @@ mod tests {
                 let _ = p.ndisc_option_iter().count();
                 if let Ok(r) = Icmpv6Repr::parse(&p, H1, H2) {
                     let _ = r.to_string();
+                    let mut out = vec![0u8; r.buffer_len()];
+                    r.emit(&mut Icmpv6Packet::new_unchecked(&mut out[..]), H1, H2).unwrap();
+                    let q = Icmpv6Packet::new_checked(&out[..]).unwrap();
+                    prop_assert_eq!(Icmpv6Repr::parse(&q, H1, H2).unwrap(), r);
                 }
             }
         }

@@ -650,11 +650,26 @@ impl<'a> TcpRepr<'a> {
         Ok(repr)
     }
 
-    /// Option bytes `emit` writes, before padding. The layout is Linux's:
-    /// MSS; SACK-permitted (or NOP NOP) + timestamps; NOP + window scale;
-    /// NOP NOP + SACK-permitted without timestamps; NOP NOP + SACK blocks.
+    /// Option bytes `emit` writes, before padding. The layout is Linux's,
+    /// with NOPs aligning each option: MSS; SACK-permitted (or NOP NOP) +
+    /// timestamps; NOP + window scale; NOP NOP + SACK-permitted without
+    /// timestamps; NOP NOP + SACK blocks. When that exceeds the 40-byte option
+    /// area, the options are packed without NOPs instead (so any repr parsed
+    /// from a real segment can be emitted again).
     pub fn options_len(&self) -> usize {
-        let sack_blocks = self.sack_ranges.iter().flatten().count();
+        let aligned = self.aligned_options_len();
+        if aligned <= MAX_OPTIONS_LEN {
+            aligned
+        } else {
+            self.packed_options_len()
+        }
+    }
+
+    fn sack_blocks(&self) -> usize {
+        self.sack_ranges.iter().flatten().count()
+    }
+
+    fn aligned_options_len(&self) -> usize {
         let mut n = 0;
         if self.max_seg_size.is_some() {
             n += 4;
@@ -667,15 +682,35 @@ impl<'a> TcpRepr<'a> {
         if self.window_scale.is_some() {
             n += 4;
         }
-        if sack_blocks > 0 {
-            n += 4 + 8 * sack_blocks;
+        if self.sack_blocks() > 0 {
+            n += 4 + 8 * self.sack_blocks();
+        }
+        n
+    }
+
+    fn packed_options_len(&self) -> usize {
+        let mut n = 0;
+        if self.max_seg_size.is_some() {
+            n += 4;
+        }
+        if self.window_scale.is_some() {
+            n += 3;
+        }
+        if self.sack_permitted {
+            n += 2;
+        }
+        if self.timestamp.is_some() {
+            n += 10;
+        }
+        if self.sack_blocks() > 0 {
+            n += 2 + 8 * self.sack_blocks();
         }
         n
     }
 
     /// Header length `emit` writes (options padded to 4 bytes).
     pub fn header_len(&self) -> usize {
-        HEADER_LEN + (self.options_len() + 3) / 4 * 4
+        HEADER_LEN + self.options_len().div_ceil(4) * 4
     }
 
     /// Bytes `emit` writes: header, options, payload.
@@ -732,6 +767,9 @@ impl<'a> TcpRepr<'a> {
 
     fn emit_options(&self, mut buf: &mut [u8]) -> Result<()> {
         use TcpOption::*;
+        if self.aligned_options_len() > MAX_OPTIONS_LEN {
+            return self.emit_packed_options(buf);
+        }
         if let Some(mss) = self.max_seg_size {
             buf = MaxSegmentSize(mss).emit(buf)?;
         }
@@ -751,6 +789,27 @@ impl<'a> TcpRepr<'a> {
         }
         if self.sack_ranges.iter().any(Option::is_some) {
             buf = NoOperation.emit(NoOperation.emit(buf)?)?;
+            buf = SackRange(self.sack_ranges).emit(buf)?;
+        }
+        buf.fill(field::OPT_END);
+        Ok(())
+    }
+
+    fn emit_packed_options(&self, mut buf: &mut [u8]) -> Result<()> {
+        use TcpOption::*;
+        if let Some(mss) = self.max_seg_size {
+            buf = MaxSegmentSize(mss).emit(buf)?;
+        }
+        if let Some(ws) = self.window_scale {
+            buf = WindowScale(ws).emit(buf)?;
+        }
+        if self.sack_permitted {
+            buf = SackPermitted.emit(buf)?;
+        }
+        if let Some((tsval, tsecr)) = self.timestamp {
+            buf = Timestamp { tsval, tsecr }.emit(buf)?;
+        }
+        if self.sack_blocks() > 0 {
             buf = SackRange(self.sack_ranges).emit(buf)?;
         }
         buf.fill(field::OPT_END);
@@ -1103,7 +1162,15 @@ mod tests {
         let p = TcpPacket::new_checked(&buf[..]).unwrap();
         assert_eq!(p.header_len(), 60);
         assert_eq!(TcpRepr::parse(&p, A6, B6).unwrap(), repr);
-        // A fourth block does not fit next to timestamps.
+        // MSS + TS + 3 SACK blocks is 40 bytes packed, 44 aligned: packed wins.
+        let packed = TcpRepr { max_seg_size: Some(1400), ..repr };
+        assert_eq!(packed.options_len(), 40);
+        let mut buf = vec![0u8; packed.buffer_len()];
+        packed.emit(&mut TcpPacket::new_unchecked(&mut buf[..]), A6, B6).unwrap();
+        assert_eq!(&buf[20..26], &[2, 4, 0x05, 0x78, 8, 10]);
+        let p = TcpPacket::new_checked(&buf[..]).unwrap();
+        assert_eq!(TcpRepr::parse(&p, A6, B6).unwrap(), packed);
+        // Four blocks and timestamps fit neither way.
         let too_big = TcpRepr { sack_ranges: [Some((1, 2)); 4], ..repr };
         let mut buf = vec![0u8; too_big.buffer_len()];
         assert_eq!(
@@ -1209,6 +1276,35 @@ mod tests {
 
     proptest! {
         #[test]
+        fn parsed_options_always_re_emit(opts in proptest::collection::vec(opt(), 0..10)) {
+            // Any option list that fits 40 bytes, in any order and with
+            // duplicates, parses to a repr that emits within 40 bytes.
+            let mut list: Vec<TcpOption> = opts.iter().map(Opt::as_option).collect();
+            while list.iter().map(TcpOption::buffer_len).sum::<usize>() > MAX_OPTIONS_LEN {
+                list.pop();
+            }
+            let total: usize = list.iter().map(TcpOption::buffer_len).sum();
+            let hl = HEADER_LEN + total.div_ceil(4) * 4;
+            let mut seg = vec![0u8; hl];
+            seg[0] = 1;
+            seg[3] = 1;
+            seg[12] = ((hl / 4) as u8) << 4;
+            let mut rest = &mut seg[HEADER_LEN..];
+            for o in &list {
+                rest = o.emit(rest).unwrap();
+            }
+            let mut p = TcpPacket::new_checked(&mut seg[..]).unwrap();
+            p.fill_checksum(A4, B4);
+            let p = TcpPacket::new_checked(&seg[..]).unwrap();
+            let r = TcpRepr::parse(&p, A4, B4).unwrap();
+            prop_assert!(r.header_len() <= MAX_HEADER_LEN);
+            let mut out = vec![0u8; r.buffer_len()];
+            r.emit(&mut TcpPacket::new_unchecked(&mut out[..]), A4, B4).unwrap();
+            let q = TcpPacket::new_checked(&out[..]).unwrap();
+            prop_assert_eq!(TcpRepr::parse(&q, A4, B4).unwrap(), r);
+        }
+
+        #[test]
         fn random_option_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..48)) {
             let mut n = 0;
             for o in TcpOptions::new(&bytes) {
@@ -1237,7 +1333,12 @@ mod tests {
         #[test]
         fn repr_emit_parse_identity((mut repr, payload) in repr_parts(), v6 in any::<bool>()) {
             repr.payload = &payload;
-            prop_assume!(repr.header_len() <= MAX_HEADER_LEN);
+            // Drop SACK blocks that cannot fit next to the other options.
+            for slot in (0..4).rev() {
+                if repr.header_len() > MAX_HEADER_LEN {
+                    repr.sack_ranges[slot] = None;
+                }
+            }
             let mut buf = vec![0u8; repr.buffer_len()];
             if v6 {
                 repr.emit(&mut TcpPacket::new_unchecked(&mut buf[..]), A6, B6).unwrap();
@@ -1264,6 +1365,11 @@ mod tests {
             if let Ok(p) = TcpPacket::new_checked(&bytes[..]) {
                 if let Ok(r) = TcpRepr::parse(&p, A4, B4) {
                     let _ = r.to_string();
+                    // Whatever parses re-emits and parses the same.
+                    let mut out = vec![0u8; r.buffer_len()];
+                    r.emit(&mut TcpPacket::new_unchecked(&mut out[..]), A4, B4).unwrap();
+                    let q = TcpPacket::new_checked(&out[..]).unwrap();
+                    prop_assert_eq!(TcpRepr::parse(&q, A4, B4).unwrap(), r);
                 }
             }
         }
