@@ -153,7 +153,10 @@ impl Icmpv4DstUnreachable {
 
     /// The code for `v`; `Unrecognized` above 15.
     pub fn from_code(v: u8) -> Result<Self> {
-        Self::ALL.get(usize::from(v)).copied().ok_or(Error::Unrecognized)
+        Self::ALL
+            .get(usize::from(v))
+            .copied()
+            .ok_or(Error::Unrecognized)
     }
 
     pub const fn as_str(self) -> &'static str {
@@ -321,7 +324,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv4Packet<T> {
 impl<T: AsRef<[u8]>> fmt::Display for Icmpv4Packet<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.check_len().is_err() {
-            return write!(f, "ICMPv4 (truncated, {} bytes)", self.buffer.as_ref().len());
+            return write!(
+                f,
+                "ICMPv4 (truncated, {} bytes)",
+                self.buffer.as_ref().len()
+            );
         }
         match Icmpv4Repr::parse(self) {
             Ok(repr) => write!(f, "{repr}"),
@@ -413,7 +420,11 @@ impl<'a> Icmpv4Repr<'a> {
                     Icmpv4DstUnreachable::FragRequired => packet.next_hop_mtu(),
                     _ => 0,
                 };
-                Ok(Icmpv4Repr::DstUnreachable { reason, next_hop_mtu, data })
+                Ok(Icmpv4Repr::DstUnreachable {
+                    reason,
+                    next_hop_mtu,
+                    data,
+                })
             }
             (Icmpv4Message::TimeExceeded, _) => {
                 let reason = Icmpv4TimeExceeded::from_code(code)?;
@@ -426,7 +437,10 @@ impl<'a> Icmpv4Repr<'a> {
 
     /// True for error messages (which must not be answered with errors).
     pub const fn is_error(&self) -> bool {
-        matches!(self, Self::DstUnreachable { .. } | Self::TimeExceeded { .. })
+        matches!(
+            self,
+            Self::DstUnreachable { .. } | Self::TimeExceeded { .. }
+        )
     }
 
     /// The data `emit` writes: echo data whole, an embedded datagram cut to
@@ -452,7 +466,11 @@ impl<'a> Icmpv4Repr<'a> {
         let have = packet.buffer.as_ref().len();
         let need = self.buffer_len();
         if have != need {
-            return Err(if have < need { Error::Truncated } else { Error::BadLength });
+            return Err(if have < need {
+                Error::Truncated
+            } else {
+                Error::BadLength
+            });
         }
         packet.clear_rest_of_header();
         match *self {
@@ -466,7 +484,11 @@ impl<'a> Icmpv4Repr<'a> {
                 packet.set_echo_ident(ident);
                 packet.set_echo_seq_no(seq_no);
             }
-            Self::DstUnreachable { reason, next_hop_mtu, .. } => {
+            Self::DstUnreachable {
+                reason,
+                next_hop_mtu,
+                ..
+            } => {
                 packet.set_msg_type(Icmpv4Message::DstUnreachable);
                 packet.set_msg_code(reason as u8);
                 if reason == Icmpv4DstUnreachable::FragRequired {
@@ -487,13 +509,33 @@ impl<'a> Icmpv4Repr<'a> {
 impl fmt::Display for Icmpv4Repr<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::EchoRequest { ident, seq_no, data } => {
-                write!(f, "ICMPv4 echo request id={ident} seq={seq_no} len={}", data.len())
+            Self::EchoRequest {
+                ident,
+                seq_no,
+                data,
+            } => {
+                write!(
+                    f,
+                    "ICMPv4 echo request id={ident} seq={seq_no} len={}",
+                    data.len()
+                )
             }
-            Self::EchoReply { ident, seq_no, data } => {
-                write!(f, "ICMPv4 echo reply id={ident} seq={seq_no} len={}", data.len())
+            Self::EchoReply {
+                ident,
+                seq_no,
+                data,
+            } => {
+                write!(
+                    f,
+                    "ICMPv4 echo reply id={ident} seq={seq_no} len={}",
+                    data.len()
+                )
             }
-            Self::DstUnreachable { reason, next_hop_mtu, data } => {
+            Self::DstUnreachable {
+                reason,
+                next_hop_mtu,
+                data,
+            } => {
                 write!(f, "ICMPv4 unreachable ({})", reason.as_str())?;
                 if *reason == Icmpv4DstUnreachable::FragRequired {
                     write!(f, " mtu={next_hop_mtu}")?;
@@ -521,6 +563,7 @@ mod tests {
     // a closed port drew; from a router namespace, `ping -M do -s 1300`
     // across a 1280-MTU link (fragmentation needed, cut to 576 bytes by
     // Linux) and `ping -t 1` (time exceeded).
+    #[rustfmt::skip]
     const ICMP4_ECHO_REQUEST: [u8; 84] = [
         0x45, 0x00, 0x00, 0x54, 0x0e, 0x6e, 0x40, 0x00, 0x40, 0x01, 0xa0, 0x13, 0xc6, 0x12, 0x00, 0x01,
         0xc6, 0x12, 0x00, 0x02, 0x08, 0x00, 0x3e, 0xea, 0x29, 0xc5, 0x00, 0x01, 0x7e, 0x27, 0x05, 0x6b,
@@ -530,6 +573,7 @@ mod tests {
         0x34, 0x35, 0x36, 0x37,
     ];
 
+    #[rustfmt::skip]
     const ICMP4_ECHO_REPLY: [u8; 84] = [
         0x45, 0x00, 0x00, 0x54, 0x70, 0xb7, 0x00, 0x00, 0x40, 0x01, 0x7d, 0xca, 0xc6, 0x12, 0x00, 0x02,
         0xc6, 0x12, 0x00, 0x01, 0x00, 0x00, 0x46, 0xea, 0x29, 0xc5, 0x00, 0x01, 0x7e, 0x27, 0x05, 0x6b,
@@ -539,6 +583,7 @@ mod tests {
         0x34, 0x35, 0x36, 0x37,
     ];
 
+    #[rustfmt::skip]
     const ICMP4_PORT_UNREACH: [u8; 72] = [
         0x45, 0xc0, 0x00, 0x48, 0x70, 0xc6, 0x00, 0x00, 0x40, 0x01, 0x7d, 0x07, 0xc6, 0x12, 0x00, 0x02,
         0xc6, 0x12, 0x00, 0x01, 0x03, 0x03, 0x89, 0x4e, 0x00, 0x00, 0x00, 0x00, 0x45, 0x00, 0x00, 0x2c,
@@ -547,6 +592,7 @@ mod tests {
         0x74, 0x65, 0x6e, 0x67, 0x69, 0x6e, 0x65, 0x0a,
     ];
 
+    #[rustfmt::skip]
     const ICMP4_FRAG_NEEDED: [u8; 576] = [
         0x45, 0xc0, 0x02, 0x40, 0xf8, 0xef, 0x00, 0x00, 0x40, 0x01, 0xef, 0xe9, 0xc6, 0x12, 0x01, 0xfe,
         0xc6, 0x12, 0x01, 0x01, 0x03, 0x04, 0x87, 0x0f, 0x00, 0x00, 0x05, 0x00, 0x45, 0x00, 0x05, 0x30,
@@ -586,6 +632,7 @@ mod tests {
         0xf8, 0xf9, 0xfa, 0xfb, 0xfc, 0xfd, 0xfe, 0xff, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,
     ];
 
+    #[rustfmt::skip]
     const ICMP4_TIME_EXCEEDED: [u8; 112] = [
         0x45, 0xc0, 0x00, 0x70, 0xf8, 0xf1, 0x00, 0x00, 0x40, 0x01, 0xf1, 0xb7, 0xc6, 0x12, 0x01, 0xfe,
         0xc6, 0x12, 0x01, 0x01, 0x0b, 0x00, 0xf4, 0xff, 0x00, 0x00, 0x00, 0x00, 0x45, 0x00, 0x00, 0x54,
@@ -621,14 +668,23 @@ mod tests {
             let p = Icmpv4Packet::new_checked(&bytes[20..]).unwrap();
             let r = Icmpv4Repr::parse(&p).unwrap();
             let want = if req {
-                Icmpv4Repr::EchoRequest { ident: 10693, seq_no: 1, data: echo_data() }
+                Icmpv4Repr::EchoRequest {
+                    ident: 10693,
+                    seq_no: 1,
+                    data: echo_data(),
+                }
             } else {
-                Icmpv4Repr::EchoReply { ident: 10693, seq_no: 1, data: echo_data() }
+                Icmpv4Repr::EchoReply {
+                    ident: 10693,
+                    seq_no: 1,
+                    data: echo_data(),
+                }
             };
             assert_eq!(r, want);
             assert!(!r.is_error());
             let mut buf = vec![0xffu8; r.buffer_len()];
-            r.emit(&mut Icmpv4Packet::new_unchecked(&mut buf[..])).unwrap();
+            r.emit(&mut Icmpv4Packet::new_unchecked(&mut buf[..]))
+                .unwrap();
             assert_eq!(&buf[..], &bytes[20..]);
         }
     }
@@ -652,7 +708,12 @@ mod tests {
         assert_eq!(p.msg_type(), Icmpv4Message::DstUnreachable);
         assert_eq!(p.msg_code(), 3);
         let r = Icmpv4Repr::parse(&p).unwrap();
-        let Icmpv4Repr::DstUnreachable { reason, next_hop_mtu, data } = r else {
+        let Icmpv4Repr::DstUnreachable {
+            reason,
+            next_hop_mtu,
+            data,
+        } = r
+        else {
             panic!("{r:?}")
         };
         assert_eq!(reason, Icmpv4DstUnreachable::PortUnreachable);
@@ -662,9 +723,13 @@ mod tests {
         assert_eq!(data[9], 17);
         assert_eq!(&data[20..24], &[0x8a, 0x5f, 0x27, 0x0f]);
         assert!(r.is_error());
-        assert_eq!(r.to_string(), "ICMPv4 unreachable (port unreachable) len=44");
+        assert_eq!(
+            r.to_string(),
+            "ICMPv4 unreachable (port unreachable) len=44"
+        );
         let mut buf = vec![0u8; r.buffer_len()];
-        r.emit(&mut Icmpv4Packet::new_unchecked(&mut buf[..])).unwrap();
+        r.emit(&mut Icmpv4Packet::new_unchecked(&mut buf[..]))
+            .unwrap();
         assert_eq!(&buf[..], &ICMP4_PORT_UNREACH[20..]);
     }
 
@@ -675,22 +740,38 @@ mod tests {
         let p = Icmpv4Packet::new_checked(icmp).unwrap();
         assert_eq!(p.next_hop_mtu(), 1280);
         let r = Icmpv4Repr::parse(&p).unwrap();
-        let Icmpv4Repr::DstUnreachable { reason, next_hop_mtu, data } = r else {
+        let Icmpv4Repr::DstUnreachable {
+            reason,
+            next_hop_mtu,
+            data,
+        } = r
+        else {
             panic!("{r:?}")
         };
-        assert_eq!((reason, next_hop_mtu), (Icmpv4DstUnreachable::FragRequired, 1280));
+        assert_eq!(
+            (reason, next_hop_mtu),
+            (Icmpv4DstUnreachable::FragRequired, 1280)
+        );
         assert_eq!(data.len(), MAX_ERROR_DATA_LEN);
         // The embedded header still claims the original 1328 bytes.
         assert_eq!(be16(data, 2), 1328);
-        assert_eq!(r.to_string(), "ICMPv4 unreachable (fragmentation needed) mtu=1280 len=548");
+        assert_eq!(
+            r.to_string(),
+            "ICMPv4 unreachable (fragmentation needed) mtu=1280 len=548"
+        );
 
         // Given the whole original datagram, emit cuts it as Linux did.
         let mut original = data.to_vec();
         original.resize(1328, 0x5a);
-        let full = Icmpv4Repr::DstUnreachable { reason, next_hop_mtu, data: &original };
+        let full = Icmpv4Repr::DstUnreachable {
+            reason,
+            next_hop_mtu,
+            data: &original,
+        };
         assert_eq!(full.buffer_len() + 20, MAX_ERROR_DATAGRAM_LEN);
         let mut buf = vec![0u8; full.buffer_len()];
-        full.emit(&mut Icmpv4Packet::new_unchecked(&mut buf[..])).unwrap();
+        full.emit(&mut Icmpv4Packet::new_unchecked(&mut buf[..]))
+            .unwrap();
         assert_eq!(&buf[..], icmp);
         assert_eq!(error_data_limit(24), 544);
         assert_eq!(error_data_limit(600), 0);
@@ -700,12 +781,15 @@ mod tests {
     fn time_exceeded() {
         let p = Icmpv4Packet::new_checked(&ICMP4_TIME_EXCEEDED[20..]).unwrap();
         let r = Icmpv4Repr::parse(&p).unwrap();
-        let Icmpv4Repr::TimeExceeded { reason, data } = r else { panic!("{r:?}") };
+        let Icmpv4Repr::TimeExceeded { reason, data } = r else {
+            panic!("{r:?}")
+        };
         assert_eq!(reason, Icmpv4TimeExceeded::TtlExpired);
         assert_eq!(data.len(), 84);
         assert_eq!(data[8], 1, "embedded TTL was 1");
         let mut buf = vec![0u8; r.buffer_len()];
-        r.emit(&mut Icmpv4Packet::new_unchecked(&mut buf[..])).unwrap();
+        r.emit(&mut Icmpv4Packet::new_unchecked(&mut buf[..]))
+            .unwrap();
         assert_eq!(&buf[..], &ICMP4_TIME_EXCEEDED[20..]);
     }
 
@@ -715,15 +799,27 @@ mod tests {
         for (i, reason) in Icmpv4DstUnreachable::ALL.into_iter().enumerate() {
             assert_eq!(reason as u8 as usize, i);
             assert_eq!(Icmpv4DstUnreachable::from_code(i as u8), Ok(reason));
-            let mtu = if reason == Icmpv4DstUnreachable::FragRequired { 1400 } else { 0 };
-            let r = Icmpv4Repr::DstUnreachable { reason, next_hop_mtu: mtu, data: embedded };
+            let mtu = if reason == Icmpv4DstUnreachable::FragRequired {
+                1400
+            } else {
+                0
+            };
+            let r = Icmpv4Repr::DstUnreachable {
+                reason,
+                next_hop_mtu: mtu,
+                data: embedded,
+            };
             let mut buf = vec![0u8; r.buffer_len()];
-            r.emit(&mut Icmpv4Packet::new_unchecked(&mut buf[..])).unwrap();
+            r.emit(&mut Icmpv4Packet::new_unchecked(&mut buf[..]))
+                .unwrap();
             let p = Icmpv4Packet::new_checked(&buf[..]).unwrap();
             assert_eq!(p.msg_code(), i as u8);
             assert_eq!(Icmpv4Repr::parse(&p).unwrap(), r);
         }
-        assert_eq!(Icmpv4DstUnreachable::from_code(16), Err(Error::Unrecognized));
+        assert_eq!(
+            Icmpv4DstUnreachable::from_code(16),
+            Err(Error::Unrecognized)
+        );
     }
 
     fn with_header(t: u8, code: u8, data: &[u8]) -> Vec<u8> {
@@ -736,10 +832,23 @@ mod tests {
     #[test]
     fn unrecognized_types_and_codes() {
         let embedded = &ICMP4_PORT_UNREACH[28..];
-        for (t, code) in [(3u8, 16u8), (11, 2), (8, 1), (0, 9), (5, 0), (12, 0), (13, 0), (42, 0)] {
+        for (t, code) in [
+            (3u8, 16u8),
+            (11, 2),
+            (8, 1),
+            (0, 9),
+            (5, 0),
+            (12, 0),
+            (13, 0),
+            (42, 0),
+        ] {
             let v = with_header(t, code, embedded);
             let p = Icmpv4Packet::new_checked(&v[..]).unwrap();
-            assert_eq!(Icmpv4Repr::parse(&p), Err(Error::Unrecognized), "type {t} code {code}");
+            assert_eq!(
+                Icmpv4Repr::parse(&p),
+                Err(Error::Unrecognized),
+                "type {t} code {code}"
+            );
             assert_eq!(p.msg_type(), Icmpv4Message::from(t));
             assert!(p.to_string().contains("unrecognized"));
         }
@@ -763,10 +872,16 @@ mod tests {
         let mut bad = embedded.to_vec();
         bad[0] = 0x65;
         let v = with_header(11, 0, &bad);
-        assert_eq!(Icmpv4Repr::parse(&Icmpv4Packet::new_checked(&v[..]).unwrap()), Err(Error::Malformed));
+        assert_eq!(
+            Icmpv4Repr::parse(&Icmpv4Packet::new_checked(&v[..]).unwrap()),
+            Err(Error::Malformed)
+        );
         bad[0] = 0x44;
         let v = with_header(11, 0, &bad);
-        assert_eq!(Icmpv4Repr::parse(&Icmpv4Packet::new_checked(&v[..]).unwrap()), Err(Error::Malformed));
+        assert_eq!(
+            Icmpv4Repr::parse(&Icmpv4Packet::new_checked(&v[..]).unwrap()),
+            Err(Error::Malformed)
+        );
         // A tiny original datagram (header + 4 bytes) is carried whole.
         let mut tiny = embedded[..24].to_vec();
         tiny[2..4].copy_from_slice(&24u16.to_be_bytes());
@@ -778,7 +893,10 @@ mod tests {
     fn truncated_and_bad_checksum() {
         let m = &ICMP4_ECHO_REQUEST[20..];
         for n in 0..HEADER_LEN {
-            assert_eq!(Icmpv4Packet::new_checked(&m[..n]).unwrap_err(), Error::Truncated);
+            assert_eq!(
+                Icmpv4Packet::new_checked(&m[..n]).unwrap_err(),
+                Error::Truncated
+            );
         }
         for n in HEADER_LEN..m.len() {
             let p = Icmpv4Packet::new_checked(&m[..n]).unwrap();
@@ -794,11 +912,21 @@ mod tests {
 
     #[test]
     fn emit_needs_exact_buffer() {
-        let r = Icmpv4Repr::EchoRequest { ident: 1, seq_no: 2, data: b"xyz" };
+        let r = Icmpv4Repr::EchoRequest {
+            ident: 1,
+            seq_no: 2,
+            data: b"xyz",
+        };
         let mut small = [0u8; 10];
-        assert_eq!(r.emit(&mut Icmpv4Packet::new_unchecked(&mut small[..])), Err(Error::Truncated));
+        assert_eq!(
+            r.emit(&mut Icmpv4Packet::new_unchecked(&mut small[..])),
+            Err(Error::Truncated)
+        );
         let mut big = [0u8; 12];
-        assert_eq!(r.emit(&mut Icmpv4Packet::new_unchecked(&mut big[..])), Err(Error::BadLength));
+        assert_eq!(
+            r.emit(&mut Icmpv4Packet::new_unchecked(&mut big[..])),
+            Err(Error::BadLength)
+        );
     }
 
     #[test]
@@ -811,7 +939,13 @@ mod tests {
     }
 
     fn repr_strategy() -> impl Strategy<Value = (u8, u16, u16, u8, Vec<u8>)> {
-        (0u8..4, any::<u16>(), any::<u16>(), 0u8..16, proptest::collection::vec(any::<u8>(), 0..600))
+        (
+            0u8..4,
+            any::<u16>(),
+            any::<u16>(),
+            0u8..16,
+            proptest::collection::vec(any::<u8>(), 0..600),
+        )
     }
 
     proptest! {

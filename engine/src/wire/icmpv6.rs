@@ -120,7 +120,10 @@ impl Icmpv6Message {
 
     /// Messages whose fixed part is 24 bytes (target address after the header).
     fn has_target(self) -> bool {
-        matches!(self, Self::NeighborSolicit | Self::NeighborAdvert | Self::Redirect)
+        matches!(
+            self,
+            Self::NeighborSolicit | Self::NeighborAdvert | Self::Redirect
+        )
     }
 }
 
@@ -173,7 +176,10 @@ impl Icmpv6DstUnreachable {
 
     /// The code for `v`; `Unrecognized` above 6.
     pub fn from_code(v: u8) -> Result<Self> {
-        Self::ALL.get(usize::from(v)).copied().ok_or(Error::Unrecognized)
+        Self::ALL
+            .get(usize::from(v))
+            .copied()
+            .ok_or(Error::Unrecognized)
     }
 
     pub const fn as_str(self) -> &'static str {
@@ -226,7 +232,10 @@ impl Icmpv6ParamProblem {
     ];
 
     pub fn from_code(v: u8) -> Result<Self> {
-        Self::ALL.get(usize::from(v)).copied().ok_or(Error::Unrecognized)
+        Self::ALL
+            .get(usize::from(v))
+            .copied()
+            .ok_or(Error::Unrecognized)
     }
 }
 
@@ -437,7 +446,10 @@ impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
     /// or the message is shorter).
     #[inline]
     pub fn ndisc_options(&self) -> &[u8] {
-        self.buffer.as_ref().get(field::NDISC_OPTIONS).unwrap_or(&[])
+        self.buffer
+            .as_ref()
+            .get(field::NDISC_OPTIONS)
+            .unwrap_or(&[])
     }
     #[inline]
     pub fn ndisc_option_iter(&self) -> NdiscOptions<'_> {
@@ -542,7 +554,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv6Packet<T> {
 impl<T: AsRef<[u8]>> fmt::Display for Icmpv6Packet<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.check_len().is_err() {
-            return write!(f, "ICMPv6 (truncated, {} bytes)", self.buffer.as_ref().len());
+            return write!(
+                f,
+                "ICMPv6 (truncated, {} bytes)",
+                self.buffer.as_ref().len()
+            );
         }
         write!(
             f,
@@ -657,7 +673,10 @@ impl<'a> Icmpv6Repr<'a> {
             }
             (Icmpv6Message::PktTooBig, 0) => {
                 check_embedded(data)?;
-                Icmpv6Repr::PktTooBig { mtu: packet.pkt_too_big_mtu(), data }
+                Icmpv6Repr::PktTooBig {
+                    mtu: packet.pkt_too_big_mtu(),
+                    data,
+                }
             }
             (Icmpv6Message::TimeExceeded, _) => {
                 let reason = Icmpv6TimeExceeded::from_code(code)?;
@@ -667,7 +686,11 @@ impl<'a> Icmpv6Repr<'a> {
             (Icmpv6Message::ParamProblem, _) => {
                 let reason = Icmpv6ParamProblem::from_code(code)?;
                 check_embedded(data)?;
-                Icmpv6Repr::ParamProblem { reason, pointer: packet.param_problem_ptr(), data }
+                Icmpv6Repr::ParamProblem {
+                    reason,
+                    pointer: packet.param_problem_ptr(),
+                    data,
+                }
             }
             (Icmpv6Message::NeighborSolicit | Icmpv6Message::NeighborAdvert, c) => {
                 if c != 0 {
@@ -693,7 +716,9 @@ impl<'a> Icmpv6Repr<'a> {
         let mut lladdr = None;
         for opt in packet.ndisc_option_iter() {
             match opt? {
-                NdiscOption::SourceLinkLayerAddr(d) if solicit => lladdr = Some(ethernet_lladdr(d)?),
+                NdiscOption::SourceLinkLayerAddr(d) if solicit => {
+                    lladdr = Some(ethernet_lladdr(d)?)
+                }
                 NdiscOption::TargetLinkLayerAddr(d) if !solicit => {
                     lladdr = Some(ethernet_lladdr(d)?)
                 }
@@ -704,13 +729,20 @@ impl<'a> Icmpv6Repr<'a> {
             if src.is_unspecified() && lladdr.is_some() {
                 return Err(Error::Malformed);
             }
-            Ok(Icmpv6Repr::NeighborSolicit { target_addr, lladdr })
+            Ok(Icmpv6Repr::NeighborSolicit {
+                target_addr,
+                lladdr,
+            })
         } else {
             let flags = packet.neighbor_flags();
             if dst.is_multicast() && flags.solicited() {
                 return Err(Error::Malformed);
             }
-            Ok(Icmpv6Repr::NeighborAdvert { flags, target_addr, lladdr })
+            Ok(Icmpv6Repr::NeighborAdvert {
+                flags,
+                target_addr,
+                lladdr,
+            })
         }
     }
 
@@ -761,7 +793,11 @@ impl<'a> Icmpv6Repr<'a> {
         let have = packet.buffer.as_ref().len();
         let need = self.buffer_len();
         if have != need {
-            return Err(if have < need { Error::Truncated } else { Error::BadLength });
+            return Err(if have < need {
+                Error::Truncated
+            } else {
+                Error::BadLength
+            });
         }
         packet.clear_reserved();
         let (t, code) = match *self {
@@ -781,18 +817,27 @@ impl<'a> Icmpv6Repr<'a> {
                 (Icmpv6Message::PktTooBig, 0)
             }
             Self::TimeExceeded { reason, .. } => (Icmpv6Message::TimeExceeded, reason as u8),
-            Self::ParamProblem { reason, pointer, .. } => {
+            Self::ParamProblem {
+                reason, pointer, ..
+            } => {
                 packet.set_param_problem_ptr(pointer);
                 (Icmpv6Message::ParamProblem, reason as u8)
             }
-            Self::NeighborSolicit { target_addr, lladdr } => {
+            Self::NeighborSolicit {
+                target_addr,
+                lladdr,
+            } => {
                 packet.set_target_addr(target_addr);
                 if let Some(mac) = lladdr {
                     Self::emit_lladdr(packet.ndisc_options_mut(), NDISC_OPT_SOURCE_LLADDR, mac);
                 }
                 (Icmpv6Message::NeighborSolicit, 0)
             }
-            Self::NeighborAdvert { flags, target_addr, lladdr } => {
+            Self::NeighborAdvert {
+                flags,
+                target_addr,
+                lladdr,
+            } => {
                 packet.set_neighbor_flags(flags);
                 packet.set_target_addr(target_addr);
                 if let Some(mac) = lladdr {
@@ -803,7 +848,10 @@ impl<'a> Icmpv6Repr<'a> {
         };
         packet.set_msg_type(t);
         packet.set_msg_code(code);
-        if !matches!(self, Self::NeighborSolicit { .. } | Self::NeighborAdvert { .. }) {
+        if !matches!(
+            self,
+            Self::NeighborSolicit { .. } | Self::NeighborAdvert { .. }
+        ) {
             packet.data_mut().copy_from_slice(self.emitted_data());
         }
         packet.fill_checksum(src, dst);
@@ -823,21 +871,46 @@ struct Mac([u8; 6]);
 impl fmt::Display for Mac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let m = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
     }
 }
 
 impl fmt::Display for Icmpv6Repr<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::EchoRequest { ident, seq_no, data } => {
-                write!(f, "ICMPv6 echo request id={ident} seq={seq_no} len={}", data.len())
+            Self::EchoRequest {
+                ident,
+                seq_no,
+                data,
+            } => {
+                write!(
+                    f,
+                    "ICMPv6 echo request id={ident} seq={seq_no} len={}",
+                    data.len()
+                )
             }
-            Self::EchoReply { ident, seq_no, data } => {
-                write!(f, "ICMPv6 echo reply id={ident} seq={seq_no} len={}", data.len())
+            Self::EchoReply {
+                ident,
+                seq_no,
+                data,
+            } => {
+                write!(
+                    f,
+                    "ICMPv6 echo reply id={ident} seq={seq_no} len={}",
+                    data.len()
+                )
             }
             Self::DstUnreachable { reason, data } => {
-                write!(f, "ICMPv6 unreachable ({}) len={}", reason.as_str(), data.len())
+                write!(
+                    f,
+                    "ICMPv6 unreachable ({}) len={}",
+                    reason.as_str(),
+                    data.len()
+                )
             }
             Self::PktTooBig { mtu, data } => {
                 write!(f, "ICMPv6 packet too big mtu={mtu} len={}", data.len())
@@ -849,18 +922,37 @@ impl fmt::Display for Icmpv6Repr<'_> {
                 };
                 write!(f, "ICMPv6 time exceeded ({what}) len={}", data.len())
             }
-            Self::ParamProblem { reason, pointer, data } => {
-                write!(f, "ICMPv6 parameter problem code={} ptr={pointer} len={}", *reason as u8, data.len())
+            Self::ParamProblem {
+                reason,
+                pointer,
+                data,
+            } => {
+                write!(
+                    f,
+                    "ICMPv6 parameter problem code={} ptr={pointer} len={}",
+                    *reason as u8,
+                    data.len()
+                )
             }
-            Self::NeighborSolicit { target_addr, lladdr } => {
+            Self::NeighborSolicit {
+                target_addr,
+                lladdr,
+            } => {
                 write!(f, "ICMPv6 neighbor solicitation target={target_addr}")?;
                 if let Some(m) = lladdr {
                     write!(f, " sll={}", Mac(*m))?;
                 }
                 Ok(())
             }
-            Self::NeighborAdvert { flags, target_addr, lladdr } => {
-                write!(f, "ICMPv6 neighbor advertisement target={target_addr} flags={flags}")?;
+            Self::NeighborAdvert {
+                flags,
+                target_addr,
+                lladdr,
+            } => {
+                write!(
+                    f,
+                    "ICMPv6 neighbor advertisement target={target_addr} flags={flags}"
+                )?;
                 if let Some(m) = lladdr {
                     write!(f, " tll={}", Mac(*m))?;
                 }
@@ -881,6 +973,7 @@ mod tests {
     // send to a closed port drew; from a router namespace, an NA with the R
     // flag, `ping -6 -M do -s 1300` over a 1280-MTU link (packet too big, cut
     // to 1280 bytes by Linux) and `ping -6 -t 1` (time exceeded).
+    #[rustfmt::skip]
     const NS_DAD: [u8; 72] = [
         0x60, 0x00, 0x00, 0x00, 0x00, 0x20, 0x3a, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
@@ -889,6 +982,7 @@ mod tests {
         0x0e, 0x01, 0xc1, 0x7f, 0x0b, 0x81, 0x8f, 0x55,
     ];
 
+    #[rustfmt::skip]
     const NS: [u8; 72] = [
         0x60, 0x00, 0x00, 0x00, 0x00, 0x20, 0x3a, 0xff, 0x20, 0x01, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00,
         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0xff, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
@@ -897,6 +991,7 @@ mod tests {
         0x01, 0x01, 0xfe, 0xb5, 0xa5, 0xa3, 0xfc, 0xeb,
     ];
 
+    #[rustfmt::skip]
     const NA: [u8; 72] = [
         0x60, 0x00, 0x00, 0x00, 0x00, 0x20, 0x3a, 0xff, 0x20, 0x01, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00,
         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x20, 0x01, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00,
@@ -905,6 +1000,7 @@ mod tests {
         0x02, 0x01, 0x8a, 0xde, 0xe2, 0xc5, 0xdd, 0xea,
     ];
 
+    #[rustfmt::skip]
     const ECHO_REQUEST: [u8; 104] = [
         0x60, 0x0f, 0x82, 0x01, 0x00, 0x40, 0x3a, 0x40, 0x20, 0x01, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00,
         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x20, 0x01, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00,
@@ -915,6 +1011,7 @@ mod tests {
         0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37,
     ];
 
+    #[rustfmt::skip]
     const ECHO_REPLY: [u8; 104] = [
         0x60, 0x0c, 0x21, 0x05, 0x00, 0x40, 0x3a, 0x40, 0x20, 0x01, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00,
         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x20, 0x01, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00,
@@ -925,6 +1022,7 @@ mod tests {
         0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37,
     ];
 
+    #[rustfmt::skip]
     const PORT_UNREACH: [u8; 105] = [
         0x60, 0x06, 0xe7, 0x6d, 0x00, 0x41, 0x3a, 0x40, 0x20, 0x01, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00,
         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x20, 0x01, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00,
@@ -935,6 +1033,7 @@ mod tests {
         0x68, 0x65, 0x6c, 0x6c, 0x6f, 0x20, 0x76, 0x36, 0x0a,
     ];
 
+    #[rustfmt::skip]
     const NA_ROUTER: [u8; 72] = [
         0x60, 0x00, 0x00, 0x00, 0x00, 0x20, 0x3a, 0xff, 0x20, 0x01, 0x00, 0x02, 0x00, 0x01, 0x00, 0x00,
         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xfe, 0x20, 0x01, 0x00, 0x02, 0x00, 0x01, 0x00, 0x00,
@@ -943,6 +1042,7 @@ mod tests {
         0x02, 0x01, 0x9a, 0xd8, 0xbe, 0x22, 0xeb, 0x2f,
     ];
 
+    #[rustfmt::skip]
     const TIME_EXCEEDED: [u8; 152] = [
         0x60, 0x07, 0x52, 0x32, 0x00, 0x70, 0x3a, 0x40, 0x20, 0x01, 0x00, 0x02, 0x00, 0x01, 0x00, 0x00,
         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xfe, 0x20, 0x01, 0x00, 0x02, 0x00, 0x01, 0x00, 0x00,
@@ -956,6 +1056,7 @@ mod tests {
         0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37,
     ];
 
+    #[rustfmt::skip]
     const PKT_TOO_BIG: [u8; 1280] = [
         0x60, 0x02, 0xb6, 0xa3, 0x04, 0xd8, 0x3a, 0x40, 0x20, 0x01, 0x00, 0x02, 0x00, 0x01, 0x00, 0x00,
         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xfe, 0x20, 0x01, 0x00, 0x02, 0x00, 0x01, 0x00, 0x00,
@@ -1055,7 +1156,8 @@ mod tests {
         assert!(view.verify_checksum(s, d));
         let r = Icmpv6Repr::parse(view, s, d).unwrap();
         let mut buf = vec![0xa5u8; r.buffer_len()];
-        r.emit(&mut Icmpv6Packet::new_unchecked(&mut buf[..]), s, d).unwrap();
+        r.emit(&mut Icmpv6Packet::new_unchecked(&mut buf[..]), s, d)
+            .unwrap();
         assert_eq!(&buf[..], &p[40..], "{r}");
         r
     }
@@ -1083,19 +1185,34 @@ mod tests {
     #[test]
     fn ns_and_na_parse_emit() {
         let r = parse_emit(&NS);
-        assert_eq!(r, Icmpv6Repr::NeighborSolicit { target_addr: H2, lladdr: Some(MAC_A) });
+        assert_eq!(
+            r,
+            Icmpv6Repr::NeighborSolicit {
+                target_addr: H2,
+                lladdr: Some(MAC_A)
+            }
+        );
         assert_eq!(
             r.to_string(),
             "ICMPv6 neighbor solicitation target=2001:2::2 sll=fe:b5:a5:a3:fc:eb"
         );
         let r = parse_emit(&NA);
         let flags = NeighborFlags::SOLICITED | NeighborFlags::OVERRIDE;
-        assert_eq!(r, Icmpv6Repr::NeighborAdvert { flags, target_addr: H2, lladdr: Some(MAC_B) });
+        assert_eq!(
+            r,
+            Icmpv6Repr::NeighborAdvert {
+                flags,
+                target_addr: H2,
+                lladdr: Some(MAC_B)
+            }
+        );
         assert_eq!(
             r.to_string(),
             "ICMPv6 neighbor advertisement target=2001:2::2 flags=-SO tll=8a:de:e2:c5:dd:ea"
         );
-        let Icmpv6Repr::NeighborAdvert { flags, .. } = parse_emit(&NA_ROUTER) else { panic!() };
+        let Icmpv6Repr::NeighborAdvert { flags, .. } = parse_emit(&NA_ROUTER) else {
+            panic!()
+        };
         assert!(flags.router() && flags.solicited() && flags.override_());
     }
 
@@ -1107,11 +1224,20 @@ mod tests {
         let opts: Vec<_> = p.ndisc_option_iter().map(|o| o.unwrap()).collect();
         assert_eq!(
             opts,
-            [NdiscOption::Unknown { kind: 14, data: &[0xc1, 0x7f, 0x0b, 0x81, 0x8f, 0x55] }]
+            [NdiscOption::Unknown {
+                kind: 14,
+                data: &[0xc1, 0x7f, 0x0b, 0x81, 0x8f, 0x55]
+            }]
         );
         let r = Icmpv6Repr::parse(&p, s, d).unwrap();
         let target = Ipv6Addr::new(0xfe80, 0, 0, 0, 0x88de, 0xe2ff, 0xfec5, 0xddea);
-        assert_eq!(r, Icmpv6Repr::NeighborSolicit { target_addr: target, lladdr: None });
+        assert_eq!(
+            r,
+            Icmpv6Repr::NeighborSolicit {
+                target_addr: target,
+                lladdr: None
+            }
+        );
     }
 
     /// Copies a message, applies `f`, and fixes the checksum.
@@ -1134,9 +1260,21 @@ mod tests {
 
     #[test]
     fn ndisc_option_errors() {
-        assert_eq!(parse_mutated(&NS, |m| m[25] = 0), Err(Error::BadOption), "length 0");
-        assert_eq!(parse_mutated(&NS, |m| m[25] = 2), Err(Error::BadOption), "beyond end");
-        assert_eq!(parse_mutated(&NS, |m| m.push(1)), Err(Error::BadOption), "stray byte");
+        assert_eq!(
+            parse_mutated(&NS, |m| m[25] = 0),
+            Err(Error::BadOption),
+            "length 0"
+        );
+        assert_eq!(
+            parse_mutated(&NS, |m| m[25] = 2),
+            Err(Error::BadOption),
+            "beyond end"
+        );
+        assert_eq!(
+            parse_mutated(&NS, |m| m.push(1)),
+            Err(Error::BadOption),
+            "stray byte"
+        );
         // An Ethernet link-layer option must be 8 bytes; 16 is refused.
         let r = parse_mutated(&NS, |m| {
             m[25] = 2;
@@ -1144,7 +1282,10 @@ mod tests {
         });
         assert_eq!(r, Err(Error::BadOption));
         // An unknown option of length 0 is refused as well.
-        assert_eq!(parse_mutated(&NA, |m| m.extend_from_slice(&[14, 0, 0, 0, 0, 0, 0, 0])), Err(Error::BadOption));
+        assert_eq!(
+            parse_mutated(&NA, |m| m.extend_from_slice(&[14, 0, 0, 0, 0, 0, 0, 0])),
+            Err(Error::BadOption)
+        );
         assert_eq!(NdiscOption::parse(&[1]), Err(Error::BadOption));
         let mut it = NdiscOptions::new(&[1, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(it.next(), Some(Err(Error::BadOption)));
@@ -1153,10 +1294,22 @@ mod tests {
 
     #[test]
     fn ndisc_validation() {
-        assert_eq!(parse_mutated(&NS, |m| m[1] = 1), Err(Error::Malformed), "code");
-        assert_eq!(parse_mutated(&NA, |m| m[8] = 0xff), Err(Error::Malformed), "multicast target");
+        assert_eq!(
+            parse_mutated(&NS, |m| m[1] = 1),
+            Err(Error::Malformed),
+            "code"
+        );
+        assert_eq!(
+            parse_mutated(&NA, |m| m[8] = 0xff),
+            Err(Error::Malformed),
+            "multicast target"
+        );
         for n in HEADER_LEN..NDISC_HEADER_LEN {
-            assert_eq!(parse_mutated(&NS, |m| m.truncate(n)), Err(Error::Truncated), "len {n}");
+            assert_eq!(
+                parse_mutated(&NS, |m| m.truncate(n)),
+                Err(Error::Truncated),
+                "len {n}"
+            );
         }
         // NS from :: must not carry a source link-layer address.
         let m = mutate(&NS, |_| {});
@@ -1166,7 +1319,10 @@ mod tests {
         Icmpv6Packet::new_unchecked(&mut mm[..]).fill_checksum(Ipv6Addr::UNSPECIFIED, dst);
         let p2 = Icmpv6Packet::new_checked(&mm[..]).unwrap();
         assert!(Icmpv6Repr::parse(&p, addrs(&NS).0, dst).is_ok());
-        assert_eq!(Icmpv6Repr::parse(&p2, Ipv6Addr::UNSPECIFIED, dst), Err(Error::Malformed));
+        assert_eq!(
+            Icmpv6Repr::parse(&p2, Ipv6Addr::UNSPECIFIED, dst),
+            Err(Error::Malformed)
+        );
         // A solicited NA must not go to a multicast address.
         let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
         let mut m = NA[40..].to_vec();
@@ -1182,11 +1338,22 @@ mod tests {
         let r = parse_emit(&ECHO_REQUEST);
         assert_eq!(
             r,
-            Icmpv6Repr::EchoRequest { ident: 10694, seq_no: 1, data: &ECHO_REQUEST[48..] }
+            Icmpv6Repr::EchoRequest {
+                ident: 10694,
+                seq_no: 1,
+                data: &ECHO_REQUEST[48..]
+            }
         );
         assert_eq!(r.to_string(), "ICMPv6 echo request id=10694 seq=1 len=56");
         let r = parse_emit(&ECHO_REPLY);
-        assert!(matches!(r, Icmpv6Repr::EchoReply { ident: 10694, seq_no: 1, .. }));
+        assert!(matches!(
+            r,
+            Icmpv6Repr::EchoReply {
+                ident: 10694,
+                seq_no: 1,
+                ..
+            }
+        ));
         // Construct by setters.
         let mut buf = [0u8; 64];
         let mut p = Icmpv6Packet::new_unchecked(&mut buf[..]);
@@ -1202,20 +1369,26 @@ mod tests {
     #[test]
     fn errors_with_embedded_packet() {
         let r = parse_emit(&PORT_UNREACH);
-        let Icmpv6Repr::DstUnreachable { reason, data } = r else { panic!("{r:?}") };
+        let Icmpv6Repr::DstUnreachable { reason, data } = r else {
+            panic!("{r:?}")
+        };
         assert_eq!(reason, Icmpv6DstUnreachable::PortUnreachable);
         assert_eq!(data.len(), 57);
         assert_eq!(data[6], 17, "embedded next header is UDP");
         assert!(r.is_error());
 
         let r = parse_emit(&TIME_EXCEEDED);
-        let Icmpv6Repr::TimeExceeded { reason, data } = r else { panic!("{r:?}") };
+        let Icmpv6Repr::TimeExceeded { reason, data } = r else {
+            panic!("{r:?}")
+        };
         assert_eq!(reason, Icmpv6TimeExceeded::HopLimitExceeded);
         assert_eq!(data[7], 1, "embedded hop limit was 1");
 
         let r = parse_emit(&PKT_TOO_BIG);
         assert_eq!(PKT_TOO_BIG.len(), MIN_MTU);
-        let Icmpv6Repr::PktTooBig { mtu, data } = r else { panic!("{r:?}") };
+        let Icmpv6Repr::PktTooBig { mtu, data } = r else {
+            panic!("{r:?}")
+        };
         assert_eq!(mtu, 1280);
         assert_eq!(data.len(), MAX_ERROR_DATA_LEN);
         assert_eq!(r.to_string(), "ICMPv6 packet too big mtu=1280 len=1232");
@@ -1227,10 +1400,14 @@ mod tests {
         let (s, d) = addrs(&PKT_TOO_BIG);
         let mut original = PKT_TOO_BIG[48..].to_vec();
         original.resize(1348, 0x77);
-        let r = Icmpv6Repr::PktTooBig { mtu: 1280, data: &original };
+        let r = Icmpv6Repr::PktTooBig {
+            mtu: 1280,
+            data: &original,
+        };
         assert_eq!(40 + r.buffer_len(), MIN_MTU);
         let mut buf = vec![0u8; r.buffer_len()];
-        r.emit(&mut Icmpv6Packet::new_unchecked(&mut buf[..]), s, d).unwrap();
+        r.emit(&mut Icmpv6Packet::new_unchecked(&mut buf[..]), s, d)
+            .unwrap();
         assert_eq!(&buf[..], &PKT_TOO_BIG[40..]);
     }
 
@@ -1241,13 +1418,26 @@ mod tests {
             let r = parse_mutated(&PORT_UNREACH, |m| m[1] = i as u8);
             assert_eq!(r, Ok(()));
         }
-        assert_eq!(parse_mutated(&PORT_UNREACH, |m| m[1] = 7), Err(Error::Unrecognized));
+        assert_eq!(
+            parse_mutated(&PORT_UNREACH, |m| m[1] = 7),
+            Err(Error::Unrecognized)
+        );
         assert_eq!(parse_mutated(&TIME_EXCEEDED, |m| m[1] = 1), Ok(()));
-        assert_eq!(parse_mutated(&TIME_EXCEEDED, |m| m[1] = 2), Err(Error::Unrecognized));
-        assert_eq!(parse_mutated(&ECHO_REQUEST, |m| m[1] = 1), Err(Error::Unrecognized));
+        assert_eq!(
+            parse_mutated(&TIME_EXCEEDED, |m| m[1] = 2),
+            Err(Error::Unrecognized)
+        );
+        assert_eq!(
+            parse_mutated(&ECHO_REQUEST, |m| m[1] = 1),
+            Err(Error::Unrecognized)
+        );
         // Router solicitation, MLD, unknown types.
         for t in [133u8, 134, 143, 200, 5] {
-            assert_eq!(parse_mutated(&ECHO_REQUEST, |m| m[0] = t), Err(Error::Unrecognized), "type {t}");
+            assert_eq!(
+                parse_mutated(&ECHO_REQUEST, |m| m[0] = t),
+                Err(Error::Unrecognized),
+                "type {t}"
+            );
         }
         // Parameter problem round-trips with its pointer.
         let r = parse_mutated(&PORT_UNREACH, |m| {
@@ -1264,16 +1454,32 @@ mod tests {
 
     #[test]
     fn embedded_checks_truncation_and_checksum() {
-        assert_eq!(parse_mutated(&PORT_UNREACH, |m| m.truncate(8 + 39)), Err(Error::Truncated));
-        assert_eq!(parse_mutated(&PORT_UNREACH, |m| m.truncate(8)), Err(Error::Truncated));
-        assert_eq!(parse_mutated(&PORT_UNREACH, |m| m[8] = 0x45), Err(Error::Malformed));
+        assert_eq!(
+            parse_mutated(&PORT_UNREACH, |m| m.truncate(8 + 39)),
+            Err(Error::Truncated)
+        );
+        assert_eq!(
+            parse_mutated(&PORT_UNREACH, |m| m.truncate(8)),
+            Err(Error::Truncated)
+        );
+        assert_eq!(
+            parse_mutated(&PORT_UNREACH, |m| m[8] = 0x45),
+            Err(Error::Malformed)
+        );
         let m = &ECHO_REQUEST[40..];
         for n in 0..HEADER_LEN {
-            assert_eq!(Icmpv6Packet::new_checked(&m[..n]).unwrap_err(), Error::Truncated);
+            assert_eq!(
+                Icmpv6Packet::new_checked(&m[..n]).unwrap_err(),
+                Error::Truncated
+            );
         }
         for n in HEADER_LEN..m.len() {
             let p = Icmpv6Packet::new_checked(&m[..n]).unwrap();
-            assert_eq!(Icmpv6Repr::parse(&p, H1, H2), Err(Error::BadChecksum), "len {n}");
+            assert_eq!(
+                Icmpv6Repr::parse(&p, H1, H2),
+                Err(Error::BadChecksum),
+                "len {n}"
+            );
         }
         // Right bytes, wrong pseudo-header (a swap would sum the same).
         let p = Icmpv6Packet::new_checked(m).unwrap();

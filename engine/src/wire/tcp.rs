@@ -366,14 +366,22 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     pub fn set_seq_number_incremental(&mut self, v: u32) {
         let old = self.seq_number();
         self.set_seq_number(v);
-        self.set_checksum(checksum::update32(self.checksum(), old.to_be_bytes(), v.to_be_bytes()));
+        self.set_checksum(checksum::update32(
+            self.checksum(),
+            old.to_be_bytes(),
+            v.to_be_bytes(),
+        ));
     }
 
     /// Rewrites the acknowledgment number, patching the checksum.
     pub fn set_ack_number_incremental(&mut self, v: u32) {
         let old = self.ack_number();
         self.set_ack_number(v);
-        self.set_checksum(checksum::update32(self.checksum(), old.to_be_bytes(), v.to_be_bytes()));
+        self.set_checksum(checksum::update32(
+            self.checksum(),
+            old.to_be_bytes(),
+            v.to_be_bytes(),
+        ));
     }
 
     /// Patches the checksum for a pseudo-header address rewritten from `old`
@@ -424,9 +432,15 @@ pub enum TcpOption<'a> {
     WindowScale(u8),
     SackPermitted,
     SackRange(SackRanges),
-    Timestamp { tsval: u32, tsecr: u32 },
+    Timestamp {
+        tsval: u32,
+        tsecr: u32,
+    },
     /// Any other kind; `data` excludes the kind and length bytes.
-    Unknown { kind: u8, data: &'a [u8] },
+    Unknown {
+        kind: u8,
+        data: &'a [u8],
+    },
 }
 
 impl<'a> TcpOption<'a> {
@@ -462,8 +476,14 @@ impl<'a> TcpOption<'a> {
                 tsval: be32(data, 0),
                 tsecr: be32(data, 4),
             },
-            (field::OPT_MSS | field::OPT_WS | field::OPT_SACKPERM | field::OPT_SACKRNG
-            | field::OPT_TSTAMP, _) => return Err(Error::BadOption),
+            (
+                field::OPT_MSS
+                | field::OPT_WS
+                | field::OPT_SACKPERM
+                | field::OPT_SACKRNG
+                | field::OPT_TSTAMP,
+                _,
+            ) => return Err(Error::BadOption),
             (kind, _) => TcpOption::Unknown { kind, data },
         };
         Ok((rest, opt))
@@ -819,7 +839,11 @@ impl<'a> TcpRepr<'a> {
 
 impl fmt::Display for TcpRepr<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TCP src={} dst={} seq={}", self.src_port, self.dst_port, self.seq_number)?;
+        write!(
+            f,
+            "TCP src={} dst={} seq={}",
+            self.src_port, self.dst_port, self.seq_number
+        )?;
         if let Some(ack) = self.ack_number {
             write!(f, " ack={ack}")?;
         }
@@ -856,6 +880,7 @@ mod tests {
 
     // Captured on a veth pair (tx checksum offload off): `curl` to a closed
     // port 9 and the kernel's RST,ACK answer, over IPv4 and IPv6. IP headers kept.
+    #[rustfmt::skip]
     const TCP4_SYN: [u8; 60] = [
         0x45, 0x00, 0x00, 0x3c, 0xa3, 0x1e, 0x40, 0x00, 0x40, 0x06, 0x0b, 0x76, 0xc6, 0x12, 0x00, 0x01,
         0xc6, 0x12, 0x00, 0x02, 0xbf, 0x04, 0x00, 0x09, 0x55, 0x7a, 0xd0, 0x54, 0x00, 0x00, 0x00, 0x00,
@@ -863,12 +888,14 @@ mod tests {
         0x1c, 0x88, 0xa8, 0x66, 0x00, 0x00, 0x00, 0x00, 0x01, 0x03, 0x03, 0x0a,
     ];
 
+    #[rustfmt::skip]
     const TCP4_RST: [u8; 40] = [
         0x45, 0x00, 0x00, 0x28, 0x00, 0x00, 0x40, 0x00, 0x40, 0x06, 0xae, 0xa8, 0xc6, 0x12, 0x00, 0x02,
         0xc6, 0x12, 0x00, 0x01, 0x00, 0x09, 0xbf, 0x04, 0x00, 0x00, 0x00, 0x00, 0x55, 0x7a, 0xd0, 0x55,
         0x50, 0x14, 0x00, 0x00, 0x3e, 0xcb, 0x00, 0x00,
     ];
 
+    #[rustfmt::skip]
     const TCP6_SYN: [u8; 80] = [
         0x60, 0x08, 0xea, 0x88, 0x00, 0x28, 0x06, 0x40, 0x20, 0x01, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00,
         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x20, 0x01, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00,
@@ -877,6 +904,7 @@ mod tests {
         0x04, 0x02, 0x08, 0x0a, 0x55, 0xd1, 0xbf, 0x5b, 0x00, 0x00, 0x00, 0x00, 0x01, 0x03, 0x03, 0x0a,
     ];
 
+    #[rustfmt::skip]
     const TCP6_RST: [u8; 60] = [
         0x60, 0x0d, 0x67, 0xae, 0x00, 0x14, 0x06, 0x40, 0x20, 0x01, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00,
         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x20, 0x01, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00,
@@ -945,7 +973,10 @@ mod tests {
             [
                 TcpOption::MaxSegmentSize(1460),
                 TcpOption::SackPermitted,
-                TcpOption::Timestamp { tsval: 478718054, tsecr: 0 },
+                TcpOption::Timestamp {
+                    tsval: 478718054,
+                    tsecr: 0
+                },
                 TcpOption::NoOperation,
                 TcpOption::WindowScale(10),
             ]
@@ -972,9 +1003,19 @@ mod tests {
     #[test]
     fn parse_and_emit_real_segments() {
         let cases: [(&[u8], usize, TcpRepr, bool); 4] = [
-            (&TCP4_SYN, 20, syn_repr(1460, 1434112084, 478718054, 64240, 48900), false),
+            (
+                &TCP4_SYN,
+                20,
+                syn_repr(1460, 1434112084, 478718054, 64240, 48900),
+                false,
+            ),
             (&TCP4_RST, 20, rst_repr(1434112085, 48900), true),
-            (&TCP6_SYN, 40, syn_repr(1440, 818270913, 1439809371, 64800, 55886), false),
+            (
+                &TCP6_SYN,
+                40,
+                syn_repr(1440, 818270913, 1439809371, 64800, 55886),
+                false,
+            ),
             (&TCP6_RST, 40, rst_repr(818270914, 55886), true),
         ];
         for (bytes, ip, want, reply) in cases {
@@ -984,12 +1025,14 @@ mod tests {
             let got = if ip == 20 {
                 let (s, d) = if reply { (B4, A4) } else { (A4, B4) };
                 let r = TcpRepr::parse(&p, s, d).unwrap();
-                r.emit(&mut TcpPacket::new_unchecked(&mut out[..]), s, d).unwrap();
+                r.emit(&mut TcpPacket::new_unchecked(&mut out[..]), s, d)
+                    .unwrap();
                 r
             } else {
                 let (s, d) = if reply { (B6, A6) } else { (A6, B6) };
                 let r = TcpRepr::parse(&p, s, d).unwrap();
-                r.emit(&mut TcpPacket::new_unchecked(&mut out[..]), s, d).unwrap();
+                r.emit(&mut TcpPacket::new_unchecked(&mut out[..]), s, d)
+                    .unwrap();
                 r
             };
             assert_eq!(got, want);
@@ -1031,12 +1074,21 @@ mod tests {
         let mut d = TCP4_SYN;
         for off in 0u8..5 {
             d[32] = off << 4;
-            assert_eq!(TcpPacket::new_checked(&d[20..]).unwrap_err(), Error::BadLength);
+            assert_eq!(
+                TcpPacket::new_checked(&d[20..]).unwrap_err(),
+                Error::BadLength
+            );
         }
         d[32] = 11 << 4; // 44 bytes > 40-byte segment
-        assert_eq!(TcpPacket::new_checked(&d[20..]).unwrap_err(), Error::BadLength);
+        assert_eq!(
+            TcpPacket::new_checked(&d[20..]).unwrap_err(),
+            Error::BadLength
+        );
         d[32] = 15 << 4;
-        assert_eq!(TcpPacket::new_checked(&d[20..]).unwrap_err(), Error::BadLength);
+        assert_eq!(
+            TcpPacket::new_checked(&d[20..]).unwrap_err(),
+            Error::BadLength
+        );
         d[32] = 10 << 4;
         assert!(TcpPacket::new_checked(&d[20..]).is_ok());
     }
@@ -1045,8 +1097,16 @@ mod tests {
     fn truncated_at_every_length() {
         let seg = &TCP4_SYN[20..];
         for n in 0..seg.len() {
-            let want = if n < HEADER_LEN { Error::Truncated } else { Error::BadLength };
-            assert_eq!(TcpPacket::new_checked(&seg[..n]).unwrap_err(), want, "len {n}");
+            let want = if n < HEADER_LEN {
+                Error::Truncated
+            } else {
+                Error::BadLength
+            };
+            assert_eq!(
+                TcpPacket::new_checked(&seg[..n]).unwrap_err(),
+                want,
+                "len {n}"
+            );
         }
     }
 
@@ -1084,10 +1144,26 @@ mod tests {
     fn option_lengths() {
         // Length 0 and 1, for a known and an unknown kind.
         for kind in [2u8, 3, 4, 5, 8, 30, 254] {
-            assert_eq!(parse_all(&[kind, 0, 0, 0]), Err(Error::BadOption), "kind {kind} len 0");
-            assert_eq!(parse_all(&[kind, 1, 0, 0]), Err(Error::BadOption), "kind {kind} len 1");
-            assert_eq!(parse_all(&[kind]), Err(Error::BadOption), "kind {kind} no len");
-            assert_eq!(parse_all(&[kind, 5, 0, 0]), Err(Error::BadOption), "kind {kind} overlong");
+            assert_eq!(
+                parse_all(&[kind, 0, 0, 0]),
+                Err(Error::BadOption),
+                "kind {kind} len 0"
+            );
+            assert_eq!(
+                parse_all(&[kind, 1, 0, 0]),
+                Err(Error::BadOption),
+                "kind {kind} len 1"
+            );
+            assert_eq!(
+                parse_all(&[kind]),
+                Err(Error::BadOption),
+                "kind {kind} no len"
+            );
+            assert_eq!(
+                parse_all(&[kind, 5, 0, 0]),
+                Err(Error::BadOption),
+                "kind {kind} overlong"
+            );
         }
         // Wrong fixed lengths.
         assert_eq!(parse_all(&[2, 3, 5]), Err(Error::BadOption));
@@ -1095,7 +1171,10 @@ mod tests {
         assert_eq!(parse_all(&[3, 4, 7, 0]), Err(Error::BadOption));
         assert_eq!(parse_all(&[3, 2]), Err(Error::BadOption));
         assert_eq!(parse_all(&[4, 3, 0]), Err(Error::BadOption));
-        assert_eq!(parse_all(&[8, 9, 0, 0, 0, 0, 0, 0, 0]), Err(Error::BadOption));
+        assert_eq!(
+            parse_all(&[8, 9, 0, 0, 0, 0, 0, 0, 0]),
+            Err(Error::BadOption)
+        );
         for len in [2u8, 6, 9, 11, 12, 17, 19, 42] {
             let mut v = vec![5, len];
             v.resize(usize::from(len.max(2)), 0);
@@ -1110,8 +1189,14 @@ mod tests {
 
     #[test]
     fn option_kinds() {
-        assert_eq!(parse_all(&[2, 4, 0x05, 0xb4]).unwrap(), [TcpOption::MaxSegmentSize(1460)]);
-        assert_eq!(parse_all(&[3, 3, 14]).unwrap(), [TcpOption::WindowScale(14)]);
+        assert_eq!(
+            parse_all(&[2, 4, 0x05, 0xb4]).unwrap(),
+            [TcpOption::MaxSegmentSize(1460)]
+        );
+        assert_eq!(
+            parse_all(&[3, 3, 14]).unwrap(),
+            [TcpOption::WindowScale(14)]
+        );
         assert_eq!(parse_all(&[4, 2]).unwrap(), [TcpOption::SackPermitted]);
         assert_eq!(
             parse_all(&[8, 10, 0, 0, 0, 1, 0, 0, 0, 2]).unwrap(),
@@ -1134,12 +1219,21 @@ mod tests {
         assert_eq!(
             parse_all(&[30, 4, 0xaa, 0xbb, 1, 0, 0xff, 0xff]).unwrap(),
             [
-                TcpOption::Unknown { kind: 30, data: &[0xaa, 0xbb] },
+                TcpOption::Unknown {
+                    kind: 30,
+                    data: &[0xaa, 0xbb]
+                },
                 TcpOption::NoOperation,
                 TcpOption::EndOfList,
             ]
         );
-        assert_eq!(parse_all(&[34, 2]).unwrap(), [TcpOption::Unknown { kind: 34, data: &[] }]);
+        assert_eq!(
+            parse_all(&[34, 2]).unwrap(),
+            [TcpOption::Unknown {
+                kind: 34,
+                data: &[]
+            }]
+        );
         assert_eq!(TcpOption::parse(&[]), Err(Error::Truncated));
     }
 
@@ -1158,20 +1252,29 @@ mod tests {
         // NOP NOP TS (12) + NOP NOP SACK*3 (28) = 40: the largest legal area.
         assert_eq!(repr.options_len(), 40);
         let mut buf = vec![0u8; repr.buffer_len()];
-        repr.emit(&mut TcpPacket::new_unchecked(&mut buf[..]), A6, B6).unwrap();
+        repr.emit(&mut TcpPacket::new_unchecked(&mut buf[..]), A6, B6)
+            .unwrap();
         let p = TcpPacket::new_checked(&buf[..]).unwrap();
         assert_eq!(p.header_len(), 60);
         assert_eq!(TcpRepr::parse(&p, A6, B6).unwrap(), repr);
         // MSS + TS + 3 SACK blocks is 40 bytes packed, 44 aligned: packed wins.
-        let packed = TcpRepr { max_seg_size: Some(1400), ..repr };
+        let packed = TcpRepr {
+            max_seg_size: Some(1400),
+            ..repr
+        };
         assert_eq!(packed.options_len(), 40);
         let mut buf = vec![0u8; packed.buffer_len()];
-        packed.emit(&mut TcpPacket::new_unchecked(&mut buf[..]), A6, B6).unwrap();
+        packed
+            .emit(&mut TcpPacket::new_unchecked(&mut buf[..]), A6, B6)
+            .unwrap();
         assert_eq!(&buf[20..26], &[2, 4, 0x05, 0x78, 8, 10]);
         let p = TcpPacket::new_checked(&buf[..]).unwrap();
         assert_eq!(TcpRepr::parse(&p, A6, B6).unwrap(), packed);
         // Four blocks and timestamps fit neither way.
-        let too_big = TcpRepr { sack_ranges: [Some((1, 2)); 4], ..repr };
+        let too_big = TcpRepr {
+            sack_ranges: [Some((1, 2)); 4],
+            ..repr
+        };
         let mut buf = vec![0u8; too_big.buffer_len()];
         assert_eq!(
             too_big.emit(&mut TcpPacket::new_unchecked(&mut buf[..]), A6, B6),
@@ -1228,7 +1331,10 @@ mod tests {
                     }
                     TcpOption::SackRange(r)
                 }
-                Opt::Ts(a, b) => TcpOption::Timestamp { tsval: *a, tsecr: *b },
+                Opt::Ts(a, b) => TcpOption::Timestamp {
+                    tsval: *a,
+                    tsecr: *b,
+                },
                 Opt::Unknown(k, d) => TcpOption::Unknown { kind: *k, data: d },
             }
         }

@@ -277,6 +277,7 @@ mod tests {
 
     // Captured on a veth pair (tx checksum offload off) from a Python
     // `sendto(b"hello pktengine\n", ("198.18.0.2", 9999))`; IPv4 header kept.
+    #[rustfmt::skip]
     const UDP4_DATAGRAM: [u8; 44] = [
         0x45, 0x00, 0x00, 0x2c, 0x3e, 0x8f, 0x40, 0x00, 0x40, 0x11, 0x70, 0x0a, 0xc6, 0x12, 0x00, 0x01,
         0xc6, 0x12, 0x00, 0x02, 0x8a, 0x5f, 0x27, 0x0f, 0x00, 0x18, 0x5c, 0x84, 0x68, 0x65, 0x6c, 0x6c,
@@ -284,6 +285,7 @@ mod tests {
     ];
 
     // The same from `sendto(b"hello v6\n", ("2001:2::2", 9999))`; IPv6 header kept.
+    #[rustfmt::skip]
     const UDP6_DATAGRAM: [u8; 57] = [
         0x60, 0x00, 0xc1, 0xeb, 0x00, 0x11, 0x11, 0x40, 0x20, 0x01, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00,
         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x20, 0x01, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00,
@@ -328,9 +330,14 @@ mod tests {
         assert_eq!(&buf[..], &UDP4_DATAGRAM[20..]);
 
         let mut buf = [0u8; 17];
-        let repr = UdpRepr { src_port: 51026, dst_port: 9999, payload: PAYLOAD6 };
+        let repr = UdpRepr {
+            src_port: 51026,
+            dst_port: 9999,
+            payload: PAYLOAD6,
+        };
         assert_eq!(repr.buffer_len(), 17);
-        repr.emit(&mut UdpPacket::new_unchecked(&mut buf[..]), SRC6, DST6).unwrap();
+        repr.emit(&mut UdpPacket::new_unchecked(&mut buf[..]), SRC6, DST6)
+            .unwrap();
         assert_eq!(&buf[..], &UDP6_DATAGRAM[40..]);
     }
 
@@ -338,12 +345,22 @@ mod tests {
     fn parse_real() {
         let p = UdpPacket::new_checked(&UDP4_DATAGRAM[20..]).unwrap();
         let r = UdpRepr::parse(&p, SRC4, DST4).unwrap();
-        assert_eq!(r, UdpRepr { src_port: 35423, dst_port: 9999, payload: PAYLOAD4 });
+        assert_eq!(
+            r,
+            UdpRepr {
+                src_port: 35423,
+                dst_port: 9999,
+                payload: PAYLOAD4
+            }
+        );
         assert_eq!(r.to_string(), "UDP src=35423 dst=9999 len=16");
         let p = UdpPacket::new_checked(&UDP6_DATAGRAM[40..]).unwrap();
         assert_eq!(UdpRepr::parse(&p, SRC6, DST6).unwrap().payload, PAYLOAD6);
         // Right bytes, wrong family/addresses: the pseudo-header differs.
-        assert_eq!(UdpRepr::parse(&p, DST6, SRC4.to_ipv6_mapped()), Err(Error::BadChecksum));
+        assert_eq!(
+            UdpRepr::parse(&p, DST6, SRC4.to_ipv6_mapped()),
+            Err(Error::BadChecksum)
+        );
     }
 
     #[test]
@@ -359,8 +376,16 @@ mod tests {
     fn truncated_at_every_length() {
         let d = &UDP4_DATAGRAM[20..];
         for n in 0..d.len() {
-            let want = if n < HEADER_LEN { Error::Truncated } else { Error::BadLength };
-            assert_eq!(UdpPacket::new_checked(&d[..n]).unwrap_err(), want, "len {n}");
+            let want = if n < HEADER_LEN {
+                Error::Truncated
+            } else {
+                Error::BadLength
+            };
+            assert_eq!(
+                UdpPacket::new_checked(&d[..n]).unwrap_err(),
+                want,
+                "len {n}"
+            );
         }
     }
 
@@ -368,9 +393,15 @@ mod tests {
     fn length_field_out_of_range() {
         let mut d = UDP4_DATAGRAM;
         d[24..26].copy_from_slice(&7u16.to_be_bytes());
-        assert_eq!(UdpPacket::new_checked(&d[20..]).unwrap_err(), Error::BadLength);
+        assert_eq!(
+            UdpPacket::new_checked(&d[20..]).unwrap_err(),
+            Error::BadLength
+        );
         d[24..26].copy_from_slice(&25u16.to_be_bytes());
-        assert_eq!(UdpPacket::new_checked(&d[20..]).unwrap_err(), Error::BadLength);
+        assert_eq!(
+            UdpPacket::new_checked(&d[20..]).unwrap_err(),
+            Error::BadLength
+        );
         // Exactly the header: empty payload is fine (checksum is now wrong).
         d[24..26].copy_from_slice(&8u16.to_be_bytes());
         let p = UdpPacket::new_checked(&d[20..]).unwrap();
@@ -424,7 +455,11 @@ mod tests {
 
     #[test]
     fn emit_refuses_small_buffer() {
-        let repr = UdpRepr { src_port: 1, dst_port: 2, payload: b"abc" };
+        let repr = UdpRepr {
+            src_port: 1,
+            dst_port: 2,
+            payload: b"abc",
+        };
         let mut buf = [0u8; 10];
         assert_eq!(
             repr.emit(&mut UdpPacket::new_unchecked(&mut buf[..]), SRC4, DST4),
