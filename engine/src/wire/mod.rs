@@ -16,9 +16,19 @@
 //! variants become per-reason drop counters in the pipeline.
 
 pub mod checksum;
+pub mod icmpv4;
+pub mod icmpv6;
 pub mod ip;
+pub mod pseudo;
+pub mod tcp;
+pub mod udp;
 
+pub use icmpv4::{Icmpv4Packet, Icmpv4Repr};
+pub use icmpv6::{Icmpv6Packet, Icmpv6Repr};
 pub use ip::IpProtocol;
+pub use pseudo::PseudoHeader;
+pub use tcp::{TcpFlags, TcpOption, TcpPacket, TcpRepr};
+pub use udp::{UdpPacket, UdpRepr};
 
 use core::fmt;
 
