@@ -32,7 +32,7 @@ for t in "${targets[@]}"; do
   mkdir -p "fuzz/corpus/$t"
   echo "== fuzz $t for ${secs}s"
   rc=0
-  (cd fuzz && cargo +nightly fuzz run "$t" "corpus/$t" -- \
+  (cd fuzz && cargo +nightly fuzz run -s none "$t" "corpus/$t" -- \
       -max_total_time="$secs" -max_len=4096 -print_final_stats=1) >"$log" 2>&1 || rc=$?
   grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb)|DONE|SUMMARY|panicked' "$log" || true
   echo "   corpus: $(ls "fuzz/corpus/$t" | wc -l) inputs"
