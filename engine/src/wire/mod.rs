@@ -15,10 +15,18 @@
 //! Parsing never panics, whatever the input. Errors are [`Error`], whose
 //! variants become per-reason drop counters in the pipeline.
 
+pub mod arp;
 pub mod checksum;
+pub mod ethernet;
 pub mod ip;
+pub mod ipv4;
+pub mod ipv6;
 
+pub use arp::{ArpOperation, ArpPacket, ArpRepr};
+pub use ethernet::{EtherType, EthernetAddress, EthernetFrame, EthernetRepr, VlanStack, VlanTag};
 pub use ip::IpProtocol;
+pub use ipv4::{Ipv4Options, Ipv4Packet, Ipv4Repr};
+pub use ipv6::{Ipv6ExtHeaders, Ipv6FragmentHeader, Ipv6FragmentRepr, Ipv6Packet, Ipv6Repr};
 
 use core::fmt;
 
