@@ -387,7 +387,10 @@ mod tests {
 
     #[test]
     fn parse_and_emit() {
-        for (frame, repr) in [(&REQUEST_FRAME, request_repr()), (&REPLY_FRAME, reply_repr())] {
+        for (frame, repr) in [
+            (&REQUEST_FRAME, request_repr()),
+            (&REPLY_FRAME, reply_repr()),
+        ] {
             let p = ArpPacket::new_checked(&frame[14..]).unwrap();
             assert_eq!(ArpRepr::parse(&p), Ok(repr));
             let mut buf = [0u8; 28];

@@ -165,7 +165,12 @@ pub struct VlanTag {
 impl VlanTag {
     /// A plain 802.1Q tag with priority 0.
     pub const fn dot1q(vid: u16) -> VlanTag {
-        VlanTag { tpid: EtherType::Vlan, pcp: 0, dei: false, vid: vid & 0x0fff }
+        VlanTag {
+            tpid: EtherType::Vlan,
+            pcp: 0,
+            dei: false,
+            vid: vid & 0x0fff,
+        }
     }
 
     /// The 16-bit tag control information.
@@ -210,20 +215,32 @@ pub struct VlanStack {
 impl VlanStack {
     /// No tags.
     pub const fn new() -> VlanStack {
-        VlanStack { tags: [VlanTag::dot1q(0); MAX_VLAN_TAGS], len: 0 }
+        VlanStack {
+            tags: [VlanTag::dot1q(0); MAX_VLAN_TAGS],
+            len: 0,
+        }
     }
 
     pub const fn one(tag: VlanTag) -> VlanStack {
-        VlanStack { tags: [tag, VlanTag::dot1q(0)], len: 1 }
+        VlanStack {
+            tags: [tag, VlanTag::dot1q(0)],
+            len: 1,
+        }
     }
 
     pub const fn two(outer: VlanTag, inner: VlanTag) -> VlanStack {
-        VlanStack { tags: [outer, inner], len: 2 }
+        VlanStack {
+            tags: [outer, inner],
+            len: 2,
+        }
     }
 
     /// Adds an inner tag; `Err(Unrecognized)` if two are already there.
     pub fn push(&mut self, tag: VlanTag) -> Result<()> {
-        let slot = self.tags.get_mut(self.len as usize).ok_or(Error::Unrecognized)?;
+        let slot = self
+            .tags
+            .get_mut(self.len as usize)
+            .ok_or(Error::Unrecognized)?;
         *slot = tag;
         self.len += 1;
         Ok(())
@@ -450,7 +467,9 @@ pub fn push_vlan_tag(buf: &mut [u8], frame_len: usize, tag: VlanTag) -> Result<u
 /// `Unrecognized` if the frame is untagged.
 pub fn pop_vlan_tag(buf: &mut [u8], frame_len: usize) -> Result<(VlanTag, usize)> {
     let frame = buf.get(..frame_len).ok_or(Error::Truncated)?;
-    let tag = EthernetFrame::new_checked(frame)?.vlan_tag(0).ok_or(Error::Unrecognized)?;
+    let tag = EthernetFrame::new_checked(frame)?
+        .vlan_tag(0)
+        .ok_or(Error::Unrecognized)?;
     buf.copy_within(12 + VLAN_TAG_LEN..frame_len, 12);
     Ok((tag, frame_len - VLAN_TAG_LEN))
 }
@@ -489,7 +508,9 @@ impl EthernetRepr {
     }
 
     /// Writes the header, tags included, at the start of `frame`, which must
-    /// be at least `buffer_len()` long.
+    /// be at least `buffer_len()` long. Each tag's `tpid` must be `Vlan` or
+    /// `QinQ` and `ethertype` must not be one, or the frame reads back with a
+    /// different tag count.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, frame: &mut EthernetFrame<T>) {
         frame.set_dst_addr(self.dst_addr);
         frame.set_src_addr(self.src_addr);
@@ -545,8 +566,18 @@ mod tests {
     ];
 
     const SRC: EthernetAddress = EthernetAddress([0x2e, 0x78, 0xc6, 0x70, 0xf9, 0xa7]);
-    const C_TAG: VlanTag = VlanTag { tpid: EtherType::Vlan, pcp: 5, dei: false, vid: 100 };
-    const S_TAG: VlanTag = VlanTag { tpid: EtherType::QinQ, pcp: 0, dei: true, vid: 300 };
+    const C_TAG: VlanTag = VlanTag {
+        tpid: EtherType::Vlan,
+        pcp: 5,
+        dei: false,
+        vid: 100,
+    };
+    const S_TAG: VlanTag = VlanTag {
+        tpid: EtherType::QinQ,
+        pcp: 0,
+        dei: true,
+        vid: 300,
+    };
 
     #[test]
     fn addresses() {
@@ -662,7 +693,10 @@ mod tests {
         assert_eq!(&buf[..len], &DOT1Q_ARP[..]);
         let len = push_vlan_tag(&mut buf, len, S_TAG).unwrap();
         assert_eq!(&buf[..len], &QINQ_ARP[..]);
-        assert_eq!(push_vlan_tag(&mut buf, len, C_TAG), Err(Error::Unrecognized));
+        assert_eq!(
+            push_vlan_tag(&mut buf, len, C_TAG),
+            Err(Error::Unrecognized)
+        );
         let (t, len) = pop_vlan_tag(&mut buf, len).unwrap();
         assert_eq!((t, len), (S_TAG, 46));
         assert_eq!(&buf[..len], &DOT1Q_ARP[..]);
@@ -676,7 +710,10 @@ mod tests {
         assert_eq!(tight, ARP_REQUEST);
         let mut buf = [0u8; 64];
         assert_eq!(push_vlan_tag(&mut buf, 80, C_TAG), Err(Error::Truncated));
-        let bad = VlanTag { tpid: EtherType::Ipv4, ..C_TAG };
+        let bad = VlanTag {
+            tpid: EtherType::Ipv4,
+            ..C_TAG
+        };
         assert_eq!(push_vlan_tag(&mut buf, 42, bad), Err(Error::Malformed));
     }
 
@@ -702,7 +739,10 @@ mod tests {
         buf[16..20].copy_from_slice(&QINQ_ARP[16..20]);
         buf[20..24].copy_from_slice(&[0x81, 0x00, 0x00, 0x07]);
         buf[24..].copy_from_slice(&QINQ_ARP[20..]);
-        assert_eq!(EthernetFrame::new_checked(&buf[..]).err(), Some(Error::Unrecognized));
+        assert_eq!(
+            EthernetFrame::new_checked(&buf[..]).err(),
+            Some(Error::Unrecognized)
+        );
     }
 
     fn arb_addr() -> impl Strategy<Value = EthernetAddress> {
@@ -710,8 +750,18 @@ mod tests {
     }
 
     fn arb_tag() -> impl Strategy<Value = VlanTag> {
-        (prop_oneof![Just(EtherType::Vlan), Just(EtherType::QinQ)], 0u8..8, any::<bool>(), 0u16..4096)
-            .prop_map(|(tpid, pcp, dei, vid)| VlanTag { tpid, pcp, dei, vid })
+        (
+            prop_oneof![Just(EtherType::Vlan), Just(EtherType::QinQ)],
+            0u8..8,
+            any::<bool>(),
+            0u16..4096,
+        )
+            .prop_map(|(tpid, pcp, dei, vid)| VlanTag {
+                tpid,
+                pcp,
+                dei,
+                vid,
+            })
     }
 
     fn arb_repr() -> impl Strategy<Value = EthernetRepr> {
@@ -725,7 +775,12 @@ mod tests {
             .prop_map(EtherType::from)
             .prop_filter("not a tpid", |t| !t.is_vlan_tpid());
         (arb_addr(), arb_addr(), stack, ty).prop_map(|(dst_addr, src_addr, vlans, ethertype)| {
-            EthernetRepr { dst_addr, src_addr, vlans, ethertype }
+            EthernetRepr {
+                dst_addr,
+                src_addr,
+                vlans,
+                ethertype,
+            }
         })
     }
 

@@ -350,7 +350,10 @@ impl Default for Ipv4Options {
 }
 
 impl Ipv4Options {
-    pub const EMPTY: Ipv4Options = Ipv4Options { bytes: [0; MAX_OPTIONS_LEN], len: 0 };
+    pub const EMPTY: Ipv4Options = Ipv4Options {
+        bytes: [0; MAX_OPTIONS_LEN],
+        len: 0,
+    };
 
     /// Copies `raw` (a multiple of 4, at most 40 bytes) after checking the
     /// TLV structure: EOL (0) ends the list, NOP (1) is one byte, every other
@@ -375,7 +378,10 @@ impl Ipv4Options {
         }
         let mut bytes = [0; MAX_OPTIONS_LEN];
         bytes[..raw.len()].copy_from_slice(raw);
-        Ok(Ipv4Options { bytes, len: raw.len() as u8 })
+        Ok(Ipv4Options {
+            bytes,
+            len: raw.len() as u8,
+        })
     }
 
     pub fn as_slice(&self) -> &[u8] {
@@ -470,6 +476,11 @@ impl Ipv4Repr {
         self.more_frags || self.frag_offset != 0
     }
 
+    /// First fragment of a fragmented datagram (MF set, offset 0).
+    pub const fn is_first_fragment(&self) -> bool {
+        self.more_frags && self.frag_offset == 0
+    }
+
     /// Writes the header with its checksum; the payload is the caller's.
     /// `packet` must hold at least `header_len()` bytes, and
     /// `buffer_len()` must fit in 16 bits.
@@ -488,7 +499,9 @@ impl Ipv4Repr {
         packet.set_protocol(self.protocol);
         packet.set_src_addr(self.src_addr);
         packet.set_dst_addr(self.dst_addr);
-        packet.options_mut().copy_from_slice(self.options.as_slice());
+        packet
+            .options_mut()
+            .copy_from_slice(self.options.as_slice());
         packet.fill_checksum();
     }
 }
@@ -621,7 +634,10 @@ mod tests {
         let repr = Ipv4Repr::parse(&p).unwrap();
         assert_eq!(repr, echo_repr());
         assert_eq!(repr.buffer_len(), 84);
-        assert_eq!(repr.to_string(), "IPv4 src=198.18.0.1 dst=198.18.0.2 proto=icmp ttl=64 len=64 DF");
+        assert_eq!(
+            repr.to_string(),
+            "IPv4 src=198.18.0.1 dst=198.18.0.2 proto=icmp ttl=64 len=64 DF"
+        );
         let mut buf = [0u8; 84];
         buf[20..].copy_from_slice(p.payload());
         repr.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]));
@@ -629,15 +645,44 @@ mod tests {
 
         // The reply header alone claims 84 bytes: the view refuses it, so
         // pad it with a zero payload (the header is what is checked here).
-        assert_eq!(Ipv4Packet::new_checked(&REPLY_IP[..]).err(), Some(Error::Truncated));
+        assert_eq!(
+            Ipv4Packet::new_checked(&REPLY_IP[..]).err(),
+            Some(Error::Truncated)
+        );
         let mut padded = REPLY_IP.to_vec();
         padded.resize(84, 0);
         let reply = Ipv4Repr::parse(&Ipv4Packet::new_checked(&padded[..]).unwrap()).unwrap();
-        assert_eq!((reply.src_addr, reply.dst_addr, reply.ident), (B, A, 0x0d86));
+        assert_eq!(
+            (reply.src_addr, reply.dst_addr, reply.ident),
+            (B, A, 0x0d86)
+        );
         assert!(!reply.dont_frag);
         let mut hdr = [0u8; 20];
         reply.emit(&mut Ipv4Packet::new_unchecked(&mut hdr[..]));
         assert_eq!(hdr, REPLY_IP);
+    }
+
+    #[test]
+    fn inside_qinq_frame() {
+        use crate::wire::ethernet::{push_vlan_tag, VlanTag};
+        // The captured echo, tagged by hand with C-tag 100 then S-tag 300.
+        let mut buf = [0u8; 106];
+        buf[..98].copy_from_slice(&ECHO_FRAME);
+        let len = push_vlan_tag(&mut buf, 98, VlanTag::dot1q(100)).unwrap();
+        let s_tag = VlanTag {
+            tpid: EtherType::QinQ,
+            ..VlanTag::dot1q(300)
+        };
+        let len = push_vlan_tag(&mut buf, len, s_tag).unwrap();
+        assert_eq!(
+            &buf[12..20],
+            &[0x88, 0xa8, 0x01, 0x2c, 0x81, 0x00, 0x00, 0x64]
+        );
+        let eth = EthernetFrame::new_checked(&buf[..len]).unwrap();
+        assert_eq!(eth.ethertype(), EtherType::Ipv4);
+        let p = Ipv4Packet::new_checked(eth.payload()).unwrap();
+        assert_eq!(Ipv4Repr::parse(&p), Ok(echo_repr()));
+        assert_eq!(p.payload(), &ECHO_FRAME[34..]);
     }
 
     #[test]
@@ -671,7 +716,11 @@ mod tests {
     fn options_round_trip() {
         // Router alert (94 04 00 00) as IGMP and RSVP send it.
         let opts = Ipv4Options::new(&[0x94, 0x04, 0x00, 0x00]).unwrap();
-        let repr = Ipv4Repr { options: opts, protocol: IpProtocol::Igmp, ..echo_repr() };
+        let repr = Ipv4Repr {
+            options: opts,
+            protocol: IpProtocol::Igmp,
+            ..echo_repr()
+        };
         let mut buf = vec![0u8; repr.buffer_len()];
         repr.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]));
         assert_eq!(buf[0], 0x46);
@@ -688,7 +737,11 @@ mod tests {
         assert_eq!(Ipv4Options::new(&[0; 44]).err(), Some(Error::BadLength));
         // Length 1 (below 2), length running past the area, missing length.
         for raw in [[0x94, 0x01, 0, 0], [1, 0x94, 0x05, 0], [1, 1, 1, 0x83]] {
-            assert_eq!(Ipv4Options::new(&raw).err(), Some(Error::BadOption), "{raw:?}");
+            assert_eq!(
+                Ipv4Options::new(&raw).err(),
+                Some(Error::BadOption),
+                "{raw:?}"
+            );
         }
         // NOPs, then EOL followed by garbage: fine.
         assert!(Ipv4Options::new(&[1, 1, 0, 0xff]).is_ok());
@@ -721,7 +774,13 @@ mod tests {
         assert!(!p.dont_frag() && !p.more_frags() && !p.reserved_flag());
         p.fill_checksum();
         let r = Ipv4Repr::parse(&p).unwrap();
-        assert!(r.is_fragment() && r.frag_offset == 65528);
+        assert!(r.is_fragment() && !r.is_first_fragment() && r.frag_offset == 65528);
+        let first = Ipv4Repr {
+            more_frags: true,
+            frag_offset: 0,
+            ..r
+        };
+        assert!(first.is_fragment() && first.is_first_fragment());
         assert!(r.to_string().contains("frag id=60176 off=65528"));
     }
 
@@ -739,24 +798,40 @@ mod tests {
         for ihl in 0..5u8 {
             let mut buf = echo_ip().to_vec();
             buf[0] = 0x40 | ihl;
-            assert_eq!(Ipv4Packet::new_checked(&buf[..]).err(), Some(Error::BadLength), "ihl {ihl}");
+            assert_eq!(
+                Ipv4Packet::new_checked(&buf[..]).err(),
+                Some(Error::BadLength),
+                "ihl {ihl}"
+            );
         }
         // IHL 15 claims 60 header bytes: fits in 84, but total 40 < 60.
         let mut buf = echo_ip().to_vec();
         buf[0] = 0x4f;
         buf[2..4].copy_from_slice(&40u16.to_be_bytes());
-        assert_eq!(Ipv4Packet::new_checked(&buf[..]).err(), Some(Error::BadLength));
+        assert_eq!(
+            Ipv4Packet::new_checked(&buf[..]).err(),
+            Some(Error::BadLength)
+        );
         // IHL 15 on a 40-byte buffer: the header does not fit.
-        assert_eq!(Ipv4Packet::new_checked(&buf[..40]).err(), Some(Error::Truncated));
+        assert_eq!(
+            Ipv4Packet::new_checked(&buf[..40]).err(),
+            Some(Error::Truncated)
+        );
     }
 
     #[test]
     fn total_len_checks() {
         let mut buf = echo_ip().to_vec();
         buf[2..4].copy_from_slice(&85u16.to_be_bytes());
-        assert_eq!(Ipv4Packet::new_checked(&buf[..]).err(), Some(Error::Truncated));
+        assert_eq!(
+            Ipv4Packet::new_checked(&buf[..]).err(),
+            Some(Error::Truncated)
+        );
         buf[2..4].copy_from_slice(&19u16.to_be_bytes());
-        assert_eq!(Ipv4Packet::new_checked(&buf[..]).err(), Some(Error::BadLength));
+        assert_eq!(
+            Ipv4Packet::new_checked(&buf[..]).err(),
+            Some(Error::BadLength)
+        );
         buf[2..4].copy_from_slice(&20u16.to_be_bytes());
         let p = Ipv4Packet::new_checked(&buf[..]).unwrap();
         assert!(p.payload().is_empty());
@@ -769,7 +844,10 @@ mod tests {
         let p = Ipv4Packet::new_checked(&buf[..]).unwrap();
         assert!(!p.verify_checksum());
         assert_eq!(Ipv4Repr::parse(&p), Err(Error::BadChecksum));
-        assert_eq!(Ipv4Repr::parse_with(&p, ChecksumMode::Ignore), Ok(echo_repr()));
+        assert_eq!(
+            Ipv4Repr::parse_with(&p, ChecksumMode::Ignore),
+            Ok(echo_repr())
+        );
 
         for v in [0u8, 6, 15] {
             let mut buf = echo_ip().to_vec();
@@ -792,26 +870,41 @@ mod tests {
             Ipv4Options::new(&raw[..n]).unwrap()
         });
         (
-            (any::<[u8; 4]>(), any::<[u8; 4]>(), any::<u8>(), 0usize..1400, any::<u8>()),
-            (0u8..64, 0u8..4, any::<u16>(), any::<bool>(), any::<bool>(), 0u16..8192),
+            (
+                any::<[u8; 4]>(),
+                any::<[u8; 4]>(),
+                any::<u8>(),
+                0usize..1400,
+                any::<u8>(),
+            ),
+            (
+                0u8..64,
+                0u8..4,
+                any::<u16>(),
+                any::<bool>(),
+                any::<bool>(),
+                0u16..8192,
+            ),
             opts,
         )
-            .prop_map(|((s, d, proto, payload_len, ttl), (dscp, ecn, ident, df, mf, off), options)| {
-                Ipv4Repr {
-                    src_addr: Ipv4Addr::from(s),
-                    dst_addr: Ipv4Addr::from(d),
-                    protocol: IpProtocol::from(proto),
-                    payload_len,
-                    ttl,
-                    dscp,
-                    ecn,
-                    ident,
-                    dont_frag: df,
-                    more_frags: mf,
-                    frag_offset: off << 3,
-                    options,
-                }
-            })
+            .prop_map(
+                |((s, d, proto, payload_len, ttl), (dscp, ecn, ident, df, mf, off), options)| {
+                    Ipv4Repr {
+                        src_addr: Ipv4Addr::from(s),
+                        dst_addr: Ipv4Addr::from(d),
+                        protocol: IpProtocol::from(proto),
+                        payload_len,
+                        ttl,
+                        dscp,
+                        ecn,
+                        ident,
+                        dont_frag: df,
+                        more_frags: mf,
+                        frag_offset: off << 3,
+                        options,
+                    }
+                },
+            )
     }
 
     proptest! {

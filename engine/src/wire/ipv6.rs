@@ -293,7 +293,11 @@ impl Ipv6ExtHeaders {
 
 impl fmt::Display for Ipv6ExtHeaders {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ext={} upper={}@{}", self.count, self.upper_protocol, self.upper_offset)?;
+        write!(
+            f,
+            "ext={} upper={}@{}",
+            self.count, self.upper_protocol, self.upper_offset
+        )?;
         if let Some(frag) = self.fragment {
             write!(f, " [{frag}]")?;
         }
@@ -364,7 +368,11 @@ impl fmt::Display for Ipv6Repr {
             self.src_addr, self.dst_addr, self.next_header, self.hop_limit, self.payload_len
         )?;
         if self.traffic_class != 0 || self.flow_label != 0 {
-            write!(f, " tc={} flow=0x{:05x}", self.traffic_class, self.flow_label)?;
+            write!(
+                f,
+                " tc={} flow=0x{:05x}",
+                self.traffic_class, self.flow_label
+            )?;
         }
         Ok(())
     }
@@ -533,7 +541,11 @@ impl Ipv6FragmentRepr {
 
 impl fmt::Display for Ipv6FragmentRepr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "frag id=0x{:08x} off={} nxt={}", self.ident, self.frag_offset, self.next_header)?;
+        write!(
+            f,
+            "frag id=0x{:08x} off={} nxt={}",
+            self.ident, self.frag_offset, self.next_header
+        )?;
         if self.more_frags {
             f.write_str(" M")?;
         }
@@ -772,7 +784,10 @@ mod tests {
         // ESP stops the walk: what follows is encrypted.
         let buf = chain(&[(60, 8), (50, 8)]);
         let x = walk(&buf).unwrap();
-        assert_eq!((x.upper_protocol, x.upper_offset, x.count), (IpProtocol::Esp, 48, 1));
+        assert_eq!(
+            (x.upper_protocol, x.upper_offset, x.count),
+            (IpProtocol::Esp, 48, 1)
+        );
     }
 
     #[test]
@@ -785,13 +800,22 @@ mod tests {
 
     #[test]
     fn hop_by_hop_only_first() {
-        assert_eq!(walk(&chain(&[(60, 8), (0, 8)])).err(), Some(Error::Malformed));
-        assert_eq!(walk(&chain(&[(0, 8), (0, 8)])).err(), Some(Error::Malformed));
+        assert_eq!(
+            walk(&chain(&[(60, 8), (0, 8)])).err(),
+            Some(Error::Malformed)
+        );
+        assert_eq!(
+            walk(&chain(&[(0, 8), (0, 8)])).err(),
+            Some(Error::Malformed)
+        );
     }
 
     #[test]
     fn two_fragment_headers() {
-        assert_eq!(walk(&chain(&[(44, 8), (44, 8)])).err(), Some(Error::Malformed));
+        assert_eq!(
+            walk(&chain(&[(44, 8), (44, 8)])).err(),
+            Some(Error::Malformed)
+        );
     }
 
     #[test]
@@ -819,7 +843,11 @@ mod tests {
     fn truncated_at_every_length() {
         for len in 0..frag2_ip().len() {
             let b = &frag2_ip()[..len];
-            assert_eq!(Ipv6Packet::new_checked(b).err(), Some(Error::Truncated), "len {len}");
+            assert_eq!(
+                Ipv6Packet::new_checked(b).err(),
+                Some(Error::Truncated),
+                "len {len}"
+            );
             assert!(Ipv6Repr::parse(&Ipv6Packet::new_unchecked(b)).is_err());
             assert!(Ipv6Packet::new_unchecked(b).ext_headers().is_err());
         }
@@ -863,15 +891,17 @@ mod tests {
             any::<u8>(),
             0u32..(1 << 20),
         )
-            .prop_map(|(s, d, nh, payload_len, hop_limit, traffic_class, flow_label)| Ipv6Repr {
-                src_addr: Ipv6Addr::from(s),
-                dst_addr: Ipv6Addr::from(d),
-                next_header: IpProtocol::from(nh),
-                payload_len,
-                hop_limit,
-                traffic_class,
-                flow_label,
-            })
+            .prop_map(
+                |(s, d, nh, payload_len, hop_limit, traffic_class, flow_label)| Ipv6Repr {
+                    src_addr: Ipv6Addr::from(s),
+                    dst_addr: Ipv6Addr::from(d),
+                    next_header: IpProtocol::from(nh),
+                    payload_len,
+                    hop_limit,
+                    traffic_class,
+                    flow_label,
+                },
+            )
     }
 
     fn arb_frag() -> impl Strategy<Value = Ipv6FragmentRepr> {
@@ -894,8 +924,12 @@ mod tests {
             (0usize..6).prop_map(|n| (51u8, (n + 3) * 4)),
             Just((44u8, 8usize)),
         ];
-        (any::<bool>(), 0usize..4, proptest::collection::vec(kind, 0..7)).prop_map(
-            |(hbh, hbh_n, rest)| {
+        (
+            any::<bool>(),
+            0usize..4,
+            proptest::collection::vec(kind, 0..7),
+        )
+            .prop_map(|(hbh, hbh_n, rest)| {
                 let mut v = Vec::new();
                 if hbh {
                     v.push((0u8, (hbh_n + 1) * 8));
@@ -911,8 +945,7 @@ mod tests {
                     v.push(h);
                 }
                 v
-            },
-        )
+            })
     }
 
     proptest! {
