@@ -704,6 +704,19 @@ mod tests {
     }
 
     #[test]
+    fn walk_stops_after_non_first_fragment_header() {
+        // Same fragment, but claiming a destination-options header follows:
+        // in a non-first fragment that header is in fragment 0, and the bytes
+        // here (c8 c9 ...) are data; walking them would read "length 0xc9".
+        let mut buf = frag2_ip().to_vec();
+        buf[40] = 60;
+        let x = walk(&buf).unwrap();
+        assert_eq!(x.upper_protocol, IpProtocol::Ipv6Opts);
+        assert_eq!((x.upper_offset, x.count), (48, 1));
+        assert!(x.is_non_first_fragment());
+    }
+
+    #[test]
     fn walk_first_fragment_continues() {
         // The first fragment of the same ping had 00 01 (offset 0, M) and an
         // ICMPv6 header behind it; a destination-options header is inserted
