@@ -15,17 +15,25 @@
 //! Parsing never panics, whatever the input. Errors are [`Error`], whose
 //! variants become per-reason drop counters in the pipeline.
 
+pub mod arp;
 pub mod checksum;
+pub mod ethernet;
 pub mod icmpv4;
 pub mod icmpv6;
 pub mod ip;
+pub mod ipv4;
+pub mod ipv6;
 pub mod pseudo;
 pub mod tcp;
 pub mod udp;
 
+pub use arp::{ArpOperation, ArpPacket, ArpRepr};
+pub use ethernet::{EtherType, EthernetAddress, EthernetFrame, EthernetRepr, VlanStack, VlanTag};
 pub use icmpv4::{Icmpv4Packet, Icmpv4Repr};
 pub use icmpv6::{Icmpv6Packet, Icmpv6Repr};
 pub use ip::IpProtocol;
+pub use ipv4::{Ipv4Options, Ipv4Packet, Ipv4Repr};
+pub use ipv6::{Ipv6ExtHeaders, Ipv6FragmentHeader, Ipv6FragmentRepr, Ipv6Packet, Ipv6Repr};
 pub use pseudo::PseudoHeader;
 pub use tcp::{TcpFlags, TcpOption, TcpPacket, TcpRepr};
 pub use udp::{UdpPacket, UdpRepr};
