@@ -2,10 +2,14 @@
 //!
 //! Module map (see `docs/ARCHITECTURE.md` for the why):
 //! - [`wire`]: zero-copy packet views and validated `Repr`s, checksums.
+//! - [`xsk`]: AF_XDP ports (UMEM, rings, sockets) and the in-memory port.
+//! - [`steer`]: the XDP steering program's loader, rule maps and counters.
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations)]
 
+pub mod steer;
 pub mod wire;
+pub mod xsk;
 
 /// What this build implements, printed by `pktengine status` and `scripts/demo.sh`.
 /// Kept in step with the README's status table.
