@@ -27,6 +27,23 @@ pub use socket::{BindMode, BoundMode, XskConfig, XskPort};
 pub use stats::{PortStats, XdpStatistics};
 pub use umem::{FrameCounts, FrameState, Umem, UmemConfig};
 
+/// Moves the calling thread into the network namespace at `path` (e.g.
+/// `/run/netns/NAME`). AF_XDP sockets and XDP attachment resolve interface
+/// indices in the caller's namespace, so an engine serving a namespace's
+/// interfaces opens them from a thread that entered it. Other threads keep
+/// their namespace.
+pub fn enter_netns(path: &std::path::Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(path)?;
+    // SAFETY: setns on a valid namespace descriptor; it changes only the calling
+    // thread's network namespace.
+    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Why an AF_XDP operation failed.
 #[derive(Debug)]
 pub enum XskError {
