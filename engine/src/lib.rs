@@ -16,7 +16,7 @@ pub mod xsk;
 pub const STATUS: &str = "\
 pktengine status
   wire formats (Ethernet/VLAN, ARP, IPv4, IPv6, ICMP, ICMPv6, UDP, TCP)  implemented
-  AF_XDP ports and XDP steering                                          not yet
+  AF_XDP ports and XDP steering                                          implemented
   workers, control plane, ctl socket                                     not yet
   LPM route tables (IPv4, IPv6)                                          not yet
   router (RFC 1812 / RFC 8200)                                           not yet
