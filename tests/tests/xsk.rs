@@ -118,6 +118,15 @@ impl Rig {
         let c = self.umem.check().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.tx, 0, "transmissions never completed: {c}");
         assert_eq!(c.held, 0, "frames still held at the end: {c}");
+        // Census: the Rx frames include everything on the fill and RX rings
+        // (the rest is inside the kernel); nothing is left on TX or completion.
+        let mut on_rings = 0;
+        for p in &self.ports {
+            let l = p.ring_levels();
+            assert_eq!((l.tx, l.comp), (0, 0), "{}: {l}", p.name());
+            on_rings += l.fill + l.rx;
+        }
+        assert!(on_rings <= c.rx, "{on_rings} frames on fill/RX rings but the ledger has {c}");
         for p in &self.ports {
             let s = p.stats();
             assert_eq!(s.xdp.rx_invalid_descs + s.xdp.tx_invalid_descs, 0, "{}: {s}", p.name());

@@ -10,7 +10,7 @@
 use std::io;
 use std::time::Duration;
 
-use super::port::Port;
+use super::port::{Port, RingLevels};
 use super::ring::{heap_ring, Consumer, Desc, Producer};
 use super::stats::{PortStats, XdpStatistics};
 use super::umem::{FrameState, Umem};
@@ -229,6 +229,10 @@ impl Port for MemPort {
         self.tx.pending()
     }
 
+    fn ring_levels(&self) -> RingLevels {
+        RingLevels { fill: self.fill.pending(), rx: self.rx.len(), tx: self.tx.pending(), comp: self.comp.len() }
+    }
+
     fn stats(&self) -> PortStats {
         self.stats
     }
@@ -395,6 +399,11 @@ mod tests {
                 }
                 let c = u.check().map_err(TestCaseError::fail)?;
                 prop_assert_eq!(c.held as usize, held.len());
+                // Exact census: every Rx frame is on a's fill or RX ring, every
+                // Tx frame on b's TX or completion ring.
+                let (la, lb) = (a.ring_levels(), b.ring_levels());
+                prop_assert_eq!(c.rx, la.fill + la.rx);
+                prop_assert_eq!(c.tx, lb.tx + lb.comp);
             }
             // Drain: everything comes back to the free list or the fill ring.
             u.free_burst(&held);

@@ -21,7 +21,7 @@ pub mod stats;
 pub mod umem;
 
 pub use mem_port::MemPort;
-pub use port::{Port, BURST};
+pub use port::{Port, RingLevels, BURST};
 pub use ring::Desc;
 pub use socket::{BindMode, BoundMode, XskConfig, XskPort};
 pub use stats::{PortStats, XdpStatistics};

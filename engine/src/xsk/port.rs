@@ -26,6 +26,27 @@ use super::ring::Desc;
 use super::stats::PortStats;
 use super::umem::Umem;
 
+/// Entries on a port's four rings: frames given to the kernel and not yet
+/// taken (fill, TX) or returned by it and not yet taken back (RX,
+/// completion). Rings a port shares with another socket of its queue count 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RingLevels {
+    /// Fill ring: addresses the kernel has not consumed yet.
+    pub fill: u32,
+    /// RX ring: received frames not yet taken by `recv`.
+    pub rx: u32,
+    /// TX ring: descriptors the kernel has not consumed yet.
+    pub tx: u32,
+    /// Completion ring: completed frames not yet reclaimed.
+    pub comp: u32,
+}
+
+impl std::fmt::Display for RingLevels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "rings fill={} rx={} tx={} comp={}", self.fill, self.rx, self.tx, self.comp)
+    }
+}
+
 /// The largest burst a worker moves at once.
 pub const BURST: usize = 64;
 
@@ -69,6 +90,10 @@ pub trait Port {
 
     /// Descriptors waiting on the TX ring for the kernel.
     fn tx_pending(&self) -> u32;
+
+    /// How many entries sit on each ring right now (for the frame census
+    /// and for operators; not for the hot path).
+    fn ring_levels(&self) -> RingLevels;
 
     /// The port's counters (the AF_XDP port reads XDP_STATISTICS: a system
     /// call, so call it from the control path).

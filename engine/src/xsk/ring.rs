@@ -352,6 +352,16 @@ impl<T: Slot> Consumer<T> {
         self.ring.flags().load(Ordering::Relaxed) & libc::XDP_RING_NEED_WAKEUP != 0
     }
 
+    /// Entries published and not yet released (a fresh look at the producer index).
+    pub fn len(&self) -> u32 {
+        self.ring.producer().load(Ordering::Acquire).wrapping_sub(self.cached_cons)
+    }
+
+    /// Whether no entry is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Sets or clears the need-wakeup flag.
     pub fn set_needs_wakeup(&self, on: bool) {
         set_flag(self.ring.flags(), on)

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use memmap2::{MmapOptions, MmapRaw};
 
-use super::port::Port;
+use super::port::{Port, RingLevels};
 use super::ring::{mapped_ring, Consumer, Desc, Producer, Slot};
 use super::stats::{PortStats, XdpStatistics};
 use super::umem::{Binding, FrameState, Umem};
@@ -495,6 +495,15 @@ impl Port for XskPort {
 
     fn tx_pending(&self) -> u32 {
         self.tx.pending()
+    }
+
+    fn ring_levels(&self) -> RingLevels {
+        RingLevels {
+            fill: self.fill.as_ref().map_or(0, |f| f.pending()),
+            rx: self.rx.len(),
+            tx: self.tx.pending(),
+            comp: self.comp.as_ref().map_or(0, |c| c.len()),
+        }
     }
 
     fn stats(&self) -> PortStats {
