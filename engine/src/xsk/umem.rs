@@ -239,6 +239,19 @@ impl Umem {
         };
         let map = match map {
             Some(m) => m,
+            None if cfg.huge_pages => {
+                // No reserved huge pages: ask for transparent ones, then fault the
+                // area in (after the advice, so the faults can take 2 MiB pages).
+                let mut m = MmapOptions::new()
+                    .len(len)
+                    .map_anon()
+                    .map_err(|e| XskError::Io("mapping the UMEM", e))?;
+                let _ = m.advise(memmap2::Advice::HugePage); // best effort
+                for page in m.chunks_mut(4096) {
+                    page[0] = 0;
+                }
+                m
+            }
             None => MmapOptions::new()
                 .len(len)
                 .populate()
@@ -281,7 +294,10 @@ impl Umem {
         self.headroom
     }
 
-    /// Whether the area sits on 2 MiB huge pages.
+    /// Whether the area sits on reserved 2 MiB huge pages (MAP_HUGETLB).
+    /// Without reserved pages, a `huge_pages` UMEM is advised for
+    /// transparent huge pages instead (MADV_HUGEPAGE), which this does not
+    /// report.
     pub fn huge_pages(&self) -> bool {
         self.area.huge
     }
