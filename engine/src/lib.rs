@@ -2,19 +2,23 @@
 //!
 //! Module map (see `docs/ARCHITECTURE.md` for the why):
 //! - [`wire`]: zero-copy packet views and validated `Repr`s, checksums.
-//! - [`control`]: configuration and, later, the control thread and ctl socket.
+//! - [`xsk`]: AF_XDP ports (UMEM, rings, sockets) and the in-memory port.
+//! - [`steer`]: the XDP steering program's loader, rule maps and counters.
+//! - [`control`]: configuration, the ctl socket, metrics, capture files.
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations)]
 
 pub mod control;
+pub mod steer;
 pub mod wire;
+pub mod xsk;
 
 /// What this build implements, printed by `pktengine status` and `scripts/demo.sh`.
 /// Kept in step with the README's status table.
 pub const STATUS: &str = "\
 pktengine status
   wire formats (Ethernet/VLAN, ARP, IPv4, IPv6, ICMP, ICMPv6, UDP, TCP)  implemented
-  AF_XDP ports and XDP steering                                          not yet
+  AF_XDP ports and XDP steering                                          implemented
   workers, control plane, ctl socket                                     not yet
   LPM route tables (IPv4, IPv6)                                          not yet
   router (RFC 1812 / RFC 8200)                                           not yet

@@ -1,0 +1,101 @@
+//! The interface the workers drive: [`Port`], implemented by the AF_XDP
+//! socket ([`super::XskPort`]) and by the in-memory port ([`super::MemPort`]).
+//!
+//! A worker owns one [`Umem`] and several ports that share it, and runs, per
+//! loop:
+//!
+//! ```text
+//! for port in ports: n = port.recv(&mut umem, &mut descs[..BURST])      // Rx -> Held
+//! process the batch; read/write bytes with umem.data()/data_mut()
+//! group by egress port; out.send(&mut umem, &group)                     // Held -> Tx
+//!     (frames `send` did not take stay with the worker: retry or umem.free())
+//! drops: umem.free(desc)                                                // Held -> Free
+//! for port in ports: port.reclaim(&mut umem, BURST)                     // Tx -> Free
+//!                    port.refill(&mut umem, BURST)                      // Free -> Rx
+//!                    port.wake()       (system calls only if the kernel asked)
+//! ```
+//!
+//! Descriptors are plain [`Desc`] values naming UMEM offsets, so a frame
+//! received on one port is sent on another by passing its descriptor: no
+//! copy. Every call moves a whole batch with one ring-index load and store;
+//! nothing allocates, and no call makes a system call per packet.
+use std::io;
+use std::time::Duration;
+
+use super::ring::Desc;
+use super::stats::PortStats;
+use super::umem::Umem;
+
+/// Entries on a port's four rings: frames given to the kernel and not yet
+/// taken (fill, TX) or returned by it and not yet taken back (RX,
+/// completion). Rings a port shares with another socket of its queue count 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RingLevels {
+    /// Fill ring: addresses the kernel has not consumed yet.
+    pub fill: u32,
+    /// RX ring: received frames not yet taken by `recv`.
+    pub rx: u32,
+    /// TX ring: descriptors the kernel has not consumed yet.
+    pub tx: u32,
+    /// Completion ring: completed frames not yet reclaimed.
+    pub comp: u32,
+}
+
+impl std::fmt::Display for RingLevels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "rings fill={} rx={} tx={} comp={}", self.fill, self.rx, self.tx, self.comp)
+    }
+}
+
+/// The largest burst a worker moves at once.
+pub const BURST: usize = 64;
+
+/// A network port that receives into and transmits from a shared [`Umem`].
+///
+/// Every method that moves frames takes the worker's `Umem` so that it can
+/// record each move in the frame ledger; a port must be driven with the
+/// UMEM it was created on (checked: it panics otherwise).
+pub trait Port {
+    /// A short name for logs (`veth0/q0`, `mem:a`).
+    fn name(&self) -> &str;
+
+    /// Receives up to `descs.len()` frames into `descs`; returns how many.
+    /// The frames now belong to the caller (Rx -> Held).
+    fn recv(&mut self, umem: &mut Umem, descs: &mut [Desc]) -> usize;
+
+    /// Queues frames for transmission, in order; returns how many it took
+    /// (a prefix of `descs`: when the TX ring is full the rest stay with the
+    /// caller). Taken frames belong to the kernel until completed
+    /// (Held -> Tx). The descriptors may come from any port of the same
+    /// UMEM. Kicks the kernel if it asked to be woken.
+    fn send(&mut self, umem: &mut Umem, descs: &[Desc]) -> usize;
+
+    /// Moves up to `max` free frames into the fill ring (Free -> Rx);
+    /// returns how many. A port whose fill ring is shared with another
+    /// socket of the same queue returns 0: the other one fills for both.
+    fn refill(&mut self, umem: &mut Umem, max: usize) -> usize;
+
+    /// Returns up to `max` completed transmissions to the free list
+    /// (Tx -> Free); returns how many.
+    fn reclaim(&mut self, umem: &mut Umem, max: usize) -> usize;
+
+    /// Makes the wakeup system calls the kernel asked for (need_wakeup on
+    /// the fill ring; TX descriptors still waiting). Returns how many calls
+    /// it made. Cheap when there is nothing to do.
+    fn wake(&mut self) -> usize;
+
+    /// Blocks until frames are ready to receive or `timeout` passes; for an
+    /// idle worker, never on the hot path. Returns whether frames are ready.
+    fn wait_rx(&mut self, timeout: Duration) -> io::Result<bool>;
+
+    /// Descriptors waiting on the TX ring for the kernel.
+    fn tx_pending(&self) -> u32;
+
+    /// How many entries sit on each ring right now (for the frame census
+    /// and for operators; not for the hot path).
+    fn ring_levels(&self) -> RingLevels;
+
+    /// The port's counters (the AF_XDP port reads XDP_STATISTICS: a system
+    /// call, so call it from the control path).
+    fn stats(&self) -> PortStats;
+}
