@@ -1,10 +1,12 @@
 //! pktengine: a kernel-bypass packet engine.
 //!
 //! Module map (see `docs/ARCHITECTURE.md` for the why):
+//! - [`l3`]: IPv4/IPv6 longest-prefix match, next hops, the route table.
 //! - [`wire`]: zero-copy packet views and validated `Repr`s, checksums.
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations)]
 
+pub mod l3;
 pub mod wire;
 
 /// What this build implements, printed by `pktengine status` and `scripts/demo.sh`.
