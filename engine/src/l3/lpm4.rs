@@ -96,6 +96,11 @@ impl Lpm4 {
         self.fib.lookup_batch(addrs, out)
     }
 
+    /// Rebuilds the lookup structure from scratch (what a full FIB rebuild costs).
+    pub fn rebuild(&mut self) {
+        self.fib = Poptrie::build(&self.trie);
+    }
+
     /// The read-side structure.
     pub fn fib(&self) -> &Fib4 {
         &self.fib

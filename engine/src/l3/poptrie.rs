@@ -313,6 +313,8 @@ impl<K: Key> Poptrie<K> {
             _k: PhantomData,
         };
         p.rebuild_direct(trie, 0, 1 << K::DIRECT_BITS);
+        p.nodes.shrink_to_fit();
+        p.leaves.shrink_to_fit();
         p
     }
 
