@@ -16,7 +16,7 @@ pktengine status
   wire formats (Ethernet/VLAN, ARP, IPv4, IPv6, ICMP, ICMPv6, UDP, TCP)  implemented
   AF_XDP ports and XDP steering                                          not yet
   workers, control plane, ctl socket                                     not yet
-  LPM route tables (IPv4, IPv6)                                          not yet
+  LPM route tables (IPv4, IPv6)                                          implemented
   router (RFC 1812 / RFC 8200)                                           not yet
   L2 learning switch                                                     not yet
   NAT44 (NAPT)                                                           not yet

@@ -257,4 +257,45 @@ mod tests {
             assert_eq!((b != NO_ROUTE).then_some(b), want, "batch {}", Ipv4Addr::from(a));
         }
     }
+
+    /// Patching the full table: delete and add thousands of prefixes one by one, then compare
+    /// with the reference built from the resulting set.
+    #[test]
+    fn full_table_incremental_updates() {
+        let mut routes: HashMap<Ipv4Prefix, NextHopId> = testdata::full_table_v4().into_iter().collect();
+        let mut t = Lpm4::from_routes(routes.iter().map(|(&p, &n)| (p, n)));
+        let mut keys: Vec<Ipv4Prefix> = routes.keys().copied().collect();
+        keys.sort();
+        let mut x = 42u64;
+        let mut touched = Vec::new();
+        for i in 0..6000 {
+            x = testdata::splitmix(x);
+            let p = if i % 2 == 0 {
+                let p = keys[(x % keys.len() as u64) as usize];
+                assert_eq!(t.remove(p), routes.remove(&p));
+                p
+            } else {
+                let len = 8 + (x >> 8) as u8 % 25;
+                let p = Ipv4Prefix::from_bits((x >> 32) as u32, len).unwrap();
+                let nh = (x >> 16) as u16 % 16;
+                assert_eq!(t.insert(p, nh), routes.insert(p, nh));
+                p
+            };
+            touched.push(p);
+        }
+        let v: Vec<(Ipv4Prefix, NextHopId)> = routes.iter().map(|(&p, &n)| (p, n)).collect();
+        let reference = testdata::Reference4::new(&v);
+        let mut addrs: Vec<u32> = Vec::new();
+        for p in &touched {
+            let (f, l) = (p.bits(), u32::from(p.last()));
+            addrs.extend([f, l, f.wrapping_sub(1), l.wrapping_add(1), f | (l - f) / 2]);
+        }
+        for _ in 0..200_000 {
+            x = testdata::splitmix(x);
+            addrs.push((x >> 32) as u32);
+        }
+        for a in addrs {
+            assert_eq!(t.lookup(Ipv4Addr::from(a)), reference.lookup(a), "{}", Ipv4Addr::from(a));
+        }
+    }
 }

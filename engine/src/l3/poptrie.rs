@@ -248,6 +248,25 @@ impl<K: Key> BinaryTrie<K> {
         self.nodes.capacity() * core::mem::size_of::<TrieNode>() + self.free.capacity() * 4
     }
 
+    /// The trie node at depth `d` on `key`'s path and the value of the longest prefix at or
+    /// above it; `None` if the path ends earlier.
+    fn node_at(&self, key: K, d: u32) -> Option<(u32, Leaf)> {
+        let mut n = 0usize;
+        let mut def = self.nodes[0].value;
+        for i in 0..d {
+            let c = self.nodes[n].child[key.bit(i)];
+            if c == NIL {
+                return None;
+            }
+            n = c as usize;
+            let v = self.nodes[n].value;
+            if v != NO_ROUTE {
+                def = v;
+            }
+        }
+        Some((n as u32, def))
+    }
+
     fn has_children(&self, n: u32) -> bool {
         self.nodes[n as usize].child != [NIL; 2]
     }
@@ -306,8 +325,10 @@ impl<K: Key> Poptrie<K> {
     pub fn build(trie: &BinaryTrie<K>) -> Self {
         let mut p = Poptrie {
             direct: vec![DIRECT_LEAF | u32::from(NO_ROUTE); 1 << K::DIRECT_BITS],
-            nodes: Vec::new(),
-            leaves: Vec::new(),
+            // Index 0 of both arrays is a sentinel that the branch-free batch walk parks
+            // finished lanes on: a node whose every slot is leaf 0, and that leaf.
+            nodes: vec![Node { vector: 0, leafvec: 1, base0: 0, base1: 0 }],
+            leaves: vec![NO_ROUTE],
             dead_nodes: 0,
             dead_leaves: 0,
             _k: PhantomData,
@@ -319,16 +340,97 @@ impl<K: Key> Poptrie<K> {
     }
 
     /// Brings the structure in line with `trie` after the prefix `key/len` changed there.
-    /// Rebuilds only the direct entries the prefix covers, and compacts when garbage
-    /// outweighs live data.
+    ///
+    /// Rebuilds only the deepest node whose slots the prefix covers (subtrees under untouched
+    /// slots are kept, only their node records move), or the direct entries for a prefix
+    /// shorter than the direct array. Compacts when garbage outweighs live data.
     pub fn update(&mut self, trie: &BinaryTrie<K>, key: K, len: u32) {
-        let (lo, hi) = Self::direct_range(key, len);
-        self.rebuild_direct(trie, lo, hi);
+        if !self.refill_path(trie, key, len) {
+            let (lo, hi) = Self::direct_range(key, len);
+            self.rebuild_direct(trie, lo, hi);
+        }
         if self.dead_nodes > 4096 + self.nodes.len() / 2
             || self.dead_leaves > 4096 + self.leaves.len() / 2
         {
             *self = Self::build(trie);
         }
+    }
+
+    /// Refills the deepest node on `key`'s path at a depth `<= len` that must still exist.
+    /// `false` if there is none (the change is at the direct array).
+    fn refill_path(&mut self, trie: &BinaryTrie<K>, key: K, len: u32) -> bool {
+        if len < K::DIRECT_BITS {
+            return false;
+        }
+        let e = self.direct[key.bits(0, K::DIRECT_BITS) as usize];
+        if e & DIRECT_LEAF != 0 {
+            return false;
+        }
+        // (node index, depth) from the top; at most 128 / STRIDE + 1 levels.
+        let mut path = [(0u32, 0u32); 24];
+        let mut depth = 0;
+        let (mut n, mut d) = (e, K::DIRECT_BITS);
+        loop {
+            path[depth] = (n, d);
+            depth += 1;
+            if d + STRIDE > len || depth == path.len() {
+                break;
+            }
+            let node = self.nodes[n as usize];
+            let v = key.bits(d, STRIDE);
+            if node.vector >> v & 1 == 0 {
+                break;
+            }
+            n = node.base1 + (node.vector & upto(v)).count_ones() - 1;
+            d += STRIDE;
+        }
+        for &(n, d) in path[..depth].iter().rev() {
+            if let Some((t, def)) = trie.node_at(key, d) {
+                if trie.has_children(t) {
+                    self.refill_node(trie, t, d, def, n as usize, key, len);
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Rebuilds node `at` (trie node `t` at depth `d`) after `key/len` changed: the slots the
+    /// prefix covers get new subtrees, the others keep theirs.
+    #[allow(clippy::too_many_arguments)]
+    fn refill_node(
+        &mut self,
+        trie: &BinaryTrie<K>,
+        t: u32,
+        d: u32,
+        def: Leaf,
+        at: usize,
+        key: K,
+        len: u32,
+    ) {
+        let (lo, hi) = if len >= d + STRIDE {
+            let s = key.bits(d, STRIDE);
+            (s, s)
+        } else if len == d {
+            (0, 63)
+        } else {
+            let k = len - d;
+            let s = key.bits(d, k) << (STRIDE - k);
+            (s, s | ((1 << (STRIDE - k)) - 1))
+        };
+        let old = self.nodes[at];
+        self.dead_leaves += old.leafvec.count_ones() as usize;
+        for s in 0..64u32 {
+            if old.vector >> s & 1 != 0 {
+                let c = (old.base1 + (old.vector & upto(s)).count_ones() - 1) as usize;
+                if (lo..=hi).contains(&s) {
+                    self.count_dead(c);
+                } else {
+                    self.dead_nodes += 1;
+                }
+            }
+        }
+        self.fill_node(trie, t, d, def, at, Some((old, lo, hi)));
     }
 
     /// The direct-array entries `[lo, hi)` a prefix covers.
@@ -375,9 +477,11 @@ impl<K: Key> Poptrie<K> {
 
     /// Looks up a burst: `out[i] = lookup(keys[i])` for `i < min(keys.len(), out.len())`.
     ///
-    /// Safe Rust has no prefetch instruction, so the lookups of `LANES` addresses advance one
-    /// level at a time in lock step: the loads of the lanes are independent and the CPU keeps
-    /// them in flight together instead of waiting for one chain of dependent loads at a time.
+    /// Safe Rust has no prefetch instruction. Instead `LANES` lookups advance one level at a
+    /// time in lock step, each step without branches (a finished lane is parked on the
+    /// sentinel node 0): the loads of the lanes are independent, so the CPU keeps them in
+    /// flight together, and the one hard-to-predict branch (is this the last level?) is taken
+    /// once per group instead of once per address.
     pub fn lookup_batch(&self, keys: &[K], out: &mut [Leaf]) {
         let n = keys.len().min(out.len());
         let (keys, out) = (&keys[..n], &mut out[..n]);
@@ -393,36 +497,36 @@ impl<K: Key> Poptrie<K> {
 
     #[inline(always)]
     fn lookup_lanes(&self, keys: &[K], out: &mut [Leaf]) {
-        let mut node = [Node::default(); LANES];
-        let mut pending: u32 = 0;
+        let mut cur = [0u32; LANES];
+        let mut res = [NO_ROUTE; LANES];
+        let mut live = 0u32;
         for l in 0..LANES {
             let e = self.direct[keys[l].bits(0, K::DIRECT_BITS) as usize];
-            if e & DIRECT_LEAF != 0 {
-                out[l] = e as Leaf;
-            } else {
-                node[l] = self.nodes[e as usize];
-                pending |= 1 << l;
-            }
+            let internal = e & DIRECT_LEAF == 0;
+            res[l] = e as Leaf;
+            cur[l] = if internal { e } else { 0 };
+            live |= u32::from(internal) << l;
         }
         let mut pos = K::DIRECT_BITS;
-        while pending != 0 {
+        while live != 0 {
             for l in 0..LANES {
-                if pending >> l & 1 == 0 {
-                    continue;
-                }
-                let nd = node[l];
+                let nd = self.nodes[cur[l] as usize];
                 let v = keys[l].bits(pos, STRIDE);
-                if nd.vector >> v & 1 != 0 {
-                    let i = nd.base1 + (nd.vector & upto(v)).count_ones() - 1;
-                    node[l] = self.nodes[i as usize];
-                } else {
-                    let i = nd.base0 + (nd.leafvec & upto(v)).count_ones() - 1;
-                    out[l] = self.leaves[i as usize];
-                    pending &= !(1 << l);
-                }
+                let internal = nd.vector >> v & 1 != 0;
+                // Both indices are in bounds whatever the slot is: base0 and base1 are at
+                // least 1 for real nodes (index 0 is the sentinel) and 0 for the sentinel.
+                let ci = nd.base1.wrapping_add((nd.vector & upto(v)).count_ones()).wrapping_sub(1);
+                let li = nd.base0.wrapping_add((nd.leafvec & upto(v)).count_ones()).wrapping_sub(1);
+                let leaf = self.leaves.get(li as usize).copied().unwrap_or(NO_ROUTE);
+                let was_live = live >> l & 1 != 0;
+                res[l] = if was_live && !internal { leaf } else { res[l] };
+                let still = was_live && internal;
+                cur[l] = if still { ci } else { 0 };
+                live = live & !(1 << l) | u32::from(still) << l;
             }
             pos += STRIDE;
         }
+        out.copy_from_slice(&res);
     }
 
     /// Recomputes the direct entries `[lo, hi)` from `trie`.
@@ -463,7 +567,7 @@ impl<K: Key> Poptrie<K> {
             let entry = if trie.has_children(t) {
                 let at = self.nodes.len();
                 self.nodes.push(Node::default());
-                self.fill_node(trie, t, d, def, at);
+                self.fill_node(trie, t, d, def, at, None);
                 at as u32
             } else {
                 DIRECT_LEAF | u32::from(def)
@@ -498,11 +602,21 @@ impl<K: Key> Poptrie<K> {
 
     /// Builds node `at` for trie node `t` at depth `d` (a multiple of the stride past the
     /// direct bits), `def` being the value of the longest prefix at or above `t`.
-    fn fill_node(&mut self, trie: &BinaryTrie<K>, t: u32, d: u32, def: Leaf, at: usize) {
+    /// With `reuse = Some((old, lo, hi))`, children of internal slots outside `lo..=hi` are
+    /// taken over from `old` (their subtrees are unchanged) instead of being rebuilt.
+    fn fill_node(
+        &mut self,
+        trie: &BinaryTrie<K>,
+        t: u32,
+        d: u32,
+        def: Leaf,
+        at: usize,
+        reuse: Option<(Node, u32, u32)>,
+    ) {
         let steps = STRIDE.min(K::BITS - d);
         let mut vector = 0u64;
         let mut leafvec = 0u64;
-        let mut kids: [(u32, Leaf); 64] = [(NIL, NO_ROUTE); 64];
+        let mut kids: [(u32, Leaf, u32); 64] = [(NIL, NO_ROUTE, 0); 64];
         let mut nkids = 0;
         let leaf_base = self.leaves.len();
         let mut last: Option<Leaf> = None;
@@ -525,7 +639,7 @@ impl<K: Key> Poptrie<K> {
             }
             if reached && steps == STRIDE && trie.has_children(cur) {
                 vector |= 1 << slot;
-                kids[nkids] = (cur, val);
+                kids[nkids] = (cur, val, slot);
                 nkids += 1;
             } else if last != Some(val) {
                 leafvec |= 1 << slot;
@@ -541,8 +655,14 @@ impl<K: Key> Poptrie<K> {
             base0: leaf_base as u32,
             base1: child_base as u32,
         };
-        for (j, &(ct, cv)) in kids[..nkids].iter().enumerate() {
-            self.fill_node(trie, ct, d + STRIDE, cv, child_base + j);
+        for (j, &(ct, cv, slot)) in kids[..nkids].iter().enumerate() {
+            match reuse {
+                Some((old, lo, hi)) if !(lo..=hi).contains(&slot) => {
+                    let c = old.base1 + (old.vector & upto(slot)).count_ones() - 1;
+                    self.nodes[child_base + j] = self.nodes[c as usize];
+                }
+                _ => self.fill_node(trie, ct, d + STRIDE, cv, child_base + j, None),
+            }
         }
     }
 }
@@ -586,8 +706,9 @@ mod tests {
         t.insert(0xc612_0000, 24, 7);
         t.insert(0xc612_0000, 16, 9);
         let p = Poptrie::build(&t);
-        assert_eq!(p.nodes.len(), 1);
-        assert_eq!(p.leaves, vec![7, 9]);
+        // Index 0 of each array is the sentinel.
+        assert_eq!(p.nodes.len(), 2);
+        assert_eq!(p.leaves, vec![NO_ROUTE, 7, 9]);
         assert_eq!(p.lookup(0xc612_0001), 7);
         assert_eq!(p.lookup(0xc612_0101), 9);
         assert_eq!(p.lookup(0xc612_ff01), 9);
