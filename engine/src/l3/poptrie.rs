@@ -15,6 +15,7 @@
 //! Full-table figures (901,899 IPv4 prefixes, 18-bit direct array) are in docs/ARCHITECTURE.md.
 
 use core::fmt;
+use core::hint::black_box;
 use core::marker::PhantomData;
 
 /// A leaf: a next-hop index, or [`NO_ROUTE`].
@@ -317,8 +318,8 @@ impl<K: Key> fmt::Debug for Poptrie<K> {
     }
 }
 
-/// Lanes of the interleaved batch lookup.
-const LANES: usize = 8;
+/// How many addresses ahead the batch lookup touches the next levels.
+const AHEAD: usize = 4;
 
 impl<K: Key> Poptrie<K> {
     /// Builds the structure for everything in `trie`.
@@ -477,56 +478,24 @@ impl<K: Key> Poptrie<K> {
 
     /// Looks up a burst: `out[i] = lookup(keys[i])` for `i < min(keys.len(), out.len())`.
     ///
-    /// Safe Rust has no prefetch instruction. Instead `LANES` lookups advance one level at a
-    /// time in lock step, each step without branches (a finished lane is parked on the
-    /// sentinel node 0): the loads of the lanes are independent, so the CPU keeps them in
-    /// flight together, and the one hard-to-predict branch (is this the last level?) is taken
-    /// once per group instead of once per address.
+    /// Software prefetch without `unsafe`: while address `i` is looked up, the direct entry of
+    /// address `i + 2 * AHEAD` and the first node of address `i + AHEAD` are loaded and passed
+    /// to [`black_box`] so the compiler keeps the loads. Their cache misses then overlap with
+    /// the lookups in between, as `rte_prefetch0` does in DPDK's l3fwd.
     pub fn lookup_batch(&self, keys: &[K], out: &mut [Leaf]) {
         let n = keys.len().min(out.len());
-        let (keys, out) = (&keys[..n], &mut out[..n]);
-        let mut kc = keys.chunks_exact(LANES);
-        let mut oc = out.chunks_exact_mut(LANES);
-        for (k, o) in (&mut kc).zip(&mut oc) {
-            self.lookup_lanes(k, o);
-        }
-        for (k, o) in kc.remainder().iter().zip(oc.into_remainder()) {
-            *o = self.lookup(*k);
-        }
-    }
-
-    #[inline(always)]
-    fn lookup_lanes(&self, keys: &[K], out: &mut [Leaf]) {
-        let mut cur = [0u32; LANES];
-        let mut res = [NO_ROUTE; LANES];
-        let mut live = 0u32;
-        for l in 0..LANES {
-            let e = self.direct[keys[l].bits(0, K::DIRECT_BITS) as usize];
-            let internal = e & DIRECT_LEAF == 0;
-            res[l] = e as Leaf;
-            cur[l] = if internal { e } else { 0 };
-            live |= u32::from(internal) << l;
-        }
-        let mut pos = K::DIRECT_BITS;
-        while live != 0 {
-            for l in 0..LANES {
-                let nd = self.nodes[cur[l] as usize];
-                let v = keys[l].bits(pos, STRIDE);
-                let internal = nd.vector >> v & 1 != 0;
-                // Both indices are in bounds whatever the slot is: base0 and base1 are at
-                // least 1 for real nodes (index 0 is the sentinel) and 0 for the sentinel.
-                let ci = nd.base1.wrapping_add((nd.vector & upto(v)).count_ones()).wrapping_sub(1);
-                let li = nd.base0.wrapping_add((nd.leafvec & upto(v)).count_ones()).wrapping_sub(1);
-                let leaf = self.leaves.get(li as usize).copied().unwrap_or(NO_ROUTE);
-                let was_live = live >> l & 1 != 0;
-                res[l] = if was_live && !internal { leaf } else { res[l] };
-                let still = was_live && internal;
-                cur[l] = if still { ci } else { 0 };
-                live = live & !(1 << l) | u32::from(still) << l;
+        for i in 0..n {
+            if let Some(k) = keys.get(i + 2 * AHEAD) {
+                black_box(self.direct[k.bits(0, K::DIRECT_BITS) as usize]);
             }
-            pos += STRIDE;
+            if let Some(k) = keys.get(i + AHEAD) {
+                let e = self.direct[k.bits(0, K::DIRECT_BITS) as usize];
+                if e & DIRECT_LEAF == 0 {
+                    black_box(self.nodes[e as usize].vector);
+                }
+            }
+            out[i] = self.lookup(keys[i]);
         }
-        out.copy_from_slice(&res);
     }
 
     /// Recomputes the direct entries `[lo, hi)` from `trie`.
