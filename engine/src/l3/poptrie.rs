@@ -649,7 +649,7 @@ mod tests {
         assert_eq!(k.bits(31, 1), 1);
         let k6: u128 = 0x2001_0002u128 << 96 | 1;
         assert_eq!(k6.bits(0, 16), 0x2001);
-        assert_eq!(k6.bits(124, 6), 0b0001_00);
+        assert_eq!(k6.bits(124, 6), 0b00_0100);
         assert_eq!(k6.bits(130, 6), 0);
     }
 

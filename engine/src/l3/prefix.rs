@@ -59,6 +59,8 @@ pub struct Ipv4Prefix {
     len: u8,
 }
 
+// `len` is the prefix length, not a container size: there is no `is_empty`.
+#[allow(clippy::len_without_is_empty)]
 impl Ipv4Prefix {
     /// `0.0.0.0/0`.
     pub const DEFAULT: Ipv4Prefix = Ipv4Prefix { bits: 0, len: 0 };
@@ -125,6 +127,8 @@ pub struct Ipv6Prefix {
     len: u8,
 }
 
+// `len` is the prefix length, not a container size: there is no `is_empty`.
+#[allow(clippy::len_without_is_empty)]
 impl Ipv6Prefix {
     /// `::/0`.
     pub const DEFAULT: Ipv6Prefix = Ipv6Prefix { bits: 0, len: 0 };
@@ -189,6 +193,8 @@ pub enum IpPrefix {
     V6(Ipv6Prefix),
 }
 
+// `len` is the prefix length, not a container size: there is no `is_empty`.
+#[allow(clippy::len_without_is_empty)]
 impl IpPrefix {
     pub fn len(&self) -> u8 {
         match self {

@@ -57,7 +57,7 @@ impl Reference4 {
             m.entry(p.len()).or_default().insert(p.bits(), *nh);
         }
         let mut by_len: Vec<_> = m.into_iter().collect();
-        by_len.sort_by(|a, b| b.0.cmp(&a.0));
+        by_len.sort_by_key(|e| core::cmp::Reverse(e.0));
         Reference4 { by_len }
     }
 
@@ -81,7 +81,7 @@ impl Reference6 {
             m.entry(p.len()).or_default().insert(p.bits(), *nh);
         }
         let mut by_len: Vec<_> = m.into_iter().collect();
-        by_len.sort_by(|a, b| b.0.cmp(&a.0));
+        by_len.sort_by_key(|e| core::cmp::Reverse(e.0));
         Reference6 { by_len }
     }
 
