@@ -1,6 +1,7 @@
 //! pktengine: a kernel-bypass packet engine.
 //!
 //! Module map (see `docs/ARCHITECTURE.md` for the why):
+//! - [`l3`]: IPv4/IPv6 longest-prefix match, next hops, the route table.
 //! - [`wire`]: zero-copy packet views and validated `Repr`s, checksums.
 //! - [`xsk`]: AF_XDP ports (UMEM, rings, sockets) and the in-memory port.
 //! - [`steer`]: the XDP steering program's loader, rule maps and counters.
@@ -9,6 +10,7 @@
 #![warn(missing_debug_implementations)]
 
 pub mod control;
+pub mod l3;
 pub mod steer;
 pub mod wire;
 pub mod xsk;
@@ -20,7 +22,7 @@ pktengine status
   wire formats (Ethernet/VLAN, ARP, IPv4, IPv6, ICMP, ICMPv6, UDP, TCP)  implemented
   AF_XDP ports and XDP steering                                          implemented
   workers, control plane, ctl socket                                     not yet
-  LPM route tables (IPv4, IPv6)                                          not yet
+  LPM route tables (IPv4, IPv6)                                          implemented
   router (RFC 1812 / RFC 8200)                                           not yet
   L2 learning switch                                                     not yet
   NAT44 (NAPT)                                                           not yet

@@ -15,6 +15,19 @@ struct Cli {
 enum Command {
     /// Print what this build implements and what it does not yet.
     Status,
+    /// Route table tools.
+    #[command(subcommand)]
+    Route(RouteCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum RouteCommand {
+    /// Load routes in `ip route` syntax and look up addresses read from stdin, one per line.
+    Lookup {
+        /// Routes file: `PREFIX via GATEWAY [dev PORT] [metric N]`, `default via ...`, # comments.
+        #[arg(long)]
+        routes: std::path::PathBuf,
+    },
 }
 
 fn main() {
@@ -35,6 +48,11 @@ fn main() {
         Command::Status => {
             print!("{}", engine::STATUS);
             0
+        }
+        Command::Route(RouteCommand::Lookup { routes }) => {
+            let stdin = std::io::stdin().lock();
+            let stdout = std::io::BufWriter::new(std::io::stdout().lock());
+            engine::l3::route_cmd::lookup(&routes, stdin, stdout, std::io::stderr())
         }
     };
     std::process::exit(code);
