@@ -5,12 +5,18 @@
 //! - [`wire`]: zero-copy packet views and validated `Repr`s, checksums.
 //! - [`xsk`]: AF_XDP ports (UMEM, rings, sockets) and the in-memory port.
 //! - [`steer`]: the XDP steering program's loader, rule maps and counters.
+//! - [`dataplane`]: workers, the burst pipeline, counters and drop reasons, published tables.
+//! - [`router`]: IPv4/IPv6 forwarding stages, ICMP errors, fragmentation, ARP/ND.
+//! - [`runtime`]: `pktengine run`: setup, the control thread, shutdown.
 //! - [`control`]: configuration, the ctl socket, metrics, capture files.
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations)]
 
 pub mod control;
+pub mod dataplane;
 pub mod l3;
+pub mod router;
+pub mod runtime;
 pub mod steer;
 pub mod wire;
 pub mod xsk;

@@ -1,4 +1,6 @@
 //! The `pktengine` command line.
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
@@ -18,6 +20,93 @@ enum Command {
     /// Route table tools.
     #[command(subcommand)]
     Route(RouteCommand),
+    /// Run the engine with a configuration file (see examples/).
+    Run {
+        /// The TOML configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// Check the configuration and exit without attaching anything.
+        #[arg(long)]
+        check: bool,
+        /// Copy the kernel's main routing table into the engine at start.
+        #[arg(long)]
+        import_kernel_routes: bool,
+        /// Bind AF_XDP sockets in copy mode (zero-copy is tried first otherwise).
+        #[arg(long)]
+        copy: bool,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        duration: Option<f64>,
+    },
+    /// Talk to a running engine.
+    Ctl {
+        /// The engine's control socket.
+        #[arg(long, default_value = "/run/pktengine/ctl.sock")]
+        socket: PathBuf,
+        #[command(subcommand)]
+        cmd: CtlCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CtlCommand {
+    /// Per-port packets, bytes and rates; drops by stage and reason; workers.
+    Stats {
+        /// Refresh every second, like top.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Routes: add | del | show.
+    Route {
+        #[command(subcommand)]
+        cmd: CtlRoute,
+    },
+    /// The MAC table of the bridge domains.
+    Mac {
+        #[command(subcommand)]
+        cmd: CtlShowFlush,
+    },
+    /// The neighbor (ARP and ND) table.
+    Arp {
+        #[command(subcommand)]
+        cmd: CtlShow,
+    },
+    /// NAT mappings.
+    Nat {
+        #[command(subcommand)]
+        cmd: CtlShow,
+    },
+    /// Copy frames seen on a port (received and sent) into a pcap file.
+    Capture {
+        /// Port name (or its interface).
+        port: String,
+        #[arg(long, default_value_t = 100)]
+        count: u32,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Per-packet trace: `on`, `off`, or show the last traced packets.
+    Trace { state: Option<String> },
+}
+
+#[derive(Subcommand, Debug)]
+enum CtlRoute {
+    /// `ip route` syntax: PREFIX via GW [dev PORT] [metric N].
+    Add { route: Vec<String> },
+    /// PREFIX [metric N].
+    Del { route: Vec<String> },
+    Show,
+}
+
+#[derive(Subcommand, Debug)]
+enum CtlShow {
+    Show,
+}
+
+#[derive(Subcommand, Debug)]
+enum CtlShowFlush {
+    Show,
+    Flush,
 }
 
 #[derive(Subcommand, Debug)]
@@ -53,6 +142,65 @@ fn main() {
             let stdin = std::io::stdin().lock();
             let stdout = std::io::BufWriter::new(std::io::stdout().lock());
             engine::l3::route_cmd::lookup(&routes, stdin, stdout, std::io::stderr())
+        }
+        Command::Run { config, check, import_kernel_routes, copy, duration } => {
+            match engine::control::config::Config::load(&config) {
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    eprintln!("pktengine: configuration refused, nothing was attached");
+                    2
+                }
+                Ok(_) if check => {
+                    println!("{}: configuration is valid", config.display());
+                    0
+                }
+                Ok(cfg) => {
+                    let opts = engine::runtime::RunOptions {
+                        import_kernel_routes,
+                        duration: duration.map(std::time::Duration::from_secs_f64),
+                        copy_mode: copy,
+                    };
+                    match engine::runtime::run(cfg, opts) {
+                        Ok(()) => 0,
+                        Err(e) => {
+                            eprintln!("pktengine: {e}");
+                            1
+                        }
+                    }
+                }
+            }
+        }
+        Command::Ctl { socket, cmd } => {
+            use engine::control::cli;
+            use engine::control::ctl::Request;
+            let mut out = std::io::stdout().lock();
+            match cmd {
+                CtlCommand::Stats { watch } => cli::stats(&socket, watch, &mut out),
+                CtlCommand::Route { cmd: CtlRoute::Add { route } } => {
+                    cli::run(&socket, Request::RouteAdd { route: route.join(" ") }, &mut out)
+                }
+                CtlCommand::Route { cmd: CtlRoute::Del { route } } => {
+                    cli::run(&socket, Request::RouteDel { route: route.join(" ") }, &mut out)
+                }
+                CtlCommand::Route { cmd: CtlRoute::Show } => cli::run(&socket, Request::RouteShow, &mut out),
+                CtlCommand::Mac { cmd: CtlShowFlush::Show } => cli::run(&socket, Request::MacShow, &mut out),
+                CtlCommand::Mac { cmd: CtlShowFlush::Flush } => cli::run(&socket, Request::MacFlush, &mut out),
+                CtlCommand::Arp { cmd: CtlShow::Show } => cli::run(&socket, Request::ArpShow, &mut out),
+                CtlCommand::Nat { cmd: CtlShow::Show } => cli::run(&socket, Request::NatShow, &mut out),
+                CtlCommand::Capture { port, count, out: file } => cli::capture(&socket, &port, count, &file, &mut out),
+                CtlCommand::Trace { state } => {
+                    let set = match state.as_deref() {
+                        None | Some("show") => None,
+                        Some("on") => Some(true),
+                        Some("off") => Some(false),
+                        Some(x) => {
+                            eprintln!("pktengine ctl trace: `{x}` is not on, off or show");
+                            std::process::exit(2);
+                        }
+                    };
+                    cli::run(&socket, Request::Trace { set }, &mut out)
+                }
+            }
         }
     };
     std::process::exit(code);

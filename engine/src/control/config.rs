@@ -279,6 +279,9 @@ struct RawRouting {
     /// Routes in `ip route` syntax.
     #[serde(default)]
     routes: Vec<Spanned<String>>,
+    /// A file of routes in the same syntax (one per line), e.g. a full table.
+    #[serde(default)]
+    routes_file: Option<Spanned<PathBuf>>,
     #[serde(default)]
     import_kernel_routes: bool,
 }
@@ -328,6 +331,8 @@ pub struct RouteLine {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RoutingConfig {
     pub routes: Vec<RouteLine>,
+    /// Routes file, relative paths resolved against the configuration's directory.
+    pub routes_file: Option<PathBuf>,
     pub import_kernel_routes: bool,
 }
 
@@ -418,22 +423,55 @@ impl Config {
         };
         let engine = validate_engine(&mut ck, raw.engine, env);
         let ports = validate_ports(&mut ck, raw.ports, &engine, env);
-        let routing = RoutingConfig {
-            routes: raw
-                .routing
-                .routes
-                .into_iter()
-                .map(|r| {
-                    let line = line_col(text, r.span().start).0;
-                    RouteLine { text: r.into_inner(), line }
-                })
-                .collect(),
-            import_kernel_routes: raw.routing.import_kernel_routes,
-        };
+        let mut routes = Vec::new();
+        // Gateway reachability is only meaningful once the ports themselves are valid.
+        let ports_ok = ck.errors.is_empty();
+        for r in raw.routing.routes {
+            validate_route(&mut ck, &r, &ports, ports_ok);
+            let line = line_col(text, r.span().start).0;
+            routes.push(RouteLine { text: r.into_inner(), line });
+        }
+        let routes_file = raw.routing.routes_file.map(|f| {
+            let span = f.span();
+            let p = f.into_inner();
+            let p = if p.is_relative() { file.parent().unwrap_or(Path::new(".")).join(p) } else { p };
+            if !p.is_file() {
+                ck.at(span, format!("routes_file {} does not exist", p.display()));
+            }
+            p
+        });
+        let routing = RoutingConfig { routes, routes_file, import_kernel_routes: raw.routing.import_kernel_routes };
         if ck.errors.is_empty() {
             Ok(Config { engine, ports, routing })
         } else {
             Err(ConfigErrors(ck.errors))
+        }
+    }
+}
+
+/// A route must parse, name existing ports, and have gateways the engine can
+/// reach: on a port's subnet, or with an explicit `dev`.
+fn validate_route(ck: &mut Checker<'_>, r: &Spanned<String>, ports: &[PortConfig], check_gateways: bool) {
+    let route = match crate::l3::routes_file::parse_line(r.get_ref()) {
+        Ok(Some(route)) => route,
+        Ok(None) => return,
+        Err(e) => return ck.at(r.span(), format!("route `{}`: {e}", r.get_ref())),
+    };
+    for h in &route.hops {
+        if let Some(d) = &h.dev {
+            if !ports.iter().any(|p| &p.name == d || &p.interface == d) {
+                ck.at(r.span(), format!("route `{}`: no port `{d}`", r.get_ref()));
+            }
+        } else if let Some(gw) = h.gateway.filter(|_| check_gateways) {
+            let on_link = ports.iter().any(|p| {
+                p.addresses.iter().any(|a| {
+                    let host = InterfaceAddress { addr: gw, prefix_len: a.prefix_len };
+                    a.addr.is_ipv4() == gw.is_ipv4() && a.overlaps(&host)
+                })
+            });
+            if !on_link {
+                ck.at(r.span(), format!("route `{}`: gateway {gw} is on no port's subnet (add `dev PORT`)", r.get_ref()));
+            }
         }
     }
 }
@@ -543,6 +581,9 @@ fn validate_ports(
                 Err(msg) => ck.at(a.span(), msg),
             }
         }
+        if p.mode == PortMode::Switch {
+            ck.at(p.name.span(), format!("port `{name}`: switch mode is not implemented yet (router ports only)"));
+        }
         match (p.mode, &p.bridge) {
             (PortMode::Switch, None) => ck.at(p.name.span(), format!("port `{name}` is in switch mode but names no `bridge`")),
             (PortMode::Router, Some(b)) => ck.at(b.span(), format!("port `{name}` is a router port; `bridge` is for switch ports")),
@@ -642,7 +683,7 @@ routes = ["198.18.100.0/24 via 198.18.2.2", "default via 198.18.2.2"]
         assert_eq!(e.len(), 1, "{e:?}");
         assert!(e[0].contains("198.18.1.200/16 overlaps 198.18.1.1/24 on port `lan`"), "{e:?}");
         // Different families never overlap; disjoint subnets are fine.
-        assert!(parse(&GOOD.replace("198.18.2.1/24", "198.18.3.1/24")).is_ok());
+        assert!(parse(&GOOD.replace("198.18.2.", "198.18.3.")).is_ok());
     }
 
     #[test]
@@ -654,8 +695,16 @@ routes = ["198.18.100.0/24 via 198.18.2.2", "default via 198.18.2.2"]
         assert!(errors(&GOOD.replace("mtu = 1400", "mtu = 9000"))[0].contains("mtu 9000"));
         assert!(errors(&GOOD.replace("198.18.2.1/24", "198.18.2.0/24"))[0].contains("network or broadcast"));
         assert!(errors(&GOOD.replace("198.18.2.1/24", "127.0.0.1/8"))[0].contains("loopback"));
-        assert!(errors(&GOOD.replace("mode = \"router\"\naddresses = [\"198.18.2.1/24\"]", "mode = \"switch\""))[0]
-            .contains("names no `bridge`"));
+        assert!(errors(&GOOD.replace("mode = \"router\"\naddresses = [\"198.18.2.1/24\"]", "mode = \"switch\""))
+            .iter()
+            .any(|e| e.contains("names no `bridge`")));
+        let e = errors(&GOOD.replace("198.18.100.0/24 via 198.18.2.2", "198.18.100.0/33 via 198.18.2.2"));
+        assert!(e[0].starts_with("t.toml:20:") && e[0].contains("198.18.100.0/33"), "{e:?}");
+        let e = errors(&GOOD.replace("198.18.100.0/24 via 198.18.2.2", "198.18.100.0/24 via 198.19.9.9"));
+        assert!(e[0].contains("on no port's subnet"), "{e:?}");
+        let e = errors(&GOOD.replace("198.18.100.0/24 via 198.18.2.2", "198.18.100.0/24 via 198.19.9.9 dev nope"));
+        assert!(e[0].contains("no port `nope`"), "{e:?}");
+        assert!(parse(&GOOD.replace("198.18.100.0/24 via 198.18.2.2", "198.18.100.0/24 via 198.19.9.9 dev wan")).is_ok());
         let e = errors(&GOOD.replace("poll = \"busy\"", "poll = \"busy\"\nmetrics_listen = \"198.18.0.1:9000\""));
         assert!(e[0].contains("not a loopback"), "{e:?}");
         assert!(errors(&GOOD.replace("mode = \"router\"\naddresses = [\"198.18.1.1/24\", \"2001:2:0:1::1/64\"]",

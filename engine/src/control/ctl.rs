@@ -36,6 +36,8 @@ pub enum Request {
     NatShow,
     /// Copy the next `count` frames seen on `port` back to the client.
     Capture { port: String, count: u32 },
+    /// Turn the per-packet trace on or off (`set`), and show the last traced packets.
+    Trace { set: Option<bool> },
 }
 
 /// One row of counters, e.g. a port's `rx_packets` or a drop reason.

@@ -2,6 +2,7 @@
 //! the tables the workers read.
 
 pub mod capture;
+pub mod cli;
 pub mod config;
 pub mod ctl;
 pub mod metrics;

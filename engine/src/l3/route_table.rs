@@ -391,6 +391,18 @@ impl RouteTable {
             .unwrap_or_default()
     }
 
+    /// Every route, sorted by prefix then metric: `(prefix, metric, next hops)`.
+    /// For `ctl route show`; allocates, control path only.
+    pub fn all(&self) -> Vec<(IpPrefix, u32, &NextHopEntry)> {
+        let mut v: Vec<(IpPrefix, u32, &NextHopEntry)> = self
+            .rib
+            .iter()
+            .flat_map(|(p, c)| c.iter().filter_map(|&(m, id)| Some((*p, m, self.nexthops.get(id)?))))
+            .collect();
+        v.sort_by_key(|x| (x.0, x.1));
+        v
+    }
+
     /// The longest matching prefix of `a` with its winning next-hop id, from the RIB's trie.
     pub fn longest_match(&self, a: IpAddr) -> Option<(IpPrefix, NextHopId)> {
         match a {

@@ -20,8 +20,8 @@ pub mod socket;
 pub mod stats;
 pub mod umem;
 
-pub use mem_port::MemPort;
-pub use port::{Port, RingLevels, BURST};
+pub use mem_port::{MemPort, MemPortConfig};
+pub use port::{wait_any, Port, RingLevels, BURST};
 pub use ring::Desc;
 pub use socket::{BindMode, BoundMode, XskConfig, XskPort};
 pub use stats::{PortStats, XdpStatistics};

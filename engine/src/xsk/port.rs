@@ -98,4 +98,38 @@ pub trait Port {
     /// The port's counters (the AF_XDP port reads XDP_STATISTICS: a system
     /// call, so call it from the control path).
     fn stats(&self) -> PortStats;
+
+    /// The descriptor an idle worker polls for this port, if it has one
+    /// (the in-memory port has none). See [`wait_any`].
+    fn poll_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
+}
+
+/// Blocks until one of `fds` is readable or `timeout` passes: an idle worker
+/// with several ports sleeps here. Returns whether any is readable. Not for
+/// the hot path (it is a system call).
+pub fn wait_any(fds: &[std::os::fd::RawFd], timeout: Duration) -> io::Result<bool> {
+    const MAX: usize = 64;
+    let mut pfds = [libc::pollfd { fd: -1, events: 0, revents: 0 }; MAX];
+    let n = fds.len().min(MAX);
+    for (p, &fd) in pfds.iter_mut().zip(&fds[..n]) {
+        *p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    }
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    if n == 0 {
+        std::thread::sleep(timeout);
+        return Ok(false);
+    }
+    // SAFETY: `pfds[..n]` are initialised pollfds in a live array; poll writes
+    // only their `revents`.
+    let rc = unsafe { libc::poll(pfds.as_mut_ptr(), n as libc::nfds_t, ms) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+        return Ok(false);
+    }
+    Ok(rc > 0)
 }

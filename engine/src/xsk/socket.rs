@@ -497,6 +497,10 @@ impl Port for XskPort {
         self.tx.pending()
     }
 
+    fn poll_fd(&self) -> Option<RawFd> {
+        Some(self.raw_fd())
+    }
+
     fn ring_levels(&self) -> RingLevels {
         RingLevels {
             fill: self.fill.as_ref().map_or(0, |f| f.pending()),

@@ -489,6 +489,47 @@ impl Umem {
         self.data_mut(&full)
     }
 
+    /// A held packet's bytes and another held frame's room, at once: build a
+    /// packet in `dst` from the contents of `src` (an ICMP error quoting the
+    /// offending packet, a fragment). None if they are the same frame or
+    /// either descriptor is outside the UMEM.
+    #[inline]
+    pub fn pair_mut(&mut self, src: &Desc, dst: &Desc) -> Option<(&[u8], &mut [u8])> {
+        let (sb, db) = (self.frame_base(src.addr), self.frame_base(dst.addr));
+        if sb == db || !self.desc_ok(src) || !self.desc_ok(&Desc { addr: dst.addr, len: 0, options: 0 }) {
+            return None;
+        }
+        debug_assert_eq!(self.ledger.state(self.frame_index(sb)), Some(FrameState::Held));
+        debug_assert_eq!(self.ledger.state(self.frame_index(db)), Some(FrameState::Held));
+        let room = (db + self.frame_size as u64).saturating_sub(dst.addr) as usize;
+        // SAFETY: both ranges lie inside the mapping (desc_ok; `room` ends at the
+        // end of dst's frame) and in two different frames, so they do not overlap;
+        // both frames are held by the worker, so the kernel does not touch them;
+        // `&mut self` excludes every other view for the borrows' lifetime.
+        unsafe {
+            let a = std::slice::from_raw_parts(self.base_ptr().add(src.addr as usize), src.len as usize);
+            let b = std::slice::from_raw_parts_mut(self.base_ptr().add(dst.addr as usize), room);
+            Some((a, b))
+        }
+    }
+
+    /// Bytes free in front of a descriptor's packet inside its frame
+    /// (where a VLAN tag or an encapsulation can be pushed).
+    #[inline]
+    pub fn room_before(&self, d: &Desc) -> u64 {
+        d.addr - self.frame_base(d.addr)
+    }
+
+    /// The whole frame of a descriptor, writable, with the packet's offset in
+    /// it: for moving the packet's start (pushing or popping a header).
+    #[inline]
+    pub fn frame_mut(&mut self, d: &Desc) -> (&mut [u8], usize) {
+        let base = self.frame_base(d.addr);
+        let full = Desc { addr: base, len: self.frame_size, options: 0 };
+        let off = (d.addr - base) as usize;
+        (self.data_mut(&full), off)
+    }
+
     /// Copies `bytes` into a fresh frame; None if no frame is free or the
     /// bytes do not fit.
     pub fn alloc_with(&mut self, bytes: &[u8]) -> Option<Desc> {

@@ -1,0 +1,222 @@
+//! The client side of `pktengine ctl`: sends a request, prints the answer.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use super::capture::write_pcap;
+use super::ctl::{request, Counter, Request, Response};
+
+/// Runs one ctl request and prints its answer; returns the exit code.
+pub fn run(socket: &Path, req: Request, out: &mut dyn Write) -> i32 {
+    let mut printed = Ok(());
+    let last = request(socket, &req, |r| {
+        if printed.is_ok() {
+            printed = print_response(r, out);
+        }
+    });
+    finish(last, out)
+}
+
+fn finish(last: std::io::Result<Response>, out: &mut dyn Write) -> i32 {
+    match last {
+        Ok(Response::Done { message }) => {
+            if !message.is_empty() {
+                let _ = writeln!(out, "{message}");
+            }
+            0
+        }
+        Ok(Response::Error { message }) => {
+            eprintln!("pktengine ctl: {message}");
+            1
+        }
+        Ok(r) => {
+            let _ = print_response(&r, out);
+            0
+        }
+        Err(e) => {
+            eprintln!("pktengine ctl: {e}");
+            2
+        }
+    }
+}
+
+fn print_response(r: &Response, out: &mut dyn Write) -> std::io::Result<()> {
+    match r {
+        Response::Table { rows, .. } => {
+            for row in rows {
+                writeln!(out, "{row}")?;
+            }
+            Ok(())
+        }
+        Response::Stats { counters, .. } => write!(out, "{}", render_stats(counters, None)),
+        Response::Frame { port, data, .. } => writeln!(out, "{port}: {} bytes", data.len()),
+        Response::Done { message } | Response::Error { message } => writeln!(out, "{message}"),
+    }
+}
+
+/// `ctl stats`: a counters request; with `watch`, repeated every second with
+/// rates computed from consecutive readings, until interrupted.
+pub fn stats(socket: &Path, watch: bool, out: &mut dyn Write) -> i32 {
+    let mut prev: Option<(u64, Vec<Counter>)> = None;
+    loop {
+        let mut got = None;
+        let last = request(socket, &Request::Stats, |r| {
+            if let Response::Stats { time_ns, counters } = r {
+                got = Some((*time_ns, counters.clone()));
+            }
+        });
+        let r = match (last, got) {
+            (Ok(Response::Done { .. }), Some(r)) => r,
+            (other, _) => return finish(other, out),
+        };
+        let rates = prev.as_ref().map(|(t, c)| (r.0.saturating_sub(*t), c.as_slice()));
+        let text = render_stats(&r.1, rates);
+        if watch {
+            // Clear the screen and home the cursor, like top.
+            let _ = write!(out, "\x1b[2J\x1b[H{text}");
+            let _ = out.flush();
+        } else {
+            let _ = write!(out, "{text}");
+            return 0;
+        }
+        prev = Some(r);
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Counters as a table per port (packets, bytes and, with a previous
+/// reading, pps and bits/s), then non-zero drops by reason, then workers.
+pub fn render_stats(counters: &[Counter], prev: Option<(u64, &[Counter])>) -> String {
+    let get = |cs: &[Counter], scope: &str, name: &str| -> u64 {
+        cs.iter().find(|c| c.scope == scope && c.name == name).map_or(0, |c| c.value)
+    };
+    let mut s = String::new();
+    let mut ports: Vec<&str> = Vec::new();
+    for c in counters {
+        if let Some(p) = c.scope.strip_prefix("port ") {
+            if !ports.contains(&p) {
+                ports.push(p);
+            }
+        }
+    }
+    s += &format!("{:<10} {:>14} {:>14} {:>12} {:>12} {:>14} {:>14} {:>12} {:>12}\n", "port", "rx packets", "rx bytes", "rx pps", "rx bps", "tx packets", "tx bytes", "tx pps", "tx bps");
+    for p in &ports {
+        let scope = format!("port {p}");
+        let v = |n: &str| get(counters, &scope, n);
+        let rate = |n: &str, bits: bool| -> String {
+            match prev {
+                Some((dt, old)) if dt > 0 => {
+                    let d = v(n).saturating_sub(get(old, &scope, n)) as f64 * 1e9 / dt as f64;
+                    human(if bits { d * 8.0 } else { d })
+                }
+                _ => "-".into(),
+            }
+        };
+        s += &format!(
+            "{:<10} {:>14} {:>14} {:>12} {:>12} {:>14} {:>14} {:>12} {:>12}\n",
+            p,
+            v("rx_packets"),
+            v("rx_bytes"),
+            rate("rx_packets", false),
+            rate("rx_bytes", true),
+            v("tx_packets"),
+            v("tx_bytes"),
+            rate("tx_packets", false),
+            rate("tx_bytes", true)
+        );
+    }
+    let mut drops: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for c in counters.iter().filter(|c| c.scope.starts_with("drop ") && c.value > 0) {
+        drops.insert((c.scope["drop ".len()..].to_string(), c.name.clone()), c.value);
+    }
+    s += "\ndrops (stage, reason, packets):\n";
+    if drops.is_empty() {
+        s += "  none\n";
+    }
+    for ((stage, reason), v) in drops {
+        s += &format!("  {stage:<12} {reason:<28} {v}\n");
+    }
+    let mut xdp: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for c in counters.iter().filter(|c| c.scope.starts_with("xdp ") && c.value > 0) {
+        xdp.entry(c.scope.clone()).or_default().push(format!("{}={}", c.name, c.value));
+    }
+    for (scope, v) in xdp {
+        s += &format!("{scope}: {}\n", v.join(" "));
+    }
+    let mut workers: Vec<&str> = Vec::new();
+    for c in counters {
+        if c.scope.starts_with("worker ") && !workers.contains(&c.scope.as_str()) {
+            workers.push(&c.scope);
+        }
+    }
+    for w in workers {
+        let loops = get(counters, w, "loops");
+        let idle = get(counters, w, "idle_loops");
+        let busy = if loops > 0 { 100.0 * (loops - idle) as f64 / loops as f64 } else { 0.0 };
+        s += &format!("{w}: loops {loops}, with work {busy:.1}%, sleeps {}\n", get(counters, w, "sleeps"));
+    }
+    s
+}
+
+fn human(v: f64) -> String {
+    if v >= 1e9 {
+        format!("{:.2}G", v / 1e9)
+    } else if v >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+/// `ctl capture PORT --count N --out FILE`: streams frames into a pcap file.
+pub fn capture(socket: &Path, port: &str, count: u32, file: &Path, out: &mut dyn Write) -> i32 {
+    let mut frames: Vec<(u64, Vec<u8>)> = Vec::new();
+    let last = request(socket, &Request::Capture { port: port.to_string(), count }, |r| {
+        if let Response::Frame { time_ns, data, .. } = r {
+            frames.push((*time_ns, data.clone()));
+        }
+    });
+    match last {
+        Ok(Response::Done { .. }) => match write_pcap(file, frames.iter().map(|(t, d)| (*t, d.as_slice()))) {
+            Ok(n) => {
+                let _ = writeln!(out, "{n} frames written to {}", file.display());
+                0
+            }
+            Err(e) => {
+                eprintln!("pktengine ctl: writing {}: {e}", file.display());
+                1
+            }
+        },
+        other => finish(other, out),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(scope: &str, name: &str, value: u64) -> Counter {
+        Counter { scope: scope.into(), name: name.into(), value }
+    }
+
+    #[test]
+    fn rates_from_two_readings() {
+        let old = vec![c("port lan", "rx_packets", 1000), c("port lan", "rx_bytes", 64_000)];
+        let new = vec![
+            c("port lan", "rx_packets", 3000),
+            c("port lan", "rx_bytes", 192_000),
+            c("drop ip4-forward", "ip4-no-route", 5),
+            c("drop ip4-forward", "ip4-ttl-expired", 0),
+        ];
+        let s = render_stats(&new, Some((2_000_000_000, &old)));
+        let lan = s.lines().find(|l| l.starts_with("lan")).unwrap();
+        assert!(lan.contains("1.0k"), "{lan}"); // 2000 packets in 2 s
+        assert!(lan.contains("512.0k"), "{lan}"); // 128000 bytes in 2 s = 512 kbit/s
+        assert!(s.contains("ip4-no-route"));
+        assert!(!s.contains("ip4-ttl-expired"), "zero drops are not listed");
+    }
+}

@@ -1,0 +1,365 @@
+//! Per-worker counters: packets per stage, drops by typed reason, per-port
+//! traffic.
+//!
+//! The worker counts into plain integers (no atomics, no sharing on the hot
+//! path) and copies them into a cache-line-padded block of atomics once per
+//! loop iteration that did any work ([`LocalCounters::publish`]). The control
+//! thread reads the atomics at any time without a lock; a reading is at most
+//! one loop iteration old. Each worker's block is its own allocation, aligned
+//! to 128 bytes (two cache lines, the adjacent-line prefetcher's unit), so
+//! workers never write to the same cache line.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! reasons {
+    ($( $(#[$doc:meta])* $name:ident = $text:literal, $stage:literal; )*) => {
+        /// Why a packet was dropped (VPP-style per-node error counters).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum Drop {
+            $( $(#[$doc])* $name, )*
+        }
+
+        impl Drop {
+            /// Every reason, in counter order.
+            pub const ALL: &'static [Drop] = &[$(Drop::$name),*];
+
+            /// The counter name (`ip4-ttl-expired`).
+            pub fn name(self) -> &'static str {
+                match self { $(Drop::$name => $text,)* }
+            }
+
+            /// The stage that drops for this reason.
+            pub fn stage(self) -> &'static str {
+                match self { $(Drop::$name => $stage,)* }
+            }
+        }
+    };
+}
+
+reasons! {
+    /// Shorter than an Ethernet header, or a VLAN tag cut short.
+    EthTruncated = "eth-truncated", "classify";
+    /// Ethertype the engine does not handle on this port.
+    EthUnknownType = "eth-unknown-type", "classify";
+    /// Unicast to another MAC on a routed port.
+    EthNotForUs = "eth-not-for-us", "classify";
+    /// A VLAN-tagged frame on a routed (untagged) port.
+    EthTaggedOnRoutedPort = "eth-tagged-on-routed-port", "classify";
+    /// Multicast group the port has not joined.
+    EthMulticastNotJoined = "eth-multicast-not-joined", "classify";
+    /// Malformed ARP.
+    ArpMalformed = "arp-malformed", "arp";
+    /// ARP request for an address that is not ours (consumed after learning).
+    ArpNotForUs = "arp-not-for-us", "arp";
+    /// ARP handled (reply sent or learned): consumed, not an error.
+    ArpConsumed = "arp-consumed", "arp";
+    /// IPv4 header malformed (version, IHL, lengths).
+    Ip4Malformed = "ip4-malformed", "ip4-input";
+    /// IPv4 header checksum wrong.
+    Ip4BadChecksum = "ip4-bad-checksum", "ip4-input";
+    /// Martian source (0/8, 127/8, multicast, broadcast, class E).
+    Ip4MartianSrc = "ip4-martian-src", "ip4-input";
+    /// Martian destination (0/8, 127/8, class E).
+    Ip4MartianDst = "ip4-martian-dst", "ip4-input";
+    /// Multicast destination: no multicast routing.
+    Ip4Multicast = "ip4-multicast", "ip4-input";
+    /// TTL expired in transit (Time Exceeded sent unless suppressed).
+    Ip4TtlExpired = "ip4-ttl-expired", "ip4-forward";
+    /// No route (Destination Unreachable sent unless suppressed).
+    Ip4NoRoute = "ip4-no-route", "ip4-forward";
+    /// Too big for the egress MTU with DF set (Fragmentation Needed sent).
+    Ip4FragNeeded = "ip4-frag-needed", "ip4-forward";
+    /// Fragmentation failed (no frames, malformed options).
+    Ip4FragFailed = "ip4-frag-failed", "ip4-forward";
+    /// Fragmented: the original is replaced by its fragments (not an error).
+    Ip4Fragmented = "ip4-fragmented", "ip4-forward";
+    /// IPv6 header malformed.
+    Ip6Malformed = "ip6-malformed", "ip6-input";
+    /// Martian IPv6 source or destination (unspecified, loopback, multicast source).
+    Ip6Martian = "ip6-martian", "ip6-input";
+    /// Link-local source or destination: never forwarded (RFC 4291 §2.5.6).
+    Ip6LinkLocal = "ip6-link-local", "ip6-input";
+    /// Multicast not for the engine: no multicast routing.
+    Ip6Multicast = "ip6-multicast", "ip6-input";
+    /// Hop limit exceeded in transit.
+    Ip6HopLimit = "ip6-hop-limit", "ip6-forward";
+    /// No route.
+    Ip6NoRoute = "ip6-no-route", "ip6-forward";
+    /// Too big for the egress MTU (Packet Too Big sent).
+    Ip6TooBig = "ip6-too-big", "ip6-forward";
+    /// Neighbor discovery message malformed or invalid (RFC 4861 §7.1).
+    NdMalformed = "nd-malformed", "ip6-nd";
+    /// ND message handled: consumed.
+    NdConsumed = "nd-consumed", "ip6-nd";
+    /// Waiting for ARP/ND: the queue for that neighbor was full, oldest dropped.
+    NeighQueueFull = "neigh-queue-full", "neighbor";
+    /// Neighbor never answered (Host Unreachable sent).
+    NeighFailed = "neigh-failed", "neighbor";
+    /// No slot for another unresolved neighbor.
+    NeighNoSlot = "neigh-no-slot", "neighbor";
+    /// Local delivery: a protocol the engine does not serve (Protocol Unreachable sent).
+    LocalProtoUnreachable = "local-proto-unreachable", "local";
+    /// Local delivery: UDP to a closed port (Port Unreachable sent).
+    LocalPortUnreachable = "local-port-unreachable", "local";
+    /// Local delivery: malformed or bad checksum.
+    LocalMalformed = "local-malformed", "local";
+    /// Local delivery: an ICMP message the engine does not answer (e.g. an error to us).
+    LocalIcmpIgnored = "local-icmp-ignored", "local";
+    /// Local delivery: a broadcast or fragment the engine does not serve.
+    LocalIgnored = "local-ignored", "local";
+    /// An ICMP error was due but suppressed (about an error, a fragment, a broadcast).
+    IcmpSuppressed = "icmp-error-suppressed", "icmp-error";
+    /// An ICMP error was due but rate-limited.
+    IcmpRateLimited = "icmp-error-rate-limited", "icmp-error";
+    /// No free frame to build a packet in.
+    NoFrame = "no-frame", "tx";
+    /// The egress TX ring was full.
+    TxRingFull = "tx-ring-full", "tx";
+    /// Egress port is the ingress port of a switch frame (filtered).
+    L2Filtered = "l2-filtered", "l2";
+}
+
+/// Number of drop reasons.
+pub const DROP_REASONS: usize = Drop::ALL.len();
+
+/// Stages whose input packets are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Stage {
+    Classify,
+    Arp,
+    Ip4Input,
+    Ip4Forward,
+    Ip6Input,
+    Ip6Forward,
+    Ip6Nd,
+    Local,
+    IcmpError,
+    Tx,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 10] = [
+        Stage::Classify,
+        Stage::Arp,
+        Stage::Ip4Input,
+        Stage::Ip4Forward,
+        Stage::Ip6Input,
+        Stage::Ip6Forward,
+        Stage::Ip6Nd,
+        Stage::Local,
+        Stage::IcmpError,
+        Stage::Tx,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Classify => "classify",
+            Stage::Arp => "arp",
+            Stage::Ip4Input => "ip4-input",
+            Stage::Ip4Forward => "ip4-forward",
+            Stage::Ip6Input => "ip6-input",
+            Stage::Ip6Forward => "ip6-forward",
+            Stage::Ip6Nd => "ip6-nd",
+            Stage::Local => "local",
+            Stage::IcmpError => "icmp-error",
+            Stage::Tx => "tx",
+        }
+    }
+}
+
+/// Per-port traffic a worker counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortTraffic {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+}
+
+/// The most ports a worker counts separately.
+pub const MAX_PORTS: usize = 16;
+
+/// A worker's own counters (plain integers, hot path).
+#[derive(Debug, Clone)]
+pub struct LocalCounters {
+    pub drops: [u64; DROP_REASONS],
+    pub stages: [u64; Stage::ALL.len()],
+    pub ports: [PortTraffic; MAX_PORTS],
+    /// Loop iterations, and those that found no work.
+    pub loops: u64,
+    pub idle_loops: u64,
+    /// Times the worker slept in poll().
+    pub sleeps: u64,
+    dirty: bool,
+}
+
+impl Default for LocalCounters {
+    fn default() -> Self {
+        LocalCounters {
+            drops: [0; DROP_REASONS],
+            stages: [0; Stage::ALL.len()],
+            ports: [PortTraffic::default(); MAX_PORTS],
+            loops: 0,
+            idle_loops: 0,
+            sleeps: 0,
+            dirty: false,
+        }
+    }
+}
+
+impl LocalCounters {
+    #[inline]
+    pub fn drop(&mut self, why: Drop) {
+        self.drops[why as usize] += 1;
+        self.dirty = true;
+    }
+
+    #[inline]
+    pub fn stage(&mut self, s: Stage, n: u64) {
+        self.stages[s as usize] += n;
+        self.dirty = true;
+    }
+
+    #[inline]
+    pub fn rx(&mut self, port: usize, bytes: u64) {
+        if let Some(p) = self.ports.get_mut(port) {
+            p.rx_packets += 1;
+            p.rx_bytes += bytes;
+            self.dirty = true;
+        }
+    }
+
+    #[inline]
+    pub fn tx(&mut self, port: usize, packets: u64, bytes: u64) {
+        if let Some(p) = self.ports.get_mut(port) {
+            p.tx_packets += packets;
+            p.tx_bytes += bytes;
+            self.dirty = true;
+        }
+    }
+
+    /// Copies into the shared block if anything changed since the last call.
+    #[inline]
+    pub fn publish(&mut self, to: &SharedCounters) {
+        if !self.dirty {
+            return;
+        }
+        self.dirty = false;
+        let st = |a: &AtomicU64, v: u64| a.store(v, Ordering::Relaxed);
+        for (a, &v) in to.drops.iter().zip(&self.drops) {
+            st(a, v);
+        }
+        for (a, &v) in to.stages.iter().zip(&self.stages) {
+            st(a, v);
+        }
+        for (a, v) in to.ports.iter().zip(&self.ports) {
+            st(&a[0], v.rx_packets);
+            st(&a[1], v.rx_bytes);
+            st(&a[2], v.tx_packets);
+            st(&a[3], v.tx_bytes);
+        }
+        st(&to.loops, self.loops);
+        st(&to.idle_loops, self.idle_loops);
+        st(&to.sleeps, self.sleeps);
+    }
+
+    /// Marks the loop counters changed (they change on every iteration; they
+    /// are published with the next change of anything else, or by the idle path).
+    #[inline]
+    pub fn touch(&mut self) {
+        self.dirty = true;
+    }
+}
+
+/// A worker's counters as the control thread reads them. Single writer (the
+/// worker, relaxed stores), any number of readers.
+#[derive(Debug)]
+#[repr(align(128))]
+pub struct SharedCounters {
+    pub drops: [AtomicU64; DROP_REASONS],
+    pub stages: [AtomicU64; Stage::ALL.len()],
+    pub ports: [[AtomicU64; 4]; MAX_PORTS],
+    pub loops: AtomicU64,
+    pub idle_loops: AtomicU64,
+    pub sleeps: AtomicU64,
+}
+
+impl Default for SharedCounters {
+    fn default() -> Self {
+        SharedCounters {
+            drops: std::array::from_fn(|_| AtomicU64::new(0)),
+            stages: std::array::from_fn(|_| AtomicU64::new(0)),
+            ports: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            loops: AtomicU64::new(0),
+            idle_loops: AtomicU64::new(0),
+            sleeps: AtomicU64::new(0),
+        }
+    }
+}
+
+impl SharedCounters {
+    pub fn drop_count(&self, why: Drop) -> u64 {
+        self.drops[why as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn stage_count(&self, s: Stage) -> u64 {
+        self.stages[s as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn port(&self, port: usize) -> PortTraffic {
+        match self.ports.get(port) {
+            Some(a) => PortTraffic {
+                rx_packets: a[0].load(Ordering::Relaxed),
+                rx_bytes: a[1].load(Ordering::Relaxed),
+                tx_packets: a[2].load(Ordering::Relaxed),
+                tx_bytes: a[3].load(Ordering::Relaxed),
+            },
+            None => PortTraffic::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_kebab() {
+        let mut seen = std::collections::HashSet::new();
+        for d in Drop::ALL {
+            assert!(seen.insert(d.name()), "duplicate {}", d.name());
+            assert!(d.name().bytes().all(|b| b.is_ascii_lowercase() || b == b'-' || b.is_ascii_digit()));
+        }
+        assert_eq!(Drop::ALL.len(), DROP_REASONS);
+        for (i, d) in Drop::ALL.iter().enumerate() {
+            assert_eq!(*d as usize, i);
+        }
+    }
+
+    #[test]
+    fn publish_copies_only_when_dirty() {
+        let shared = SharedCounters::default();
+        let mut c = LocalCounters::default();
+        c.drop(Drop::Ip4NoRoute);
+        c.rx(2, 100);
+        c.tx(3, 2, 128);
+        c.publish(&shared);
+        assert_eq!(shared.drop_count(Drop::Ip4NoRoute), 1);
+        assert_eq!(shared.port(2).rx_bytes, 100);
+        assert_eq!(shared.port(3).tx_packets, 2);
+        // Not dirty: a change made behind its back is not published.
+        c.drops[Drop::Ip4NoRoute as usize] = 7;
+        c.publish(&shared);
+        assert_eq!(shared.drop_count(Drop::Ip4NoRoute), 1);
+        c.touch();
+        c.publish(&shared);
+        assert_eq!(shared.drop_count(Drop::Ip4NoRoute), 7);
+    }
+
+    #[test]
+    fn shared_block_is_cache_line_aligned() {
+        assert_eq!(std::mem::align_of::<SharedCounters>() % 64, 0);
+    }
+}

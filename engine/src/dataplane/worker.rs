@@ -1,0 +1,308 @@
+//! A worker: one thread, pinned to one core, run to completion over its
+//! sockets (one per port and queue it serves, all on one UMEM).
+//!
+//! One loop iteration:
+//!
+//! ```text
+//! load the route and neighbor snapshots (arc-swap, no lock)
+//! for each socket: RX burst (≤ 64) ─► pipeline ─► per-port TX queues
+//! flush TX queues (burst per port; frames the ring refused are dropped and counted)
+//! neighbors: flush queues whose neighbor resolved, re-solicit, give up
+//! for each socket: reclaim completions, refill the fill ring, wake the kernel if it asked
+//! publish counters if anything changed
+//! idle? busy-poll: spin.  adaptive: after a few empty loops, poll() the sockets with a timeout
+//! ```
+//!
+//! Nothing in the loop allocates (captures and traces, both off unless
+//! asked for, copy frames for the control thread) and nothing locks.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::counters::{LocalCounters, SharedCounters, Stage};
+use super::events::{Event, EventSink};
+use super::pipeline::{self, Ctx, TxQueues, WorkerState};
+use super::tables::Tables;
+use crate::control::config::PollMode;
+use crossbeam::channel::Receiver;
+
+use crate::router::neigh_frames;
+use crate::router::neighbor::{NeighborKey, PendingQueues};
+use crate::router::ratelimit::{IcmpRateLimiter, DEFAULT_BURST, DEFAULT_RATE};
+use crate::xsk::{wait_any, Desc, Port, Umem, BURST};
+
+/// Empty loops before an adaptive worker sleeps in poll().
+const SPINS_BEFORE_SLEEP: u32 = 256;
+/// Neighbors a worker can wait for at once, and packets per neighbor.
+pub const PENDING_NEIGHBORS: usize = 64;
+pub const PENDING_PER_NEIGHBOR: usize = 16;
+
+/// A socket the worker drives and the port it belongs to.
+#[derive(Debug)]
+pub struct Socket<P> {
+    pub port: u16,
+    pub io: P,
+}
+
+/// How a worker behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerConfig {
+    pub id: u16,
+    pub poll: PollMode,
+    pub idle_timeout: Duration,
+}
+
+pub struct Worker<P: Port> {
+    cfg: WorkerConfig,
+    umem: Umem,
+    sockets: Vec<Socket<P>>,
+    /// For each port, the socket that transmits for it (None: this worker has no socket there).
+    tx_socket: Vec<Option<usize>>,
+    tables: Arc<Tables>,
+    shared: Arc<SharedCounters>,
+    st: WorkerState,
+    descs: [Desc; BURST],
+    fds: Vec<std::os::fd::RawFd>,
+    neigh_seen: usize,
+    start: Instant,
+    spins: u32,
+    probes: Option<Receiver<NeighborKey>>,
+}
+
+impl<P: Port> std::fmt::Debug for Worker<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("id", &self.cfg.id).field("sockets", &self.sockets.len()).finish()
+    }
+}
+
+impl<P: Port> Worker<P> {
+    pub fn new(
+        cfg: WorkerConfig,
+        umem: Umem,
+        sockets: Vec<Socket<P>>,
+        tables: Arc<Tables>,
+        shared: Arc<SharedCounters>,
+        events: EventSink,
+    ) -> Self {
+        let nports = tables.ifs.ports.len();
+        let mut tx_socket = vec![None; nports];
+        for (i, s) in sockets.iter().enumerate() {
+            if let Some(slot) = tx_socket.get_mut(usize::from(s.port)) {
+                slot.get_or_insert(i);
+            }
+        }
+        let fds = sockets.iter().filter_map(|s| s.io.poll_fd()).collect();
+        Worker {
+            cfg,
+            umem,
+            sockets,
+            tx_socket,
+            tables,
+            shared,
+            st: WorkerState {
+                worker: cfg.id,
+                counters: LocalCounters::default(),
+                tx: TxQueues::new(nports),
+                pending: PendingQueues::new(PENDING_NEIGHBORS, PENDING_PER_NEIGHBOR),
+                icmp_limit: IcmpRateLimiter::new(DEFAULT_RATE, DEFAULT_BURST),
+                events,
+            },
+            descs: [Desc::default(); BURST],
+            fds,
+            neigh_seen: 0,
+            start: Instant::now(),
+            spins: 0,
+            probes: None,
+        }
+    }
+
+    /// The worker's UMEM (tests inspect its ledger).
+    pub fn umem(&mut self) -> &mut Umem {
+        &mut self.umem
+    }
+
+    pub fn sockets(&mut self) -> &mut [Socket<P>] {
+        &mut self.sockets
+    }
+
+    /// The UMEM and the sockets at once (tests drive the wire side of in-memory ports).
+    pub fn split(&mut self) -> (&mut Umem, &mut [Socket<P>]) {
+        (&mut self.umem, &mut self.sockets)
+    }
+
+    /// Neighbors the control thread wants refreshed (stale entries) arrive here.
+    pub fn set_probes(&mut self, rx: Receiver<NeighborKey>) {
+        self.probes = Some(rx);
+    }
+
+    /// Announces the engine's addresses: a gratuitous ARP per IPv4 address
+    /// and an unsolicited neighbor advertisement per IPv6 address (and the
+    /// link-local one) on every port this worker transmits on, so peers
+    /// update caches that may hold an old MAC.
+    pub fn announce(&mut self) {
+        let ifs = self.tables.ifs.clone();
+        for p in &ifs.ports {
+            if self.tx_socket.get(usize::from(p.index)).copied().flatten().is_none() {
+                continue;
+            }
+            let v6 = p.v6.iter().map(|&(a, _)| a).chain(std::iter::once(p.link_local()));
+            let frames = p.v4.iter().map(|&(a, _)| (Some(a), None)).chain(v6.map(|a| (None, Some(a))));
+            for (v4, v6) in frames {
+                let Some(mut d) = self.umem.alloc() else { break };
+                let buf = self.umem.buf_mut(&d);
+                let n = match (v4, v6) {
+                    (Some(a), _) => neigh_frames::gratuitous_arp(buf, p.mac, a),
+                    (_, Some(a)) => neigh_frames::unsolicited_na(buf, p.mac, a),
+                    _ => None,
+                };
+                match n {
+                    Some(n) => {
+                        d.len = n as u32;
+                        if let Err(d) = self.st.tx.push(p.index, d) {
+                            self.umem.free(d);
+                        }
+                    }
+                    None => self.umem.free(d),
+                }
+            }
+        }
+        self.flush_tx();
+    }
+
+    /// Fills every fill ring before the first packet.
+    pub fn prime(&mut self) {
+        for s in &mut self.sockets {
+            s.io.refill(&mut self.umem, usize::MAX);
+        }
+    }
+
+    /// One loop iteration; returns how many frames it received.
+    pub fn poll_once(&mut self) -> usize {
+        let now_ns = self.start.elapsed().as_nanos() as u64;
+        let routes = self.tables.routes.load();
+        let neigh = self.tables.neigh.load();
+        let neigh_id = Arc::as_ptr(&neigh) as usize;
+        let neigh_changed = neigh_id != self.neigh_seen;
+        self.neigh_seen = neigh_id;
+        let trace = self.tables.trace.load(Ordering::Relaxed);
+        let mut got = 0;
+        {
+            let mut ctx = Ctx {
+                umem: &mut self.umem,
+                st: &mut self.st,
+                ifs: &self.tables.ifs,
+                routes: &routes,
+                neigh: &neigh,
+                tables: &self.tables,
+                now_ns,
+                trace,
+                rx_port: 0,
+            };
+            for s in self.sockets.iter_mut() {
+                let n = s.io.recv(ctx.umem, &mut self.descs);
+                if n == 0 {
+                    continue;
+                }
+                got += n;
+                pipeline::process_burst(&mut ctx, s.port, &self.descs[..n]);
+            }
+            if let Some(p) = &self.probes {
+                while let Ok(key) = p.try_recv() {
+                    ctx.solicit(key);
+                }
+            }
+            pipeline::service_neighbors(&mut ctx, neigh_changed);
+        }
+        self.flush_tx();
+        for s in self.sockets.iter_mut() {
+            s.io.reclaim(&mut self.umem, usize::MAX);
+            s.io.refill(&mut self.umem, usize::MAX);
+            s.io.wake();
+        }
+        let c = &mut self.st.counters;
+        c.loops += 1;
+        if got == 0 {
+            c.idle_loops += 1;
+        }
+        c.publish(&self.shared);
+        got
+    }
+
+    /// Sends every queued frame, a burst per port.
+    fn flush_tx(&mut self) {
+        for port in 0..self.st.tx.ports() {
+            let q = self.st.tx.queue(port);
+            if q.is_empty() {
+                continue;
+            }
+            let sent = match self.tx_socket.get(port).copied().flatten() {
+                Some(i) => self.sockets[i].io.send(&mut self.umem, q),
+                None => 0,
+            };
+            let bytes: u64 = q[..sent].iter().map(|d| u64::from(d.len)).sum();
+            self.st.counters.tx(port, sent as u64, bytes);
+            self.st.counters.stage(Stage::Tx, q.len() as u64);
+            if self.tables.capture.get(port).is_some_and(|c| c.load(Ordering::Relaxed) > 0) {
+                for d in &q[..sent] {
+                    if self.tables.take_capture(port as u16) {
+                        let data = self.umem.data(d).to_vec();
+                        self.st.events.send(Event::Captured {
+                            port: port as u16,
+                            time_ns: pipeline::wall_ns(),
+                            data,
+                        });
+                    }
+                }
+            }
+            for i in sent..q.len() {
+                let d = self.st.tx.queue(port)[i];
+                self.st.counters.drop(super::counters::Drop::TxRingFull);
+                self.umem.free(d);
+            }
+            self.st.tx.clear(port);
+        }
+    }
+
+    /// Runs until `stop` is set, then drains: no more RX, TX rings flushed
+    /// (up to 200 ms), completions reclaimed.
+    pub fn run(&mut self, stop: &AtomicBool) {
+        self.prime();
+        while !stop.load(Ordering::Relaxed) {
+            let got = self.poll_once();
+            if got > 0 || self.cfg.poll == PollMode::Busy {
+                self.spins = 0;
+                continue;
+            }
+            self.spins += 1;
+            if self.spins >= SPINS_BEFORE_SLEEP {
+                self.spins = 0;
+                // Neighbor timers need the loop now and then: the timeout bounds the sleep.
+                let t = if self.st.pending.len() > 0 { Duration::from_millis(5) } else { self.cfg.idle_timeout };
+                self.st.counters.sleeps += 1;
+                self.st.counters.touch();
+                let _ = wait_any(&self.fds, t);
+            }
+        }
+        self.drain();
+    }
+
+    /// Waits for TX rings to empty and returns completed frames.
+    pub fn drain(&mut self) {
+        let deadline = Instant::now() + Duration::from_millis(200);
+        loop {
+            let mut pending = 0;
+            for s in self.sockets.iter_mut() {
+                s.io.wake();
+                s.io.reclaim(&mut self.umem, usize::MAX);
+                pending += s.io.tx_pending();
+            }
+            if pending == 0 || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.st.counters.touch();
+        self.st.counters.publish(&self.shared);
+    }
+}

@@ -1,0 +1,350 @@
+//! The control thread's state and its answers to `pktengine ctl`.
+//!
+//! It owns the route table (RIB), the neighbor table and the configuration;
+//! it publishes snapshots the workers read, and it is the only writer of
+//! either. Worker events (neighbors seen/missed, captured frames, traces)
+//! arrive on one bounded channel.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam::channel::{Receiver, RecvTimeoutError, Sender};
+
+use super::setup::format_mac;
+use crate::control::ctl::{Counter, Request, Response};
+use crate::dataplane::counters::{Drop, SharedCounters, Stage};
+use crate::dataplane::events::{Event, TraceEnd, TraceRecord};
+use crate::dataplane::tables::{Routes, Tables};
+use crate::l3::route_table::RouteTable;
+use crate::l3::routes_file;
+use crate::router::neighbor::{NeighborKey, NeighborTable, REACHABLE_MS, STALE_GC_MS};
+use crate::steer::{Steering, Verdict};
+
+/// Traced packets kept for `ctl trace`.
+const TRACE_KEEP: usize = 1024;
+
+pub struct Control {
+    pub tables: Arc<Tables>,
+    pub rt: RouteTable,
+    pub neigh: NeighborTable,
+    pub workers: Vec<Arc<SharedCounters>>,
+    pub events: Receiver<Event>,
+    /// Neighbors to refresh, for the worker that transmits on every port.
+    pub probes: Sender<NeighborKey>,
+    pub steering: Vec<(String, Steering)>,
+    pub start: Instant,
+    trace: VecDeque<TraceRecord>,
+    neigh_dirty: bool,
+    last_tick: Instant,
+}
+
+impl std::fmt::Debug for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Control").field("routes", &self.rt.len()).finish()
+    }
+}
+
+impl Control {
+    pub fn new(
+        tables: Arc<Tables>,
+        rt: RouteTable,
+        workers: Vec<Arc<SharedCounters>>,
+        events: Receiver<Event>,
+        probes: Sender<NeighborKey>,
+    ) -> Control {
+        Control {
+            tables,
+            rt,
+            neigh: NeighborTable::new(REACHABLE_MS, STALE_GC_MS),
+            workers,
+            events,
+            probes,
+            steering: Vec::new(),
+            start: Instant::now(),
+            trace: VecDeque::new(),
+            neigh_dirty: false,
+            last_tick: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// Handles worker events for up to `wait`, then the periodic work.
+    pub fn pump(&mut self, wait: Duration) {
+        match self.events.recv_timeout(wait) {
+            Ok(e) => {
+                self.event(e);
+                while let Ok(e) = self.events.try_recv() {
+                    self.event(e);
+                }
+            }
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
+        }
+        self.periodic();
+    }
+
+    fn periodic(&mut self) {
+        if self.last_tick.elapsed() >= Duration::from_millis(500) {
+            self.last_tick = Instant::now();
+            let now = self.now_ms();
+            for key in self.neigh.tick(now) {
+                let _ = self.probes.try_send(key);
+            }
+            // Entries may have been removed or aged.
+            self.neigh_dirty = true;
+        }
+        if self.neigh_dirty {
+            self.neigh_dirty = false;
+            self.tables.neigh.store(Arc::new(self.neigh.map()));
+        }
+    }
+
+    pub fn event(&mut self, e: Event) {
+        let now = self.now_ms();
+        match e {
+            Event::NeighSeen { key, mac, confirmed } => {
+                if self.neigh.learn(key, mac, now, confirmed) {
+                    self.neigh_dirty = true;
+                }
+            }
+            Event::NeighMiss { key } => self.neigh.incomplete(key, now),
+            Event::NeighFailed { key } => self.neigh.failed(key, now),
+            Event::Captured { .. } => {}
+            Event::Trace(t) => {
+                if self.trace.len() == TRACE_KEEP {
+                    self.trace.pop_front();
+                }
+                self.trace.push_back(*t);
+            }
+        }
+    }
+
+    /// Publishes the route table's current FIB with its hops resolved.
+    pub fn publish_routes(&mut self) {
+        let fib = self.rt.reader().snapshot().clone();
+        let routes = Routes::resolve(fib, &self.tables.ifs);
+        self.tables.routes.store(Arc::new(routes));
+    }
+
+    fn port_name(&self, i: usize) -> String {
+        self.tables.ifs.ports.get(i).map_or_else(|| format!("#{i}"), |p| p.name.clone())
+    }
+
+    /// Every counter, for `ctl stats` and the metrics endpoint.
+    pub fn counters(&self) -> Vec<Counter> {
+        let mut out = Vec::new();
+        let c = |scope: &str, name: &str, value: u64| Counter { scope: scope.to_string(), name: name.to_string(), value };
+        for (i, _) in self.tables.ifs.ports.iter().enumerate() {
+            let scope = format!("port {}", self.port_name(i));
+            let mut t = [0u64; 4];
+            for w in &self.workers {
+                let p = w.port(i);
+                t[0] += p.rx_packets;
+                t[1] += p.rx_bytes;
+                t[2] += p.tx_packets;
+                t[3] += p.tx_bytes;
+            }
+            out.push(c(&scope, "rx_packets", t[0]));
+            out.push(c(&scope, "rx_bytes", t[1]));
+            out.push(c(&scope, "tx_packets", t[2]));
+            out.push(c(&scope, "tx_bytes", t[3]));
+        }
+        for (name, s) in &self.steering {
+            if let Ok(v) = s.counters() {
+                let scope = format!("xdp {name}");
+                for verdict in Verdict::ALL {
+                    out.push(c(&scope, verdict.as_str(), v.packets(verdict)));
+                }
+            }
+        }
+        for (wi, w) in self.workers.iter().enumerate() {
+            let scope = format!("worker {wi}");
+            out.push(c(&scope, "loops", w.loops.load(Ordering::Relaxed)));
+            out.push(c(&scope, "idle_loops", w.idle_loops.load(Ordering::Relaxed)));
+            out.push(c(&scope, "sleeps", w.sleeps.load(Ordering::Relaxed)));
+            for s in Stage::ALL {
+                out.push(c(&scope, &format!("stage {}", s.name()), w.stage_count(s)));
+            }
+        }
+        for d in Drop::ALL {
+            let v: u64 = self.workers.iter().map(|w| w.drop_count(*d)).sum();
+            out.push(c(&format!("drop {}", d.stage()), d.name(), v));
+        }
+        out
+    }
+
+    /// Answers one ctl request. Captures stream frames as they arrive.
+    pub fn request(
+        &mut self,
+        req: Request,
+        out: &mut dyn FnMut(Response) -> io::Result<()>,
+        stop: &dyn Fn() -> bool,
+    ) -> io::Result<()> {
+        match req {
+            Request::Stats => {
+                out(Response::Stats { time_ns: self.start.elapsed().as_nanos() as u64, counters: self.counters() })?;
+                out(Response::Done { message: String::new() })
+            }
+            Request::RouteShow => {
+                let rows = self
+                    .rt
+                    .all()
+                    .into_iter()
+                    .map(|(p, m, e)| format!("{p} {e} metric {m}"))
+                    .collect();
+                out(Response::Table { header: "routes".into(), rows })?;
+                out(Response::Done { message: String::new() })
+            }
+            Request::RouteAdd { route } => {
+                let r = match routes_file::parse_line(&route) {
+                    Ok(Some(r)) => r,
+                    Ok(None) => return out(Response::Error { message: "empty route".into() }),
+                    Err(e) => return out(Response::Error { message: e }),
+                };
+                for h in &r.hops {
+                    if let Some(d) = &h.dev {
+                        if self.tables.ifs.by_name(d).is_none() {
+                            return out(Response::Error { message: format!("no port `{d}`") });
+                        }
+                    }
+                }
+                let shown = r.to_string();
+                match self.rt.add(r) {
+                    Ok(()) => {
+                        self.publish_routes();
+                        out(Response::Done { message: format!("added {shown}") })
+                    }
+                    Err(e) => out(Response::Error { message: e.to_string() }),
+                }
+            }
+            Request::RouteDel { route } => {
+                // `PREFIX [metric N]`, or a whole route line (its prefix and metric count).
+                let words: Vec<&str> = route.split_whitespace().collect();
+                let Some(pfx) = words.first().and_then(|w| {
+                    if *w == "default" {
+                        None
+                    } else {
+                        w.parse::<crate::l3::prefix::IpPrefix>().ok()
+                    }
+                }) .or_else(|| {
+                    routes_file::parse_line(&route).ok().flatten().map(|r| r.prefix)
+                }) else {
+                    return out(Response::Error { message: format!("`{route}`: no prefix") });
+                };
+                let metric = words.iter().position(|w| *w == "metric").and_then(|i| words.get(i + 1)).and_then(|m| m.parse().ok());
+                match self.rt.remove(pfx, metric) {
+                    Ok(()) => {
+                        self.publish_routes();
+                        out(Response::Done { message: format!("deleted {pfx}") })
+                    }
+                    Err(e) => out(Response::Error { message: format!("{pfx}: {e}") }),
+                }
+            }
+            Request::ArpShow => {
+                let now = self.now_ms();
+                let _ = now;
+                let rows = self
+                    .neigh
+                    .rows()
+                    .into_iter()
+                    .map(|(k, mac, state, age)| {
+                        let lladdr = mac.map_or_else(String::new, |m| format!(" lladdr {}", format_mac(&m)));
+                        format!("{} dev {}{} {} age {}.{:03}s", k.ip, self.port_name(usize::from(k.port)), lladdr, state, age / 1000, age % 1000)
+                    })
+                    .collect();
+                out(Response::Table { header: "neighbors".into(), rows })?;
+                out(Response::Done { message: String::new() })
+            }
+            Request::MacShow | Request::MacFlush => {
+                out(Response::Table { header: "mac table".into(), rows: Vec::new() })?;
+                out(Response::Done { message: "no bridge domain is configured (switch ports are not implemented yet)".into() })
+            }
+            Request::NatShow => {
+                out(Response::Table { header: "nat mappings".into(), rows: Vec::new() })?;
+                out(Response::Done { message: "NAT is not configured (not implemented yet)".into() })
+            }
+            Request::Capture { port, count } => self.capture(&port, count, out, stop),
+            Request::Trace { set } => {
+                if let Some(on) = set {
+                    self.tables.trace.store(on, Ordering::Relaxed);
+                }
+                // Take what the workers traced so far.
+                while let Ok(e) = self.events.try_recv() {
+                    self.event(e);
+                }
+                let on = self.tables.trace.load(Ordering::Relaxed);
+                out(Response::Table { header: "trace".into(), rows: self.trace_lines() })?;
+                out(Response::Done { message: format!("trace is {}", if on { "on" } else { "off" }) })
+            }
+        }
+    }
+
+    fn capture(
+        &mut self,
+        port: &str,
+        count: u32,
+        out: &mut dyn FnMut(Response) -> io::Result<()>,
+        stop: &dyn Fn() -> bool,
+    ) -> io::Result<()> {
+        let Some(p) = self.tables.ifs.by_name(port) else {
+            return out(Response::Error { message: format!("no port `{port}`") });
+        };
+        let (idx, name) = (usize::from(p.index), p.name.clone());
+        let tables = self.tables.clone();
+        let Some(slot) = tables.capture.get(idx) else {
+            return out(Response::Error { message: format!("no port `{port}`") });
+        };
+        if count == 0 {
+            return out(Response::Done { message: "0 frames".into() });
+        }
+        slot.store(count, Ordering::Relaxed);
+        let mut got = 0u32;
+        // The client has its own timeout; the engine stops waiting after a
+        // minute without frames or on shutdown.
+        let mut last = Instant::now();
+        let result = loop {
+            if got >= count {
+                break Ok(());
+            }
+            if stop() || last.elapsed() > Duration::from_secs(60) {
+                break Ok(());
+            }
+            match self.events.recv_timeout(Duration::from_millis(20)) {
+                Ok(Event::Captured { port: p, time_ns, data }) if usize::from(p) == idx => {
+                    got += 1;
+                    last = Instant::now();
+                    if let Err(e) = out(Response::Frame { port: name.clone(), time_ns, data }) {
+                        break Err(e);
+                    }
+                }
+                Ok(e) => self.event(e),
+                Err(_) => {}
+            }
+            self.periodic();
+        };
+        slot.store(0, Ordering::Relaxed);
+        result?;
+        out(Response::Done { message: format!("{got} frames") })
+    }
+
+    /// Trace lines for `ctl trace` (newest last).
+    pub fn trace_lines(&self) -> Vec<String> {
+        self.trace
+            .iter()
+            .map(|t| {
+                let end = match t.end {
+                    TraceEnd::Tx(p) => format!("tx {}", self.port_name(usize::from(p))),
+                    TraceEnd::Drop(d) => format!("drop {}", d.name()),
+                    TraceEnd::Parked(p) => format!("wait-neighbor {}", self.port_name(usize::from(p))),
+                    TraceEnd::Local => "local".to_string(),
+                };
+                format!("w{} {} len {} -> {}", t.worker, self.port_name(usize::from(t.port)), t.len, end)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,273 @@
+//! `pktengine run`: from a configuration to running workers and back.
+//!
+//! ```text
+//! main thread                                  worker threads (one per core, pinned)
+//! ───────────                                  ─────────────────────────────────────
+//! validate config (nothing attached yet)
+//! ports (sysfs MACs), route table, tables
+//! spawn workers ─────────────────────────────► build UMEM, bind sockets (their queues)
+//!               ◄──────────── socket fds ───── (or the error)
+//! load + attach XDP per port, XSKMAP ← fds
+//! ctl socket, metrics, signals ─── go ───────► gratuitous ARP / unsolicited NA (worker 0)
+//! control loop: ctl requests, events, timers   run-to-completion loop
+//! SIGINT/SIGTERM: stop flag ─────────────────► stop RX, drain TX, return
+//! join, detach XDP (drop links), remove socket, exit 0
+//! ```
+//!
+//! Sockets and UMEMs are created on the worker thread that uses them (they
+//! are not `Send`, and their memory is first touched on the worker's core).
+
+pub mod control;
+pub mod kernel_routes;
+pub mod setup;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam::channel;
+
+use crate::control::config::{Config, PollMode, XdpMode as CfgXdpMode};
+use crate::control::ctl::CtlListener;
+use crate::control::metrics::MetricsServer;
+use crate::dataplane::counters::SharedCounters;
+use crate::dataplane::events;
+use crate::dataplane::tables::{Routes, Tables};
+use crate::dataplane::worker::{Socket, Worker, WorkerConfig};
+use crate::router::neighbor::{NeighborKey, NeighborTable, REACHABLE_MS, STALE_GC_MS};
+use crate::steer::{AttachMode, Steering};
+use crate::xsk::{BindMode, BoundMode, Umem, UmemConfig, XskConfig, XskPort};
+
+/// Options from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Import the kernel's main routing table once at start.
+    pub import_kernel_routes: bool,
+    /// Stop after this long (tests, benchmarks).
+    pub duration: Option<Duration>,
+    /// Force copy mode (zero-copy is tried first otherwise).
+    pub copy_mode: bool,
+}
+
+/// What a worker reports after binding.
+struct Bound {
+    worker: usize,
+    /// (port, queue, fd, mode)
+    sockets: Vec<(u16, u32, i32, BoundMode)>,
+}
+
+/// Runs the engine until SIGINT/SIGTERM (or the duration); returns the exit code.
+pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
+    let ifs = setup::interfaces(&cfg, &setup::interface_mac)?;
+    let mut rt = setup::route_table(&cfg)?;
+    if opts.import_kernel_routes || cfg.routing.import_kernel_routes {
+        let n = kernel_routes::import(&mut rt, &cfg)?;
+        tracing::info!("imported {n} routes from the kernel's main table");
+    }
+    let fib = rt.reader().snapshot().clone();
+    let routes = Routes::resolve(fib, &ifs);
+    let tables = Arc::new(Tables::new(ifs, routes, NeighborTable::new(REACHABLE_MS, STALE_GC_MS).map()));
+    tables.trace.store(cfg.engine.trace, Ordering::Relaxed);
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(|e| format!("signal handler: {e}"))?;
+    }
+    let (sink, events_rx) = events::channel(65536);
+    let (probe_tx, probe_rx) = channel::bounded::<NeighborKey>(1024);
+    let nworkers = cfg.engine.cores.len();
+    let go = Arc::new(AtomicBool::new(false));
+    let (bound_tx, bound_rx) = channel::bounded::<Result<Bound, String>>(nworkers);
+    let mut handles = Vec::new();
+    let mut shared = Vec::new();
+    for (w, &core) in cfg.engine.cores.iter().enumerate() {
+        let counters = Arc::new(SharedCounters::default());
+        shared.push(counters.clone());
+        let (cfg, tables, stop, go, sink, bound_tx, probes) =
+            (cfg.clone(), tables.clone(), stop.clone(), go.clone(), sink.clone(), bound_tx.clone(), probe_rx.clone());
+        let copy = opts.copy_mode;
+        let h = std::thread::Builder::new()
+            .name(format!("pktengine-w{w}"))
+            .spawn(move || {
+                if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+                    tracing::warn!("worker {w}: could not pin to core {core}");
+                }
+                let worker = match build_worker(w, nworkers, &cfg, tables, counters, sink, copy) {
+                    Ok((worker, b)) => {
+                        let _ = bound_tx.send(Ok(b));
+                        worker
+                    }
+                    Err(e) => {
+                        let _ = bound_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let mut worker = worker;
+                while !go.load(Ordering::Acquire) {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                if w == 0 {
+                    worker.set_probes(probes);
+                    worker.announce();
+                }
+                worker.run(&stop);
+            })
+            .map_err(|e| format!("spawning worker {w}: {e}"))?;
+        handles.push(h);
+    }
+    drop(bound_tx);
+    let abort = |msg: String, handles: Vec<std::thread::JoinHandle<()>>| -> Result<(), String> {
+        stop.store(true, Ordering::Relaxed);
+        for h in handles {
+            let _ = h.join();
+        }
+        Err(msg)
+    };
+    let mut bound = Vec::new();
+    for _ in 0..nworkers {
+        match bound_rx.recv() {
+            Ok(Ok(b)) => bound.push(b),
+            Ok(Err(e)) => return abort(e, handles),
+            Err(_) => return abort("a worker died while binding".into(), handles),
+        }
+    }
+    // XDP: one program per port; each queue's socket in its XSKMAP slot.
+    let mut steering = Vec::new();
+    for (pi, p) in cfg.ports.iter().enumerate() {
+        let mut s = match Steering::load() {
+            Ok(s) => s,
+            Err(e) => return abort(format!("port `{}`: {e}", p.name), handles),
+        };
+        for b in &bound {
+            for &(port, queue, fd, mode) in &b.sockets {
+                if usize::from(port) == pi {
+                    if let Err(e) = s.set_queue_sockets(queue, &[fd]) {
+                        return abort(format!("port `{}` queue {queue}: {e}", p.name), handles);
+                    }
+                    tracing::info!("port {} ({}) queue {queue}: worker {} socket, {mode} mode", p.name, p.interface, b.worker);
+                }
+            }
+        }
+        let ifindex = match crate::xsk::socket::ifindex(&p.interface) {
+            Ok(i) => i,
+            Err(e) => return abort(format!("port `{}`: {e}", p.name), handles),
+        };
+        let mode = match p.xdp_mode {
+            CfgXdpMode::Auto => AttachMode::Auto,
+            CfgXdpMode::Driver => AttachMode::Driver,
+            CfgXdpMode::Generic => AttachMode::Generic,
+        };
+        match s.attach(ifindex, mode) {
+            Ok(m) => tracing::info!("port {}: XDP attached in {m:?} mode", p.name),
+            Err(e) => return abort(format!("port `{}`: attaching XDP: {e}", p.name), handles),
+        }
+        steering.push((p.name.clone(), s));
+    }
+    let listener = match CtlListener::bind(&cfg.engine.ctl_socket) {
+        Ok(l) => l,
+        Err(e) => return abort(format!("ctl socket {}: {e}", cfg.engine.ctl_socket.display()), handles),
+    };
+    let metrics = match cfg.engine.metrics_listen.map(MetricsServer::bind).transpose() {
+        Ok(m) => m,
+        Err(e) => return abort(format!("metrics endpoint: {e}"), handles),
+    };
+    let mut ctl = control::Control::new(tables.clone(), rt, shared, events_rx, probe_tx);
+    ctl.steering = steering;
+    go.store(true, Ordering::Release);
+    tracing::info!(
+        "pktengine running: {} ports, {} workers on cores {:?}, {} poll, ctl {}",
+        cfg.ports.len(),
+        nworkers,
+        cfg.engine.cores,
+        if cfg.engine.poll == PollMode::Busy { "busy" } else { "adaptive" },
+        cfg.engine.ctl_socket.display()
+    );
+    let started = Instant::now();
+    let stopping = || stop.load(Ordering::Relaxed);
+    while !stopping() {
+        if opts.duration.is_some_and(|d| started.elapsed() >= d) {
+            break;
+        }
+        ctl.pump(Duration::from_millis(20));
+        while let Ok(Some(mut stream)) = listener.accept() {
+            let r = CtlListener::serve(&mut stream, &mut |req, out| ctl.request(req, out, &stopping));
+            if let Err(e) = r {
+                tracing::debug!("ctl client: {e}");
+            }
+        }
+        if let Some(m) = &metrics {
+            let _ = m.poll(&mut || ctl.counters());
+        }
+        if handles.iter().any(|h| h.is_finished()) {
+            tracing::error!("a worker thread ended unexpectedly");
+            stop.store(true, Ordering::Relaxed);
+            for h in handles {
+                let _ = h.join();
+            }
+            return Err("a worker thread ended unexpectedly".into());
+        }
+    }
+    tracing::info!("stopping: draining workers");
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        let _ = h.join();
+    }
+    // Dropping the links detaches XDP; dropping the listener removes the socket.
+    drop(ctl);
+    drop(listener);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Builds one worker's UMEM and sockets: worker `w` of `n` serves queue q of
+/// each port when q % n == w.
+fn build_worker(
+    w: usize,
+    n: usize,
+    cfg: &Config,
+    tables: Arc<Tables>,
+    counters: Arc<SharedCounters>,
+    sink: events::EventSink,
+    copy: bool,
+) -> Result<(Worker<XskPort>, Bound), String> {
+    let mut wanted = Vec::new();
+    for (pi, p) in cfg.ports.iter().enumerate() {
+        for q in 0..p.queues {
+            if q as usize % n == w {
+                wanted.push((pi as u16, q, p.interface.clone()));
+            }
+        }
+    }
+    let frames = cfg.engine.frames_per_port.saturating_mul(wanted.len().max(1) as u32);
+    let mut umem = Umem::new(UmemConfig {
+        frame_size: cfg.engine.frame_size,
+        frame_count: frames,
+        huge_pages: true,
+        headroom: 0,
+    })
+    .map_err(|e| format!("worker {w}: UMEM of {frames} frames: {e}"))?;
+    let ring = (cfg.engine.frames_per_port / 2).clamp(256, 4096);
+    let xcfg = XskConfig {
+        rx_size: ring,
+        tx_size: ring,
+        fill_size: ring,
+        comp_size: ring,
+        mode: if copy { BindMode::Copy } else { BindMode::Auto },
+        need_wakeup: true,
+    };
+    let mut sockets = Vec::new();
+    let mut b = Bound { worker: w, sockets: Vec::new() };
+    for (port, q, ifname) in wanted {
+        let s = XskPort::bind(&mut umem, &ifname, q, &xcfg).map_err(|e| format!("worker {w}: {ifname} queue {q}: {e}"))?;
+        b.sockets.push((port, q, s.raw_fd(), s.mode()));
+        sockets.push(Socket { port, io: s });
+    }
+    let wc = WorkerConfig {
+        id: w as u16,
+        poll: cfg.engine.poll,
+        idle_timeout: Duration::from_millis(u64::from(cfg.engine.idle_timeout_ms)),
+    };
+    Ok((Worker::new(wc, umem, sockets, tables, counters, sink), b))
+}

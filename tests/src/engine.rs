@@ -1,0 +1,211 @@
+//! The engine as a process under test: a router topology of namespaces
+//!
+//! ```text
+//!  h1 (198.18.1.2/24, 2001:2:0:1::2/64) ── veth ── dut: pktengine (lan | wan) ── veth ── h2 (198.19.1.2/24, 2001:2:0:2::2/64)
+//! ```
+//!
+//! and a guard that starts `pktengine run` inside the DUT namespace and
+//! stops it (SIGTERM, then SIGKILL) when dropped, also on panic.
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::netns::{Netns, VethPair};
+
+/// The `pktengine` binary next to the test binary (target/<profile>/).
+pub fn pktengine_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("pktengine");
+    assert!(bin.exists(), "{} is missing: build the workspace first (cargo build --workspace)", bin.display());
+    bin
+}
+
+/// The example configuration shipped in `examples/`.
+pub fn example(name: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Three namespaces: two hosts and the engine between them.
+#[derive(Debug)]
+pub struct RouterTopo {
+    pub h1: Netns,
+    pub dut: Netns,
+    pub h2: Netns,
+    /// h1 (a) ── dut (b): the engine's `lan` port.
+    pub left: VethPair,
+    /// dut (a) ── h2 (b): the engine's `wan` port.
+    pub right: VethPair,
+}
+
+impl RouterTopo {
+    /// Builds the topology; the hosts route everything through the engine.
+    pub fn new(tag: &str) -> io::Result<RouterTopo> {
+        let h1 = Netns::new(&format!("{tag}h1"))?;
+        let dut = Netns::new(&format!("{tag}d"))?;
+        let h2 = Netns::new(&format!("{tag}h2"))?;
+        let left = VethPair::new(&h1, &dut, 1)?;
+        let right = VethPair::new(&dut, &h2, 1)?;
+        // The engine owns the DUT's interfaces: keep the DUT kernel's IPv6 quiet on them.
+        for end in [&left.b, &right.a] {
+            dut.sysctl(&format!("net.ipv6.conf.{}.disable_ipv6", end.name), "1")?;
+        }
+        left.addr(&h1, &left.a, "198.18.1.2/24")?;
+        left.addr(&h1, &left.a, "2001:2:0:1::2/64")?;
+        right.addr(&h2, &right.b, "198.19.1.2/24")?;
+        right.addr(&h2, &right.b, "2001:2:0:2::2/64")?;
+        h1.ip(&["route", "add", "default", "via", "198.18.1.1"])?;
+        h1.ip(&["-6", "route", "add", "default", "via", "2001:2:0:1::1"])?;
+        h2.ip(&["route", "add", "default", "via", "198.19.1.1"])?;
+        h2.ip(&["-6", "route", "add", "default", "via", "2001:2:0:2::1"])?;
+        Ok(RouterTopo { h1, dut, h2, left, right })
+    }
+
+    /// A configuration text for this topology: the template's interface
+    /// names `pe-lan`/`pe-wan` replaced by the real ones, the ctl socket
+    /// made unique. The metrics endpoint stays: 127.0.0.1 is the DUT namespace's own.
+    pub fn config(&self, template: &str, ctl: &Path) -> String {
+        let mut out = String::new();
+        for line in template.lines() {
+            let t = line.trim_start();
+            if t.starts_with("ctl_socket") {
+                out += &format!("ctl_socket = \"{}\"\n", ctl.display());
+            } else {
+                out += &line.replace("\"pe-lan\"", &format!("\"{}\"", self.left.b.name)).replace(
+                    "\"pe-wan\"",
+                    &format!("\"{}\"", self.right.a.name),
+                );
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// A running `pktengine run`, stopped on drop.
+#[derive(Debug)]
+pub struct Engine {
+    child: Option<Child>,
+    pub ctl: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl Engine {
+    /// A fresh directory for one engine's files (config, socket, log).
+    pub fn dir(tag: &str) -> PathBuf {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let d = std::env::temp_dir().join(format!("pktengine-test-{}-{n}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("test dir");
+        d
+    }
+
+    /// Starts the engine in `ns` with `config` (text) and waits for its ctl
+    /// socket. `extra` are more `run` arguments.
+    pub fn start(ns: &Netns, dir: &Path, config: &str, extra: &[&str]) -> io::Result<Engine> {
+        let cfg = dir.join("engine.toml");
+        std::fs::write(&cfg, config)?;
+        let log = std::fs::File::create(dir.join("engine.log"))?;
+        let bin = pktengine_bin();
+        let mut cmd = ns.command(bin.to_str().unwrap_or("pktengine"));
+        cmd.args(["run", "--config", cfg.to_str().unwrap_or("")]).args(extra);
+        cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+        let child = cmd.spawn()?;
+        let ctl = ctl_path(config).unwrap_or_else(|| dir.join("ctl.sock"));
+        let mut e = Engine { child: Some(child), ctl, dir: dir.to_path_buf() };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !e.ctl.exists() {
+            if let Some(c) = e.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    return Err(io::Error::other(format!("pktengine exited with {st}: {}", e.log())));
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(io::Error::other(format!("pktengine did not start: {}", e.log())));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(e)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("engine.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// `pktengine ctl --socket <ctl> <args>`.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        let mut a = vec!["ctl", "--socket", self.ctl.to_str().unwrap_or("")];
+        a.extend_from_slice(args);
+        Command::new(pktengine_bin()).args(&a).stdin(Stdio::null()).output().expect("pktengine ctl")
+    }
+
+    /// `ctl` that must succeed; returns stdout.
+    pub fn ctl_ok(&self, args: &[&str]) -> String {
+        let o = self.ctl(args);
+        assert!(
+            o.status.success(),
+            "ctl {args:?} failed: {}{}\nengine log:\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Sends SIGTERM and waits up to `within`; returns the exit status and
+    /// how long the engine took.
+    pub fn stop(mut self, within: Duration) -> io::Result<(ExitStatus, Duration)> {
+        let mut child = self.child.take().ok_or_else(|| io::Error::other("not running"))?;
+        // `ip netns exec` execs the binary: the child's pid is the engine's.
+        let t = Instant::now();
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        loop {
+            if let Some(st) = child.try_wait()? {
+                return Ok((st, t.elapsed()));
+            }
+            if t.elapsed() > within {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(io::Error::other(format!("pktengine did not exit within {within:?}")));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(2) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn ctl_path(config: &str) -> Option<PathBuf> {
+    config.lines().find_map(|l| {
+        let l = l.trim();
+        let v = l.strip_prefix("ctl_socket")?.trim_start().strip_prefix('=')?.trim();
+        Some(PathBuf::from(v.trim_matches('"')))
+    })
+}
+
+/// Output of a command as text (stdout then stderr).
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}

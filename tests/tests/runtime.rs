@@ -1,0 +1,173 @@
+//! `pktengine run` and `pktengine ctl` as an operator uses them (issue 4):
+//! configuration errors refused before anything is attached, every ctl
+//! command against a running engine, captures read back, clean shutdown,
+//! idle CPU in adaptive mode, the metrics endpoint.
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use pcap_file::pcap::PcapReader;
+use pktengine_tests::engine::{example, pktengine_bin, text, Engine, RouterTopo};
+use pktengine_tests::Netns;
+
+fn has_xdp(ns: &Netns, dev: &str) -> bool {
+    let o = ns.ip(&["-d", "link", "show", "dev", dev]).unwrap();
+    String::from_utf8_lossy(&o.stdout).contains("xdp")
+}
+
+fn sh(ns: &Netns, cmd: &str) -> std::process::Output {
+    ns.command("sh").args(["-c", cmd]).stdin(Stdio::null()).output().expect("sh")
+}
+
+#[test]
+fn bad_configuration_is_refused_before_attaching() {
+    let t = RouterTopo::new("cfg").unwrap();
+    let dir = Engine::dir("cfg");
+    let good = t.config(&example("router.toml"), &dir.join("ctl.sock"));
+    let bad = good
+        .replace("idle_timeout_ms = 10", "idle_timeout_ms = 10\nturbo = true")
+        .replace("\"198.19.1.1/24\"", "\"198.19.1.1/33\"")
+        .replace(&format!("\"{}\"", t.right.a.name), "\"nosuchif0\"")
+        .replace("\"2001:2:0:2::1/64\"", "\"2001:2:0:1::9/64\"");
+    let cfg = dir.join("bad.toml");
+    std::fs::write(&cfg, &bad).unwrap();
+    let o = t.dut.command(pktengine_bin().to_str().unwrap()).args(["run", "--config", cfg.to_str().unwrap()]).output().unwrap();
+    let err = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    // A syntax-level problem (unknown key) stops the parse: it alone is reported, with its position.
+    assert!(err.contains("bad.toml:") && err.contains("turbo"), "{err}");
+    assert!(err.contains("nothing was attached"), "{err}");
+    // Without the unknown key, every semantic problem is reported, each with file:line:column.
+    let bad2 = bad.replace("\nturbo = true", "");
+    std::fs::write(&cfg, &bad2).unwrap();
+    let o = t.dut.command(pktengine_bin().to_str().unwrap()).args(["run", "--config", cfg.to_str().unwrap()]).output().unwrap();
+    let err = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let line_of = |needle: &str| bad2.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    for (needle, reason) in [
+        ("nosuchif0", "unknown interface `nosuchif0`"),
+        ("198.19.1.1/33", "prefix length 33"),
+        ("2001:2:0:1::9/64", "overlaps 2001:2:0:1::1/64 on port `lan`"),
+    ] {
+        let want = format!("bad.toml:{}:", line_of(needle));
+        assert!(err.lines().any(|l| l.contains(&want) && l.contains(reason)), "no `{want} ... {reason}` in\n{err}");
+    }
+    assert!(!has_xdp(&t.dut, &t.left.b.name), "XDP attached despite a bad configuration");
+    // `--check` accepts the good one without attaching either.
+    std::fs::write(&cfg, &good).unwrap();
+    let o = t.dut.command(pktengine_bin().to_str().unwrap()).args(["run", "--check", "--config", cfg.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!has_xdp(&t.dut, &t.left.b.name));
+}
+
+#[test]
+fn ctl_commands_against_a_running_engine() {
+    let t = RouterTopo::new("ctl").unwrap();
+    let dir = Engine::dir("ctl");
+    let e = Engine::start(&t.dut, &dir, &t.config(&example("router.toml"), &dir.join("ctl.sock")), &[]).unwrap();
+    assert!(has_xdp(&t.dut, &t.left.b.name) && has_xdp(&t.dut, &t.right.a.name));
+    let o = sh(&t.h1, "ping -c 3 -i 0.2 -W 2 198.19.1.2");
+    assert!(o.status.success(), "{}\n{}", text(&o), e.log());
+
+    let stats = e.ctl_ok(&["stats"]);
+    let lan = stats.lines().find(|l| l.starts_with("lan")).unwrap_or_else(|| panic!("{stats}"));
+    let rx: u64 = lan.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(rx >= 3, "lan rx packets {rx}:\n{stats}");
+    assert!(stats.contains("worker 0"), "{stats}");
+
+    // Routes: add, see, use, delete.
+    e.ctl_ok(&["route", "add", "198.19.200.0/24", "via", "198.19.1.2", "metric", "5"]);
+    let r = e.ctl_ok(&["route", "show"]);
+    assert!(r.contains("198.19.200.0/24 via 198.19.1.2 metric 5"), "{r}");
+    assert!(r.contains("198.18.1.0/24 dev lan metric 0"), "connected route missing:\n{r}");
+    e.ctl_ok(&["route", "del", "198.19.200.0/24"]);
+    assert!(!e.ctl_ok(&["route", "show"]).contains("198.19.200.0/24"));
+    let bad = e.ctl(&["route", "add", "198.19.201.0/24", "via", "198.19.1.2", "dev", "nope"]);
+    assert!(!bad.status.success() && text(&bad).contains("no port `nope`"), "{}", text(&bad));
+
+    let arp = e.ctl_ok(&["arp", "show"]);
+    assert!(arp.contains("198.18.1.2 dev lan lladdr"), "{arp}");
+    let mac_h1 = t.left.mac(&t.h1, &t.left.a).unwrap();
+    let mac_h1 = mac_h1.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+    assert!(arp.contains(&mac_h1), "{arp} lacks {mac_h1}");
+    e.ctl_ok(&["mac", "show"]);
+    e.ctl_ok(&["mac", "flush"]);
+    e.ctl_ok(&["nat", "show"]);
+
+    // Capture while pinging; read the file back with a pcap reader and tcpdump.
+    let pcap = dir.join("lan.pcap");
+    let pinger = t.h1.command("ping").args(["-c", "40", "-i", "0.05", "198.19.1.2"]).stdout(Stdio::null()).spawn().unwrap();
+    let out = e.ctl_ok(&["capture", "lan", "--count", "10", "--out", pcap.to_str().unwrap()]);
+    assert!(out.contains("10 frames"), "{out}");
+    let _ = pinger.wait_with_output();
+    let mut reader = PcapReader::new(std::fs::File::open(&pcap).unwrap()).unwrap();
+    let (mut n, mut echo) = (0, 0);
+    while let Some(p) = reader.next_packet() {
+        let p = p.unwrap();
+        assert!(p.data.len() >= 14);
+        // IPv4 ICMP echo request (in) or reply (out) of the ping.
+        if p.data.len() >= 34 && p.data[12..14] == [0x08, 0x00] && p.data[23] == 1 {
+            echo += 1;
+        }
+        n += 1;
+    }
+    assert_eq!(n, 10);
+    assert!(echo >= 6, "only {echo} of the captured frames are the ping's");
+    let o = std::process::Command::new("tcpdump").args(["-n", "-r", pcap.to_str().unwrap()]).output().unwrap();
+    let dump = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(dump.lines().count(), 10, "{dump}");
+    assert_eq!(dump.lines().filter(|l| l.contains("ICMP echo")).count(), echo, "{dump}");
+
+    // Trace on, traffic, trace shows it; off again.
+    e.ctl_ok(&["trace", "on"]);
+    let _ = sh(&t.h1, "ping -c 2 -i 0.2 -W 2 198.19.1.2");
+    let tr = e.ctl_ok(&["trace"]);
+    assert!(tr.contains("lan len 98 -> tx wan"), "{tr}");
+    assert!(e.ctl_ok(&["trace", "off"]).contains("trace is off"));
+
+    // Prometheus text on the DUT's loopback.
+    let m = sh(&t.dut, "curl -s http://127.0.0.1:9108/metrics");
+    let m = String::from_utf8_lossy(&m.stdout);
+    assert!(m.contains("rx_packets") && m.contains("lan"), "{m}");
+}
+
+#[test]
+fn sigterm_exits_zero_within_a_second_and_detaches_xdp() {
+    let t = RouterTopo::new("term").unwrap();
+    let dir = Engine::dir("term");
+    let e = Engine::start(&t.dut, &dir, &t.config(&example("router.toml"), &dir.join("ctl.sock")), &[]).unwrap();
+    let _ = sh(&t.h1, "ping -c 2 -i 0.2 -W 2 198.19.1.2");
+    assert!(has_xdp(&t.dut, &t.left.b.name));
+    let ctl = e.ctl.clone();
+    let log = e.dir.join("engine.log");
+    let (status, took) = e.stop(Duration::from_secs(5)).unwrap();
+    let log = std::fs::read_to_string(log).unwrap_or_default();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(took < Duration::from_secs(1), "shutdown took {took:?}\n{log}");
+    assert!(!has_xdp(&t.dut, &t.left.b.name) && !has_xdp(&t.dut, &t.right.a.name), "XDP still attached");
+    assert!(!ctl.exists(), "ctl socket left behind");
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) start after ')'.
+    let rest = &s[s.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn idle_engine_in_adaptive_mode_costs_almost_no_cpu() {
+    let t = RouterTopo::new("idle").unwrap();
+    let dir = Engine::dir("idle");
+    let e = Engine::start(&t.dut, &dir, &t.config(&example("router.toml"), &dir.join("ctl.sock")), &[]).unwrap();
+    let pid = e.pid().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let (t0, c0) = (Instant::now(), cpu_ticks(pid));
+    std::thread::sleep(Duration::from_secs(3));
+    let (dt, dc) = (t0.elapsed(), cpu_ticks(pid) - c0);
+    // Clock ticks are 1/100 s (USER_HZ).
+    let pct = dc as f64 / 100.0 / dt.as_secs_f64() * 100.0;
+    assert!(pct < 5.0, "idle engine used {pct:.1}% CPU");
+    eprintln!("idle CPU: {pct:.2}%");
+}
