@@ -69,7 +69,8 @@ ip -n "$H2" -6 route add default via 2001:2:0:2::1
 
 step "pktengine run --config examples/router.toml (in $DUT)"
 sed "s|^ctl_socket = .*|ctl_socket = \"$work/ctl.sock\"|" examples/router.toml > "$work/router.toml"
-in_ns "$DUT" "$bin" run --config "$work/router.toml" >"$work/engine.log" 2>&1 &
+# `ip netns exec` execs the engine: $! is the engine's pid.
+ip netns exec "$DUT" "$bin" run --config "$work/router.toml" >"$work/engine.log" 2>&1 &
 engine_pid=$!
 for _ in $(seq 200); do [ -S "$work/ctl.sock" ] && break; sleep 0.05; done
 if [ ! -S "$work/ctl.sock" ]; then cat "$work/engine.log"; echo "demo.sh: the engine did not start" >&2; exit 1; fi
@@ -86,9 +87,10 @@ in_ns "$H1" traceroute -n -q 1 -w 2 198.19.1.2
 step "curl a 5 MB file from a Python http.server on host2"
 mkdir -p "$work/www"
 head -c 5000000 /dev/urandom > "$work/www/file.bin"
-in_ns "$H2" python3 -m http.server 8080 --bind :: --directory "$work/www" >/dev/null 2>&1 &
+ip netns exec "$H2" python3 -m http.server 8080 --bind :: --directory "$work/www" >/dev/null 2>&1 &
 http_pid=$!
-in_ns "$H1" curl -sS --retry 20 --retry-connrefused --retry-delay 0 -m 30 -o "$work/got.bin" \
+for _ in $(seq 100); do in_ns "$H1" curl -s -o /dev/null http://198.19.1.2:8080/ && break; sleep 0.05; done
+in_ns "$H1" curl -sS -m 30 -o "$work/got.bin" \
     -w '  %{size_download} bytes in %{time_total} s (%{speed_download} B/s)\n' http://198.19.1.2:8080/file.bin
 if cmp -s "$work/www/file.bin" "$work/got.bin"; then echo "  content identical (IPv4)"; else echo "  CONTENT DIFFERS"; exit 1; fi
 in_ns "$H1" curl -sS -m 30 -o "$work/got6.bin" http://[2001:2:0:2::2]:8080/file.bin
@@ -103,8 +105,9 @@ ctl stats
 
 step "stopping the engine (SIGTERM: drains, detaches XDP, exits 0)"
 kill -TERM "$engine_pid"
-wait "$engine_pid"
-echo "  pktengine exited with status $?"
+status=0
+wait "$engine_pid" || status=$?
+echo "  pktengine exited with status $status"
 engine_pid=
 echo
 echo "demo.sh: done; namespaces removed."
