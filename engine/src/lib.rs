@@ -2,6 +2,7 @@
 //!
 //! Module map (see `docs/ARCHITECTURE.md` for the why):
 //! - [`l3`]: IPv4/IPv6 longest-prefix match, next hops, the route table.
+//! - [`router`]: router building blocks: ICMP errors, fragmentation, rate limits, martians, neighbors.
 //! - [`wire`]: zero-copy packet views and validated `Repr`s, checksums.
 //! - [`xsk`]: AF_XDP ports (UMEM, rings, sockets) and the in-memory port.
 //! - [`steer`]: the XDP steering program's loader, rule maps and counters.
@@ -11,6 +12,7 @@
 
 pub mod control;
 pub mod l3;
+pub mod router;
 pub mod steer;
 pub mod wire;
 pub mod xsk;
