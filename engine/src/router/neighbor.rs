@@ -127,8 +127,17 @@ impl NeighborTable {
     /// a different MAC).
     pub fn learn(&mut self, key: NeighborKey, mac: Mac, now_ms: u64, confirmed: bool) -> bool {
         self.clock(now_ms);
-        let new_state = if confirmed { NeighState::Reachable } else { NeighState::Stale };
-        let fresh = Entry { mac: Some(mac), state: new_state, since_ms: now_ms, probed_ms: None };
+        let new_state = if confirmed {
+            NeighState::Reachable
+        } else {
+            NeighState::Stale
+        };
+        let fresh = Entry {
+            mac: Some(mac),
+            state: new_state,
+            since_ms: now_ms,
+            probed_ms: None,
+        };
         let changed = match self.entries.get_mut(&key) {
             Some(e) if e.state == NeighState::Permanent => false,
             Some(e) if e.state.usable() && e.mac == Some(mac) => {
@@ -157,12 +166,22 @@ impl NeighborTable {
         match self.entries.get_mut(&key) {
             Some(e) if e.state.usable() || e.state == NeighState::Incomplete => {}
             Some(e) => {
-                *e = Entry { mac: None, state: NeighState::Incomplete, since_ms: now_ms, probed_ms: None }
+                *e = Entry {
+                    mac: None,
+                    state: NeighState::Incomplete,
+                    since_ms: now_ms,
+                    probed_ms: None,
+                }
             }
             None => {
                 self.entries.insert(
                     key,
-                    Entry { mac: None, state: NeighState::Incomplete, since_ms: now_ms, probed_ms: None },
+                    Entry {
+                        mac: None,
+                        state: NeighState::Incomplete,
+                        since_ms: now_ms,
+                        probed_ms: None,
+                    },
                 );
             }
         }
@@ -183,7 +202,12 @@ impl NeighborTable {
             return false;
         }
         let was_usable = e.state.usable();
-        *e = Entry { mac: None, state: NeighState::Failed, since_ms: now_ms, probed_ms: None };
+        *e = Entry {
+            mac: None,
+            state: NeighState::Failed,
+            since_ms: now_ms,
+            probed_ms: None,
+        };
         self.changed |= was_usable;
         was_usable
     }
@@ -191,7 +215,12 @@ impl NeighborTable {
     /// Adds or replaces a permanent entry (`ip neigh add ... nud permanent`).
     /// Returns true when the map must change.
     pub fn add_permanent(&mut self, key: NeighborKey, mac: Mac) -> bool {
-        let e = Entry { mac: Some(mac), state: NeighState::Permanent, since_ms: self.now_ms, probed_ms: None };
+        let e = Entry {
+            mac: Some(mac),
+            state: NeighState::Permanent,
+            since_ms: self.now_ms,
+            probed_ms: None,
+        };
         let old = self.entries.insert(key, e);
         let changed = !matches!(old, Some(o) if o.state.usable() && o.mac == Some(mac));
         self.changed |= changed;
@@ -220,7 +249,11 @@ impl NeighborTable {
             let age = now_ms.saturating_sub(e.since_ms);
             match e.state {
                 NeighState::Reachable if age >= reach => {
-                    *e = Entry { state: NeighState::Stale, since_ms: now_ms, ..*e };
+                    *e = Entry {
+                        state: NeighState::Stale,
+                        since_ms: now_ms,
+                        ..*e
+                    };
                 }
                 NeighState::Stale if age >= gc => {
                     changed = true;
@@ -228,12 +261,17 @@ impl NeighborTable {
                 }
                 NeighState::Failed if age >= FAILED_GC_MS => return false,
                 NeighState::Incomplete if age >= INCOMPLETE_MS => {
-                    *e = Entry { state: NeighState::Failed, since_ms: now_ms, ..*e };
+                    *e = Entry {
+                        state: NeighState::Failed,
+                        since_ms: now_ms,
+                        ..*e
+                    };
                 }
                 _ => {}
             }
             if e.state == NeighState::Stale
-                && e.probed_ms.is_none_or(|p| now_ms.saturating_sub(p) >= reach)
+                && e.probed_ms
+                    .map_or(true, |p| now_ms.saturating_sub(p) >= reach)
             {
                 e.probed_ms = Some(now_ms);
                 probe.push(*key);
@@ -374,13 +412,24 @@ impl NeighborMap {
                 let s = &mut t6[i];
                 if !s.used || (s.ip == ip && s.port == port) {
                     len += usize::from(!s.used);
-                    *s = Slot6 { ip, port, used: true, mac };
+                    *s = Slot6 {
+                        ip,
+                        port,
+                        used: true,
+                        mac,
+                    };
                     break;
                 }
                 i = (i + 1) & (cap6 - 1);
             }
         }
-        NeighborMap { v4: t4, v6: t6, shift4, shift6, len }
+        NeighborMap {
+            v4: t4,
+            v6: t6,
+            shift4,
+            shift6,
+            len,
+        }
     }
 
     /// The MAC of `ip` on `port`, if usable.
@@ -447,7 +496,13 @@ impl NeighborMap {
             (k, s.mac)
         });
         let v6 = self.v6.iter().filter(|s| s.used).map(|s| {
-            (NeighborKey { port: s.port, ip: IpAddr::V6(Ipv6Addr::from(s.ip)) }, s.mac)
+            (
+                NeighborKey {
+                    port: s.port,
+                    ip: IpAddr::V6(Ipv6Addr::from(s.ip)),
+                },
+                s.mac,
+            )
         });
         v4.chain(v6)
     }
@@ -519,7 +574,9 @@ impl<T: Copy> PendingQueues<T> {
     }
 
     fn find(&self, key: NeighborKey) -> Option<usize> {
-        self.slots.iter().position(|s| matches!(s, Some(w) if w.key == key))
+        self.slots
+            .iter()
+            .position(|s| matches!(s, Some(w) if w.key == key))
     }
 
     /// Queues `item` for `key` at `now_ms`.
@@ -558,7 +615,10 @@ impl<T: Copy> PendingQueues<T> {
             let dropped = self.items[at].replace(item);
             w.head = (w.head + 1) % per;
             match dropped {
-                Some(dropped) => Push::QueuedDroppedOldest { dropped, send_request },
+                Some(dropped) => Push::QueuedDroppedOldest {
+                    dropped,
+                    send_request,
+                },
                 None => Push::Queued { send_request },
             }
         }
@@ -573,7 +633,9 @@ impl<T: Copy> PendingQueues<T> {
     }
 
     fn drain(&mut self, si: usize, out: &mut dyn FnMut(T)) {
-        let Some(w) = self.slots[si].take() else { return };
+        let Some(w) = self.slots[si].take() else {
+            return;
+        };
         self.used -= 1;
         let base = si * self.per;
         for j in 0..w.len {
@@ -588,7 +650,9 @@ impl<T: Copy> PendingQueues<T> {
     /// one `Retry::GiveUp` per queued packet after which the slot is free.
     pub fn due(&mut self, now_ms: u64, out: &mut impl FnMut(NeighborKey, Retry<T>)) {
         for si in 0..self.slots.len() {
-            let Some(w) = self.slots[si].as_mut() else { continue };
+            let Some(w) = self.slots[si].as_mut() else {
+                continue;
+            };
             if now_ms < w.due_ms {
                 continue;
             }
@@ -610,7 +674,9 @@ impl<T: Copy> PendingQueues<T> {
 
     /// Packets waiting for `key`.
     pub fn queued(&self, key: NeighborKey) -> usize {
-        self.find(key).and_then(|i| self.slots[i]).map_or(0, |w| w.len)
+        self.find(key)
+            .and_then(|i| self.slots[i])
+            .map_or(0, |w| w.len)
     }
 
     /// Neighbors with packets waiting.
@@ -630,10 +696,16 @@ mod tests {
     use std::collections::HashMap;
 
     fn k4(port: u16, last: u8) -> NeighborKey {
-        NeighborKey { port, ip: IpAddr::V4(Ipv4Addr::new(198, 18, 0, last)) }
+        NeighborKey {
+            port,
+            ip: IpAddr::V4(Ipv4Addr::new(198, 18, 0, last)),
+        }
     }
     fn k6(port: u16, last: u16) -> NeighborKey {
-        NeighborKey { port, ip: IpAddr::V6(Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, last)) }
+        NeighborKey {
+            port,
+            ip: IpAddr::V6(Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, last)),
+        }
     }
     const M1: Mac = [2, 0, 0, 0, 0, 1];
     const M2: Mac = [2, 0, 0, 0, 0, 2];
@@ -650,7 +722,10 @@ mod tests {
         .iter()
         .map(ToString::to_string)
         .collect();
-        assert_eq!(names, ["INCOMPLETE", "REACHABLE", "STALE", "FAILED", "PERMANENT"]);
+        assert_eq!(
+            names,
+            ["INCOMPLETE", "REACHABLE", "STALE", "FAILED", "PERMANENT"]
+        );
     }
 
     #[test]
@@ -736,13 +811,21 @@ mod tests {
         let keys: Vec<NeighborKey> = rows.iter().map(|r| r.0).collect();
         assert_eq!(keys, [k4(0, 9), k4(1, 1), k4(1, 5), k6(1, 5)]);
         assert_eq!(rows[0].3, 700);
-        assert_eq!((rows[1].1, rows[1].2, rows[1].3), (None, NeighState::Incomplete, 600));
+        assert_eq!(
+            (rows[1].1, rows[1].2, rows[1].3),
+            (None, NeighState::Incomplete, 600)
+        );
         assert_eq!(rows[3].3, 900);
     }
 
     #[test]
     fn map_lookups() {
-        let m = NeighborMap::from_entries([(k4(0, 1), M1), (k4(1, 1), M2), (k6(0, 1), M2), (k4(0, 1), M2)]);
+        let m = NeighborMap::from_entries([
+            (k4(0, 1), M1),
+            (k4(1, 1), M2),
+            (k6(0, 1), M2),
+            (k4(0, 1), M2),
+        ]);
         assert_eq!(m.len(), 3);
         assert_eq!(m.get_v4(0, Ipv4Addr::new(198, 18, 0, 1)), Some(M2));
         assert_eq!(m.get_v4(1, Ipv4Addr::new(198, 18, 0, 1)), Some(M2));
@@ -758,10 +841,22 @@ mod tests {
 
     fn any_key() -> impl Strategy<Value = NeighborKey> {
         prop_oneof![
-            (0u16..4, 0u32..64).prop_map(|(p, a)| NeighborKey { port: p, ip: IpAddr::V4(Ipv4Addr::from(0xc612_0000 + a)) }),
-            (0u16..4, 0u128..64).prop_map(|(p, a)| NeighborKey { port: p, ip: IpAddr::V6(Ipv6Addr::from((0x2001_0002u128 << 96) + a)) }),
-            (any::<u16>(), any::<u32>()).prop_map(|(p, a)| NeighborKey { port: p, ip: IpAddr::V4(Ipv4Addr::from(a)) }),
-            (any::<u16>(), any::<u128>()).prop_map(|(p, a)| NeighborKey { port: p, ip: IpAddr::V6(Ipv6Addr::from(a)) }),
+            (0u16..4, 0u32..64).prop_map(|(p, a)| NeighborKey {
+                port: p,
+                ip: IpAddr::V4(Ipv4Addr::from(0xc612_0000 + a))
+            }),
+            (0u16..4, 0u128..64).prop_map(|(p, a)| NeighborKey {
+                port: p,
+                ip: IpAddr::V6(Ipv6Addr::from((0x2001_0002u128 << 96) + a))
+            }),
+            (any::<u16>(), any::<u32>()).prop_map(|(p, a)| NeighborKey {
+                port: p,
+                ip: IpAddr::V4(Ipv4Addr::from(a))
+            }),
+            (any::<u16>(), any::<u128>()).prop_map(|(p, a)| NeighborKey {
+                port: p,
+                ip: IpAddr::V6(Ipv6Addr::from(a))
+            }),
         ]
     }
 
@@ -818,10 +913,32 @@ mod tests {
     fn pending_first_packet_requests_and_order() {
         let mut q: PendingQueues<u32> = PendingQueues::new(2, 3);
         assert_eq!(q.push(k4(0, 1), 1, 0), Push::Queued { send_request: true });
-        assert_eq!(q.push(k4(0, 1), 2, 1), Push::Queued { send_request: false });
-        assert_eq!(q.push(k4(0, 1), 3, 2), Push::Queued { send_request: false });
-        assert_eq!(q.push(k4(0, 1), 4, 3), Push::QueuedDroppedOldest { dropped: 1, send_request: false });
-        assert_eq!(q.push(k4(0, 1), 5, 3), Push::QueuedDroppedOldest { dropped: 2, send_request: false });
+        assert_eq!(
+            q.push(k4(0, 1), 2, 1),
+            Push::Queued {
+                send_request: false
+            }
+        );
+        assert_eq!(
+            q.push(k4(0, 1), 3, 2),
+            Push::Queued {
+                send_request: false
+            }
+        );
+        assert_eq!(
+            q.push(k4(0, 1), 4, 3),
+            Push::QueuedDroppedOldest {
+                dropped: 1,
+                send_request: false
+            }
+        );
+        assert_eq!(
+            q.push(k4(0, 1), 5, 3),
+            Push::QueuedDroppedOldest {
+                dropped: 2,
+                send_request: false
+            }
+        );
         assert_eq!(q.queued(k4(0, 1)), 3);
         assert_eq!(q.push(k6(0, 1), 10, 0), Push::Queued { send_request: true });
         assert_eq!(q.push(k4(1, 1), 20, 0), Push::NoSlot(20));
