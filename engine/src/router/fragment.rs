@@ -285,11 +285,27 @@ mod tests {
         let lens: Vec<usize> = frags.iter().map(Vec::len).collect();
         // 556 & !7 = 552 data per piece: 552 + 552 + 376.
         assert_eq!(lens, [572, 572, 396]);
-        let offs: Vec<u16> = frags.iter().map(|f| Ipv4Packet::new_unchecked(&f[..]).frag_offset()).collect();
+        let offs: Vec<u16> = frags
+            .iter()
+            .map(|f| Ipv4Packet::new_unchecked(&f[..]).frag_offset())
+            .collect();
         assert_eq!(offs, [0, 552, 1104]);
         let (hdr, off, mf, data) = reassemble(&frags, 576);
         assert_eq!((off, mf), (0, false));
-        assert_eq!(&hdr[..6], &ip[..6].iter().enumerate().map(|(i, &b)| if i == 2 { 0x02 } else if i == 3 { 0x3c } else { b }).collect::<Vec<_>>()[..]);
+        assert_eq!(
+            &hdr[..6],
+            &ip[..6]
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| if i == 2 {
+                    0x02
+                } else if i == 3 {
+                    0x3c
+                } else {
+                    b
+                })
+                .collect::<Vec<_>>()[..]
+        );
         assert_eq!(data, &ip[20..]);
         // Hand-checked first header: total 572 = 0x023c, MF (0x2000), TTL 63.
         assert_eq!(&frags[0][2..9], &[0x02, 0x3c, 0xbe, 0xef, 0x20, 0x00, 63]);
@@ -311,7 +327,10 @@ mod tests {
         assert_eq!(first.options(), &opts[..]);
         let later = Ipv4Packet::new_unchecked(&frags[1][..]);
         assert_eq!(later.header_len(), 40);
-        assert_eq!(later.options(), &[130, 11, 1, 2, 3, 4, 5, 6, 7, 8, 9, 131, 7, 4, 198, 18, 0, 9, 0, 0]);
+        assert_eq!(
+            later.options(),
+            &[130, 11, 1, 2, 3, 4, 5, 6, 7, 8, 9, 131, 7, 4, 198, 18, 0, 9, 0, 0]
+        );
         let (_, _, _, data) = reassemble(&frags, 200);
         assert_eq!(data, &ip[20 + opts.len()..]);
     }
@@ -331,26 +350,41 @@ mod tests {
     #[test]
     fn errors_and_fits() {
         let ip = datagram(&[], 1000, true, false, 0);
-        assert_eq!(Fragmenter::new(&ip, 576).unwrap_err(), FragError::DontFragment);
+        assert_eq!(
+            Fragmenter::new(&ip, 576).unwrap_err(),
+            FragError::DontFragment
+        );
         // Fits: one piece, byte for byte, DF kept.
         let frags = split(&ip, 1020);
-        assert_eq!(frags, [ip.clone()]);
+        assert_eq!(frags, std::slice::from_ref(&ip));
         let ip = datagram(&[], 1000, false, false, 0);
-        assert_eq!(Fragmenter::new(&ip, 67).unwrap_err(), FragError::MtuTooSmall);
+        assert_eq!(
+            Fragmenter::new(&ip, 67).unwrap_err(),
+            FragError::MtuTooSmall
+        );
         assert!(Fragmenter::new(&ip, 68).is_ok());
         let big_hdr = datagram(&[1; 40], 100, false, false, 0);
-        assert_eq!(Fragmenter::new(&big_hdr, 67).unwrap_err(), FragError::MtuTooSmall);
+        assert_eq!(
+            Fragmenter::new(&big_hdr, 67).unwrap_err(),
+            FragError::MtuTooSmall
+        );
         // 60-byte header of NOPs: first pieces carry 8 data bytes, later
         // ones (NOPs are not copied, so 20-byte headers) 48: 8 + 48 + 44.
         let lens: Vec<usize> = split(&big_hdr, 68).iter().map(Vec::len).collect();
         assert_eq!(lens, [68, 68, 64]);
         assert_eq!(Fragmenter::new(&big_hdr, 68).unwrap().count(), 3);
-        assert_eq!(Fragmenter::new(&ip[..19], 576).unwrap_err(), FragError::Malformed);
+        assert_eq!(
+            Fragmenter::new(&ip[..19], 576).unwrap_err(),
+            FragError::Malformed
+        );
         let mut v6 = ip.clone();
         v6[0] = 0x65;
         assert_eq!(Fragmenter::new(&v6, 576).unwrap_err(), FragError::Malformed);
         let near_end = datagram(&[], 1000, false, true, 65000);
-        assert_eq!(Fragmenter::new(&near_end, 576).unwrap_err(), FragError::Malformed);
+        assert_eq!(
+            Fragmenter::new(&near_end, 576).unwrap_err(),
+            FragError::Malformed
+        );
         // Too small an output buffer: nothing advances.
         let mut f = Fragmenter::new(&ip, 576).unwrap();
         assert_eq!(f.next_into(&mut [0u8; 100]), None);
@@ -376,8 +410,16 @@ mod tests {
                 }
                 match kind {
                     0 => o.push(1),
-                    1 => { o.push(0x80 | 3); o.push(len as u8); o.extend(std::iter::repeat_n(fill, len - 2)); }
-                    _ => { o.push(7); o.push(len as u8); o.extend(std::iter::repeat_n(fill, len - 2)); }
+                    1 => {
+                        o.push(0x80 | 3);
+                        o.push(len as u8);
+                        o.extend(std::iter::repeat(fill).take(len - 2));
+                    }
+                    _ => {
+                        o.push(7);
+                        o.push(len as u8);
+                        o.extend(std::iter::repeat(fill).take(len - 2));
+                    }
                 }
             }
             while o.len() % 4 != 0 {

@@ -296,7 +296,10 @@ pub fn echo_reply_v4_in_place(ip: &mut [u8]) -> bool {
     let Ok(p) = Ipv4Packet::new_checked(&*ip) else {
         return false;
     };
-    if p.version() != 4 || !p.verify_checksum() || p.protocol() != IpProtocol::Icmp || p.is_fragment()
+    if p.version() != 4
+        || !p.verify_checksum()
+        || p.protocol() != IpProtocol::Icmp
+        || p.is_fragment()
     {
         return false;
     }
@@ -307,7 +310,9 @@ pub fn echo_reply_v4_in_place(ip: &mut [u8]) -> bool {
     let Ok(icmp) = Icmpv4Packet::new_checked(p.payload()) else {
         return false;
     };
-    if icmp.msg_type() != Icmpv4Message::EchoRequest || icmp.msg_code() != 0 || !icmp.verify_checksum()
+    if icmp.msg_type() != Icmpv4Message::EchoRequest
+        || icmp.msg_code() != 0
+        || !icmp.verify_checksum()
     {
         return false;
     }
@@ -381,7 +386,13 @@ mod tests {
     const D6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 2, 0, 0, 0, 9);
 
     /// An IPv4 packet with `payload`, checksummed.
-    fn v4(src: Ipv4Addr, dst: Ipv4Addr, proto: IpProtocol, payload: &[u8], frag_units: u16) -> Vec<u8> {
+    fn v4(
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        proto: IpProtocol,
+        payload: &[u8],
+        frag_units: u16,
+    ) -> Vec<u8> {
         let repr = Ipv4Repr {
             src_addr: src,
             dst_addr: dst,
@@ -424,20 +435,52 @@ mod tests {
         bad_ver[0] = 0x65;
         assert!(!may_send_v4(&bad_ver, false));
         // Non-first fragment; first fragment (MF, offset 0) is fine.
-        assert!(!may_send_v4(&v4(H4, D4, IpProtocol::Udp, &udp_payload(8), 3), false));
+        assert!(!may_send_v4(
+            &v4(H4, D4, IpProtocol::Udp, &udp_payload(8), 3),
+            false
+        ));
         let mut first = udp.clone();
         first[6] |= 0x20;
         assert!(may_send_v4(&first, false));
-        for dst in [Ipv4Addr::BROADCAST, Ipv4Addr::new(224, 0, 0, 5), Ipv4Addr::new(239, 1, 1, 1)] {
-            assert!(!may_send_v4(&v4(H4, dst, IpProtocol::Udp, &[0; 8], 0), false), "{dst}");
+        for dst in [
+            Ipv4Addr::BROADCAST,
+            Ipv4Addr::new(224, 0, 0, 5),
+            Ipv4Addr::new(239, 1, 1, 1),
+        ] {
+            assert!(
+                !may_send_v4(&v4(H4, dst, IpProtocol::Udp, &[0; 8], 0), false),
+                "{dst}"
+            );
         }
-        for src in ["0.0.0.0", "0.9.9.9", "127.0.0.1", "224.0.0.1", "255.255.255.255", "240.0.0.1"] {
+        for src in [
+            "0.0.0.0",
+            "0.9.9.9",
+            "127.0.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "240.0.0.1",
+        ] {
             let src: Ipv4Addr = src.parse().unwrap();
-            assert!(!may_send_v4(&v4(src, D4, IpProtocol::Udp, &[0; 8], 0), false), "{src}");
+            assert!(
+                !may_send_v4(&v4(src, D4, IpProtocol::Udp, &[0; 8], 0), false),
+                "{src}"
+            );
         }
         // ICMP: queries yes, errors and unknown types no, truncated no.
-        for (t, ok) in [(0, true), (8, true), (13, true), (14, true), (15, true), (16, true),
-            (3, false), (4, false), (5, false), (11, false), (12, false), (40, false)] {
+        for (t, ok) in [
+            (0, true),
+            (8, true),
+            (13, true),
+            (14, true),
+            (15, true),
+            (16, true),
+            (3, false),
+            (4, false),
+            (5, false),
+            (11, false),
+            (12, false),
+            (40, false),
+        ] {
             let pkt = v4(H4, D4, IpProtocol::Icmp, &icmp4(t, 0, &[0; 28]), 0);
             assert_eq!(may_send_v4(&pkt, false), ok, "type {t}");
         }
@@ -473,11 +516,18 @@ mod tests {
         assert_eq!(n, 576);
         let p = Ipv4Packet::new_checked(&out[..n]).unwrap();
         let r = Ipv4Repr::parse(&p).unwrap();
-        assert_eq!((r.src_addr, r.dst_addr, r.ttl, r.dont_frag), (ME4, H4, 64, false));
+        assert_eq!(
+            (r.src_addr, r.dst_addr, r.ttl, r.dont_frag),
+            (ME4, H4, 64, false)
+        );
         assert_eq!(p.dscp(), 0x30);
         let icmp = Icmpv4Packet::new_checked(p.payload()).unwrap();
         match Icmpv4Repr::parse(&icmp).unwrap() {
-            Icmpv4Repr::DstUnreachable { reason, next_hop_mtu, data } => {
+            Icmpv4Repr::DstUnreachable {
+                reason,
+                next_hop_mtu,
+                data,
+            } => {
                 assert_eq!(reason, Icmpv4DstUnreachable::FragRequired);
                 assert_eq!(next_hop_mtu, 1400);
                 assert_eq!(data, &orig[..548]);
@@ -485,10 +535,17 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // Too small a buffer, by one byte.
-        assert_eq!(build_v4(&mut out[..575], ME4, Icmp4Error::NetUnreachable, &orig), None);
+        assert_eq!(
+            build_v4(&mut out[..575], ME4, Icmp4Error::NetUnreachable, &orig),
+            None
+        );
         // Codes.
-        for (k, code) in [(Icmp4Error::NetUnreachable, 0), (Icmp4Error::HostUnreachable, 1),
-            (Icmp4Error::ProtocolUnreachable, 2), (Icmp4Error::PortUnreachable, 3)] {
+        for (k, code) in [
+            (Icmp4Error::NetUnreachable, 0),
+            (Icmp4Error::HostUnreachable, 1),
+            (Icmp4Error::ProtocolUnreachable, 2),
+            (Icmp4Error::PortUnreachable, 3),
+        ] {
             let n = build_v4(&mut out, ME4, k, &orig).unwrap();
             assert_eq!((out[20], out[21]), (3, code));
             assert_eq!(checksum::data(&out[20..n]), 0xffff);
@@ -505,7 +562,10 @@ mod tests {
         // A cut copy quotes what is there.
         let n = build_v4(&mut out, ME4, Icmp4Error::PortUnreachable, &orig[..24]).unwrap();
         assert_eq!(n, 28 + 24);
-        assert_eq!(build_v4(&mut out, ME4, Icmp4Error::PortUnreachable, &orig[..19]), None);
+        assert_eq!(
+            build_v4(&mut out, ME4, Icmp4Error::PortUnreachable, &orig[..19]),
+            None
+        );
     }
 
     fn v6(src: Ipv6Addr, dst: Ipv6Addr, nh: u8, payload: &[u8]) -> Vec<u8> {
@@ -548,8 +608,18 @@ mod tests {
             assert!(!may_send_v6(&p, false, te), "{src}");
             assert!(!may_send_v6(&p, false, ptb), "{src}");
         }
-        for (t, ok) in [(1u8, false), (2, false), (3, false), (4, false), (127, false),
-            (128, true), (129, true), (135, true), (137, false), (200, true)] {
+        for (t, ok) in [
+            (1u8, false),
+            (2, false),
+            (3, false),
+            (4, false),
+            (127, false),
+            (128, true),
+            (129, true),
+            (135, true),
+            (137, false),
+            (200, true),
+        ] {
             let p = v6(H6, D6, 58, &icmp6(H6, D6, t, &[0; 32]));
             assert_eq!(may_send_v6(&p, false, te), ok, "type {t}");
         }
@@ -576,7 +646,10 @@ mod tests {
         assert_eq!(n, 1280);
         let p = Ipv6Packet::new_checked(&out[..n]).unwrap();
         let r = Ipv6Repr::parse(&p).unwrap();
-        assert_eq!((r.src_addr, r.dst_addr, r.hop_limit, r.payload_len), (ME6, H6, 64, 1240));
+        assert_eq!(
+            (r.src_addr, r.dst_addr, r.hop_limit, r.payload_len),
+            (ME6, H6, 64, 1240)
+        );
         let icmp = Icmpv6Packet::new_checked(p.payload()).unwrap();
         match Icmpv6Repr::parse(&icmp, ME6, H6).unwrap() {
             Icmpv6Repr::PktTooBig { mtu, data } => {
@@ -585,10 +658,17 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(build_v6(&mut out[..1279], ME6, Icmp6Error::NoRoute, &orig), None);
+        assert_eq!(
+            build_v6(&mut out[..1279], ME6, Icmp6Error::NoRoute, &orig),
+            None
+        );
         let small = v6(H6, D6, 17, &udp_payload(8));
-        for (k, t, c) in [(Icmp6Error::HopLimitExceeded, 3, 0), (Icmp6Error::NoRoute, 1, 0),
-            (Icmp6Error::AddressUnreachable, 1, 3), (Icmp6Error::PortUnreachable, 1, 4)] {
+        for (k, t, c) in [
+            (Icmp6Error::HopLimitExceeded, 3, 0),
+            (Icmp6Error::NoRoute, 1, 0),
+            (Icmp6Error::AddressUnreachable, 1, 3),
+            (Icmp6Error::PortUnreachable, 1, 4),
+        ] {
             let n = build_v6(&mut out, ME6, k, &small).unwrap();
             assert_eq!(n, 40 + 8 + 48);
             assert_eq!((out[40], out[41]), (t, c));
@@ -599,7 +679,13 @@ mod tests {
 
     #[test]
     fn echo_reply_v4() {
-        let req = v4(H4, ME4, IpProtocol::Icmp, &icmp4(8, 0, b"\x12\x34\x00\x01hello, ping"), 0);
+        let req = v4(
+            H4,
+            ME4,
+            IpProtocol::Icmp,
+            &icmp4(8, 0, b"\x12\x34\x00\x01hello, ping"),
+            0,
+        );
         let mut pkt = req.clone();
         assert!(echo_reply_v4_in_place(&mut pkt));
         let p = Ipv4Packet::new_checked(&pkt[..]).unwrap();
@@ -620,13 +706,24 @@ mod tests {
         let mut bad = req.clone();
         bad[8] = 9;
         assert!(!echo_reply_v4_in_place(&mut bad));
-        let mut bc = v4(H4, Ipv4Addr::BROADCAST, IpProtocol::Icmp, &icmp4(8, 0, &[0; 8]), 0);
+        let mut bc = v4(
+            H4,
+            Ipv4Addr::BROADCAST,
+            IpProtocol::Icmp,
+            &icmp4(8, 0, &[0; 8]),
+            0,
+        );
         assert!(!echo_reply_v4_in_place(&mut bc));
     }
 
     #[test]
     fn echo_reply_v6() {
-        let req = v6(H6, ME6, 58, &icmp6(H6, ME6, 128, b"\x00\x07\x00\x01abcdefgh"));
+        let req = v6(
+            H6,
+            ME6,
+            58,
+            &icmp6(H6, ME6, 128, b"\x00\x07\x00\x01abcdefgh"),
+        );
         let mut pkt = req.clone();
         assert!(echo_reply_v6_in_place(&mut pkt));
         let p = Ipv6Packet::new_checked(&pkt[..]).unwrap();
@@ -640,7 +737,12 @@ mod tests {
         let mut bad = req.clone();
         bad[50] ^= 0x80;
         assert!(!echo_reply_v6_in_place(&mut bad));
-        let mut mc = v6(H6, "ff02::1".parse().unwrap(), 58, &icmp6(H6, "ff02::1".parse().unwrap(), 128, &[0; 8]));
+        let mut mc = v6(
+            H6,
+            "ff02::1".parse().unwrap(),
+            58,
+            &icmp6(H6, "ff02::1".parse().unwrap(), 128, &[0; 8]),
+        );
         assert!(!echo_reply_v6_in_place(&mut mc));
     }
 
@@ -664,7 +766,7 @@ mod tests {
             let mut orig = v4(H4, D4, IpProtocol::Udp, &udp_payload(len), 0);
             // Grow the header with NOP options to vary the header length.
             let extra = usize::from(hl_words - 5) * 4;
-            orig.splice(20..20, std::iter::repeat_n(1u8, extra));
+            orig.splice(20..20, std::iter::repeat(1u8).take(extra));
             let total = (orig.len()) as u16;
             {
                 let mut p = Ipv4Packet::new_unchecked(&mut orig[..]);

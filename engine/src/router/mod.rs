@@ -25,6 +25,7 @@ pub mod ratelimit;
 /// An Ethernet MAC address as raw bytes.
 pub type Mac = [u8; 6];
 
+// The router's stages, called by the pipeline (`dataplane::pipeline`).
 pub mod arp;
 pub mod ip4;
 pub mod ip6;

@@ -61,7 +61,12 @@ fn arp_frame(out: &mut [u8], eth_dst: Mac, repr: &ArpRepr) -> Option<usize> {
 }
 
 /// Broadcast "who has `target_ip`? tell `src_ip`" (target MAC zero).
-pub fn arp_request(out: &mut [u8], src_mac: Mac, src_ip: Ipv4Addr, target_ip: Ipv4Addr) -> Option<usize> {
+pub fn arp_request(
+    out: &mut [u8],
+    src_mac: Mac,
+    src_ip: Ipv4Addr,
+    target_ip: Ipv4Addr,
+) -> Option<usize> {
     arp_frame(
         out,
         [0xff; 6],
@@ -76,7 +81,13 @@ pub fn arp_request(out: &mut [u8], src_mac: Mac, src_ip: Ipv4Addr, target_ip: Ip
 }
 
 /// Unicast "`src_ip` is at `src_mac`" to the asker.
-pub fn arp_reply(out: &mut [u8], src_mac: Mac, src_ip: Ipv4Addr, dst_mac: Mac, dst_ip: Ipv4Addr) -> Option<usize> {
+pub fn arp_reply(
+    out: &mut [u8],
+    src_mac: Mac,
+    src_ip: Ipv4Addr,
+    dst_mac: Mac,
+    dst_ip: Ipv4Addr,
+) -> Option<usize> {
     arp_frame(
         out,
         dst_mac,
@@ -121,7 +132,8 @@ fn nd_frame(
         flow_label: 0,
     }
     .emit(&mut Ipv6Packet::new_unchecked(ip));
-    repr.emit(&mut Icmpv6Packet::new_unchecked(icmp), src, dst).ok()?;
+    repr.emit(&mut Icmpv6Packet::new_unchecked(icmp), src, dst)
+        .ok()?;
     Some(total)
 }
 
@@ -129,7 +141,12 @@ fn nd_frame(
 /// 33:33:ff:XX:XX:XX) with a source link-layer address option; from `::`
 /// (duplicate address detection) the option is left out, as RFC 4861
 /// §4.3 requires, and the frame is [`ND_FRAME_LEN_NO_OPTION`] long.
-pub fn neighbor_solicit(out: &mut [u8], src_mac: Mac, src_ip: Ipv6Addr, target: Ipv6Addr) -> Option<usize> {
+pub fn neighbor_solicit(
+    out: &mut [u8],
+    src_mac: Mac,
+    src_ip: Ipv6Addr,
+    target: Ipv6Addr,
+) -> Option<usize> {
     let group = solicited_node(target);
     let lladdr = (!src_ip.is_unspecified()).then_some(src_mac);
     nd_frame(
@@ -187,7 +204,16 @@ pub fn neighbor_advert(
 /// Unsolicited NA announcing `ip` at `mac` to all nodes (ff02::1,
 /// 33:33:00:00:00:01), override set (RFC 4861 §7.2.6).
 pub fn unsolicited_na(out: &mut [u8], mac: Mac, ip: Ipv6Addr) -> Option<usize> {
-    neighbor_advert(out, mac, ip, multicast_mac(ALL_NODES), ALL_NODES, ip, false, true)
+    neighbor_advert(
+        out,
+        mac,
+        ip,
+        multicast_mac(ALL_NODES),
+        ALL_NODES,
+        ip,
+        false,
+        true,
+    )
 }
 
 /// A neighbor message, parsed and validated.
@@ -224,12 +250,22 @@ impl NeighMsg {
     /// it carries one: the sender of ARP and of an NS, the target of an NA.
     pub fn learned(&self) -> Option<(IpAddr, Mac)> {
         match *self {
-            NeighMsg::ArpRequest { sender_mac, sender_ip, .. }
-            | NeighMsg::ArpReply { sender_mac, sender_ip, .. } => {
-                (!sender_ip.is_unspecified()).then_some((IpAddr::V4(sender_ip), sender_mac))
+            NeighMsg::ArpRequest {
+                sender_mac,
+                sender_ip,
+                ..
             }
-            NeighMsg::NeighSolicit { src_ip, src_mac, .. } => src_mac.map(|m| (IpAddr::V6(src_ip), m)),
-            NeighMsg::NeighAdvert { target, target_mac, .. } => target_mac.map(|m| (IpAddr::V6(target), m)),
+            | NeighMsg::ArpReply {
+                sender_mac,
+                sender_ip,
+                ..
+            } => (!sender_ip.is_unspecified()).then_some((IpAddr::V4(sender_ip), sender_mac)),
+            NeighMsg::NeighSolicit {
+                src_ip, src_mac, ..
+            } => src_mac.map(|m| (IpAddr::V6(src_ip), m)),
+            NeighMsg::NeighAdvert {
+                target, target_mac, ..
+            } => target_mac.map(|m| (IpAddr::V6(target), m)),
         }
     }
 }
@@ -245,20 +281,46 @@ impl fmt::Display for MacFmt {
 impl fmt::Display for NeighMsg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            NeighMsg::ArpRequest { sender_mac, sender_ip, target_ip } => {
-                write!(f, "arp who-has {target_ip} tell {sender_ip} ({})", MacFmt(sender_mac))
+            NeighMsg::ArpRequest {
+                sender_mac,
+                sender_ip,
+                target_ip,
+            } => {
+                write!(
+                    f,
+                    "arp who-has {target_ip} tell {sender_ip} ({})",
+                    MacFmt(sender_mac)
+                )
             }
-            NeighMsg::ArpReply { sender_mac, sender_ip, target_ip } => {
-                write!(f, "arp reply {sender_ip} is-at {} to {target_ip}", MacFmt(sender_mac))
+            NeighMsg::ArpReply {
+                sender_mac,
+                sender_ip,
+                target_ip,
+            } => {
+                write!(
+                    f,
+                    "arp reply {sender_ip} is-at {} to {target_ip}",
+                    MacFmt(sender_mac)
+                )
             }
-            NeighMsg::NeighSolicit { src_ip, src_mac, target } => {
+            NeighMsg::NeighSolicit {
+                src_ip,
+                src_mac,
+                target,
+            } => {
                 write!(f, "ns who-has {target} from {src_ip}")?;
                 if let Some(m) = src_mac {
                     write!(f, " ({})", MacFmt(m))?;
                 }
                 Ok(())
             }
-            NeighMsg::NeighAdvert { src_ip, target, target_mac, solicited, override_ } => {
+            NeighMsg::NeighAdvert {
+                src_ip,
+                target,
+                target_mac,
+                solicited,
+                override_,
+            } => {
                 write!(f, "na {target}")?;
                 if let Some(m) = target_mac {
                     write!(f, " is-at {}", MacFmt(m))?;
@@ -290,8 +352,16 @@ pub fn parse_arp(eth_payload: &[u8]) -> Option<NeighMsg> {
     }
     let (sender_mac, target_ip) = (sender_mac.0, r.target_protocol_addr);
     match r.operation {
-        ArpOperation::Request => Some(NeighMsg::ArpRequest { sender_mac, sender_ip, target_ip }),
-        ArpOperation::Reply => Some(NeighMsg::ArpReply { sender_mac, sender_ip, target_ip }),
+        ArpOperation::Request => Some(NeighMsg::ArpRequest {
+            sender_mac,
+            sender_ip,
+            target_ip,
+        }),
+        ArpOperation::Reply => Some(NeighMsg::ArpReply {
+            sender_mac,
+            sender_ip,
+            target_ip,
+        }),
         ArpOperation::Unknown(_) => None,
     }
 }
@@ -316,7 +386,10 @@ pub fn parse_ndisc(ip6_packet: &[u8]) -> Option<NeighMsg> {
     let icmp = Icmpv6Packet::new_checked(ip6_packet.get(ext.upper_offset..p.total_len())?).ok()?;
     let (src, dst) = (ip.src_addr, ip.dst_addr);
     match Icmpv6Repr::parse(&icmp, src, dst).ok()? {
-        Icmpv6Repr::NeighborSolicit { target_addr, lladdr } => {
+        Icmpv6Repr::NeighborSolicit {
+            target_addr,
+            lladdr,
+        } => {
             if src.is_unspecified() && solicited_node(target_addr) != dst {
                 return None;
             }
@@ -329,7 +402,11 @@ pub fn parse_ndisc(ip6_packet: &[u8]) -> Option<NeighMsg> {
                 target: target_addr,
             })
         }
-        Icmpv6Repr::NeighborAdvert { flags, target_addr, lladdr } => {
+        Icmpv6Repr::NeighborAdvert {
+            flags,
+            target_addr,
+            lladdr,
+        } => {
             if src.is_unspecified() || src.is_multicast() {
                 return None;
             }
@@ -342,5 +419,263 @@ pub fn parse_ndisc(ip6_packet: &[u8]) -> Option<NeighMsg> {
             })
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const M1: Mac = [0x02, 0, 0, 0, 0, 0x01];
+    const M2: Mac = [0x02, 0, 0, 0, 0, 0x02];
+    const A1: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+    const A2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+    const S6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1);
+    const T6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 1, 0, 0xaabb, 0xccdd);
+
+    /// Independent one's-complement sum over the pseudo-header and message.
+    fn icmp6_sum_ok(src: Ipv6Addr, dst: Ipv6Addr, msg: &[u8]) -> bool {
+        let mut v = Vec::new();
+        v.extend_from_slice(&src.octets());
+        v.extend_from_slice(&dst.octets());
+        v.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+        v.extend_from_slice(&[0, 0, 0, 58]);
+        v.extend_from_slice(msg);
+        if v.len() % 2 == 1 {
+            v.push(0);
+        }
+        let mut s: u32 = v
+            .chunks(2)
+            .map(|c| u32::from(c[0]) << 8 | u32::from(c[1]))
+            .sum();
+        while s >> 16 != 0 {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        s == 0xffff
+    }
+
+    #[test]
+    fn arp_request_bytes() {
+        let mut out = [0u8; 64];
+        let n = arp_request(&mut out, M1, A1, A2).unwrap();
+        let expect: [u8; 42] = [
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x06, // eth
+            0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x01, // htype ptype hlen plen op=1
+            0x02, 0, 0, 0, 0, 0x01, 198, 18, 0, 1, // sender
+            0, 0, 0, 0, 0, 0, 198, 18, 0, 2, // target
+        ];
+        assert_eq!(&out[..n], &expect);
+        assert_eq!(
+            parse_arp(&out[14..n]),
+            Some(NeighMsg::ArpRequest {
+                sender_mac: M1,
+                sender_ip: A1,
+                target_ip: A2
+            })
+        );
+        assert_eq!(arp_request(&mut out[..41], M1, A1, A2), None);
+    }
+
+    #[test]
+    fn arp_reply_and_gratuitous() {
+        let mut out = [0u8; 60];
+        let n = arp_reply(&mut out, M1, A1, M2, A2).unwrap();
+        assert_eq!(n, 42);
+        assert_eq!(&out[..6], &M2);
+        assert_eq!(&out[20..22], &[0, 2]);
+        assert_eq!(&out[32..42], &[0x02, 0, 0, 0, 0, 0x02, 198, 18, 0, 2]);
+        let msg = parse_arp(&out[14..60]).unwrap(); // with padding
+        assert_eq!(
+            msg,
+            NeighMsg::ArpReply {
+                sender_mac: M1,
+                sender_ip: A1,
+                target_ip: A2
+            }
+        );
+        assert_eq!(msg.learned(), Some((IpAddr::V4(A1), M1)));
+        let n = gratuitous_arp(&mut out, M2, A2).unwrap();
+        assert_eq!(&out[..6], &[0xff; 6]);
+        assert_eq!(&out[20..22], &[0, 1]);
+        assert_eq!(&out[28..32], &out[38..42]);
+        assert_eq!(
+            parse_arp(&out[14..n]),
+            Some(NeighMsg::ArpRequest {
+                sender_mac: M2,
+                sender_ip: A2,
+                target_ip: A2
+            })
+        );
+    }
+
+    #[test]
+    fn arp_rejects() {
+        let mut out = [0u8; 42];
+        arp_request(&mut out, [0x01, 0, 0x5e, 0, 0, 1], A1, A2).unwrap();
+        assert_eq!(parse_arp(&out[14..]), None); // multicast sender MAC
+        arp_request(&mut out, M1, Ipv4Addr::BROADCAST, A2).unwrap();
+        assert_eq!(parse_arp(&out[14..]), None);
+        arp_request(&mut out, M1, A1, A2).unwrap();
+        assert_eq!(parse_arp(&out[14..41]), None); // truncated
+        out[21] = 3; // RARP request
+        assert_eq!(parse_arp(&out[14..]), None);
+        // A probe (sender 0.0.0.0) parses but teaches nothing.
+        arp_request(&mut out, M1, Ipv4Addr::UNSPECIFIED, A2).unwrap();
+        assert_eq!(parse_arp(&out[14..]).unwrap().learned(), None);
+    }
+
+    #[test]
+    fn neighbor_solicit_bytes() {
+        let mut out = [0u8; 128];
+        let n = neighbor_solicit(&mut out, M1, S6, T6).unwrap();
+        assert_eq!(n, 86);
+        let group: Ipv6Addr = "ff02::1:ffbb:ccdd".parse().unwrap();
+        assert_eq!(solicited_node(T6), group);
+        let mut expect = vec![
+            0x33, 0x33, 0xff, 0xbb, 0xcc, 0xdd, 0x02, 0, 0, 0, 0, 0x01, 0x86, 0xdd,
+        ];
+        expect.extend_from_slice(&[0x60, 0, 0, 0, 0, 32, 58, 255]);
+        expect.extend_from_slice(&S6.octets());
+        expect.extend_from_slice(&group.octets());
+        expect.extend_from_slice(&[135, 0, out[56], out[57], 0, 0, 0, 0]);
+        expect.extend_from_slice(&T6.octets());
+        expect.extend_from_slice(&[1, 1, 0x02, 0, 0, 0, 0, 0x01]);
+        assert_eq!(&out[..n], &expect[..]);
+        assert!(icmp6_sum_ok(S6, group, &out[54..n]));
+        let msg = parse_ndisc(&out[14..n]).unwrap();
+        assert_eq!(
+            msg,
+            NeighMsg::NeighSolicit {
+                src_ip: S6,
+                src_mac: Some(M1),
+                target: T6
+            }
+        );
+        // DAD: no option, from ::.
+        let n = neighbor_solicit(&mut out, M1, Ipv6Addr::UNSPECIFIED, T6).unwrap();
+        assert_eq!(n, ND_FRAME_LEN_NO_OPTION);
+        let msg = parse_ndisc(&out[14..n]).unwrap();
+        assert_eq!(
+            msg,
+            NeighMsg::NeighSolicit {
+                src_ip: Ipv6Addr::UNSPECIFIED,
+                src_mac: None,
+                target: T6
+            }
+        );
+        assert_eq!(msg.learned(), None);
+    }
+
+    #[test]
+    fn neighbor_advert_bytes() {
+        let mut out = [0u8; 128];
+        let n = neighbor_advert(&mut out, M1, S6, M2, T6, S6, true, true).unwrap();
+        assert_eq!(n, 86);
+        assert_eq!(
+            &out[..14],
+            &[0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01, 0x86, 0xdd]
+        );
+        assert_eq!(out[21], 255);
+        assert_eq!(out[54], 136);
+        assert_eq!(&out[58..62], &[0xe0, 0, 0, 0]); // R S O
+        assert_eq!(&out[78..86], &[2, 1, 0x02, 0, 0, 0, 0, 0x01]);
+        assert!(icmp6_sum_ok(S6, T6, &out[54..n]));
+        let msg = parse_ndisc(&out[14..n]).unwrap();
+        assert_eq!(
+            msg,
+            NeighMsg::NeighAdvert {
+                src_ip: S6,
+                target: S6,
+                target_mac: Some(M1),
+                solicited: true,
+                override_: true
+            }
+        );
+        assert_eq!(msg.learned(), Some((IpAddr::V6(S6), M1)));
+        // Solicited to multicast is refused.
+        assert_eq!(
+            neighbor_advert(&mut out, M1, S6, M2, ALL_NODES, S6, true, false),
+            None
+        );
+        let n = unsolicited_na(&mut out, M1, S6).unwrap();
+        assert_eq!(&out[..6], &[0x33, 0x33, 0, 0, 0, 1]);
+        assert_eq!(&out[38..54], &ALL_NODES.octets());
+        assert_eq!(out[58], 0xa0); // R O
+        assert_eq!(
+            parse_ndisc(&out[14..n]),
+            Some(NeighMsg::NeighAdvert {
+                src_ip: S6,
+                target: S6,
+                target_mac: Some(M1),
+                solicited: false,
+                override_: true
+            })
+        );
+        assert_eq!(unsolicited_na(&mut out[..85], M1, S6), None);
+    }
+
+    #[test]
+    fn ndisc_rejects() {
+        let mut out = [0u8; 128];
+        let n = neighbor_solicit(&mut out, M1, S6, T6).unwrap();
+        let good = out[14..n].to_vec();
+        assert!(parse_ndisc(&good).is_some());
+        let mut hop = good.clone();
+        hop[7] = 254;
+        assert_eq!(parse_ndisc(&hop), None);
+        let mut sum = good.clone();
+        sum[60] ^= 1;
+        assert_eq!(parse_ndisc(&sum), None);
+        assert_eq!(parse_ndisc(&good[..good.len() - 1]), None);
+        // NS from :: to a unicast address.
+        let n = neighbor_solicit(&mut out, M1, Ipv6Addr::UNSPECIFIED, T6).unwrap();
+        let mut dad = out[14..n].to_vec();
+        let old = Ipv6Packet::new_unchecked(&dad[..]).dst_addr();
+        Ipv6Packet::new_unchecked(&mut dad[..]).set_dst_addr(S6);
+        Icmpv6Packet::new_unchecked(&mut dad[40..]).update_checksum_for_addr(old, S6);
+        assert!(Icmpv6Packet::new_unchecked(&dad[40..]).verify_checksum(Ipv6Addr::UNSPECIFIED, S6));
+        assert_eq!(parse_ndisc(&dad), None);
+        // An echo request is not ND.
+        let mut echo = good.clone();
+        echo[40] = 128;
+        Icmpv6Packet::new_unchecked(&mut echo[40..]).fill_checksum(S6, solicited_node(T6));
+        assert_eq!(parse_ndisc(&echo), None);
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = parse_arp(&bytes);
+            let _ = parse_ndisc(&bytes);
+        }
+
+        #[test]
+        fn builders_round_trip(m1 in any::<[u8; 6]>(), a in any::<u32>(), b in any::<u32>(), s in any::<u128>(), t in any::<u128>(), sol in any::<bool>(), ovr in any::<bool>()) {
+            let m1 = { let mut m = m1; m[0] &= 0xfe; m };
+            let (a, b) = (Ipv4Addr::from(a), Ipv4Addr::from(b));
+            let mut out = [0u8; 128];
+            let n = arp_request(&mut out, m1, a, b).unwrap();
+            if !a.is_multicast() && !a.is_broadcast() {
+                prop_assert_eq!(parse_arp(&out[14..n]), Some(NeighMsg::ArpRequest { sender_mac: m1, sender_ip: a, target_ip: b }));
+            }
+            let (s, t) = (Ipv6Addr::from(s), Ipv6Addr::from(t));
+            let n = neighbor_solicit(&mut out, m1, s, t).unwrap();
+            let parsed = parse_ndisc(&out[14..n]);
+            if !t.is_multicast() && !s.is_multicast() {
+                let mac = (!s.is_unspecified()).then_some(m1);
+                prop_assert_eq!(parsed, Some(NeighMsg::NeighSolicit { src_ip: s, src_mac: mac, target: t }));
+            } else {
+                prop_assert_eq!(parsed, None);
+            }
+            if let Some(n) = neighbor_advert(&mut out, m1, s, M2, S6, t, sol, ovr) {
+                let parsed = parse_ndisc(&out[14..n]);
+                if !t.is_multicast() && !s.is_multicast() && !s.is_unspecified() {
+                    prop_assert_eq!(parsed, Some(NeighMsg::NeighAdvert { src_ip: s, target: t, target_mac: Some(m1), solicited: sol, override_: ovr }));
+                } else {
+                    prop_assert_eq!(parsed, None);
+                }
+            }
+        }
     }
 }

@@ -113,7 +113,11 @@ impl Control {
                 }
             }
             Event::NeighMiss { key } => self.neigh.incomplete(key, now),
-            Event::NeighFailed { key } => self.neigh.failed(key, now),
+            Event::NeighFailed { key } => {
+                if self.neigh.failed(key, now) {
+                    self.neigh_dirty = true;
+                }
+            }
             Event::Captured { .. } => {}
             Event::Trace(t) => {
                 if self.trace.len() == TRACE_KEEP {
