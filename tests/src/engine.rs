@@ -43,11 +43,16 @@ pub struct RouterTopo {
 impl RouterTopo {
     /// Builds the topology; the hosts route everything through the engine.
     pub fn new(tag: &str) -> io::Result<RouterTopo> {
+        Self::with_queues(tag, 1)
+    }
+
+    /// The same with `queues` RX/TX queues on every veth.
+    pub fn with_queues(tag: &str, queues: u32) -> io::Result<RouterTopo> {
         let h1 = Netns::new(&format!("{tag}h1"))?;
         let dut = Netns::new(&format!("{tag}d"))?;
         let h2 = Netns::new(&format!("{tag}h2"))?;
-        let left = VethPair::new(&h1, &dut, 1)?;
-        let right = VethPair::new(&dut, &h2, 1)?;
+        let left = VethPair::new(&h1, &dut, queues)?;
+        let right = VethPair::new(&dut, &h2, queues)?;
         // The engine owns the DUT's interfaces: keep the DUT kernel's IPv6 quiet on them.
         for end in [&left.b, &right.a] {
             dut.sysctl(&format!("net.ipv6.conf.{}.disable_ipv6", end.name), "1")?;

@@ -80,6 +80,22 @@ fn time_exceeded_unreachable_and_traceroute() {
 }
 
 #[test]
+fn unanswered_arp_gives_host_unreachable_and_queue_holds_packets() {
+    let t = RouterTopo::new("nbr").unwrap();
+    let e = start(&t, "nbr", |c| c);
+    // 198.19.1.77 is on the wan subnet but nobody has it: after the ARP
+    // retries (200 + 400 + 800 ms) the engine answers Host Unreachable.
+    let o = text(&sh(&t.h1, "ping -c 1 -W 4 198.19.1.77"));
+    assert!(o.contains("From 198.18.1.1") && o.contains("Destination Host Unreachable"), "{o}");
+    let arp = e.ctl_ok(&["arp", "show"]);
+    assert!(arp.contains("198.19.1.77 dev wan") && (arp.contains("FAILED") || arp.contains("INCOMPLETE")), "{arp}");
+    // A host that answers late still gets the packets that waited: the
+    // first pings to a fresh neighbor are not lost.
+    let o = ok(&t.h1, "ping -c 3 -i 0.05 -W 2 198.19.1.2", &e);
+    assert!(o.contains("3 received"), "{o}");
+}
+
+#[test]
 fn small_mtu_fragments_or_answers_frag_needed() {
     let t = RouterTopo::new("mtu").unwrap();
     let e = start(&t, "mtu", |c| c.replace("mtu = 1500", "mtu = 1280"));

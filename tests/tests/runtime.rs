@@ -171,3 +171,69 @@ fn idle_engine_in_adaptive_mode_costs_almost_no_cpu() {
     assert!(pct < 5.0, "idle engine used {pct:.1}% CPU");
     eprintln!("idle CPU: {pct:.2}%");
 }
+
+#[test]
+fn two_workers_on_two_queues_share_the_traffic() {
+    let t = RouterTopo::with_queues("mq", 2).unwrap();
+    let dir = Engine::dir("mq");
+    let cfg = t
+        .config(&example("router.toml"), &dir.join("ctl.sock"))
+        .replace("cores = [1]", "cores = [0, 1]")
+        .replace("mode = \"router\"", "mode = \"router\"\nqueues = 2");
+    let e = Engine::start(&t.dut, &dir, &cfg, &[]).unwrap();
+    let log = e.log();
+    for want in ["queue 0: worker 0", "queue 1: worker 1"] {
+        assert!(log.matches(want).count() == 2, "both ports: {want}\n{log}");
+    }
+    // Many TCP connections: the sending veth spreads flows over its queues.
+    let srv = t.h2.command("python3").args(["-m", "http.server", "8080", "--bind", "198.19.1.2"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _srv = Kill(srv);
+    let o = sh(&t.h1, "for i in $(seq 100); do curl -s -o /dev/null --retry 20 --retry-connrefused --retry-delay 0 http://198.19.1.2:8080/ || exit 1; done");
+    assert!(o.status.success(), "{}\n{}", text(&o), e.log());
+    let stats = e.ctl_ok(&["stats"]);
+    for w in ["worker 0", "worker 1"] {
+        let line = stats.lines().find(|l| l.starts_with(w)).unwrap_or_else(|| panic!("{stats}"));
+        let work: f64 = line.split("with work ").nth(1).and_then(|r| r.split('%').next()).unwrap().parse().unwrap();
+        assert!(work > 0.0, "{w} did no work:\n{stats}");
+    }
+}
+
+#[test]
+fn stats_watch_refreshes_with_rates() {
+    let t = RouterTopo::new("watch").unwrap();
+    let dir = Engine::dir("watch");
+    let e = Engine::start(&t.dut, &dir, &t.config(&example("router.toml"), &dir.join("ctl.sock")), &[]).unwrap();
+    let pinger = t.h1.command("ping").args(["-c", "30", "-i", "0.1", "198.19.1.2"]).stdout(Stdio::null()).spawn().unwrap();
+    let o = std::process::Command::new("timeout")
+        .args(["2.5", pktengine_bin().to_str().unwrap(), "ctl", "--socket", e.ctl.to_str().unwrap(), "stats", "--watch"])
+        .output()
+        .unwrap();
+    let _ = pinger.wait_with_output();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let screens: Vec<&str> = out.split("\x1b[2J\x1b[H").filter(|s| !s.is_empty()).collect();
+    assert!(screens.len() >= 2, "{out}");
+    // From the second screen on, rates are computed: ~10 pps each way.
+    let lan = screens[1].lines().find(|l| l.starts_with("lan")).unwrap();
+    let pps: f64 = lan.split_whitespace().nth(3).unwrap().trim_end_matches('k').parse().unwrap();
+    assert!((3.0..=40.0).contains(&pps), "rx pps {pps}: {lan}");
+}
+
+#[test]
+fn kernel_routes_are_imported_once() {
+    let t = RouterTopo::new("kimp").unwrap();
+    t.h2.ip(&["addr", "add", "198.19.70.1/32", "dev", "lo"]).unwrap();
+    t.dut.ip(&["route", "add", "198.19.70.0/24", "via", "198.19.1.2", "dev", &t.right.a.name, "onlink"]).unwrap();
+    let dir = Engine::dir("kimp");
+    let e = Engine::start(&t.dut, &dir, &t.config(&example("router.toml"), &dir.join("ctl.sock")), &["--import-kernel-routes"]).unwrap();
+    let r = e.ctl_ok(&["route", "show"]);
+    assert!(r.contains("198.19.70.0/24 via 198.19.1.2 dev wan"), "{r}");
+    let o = sh(&t.h1, "ping -c 2 -i 0.2 -W 2 198.19.70.1");
+    assert!(o.status.success(), "{}", text(&o));
+}

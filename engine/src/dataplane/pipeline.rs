@@ -391,6 +391,19 @@ impl Ctx<'_> {
         }
     }
 
+    /// The port the route to a parked packet's source leaves by (its ingress
+    /// port on a symmetric topology); port 0 if there is none.
+    pub fn port_toward_source(&self, d: &Desc) -> u16 {
+        let f = self.umem.data(d);
+        let Some(ip) = f.get(ETH_HDR..) else { return 0 };
+        let src: Option<IpAddr> = match ip.first().map(|b| b >> 4) {
+            Some(4) if ip.len() >= 20 => Some(IpAddr::V4(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]))),
+            Some(6) if ip.len() >= 40 => Some(IpAddr::V6(ipv6_at(ip, 8))),
+            _ => None,
+        };
+        src.and_then(|a| self.routes.fib.lookup(a)).and_then(|id| self.routes.select(id, 0)).map_or(0, |h| h.port)
+    }
+
     /// A neighbor's link-layer address was seen: tell the control thread.
     pub fn neighbor_seen(&mut self, port: u16, ip: IpAddr, mac: Mac, confirmed: bool) {
         if mac[0] & 1 == 1 || mac == [0; 6] {
@@ -577,11 +590,13 @@ pub fn service_neighbors(ctx: &mut Ctx, resolved_changed: bool) {
             ctx.st.events.send(Event::NeighFailed { key });
             last = Some(key);
         }
-        // The error's source is the port toward the neighbor: the packet's
-        // ingress port is not known any more.
+        // The packet's ingress port is not kept while it waits: the error
+        // comes from the port that leads back to its source, which is the
+        // ingress port on any symmetric topology.
+        let back = ctx.port_toward_source(&d);
         match key.ip {
-            IpAddr::V4(_) => ctx.icmp4_error(key.port, &d, icmp_error::Icmp4Error::HostUnreachable),
-            IpAddr::V6(_) => ctx.icmp6_error(key.port, &d, icmp_error::Icmp6Error::AddressUnreachable),
+            IpAddr::V4(_) => ctx.icmp4_error(back, &d, icmp_error::Icmp4Error::HostUnreachable),
+            IpAddr::V6(_) => ctx.icmp6_error(back, &d, icmp_error::Icmp6Error::AddressUnreachable),
         }
         ctx.drop(key.port, d, Drop::NeighFailed);
     }
