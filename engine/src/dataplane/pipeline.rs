@@ -176,7 +176,11 @@ impl Ctx<'_> {
             return;
         };
         let src_mac = p.mac;
-        match self.neigh.get(port, nh) {
+        let mac = match nh {
+            IpAddr::V4(a) => self.neigh.get_v4(port, a),
+            IpAddr::V6(a) => self.neigh.get_v6(port, a),
+        };
+        match mac {
             Some(mac) => {
                 write_macs(self.umem.data_mut(&d), mac, src_mac);
                 self.send(port, d);
@@ -443,9 +447,10 @@ pub fn process_burst(ctx: &mut Ctx, port: u16, descs: &[Desc]) {
     ctx.rx_port = port;
     ctx.st.counters.stage(Stage::Classify, descs.len() as u64);
     let mode = ctx.ifs.port(port).map(|p| p.mode);
+    let capturing = ctx.tables.capture.get(usize::from(port)).is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed) > 0);
     for &d in descs.iter().take(BURST) {
         ctx.st.counters.rx(usize::from(port), u64::from(d.len));
-        if ctx.tables.take_capture(port) {
+        if capturing && ctx.tables.take_capture(port) {
             let data = ctx.umem.data(&d).to_vec();
             ctx.st.events.send(Event::Captured { port, time_ns: wall_ns(), data });
         }

@@ -103,11 +103,32 @@ pub fn same_net_v6(a: Ipv6Addr, b: Ipv6Addr, len: u8) -> bool {
 #[derive(Debug, Clone)]
 pub struct Interfaces {
     pub ports: Vec<PortInfo>,
+    /// Every IPv4 address of the engine, flat, for the per-packet "is it ours" test.
+    local4: Vec<u32>,
+    /// Directed broadcast addresses (subnets /30 and shorter) with their port.
+    bcast4: Vec<(u16, u32)>,
+    /// Every IPv6 address of the engine (link-local ones included).
+    local6: Vec<u128>,
 }
 
 impl Interfaces {
     pub fn new(ports: Vec<PortInfo>) -> Self {
-        Interfaces { ports }
+        let local4 = ports.iter().flat_map(|p| p.v4.iter().map(|&(a, _)| u32::from(a))).collect();
+        let bcast4 = ports
+            .iter()
+            .flat_map(|p| p.v4.iter().filter(|&&(_, l)| l <= 30).map(move |&(a, l)| (p.index, u32::from(a) | (u32::MAX >> l))))
+            .collect();
+        let local6 = ports
+            .iter()
+            .flat_map(|p| p.v6.iter().map(|&(a, _)| u128::from(a)).chain(std::iter::once(u128::from(p.link_local()))))
+            .collect();
+        Interfaces { ports, local4, bcast4, local6 }
+    }
+
+    /// Whether `a` (host order) is the directed broadcast of one of `port`'s subnets.
+    #[inline]
+    pub fn is_subnet_broadcast_v4(&self, port: u16, a: u32) -> bool {
+        self.bcast4.iter().any(|&(p, b)| p == port && b == a)
     }
 
     #[inline]
@@ -119,12 +140,14 @@ impl Interfaces {
     /// answers for all its addresses on every port, RFC 1812 §2.2.5.1 weak host).
     #[inline]
     pub fn is_local_v4(&self, a: Ipv4Addr) -> bool {
-        self.ports.iter().any(|p| p.owns_v4(a))
+        let a = u32::from(a);
+        self.local4.iter().any(|&x| x == a)
     }
 
     #[inline]
     pub fn is_local_v6(&self, a: Ipv6Addr) -> bool {
-        self.ports.iter().any(|p| p.owns_v6(a))
+        let a = u128::from(a);
+        self.local6.iter().any(|&x| x == a)
     }
 
     pub fn by_name(&self, name: &str) -> Option<&PortInfo> {
@@ -140,41 +163,60 @@ pub struct ResolvedHop {
     pub gateway: Option<IpAddr>,
 }
 
+/// A next-hop entry resolved: its first (often only) hop inline, so the
+/// common single-path lookup is one load; ECMP members live in a flat array.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    first: ResolvedHop,
+    /// Members: `members[start..start + n]`; 0 for an entry that does not resolve.
+    start: u32,
+    n: u16,
+}
+
 /// The FIB and, for each next-hop id, its hops resolved to ports.
 #[derive(Debug)]
 pub struct Routes {
     pub fib: Arc<Fib>,
-    /// Indexed by [`NextHopId`]; empty for an entry that does not resolve
-    /// (unknown device, gateway on no port's subnet): treated as no route.
-    pub hops: Vec<Box<[ResolvedHop]>>,
+    /// Indexed by [`NextHopId`]. An entry that does not resolve (unknown
+    /// device, gateway on no port's subnet) is treated as no route.
+    entries: Vec<Entry>,
+    members: Vec<ResolvedHop>,
 }
 
 impl Routes {
     /// Resolves every next-hop entry of `fib` against the ports.
     pub fn resolve(fib: Arc<Fib>, ifs: &Interfaces) -> Routes {
         let n = fib.nexthops.len();
-        let mut hops = Vec::with_capacity(n);
+        let mut entries = Vec::with_capacity(n);
+        let mut members = Vec::new();
+        let none = ResolvedHop { port: u16::MAX, gateway: None };
         for id in 0..n {
             let resolved: Vec<ResolvedHop> = match fib.nexthops.get(id as NextHopId) {
                 Some(e) => e.hops().iter().filter_map(|h| resolve_hop(h, ifs)).collect(),
                 None => Vec::new(),
             };
-            hops.push(resolved.into_boxed_slice());
+            let start = members.len() as u32;
+            let n = resolved.len().min(usize::from(u16::MAX)) as u16;
+            let first = resolved.first().copied().unwrap_or(none);
+            if n > 1 {
+                members.extend_from_slice(&resolved);
+            }
+            entries.push(Entry { first, start, n });
         }
-        Routes { fib, hops }
+        Routes { fib, entries, members }
     }
 
     /// The hop carrying a flow, for a lookup result.
     #[inline]
     pub fn select(&self, id: NextHopId, flow_hash: u32) -> Option<ResolvedHop> {
-        let g = self.hops.get(usize::from(id))?;
-        match g.len() {
+        let e = self.entries.get(usize::from(id))?;
+        match e.n {
             0 => None,
-            1 => Some(g[0]),
+            1 => Some(e.first),
             n => {
                 // Multiply-shift onto [0, n): the same member for the same flow.
-                let i = (u64::from(flow_hash) * n as u64) >> 32;
-                g.get(i as usize).copied()
+                let i = (u64::from(flow_hash) * u64::from(n)) >> 32;
+                self.members.get(e.start as usize + i as usize).copied()
             }
         }
     }
@@ -182,7 +224,7 @@ impl Routes {
     /// Whether the entry is an ECMP group (the flow hash is needed).
     #[inline]
     pub fn is_group(&self, id: NextHopId) -> bool {
-        self.hops.get(usize::from(id)).is_some_and(|g| g.len() > 1)
+        self.entries.get(usize::from(id)).is_some_and(|e| e.n > 1)
     }
 }
 

@@ -13,7 +13,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::dataplane::counters::{Drop, Stage};
-use crate::dataplane::pipeline::{Ctx, ETH_HDR, ETHERTYPE_IPV4};
+use crate::dataplane::pipeline::{write_macs, Ctx, ETH_HDR, ETHERTYPE_IPV4};
 use crate::l3::poptrie::{Leaf, NO_ROUTE};
 use crate::router::fragment::{FragError, Fragmenter};
 use crate::router::icmp_error::Icmp4Error;
@@ -47,7 +47,7 @@ pub fn input(ctx: &mut Ctx, port: u16, mut d: Desc) -> Option<u32> {
         ctx.drop(port, d, Drop::Ip4Malformed);
         return None;
     }
-    if checksum::data(&ip[..hl]) != 0xffff {
+    if !checksum::ipv4_header_ok(&ip[..hl]) {
         ctx.drop(port, d, Drop::Ip4BadChecksum);
         return None;
     }
@@ -64,7 +64,7 @@ pub fn input(ctx: &mut Ctx, port: u16, mut d: Desc) -> Option<u32> {
         local::input4(ctx, port, d);
         return None;
     }
-    if dst.is_broadcast() || ctx.ifs.port(port).is_some_and(|p| p.subnet_broadcast_v4(dst)) {
+    if dst.is_broadcast() || ctx.ifs.is_subnet_broadcast_v4(port, u32::from(dst)) {
         // Broadcasts are not forwarded (RFC 1812 §5.3.5.1/2) and nothing
         // local listens for them.
         ctx.drop(port, d, Drop::LocalIgnored);
@@ -121,6 +121,15 @@ pub fn forward(ctx: &mut Ctx, port: u16, d: Desc, dst: Ipv4Addr, leaf: Leaf) {
         }
         decrement_ttl(ctx.umem.data_mut(&d));
         fragment(ctx, port, hop.port, nh, d, mtu);
+        return;
+    }
+    // Fast path: the neighbor is known; TTL and MACs in one pass over the frame.
+    if let (Some(mac), Some(p)) = (ctx.neigh.get_v4(hop.port, nh), ctx.ifs.port(hop.port)) {
+        let src = p.mac;
+        let f = ctx.umem.data_mut(&d);
+        decrement_ttl(f);
+        write_macs(f, mac, src);
+        ctx.send(hop.port, d);
         return;
     }
     decrement_ttl(ctx.umem.data_mut(&d));

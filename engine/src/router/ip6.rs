@@ -11,7 +11,7 @@
 use std::net::{IpAddr, Ipv6Addr};
 
 use crate::dataplane::counters::{Drop, Stage};
-use crate::dataplane::pipeline::{ipv6_at, Ctx, ETH_HDR};
+use crate::dataplane::pipeline::{ipv6_at, write_macs, Ctx, ETH_HDR};
 use crate::l3::poptrie::{Leaf, NO_ROUTE};
 use crate::router::icmp_error::Icmp6Error;
 use crate::router::{local, martian};
@@ -58,7 +58,7 @@ pub fn input(ctx: &mut Ctx, port: u16, mut d: Desc) -> Option<(Desc, u128)> {
         }
         return None;
     }
-    if ctx.ifs.port(port).is_some_and(|p| p.owns_v6(dst)) || ctx.ifs.is_local_v6(dst) {
+    if ctx.ifs.is_local_v6(dst) {
         local::input6(ctx, port, d);
         return None;
     }
@@ -121,6 +121,16 @@ pub fn forward(ctx: &mut Ctx, port: u16, d: Desc, dst: Ipv6Addr, leaf: Leaf) {
     if d.len as usize - ETH_HDR > usize::from(mtu) {
         ctx.icmp6_error(port, &d, Icmp6Error::PacketTooBig { mtu: u32::from(mtu) });
         ctx.drop(port, d, Drop::Ip6TooBig);
+        return;
+    }
+    if let (Some(mac), Some(p)) = (ctx.neigh.get_v6(hop.port, nh), ctx.ifs.port(hop.port)) {
+        let src = p.mac;
+        let f = ctx.umem.data_mut(&d);
+        if let Some(h) = f.get_mut(ETH_HDR + 7) {
+            *h -= 1;
+        }
+        write_macs(f, mac, src);
+        ctx.send(hop.port, d);
         return;
     }
     if let Some(h) = ctx.umem.data_mut(&d).get_mut(ETH_HDR + 7) {
