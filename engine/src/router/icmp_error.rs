@@ -60,6 +60,31 @@ pub enum Icmp6Error {
     PacketTooBig { mtu: u32 },
 }
 
+impl core::fmt::Display for Icmp4Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Icmp4Error::TimeExceeded => f.write_str("time-exceeded"),
+            Icmp4Error::NetUnreachable => f.write_str("net-unreachable"),
+            Icmp4Error::HostUnreachable => f.write_str("host-unreachable"),
+            Icmp4Error::ProtocolUnreachable => f.write_str("protocol-unreachable"),
+            Icmp4Error::PortUnreachable => f.write_str("port-unreachable"),
+            Icmp4Error::FragNeeded { mtu } => write!(f, "frag-needed mtu={mtu}"),
+        }
+    }
+}
+
+impl core::fmt::Display for Icmp6Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Icmp6Error::HopLimitExceeded => f.write_str("hop-limit-exceeded"),
+            Icmp6Error::NoRoute => f.write_str("no-route"),
+            Icmp6Error::AddressUnreachable => f.write_str("address-unreachable"),
+            Icmp6Error::PortUnreachable => f.write_str("port-unreachable"),
+            Icmp6Error::PacketTooBig { mtu } => write!(f, "packet-too-big mtu={mtu}"),
+        }
+    }
+}
+
 /// True for ICMPv4 types that are errors, or that we do not know and
 /// therefore treat as errors (as Linux does for types above 18): an error
 /// is never answered with an error (RFC 1812 §4.3.2.7).
@@ -717,6 +742,21 @@ mod tests {
     }
 
     #[test]
+    fn echo_reply_v4_keeps_padding_out() {
+        let mut pkt = v4(H4, ME4, IpProtocol::Icmp, &icmp4(8, 0, &[0, 1, 0, 1]), 0);
+        let ip_len = pkt.len();
+        pkt.extend_from_slice(&[0xa5; 18]);
+        assert!(echo_reply_v4_in_place(&mut pkt));
+        assert_eq!(checksum::data(&pkt[20..ip_len]), 0xffff);
+        assert_eq!(&pkt[ip_len..], &[0xa5; 18]);
+        assert_eq!(
+            Icmp4Error::FragNeeded { mtu: 1400 }.to_string(),
+            "frag-needed mtu=1400"
+        );
+        assert_eq!(Icmp6Error::NoRoute.to_string(), "no-route");
+    }
+
+    #[test]
     fn echo_reply_v6() {
         let req = v6(
             H6,
@@ -785,7 +825,7 @@ mod tests {
         }
 
         #[test]
-        fn echo_reply_twice_restores(data in proptest::collection::vec(any::<u8>(), 0..200), ttl in any::<u8>()) {
+        fn echo_reply_checksums_hold_for_any_ttl(data in proptest::collection::vec(any::<u8>(), 0..200), ttl in any::<u8>()) {
             let mut body = vec![0, 1, 0, 2];
             body.extend(data);
             let mut req = v4(H4, ME4, IpProtocol::Icmp, &icmp4(8, 0, &body), 0);
