@@ -138,9 +138,18 @@ impl Ctx<'_> {
         self.umem.free(d);
     }
 
-    /// Queues a finished frame on `port`.
+    /// Queues a finished frame on `port`. Frames shorter than the Ethernet
+    /// minimum (60 bytes without FCS: ARP, a bare TCP ACK trimmed to its IP
+    /// length) are zero-padded, as a NIC driver would not always do for us.
     #[inline]
-    pub fn send(&mut self, port: u16, d: Desc) {
+    pub fn send(&mut self, port: u16, mut d: Desc) {
+        if d.len < 60 {
+            let n = d.len as usize;
+            if let Some(pad) = self.umem.buf_mut(&d).get_mut(n..60) {
+                pad.fill(0);
+                d.len = 60;
+            }
+        }
         if self.trace {
             self.trace_end(port, &d, TraceEnd::Tx(port));
         }

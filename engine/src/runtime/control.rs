@@ -95,10 +95,9 @@ impl Control {
             for key in self.neigh.tick(now) {
                 let _ = self.probes.try_send(key);
             }
-            // Entries may have been removed or aged.
-            self.neigh_dirty = true;
         }
-        if self.neigh_dirty {
+        // Learned, moved, aged out or failed: publish only when the set of usable entries changed.
+        if self.neigh.take_changed() || self.neigh_dirty {
             self.neigh_dirty = false;
             self.tables.neigh.store(Arc::new(self.neigh.map()));
         }
