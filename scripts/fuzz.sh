@@ -30,6 +30,8 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 for t in "${targets[@]}"; do
   mkdir -p "fuzz/corpus/$t"
+  # Hand-made seeds (valid frames the target should start from) are versioned in fuzz/seeds/.
+  if [ -d "fuzz/seeds/$t" ]; then cp -n fuzz/seeds/"$t"/* "fuzz/corpus/$t/"; fi
   echo "== fuzz $t for ${secs}s"
   rc=0
   (cd fuzz && cargo +nightly fuzz run -s none "$t" "corpus/$t" -- \

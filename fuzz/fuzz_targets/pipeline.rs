@@ -1,0 +1,103 @@
+//! The whole router pipeline on arbitrary frames: a worker with three
+//! in-memory ports (connected subnets, a static route, an ECMP route,
+//! resolved and unresolved neighbors, MTU 576 on one port) receives the
+//! input as a sequence of frames. Nothing may panic, and after the burst
+//! every frame of the UMEM must be accounted for (the frame ledger).
+//!
+//! Input: repeated [port byte][len u16 LE][len bytes].
+#![no_main]
+
+use std::cell::RefCell;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use engine::control::config::{PollMode, PortMode};
+use engine::dataplane::counters::SharedCounters;
+use engine::dataplane::events;
+use engine::dataplane::tables::{Interfaces, PortInfo, Routes, Tables};
+use engine::dataplane::worker::{Socket, Worker, WorkerConfig};
+use engine::l3::route_table::RouteTable;
+use engine::l3::routes_file::parse_line;
+use engine::router::neighbor::{NeighborKey, NeighborTable};
+use engine::xsk::{MemPort, MemPortConfig, Umem, UmemConfig};
+use libfuzzer_sys::fuzz_target;
+
+fn port(i: u16, mac: u8, v4: &str, v6: &str, mtu: u16) -> PortInfo {
+    PortInfo {
+        index: i,
+        name: format!("p{i}"),
+        interface: format!("p{i}"),
+        mac: [0x02, 0, 0, 0, 0, mac],
+        mtu,
+        mode: PortMode::Router,
+        v4: vec![(v4.parse().unwrap(), 24)],
+        v6: vec![(v6.parse().unwrap(), 64)],
+    }
+}
+
+fn worker() -> (Worker<MemPort>, crossbeam::channel::Receiver<events::Event>) {
+    let ifs = Interfaces::new(vec![
+        port(0, 1, "198.18.1.1", "2001:2:0:1::1", 1500),
+        port(1, 2, "198.19.1.1", "2001:2:0:2::1", 576),
+        port(2, 3, "198.19.2.1", "2001:2:0:3::1", 1500),
+    ]);
+    let mut rt = RouteTable::new();
+    for r in [
+        "198.18.1.0/24 dev p0",
+        "198.19.1.0/24 dev p1",
+        "198.19.2.0/24 dev p2",
+        "2001:2:0:1::/64 dev p0",
+        "2001:2:0:2::/64 dev p1",
+        "2001:2:0:3::/64 dev p2",
+        "198.19.100.0/24 via 198.19.1.2",
+        "198.19.200.0/24 via 198.19.1.2 via 198.19.2.2",
+        "2001:2:0:100::/64 via 2001:2:0:2::2",
+    ] {
+        rt.stage_add(parse_line(r).unwrap().unwrap()).unwrap();
+    }
+    rt.publish();
+    let routes = Routes::resolve(rt.reader().snapshot().clone(), &ifs);
+    let mut neigh = NeighborTable::new(30_000, 120_000);
+    for (p, ip) in [(0, "198.18.1.2"), (1, "198.19.1.2"), (1, "2001:2:0:2::2"), (0, "2001:2:0:1::2")] {
+        neigh.learn(NeighborKey { port: p, ip: ip.parse::<IpAddr>().unwrap() }, [0x02, 9, 9, 9, 9, p as u8], 0, true);
+    }
+    let tables = Arc::new(Tables::new(ifs, routes, neigh.map()));
+    let umem = Umem::new(UmemConfig { frame_size: 2048, frame_count: 1024, huge_pages: false, headroom: 0 }).unwrap();
+    let sockets = (0..3).map(|i| Socket { port: i, io: MemPort::new(&format!("p{i}"), &umem, MemPortConfig::default()) }).collect();
+    let (sink, rx) = events::channel(4096);
+    let cfg = WorkerConfig { id: 0, poll: PollMode::Busy, idle_timeout: std::time::Duration::from_millis(1) };
+    let mut w = Worker::new(cfg, umem, sockets, tables, Arc::new(SharedCounters::default()), sink);
+    w.prime();
+    (w, rx)
+}
+
+thread_local! {
+    static RIG: RefCell<(Worker<MemPort>, crossbeam::channel::Receiver<events::Event>)> = RefCell::new(worker());
+}
+
+fuzz_target!(|data: &[u8]| {
+    RIG.with(|rig| {
+        let (w, rx) = &mut *rig.borrow_mut();
+        let mut rest = data;
+        while rest.len() >= 3 {
+            let p = usize::from(rest[0] % 3);
+            let len = usize::from(u16::from_le_bytes([rest[1], rest[2]])).min(rest.len() - 3).min(1600);
+            let frame = &rest[3..3 + len];
+            rest = &rest[3 + len..];
+            let (umem, socks) = w.split();
+            socks[p].io.inject(umem, frame);
+        }
+        for _ in 0..2 {
+            w.poll_once();
+        }
+        let (umem, socks) = w.split();
+        for s in socks.iter_mut() {
+            s.io.take_sent(umem, usize::MAX, |_| {});
+        }
+        w.poll_once();
+        while rx.try_recv().is_ok() {}
+        if let Err(e) = w.umem().check() {
+            panic!("frame ledger: {e}");
+        }
+    });
+});
