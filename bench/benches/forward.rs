@@ -140,6 +140,7 @@ fn bench_forward(c: &mut Criterion) {
         let descs: Vec<Desc> = frames.iter().map(|f| umem.alloc_with(f).unwrap()).collect();
         let (sink, _rx) = events::channel(16);
         let mut st = WorkerState {
+            scratch: Box::default(),
             worker: 0,
             counters: LocalCounters::default(),
             tx: TxQueues::new(2),

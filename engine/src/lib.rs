@@ -27,9 +27,9 @@ pub const STATUS: &str = "\
 pktengine status
   wire formats (Ethernet/VLAN, ARP, IPv4, IPv6, ICMP, ICMPv6, UDP, TCP)  implemented
   AF_XDP ports and XDP steering                                          implemented
-  workers, control plane, ctl socket                                     not yet
+  workers, control plane, ctl socket, pktengine run / ctl               implemented
   LPM route tables (IPv4, IPv6)                                          implemented
-  router (RFC 1812 / RFC 8200)                                           not yet
+  router (RFC 1812 / RFC 8200, ARP/ND, ICMP errors, ECMP)                implemented
   L2 learning switch                                                     not yet
   NAT44 (NAPT)                                                           not yet
   packet filter                                                          not yet

@@ -101,6 +101,7 @@ impl<P: Port> Worker<P> {
             tables,
             shared,
             st: WorkerState {
+                scratch: Box::default(),
                 worker: cfg.id,
                 counters: LocalCounters::default(),
                 tx: TxQueues::new(nports),
