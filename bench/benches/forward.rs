@@ -159,12 +159,14 @@ fn bench_forward(c: &mut Criterion) {
                 restore(&mut umem);
                 let routes = s.tables.routes.load();
                 let neigh = s.tables.neigh.load();
+                let filter = s.tables.filter.load();
                 let mut ctx = Ctx {
                     umem: &mut umem,
                     st: &mut st,
                     ifs: &s.tables.ifs,
                     routes: &routes,
                     neigh: &neigh,
+                    filter: &filter,
                     tables: &s.tables,
                     now_ns: 0,
                     trace: false,

@@ -7,6 +7,7 @@
 //! - [`steer`]: the XDP steering program's loader, rule maps and counters.
 //! - [`dataplane`]: workers, the burst pipeline, counters and drop reasons, published tables.
 //! - [`router`]: IPv4/IPv6 forwarding stages, ICMP errors, fragmentation, ARP/ND.
+//! - [`filter`]: the packet filter: rules, the tuple-space classifier, rejects.
 //! - [`runtime`]: `pktengine run`: setup, the control thread, shutdown.
 //! - [`control`]: configuration, the ctl socket, metrics, capture files.
 #![forbid(unsafe_op_in_unsafe_fn)]
@@ -14,6 +15,7 @@
 
 pub mod control;
 pub mod dataplane;
+pub mod filter;
 pub mod l3;
 pub mod router;
 pub mod runtime;
@@ -32,7 +34,7 @@ pktengine status
   router (RFC 1812 / RFC 8200, ARP/ND, ICMP errors, ECMP)                implemented
   L2 learning switch                                                     not yet
   NAT44 (NAPT)                                                           not yet
-  packet filter                                                          not yet
+  packet filter (stateless)                                              implemented
   TCP endpoint                                                           not yet
   L4 load balancer                                                       not yet
 ";

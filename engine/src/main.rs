@@ -87,6 +87,27 @@ enum CtlCommand {
     },
     /// Per-packet trace: `on`, `off`, or show the last traced packets.
     Trace { state: Option<String> },
+    /// Packet filter rules: add | del | show.
+    Filter {
+        #[command(subcommand)]
+        cmd: CtlFilter,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CtlFilter {
+    /// nftables-like: `iif lan ip saddr 198.18.2.0/24 tcp flags syn / syn,ack drop`.
+    Add {
+        /// Insert at this position (default: append).
+        #[arg(long)]
+        at: Option<usize>,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rule: Vec<String>,
+    },
+    /// Delete the rule numbered N in `filter show`.
+    Del { index: usize },
+    /// Rules in order with their hit counters.
+    Show,
 }
 
 #[derive(Subcommand, Debug)]
@@ -188,6 +209,11 @@ fn main() {
                 CtlCommand::Arp { cmd: CtlShow::Show } => cli::run(&socket, Request::ArpShow, &mut out),
                 CtlCommand::Nat { cmd: CtlShow::Show } => cli::run(&socket, Request::NatShow, &mut out),
                 CtlCommand::Capture { port, count, out: file } => cli::capture(&socket, &port, count, &file, &mut out),
+                CtlCommand::Filter { cmd: CtlFilter::Add { at, rule } } => {
+                    cli::run(&socket, Request::FilterAdd { rule: rule.join(" "), at }, &mut out)
+                }
+                CtlCommand::Filter { cmd: CtlFilter::Del { index } } => cli::run(&socket, Request::FilterDel { index }, &mut out),
+                CtlCommand::Filter { cmd: CtlFilter::Show } => cli::run(&socket, Request::FilterShow, &mut out),
                 CtlCommand::Trace { state } => {
                     let set = match state.as_deref() {
                         None | Some("show") => None,

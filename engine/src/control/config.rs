@@ -195,6 +195,22 @@ struct RawConfig {
     ports: Vec<RawPort>,
     #[serde(default)]
     routing: RawRouting,
+    #[serde(default)]
+    filter: RawFilter,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFilter {
+    /// Rules in order, nftables-like syntax (see engine/src/filter/rule.rs).
+    #[serde(default)]
+    rules: Vec<Spanned<String>>,
+    /// "accept" (default) or "drop": for packets no rule matches.
+    #[serde(default)]
+    default: Option<Spanned<String>>,
+    /// Per ingress port default policy, e.g. `{ wan = "drop" }`.
+    #[serde(default)]
+    policy: std::collections::BTreeMap<String, Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -336,12 +352,23 @@ pub struct RoutingConfig {
     pub import_kernel_routes: bool,
 }
 
+/// Filter settings: rules as written (validated), default policies.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FilterConfig {
+    pub rules: Vec<RouteLine>,
+    /// `true`: drop what no rule matches.
+    pub default_drop: bool,
+    /// (port name, drop?) for ports with their own default.
+    pub policy: Vec<(String, bool)>,
+}
+
 /// A validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub engine: EngineConfig,
     pub ports: Vec<PortConfig>,
     pub routing: RoutingConfig,
+    pub filter: FilterConfig,
 }
 
 /// What validation may ask of the machine. Tests substitute their own.
@@ -441,12 +468,46 @@ impl Config {
             p
         });
         let routing = RoutingConfig { routes, routes_file, import_kernel_routes: raw.routing.import_kernel_routes };
+        let filter = validate_filter(&mut ck, raw.filter, &ports, text);
         if ck.errors.is_empty() {
-            Ok(Config { engine, ports, routing })
+            Ok(Config { engine, ports, routing, filter })
         } else {
             Err(ConfigErrors(ck.errors))
         }
     }
+}
+
+fn policy_drop(ck: &mut Checker<'_>, v: &Spanned<String>) -> bool {
+    match v.get_ref().as_str() {
+        "accept" => false,
+        "drop" => true,
+        x => {
+            ck.at(v.span(), format!("policy `{x}` is not accept or drop"));
+            false
+        }
+    }
+}
+
+fn validate_filter(ck: &mut Checker<'_>, raw: RawFilter, ports: &[PortConfig], text: &str) -> FilterConfig {
+    let port = |n: &str| ports.iter().position(|p| p.name == n || p.interface == n).map(|i| i as u16);
+    let mut rules = Vec::new();
+    for r in raw.rules {
+        if let Err(e) = crate::filter::rule::Rule::parse(r.get_ref(), &port) {
+            ck.at(r.span(), format!("filter rule `{}`: {e}", r.get_ref()));
+        }
+        let line = line_col(text, r.span().start).0;
+        rules.push(RouteLine { text: r.into_inner(), line });
+    }
+    let default_drop = raw.default.as_ref().is_some_and(|d| policy_drop(ck, d));
+    let mut policy = Vec::new();
+    for (name, v) in raw.policy {
+        if port(&name).is_none() {
+            ck.at(v.span(), format!("filter policy for unknown port `{name}`"));
+        }
+        let d = policy_drop(ck, &v);
+        policy.push((name, d));
+    }
+    FilterConfig { rules, default_drop, policy }
 }
 
 /// A route must parse, name existing ports, and have gateways the engine can

@@ -38,6 +38,11 @@ pub enum Request {
     Capture { port: String, count: u32 },
     /// Turn the per-packet trace on or off (`set`), and show the last traced packets.
     Trace { set: Option<bool> },
+    /// Insert a filter rule at position `at` (default: the end).
+    FilterAdd { rule: String, at: Option<usize> },
+    /// Delete the filter rule at `index` (as `filter show` numbers them).
+    FilterDel { index: usize },
+    FilterShow,
 }
 
 /// One row of counters, e.g. a port's `rx_packets` or a drop reason.

@@ -118,6 +118,10 @@ reasons! {
     TxRingFull = "tx-ring-full", "tx";
     /// Egress port is the ingress port of a switch frame (filtered).
     L2Filtered = "l2-filtered", "l2";
+    /// Dropped by a filter rule or policy.
+    FilterDrop = "filter-drop", "filter";
+    /// Rejected by a filter rule (ICMP prohibited or TCP RST sent).
+    FilterReject = "filter-reject", "filter";
 }
 
 /// Number of drop reasons.

@@ -123,6 +123,7 @@ pub struct Ctx<'a> {
     pub ifs: &'a Interfaces,
     pub routes: &'a Routes,
     pub neigh: &'a NeighborMap,
+    pub filter: &'a crate::filter::Filter,
     pub tables: &'a Tables,
     pub now_ns: u64,
     pub trace: bool,
@@ -425,6 +426,70 @@ impl Ctx<'_> {
                 self.emit(h.port, IpAddr::V6(nh), d);
             }
             None => self.drop(in_port, d, Drop::Ip6NoRoute),
+        }
+    }
+
+    /// Applies the packet filter to a packet about to be forwarded out of
+    /// `out_port`. Returns false when the packet was dropped (and answered,
+    /// for `reject`); the caller stops. Free when no rule is configured.
+    #[inline]
+    pub fn filter_forward(&mut self, in_port: u16, out_port: u16, d: Desc) -> bool {
+        use crate::filter::rule::Action;
+        if self.filter.is_pass_all() {
+            return true;
+        }
+        let f = crate::filter::fields(self.umem.data(&d), in_port, out_port);
+        let v6 = f.family == 6;
+        match self.filter.decide(&f) {
+            Action::Accept => true,
+            Action::Drop => {
+                self.drop(in_port, d, Drop::FilterDrop);
+                false
+            }
+            Action::RejectTcpReset if f.proto == 6 => {
+                self.tcp_reset(in_port, &d);
+                self.drop(in_port, d, Drop::FilterReject);
+                false
+            }
+            Action::RejectIcmp | Action::RejectTcpReset => {
+                if v6 {
+                    self.icmp6_error(in_port, &d, icmp_error::Icmp6Error::AdminProhibited);
+                } else {
+                    self.icmp4_error(in_port, &d, icmp_error::Icmp4Error::AdminProhibited);
+                }
+                self.drop(in_port, d, Drop::FilterReject);
+                false
+            }
+        }
+    }
+
+    /// Answers the TCP segment in `d` with a RST from its destination.
+    pub fn tcp_reset(&mut self, in_port: u16, d: &Desc) {
+        let Some(mut e) = self.umem.alloc() else {
+            self.st.counters.drop(Drop::NoFrame);
+            return;
+        };
+        let built = match self.umem.pair_mut(d, &e) {
+            Some((orig, buf)) if buf.len() > ETH_HDR && orig.len() > ETH_HDR => {
+                let n = crate::filter::reject::tcp_reset(&mut buf[ETH_HDR..], &orig[ETH_HDR..]);
+                let et = if orig[ETH_HDR] >> 4 == 6 { ETHERTYPE_IPV6 } else { ETHERTYPE_IPV4 };
+                buf[12..14].copy_from_slice(&et.to_be_bytes());
+                n.map(|n| (n, et))
+            }
+            _ => None,
+        };
+        let Some((n, et)) = built else {
+            self.umem.free(e);
+            return;
+        };
+        e.len = (ETH_HDR + n) as u32;
+        let b = self.umem.data(&e);
+        if et == ETHERTYPE_IPV4 {
+            let dst = Ipv4Addr::new(b[30], b[31], b[32], b[33]);
+            self.originate4(in_port, dst, e);
+        } else {
+            let dst = ipv6_at(&b[ETH_HDR..], 24);
+            self.originate6(in_port, dst, e);
         }
     }
 

@@ -252,6 +252,8 @@ pub struct Tables {
     pub capture: Vec<AtomicU32>,
     /// Per-packet trace on/off.
     pub trace: std::sync::atomic::AtomicBool,
+    /// The packet filter (empty: accept everything).
+    pub filter: ArcSwap<crate::filter::Filter>,
 }
 
 impl Tables {
@@ -263,6 +265,7 @@ impl Tables {
             neigh: ArcSwap::from_pointee(neigh),
             capture: (0..n).map(|_| AtomicU32::new(0)).collect(),
             trace: std::sync::atomic::AtomicBool::new(false),
+            filter: ArcSwap::from_pointee(crate::filter::Filter::default()),
         }
     }
 

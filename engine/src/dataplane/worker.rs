@@ -183,6 +183,7 @@ impl<P: Port> Worker<P> {
         let now_ns = self.start.elapsed().as_nanos() as u64;
         let routes = self.tables.routes.load();
         let neigh = self.tables.neigh.load();
+        let filter = self.tables.filter.load();
         let neigh_id = Arc::as_ptr(&neigh) as usize;
         let neigh_changed = neigh_id != self.neigh_seen;
         self.neigh_seen = neigh_id;
@@ -195,6 +196,7 @@ impl<P: Port> Worker<P> {
                 ifs: &self.tables.ifs,
                 routes: &routes,
                 neigh: &neigh,
+                filter: &filter,
                 tables: &self.tables,
                 now_ns,
                 trace,

@@ -196,6 +196,14 @@ pub enum IpPrefix {
 // `len` is the prefix length, not a container size: there is no `is_empty`.
 #[allow(clippy::len_without_is_empty)]
 impl IpPrefix {
+    /// The network address.
+    pub fn addr(&self) -> std::net::IpAddr {
+        match self {
+            IpPrefix::V4(p) => std::net::IpAddr::V4(p.addr()),
+            IpPrefix::V6(p) => std::net::IpAddr::V6(p.addr()),
+        }
+    }
+
     pub fn len(&self) -> u8 {
         match self {
             IpPrefix::V4(p) => p.len(),

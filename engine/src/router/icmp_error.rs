@@ -43,6 +43,9 @@ pub enum Icmp4Error {
     PortUnreachable,
     /// Type 3 code 4 with the next-hop MTU (RFC 1191).
     FragNeeded { mtu: u16 },
+    /// Type 3 code 13: communication administratively prohibited (RFC 1812
+    /// §5.2.7.1), the packet filter's `reject`.
+    AdminProhibited,
 }
 
 /// The ICMPv6 errors the forwarding path sends.
@@ -58,6 +61,8 @@ pub enum Icmp6Error {
     PortUnreachable,
     /// Type 2 with the next-hop MTU.
     PacketTooBig { mtu: u32 },
+    /// Type 1 code 1: communication administratively prohibited.
+    AdminProhibited,
 }
 
 impl core::fmt::Display for Icmp4Error {
@@ -69,6 +74,7 @@ impl core::fmt::Display for Icmp4Error {
             Icmp4Error::ProtocolUnreachable => f.write_str("protocol-unreachable"),
             Icmp4Error::PortUnreachable => f.write_str("port-unreachable"),
             Icmp4Error::FragNeeded { mtu } => write!(f, "frag-needed mtu={mtu}"),
+            Icmp4Error::AdminProhibited => f.write_str("admin-prohibited"),
         }
     }
 }
@@ -81,6 +87,7 @@ impl core::fmt::Display for Icmp6Error {
             Icmp6Error::AddressUnreachable => f.write_str("address-unreachable"),
             Icmp6Error::PortUnreachable => f.write_str("port-unreachable"),
             Icmp6Error::PacketTooBig { mtu } => write!(f, "packet-too-big mtu={mtu}"),
+            Icmp6Error::AdminProhibited => f.write_str("admin-prohibited"),
         }
     }
 }
@@ -185,6 +192,7 @@ pub fn build_v4_with_ident(
                 Icmp4Error::ProtocolUnreachable => (Icmpv4DstUnreachable::ProtoUnreachable, 0),
                 Icmp4Error::PortUnreachable => (Icmpv4DstUnreachable::PortUnreachable, 0),
                 Icmp4Error::FragNeeded { mtu } => (Icmpv4DstUnreachable::FragRequired, mtu),
+                Icmp4Error::AdminProhibited => (Icmpv4DstUnreachable::CommProhibited, 0),
                 Icmp4Error::TimeExceeded => return None,
             };
             Icmpv4Repr::DstUnreachable {
@@ -288,6 +296,10 @@ pub fn build_v6(out: &mut [u8], from: Ipv6Addr, kind: Icmp6Error, orig_ip: &[u8]
             data,
         },
         Icmp6Error::PacketTooBig { mtu } => Icmpv6Repr::PktTooBig { mtu, data },
+        Icmp6Error::AdminProhibited => Icmpv6Repr::DstUnreachable {
+            reason: Icmpv6DstUnreachable::AdminProhibit,
+            data,
+        },
     };
     let icmp_len = repr.buffer_len();
     let total = ipv6::HEADER_LEN + icmp_len;

@@ -110,6 +110,9 @@ pub fn forward(ctx: &mut Ctx, port: u16, d: Desc, dst: Ipv4Addr, leaf: Leaf) {
             return;
         }
     };
+    if !ctx.filter_forward(port, hop.port, d) {
+        return;
+    }
     let mtu = ctx.ifs.port(hop.port).map_or(1500, |p| p.mtu);
     let total = d.len as usize - ETH_HDR;
     if total > usize::from(mtu) {

@@ -117,6 +117,9 @@ pub fn forward(ctx: &mut Ctx, port: u16, d: Desc, dst: Ipv6Addr, leaf: Leaf) {
             return;
         }
     };
+    if !ctx.filter_forward(port, hop.port, d) {
+        return;
+    }
     let mtu = ctx.ifs.port(hop.port).map_or(1500, |p| p.mtu);
     if d.len as usize - ETH_HDR > usize::from(mtu) {
         ctx.icmp6_error(port, &d, Icmp6Error::PacketTooBig { mtu: u32::from(mtu) });

@@ -21,6 +21,9 @@ use crate::dataplane::tables::{Routes, Tables};
 use crate::l3::route_table::RouteTable;
 use crate::l3::routes_file;
 use crate::router::neighbor::{NeighborKey, NeighborTable, REACHABLE_MS, STALE_GC_MS};
+use crate::filter::rule::{Action, Rule};
+use crate::filter::Filter;
+use crate::l3::prefix::IpPrefix;
 use crate::steer::{Steering, Verdict};
 
 /// Traced packets kept for `ctl trace`.
@@ -38,6 +41,12 @@ pub struct Control {
     pub start: Instant,
     trace: VecDeque<TraceRecord>,
     neigh_dirty: bool,
+    /// The filter as configured: rules, default policy, per-port policies.
+    pub filter_rules: Vec<Rule>,
+    pub filter_default: Action,
+    pub filter_policy: Vec<Action>,
+    /// Source prefixes currently pushed into the XDP programs.
+    xdp_drops: Vec<IpPrefix>,
     last_tick: Instant,
 }
 
@@ -66,6 +75,10 @@ impl Control {
             start: Instant::now(),
             trace: VecDeque::new(),
             neigh_dirty: false,
+            filter_rules: Vec::new(),
+            filter_default: Action::Accept,
+            filter_policy: Vec::new(),
+            xdp_drops: Vec::new(),
             last_tick: Instant::now(),
         }
     }
@@ -125,6 +138,32 @@ impl Control {
                 self.trace.push_back(*t);
             }
         }
+    }
+
+    /// Compiles and publishes the filter, keeping hit counts, and syncs the
+    /// source-prefix drops pushed into the XDP programs.
+    pub fn publish_filter(&mut self) {
+        let f = Filter::new(self.filter_rules.clone(), self.filter_default, self.filter_policy.clone());
+        f.carry_hits(&self.tables.filter.load());
+        let drops = f.xdp_drops();
+        self.tables.filter.store(std::sync::Arc::new(f));
+        for (name, s) in &mut self.steering {
+            for p in self.xdp_drops.iter().filter(|p| !drops.contains(p)) {
+                if let Err(e) = s.drop_src_prefix(p.addr(), p.len(), false) {
+                    tracing::warn!("port {name}: removing XDP drop {p}: {e}");
+                }
+            }
+            for p in drops.iter().filter(|p| !self.xdp_drops.contains(p)) {
+                if let Err(e) = s.drop_src_prefix(p.addr(), p.len(), true) {
+                    tracing::warn!("port {name}: XDP drop {p}: {e}");
+                }
+            }
+        }
+        self.xdp_drops = drops;
+    }
+
+    fn port_index(&self, name: &str) -> Option<u16> {
+        self.tables.ifs.by_name(name).map(|p| p.index)
     }
 
     /// Publishes the route table's current FIB with its hops resolved.
@@ -272,6 +311,29 @@ impl Control {
                 out(Response::Done { message: "NAT is not configured (not implemented yet)".into() })
             }
             Request::Capture { port, count } => self.capture(&port, count, out, stop),
+            Request::FilterAdd { rule, at } => {
+                let r = match Rule::parse(&rule, &|n| self.port_index(n)) {
+                    Ok(r) => r,
+                    Err(e) => return out(Response::Error { message: e }),
+                };
+                let at = at.unwrap_or(self.filter_rules.len()).min(self.filter_rules.len());
+                let shown = r.text.clone();
+                self.filter_rules.insert(at, r);
+                self.publish_filter();
+                out(Response::Done { message: format!("rule {at}: {shown}") })
+            }
+            Request::FilterDel { index } => {
+                if index >= self.filter_rules.len() {
+                    return out(Response::Error { message: format!("no rule {index} (there are {})", self.filter_rules.len()) });
+                }
+                let r = self.filter_rules.remove(index);
+                self.publish_filter();
+                out(Response::Done { message: format!("deleted rule {index}: {}", r.text) })
+            }
+            Request::FilterShow => {
+                out(Response::Table { header: "filter".into(), rows: self.tables.filter.load().rows() })?;
+                out(Response::Done { message: String::new() })
+            }
             Request::Trace { set } => {
                 if let Some(on) = set {
                     self.tables.trace.store(on, Ordering::Relaxed);

@@ -175,6 +175,10 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     };
     let mut ctl = control::Control::new(tables.clone(), rt, shared, events_rx, probe_tx);
     ctl.steering = steering;
+    if let Err(e) = setup::filter(&cfg, &mut ctl) {
+        drop(ctl);
+        return abort(e, handles);
+    }
     go.store(true, Ordering::Release);
     tracing::info!(
         "pktengine running: {} ports, {} workers on cores {:?}, {} poll, ctl {}",

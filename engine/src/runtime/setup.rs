@@ -13,6 +13,26 @@ use crate::l3::route_table::{Route, RouteTable};
 use crate::l3::routes_file;
 use crate::router::Mac;
 
+/// The configured filter rules and policies, installed (and published) in the control thread.
+pub fn filter(cfg: &Config, ctl: &mut super::control::Control) -> Result<(), String> {
+    use crate::filter::rule::{Action, Rule};
+    let port = |n: &str| cfg.ports.iter().position(|p| p.name == n || p.interface == n).map(|i| i as u16);
+    let mut rules = Vec::new();
+    for r in &cfg.filter.rules {
+        rules.push(Rule::parse(&r.text, &port).map_err(|e| format!("filter rule on line {}: {e}", r.line))?);
+    }
+    let act = |drop: bool| if drop { Action::Drop } else { Action::Accept };
+    ctl.filter_default = act(cfg.filter.default_drop);
+    ctl.filter_policy = cfg
+        .ports
+        .iter()
+        .map(|p| cfg.filter.policy.iter().find(|(n, _)| *n == p.name || *n == p.interface).map_or(ctl.filter_default, |(_, d)| act(*d)))
+        .collect();
+    ctl.filter_rules = rules;
+    ctl.publish_filter();
+    Ok(())
+}
+
 /// Reads an interface's MAC from sysfs.
 pub fn interface_mac(ifname: &str) -> Result<Mac, String> {
     let path = Path::new("/sys/class/net").join(ifname).join("address");
