@@ -62,6 +62,19 @@ fn worker() -> (Worker<MemPort>, crossbeam::channel::Receiver<events::Event>) {
         neigh.learn(NeighborKey { port: p, ip: ip.parse::<IpAddr>().unwrap() }, [0x02, 9, 9, 9, 9, p as u8], 0, true);
     }
     let tables = Arc::new(Tables::new(ifs, routes, neigh.map()));
+    // A filter with every action, so the reject paths see arbitrary packets too.
+    let port = |n: &str| ["p0", "p1", "p2"].iter().position(|p| *p == n).map(|i| i as u16);
+    let rules = [
+        "iif p1 tcp flags syn / syn,ack drop",
+        "oif p1 tcp dport 9000 reject with tcp reset",
+        "oif p2 udp dport 1000-2000 reject",
+        "ip6 saddr 2001:2:0:1::/64 icmpv6 type echo-request reject",
+        "ip daddr 198.19.100.0/24 tcp dport 22 drop",
+    ]
+    .iter()
+    .map(|r| engine::filter::rule::Rule::parse(r, &port).unwrap())
+    .collect();
+    tables.filter.store(Arc::new(engine::filter::Filter::new(rules, engine::filter::rule::Action::Accept, vec![])));
     let umem = Umem::new(UmemConfig { frame_size: 2048, frame_count: 1024, huge_pages: false, headroom: 0 }).unwrap();
     let sockets = (0..3).map(|i| Socket { port: i, io: MemPort::new(&format!("p{i}"), &umem, MemPortConfig::default()) }).collect();
     let (sink, rx) = events::channel(4096);
