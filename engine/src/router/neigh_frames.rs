@@ -49,7 +49,9 @@ fn eth_header(out: &mut [u8], dst: Mac, src: Mac, t: EtherType) {
     let mut f = EthernetFrame::new_unchecked(out);
     f.set_dst_addr(EthernetAddress(dst));
     f.set_src_addr(EthernetAddress(src));
-    f.set_ethertype(t);
+    // The buffer is a recycled frame: whatever sits at offset 12 is stale, so
+    // write the (untagged) EtherType there rather than "after the tags".
+    f.set_outer_ethertype(t);
 }
 
 fn arp_frame(out: &mut [u8], eth_dst: Mac, repr: &ArpRepr) -> Option<usize> {
@@ -425,6 +427,28 @@ pub fn parse_ndisc(ip6_packet: &[u8]) -> Option<NeighMsg> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Frames are recycled: a buffer that still holds a VLAN TPID at offset
+    /// 12 from its previous packet must not confuse the builders (found by
+    /// the pipeline fuzz target: it used to read past the 14-byte header).
+    #[test]
+    fn builders_ignore_stale_bytes_in_a_recycled_buffer() {
+        let mut out = [0u8; 128];
+        for b in out.iter_mut() {
+            *b = 0x81;
+        }
+        out[12] = 0x81;
+        out[13] = 0x00;
+        let n = arp_request(&mut out, [2, 0, 0, 0, 0, 1], "198.18.1.1".parse().unwrap(), "198.18.1.2".parse().unwrap()).unwrap();
+        assert_eq!(&out[12..14], &[0x08, 0x06]);
+        assert!(matches!(parse_arp(&out[14..n]), Some(NeighMsg::ArpRequest { .. })));
+        let mut out = [0x81u8; 128];
+        out[12] = 0x88;
+        out[13] = 0xa8;
+        let n = neighbor_solicit(&mut out, [2, 0, 0, 0, 0, 1], "fe80::1".parse().unwrap(), "2001:2::1".parse().unwrap()).unwrap();
+        assert_eq!(&out[12..14], &[0x86, 0xdd]);
+        assert!(n > 54);
+    }
     use proptest::prelude::*;
 
     const M1: Mac = [0x02, 0, 0, 0, 0, 0x01];

@@ -336,7 +336,11 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     /// Number of VLAN tags (0, 1 or 2).
     pub fn tag_count(&self) -> usize {
         let mut n = 0;
+        let len = self.buffer.as_ref().len();
+        // An unchecked view may be shorter than the tags its bytes announce:
+        // never read past the buffer (the next field must fit too).
         while n < field::MAX_TAGS
+            && field::tag_tpid(n + 1).end <= len
             && EtherType::from(self.read_u16(field::tag_tpid(n))).is_vlan_tpid()
         {
             n += 1;
