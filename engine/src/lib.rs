@@ -1,6 +1,7 @@
 //! pktengine: a kernel-bypass packet engine.
 //!
 //! Module map (see `docs/ARCHITECTURE.md` for the why):
+//! - [`l2`]: the L2 learning switch: MAC table, bridge domains, VLANs.
 //! - [`l3`]: IPv4/IPv6 longest-prefix match, next hops, the route table.
 //! - [`wire`]: zero-copy packet views and validated `Repr`s, checksums.
 //! - [`xsk`]: AF_XDP ports (UMEM, rings, sockets) and the in-memory port.
@@ -14,6 +15,7 @@
 
 pub mod control;
 pub mod dataplane;
+pub mod l2;
 pub mod l3;
 pub mod router;
 pub mod runtime;

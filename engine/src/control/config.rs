@@ -195,6 +195,28 @@ struct RawConfig {
     ports: Vec<RawPort>,
     #[serde(default)]
     routing: RawRouting,
+    #[serde(default, rename = "bridge")]
+    bridges: Vec<RawBridge>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBridge {
+    name: Spanned<String>,
+    #[serde(default = "default_aging_s")]
+    aging_s: Spanned<u64>,
+    #[serde(default = "default_max_entries")]
+    max_entries: Spanned<u64>,
+    /// `MAC port NAME [vlan N]`.
+    #[serde(default, rename = "static")]
+    statics: Vec<Spanned<String>>,
+}
+
+fn default_aging_s() -> Spanned<u64> {
+    Spanned::new(0..0, 300)
+}
+fn default_max_entries() -> Spanned<u64> {
+    Spanned::new(0..0, 65536)
 }
 
 #[derive(Debug, Deserialize)]
@@ -271,6 +293,12 @@ struct RawPort {
     xdp_mode: XdpMode,
     #[serde(default)]
     bridge: Option<Spanned<String>>,
+    /// Access VLAN of a switch port (untagged; default 1).
+    #[serde(default)]
+    vlan: Option<Spanned<u16>>,
+    /// VLANs a trunk switch port carries tagged.
+    #[serde(default)]
+    trunk: Option<Spanned<Vec<u16>>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -318,6 +346,37 @@ pub struct PortConfig {
     pub mtu: u16,
     pub xdp_mode: XdpMode,
     pub bridge: Option<String>,
+    /// 802.1Q membership of a switch port (router ports: `Access(1)`, unused).
+    pub vlans: VlanMode,
+}
+
+/// How a switch port carries VLANs (IEEE 802.1Q).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VlanMode {
+    /// Untagged member of one VLAN (`vlan = 10`; 1 by default).
+    Access(u16),
+    /// Tagged member of the listed VLANs (`trunk = [10, 20]`).
+    Trunk(Vec<u16>),
+}
+
+/// A bridge domain: switch ports that name it share a MAC table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeConfig {
+    pub name: String,
+    /// Idle entries are removed after this long (802.1D ageing time).
+    pub aging_s: u32,
+    /// The MAC table's capacity; when full, new stations are not learned (their frames are flooded).
+    pub max_entries: u32,
+    pub statics: Vec<StaticMac>,
+}
+
+/// A static MAC table entry: never aged, moved or flushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticMac {
+    pub mac: [u8; 6],
+    /// The port's configuration name.
+    pub port: String,
+    pub vlan: u16,
 }
 
 /// A route line as written, with the line it came from, for the route parser.
@@ -342,6 +401,7 @@ pub struct Config {
     pub engine: EngineConfig,
     pub ports: Vec<PortConfig>,
     pub routing: RoutingConfig,
+    pub bridges: Vec<BridgeConfig>,
 }
 
 /// What validation may ask of the machine. Tests substitute their own.
@@ -422,7 +482,9 @@ impl Config {
             }
         };
         let engine = validate_engine(&mut ck, raw.engine, env);
-        let ports = validate_ports(&mut ck, raw.ports, &engine, env);
+        let bridge_names: Vec<String> = raw.bridges.iter().map(|b| b.name.get_ref().clone()).collect();
+        let ports = validate_ports(&mut ck, raw.ports, &engine, env, &bridge_names);
+        let bridges = validate_bridges(&mut ck, raw.bridges, &ports);
         let mut routes = Vec::new();
         // Gateway reachability is only meaningful once the ports themselves are valid.
         let ports_ok = ck.errors.is_empty();
@@ -442,7 +504,7 @@ impl Config {
         });
         let routing = RoutingConfig { routes, routes_file, import_kernel_routes: raw.routing.import_kernel_routes };
         if ck.errors.is_empty() {
-            Ok(Config { engine, ports, routing })
+            Ok(Config { engine, ports, routing, bridges })
         } else {
             Err(ConfigErrors(ck.errors))
         }
@@ -533,6 +595,7 @@ fn validate_ports(
     raw: Vec<RawPort>,
     engine: &EngineConfig,
     env: &dyn Environment,
+    bridges: &[String],
 ) -> Vec<PortConfig> {
     if raw.is_empty() {
         ck.at(0..0, "no [[port]] is configured");
@@ -581,13 +644,56 @@ fn validate_ports(
                 Err(msg) => ck.at(a.span(), msg),
             }
         }
-        if p.mode == PortMode::Switch {
-            ck.at(p.name.span(), format!("port `{name}`: switch mode is not implemented yet (router ports only)"));
-        }
         match (p.mode, &p.bridge) {
             (PortMode::Switch, None) => ck.at(p.name.span(), format!("port `{name}` is in switch mode but names no `bridge`")),
             (PortMode::Router, Some(b)) => ck.at(b.span(), format!("port `{name}` is a router port; `bridge` is for switch ports")),
+            (PortMode::Switch, Some(b)) if !bridges.contains(b.get_ref()) => {
+                ck.at(b.span(), format!("port `{name}`: no [[bridge]] named `{}`", b.get_ref()))
+            }
             _ => {}
+        }
+        if p.mode == PortMode::Switch && !addresses.is_empty() {
+            if let Some(a) = p.addresses.first() {
+                ck.at(a.span(), format!("port `{name}` is a switch port: it has no addresses (a bridge interface will carry them)"));
+            }
+        }
+        let vid_ok = |v: u16| (1..=4094).contains(&v);
+        let vlans = match (&p.vlan, &p.trunk) {
+            (Some(v), Some(t)) => {
+                ck.at(t.span(), format!("port `{name}`: `vlan` (access) and `trunk` are exclusive"));
+                let _ = v;
+                VlanMode::Access(1)
+            }
+            (Some(v), None) => {
+                if !vid_ok(*v.get_ref()) {
+                    ck.at(v.span(), format!("port `{name}`: VLAN {} is not between 1 and 4094", v.get_ref()));
+                }
+                VlanMode::Access(*v.get_ref())
+            }
+            (None, Some(t)) => {
+                let list = t.get_ref();
+                if list.is_empty() {
+                    ck.at(t.span(), format!("port `{name}`: `trunk` lists no VLAN"));
+                }
+                for (i, v) in list.iter().enumerate() {
+                    if !vid_ok(*v) {
+                        ck.at(t.span(), format!("port `{name}`: VLAN {v} is not between 1 and 4094"));
+                    }
+                    if list[..i].contains(v) {
+                        ck.at(t.span(), format!("port `{name}`: VLAN {v} is listed twice"));
+                    }
+                }
+                VlanMode::Trunk(list.clone())
+            }
+            (None, None) => VlanMode::Access(1),
+        };
+        if p.mode == PortMode::Router {
+            if let Some(v) = &p.vlan {
+                ck.at(v.span(), format!("port `{name}` is a router port; `vlan` is for switch ports"));
+            }
+            if let Some(t) = &p.trunk {
+                ck.at(t.span(), format!("port `{name}` is a router port; `trunk` is for switch ports"));
+            }
         }
         ports.push(PortConfig {
             name,
@@ -598,9 +704,98 @@ fn validate_ports(
             mtu,
             xdp_mode: p.xdp_mode,
             bridge: p.bridge.map(Spanned::into_inner),
+            vlans,
         });
     }
     ports
+}
+
+/// Parses a MAC written `02:00:5e:10:00:01`.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut m = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in m.iter_mut() {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(m)
+}
+
+/// A static entry: `MAC port NAME [vlan N]`; the VLAN defaults to the
+/// access port's own.
+fn parse_static(text: &str, bridge: &str, ports: &[PortConfig]) -> Result<StaticMac, String> {
+    let w: Vec<&str> = text.split_whitespace().collect();
+    let (mac, port, vlan) = match w.as_slice() {
+        [mac, "port", port] => (*mac, *port, None),
+        [mac, "port", port, "vlan", v] => (*mac, *port, Some(*v)),
+        _ => return Err(format!("static entry `{text}` is not `MAC port NAME [vlan N]`")),
+    };
+    let m = parse_mac(mac).ok_or_else(|| format!("static entry `{text}`: `{mac}` is not a MAC address"))?;
+    if m[0] & 1 == 1 || m == [0; 6] {
+        return Err(format!("static entry `{text}`: {mac} is not a unicast station address"));
+    }
+    let p = ports.iter().find(|p| p.name == port).ok_or_else(|| format!("static entry `{text}`: no port `{port}`"))?;
+    if p.bridge.as_deref() != Some(bridge) {
+        return Err(format!("static entry `{text}`: port `{port}` is not in bridge `{bridge}`"));
+    }
+    let vlan = match (vlan, &p.vlans) {
+        (Some(v), _) => v.parse::<u16>().map_err(|_| format!("static entry `{text}`: `{v}` is not a VLAN"))?,
+        (None, VlanMode::Access(v)) => *v,
+        (None, VlanMode::Trunk(_)) => return Err(format!("static entry `{text}`: port `{port}` is a trunk; say which `vlan`")),
+    };
+    let carries = match &p.vlans {
+        VlanMode::Access(v) => *v == vlan,
+        VlanMode::Trunk(l) => l.contains(&vlan),
+    };
+    if !carries {
+        return Err(format!("static entry `{text}`: port `{port}` does not carry VLAN {vlan}"));
+    }
+    Ok(StaticMac { mac: m, port: port.to_string(), vlan })
+}
+
+fn validate_bridges(ck: &mut Checker<'_>, raw: Vec<RawBridge>, ports: &[PortConfig]) -> Vec<BridgeConfig> {
+    let mut out: Vec<BridgeConfig> = Vec::new();
+    for b in raw {
+        let name = b.name.get_ref().clone();
+        if name.is_empty() || name.len() > 15 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            ck.at(b.name.span(), format!("bridge name `{name}` must be 1-15 characters of [A-Za-z0-9_-]"));
+        }
+        if out.iter().any(|o| o.name == name) {
+            ck.at(b.name.span(), format!("bridge name `{name}` is used twice"));
+        }
+        let members = ports.iter().filter(|p| p.bridge.as_deref() == Some(name.as_str())).count();
+        if members > crate::l2::MAX_MEMBERS {
+            ck.at(b.name.span(), format!("bridge `{name}` has {members} ports; at most {} are supported", crate::l2::MAX_MEMBERS));
+        }
+        let aging = *b.aging_s.get_ref();
+        if !(1..=1_000_000).contains(&aging) {
+            ck.at(b.aging_s.span(), format!("aging_s {aging} is not between 1 and 1000000"));
+        }
+        let max = *b.max_entries.get_ref();
+        if !(1..=1 << 24).contains(&max) {
+            ck.at(b.max_entries.span(), format!("max_entries {max} is not between 1 and 16777216"));
+        }
+        let mut statics: Vec<StaticMac> = Vec::new();
+        for s in &b.statics {
+            match parse_static(s.get_ref(), &name, ports) {
+                Ok(e) => {
+                    if statics.iter().any(|o| o.mac == e.mac && o.vlan == e.vlan) {
+                        ck.at(s.span(), format!("static entry `{}` repeats a MAC and VLAN", s.get_ref()));
+                    }
+                    statics.push(e);
+                }
+                Err(msg) => ck.at(s.span(), msg),
+            }
+        }
+        if statics.len() as u64 > max {
+            ck.at(b.max_entries.span(), format!("bridge `{name}`: {} static entries do not fit in max_entries {max}", statics.len()));
+        }
+        out.push(BridgeConfig { name, aging_s: aging.min(1_000_000) as u32, max_entries: max.min(1 << 24) as u32, statics });
+    }
+    out
 }
 
 #[cfg(test)]
