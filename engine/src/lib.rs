@@ -32,7 +32,7 @@ pktengine status
   workers, control plane, ctl socket                                     not yet
   LPM route tables (IPv4, IPv6)                                          implemented
   router (RFC 1812 / RFC 8200)                                           not yet
-  L2 learning switch                                                     not yet
+  L2 learning switch                                                     implemented
   NAT44 (NAPT)                                                           not yet
   packet filter                                                          not yet
   TCP endpoint                                                           not yet

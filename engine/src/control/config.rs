@@ -908,6 +908,74 @@ routes = ["198.18.100.0/24 via 198.18.2.2", "default via 198.18.2.2"]
         assert!(errors("[[port]]\nname = 1")[0].starts_with("t.toml:2:"));
     }
 
+    const SWITCH: &str = r#"
+[[bridge]]
+name = "br0"
+aging_s = 5
+max_entries = 1000
+static = ["02:00:00:00:00:01 port p1", "02:00:00:00:00:02 port t vlan 20"]
+
+[[port]]
+name = "p1"
+interface = "veth-1"
+mode = "switch"
+bridge = "br0"
+vlan = 10
+
+[[port]]
+name = "t"
+interface = "veth-2"
+mode = "switch"
+bridge = "br0"
+trunk = [10, 20]
+"#;
+
+    #[test]
+    fn switch_config_parses() {
+        let c = parse(SWITCH).unwrap();
+        assert_eq!(c.bridges.len(), 1);
+        let b = &c.bridges[0];
+        assert_eq!((b.name.as_str(), b.aging_s, b.max_entries), ("br0", 5, 1000));
+        assert_eq!(b.statics[0], StaticMac { mac: [2, 0, 0, 0, 0, 1], port: "p1".into(), vlan: 10 });
+        assert_eq!(b.statics[1].vlan, 20);
+        assert_eq!(c.ports[0].vlans, VlanMode::Access(10));
+        assert_eq!(c.ports[1].vlans, VlanMode::Trunk(vec![10, 20]));
+        // Defaults: aging 300 s, 65536 entries, access VLAN 1.
+        let d = parse(&SWITCH.replace("aging_s = 5\nmax_entries = 1000\n", "").replace("vlan = 10\n", "").replace("\"02:00:00:00:00:01 port p1\", ", "")).unwrap();
+        assert_eq!((d.bridges[0].aging_s, d.bridges[0].max_entries), (300, 65536));
+        assert_eq!(d.ports[0].vlans, VlanMode::Access(1));
+    }
+
+    #[test]
+    fn switch_config_errors_have_lines() {
+        let e = errors(&SWITCH.replace("bridge = \"br0\"\nvlan = 10", "bridge = \"br9\"\nvlan = 10"));
+        assert!(e.iter().any(|x| x.starts_with("t.toml:12:10: port `p1`: no [[bridge]] named `br9`")), "{e:?}");
+        let e = errors(&SWITCH.replace("vlan = 10", "vlan = 4095"));
+        assert!(e[0].starts_with("t.toml:13:8:") && e[0].contains("VLAN 4095"), "{e:?}");
+        let e = errors(&SWITCH.replace("trunk = [10, 20]", "trunk = [10, 10]"));
+        assert!(e.iter().any(|x| x.contains("listed twice")), "{e:?}");
+        let e = errors(&SWITCH.replace("port t vlan 20", "port t vlan 30"));
+        assert!(e[0].starts_with("t.toml:6:") && e[0].contains("does not carry VLAN 30"), "{e:?}");
+        let e = errors(&SWITCH.replace("port t vlan 20", "port t"));
+        assert!(e[0].contains("is a trunk; say which `vlan`"), "{e:?}");
+        let e = errors(&SWITCH.replace("02:00:00:00:00:01", "01:00:00:00:00:01"));
+        assert!(e[0].contains("not a unicast"), "{e:?}");
+        let e = errors(&SWITCH.replace("port p1\"", "port nope\""));
+        assert!(e[0].contains("no port `nope`"), "{e:?}");
+        let e = errors(&SWITCH.replace("aging_s = 5", "aging_s = 0"));
+        assert!(e[0].starts_with("t.toml:4:") && e[0].contains("aging_s 0"), "{e:?}");
+        let e = errors(&SWITCH.replace("max_entries = 1000", "max_entries = 1"));
+        assert!(e[0].contains("do not fit"), "{e:?}");
+        let e = errors(&SWITCH.replace("vlan = 10", "vlan = 10\ntrunk = [5]"));
+        assert!(e[0].contains("exclusive"), "{e:?}");
+        let e = errors(&SWITCH.replace("vlan = 10", "vlan = 10\naddresses = [\"198.18.1.1/24\"]"));
+        assert!(e[0].contains("has no addresses"), "{e:?}");
+        let e = errors(&GOOD.replace("mtu = 1400", "mtu = 1400\nvlan = 5"));
+        assert!(e[0].contains("`vlan` is for switch ports"), "{e:?}");
+        let e = errors(&format!("{SWITCH}\n[[bridge]]\nname = \"br0\"\n"));
+        assert!(e[0].contains("used twice"), "{e:?}");
+    }
+
     #[test]
     fn overlap_logic() {
         let a = |s: &str| s.parse::<InterfaceAddress>().unwrap();

@@ -15,3 +15,6 @@ pub mod mac_table;
 pub use bridge::{Bridge, PortVlan, Switch, SwitchPort};
 pub use forward::{input, Ingress};
 pub use mac_table::{Learn, MacEntry, MacKey, MacTable, MAX_MEMBERS};
+
+#[cfg(test)]
+mod pipeline_tests;
