@@ -659,9 +659,8 @@ fn validate_ports(
         }
         let vid_ok = |v: u16| (1..=4094).contains(&v);
         let vlans = match (&p.vlan, &p.trunk) {
-            (Some(v), Some(t)) => {
+            (Some(_), Some(t)) => {
                 ck.at(t.span(), format!("port `{name}`: `vlan` (access) and `trunk` are exclusive"));
-                let _ = v;
                 VlanMode::Access(1)
             }
             (Some(v), None) => {
