@@ -102,7 +102,7 @@ fn arp_and_ping_among_all_hosts_and_the_table_shows_them() {
 #[test]
 fn first_frame_floods_then_learned_stations_get_one_port() {
     let t = SwitchTopo::new("swl").unwrap();
-    let e = start(&t, "swl", |c| c);
+    let e = start(&t, "swl", |c| c.replace("static = []", "static = [\"02:5e:10:00:00:28 port p3\"]"));
     let (x, y) = (station(1), station(2));
     // Y is unknown: X's frame is flooded to every VLAN 10 port (the trunk tagged), not VLAN 20.
     let xy = frame(y, x);
@@ -122,9 +122,16 @@ fn first_frame_floods_then_learned_stations_get_one_port() {
     assert!(seen[1].is_empty() && seen[2].is_empty(), "{seen:?}");
     assert!(mac_line(&e, x).unwrap().contains("vlan 10 port p1"));
     assert!(mac_line(&e, y).unwrap().contains("vlan 10 port p2"));
-    // A flush forgets them: flooding again.
+    // A static entry: never flooded, listed as static, kept by a flush.
+    let to_static = frame(station(40), x);
+    let seen = deliver(&t, H1, &to_static, &[H3, H2, TRUNK], NOT_SEEN);
+    assert_eq!(seen[0], vec![to_static]);
+    assert!(seen[1].is_empty() && seen[2].is_empty(), "{seen:?}");
+    assert!(mac_line(&e, station(40)).unwrap().contains("vlan 10 port p3 static"));
+    // A flush forgets the learned ones: flooding again.
     assert!(e.ctl_ok(&["mac", "flush"]).contains("flushed"));
     assert!(mac_line(&e, y).is_none());
+    assert!(mac_line(&e, station(40)).is_some(), "static entries survive a flush");
     let seen = deliver(&t, H1, &frame(y, station(3)), &[H3], SEEN);
     assert_eq!(seen[0].len(), 1, "flooded after the flush");
 }

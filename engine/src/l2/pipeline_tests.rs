@@ -74,6 +74,18 @@ struct Rig {
     shared: Arc<SharedCounters>,
 }
 
+/// A worker with its own UMEM and in-memory ports on shared tables.
+fn worker(tables: &Arc<Tables>, headroom: u32, id: u16) -> (Worker<MemPort>, Arc<SharedCounters>) {
+    let umem = Umem::new(UmemConfig { frame_size: 2048, frame_count: 2048, huge_pages: false, headroom }).unwrap();
+    let sockets = (0..4).map(|i| Socket { port: i, io: MemPort::new(&format!("w{id}p{i}"), &umem, MemPortConfig::default()) }).collect();
+    let shared = Arc::new(SharedCounters::default());
+    let (sink, _events) = events::channel(1024);
+    let wc = WorkerConfig { id, poll: PollMode::Busy, idle_timeout: std::time::Duration::from_millis(1) };
+    let mut w = Worker::new(wc, umem, sockets, tables.clone(), shared.clone(), sink);
+    w.prime();
+    (w, shared)
+}
+
 fn rig_with(headroom: u32, max_entries: u32) -> Rig {
     let text = CONFIG.replace("MAX", &max_entries.to_string());
     let cfg = Config::parse(Path::new("t.toml"), &text, &AnyEnv).unwrap();
@@ -81,13 +93,7 @@ fn rig_with(headroom: u32, max_entries: u32) -> Rig {
     let rt = RouteTable::new();
     let routes = Routes::resolve(rt.reader().snapshot().clone(), &ifs);
     let tables = Arc::new(Tables::new(ifs, routes, NeighborTable::new(30_000, 120_000).map()).with_l2(Switch::from_config(&cfg)));
-    let umem = Umem::new(UmemConfig { frame_size: 2048, frame_count: 2048, huge_pages: false, headroom }).unwrap();
-    let sockets = (0..4).map(|i| Socket { port: i, io: MemPort::new(&format!("p{i}"), &umem, MemPortConfig::default()) }).collect();
-    let shared = Arc::new(SharedCounters::default());
-    let (sink, _events) = events::channel(1024);
-    let wc = WorkerConfig { id: 0, poll: PollMode::Busy, idle_timeout: std::time::Duration::from_millis(1) };
-    let mut w = Worker::new(wc, umem, sockets, tables.clone(), shared.clone(), sink);
-    w.prime();
+    let (w, shared) = worker(&tables, headroom, 0);
     Rig { w, tables, shared }
 }
 
@@ -319,5 +325,33 @@ fn aging_and_flush_restore_flooding() {
     assert_eq!(counts(&out), [0, 1, 0, 1], "aged out: flooded again");
     assert_eq!(r.tables.l2.bridges[0].table.load().flush(), 1, "A");
     assert_eq!(r.lookup(10, S), Some(1));
+    r.finish();
+}
+
+/// Two workers (own UMEMs and sockets, as with two queues per port) on one
+/// bridge: a station learned by one is used by the other on its next frame.
+#[test]
+fn a_station_learned_by_one_worker_is_used_by_another() {
+    let mut r = rig_with(256, 1024);
+    let (mut w2, shared2) = worker(&r.tables, 256, 1);
+    r.send(0, &frame(BCAST, A, 40));
+    // Worker 2 receives B -> A on p1: known, to p0 only, no flood.
+    {
+        let (umem, socks) = w2.split();
+        assert!(socks[1].io.inject(umem, &frame(A, B, 40)));
+    }
+    w2.poll_once();
+    let mut got = [0usize; 4];
+    for (p, g) in got.iter_mut().enumerate() {
+        let (umem, socks) = w2.split();
+        *g = socks[p].io.take_sent(umem, usize::MAX, |_| {});
+    }
+    assert_eq!(got, [1, 0, 0, 0]);
+    assert_eq!(shared2.stage_count(Stage::L2Flood), 0);
+    // And worker 1 uses what worker 2 learned (B on p1).
+    let out = r.send(0, &frame(B, A, 40));
+    assert_eq!(counts(&out), [0, 1, 0, 0]);
+    w2.poll_once();
+    assert!(w2.umem().check().is_ok());
     r.finish();
 }
