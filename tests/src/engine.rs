@@ -235,12 +235,17 @@ pub const SWITCH_PORTS: [&str; 5] = ["pe-p1", "pe-p2", "pe-p3", "pe-p4", "pe-tr"
 
 impl SwitchTopo {
     pub fn new(tag: &str) -> io::Result<SwitchTopo> {
+        SwitchTopo::with_queues(tag, 1)
+    }
+
+    /// The same with `queues` RX/TX queues on every veth (one engine worker per queue).
+    pub fn with_queues(tag: &str, queues: u32) -> io::Result<SwitchTopo> {
         let dut = Netns::new(&format!("{tag}d"))?;
         let mut hosts = Vec::new();
         let mut links = Vec::new();
         for (i, name) in ["h1", "h2", "h3", "h4", "t"].iter().enumerate() {
             let h = Netns::new(&format!("{tag}{name}"))?;
-            let l = VethPair::new(&h, &dut, 1)?;
+            let l = VethPair::new(&h, &dut, queues)?;
             dut.sysctl(&format!("net.ipv6.conf.{}.disable_ipv6", l.b.name), "1")?;
             if i < 4 {
                 l.addr(&h, &l.a, &format!("198.18.10.{}/24", i + 1))?;

@@ -264,3 +264,54 @@ fn tcp_transfer_across_the_switch() {
         .unwrap_or(u64::MAX);
     assert!(p3_tx < 1_000_000, "p3 got {p3_tx} bytes of a 4 MB transfer between h1 and h2:\n{stats}");
 }
+
+/// Counters of a running engine, through the ctl protocol: (scope, name) → value.
+fn counters(e: &Engine) -> std::collections::HashMap<(String, String), u64> {
+    let mut got = std::collections::HashMap::new();
+    let last = engine::control::ctl::request(&e.ctl, &engine::control::ctl::Request::Stats, |r| {
+        if let engine::control::ctl::Response::Stats { counters, .. } = r {
+            for c in counters {
+                got.insert((c.scope.clone(), c.name.clone()), c.value);
+            }
+        }
+    });
+    assert!(last.is_ok(), "{last:?}");
+    got
+}
+
+/// Two workers, two queues per port: each worker switches the frames of
+/// its queue on the one shared MAC table, so a station learned by one is
+/// used by the other (no flooding of a stream that crosses both).
+#[test]
+fn two_workers_share_one_mac_table() {
+    let t = SwitchTopo::with_queues("sw2", 2).unwrap();
+    let e = start(&t, "sw2", |c| c.replace("cores = [1]", "cores = [0, 1]").replace("mode = \"switch\"", "mode = \"switch\"\nqueues = 2"));
+    ok(&t.hosts[H2], "ping -c 1 -W 2 198.18.10.1", &e);
+    let h1 = t.host_mac(H1);
+    let cap = capture(&t.hosts[H3], t.host_if(H3), h1, 1000, Duration::from_secs(4)).expect("capture");
+    let listener = t.hosts[H2]
+        .command("python3")
+        .args(["-c", "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('198.18.10.2',9999))\ns.settimeout(3)\nn=0\nprint('ready',flush=True)\ntry:\n    while True:\n        s.recvfrom(100)\n        n+=1\nexcept socket.timeout:\n    pass\nprint(n)"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("listener");
+    let mut listener = listener;
+    let mut ready = [0u8; 6];
+    listener.stdout.as_mut().unwrap().read_exact(&mut ready).unwrap();
+    // A new socket per datagram: a new TX hash, so both veth queues (both workers) carry them.
+    ok(&t.hosts[H1], "python3 -c \"import socket\nfor i in range(300):\n  s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n  s.sendto(b'x',('198.18.10.2',9999))\n  s.close()\"", &e);
+    let out = listener.wait_with_output().unwrap();
+    let got: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
+    assert_eq!(got, 300, "datagrams lost");
+    let flooded = cap.finish().unwrap().iter().filter(|f| pktengine_tests::frames::ipv4_flow(f).is_some_and(|x| x.3 == 9999)).count();
+    assert_eq!(flooded, 0, "h3 saw {flooded} datagrams of the h1→h2 stream");
+    let c = counters(&e);
+    let input = |w: &str| c.get(&(w.to_string(), "stage l2-input".to_string())).copied().unwrap_or(0);
+    assert!(input("worker 0") > 0 && input("worker 1") > 0, "both workers switch: {} {}", input("worker 0"), input("worker 1"));
+    let learned: u64 = ["worker 0", "worker 1"].iter().map(|w| c.get(&(w.to_string(), "stage l2-learned".to_string())).copied().unwrap_or(0)).sum();
+    let table = e.ctl_ok(&["mac", "show"]);
+    let keys: Vec<String> = table.lines().filter(|l| l.starts_with("br0 ")).map(|l| l.split(" port ").next().unwrap_or("").to_string()).collect();
+    let unique: std::collections::BTreeSet<&String> = keys.iter().collect();
+    assert_eq!(unique.len(), keys.len(), "a station is stored twice:\n{table}");
+    assert_eq!(learned, keys.len() as u64, "each station learned exactly once, by one of the workers:\n{table}");
+}
