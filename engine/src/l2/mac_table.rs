@@ -554,7 +554,8 @@ mod tests {
             let mut t = MacTable::new(cap, aging as u32);
             // key → (member, last seen)
             let mut model: HashMap<MacKey, (u8, u64)> = HashMap::new();
-            let mut now = 0u64;
+            // From 1: a time of 0 ms is stored as 1 (0 marks static entries).
+            let mut now = 1u64;
             for op in ops {
                 match op {
                     Op::Learn(v, m, p) => {
@@ -672,32 +673,37 @@ mod tests {
     }
 
     /// Nothing batches or delays a learn: another thread sees it as soon
-    /// as the store is visible. Measured over many trials; a trial can lose
-    /// its core to the scheduler on a shared machine, so most, not all, must be fast.
+    /// as the store is visible (there is no snapshot to republish). A trial
+    /// can lose its core to the scheduler on a loaded machine (tests run in
+    /// parallel on 2 cores), so the fastest of the trials must be under
+    /// 1 ms, and every learn must be seen.
     #[test]
     fn learned_on_one_thread_is_seen_by_another_at_once() {
+        use std::sync::atomic::AtomicBool;
+        use std::time::{Duration, Instant};
         let t = Arc::new(MacTable::new(1024, 300_000));
-        let mut fast = 0;
-        let trials = 40u8;
-        for trial in 0..trials {
+        let mut fastest = Duration::MAX;
+        for trial in 0..20u8 {
             let k = key(5, trial + 1);
-            let t2 = t.clone();
+            let (t2, spinning) = (t.clone(), Arc::new(AtomicBool::new(false)));
+            let s2 = spinning.clone();
             let h = std::thread::spawn(move || {
-                let start = std::time::Instant::now();
+                let start = Instant::now();
+                s2.store(true, Ordering::Release);
                 while t2.lookup(k).is_none() {
                     std::hint::spin_loop();
-                    assert!(start.elapsed() < std::time::Duration::from_secs(5), "never seen");
+                    assert!(start.elapsed() < Duration::from_secs(5), "never seen");
                 }
-                std::time::Instant::now()
+                Instant::now()
             });
-            std::thread::sleep(std::time::Duration::from_millis(2));
-            let learned = std::time::Instant::now();
+            while !spinning.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+            let learned = Instant::now();
             t.learn(k, 1, 0);
             let seen = h.join().unwrap();
-            if seen.saturating_duration_since(learned) < std::time::Duration::from_millis(1) {
-                fast += 1;
-            }
+            fastest = fastest.min(seen.saturating_duration_since(learned));
         }
-        assert!(fast >= trials / 2, "only {fast} of {trials} learns seen within 1 ms");
+        assert!(fastest < Duration::from_millis(1), "fastest {fastest:?}");
     }
 }

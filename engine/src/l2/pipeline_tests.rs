@@ -355,3 +355,82 @@ fn a_station_learned_by_one_worker_is_used_by_another() {
     assert!(w2.umem().check().is_ok());
     r.finish();
 }
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        /// Arbitrary frames (short, tagged or not, any addresses) on any port:
+        /// no panic, every frame ends somewhere, the ledger holds.
+        #[test]
+        fn any_frames_on_any_ports_keep_the_ledger(
+            frames in proptest::collection::vec((0usize..4, proptest::collection::vec(any::<u8>(), 0..80), any::<bool>(), 0u16..40), 1..40),
+            headroom in prop_oneof![Just(0u32), Just(256u32)],
+        ) {
+            let mut r = rig_with(headroom, 8);
+            for (port, mut bytes, tag, vid) in frames {
+                if tag && bytes.len() >= 16 {
+                    bytes[12..14].copy_from_slice(&[0x81, 0x00]);
+                    bytes[14..16].copy_from_slice(&vid.to_be_bytes());
+                }
+                // Few distinct addresses, so learning, moves and lookups hit.
+                if let Some(b) = bytes.get_mut(5) { *b &= 3; }
+                if let Some(b) = bytes.get_mut(11) { *b &= 3; }
+                if bytes.is_empty() {
+                    continue;
+                }
+                r.inject(port, &bytes);
+                r.w.poll_once();
+            }
+            r.finish();
+        }
+    }
+}
+
+/// Two bridges are two worlds, even with the same VLAN numbers.
+#[test]
+fn bridges_do_not_share_stations_or_floods() {
+    let text = r#"
+[engine]
+cores = [0]
+[[bridge]]
+name = "br0"
+[[bridge]]
+name = "br1"
+[[port]]
+name = "a0"
+interface = "m0"
+mode = "switch"
+bridge = "br0"
+[[port]]
+name = "a1"
+interface = "m1"
+mode = "switch"
+bridge = "br0"
+[[port]]
+name = "b0"
+interface = "m2"
+mode = "switch"
+bridge = "br1"
+[[port]]
+name = "b1"
+interface = "m3"
+mode = "switch"
+bridge = "br1"
+"#;
+    let cfg = Config::parse(Path::new("t.toml"), text, &AnyEnv).unwrap();
+    let ifs = setup::interfaces(&cfg, &|n: &str| Ok([0x02, 0xee, 0, 0, 0, n.as_bytes()[1]])).unwrap();
+    let routes = Routes::resolve(RouteTable::new().reader().snapshot().clone(), &ifs);
+    let tables = Arc::new(Tables::new(ifs, routes, NeighborTable::new(30_000, 120_000).map()).with_l2(Switch::from_config(&cfg)));
+    let (w, shared) = worker(&tables, 256, 0);
+    let mut r = Rig { w, tables, shared };
+    let out = r.send(0, &frame(BCAST, A, 40));
+    assert_eq!(counts(&out), [0, 1, 0, 0], "br0's broadcast stays in br0");
+    let out = r.send(2, &frame(A, B, 40));
+    assert_eq!(counts(&out), [0, 0, 0, 1], "A is unknown in br1: flooded there only");
+    assert_eq!(r.tables.l2.bridges[0].table.load().lookup(MacKey::new(1, B)), None);
+    assert_eq!(r.tables.l2.bridges[1].table.load().lookup(MacKey::new(1, B)), Some(0));
+    r.finish();
+}
