@@ -213,7 +213,7 @@ pub fn text(o: &Output) -> String {
 /// A switch topology: four hosts and a trunk host on one engine.
 ///
 /// ```text
-///  h1 198.18.10.1/24 ── pe-p1 (VLAN 10) ┐
+///  h1 198.18.10.1/24 ── pe-p1 (VLAN 10) ┐   (and 2001:2:0:10::N/64 on hN)
 ///  h2 198.18.10.2/24 ── pe-p2 (VLAN 10) │
 ///  h3 198.18.10.3/24 ── pe-p3 (VLAN 10) ├── dut: pktengine, bridge br0
 ///  h4 198.18.10.4/24 ── pe-p4 (VLAN 20) │
@@ -249,6 +249,7 @@ impl SwitchTopo {
             dut.sysctl(&format!("net.ipv6.conf.{}.disable_ipv6", l.b.name), "1")?;
             if i < 4 {
                 l.addr(&h, &l.a, &format!("198.18.10.{}/24", i + 1))?;
+                l.addr(&h, &l.a, &format!("2001:2:0:10::{}/64", i + 1))?;
             } else {
                 // The trunk host only sends and reads raw frames: keep its kernel quiet.
                 h.sysctl(&format!("net.ipv6.conf.{}.disable_ipv6", l.a.name), "1")?;

@@ -85,6 +85,8 @@ fn arp_and_ping_among_all_hosts_and_the_table_shows_them() {
         for j in [H1, H2, H3] {
             if i != j {
                 ok(&t.hosts[i], &format!("ping -c 2 -i 0.2 -W 2 198.18.10.{}", j + 1), &e);
+                // IPv6: neighbor discovery's solicited-node multicast is flooded in the VLAN.
+                ok(&t.hosts[i], &format!("ping -6 -c 2 -i 0.2 -W 2 2001:2:0:10::{}", j + 1), &e);
             }
         }
     }
@@ -179,6 +181,8 @@ fn vlans_isolate_and_the_trunk_carries_both_with_their_tags() {
     // Same subnet, other VLAN: ARP never reaches h4.
     let o = sh(&t.hosts[H1], "ping -c 2 -i 0.3 -W 1 198.18.10.4");
     assert!(!o.status.success(), "h1 reached h4 across VLANs:\n{}", text(&o));
+    let o = sh(&t.hosts[H1], "ping -6 -c 2 -i 0.3 -W 1 2001:2:0:10::4");
+    assert!(!o.status.success(), "h1 reached h4 across VLANs over IPv6:\n{}", text(&o));
     let (a, z, w) = (station(31), station(32), station(33));
     // VLAN 10 broadcast: trunk tagged 10, not h4.
     let b10 = frame([0xff; 6], a);
