@@ -1,6 +1,7 @@
 //! pktengine: a kernel-bypass packet engine.
 //!
 //! Module map (see `docs/ARCHITECTURE.md` for the why):
+//! - [`l2`]: the L2 learning switch: MAC table, bridge domains, VLANs.
 //! - [`l3`]: IPv4/IPv6 longest-prefix match, next hops, the route table.
 //! - [`wire`]: zero-copy packet views and validated `Repr`s, checksums.
 //! - [`xsk`]: AF_XDP ports (UMEM, rings, sockets) and the in-memory port.
@@ -16,6 +17,7 @@
 pub mod control;
 pub mod dataplane;
 pub mod filter;
+pub mod l2;
 pub mod l3;
 pub mod router;
 pub mod runtime;
@@ -32,7 +34,7 @@ pktengine status
   workers, control plane, ctl socket, pktengine run / ctl               implemented
   LPM route tables (IPv4, IPv6)                                          implemented
   router (RFC 1812 / RFC 8200, ARP/ND, ICMP errors, ECMP)                implemented
-  L2 learning switch                                                     not yet
+  L2 learning switch (802.1D/802.1Q)                                     implemented
   NAT44 (NAPT)                                                           not yet
   packet filter (stateless)                                              implemented
   TCP endpoint                                                           not yet

@@ -214,3 +214,82 @@ fn ctl_path(config: &str) -> Option<PathBuf> {
 pub fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
+
+/// A switch topology: four hosts and a trunk host on one engine.
+///
+/// ```text
+///  h1 198.18.10.1/24 ── pe-p1 (VLAN 10) ┐   (and 2001:2:0:10::N/64 on hN)
+///  h2 198.18.10.2/24 ── pe-p2 (VLAN 10) │
+///  h3 198.18.10.3/24 ── pe-p3 (VLAN 10) ├── dut: pktengine, bridge br0
+///  h4 198.18.10.4/24 ── pe-p4 (VLAN 20) │
+///  t  (raw, tagged)  ── pe-tr (trunk 10, 20) ┘
+/// ```
+///
+/// h4 shares h1..h3's subnet on purpose: only the VLAN keeps them apart.
+#[derive(Debug)]
+pub struct SwitchTopo {
+    pub dut: Netns,
+    /// h1, h2, h3, h4, t.
+    pub hosts: Vec<Netns>,
+    /// Host end `a`, engine end `b`, in the order of `hosts`.
+    pub links: Vec<VethPair>,
+}
+
+/// The example's interface names, in the order of `SwitchTopo::hosts`.
+pub const SWITCH_PORTS: [&str; 5] = ["pe-p1", "pe-p2", "pe-p3", "pe-p4", "pe-tr"];
+
+impl SwitchTopo {
+    pub fn new(tag: &str) -> io::Result<SwitchTopo> {
+        SwitchTopo::with_queues(tag, 1)
+    }
+
+    /// The same with `queues` RX/TX queues on every veth (one engine worker per queue).
+    pub fn with_queues(tag: &str, queues: u32) -> io::Result<SwitchTopo> {
+        let dut = Netns::new(&format!("{tag}d"))?;
+        let mut hosts = Vec::new();
+        let mut links = Vec::new();
+        for (i, name) in ["h1", "h2", "h3", "h4", "t"].iter().enumerate() {
+            let h = Netns::new(&format!("{tag}{name}"))?;
+            let l = VethPair::new(&h, &dut, queues)?;
+            dut.sysctl(&format!("net.ipv6.conf.{}.disable_ipv6", l.b.name), "1")?;
+            if i < 4 {
+                l.addr(&h, &l.a, &format!("198.18.10.{}/24", i + 1))?;
+                l.addr(&h, &l.a, &format!("2001:2:0:10::{}/64", i + 1))?;
+            } else {
+                // The trunk host only sends and reads raw frames: keep its kernel quiet.
+                h.sysctl(&format!("net.ipv6.conf.{}.disable_ipv6", l.a.name), "1")?;
+            }
+            hosts.push(h);
+            links.push(l);
+        }
+        Ok(SwitchTopo { dut, hosts, links })
+    }
+
+    /// The host-side interface of host `i`.
+    pub fn host_if(&self, i: usize) -> &str {
+        &self.links[i].a.name
+    }
+
+    /// The MAC of host `i`'s interface.
+    pub fn host_mac(&self, i: usize) -> [u8; 6] {
+        self.links[i].mac(&self.hosts[i], &self.links[i].a).expect("host MAC")
+    }
+
+    /// The template with the real interface names and a unique ctl socket.
+    pub fn config(&self, template: &str, ctl: &Path) -> String {
+        let mut out = String::new();
+        for line in template.lines() {
+            if line.trim_start().starts_with("ctl_socket") {
+                out += &format!("ctl_socket = \"{}\"\n", ctl.display());
+                continue;
+            }
+            let mut l = line.to_string();
+            for (i, p) in SWITCH_PORTS.iter().enumerate() {
+                l = l.replace(&format!("\"{p}\""), &format!("\"{}\"", self.links[i].b.name));
+            }
+            out += &l;
+            out.push('\n');
+        }
+        out
+    }
+}

@@ -22,6 +22,7 @@ if mode == "send":
     print("sent", flush=True)
 else:
     want, timeout, src = int(sys.argv[3]), float(sys.argv[4]), bytes.fromhex(sys.argv[5])
+    s.setsockopt(263, 8, 1)  # SOL_PACKET, PACKET_AUXDATA: the VLAN tag the kernel took out
     print("ready", flush=True)
     end = time.time() + timeout
     n = 0
@@ -32,9 +33,18 @@ else:
         r, _, _ = select.select([s], [], [], left)
         if not r:
             break
-        data, addr = s.recvfrom(65535)
+        data, anc, _, addr = s.recvmsg(65535, socket.CMSG_SPACE(32))
         if addr[2] == socket.PACKET_OUTGOING or data[6:12] != src:
             continue
+        # The receiving kernel moves an 802.1Q tag out of the frame into
+        # metadata (there are no VLAN devices here): put it back.
+        for level, ty, aux in anc:
+            if level == 263 and ty == 8 and len(aux) >= 20:
+                status = int.from_bytes(aux[0:4], "little")
+                tci = int.from_bytes(aux[16:18], "little")
+                tpid = int.from_bytes(aux[18:20], "little") or 0x8100
+                if status & 16:
+                    data = data[:12] + tpid.to_bytes(2, "big") + tci.to_bytes(2, "big") + data[12:]
         print(data.hex(), flush=True)
         n += 1
 "#;

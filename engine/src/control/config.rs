@@ -197,6 +197,8 @@ struct RawConfig {
     routing: RawRouting,
     #[serde(default)]
     filter: RawFilter,
+    #[serde(default, rename = "bridge")]
+    bridges: Vec<RawBridge>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -211,6 +213,26 @@ struct RawFilter {
     /// Per ingress port default policy, e.g. `{ wan = "drop" }`.
     #[serde(default)]
     policy: std::collections::BTreeMap<String, Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBridge {
+    name: Spanned<String>,
+    #[serde(default = "default_aging_s")]
+    aging_s: Spanned<u64>,
+    #[serde(default = "default_max_entries")]
+    max_entries: Spanned<u64>,
+    /// `MAC port NAME [vlan N]`.
+    #[serde(default, rename = "static")]
+    statics: Vec<Spanned<String>>,
+}
+
+fn default_aging_s() -> Spanned<u64> {
+    Spanned::new(0..0, 300)
+}
+fn default_max_entries() -> Spanned<u64> {
+    Spanned::new(0..0, 65536)
 }
 
 #[derive(Debug, Deserialize)]
@@ -287,6 +309,12 @@ struct RawPort {
     xdp_mode: XdpMode,
     #[serde(default)]
     bridge: Option<Spanned<String>>,
+    /// Access VLAN of a switch port (untagged; default 1).
+    #[serde(default)]
+    vlan: Option<Spanned<u16>>,
+    /// VLANs a trunk switch port carries tagged.
+    #[serde(default)]
+    trunk: Option<Spanned<Vec<u16>>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -334,6 +362,37 @@ pub struct PortConfig {
     pub mtu: u16,
     pub xdp_mode: XdpMode,
     pub bridge: Option<String>,
+    /// 802.1Q membership of a switch port (router ports: `Access(1)`, unused).
+    pub vlans: VlanMode,
+}
+
+/// How a switch port carries VLANs (IEEE 802.1Q).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VlanMode {
+    /// Untagged member of one VLAN (`vlan = 10`; 1 by default).
+    Access(u16),
+    /// Tagged member of the listed VLANs (`trunk = [10, 20]`).
+    Trunk(Vec<u16>),
+}
+
+/// A bridge domain: switch ports that name it share a MAC table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeConfig {
+    pub name: String,
+    /// Idle entries are removed after this long (802.1D ageing time).
+    pub aging_s: u32,
+    /// The MAC table's capacity; when full, new stations are not learned (their frames are flooded).
+    pub max_entries: u32,
+    pub statics: Vec<StaticMac>,
+}
+
+/// A static MAC table entry: never aged, moved or flushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticMac {
+    pub mac: [u8; 6],
+    /// The port's configuration name.
+    pub port: String,
+    pub vlan: u16,
 }
 
 /// A route line as written, with the line it came from, for the route parser.
@@ -369,6 +428,7 @@ pub struct Config {
     pub ports: Vec<PortConfig>,
     pub routing: RoutingConfig,
     pub filter: FilterConfig,
+    pub bridges: Vec<BridgeConfig>,
 }
 
 /// What validation may ask of the machine. Tests substitute their own.
@@ -449,7 +509,9 @@ impl Config {
             }
         };
         let engine = validate_engine(&mut ck, raw.engine, env);
-        let ports = validate_ports(&mut ck, raw.ports, &engine, env);
+        let bridge_names: Vec<String> = raw.bridges.iter().map(|b| b.name.get_ref().clone()).collect();
+        let ports = validate_ports(&mut ck, raw.ports, &engine, env, &bridge_names);
+        let bridges = validate_bridges(&mut ck, raw.bridges, &ports);
         let mut routes = Vec::new();
         // Gateway reachability is only meaningful once the ports themselves are valid.
         let ports_ok = ck.errors.is_empty();
@@ -470,7 +532,7 @@ impl Config {
         let routing = RoutingConfig { routes, routes_file, import_kernel_routes: raw.routing.import_kernel_routes };
         let filter = validate_filter(&mut ck, raw.filter, &ports, text);
         if ck.errors.is_empty() {
-            Ok(Config { engine, ports, routing, filter })
+            Ok(Config { engine, ports, routing, filter, bridges })
         } else {
             Err(ConfigErrors(ck.errors))
         }
@@ -594,6 +656,7 @@ fn validate_ports(
     raw: Vec<RawPort>,
     engine: &EngineConfig,
     env: &dyn Environment,
+    bridges: &[String],
 ) -> Vec<PortConfig> {
     if raw.is_empty() {
         ck.at(0..0, "no [[port]] is configured");
@@ -642,13 +705,55 @@ fn validate_ports(
                 Err(msg) => ck.at(a.span(), msg),
             }
         }
-        if p.mode == PortMode::Switch {
-            ck.at(p.name.span(), format!("port `{name}`: switch mode is not implemented yet (router ports only)"));
-        }
         match (p.mode, &p.bridge) {
             (PortMode::Switch, None) => ck.at(p.name.span(), format!("port `{name}` is in switch mode but names no `bridge`")),
             (PortMode::Router, Some(b)) => ck.at(b.span(), format!("port `{name}` is a router port; `bridge` is for switch ports")),
+            (PortMode::Switch, Some(b)) if !bridges.contains(b.get_ref()) => {
+                ck.at(b.span(), format!("port `{name}`: no [[bridge]] named `{}`", b.get_ref()))
+            }
             _ => {}
+        }
+        if p.mode == PortMode::Switch && !addresses.is_empty() {
+            if let Some(a) = p.addresses.first() {
+                ck.at(a.span(), format!("port `{name}` is a switch port: it has no addresses (a bridge interface will carry them)"));
+            }
+        }
+        let vid_ok = |v: u16| (1..=4094).contains(&v);
+        let vlans = match (&p.vlan, &p.trunk) {
+            (Some(_), Some(t)) => {
+                ck.at(t.span(), format!("port `{name}`: `vlan` (access) and `trunk` are exclusive"));
+                VlanMode::Access(1)
+            }
+            (Some(v), None) => {
+                if !vid_ok(*v.get_ref()) {
+                    ck.at(v.span(), format!("port `{name}`: VLAN {} is not between 1 and 4094", v.get_ref()));
+                }
+                VlanMode::Access(*v.get_ref())
+            }
+            (None, Some(t)) => {
+                let list = t.get_ref();
+                if list.is_empty() {
+                    ck.at(t.span(), format!("port `{name}`: `trunk` lists no VLAN"));
+                }
+                for (i, v) in list.iter().enumerate() {
+                    if !vid_ok(*v) {
+                        ck.at(t.span(), format!("port `{name}`: VLAN {v} is not between 1 and 4094"));
+                    }
+                    if list[..i].contains(v) {
+                        ck.at(t.span(), format!("port `{name}`: VLAN {v} is listed twice"));
+                    }
+                }
+                VlanMode::Trunk(list.clone())
+            }
+            (None, None) => VlanMode::Access(1),
+        };
+        if p.mode == PortMode::Router {
+            if let Some(v) = &p.vlan {
+                ck.at(v.span(), format!("port `{name}` is a router port; `vlan` is for switch ports"));
+            }
+            if let Some(t) = &p.trunk {
+                ck.at(t.span(), format!("port `{name}` is a router port; `trunk` is for switch ports"));
+            }
         }
         ports.push(PortConfig {
             name,
@@ -659,9 +764,98 @@ fn validate_ports(
             mtu,
             xdp_mode: p.xdp_mode,
             bridge: p.bridge.map(Spanned::into_inner),
+            vlans,
         });
     }
     ports
+}
+
+/// Parses a MAC written `02:00:5e:10:00:01`.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut m = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in m.iter_mut() {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(m)
+}
+
+/// A static entry: `MAC port NAME [vlan N]`; the VLAN defaults to the
+/// access port's own.
+fn parse_static(text: &str, bridge: &str, ports: &[PortConfig]) -> Result<StaticMac, String> {
+    let w: Vec<&str> = text.split_whitespace().collect();
+    let (mac, port, vlan) = match w.as_slice() {
+        [mac, "port", port] => (*mac, *port, None),
+        [mac, "port", port, "vlan", v] => (*mac, *port, Some(*v)),
+        _ => return Err(format!("static entry `{text}` is not `MAC port NAME [vlan N]`")),
+    };
+    let m = parse_mac(mac).ok_or_else(|| format!("static entry `{text}`: `{mac}` is not a MAC address"))?;
+    if m[0] & 1 == 1 || m == [0; 6] {
+        return Err(format!("static entry `{text}`: {mac} is not a unicast station address"));
+    }
+    let p = ports.iter().find(|p| p.name == port).ok_or_else(|| format!("static entry `{text}`: no port `{port}`"))?;
+    if p.bridge.as_deref() != Some(bridge) {
+        return Err(format!("static entry `{text}`: port `{port}` is not in bridge `{bridge}`"));
+    }
+    let vlan = match (vlan, &p.vlans) {
+        (Some(v), _) => v.parse::<u16>().map_err(|_| format!("static entry `{text}`: `{v}` is not a VLAN"))?,
+        (None, VlanMode::Access(v)) => *v,
+        (None, VlanMode::Trunk(_)) => return Err(format!("static entry `{text}`: port `{port}` is a trunk; say which `vlan`")),
+    };
+    let carries = match &p.vlans {
+        VlanMode::Access(v) => *v == vlan,
+        VlanMode::Trunk(l) => l.contains(&vlan),
+    };
+    if !carries {
+        return Err(format!("static entry `{text}`: port `{port}` does not carry VLAN {vlan}"));
+    }
+    Ok(StaticMac { mac: m, port: port.to_string(), vlan })
+}
+
+fn validate_bridges(ck: &mut Checker<'_>, raw: Vec<RawBridge>, ports: &[PortConfig]) -> Vec<BridgeConfig> {
+    let mut out: Vec<BridgeConfig> = Vec::new();
+    for b in raw {
+        let name = b.name.get_ref().clone();
+        if name.is_empty() || name.len() > 15 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            ck.at(b.name.span(), format!("bridge name `{name}` must be 1-15 characters of [A-Za-z0-9_-]"));
+        }
+        if out.iter().any(|o| o.name == name) {
+            ck.at(b.name.span(), format!("bridge name `{name}` is used twice"));
+        }
+        let members = ports.iter().filter(|p| p.bridge.as_deref() == Some(name.as_str())).count();
+        if members > crate::l2::MAX_MEMBERS {
+            ck.at(b.name.span(), format!("bridge `{name}` has {members} ports; at most {} are supported", crate::l2::MAX_MEMBERS));
+        }
+        let aging = *b.aging_s.get_ref();
+        if !(1..=1_000_000).contains(&aging) {
+            ck.at(b.aging_s.span(), format!("aging_s {aging} is not between 1 and 1000000"));
+        }
+        let max = *b.max_entries.get_ref();
+        if !(1..=1 << 24).contains(&max) {
+            ck.at(b.max_entries.span(), format!("max_entries {max} is not between 1 and 16777216"));
+        }
+        let mut statics: Vec<StaticMac> = Vec::new();
+        for s in &b.statics {
+            match parse_static(s.get_ref(), &name, ports) {
+                Ok(e) => {
+                    if statics.iter().any(|o| o.mac == e.mac && o.vlan == e.vlan) {
+                        ck.at(s.span(), format!("static entry `{}` repeats a MAC and VLAN", s.get_ref()));
+                    }
+                    statics.push(e);
+                }
+                Err(msg) => ck.at(s.span(), msg),
+            }
+        }
+        if statics.len() as u64 > max {
+            ck.at(b.max_entries.span(), format!("bridge `{name}`: {} static entries do not fit in max_entries {max}", statics.len()));
+        }
+        out.push(BridgeConfig { name, aging_s: aging.min(1_000_000) as u32, max_entries: max.min(1 << 24) as u32, statics });
+    }
+    out
 }
 
 #[cfg(test)]
@@ -772,6 +966,74 @@ routes = ["198.18.100.0/24 via 198.18.2.2", "default via 198.18.2.2"]
             "mode = \"router\"\nmtu = 1200\naddresses = [\"2001:2:0:1::1/64\"]"))[0].contains("IPv6 minimum"));
         assert!(errors("")[0].contains("no [[port]]"));
         assert!(errors("[[port]]\nname = 1")[0].starts_with("t.toml:2:"));
+    }
+
+    const SWITCH: &str = r#"
+[[bridge]]
+name = "br0"
+aging_s = 5
+max_entries = 1000
+static = ["02:00:00:00:00:01 port p1", "02:00:00:00:00:02 port t vlan 20"]
+
+[[port]]
+name = "p1"
+interface = "veth-1"
+mode = "switch"
+bridge = "br0"
+vlan = 10
+
+[[port]]
+name = "t"
+interface = "veth-2"
+mode = "switch"
+bridge = "br0"
+trunk = [10, 20]
+"#;
+
+    #[test]
+    fn switch_config_parses() {
+        let c = parse(SWITCH).unwrap();
+        assert_eq!(c.bridges.len(), 1);
+        let b = &c.bridges[0];
+        assert_eq!((b.name.as_str(), b.aging_s, b.max_entries), ("br0", 5, 1000));
+        assert_eq!(b.statics[0], StaticMac { mac: [2, 0, 0, 0, 0, 1], port: "p1".into(), vlan: 10 });
+        assert_eq!(b.statics[1].vlan, 20);
+        assert_eq!(c.ports[0].vlans, VlanMode::Access(10));
+        assert_eq!(c.ports[1].vlans, VlanMode::Trunk(vec![10, 20]));
+        // Defaults: aging 300 s, 65536 entries, access VLAN 1.
+        let d = parse(&SWITCH.replace("aging_s = 5\nmax_entries = 1000\n", "").replace("vlan = 10\n", "").replace("\"02:00:00:00:00:01 port p1\", ", "")).unwrap();
+        assert_eq!((d.bridges[0].aging_s, d.bridges[0].max_entries), (300, 65536));
+        assert_eq!(d.ports[0].vlans, VlanMode::Access(1));
+    }
+
+    #[test]
+    fn switch_config_errors_have_lines() {
+        let e = errors(&SWITCH.replace("bridge = \"br0\"\nvlan = 10", "bridge = \"br9\"\nvlan = 10"));
+        assert!(e.iter().any(|x| x.starts_with("t.toml:12:10: port `p1`: no [[bridge]] named `br9`")), "{e:?}");
+        let e = errors(&SWITCH.replace("vlan = 10", "vlan = 4095"));
+        assert!(e[0].starts_with("t.toml:13:8:") && e[0].contains("VLAN 4095"), "{e:?}");
+        let e = errors(&SWITCH.replace("trunk = [10, 20]", "trunk = [10, 10]"));
+        assert!(e.iter().any(|x| x.contains("listed twice")), "{e:?}");
+        let e = errors(&SWITCH.replace("port t vlan 20", "port t vlan 30"));
+        assert!(e[0].starts_with("t.toml:6:") && e[0].contains("does not carry VLAN 30"), "{e:?}");
+        let e = errors(&SWITCH.replace("port t vlan 20", "port t"));
+        assert!(e[0].contains("is a trunk; say which `vlan`"), "{e:?}");
+        let e = errors(&SWITCH.replace("02:00:00:00:00:01", "01:00:00:00:00:01"));
+        assert!(e[0].contains("not a unicast"), "{e:?}");
+        let e = errors(&SWITCH.replace("port p1\"", "port nope\""));
+        assert!(e[0].contains("no port `nope`"), "{e:?}");
+        let e = errors(&SWITCH.replace("aging_s = 5", "aging_s = 0"));
+        assert!(e[0].starts_with("t.toml:4:") && e[0].contains("aging_s 0"), "{e:?}");
+        let e = errors(&SWITCH.replace("max_entries = 1000", "max_entries = 1"));
+        assert!(e[0].contains("do not fit"), "{e:?}");
+        let e = errors(&SWITCH.replace("vlan = 10", "vlan = 10\ntrunk = [5]"));
+        assert!(e[0].contains("exclusive"), "{e:?}");
+        let e = errors(&SWITCH.replace("vlan = 10", "vlan = 10\naddresses = [\"198.18.1.1/24\"]"));
+        assert!(e[0].contains("has no addresses"), "{e:?}");
+        let e = errors(&GOOD.replace("mtu = 1400", "mtu = 1400\nvlan = 5"));
+        assert!(e[0].contains("`vlan` is for switch ports"), "{e:?}");
+        let e = errors(&format!("{SWITCH}\n[[bridge]]\nname = \"br0\"\n"));
+        assert!(e[0].contains("used twice"), "{e:?}");
     }
 
     #[test]

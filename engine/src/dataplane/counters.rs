@@ -116,12 +116,21 @@ reasons! {
     NoFrame = "no-frame", "tx";
     /// The egress TX ring was full.
     TxRingFull = "tx-ring-full", "tx";
-    /// Egress port is the ingress port of a switch frame (filtered).
+    /// Egress port is the ingress port of a switch frame (filtered), or the
+    /// VLAN has no other member to flood to.
     L2Filtered = "l2-filtered", "l2";
     /// Dropped by a filter rule or policy.
     FilterDrop = "filter-drop", "filter";
     /// Rejected by a filter rule (ICMP prohibited or TCP RST sent).
     FilterReject = "filter-reject", "filter";
+    /// Tagged with a VLAN the ingress switch port does not carry.
+    L2VlanNotAllowed = "l2-vlan-not-allowed", "l2";
+    /// Untagged or priority-tagged frame on a trunk port (no native VLAN).
+    L2UntaggedOnTrunk = "l2-untagged-on-trunk", "l2";
+    /// Group (multicast) source address: invalid, never learned or relayed.
+    L2BadSource = "l2-bad-source", "l2";
+    /// To an IEEE 802.1D link-local group (01-80-C2-00-00-0x: STP, LACP, LLDP): never relayed.
+    L2ReservedGroup = "l2-reserved-group", "l2";
 }
 
 /// Number of drop reasons.
@@ -141,10 +150,20 @@ pub enum Stage {
     Local,
     IcmpError,
     Tx,
+    /// Frames into the switch stage.
+    L2Input,
+    /// Frames flooded (unknown unicast, broadcast, multicast).
+    L2Flood,
+    /// Stations learned (new MAC table entries).
+    L2Learned,
+    /// Stations that moved to another port.
+    L2Moved,
+    /// Stations not learned because the MAC table was full.
+    L2TableFull,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 10] = [
+    pub const ALL: [Stage; 15] = [
         Stage::Classify,
         Stage::Arp,
         Stage::Ip4Input,
@@ -155,6 +174,11 @@ impl Stage {
         Stage::Local,
         Stage::IcmpError,
         Stage::Tx,
+        Stage::L2Input,
+        Stage::L2Flood,
+        Stage::L2Learned,
+        Stage::L2Moved,
+        Stage::L2TableFull,
     ];
 
     pub fn name(self) -> &'static str {
@@ -169,6 +193,11 @@ impl Stage {
             Stage::Local => "local",
             Stage::IcmpError => "icmp-error",
             Stage::Tx => "tx",
+            Stage::L2Input => "l2-input",
+            Stage::L2Flood => "l2-flood",
+            Stage::L2Learned => "l2-learned",
+            Stage::L2Moved => "l2-moved",
+            Stage::L2TableFull => "l2-table-full",
         }
     }
 }

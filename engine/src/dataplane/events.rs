@@ -48,6 +48,8 @@ pub enum Event {
     /// A frame copied for `ctl capture` (rx or tx on `port`).
     Captured { port: u16, time_ns: u64, data: Vec<u8> },
     Trace(Box<TraceRecord>),
+    /// A station's MAC appeared on another port of its bridge (for the log).
+    MacMoved { bridge: u8, key: crate::l2::MacKey, from: u16, to: u16 },
 }
 
 /// A worker's end of the event channel.

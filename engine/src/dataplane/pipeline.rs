@@ -22,6 +22,7 @@ use super::counters::{Drop, LocalCounters, Stage};
 use super::events::{Event, EventSink, TraceEnd, TraceRecord};
 use super::tables::{Interfaces, Routes, Tables};
 use crate::control::config::PortMode;
+use crate::l2;
 use crate::l3::poptrie::NO_ROUTE;
 use crate::router::neighbor::{NeighborKey, NeighborMap, PendingQueues, Push, Retry};
 use crate::router::ratelimit::IcmpRateLimiter;
@@ -542,6 +543,9 @@ pub fn process_burst(ctx: &mut Ctx, port: u16, descs: &[Desc]) {
     ctx.st.counters.stage(Stage::Classify, descs.len() as u64);
     let mode = ctx.ifs.port(port).map(|p| p.mode);
     let capturing = ctx.tables.capture.get(usize::from(port)).is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    // A switch port's bridge and MAC table, loaded once for the burst.
+    let tables = ctx.tables;
+    let l2 = if mode == Some(PortMode::Switch) { tables.l2.port(port).map(|(sp, b)| (sp, b, b.table.load())) } else { None };
     for &d in descs.iter().take(BURST) {
         ctx.st.counters.rx(usize::from(port), u64::from(d.len));
         if capturing && ctx.tables.take_capture(port) {
@@ -549,8 +553,10 @@ pub fn process_burst(ctx: &mut Ctx, port: u16, descs: &[Desc]) {
             ctx.st.events.send(Event::Captured { port, time_ns: wall_ns(), data });
         }
         if mode == Some(PortMode::Switch) {
-            // Bridge domains are the L2 switch's (its own issue); config refuses them until then.
-            ctx.drop(port, d, Drop::EthUnknownType);
+            match &l2 {
+                Some((sp, bridge, table)) => l2::input(ctx, port, d, &l2::Ingress { sp: *sp, bridge, table }),
+                None => ctx.drop(port, d, Drop::L2Filtered),
+            }
             continue;
         }
         match classify(ctx, port, &d) {

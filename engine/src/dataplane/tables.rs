@@ -254,6 +254,10 @@ pub struct Tables {
     pub trace: std::sync::atomic::AtomicBool,
     /// The packet filter (empty: accept everything).
     pub filter: ArcSwap<crate::filter::Filter>,
+    /// Bridge domains and their MAC tables (switch ports).
+    pub l2: crate::l2::Switch,
+    /// The clock every worker and the control thread share (MAC table times).
+    pub epoch: std::time::Instant,
 }
 
 impl Tables {
@@ -266,7 +270,20 @@ impl Tables {
             capture: (0..n).map(|_| AtomicU32::new(0)).collect(),
             trace: std::sync::atomic::AtomicBool::new(false),
             filter: ArcSwap::from_pointee(crate::filter::Filter::default()),
+            l2: crate::l2::Switch::default(),
+            epoch: std::time::Instant::now(),
         }
+    }
+
+    /// The same tables with these bridge domains.
+    pub fn with_l2(mut self, l2: crate::l2::Switch) -> Tables {
+        self.l2 = l2;
+        self
+    }
+
+    /// Milliseconds on the shared clock.
+    pub fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
     }
 
     /// Takes one capture slot for `port`; false when no capture is running

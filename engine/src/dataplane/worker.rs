@@ -116,6 +116,14 @@ impl<P: Port> Worker<P> {
             spins: 0,
             probes: None,
         }
+        .with_shared_clock()
+    }
+
+    /// Times are on the tables' clock, shared by all workers: the MAC table
+    /// compares times stamped by different workers.
+    fn with_shared_clock(mut self) -> Self {
+        self.start = self.tables.epoch;
+        self
     }
 
     /// The worker's UMEM (tests inspect its ledger).

@@ -108,6 +108,7 @@ impl Control {
             for key in self.neigh.tick(now) {
                 let _ = self.probes.try_send(key);
             }
+            self.age_macs();
         }
         // Learned, moved, aged out or failed: publish only when the set of usable entries changed.
         if self.neigh.take_changed() || self.neigh_dirty {
@@ -131,6 +132,10 @@ impl Control {
                 }
             }
             Event::Captured { .. } => {}
+            Event::MacMoved { bridge, key, from, to } => {
+                let b = self.tables.l2.bridges.get(usize::from(bridge)).map_or("?", |b| b.name.as_str());
+                tracing::info!("{b}: {key} moved from {} to {}", self.port_name(usize::from(from)), self.port_name(usize::from(to)));
+            }
             Event::Trace(t) => {
                 if self.trace.len() == TRACE_KEEP {
                     self.trace.pop_front();
@@ -171,6 +176,36 @@ impl Control {
         let fib = self.rt.reader().snapshot().clone();
         let routes = Routes::resolve(fib, &self.tables.ifs);
         self.tables.routes.store(Arc::new(routes));
+    }
+
+    /// Ages every bridge's MAC table; rebuilds one whose deleted slots piled up.
+    pub fn age_macs(&mut self) {
+        let now = self.tables.now_ms();
+        for b in &self.tables.l2.bridges {
+            let t = b.table.load();
+            let n = t.age(now);
+            if n > 0 {
+                tracing::debug!("{}: {n} MAC entries aged out", b.name);
+            }
+            if t.needs_rebuild() {
+                b.table.store(Arc::new(t.rebuild()));
+            }
+        }
+    }
+
+    /// `ctl mac show`: one line per entry.
+    pub fn mac_rows(&self) -> Vec<String> {
+        let now = self.tables.now_ms();
+        let mut rows = Vec::new();
+        for b in &self.tables.l2.bridges {
+            for e in b.table.load().entries(now) {
+                let port = b.port(e.member).map_or_else(|| format!("#{}", e.member), |p| self.port_name(usize::from(p)));
+                let mac = super::setup::format_mac(&e.key.mac);
+                let age = e.age_ms.map_or_else(|| "static".to_string(), |a| format!("age {}.{:03}s", a / 1000, a % 1000));
+                rows.push(format!("{} {mac} vlan {} port {port} {age}", b.name, e.key.vlan));
+            }
+        }
+        rows
     }
 
     fn port_name(&self, i: usize) -> String {
@@ -302,9 +337,21 @@ impl Control {
                 out(Response::Table { header: "neighbors".into(), rows })?;
                 out(Response::Done { message: String::new() })
             }
-            Request::MacShow | Request::MacFlush => {
-                out(Response::Table { header: "mac table".into(), rows: Vec::new() })?;
-                out(Response::Done { message: "no bridge domain is configured (switch ports are not implemented yet)".into() })
+            Request::MacShow => {
+                let rows = self.mac_rows();
+                let n = rows.len();
+                out(Response::Table { header: "mac table".into(), rows })?;
+                let message = if self.tables.l2.bridges.is_empty() { "no bridge domain is configured".to_string() } else { format!("{n} entries") };
+                out(Response::Done { message })
+            }
+            Request::MacFlush => {
+                let mut n = 0;
+                for b in &self.tables.l2.bridges {
+                    n += b.table.load().flush();
+                    // A fresh table: the deleted slots go too.
+                    b.table.store(Arc::new(b.fresh_table()));
+                }
+                out(Response::Done { message: format!("flushed {n} dynamic entries") })
             }
             Request::NatShow => {
                 out(Response::Table { header: "nat mappings".into(), rows: Vec::new() })?;

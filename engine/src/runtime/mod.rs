@@ -66,7 +66,10 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     }
     let fib = rt.reader().snapshot().clone();
     let routes = Routes::resolve(fib, &ifs);
-    let tables = Arc::new(Tables::new(ifs, routes, NeighborTable::new(REACHABLE_MS, STALE_GC_MS).map()));
+    let tables = Arc::new(
+        Tables::new(ifs, routes, NeighborTable::new(REACHABLE_MS, STALE_GC_MS).map())
+            .with_l2(crate::l2::Switch::from_config(&cfg)),
+    );
     tables.trace.store(cfg.engine.trace, Ordering::Relaxed);
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
