@@ -283,3 +283,35 @@ fn ecmp_spreads_flows_and_metrics_fail_over() {
     drop(third);
     let _ = Duration::ZERO;
 }
+
+#[test]
+fn unsolicited_arp_replies_do_not_poison_the_cache() {
+    use pktengine_tests::packet::send_frames;
+    let t = RouterTopo::new("poison").unwrap();
+    let e = start(&t, "poison", |c| c);
+    // h2 answers the engine's ARP: its entry is REACHABLE.
+    ok(&t.h1, "ping -c 2 -i 0.2 -W 2 198.19.1.2", &e);
+    let real = t.right.mac(&t.h2, &t.right.b).unwrap();
+    let engine_wan = t.right.mac(&t.dut, &t.right.a).unwrap();
+    let fake = [0x02, 0x66, 0x66, 0x66, 0x66, 0x66];
+    // An attacker on the wan link claims 198.19.1.2 (a reply nobody asked for),
+    // and claims an address the engine never asked about.
+    let reply = |ip: [u8; 4]| {
+        let mut a = vec![0, 1, 8, 0, 6, 4, 0, 2];
+        a.extend_from_slice(&fake);
+        a.extend_from_slice(&ip);
+        a.extend_from_slice(&engine_wan);
+        a.extend_from_slice(&[198, 19, 1, 1]);
+        pktengine_tests::frames::eth(engine_wan, fake, 0x0806, &a)
+    };
+    send_frames(&t.h2, &t.right.b.name, &[reply([198, 19, 1, 2]), reply([198, 19, 1, 99])]).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let arp = e.ctl_ok(&["arp", "show"]);
+    let hex = |m: [u8; 6]| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+    let line = arp.lines().find(|l| l.starts_with("198.19.1.2 ")).unwrap();
+    assert!(line.contains(&hex(real)) && !arp.contains(&hex(fake)), "cache poisoned:\n{arp}");
+    assert!(!arp.contains("198.19.1.99"), "an unsolicited reply created an entry:\n{arp}");
+    let stats = e.ctl_ok(&["stats"]);
+    let _ = stats;
+    ok(&t.h1, "ping -c 1 -W 2 198.19.1.2", &e);
+}

@@ -328,6 +328,9 @@ struct RawRouting {
     routes_file: Option<Spanned<PathBuf>>,
     #[serde(default)]
     import_kernel_routes: bool,
+    /// Let ARP replies / NAs nobody asked for create or overwrite neighbor entries.
+    #[serde(default)]
+    accept_unsolicited_arp: bool,
 }
 
 // ---- the validated configuration --------------------------------------------
@@ -408,6 +411,7 @@ pub struct RoutingConfig {
     pub routes: Vec<RouteLine>,
     /// Routes file, relative paths resolved against the configuration's directory.
     pub routes_file: Option<PathBuf>,
+    pub accept_unsolicited_arp: bool,
     pub import_kernel_routes: bool,
 }
 
@@ -529,7 +533,12 @@ impl Config {
             }
             p
         });
-        let routing = RoutingConfig { routes, routes_file, import_kernel_routes: raw.routing.import_kernel_routes };
+        let routing = RoutingConfig {
+            routes,
+            routes_file,
+            import_kernel_routes: raw.routing.import_kernel_routes,
+            accept_unsolicited_arp: raw.routing.accept_unsolicited_arp,
+        };
         let filter = validate_filter(&mut ck, raw.filter, &ports, text);
         if ck.errors.is_empty() {
             Ok(Config { engine, ports, routing, filter, bridges })

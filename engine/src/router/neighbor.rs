@@ -304,6 +304,11 @@ impl NeighborTable {
         self.entries.get(&key).map(|e| e.state)
     }
 
+    /// The link-layer address recorded for `key`, if any.
+    pub fn mac(&self, key: NeighborKey) -> Option<Mac> {
+        self.entries.get(&key).and_then(|e| e.mac)
+    }
+
     /// Entries of any state.
     pub fn len(&self) -> usize {
         self.entries.len()

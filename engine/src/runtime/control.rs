@@ -47,6 +47,11 @@ pub struct Control {
     pub filter_policy: Vec<Action>,
     /// Source prefixes currently pushed into the XDP programs.
     xdp_drops: Vec<IpPrefix>,
+    /// Accept ARP replies / NAs nobody asked for (off: they are ignored).
+    pub accept_unsolicited: bool,
+    pub unsolicited_ignored: u64,
+    /// Stale neighbors probed recently, with when.
+    probed: std::collections::HashMap<NeighborKey, u64>,
     last_tick: Instant,
 }
 
@@ -79,6 +84,9 @@ impl Control {
             filter_default: Action::Accept,
             filter_policy: Vec::new(),
             xdp_drops: Vec::new(),
+            accept_unsolicited: false,
+            unsolicited_ignored: 0,
+            probed: std::collections::HashMap::new(),
             last_tick: Instant::now(),
         }
     }
@@ -106,8 +114,11 @@ impl Control {
             self.last_tick = Instant::now();
             let now = self.now_ms();
             for key in self.neigh.tick(now) {
-                let _ = self.probes.try_send(key);
+                if self.probes.try_send(key).is_ok() {
+                    self.probed.insert(key, now);
+                }
             }
+            self.probed.retain(|_, t| now.saturating_sub(*t) < 3000);
             self.age_macs();
         }
         // Learned, moved, aged out or failed: publish only when the set of usable entries changed.
@@ -121,6 +132,13 @@ impl Control {
         let now = self.now_ms();
         match e {
             Event::NeighSeen { key, mac, confirmed } => {
+                if confirmed && !self.accept_unsolicited && !self.neighbor_reply_expected(key, mac) {
+                    // An ARP reply / solicited NA nobody asked for (an attempt to
+                    // poison the cache): ignored, counted.
+                    self.unsolicited_ignored += 1;
+                    tracing::debug!("ignored an unsolicited neighbor answer for {} on port {}", key.ip, key.port);
+                    return;
+                }
                 if self.neigh.learn(key, mac, now, confirmed) {
                     self.neigh_dirty = true;
                 }
@@ -169,6 +187,25 @@ impl Control {
 
     fn port_index(&self, name: &str) -> Option<u16> {
         self.tables.ifs.by_name(name).map(|p| p.index)
+    }
+
+    /// Whether an answer (ARP reply, solicited NA) for `key` is one the engine
+    /// asked for: the neighbor is being resolved (INCOMPLETE, or FAILED and
+    /// retried), or its entry is STALE (the engine probes those), or the
+    /// answer only confirms the MAC already known. A REACHABLE entry is not
+    /// overwritten by an answer with another MAC, and no entry is created
+    /// by one.
+    fn neighbor_reply_expected(&self, key: NeighborKey, mac: crate::router::Mac) -> bool {
+        use crate::router::neighbor::NeighState;
+        match self.neigh.state(key) {
+            Some(NeighState::Incomplete | NeighState::Failed) => true,
+            // Stale entries are probed by the control thread: an answer within 3 s of a probe was asked for.
+            Some(NeighState::Stale) => {
+                self.neigh.mac(key) == Some(mac) || self.probed.get(&key).is_some_and(|&t| self.now_ms().saturating_sub(t) < 3000)
+            }
+            Some(NeighState::Reachable) => self.neigh.mac(key) == Some(mac),
+            Some(NeighState::Permanent) | None => false,
+        }
     }
 
     /// Publishes the route table's current FIB with its hops resolved.
@@ -248,6 +285,7 @@ impl Control {
                 out.push(c(&scope, &format!("stage {}", s.name()), w.stage_count(s)));
             }
         }
+        out.push(c("neighbor", "unsolicited_answers_ignored", self.unsolicited_ignored));
         for d in Drop::ALL {
             let v: u64 = self.workers.iter().map(|w| w.drop_count(*d)).sum();
             out.push(c(&format!("drop {}", d.stage()), d.name(), v));

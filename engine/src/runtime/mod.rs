@@ -178,6 +178,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     };
     let mut ctl = control::Control::new(tables.clone(), rt, shared, events_rx, probe_tx);
     ctl.steering = steering;
+    ctl.accept_unsolicited = cfg.routing.accept_unsolicited_arp;
     if let Err(e) = setup::filter(&cfg, &mut ctl) {
         drop(ctl);
         return abort(e, handles);
