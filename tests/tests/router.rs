@@ -315,3 +315,32 @@ fn unsolicited_arp_replies_do_not_poison_the_cache() {
     let _ = stats;
     ok(&t.h1, "ping -c 1 -W 2 198.19.1.2", &e);
 }
+
+#[test]
+fn strict_reverse_path_filter_drops_spoofed_sources() {
+    let t = RouterTopo::new("rpf").unwrap();
+    let e = start(&t, "rpf", |c| c.replacen("mode = \"router\"", "mode = \"router\"\nrp_filter = \"strict\"", 1));
+    ok(&t.h1, "ping -c 1 -W 2 198.19.1.2", &e);
+    let mut l = udp_listener(&t.h2);
+    wait_ready(&mut l);
+    // From h1 (the lan side): one datagram with its own source, one claiming a wan-side source.
+    let script = r#"
+import socket, struct
+def csum(b):
+    s = sum(struct.unpack('!10H', b))
+    s = (s & 0xffff) + (s >> 16)
+    s = (s & 0xffff) + (s >> 16)
+    return (~s) & 0xffff
+r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+for src, sport in (('198.19.1.77', 1111), ('198.18.1.2', 2222)):
+    udp = struct.pack('!HHHH', sport, 9999, 9, 0) + b'x'
+    h = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 29, 1, 0, 64, 17, 0, socket.inet_aton(src), socket.inet_aton('198.19.1.2'))
+    h = h[:10] + struct.pack('!H', csum(h)) + h[12:]
+    r.sendto(h + udp, ('198.19.1.2', 0))
+"#;
+    let o = t.h1.command("python3").args(["-c", script]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let seen = ports_seen(l);
+    assert_eq!(seen.keys().copied().collect::<Vec<_>>(), vec![2222], "the spoofed datagram got through: {seen:?}");
+    assert!(e.ctl_ok(&["stats"]).contains("rpf-failed"));
+}

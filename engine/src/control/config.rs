@@ -49,6 +49,19 @@ pub enum PortMode {
     Switch,
 }
 
+/// Reverse-path filtering of a routed port (RFC 3704), like Linux's rp_filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RpFilter {
+    /// No check (the default, as for a router in the middle of a network).
+    #[default]
+    Off,
+    /// The source must be routable at all.
+    Loose,
+    /// The route back to the source must leave by the port the packet came in on.
+    Strict,
+}
+
 /// How the XDP program is attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -307,6 +320,9 @@ struct RawPort {
     mtu: Spanned<u16>,
     #[serde(default)]
     xdp_mode: XdpMode,
+    /// Reverse-path check of forwarded packets' sources (like Linux rp_filter).
+    #[serde(default)]
+    rp_filter: RpFilter,
     #[serde(default)]
     bridge: Option<Spanned<String>>,
     /// Access VLAN of a switch port (untagged; default 1).
@@ -364,6 +380,7 @@ pub struct PortConfig {
     pub addresses: Vec<InterfaceAddress>,
     pub mtu: u16,
     pub xdp_mode: XdpMode,
+    pub rp_filter: RpFilter,
     pub bridge: Option<String>,
     /// 802.1Q membership of a switch port (router ports: `Access(1)`, unused).
     pub vlans: VlanMode,
@@ -772,6 +789,7 @@ fn validate_ports(
             addresses,
             mtu,
             xdp_mode: p.xdp_mode,
+            rp_filter: p.rp_filter,
             bridge: p.bridge.map(Spanned::into_inner),
             vlans,
         });

@@ -64,6 +64,8 @@ reasons! {
     Ip4MartianDst = "ip4-martian-dst", "ip4-input";
     /// Multicast destination: no multicast routing.
     Ip4Multicast = "ip4-multicast", "ip4-input";
+    /// Source fails the reverse-path check (rp_filter strict or loose).
+    RpfFailed = "rpf-failed", "ip-input";
     /// TTL expired in transit (Time Exceeded sent unless suppressed).
     Ip4TtlExpired = "ip4-ttl-expired", "ip4-forward";
     /// No route (Destination Unreachable sent unless suppressed).

@@ -109,6 +109,8 @@ pub struct Interfaces {
     bcast4: Vec<(u16, u32)>,
     /// Every IPv6 address of the engine (link-local ones included).
     local6: Vec<u128>,
+    /// Reverse-path filter per port (index = port).
+    rpf: Vec<crate::control::config::RpFilter>,
 }
 
 impl Interfaces {
@@ -122,7 +124,20 @@ impl Interfaces {
             .iter()
             .flat_map(|p| p.v6.iter().map(|&(a, _)| u128::from(a)).chain(std::iter::once(u128::from(p.link_local()))))
             .collect();
-        Interfaces { ports, local4, bcast4, local6 }
+        let rpf = vec![crate::control::config::RpFilter::Off; ports.len()];
+        Interfaces { ports, local4, bcast4, local6, rpf }
+    }
+
+    /// Sets a port's reverse-path filter mode (at start).
+    pub fn set_rpf(&mut self, port: u16, mode: crate::control::config::RpFilter) {
+        if let Some(m) = self.rpf.get_mut(usize::from(port)) {
+            *m = mode;
+        }
+    }
+
+    #[inline]
+    pub fn rpf(&self, port: u16) -> crate::control::config::RpFilter {
+        self.rpf.get(usize::from(port)).copied().unwrap_or_default()
     }
 
     /// Whether `a` (host order) is the directed broadcast of one of `port`'s subnets.

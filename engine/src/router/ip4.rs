@@ -78,12 +78,29 @@ pub fn input(ctx: &mut Ctx, port: u16, mut d: Desc) -> Option<u32> {
         ctx.drop(port, d, Drop::Ip4MartianDst);
         return None;
     }
+    if !rpf_ok(ctx, port, IpAddr::V4(src)) {
+        ctx.drop(port, d, Drop::RpfFailed);
+        return None;
+    }
     if ttl <= 1 {
         ctx.icmp4_error(port, &d, Icmp4Error::TimeExceeded);
         ctx.drop(port, d, Drop::Ip4TtlExpired);
         return None;
     }
     Some(u32::from(dst))
+}
+
+/// The reverse-path check of a forwarded packet's source (RFC 3704): strict
+/// wants the route back to leave by the ingress port, loose any route. One
+/// more LPM per packet, only on ports where it is on.
+#[inline]
+pub fn rpf_ok(ctx: &Ctx, port: u16, src: IpAddr) -> bool {
+    use crate::control::config::RpFilter;
+    match ctx.ifs.rpf(port) {
+        RpFilter::Off => true,
+        RpFilter::Loose => ctx.routes.fib.lookup(src).is_some_and(|id| ctx.routes.select(id, 0).is_some()),
+        RpFilter::Strict => ctx.routes.fib.lookup(src).and_then(|id| ctx.routes.select(id, 0)).is_some_and(|h| h.port == port),
+    }
 }
 
 /// Forwards a packet `input` accepted, with its LPM result.

@@ -71,6 +71,10 @@ pub fn input(ctx: &mut Ctx, port: u16, mut d: Desc) -> Option<(Desc, u128)> {
         ctx.drop(port, d, Drop::Ip6LinkLocal);
         return None;
     }
+    if !super::ip4::rpf_ok(ctx, port, IpAddr::V6(src)) {
+        ctx.drop(port, d, Drop::RpfFailed);
+        return None;
+    }
     if hop_limit <= 1 {
         ctx.icmp6_error(port, &d, Icmp6Error::HopLimitExceeded);
         ctx.drop(port, d, Drop::Ip6HopLimit);

@@ -78,7 +78,11 @@ pub fn interfaces(cfg: &Config, mac_of: &dyn Fn(&str) -> Result<Mac, String>) ->
             v6,
         });
     }
-    Ok(Interfaces::new(ports))
+    let mut ifs = Interfaces::new(ports);
+    for (i, p) in cfg.ports.iter().enumerate() {
+        ifs.set_rpf(i as u16, p.rp_filter);
+    }
+    Ok(ifs)
 }
 
 /// The connected route of an interface address: its subnet, out of its port.
