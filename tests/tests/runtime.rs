@@ -237,3 +237,45 @@ fn kernel_routes_are_imported_once() {
     let o = sh(&t.h1, "ping -c 2 -i 0.2 -W 2 198.19.70.1");
     assert!(o.status.success(), "{}", text(&o));
 }
+
+#[test]
+fn sigkill_leaves_no_xdp_and_the_kernel_takes_over() {
+    let t = RouterTopo::new("kill").unwrap();
+    let dir = Engine::dir("kill");
+    let e = Engine::start(&t.dut, &dir, &t.config(&example("router.toml"), &dir.join("ctl.sock")), &[]).unwrap();
+    let pinger = t.h1.command("ping").args(["-c", "50", "-i", "0.02", "198.19.1.2"]).stdout(Stdio::null()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = e.pid().unwrap();
+    let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+    let _ = pinger.wait_with_output();
+    let t0 = Instant::now();
+    while (has_xdp(&t.dut, &t.left.b.name) || has_xdp(&t.dut, &t.right.a.name)) && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!has_xdp(&t.dut, &t.left.b.name) && !has_xdp(&t.dut, &t.right.a.name), "XDP left attached after SIGKILL");
+    // The DUT's kernel gets its interface back: give it the engine's address and ping it.
+    t.dut.ip(&["addr", "add", "198.18.1.1/24", "dev", &t.left.b.name]).unwrap();
+    let o = sh(&t.h1, "ping -c 2 -i 0.2 -W 2 198.18.1.1");
+    assert!(o.status.success(), "the kernel does not answer after the engine died: {}", text(&o));
+    drop(e);
+}
+
+#[test]
+fn link_down_and_up_during_traffic_is_survived() {
+    let t = RouterTopo::new("flap").unwrap();
+    let dir = Engine::dir("flap");
+    let e = Engine::start(&t.dut, &dir, &t.config(&example("router.toml"), &dir.join("ctl.sock")), &[]).unwrap();
+    let o = sh(&t.h1, "ping -c 2 -i 0.2 -W 2 198.19.1.2");
+    assert!(o.status.success(), "{}", text(&o));
+    let pinger = t.h1.command("ping").args(["-c", "40", "-i", "0.05", "198.19.1.2"]).stdout(Stdio::null()).spawn().unwrap();
+    for dev in [&t.right.a.name, &t.left.b.name] {
+        t.dut.ip(&["link", "set", dev, "down"]).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        t.dut.ip(&["link", "set", dev, "up"]).unwrap();
+    }
+    let _ = pinger.wait_with_output();
+    // Back to normal without a restart.
+    let o = sh(&t.h1, "ping -c 3 -i 0.2 -W 2 198.19.1.2");
+    assert!(o.status.success(), "no traffic after the link came back: {}\n{}", text(&o), e.log());
+    assert!(e.ctl_ok(&["stats"]).contains("worker 0"));
+}
