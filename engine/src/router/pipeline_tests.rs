@@ -398,3 +398,118 @@ fn forwards_ipv6_and_answers_hop_limit_and_too_big() {
     assert_eq!(u32::from_be_bytes([back[1][58], back[1][59], back[1][60], back[1][61]]), 1280);
     r.finish();
 }
+
+/// The malformed-input corpus (issue 13): every frame is dropped under its
+/// own reason (or answered with the ICMP error it deserves), nothing
+/// reaches the far port, and the frame ledger stays exact.
+#[test]
+fn malformed_corpus_is_dropped_and_counted_under_its_reason() {
+    let mut r = rig();
+    r.learn(1, IpAddr::V4(H2), H2_MAC);
+    r.learn(0, IpAddr::V4(H1), H1_MAC);
+    let good = udp4(H1, H2, 1000, 2000, 64, 40);
+    let fix = |f: &mut Vec<u8>| {
+        let hl = usize::from(f[14] & 15) * 4;
+        if f.len() >= 14 + hl && hl >= 20 {
+            f[24..26].copy_from_slice(&[0, 0]);
+            let c = checksum::checksum(&f[14..14 + hl]);
+            f[24..26].copy_from_slice(&c.to_be_bytes());
+        }
+    };
+    let mut cases: Vec<(String, Vec<u8>, Drop)> = Vec::new();
+    // Truncated at every length: runts, then cut IPv4 headers, then short payloads.
+    for n in 0..good.len() {
+        let why = if n < 14 {
+            Drop::EthTruncated
+        } else {
+            Drop::Ip4Malformed
+        };
+        cases.push((format!("truncated to {n}"), good[..n].to_vec(), why));
+    }
+    for ihl in [0u8, 1, 4] {
+        let mut f = good.clone();
+        f[14] = 0x40 | ihl;
+        cases.push((format!("IHL {ihl}"), f, Drop::Ip4Malformed));
+    }
+    let mut f = udp4(H1, H2, 1000, 2000, 64, 12);
+    f[14] = 0x4f; // IHL 15: a 60-byte header, longer than the 40-byte packet
+    fix(&mut f);
+    cases.push(("IHL beyond total length".into(), f, Drop::Ip4Malformed));
+    let mut f = good.clone();
+    f[16..18].copy_from_slice(&2000u16.to_be_bytes());
+    fix(&mut f);
+    cases.push(("total length beyond the frame".into(), f, Drop::Ip4Malformed));
+    let mut f = good.clone();
+    f[16..18].copy_from_slice(&19u16.to_be_bytes());
+    fix(&mut f);
+    cases.push(("total length below the header".into(), f, Drop::Ip4Malformed));
+    let mut f = good.clone();
+    f[24] ^= 0x55;
+    cases.push(("bad header checksum".into(), f, Drop::Ip4BadChecksum));
+    let mut f = good.clone();
+    f[14] = 0x65;
+    cases.push(("version 6 in an IPv4 ethertype".into(), f, Drop::Ip4Malformed));
+    for ttl in [0u8, 1] {
+        let mut f = good.clone();
+        f[22] = ttl;
+        fix(&mut f);
+        cases.push((format!("TTL {ttl}"), f, Drop::Ip4TtlExpired));
+    }
+    for (src, why) in [([0u8, 1, 2, 3], Drop::Ip4MartianSrc), ([127, 0, 0, 1], Drop::Ip4MartianSrc), ([224, 0, 0, 1], Drop::Ip4MartianSrc), ([255, 255, 255, 255], Drop::Ip4MartianSrc)] {
+        let mut f = good.clone();
+        f[26..30].copy_from_slice(&src);
+        fix(&mut f);
+        cases.push((format!("source {src:?}"), f, why));
+    }
+    for (dst, why) in [([0u8, 1, 2, 3], Drop::Ip4MartianDst), ([127, 0, 0, 1], Drop::Ip4MartianDst), ([239, 1, 2, 3], Drop::Ip4Multicast)] {
+        let mut f = good.clone();
+        f[30..34].copy_from_slice(&dst);
+        fix(&mut f);
+        cases.push((format!("destination {dst:?}"), f, why));
+    }
+    for (tags, name) in [(1, "one VLAN tag"), (2, "QinQ")] {
+        let mut f = good[..12].to_vec();
+        for _ in 0..tags {
+            f.extend_from_slice(&[0x81, 0x00, 0x00, 0x0a]);
+        }
+        f.extend_from_slice(&good[12..]);
+        cases.push((name.into(), f, Drop::EthTaggedOnRoutedPort));
+    }
+    let mut f = good.clone();
+    f[12..14].copy_from_slice(&[0x88, 0xcc]);
+    cases.push(("LLDP ethertype".into(), f, Drop::EthUnknownType));
+    let mut f = good.clone();
+    f[0..6].copy_from_slice(&[0x01, 0x00, 0x5e, 0, 0, 1]);
+    cases.push(("IPv4 multicast MAC".into(), f, Drop::EthMulticastNotJoined));
+    let mut f = ipv6_udp("2001:2:0:1::2".parse().unwrap(), "2001:2:0:2::2".parse().unwrap(), 64, 10);
+    f[18..20].copy_from_slice(&4000u16.to_be_bytes());
+    cases.push(("IPv6 payload length beyond the frame".into(), f, Drop::Ip6Malformed));
+    let f = ipv6_udp("fe80::1".parse().unwrap(), "2001:2:0:2::2".parse().unwrap(), 64, 10);
+    cases.push(("IPv6 link-local source".into(), f, Drop::Ip6LinkLocal));
+    let f = ipv6_udp("::1".parse().unwrap(), "2001:2:0:2::2".parse().unwrap(), 64, 10);
+    cases.push(("IPv6 loopback source".into(), f, Drop::Ip6Martian));
+    let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1];
+    arp.extend_from_slice(&H1_MAC);
+    cases.push(("truncated ARP".into(), eth([0xff; 6], H1_MAC, 0x0806, &arp), Drop::ArpMalformed));
+
+    for (name, frame, why) in cases {
+        let before = r.drops(why);
+        let total_before: u64 = Drop::ALL.iter().map(|d| r.drops(*d)).sum();
+        if frame.is_empty() {
+            // A zero-length frame cannot exist on the wire; the port refuses nothing else.
+            continue;
+        }
+        r.inject(0, &frame);
+        r.run();
+        assert_eq!(r.drops(why), before + 1, "{name}: not counted as {}", why.name());
+        let total: u64 = Drop::ALL.iter().map(|d| r.drops(*d)).sum();
+        // ICMP errors may add their own suppression counters; nothing else is dropped.
+        assert!(total - total_before <= 2, "{name}: {} drops", total - total_before);
+        assert!(r.sent(1).is_empty(), "{name}: something reached the far port");
+        for back in r.sent(0) {
+            // Only ICMP errors may come back (TTL expiry).
+            assert_eq!(back[23], 1, "{name}: a non-ICMP answer");
+        }
+    }
+    r.finish();
+}
