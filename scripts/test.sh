@@ -22,6 +22,25 @@ read -r passed failed ignored < <(awk '/^test result:/ {
       if ($(i+1) ~ /^failed;?$/) f += $i
       if ($(i+1) ~ /^ignored;?$/) g += $i
     } } END { print p+0, f+0, g+0 }' "$log")
+
+# A short fuzz smoke of every target (FUZZ_SMOKE seconds each, 0 to skip), when
+# a nightly toolchain is there (cargo-fuzz needs it); longer runs: scripts/fuzz.sh.
+fuzz_secs=${FUZZ_SMOKE:-5}
+if [ "$fuzz_secs" != 0 ] && rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+  echo
+  echo "== fuzz smoke: ${fuzz_secs}s per target"
+  if scripts/fuzz.sh "$fuzz_secs"; then
+    echo "fuzz smoke: no crash"
+  else
+    echo "fuzz smoke: FAILED"
+    failed=$((failed + 1))
+    rc=1
+  fi
+else
+  echo
+  echo "fuzz smoke: skipped (no nightly toolchain; run scripts/fuzz.sh SECONDS with one)"
+fi
+
 echo
 echo "tests: ${passed} passed, ${failed} failed, ${ignored} skipped"
 exit "$rc"
