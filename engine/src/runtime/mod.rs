@@ -19,6 +19,7 @@
 
 pub mod control;
 pub mod kernel_routes;
+pub mod privileges;
 pub mod setup;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -96,6 +97,10 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
                 }
                 let worker = match build_worker(w, nworkers, &cfg, tables, counters, sink, copy) {
                     Ok((worker, b)) => {
+                        // Sockets bound: the rings need no privilege at all.
+                        if let Err(e) = privileges::keep_only(&[]) {
+                            tracing::warn!("worker {w}: {e}");
+                        }
                         let _ = bound_tx.send(Ok(b));
                         worker
                     }
@@ -182,6 +187,10 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     if let Err(e) = setup::filter(&cfg, &mut ctl) {
         drop(ctl);
         return abort(e, handles);
+    }
+    match privileges::keep_only(privileges::CONTROL) {
+        Ok(kept) => tracing::info!("capabilities after set-up: control thread {{{}}}, workers none", kept.join(", ")),
+        Err(e) => tracing::warn!("could not drop capabilities: {e}"),
     }
     go.store(true, Ordering::Release);
     tracing::info!(
