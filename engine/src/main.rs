@@ -87,6 +87,8 @@ enum CtlCommand {
     },
     /// Per-packet trace: `on`, `off`, or show the last traced packets.
     Trace { state: Option<String> },
+    /// Re-read the configuration file (like SIGHUP); a bad file changes nothing.
+    Reload,
     /// Packet filter rules: add | del | show.
     Filter {
         #[command(subcommand)]
@@ -180,6 +182,7 @@ fn main() {
                         import_kernel_routes,
                         duration: duration.map(std::time::Duration::from_secs_f64),
                         copy_mode: copy,
+                        config_path: Some(config.clone()),
                     };
                     match engine::runtime::run(cfg, opts) {
                         Ok(()) => 0,
@@ -213,6 +216,7 @@ fn main() {
                     cli::run(&socket, Request::FilterAdd { rule: rule.join(" "), at }, &mut out)
                 }
                 CtlCommand::Filter { cmd: CtlFilter::Del { index } } => cli::run(&socket, Request::FilterDel { index }, &mut out),
+                CtlCommand::Reload => cli::run(&socket, Request::Reload, &mut out),
                 CtlCommand::Filter { cmd: CtlFilter::Show } => cli::run(&socket, Request::FilterShow, &mut out),
                 CtlCommand::Trace { state } => {
                     let set = match state.as_deref() {

@@ -316,3 +316,34 @@ fn capabilities_are_dropped_after_set_up() {
     e.ctl_ok(&["filter", "add", "ip", "saddr", "198.18.99.0/24", "drop"]);
     assert!(e.ctl_ok(&["filter", "show"]).contains("198.18.99.0/24"));
 }
+
+#[test]
+fn reload_applies_a_good_file_and_refuses_a_bad_one() {
+    let t = RouterTopo::new("rld").unwrap();
+    let dir = Engine::dir("rld");
+    let good = t.config(&example("router.toml"), &dir.join("ctl.sock"));
+    let e = Engine::start(&t.dut, &dir, &good, &[]).unwrap();
+    let path = dir.join("engine.toml");
+    // A bad file: refused with file:line, nothing changes, traffic flows.
+    std::fs::write(&path, good.replace("198.19.100.0/24 via 198.19.1.2 metric 10", "198.19.100.0/33 via 198.19.1.2")).unwrap();
+    let o = e.ctl(&["reload"]);
+    let msg = text(&o);
+    assert!(!o.status.success() && msg.contains("reload refused") && msg.contains("engine.toml:") && msg.contains("198.19.100.0/33"), "{msg}");
+    assert!(e.ctl_ok(&["route", "show"]).contains("198.19.100.0/24 via 198.19.1.2 metric 10"));
+    let o = sh(&t.h1, "ping -c 2 -i 0.2 -W 2 198.19.1.2");
+    assert!(o.status.success(), "{}", text(&o));
+    // A good file with another route and a filter rule: applied.
+    let next = good
+        .replace("198.19.100.0/24 via 198.19.1.2 metric 10", "198.19.101.0/24 via 198.19.1.2 metric 7")
+        + "\n[filter]\nrules = [\"oif wan tcp dport 25 drop\"]\n";
+    std::fs::write(&path, next).unwrap();
+    let out = e.ctl_ok(&["reload"]);
+    assert!(out.contains("1 configured routes, 1 filter rules"), "{out}");
+    let routes = e.ctl_ok(&["route", "show"]);
+    assert!(routes.contains("198.19.101.0/24 via 198.19.1.2 metric 7") && !routes.contains("198.19.100.0/24"), "{routes}");
+    assert!(e.ctl_ok(&["filter", "show"]).contains("oif wan tcp dport 25 drop"));
+    // SIGHUP does the same (the file is unchanged: still fine).
+    let _ = std::process::Command::new("kill").args(["-HUP", &e.pid().unwrap().to_string()]).status();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(e.log().contains("SIGHUP: reloaded"), "{}", e.log());
+}

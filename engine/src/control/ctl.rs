@@ -43,6 +43,8 @@ pub enum Request {
     /// Delete the filter rule at `index` (as `filter show` numbers them).
     FilterDel { index: usize },
     FilterShow,
+    /// Re-read the configuration file (as SIGHUP does).
+    Reload,
 }
 
 /// One row of counters, e.g. a port's `rx_packets` or a drop reason.

@@ -50,6 +50,10 @@ pub struct Control {
     /// Accept ARP replies / NAs nobody asked for (off: they are ignored).
     pub accept_unsolicited: bool,
     pub unsolicited_ignored: u64,
+    /// The configuration file, its running content, and the routes it installed.
+    pub config_path: Option<std::path::PathBuf>,
+    pub running: Option<crate::control::config::Config>,
+    pub config_routes: Vec<crate::l3::route_table::Route>,
     /// Stale neighbors probed recently, with when.
     probed: std::collections::HashMap<NeighborKey, u64>,
     last_tick: Instant,
@@ -87,6 +91,9 @@ impl Control {
             accept_unsolicited: false,
             unsolicited_ignored: 0,
             probed: std::collections::HashMap::new(),
+            config_path: None,
+            running: None,
+            config_routes: Vec::new(),
             last_tick: Instant::now(),
         }
     }
@@ -183,6 +190,62 @@ impl Control {
             }
         }
         self.xdp_drops = drops;
+    }
+
+    /// Re-reads the configuration file. A file that does not validate changes
+    /// nothing (the errors are returned, with file:line). A valid one replaces
+    /// the configured routes and the filter (rules added with ctl since are
+    /// replaced too) and the neighbor policy; changes to `[engine]` or the
+    /// ports need a restart and are reported, not applied.
+    pub fn reload(&mut self) -> Result<String, String> {
+        let Some(path) = self.config_path.clone() else { return Err("no configuration file to reload".into()) };
+        let new = crate::control::config::Config::load(&path)
+            .map_err(|e| format!("reload refused, the running configuration stays:\n{e}"))?;
+        let mut notes = Vec::new();
+        if let Some(old) = &self.running {
+            if old.engine != new.engine || old.ports != new.ports || old.bridges != new.bridges {
+                notes.push("changes to [engine], ports or bridges need a restart: not applied".to_string());
+            }
+        }
+        // Validate everything before changing anything.
+        let port = |n: &str| self.tables.ifs.by_name(n).map(|p| p.index);
+        let mut rules = Vec::new();
+        for r in &new.filter.rules {
+            rules.push(Rule::parse(&r.text, &port).map_err(|e| format!("reload refused: filter rule on line {}: {e}", r.line))?);
+        }
+        let routes = super::setup::config_routes(&new);
+        for r in &self.config_routes {
+            let _ = self.rt.stage_remove(r.prefix, Some(r.metric));
+        }
+        for r in &routes {
+            if let Err(e) = self.rt.stage_add(r.clone()) {
+                notes.push(format!("route {r}: {e}"));
+            }
+        }
+        self.rt.publish();
+        self.publish_routes();
+        let act = |drop: bool| if drop { Action::Drop } else { Action::Accept };
+        self.filter_default = act(new.filter.default_drop);
+        self.filter_policy = self
+            .tables
+            .ifs
+            .ports
+            .iter()
+            .map(|p| new.filter.policy.iter().find(|(n, _)| *n == p.name || *n == p.interface).map_or(self.filter_default, |(_, d)| act(*d)))
+            .collect();
+        self.filter_rules = rules;
+        self.publish_filter();
+        self.accept_unsolicited = new.routing.accept_unsolicited_arp;
+        let msg = format!(
+            "reloaded {}: {} configured routes, {} filter rules{}",
+            path.display(),
+            routes.len(),
+            self.filter_rules.len(),
+            if notes.is_empty() { String::new() } else { format!("; {}", notes.join("; ")) }
+        );
+        self.config_routes = routes;
+        self.running = Some(new);
+        Ok(msg)
     }
 
     fn port_index(&self, name: &str) -> Option<u16> {
@@ -415,6 +478,10 @@ impl Control {
                 self.publish_filter();
                 out(Response::Done { message: format!("deleted rule {index}: {}", r.text) })
             }
+            Request::Reload => match self.reload() {
+                Ok(m) => out(Response::Done { message: m }),
+                Err(e) => out(Response::Error { message: e }),
+            },
             Request::FilterShow => {
                 out(Response::Table { header: "filter".into(), rows: self.tables.filter.load().rows() })?;
                 out(Response::Done { message: String::new() })

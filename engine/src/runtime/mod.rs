@@ -48,6 +48,8 @@ pub struct RunOptions {
     pub duration: Option<Duration>,
     /// Force copy mode (zero-copy is tried first otherwise).
     pub copy_mode: bool,
+    /// The configuration file, re-read on SIGHUP or `ctl reload`.
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 /// What a worker reports after binding.
@@ -76,6 +78,8 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).map_err(|e| format!("signal handler: {e}"))?;
     }
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()).map_err(|e| format!("signal handler: {e}"))?;
     let (sink, events_rx) = events::channel(65536);
     let (probe_tx, probe_rx) = channel::bounded::<NeighborKey>(1024);
     let nworkers = cfg.engine.cores.len();
@@ -184,6 +188,9 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     let mut ctl = control::Control::new(tables.clone(), rt, shared, events_rx, probe_tx);
     ctl.steering = steering;
     ctl.accept_unsolicited = cfg.routing.accept_unsolicited_arp;
+    ctl.config_path = opts.config_path.clone();
+    ctl.config_routes = setup::config_routes(&cfg);
+    ctl.running = Some(cfg.clone());
     if let Err(e) = setup::filter(&cfg, &mut ctl) {
         drop(ctl);
         return abort(e, handles);
@@ -208,6 +215,12 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
             break;
         }
         ctl.pump(Duration::from_millis(20));
+        if hup.swap(false, Ordering::Relaxed) {
+            match ctl.reload() {
+                Ok(m) => tracing::info!("SIGHUP: {m}"),
+                Err(e) => tracing::error!("SIGHUP: {e}"),
+            }
+        }
         while let Ok(Some(mut stream)) = listener.accept() {
             let r = CtlListener::serve(&mut stream, &mut |req, out| ctl.request(req, out, &stopping));
             if let Err(e) = r {

@@ -13,6 +13,12 @@ use crate::l3::route_table::{Route, RouteTable};
 use crate::l3::routes_file;
 use crate::router::Mac;
 
+/// The routes of the configuration's `routes` list (not the connected ones,
+/// not the routes file): what a reload replaces.
+pub fn config_routes(cfg: &Config) -> Vec<Route> {
+    cfg.routing.routes.iter().filter_map(|l| routes_file::parse_line(&l.text).ok().flatten()).collect()
+}
+
 /// The configured filter rules and policies, installed (and published) in the control thread.
 pub fn filter(cfg: &Config, ctl: &mut super::control::Control) -> Result<(), String> {
     use crate::filter::rule::{Action, Rule};
