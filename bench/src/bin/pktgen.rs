@@ -187,6 +187,7 @@ fn main() -> ExitCode {
                 expect,
                 idle: idle.map(Duration::from_millis),
                 frames,
+                ready: None,
             };
             let r = sink::run(&cfg)?;
             if json {

@@ -6,6 +6,8 @@
 //! ARP/ND, which it counts as foreign). Per burst: one clock read, then per
 //! frame the stamp lookup, the per-flow counters and the latency histogram:
 //! no allocation, no system call per packet.
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use engine::steer::{AttachMode, Steering};
@@ -32,6 +34,9 @@ pub struct SinkConfig {
     pub idle: Option<Duration>,
     /// UMEM frames (2 KiB each).
     pub frames: u32,
+    /// Set once the socket and the steering program are in place (for
+    /// callers that start the generator from the same process).
+    pub ready: Option<Arc<AtomicBool>>,
 }
 
 /// What arrived.
@@ -90,6 +95,9 @@ pub fn run(cfg: &SinkConfig) -> Result<SinkReport, Box<dyn std::error::Error>> {
     steer.set_queue_sockets(cfg.queue, &[port.raw_fd()])?;
     let mode = steer.attach(ifindex(&cfg.iface)?, AttachMode::Auto)?;
     port.refill(&mut umem, ring as usize);
+    if let Some(r) = &cfg.ready {
+        r.store(true, Ordering::Release);
+    }
     eprintln!("pktgen sink: ready on {}/q{} (XDP {mode}, {})", cfg.iface, cfg.queue, port.mode());
 
     let mut flows = vec![FlowStats::default(); MAX_FLOWS];
