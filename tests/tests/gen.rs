@@ -73,6 +73,7 @@ fn check_flows(sent: u64, per_flow: &[u64], r: &SinkReport, ttl: u8) {
     }
     assert!(r.flows[per_flow.len()..].iter().all(|f| f.packets == 0), "no frame in a flow never sent");
     assert_eq!(r.latency.count(), sent);
+    assert_eq!(r.bad_ip_checksum, 0, "IPv4 header checksums verify on arrival");
     assert!(r.latency.quantile(0.5) > 0 && r.latency.quantile(0.5) < 1_000_000_000);
 }
 

@@ -128,6 +128,7 @@ fn sink_json(r: &SinkReport) -> serde_json::Value {
         "latency_ns": {"count": h.count(), "min": h.min(), "mean": h.mean(), "p50": h.quantile(0.5),
                        "p99": h.quantile(0.99), "p999": h.quantile(0.999), "max": h.max()},
         "negative_latency": r.negative_latency,
+        "bad_ip_checksum": r.bad_ip_checksum,
         "xdp_mode": r.xdp_mode,
         "xdp": {"rx_dropped": r.xdp.rx_dropped, "rx_ring_full": r.xdp.rx_ring_full,
                 "rx_fill_ring_empty_descs": r.xdp.rx_fill_ring_empty_descs, "rx_invalid_descs": r.xdp.rx_invalid_descs},
@@ -195,12 +196,13 @@ fn main() -> ExitCode {
             } else {
                 let (lost, reordered, dups) = r.totals();
                 println!(
-                    "received {} packets, {} bytes in {:.3} s ({:.0} pps), {} foreign; lost {lost}, reordered {reordered}, duplicates {dups}",
+                    "received {} packets, {} bytes in {:.3} s ({:.0} pps), {} foreign, {} bad IPv4 header checksums; lost {lost}, reordered {reordered}, duplicates {dups}",
                     r.packets,
                     r.bytes,
                     r.span_s,
                     r.pps(),
-                    r.foreign
+                    r.foreign,
+                    r.bad_ip_checksum
                 );
                 println!("latency {}", r.latency);
                 println!("xdp {}", r.xdp);

@@ -54,6 +54,8 @@ pub struct SinkReport {
     pub flows: Vec<FlowStats>,
     /// One-way latency, send stamp to receive burst.
     pub latency: Histogram,
+    /// pktgen frames whose IPv4 header checksum is wrong.
+    pub bad_ip_checksum: u64,
     /// Frames stamped in the future (clock trouble), not in the histogram.
     pub negative_latency: u64,
     /// The kernel's XDP_STATISTICS for the socket.
@@ -102,7 +104,7 @@ pub fn run(cfg: &SinkConfig) -> Result<SinkReport, Box<dyn std::error::Error>> {
 
     let mut flows = vec![FlowStats::default(); MAX_FLOWS];
     let mut hist = Histogram::new();
-    let (mut packets, mut bytes, mut foreign, mut negative) = (0u64, 0u64, 0u64, 0u64);
+    let (mut packets, mut bytes, mut foreign, mut negative, mut bad_ip) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let (mut first, mut last) = (0u64, 0u64);
     let mut descs = [Desc::default(); BURST];
     let start = now_ns();
@@ -129,6 +131,7 @@ pub fn run(cfg: &SinkConfig) -> Result<SinkReport, Box<dyn std::error::Error>> {
                         f.record(seen.stamp.seq, d.len + FCS as u32, seen.ttl);
                     }
                     packets += 1;
+                    bad_ip += u64::from(!seen.ip_ok);
                     bytes += (d.len as usize + FCS) as u64;
                     if now >= seen.stamp.time_ns {
                         hist.record(now - seen.stamp.time_ns);
@@ -160,6 +163,7 @@ pub fn run(cfg: &SinkConfig) -> Result<SinkReport, Box<dyn std::error::Error>> {
         span_s: last.saturating_sub(first) as f64 * 1e-9,
         flows,
         latency: hist,
+        bad_ip_checksum: bad_ip,
         negative_latency: negative,
         xdp,
         xdp_mode: mode.to_string(),

@@ -148,6 +148,9 @@ pub struct Seen {
     pub stamp: Stamp,
     /// IPv4 TTL or IPv6 hop limit on arrival.
     pub ttl: u8,
+    /// The IPv4 header checksum verifies (always true for IPv6, which has
+    /// none): catches a forwarder's wrong TTL patch.
+    pub ip_ok: bool,
 }
 
 /// Finds the stamp of an Ethernet frame (untagged or one 802.1Q tag) with
@@ -161,9 +164,11 @@ pub fn locate(frame: &[u8]) -> Option<Seen> {
         ethertype = u16::from_be_bytes([*frame.get(off + 2)?, *frame.get(off + 3)?]);
         off += 4;
     }
-    let (proto, ttl, l4) = match ethertype {
+    let (proto, ttl, l4, ip_ok) = match ethertype {
         0x0800 => {
             let ip = frame.get(off..off + 20)?;
+            let ihl = (ip[0] & 0x0f) as usize * 4;
+            let ip_ok = frame.get(off..off + ihl).is_some_and(|h| ihl >= 20 && checksum::data(h) == 0xffff);
             if ip[0] >> 4 != 4 {
                 return None;
             }
@@ -171,14 +176,14 @@ pub fn locate(frame: &[u8]) -> Option<Seen> {
             if u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff != 0 {
                 return None;
             }
-            (ip[9], ip[8], off + (ip[0] & 0x0f) as usize * 4)
+            (ip[9], ip[8], off + ihl, ip_ok)
         }
         0x86dd => {
             let ip = frame.get(off..off + 40)?;
             if ip[0] >> 4 != 6 {
                 return None;
             }
-            (ip[6], ip[7], off + 40)
+            (ip[6], ip[7], off + 40, true)
         }
         _ => return None,
     };
@@ -191,5 +196,5 @@ pub fn locate(frame: &[u8]) -> Option<Seen> {
         return None;
     }
     let stamp = read(frame.get(l4 + l4_len..)?)?;
-    Some(Seen { stamp, ttl })
+    Some(Seen { stamp, ttl, ip_ok })
 }

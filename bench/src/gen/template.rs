@@ -276,9 +276,12 @@ mod tests {
         assert_eq!(&f[42..46], &[0x50, 0x47, 0, 0], "magic, flow 0");
         assert_eq!((t.stamp_off, t.check_off, t.fix), (42, 40, CheckFix::Udp));
         assert!(checksums_ok(f));
+        let mut bad = f.clone();
+        bad[22] = 63; // TTL changed without the checksum
+        assert!(!stamp::locate(&bad).unwrap().ip_ok);
         assert_eq!(
             stamp::locate(f).unwrap(),
-            stamp::Seen { stamp: stamp::Stamp { flow: 0, seq: 0, time_ns: 0 }, ttl: 64 }
+            stamp::Seen { stamp: stamp::Stamp { flow: 0, seq: 0, time_ns: 0 }, ttl: 64, ip_ok: true }
         );
     }
 
@@ -343,6 +346,7 @@ mod tests {
             let seen = stamp::locate(&f).unwrap();
             prop_assert_eq!(seen.stamp, stamp::Stamp { flow: flow as u16, seq, time_ns: time });
             prop_assert_eq!(seen.ttl, TTL);
+            prop_assert!(seen.ip_ok);
             // Only the stamp's variable bytes and the checksum changed.
             for (i, (x, y)) in f.iter().zip(&t.bytes).enumerate() {
                 if x != y {
