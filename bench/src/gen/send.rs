@@ -114,8 +114,12 @@ pub fn run(cfg: &SendConfig) -> Result<SendReport, Box<dyn std::error::Error>> {
             port.wake();
             let w = pacer.wait_ns(now);
             // Low rates: sleep between bursts (never per packet at high rates).
+            // Otherwise yield: on veth the receive path (the DUT) runs in softirq on
+            // this CPU, and a spinning generator would delay ksoftirqd by a tick.
             if w > 200_000 {
                 std::thread::sleep(Duration::from_nanos(w - 100_000));
+            } else if w > 5_000 {
+                std::thread::yield_now();
             }
             continue;
         }
