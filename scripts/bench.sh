@@ -10,7 +10,9 @@
 # DUT by 198.19.1.0/24 via 198.19.0.2 (the sink). Addresses only from 198.18.0.0/15 and
 # 2001:2::/48; nothing leaves the namespaces.
 #
-# DUTs (BENCH_DUTS, default all implemented ones):
+# DUTs (BENCH_DUTS, default all of them):
+#   none            no DUT: one veth from the gen ns straight to the sink ns (the instrument's own
+#                   ceiling; "offered" and "delivered" here bound every other row)
 #   linux-1route    Linux IP forwarding, one route
 #   linux-fulltable Linux IP forwarding with the full Internet table (bench/data/bgp-prefixes.txt.gz,
 #                   901,899 IPv4 + 160,147 IPv6 prefixes, all via the sink-side next hop)
@@ -58,7 +60,7 @@ else
 fi
 SIZES=${BENCH_SIZES:-"64 512 1518"}
 LOSS=${BENCH_LOSS:-0.001}
-DUTS=${BENCH_DUTS:-"linux-1route linux-fulltable xdp-redirect pktengine"}
+DUTS=${BENCH_DUTS:-"none linux-1route linux-fulltable xdp-redirect pktengine"}
 GEN_CPU=${GEN_CPU:-0}
 SINK_CPU=${SINK_CPU:-1}
 # The sink runs SCHED_FIFO (priority BENCH_SINK_RT, 0 = normal scheduling): on a shared
@@ -127,6 +129,17 @@ topo_up() {
   ip -n "$NG" neigh replace 198.18.0.1 lladdr "$DI_MAC" dev "$GI" nud permanent
   ip -n "$ND" route add 198.19.1.0/24 via 198.19.0.2
   ip -n "$ND" -6 route add 2001:2:1:1::/64 via 2001:2:1::2
+}
+
+# No DUT: gen ns -- veth -- sink ns (the generator addresses the sink's MAC).
+topo_direct() {
+  for n in "$NG" "$NS"; do ip netns add "$n"; ip -n "$n" link set lo up; done
+  ip link add "$GI" netns "$NG" type veth peer name "$SI" netns "$NS"
+  ip -n "$NG" addr add 198.18.0.2/24 dev "$GI"
+  ip -n "$NS" addr add 198.19.0.2/24 dev "$SI"
+  ip netns exec "$NG" ethtool -K "$GI" tx off >/dev/null
+  ip -n "$NG" link set "$GI" up; ip -n "$NS" link set "$SI" up
+  GI_MAC=$(mac "$NG" "$GI"); SI_MAC=$(mac "$NS" "$SI"); DI_MAC=$SI_MAC
 }
 
 topo_down() {
@@ -264,9 +277,13 @@ PY
 run_dut() {
   local dut=$1
   echo "bench.sh: DUT $dut"
-  topo_up
   local fn=dut_${dut//-/_}
-  if ! "$fn"; then topo_down; return 0; fi
+  if [ "$dut" = none ]; then
+    topo_direct
+  else
+    topo_up
+    if ! "$fn"; then topo_down; return 0; fi
+  fi
   for size in $SIZES; do
     trial "$dut" "$size" max max
     local max_offered=$LAST_OFFERED max_mpps=$LAST_MPPS max_loss=$LAST_LOSS
@@ -378,6 +395,7 @@ set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set key top right
 set grid ytics
+set yrange [0:*]
 plot for [i=2:$ncol] "$TMP/plot.dat" using i:xtic(1) title columnheader(i)
 EOF
   echo "bench.sh: plot $BASE.png"
