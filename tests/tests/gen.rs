@@ -40,7 +40,10 @@ fn send_and_sink(gen_ns: &Netns, gen_if: &str, sink_ns: &Netns, sink_if: &str, s
         while !ready.load(Ordering::Acquire) && Instant::now() < deadline && !sink.is_finished() {
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert!(ready.load(Ordering::Acquire), "sink did not start");
+        if !ready.load(Ordering::Acquire) {
+            let why = if sink.is_finished() { format!("{:?}", sink.join().map(|r| r.map(|_| ()))) } else { "timeout".into() };
+            panic!("sink did not start: {why}");
+        }
         let sent = gen_ns.run(|| send::run(&gcfg).map_err(|e| e.to_string())).expect("generator");
         let report = sink.join().expect("sink thread").expect("sink");
         (sent.packets, sent.per_flow, report)
@@ -131,5 +134,46 @@ fn through_kernel_forwarding_ttl_decremented() {
     let s = spec(a.mac(&g, &a.a).unwrap(), a.mac(&rt, &a.b).unwrap(), "198.18.0.2", "198.19.1.1-198.19.1.2", Proto::Udp, SizeSpec::Fixed(64));
     let (sent, per_flow, r) = send_and_sink(&g, &a.a.name, &k, &b.b.name, s, 10_000);
     assert_eq!(per_flow, vec![1250; 8]);
+    check_flows(sent, &per_flow, &r, TTL - 1);
+}
+
+/// gen ns -> router ns with the benchmark's XDP forwarder (ebpf/xdp_fwd.bpf.c,
+/// built here with clang, attached in native mode) -> sink ns: every frame
+/// arrives with TTL 63 and a verifying IPv4 header checksum (the program's
+/// incremental patch), and the kernel's forwarding path is not used.
+#[test]
+fn through_xdp_redirect_program() {
+    let g = Netns::new("xg").unwrap();
+    let rt = Netns::new("xr").unwrap();
+    let k = Netns::new("xk").unwrap();
+    let a = VethPair::new(&g, &rt, 1).unwrap();
+    let b = VethPair::new(&rt, &k, 1).unwrap();
+    // Forwarding off: only the XDP program can move the frames.
+    rt.sysctl("net.ipv4.ip_forward", "0").unwrap();
+    let (rt_out_mac, km) = (b.mac(&rt, &b.a).unwrap(), b.mac(&k, &b.b).unwrap());
+    let out_idx = String::from_utf8(rt.exec("cat", &[&format!("/sys/class/net/{}/ifindex", b.a.name)]).unwrap().stdout).unwrap();
+    let bytes = |m: [u8; 6]| m.iter().map(|x| format!("0x{x:02x}")).collect::<Vec<_>>().join(",");
+    let obj = std::env::temp_dir().join(format!("xdp_fwd-{}-{}.o", std::process::id(), b.a.name));
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../ebpf/xdp_fwd.bpf.c");
+    let out = std::process::Command::new("clang")
+        .args(["-O2", "-g", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu"])
+        .arg(format!("-DOUT_IFINDEX={}", out_idx.trim()))
+        .arg(format!("-DSRC_MAC={}", bytes(rt_out_mac)))
+        .arg(format!("-DDST_MAC={}", bytes(km)))
+        .args(["-c", src, "-o"])
+        .arg(&obj)
+        .output()
+        .expect("clang");
+    assert!(out.status.success(), "clang: {}", String::from_utf8_lossy(&out.stderr));
+    let attached = rt.ip(&["link", "set", "dev", &a.b.name, "xdpdrv", "obj", obj.to_str().unwrap(), "sec", "xdp"]);
+    let _ = std::fs::remove_file(&obj);
+    attached.unwrap();
+    let s = spec(a.mac(&g, &a.a).unwrap(), a.mac(&rt, &a.b).unwrap(), "198.18.0.2", "198.19.1.1-198.19.1.2", Proto::Udp, SizeSpec::Fixed(64));
+    let (sent, per_flow, r) = send_and_sink(&g, &a.a.name, &k, &b.b.name, s, 10_000);
+    assert_eq!(per_flow, vec![1250; 8]);
+    check_flows(sent, &per_flow, &r, TTL - 1);
+    // IPv6 too: hop limit decremented, no checksum to patch.
+    let s6 = spec(a.mac(&g, &a.a).unwrap(), a.mac(&rt, &a.b).unwrap(), "2001:2::2", "2001:2:1::1", Proto::Udp, SizeSpec::Fixed(128));
+    let (sent, per_flow, r) = send_and_sink(&g, &a.a.name, &k, &b.b.name, s6, 2000);
     check_flows(sent, &per_flow, &r, TTL - 1);
 }

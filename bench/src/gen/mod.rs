@@ -29,3 +29,25 @@ pub fn now_ns() -> u64 {
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
+
+/// Binds an AF_XDP socket, retrying for up to two seconds while the kernel
+/// answers EBUSY: a socket closed just before (a previous run on the same
+/// queue) is released asynchronously and holds the queue until then.
+pub fn bind_retry(
+    umem: &mut engine::xsk::Umem,
+    iface: &str,
+    queue: u32,
+    cfg: &engine::xsk::XskConfig,
+) -> Result<engine::xsk::XskPort, engine::xsk::XskError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match engine::xsk::XskPort::bind(umem, iface, queue, cfg) {
+            Err(engine::xsk::XskError::Io(_, e))
+                if e.raw_os_error() == Some(libc::EBUSY) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            r => return r,
+        }
+    }
+}

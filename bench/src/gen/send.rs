@@ -9,7 +9,7 @@
 //! (the kernel sends at most 32 frames per kick).
 use std::time::Duration;
 
-use engine::xsk::{BindMode, Desc, Port, Umem, UmemConfig, XskConfig, XskPort, BURST};
+use engine::xsk::{BindMode, Desc, Port, Umem, UmemConfig, XskConfig, BURST};
 
 use super::pace::Pacer;
 use super::spec::{TrafficSpec, FCS};
@@ -79,7 +79,7 @@ pub fn run(cfg: &SendConfig) -> Result<SendReport, Box<dyn std::error::Error>> {
         mode: BindMode::Auto,
         need_wakeup: true,
     };
-    let mut port = XskPort::bind(&mut umem, &cfg.iface, cfg.queue, &xcfg)?;
+    let mut port = super::bind_retry(&mut umem, &cfg.iface, cfg.queue, &xcfg)?;
 
     let mut seq = vec![0u32; nflows];
     let mut per_flow = vec![0u64; nflows];

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine::steer::{AttachMode, Steering};
-use engine::xsk::{socket::ifindex, BindMode, Desc, Port, Umem, UmemConfig, XskConfig, XskPort, XdpStatistics, BURST};
+use engine::xsk::{socket::ifindex, BindMode, Desc, Port, Umem, UmemConfig, XskConfig, XdpStatistics, BURST};
 
 use super::hist::Histogram;
 use super::now_ns;
@@ -92,7 +92,7 @@ pub fn run(cfg: &SinkConfig) -> Result<SinkReport, Box<dyn std::error::Error>> {
         mode: BindMode::Auto,
         need_wakeup: true,
     };
-    let mut port = XskPort::bind(&mut umem, &cfg.iface, cfg.queue, &xcfg)?;
+    let mut port = super::bind_retry(&mut umem, &cfg.iface, cfg.queue, &xcfg)?;
     let mut steer = Steering::load()?;
     steer.set_queue_sockets(cfg.queue, &[port.raw_fd()])?;
     let mode = steer.attach(ifindex(&cfg.iface)?, AttachMode::Auto)?;
