@@ -1,10 +1,10 @@
 //! Per-flow receive accounting from the stamp's sequence numbers.
 //!
-//! For each flow the sink keeps the highest sequence seen (`next` = highest
-//! + 1), packets and bytes received, packets that arrived after a higher
-//! sequence (reordered: RFC 4737's "reordered" singleton, simplified to
-//! `seq < next`), and duplicates (a sequence seen twice in a sliding window
-//! of the last 64 sequences). Loss as the sink sees it is
+//! For each flow the sink keeps the highest sequence seen (`next` is that
+//! plus one), packets and bytes received, packets that arrived after a
+//! higher sequence (reordered: RFC 4737's "reordered" singleton, simplified
+//! to `seq < next`), and duplicates (a sequence seen twice in a sliding
+//! window of the last 64 sequences). Loss as the sink sees it is
 //! `next - (received - duplicates)`: sequences never seen up to the highest
 //! one; losses after the last packet received show up only against the
 //! generator's sent count, which the benchmark script compares.
