@@ -14,6 +14,19 @@ use pktengine_tests::{Netns, VethPair};
 
 /// Runs the sink in `sink_ns` and, once it is ready, the generator in `gen_ns`.
 fn send_and_sink(gen_ns: &Netns, gen_if: &str, sink_ns: &Netns, sink_if: &str, spec: TrafficSpec, count: u64) -> (u64, Vec<u64>, SinkReport) {
+    send_and_sink_after(gen_ns, gen_if, sink_ns, sink_if, spec, count, || {})
+}
+
+/// [`send_and_sink`], running `before_send` once the sink is ready.
+fn send_and_sink_after(
+    gen_ns: &Netns,
+    gen_if: &str,
+    sink_ns: &Netns,
+    sink_if: &str,
+    spec: TrafficSpec,
+    count: u64,
+    before_send: impl FnOnce(),
+) -> (u64, Vec<u64>, SinkReport) {
     let ready = Arc::new(AtomicBool::new(false));
     let scfg = SinkConfig {
         iface: sink_if.to_string(),
@@ -22,6 +35,7 @@ fn send_and_sink(gen_ns: &Netns, gen_if: &str, sink_ns: &Netns, sink_if: &str, s
         expect: Some(count),
         idle: Some(Duration::from_secs(2)),
         frames: 4096,
+        capture_all: false,
         ready: Some(ready.clone()),
     };
     let gcfg = SendConfig {
@@ -44,6 +58,7 @@ fn send_and_sink(gen_ns: &Netns, gen_if: &str, sink_ns: &Netns, sink_if: &str, s
             let why = if sink.is_finished() { format!("{:?}", sink.join().map(|r| r.map(|_| ()))) } else { "timeout".into() };
             panic!("sink did not start: {why}");
         }
+        before_send();
         let sent = gen_ns.run(|| send::run(&gcfg).map_err(|e| e.to_string())).expect("generator");
         let report = sink.join().expect("sink thread").expect("sink");
         (sent.packets, sent.per_flow, report)
@@ -128,11 +143,18 @@ fn through_kernel_forwarding_ttl_decremented() {
     }
     let km = b.mac(&k, &b.b).unwrap();
     let mac = |m: [u8; 6]| m.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":");
-    // The sink's AF_XDP socket takes every frame, ARP too: a permanent neighbour.
-    rt.ip(&["neigh", "replace", "198.19.0.2", "lladdr", &mac(km), "dev", &b.a.name, "nud", "permanent"]).unwrap();
     rt.ip(&["route", "add", "198.19.1.0/24", "via", "198.19.0.2"]).unwrap();
     let s = spec(a.mac(&g, &a.a).unwrap(), a.mac(&rt, &a.b).unwrap(), "198.18.0.2", "198.19.1.1-198.19.1.2", Proto::Udp, SizeSpec::Fixed(64));
-    let (sent, per_flow, r) = send_and_sink(&g, &a.a.name, &k, &b.b.name, s, 10_000);
+    // No static neighbour: while the sink runs, its kernel answers the router's ARP
+    // (the sink passes ARP), resolved here by a ping before the measurement (the
+    // echo itself goes to the sink's socket and gets no answer).
+    let resolve = || {
+        let _ = rt.exec("ping", &["-c", "1", "-W", "1", "198.19.0.2"]);
+        let n = rt.ip(&["neigh", "show", "198.19.0.2", "dev", &b.a.name]).unwrap();
+        let text = String::from_utf8_lossy(&n.stdout).to_string();
+        assert!(text.contains(&mac(km)), "router resolved the sink's MAC through the sink: {text:?}");
+    };
+    let (sent, per_flow, r) = send_and_sink_after(&g, &a.a.name, &k, &b.b.name, s, 10_000, resolve);
     assert_eq!(per_flow, vec![1250; 8]);
     check_flows(sent, &per_flow, &r, TTL - 1);
 }

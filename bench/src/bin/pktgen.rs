@@ -4,7 +4,7 @@
 //! pktgen send --iface IF --src-mac M --dst-mac M --src-ip A[-B] --dst-ip A[-B] \
 //!             --sport P[-Q] --dport P[-Q] --proto udp|tcp --size 64..1518|imix \
 //!             --rate PPS|max (--duration S | --count N) [--json]
-//! pktgen sink --iface IF --duration S [--expect N] [--idle MS] [--json]
+//! pktgen sink --iface IF --duration S [--expect N] [--idle MS] [--capture-all] [--json]
 //! ```
 //! Payload format and figures: bench/README.md.
 use std::process::ExitCode;
@@ -84,6 +84,10 @@ enum Cmd {
         /// UMEM frames of 2 KiB.
         #[arg(long, default_value_t = 8192)]
         frames: u32,
+        /// Take ARP and IPv6 neighbour discovery too (by default they pass to the
+        /// namespace's kernel, which answers for the sink's addresses).
+        #[arg(long)]
+        capture_all: bool,
         #[arg(long)]
         json: bool,
     },
@@ -180,7 +184,7 @@ fn main() -> ExitCode {
             }
             Ok(())
         })(),
-        Cmd::Sink { iface, queue, duration, expect, idle, frames, json } => (|| -> Result<(), Box<dyn std::error::Error>> {
+        Cmd::Sink { iface, queue, duration, expect, idle, frames, capture_all, json } => (|| -> Result<(), Box<dyn std::error::Error>> {
             let cfg = SinkConfig {
                 iface,
                 queue,
@@ -188,6 +192,7 @@ fn main() -> ExitCode {
                 expect,
                 idle: idle.map(Duration::from_millis),
                 frames,
+                capture_all,
                 ready: None,
             };
             let r = sink::run(&cfg)?;

@@ -2,8 +2,10 @@
 //!
 //! The steering program (engine::steer) redirects every frame of a queue
 //! that has a socket to it, unless a pass or drop rule matches; the sink
-//! sets no rules, so it sees all frames of the queue (also the kernel's
-//! ARP/ND, which it counts as foreign). Per burst: one clock read, then per
+//! passes ARP and IPv6 link-local multicast (neighbour solicitations) to
+//! the kernel, so the namespace's kernel answers neighbour resolution for
+//! its addresses, and takes every other frame of the queue (frames without
+//! a pktgen stamp count as foreign). `capture_all` takes ARP/ND too. Per burst: one clock read, then per
 //! frame the stamp lookup, the per-flow counters and the latency histogram:
 //! no allocation, no system call per packet.
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +36,11 @@ pub struct SinkConfig {
     pub idle: Option<Duration>,
     /// UMEM frames (2 KiB each).
     pub frames: u32,
+    /// Take every frame, ARP and IPv6 multicast too. Off (the default):
+    /// ARP and ff02::/16 (neighbour solicitations) pass to the kernel of the
+    /// sink's namespace, which answers neighbour resolution for the sink's
+    /// addresses, so a router in front of it needs no static neighbour.
+    pub capture_all: bool,
     /// Set once the socket and the steering program are in place (for
     /// callers that start the generator from the same process).
     pub ready: Option<Arc<AtomicBool>>,
@@ -95,6 +102,10 @@ pub fn run(cfg: &SinkConfig) -> Result<SinkReport, Box<dyn std::error::Error>> {
     let mut port = super::bind_retry(&mut umem, &cfg.iface, cfg.queue, &xcfg)?;
     let mut steer = Steering::load()?;
     steer.set_queue_sockets(cfg.queue, &[port.raw_fd()])?;
+    if !cfg.capture_all {
+        steer.pass_ethertype(0x0806, true)?;
+        steer.pass_dst_prefix("ff02::".parse::<std::net::IpAddr>()?, 16, true)?;
+    }
     let mode = steer.attach(ifindex(&cfg.iface)?, AttachMode::Auto)?;
     port.refill(&mut umem, ring as usize);
     if let Some(r) = &cfg.ready {
