@@ -4,7 +4,8 @@
 set -euo pipefail
 
 PKGS=(clang llvm libelf-dev zlib1g-dev pkg-config m4 iproute2 ethtool tcpdump
-      iputils-ping traceroute nftables iperf3 curl netcat-openbsd python3 procps)
+      iputils-ping traceroute nftables iperf3 curl netcat-openbsd python3 procps
+      gnuplot-nox)  # gnuplot: the plot of scripts/bench.sh
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -34,3 +34,5 @@ pub fn rss_bytes() -> usize {
     let pages: usize = s.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
     pages * 4096
 }
+
+pub mod gen;
