@@ -18,7 +18,8 @@
 #                   901,899 IPv4 + 160,147 IPv6 prefixes, all via the sink-side next hop)
 #   xdp-redirect    native XDP program ebpf/xdp_fwd.bpf.c on the DUT ingress (TTL, checksum, MACs,
 #                   bpf_redirect to the egress veth): the in-kernel upper bound on veth
-#   pktengine       hook for the engine (see dut_pktengine below; skipped until `pktengine run` exists)
+#   pktengine       the engine (one worker, adaptive poll, on SINK_CPU), one route
+#   pktengine-fulltable  the engine with the full table (routes file) as well
 #
 # Per DUT and frame size (64, 512, 1518 bytes with FCS):
 #   max     generator at max rate: delivered Mpps/Gbps, loss, latency
@@ -60,7 +61,7 @@ else
 fi
 SIZES=${BENCH_SIZES:-"64 512 1518"}
 LOSS=${BENCH_LOSS:-0.001}
-DUTS=${BENCH_DUTS:-"none linux-1route linux-fulltable xdp-redirect pktengine"}
+DUTS=${BENCH_DUTS:-"none linux-1route linux-fulltable xdp-redirect pktengine pktengine-fulltable"}
 GEN_CPU=${GEN_CPU:-0}
 SINK_CPU=${SINK_CPU:-1}
 # The sink runs SCHED_FIFO (priority BENCH_SINK_RT, 0 = normal scheduling): on a shared
@@ -179,49 +180,68 @@ dut_xdp_redirect() {
   # itself, which native-mode redirects into a veth need (PLATFORM.md).
 }
 
-# DUT "pktengine": the lead fills this in once `pktengine run --config FILE.toml` exists.
-# It must start the engine in the DUT namespace bound to $DI and $DE (flush the kernel's
-# addresses there first, or keep them: the engine owns the frames once attached), pinned to a CPU
-# (suggested: the sink's, SINK_CPU, since the generator's CPU already carries the veth
-# receive path), set DUT_PID, and wait until it forwards. The configuration it will need:
-: <<'PKTENGINE_TOML'
-# $TMP/pktengine.toml, written with the variables expanded (schema: engine/src/control/config.rs)
+# DUT "pktengine": the engine in the DUT namespace on $DI and $DE, one worker pinned to
+# SINK_CPU in adaptive poll mode (busy polling would fight the SCHED_FIFO sink for that core;
+# the generator's core already carries the veth receive path of its own frames, see above).
+# The kernel's addresses on $DI/$DE are removed: the engine owns the ports. The sink's kernel
+# answers the engine's ARP (pktgen sink passes ARP/ND), so no static neighbour is needed.
+pktengine_start() {
+  local extra_routes=$1
+  local bin=$ROOT/target/release/pktengine
+  (cd "$ROOT" && cargo build --release -q -p engine)
+  for d in "$DI" "$DE"; do
+    ip -n "$ND" addr flush dev "$d"
+    ip netns exec "$ND" sysctl -qw "net.ipv6.conf.$d.disable_ipv6=1"
+  done
+  cat >"$TMP/pktengine.toml" <<TOML
 [engine]
-cores = [$SINK_CPU]      # or GEN_CPU: with 2 cores the worker shares one with generator or sink
-poll = "busy"
+cores = [$SINK_CPU]
+poll = "adaptive"
+ctl_socket = "$TMP/pktengine.sock"
 
 [[port]]
 name = "in"
-interface = "$DI"        # from the generator
+interface = "$DI"
 mode = "router"
-queues = 1
-xdp_mode = "driver"
 addresses = ["198.18.0.1/24", "2001:2::1/64"]
 
 [[port]]
 name = "out"
-interface = "$DE"        # to the sink; the sink's kernel answers ARP/ND (pktgen sink passes them)
+interface = "$DE"
 mode = "router"
-queues = 1
-xdp_mode = "driver"
 addresses = ["198.19.0.1/24", "2001:2:1::1/64"]
 
 [routing]
 routes = ["198.19.1.0/24 via 198.19.0.2", "2001:2:1:1::/64 via 2001:2:1::2"]
-# full-table variant: the same plus every prefix of bench/data/bgp-prefixes.txt.gz via
-# 198.19.0.2 / 2001:2:1::2 (however the engine takes a routes file)
-PKTENGINE_TOML
-dut_pktengine() {
-  local bin=$ROOT/target/release/pktengine
-  if ! [ -x "$bin" ] || ! "$bin" run --help >/dev/null 2>&1; then
-    echo "bench.sh: pktengine run is not available yet: skipping DUT pktengine"
-    return 1
-  fi
-  # --- lead: write $TMP/pktengine.toml from the here-doc above, then e.g.
-  # taskset -c "$SINK_CPU" ip netns exec "$ND" "$bin" run --config "$TMP/pktengine.toml" &
-  # DUT_PID=$!; wait until it reports ready
-  echo "bench.sh: DUT pktengine hook not filled in yet: skipping"
-  return 1
+$extra_routes
+TOML
+  # The worker pins itself to SINK_CPU (cores = [...]); the control thread is left to the scheduler.
+  ip netns exec "$ND" "$bin" run --config "$TMP/pktengine.toml" >"$TMP/pktengine.log" 2>&1 &
+  DUT_PID=$!
+  local i=0
+  until [ -S "$TMP/pktengine.sock" ]; do
+    sleep 0.1; i=$((i + 1))
+    if [ $i -gt 600 ] || ! kill -0 "$DUT_PID" 2>/dev/null; then
+      echo "bench.sh: pktengine did not start: $(cat "$TMP/pktengine.log")" >&2; return 1
+    fi
+  done
+  # Warm up: resolve the sink (ARP) through the engine before the first trial.
+  ip -n "$NG" route replace 198.19.0.0/16 via 198.18.0.1
+  ip netns exec "$NG" ping -c 3 -i 0.2 -W 1 198.19.0.2 >/dev/null || true
+  "$bin" ctl --socket "$TMP/pktengine.sock" arp show | sed 's/^/  engine: /'
+}
+
+dut_pktengine() { pktengine_start ""; }
+
+dut_pktengine_fulltable() {
+  zcat "$ROOT/bench/data/bgp-prefixes.txt.gz" \
+    | awk '{ if (index($1, ":")) print $1" via 2001:2:1::2"; else print $1" via 198.19.0.2" }' >"$TMP/table.routes"
+  local t0 t1 note; t0=$(date +%s.%N)
+  pktengine_start "routes_file = \"$TMP/table.routes\"" || return 1
+  t1=$(date +%s.%N)
+  note=$(printf 'pktengine: 1,062,046 prefixes from a routes file; engine up (routes loaded and published, XDP attached) in %.1f s' "$(python3 -c "print($t1 - $t0)")")
+  echo "bench.sh: $note"
+  echo "$note" >>"$TMP/load-note"
 }
 
 # ---- trials ---------------------------------------------------------------------------
@@ -304,7 +324,13 @@ run_dut() {
     echo "$dut,$size,rfc2544,$best,,,,$(python3 -c "print(f'{$best/1e6:.4f}')"),,,,," >>"$CSV"
     echo "  $dut $size B: zero-loss (<= $LOSS) throughput $best pps"
   done
-  [ -n "$DUT_PID" ] && { kill "$DUT_PID" 2>/dev/null; wait "$DUT_PID" 2>/dev/null || true; DUT_PID=""; }
+  if [ -n "$DUT_PID" ]; then
+    if [ -S "$TMP/pktengine.sock" ]; then
+      "$ROOT/target/release/pktengine" ctl --socket "$TMP/pktengine.sock" stats >"$TMP/$dut.stats" 2>&1 || true
+      sed 's/^/  engine: /' "$TMP/$dut.stats" | head -20
+    fi
+    kill "$DUT_PID" 2>/dev/null; wait "$DUT_PID" 2>/dev/null || true; DUT_PID=""
+  fi
   topo_down
 }
 

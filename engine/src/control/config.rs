@@ -469,7 +469,13 @@ impl Environment for System {
         !name.is_empty() && !name.contains('/') && Path::new("/sys/class/net").join(name).exists()
     }
     fn core_count(&self) -> usize {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        // Online CPUs, not this process's affinity mask (`taskset` would shrink
+        // available_parallelism and refuse cores the workers may pin to).
+        std::fs::read_to_string("/sys/devices/system/cpu/online")
+            .ok()
+            .and_then(|s| s.trim().split(',').filter_map(|r| r.rsplit('-').next()?.parse::<usize>().ok()).max())
+            .map(|m| m + 1)
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
     }
 }
 
