@@ -64,6 +64,8 @@ LOSS=${BENCH_LOSS:-0.001}
 DUTS=${BENCH_DUTS:-"none linux-1route linux-fulltable xdp-redirect pktengine pktengine-fulltable"}
 GEN_CPU=${GEN_CPU:-0}
 SINK_CPU=${SINK_CPU:-1}
+# The engine worker's core (default: the sink's, see dut_pktengine).
+ENGINE_CPU=${ENGINE_CPU:-$SINK_CPU}
 # The sink runs SCHED_FIFO (priority BENCH_SINK_RT, 0 = normal scheduling): on a shared
 # 2-core machine a preempted sink adds scheduler time slices (ms) to the latency tail.
 # The generator stays SCHED_OTHER: the veth receive path (ksoftirqd) shares its CPU.
@@ -195,7 +197,7 @@ pktengine_start() {
   done
   cat >"$TMP/pktengine.toml" <<TOML
 [engine]
-cores = [$SINK_CPU]
+cores = [$ENGINE_CPU]
 poll = "adaptive"
 ctl_socket = "$TMP/pktengine.sock"
 

@@ -147,6 +147,7 @@ fn bench_forward(c: &mut Criterion) {
             pending: PendingQueues::new(64, 16),
             icmp_limit: IcmpRateLimiter::new(100, 50),
             events: sink,
+            nat: None,
         };
         let restore = |umem: &mut Umem| {
             for (d, f) in descs.iter().zip(&frames) {
@@ -171,6 +172,7 @@ fn bench_forward(c: &mut Criterion) {
                     now_ns: 0,
                     trace: false,
                     rx_port: 0,
+                    handoff: 0,
                 };
                 process_burst(&mut ctx, 0, black_box(&descs));
                 assert_eq!(ctx.st.tx.queue(1).len(), BURST, "every packet forwarded");

@@ -71,10 +71,10 @@ enum CtlCommand {
         #[command(subcommand)]
         cmd: CtlShow,
     },
-    /// NAT mappings.
+    /// NAT sessions (`show`: state and age of each; `flush`: remove the dynamic ones).
     Nat {
         #[command(subcommand)]
-        cmd: CtlShow,
+        cmd: CtlShowFlush,
     },
     /// Copy frames seen on a port (received and sent) into a pcap file.
     Capture {
@@ -210,7 +210,8 @@ fn main() {
                 CtlCommand::Mac { cmd: CtlShowFlush::Show } => cli::run(&socket, Request::MacShow, &mut out),
                 CtlCommand::Mac { cmd: CtlShowFlush::Flush } => cli::run(&socket, Request::MacFlush, &mut out),
                 CtlCommand::Arp { cmd: CtlShow::Show } => cli::run(&socket, Request::ArpShow, &mut out),
-                CtlCommand::Nat { cmd: CtlShow::Show } => cli::run(&socket, Request::NatShow, &mut out),
+                CtlCommand::Nat { cmd: CtlShowFlush::Show } => cli::run(&socket, Request::NatShow, &mut out),
+                CtlCommand::Nat { cmd: CtlShowFlush::Flush } => cli::run(&socket, Request::NatFlush, &mut out),
                 CtlCommand::Capture { port, count, out: file } => cli::capture(&socket, &port, count, &file, &mut out),
                 CtlCommand::Filter { cmd: CtlFilter::Add { at, rule } } => {
                     cli::run(&socket, Request::FilterAdd { rule: rule.join(" "), at }, &mut out)

@@ -34,6 +34,7 @@ pub enum Request {
     MacFlush,
     ArpShow,
     NatShow,
+    NatFlush,
     /// Copy the next `count` frames seen on `port` back to the client.
     Capture { port: String, count: u32 },
     /// Turn the per-packet trace on or off (`set`), and show the last traced packets.

@@ -133,6 +133,22 @@ reasons! {
     L2BadSource = "l2-bad-source", "l2";
     /// To an IEEE 802.1D link-local group (01-80-C2-00-00-0x: STP, LACP, LLDP): never relayed.
     L2ReservedGroup = "l2-reserved-group", "l2";
+    /// To an outside address with no mapping and not the engine's own (unsolicited inbound).
+    NatNoMapping = "nat-no-mapping", "nat-in";
+    /// A mapping exists, but its filtering refuses this remote endpoint (RFC 4787 §5).
+    NatFiltered = "nat-filtered", "nat-in";
+    /// Outbound packet that may not open state and has none (a TCP RST, an ICMP error about nothing).
+    NatOutNoState = "nat-out-no-state", "nat-out";
+    /// The inside host has its maximum of mappings.
+    NatHostLimit = "nat-host-limit", "nat-out";
+    /// No free external port, or the session table is full.
+    NatExhausted = "nat-exhausted", "nat-out";
+    /// A later fragment whose first fragment was not seen (or was forgotten).
+    NatFragNoState = "nat-frag-no-state", "nat";
+    /// A protocol the NAT does not translate (not TCP, UDP or ICMP query/error).
+    NatUnsupported = "nat-unsupported", "nat-out";
+    /// The owning worker's handoff inbox was full.
+    NatHandoffFull = "nat-handoff-full", "nat";
 }
 
 /// Number of drop reasons.
@@ -162,10 +178,16 @@ pub enum Stage {
     L2Moved,
     /// Stations not learned because the MAC table was full.
     L2TableFull,
+    /// Packets translated inbound (outside address → inside host).
+    NatIn,
+    /// Packets translated outbound (inside host → outside address).
+    NatOut,
+    /// Packets handed to the worker that owns their NAT state.
+    NatHandoff,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 15] = [
+    pub const ALL: [Stage; 18] = [
         Stage::Classify,
         Stage::Arp,
         Stage::Ip4Input,
@@ -181,6 +203,9 @@ impl Stage {
         Stage::L2Learned,
         Stage::L2Moved,
         Stage::L2TableFull,
+        Stage::NatIn,
+        Stage::NatOut,
+        Stage::NatHandoff,
     ];
 
     pub fn name(self) -> &'static str {
@@ -200,6 +225,9 @@ impl Stage {
             Stage::L2Learned => "l2-learned",
             Stage::L2Moved => "l2-moved",
             Stage::L2TableFull => "l2-table-full",
+            Stage::NatIn => "nat-in",
+            Stage::NatOut => "nat-out",
+            Stage::NatHandoff => "nat-handoff",
         }
     }
 }

@@ -115,6 +115,8 @@ pub struct WorkerState {
     pub pending: PendingQueues<Desc>,
     pub icmp_limit: IcmpRateLimiter,
     pub events: EventSink,
+    /// The worker's NAT table (None: no NAT configured).
+    pub nat: Option<crate::nat::NatWorker>,
 }
 
 /// Everything a stage needs for one burst.
@@ -130,6 +132,9 @@ pub struct Ctx<'a> {
     pub trace: bool,
     /// The port the current burst came from (for the trace).
     pub rx_port: u16,
+    /// Flags of a frame another worker handed over (`nat::handoff`); 0 for
+    /// frames from a socket.
+    pub handoff: u8,
 }
 
 impl std::fmt::Debug for Ctx<'_> {
@@ -546,9 +551,14 @@ pub fn process_burst(ctx: &mut Ctx, port: u16, descs: &[Desc]) {
     // A switch port's bridge and MAC table, loaded once for the burst.
     let tables = ctx.tables;
     let l2 = if mode == Some(PortMode::Switch) { tables.l2.port(port).map(|(sp, b)| (sp, b, b.table.load())) } else { None };
+    let handed = ctx.handoff != 0;
     for &d in descs.iter().take(BURST) {
-        ctx.st.counters.rx(usize::from(port), u64::from(d.len));
-        if capturing && ctx.tables.take_capture(port) {
+        if handed {
+            // Counted (and captured) where it arrived.
+        } else {
+            ctx.st.counters.rx(usize::from(port), u64::from(d.len));
+        }
+        if capturing && !handed && ctx.tables.take_capture(port) {
             let data = ctx.umem.data(&d).to_vec();
             ctx.st.events.send(Event::Captured { port, time_ns: wall_ns(), data });
         }

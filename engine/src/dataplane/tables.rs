@@ -273,6 +273,8 @@ pub struct Tables {
     pub l2: crate::l2::Switch,
     /// The clock every worker and the control thread share (MAC table times).
     pub epoch: std::time::Instant,
+    /// The NAT's shared part (None: no NAT configured).
+    pub nat: Option<Arc<crate::nat::NatShared>>,
 }
 
 impl Tables {
@@ -287,7 +289,14 @@ impl Tables {
             filter: ArcSwap::from_pointee(crate::filter::Filter::default()),
             l2: crate::l2::Switch::default(),
             epoch: std::time::Instant::now(),
+            nat: None,
         }
+    }
+
+    /// The same tables with a NAT.
+    pub fn with_nat(mut self, nat: crate::nat::NatShared) -> Tables {
+        self.nat = Some(Arc::new(nat));
+        self
     }
 
     /// The same tables with these bridge domains.

@@ -92,7 +92,12 @@ impl<P: Port> Worker<P> {
                 slot.get_or_insert(i);
             }
         }
-        let fds = sockets.iter().filter_map(|s| s.io.poll_fd()).collect();
+        let mut fds: Vec<std::os::fd::RawFd> = sockets.iter().filter_map(|s| s.io.poll_fd()).collect();
+        // Frames other workers hand over wake a sleeping worker through this.
+        if let Some(fd) = tables.nat.as_ref().and_then(|n| n.handoff.wake_fd(cfg.id)) {
+            fds.push(fd);
+        }
+        let nat = tables.nat.as_deref().map(|n| crate::nat::NatWorker::new(n, cfg.id));
         Worker {
             cfg,
             umem,
@@ -108,6 +113,7 @@ impl<P: Port> Worker<P> {
                 pending: PendingQueues::new(PENDING_NEIGHBORS, PENDING_PER_NEIGHBOR),
                 icmp_limit: IcmpRateLimiter::new(DEFAULT_RATE, DEFAULT_BURST),
                 events,
+                nat,
             },
             descs: [Desc::default(); BURST],
             fds,
@@ -209,6 +215,7 @@ impl<P: Port> Worker<P> {
                 now_ns,
                 trace,
                 rx_port: 0,
+                handoff: 0,
             };
             for s in self.sockets.iter_mut() {
                 let n = s.io.recv(ctx.umem, &mut self.descs);
@@ -217,6 +224,12 @@ impl<P: Port> Worker<P> {
                 }
                 got += n;
                 pipeline::process_burst(&mut ctx, s.port, &self.descs[..n]);
+            }
+            if let Some(nat) = self.tables.nat.as_deref() {
+                got += take_handoffs(&mut ctx, nat);
+                if let Some(w) = ctx.st.nat.as_mut() {
+                    w.service(nat, self.cfg.id, now_ns / 1_000_000);
+                }
             }
             if let Some(p) = &self.probes {
                 while let Ok(key) = p.try_recv() {
@@ -290,9 +303,16 @@ impl<P: Port> Worker<P> {
                 self.spins = 0;
                 // Neighbor timers need the loop now and then: the timeout bounds the sleep.
                 let t = if self.st.pending.len() > 0 { Duration::from_millis(5) } else { self.cfg.idle_timeout };
+                let nat = self.tables.nat.clone();
+                if nat.as_ref().is_some_and(|n| !n.handoff.may_sleep(self.cfg.id)) {
+                    continue;
+                }
                 self.st.counters.sleeps += 1;
                 self.st.counters.touch();
                 let _ = wait_any(&self.fds, t);
+                if let Some(n) = nat {
+                    n.handoff.awake(self.cfg.id);
+                }
             }
         }
         self.drain();
@@ -316,4 +336,35 @@ impl<P: Port> Worker<P> {
         self.st.counters.touch();
         self.st.counters.publish(&self.shared);
     }
+}
+
+/// Runs the frames other workers handed to this one (at most a burst):
+/// each is copied into a frame of this worker's UMEM and goes through the
+/// pipeline from the start, as if it had arrived here.
+fn take_handoffs(ctx: &mut Ctx, nat: &crate::nat::NatShared) -> usize {
+    use crate::nat::handoff::HANDED;
+    let me = ctx.st.worker;
+    let mut n = 0;
+    while n < BURST {
+        let Some(slot) = nat.handoff.recv(me) else { break };
+        n += 1;
+        let len = usize::from(slot.len);
+        match ctx.umem.alloc() {
+            Some(mut d) => {
+                let buf = ctx.umem.buf_mut(&d);
+                if buf.len() >= len {
+                    buf[..len].copy_from_slice(&slot.data[..len]);
+                    d.len = len as u32;
+                    ctx.handoff = slot.flags | HANDED;
+                    pipeline::process_burst(ctx, slot.port, &[d]);
+                    ctx.handoff = 0;
+                } else {
+                    ctx.drop(slot.port, d, super::counters::Drop::NatHandoffFull);
+                }
+            }
+            None => ctx.st.counters.drop(super::counters::Drop::NoFrame),
+        }
+        nat.handoff.recycle(me, slot);
+    }
+    n
 }

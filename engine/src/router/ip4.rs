@@ -17,6 +17,7 @@ use crate::dataplane::pipeline::{write_macs, Ctx, ETH_HDR, ETHERTYPE_IPV4};
 use crate::l3::poptrie::{Leaf, NO_ROUTE};
 use crate::router::fragment::{FragError, Fragmenter};
 use crate::router::icmp_error::Icmp4Error;
+use crate::nat;
 use crate::router::{local, martian};
 use crate::steer::flow_hash_v4;
 use crate::wire::checksum;
@@ -52,7 +53,7 @@ pub fn input(ctx: &mut Ctx, port: u16, mut d: Desc) -> Option<u32> {
         return None;
     }
     let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
-    let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+    let mut dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
     let ttl = ip[8];
     // Ethernet pads short frames: the IP total length is the truth.
     d.len = (ETH_HDR + total) as u32;
@@ -60,7 +61,19 @@ pub fn input(ctx: &mut Ctx, port: u16, mut d: Desc) -> Option<u32> {
         ctx.drop(port, d, Drop::Ip4MartianSrc);
         return None;
     }
-    if ctx.ifs.is_local_v4(dst) {
+    let tables = ctx.tables;
+    let mut translated = false;
+    if let Some(nat) = tables.nat.as_deref().filter(|n| n.is_outside_addr(u32::from(dst))) {
+        match nat::stage::prerouting(ctx, nat, port, d, u32::from(dst)) {
+            nat::stage::Pre::Forward(to) => {
+                dst = to;
+                translated = true;
+            }
+            nat::stage::Pre::Continue => {}
+            nat::stage::Pre::Done => return None,
+        }
+    }
+    if !translated && ctx.ifs.is_local_v4(dst) {
         local::input4(ctx, port, d);
         return None;
     }
@@ -132,14 +145,20 @@ pub fn forward(ctx: &mut Ctx, port: u16, d: Desc, dst: Ipv4Addr, leaf: Leaf) {
     }
     let mtu = ctx.ifs.port(hop.port).map_or(1500, |p| p.mtu);
     let total = d.len as usize - ETH_HDR;
-    if total > usize::from(mtu) {
-        let df = ctx.umem.data(&d).get(ETH_HDR + 6).is_some_and(|b| b & 0x40 != 0);
-        if df {
-            ctx.icmp4_error(port, &d, Icmp4Error::FragNeeded { mtu });
-            ctx.drop(port, d, Drop::Ip4FragNeeded);
+    let too_big = total > usize::from(mtu);
+    if too_big && ctx.umem.data(&d).get(ETH_HDR + 6).is_some_and(|b| b & 0x40 != 0) {
+        // DF: the error goes to the sender as it sent the packet (before NAT).
+        ctx.icmp4_error(port, &d, Icmp4Error::FragNeeded { mtu });
+        ctx.drop(port, d, Drop::Ip4FragNeeded);
+        return;
+    }
+    let tables = ctx.tables;
+    if let Some(nat) = tables.nat.as_deref().filter(|n| nat::stage::translates(n, port, hop.port)) {
+        if !nat::stage::postrouting(ctx, nat, port, d) {
             return;
         }
-        decrement_ttl(ctx.umem.data_mut(&d));
+    }
+    if too_big {
         fragment(ctx, port, hop.port, nh, d, mtu);
         return;
     }

@@ -203,8 +203,8 @@ impl Control {
             .map_err(|e| format!("reload refused, the running configuration stays:\n{e}"))?;
         let mut notes = Vec::new();
         if let Some(old) = &self.running {
-            if old.engine != new.engine || old.ports != new.ports || old.bridges != new.bridges {
-                notes.push("changes to [engine], ports or bridges need a restart: not applied".to_string());
+            if old.engine != new.engine || old.ports != new.ports || old.bridges != new.bridges || old.nat != new.nat {
+                notes.push("changes to [engine], ports, bridges or [nat] need a restart: not applied".to_string());
             }
         }
         // Validate everything before changing anything.
@@ -349,6 +349,14 @@ impl Control {
             }
         }
         out.push(c("neighbor", "unsolicited_answers_ignored", self.unsolicited_ignored));
+        if let Some(nat) = &self.tables.nat {
+            for (wi, g) in nat.gauges.iter().enumerate() {
+                let scope = format!("nat worker {wi}");
+                out.push(c(&scope, "sessions", u64::from(g.sessions.load(Ordering::Relaxed))));
+                out.push(c(&scope, "mappings", u64::from(g.mappings.load(Ordering::Relaxed))));
+                out.push(c(&scope, "handed_out", g.handed_out.load(Ordering::Relaxed)));
+            }
+        }
         for d in Drop::ALL {
             let v: u64 = self.workers.iter().map(|w| w.drop_count(*d)).sum();
             out.push(c(&format!("drop {}", d.stage()), d.name(), v));
@@ -454,9 +462,18 @@ impl Control {
                 }
                 out(Response::Done { message: format!("flushed {n} dynamic entries") })
             }
-            Request::NatShow => {
-                out(Response::Table { header: "nat mappings".into(), rows: Vec::new() })?;
-                out(Response::Done { message: "NAT is not configured (not implemented yet)".into() })
+            Request::NatShow | Request::NatFlush => {
+                let Some(nat) = self.tables.nat.clone() else {
+                    return out(Response::Done { message: "NAT is not configured".into() });
+                };
+                let flush = matches!(req, Request::NatFlush);
+                let rows = nat_rows(&nat, flush);
+                let (s, m) = nat.totals();
+                if flush {
+                    return out(Response::Done { message: format!("flushed; {s} sessions, {m} mappings left (static forwards stay)") });
+                }
+                out(Response::Table { header: "nat sessions".into(), rows })?;
+                out(Response::Done { message: format!("{s} sessions, {m} mappings") })
             }
             Request::Capture { port, count } => self.capture(&port, count, out, stop),
             Request::FilterAdd { rule, at } => {
@@ -564,4 +581,48 @@ impl Control {
             })
             .collect()
     }
+}
+
+/// Asks every worker for its NAT sessions (and to flush them first, with
+/// `flush`) and formats them, one per line:
+/// `udp 198.18.1.2:40000 198.19.1.1:40000 198.19.1.2:7 - age 1.250s idle 0.100s expires 299s worker 0`.
+/// Waits at most a second for the workers (a stopped worker's rows are missing).
+fn nat_rows(nat: &crate::nat::NatShared, flush: bool) -> Vec<String> {
+    let mut asked = Vec::new();
+    for slot in &nat.dumps {
+        if flush {
+            slot.flush.store(true, Ordering::Release);
+        }
+        asked.push(slot.asked.fetch_add(1, Ordering::AcqRel) + 1);
+    }
+    let deadline = Instant::now() + std::time::Duration::from_secs(1);
+    let mut rows = Vec::new();
+    for (w, (slot, want)) in nat.dumps.iter().zip(asked).enumerate() {
+        while slot.answered.load(Ordering::Acquire) < want && Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        if slot.answered.load(Ordering::Acquire) < want {
+            rows.push(format!("worker {w} did not answer"));
+            continue;
+        }
+        let Ok(list) = slot.rows.lock() else { continue };
+        let ms = |v: u64| format!("{}.{:03}s", v / 1000, v % 1000);
+        for s in list.iter() {
+            rows.push(format!(
+                "{} {} {} {} {}{} age {} idle {} expires {}s pkts {}/{} worker {w}",
+                crate::nat::table::proto_name(s.proto),
+                s.inside,
+                s.outside,
+                s.remote,
+                s.state,
+                if s.fixed { " forward" } else { "" },
+                ms(s.age_ms),
+                ms(s.idle_ms),
+                s.expires_ms.div_ceil(1000),
+                s.pkts_out,
+                s.pkts_in,
+            ));
+        }
+    }
+    rows
 }

@@ -69,10 +69,15 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     }
     let fib = rt.reader().snapshot().clone();
     let routes = Routes::resolve(fib, &ifs);
-    let tables = Arc::new(
-        Tables::new(ifs, routes, NeighborTable::new(REACHABLE_MS, STALE_GC_MS).map())
-            .with_l2(crate::l2::Switch::from_config(&cfg)),
-    );
+    let mut tables = Tables::new(ifs, routes, NeighborTable::new(REACHABLE_MS, STALE_GC_MS).map())
+        .with_l2(crate::l2::Switch::from_config(&cfg));
+    if let Some(nat) = &cfg.nat {
+        let roles = cfg.ports.iter().map(|p| p.nat).collect();
+        let shared = crate::nat::NatShared::new(nat.clone(), roles, cfg.engine.cores.len() as u16, true)
+            .map_err(|e| format!("nat: {e}"))?;
+        tables = tables.with_nat(shared);
+    }
+    let tables = Arc::new(tables);
     tables.trace.store(cfg.engine.trace, Ordering::Relaxed);
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

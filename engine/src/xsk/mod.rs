@@ -21,7 +21,7 @@ pub mod stats;
 pub mod umem;
 
 pub use mem_port::{MemPort, MemPortConfig};
-pub use port::{wait_any, Port, RingLevels, BURST};
+pub use port::{wait_any, Port, RingLevels, Waker, BURST};
 pub use ring::Desc;
 pub use socket::{BindMode, BoundMode, XskConfig, XskPort};
 pub use stats::{PortStats, XdpStatistics};

@@ -133,3 +133,40 @@ pub fn wait_any(fds: &[std::os::fd::RawFd], timeout: Duration) -> io::Result<boo
     }
     Ok(rc > 0)
 }
+
+/// An eventfd another thread writes to wake a worker asleep in
+/// [`wait_any`] (NAT handoff between workers). `wake` and `drain` are system
+/// calls: callers use them only when the worker sleeps.
+#[derive(Debug)]
+pub struct Waker(std::os::fd::OwnedFd);
+
+impl Waker {
+    pub fn new() -> io::Result<Waker> {
+        // SAFETY: eventfd takes no pointers; a non-negative result is a new
+        // descriptor that we own from here on.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor nobody else owns.
+        Ok(Waker(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }))
+    }
+
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.0)
+    }
+
+    /// Makes the eventfd readable (adds 1 to its counter).
+    pub fn wake(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64 to our own descriptor.
+        let _ = unsafe { libc::write(self.fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    /// Resets the counter (non-blocking: nothing to read is fine).
+    pub fn drain(&self) {
+        let mut v: u64 = 0;
+        // SAFETY: reads at most 8 bytes into a live u64 from our own descriptor.
+        let _ = unsafe { libc::read(self.fd(), (&mut v as *mut u64).cast(), 8) };
+    }
+}

@@ -1,0 +1,484 @@
+//! The NAT in the whole pipeline on in-memory ports: two workers sharing
+//! the tables (each with its own UMEM, as real workers), frames injected on
+//! the worker the kernel would have chosen, translated by the owner, with
+//! checksums verified and the frame ledger checked at the end.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use crate::control::config::{PollMode, PortMode};
+use crate::dataplane::counters::{Drop, SharedCounters, Stage};
+use crate::dataplane::events;
+use crate::dataplane::tables::{Interfaces, PortInfo, Routes, Tables};
+use crate::dataplane::worker::{Socket, Worker, WorkerConfig};
+use crate::l3::route_table::RouteTable;
+use crate::nat::translate::{classify, Ep, Kind, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use crate::nat::{Filtering, Forward, NatConfig, NatShared, Role};
+use crate::router::neighbor::{NeighborKey, NeighborTable};
+use crate::router::Mac;
+use crate::runtime::setup::connected_route;
+use crate::wire::checksum;
+use crate::xsk::{MemPort, MemPortConfig, Umem, UmemConfig};
+
+const LAN_MAC: Mac = [0x02, 0, 0, 0, 0, 0x01];
+const WAN_MAC: Mac = [0x02, 0, 0, 0, 0, 0x02];
+const H1_MAC: Mac = [0x02, 0x11, 0, 0, 0, 0x01];
+const H3_MAC: Mac = [0x02, 0x33, 0, 0, 0, 0x03];
+const H2_MAC: Mac = [0x02, 0x22, 0, 0, 0, 0x02];
+const H1: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
+const H3: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 3);
+const H2: Ipv4Addr = Ipv4Addr::new(198, 19, 1, 2);
+const FAR: Ipv4Addr = Ipv4Addr::new(198, 19, 7, 7);
+const NAT: Ipv4Addr = Ipv4Addr::new(198, 19, 1, 1);
+const LAN: u16 = 0;
+const WAN: u16 = 1;
+
+struct Rig {
+    workers: Vec<Worker<MemPort>>,
+    tables: Arc<Tables>,
+    counters: Vec<Arc<SharedCounters>>,
+    _rt: RouteTable,
+}
+
+fn port(i: u16, name: &str, mac: Mac, v4: (&str, u8)) -> PortInfo {
+    PortInfo { index: i, name: name.into(), interface: format!("mem{i}"), mac, mtu: 1500, mode: PortMode::Router, v4: vec![(v4.0.parse().unwrap(), v4.1)], v6: vec![] }
+}
+
+fn rig(workers: u16, edit: impl FnOnce(&mut NatConfig)) -> Rig {
+    let ifs = Interfaces::new(vec![port(LAN, "lan", LAN_MAC, ("198.18.1.1", 24)), port(WAN, "wan", WAN_MAC, ("198.19.1.1", 24))]);
+    let mut rt = RouteTable::new();
+    for p in &ifs.ports {
+        for &(a, l) in &p.v4 {
+            let ia = crate::control::config::InterfaceAddress { addr: IpAddr::V4(a), prefix_len: l };
+            rt.stage_add(connected_route(&p.name, &ia).unwrap()).unwrap();
+        }
+    }
+    rt.stage_add(crate::l3::routes_file::parse_line("198.19.7.0/24 via 198.19.1.2").unwrap().unwrap()).unwrap();
+    rt.publish();
+    let routes = Routes::resolve(rt.reader().snapshot().clone(), &ifs);
+    let mut neigh = NeighborTable::new(30_000, 120_000);
+    for (p, ip, mac) in [(LAN, H1, H1_MAC), (LAN, H3, H3_MAC), (WAN, H2, H2_MAC)] {
+        neigh.learn(NeighborKey { port: p, ip: IpAddr::V4(ip) }, mac, 0, true);
+    }
+    let mut cfg = NatConfig { pool: vec![NAT], ..Default::default() };
+    edit(&mut cfg);
+    let shared = NatShared::new(cfg, vec![Role::Inside, Role::Outside], workers, false).unwrap();
+    let tables = Arc::new(Tables::new(ifs, routes, neigh.map()).with_nat(shared));
+    let mut ws = Vec::new();
+    let mut counters = Vec::new();
+    for id in 0..workers {
+        let umem = Umem::new(UmemConfig { frame_size: 2048, frame_count: 2048, huge_pages: false, headroom: 0 }).unwrap();
+        let sockets = (0..2).map(|i| Socket { port: i, io: MemPort::new(&format!("w{id}p{i}"), &umem, MemPortConfig::default()) }).collect();
+        let c = Arc::new(SharedCounters::default());
+        let (sink, _rx) = events::channel(1024);
+        let cfg = WorkerConfig { id, poll: PollMode::Busy, idle_timeout: std::time::Duration::from_millis(1) };
+        let mut w = Worker::new(cfg, umem, sockets, tables.clone(), c.clone(), sink);
+        w.prime();
+        ws.push(w);
+        counters.push(c);
+    }
+    Rig { workers: ws, tables, counters, _rt: rt }
+}
+
+impl Rig {
+    /// A frame arrives on `port` of worker `w`; every worker then runs a few loops.
+    fn inject(&mut self, w: usize, port: usize, frame: &[u8]) {
+        let (umem, socks) = self.workers[w].split();
+        assert!(socks[port].io.inject(umem, frame), "inject refused");
+        self.run();
+    }
+
+    fn run(&mut self) {
+        for _ in 0..4 {
+            for w in &mut self.workers {
+                w.poll_once();
+            }
+        }
+    }
+
+    /// Every frame sent on `port` by any worker, with the worker's id.
+    fn sent(&mut self, port: usize) -> Vec<(usize, Vec<u8>)> {
+        let mut v = Vec::new();
+        for (i, w) in self.workers.iter_mut().enumerate() {
+            let (umem, socks) = w.split();
+            socks[port].io.take_sent(umem, usize::MAX, |b| v.push((i, b.to_vec())));
+        }
+        v
+    }
+
+    fn one(&mut self, port: usize) -> (usize, Vec<u8>) {
+        let mut s = self.sent(port);
+        assert_eq!(s.len(), 1, "one frame expected on port {port}: {} (drops {:?})", s.len(), self.nonzero_drops());
+        s.remove(0)
+    }
+
+    fn drops(&self, d: Drop) -> u64 {
+        self.counters.iter().map(|c| c.drop_count(d)).sum()
+    }
+
+    fn stage(&self, s: Stage) -> u64 {
+        self.counters.iter().map(|c| c.stage_count(s)).sum()
+    }
+
+    fn nonzero_drops(&self) -> Vec<(&'static str, u64)> {
+        Drop::ALL.iter().map(|&d| (d.name(), self.drops(d))).filter(|&(_, n)| n > 0).collect()
+    }
+
+    fn finish(mut self) {
+        self.sent(0);
+        self.sent(1);
+        for w in &mut self.workers {
+            w.poll_once();
+            let c = w.umem().check();
+            assert!(c.is_ok(), "{c:?}");
+        }
+        let nat = self.tables.nat.as_ref().unwrap();
+        for w in 0..nat.workers() {
+            assert_eq!(nat.handoff.pending(w), 0);
+        }
+    }
+}
+
+fn eth(dst: Mac, src: Mac, payload: &[u8]) -> Vec<u8> {
+    let mut f = dst.to_vec();
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.extend_from_slice(payload);
+    f
+}
+
+fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, ttl: u8, proto: u8, frag: u16, payload: &[u8]) -> Vec<u8> {
+    let mut h = vec![0x45, 0, 0, 0, 0xbe, 0xef, (frag >> 8) as u8, frag as u8, ttl, proto, 0, 0];
+    h[2..4].copy_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
+    h.extend_from_slice(&src.octets());
+    h.extend_from_slice(&dst.octets());
+    let c = checksum::checksum(&h);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    h.extend_from_slice(payload);
+    h
+}
+
+fn l4_sum(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, seg: &[u8]) -> u16 {
+    checksum::combine(&[checksum::pseudo_header_v4(&src.octets(), &dst.octets(), proto, seg.len() as u16), checksum::data(seg)])
+}
+
+fn udp(src: Ipv4Addr, dst: Ipv4Addr, sp: u16, dp: u16, body: &[u8]) -> Vec<u8> {
+    let mut u = vec![0u8; 8];
+    u[0..2].copy_from_slice(&sp.to_be_bytes());
+    u[2..4].copy_from_slice(&dp.to_be_bytes());
+    u[4..6].copy_from_slice(&((8 + body.len()) as u16).to_be_bytes());
+    u.extend_from_slice(body);
+    let c = checksum::udp_nonzero(!l4_sum(src, dst, PROTO_UDP, &u));
+    u[6..8].copy_from_slice(&c.to_be_bytes());
+    u
+}
+
+fn tcp(src: Ipv4Addr, dst: Ipv4Addr, sp: u16, dp: u16, flags: u8) -> Vec<u8> {
+    let mut t = vec![0u8; 20];
+    t[0..2].copy_from_slice(&sp.to_be_bytes());
+    t[2..4].copy_from_slice(&dp.to_be_bytes());
+    t[12] = 0x50;
+    t[13] = flags;
+    let c = !l4_sum(src, dst, PROTO_TCP, &t);
+    t[16..18].copy_from_slice(&c.to_be_bytes());
+    t
+}
+
+fn from_h1(sp: u16, dst: Ipv4Addr, dp: u16) -> Vec<u8> {
+    eth(LAN_MAC, H1_MAC, &ipv4(H1, dst, 64, PROTO_UDP, 0, &udp(H1, dst, sp, dp, b"ping")))
+}
+
+fn from_h2(sp: u16, dp: u16) -> Vec<u8> {
+    eth(WAN_MAC, H2_MAC, &ipv4(H2, NAT, 64, PROTO_UDP, 0, &udp(H2, NAT, sp, dp, b"pong")))
+}
+
+/// IP header and L4 checksums both verify.
+fn valid(f: &[u8]) -> bool {
+    let total = usize::from(u16::from_be_bytes([f[16], f[17]]));
+    let ip = &f[14..14 + total];
+    let hl = usize::from(ip[0] & 15) * 4;
+    if checksum::data(&ip[..hl]) != 0xffff {
+        return false;
+    }
+    let (s, d) = (Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]), Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]));
+    let l4 = &ip[hl..];
+    match ip[9] {
+        PROTO_UDP | PROTO_TCP => l4_sum(s, d, ip[9], l4) == 0xffff,
+        PROTO_ICMP => checksum::data(l4) == 0xffff,
+        _ => true,
+    }
+}
+
+fn kind(f: &[u8]) -> Kind {
+    classify(&f[14..])
+}
+
+fn ep(a: Ipv4Addr, p: u16) -> Ep {
+    Ep::new(u32::from(a), p)
+}
+
+#[test]
+fn udp_out_and_back_on_one_worker() {
+    let mut r = rig(1, |_| {});
+    r.inject(0, 0, &from_h1(40000, H2, 7));
+    let (_, o) = r.one(1);
+    assert!(valid(&o));
+    assert_eq!(&o[0..6], &H2_MAC);
+    assert_eq!(o[14 + 8], 63, "TTL decremented once");
+    assert_eq!(kind(&o), Kind::Ports { proto: PROTO_UDP, src: ep(NAT, 40000), dst: ep(H2, 7), tcp_flags: 0 });
+    r.inject(0, 1, &from_h2(7, 40000));
+    let (_, b) = r.one(0);
+    assert!(valid(&b));
+    assert_eq!(&b[0..6], &H1_MAC);
+    assert_eq!(kind(&b), Kind::Ports { proto: PROTO_UDP, src: ep(H2, 7), dst: ep(H1, 40000), tcp_flags: 0 });
+    // From another port of the same remote host: filtered (address and port dependent).
+    r.inject(0, 1, &from_h2(8, 40000));
+    assert!(r.sent(0).is_empty());
+    assert_eq!(r.drops(Drop::NatFiltered), 1);
+    // To a port nobody mapped: the engine's own address answers (Port Unreachable).
+    r.inject(0, 1, &from_h2(7, 50000));
+    let (_, u) = r.one(1);
+    assert_eq!(u[14 + 9], PROTO_ICMP);
+    assert_eq!(u[14 + 20], 3, "destination unreachable");
+    assert_eq!(r.stage(Stage::NatOut), 1);
+    assert_eq!(r.stage(Stage::NatIn), 1);
+    r.finish();
+}
+
+#[test]
+fn two_workers_hand_each_flow_to_its_owner() {
+    let mut r = rig(2, |_| {});
+    // Inside port 40001 belongs to worker 1; the frame arrives on worker 0.
+    r.inject(0, 0, &from_h1(40001, H2, 7));
+    let (w, o) = r.one(1);
+    assert_eq!(w, 1, "the owner sends it");
+    assert!(valid(&o));
+    assert_eq!(kind(&o), Kind::Ports { proto: PROTO_UDP, src: ep(NAT, 40001), dst: ep(H2, 7), tcp_flags: 0 });
+    // The reply arrives on worker 0 too: handed to worker 1, which has the session.
+    r.inject(0, 1, &from_h2(7, 40001));
+    let (w, b) = r.one(0);
+    assert_eq!(w, 1);
+    assert_eq!(kind(&b), Kind::Ports { proto: PROTO_UDP, src: ep(H2, 7), dst: ep(H1, 40001), tcp_flags: 0 });
+    assert_eq!(r.stage(Stage::NatHandoff), 2);
+    // Many flows, arriving on both workers: every one translates both ways,
+    // external ports of worker w are ≡ w (mod 2).
+    for sp in 42000..42040u16 {
+        let arrive = usize::from(sp % 3 == 0);
+        r.inject(arrive, 0, &from_h1(sp, H2, 9));
+        let (w, o) = r.one(1);
+        let Kind::Ports { src, .. } = kind(&o) else { panic!() };
+        assert_eq!(usize::from(src.port % 2), w);
+        r.inject(1 - arrive, 1, &from_h2(9, src.port));
+        let (_, b) = r.one(0);
+        assert_eq!(kind(&b), Kind::Ports { proto: PROTO_UDP, src: ep(H2, 9), dst: ep(H1, sp), tcp_flags: 0 });
+    }
+    let nat = r.tables.nat.clone().unwrap();
+    for w in &mut r.workers {
+        w.poll_once();
+    }
+    r.run();
+    let _ = nat;
+    r.finish();
+}
+
+#[test]
+fn echo_ids_and_icmp_errors_are_translated_both_ways() {
+    let mut r = rig(1, |_| {});
+    // Echo request from h1 with id 9 (below the range: moved into it).
+    let mut m = vec![8, 0, 0, 0, 0, 9, 0, 1, b'x', b'y'];
+    let c = checksum::checksum(&m);
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    r.inject(0, 0, &eth(LAN_MAC, H1_MAC, &ipv4(H1, H2, 64, PROTO_ICMP, 0, &m)));
+    let (_, o) = r.one(1);
+    assert!(valid(&o));
+    let Kind::Echo { src, request: true, .. } = kind(&o) else { panic!("{:?}", kind(&o)) };
+    assert_eq!(src.addr, u32::from(NAT));
+    let id = src.port;
+    assert!(id >= 1024);
+    // The reply comes back with the translated id.
+    let mut rep = o[14 + 20..].to_vec();
+    rep[0] = 0;
+    rep[2..4].fill(0);
+    let c = checksum::checksum(&rep);
+    rep[2..4].copy_from_slice(&c.to_be_bytes());
+    r.inject(0, 1, &eth(WAN_MAC, H2_MAC, &ipv4(H2, NAT, 64, PROTO_ICMP, 0, &rep)));
+    let (_, b) = r.one(0);
+    assert!(valid(&b));
+    assert_eq!(kind(&b), Kind::Echo { src: ep(H2, 9), dst: ep(H1, 9), request: false });
+
+    // A UDP probe to a far host dies at h2 (a router): its Time Exceeded,
+    // quoting the translated packet, comes back to h1 about h1's packet.
+    r.inject(0, 0, &from_h1(33434, FAR, 33434));
+    let (_, probe) = r.one(1);
+    let mut body = vec![11, 0, 0, 0, 0, 0, 0, 0];
+    body.extend_from_slice(&probe[14..]);
+    let c = checksum::checksum(&body);
+    body[2..4].copy_from_slice(&c.to_be_bytes());
+    r.inject(0, 1, &eth(WAN_MAC, H2_MAC, &ipv4(H2, NAT, 64, PROTO_ICMP, 0, &body)));
+    let (_, te) = r.one(0);
+    assert!(valid(&te), "outer checksums");
+    assert_eq!(
+        kind(&te),
+        Kind::IcmpError { outer_src: u32::from(H2), outer_dst: u32::from(H1), proto: PROTO_UDP, inner_src: ep(H1, 33434), inner_dst: ep(FAR, 33434) }
+    );
+    let inner = &te[14 + 28..];
+    assert!(checksum::data(&inner[..20]) == 0xffff, "quoted header checksum");
+    assert_eq!(inner[8], 63, "the quoted TTL is the one h2 saw");
+    // An error about a flow nobody mapped goes to the engine itself (ignored).
+    let mut stray = vec![3, 3, 0, 0, 0, 0, 0, 0];
+    stray.extend_from_slice(&ipv4(NAT, H2, 64, PROTO_UDP, 0, &udp(NAT, H2, 5555, 53, b"")));
+    r.inject(0, 1, &eth(WAN_MAC, H2_MAC, &ipv4(H2, NAT, 64, PROTO_ICMP, 0, &stray)));
+    assert!(r.sent(0).is_empty());
+    r.finish();
+}
+
+#[test]
+fn an_inside_host_reports_an_error_about_a_translated_flow() {
+    let mut r = rig(1, |c| c.filtering = Filtering::EndpointIndependent);
+    r.inject(0, 0, &from_h1(40000, H2, 7));
+    r.one(1);
+    r.inject(0, 1, &from_h2(7, 40000));
+    let (_, b) = r.one(0);
+    // h1 answers Port Unreachable quoting what it received.
+    let mut body = vec![3, 3, 0, 0, 0, 0, 0, 0];
+    body.extend_from_slice(&b[14..]);
+    let c = checksum::checksum(&body);
+    body[2..4].copy_from_slice(&c.to_be_bytes());
+    r.inject(0, 0, &eth(LAN_MAC, H1_MAC, &ipv4(H1, H2, 64, PROTO_ICMP, 0, &body)));
+    let (_, e) = r.one(1);
+    assert!(valid(&e));
+    assert_eq!(
+        kind(&e),
+        Kind::IcmpError { outer_src: u32::from(NAT), outer_dst: u32::from(H2), proto: PROTO_UDP, inner_src: ep(H2, 7), inner_dst: ep(NAT, 40000) }
+    );
+    r.finish();
+}
+
+#[test]
+fn tcp_unsolicited_syn_is_dropped_and_a_forward_admits_it() {
+    let fwd = Forward { proto: PROTO_TCP, outside: ep(NAT, 8080), inside: ep(H1, 80) };
+    let mut r = rig(2, |c| c.forwards = vec![fwd]);
+    // A SYN to an unmapped port of the engine's address: the engine's, dropped (no TCP there).
+    r.inject(0, 1, &eth(WAN_MAC, H2_MAC, &ipv4(H2, NAT, 64, PROTO_TCP, 0, &tcp(H2, NAT, 5000, 22, 0x02))));
+    assert!(r.sent(0).is_empty());
+    // Through the forward, on either worker, without a handoff.
+    for w in 0..2 {
+        let sp = 5001 + w as u16;
+        r.inject(w, 1, &eth(WAN_MAC, H2_MAC, &ipv4(H2, NAT, 64, PROTO_TCP, 0, &tcp(H2, NAT, sp, 8080, 0x02))));
+        let (sw, o) = r.one(0);
+        assert_eq!(sw, w);
+        assert!(valid(&o));
+        assert_eq!(kind(&o), Kind::Ports { proto: PROTO_TCP, src: ep(H2, sp), dst: ep(H1, 80), tcp_flags: 0x02 });
+        // The SYN-ACK leaves from the forwarded endpoint.
+        r.inject(1 - w, 0, &eth(LAN_MAC, H1_MAC, &ipv4(H1, H2, 64, PROTO_TCP, 0, &tcp(H1, H2, 80, sp, 0x12))));
+        let (_, a) = r.one(1);
+        assert_eq!(kind(&a), Kind::Ports { proto: PROTO_TCP, src: ep(NAT, 8080), dst: ep(H2, sp), tcp_flags: 0x12 });
+    }
+    assert_eq!(r.stage(Stage::NatHandoff), 0);
+    r.finish();
+}
+
+#[test]
+fn hairpin_through_a_forward_shows_the_outside_source() {
+    let fwd = Forward { proto: PROTO_TCP, outside: ep(NAT, 8080), inside: ep(H1, 80) };
+    for workers in [1, 2] {
+        let mut r = rig(workers, |c| c.forwards = vec![fwd]);
+        // h3 connects to the forward's outside endpoint.
+        r.inject(0, 0, &eth(LAN_MAC, H3_MAC, &ipv4(H3, NAT, 64, PROTO_TCP, 0, &tcp(H3, NAT, 40003, 8080, 0x02))));
+        let (_, o) = r.one(0);
+        assert_eq!(&o[0..6], &H1_MAC, "back out of the lan port to h1");
+        assert!(valid(&o));
+        let Kind::Ports { src, dst, .. } = kind(&o) else { panic!() };
+        assert_eq!(dst, ep(H1, 80));
+        assert_eq!(src, ep(NAT, 40003), "h1 sees h3's outside endpoint");
+        // h1's answer goes back the same way.
+        r.inject(0, 0, &eth(LAN_MAC, H1_MAC, &ipv4(H1, NAT, 64, PROTO_TCP, 0, &tcp(H1, NAT, 80, 40003, 0x12))));
+        let (_, a) = r.one(0);
+        assert_eq!(&a[0..6], &H3_MAC);
+        assert!(valid(&a));
+        assert_eq!(kind(&a), Kind::Ports { proto: PROTO_TCP, src: ep(NAT, 8080), dst: ep(H3, 40003), tcp_flags: 0x12 });
+        r.finish();
+    }
+}
+
+#[test]
+fn later_fragments_follow_the_first_across_workers() {
+    let mut r = rig(2, |_| {});
+    // A 1200-byte UDP datagram in two fragments from h1, inside port 40001 (worker 1's), arriving on worker 0.
+    let body: Vec<u8> = (0..1200u32).map(|i| i as u8).collect();
+    let dgram = udp(H1, H2, 40001, 9, &body);
+    let (a, b) = dgram.split_at(800);
+    r.inject(0, 0, &eth(LAN_MAC, H1_MAC, &ipv4(H1, H2, 64, PROTO_UDP, 0x2000, a)));
+    r.inject(0, 0, &eth(LAN_MAC, H1_MAC, &ipv4(H1, H2, 64, PROTO_UDP, 100, b)));
+    let out = r.sent(1);
+    assert_eq!(out.len(), 2, "{:?}", r.nonzero_drops());
+    for (w, f) in &out {
+        assert_eq!(*w, 1);
+        assert_eq!(&f[14 + 12..14 + 16], &NAT.octets());
+        assert!(checksum::data(&f[14..34]) == 0xffff);
+    }
+    // Reassembled, the datagram's UDP checksum holds for the new source.
+    let mut whole = out[0].1[34..].to_vec();
+    whole.extend_from_slice(&out[1].1[34..]);
+    assert_eq!(l4_sum(NAT, H2, PROTO_UDP, &whole), 0xffff);
+    // A later fragment of a datagram never seen: dropped.
+    let mut stray = ipv4(H1, H2, 64, PROTO_UDP, 200, b);
+    stray[4] = 0x77;
+    stray[10..12].fill(0);
+    let c = checksum::checksum(&stray[..20]);
+    stray[10..12].copy_from_slice(&c.to_be_bytes());
+    r.inject(1, 0, &eth(LAN_MAC, H1_MAC, &stray));
+    assert!(r.sent(1).is_empty());
+    assert_eq!(r.drops(Drop::NatFragNoState), 1);
+    r.finish();
+}
+
+#[test]
+fn host_limit_and_exhaustion_are_counted_and_may_answer() {
+    let mut r = rig(1, |c| {
+        c.max_per_host = 2;
+        c.port_lo = 2000;
+        c.port_hi = 2002;
+        c.icmp_on_exhaustion = true;
+    });
+    for sp in [2000, 2001] {
+        r.inject(0, 0, &from_h1(sp, H2, 7));
+        r.one(1);
+    }
+    r.inject(0, 0, &from_h1(2002, H2, 7));
+    assert!(r.sent(1).is_empty());
+    assert_eq!(r.drops(Drop::NatHostLimit), 1);
+    let (_, p) = r.one(0);
+    assert_eq!((p[14 + 20], p[14 + 21]), (3, 13), "administratively prohibited to h1");
+    // h3 gets the last port, then the range is exhausted.
+    let h3 = |sp| eth(LAN_MAC, H3_MAC, &ipv4(H3, H2, 64, PROTO_UDP, 0, &udp(H3, H2, sp, 7, b"x")));
+    r.inject(0, 0, &h3(5000));
+    r.one(1);
+    r.inject(0, 0, &h3(5001));
+    assert_eq!(r.drops(Drop::NatExhausted), 1);
+    r.finish();
+}
+
+#[test]
+fn sessions_expire_and_the_dump_shows_them() {
+    let mut r = rig(1, |c| c.timeouts.udp_ms = 50);
+    r.inject(0, 0, &from_h1(40000, H2, 7));
+    r.one(1);
+    let nat = r.tables.nat.clone().unwrap();
+    let ask = |r: &mut Rig| {
+        nat.dumps[0].asked.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        r.run();
+        nat.dumps[0].rows.lock().unwrap().clone()
+    };
+    let rows = ask(&mut r);
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].inside, rows[0].outside, rows[0].remote), (ep(H1, 40000), ep(NAT, 40000), ep(H2, 7)));
+    std::thread::sleep(std::time::Duration::from_millis(80));
+    r.run();
+    assert!(ask(&mut r).is_empty());
+    assert_eq!(nat.totals(), (0, 0));
+    // The reply after expiry is refused (the engine's own address: Port Unreachable to h2).
+    r.inject(0, 1, &from_h2(7, 40000));
+    assert!(r.sent(0).is_empty());
+    r.finish();
+}

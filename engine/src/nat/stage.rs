@@ -1,0 +1,325 @@
+//! The NAT's two places in the IPv4 pipeline.
+//!
+//! ```text
+//! ip4-input ── dst is an outside address? ──► prerouting ─┬─ from an outside port: inbound (DNAT) ─► route the inside address
+//!                                                         ├─ from an inside port: hairpin (SNAT, then inbound)
+//!                                                         └─ no mapping: the engine's own address → local delivery, else drop
+//! ip4-forward ── inside port → outside port ──► postrouting (SNAT) ─► MTU, TTL, neighbor, TX
+//! ```
+//!
+//! Each hook first finds the flow's owner (`NatShared::owner_*`); a packet
+//! that arrived on another worker is handed to the owner, which runs it
+//! through the pipeline from the start. Drops are counted under the
+//! `nat-*` reasons; every frame still ends in exactly one place.
+
+use std::net::Ipv4Addr;
+
+use super::frag::Follow;
+use super::handoff::AS_OUTSIDE;
+use super::table::{NatError, ECHO_REQUEST};
+use super::translate::{self, Kind, Side};
+use super::{NatShared, Role};
+use crate::dataplane::counters::{Drop, Stage};
+use crate::dataplane::pipeline::{Ctx, ETH_HDR};
+use crate::router::icmp_error::Icmp4Error;
+use crate::xsk::Desc;
+
+/// The frame was handed over for the hairpin's SNAT half (internal flag).
+const HAIRPIN_SNAT: u8 = 2;
+
+/// What ip4-input does next with a packet to an outside address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pre {
+    /// Translated: forward it to this (inside) destination.
+    Forward(Ipv4Addr),
+    /// Not the NAT's: go on as usual (local delivery for the engine's own address).
+    Continue,
+    /// Consumed here (dropped, answered or handed to another worker).
+    Done,
+}
+
+#[inline]
+fn ip_of<'a>(ctx: &'a Ctx, d: &Desc) -> &'a [u8] {
+    ctx.umem.data(d).get(ETH_HDR..).unwrap_or(&[])
+}
+
+#[inline]
+fn ip_mut<'a>(ctx: &'a mut Ctx, d: &Desc) -> &'a mut [u8] {
+    ctx.umem.data_mut(d).get_mut(ETH_HDR..).unwrap_or(&mut [])
+}
+
+/// Hands `d` to worker `to` (the frame is copied; ours is freed).
+fn hand_to(ctx: &mut Ctx, nat: &NatShared, to: u16, port: u16, flags: u8, d: Desc) -> Pre {
+    let ip = ip_of(ctx, &d);
+    let (id, more, offset) = translate::frag_info(ip);
+    if more && offset == 0 && ip.len() >= 20 {
+        // Its later fragments carry no port: remember where the first went.
+        let (proto, src, dst) = (ip[9], be32(ip, 12), be32(ip, 16));
+        let now = ctx.now_ms();
+        if let Some(w) = ctx.st.nat.as_mut() {
+            w.frags.remember(proto, src, dst, id, Follow::Owner(to), now);
+        }
+    }
+    if nat.handoff.send(to, port, flags, ctx.umem.data(&d)) {
+        ctx.st.counters.stage(Stage::NatHandoff, 1);
+        if let Some(g) = nat.gauges.get(usize::from(ctx.st.worker)) {
+            g.handed_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        ctx.consumed(port, d);
+    } else {
+        ctx.drop(port, d, Drop::NatHandoffFull);
+    }
+    Pre::Done
+}
+
+#[inline]
+fn be32(b: &[u8], off: usize) -> u32 {
+    b.get(off..off + 4).map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+/// `Some(worker)` when the flow belongs to another worker.
+#[inline]
+fn elsewhere(ctx: &Ctx, owner: Option<u16>) -> Option<u16> {
+    owner.filter(|&o| o != ctx.st.worker)
+}
+
+/// A packet that did not translate: the engine's own address takes it
+/// (ping, traceroute to the NAT), anything else is dropped.
+fn untranslated(ctx: &mut Ctx, port: u16, d: Desc, dst: u32, why: Drop) -> Pre {
+    if ctx.ifs.is_local_v4(Ipv4Addr::from(dst)) {
+        Pre::Continue
+    } else {
+        ctx.drop(port, d, why);
+        Pre::Done
+    }
+}
+
+/// ip4-input, for every packet to one of the NAT's outside addresses
+/// (`dst`, host order).
+pub fn prerouting(ctx: &mut Ctx, nat: &NatShared, port: u16, d: Desc, dst: u32) -> Pre {
+    let role = if ctx.handoff & AS_OUTSIDE != 0 { Role::Outside } else { nat.role(port) };
+    let kind = translate::classify(ip_of(ctx, &d));
+    if role == Role::Inside {
+        return hairpin(ctx, nat, port, d, dst, kind);
+    }
+    inbound(ctx, nat, port, d, dst, kind)
+}
+
+/// Translates a packet from outside to an outside address back to the inside.
+fn inbound(ctx: &mut Ctx, nat: &NatShared, port: u16, d: Desc, dst: u32, kind: Kind) -> Pre {
+    let now = ctx.now_ms();
+    let flags = ctx.handoff & AS_OUTSIDE;
+    let (proto, remote, outside, tcp_flags, echo) = match kind {
+        Kind::Ports { proto, src, dst, tcp_flags } => (proto, src, dst, tcp_flags, false),
+        Kind::Echo { src, dst, request: false } => (translate::PROTO_ICMP, src, dst, 0, true),
+        Kind::IcmpError { proto, inner_src, inner_dst, .. } => {
+            // An error about a packet the NAT sent: the quoted source is our
+            // outside endpoint, the quoted destination the remote one. It may
+            // come from any router on the path, so the outer source is not
+            // checked against the session.
+            if let Some(to) = elsewhere(ctx, nat.owner_inbound(proto, inner_src)) {
+                return hand_to(ctx, nat, to, port, flags, d);
+            }
+            let found = ctx.st.nat.as_ref().and_then(|w| w.table.find_inbound(proto, inner_src, inner_dst));
+            let Some(inside) = found else { return untranslated(ctx, port, d, dst, Drop::NatNoMapping) };
+            if !translate::rewrite_icmp_error(ip_mut(ctx, &d), Side::Dst, inside.addr, inside) {
+                return untranslated(ctx, port, d, dst, Drop::NatNoMapping);
+            }
+            ctx.st.counters.stage(Stage::NatIn, 1);
+            return Pre::Forward(Ipv4Addr::from(inside.addr));
+        }
+        Kind::LaterFragment { proto, src, dst: fdst, id } => {
+            let follow = ctx.st.nat.as_ref().and_then(|w| w.frags.follow(proto, src, fdst, id, now));
+            return match follow {
+                Some(Follow::Owner(to)) if to != ctx.st.worker => hand_to(ctx, nat, to, port, flags, d),
+                Some(Follow::Rewrite { side: Side::Dst, addr }) => {
+                    translate::rewrite_addr(ip_mut(ctx, &d), Side::Dst, addr);
+                    ctx.st.counters.stage(Stage::NatIn, 1);
+                    Pre::Forward(Ipv4Addr::from(addr))
+                }
+                _ => untranslated(ctx, port, d, dst, Drop::NatFragNoState),
+            };
+        }
+        // Echo requests to an outside address are the engine's to answer;
+        // other protocols have no mapping.
+        Kind::Echo { .. } | Kind::Other => return untranslated(ctx, port, d, dst, Drop::NatNoMapping),
+    };
+    if let Some(to) = elsewhere(ctx, nat.owner_inbound(proto, outside)) {
+        return hand_to(ctx, nat, to, port, flags, d);
+    }
+    let Some(w) = ctx.st.nat.as_mut() else { return untranslated(ctx, port, d, dst, Drop::NatNoMapping) };
+    let inside = match w.table.inbound(proto, remote, outside, tcp_flags, now) {
+        Ok(i) => i,
+        Err(NatError::Filtered) => {
+            // A mapping exists but refuses this remote: silence, also on the
+            // engine's own address (RFC 5382 REQ-4: no answer to an unsolicited SYN).
+            ctx.drop(port, d, Drop::NatFiltered);
+            return Pre::Done;
+        }
+        Err(NatError::Exhausted) => return untranslated(ctx, port, d, dst, Drop::NatExhausted),
+        Err(_) => return untranslated(ctx, port, d, dst, Drop::NatNoMapping),
+    };
+    let ip = ip_of(ctx, &d);
+    let (id, more, _) = translate::frag_info(ip);
+    if ip.get(8).is_some_and(|&ttl| ttl <= 1) {
+        // Dies here: the error quotes the packet as its sender sent it.
+        ctx.icmp4_error(port, &d, Icmp4Error::TimeExceeded);
+        ctx.drop(port, d, Drop::Ip4TtlExpired);
+        return Pre::Done;
+    }
+    if more {
+        if let Some(w) = ctx.st.nat.as_mut() {
+            w.frags.remember(proto, remote.addr, outside.addr, id, Follow::Rewrite { side: Side::Dst, addr: inside.addr }, now);
+        }
+    }
+    let ip = ip_mut(ctx, &d);
+    let ok = if echo { translate::rewrite_echo(ip, Side::Dst, inside) } else { translate::rewrite_ports(ip, Side::Dst, inside) };
+    if !ok {
+        return untranslated(ctx, port, d, dst, Drop::NatNoMapping);
+    }
+    ctx.st.counters.stage(Stage::NatIn, 1);
+    Pre::Forward(Ipv4Addr::from(inside.addr))
+}
+
+/// An inside host to an outside address (RFC 4787 REQ-9, RFC 5382 REQ-8):
+/// the packet goes out and comes back in as it would through an outside
+/// router, so the target sees the sender's outside endpoint as its source.
+/// Three owners may be involved: the target mapping's (is there one?), the
+/// sender's (SNAT), the target's again (DNAT with filtering).
+fn hairpin(ctx: &mut Ctx, nat: &NatShared, port: u16, d: Desc, dst: u32, kind: Kind) -> Pre {
+    let Kind::Ports { proto, src, dst: target, tcp_flags } = kind else {
+        // Echo to the outside address is the engine's; fragments of a
+        // hairpinned datagram are not followed.
+        return untranslated(ctx, port, d, dst, Drop::NatNoMapping);
+    };
+    if ctx.handoff & HAIRPIN_SNAT == 0 {
+        if let Some(to) = elsewhere(ctx, nat.owner_inbound(proto, target)) {
+            return hand_to(ctx, nat, to, port, 0, d);
+        }
+        let exists = ctx.st.nat.as_ref().is_some_and(|w| w.table.mapping_inside(proto, target).is_some());
+        if !exists {
+            return untranslated(ctx, port, d, dst, Drop::NatNoMapping);
+        }
+        if let Some(to) = elsewhere(ctx, nat.owner_outbound(proto, src)) {
+            return hand_to(ctx, nat, to, port, HAIRPIN_SNAT, d);
+        }
+    }
+    let now = ctx.now_ms();
+    let Some(w) = ctx.st.nat.as_mut() else { return untranslated(ctx, port, d, dst, Drop::NatNoMapping) };
+    let outside = match w.table.outbound(proto, src, target, tcp_flags, now) {
+        Ok(e) => e,
+        Err(e) => return refuse(ctx, nat, port, d, e),
+    };
+    if !translate::rewrite_ports(ip_mut(ctx, &d), Side::Src, outside) {
+        ctx.drop(port, d, Drop::NatUnsupported);
+        return Pre::Done;
+    }
+    ctx.st.counters.stage(Stage::NatOut, 1);
+    if let Some(to) = elsewhere(ctx, nat.owner_inbound(proto, target)) {
+        return hand_to(ctx, nat, to, port, AS_OUTSIDE, d);
+    }
+    let kind = Kind::Ports { proto, src: outside, dst: target, tcp_flags };
+    inbound(ctx, nat, port, d, dst, kind)
+}
+
+/// An outbound packet the NAT cannot translate: dropped and counted, with
+/// ICMP administratively prohibited when configured (RFC 4787 §4.5 leaves
+/// the choice to the NAT).
+fn refuse(ctx: &mut Ctx, nat: &NatShared, port: u16, d: Desc, e: NatError) -> Pre {
+    let why = match e {
+        NatError::HostLimit => Drop::NatHostLimit,
+        NatError::Exhausted => Drop::NatExhausted,
+        _ => Drop::NatOutNoState,
+    };
+    if nat.cfg.icmp_on_exhaustion && matches!(e, NatError::HostLimit | NatError::Exhausted) {
+        ctx.icmp4_error(port, &d, Icmp4Error::AdminProhibited);
+    }
+    ctx.drop(port, d, why);
+    Pre::Done
+}
+
+/// ip4-forward, for a packet from an inside port leaving by an outside
+/// port: translates its source. Returns false when the packet was consumed
+/// (dropped or handed to its owner).
+pub fn postrouting(ctx: &mut Ctx, nat: &NatShared, port: u16, d: Desc) -> bool {
+    let now = ctx.now_ms();
+    let kind = translate::classify(ip_of(ctx, &d));
+    let (proto, inside, remote, flags, echo) = match kind {
+        Kind::Ports { proto, src, dst, tcp_flags } => (proto, src, dst, tcp_flags, false),
+        Kind::Echo { src, dst, request } => (translate::PROTO_ICMP, src, dst, if request { ECHO_REQUEST } else { 0 }, true),
+        Kind::IcmpError { proto, inner_src, inner_dst, .. } => {
+            // An inside host reports an error about a packet it received:
+            // the quoted destination is its own endpoint.
+            if let Some(to) = elsewhere(ctx, nat.owner_outbound(proto, inner_dst)) {
+                hand_to(ctx, nat, to, port, 0, d);
+                return false;
+            }
+            let found = ctx.st.nat.as_ref().and_then(|w| w.table.find_outbound(proto, inner_dst, inner_src));
+            let ok = found.is_some_and(|e| translate::rewrite_icmp_error(ip_mut(ctx, &d), Side::Src, e.addr, e));
+            if !ok {
+                ctx.drop(port, d, Drop::NatOutNoState);
+                return false;
+            }
+            ctx.st.counters.stage(Stage::NatOut, 1);
+            return true;
+        }
+        Kind::LaterFragment { proto, src, dst, id } => {
+            let follow = ctx.st.nat.as_ref().and_then(|w| w.frags.follow(proto, src, dst, id, now));
+            return match follow {
+                Some(Follow::Owner(to)) if to != ctx.st.worker => {
+                    hand_to(ctx, nat, to, port, 0, d);
+                    false
+                }
+                Some(Follow::Rewrite { side: Side::Src, addr }) => {
+                    translate::rewrite_addr(ip_mut(ctx, &d), Side::Src, addr);
+                    ctx.st.counters.stage(Stage::NatOut, 1);
+                    true
+                }
+                _ => {
+                    ctx.drop(port, d, Drop::NatFragNoState);
+                    false
+                }
+            };
+        }
+        Kind::Other => {
+            ctx.drop(port, d, Drop::NatUnsupported);
+            return false;
+        }
+    };
+    if let Some(to) = elsewhere(ctx, nat.owner_outbound(proto, inside)) {
+        hand_to(ctx, nat, to, port, 0, d);
+                return false;
+    }
+    let Some(w) = ctx.st.nat.as_mut() else {
+        ctx.drop(port, d, Drop::NatUnsupported);
+        return false;
+    };
+    let outside = match w.table.outbound(proto, inside, remote, flags, now) {
+        Ok(e) => e,
+        Err(e) => {
+            refuse(ctx, nat, port, d, e);
+            return false;
+        }
+    };
+    let ip = ip_of(ctx, &d);
+    let (id, more, _) = translate::frag_info(ip);
+    if more {
+        if let Some(w) = ctx.st.nat.as_mut() {
+            w.frags.remember(proto, inside.addr, remote.addr, id, Follow::Rewrite { side: Side::Src, addr: outside.addr }, now);
+        }
+    }
+    let ip = ip_mut(ctx, &d);
+    let ok = if echo { translate::rewrite_echo(ip, Side::Src, outside) } else { translate::rewrite_ports(ip, Side::Src, outside) };
+    if !ok {
+        ctx.drop(port, d, Drop::NatUnsupported);
+        return false;
+    }
+    ctx.st.counters.stage(Stage::NatOut, 1);
+    true
+}
+
+/// Whether a packet from `in_port` leaving by `out_port` is source-translated.
+#[inline]
+pub fn translates(nat: &NatShared, in_port: u16, out_port: u16) -> bool {
+    nat.role(in_port) == Role::Inside && nat.role(out_port) == Role::Outside
+}

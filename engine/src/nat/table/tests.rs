@@ -1,0 +1,287 @@
+//! The NAT table against its RFC behaviours, and against a plain model.
+use super::*;
+use proptest::prelude::*;
+
+const X: u32 = 0xc613_0101; // 198.19.1.1
+const Y: u32 = 0xc613_0164; // 198.19.1.100
+const A: u32 = 0xc612_0102; // 198.18.1.2
+const C: u32 = 0xc612_0103; // 198.18.1.3
+const R: u32 = 0xc613_0102; // 198.19.1.2
+const S: u32 = 0xc613_0103; // 198.19.1.3
+const SYN_F: u8 = 0x02;
+const SYNACK: u8 = 0x12;
+const ACK_F: u8 = 0x10;
+const FINACK: u8 = 0x11;
+const RST_F: u8 = 0x04;
+
+fn table(f: impl FnOnce(&mut TableConfig)) -> NatTable {
+    let mut c = TableConfig::simple(vec![X], 1024);
+    f(&mut c);
+    NatTable::new(c)
+}
+
+#[test]
+fn endpoint_independent_mapping_keeps_the_port() {
+    let mut t = table(|_| {});
+    let e1 = t.outbound(PROTO_UDP, Ep::new(A, 40000), Ep::new(R, 53), 0, 0).unwrap();
+    assert_eq!(e1, Ep::new(X, 40000), "port preserved");
+    // Another remote: the same mapping (RFC 4787 REQ-1).
+    let e2 = t.outbound(PROTO_UDP, Ep::new(A, 40000), Ep::new(S, 7), 0, 0).unwrap();
+    assert_eq!(e2, e1);
+    // Another inside host with the same port: a different external port.
+    let e3 = t.outbound(PROTO_UDP, Ep::new(C, 40000), Ep::new(R, 53), 0, 0).unwrap();
+    assert_eq!(e3.addr, X);
+    assert_ne!(e3.port, 40000);
+    // Ports below the range are not kept.
+    let e4 = t.outbound(PROTO_UDP, Ep::new(A, 53), Ep::new(R, 53), 0, 0).unwrap();
+    assert!(e4.port >= 1024);
+    assert_eq!(t.counts(), (4, 3));
+    // TCP and UDP have separate port spaces.
+    let e5 = t.outbound(PROTO_TCP, Ep::new(A, 40000), Ep::new(R, 80), SYN_F, 0).unwrap();
+    assert_eq!(e5, Ep::new(X, 40000));
+}
+
+#[test]
+fn filtering_behaviours() {
+    for (f, same_port, other_port, other_addr) in [
+        (Filtering::AddressAndPortDependent, true, false, false),
+        (Filtering::AddressDependent, true, true, false),
+        (Filtering::EndpointIndependent, true, true, true),
+    ] {
+        let mut t = table(|c| c.filtering = f);
+        let e = t.outbound(PROTO_UDP, Ep::new(A, 40000), Ep::new(R, 7000), 0, 0).unwrap();
+        let r = |t: &mut NatTable, from: Ep| t.inbound(PROTO_UDP, from, e, 0, 1);
+        assert_eq!(r(&mut t, Ep::new(R, 7000)).is_ok(), same_port, "{f:?}");
+        assert_eq!(r(&mut t, Ep::new(R, 7001)).is_ok(), other_port, "{f:?}");
+        let want = if other_addr { Ok(Ep::new(A, 40000)) } else { Err(NatError::Filtered) };
+        assert_eq!(r(&mut t, Ep::new(S, 7000)), want, "{f:?}");
+        // Nothing at all for an outside port without a mapping.
+        assert_eq!(t.inbound(PROTO_UDP, Ep::new(R, 7000), Ep::new(X, 5), 0, 1), Err(NatError::NoMapping));
+    }
+}
+
+#[test]
+fn icmp_echo_ids_are_translated_and_only_requests_open_state() {
+    let mut t = table(|_| {});
+    assert_eq!(t.outbound(PROTO_ICMP, Ep::new(A, 7), Ep::new(R, 7), 0, 0), Err(NatError::NotNew), "an echo reply opens nothing");
+    let e = t.outbound(PROTO_ICMP, Ep::new(A, 7), Ep::new(R, 7), ECHO_REQUEST, 0).unwrap();
+    assert!(e.port >= 1024, "ids below the range are moved into it");
+    // The reply carries the translated id on both sides.
+    assert_eq!(t.inbound(PROTO_ICMP, Ep::new(R, e.port), e, 0, 1), Ok(Ep::new(A, 7)));
+    // Another host's reply to the same id does not match (address-dependent on the remote).
+    assert_eq!(t.inbound(PROTO_ICMP, Ep::new(S, e.port), e, 0, 1), Err(NatError::Filtered));
+}
+
+#[test]
+fn per_host_limit_and_exhaustion() {
+    let mut t = table(|c| {
+        c.max_per_host = 2;
+        c.port_lo = 5000;
+        c.port_hi = 5002;
+    });
+    assert!(t.outbound(PROTO_UDP, Ep::new(A, 1), Ep::new(R, 1), 0, 0).is_ok());
+    assert!(t.outbound(PROTO_UDP, Ep::new(A, 2), Ep::new(R, 1), 0, 0).is_ok());
+    assert_eq!(t.outbound(PROTO_UDP, Ep::new(A, 3), Ep::new(R, 1), 0, 0), Err(NatError::HostLimit));
+    // An existing mapping still takes new sessions at the limit.
+    assert!(t.outbound(PROTO_UDP, Ep::new(A, 1), Ep::new(S, 1), 0, 0).is_ok());
+    assert!(t.outbound(PROTO_UDP, Ep::new(C, 1), Ep::new(R, 1), 0, 0).is_ok());
+    // Three ports in the range: the fourth mapping finds none.
+    assert_eq!(t.outbound(PROTO_UDP, Ep::new(C, 2), Ep::new(R, 1), 0, 0), Err(NatError::Exhausted));
+}
+
+#[test]
+fn session_capacity_is_a_hard_limit() {
+    let mut t = table(|c| c.max_sessions = 3);
+    for p in 0..3 {
+        assert!(t.outbound(PROTO_UDP, Ep::new(A, 2000 + p), Ep::new(R, 1), 0, 0).is_ok());
+    }
+    assert_eq!(t.outbound(PROTO_UDP, Ep::new(A, 3000), Ep::new(R, 1), 0, 0), Err(NatError::Exhausted));
+    t.expire(400_000, 10);
+    assert_eq!(t.counts(), (0, 0));
+    assert!(t.outbound(PROTO_UDP, Ep::new(A, 3000), Ep::new(R, 1), 0, 400_000).is_ok());
+}
+
+#[test]
+fn timeouts_follow_tcp_state() {
+    let tm = Timeouts { udp_ms: 300, icmp_ms: 60, tcp_established_ms: 7440, tcp_transitory_ms: 240 };
+    let mut t = table(|c| c.timeouts = tm);
+    let e = t.outbound(PROTO_TCP, Ep::new(A, 40000), Ep::new(R, 80), SYN_F, 0).unwrap();
+    // SYN only: transitory.
+    assert_eq!(t.dump(0)[0].state, "syn-seen");
+    assert_eq!(t.dump(0)[0].expires_ms, 240);
+    t.inbound(PROTO_TCP, Ep::new(R, 80), e, SYNACK, 10).unwrap();
+    t.outbound(PROTO_TCP, Ep::new(A, 40000), Ep::new(R, 80), ACK_F, 20).unwrap();
+    assert_eq!(t.dump(20)[0].state, "established");
+    t.expire(20 + 7000, 100);
+    assert_eq!(t.counts().0, 1, "established lives 7440 ms here");
+    t.outbound(PROTO_TCP, Ep::new(A, 40000), Ep::new(R, 80), FINACK, 7100).unwrap();
+    assert_eq!(t.dump(7100)[0].state, "fin-seen");
+    t.inbound(PROTO_TCP, Ep::new(R, 80), e, FINACK, 7110).unwrap();
+    assert_eq!(t.dump(7110)[0].state, "closing");
+    t.expire(7110 + 239, 100);
+    assert_eq!(t.counts().0, 1);
+    t.expire(7110 + 240, 100);
+    assert_eq!(t.counts(), (0, 0), "the mapping goes with its last session");
+    // A RST opens nothing; on a live session it makes it transitory.
+    assert_eq!(t.outbound(PROTO_TCP, Ep::new(A, 40001), Ep::new(R, 80), RST_F, 0), Err(NatError::NotNew));
+    let e = t.outbound(PROTO_TCP, Ep::new(A, 40001), Ep::new(R, 80), SYN_F, 0).unwrap();
+    t.inbound(PROTO_TCP, Ep::new(R, 80), e, RST_F, 1).unwrap();
+    assert_eq!(t.dump(1)[0].state, "reset");
+    // UDP and ICMP.
+    t.outbound(PROTO_UDP, Ep::new(A, 1), Ep::new(R, 1), 0, 0).unwrap();
+    t.outbound(PROTO_ICMP, Ep::new(A, 9), Ep::new(R, 9), ECHO_REQUEST, 0).unwrap();
+    t.expire(60, 100);
+    assert!(t.dump(60).iter().all(|s| s.proto != PROTO_ICMP));
+    t.expire(300, 100);
+    assert!(t.dump(300).is_empty());
+}
+
+#[test]
+fn static_forwards_accept_any_remote_and_never_expire() {
+    let fwd = (PROTO_TCP, Ep::new(X, 8080), Ep::new(A, 80));
+    let mut t = table(|c| c.statics = vec![fwd]);
+    assert_eq!(t.inbound(PROTO_TCP, Ep::new(R, 5555), Ep::new(X, 8080), SYN_F, 0), Ok(Ep::new(A, 80)));
+    // The reply leaves through the same mapping.
+    assert_eq!(t.outbound(PROTO_TCP, Ep::new(A, 80), Ep::new(R, 5555), SYNACK, 1), Ok(Ep::new(X, 8080)));
+    // A dynamic mapping never takes the forwarded port.
+    let e = t.outbound(PROTO_TCP, Ep::new(C, 8080), Ep::new(R, 80), SYN_F, 0).unwrap();
+    assert_ne!(e.port, 8080);
+    t.expire(u64::MAX / 2, 100);
+    assert_eq!(t.counts(), (0, 0));
+    assert_eq!(t.inbound(PROTO_TCP, Ep::new(S, 1), Ep::new(X, 8080), SYN_F, 0), Ok(Ep::new(A, 80)));
+}
+
+#[test]
+fn workers_allocate_disjoint_ports() {
+    let mk = |w| {
+        table(|c| {
+            c.worker = w;
+            c.workers = 2;
+            c.port_lo = 6000;
+            c.port_hi = 6009;
+        })
+    };
+    let (mut t0, mut t1) = (mk(0), mk(1));
+    let mut seen = std::collections::BTreeSet::new();
+    for p in 0..5 {
+        let a = t0.outbound(PROTO_UDP, Ep::new(A, 100 + p), Ep::new(R, 1), 0, 0).unwrap();
+        let b = t1.outbound(PROTO_UDP, Ep::new(A, 200 + p), Ep::new(R, 1), 0, 0).unwrap();
+        assert_eq!(a.port % 2, 0);
+        assert_eq!(b.port % 2, 1);
+        assert!(seen.insert(a.port) && seen.insert(b.port));
+    }
+    assert_eq!(t0.outbound(PROTO_UDP, Ep::new(A, 999), Ep::new(R, 1), 0, 0), Err(NatError::Exhausted));
+    // A kept port must be in the worker's partition.
+    let mut t1 = mk(1);
+    assert_eq!(t1.outbound(PROTO_UDP, Ep::new(A, 6003), Ep::new(R, 1), 0, 0).unwrap().port, 6003);
+}
+
+#[test]
+fn paired_pooling_gives_a_host_one_address() {
+    let mut t = NatTable::new(TableConfig::simple(vec![X, Y], 1024));
+    let a1 = t.outbound(PROTO_UDP, Ep::new(A, 1000), Ep::new(R, 1), 0, 0).unwrap();
+    let a2 = t.outbound(PROTO_TCP, Ep::new(A, 2000), Ep::new(S, 1), SYN_F, 0).unwrap();
+    assert_eq!(a1.addr, a2.addr);
+}
+
+// ---- the model ------------------------------------------------------------------
+
+/// The behaviour in its plainest form: a list of mappings and sessions.
+#[derive(Default)]
+struct Model {
+    maps: Vec<(u8, Ep, Ep)>,          // proto, inside, outside
+    sess: Vec<(u8, Ep, Ep, u64)>,     // proto, inside, remote, last
+}
+
+impl Model {
+    fn outside_of(&self, proto: u8, inside: Ep) -> Option<Ep> {
+        self.maps.iter().find(|m| m.0 == proto && m.1 == inside).map(|m| m.2)
+    }
+    fn expire(&mut self, now: u64, timeout: u64) {
+        self.sess.retain(|s| now - s.3 < timeout);
+        let sess = &self.sess;
+        self.maps.retain(|m| sess.iter().any(|s| s.0 == m.0 && s.1 == m.1));
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Out { inside: (u8, u16), remote: (u8, u16) },
+    In { outside_port: u16, remote: (u8, u16) },
+    Tick(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let ep = || (0u8..3, 0u16..4);
+    prop_oneof![
+        4 => (ep(), ep()).prop_map(|(inside, remote)| Op::Out { inside, remote }),
+        2 => (1024u16..1032, ep()).prop_map(|(outside_port, remote)| Op::In { outside_port, remote }),
+        1 => (0u64..200).prop_map(Op::Tick),
+    ]
+}
+
+proptest! {
+    /// UDP, address-and-port-dependent filtering, ports 1024..1031: the table
+    /// and the model agree on every translation, refusal and expiry.
+    #[test]
+    fn table_agrees_with_the_model(ops in proptest::collection::vec(op(), 1..200)) {
+        let mut c = TableConfig::simple(vec![X], 64);
+        c.port_lo = 1024;
+        c.port_hi = 1031;
+        c.timeouts.udp_ms = 300;
+        let mut t = NatTable::new(c);
+        let mut m = Model::default();
+        let mut now = 0u64;
+        let ins = |(h, p): (u8, u16)| Ep::new(A + u32::from(h), 1024 + p);
+        let rem = |(h, p): (u8, u16)| Ep::new(R + u32::from(h), 7000 + p);
+        for o in ops {
+            match o {
+                Op::Out { inside, remote } => {
+                    let (i, r) = (ins(inside), rem(remote));
+                    let got = t.outbound(PROTO_UDP, i, r, 0, now);
+                    let want = match m.outside_of(PROTO_UDP, i) {
+                        Some(e) => Some(e),
+                        None => {
+                            // The model allocates like the table: keep the port, else the lowest free one at or after the cursor.
+                            let used: Vec<u16> = m.maps.iter().map(|m| m.2.port).collect();
+                            if !used.contains(&i.port) { Some(Ep::new(X, i.port)) } else { (1024..1032).find(|p| !used.contains(p)).map(|p| Ep::new(X, p)) }
+                        }
+                    };
+                    match (got, want) {
+                        (Ok(g), Some(w)) => {
+                            // The table's cursor may pick another free port than the model's lowest; both must be free and in range.
+                            if m.outside_of(PROTO_UDP, i).is_some() { prop_assert_eq!(g, w); }
+                            prop_assert!(g.addr == X && (1024..1032).contains(&g.port));
+                            prop_assert!(!m.maps.iter().any(|mm| mm.2 == g && mm.1 != i), "outside endpoint given twice");
+                            if m.outside_of(PROTO_UDP, i).is_none() { m.maps.push((PROTO_UDP, i, g)); }
+                            match m.sess.iter_mut().find(|s| s.1 == i && s.2 == r) {
+                                Some(s) => s.3 = now,
+                                None => m.sess.push((PROTO_UDP, i, r, now)),
+                            }
+                        }
+                        (Err(NatError::Exhausted), None) => {}
+                        (g, w) => prop_assert!(false, "table {:?} model {:?}", g, w),
+                    }
+                }
+                Op::In { outside_port, remote } => {
+                    let (e, r) = (Ep::new(X, outside_port), rem(remote));
+                    let got = t.inbound(PROTO_UDP, r, e, 0, now);
+                    let map = m.maps.iter().find(|mm| mm.2 == e).copied();
+                    match map {
+                        None => prop_assert_eq!(got, Err(NatError::NoMapping)),
+                        Some((_, i, _)) => match m.sess.iter_mut().find(|s| s.1 == i && s.2 == r) {
+                            Some(s) => { s.3 = now; prop_assert_eq!(got, Ok(i)); }
+                            None => prop_assert_eq!(got, Err(NatError::Filtered)),
+                        },
+                    }
+                }
+                Op::Tick(dt) => {
+                    now += dt;
+                    t.expire(now, 1000);
+                    m.expire(now, 300);
+                }
+            }
+            prop_assert_eq!(t.counts(), (m.sess.len() as u32, m.maps.len() as u32));
+        }
+    }
+}
