@@ -204,6 +204,9 @@ struct Session {
     tcp: u8,
     inside: Ep,
     remote: Ep,
+    /// The mapping's outside endpoint, kept here too: a translation then
+    /// reads one entry, not two.
+    outside: Ep,
     mapping: u32,
     created_ms: u64,
     last_ms: u64,
@@ -367,8 +370,7 @@ impl NatTable {
             if proto == PROTO_TCP {
                 sess.tcp |= out_flags(tcp_flags);
             }
-            let m = sess.mapping;
-            return Ok(self.mappings[m as usize].outside);
+            return Ok(sess.outside);
         }
         self.new_outbound(proto, inside, remote, tcp_flags, now_ms)
     }
@@ -464,7 +466,7 @@ impl NatTable {
     /// ICMP errors an inside host sends about a packet it received.
     pub fn find_outbound(&self, proto: u8, inside: Ep, remote: Ep) -> Option<Ep> {
         let s = *self.out.get(&FlowKey::new(proto, inside, norm(proto, remote)))?;
-        Some(self.mappings[self.sessions[s as usize].mapping as usize].outside)
+        Some(self.sessions[s as usize].outside)
     }
 
     /// The inside endpoint of the session (outside, remote), if any: for
@@ -551,6 +553,7 @@ impl NatTable {
             tcp,
             inside,
             remote,
+            outside,
             mapping: m,
             created_ms: now_ms,
             last_ms: now_ms,

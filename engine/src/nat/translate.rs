@@ -207,7 +207,14 @@ pub fn rewrite_ports(ip: &mut [u8], side: Side, to: Ep) -> bool {
         PROTO_UDP => hl + 6,
         _ => return false,
     };
-    let Some(old_addr) = set_addr(ip, side, to.addr) else { return false };
+    // RFC 1624 eqn. 3 with the address's difference summed once and used
+    // for both checksums (the L4 one covers it through the pseudo-header).
+    let aoff = side.addr_off();
+    let old_addr = u32::from_be_bytes([ip[aoff], ip[aoff + 1], ip[aoff + 2], ip[aoff + 3]]);
+    let delta_addr = diff32(old_addr, to.addr);
+    let c = u16::from_be_bytes([ip[10], ip[11]]);
+    ip[10..12].copy_from_slice(&apply(c, delta_addr).to_be_bytes());
+    ip[aoff..aoff + 4].copy_from_slice(&to.addr.to_be_bytes());
     let poff = hl + side.port_off();
     let old_port = u16::from_be_bytes([ip[poff], ip[poff + 1]]);
     ip[poff..poff + 2].copy_from_slice(&to.port.to_be_bytes());
@@ -215,13 +222,28 @@ pub fn rewrite_ports(ip: &mut [u8], side: Side, to: Ep) -> bool {
     if proto == PROTO_UDP && c == 0 {
         return true;
     }
-    let mut c = checksum::update32(c, old_addr.to_be_bytes(), to.addr.to_be_bytes());
-    c = checksum::update16(c, old_port, to.port);
+    let mut c = apply(c, delta_addr + u64::from(!old_port) + u64::from(to.port));
     if proto == PROTO_UDP {
         c = checksum::udp_nonzero(c);
     }
     ip[csum_off..csum_off + 2].copy_from_slice(&c.to_be_bytes());
     true
+}
+
+/// The one's-complement difference `~old + new` of a 32-bit field, unfolded.
+#[inline]
+fn diff32(old: u32, new: u32) -> u64 {
+    u64::from(!(old >> 16) as u16) + u64::from(!(old as u16)) + u64::from((new >> 16) as u16) + u64::from(new as u16)
+}
+
+/// `~(~check + delta)` folded to 16 bits (RFC 1624 eqn. 3).
+#[inline]
+fn apply(check: u16, delta: u64) -> u16 {
+    let mut s = u64::from(!check) + delta;
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    !(s as u16)
 }
 
 /// Translates an ICMP echo message: the address of `side` and the query id
