@@ -10,6 +10,20 @@
 # DUT by 198.19.1.0/24 via 198.19.0.2 (the sink). Addresses only from 198.18.0.0/15 and
 # 2001:2::/48; nothing leaves the namespaces.
 #
+# The NAT DUTs use the same topology and flows; the DUT translates the source to its
+# sink-side address 198.19.0.1 (and the source ports as it likes). The sink tells flows
+# apart by the flow id in the payload stamp (bench/README.md), not by addresses or ports,
+# so it counts translated frames like any others.
+#
+# The switch DUTs (linux-bridge, pktengine-switch) use one subnet, no addresses in the DUT:
+#
+#   gen ns  [gi] ── veth ── [di]  DUT ns  [de] ── veth ── [si]  sink ns
+#   198.18.0.2/24            (bridge: di, de)              198.18.0.3/24
+#   2001:2::2/64                                           2001:2::3/64
+#
+# and flows 198.18.0.2 -> 198.18.0.3 (same ports), sent to the sink's MAC. A warm-up ping
+# teaches the bridge both stations, so the trials are known-unicast, not flooded.
+#
 # DUTs (BENCH_DUTS, default all of them):
 #   none            no DUT: one veth from the gen ns straight to the sink ns (the instrument's own
 #                   ceiling; "offered" and "delivered" here bound every other row)
@@ -20,6 +34,13 @@
 #                   bpf_redirect to the egress veth): the in-kernel upper bound on veth
 #   pktengine       the engine (one worker, adaptive poll, on SINK_CPU), one route
 #   pktengine-fulltable  the engine with the full table (routes file) as well
+#   linux-nat       Linux IP forwarding, one route, nftables masquerade (postrouting nat chain,
+#                   oifname $DE masquerade: conntrack + NAT in the DUT ns)
+#   pktengine-nat   the engine as pktengine, with nat = "inside" on $DI, nat = "outside" on $DE
+#                   and [nat] pool = ["198.19.0.1"] (the sink-side port address)
+#   linux-bridge    a Linux bridge in the DUT ns enslaving $DI and $DE (STP off, bridge
+#                   netfilter off: a plain learning bridge)
+#   pktengine-switch  the engine with $DI and $DE as mode = "switch" ports of one [[bridge]]
 #
 # Per DUT and frame size (64, 512, 1518 bytes with FCS):
 #   max     generator at max rate: delivered Mpps/Gbps, loss, latency
@@ -30,19 +51,24 @@
 #           (fraction, default 0.001 = 0.1%); BENCH_STEPS trials of BENCH_TRIAL seconds.
 #
 # CPU placement (2 cores): the generator is pinned to CPU $GEN_CPU, the sink to CPU $SINK_CPU
-# (taskset). A veth's receive path runs on the sending CPU, so the kernel DUTs (forwarding
-# and XDP) execute in the generator's TX path on CPU $GEN_CPU: generator and DUT share a core,
-# the sink has the other. This bounds every kernel DUT figure by what one core can do for
-# generator + DUT together; the engine DUT, a user-space worker, must share a core with one
-# of the two as well (see dut_pktengine).
+# (taskset). A veth's receive path runs on the sending CPU, so the kernel DUTs (forwarding,
+# XDP, conntrack + NAT, the bridge) execute in the generator's TX path on CPU $GEN_CPU:
+# generator and DUT share a core, the sink has the other. This bounds every kernel DUT figure
+# by what one core can do for generator + DUT together; the engine DUTs, a user-space worker,
+# must share a core with one of the two as well (see pktengine_launch): all four engine DUTs
+# run their one worker on ENGINE_CPU (default SINK_CPU), beside the SCHED_FIFO sink.
 #
-# Knobs (environment, or KEY=VALUE arguments): BENCH_QUICK=1 (about 2 minutes: 1 s trials,
+# Knobs (environment, or KEY=VALUE arguments): BENCH_QUICK=1 (1.5-2 minutes per 6-7 DUTs: 1 s trials,
 # latency and search at 64 bytes only, 4 search steps), BENCH_DUTS, BENCH_SIZES, BENCH_TRIAL,
-# BENCH_STEPS, BENCH_LOSS, BENCH_OUT (default bench/results), GEN_CPU, SINK_CPU, BENCH_SINK_RT
-# (SCHED_FIFO priority of the sink, default 20; 0 = normal scheduling).
+# BENCH_STEPS, BENCH_LOSS, BENCH_OUT (default bench/results), GEN_CPU, SINK_CPU, ENGINE_CPU,
+# BENCH_SINK_RT (SCHED_FIFO priority of the sink, default 20; 0 = normal scheduling),
+# BENCH_TAG (appended to the result names: system-<date>[-quick]-<tag>.*).
 #
-# Output: bench/results/system-<date>.md (table with ratios vs Linux 1-route), .csv (every
-# trial), .png (gnuplot, if installed: scripts/deps.sh installs gnuplot-nox).
+# Output: bench/results/system-<date>[-quick][-<tag>].md (tables with ratios vs Linux 1-route
+# and, for the engine DUTs, vs their kernel counterpart: pktengine vs linux-1route,
+# pktengine-fulltable vs linux-fulltable, pktengine-nat vs linux-nat, pktengine-switch vs
+# linux-bridge), .csv (every trial), .png (gnuplot, if installed: scripts/deps.sh installs
+# gnuplot-nox).
 set -euo pipefail
 
 for a in "$@"; do
@@ -61,7 +87,7 @@ else
 fi
 SIZES=${BENCH_SIZES:-"64 512 1518"}
 LOSS=${BENCH_LOSS:-0.001}
-DUTS=${BENCH_DUTS:-"none linux-1route linux-fulltable xdp-redirect pktengine pktengine-fulltable"}
+DUTS=${BENCH_DUTS:-"none linux-1route linux-fulltable xdp-redirect pktengine pktengine-fulltable linux-nat pktengine-nat linux-bridge pktengine-switch"}
 GEN_CPU=${GEN_CPU:-0}
 SINK_CPU=${SINK_CPU:-1}
 # The engine worker's core (default: the sink's, see dut_pktengine).
@@ -77,7 +103,7 @@ PKTGEN=$ROOT/target/release/pktgen
 STAMP=$(date -u +%Y-%m-%d)
 
 [ "$(id -u)" -eq 0 ] || { echo "bench.sh: needs root (namespaces, XDP)" >&2; exit 1; }
-for t in ip ethtool taskset python3 clang; do
+for t in ip ethtool taskset python3 clang nft bridge; do
   command -v "$t" >/dev/null || { echo "bench.sh: $t missing (scripts/deps.sh)" >&2; exit 1; }
 done
 
@@ -133,6 +159,8 @@ topo_up() {
   ip -n "$NG" neigh replace 198.18.0.1 lladdr "$DI_MAC" dev "$GI" nud permanent
   ip -n "$ND" route add 198.19.1.0/24 via 198.19.0.2
   ip -n "$ND" -6 route add 2001:2:1:1::/64 via 2001:2:1::2
+  # What the generator sends to: the DUT's MAC, the routed destination.
+  DST_MAC=$DI_MAC; DST_IP=198.19.1.1
 }
 
 # No DUT: gen ns -- veth -- sink ns (the generator addresses the sink's MAC).
@@ -143,7 +171,37 @@ topo_direct() {
   ip -n "$NS" addr add 198.19.0.2/24 dev "$SI"
   ip netns exec "$NG" ethtool -K "$GI" tx off >/dev/null
   ip -n "$NG" link set "$GI" up; ip -n "$NS" link set "$SI" up
-  GI_MAC=$(mac "$NG" "$GI"); SI_MAC=$(mac "$NS" "$SI"); DI_MAC=$SI_MAC
+  GI_MAC=$(mac "$NG" "$GI"); SI_MAC=$(mac "$NS" "$SI")
+  DST_MAC=$SI_MAC; DST_IP=198.19.1.1
+}
+
+# Switch DUTs: gen ns -- veth -- DUT ns (no addresses; the DUT bridges $DI and $DE) -- veth --
+# sink ns, gen and sink on 198.18.0.0/24 (the generator addresses the sink's MAC and IP).
+topo_l2() {
+  for n in "$NG" "$ND" "$NS"; do ip netns add "$n"; ip -n "$n" link set lo up; done
+  ip link add "$GI" netns "$NG" type veth peer name "$DI" netns "$ND"
+  ip link add "$DE" netns "$ND" type veth peer name "$SI" netns "$NS"
+  ip -n "$NG" addr add 198.18.0.2/24 dev "$GI"
+  ip -n "$NG" addr add 2001:2::2/64 dev "$GI" nodad
+  ip -n "$NS" addr add 198.18.0.3/24 dev "$SI"
+  ip -n "$NS" addr add 2001:2::3/64 dev "$SI" nodad
+  # No IPv6 on the DUT's ports: their kernel would send router/multicast-listener
+  # solicitations into the trials.
+  for d in "$DI" "$DE"; do ip netns exec "$ND" sysctl -qw "net.ipv6.conf.$d.disable_ipv6=1"; done
+  ip netns exec "$NG" ethtool -K "$GI" tx off >/dev/null
+  ip netns exec "$ND" ethtool -K "$DE" tx off >/dev/null
+  ip netns exec "$ND" ethtool -K "$DI" tx off >/dev/null
+  for x in "$NG:$GI" "$ND:$DI" "$ND:$DE" "$NS:$SI"; do ip -n "${x%%:*}" link set "${x#*:}" up; done
+  GI_MAC=$(mac "$NG" "$GI"); DI_MAC=$(mac "$ND" "$DI"); DE_MAC=$(mac "$ND" "$DE"); SI_MAC=$(mac "$NS" "$SI")
+  DST_MAC=$SI_MAC; DST_IP=198.18.0.3
+}
+
+# Warm-up of a switch DUT: a ping from the gen ns to the sink (the sink's kernel answers
+# while no sink runs) teaches the bridge the MACs of both sides, so the trials' frames to
+# the sink's MAC are forwarded as known unicast.
+l2_warmup() {
+  ip netns exec "$NG" ping -c 3 -i 0.2 -W 1 198.18.0.3 >/dev/null \
+    || echo "bench.sh: warm-up ping through the $1 DUT failed" >&2
 }
 
 topo_down() {
@@ -187,8 +245,11 @@ dut_xdp_redirect() {
 # the generator's core already carries the veth receive path of its own frames, see above).
 # The kernel's addresses on $DI/$DE are removed: the engine owns the ports. The sink's kernel
 # answers the engine's ARP (pktgen sink passes ARP/ND), so no static neighbour is needed.
-pktengine_start() {
-  local extra_routes=$1
+#
+# pktengine_launch PORTS_AND_MORE: writes [engine] (the same for every engine DUT) followed
+# by PORTS_AND_MORE (the [[port]] and other sections) to $TMP/pktengine.toml and starts the
+# engine on it; returns once its ctl socket is up.
+pktengine_launch() {
   local bin=$ROOT/target/release/pktengine
   (cd "$ROOT" && cargo build --release -q -p engine)
   for d in "$DI" "$DE"; do
@@ -201,23 +262,9 @@ cores = [$ENGINE_CPU]
 poll = "adaptive"
 ctl_socket = "$TMP/pktengine.sock"
 
-[[port]]
-name = "in"
-interface = "$DI"
-mode = "router"
-addresses = ["198.18.0.1/24", "2001:2::1/64"]
-
-[[port]]
-name = "out"
-interface = "$DE"
-mode = "router"
-addresses = ["198.19.0.1/24", "2001:2:1::1/64"]
-
-[routing]
-routes = ["198.19.1.0/24 via 198.19.0.2", "2001:2:1:1::/64 via 2001:2:1::2"]
-$extra_routes
+$1
 TOML
-  # The worker pins itself to SINK_CPU (cores = [...]); the control thread is left to the scheduler.
+  # The worker pins itself to ENGINE_CPU (cores = [...]); the control thread is left to the scheduler.
   ip netns exec "$ND" "$bin" run --config "$TMP/pktengine.toml" >"$TMP/pktengine.log" 2>&1 &
   DUT_PID=$!
   local i=0
@@ -227,10 +274,44 @@ TOML
       echo "bench.sh: pktengine did not start: $(cat "$TMP/pktengine.log")" >&2; return 1
     fi
   done
+}
+
+# ctl COMMAND...: the running engine's ctl, output indented into the log.
+pktengine_ctl() {
+  "$ROOT/target/release/pktengine" ctl --socket "$TMP/pktengine.sock" "$@" 2>&1 | sed 's/^/  engine: /'
+}
+
+# pktengine_start EXTRA_ROUTING [IN_EXTRA OUT_EXTRA [SECTIONS]]: the engine as a router;
+# EXTRA_ROUTING goes into [routing], IN_EXTRA/OUT_EXTRA into the two [[port]]s, SECTIONS
+# after everything (e.g. [nat]).
+pktengine_start() {
+  local extra_routes=$1 in_extra=${2:-} out_extra=${3:-} sections=${4:-}
+  pktengine_launch "$(cat <<TOML
+[[port]]
+name = "in"
+interface = "$DI"
+mode = "router"
+addresses = ["198.18.0.1/24", "2001:2::1/64"]
+$in_extra
+
+[[port]]
+name = "out"
+interface = "$DE"
+mode = "router"
+addresses = ["198.19.0.1/24", "2001:2:1::1/64"]
+$out_extra
+
+[routing]
+routes = ["198.19.1.0/24 via 198.19.0.2", "2001:2:1:1::/64 via 2001:2:1::2"]
+$extra_routes
+
+$sections
+TOML
+)" || return 1
   # Warm up: resolve the sink (ARP) through the engine before the first trial.
   ip -n "$NG" route replace 198.19.0.0/16 via 198.18.0.1
   ip netns exec "$NG" ping -c 3 -i 0.2 -W 1 198.19.0.2 >/dev/null || true
-  "$bin" ctl --socket "$TMP/pktengine.sock" arp show | sed 's/^/  engine: /'
+  pktengine_ctl arp show
 }
 
 dut_pktengine() { pktengine_start ""; }
@@ -244,6 +325,75 @@ dut_pktengine_fulltable() {
   note=$(printf 'pktengine: 1,062,046 prefixes from a routes file; engine up (routes loaded and published, XDP attached) in %.1f s' "$(python3 -c "print($t1 - $t0)")")
   echo "bench.sh: $note"
   echo "$note" >>"$TMP/load-note"
+}
+
+# DUT "pktengine-nat": pktengine plus NAT44 from the generator side (inside) to the sink side
+# (outside), with the sink-side port address as the only pool address. The warm-up ping is
+# translated too (ICMP id), so it checks the NAT path before the first trial.
+dut_pktengine_nat() {
+  pktengine_start "" 'nat = "inside"' 'nat = "outside"' '[nat]
+pool = ["198.19.0.1"]' || return 1
+}
+
+# After the trials: the NAT sessions the trials created (one per flow expected).
+dut_pktengine_nat_after() { pktengine_ctl nat show | head -12; }
+
+# DUT "pktengine-switch": the engine as an L2 learning switch, $DI and $DE untagged
+# (VLAN 1) ports of one bridge domain; the sink's MAC is learned in the warm-up.
+dut_pktengine_switch() {
+  pktengine_launch "$(cat <<TOML
+[[bridge]]
+name = "br0"
+
+[[port]]
+name = "in"
+interface = "$DI"
+mode = "switch"
+bridge = "br0"
+
+[[port]]
+name = "out"
+interface = "$DE"
+mode = "switch"
+bridge = "br0"
+TOML
+)" || return 1
+  l2_warmup pktengine-switch
+  pktengine_ctl mac show
+}
+
+# DUT "linux-nat": Linux forwarding (topo_up's one route) with nftables masquerade of
+# everything leaving towards the sink: conntrack tracks the 8 flows, NAT rewrites their
+# source to 198.19.0.1. The counter counts first packets (new conntrack entries) only.
+dut_linux_nat() {
+  ip netns exec "$ND" nft -f - <<NFT
+table ip bench_nat {
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "$DE" counter masquerade
+  }
+}
+NFT
+}
+
+# After the trials: the masquerade rule's counter (the connections NAT'ed).
+dut_linux_nat_after() {
+  ip netns exec "$ND" nft list chain ip bench_nat postrouting | grep masquerade | sed 's/^ */  nft: /'
+}
+
+# DUT "linux-bridge": a Linux bridge in the DUT ns with $DI and $DE as ports. STP off (ports
+# forward at once); bridge netfilter off (br_netfilter is built into this kernel and would
+# pass bridged IPv4 through the netfilter hooks of the DUT ns: not a plain bridge).
+dut_linux_bridge() {
+  ip netns exec "$ND" sysctl -qw net.bridge.bridge-nf-call-iptables=0 \
+    net.bridge.bridge-nf-call-ip6tables=0 net.bridge.bridge-nf-call-arptables=0
+  ip -n "$ND" link add br0 type bridge stp_state 0
+  ip netns exec "$ND" sysctl -qw net.ipv6.conf.br0.disable_ipv6=1
+  ip -n "$ND" link set "$DI" master br0
+  ip -n "$ND" link set "$DE" master br0
+  ip -n "$ND" link set br0 up
+  l2_warmup linux-bridge
+  bridge -n "$ND" fdb show br br0 | grep -v permanent | sed 's/^/  bridge: /'
 }
 
 # ---- trials ---------------------------------------------------------------------------
@@ -263,7 +413,7 @@ trial() {
     fi
   done
   taskset -c "$GEN_CPU" ip netns exec "$NG" "$PKTGEN" send --iface "$GI" --src-mac "$GI_MAC" \
-    --dst-mac "$DI_MAC" --src-ip 198.18.0.2 --dst-ip 198.19.1.1 --sport 1000-1007 --dport 2000 \
+    --dst-mac "$DST_MAC" --src-ip 198.18.0.2 --dst-ip "$DST_IP" --sport 1000-1007 --dport 2000 \
     --proto udp --size "$size" --rate "$rate" --duration "$TRIAL" --json >"$f.gen"
   wait "$SINK_PID"; SINK_PID=""
   local line
@@ -292,11 +442,15 @@ run_dut() {
   local dut=$1
   echo "bench.sh: DUT $dut"
   local fn=dut_${dut//-/_}
-  if [ "$dut" = none ]; then
-    topo_direct
-  else
-    topo_up
-    if ! "$fn"; then topo_down; return 0; fi
+  case "$dut" in
+    none) topo_direct ;;
+    linux-bridge | pktengine-switch) topo_l2 ;;
+    *) topo_up ;;
+  esac
+  if [ "$dut" != none ] && ! "$fn"; then
+    echo "bench.sh: DUT $dut did not come up: skipped" >&2
+    [ -n "$DUT_PID" ] && { kill "$DUT_PID" 2>/dev/null; wait "$DUT_PID" 2>/dev/null; DUT_PID=""; }
+    topo_down; return 0
   fi
   for size in $SIZES; do
     trial "$dut" "$size" max max
@@ -326,6 +480,7 @@ run_dut() {
     echo "$dut,$size,rfc2544,$best,,,,$(python3 -c "print(f'{$best/1e6:.4f}')"),,,,," >>"$CSV"
     echo "  $dut $size B: zero-loss (<= $LOSS) throughput $best pps"
   done
+  if declare -F "${fn}_after" >/dev/null; then "${fn}_after" || true; fi
   if [ -n "$DUT_PID" ]; then
     if [ -S "$TMP/pktengine.sock" ]; then
       "$ROOT/target/release/pktengine" ctl --socket "$TMP/pktengine.sock" stats >"$TMP/$dut.stats" 2>&1 || true
@@ -343,11 +498,12 @@ T1=$(date +%s)
 mkdir -p "$OUT"
 BASE=$OUT/system-$STAMP
 [ "$QUICK" = 1 ] && BASE=$BASE-quick
+[ -n "${BENCH_TAG:-}" ] && BASE=$BASE-$BENCH_TAG
 cp "$CSV" "$BASE.csv"
 python3 - "$BASE.csv" "$BASE.md" "$LOSS" "$TRIAL" "$STEPS" "$GEN_CPU" "$SINK_CPU" "$((T1 - T0))" \
-  "$(cat "$TMP/load-note" 2>/dev/null || echo 'full table not run')" "$(uname -r)" <<'PY'
+  "$(cat "$TMP/load-note" 2>/dev/null || echo 'full table not run')" "$(uname -r)" "$ENGINE_CPU" <<'PY'
 import csv, sys
-path, md, loss, trial, steps, gcpu, scpu, secs, note, kernel = sys.argv[1:11]
+path, md, loss, trial, steps, gcpu, scpu, secs, note, kernel, ecpu = sys.argv[1:12]
 rows = list(csv.DictReader(open(path)))
 duts = list(dict.fromkeys(r["dut"] for r in rows))
 def get(d, s, k):
@@ -355,35 +511,49 @@ def get(d, s, k):
         if r["dut"] == d and r["size"] == s and r["kind"] == k:
             return r
 sizes = list(dict.fromkeys(r["size"] for r in rows))
+# Each engine DUT against the kernel DUT doing the same job.
+COUNTERPART = {"pktengine": "linux-1route", "pktengine-fulltable": "linux-fulltable",
+               "pktengine-nat": "linux-nat", "pktengine-switch": "linux-bridge"}
+def ratio(r, b):
+    return f'{float(r["rx_mpps"]) / float(b["rx_mpps"]):.2f}' if r and b and float(b["rx_mpps"]) > 0 else "-"
+def counterpart(d, s, k):
+    c = COUNTERPART.get(d)
+    if not c: return "-"
+    v = ratio(get(d, s, k), get(c, s, k))
+    return f"{v} ({c})" if v != "-" else f"- ({c} not run)"
 out = []
 out.append(f"# System benchmark ({kernel}, veth, {secs} s)\n")
-out.append(f"gen ns -> DUT ns -> sink ns over veth; 8 UDP flows 198.18.0.2 -> 198.19.1.1; pktgen (AF_XDP, copy mode) "
-           f"pinned to CPU {gcpu} (the kernel DUTs run in its TX path there), sink pinned to CPU {scpu} (SCHED_FIFO). "
+out.append(f"gen ns -> DUT ns -> sink ns over veth; 8 UDP flows 198.18.0.2 -> 198.19.1.1 (NAT DUTs: the sink sees "
+           f"them from 198.19.0.1; switch DUTs: 198.18.0.2 -> 198.18.0.3 on one subnet, to the sink's MAC); "
+           f"pktgen (AF_XDP, copy mode) "
+           f"pinned to CPU {gcpu} (the kernel DUTs run in its TX path there), sink pinned to CPU {scpu} (SCHED_FIFO), "
+           f"engine worker on CPU {ecpu}. "
            f"Trials of {trial} s; zero-loss search: {steps} binary-search steps, loss threshold {float(loss)*100:g}%.\n")
+out.append("Ratios: delivered (or zero-loss) Mpps over that of linux-1route, and for the engine DUTs over their "
+           "kernel counterpart (pktengine: linux-1route, pktengine-fulltable: linux-fulltable, pktengine-nat: "
+           "linux-nat, pktengine-switch: linux-bridge).\n")
 out.append(f"Full table: {note}.\n")
 out.append("## Throughput at max offered rate\n")
-out.append("| DUT | size (B) | offered Mpps | delivered Mpps | Gbit/s | loss | p50 µs | p99 µs | vs linux-1route |")
-out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+out.append("| DUT | size (B) | offered Mpps | delivered Mpps | Gbit/s | loss | p50 µs | p99 µs | vs linux-1route | vs kernel counterpart |")
+out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for d in duts:
     for s in sizes:
         r = get(d, s, "max")
         if not r: continue
-        base = get("linux-1route", s, "max")
-        ratio = f'{float(r["rx_mpps"]) / float(base["rx_mpps"]):.2f}' if base and float(base["rx_mpps"]) > 0 else "-"
         out.append(f'| {d} | {s} | {float(r["offered_pps"])/1e6:.3f} | {float(r["rx_mpps"]):.3f} | {float(r["rx_gbps"]):.3f} | '
-                   f'{float(r["loss"])*100:.3f}% | {r["p50_us"]} | {r["p99_us"]} | {ratio} |')
+                   f'{float(r["loss"])*100:.3f}% | {r["p50_us"]} | {r["p99_us"]} | {ratio(r, get("linux-1route", s, "max"))} | '
+                   f'{counterpart(d, s, "max")} |')
 out.append("\n## Zero-loss throughput (RFC 2544 style) and latency under load\n")
-out.append("| DUT | size (B) | zero-loss Mpps | vs linux-1route | @50%: p50 / p99 / p99.9 µs | @90%: p50 / p99 / p99.9 µs |")
-out.append("|---|---:|---:|---:|---|---|")
+out.append("| DUT | size (B) | zero-loss Mpps | vs linux-1route | vs kernel counterpart | @50%: p50 / p99 / p99.9 µs | @90%: p50 / p99 / p99.9 µs |")
+out.append("|---|---:|---:|---:|---:|---|---|")
 for d in duts:
     for s in sizes:
         z = get(d, s, "rfc2544")
         if not z: continue
-        bz = get("linux-1route", s, "rfc2544")
-        ratio = f'{float(z["rx_mpps"]) / float(bz["rx_mpps"]):.2f}' if bz and float(bz["rx_mpps"]) > 0 else "-"
         l5, l9 = get(d, s, "lat50"), get(d, s, "lat90")
         f = lambda r: f'{r["p50_us"]} / {r["p99_us"]} / {r["p999_us"]}' if r else "-"
-        out.append(f'| {d} | {s} | {float(z["rx_mpps"]):.3f} | {ratio} | {f(l5)} | {f(l9)} |')
+        out.append(f'| {d} | {s} | {float(z["rx_mpps"]):.3f} | {ratio(z, get("linux-1route", s, "rfc2544"))} | '
+                   f'{counterpart(d, s, "rfc2544")} | {f(l5)} | {f(l9)} |')
 bad = sum(int(r["bad_ip_checksum"] or 0) for r in rows)
 out.append(f"\nIPv4 header checksums that failed at the sink, all trials: {bad}.\n")
 out.append("Every trial: the CSV beside this file. The generator alone tops out near 0.6 Mpps at 64 B "
@@ -405,7 +575,7 @@ with open(sys.argv[2], "w") as f:
 PY
   ncol=$(head -1 "$TMP/plot.dat" | wc -w)
   gnuplot <<EOF
-set terminal pngcairo size 900,500 noenhanced
+set terminal pngcairo size 1200,500 noenhanced
 set output "$BASE.png"
 set title "Delivered rate at max offered load (veth, $(uname -r))"
 set ylabel "Mpps"

@@ -1,8 +1,10 @@
 //! The whole router pipeline on arbitrary frames: a worker with three
 //! in-memory ports (connected subnets, a static route, an ECMP route,
-//! resolved and unresolved neighbors, MTU 576 on one port) receives the
-//! input as a sequence of frames. Nothing may panic, and after the burst
-//! every frame of the UMEM must be accounted for (the frame ledger).
+//! resolved and unresolved neighbors, MTU 576 on one port, a filter with
+//! every action, NAT from p0 inside to p1/p2 outside with a static forward)
+//! receives the input as a sequence of frames. Nothing may panic, after the
+//! burst every frame of the UMEM must be accounted for (the frame ledger),
+//! and the NAT table stays within its configured size.
 //!
 //! Input: repeated [port byte][len u16 LE][len bytes].
 #![no_main]
@@ -61,7 +63,22 @@ fn worker() -> (Worker<MemPort>, crossbeam::channel::Receiver<events::Event>) {
     for (p, ip) in [(0, "198.18.1.2"), (1, "198.19.1.2"), (1, "2001:2:0:2::2"), (0, "2001:2:0:1::2")] {
         neigh.learn(NeighborKey { port: p, ip: ip.parse::<IpAddr>().unwrap() }, [0x02, 9, 9, 9, 9, p as u8], 0, true);
     }
-    let tables = Arc::new(Tables::new(ifs, routes, neigh.map()));
+    use engine::nat::{Forward, NatConfig, NatShared, Role};
+    let nat = NatConfig {
+        pool: vec!["198.19.1.1".parse().unwrap(), "198.19.1.50".parse().unwrap()],
+        port_lo: 1024,
+        port_hi: 1300,
+        max_per_host: 64,
+        max_sessions: MAX_SESSIONS,
+        forwards: vec![Forward {
+            proto: 6,
+            outside: engine::nat::Ep::new(u32::from(std::net::Ipv4Addr::new(198, 19, 1, 1)), 8080),
+            inside: engine::nat::Ep::new(u32::from(std::net::Ipv4Addr::new(198, 18, 1, 2)), 80),
+        }],
+        ..Default::default()
+    };
+    let nat = NatShared::new(nat, vec![Role::Inside, Role::Outside, Role::Outside], 1, false).unwrap();
+    let tables = Arc::new(Tables::new(ifs, routes, neigh.map()).with_nat(nat));
     // A filter with every action, so the reject paths see arbitrary packets too.
     let port = |n: &str| ["p0", "p1", "p2"].iter().position(|p| *p == n).map(|i| i as u16);
     let rules = [
@@ -83,6 +100,8 @@ fn worker() -> (Worker<MemPort>, crossbeam::channel::Receiver<events::Event>) {
     w.prime();
     (w, rx)
 }
+
+const MAX_SESSIONS: u32 = 256;
 
 thread_local! {
     static RIG: RefCell<(Worker<MemPort>, crossbeam::channel::Receiver<events::Event>)> = RefCell::new(worker());
@@ -112,5 +131,7 @@ fuzz_target!(|data: &[u8]| {
         if let Err(e) = w.umem().check() {
             panic!("frame ledger: {e}");
         }
+        let (sessions, mappings) = w.nat_counts().unwrap_or((0, 0));
+        assert!(sessions <= MAX_SESSIONS && mappings <= sessions + 1, "NAT table beyond its limits: {sessions} sessions, {mappings} mappings");
     });
 });

@@ -146,6 +146,11 @@ impl<P: Port> Worker<P> {
         (&mut self.umem, &mut self.sockets)
     }
 
+    /// The NAT table's (sessions, dynamic mappings), if NAT is on (tests, fuzzing).
+    pub fn nat_counts(&self) -> Option<(u32, u32)> {
+        self.st.nat.as_ref().map(|n| n.table.counts())
+    }
+
     /// Neighbors the control thread wants refreshed (stale entries) arrive here.
     pub fn set_probes(&mut self, rx: Receiver<NeighborKey>) {
         self.probes = Some(rx);
