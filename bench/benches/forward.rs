@@ -148,6 +148,7 @@ fn bench_forward(c: &mut Criterion) {
             icmp_limit: IcmpRateLimiter::new(100, 50),
             events: sink,
             nat: None,
+            lb: None,
         };
         let restore = |umem: &mut Umem| {
             for (d, f) in descs.iter().zip(&frames) {

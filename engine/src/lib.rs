@@ -7,6 +7,7 @@
 //! - [`xsk`]: AF_XDP ports (UMEM, rings, sockets) and the in-memory port.
 //! - [`steer`]: the XDP steering program's loader, rule maps and counters.
 //! - [`dataplane`]: workers, the burst pipeline, counters and drop reasons, published tables.
+//! - [`lb`]: the L4 load balancer: services, Maglev, connection tracking.
 //! - [`nat`]: NAT44 (NAPT): translation, mappings and sessions, worker handoff.
 //! - [`router`]: IPv4/IPv6 forwarding stages, ICMP errors, fragmentation, ARP/ND.
 //! - [`filter`]: the packet filter: rules, the tuple-space classifier, rejects.
@@ -20,6 +21,7 @@ pub mod dataplane;
 pub mod filter;
 pub mod l2;
 pub mod l3;
+pub mod lb;
 pub mod nat;
 pub mod router;
 pub mod runtime;

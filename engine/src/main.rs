@@ -76,6 +76,11 @@ enum CtlCommand {
         #[command(subcommand)]
         cmd: CtlShowFlush,
     },
+    /// Load-balancer services: `show`, `backend set|add|del`.
+    Lb {
+        #[command(subcommand)]
+        cmd: CtlLb,
+    },
     /// Copy frames seen on a port (received and sent) into a pcap file.
     Capture {
         /// Port name (or its interface).
@@ -124,6 +129,32 @@ enum CtlRoute {
 #[derive(Subcommand, Debug)]
 enum CtlShow {
     Show,
+}
+
+#[derive(Subcommand, Debug)]
+enum CtlLb {
+    /// Services and their backends with connection counts and bytes.
+    Show,
+    /// Change a service's pool.
+    Backend {
+        #[command(subcommand)]
+        cmd: CtlLbBackend,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CtlLbBackend {
+    /// `set SERVICE ADDR:PORT up|down`: a down backend gets no new connections.
+    Set { service: String, backend: String, state: String },
+    /// `add SERVICE ADDR:PORT [weight N]`.
+    Add {
+        service: String,
+        backend: String,
+        #[arg(trailing_var_arg = true)]
+        rest: Vec<String>,
+    },
+    /// `del SERVICE ADDR:PORT`.
+    Del { service: String, backend: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -212,6 +243,31 @@ fn main() {
                 CtlCommand::Arp { cmd: CtlShow::Show } => cli::run(&socket, Request::ArpShow, &mut out),
                 CtlCommand::Nat { cmd: CtlShowFlush::Show } => cli::run(&socket, Request::NatShow, &mut out),
                 CtlCommand::Nat { cmd: CtlShowFlush::Flush } => cli::run(&socket, Request::NatFlush, &mut out),
+                CtlCommand::Lb { cmd: CtlLb::Show } => cli::run(&socket, Request::LbShow, &mut out),
+                CtlCommand::Lb { cmd: CtlLb::Backend { cmd } } => {
+                    let (service, backend, action, weight) = match cmd {
+                        CtlLbBackend::Set { service, backend, state } => (service, backend, state, None),
+                        CtlLbBackend::Del { service, backend } => (service, backend, "del".to_string(), None),
+                        CtlLbBackend::Add { service, backend, rest } => {
+                            let weight = match rest.as_slice() {
+                                [] => None,
+                                [w, n] if w == "weight" => match n.parse::<u32>() {
+                                    Ok(n) => Some(n),
+                                    Err(_) => {
+                                        eprintln!("pktengine ctl lb backend add: weight `{n}` is not a number");
+                                        std::process::exit(2);
+                                    }
+                                },
+                                other => {
+                                    eprintln!("pktengine ctl lb backend add: expected `weight N`, got {other:?}");
+                                    std::process::exit(2);
+                                }
+                            };
+                            (service, backend, "add".to_string(), weight)
+                        }
+                    };
+                    cli::run(&socket, Request::LbBackend { service, backend, action, weight }, &mut out)
+                }
                 CtlCommand::Capture { port, count, out: file } => cli::capture(&socket, &port, count, &file, &mut out),
                 CtlCommand::Filter { cmd: CtlFilter::Add { at, rule } } => {
                     cli::run(&socket, Request::FilterAdd { rule: rule.join(" "), at }, &mut out)

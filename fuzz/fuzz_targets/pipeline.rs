@@ -77,8 +77,8 @@ fn worker() -> (Worker<MemPort>, crossbeam::channel::Receiver<events::Event>) {
         }],
         ..Default::default()
     };
-    let nat = NatShared::new(nat, vec![Role::Inside, Role::Outside, Role::Outside], 1, false).unwrap();
-    let tables = Arc::new(Tables::new(ifs, routes, neigh.map()).with_nat(nat));
+    let nat = NatShared::new(nat, vec![Role::Inside, Role::Outside, Role::Outside], 1);
+    let tables = Arc::new(Tables::new(ifs, routes, neigh.map()).with_nat(nat).with_handoff(1, false).unwrap());
     // A filter with every action, so the reject paths see arbitrary packets too.
     let port = |n: &str| ["p0", "p1", "p2"].iter().position(|p| *p == n).map(|i| i as u16);
     let rules = [

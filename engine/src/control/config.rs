@@ -214,6 +214,41 @@ struct RawConfig {
     bridges: Vec<RawBridge>,
     #[serde(default)]
     nat: Option<Spanned<RawNat>>,
+    #[serde(default, rename = "lb")]
+    lbs: Vec<Spanned<RawLb>>,
+}
+
+/// `[[lb]]`: one virtual service of the load balancer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLb {
+    name: Spanned<String>,
+    /// `ADDR:PORT`.
+    vip: Spanned<String>,
+    /// `tcp` (default) or `udp`.
+    #[serde(default)]
+    proto: Option<Spanned<String>>,
+    /// `round-robin`, `weighted` (default), `random`, `maglev`.
+    #[serde(default)]
+    scheduler: Option<Spanned<String>>,
+    /// `fullnat` (default) or `dnat`.
+    #[serde(default)]
+    mode: Option<Spanned<String>>,
+    /// Full NAT's source address (default: the address of the port toward the first backend).
+    #[serde(default)]
+    snat: Option<Spanned<String>>,
+    /// `keep` (default) or `reset`.
+    #[serde(default)]
+    down_policy: Option<Spanned<String>>,
+    /// `ADDR:PORT [weight N]`.
+    #[serde(default)]
+    backends: Vec<Spanned<String>>,
+    #[serde(default)]
+    udp_timeout_s: Option<Spanned<u64>>,
+    #[serde(default)]
+    tcp_established_timeout_s: Option<Spanned<u64>>,
+    #[serde(default)]
+    tcp_transitory_timeout_s: Option<Spanned<u64>>,
 }
 
 /// `[nat]`: NAT44 between the ports marked `nat = "inside"` and `"outside"`.
@@ -500,6 +535,8 @@ pub struct Config {
     pub bridges: Vec<BridgeConfig>,
     /// NAT44, when `[nat]` is configured.
     pub nat: Option<crate::nat::NatConfig>,
+    /// Load-balancer services (`[[lb]]`).
+    pub lb: Vec<crate::lb::ServiceConfig>,
 }
 
 /// What validation may ask of the machine. Tests substitute their own.
@@ -614,8 +651,9 @@ impl Config {
         };
         let filter = validate_filter(&mut ck, raw.filter, &ports, text);
         let nat = validate_nat(&mut ck, raw.nat, &ports);
+        let lb = validate_lb(&mut ck, raw.lbs, &ports, nat.as_ref());
         if ck.errors.is_empty() {
-            Ok(Config { engine, ports, routing, filter, bridges, nat })
+            Ok(Config { engine, ports, routing, filter, bridges, nat, lb })
         } else {
             Err(ConfigErrors(ck.errors))
         }
@@ -951,6 +989,135 @@ fn validate_nat(ck: &mut Checker<'_>, raw: Option<Spanned<RawNat>>, ports: &[Por
         }
     }
     Some(cfg)
+}
+
+/// Validates the `[[lb]]` services.
+fn validate_lb(
+    ck: &mut Checker<'_>,
+    raw: Vec<Spanned<RawLb>>,
+    ports: &[PortConfig],
+    nat: Option<&crate::nat::NatConfig>,
+) -> Vec<crate::lb::ServiceConfig> {
+    use crate::lb::{DownPolicy, Mode, Scheduler, ServiceConfig};
+    use crate::nat::translate::{PROTO_TCP, PROTO_UDP};
+    use std::net::Ipv4Addr;
+    let mut out: Vec<ServiceConfig> = Vec::new();
+    let in_pool = |a: Ipv4Addr| nat.is_some_and(|n| n.pool.contains(&a));
+    for r in raw {
+        let span = r.span();
+        let r = r.into_inner();
+        let name = r.name.get_ref().clone();
+        if out.iter().any(|s| s.name == name) {
+            ck.at(r.name.span(), format!("[[lb]] `{name}` is defined twice"));
+        }
+        let vip = match r.vip.get_ref().parse::<std::net::SocketAddrV4>() {
+            Ok(sa) if sa.port() != 0 => crate::nat::Ep::new(u32::from(*sa.ip()), sa.port()),
+            _ => {
+                ck.at(r.vip.span(), format!("vip `{}`: expected IPv4 ADDR:PORT", r.vip.get_ref()));
+                continue;
+            }
+        };
+        if in_pool(Ipv4Addr::from(vip.addr)) {
+            ck.at(r.vip.span(), "vip is a NAT pool address");
+        }
+        let word = |v: &Option<Spanned<String>>, dflt: &str| v.as_ref().map_or(dflt.to_string(), |s| s.get_ref().clone());
+        let span_of = |v: &Option<Spanned<String>>| v.as_ref().map_or(span.clone(), |s| s.span());
+        let proto = match word(&r.proto, "tcp").as_str() {
+            "tcp" => PROTO_TCP,
+            "udp" => PROTO_UDP,
+            other => {
+                ck.at(span_of(&r.proto), format!("proto `{other}`: expected tcp or udp"));
+                PROTO_TCP
+            }
+        };
+        if out.iter().any(|s| s.proto == proto && s.vip == vip) {
+            ck.at(r.vip.span(), format!("another service has {} {}", word(&r.proto, "tcp"), r.vip.get_ref()));
+        }
+        let scheduler = match word(&r.scheduler, "weighted").as_str() {
+            "round-robin" => Scheduler::RoundRobin,
+            "weighted" => Scheduler::Weighted,
+            "random" => Scheduler::Random,
+            "maglev" => Scheduler::Maglev,
+            other => {
+                ck.at(span_of(&r.scheduler), format!("scheduler `{other}`: expected round-robin, weighted, random or maglev"));
+                Scheduler::Weighted
+            }
+        };
+        let mode = match word(&r.mode, "fullnat").as_str() {
+            "fullnat" => Mode::FullNat,
+            "dnat" => Mode::Dnat,
+            other => {
+                ck.at(span_of(&r.mode), format!("mode `{other}`: expected fullnat or dnat"));
+                Mode::FullNat
+            }
+        };
+        let down_policy = match word(&r.down_policy, "keep").as_str() {
+            "keep" => DownPolicy::Keep,
+            "reset" => DownPolicy::Reset,
+            other => {
+                ck.at(span_of(&r.down_policy), format!("down_policy `{other}`: expected keep or reset"));
+                DownPolicy::Keep
+            }
+        };
+        let mut backends: Vec<crate::lb::BackendConfig> = Vec::new();
+        for b in &r.backends {
+            match crate::lb::parse_backend(b.get_ref()) {
+                Ok(bc) if backends.iter().any(|o| o.ep == bc.ep) => ck.at(b.span(), "backend listed twice"),
+                Ok(bc) => backends.push(bc),
+                Err(e) => ck.at(b.span(), e),
+            }
+        }
+        let port_addrs = || ports.iter().flat_map(|p| p.addresses.iter());
+        let snat = match &r.snat {
+            Some(s) => match s.get_ref().parse::<Ipv4Addr>() {
+                Ok(a) if port_addrs().any(|x| x.addr == std::net::IpAddr::V4(a)) => u32::from(a),
+                Ok(_) => {
+                    ck.at(s.span(), "snat must be an address of one of the engine's ports");
+                    0
+                }
+                Err(_) => {
+                    ck.at(s.span(), format!("snat `{}`: not an IPv4 address", s.get_ref()));
+                    0
+                }
+            },
+            None => {
+                let first = backends.first().map(|b| Ipv4Addr::from(b.ep.addr));
+                let on_link = first.and_then(|b| {
+                    port_addrs().find_map(|x| match x.addr {
+                        std::net::IpAddr::V4(a) if crate::dataplane::tables::same_net_v4(a, b, x.prefix_len) => Some(a),
+                        _ => None,
+                    })
+                });
+                match (mode, on_link) {
+                    (_, Some(a)) => u32::from(a),
+                    (Mode::Dnat, None) => 0,
+                    (Mode::FullNat, None) => {
+                        ck.at(span.clone(), format!("[[lb]] `{name}`: give `snat` (no port is on the first backend's subnet)"));
+                        0
+                    }
+                }
+            }
+        };
+        if mode == Mode::FullNat && in_pool(Ipv4Addr::from(snat)) {
+            ck.at(span_of(&r.snat), "snat is a NAT pool address: the NAT and the load balancer would share its ports");
+        }
+        let mut timeouts = crate::nat::Timeouts::default();
+        let mut secs = |v: &Option<Spanned<u64>>, what: &str, dflt: u64| -> u64 {
+            match v {
+                None => dflt,
+                Some(v) if (1..=604_800).contains(v.get_ref()) => *v.get_ref() * 1000,
+                Some(v) => {
+                    ck.at(v.span(), format!("{what} {}: expected 1..=604800", v.get_ref()));
+                    dflt
+                }
+            }
+        };
+        timeouts.udp_ms = secs(&r.udp_timeout_s, "udp_timeout_s", timeouts.udp_ms);
+        timeouts.tcp_established_ms = secs(&r.tcp_established_timeout_s, "tcp_established_timeout_s", timeouts.tcp_established_ms);
+        timeouts.tcp_transitory_ms = secs(&r.tcp_transitory_timeout_s, "tcp_transitory_timeout_s", timeouts.tcp_transitory_ms);
+        out.push(ServiceConfig { name, proto, vip, scheduler, mode, snat, down_policy, backends, timeouts });
+    }
+    out
 }
 
 /// Parses a MAC written `02:00:5e:10:00:01`.

@@ -35,6 +35,9 @@ pub enum Request {
     ArpShow,
     NatShow,
     NatFlush,
+    LbShow,
+    /// Change a service's pool: `action` is up, down, add or del.
+    LbBackend { service: String, backend: String, action: String, weight: Option<u32> },
     /// Copy the next `count` frames seen on `port` back to the client.
     Capture { port: String, count: u32 },
     /// Turn the per-packet trace on or off (`set`), and show the last traced packets.

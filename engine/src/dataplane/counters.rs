@@ -148,7 +148,17 @@ reasons! {
     /// A protocol the NAT does not translate (not TCP, UDP or ICMP query/error).
     NatUnsupported = "nat-unsupported", "nat-out";
     /// The owning worker's handoff inbox was full.
-    NatHandoffFull = "nat-handoff-full", "nat";
+    HandoffFull = "handoff-full", "handoff";
+    /// To a load-balancer VIP on a protocol/port without a service.
+    LbNoService = "lb-no-service", "lb";
+    /// A new connection to a service whose backends are all down.
+    LbNoBackend = "lb-no-backend", "lb";
+    /// A TCP packet of no known connection that may not open one (not a SYN).
+    LbNoConn = "lb-no-conn", "lb";
+    /// A packet of a connection whose backend went down, with down_policy reset.
+    LbBackendDown = "lb-backend-down", "lb";
+    /// No free source port for a full-NAT connection, or the connection table is full.
+    LbExhausted = "lb-exhausted", "lb";
 }
 
 /// Number of drop reasons.
@@ -182,12 +192,16 @@ pub enum Stage {
     NatIn,
     /// Packets translated outbound (inside host → outside address).
     NatOut,
-    /// Packets handed to the worker that owns their NAT state.
-    NatHandoff,
+    /// Packets handed to the worker that owns their NAT or load-balancer state.
+    Handoff,
+    /// Packets to a VIP sent to a backend.
+    LbIn,
+    /// Backend replies sent back from the VIP.
+    LbOut,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 18] = [
+    pub const ALL: [Stage; 20] = [
         Stage::Classify,
         Stage::Arp,
         Stage::Ip4Input,
@@ -205,7 +219,9 @@ impl Stage {
         Stage::L2TableFull,
         Stage::NatIn,
         Stage::NatOut,
-        Stage::NatHandoff,
+        Stage::Handoff,
+        Stage::LbIn,
+        Stage::LbOut,
     ];
 
     pub fn name(self) -> &'static str {
@@ -227,7 +243,9 @@ impl Stage {
             Stage::L2TableFull => "l2-table-full",
             Stage::NatIn => "nat-in",
             Stage::NatOut => "nat-out",
-            Stage::NatHandoff => "nat-handoff",
+            Stage::Handoff => "handoff",
+            Stage::LbIn => "lb-in",
+            Stage::LbOut => "lb-out",
         }
     }
 }

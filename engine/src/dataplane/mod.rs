@@ -10,6 +10,7 @@
 
 pub mod counters;
 pub mod events;
+pub mod handoff;
 pub mod pipeline;
 pub mod tables;
 pub mod worker;

@@ -117,6 +117,8 @@ pub struct WorkerState {
     pub events: EventSink,
     /// The worker's NAT table (None: no NAT configured).
     pub nat: Option<crate::nat::NatWorker>,
+    /// The worker's load-balancer connections (None: no service configured).
+    pub lb: Option<crate::lb::LbWorker>,
 }
 
 /// Everything a stage needs for one burst.
@@ -132,7 +134,7 @@ pub struct Ctx<'a> {
     pub trace: bool,
     /// The port the current burst came from (for the trace).
     pub rx_port: u16,
-    /// Flags of a frame another worker handed over (`nat::handoff`); 0 for
+    /// Flags of a frame another worker handed over (`dataplane::handoff`); 0 for
     /// frames from a socket.
     pub handoff: u8,
 }

@@ -275,6 +275,11 @@ pub struct Tables {
     pub epoch: std::time::Instant,
     /// The NAT's shared part (None: no NAT configured).
     pub nat: Option<Arc<crate::nat::NatShared>>,
+    /// The load balancer's services (None: none configured).
+    pub lb: Option<Arc<crate::lb::LbShared>>,
+    /// Inboxes for frames handed between workers (NAT and load balancer
+    /// flows belong to one worker each).
+    pub handoff: Option<Arc<super::handoff::Handoff>>,
 }
 
 impl Tables {
@@ -290,7 +295,22 @@ impl Tables {
             l2: crate::l2::Switch::default(),
             epoch: std::time::Instant::now(),
             nat: None,
+            lb: None,
+            handoff: None,
         }
+    }
+
+    /// The same tables with handoff inboxes for `workers` workers; `wakers`:
+    /// each with an eventfd (real workers; tests drive workers by hand).
+    pub fn with_handoff(mut self, workers: u16, wakers: bool) -> std::io::Result<Tables> {
+        self.handoff = Some(Arc::new(super::handoff::Handoff::new(usize::from(workers.max(1)), wakers)?));
+        Ok(self)
+    }
+
+    /// The same tables with a load balancer.
+    pub fn with_lb(mut self, lb: crate::lb::LbShared) -> Tables {
+        self.lb = Some(Arc::new(lb));
+        self
     }
 
     /// The same tables with a NAT.

@@ -94,10 +94,11 @@ impl<P: Port> Worker<P> {
         }
         let mut fds: Vec<std::os::fd::RawFd> = sockets.iter().filter_map(|s| s.io.poll_fd()).collect();
         // Frames other workers hand over wake a sleeping worker through this.
-        if let Some(fd) = tables.nat.as_ref().and_then(|n| n.handoff.wake_fd(cfg.id)) {
+        if let Some(fd) = tables.handoff.as_ref().and_then(|h| h.wake_fd(cfg.id)) {
             fds.push(fd);
         }
         let nat = tables.nat.as_deref().map(|n| crate::nat::NatWorker::new(n, cfg.id));
+        let lb = tables.lb.as_deref().map(|l| crate::lb::LbWorker::new(l, cfg.id));
         Worker {
             cfg,
             umem,
@@ -114,6 +115,7 @@ impl<P: Port> Worker<P> {
                 icmp_limit: IcmpRateLimiter::new(DEFAULT_RATE, DEFAULT_BURST),
                 events,
                 nat,
+                lb,
             },
             descs: [Desc::default(); BURST],
             fds,
@@ -230,10 +232,17 @@ impl<P: Port> Worker<P> {
                 got += n;
                 pipeline::process_burst(&mut ctx, s.port, &self.descs[..n]);
             }
+            if let Some(h) = self.tables.handoff.as_deref() {
+                got += take_handoffs(&mut ctx, h);
+            }
             if let Some(nat) = self.tables.nat.as_deref() {
-                got += take_handoffs(&mut ctx, nat);
                 if let Some(w) = ctx.st.nat.as_mut() {
                     w.service(nat, self.cfg.id, now_ns / 1_000_000);
+                }
+            }
+            if let Some(lb) = self.tables.lb.as_deref() {
+                if let Some(w) = ctx.st.lb.as_mut() {
+                    w.service(lb, self.cfg.id, now_ns / 1_000_000);
                 }
             }
             if let Some(p) = &self.probes {
@@ -308,15 +317,15 @@ impl<P: Port> Worker<P> {
                 self.spins = 0;
                 // Neighbor timers need the loop now and then: the timeout bounds the sleep.
                 let t = if self.st.pending.len() > 0 { Duration::from_millis(5) } else { self.cfg.idle_timeout };
-                let nat = self.tables.nat.clone();
-                if nat.as_ref().is_some_and(|n| !n.handoff.may_sleep(self.cfg.id)) {
+                let h = self.tables.handoff.clone();
+                if h.as_ref().is_some_and(|h| !h.may_sleep(self.cfg.id)) {
                     continue;
                 }
                 self.st.counters.sleeps += 1;
                 self.st.counters.touch();
                 let _ = wait_any(&self.fds, t);
-                if let Some(n) = nat {
-                    n.handoff.awake(self.cfg.id);
+                if let Some(h) = h {
+                    h.awake(self.cfg.id);
                 }
             }
         }
@@ -346,12 +355,12 @@ impl<P: Port> Worker<P> {
 /// Runs the frames other workers handed to this one (at most a burst):
 /// each is copied into a frame of this worker's UMEM and goes through the
 /// pipeline from the start, as if it had arrived here.
-fn take_handoffs(ctx: &mut Ctx, nat: &crate::nat::NatShared) -> usize {
-    use crate::nat::handoff::HANDED;
+fn take_handoffs(ctx: &mut Ctx, handoff: &super::handoff::Handoff) -> usize {
+    use super::handoff::HANDED;
     let me = ctx.st.worker;
     let mut n = 0;
     while n < BURST {
-        let Some(slot) = nat.handoff.recv(me) else { break };
+        let Some(slot) = handoff.recv(me) else { break };
         n += 1;
         let len = usize::from(slot.len);
         match ctx.umem.alloc() {
@@ -364,12 +373,12 @@ fn take_handoffs(ctx: &mut Ctx, nat: &crate::nat::NatShared) -> usize {
                     pipeline::process_burst(ctx, slot.port, &[d]);
                     ctx.handoff = 0;
                 } else {
-                    ctx.drop(slot.port, d, super::counters::Drop::NatHandoffFull);
+                    ctx.drop(slot.port, d, super::counters::Drop::HandoffFull);
                 }
             }
             None => ctx.st.counters.drop(super::counters::Drop::NoFrame),
         }
-        nat.handoff.recycle(me, slot);
+        handoff.recycle(me, slot);
     }
     n
 }

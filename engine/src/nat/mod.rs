@@ -4,7 +4,7 @@
 //! - [`translate`]: what a translation rewrites in a packet, and the checksums.
 //! - [`table`]: one worker's mappings and sessions, port allocation, expiry.
 //! - [`frag`]: later fragments follow their first fragment's translation.
-//! - [`handoff`]: frames moved to the worker that owns their flow.
+//! - `dataplane::handoff`: frames moved to the worker that owns their flow.
 //! - [`stage`]: the pipeline hooks (`ip4-input` for packets to an outside
 //!   address, `ip4-forward` for packets leaving inside → outside).
 //!
@@ -16,7 +16,6 @@
 //! to every worker and need no owner. See docs/ARCHITECTURE.md, "NAT".
 
 pub mod frag;
-pub mod handoff;
 pub mod stage;
 pub mod table;
 pub mod translate;
@@ -137,8 +136,6 @@ pub fn parse_forward(s: &str) -> Result<Forward, String> {
 pub struct Gauges {
     pub sessions: AtomicU32,
     pub mappings: AtomicU32,
-    /// Frames this worker handed to another.
-    pub handed_out: AtomicU64,
 }
 
 /// A `ctl nat show` request to one worker: the control thread bumps `asked`,
@@ -154,7 +151,7 @@ pub struct DumpSlot {
 }
 
 /// What every worker reads: the configuration, the port roles, the static
-/// forwards, the handoff inboxes and the per-worker gauges.
+/// forwards and the per-worker gauges (the handoff inboxes are in `Tables`).
 #[derive(Debug)]
 pub struct NatShared {
     pub cfg: NatConfig,
@@ -162,15 +159,13 @@ pub struct NatShared {
     /// Outside address ranges (pool and forward addresses), host order, inclusive.
     outside: Vec<(u32, u32)>,
     workers: u16,
-    pub handoff: handoff::Handoff,
     pub gauges: Vec<Gauges>,
     pub dumps: Vec<DumpSlot>,
 }
 
 impl NatShared {
-    /// `roles` per port index; `wakers`: give each worker an eventfd (real
-    /// workers; in-memory tests drive workers by hand).
-    pub fn new(cfg: NatConfig, roles: Vec<Role>, workers: u16, wakers: bool) -> std::io::Result<NatShared> {
+    /// `roles` per port index, for `workers` workers.
+    pub fn new(cfg: NatConfig, roles: Vec<Role>, workers: u16) -> NatShared {
         let workers = workers.max(1);
         let mut outside: Vec<(u32, u32)> = Vec::new();
         let addrs = cfg.pool.iter().map(|&a| u32::from(a)).chain(cfg.forwards.iter().map(|f| f.outside.addr));
@@ -183,15 +178,14 @@ impl NatShared {
                 _ => outside.push((a, a)),
             }
         }
-        Ok(NatShared {
-            handoff: handoff::Handoff::new(usize::from(workers), wakers)?,
+        NatShared {
             gauges: (0..workers).map(|_| Gauges::default()).collect(),
             dumps: (0..workers).map(|_| DumpSlot::default()).collect(),
             cfg,
             roles,
             outside,
             workers,
-        })
+        }
     }
 
     #[inline]
@@ -330,7 +324,7 @@ mod tests {
 
     fn shared(workers: u16, forwards: Vec<Forward>) -> NatShared {
         let cfg = NatConfig { pool: vec![Ipv4Addr::new(198, 19, 1, 1), Ipv4Addr::new(198, 19, 1, 2)], forwards, ..Default::default() };
-        NatShared::new(cfg, vec![Role::Inside, Role::Outside], workers, false).unwrap()
+        NatShared::new(cfg, vec![Role::Inside, Role::Outside], workers)
     }
 
     #[test]

@@ -62,8 +62,8 @@ fn rig(workers: u16, edit: impl FnOnce(&mut NatConfig)) -> Rig {
     }
     let mut cfg = NatConfig { pool: vec![NAT], ..Default::default() };
     edit(&mut cfg);
-    let shared = NatShared::new(cfg, vec![Role::Inside, Role::Outside], workers, false).unwrap();
-    let tables = Arc::new(Tables::new(ifs, routes, neigh.map()).with_nat(shared));
+    let shared = NatShared::new(cfg, vec![Role::Inside, Role::Outside], workers);
+    let tables = Arc::new(Tables::new(ifs, routes, neigh.map()).with_nat(shared).with_handoff(workers, false).unwrap());
     let mut ws = Vec::new();
     let mut counters = Vec::new();
     for id in 0..workers {
@@ -132,9 +132,9 @@ impl Rig {
             let c = w.umem().check();
             assert!(c.is_ok(), "{c:?}");
         }
-        let nat = self.tables.nat.as_ref().unwrap();
-        for w in 0..nat.workers() {
-            assert_eq!(nat.handoff.pending(w), 0);
+        let h = self.tables.handoff.as_ref().unwrap();
+        for w in 0..self.workers.len() as u16 {
+            assert_eq!(h.pending(w), 0);
         }
     }
 }
@@ -259,7 +259,7 @@ fn two_workers_hand_each_flow_to_its_owner() {
     let (w, b) = r.one(0);
     assert_eq!(w, 1);
     assert_eq!(kind(&b), Kind::Ports { proto: PROTO_UDP, src: ep(H2, 7), dst: ep(H1, 40001), tcp_flags: 0 });
-    assert_eq!(r.stage(Stage::NatHandoff), 2);
+    assert_eq!(r.stage(Stage::Handoff), 2);
     // Many flows, arriving on both workers: every one translates both ways,
     // external ports of worker w are ≡ w (mod 2).
     for sp in 42000..42040u16 {
@@ -374,7 +374,7 @@ fn tcp_unsolicited_syn_is_dropped_and_a_forward_admits_it() {
         let (_, a) = r.one(1);
         assert_eq!(kind(&a), Kind::Ports { proto: PROTO_TCP, src: ep(NAT, 8080), dst: ep(H2, sp), tcp_flags: 0x12 });
     }
-    assert_eq!(r.stage(Stage::NatHandoff), 0);
+    assert_eq!(r.stage(Stage::Handoff), 0);
     r.finish();
 }
 

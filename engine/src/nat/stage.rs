@@ -15,7 +15,7 @@
 use std::net::Ipv4Addr;
 
 use super::frag::Follow;
-use super::handoff::AS_OUTSIDE;
+use crate::dataplane::handoff::AS_OUTSIDE;
 use super::table::{NatError, ECHO_REQUEST};
 use super::translate::{self, Kind, Side};
 use super::{NatShared, Role};
@@ -39,17 +39,18 @@ pub enum Pre {
 }
 
 #[inline]
-fn ip_of<'a>(ctx: &'a Ctx, d: &Desc) -> &'a [u8] {
+pub(crate) fn ip_of<'a>(ctx: &'a Ctx, d: &Desc) -> &'a [u8] {
     ctx.umem.data(d).get(ETH_HDR..).unwrap_or(&[])
 }
 
 #[inline]
-fn ip_mut<'a>(ctx: &'a mut Ctx, d: &Desc) -> &'a mut [u8] {
+pub(crate) fn ip_mut<'a>(ctx: &'a mut Ctx, d: &Desc) -> &'a mut [u8] {
     ctx.umem.data_mut(d).get_mut(ETH_HDR..).unwrap_or(&mut [])
 }
 
-/// Hands `d` to worker `to` (the frame is copied; ours is freed).
-fn hand_to(ctx: &mut Ctx, nat: &NatShared, to: u16, port: u16, flags: u8, d: Desc) -> Pre {
+/// Hands `d` to worker `to` (the frame is copied; ours is freed). Shared
+/// with the load balancer, whose flows have owners too.
+pub(crate) fn hand_to(ctx: &mut Ctx, to: u16, port: u16, flags: u8, d: Desc) -> Pre {
     let ip = ip_of(ctx, &d);
     let (id, more, offset) = translate::frag_info(ip);
     if more && offset == 0 && ip.len() >= 20 {
@@ -60,14 +61,12 @@ fn hand_to(ctx: &mut Ctx, nat: &NatShared, to: u16, port: u16, flags: u8, d: Des
             w.frags.remember(proto, src, dst, id, Follow::Owner(to), now);
         }
     }
-    if nat.handoff.send(to, port, flags, ctx.umem.data(&d)) {
-        ctx.st.counters.stage(Stage::NatHandoff, 1);
-        if let Some(g) = nat.gauges.get(usize::from(ctx.st.worker)) {
-            g.handed_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
+    let sent = ctx.tables.handoff.as_ref().is_some_and(|h| h.send(to, port, flags, ctx.umem.data(&d)));
+    if sent {
+        ctx.st.counters.stage(Stage::Handoff, 1);
         ctx.consumed(port, d);
     } else {
-        ctx.drop(port, d, Drop::NatHandoffFull);
+        ctx.drop(port, d, Drop::HandoffFull);
     }
     Pre::Done
 }
@@ -79,7 +78,7 @@ fn be32(b: &[u8], off: usize) -> u32 {
 
 /// `Some(worker)` when the flow belongs to another worker.
 #[inline]
-fn elsewhere(ctx: &Ctx, owner: Option<u16>) -> Option<u16> {
+pub(crate) fn elsewhere(ctx: &Ctx, owner: Option<u16>) -> Option<u16> {
     owner.filter(|&o| o != ctx.st.worker)
 }
 
@@ -118,7 +117,7 @@ fn inbound(ctx: &mut Ctx, nat: &NatShared, port: u16, d: Desc, dst: u32, kind: K
             // come from any router on the path, so the outer source is not
             // checked against the session.
             if let Some(to) = elsewhere(ctx, nat.owner_inbound(proto, inner_src)) {
-                return hand_to(ctx, nat, to, port, flags, d);
+                return hand_to(ctx, to, port, flags, d);
             }
             let found = ctx.st.nat.as_ref().and_then(|w| w.table.find_inbound(proto, inner_src, inner_dst));
             let Some(inside) = found else { return untranslated(ctx, port, d, dst, Drop::NatNoMapping) };
@@ -131,7 +130,7 @@ fn inbound(ctx: &mut Ctx, nat: &NatShared, port: u16, d: Desc, dst: u32, kind: K
         Kind::LaterFragment { proto, src, dst: fdst, id } => {
             let follow = ctx.st.nat.as_ref().and_then(|w| w.frags.follow(proto, src, fdst, id, now));
             return match follow {
-                Some(Follow::Owner(to)) if to != ctx.st.worker => hand_to(ctx, nat, to, port, flags, d),
+                Some(Follow::Owner(to)) if to != ctx.st.worker => hand_to(ctx, to, port, flags, d),
                 Some(Follow::Rewrite { side: Side::Dst, addr }) => {
                     translate::rewrite_addr(ip_mut(ctx, &d), Side::Dst, addr);
                     ctx.st.counters.stage(Stage::NatIn, 1);
@@ -145,7 +144,7 @@ fn inbound(ctx: &mut Ctx, nat: &NatShared, port: u16, d: Desc, dst: u32, kind: K
         Kind::Echo { .. } | Kind::Other => return untranslated(ctx, port, d, dst, Drop::NatNoMapping),
     };
     if let Some(to) = elsewhere(ctx, nat.owner_inbound(proto, outside)) {
-        return hand_to(ctx, nat, to, port, flags, d);
+        return hand_to(ctx, to, port, flags, d);
     }
     let Some(w) = ctx.st.nat.as_mut() else { return untranslated(ctx, port, d, dst, Drop::NatNoMapping) };
     let inside = match w.table.inbound(proto, remote, outside, tcp_flags, now) {
@@ -194,14 +193,14 @@ fn hairpin(ctx: &mut Ctx, nat: &NatShared, port: u16, d: Desc, dst: u32, kind: K
     };
     if ctx.handoff & HAIRPIN_SNAT == 0 {
         if let Some(to) = elsewhere(ctx, nat.owner_inbound(proto, target)) {
-            return hand_to(ctx, nat, to, port, 0, d);
+            return hand_to(ctx, to, port, 0, d);
         }
         let exists = ctx.st.nat.as_ref().is_some_and(|w| w.table.mapping_inside(proto, target).is_some());
         if !exists {
             return untranslated(ctx, port, d, dst, Drop::NatNoMapping);
         }
         if let Some(to) = elsewhere(ctx, nat.owner_outbound(proto, src)) {
-            return hand_to(ctx, nat, to, port, HAIRPIN_SNAT, d);
+            return hand_to(ctx, to, port, HAIRPIN_SNAT, d);
         }
     }
     let now = ctx.now_ms();
@@ -216,7 +215,7 @@ fn hairpin(ctx: &mut Ctx, nat: &NatShared, port: u16, d: Desc, dst: u32, kind: K
     }
     ctx.st.counters.stage(Stage::NatOut, 1);
     if let Some(to) = elsewhere(ctx, nat.owner_inbound(proto, target)) {
-        return hand_to(ctx, nat, to, port, AS_OUTSIDE, d);
+        return hand_to(ctx, to, port, AS_OUTSIDE, d);
     }
     let kind = Kind::Ports { proto, src: outside, dst: target, tcp_flags };
     inbound(ctx, nat, port, d, dst, kind)
@@ -251,7 +250,7 @@ pub fn postrouting(ctx: &mut Ctx, nat: &NatShared, port: u16, d: Desc) -> bool {
             // An inside host reports an error about a packet it received:
             // the quoted destination is its own endpoint.
             if let Some(to) = elsewhere(ctx, nat.owner_outbound(proto, inner_dst)) {
-                hand_to(ctx, nat, to, port, 0, d);
+                hand_to(ctx, to, port, 0, d);
                 return false;
             }
             let found = ctx.st.nat.as_ref().and_then(|w| w.table.find_outbound(proto, inner_dst, inner_src));
@@ -267,7 +266,7 @@ pub fn postrouting(ctx: &mut Ctx, nat: &NatShared, port: u16, d: Desc) -> bool {
             let follow = ctx.st.nat.as_ref().and_then(|w| w.frags.follow(proto, src, dst, id, now));
             return match follow {
                 Some(Follow::Owner(to)) if to != ctx.st.worker => {
-                    hand_to(ctx, nat, to, port, 0, d);
+                    hand_to(ctx, to, port, 0, d);
                     false
                 }
                 Some(Follow::Rewrite { side: Side::Src, addr }) => {
@@ -287,7 +286,7 @@ pub fn postrouting(ctx: &mut Ctx, nat: &NatShared, port: u16, d: Desc) -> bool {
         }
     };
     if let Some(to) = elsewhere(ctx, nat.owner_outbound(proto, inside)) {
-        hand_to(ctx, nat, to, port, 0, d);
+        hand_to(ctx, to, port, 0, d);
                 return false;
     }
     let Some(w) = ctx.st.nat.as_mut() else {

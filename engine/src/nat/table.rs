@@ -108,11 +108,11 @@ pub enum NatError {
 
 /// Two endpoints and a protocol, packed into two words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct FlowKey(u64, u64);
+pub(crate) struct FlowKey(u64, u64);
 
 impl FlowKey {
     #[inline]
-    fn new(proto: u8, a: Ep, b: Ep) -> FlowKey {
+    pub(crate) fn new(proto: u8, a: Ep, b: Ep) -> FlowKey {
         FlowKey(
             u64::from(a.addr) << 32 | u64::from(b.addr),
             u64::from(proto) << 32 | u64::from(a.port) << 16 | u64::from(b.port),
@@ -139,7 +139,7 @@ impl EpKey {
 pub struct Seeded(u64);
 
 impl Seeded {
-    fn random() -> Seeded {
+    pub(crate) fn random() -> Seeded {
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
         let s = std::collections::hash_map::RandomState::new();
         let mut h = s.build_hasher();
@@ -177,7 +177,7 @@ impl BuildHasher for Seeded {
     }
 }
 
-type Map<K, V> = HashMap<K, V, Seeded>;
+pub(crate) type Map<K, V> = HashMap<K, V, Seeded>;
 
 // ---- entries -----------------------------------------------------------------
 
@@ -580,22 +580,7 @@ impl NatTable {
     }
 
     fn timeout_ms(&self, s: &Session) -> u64 {
-        let t = &self.cfg.timeouts;
-        match s.proto {
-            PROTO_UDP => t.udp_ms,
-            PROTO_TCP => {
-                use tcp_seen::*;
-                let both_fin = s.tcp & (FIN_OUT | FIN_IN) == FIN_OUT | FIN_IN;
-                if s.tcp & RST != 0 || both_fin {
-                    t.tcp_transitory_ms
-                } else if s.tcp & (SYN_OUT | SYN_IN) == SYN_OUT | SYN_IN {
-                    t.tcp_established_ms
-                } else {
-                    t.tcp_transitory_ms
-                }
-            }
-            _ => t.icmp_ms,
-        }
+        timeout_for(&self.cfg.timeouts, s.proto, s.tcp)
     }
 
     /// Expires idle sessions, looking at up to `budget` slots from where the
@@ -712,29 +697,57 @@ fn perm_key(m: u32, remote_addr: u32) -> u64 {
     u64::from(m) << 32 | u64::from(remote_addr)
 }
 
+/// The idle timeout of a flow of `proto` with TCP flags `tcp` seen
+/// ([`tcp_seen`]): established TCP (SYN both ways) 2 h 4 min by default,
+/// opening or closing TCP transitory (4 min), UDP 5 min, ICMP 60 s.
+pub(crate) fn timeout_for(t: &Timeouts, proto: u8, tcp: u8) -> u64 {
+    match proto {
+        PROTO_UDP => t.udp_ms,
+        PROTO_TCP => {
+            use tcp_seen::*;
+            let both_fin = tcp & (FIN_OUT | FIN_IN) == FIN_OUT | FIN_IN;
+            if tcp & RST != 0 || both_fin {
+                t.tcp_transitory_ms
+            } else if tcp & (SYN_OUT | SYN_IN) == SYN_OUT | SYN_IN {
+                t.tcp_established_ms
+            } else {
+                t.tcp_transitory_ms
+            }
+        }
+        _ => t.icmp_ms,
+    }
+}
+
+/// TCP flags of a packet from the inside (client) side as [`tcp_seen`] bits.
 #[inline]
-fn out_flags(f: u8) -> u8 {
+pub(crate) fn out_flags(f: u8) -> u8 {
     use tcp_seen::*;
     (if f & F_SYN != 0 { SYN_OUT } else { 0 }) | (if f & F_FIN != 0 { FIN_OUT } else { 0 }) | (if f & F_RST != 0 { RST } else { 0 })
 }
 
+/// The same for a packet from the outside (server) side.
 #[inline]
-fn in_flags(f: u8) -> u8 {
+pub(crate) fn in_flags(f: u8) -> u8 {
     use tcp_seen::*;
     (if f & F_SYN != 0 { SYN_IN } else { 0 }) | (if f & F_FIN != 0 { FIN_IN } else { 0 }) | (if f & F_RST != 0 { RST } else { 0 })
 }
 
 fn state_name(s: &Session) -> &'static str {
+    tcp_state_name(s.proto, s.tcp)
+}
+
+/// A flow's TCP state for `ctl` ("-" for other protocols).
+pub(crate) fn tcp_state_name(proto: u8, tcp: u8) -> &'static str {
     use tcp_seen::*;
-    match s.proto {
+    match proto {
         PROTO_TCP => {
-            if s.tcp & RST != 0 {
+            if tcp & RST != 0 {
                 "reset"
-            } else if s.tcp & (FIN_OUT | FIN_IN) == FIN_OUT | FIN_IN {
+            } else if tcp & (FIN_OUT | FIN_IN) == FIN_OUT | FIN_IN {
                 "closing"
-            } else if s.tcp & (FIN_OUT | FIN_IN) != 0 {
+            } else if tcp & (FIN_OUT | FIN_IN) != 0 {
                 "fin-seen"
-            } else if s.tcp & (SYN_OUT | SYN_IN) == SYN_OUT | SYN_IN {
+            } else if tcp & (SYN_OUT | SYN_IN) == SYN_OUT | SYN_IN {
                 "established"
             } else {
                 "syn-seen"

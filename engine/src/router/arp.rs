@@ -19,7 +19,8 @@ pub fn input(ctx: &mut Ctx, port: u16, mut d: Desc) {
             let sender_ok = on_link(sender_ip) && !sender_ip.is_unspecified();
             // A NAT answers for its pool addresses on its outside ports.
             let nat_pool = ctx.tables.nat.as_deref().is_some_and(|n| n.role(port) == crate::nat::Role::Outside && n.in_pool(target_ip));
-            let ours = p.owns_v4(target_ip) || nat_pool;
+            let vip = ctx.tables.lb.as_deref().is_some_and(|l| l.answers_arp(target_ip));
+            let ours = p.owns_v4(target_ip) || nat_pool || vip;
             if sender_ok && (ours || sender_ip == target_ip) {
                 // RFC 826: the target merges the sender; a gratuitous ARP refreshes it.
                 ctx.neighbor_seen(port, IpAddr::V4(sender_ip), sender_mac, false);

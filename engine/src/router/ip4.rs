@@ -17,7 +17,7 @@ use crate::dataplane::pipeline::{write_macs, Ctx, ETH_HDR, ETHERTYPE_IPV4};
 use crate::l3::poptrie::{Leaf, NO_ROUTE};
 use crate::router::fragment::{FragError, Fragmenter};
 use crate::router::icmp_error::Icmp4Error;
-use crate::nat;
+use crate::{lb, nat};
 use crate::router::{local, martian};
 use crate::steer::flow_hash_v4;
 use crate::wire::checksum;
@@ -63,7 +63,25 @@ pub fn input(ctx: &mut Ctx, port: u16, mut d: Desc) -> Option<u32> {
     }
     let tables = ctx.tables;
     let mut translated = false;
-    if let Some(nat) = tables.nat.as_deref().filter(|n| n.is_outside_addr(u32::from(dst))) {
+    if let Some(lb) = tables.lb.as_deref() {
+        let a = u32::from(dst);
+        let pre = if lb.is_vip(a) {
+            lb::stage::to_vip(ctx, lb, port, d, a)
+        } else if lb.is_snat(a) {
+            lb::stage::to_snat(ctx, lb, port, d)
+        } else {
+            nat::stage::Pre::Continue
+        };
+        match pre {
+            nat::stage::Pre::Forward(to) => {
+                dst = to;
+                translated = true;
+            }
+            nat::stage::Pre::Continue => {}
+            nat::stage::Pre::Done => return None,
+        }
+    }
+    if let Some(nat) = tables.nat.as_deref().filter(|n| !translated && n.is_outside_addr(u32::from(dst))) {
         match nat::stage::prerouting(ctx, nat, port, d, u32::from(dst)) {
             nat::stage::Pre::Forward(to) => {
                 dst = to;
@@ -155,6 +173,11 @@ pub fn forward(ctx: &mut Ctx, port: u16, d: Desc, dst: Ipv4Addr, leaf: Leaf) {
     let tables = ctx.tables;
     if let Some(nat) = tables.nat.as_deref().filter(|n| nat::stage::translates(n, port, hop.port)) {
         if !nat::stage::postrouting(ctx, nat, port, d) {
+            return;
+        }
+    }
+    if let Some(lb) = tables.lb.as_deref().filter(|l| l.has_dnat()) {
+        if !lb::stage::dnat_reply(ctx, lb, port, d) {
             return;
         }
     }

@@ -203,8 +203,8 @@ impl Control {
             .map_err(|e| format!("reload refused, the running configuration stays:\n{e}"))?;
         let mut notes = Vec::new();
         if let Some(old) = &self.running {
-            if old.engine != new.engine || old.ports != new.ports || old.bridges != new.bridges || old.nat != new.nat {
-                notes.push("changes to [engine], ports, bridges or [nat] need a restart: not applied".to_string());
+            if old.engine != new.engine || old.ports != new.ports || old.bridges != new.bridges || old.nat != new.nat || old.lb != new.lb {
+                notes.push("changes to [engine], ports, bridges, [nat] or [[lb]] need a restart: not applied (lb pools: ctl lb backend)".to_string());
             }
         }
         // Validate everything before changing anything.
@@ -354,7 +354,6 @@ impl Control {
                 let scope = format!("nat worker {wi}");
                 out.push(c(&scope, "sessions", u64::from(g.sessions.load(Ordering::Relaxed))));
                 out.push(c(&scope, "mappings", u64::from(g.mappings.load(Ordering::Relaxed))));
-                out.push(c(&scope, "handed_out", g.handed_out.load(Ordering::Relaxed)));
             }
         }
         for d in Drop::ALL {
@@ -474,6 +473,33 @@ impl Control {
                 }
                 out(Response::Table { header: "nat sessions".into(), rows })?;
                 out(Response::Done { message: format!("{s} sessions, {m} mappings") })
+            }
+            Request::LbShow => {
+                let Some(lb) = self.tables.lb.clone() else {
+                    return out(Response::Done { message: "no load-balancer service is configured".into() });
+                };
+                let rows = lb.show();
+                out(Response::Table { header: "lb services".into(), rows })?;
+                out(Response::Done { message: String::new() })
+            }
+            Request::LbBackend { service, backend, action, weight } => {
+                let Some(lb) = self.tables.lb.clone() else {
+                    return out(Response::Error { message: "no load-balancer service is configured".into() });
+                };
+                let ep = match crate::lb::parse_backend(&backend) {
+                    Ok(b) => b.ep,
+                    Err(e) => return out(Response::Error { message: e }),
+                };
+                if weight.is_some_and(|w| !(1..=1000).contains(&w)) {
+                    return out(Response::Error { message: "weight must be 1..1000".into() });
+                }
+                match lb.change_backend(&service, ep, &action, weight) {
+                    Ok(m) => {
+                        tracing::info!("{m}");
+                        out(Response::Done { message: m })
+                    }
+                    Err(e) => out(Response::Error { message: e }),
+                }
             }
             Request::Capture { port, count } => self.capture(&port, count, out, stop),
             Request::FilterAdd { rule, at } => {

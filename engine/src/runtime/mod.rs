@@ -73,9 +73,13 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
         .with_l2(crate::l2::Switch::from_config(&cfg));
     if let Some(nat) = &cfg.nat {
         let roles = cfg.ports.iter().map(|p| p.nat).collect();
-        let shared = crate::nat::NatShared::new(nat.clone(), roles, cfg.engine.cores.len() as u16, true)
-            .map_err(|e| format!("nat: {e}"))?;
-        tables = tables.with_nat(shared);
+        tables = tables.with_nat(crate::nat::NatShared::new(nat.clone(), roles, cfg.engine.cores.len() as u16));
+    }
+    if !cfg.lb.is_empty() {
+        tables = tables.with_lb(crate::lb::LbShared::new(&cfg.lb, cfg.engine.cores.len() as u16));
+    }
+    if tables.nat.is_some() || tables.lb.is_some() {
+        tables = tables.with_handoff(cfg.engine.cores.len() as u16, true).map_err(|e| format!("worker handoff: {e}"))?;
     }
     let tables = Arc::new(tables);
     tables.trace.store(cfg.engine.trace, Ordering::Relaxed);

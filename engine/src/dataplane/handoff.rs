@@ -1,5 +1,6 @@
-//! Frames handed from one worker to another: the NAT's owner rule (a flow's
-//! state lives on the worker that owns its external port) meets AF_XDP's
+//! Frames handed from one worker to another: the NAT's and the load
+//! balancer's owner rule (a flow's state lives on the worker that owns its
+//! port) meets AF_XDP's
 //! (a frame arrives on the queue the kernel chose, and an XSK only gets
 //! frames of the queue it is bound to, so the steering program cannot move
 //! a frame to another worker's queue).

@@ -1,0 +1,122 @@
+//! The load balancer's places in the IPv4 pipeline.
+//!
+//! ```text
+//! ip4-input ─ dst is a VIP ──────► to_vip:  service? ─ owner? ─ connection or scheduler ─► dst := backend
+//!           │                                                          (full NAT: src := snat) ─► route
+//!           └ dst is a snat addr ─► to_snat: a backend's full-NAT reply ─► src := VIP, dst := client ─► route
+//! ip4-forward ─ src is a dnat backend ─► dnat_reply: src := VIP
+//! ```
+//!
+//! A connection's owner is `client port % workers` (full-NAT replies: the
+//! source port the owner allocated, which lies in its partition); a packet
+//! that arrived elsewhere is handed over (`dataplane::handoff`).
+
+use std::net::Ipv4Addr;
+
+use super::conn::LbError;
+use super::LbShared;
+use crate::dataplane::counters::{Drop, Stage};
+use crate::dataplane::pipeline::Ctx;
+use crate::nat::stage::{elsewhere, hand_to, ip_mut, ip_of, Pre};
+use crate::nat::translate::{self, Kind, Side};
+use crate::xsk::Desc;
+
+/// A packet to a VIP (`dst`, host order).
+pub fn to_vip(ctx: &mut Ctx, lb: &LbShared, port: u16, d: Desc, dst: u32) -> Pre {
+    let Kind::Ports { proto, src, dst: vip, tcp_flags } = translate::classify(ip_of(ctx, &d)) else {
+        // ICMP and fragments to a VIP: no service (the VIP is no host).
+        return not_served(ctx, port, d, dst, Drop::LbNoService);
+    };
+    let snap = lb.services.load();
+    let Some((si, _)) = snap.find(proto, vip) else { return not_served(ctx, port, d, dst, Drop::LbNoService) };
+    if let Some(to) = elsewhere(ctx, Some(lb.owner_of(src.port))) {
+        return hand_to(ctx, to, port, 0, d);
+    }
+    if ip_of(ctx, &d).get(8).is_some_and(|&ttl| ttl <= 1) {
+        // The error quotes the packet as the client sent it (no backend address leaks).
+        ctx.icmp4_error(port, &d, crate::router::icmp_error::Icmp4Error::TimeExceeded);
+        ctx.drop(port, d, Drop::Ip4TtlExpired);
+        return Pre::Done;
+    }
+    let hash = crate::steer::flow_hash_v4(Ipv4Addr::from(src.addr), Ipv4Addr::from(vip.addr), src.port, vip.port, proto);
+    let now = ctx.now_ms();
+    let len = u64::from(d.len);
+    let Some(w) = ctx.st.lb.as_mut() else { return not_served(ctx, port, d, dst, Drop::LbNoService) };
+    let a = match w.to_backend(&snap, si, src, vip, tcp_flags, hash, len, now) {
+        Ok(a) => a,
+        Err(e) => {
+            let why = match e {
+                LbError::NoBackend => Drop::LbNoBackend,
+                LbError::NoConn => Drop::LbNoConn,
+                LbError::Exhausted => Drop::LbExhausted,
+                LbError::BackendDown => Drop::LbBackendDown,
+            };
+            ctx.drop(port, d, why);
+            return Pre::Done;
+        }
+    };
+    let ip = ip_mut(ctx, &d);
+    let mut ok = translate::rewrite_ports(ip, Side::Dst, a.backend);
+    if a.source != src {
+        ok &= translate::rewrite_ports(ip, Side::Src, a.source);
+    }
+    if !ok {
+        ctx.drop(port, d, Drop::LbNoService);
+        return Pre::Done;
+    }
+    ctx.st.counters.stage(Stage::LbIn, 1);
+    Pre::Forward(Ipv4Addr::from(a.backend.addr))
+}
+
+/// A packet to a full-NAT source address: a backend's reply, or traffic
+/// for the engine itself (the snat address is the engine's).
+pub fn to_snat(ctx: &mut Ctx, lb: &LbShared, port: u16, d: Desc) -> Pre {
+    let Kind::Ports { proto, src, dst, tcp_flags } = translate::classify(ip_of(ctx, &d)) else { return Pre::Continue };
+    if let Some(to) = elsewhere(ctx, Some(lb.owner_of(dst.port))) {
+        // Only a connection's reply is handed over; the owner finds out.
+        return hand_to(ctx, to, port, 0, d);
+    }
+    let now = ctx.now_ms();
+    let len = u64::from(d.len);
+    let Some(w) = ctx.st.lb.as_mut() else { return Pre::Continue };
+    let Some((client, vip)) = w.from_backend(proto, src, dst, tcp_flags, len, now) else { return Pre::Continue };
+    let ip = ip_mut(ctx, &d);
+    if !(translate::rewrite_ports(ip, Side::Src, vip) && translate::rewrite_ports(ip, Side::Dst, client)) {
+        ctx.drop(port, d, Drop::LbNoService);
+        return Pre::Done;
+    }
+    ctx.st.counters.stage(Stage::LbOut, 1);
+    Pre::Forward(Ipv4Addr::from(client.addr))
+}
+
+/// ip4-forward: a dnat-mode backend's reply to a client leaves from the
+/// VIP. Returns false when the packet was consumed (handed to its owner).
+pub fn dnat_reply(ctx: &mut Ctx, lb: &LbShared, port: u16, d: Desc) -> bool {
+    let Kind::Ports { proto, src, dst, tcp_flags } = translate::classify(ip_of(ctx, &d)) else { return true };
+    if !lb.services.load().is_dnat_backend(src.addr) {
+        return true;
+    }
+    if let Some(to) = elsewhere(ctx, Some(lb.owner_of(dst.port))) {
+        hand_to(ctx, to, port, 0, d);
+        return false;
+    }
+    let now = ctx.now_ms();
+    let len = u64::from(d.len);
+    let Some(w) = ctx.st.lb.as_mut() else { return true };
+    if let Some((_, vip)) = w.from_backend(proto, src, dst, tcp_flags, len, now) {
+        translate::rewrite_ports(ip_mut(ctx, &d), Side::Src, vip);
+        ctx.st.counters.stage(Stage::LbOut, 1);
+    }
+    true
+}
+
+/// Not for a service: the engine's own address takes it (local delivery),
+/// anything else is dropped and counted.
+fn not_served(ctx: &mut Ctx, port: u16, d: Desc, dst: u32, why: Drop) -> Pre {
+    if ctx.ifs.is_local_v4(Ipv4Addr::from(dst)) {
+        Pre::Continue
+    } else {
+        ctx.drop(port, d, why);
+        Pre::Done
+    }
+}
