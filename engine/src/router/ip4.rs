@@ -182,6 +182,7 @@ pub fn forward(ctx: &mut Ctx, port: u16, d: Desc, dst: Ipv4Addr, leaf: Leaf) {
         }
     }
     if too_big {
+        decrement_ttl(ctx.umem.data_mut(&d));
         fragment(ctx, port, hop.port, nh, d, mtu);
         return;
     }
