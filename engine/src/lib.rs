@@ -39,8 +39,9 @@ pktengine status
   LPM route tables (IPv4, IPv6)                                          implemented
   router (RFC 1812 / RFC 8200, ARP/ND, ICMP errors, ECMP)                implemented
   L2 learning switch (802.1D/802.1Q)                                     implemented
-  NAT44 (NAPT)                                                           not yet
+  NAT44 (NAPT, RFC 4787/5382/5508/7857)                                  implemented
   packet filter (stateless)                                              implemented
+  traffic generator and system benchmark vs the kernel                   implemented
   TCP endpoint                                                           not yet
-  L4 load balancer                                                       not yet
+  L4 load balancer (round-robin, weighted, random, Maglev; fullnat/dnat) implemented
 ";
