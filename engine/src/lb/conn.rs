@@ -49,8 +49,15 @@ struct Conn {
     backend: Ep,
     source: Ep,
     last_ms: u64,
+    /// When the full-NAT source port's session was last refreshed.
+    snat_ms: u64,
     stats: Option<Arc<BackendStats>>,
 }
+
+/// How often a connection refreshes its full-NAT source port's session: its
+/// timeouts are the connection's, so once a second keeps them in step at a
+/// second hash probe per second instead of per packet.
+const SNAT_REFRESH_MS: u64 = 1000;
 
 /// A scheduler's position for one service on this worker.
 #[derive(Debug, Clone, Default)]
@@ -144,8 +151,10 @@ impl LbWorker {
                 s.bytes(self.me, bytes);
             }
             let a = Assigned { backend: conn.backend, source: conn.source };
-            if svc.cfg.mode == Mode::FullNat {
-                // Keep the source port's session as fresh as the connection.
+            if svc.cfg.mode == Mode::FullNat && (now_ms.wrapping_sub(conn.snat_ms) >= SNAT_REFRESH_MS || tcp_flags & 0x05 != 0) {
+                // Keep the source port's session as fresh as the connection
+                // (and its TCP state: FIN and RST always).
+                conn.snat_ms = now_ms;
                 let _ = self.snat.outbound(proto, client, a.backend, tcp_flags, now_ms);
             }
             return Ok(a);
@@ -184,6 +193,7 @@ impl LbWorker {
             backend: backend.ep,
             source,
             last_ms: now_ms,
+            snat_ms: now_ms,
             stats: Some(backend.stats.clone()),
         };
         let idx = match self.free.pop() {
@@ -215,7 +225,8 @@ impl LbWorker {
             s.bytes(self.me, bytes);
         }
         let (client, vip) = (conn.client, conn.vip);
-        if conn.source != client {
+        if conn.source != client && (now_ms.wrapping_sub(conn.snat_ms) >= SNAT_REFRESH_MS || tcp_flags & 0x05 != 0) {
+            conn.snat_ms = now_ms;
             let _ = self.snat.inbound(proto, backend, to, tcp_flags, now_ms);
         }
         Some((client, vip))
