@@ -24,6 +24,18 @@
 # and flows 198.18.0.2 -> 198.18.0.3 (same ports), sent to the sink's MAC. A warm-up ping
 # teaches the bridge both stations, so the trials are known-unicast, not flooded.
 #
+# The load-balancer DUTs (linux-lb, pktengine-lb) use topo_up plus two more sink addresses,
+# the three "backends" of one UDP service (topo_lb):
+#
+#   gen ns  [gi] ── veth ── [di]  DUT ns  [de] ── veth ── [si]  sink ns
+#   198.18.0.2/24           198.18.0.1/24  198.19.0.1/24          198.19.0.2/24, .3/24, .4/24
+#                            VIP 198.19.1.100:2000                 (backends, port 2000)
+#
+# and 64 flows 198.18.0.2 -> 198.19.1.100:2000 (source ports 1000-1063), so the scheduler has
+# flows to spread. The DUT gives each flow a backend, rewrites the destination to it and the
+# source to 198.19.0.1 (full NAT); the sink counts the frames of all three backends (it keys
+# by the flow id in the stamp, and its kernel answers ARP for the three addresses).
+#
 # DUTs (BENCH_DUTS, default all of them):
 #   none            no DUT: one veth from the gen ns straight to the sink ns (the instrument's own
 #                   ceiling; "offered" and "delivered" here bound every other row)
@@ -41,6 +53,12 @@
 #   linux-bridge    a Linux bridge in the DUT ns enslaving $DI and $DE (STP off, bridge
 #                   netfilter off: a plain learning bridge)
 #   pktengine-switch  the engine with $DI and $DE as mode = "switch" ports of one [[bridge]]
+#   linux-lb        Linux forwarding with nftables as the balancer (no IPVS in this kernel): a
+#                   prerouting nat chain dnat's new flows to the VIP to jhash(5-tuple) mod 3 of
+#                   the backends, a postrouting one snat's them to 198.19.0.1 (conntrack keeps
+#                   each flow on its backend)
+#   pktengine-lb    the engine as pktengine plus one [[lb]] UDP service: the VIP, scheduler
+#                   maglev, mode fullnat with snat 198.19.0.1, the same three backends
 #
 # Per DUT and frame size (64, 512, 1518 bytes with FCS):
 #   max     generator at max rate: delivered Mpps/Gbps, loss, latency
@@ -52,11 +70,12 @@
 #
 # CPU placement (2 cores): the generator is pinned to CPU $GEN_CPU, the sink to CPU $SINK_CPU
 # (taskset). A veth's receive path runs on the sending CPU, so the kernel DUTs (forwarding,
-# XDP, conntrack + NAT, the bridge) execute in the generator's TX path on CPU $GEN_CPU:
-# generator and DUT share a core, the sink has the other. This bounds every kernel DUT figure
-# by what one core can do for generator + DUT together; the engine DUTs, a user-space worker,
-# must share a core with one of the two as well (see pktengine_launch): all four engine DUTs
-# run their one worker on ENGINE_CPU (default SINK_CPU), beside the SCHED_FIFO sink.
+# XDP, conntrack + NAT, the bridge, the nftables balancer) execute in the generator's TX path
+# on CPU $GEN_CPU: generator and DUT share a core, the sink has the other. This bounds every
+# kernel DUT figure by what one core can do for generator + DUT together; the engine DUTs, a
+# user-space worker, must share a core with one of the two as well (see pktengine_launch): all
+# five engine DUTs run their one worker on ENGINE_CPU (default SINK_CPU), beside the SCHED_FIFO
+# sink.
 #
 # Knobs (environment, or KEY=VALUE arguments): BENCH_QUICK=1 (1.5-2 minutes per 6-7 DUTs: 1 s trials,
 # latency and search at 64 bytes only, 4 search steps), BENCH_DUTS, BENCH_SIZES, BENCH_TRIAL,
@@ -67,8 +86,8 @@
 # Output: bench/results/system-<date>[-quick][-<tag>].md (tables with ratios vs Linux 1-route
 # and, for the engine DUTs, vs their kernel counterpart: pktengine vs linux-1route,
 # pktengine-fulltable vs linux-fulltable, pktengine-nat vs linux-nat, pktengine-switch vs
-# linux-bridge), .csv (every trial), .png (gnuplot, if installed: scripts/deps.sh installs
-# gnuplot-nox).
+# linux-bridge, pktengine-lb vs linux-lb), .csv (every trial), .png (gnuplot, if installed:
+# scripts/deps.sh installs gnuplot-nox).
 set -euo pipefail
 
 for a in "$@"; do
@@ -87,7 +106,7 @@ else
 fi
 SIZES=${BENCH_SIZES:-"64 512 1518"}
 LOSS=${BENCH_LOSS:-0.001}
-DUTS=${BENCH_DUTS:-"none linux-1route linux-fulltable xdp-redirect pktengine pktengine-fulltable linux-nat pktengine-nat linux-bridge pktengine-switch"}
+DUTS=${BENCH_DUTS:-"none linux-1route linux-fulltable xdp-redirect pktengine pktengine-fulltable linux-nat pktengine-nat linux-bridge pktengine-switch linux-lb pktengine-lb"}
 GEN_CPU=${GEN_CPU:-0}
 SINK_CPU=${SINK_CPU:-1}
 # The engine worker's core (default: the sink's, see dut_pktengine).
@@ -161,6 +180,21 @@ topo_up() {
   ip -n "$ND" -6 route add 2001:2:1:1::/64 via 2001:2:1::2
   # What the generator sends to: the DUT's MAC, the routed destination.
   DST_MAC=$DI_MAC; DST_IP=198.19.1.1
+  # The sink addresses the engine DUTs resolve (ARP) in their warm-up.
+  SINK_V4="198.19.0.2"
+}
+
+# Load-balancer DUTs: topo_up plus the backends 198.19.0.3 and 198.19.0.4 on the sink's veth
+# (198.19.0.2 is the third). The sink's kernel answers ARP for all three; the DUT ns gets
+# permanent neighbours for them as for 198.19.0.2. The generator sends to the VIP
+# 198.19.1.100:2000 (via the DUT's MAC) from 64 source ports: 64 flows to spread.
+topo_lb() {
+  for a in 198.19.0.3 198.19.0.4; do
+    ip -n "$NS" addr add "$a/24" dev "$SI"
+    ip -n "$ND" neigh replace "$a" lladdr "$SI_MAC" dev "$DE" nud permanent
+  done
+  SINK_V4="198.19.0.2 198.19.0.3 198.19.0.4"
+  DST_IP=198.19.1.100; SPORTS=1000-1063
 }
 
 # No DUT: gen ns -- veth -- sink ns (the generator addresses the sink's MAC).
@@ -308,9 +342,9 @@ $extra_routes
 $sections
 TOML
 )" || return 1
-  # Warm up: resolve the sink (ARP) through the engine before the first trial.
+  # Warm up: resolve the sink's addresses (ARP) through the engine before the first trial.
   ip -n "$NG" route replace 198.19.0.0/16 via 198.18.0.1
-  ip netns exec "$NG" ping -c 3 -i 0.2 -W 1 198.19.0.2 >/dev/null || true
+  for a in $SINK_V4; do ip netns exec "$NG" ping -c 3 -i 0.2 -W 1 "$a" >/dev/null || true; done
   pktengine_ctl arp show
 }
 
@@ -337,6 +371,24 @@ pool = ["198.19.0.1"]' || return 1
 
 # After the trials: the NAT sessions the trials created (one per flow expected).
 dut_pktengine_nat_after() { pktengine_ctl nat show | head -12; }
+
+# DUT "pktengine-lb": pktengine plus one UDP service on the VIP, Maglev (consistent hash of the
+# 5-tuple) over the three sink addresses, full NAT from the sink-side port address. The engine
+# routes as pktengine; the warm-up pings resolve all three backends (topo_lb's SINK_V4).
+dut_pktengine_lb() {
+  pktengine_start "" "" "" '[[lb]]
+name = "bench"
+vip = "198.19.1.100:2000"
+proto = "udp"
+scheduler = "maglev"
+mode = "fullnat"
+snat = "198.19.0.1"
+backends = ["198.19.0.2:2000 weight 1", "198.19.0.3:2000 weight 1", "198.19.0.4:2000 weight 1"]' || return 1
+}
+
+# After the trials: the service's backends with their connection and byte counters (64
+# connections over the three expected).
+dut_pktengine_lb_after() { pktengine_ctl lb show; }
 
 # DUT "pktengine-switch": the engine as an L2 learning switch, $DI and $DE untagged
 # (VLAN 1) ports of one bridge domain; the sink's MAC is learned in the warm-up.
@@ -381,6 +433,36 @@ dut_linux_nat_after() {
   ip netns exec "$ND" nft list chain ip bench_nat postrouting | grep masquerade | sed 's/^ */  nft: /'
 }
 
+# DUT "linux-lb": Linux forwarding with nftables as an L4 balancer (this kernel has no IPVS).
+# The first packet of a flow to the VIP picks a backend by jhash of its 5-tuple mod 3 (a
+# stateless choice like Maglev's) and is dnat'ed to it; the postrouting chain rewrites the
+# source to 198.19.0.1 (full NAT, as pktengine-lb). Conntrack keeps the later packets of the
+# flow on its backend; the nat chains, and their counters, only see first packets: one rule
+# per backend counts its connections.
+dut_linux_lb() {
+  ip netns exec "$ND" nft -f - <<NFT
+table ip bench_lb {
+  chain prerouting {
+    type nat hook prerouting priority dstnat; policy accept;
+    ip daddr 198.19.1.100 udp dport 2000 counter \
+      dnat to jhash ip saddr . udp sport . ip daddr . udp dport mod 3 \
+      map { 0 : 198.19.0.2, 1 : 198.19.0.3, 2 : 198.19.0.4 }
+  }
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "$DE" ip daddr 198.19.0.2 counter snat to 198.19.0.1
+    oifname "$DE" ip daddr 198.19.0.3 counter snat to 198.19.0.1
+    oifname "$DE" ip daddr 198.19.0.4 counter snat to 198.19.0.1
+  }
+}
+NFT
+}
+
+# After the trials: connections per backend (the snat rules' counters).
+dut_linux_lb_after() {
+  ip netns exec "$ND" nft list table ip bench_lb | grep counter | sed 's/^[[:space:]]*/  nft: /'
+}
+
 # DUT "linux-bridge": a Linux bridge in the DUT ns with $DI and $DE as ports. STP off (ports
 # forward at once); bridge netfilter off (br_netfilter is built into this kernel and would
 # pass bridged IPv4 through the netfilter hooks of the DUT ns: not a plain bridge).
@@ -413,7 +495,7 @@ trial() {
     fi
   done
   taskset -c "$GEN_CPU" ip netns exec "$NG" "$PKTGEN" send --iface "$GI" --src-mac "$GI_MAC" \
-    --dst-mac "$DST_MAC" --src-ip 198.18.0.2 --dst-ip "$DST_IP" --sport 1000-1007 --dport 2000 \
+    --dst-mac "$DST_MAC" --src-ip 198.18.0.2 --dst-ip "$DST_IP" --sport "$SPORTS" --dport 2000 \
     --proto udp --size "$size" --rate "$rate" --duration "$TRIAL" --json >"$f.gen"
   wait "$SINK_PID"; SINK_PID=""
   local line
@@ -431,6 +513,10 @@ gbps = s["bytes"] * 8 / el / 1e9
 lat = s["latency_ns"]
 print(f'{dut},{size},{kind},{g["pps"]:.0f},{sent},{recv},{loss:.6f},{mpps:.4f},{gbps:.4f},'
       f'{lat["p50"]/1e3:.1f},{lat["p99"]/1e3:.1f},{lat["p999"]/1e3:.1f},{s["bad_ip_checksum"]}')
+# Every flow sent should arrive (the sink keys flows by the stamp's flow id).
+fs, fg = len(s["flows"]), sum(1 for n in g["per_flow"] if n)
+if fs < fg:
+    print(f"bench.sh: {dut} {size} B {kind}: the sink saw {fs} of the {fg} flows sent", file=sys.stderr)
 PY
 )
   echo "$line" >>"$CSV"
@@ -442,9 +528,12 @@ run_dut() {
   local dut=$1
   echo "bench.sh: DUT $dut"
   local fn=dut_${dut//-/_}
+  # 8 flows (source ports 1000-1007) unless the topology sets more (topo_lb: 64).
+  SPORTS=1000-1007
   case "$dut" in
     none) topo_direct ;;
     linux-bridge | pktengine-switch) topo_l2 ;;
+    linux-lb | pktengine-lb) topo_up; topo_lb ;;
     *) topo_up ;;
   esac
   if [ "$dut" != none ] && ! "$fn"; then
@@ -513,7 +602,8 @@ def get(d, s, k):
 sizes = list(dict.fromkeys(r["size"] for r in rows))
 # Each engine DUT against the kernel DUT doing the same job.
 COUNTERPART = {"pktengine": "linux-1route", "pktengine-fulltable": "linux-fulltable",
-               "pktengine-nat": "linux-nat", "pktengine-switch": "linux-bridge"}
+               "pktengine-nat": "linux-nat", "pktengine-switch": "linux-bridge",
+               "pktengine-lb": "linux-lb"}
 def ratio(r, b):
     return f'{float(r["rx_mpps"]) / float(b["rx_mpps"]):.2f}' if r and b and float(b["rx_mpps"]) > 0 else "-"
 def counterpart(d, s, k):
@@ -524,14 +614,16 @@ def counterpart(d, s, k):
 out = []
 out.append(f"# System benchmark ({kernel}, veth, {secs} s)\n")
 out.append(f"gen ns -> DUT ns -> sink ns over veth; 8 UDP flows 198.18.0.2 -> 198.19.1.1 (NAT DUTs: the sink sees "
-           f"them from 198.19.0.1; switch DUTs: 198.18.0.2 -> 198.18.0.3 on one subnet, to the sink's MAC); "
+           f"them from 198.19.0.1; switch DUTs: 198.18.0.2 -> 198.18.0.3 on one subnet, to the sink's MAC; "
+           f"LB DUTs: 64 flows to the VIP 198.19.1.100:2000, balanced over the backends 198.19.0.2-198.19.0.4 "
+           f"(sink addresses), full NAT from 198.19.0.1); "
            f"pktgen (AF_XDP, copy mode) "
            f"pinned to CPU {gcpu} (the kernel DUTs run in its TX path there), sink pinned to CPU {scpu} (SCHED_FIFO), "
            f"engine worker on CPU {ecpu}. "
            f"Trials of {trial} s; zero-loss search: {steps} binary-search steps, loss threshold {float(loss)*100:g}%.\n")
 out.append("Ratios: delivered (or zero-loss) Mpps over that of linux-1route, and for the engine DUTs over their "
            "kernel counterpart (pktengine: linux-1route, pktengine-fulltable: linux-fulltable, pktengine-nat: "
-           "linux-nat, pktengine-switch: linux-bridge).\n")
+           "linux-nat, pktengine-switch: linux-bridge, pktengine-lb: linux-lb).\n")
 out.append(f"Full table: {note}.\n")
 out.append("## Throughput at max offered rate\n")
 out.append("| DUT | size (B) | offered Mpps | delivered Mpps | Gbit/s | loss | p50 µs | p99 µs | vs linux-1route | vs kernel counterpart |")

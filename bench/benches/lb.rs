@@ -28,8 +28,9 @@ fn service(mode: Mode, scheduler: Scheduler, udp_ms: u64) -> ServiceConfig {
         mode,
         snat: u32::from(Ipv4Addr::new(198, 19, 2, 1)),
         down_policy: DownPolicy::Keep,
-        backends: (0..8).map(|i| BackendConfig { ep: Ep::new(u32::from(Ipv4Addr::new(198, 19, 2, 10 + i)), 53), weight: 1 + u32::from(i % 3), up: true }).collect(),
+        backends: (0..8).map(|i| BackendConfig { ep: Ep::new(u32::from(Ipv4Addr::new(198, 19, 2, 10 + i)), 53), weight: 1 + u32::from(i % 3), up: true, healthy: true }).collect(),
         timeouts: Timeouts { udp_ms, ..Timeouts::default() },
+        health: None,
     }
 }
 

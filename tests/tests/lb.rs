@@ -1260,3 +1260,57 @@ fn two_workers_balance_every_connection() {
         assert!(busy > 0.0, "{w} did no work: the test did not use both queues\n{stats}");
     }
 }
+
+/// Polls `lb show` until `pred` holds for backend `addr` of `web` (at most `within`).
+fn wait_backend(e: &Engine, addr: &str, within: Duration, pred: impl Fn(&Row, &str) -> bool) -> LbShow {
+    let end = Instant::now() + within;
+    loop {
+        let show = lb_show(e);
+        let line = show.text.lines().find(|l| l.contains(&format!("backend {addr} "))).unwrap_or("").to_string();
+        if pred(show.get("web", addr), &line) || Instant::now() > end {
+            return show;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn health_check_takes_a_dead_backend_out_and_back() {
+    let t = LbTopo::new("lbhc", 3, 1);
+    let dir = Engine::dir("lbhc");
+    let cfg = Cfg::example(&t, &dir.join("ctl.sock"))
+        .add("web", "health_check_ms", "200")
+        .add("web", "health_check_timeout_ms", "300")
+        .add("web", "health_check_fails", "2");
+    let e = start(&t, &dir, &cfg);
+    let mut srv = http_backends(&t, &e);
+    warm_up(&t, &e);
+    let x = 1;
+    let dead = format!("{}:8000", addr(x));
+    // The server on backend x stops: its kernel answers the probes' SYNs with RST.
+    drop(srv.remove(x));
+    let show = wait_backend(&e, &dead, Duration::from_secs(5), |r, l| !r.up && l.contains("health-check-failed"));
+    let r = show.get("web", &dead);
+    assert!(!r.up, "the health check did not take {dead} down within 5 s:\n{}\n{}", show.text, diag(&e));
+    for i in (0..3).filter(|&i| i != x) {
+        assert!(show.get("web", &format!("{}:8000", addr(i))).up, "live backends stay up:\n{}", show.text);
+    }
+    let counts = requests(&t, &e, &format!("http://{VIP}/"), 30);
+    assert_eq!(counts.get(&x).copied().unwrap_or(0), 0, "a dead backend got new connections: {counts:?}\n{}", diag(&e));
+    // It comes back: one successful probe brings it up again.
+    let dirx = e.dir.join(format!("www-{}", name(x)));
+    let a = addr(x);
+    let _again = Bg::spawn(
+        &t.backends[x],
+        e.dir.join("http-again.log"),
+        &["-m", "http.server", "8000", "--bind", &a, "--directory", dirx.to_str().unwrap_or("."), "--protocol", "HTTP/1.1"],
+    );
+    let show = wait_backend(&e, &dead, Duration::from_secs(5), |r, l| r.up && !l.contains("health-check-failed"));
+    assert!(show.get("web", &dead).up, "the health check did not bring {dead} back within 5 s:\n{}", show.text);
+    let counts = requests(&t, &e, &format!("http://{VIP}/"), 30);
+    assert!(counts.get(&x).copied().unwrap_or(0) > 0, "{dead} is back but got nothing: {counts:?}\n{}", diag(&e));
+    // An operator's down is not undone by a passing health check.
+    set_state(&e, "web", &dead, "down");
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(!lb_show(&e).get("web", &dead).up, "a health check brought up a backend set down by hand");
+}

@@ -249,6 +249,14 @@ struct RawLb {
     tcp_established_timeout_s: Option<Spanned<u64>>,
     #[serde(default)]
     tcp_transitory_timeout_s: Option<Spanned<u64>>,
+    /// Active TCP connect check every N ms (absent or 0: none).
+    #[serde(default)]
+    health_check_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    health_check_timeout_ms: Option<Spanned<u64>>,
+    /// Failures in a row before a backend is down (default 3).
+    #[serde(default)]
+    health_check_fails: Option<Spanned<u64>>,
 }
 
 /// `[nat]`: NAT44 between the ports marked `nat = "inside"` and `"outside"`.
@@ -1115,7 +1123,26 @@ fn validate_lb(
         timeouts.udp_ms = secs(&r.udp_timeout_s, "udp_timeout_s", timeouts.udp_ms);
         timeouts.tcp_established_ms = secs(&r.tcp_established_timeout_s, "tcp_established_timeout_s", timeouts.tcp_established_ms);
         timeouts.tcp_transitory_ms = secs(&r.tcp_transitory_timeout_s, "tcp_transitory_timeout_s", timeouts.tcp_transitory_ms);
-        out.push(ServiceConfig { name, proto, vip, scheduler, mode, snat, down_policy, backends, timeouts });
+        let mut num = |v: &Option<Spanned<u64>>, what: &str, lo: u64, hi: u64, dflt: u64| -> u64 {
+            match v {
+                None => dflt,
+                Some(v) if (lo..=hi).contains(v.get_ref()) => *v.get_ref(),
+                Some(v) => {
+                    ck.at(v.span(), format!("{what} {}: expected {lo}..={hi}", v.get_ref()));
+                    dflt
+                }
+            }
+        };
+        let interval = num(&r.health_check_ms, "health_check_ms", 0, 3_600_000, 0);
+        let health = (interval > 0).then(|| crate::lb::HealthCheck {
+            interval_ms: interval.max(100),
+            timeout_ms: num(&r.health_check_timeout_ms, "health_check_timeout_ms", 10, 60_000, 1000),
+            fails: num(&r.health_check_fails, "health_check_fails", 1, 100, 3) as u32,
+        });
+        if health.is_some() && proto != PROTO_TCP {
+            ck.at(span.clone(), format!("[[lb]] `{name}`: health checks are TCP connects (a tcp service)"));
+        }
+        out.push(ServiceConfig { name, proto, vip, scheduler, mode, snat, down_policy, backends, timeouts, health });
     }
     out
 }

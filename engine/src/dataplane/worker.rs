@@ -249,6 +249,12 @@ impl<P: Port> Worker<P> {
                 while let Ok(key) = p.try_recv() {
                     ctx.solicit(key);
                 }
+                // Worker 0 (the one with the probe channel) also sends the LB's health probes.
+                if let Some(lb) = self.tables.lb.as_deref() {
+                    while let Some((target, sport, seq)) = lb.health.next() {
+                        crate::lb::stage::send_probe(&mut ctx, target, sport, seq);
+                    }
+                }
             }
             pipeline::service_neighbors(&mut ctx, neigh_changed);
         }

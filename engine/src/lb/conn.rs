@@ -96,6 +96,7 @@ impl LbWorker {
         cfg.worker = me;
         cfg.workers = shared.workers();
         cfg.timeouts = timeouts;
+        cfg.reserved = Some((super::health::PROBE_PORT_LO, super::health::PROBE_PORT_LO + super::health::PROBES as u16 - 1));
         LbWorker {
             me,
             conns: Vec::with_capacity(max as usize),

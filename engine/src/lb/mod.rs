@@ -15,6 +15,7 @@
 //! docs/ARCHITECTURE.md, "Load balancer".
 
 pub mod conn;
+pub mod health;
 pub mod maglev;
 pub mod stage;
 
@@ -67,7 +68,19 @@ pub enum DownPolicy {
 pub struct BackendConfig {
     pub ep: Ep,
     pub weight: u32,
+    /// The operator's word (`ctl lb backend set ... up|down`).
     pub up: bool,
+    /// The health check's word (true without a check).
+    pub healthy: bool,
+}
+
+/// The active health check of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    /// Failures in a row before a backend is down.
+    pub fails: u32,
 }
 
 /// One `[[lb]]` section.
@@ -83,6 +96,7 @@ pub struct ServiceConfig {
     pub down_policy: DownPolicy,
     pub backends: Vec<BackendConfig>,
     pub timeouts: Timeouts,
+    pub health: Option<HealthCheck>,
 }
 
 /// Parses a backend: `ADDR:PORT [weight N]`.
@@ -98,7 +112,7 @@ pub fn parse_backend(s: &str) -> Result<BackendConfig, String> {
     if sa.port() == 0 {
         return Err(bad("port 0"));
     }
-    Ok(BackendConfig { ep: Ep::new(u32::from(*sa.ip()), sa.port()), weight, up: true })
+    Ok(BackendConfig { ep: Ep::new(u32::from(*sa.ip()), sa.port()), weight, up: true, healthy: true })
 }
 
 /// Per-backend counters, one padded slot per worker (each worker writes its own).
@@ -161,7 +175,10 @@ impl BackendStats {
 pub struct Backend {
     pub ep: Ep,
     pub weight: u32,
+    /// Takes new connections: up by the operator and healthy.
     pub up: bool,
+    /// Down by its health check (not by the operator).
+    pub unhealthy: bool,
     pub stats: Arc<BackendStats>,
 }
 
@@ -218,6 +235,20 @@ pub struct LbShared {
     workers: u16,
     /// Connections per worker at most.
     pub max_conns: u32,
+    /// Health-check probe slots (data plane side).
+    pub health: health::Health,
+    /// Health-check state per (service, backend) (control thread only).
+    checks: Mutex<Vec<CheckState>>,
+}
+
+#[derive(Debug, Clone)]
+struct CheckState {
+    service: String,
+    ep: Ep,
+    slot: u16,
+    fails: u32,
+    sent_ms: Option<u64>,
+    next_ms: u64,
 }
 
 /// Connections a worker tracks at most.
@@ -239,6 +270,8 @@ impl LbShared {
             snats,
             workers: workers.max(1),
             max_conns: MAX_CONNS,
+            health: health::Health::default(),
+            checks: Mutex::new(Vec::new()),
         };
         lb.publish(&services.to_vec(), None);
         lb
@@ -291,7 +324,8 @@ impl LbShared {
                 .map(|b| Backend {
                     ep: b.ep,
                     weight: b.weight,
-                    up: b.up,
+                    up: b.up && b.healthy,
+                    unhealthy: !b.healthy,
                     stats: prev
                         .and_then(|p| p.backends.iter().find(|o| o.ep == b.ep))
                         .map_or_else(|| Arc::new(BackendStats::new(self.workers)), |o| o.stats.clone()),
@@ -330,7 +364,7 @@ impl LbShared {
                 format!("{service}: backend {ep} {action}")
             }
             ("add", None) => {
-                s.backends.push(BackendConfig { ep, weight: weight.unwrap_or(1), up: true });
+                s.backends.push(BackendConfig { ep, weight: weight.unwrap_or(1), up: true, healthy: true });
                 format!("{service}: backend {ep} added")
             }
             ("add", Some(_)) => return Err(format!("{service}: backend {ep} exists")),
@@ -344,6 +378,66 @@ impl LbShared {
         let old = self.services.load_full();
         self.publish(&cfg, Some(&old));
         Ok(msg)
+    }
+
+    /// Whether any service checks its backends (their probe ports are then reserved).
+    pub fn has_health_checks(&self) -> bool {
+        self.config.lock().is_ok_and(|c| c.iter().any(|s| s.health.is_some()))
+    }
+
+    /// Control thread, every few hundred ms: collects probe answers, marks
+    /// backends healthy or not (republishing on a change), sends due probes.
+    pub fn health_tick(&self, now_ms: u64) {
+        let (Ok(mut cfg), Ok(mut checks)) = (self.config.lock(), self.checks.lock()) else { return };
+        let mut changed = false;
+        let mut next_slot = checks.iter().map(|c| c.slot + 1).max().unwrap_or(0);
+        for s in cfg.iter_mut() {
+            let Some(hc) = s.health else { continue };
+            for b in s.backends.iter_mut() {
+                let pos = match checks.iter().position(|c| c.service == s.name && c.ep == b.ep) {
+                    Some(p) => p,
+                    None if usize::from(next_slot) < health::PROBES => {
+                        checks.push(CheckState { service: s.name.clone(), ep: b.ep, slot: next_slot, fails: 0, sent_ms: None, next_ms: now_ms });
+                        next_slot += 1;
+                        checks.len() - 1
+                    }
+                    None => continue,
+                };
+                let c = &mut checks[pos];
+                if let Some(sent) = c.sent_ms {
+                    let ok = match self.health.outcome(c.slot) {
+                        health::Outcome::Up => Some(true),
+                        health::Outcome::Refused => Some(false),
+                        health::Outcome::Waiting if now_ms.saturating_sub(sent) >= hc.timeout_ms => Some(false),
+                        health::Outcome::Waiting => None,
+                    };
+                    if let Some(ok) = ok {
+                        self.health.reset(c.slot);
+                        c.sent_ms = None;
+                        c.next_ms = sent + hc.interval_ms;
+                        c.fails = if ok { 0 } else { c.fails + 1 };
+                        let healthy = ok || (b.healthy && c.fails < hc.fails);
+                        if healthy != b.healthy {
+                            b.healthy = healthy;
+                            changed = true;
+                            tracing::warn!("lb {}: backend {} {} by its health check", s.name, b.ep, if healthy { "up" } else { "down" });
+                        }
+                    }
+                }
+                if c.sent_ms.is_none() && now_ms >= c.next_ms {
+                    let seq = (now_ms as u32).wrapping_mul(2_654_435_761) ^ (u32::from(c.slot) << 20);
+                    if self.health.start(c.slot, b.ep, seq) {
+                        c.sent_ms = Some(now_ms);
+                    }
+                }
+            }
+        }
+        // Backends removed from their service: forget their checks.
+        checks.retain(|c| cfg.iter().any(|s| s.name == c.service && s.health.is_some() && s.backends.iter().any(|b| b.ep == c.ep)));
+        if changed {
+            let old = self.services.load_full();
+            self.publish(&cfg, Some(&old));
+        }
     }
 
     /// `ctl lb show`: a line per service, then one per backend.
@@ -368,10 +462,11 @@ impl LbShared {
             for b in &s.backends {
                 let (conns, active, bytes) = b.stats.totals();
                 rows.push(format!(
-                    "  backend {} weight {} {} conns {conns} active {active} bytes {bytes}",
+                    "  backend {} weight {} {} conns {conns} active {active} bytes {bytes}{}",
                     b.ep,
                     b.weight,
-                    if b.up { "up" } else { "down" }
+                    if b.up { "up" } else { "down" },
+                    if b.unhealthy { " health-check-failed" } else { "" }
                 ));
             }
         }
@@ -392,8 +487,9 @@ mod tests {
             mode,
             snat: u32::from(Ipv4Addr::new(198, 19, 2, 1)),
             down_policy: DownPolicy::Keep,
-            backends: backends.iter().map(|(b, w)| BackendConfig { ep: parse_backend(b).unwrap().ep, weight: *w, up: true }).collect(),
+            backends: backends.iter().map(|(b, w)| BackendConfig { ep: parse_backend(b).unwrap().ep, weight: *w, up: true, healthy: true }).collect(),
             timeouts: Timeouts::default(),
+            health: None,
         }
     }
 

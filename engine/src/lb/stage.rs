@@ -110,6 +110,28 @@ pub fn dnat_reply(ctx: &mut Ctx, lb: &LbShared, port: u16, d: Desc) -> bool {
     true
 }
 
+/// Worker 0: sends a health-check SYN to `target` from the engine's address
+/// on the port toward it (routed like any packet the engine originates).
+pub fn send_probe(ctx: &mut Ctx, target: crate::nat::Ep, sport: u16, seq: u32) {
+    let dst = Ipv4Addr::from(target.addr);
+    let hop = ctx.routes.fib.lookup_v4(dst).and_then(|id| ctx.routes.select(id, 0));
+    let Some(src) = hop.and_then(|h| ctx.ifs.port(h.port)).and_then(|p| p.src_v4(dst)) else { return };
+    let Some(mut f) = ctx.umem.alloc() else {
+        ctx.st.counters.drop(Drop::NoFrame);
+        return;
+    };
+    let buf = ctx.umem.buf_mut(&f);
+    let n = buf.get_mut(crate::dataplane::pipeline::ETH_HDR..).and_then(|b| super::health::build_syn(b, src, sport, target, seq));
+    match n {
+        Some(n) => {
+            buf[12..14].copy_from_slice(&crate::dataplane::pipeline::ETHERTYPE_IPV4.to_be_bytes());
+            f.len = (crate::dataplane::pipeline::ETH_HDR + n) as u32;
+            ctx.originate4(hop.map_or(0, |h| h.port), dst, f);
+        }
+        None => ctx.umem.free(f),
+    }
+}
+
 /// Not for a service: the engine's own address takes it (local delivery),
 /// anything else is dropped and counted.
 fn not_served(ctx: &mut Ctx, port: u16, d: Desc, dst: u32, why: Drop) -> Pre {

@@ -159,6 +159,8 @@ pub struct NatShared {
     /// Outside address ranges (pool and forward addresses), host order, inclusive.
     outside: Vec<(u32, u32)>,
     workers: u16,
+    /// Ports the tables never allocate (set when load-balancer health checks need them).
+    pub reserved: Option<(u16, u16)>,
     pub gauges: Vec<Gauges>,
     pub dumps: Vec<DumpSlot>,
 }
@@ -185,6 +187,7 @@ impl NatShared {
             roles,
             outside,
             workers,
+            reserved: None,
         }
     }
 
@@ -256,6 +259,7 @@ impl NatShared {
             worker: w,
             workers: self.workers,
             statics: self.cfg.forwards.iter().map(|f| (f.proto, f.outside, f.inside)).collect(),
+            reserved: self.reserved,
         }
     }
 

@@ -69,6 +69,8 @@ pub struct TableConfig {
     pub workers: u16,
     /// Static port forwards: (proto, outside ep, inside ep).
     pub statics: Vec<(u8, Ep, Ep)>,
+    /// Ports never allocated (the load balancer's health-check probes use them).
+    pub reserved: Option<(u16, u16)>,
 }
 
 impl TableConfig {
@@ -85,6 +87,7 @@ impl TableConfig {
             worker: 0,
             workers: 1,
             statics: Vec::new(),
+            reserved: None,
         }
     }
 }
@@ -522,8 +525,9 @@ impl NatTable {
     fn alloc_port(&mut self, pool: usize, proto: u8, want: u16) -> Option<u16> {
         let (lo, hi) = (self.cfg.port_lo, self.cfg.port_hi);
         let (w, n) = (u32::from(self.cfg.worker), u32::from(self.cfg.workers.max(1)));
+        let reserved = |p: u16| self.cfg.reserved.is_some_and(|(a, b)| a <= p && p <= b);
         let set = &mut self.ports[pool * 3 + proto_index(proto)];
-        if want >= lo && want <= hi && u32::from(want) % n == w && !set.is_used(want) {
+        if want >= lo && want <= hi && u32::from(want) % n == w && !set.is_used(want) && !reserved(want) {
             set.set(want, true);
             return Some(want);
         }
@@ -536,7 +540,7 @@ impl NatTable {
         for k in 0..count {
             let i = (set.cursor + k) % count;
             let p = (first + i * n) as u16;
-            if !set.is_used(p) {
+            if !set.is_used(p) && !reserved(p) {
                 set.set(p, true);
                 set.cursor = (i + 1) % count;
                 return Some(p);

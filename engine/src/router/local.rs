@@ -53,7 +53,28 @@ pub fn input4(ctx: &mut Ctx, port: u16, d: Desc) {
             ctx.icmp4_error_from(port, &d, Icmp4Error::PortUnreachable, Some(dst));
             ctx.drop(port, d, Drop::LocalPortUnreachable);
         }
-        PROTO_TCP => ctx.drop(port, d, Drop::LocalPortUnreachable),
+        PROTO_TCP => {
+            // A load-balancer health probe's answer?
+            let hl = usize::from(ip[0] & 0x0f) * 4;
+            let probe = match (ctx.tables.lb.as_deref(), ip.get(hl..hl + 14)) {
+                (Some(lb), Some(t)) => {
+                    let from = crate::nat::Ep::new(u32::from(src), u16::from_be_bytes([t[0], t[1]]));
+                    let ack = u32::from_be_bytes([t[8], t[9], t[10], t[11]]);
+                    lb.health.answer(from, u16::from_be_bytes([t[2], t[3]]), t[13], ack)
+                }
+                _ => None,
+            };
+            match probe {
+                Some(syn_ack) => {
+                    if syn_ack {
+                        // Close the half-open connection on the backend at once.
+                        ctx.tcp_reset(port, &d);
+                    }
+                    ctx.consumed(port, d)
+                }
+                None => ctx.drop(port, d, Drop::LocalPortUnreachable),
+            }
+        }
         _ => {
             ctx.icmp4_error_from(port, &d, Icmp4Error::ProtocolUnreachable, Some(dst));
             ctx.drop(port, d, Drop::LocalProtoUnreachable);

@@ -128,6 +128,9 @@ impl Control {
             self.probed.retain(|_, t| now.saturating_sub(*t) < 3000);
             self.age_macs();
         }
+        if let Some(lb) = &self.tables.lb {
+            lb.health_tick(self.now_ms());
+        }
         // Learned, moved, aged out or failed: publish only when the set of usable entries changed.
         if self.neigh.take_changed() || self.neigh_dirty {
             self.neigh_dirty = false;

@@ -73,7 +73,13 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
         .with_l2(crate::l2::Switch::from_config(&cfg));
     if let Some(nat) = &cfg.nat {
         let roles = cfg.ports.iter().map(|p| p.nat).collect();
-        tables = tables.with_nat(crate::nat::NatShared::new(nat.clone(), roles, cfg.engine.cores.len() as u16));
+        let mut shared = crate::nat::NatShared::new(nat.clone(), roles, cfg.engine.cores.len() as u16);
+        if cfg.lb.iter().any(|s| s.health.is_some()) {
+            // Health probes leave from the engine's addresses on these ports.
+            use crate::lb::health::{PROBES, PROBE_PORT_LO};
+            shared.reserved = Some((PROBE_PORT_LO, PROBE_PORT_LO + PROBES as u16 - 1));
+        }
+        tables = tables.with_nat(shared);
     }
     if !cfg.lb.is_empty() {
         tables = tables.with_lb(crate::lb::LbShared::new(&cfg.lb, cfg.engine.cores.len() as u16));
