@@ -7,7 +7,8 @@
 #         2001:2:0:1::2/64                                         2001:2:0:2::2/64
 #                                                   (python http.server on host2)
 #
-# The engine runs examples/router.toml unchanged except for its ctl socket path.
+# The engine runs examples/router.toml unchanged except for its ctl socket path, then
+# examples/nat.toml on the same topology (host1 inside, host2 outside).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -108,6 +109,29 @@ kill -TERM "$engine_pid"
 status=0
 wait "$engine_pid" || status=$?
 echo "  pktengine exited with status $status"
+engine_pid=
+
+step "the same topology as a NAT: pktengine run --config examples/nat.toml"
+# host2 forgets its way back to 198.18.0.0/15: only the NAT's translation brings answers home.
+ip -n "$H2" route del default
+sed "s|^ctl_socket = .*|ctl_socket = \"$work/nat.sock\"|" examples/nat.toml > "$work/nat.toml"
+ip netns exec "$DUT" "$bin" run --config "$work/nat.toml" >"$work/nat.log" 2>&1 &
+engine_pid=$!
+for _ in $(seq 200); do [ -S "$work/nat.sock" ] && break; sleep 0.05; done
+if [ ! -S "$work/nat.sock" ]; then cat "$work/nat.log"; echo "demo.sh: the NAT engine did not start" >&2; exit 1; fi
+nat() { "$bin" ctl --socket "$work/nat.sock" "$@"; }
+step "host1 pings and downloads from host2 through the NAT (host2 has no route to host1)"
+in_ns "$H1" ping -c 3 -i 0.2 198.19.1.2
+in_ns "$H1" curl -sS -m 30 -o "$work/got-nat.bin" \
+    -w '  %{size_download} bytes in %{time_total} s (%{speed_download} B/s)\n' http://198.19.1.2:8080/file.bin
+if cmp -s "$work/www/file.bin" "$work/got-nat.bin"; then echo "  content identical"; else echo "  CONTENT DIFFERS"; exit 1; fi
+step "pktengine ctl nat show (inside endpoint, outside endpoint, remote, state)"
+nat nat show
+step "host2 tries to reach host1's address space unsolicited: nothing gets in"
+in_ns "$H2" ping -c 1 -W 1 198.18.1.2 || echo "  (no route, as expected: host1 is invisible from outside)"
+nat stats | grep -E "nat" || true
+kill -TERM "$engine_pid"
+wait "$engine_pid" || true
 engine_pid=
 echo
 echo "demo.sh: done; namespaces removed."

@@ -131,6 +131,24 @@ pub fn render_stats(counters: &[Counter], prev: Option<(u64, &[Counter])>) -> St
     for c in counters.iter().filter(|c| c.scope.starts_with("drop ") && c.value > 0) {
         drops.insert((c.scope["drop ".len()..].to_string(), c.name.clone()), c.value);
     }
+    // Packets into each stage, summed over the workers.
+    let mut stages: BTreeMap<&str, u64> = BTreeMap::new();
+    for c in counters.iter().filter(|c| c.scope.starts_with("worker ") && c.value > 0) {
+        if let Some(st) = c.name.strip_prefix("stage ") {
+            *stages.entry(st).or_default() += c.value;
+        }
+    }
+    if !stages.is_empty() {
+        s += "\nstages (packets in):\n";
+        for (st, v) in &stages {
+            s += &format!("  {st:<16} {v}\n");
+        }
+    }
+    let nat: Vec<&Counter> = counters.iter().filter(|c| c.scope.starts_with("nat worker ")).collect();
+    if !nat.is_empty() {
+        let sum = |n: &str| nat.iter().filter(|c| c.name == n).map(|c| c.value).sum::<u64>();
+        s += &format!("nat: {} sessions, {} mappings\n", sum("sessions"), sum("mappings"));
+    }
     s += "\ndrops (stage, reason, packets):\n";
     if drops.is_empty() {
         s += "  none\n";
