@@ -174,6 +174,14 @@ pub fn render_stats(counters: &[Counter], prev: Option<(u64, &[Counter])>) -> St
         let idle = get(counters, w, "idle_loops");
         let busy = if loops > 0 { 100.0 * (loops - idle) as f64 / loops as f64 } else { 0.0 };
         s += &format!("{w}: loops {loops}, with work {busy:.1}%, sleeps {}\n", get(counters, w, "sleeps"));
+        s += &format!(
+            "{w}: frames free {} rx {} held {} tx {}, ledger errors {}\n",
+            get(counters, w, "frames_free"),
+            get(counters, w, "frames_rx"),
+            get(counters, w, "frames_held"),
+            get(counters, w, "frames_tx"),
+            get(counters, w, "ledger_errors")
+        );
     }
     s
 }

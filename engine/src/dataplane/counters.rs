@@ -346,6 +346,12 @@ impl LocalCounters {
         st(&to.sleeps, self.sleeps);
     }
 
+    /// Whether anything changed since the last publish.
+    #[inline]
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
     /// Marks the loop counters changed (they change on every iteration; they
     /// are published with the next change of anything else, or by the idle path).
     #[inline]
@@ -365,6 +371,9 @@ pub struct SharedCounters {
     pub loops: AtomicU64,
     pub idle_loops: AtomicU64,
     pub sleeps: AtomicU64,
+    /// The UMEM's frame census (free, rx, held, tx) and the ledger's impossible moves.
+    pub frames: [AtomicU64; 4],
+    pub ledger_errors: AtomicU64,
 }
 
 impl Default for SharedCounters {
@@ -376,11 +385,21 @@ impl Default for SharedCounters {
             loops: AtomicU64::new(0),
             idle_loops: AtomicU64::new(0),
             sleeps: AtomicU64::new(0),
+            frames: std::array::from_fn(|_| AtomicU64::new(0)),
+            ledger_errors: AtomicU64::new(0),
         }
     }
 }
 
 impl SharedCounters {
+    /// Publishes the UMEM's frame census (relaxed stores; the worker's own block).
+    pub fn set_frames(&self, c: &crate::xsk::FrameCounts) {
+        for (a, v) in self.frames.iter().zip([c.free, c.rx, c.held, c.tx]) {
+            a.store(u64::from(v), Ordering::Relaxed);
+        }
+        self.ledger_errors.store(c.errors, Ordering::Relaxed);
+    }
+
     pub fn drop_count(&self, why: Drop) -> u64 {
         self.drops[why as usize].load(Ordering::Relaxed)
     }

@@ -269,6 +269,9 @@ impl<P: Port> Worker<P> {
         if got == 0 {
             c.idle_loops += 1;
         }
+        if c.is_dirty() {
+            self.shared.set_frames(&self.umem.counts());
+        }
         c.publish(&self.shared);
         got
     }
@@ -355,6 +358,19 @@ impl<P: Port> Worker<P> {
         }
         self.st.counters.touch();
         self.st.counters.publish(&self.shared);
+        self.shared.set_frames(&self.umem.counts());
+        // The frame ledger at the end of the run: every frame in exactly one place.
+        match self.umem.check() {
+            Ok(c) => tracing::info!(
+                "worker {}: frame ledger exact: free {} rx {} held {} tx {}",
+                self.cfg.id,
+                c.free,
+                c.rx,
+                c.held,
+                c.tx
+            ),
+            Err(e) => tracing::error!("worker {}: frame ledger: {e}", self.cfg.id),
+        }
     }
 }
 
@@ -365,7 +381,7 @@ fn take_handoffs(ctx: &mut Ctx, handoff: &super::handoff::Handoff) -> usize {
     use super::handoff::HANDED;
     let me = ctx.st.worker;
     let mut n = 0;
-    while n < BURST {
+    while n < 4 * BURST {
         let Some(slot) = handoff.recv(me) else { break };
         n += 1;
         let len = usize::from(slot.len);

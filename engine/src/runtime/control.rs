@@ -347,6 +347,10 @@ impl Control {
             out.push(c(&scope, "loops", w.loops.load(Ordering::Relaxed)));
             out.push(c(&scope, "idle_loops", w.idle_loops.load(Ordering::Relaxed)));
             out.push(c(&scope, "sleeps", w.sleeps.load(Ordering::Relaxed)));
+            for (name, a) in ["frames_free", "frames_rx", "frames_held", "frames_tx"].iter().zip(&w.frames) {
+                out.push(c(&scope, name, a.load(Ordering::Relaxed)));
+            }
+            out.push(c(&scope, "ledger_errors", w.ledger_errors.load(Ordering::Relaxed)));
             for s in Stage::ALL {
                 out.push(c(&scope, &format!("stage {}", s.name()), w.stage_count(s)));
             }
