@@ -20,6 +20,9 @@ use serde::{Deserialize, Serialize};
 /// The largest message either side accepts (a full routing table fits).
 pub const MAX_MESSAGE: usize = 64 << 20;
 
+/// Answers one request through the response sink it is given.
+pub type Handler<'a> = dyn FnMut(Request, &mut dyn FnMut(Response) -> io::Result<()>) -> io::Result<()> + 'a;
+
 /// What a client asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "kebab-case")]
@@ -169,7 +172,7 @@ impl CtlListener {
     /// not send a final one.
     pub fn serve(
         stream: &mut UnixStream,
-        handle: &mut dyn FnMut(Request, &mut dyn FnMut(Response) -> io::Result<()>) -> io::Result<()>,
+        handle: &mut Handler<'_>,
     ) -> io::Result<()> {
         let req: Request = match read_message(stream) {
             Ok(Some(r)) => r,

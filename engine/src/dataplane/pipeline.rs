@@ -655,7 +655,7 @@ fn classify(ctx: &mut Ctx, port: u16, d: &Desc) -> Result<u16, Drop> {
 /// Checks neighbor waiting queues: resolved ones are flushed, due ones are
 /// solicited again, failed ones get Host Unreachable.
 pub fn service_neighbors(ctx: &mut Ctx, resolved_changed: bool) {
-    if ctx.st.pending.len() == 0 {
+    if ctx.st.pending.is_empty() {
         return;
     }
     if resolved_changed {

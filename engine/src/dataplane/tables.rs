@@ -156,13 +156,13 @@ impl Interfaces {
     #[inline]
     pub fn is_local_v4(&self, a: Ipv4Addr) -> bool {
         let a = u32::from(a);
-        self.local4.iter().any(|&x| x == a)
+        self.local4.contains(&a)
     }
 
     #[inline]
     pub fn is_local_v6(&self, a: Ipv6Addr) -> bool {
         let a = u128::from(a);
-        self.local6.iter().any(|&x| x == a)
+        self.local6.contains(&a)
     }
 
     pub fn by_name(&self, name: &str) -> Option<&PortInfo> {

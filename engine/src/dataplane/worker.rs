@@ -325,7 +325,7 @@ impl<P: Port> Worker<P> {
             if self.spins >= SPINS_BEFORE_SLEEP {
                 self.spins = 0;
                 // Neighbor timers need the loop now and then: the timeout bounds the sleep.
-                let t = if self.st.pending.len() > 0 { Duration::from_millis(5) } else { self.cfg.idle_timeout };
+                let t = if !self.st.pending.is_empty() { Duration::from_millis(5) } else { self.cfg.idle_timeout };
                 let h = self.tables.handoff.clone();
                 if h.as_ref().is_some_and(|h| !h.may_sleep(self.cfg.id)) {
                     continue;

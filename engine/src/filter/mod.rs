@@ -38,12 +38,6 @@ pub struct Filter {
     pub default_hits: AtomicU64,
 }
 
-impl Default for Action {
-    fn default() -> Self {
-        Action::Accept
-    }
-}
-
 impl Filter {
     pub fn new(rules: Vec<Rule>, default: Action, policy: Vec<Action>) -> Filter {
         let classifier = Classifier::build(&rules);

@@ -23,8 +23,9 @@ use crate::l3::prefix::IpPrefix;
 use crate::router::Mac;
 
 /// What a matching rule does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Action {
+    #[default]
     Accept,
     Drop,
     /// Drop and answer with ICMP (or ICMPv6) administratively prohibited.

@@ -273,7 +273,7 @@ impl LbShared {
             health: health::Health::default(),
             checks: Mutex::new(Vec::new()),
         };
-        lb.publish(&services.to_vec(), None);
+        lb.publish(services, None);
         lb
     }
 

@@ -413,12 +413,12 @@ mod tests {
                     1 => {
                         o.push(0x80 | 3);
                         o.push(len as u8);
-                        o.extend(std::iter::repeat(fill).take(len - 2));
+                        o.extend(std::iter::repeat_n(fill, len - 2));
                     }
                     _ => {
                         o.push(7);
                         o.push(len as u8);
-                        o.extend(std::iter::repeat(fill).take(len - 2));
+                        o.extend(std::iter::repeat_n(fill, len - 2));
                     }
                 }
             }

@@ -818,7 +818,7 @@ mod tests {
             let mut orig = v4(H4, D4, IpProtocol::Udp, &udp_payload(len), 0);
             // Grow the header with NOP options to vary the header length.
             let extra = usize::from(hl_words - 5) * 4;
-            orig.splice(20..20, std::iter::repeat(1u8).take(extra));
+            orig.splice(20..20, std::iter::repeat_n(1u8, extra));
             let total = (orig.len()) as u16;
             {
                 let mut p = Ipv4Packet::new_unchecked(&mut orig[..]);

@@ -271,7 +271,7 @@ impl NeighborTable {
             }
             if e.state == NeighState::Stale
                 && e.probed_ms
-                    .map_or(true, |p| now_ms.saturating_sub(p) >= reach)
+                    .is_none_or(|p| now_ms.saturating_sub(p) >= reach)
             {
                 e.probed_ms = Some(now_ms);
                 probe.push(*key);
