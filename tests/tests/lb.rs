@@ -22,11 +22,12 @@
 //! Every test builds its own namespaces (198.18.0.0/15 only) and engine.
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use pktengine_tests::bg::Bg;
 use pktengine_tests::engine::{example, text, Engine};
 use pktengine_tests::{Netns, VethPair};
 
@@ -366,63 +367,6 @@ impl LbShow {
 
 // ---- servers and clients -----------------------------------------------------------------------
 
-/// A background `python3 -u ARGS` in a namespace, killed on drop; its stderr goes to `log`.
-struct Bg {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Bg {
-    /// Starts it and waits (at most 10 s) for its first line on stdout, which says it is ready.
-    fn spawn(ns: &Netns, log: PathBuf, args: &[&str]) -> Bg {
-        let err = std::fs::File::create(&log).expect("server log");
-        let mut child = ns
-            .command("python3")
-            .arg("-u")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(err)
-            .spawn()
-            .expect("python3");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut r = BufReader::new(out);
-            let mut line = String::new();
-            let _ = r.read_line(&mut line);
-            let _ = tx.send(line);
-            // Keep the pipe open (and drained) until the process ends.
-            let _ = std::io::copy(&mut r, &mut std::io::sink());
-        });
-        let bg = Bg { child, log };
-        match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(l) if !l.is_empty() => bg,
-            r => panic!("{args:?} did not start ({r:?}):\n{}", bg.log()),
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The client address of every request in an http.server access log, in order.
-    fn http_clients(&self) -> Vec<String> {
-        self.log()
-            .lines()
-            .filter(|l| l.contains("\"GET "))
-            .filter_map(|l| l.split_whitespace().next())
-            .map(String::from)
-            .collect()
-    }
-}
-
-impl Drop for Bg {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// `python3 -m http.server 8000` (HTTP/1.1, so a client may keep its connection) on every backend,
 /// serving an index.html that holds the backend's name.

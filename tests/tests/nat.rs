@@ -11,12 +11,12 @@
 //! h2 has no route back to 198.18.0.0/16 (its default route is removed), so an answer can only
 //! come back through the NAT. Every test builds its own namespaces (198.18.0.0/15 only) and engine.
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
+use pktengine_tests::bg::Bg;
 use pktengine_tests::engine::{example, text, Engine, RouterTopo};
 use pktengine_tests::frames::ipv4_flow;
 use pktengine_tests::packet::capture;
@@ -165,63 +165,6 @@ fn reaching_h1(t: &RouterTopo, window: Duration, f: impl FnOnce()) -> Vec<String
 
 // ---- servers and clients -----------------------------------------------------------------------
 
-/// A background `python3 -u ARGS` in a namespace, killed on drop; its stderr goes to `log`.
-struct Bg {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Bg {
-    /// Starts it and waits (at most 10 s) for its first line on stdout, which says it is ready.
-    fn spawn(ns: &Netns, log: PathBuf, args: &[&str]) -> Bg {
-        let err = std::fs::File::create(&log).expect("server log");
-        let mut child = ns
-            .command("python3")
-            .arg("-u")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(err)
-            .spawn()
-            .expect("python3");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut r = BufReader::new(out);
-            let mut line = String::new();
-            let _ = r.read_line(&mut line);
-            let _ = tx.send(line);
-            // Keep the pipe open (and drained) until the process ends.
-            let _ = std::io::copy(&mut r, &mut std::io::sink());
-        });
-        let bg = Bg { child, log };
-        match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(l) if !l.is_empty() => bg,
-            r => panic!("{args:?} did not start ({r:?}):\n{}", bg.log()),
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The client addresses in an http.server access log.
-    fn http_clients(&self) -> BTreeSet<String> {
-        self.log()
-            .lines()
-            .filter(|l| l.contains("\"GET "))
-            .filter_map(|l| l.split_whitespace().next())
-            .map(String::from)
-            .collect()
-    }
-}
-
-impl Drop for Bg {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A file of `size` random bytes as `<engine dir>/www/blob`; returns the directory and the bytes.
 fn www(e: &Engine, size: usize) -> (PathBuf, Vec<u8>) {
@@ -385,7 +328,7 @@ fn outbound_tcp_udp_icmp_are_translated() {
     assert_eq!(r, [echo("198.19.1.1:40001")], "fragmented UDP datagram\n{}", diag(&e));
 
     assert_eq!(fetch(&t.h1, "http://198.19.1.2:8080/blob", &e), data, "HTTP content differs\n{}", diag(&e));
-    let clients = srv.http_clients();
+    let clients: BTreeSet<String> = srv.http_clients().into_iter().collect();
     assert_eq!(clients, BTreeSet::from(["198.19.1.1".to_string()]), "http.server's clients:\n{}", srv.log());
 
     let out = ok(&t.h1, "ping -c 3 -i 0.2 -W 2 198.19.1.2", &e);
@@ -431,12 +374,12 @@ fn unsolicited_inbound_is_refused_and_forward_reaches_the_inside_server() {
         assert!(out.contains("ttl=64"), "the engine itself answers ping to 198.19.1.1: {out}");
     });
     assert!(leaked.is_empty(), "unsolicited traffic reached h1: {leaked:?}\n{}", diag(&e));
-    assert!(srv.http_clients().is_empty(), "h1's server was reached:\n{}", srv.log());
+    assert!(srv.http_clients().into_iter().collect::<BTreeSet<_>>().is_empty(), "h1's server was reached:\n{}", srv.log());
     let counted = drops(&e, "local-port-unreachable") + drops(&e, "nat-no-mapping");
     assert!(counted >= 2, "neither nat-no-mapping nor the engine's local handling counted the UDP\n{}", diag(&e));
 
     assert_eq!(fetch(&t.h2, "http://198.19.1.1:8080/blob", &e), data, "forwarded HTTP content differs\n{}", diag(&e));
-    let clients = srv.http_clients();
+    let clients: BTreeSet<String> = srv.http_clients().into_iter().collect();
     assert_eq!(
         clients,
         BTreeSet::from(["198.19.1.2".to_string()]),
@@ -590,7 +533,7 @@ fn hairpin_to_a_forward_is_translated_both_ways() {
     let srv = http_server(&t.h1, &e, "198.18.1.2", 8000, &www_dir);
 
     assert_eq!(fetch(&h3, "http://198.19.1.1:8080/blob", &e), data, "hairpinned HTTP content differs\n{}", diag(&e));
-    let clients = srv.http_clients();
+    let clients: BTreeSet<String> = srv.http_clients().into_iter().collect();
     assert_eq!(
         clients,
         BTreeSet::from(["198.19.1.1".to_string()]),
@@ -672,7 +615,7 @@ fn icmp_errors_from_outside_are_translated() {
     let srv = http_server(&h4, &e, "198.19.2.2", 8000, &www_dir);
     assert_eq!(fetch(&t.h1, "http://198.19.2.2:8000/blob", &e), data, "HTTP content from h4 differs\n{}", diag(&e));
     assert_eq!(
-        srv.http_clients(),
+        srv.http_clients().into_iter().collect::<BTreeSet<_>>(),
         BTreeSet::from(["198.19.1.1".to_string()]),
         "h4 must see the pool address as client:\n{}",
         srv.log()

@@ -908,6 +908,18 @@ fn validate_ports(
     ports
 }
 
+/// An optional number within `lo..=hi` (reported with its place when not), else `dflt`.
+fn in_range(ck: &mut Checker<'_>, v: &Option<Spanned<u64>>, what: &str, lo: u64, hi: u64, dflt: u64) -> u64 {
+    match v {
+        None => dflt,
+        Some(v) if (lo..=hi).contains(v.get_ref()) => *v.get_ref(),
+        Some(v) => {
+            ck.at(v.span(), format!("{what} {}: expected {lo}..={hi}", v.get_ref()));
+            dflt
+        }
+    }
+}
+
 /// Validates `[nat]` and the ports' `nat` roles.
 fn validate_nat(ck: &mut Checker<'_>, raw: Option<Spanned<RawNat>>, ports: &[PortConfig]) -> Option<crate::nat::NatConfig> {
     use crate::nat::{Filtering, Forward, NatConfig, Role};
@@ -967,16 +979,7 @@ fn validate_nat(ck: &mut Checker<'_>, raw: Option<Spanned<RawNat>>, ports: &[Por
             other => ck.at(e.span(), format!("on_exhaustion `{other}`: expected drop or icmp")),
         }
     }
-    let mut num = |v: &Option<Spanned<u64>>, what: &str, lo: u64, hi: u64, dflt: u64| -> u64 {
-        match v {
-            None => dflt,
-            Some(v) if (lo..=hi).contains(v.get_ref()) => *v.get_ref(),
-            Some(v) => {
-                ck.at(v.span(), format!("{what} {}: expected {lo}..={hi}", v.get_ref()));
-                dflt
-            }
-        }
-    };
+    let mut num = |v: &Option<Spanned<u64>>, what: &str, lo: u64, hi: u64, dflt: u64| in_range(ck, v, what, lo, hi, dflt);
     cfg.max_per_host = num(&raw.max_per_host, "max_per_host", 1, 65535, u64::from(cfg.max_per_host)) as u32;
     cfg.max_sessions = num(&raw.max_sessions, "max_sessions", 1, 16 << 20, u64::from(cfg.max_sessions)) as u32;
     let t = &mut cfg.timeouts;
@@ -1110,29 +1113,11 @@ fn validate_lb(
             ck.at(span_of(&r.snat), "snat is a NAT pool address: the NAT and the load balancer would share its ports");
         }
         let mut timeouts = crate::nat::Timeouts::default();
-        let mut secs = |v: &Option<Spanned<u64>>, what: &str, dflt: u64| -> u64 {
-            match v {
-                None => dflt,
-                Some(v) if (1..=604_800).contains(v.get_ref()) => *v.get_ref() * 1000,
-                Some(v) => {
-                    ck.at(v.span(), format!("{what} {}: expected 1..=604800", v.get_ref()));
-                    dflt
-                }
-            }
-        };
+        let mut secs = |v: &Option<Spanned<u64>>, what: &str, dflt_ms: u64| in_range(ck, v, what, 1, 604_800, dflt_ms / 1000) * 1000;
         timeouts.udp_ms = secs(&r.udp_timeout_s, "udp_timeout_s", timeouts.udp_ms);
         timeouts.tcp_established_ms = secs(&r.tcp_established_timeout_s, "tcp_established_timeout_s", timeouts.tcp_established_ms);
         timeouts.tcp_transitory_ms = secs(&r.tcp_transitory_timeout_s, "tcp_transitory_timeout_s", timeouts.tcp_transitory_ms);
-        let mut num = |v: &Option<Spanned<u64>>, what: &str, lo: u64, hi: u64, dflt: u64| -> u64 {
-            match v {
-                None => dflt,
-                Some(v) if (lo..=hi).contains(v.get_ref()) => *v.get_ref(),
-                Some(v) => {
-                    ck.at(v.span(), format!("{what} {}: expected {lo}..={hi}", v.get_ref()));
-                    dflt
-                }
-            }
-        };
+        let mut num = |v: &Option<Spanned<u64>>, what: &str, lo: u64, hi: u64, dflt: u64| in_range(ck, v, what, lo, hi, dflt);
         let interval = num(&r.health_check_ms, "health_check_ms", 0, 3_600_000, 0);
         let health = (interval > 0).then(|| crate::lb::HealthCheck {
             interval_ms: interval.max(100),

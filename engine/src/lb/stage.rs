@@ -17,7 +17,7 @@ use super::conn::LbError;
 use super::LbShared;
 use crate::dataplane::counters::{Drop, Stage};
 use crate::dataplane::pipeline::Ctx;
-use crate::nat::stage::{elsewhere, hand_to, ip_mut, ip_of, Pre};
+use crate::nat::stage::{elsewhere, hand_to, ip_mut, ip_of, untranslated, Pre};
 use crate::nat::translate::{self, Kind, Side};
 use crate::xsk::Desc;
 
@@ -25,10 +25,10 @@ use crate::xsk::Desc;
 pub fn to_vip(ctx: &mut Ctx, lb: &LbShared, port: u16, d: Desc, dst: u32) -> Pre {
     let Kind::Ports { proto, src, dst: vip, tcp_flags } = translate::classify(ip_of(ctx, &d)) else {
         // ICMP and fragments to a VIP: no service (the VIP is no host).
-        return not_served(ctx, port, d, dst, Drop::LbNoService);
+        return untranslated(ctx, port, d, dst, Drop::LbNoService);
     };
     let snap = lb.services.load();
-    let Some((si, _)) = snap.find(proto, vip) else { return not_served(ctx, port, d, dst, Drop::LbNoService) };
+    let Some((si, _)) = snap.find(proto, vip) else { return untranslated(ctx, port, d, dst, Drop::LbNoService) };
     if let Some(to) = elsewhere(ctx, Some(lb.owner_of(src.port))) {
         return hand_to(ctx, to, port, 0, d);
     }
@@ -41,7 +41,7 @@ pub fn to_vip(ctx: &mut Ctx, lb: &LbShared, port: u16, d: Desc, dst: u32) -> Pre
     let hash = crate::steer::flow_hash_v4(Ipv4Addr::from(src.addr), Ipv4Addr::from(vip.addr), src.port, vip.port, proto);
     let now = ctx.now_ms();
     let len = u64::from(d.len);
-    let Some(w) = ctx.st.lb.as_mut() else { return not_served(ctx, port, d, dst, Drop::LbNoService) };
+    let Some(w) = ctx.st.lb.as_mut() else { return untranslated(ctx, port, d, dst, Drop::LbNoService) };
     let a = match w.to_backend(&snap, si, src, vip, tcp_flags, hash, len, now) {
         Ok(a) => a,
         Err(e) => {
@@ -129,16 +129,5 @@ pub fn send_probe(ctx: &mut Ctx, target: crate::nat::Ep, sport: u16, seq: u32) {
             ctx.originate4(hop.map_or(0, |h| h.port), dst, f);
         }
         None => ctx.umem.free(f),
-    }
-}
-
-/// Not for a service: the engine's own address takes it (local delivery),
-/// anything else is dropped and counted.
-fn not_served(ctx: &mut Ctx, port: u16, d: Desc, dst: u32, why: Drop) -> Pre {
-    if ctx.ifs.is_local_v4(Ipv4Addr::from(dst)) {
-        Pre::Continue
-    } else {
-        ctx.drop(port, d, why);
-        Pre::Done
     }
 }

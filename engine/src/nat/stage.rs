@@ -84,7 +84,7 @@ pub(crate) fn elsewhere(ctx: &Ctx, owner: Option<u16>) -> Option<u16> {
 
 /// A packet that did not translate: the engine's own address takes it
 /// (ping, traceroute to the NAT), anything else is dropped.
-fn untranslated(ctx: &mut Ctx, port: u16, d: Desc, dst: u32, why: Drop) -> Pre {
+pub(crate) fn untranslated(ctx: &mut Ctx, port: u16, d: Desc, dst: u32, why: Drop) -> Pre {
     if ctx.ifs.is_local_v4(Ipv4Addr::from(dst)) {
         Pre::Continue
     } else {
