@@ -4,7 +4,7 @@
 #
 #   gen ns  [gi] ── veth ── [di]  DUT ns  [de] ── veth ── [si]  sink ns
 #   198.18.0.2/24           198.18.0.1/24  198.19.0.1/24          198.19.0.2/24
-#   2001:2::2/64            2001:2::1/64   2001:2:1::1/64         2001:2:1::2/64
+#   2001:2::2/64            2001:2::1/64   2001:2:0:100::1/64         2001:2:0:100::2/64
 #
 # Flows: 198.18.0.2 -> 198.19.1.1, UDP, source ports 1000-1007 (8 flows), routed in the
 # DUT by 198.19.1.0/24 via 198.19.0.2 (the sink). Addresses only from 198.18.0.0/15 and
@@ -36,6 +36,12 @@
 # source to 198.19.0.1 (full NAT); the sink counts the frames of all three backends (it keys
 # by the flow id in the stamp, and its kernel answers ARP for the three addresses).
 #
+# The filter DUTs (linux-filter, linux-filter-sets, pktengine-filter) use topo_up and the 8 flows
+# of the router DUTs, through one generated rule set of 1,000 rules (filter_ruleset: source and
+# destination prefixes from 198.18.0.0/15 and 2001:2::/48, port ranges, TCP flags, all drop, none
+# matching the flows or the warm-up pings): every flow packet is checked against the whole set
+# and accepted by the policy at the end. nftables gets it as written, rule by rule, and as sets.
+#
 # DUTs (BENCH_DUTS, default all of them):
 #   none            no DUT: one veth from the gen ns straight to the sink ns (the instrument's own
 #                   ceiling; "offered" and "delivered" here bound every other row)
@@ -59,6 +65,13 @@
 #                   each flow on its backend)
 #   pktengine-lb    the engine as pktengine plus one [[lb]] UDP service: the VIP, scheduler
 #                   maglev, mode fullnat with snat 198.19.0.1, the same three backends
+#   linux-filter    Linux forwarding, one route, plus an nftables forward chain (table inet filter,
+#                   policy accept) holding the 1,000 rules in order: evaluated one after the other
+#   linux-filter-sets  the same rules grouped by shape into nftables sets (interval sets of
+#                   prefixes, concatenations prefix . protocol . port range): a few dozen rules,
+#                   one set lookup each; the same verdicts, since every rule drops
+#   pktengine-filter  the engine as pktengine plus [filter] rules = [the 1,000 rules], default
+#                   accept (tuple space search: the cost follows the rule shapes, not their count)
 #
 # Per DUT and frame size (64, 512, 1518 bytes with FCS):
 #   max     generator at max rate: delivered Mpps/Gbps, loss, latency
@@ -70,11 +83,11 @@
 #
 # CPU placement (2 cores): the generator is pinned to CPU $GEN_CPU, the sink to CPU $SINK_CPU
 # (taskset). A veth's receive path runs on the sending CPU, so the kernel DUTs (forwarding,
-# XDP, conntrack + NAT, the bridge, the nftables balancer) execute in the generator's TX path
+# XDP, conntrack + NAT, the bridge, the nftables balancer and filter) execute in the generator's TX path
 # on CPU $GEN_CPU: generator and DUT share a core, the sink has the other. This bounds every
 # kernel DUT figure by what one core can do for generator + DUT together; the engine DUTs, a
 # user-space worker, must share a core with one of the two as well (see pktengine_launch): all
-# five engine DUTs run their one worker on ENGINE_CPU (default SINK_CPU), beside the SCHED_FIFO
+# six engine DUTs run their one worker on ENGINE_CPU (default SINK_CPU), beside the SCHED_FIFO
 # sink.
 #
 # Knobs (environment, or KEY=VALUE arguments): BENCH_QUICK=1 (1.5-2 minutes per 6-7 DUTs: 1 s trials,
@@ -86,7 +99,8 @@
 # Output: bench/results/system-<date>[-quick][-<tag>].md (tables with ratios vs Linux 1-route
 # and, for the engine DUTs, vs their kernel counterpart: pktengine vs linux-1route,
 # pktengine-fulltable vs linux-fulltable, pktengine-nat vs linux-nat, pktengine-switch vs
-# linux-bridge, pktengine-lb vs linux-lb), .csv (every trial), .png (gnuplot, if installed:
+# linux-bridge, pktengine-lb vs linux-lb, pktengine-filter vs linux-filter and, second,
+# linux-filter-sets), .csv (every trial), .png (gnuplot, if installed:
 # scripts/deps.sh installs gnuplot-nox).
 set -euo pipefail
 
@@ -106,7 +120,7 @@ else
 fi
 SIZES=${BENCH_SIZES:-"64 512 1518"}
 LOSS=${BENCH_LOSS:-0.001}
-DUTS=${BENCH_DUTS:-"none linux-1route linux-fulltable xdp-redirect pktengine pktengine-fulltable linux-nat pktengine-nat linux-bridge pktengine-switch linux-lb pktengine-lb"}
+DUTS=${BENCH_DUTS:-"none linux-1route linux-fulltable xdp-redirect pktengine pktengine-fulltable linux-nat pktengine-nat linux-bridge pktengine-switch linux-lb pktengine-lb linux-filter linux-filter-sets pktengine-filter"}
 GEN_CPU=${GEN_CPU:-0}
 SINK_CPU=${SINK_CPU:-1}
 # The engine worker's core (default: the sink's, see dut_pktengine).
@@ -159,9 +173,9 @@ topo_up() {
   ip -n "$ND" addr add 198.18.0.1/24 dev "$DI"
   ip -n "$ND" addr add 2001:2::1/64 dev "$DI" nodad
   ip -n "$ND" addr add 198.19.0.1/24 dev "$DE"
-  ip -n "$ND" addr add 2001:2:1::1/64 dev "$DE" nodad
+  ip -n "$ND" addr add 2001:2:0:100::1/64 dev "$DE" nodad
   ip -n "$NS" addr add 198.19.0.2/24 dev "$SI"
-  ip -n "$NS" addr add 2001:2:1::2/64 dev "$SI" nodad
+  ip -n "$NS" addr add 2001:2:0:100::2/64 dev "$SI" nodad
   # Sending ends compute full checksums (PLATFORM.md: veth TX offload leaves them partial).
   ip netns exec "$NG" ethtool -K "$GI" tx off >/dev/null
   ip netns exec "$ND" ethtool -K "$DE" tx off >/dev/null
@@ -174,10 +188,10 @@ topo_up() {
   # The sink passes ARP/ND to its kernel, which would answer; permanent neighbours keep
   # resolution out of the trials all the same.
   ip -n "$ND" neigh replace 198.19.0.2 lladdr "$SI_MAC" dev "$DE" nud permanent
-  ip -n "$ND" -6 neigh replace 2001:2:1::2 lladdr "$SI_MAC" dev "$DE" nud permanent
+  ip -n "$ND" -6 neigh replace 2001:2:0:100::2 lladdr "$SI_MAC" dev "$DE" nud permanent
   ip -n "$NG" neigh replace 198.18.0.1 lladdr "$DI_MAC" dev "$GI" nud permanent
   ip -n "$ND" route add 198.19.1.0/24 via 198.19.0.2
-  ip -n "$ND" -6 route add 2001:2:1:1::/64 via 2001:2:1::2
+  ip -n "$ND" -6 route add 2001:2:0:101::/64 via 2001:2:0:100::2
   # What the generator sends to: the DUT's MAC, the routed destination.
   DST_MAC=$DI_MAC; DST_IP=198.19.1.1
   # The sink addresses the engine DUTs resolve (ARP) in their warm-up.
@@ -252,7 +266,7 @@ dut_linux_fulltable() {
   zcat "$ROOT/bench/data/bgp-prefixes.txt.gz" | grep -v ':' | sed 's/^/route add /; s/$/ via 198.19.0.2/' \
     | ip -n "$ND" -batch - 2>"$TMP/batch4.err" || true
   t1=$(date +%s.%N)
-  zcat "$ROOT/bench/data/bgp-prefixes.txt.gz" | grep ':' | sed 's/^/route add /; s/$/ via 2001:2:1::2/' \
+  zcat "$ROOT/bench/data/bgp-prefixes.txt.gz" | grep ':' | sed 's/^/route add /; s/$/ via 2001:2:0:100::2/' \
     | ip -n "$ND" -6 -batch - 2>"$TMP/batch6.err" || true
   local t2; t2=$(date +%s.%N)
   n4=$(ip -n "$ND" -4 route show | wc -l); n6=$(ip -n "$ND" -6 route show | wc -l)
@@ -332,11 +346,11 @@ $in_extra
 name = "out"
 interface = "$DE"
 mode = "router"
-addresses = ["198.19.0.1/24", "2001:2:1::1/64"]
+addresses = ["198.19.0.1/24", "2001:2:0:100::1/64"]
 $out_extra
 
 [routing]
-routes = ["198.19.1.0/24 via 198.19.0.2", "2001:2:1:1::/64 via 2001:2:1::2"]
+routes = ["198.19.1.0/24 via 198.19.0.2", "2001:2:0:101::/64 via 2001:2:0:100::2"]
 $extra_routes
 
 $sections
@@ -352,7 +366,7 @@ dut_pktengine() { pktengine_start ""; }
 
 dut_pktengine_fulltable() {
   zcat "$ROOT/bench/data/bgp-prefixes.txt.gz" \
-    | awk '{ if (index($1, ":")) print $1" via 2001:2:1::2"; else print $1" via 198.19.0.2" }' >"$TMP/table.routes"
+    | awk '{ if (index($1, ":")) print $1" via 2001:2:0:100::2"; else print $1" via 198.19.0.2" }' >"$TMP/table.routes"
   local t0 t1 note; t0=$(date +%s.%N)
   pktengine_start "routes_file = \"$TMP/table.routes\"" || return 1
   t1=$(date +%s.%N)
@@ -478,6 +492,253 @@ dut_linux_bridge() {
   bridge -n "$ND" fdb show br br0 | grep -v permanent | sed 's/^/  bridge: /'
 }
 
+# Filter DUTs: one rule set, generated once per run (deterministic: splitmix64 from a fixed seed,
+# as bench/benches/filter.rs) into three files: $TMP/filter.nft (table inet filter, forward
+# chain, the rules in order), $TMP/filter-sets.nft (the same rules as sets) and
+# $TMP/filter.toml (the engine's [filter] section). 1,000 drop rules, ACL-like:
+#   25%    ip saddr P drop                    P a /20, /24, /28 or /32 in 198.18.0.0/15
+#   12.5%  ip daddr P drop                    the same
+#   37.5%  ip saddr S ip daddr D tcp|udp dport X drop   S /16, /24 or /32 in 198.18.0.0/15,
+#                                             D /24 or /32 in 198.19.0.0/16, X exact (1-2000),
+#                                             1024-65535 or 8000-8999 (the criterion bench's)
+#   6.25%  ip daddr D/24 tcp|udp dport LO-HI drop   10, 100 or 1,000 ports, or one; 1 in 4 on the
+#                                             flows' own 198.19.1.0/24
+#   6.25%  ip saddr S/24 tcp|udp sport LO-HI drop   the same; 1 in 4 from 198.18.0.0/24
+#   6.25%  ip saddr|daddr P tcp flags F / M drop    SYN without ACK, SYN+FIN, SYN+RST, FIN
+#                                             without ACK, P a /16 or /24
+#   6.25%  ip6 saddr P/64 udp dport X drop, ip6 daddr P/56 drop   inside 2001:2::/48
+# and first "iif out tcp flags syn / syn,ack drop" (the sink side opens no TCP connection; it also
+# keeps the source-prefix drops from being the leading run the engine pushes into its XDP
+# blocklist: the whole set stays in the worker's classifier). A candidate matching a benchmark
+# packet (the 8 flows, the warm-up pings to and from 198.19.0.2-4) or covering 2001:2::/64 is
+# skipped, as are duplicates: every flow packet is tested against all 1,000 rules and accepted.
+# The flows do share the key of the rules on their own /24s (20 or so): the engine checks
+# those rules' port ranges after its hash hit. Every rule drops, so the sets variant (rules of
+# one shape in one set; interval concatenations may not overlap, so an overlapping one stays a
+# rule) gives every packet the same verdict. nftables rules carry a counter (only counted on a
+# match: free for the flows); a last rule counts what the policy accepts.
+filter_ruleset() {
+  [ -s "$TMP/filter.toml" ] && return 0
+  FILTER_NOTE=$(python3 - "$TMP/filter.nft" "$TMP/filter-sets.nft" "$TMP/filter.toml" "$DI" "$DE" <<'PY'
+import ipaddress, sys
+nft_path, sets_path, toml_path, di, de = sys.argv[1:6]
+N = 1000
+M64 = (1 << 64) - 1
+state = [2544]
+def rnd():  # splitmix64 (pktengine_bench::splitmix)
+    state[0] = (state[0] + 0x9E3779B97F4A7C15) & M64
+    z = state[0]
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+    return z ^ (z >> 31)
+def v4(bits, ln, base=0xC6120000, span=0x1FFFF):  # a /ln in 198.18.0.0/15 (or base + span)
+    a = (base | (bits & span)) & ~((1 << (32 - ln)) - 1) & 0xFFFFFFFF
+    return ipaddress.IPv4Network((a, ln))
+def v6(bits, ln):  # a /ln in 2001:2::/48
+    a = (0x20010002 << 96 | (bits & ((1 << 80) - 1)) << 16) & ~((1 << (128 - ln)) - 1)
+    return ipaddress.IPv6Network((a, ln))
+def prange(r):
+    lo = 1 + r % 60000
+    return (lo, min(65535, lo + (9, 99, 999, 0)[(r >> 20) % 4]))
+A = ipaddress.ip_address
+PKTS = [dict(iif="in", src=A("198.18.0.2"), dst=A("198.19.1.1"), proto="udp", sport=s, dport=2000, flags=0)
+        for s in range(1000, 1008)]
+for h in ("198.19.0.2", "198.19.0.3", "198.19.0.4"):
+    PKTS.append(dict(iif="in", src=A("198.18.0.2"), dst=A(h), proto="icmp", sport=0, dport=0, flags=0))
+    PKTS.append(dict(iif="out", src=A(h), dst=A("198.18.0.2"), proto="icmp", sport=0, dport=0, flags=0))
+GEN6 = ipaddress.IPv6Network("2001:2::/64")
+def matches(r, p, ranges=True):
+    inr = lambda v, rg: rg is None or (not ranges and rg[0] != rg[1]) or rg[0] <= v <= rg[1]
+    return ((r["iif"] is None or r["iif"] == p["iif"])
+            and (r["src"] is None or (r["src"].version == 4 and p["src"] in r["src"]))
+            and (r["dst"] is None or (r["dst"].version == 4 and p["dst"] in r["dst"]))
+            and (r["proto"] is None or r["proto"] == p["proto"])
+            and inr(p["sport"], r["sport"]) and inr(p["dport"], r["dport"])
+            and (r["flags"] is None or not ranges or p["flags"] & r["flags"][3] == r["flags"][2]))
+FLAGS = [("syn", "syn,ack", 0x02, 0x12), ("fin,syn", "fin,syn", 0x03, 0x03),
+         ("syn,rst", "syn,rst", 0x06, 0x06), ("fin", "fin,ack", 0x01, 0x11)]
+def rule(kind, **kw):
+    r = dict(kind=kind, iif=None, src=None, dst=None, proto=None, sport=None, dport=None, flags=None)
+    r.update(kw)
+    return r
+rules = [rule("iif", iif="out", proto="tcp", flags=FLAGS[0])]
+seen = set()
+while len(rules) < N:
+    r = rnd(); k = r % 16; r >>= 4
+    if k < 4:
+        x = rule("src", src=v4(r >> 2, (20, 24, 28, 32)[r % 4]))
+    elif k < 6:
+        x = rule("dst", dst=v4(r >> 2, (20, 24, 28, 32)[r % 4]))
+    elif k < 12:
+        dp = (1024, 65535) if r % 4 == 0 else (8000, 8999) if r % 4 == 1 else (1 + (r >> 30) % 2000,) * 2
+        x = rule("acl", src=v4(r >> 4, (16, 24, 32)[(r >> 2) % 3]),
+                 dst=v4(r >> 24, (24, 32)[(r >> 23) % 2], 0xC6130000, 0xFFFF),
+                 proto=("tcp", "udp")[(r >> 40) % 2], dport=dp)
+    elif k < 13:
+        d = v4(r >> 8, 24, 0xC6130000, 0xFFFF) if r % 4 else ipaddress.IPv4Network("198.19.1.0/24")
+        x = rule("dport", dst=d, proto=("tcp", "udp")[(r >> 2) % 2], dport=prange(r >> 3))
+    elif k < 14:
+        s = v4(r >> 8, 24) if r % 4 else ipaddress.IPv4Network("198.18.0.0/24")
+        x = rule("sport", src=s, proto=("tcp", "udp")[(r >> 2) % 2], sport=prange(r >> 3))
+    elif k < 15:
+        f = FLAGS[r % 4]
+        x = rule("flags", src=v4(r >> 4, (16, 24)[(r >> 2) % 2]), proto="tcp", flags=f) if (r >> 3) % 2 else \
+            rule("flags", dst=v4(r >> 4, (16, 24)[(r >> 2) % 2], 0xC6130000, 0xFFFF), proto="tcp", flags=f)
+    else:
+        x = rule("src6", src=v6(r, 64), proto="udp", dport=(1 + (r >> 50) % 2000,) * 2) if r % 2 else \
+            rule("dst6", dst=v6(r, 56))
+    if any(matches(x, p) for p in PKTS) or any(x[f] is not None and x[f].version == 6 and x[f].overlaps(GEN6)
+                                               for f in ("src", "dst")):
+        continue
+    key = tuple(str(x[f]) for f in ("iif", "src", "dst", "proto", "sport", "dport", "flags"))
+    if key in seen:
+        continue
+    seen.add(key); rules.append(x)
+
+def ports(rg):
+    return str(rg[0]) if rg[0] == rg[1] else f"{rg[0]}-{rg[1]}"
+def words(r, iif, flags):
+    w = [iif] if r["iif"] else []
+    for f, kw in (("src", "saddr"), ("dst", "daddr")):
+        if r[f] is not None: w.append(f"{'ip' if r[f].version == 4 else 'ip6'} {kw} {r[f]}")
+    for f in ("sport", "dport"):
+        if r[f]: w.append(f"{r['proto']} {f} {ports(r[f])}")
+    if r["flags"]: w.append(flags(r["flags"]))
+    return w
+def engine_text(r):
+    return " ".join(words(r, f"iif {r['iif']}", lambda f: f"tcp flags {f[0]} / {f[1]}") + ["drop"])
+def nft_flags(f):
+    v = " | ".join(f[0].split(","))
+    return f"tcp flags & ({' | '.join(f[1].split(','))}) == {v if ',' not in f[0] else '(' + v + ')'}"
+def nft_text(r):
+    return " ".join(words(r, f'iifname "{di if r["iif"] == "in" else de}"', nft_flags) + ["counter drop"])
+CHAIN = "  chain forward {\n    type filter hook forward priority filter; policy accept;\n"
+TAIL = '    counter comment "end of the chain: accepted by the policy"\n  }\n}\n'
+with open(nft_path, "w") as f:
+    f.write("table inet filter {\n" + CHAIN + "".join(f"    {nft_text(r)}\n" for r in rules) + TAIL)
+with open(toml_path, "w") as f:
+    f.write("[filter]\n# %d generated rules (scripts/bench.sh filter_ruleset); none matches the benchmark's packets.\n"
+            "rules = [\n%s]\ndefault = \"accept\"\n" % (len(rules), "".join(f'    "{engine_text(r)}",\n' for r in rules)))
+
+# Sets: kind -> (set, type, expression, fields, element); single-field sets auto-merge overlaps.
+CONCAT = {
+    "acl": ("acl4", "ipv4_addr . ipv4_addr . inet_proto . inet_service", "ip saddr . ip daddr . meta l4proto . th dport",
+            ("src", "dst", "proto", "dport")),
+    "dport": ("dport4", "ipv4_addr . inet_proto . inet_service", "ip daddr . meta l4proto . th dport", ("dst", "proto", "dport")),
+    "sport": ("sport4", "ipv4_addr . inet_proto . inet_service", "ip saddr . meta l4proto . th sport", ("src", "proto", "sport")),
+    "src6": ("src6", "ipv6_addr . inet_proto . inet_service", "ip6 saddr . meta l4proto . th dport", ("src", "proto", "dport")),
+}
+SINGLE = {"src": ("src4", "ipv4_addr", "ip saddr", "src"), "dst": ("dst4", "ipv4_addr", "ip daddr", "dst"),
+          "dst6": ("dst6", "ipv6_addr", "ip6 daddr", "dst")}
+def box(r, fields):
+    b = []
+    for fl in fields:
+        v = r[fl]
+        b.append((int(v.network_address), int(v.broadcast_address)) if fl in ("src", "dst")
+                 else ((v == "udp") * 1,) * 2 if fl == "proto" else v)
+    return b
+def elem(r, fields):
+    return " . ".join(ports(r[fl]) if fl.endswith("port") else str(r[fl]) for fl in fields)
+elems, boxes, loose, flagsets = {}, {}, [], {}
+for r in rules:
+    k = r["kind"]
+    if k in SINGLE:
+        elems.setdefault(k, []).append(str(r[SINGLE[k][3]]))
+    elif k in CONCAT:
+        b = box(r, CONCAT[k][3])
+        if any(all(x[0] <= y[1] and y[0] <= x[1] for x, y in zip(b, o)) for o in boxes.get(k, [])):
+            loose.append(r); continue
+        boxes.setdefault(k, []).append(b); elems.setdefault(k, []).append(elem(r, CONCAT[k][3]))
+    elif k == "flags":
+        fld = "src" if r["src"] is not None else "dst"
+        flagsets.setdefault((fld, r["flags"]), []).append(str(r[fld]))
+    else:
+        loose.append(r)
+defs, chain = [], []
+for k, (name, typ, expr, _) in SINGLE.items():
+    if k in elems: defs.append((name, typ, True, elems[k])); chain.append(f"{expr} @{name} counter drop")
+for k, (name, typ, expr, _) in CONCAT.items():
+    if k in elems: defs.append((name, typ, False, elems[k])); chain.append(f"{expr} @{name} counter drop")
+for i, ((fld, fl), ps) in enumerate(sorted(flagsets.items())):
+    defs.append((f"flags{i}", "ipv4_addr", True, ps))
+    chain.append(f"ip {'saddr' if fld == 'src' else 'daddr'} @flags{i} {nft_flags(fl)} counter drop")
+chain = [nft_text(r) for r in loose if r["kind"] == "iif"] + chain + [nft_text(r) for r in loose if r["kind"] != "iif"]
+with open(sets_path, "w") as f:
+    f.write("table inet filter {\n")
+    for name, typ, merge, es in defs:
+        f.write(f"  set {name} {{\n    type {typ}; flags interval;{' auto-merge;' if merge else ''}\n"
+                f"    elements = {{ {', '.join(es)} }}\n  }}\n")
+    f.write(CHAIN + "".join(f"    {c}\n" for c in chain) + TAIL)
+# The engine's tuples (filter/classifier.rs): one per mask (fields tested, prefix lengths, exact
+# ports); and the rules a flow packet hash-hits (same masked key), whose ranges and flags it checks.
+def mask(r):
+    ex = lambda rg: rg is not None and rg[0] == rg[1]
+    p = r["src"] or r["dst"]
+    return (r["iif"] is not None, r["src"] and r["src"].prefixlen, r["dst"] and r["dst"].prefixlen,
+            p and p.version, r["proto"] is not None, ex(r["sport"]), ex(r["dport"]))
+kinds = {}
+for r in rules: kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
+print(f"{len(rules)} rules ({', '.join(f'{v} {k}' for k, v in kinds.items())}); engine: {len(set(map(mask, rules)))} "
+      f"masks (tuples), a flow packet hash-hits {sum(matches(r, PKTS[0], False) for r in rules)} rules and checks their "
+      f"ranges; nftables sets variant: {len(defs)} sets, {len(chain)} rules")
+PY
+) || return 1
+  echo "bench.sh: filter rule set: $FILTER_NOTE"
+  echo "$FILTER_NOTE" >"$TMP/filter-note"
+}
+
+# DUT "linux-filter": Linux forwarding (topo_up's one route) plus the rule set in an nftables
+# forward chain, rule by rule as written: nftables evaluates a chain's rules in order, so each
+# flow packet, matching none, runs all 1,000 before the policy accepts it. No conntrack (no
+# stateful expression in the table).
+dut_linux_filter() {
+  filter_ruleset || return 1
+  local t0 t1; t0=$(date +%s.%N)
+  ip netns exec "$ND" nft -f "$TMP/filter.nft" || return 1
+  t1=$(date +%s.%N)
+  echo "bench.sh: linux-filter: $(ip netns exec "$ND" nft list chain inet filter forward | grep -c ' drop$') drop rules in the forward chain, loaded in $(python3 -c "print(f'{$t1 - $t0:.2f}')") s"
+}
+
+# DUT "linux-filter-sets": the same rules as nftables sets (filter-sets.nft): per rule shape one
+# set lookup (an interval tree for prefixes, pipapo for the concatenations), the way an
+# nftables user would write a large ACL.
+dut_linux_filter_sets() {
+  filter_ruleset || return 1
+  ip netns exec "$ND" nft -f "$TMP/filter-sets.nft" || return 1
+  echo "bench.sh: linux-filter-sets: $(ip netns exec "$ND" nft list chain inet filter forward | grep -c ' drop$') drop rules, $(ip netns exec "$ND" nft list sets inet | grep -c '^[[:space:]]*set ') sets"
+}
+
+# After the trials: drop rules whose counter moved (none expected) and the last rule's count
+# (every packet the chain saw).
+dut_linux_filter_after() {
+  ip netns exec "$ND" nft list chain inet filter forward | awk '
+    / drop$/ { n++; if ($0 !~ /packets 0 /) { hit++; if (hit <= 5) print "  nft: hit: " $0 } }
+    /comment/ { sub(/^[[:space:]]*/, ""); last = $0 }
+    END { printf "  nft: %d drop rules, %d of them counted packets; %s\n", n, hit, last }'
+}
+dut_linux_filter_sets_after() { dut_linux_filter_after; }
+
+# DUT "pktengine-filter": pktengine plus the rule set as its [filter] section (default accept).
+# The warm-up pings cross the filter too.
+dut_pktengine_filter() {
+  filter_ruleset || return 1
+  # Built first, so that the time below is the engine's start (pktengine_launch's build is then a no-op).
+  (cd "$ROOT" && cargo build --release -q -p engine)
+  local t0 t1; t0=$(date +%s.%N)
+  pktengine_start "" "" "" "$(cat "$TMP/filter.toml")" || return 1
+  t1=$(date +%s.%N)
+  echo "bench.sh: pktengine-filter: engine up with $(grep -c '^    "' "$TMP/filter.toml") filter rules (and warm-up done) in $(python3 -c "print(f'{$t1 - $t0:.1f}')") s"
+}
+
+# After the trials: ctl filter show, summed up: rules loaded, rules with hits (none expected),
+# the default policy's hits (every flow packet and warm-up ping).
+dut_pktengine_filter_after() {
+  "$ROOT/target/release/pktengine" ctl --socket "$TMP/pktengine.sock" filter show | awk '
+    /^ *[0-9]+  / { n++; if ($NF != 0) { hit++; if (hit <= 5) print "  engine: hit: " $0 } }
+    /default/ { sub(/^[[:space:]]*/, ""); last = $0 }
+    END { printf "  engine: %d filter rules, %d of them with hits; %s\n", n, hit, last }'
+}
+
 # ---- trials ---------------------------------------------------------------------------
 
 # trial DUT SIZE RATE KIND -> appends a CSV line, prints it; sets LAST_* for the caller.
@@ -590,9 +851,10 @@ BASE=$OUT/system-$STAMP
 [ -n "${BENCH_TAG:-}" ] && BASE=$BASE-$BENCH_TAG
 cp "$CSV" "$BASE.csv"
 python3 - "$BASE.csv" "$BASE.md" "$LOSS" "$TRIAL" "$STEPS" "$GEN_CPU" "$SINK_CPU" "$((T1 - T0))" \
-  "$(cat "$TMP/load-note" 2>/dev/null || echo 'full table not run')" "$(uname -r)" "$ENGINE_CPU" <<'PY'
+  "$(cat "$TMP/load-note" 2>/dev/null || echo 'full table not run')" "$(uname -r)" "$ENGINE_CPU" \
+  "$(cat "$TMP/filter-note" 2>/dev/null || echo 'filter DUTs not run')" <<'PY'
 import csv, sys
-path, md, loss, trial, steps, gcpu, scpu, secs, note, kernel, ecpu = sys.argv[1:12]
+path, md, loss, trial, steps, gcpu, scpu, secs, note, kernel, ecpu, fnote = sys.argv[1:13]
 rows = list(csv.DictReader(open(path)))
 duts = list(dict.fromkeys(r["dut"] for r in rows))
 def get(d, s, k):
@@ -603,28 +865,37 @@ sizes = list(dict.fromkeys(r["size"] for r in rows))
 # Each engine DUT against the kernel DUT doing the same job.
 COUNTERPART = {"pktengine": "linux-1route", "pktengine-fulltable": "linux-fulltable",
                "pktengine-nat": "linux-nat", "pktengine-switch": "linux-bridge",
-               "pktengine-lb": "linux-lb"}
+               "pktengine-lb": "linux-lb", "pktengine-filter": "linux-filter"}
+# A second kernel DUT for the same job, shown beside the first when it ran.
+ALSO = {"pktengine-filter": "linux-filter-sets"}
 def ratio(r, b):
     return f'{float(r["rx_mpps"]) / float(b["rx_mpps"]):.2f}' if r and b and float(b["rx_mpps"]) > 0 else "-"
 def counterpart(d, s, k):
     c = COUNTERPART.get(d)
     if not c: return "-"
     v = ratio(get(d, s, k), get(c, s, k))
-    return f"{v} ({c})" if v != "-" else f"- ({c} not run)"
+    t = f"{v} ({c})" if v != "-" else f"- ({c} not run)"
+    c2 = ALSO.get(d)
+    if c2 and get(c2, s, k):
+        t += f"; {ratio(get(d, s, k), get(c2, s, k))} ({c2})"
+    return t
 out = []
 out.append(f"# System benchmark ({kernel}, veth, {secs} s)\n")
 out.append(f"gen ns -> DUT ns -> sink ns over veth; 8 UDP flows 198.18.0.2 -> 198.19.1.1 (NAT DUTs: the sink sees "
            f"them from 198.19.0.1; switch DUTs: 198.18.0.2 -> 198.18.0.3 on one subnet, to the sink's MAC; "
            f"LB DUTs: 64 flows to the VIP 198.19.1.100:2000, balanced over the backends 198.19.0.2-198.19.0.4 "
-           f"(sink addresses), full NAT from 198.19.0.1); "
+           f"(sink addresses), full NAT from 198.19.0.1; filter DUTs: the 8 flows through 1,000 rules that none "
+           f"of them matches); "
            f"pktgen (AF_XDP, copy mode) "
            f"pinned to CPU {gcpu} (the kernel DUTs run in its TX path there), sink pinned to CPU {scpu} (SCHED_FIFO), "
            f"engine worker on CPU {ecpu}. "
            f"Trials of {trial} s; zero-loss search: {steps} binary-search steps, loss threshold {float(loss)*100:g}%.\n")
 out.append("Ratios: delivered (or zero-loss) Mpps over that of linux-1route, and for the engine DUTs over their "
            "kernel counterpart (pktengine: linux-1route, pktengine-fulltable: linux-fulltable, pktengine-nat: "
-           "linux-nat, pktengine-switch: linux-bridge, pktengine-lb: linux-lb).\n")
+           "linux-nat, pktengine-switch: linux-bridge, pktengine-lb: linux-lb, pktengine-filter: linux-filter and, "
+           "second, linux-filter-sets).\n")
 out.append(f"Full table: {note}.\n")
+out.append(f"Filter rule set: {fnote}.\n")
 out.append("## Throughput at max offered rate\n")
 out.append("| DUT | size (B) | offered Mpps | delivered Mpps | Gbit/s | loss | p50 µs | p99 µs | vs linux-1route | vs kernel counterpart |")
 out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")

@@ -118,7 +118,7 @@ fn plain_veth_ipv6_tcp() {
     let k = Netns::new("k6").unwrap();
     let v = VethPair::new(&g, &k, 1).unwrap();
     let (gm, km) = (v.mac(&g, &v.a).unwrap(), v.mac(&k, &v.b).unwrap());
-    let s = spec(gm, km, "2001:2::2", "2001:2:1::2-2001:2:1::3", Proto::Tcp, SizeSpec::Fixed(128));
+    let s = spec(gm, km, "2001:2::2", "2001:2:0:100::2-2001:2:0:100::3", Proto::Tcp, SizeSpec::Fixed(128));
     let (sent, per_flow, r) = send_and_sink(&g, &v.a.name, &k, &v.b.name, s, 4000);
     assert_eq!(per_flow, vec![500; 8]);
     check_flows(sent, &per_flow, &r, TTL);
@@ -195,7 +195,7 @@ fn through_xdp_redirect_program() {
     assert_eq!(per_flow, vec![1250; 8]);
     check_flows(sent, &per_flow, &r, TTL - 1);
     // IPv6 too: hop limit decremented, no checksum to patch.
-    let s6 = spec(a.mac(&g, &a.a).unwrap(), a.mac(&rt, &a.b).unwrap(), "2001:2::2", "2001:2:1::1", Proto::Udp, SizeSpec::Fixed(128));
+    let s6 = spec(a.mac(&g, &a.a).unwrap(), a.mac(&rt, &a.b).unwrap(), "2001:2::2", "2001:2:0:100::1", Proto::Udp, SizeSpec::Fixed(128));
     let (sent, per_flow, r) = send_and_sink(&g, &a.a.name, &k, &b.b.name, s6, 2000);
     check_flows(sent, &per_flow, &r, TTL - 1);
 }

@@ -290,8 +290,8 @@ mod tests {
         for (src, dst, proto, min) in [
             ("198.18.0.2", "198.19.0.2", Proto::Udp, 60),
             ("198.18.0.2", "198.19.0.2", Proto::Tcp, 70),
-            ("2001:2::2", "2001:2:1::2", Proto::Udp, 78),
-            ("2001:2::2", "2001:2:1::2", Proto::Tcp, 90),
+            ("2001:2::2", "2001:2:0:100::2", Proto::Udp, 78),
+            ("2001:2::2", "2001:2:0:100::2", Proto::Tcp, 90),
         ] {
             let s = spec(src, dst, proto, SizeSpec::Fixed(64));
             assert_eq!(Template::build(&s, &s.flow(1), 1, 64, false).unwrap().bytes.len(), min);
@@ -318,7 +318,7 @@ mod tests {
         let mut f = t.bytes.clone();
         assert!(t.stamp_into(&mut f, 5, 6));
         assert_eq!(&f[40..42], &[0, 0]);
-        let s6 = spec("2001:2::2", "2001:2:1::2", Proto::Udp, SizeSpec::Fixed(128));
+        let s6 = spec("2001:2::2", "2001:2:0:100::2", Proto::Udp, SizeSpec::Fixed(128));
         t = Template::build(&s6, &s6.flow(0), 0, 128, true).unwrap();
         assert_eq!(t.fix, CheckFix::Udp, "IPv6 UDP always carries a checksum");
     }
