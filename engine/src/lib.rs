@@ -11,6 +11,7 @@
 //! - [`nat`]: NAT44 (NAPT): translation, mappings and sessions, worker handoff.
 //! - [`router`]: IPv4/IPv6 forwarding stages, ICMP errors, fragmentation, ARP/ND.
 //! - [`filter`]: the packet filter: rules, the tuple-space classifier, rejects.
+//! - [`tcp`]: the TCP endpoint's building blocks (in progress; see its module doc).
 //! - [`runtime`]: `pktengine run`: setup, the control thread, shutdown.
 //! - [`control`]: configuration, the ctl socket, metrics, capture files.
 #![forbid(unsafe_op_in_unsafe_fn)]
@@ -26,6 +27,7 @@ pub mod nat;
 pub mod router;
 pub mod runtime;
 pub mod steer;
+pub mod tcp;
 pub mod wire;
 pub mod xsk;
 
@@ -42,6 +44,6 @@ pktengine status
   NAT44 (NAPT, RFC 4787/5382/5508/7857)                                  implemented
   packet filter (stateless)                                              implemented
   traffic generator and system benchmark vs the kernel                   implemented
-  TCP endpoint                                                           not yet
+  TCP endpoint                                      building blocks only (not usable yet)
   L4 load balancer (round-robin, weighted, random, Maglev; fullnat/dnat) implemented
 ";
