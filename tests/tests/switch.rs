@@ -295,7 +295,9 @@ fn two_workers_share_one_mac_table() {
     let cap = capture(&t.hosts[H3], t.host_if(H3), h1, 1000, Duration::from_secs(4)).expect("capture");
     let listener = t.hosts[H2]
         .command("python3")
-        .args(["-c", "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('198.18.10.2',9999))\ns.settimeout(3)\nn=0\nprint('ready',flush=True)\ntry:\n    while True:\n        s.recvfrom(100)\n        n+=1\nexcept socket.timeout:\n    pass\nprint(n)"])
+        // SO_RCVBUFFORCE (33): a 4 MiB receive buffer, so a listener descheduled on a busy machine
+        // does not lose datagrams the engine delivered (300 small skbs outgrow the default 208 KiB).
+        .args(["-c", "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.setsockopt(socket.SOL_SOCKET,33,4<<20)\ns.bind(('198.18.10.2',9999))\ns.settimeout(3)\nn=0\nprint('ready',flush=True)\ntry:\n    while True:\n        s.recvfrom(100)\n        n+=1\nexcept socket.timeout:\n    pass\nprint(n)"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("listener");
@@ -306,7 +308,7 @@ fn two_workers_share_one_mac_table() {
     ok(&t.hosts[H1], "python3 -c \"import socket\nfor i in range(300):\n  s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n  s.sendto(b'x',('198.18.10.2',9999))\n  s.close()\"", &e);
     let out = listener.wait_with_output().unwrap();
     let got: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
-    assert_eq!(got, 300, "datagrams lost");
+    assert_eq!(got, 300, "datagrams lost; engine stats:\n{}", text(&e.ctl(&["stats"])));
     let flooded = cap.finish().unwrap().iter().filter(|f| pktengine_tests::frames::ipv4_flow(f).is_some_and(|x| x.3 == 9999)).count();
     assert_eq!(flooded, 0, "h3 saw {flooded} datagrams of the h1→h2 stream");
     let c = counters(&e);
