@@ -12,8 +12,8 @@ cargo build --workspace --all-targets
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 rc=0
-cargo test --workspace 2>&1 | tee "$log" || rc=$?
-rc=${PIPESTATUS[0]:-$rc}
+# pipefail: the pipeline fails when cargo test does (tee succeeds either way).
+cargo test --workspace --no-fail-fast 2>&1 | tee "$log" || rc=$?
 
 # Totals over every "test result:" line (unit, integration and doc tests).
 read -r passed failed ignored < <(awk '/^test result:/ {
@@ -43,4 +43,5 @@ fi
 
 echo
 echo "tests: ${passed} passed, ${failed} failed, ${ignored} skipped"
+if [ "$failed" != 0 ] && [ "$rc" = 0 ]; then rc=1; fi
 exit "$rc"
