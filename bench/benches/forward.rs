@@ -149,6 +149,7 @@ fn bench_forward(c: &mut Criterion) {
             events: sink,
             nat: None,
             lb: None,
+            tcp: None,
         };
         let restore = |umem: &mut Umem| {
             for (d, f) in descs.iter().zip(&frames) {

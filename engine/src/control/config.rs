@@ -216,6 +216,26 @@ struct RawConfig {
     nat: Option<Spanned<RawNat>>,
     #[serde(default, rename = "lb")]
     lbs: Vec<Spanned<RawLb>>,
+    #[serde(default, rename = "tcp")]
+    tcps: Vec<Spanned<RawTcp>>,
+}
+
+/// `[[tcp]]`: a built-in TCP application on a port of the engine's addresses.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTcp {
+    /// `echo`, `discard`, `http` or `bulk`.
+    app: Spanned<String>,
+    port: Spanned<u16>,
+    /// `http`: the body of every answer.
+    #[serde(default)]
+    body: Option<String>,
+    /// `bulk`: bytes sent on each connection.
+    #[serde(default)]
+    bytes: Option<u64>,
+    /// Nagle off.
+    #[serde(default)]
+    nodelay: bool,
 }
 
 /// `[[lb]]`: one virtual service of the load balancer.
@@ -545,6 +565,8 @@ pub struct Config {
     pub nat: Option<crate::nat::NatConfig>,
     /// Load-balancer services (`[[lb]]`).
     pub lb: Vec<crate::lb::ServiceConfig>,
+    /// TCP applications (`[[tcp]]`).
+    pub tcp: Vec<crate::tcp::endpoint::AppConfig>,
 }
 
 /// What validation may ask of the machine. Tests substitute their own.
@@ -660,8 +682,9 @@ impl Config {
         let filter = validate_filter(&mut ck, raw.filter, &ports, text);
         let nat = validate_nat(&mut ck, raw.nat, &ports);
         let lb = validate_lb(&mut ck, raw.lbs, &ports, nat.as_ref());
+        let tcp = validate_tcp(&mut ck, raw.tcps);
         if ck.errors.is_empty() {
-            Ok(Config { engine, ports, routing, filter, bridges, nat, lb })
+            Ok(Config { engine, ports, routing, filter, bridges, nat, lb, tcp })
         } else {
             Err(ConfigErrors(ck.errors))
         }
@@ -1000,6 +1023,31 @@ fn validate_nat(ck: &mut Checker<'_>, raw: Option<Spanned<RawNat>>, ports: &[Por
         }
     }
     Some(cfg)
+}
+
+/// Validates the `[[tcp]]` applications.
+fn validate_tcp(ck: &mut Checker<'_>, raw: Vec<Spanned<RawTcp>>) -> Vec<crate::tcp::endpoint::AppConfig> {
+    use crate::tcp::endpoint::{App, AppConfig};
+    let mut out: Vec<AppConfig> = Vec::new();
+    for r in raw {
+        let r = r.into_inner();
+        let port = *r.port.get_ref();
+        if port == 0 || out.iter().any(|a| a.port == port) {
+            ck.at(r.port.span(), format!("[[tcp]] port {port}: 0 or used twice"));
+        }
+        let app = match r.app.get_ref().as_str() {
+            "echo" => App::Echo,
+            "discard" => App::Discard,
+            "http" => App::Http { body: r.body.unwrap_or_else(|| "pktengine\n".into()).into_bytes() },
+            "bulk" => App::Bulk { bytes: r.bytes.unwrap_or(1 << 20) },
+            other => {
+                ck.at(r.app.span(), format!("app `{other}`: expected echo, discard, http or bulk"));
+                continue;
+            }
+        };
+        out.push(AppConfig { port, app, nodelay: r.nodelay });
+    }
+    out
 }
 
 /// Validates the `[[lb]]` services.

@@ -119,6 +119,8 @@ pub struct WorkerState {
     pub nat: Option<crate::nat::NatWorker>,
     /// The worker's load-balancer connections (None: no service configured).
     pub lb: Option<crate::lb::LbWorker>,
+    /// The worker's TCP endpoint (None: no `[[tcp]]` application configured).
+    pub tcp: Option<crate::tcp::endpoint::TcpWorker>,
 }
 
 /// Everything a stage needs for one burst.

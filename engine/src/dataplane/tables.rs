@@ -280,6 +280,8 @@ pub struct Tables {
     /// Inboxes for frames handed between workers (NAT and load balancer
     /// flows belong to one worker each).
     pub handoff: Option<Arc<super::handoff::Handoff>>,
+    /// The TCP endpoint's applications (empty: none).
+    pub tcp_apps: Vec<crate::tcp::endpoint::AppConfig>,
 }
 
 impl Tables {
@@ -297,6 +299,7 @@ impl Tables {
             nat: None,
             lb: None,
             handoff: None,
+            tcp_apps: Vec::new(),
         }
     }
 

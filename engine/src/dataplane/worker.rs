@@ -99,6 +99,9 @@ impl<P: Port> Worker<P> {
         }
         let nat = tables.nat.as_deref().map(|n| crate::nat::NatWorker::new(n, cfg.id));
         let lb = tables.lb.as_deref().map(|l| crate::lb::LbWorker::new(l, cfg.id));
+        // MSS from the smallest port MTU (IPv4 and TCP headers without options).
+        let mss = tables.ifs.ports.iter().map(|p| p.mtu).min().unwrap_or(1500).saturating_sub(40);
+        let tcp = (!tables.tcp_apps.is_empty()).then(|| crate::tcp::endpoint::TcpWorker::new(tables.tcp_apps.clone(), mss));
         Worker {
             cfg,
             umem,
@@ -116,6 +119,7 @@ impl<P: Port> Worker<P> {
                 events,
                 nat,
                 lb,
+                tcp,
             },
             descs: [Desc::default(); BURST],
             fds,
@@ -239,6 +243,9 @@ impl<P: Port> Worker<P> {
                 if let Some(w) = ctx.st.nat.as_mut() {
                     w.service(nat, self.cfg.id, now_ns / 1_000_000);
                 }
+            }
+            if ctx.st.tcp.is_some() {
+                crate::tcp::endpoint::service(&mut ctx);
             }
             if let Some(lb) = self.tables.lb.as_deref() {
                 if let Some(w) = ctx.st.lb.as_mut() {

@@ -72,6 +72,7 @@ pub fn input4(ctx: &mut Ctx, port: u16, d: Desc) {
                     }
                     ctx.consumed(port, d)
                 }
+                None if ctx.st.tcp.is_some() => crate::tcp::endpoint::input4(ctx, port, d),
                 None => ctx.drop(port, d, Drop::LocalPortUnreachable),
             }
         }

@@ -81,6 +81,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
         }
         tables = tables.with_nat(shared);
     }
+    tables.tcp_apps = cfg.tcp.clone();
     if !cfg.lb.is_empty() {
         tables = tables.with_lb(crate::lb::LbShared::new(&cfg.lb, cfg.engine.cores.len() as u16));
     }

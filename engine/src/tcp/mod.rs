@@ -1,11 +1,11 @@
 //! The engine's own TCP endpoint (issue 11, in progress): a lean RFC 9293
 //! TCP without SACK, run to completion on the worker that owns the
-//! connection. Built: the building blocks and the connection state machine
+//! connection. Built: the building blocks, the connection state machine
 //! ([`tcb`], pure logic, packetdrill-style tests and lossy-channel property
-//! tests). Not built yet: the per-worker connection table and listeners, the
-//! wiring into the pipeline (segments to and from frames), the application
-//! API over it and the built-in apps (echo, discard, HTTP/1.1 responder,
-//! bulk sender): the engine still drops TCP to its own addresses.
+//! tests) and its first use in the pipeline ([`endpoint`]: built-in apps on
+//! the engine's addresses, per-worker connections and timer wheel, RST for
+//! ports without an app). Not yet: the SYN backlog with cookies ([`cookie`]
+//! is unwired), active opens from apps, a user-facing application API.
 //!
 //! Modules, each self-contained with its tests:
 //! - [`seq`]: sequence-number arithmetic modulo 2^32 (RFC 9293 §3.4, RFC 1982).
@@ -16,11 +16,13 @@
 //! - [`cookie`]: SYN cookies for a full SYN backlog.
 //! - [`reasm`]: bounded out-of-order reassembly.
 //! - [`buffer`]: fixed-capacity send and receive byte queues.
+//! - [`endpoint`]: the endpoint in the pipeline: built-in apps, per-worker connections and timer wheel.
 //! - [`tcb`]: the connection state machine (RFC 9293 states, RFC 5961 checks, timers, app API).
 
 pub mod buffer;
 pub mod cc;
 pub mod cookie;
+pub mod endpoint;
 pub mod isn;
 pub mod reasm;
 pub mod rtt;

@@ -1,0 +1,369 @@
+//! The TCP endpoint in the pipeline: built-in applications listening on the
+//! engine's addresses (`[[tcp]]` in the configuration), one connection table
+//! and one timer wheel per worker.
+//!
+//! ```text
+//! local delivery, TCP ─► parse + checksum ─► connection (4-tuple) ─► Tcb::on_segment ─► app ─► Tcb::poll ─► frames ─► originate
+//!                        no connection: SYN to an app port ─► Tcb::accept     anything else ─► RST (RFC 9293 §3.10.7.1)
+//! every loop: timer wheel ─► due connections: Tcb::poll, app
+//! ```
+//!
+//! Ownership: a connection accepted from a SYN belongs to the worker that
+//! received it; the peer's later segments carry the same 5-tuple and so
+//! arrive on the same queue, which one worker serves (see ARCHITECTURE.md).
+//!
+//! Applications: `echo` (returns every byte), `discard` (reads and drops),
+//! `http` (HTTP/1.1: a static body for every request, keep-alive), `bulk`
+//! (sends N bytes on connect, then closes). A connection's rings are
+//! allocated when it is accepted (connection setup, not per packet).
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+use super::isn::IsnGenerator;
+use super::seq::Seq;
+use super::tcb::{self, Segment, Tcb};
+use super::timer::{Handle, TimerWheel};
+use crate::dataplane::counters::Drop;
+use crate::dataplane::pipeline::{Ctx, ETHERTYPE_IPV4, ETH_HDR};
+use crate::wire::tcp::{TcpFlags, TcpPacket, TcpRepr};
+use crate::xsk::Desc;
+
+/// A built-in application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum App {
+    Echo,
+    Discard,
+    /// Answers every request with this body.
+    Http { body: Vec<u8> },
+    /// Sends this many bytes on connect, then closes.
+    Bulk { bytes: u64 },
+}
+
+/// One `[[tcp]]` section: an application on a port of every engine address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppConfig {
+    pub port: u16,
+    pub app: App,
+    pub nodelay: bool,
+}
+
+/// Connections a worker holds at most.
+pub const MAX_CONNS: usize = 4096;
+
+#[derive(Debug)]
+struct Conn {
+    tcb: Tcb,
+    app: usize,
+    /// HTTP: how far into "\r\n\r\n" the request scan is; requests not yet answered.
+    http_match: u8,
+    http_pending: u32,
+    /// Bulk: bytes still to send.
+    bulk_left: u64,
+    timer: Option<Handle>,
+    /// The port the connection's SYN came in on (its replies are routed anyway).
+    port: u16,
+}
+
+/// One worker's TCP endpoint.
+#[derive(Debug)]
+pub struct TcpWorker {
+    apps: Vec<AppConfig>,
+    conns: Vec<Option<Conn>>,
+    free: Vec<u32>,
+    by_tuple: HashMap<(u32, u16, u32, u16), u32>,
+    wheel: TimerWheel,
+    isn: IsnGenerator,
+    cfg: tcb::Config,
+    scratch: Box<[u8; 65536]>,
+}
+
+type Key = (u32, u16, u32, u16);
+
+impl TcpWorker {
+    pub fn new(apps: Vec<AppConfig>, mss: u16) -> TcpWorker {
+        TcpWorker {
+            apps,
+            conns: Vec::new(),
+            free: Vec::new(),
+            by_tuple: HashMap::new(),
+            wheel: TimerWheel::new(4096, 1, MAX_CONNS),
+            isn: IsnGenerator::new(),
+            cfg: tcb::Config { mss, ..tcb::Config::default() },
+            scratch: Box::new([0; 65536]),
+        }
+    }
+
+    /// Live connections.
+    pub fn len(&self) -> usize {
+        self.by_tuple.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_tuple.is_empty()
+    }
+
+    fn app_for(&self, port: u16) -> Option<usize> {
+        self.apps.iter().position(|a| a.port == port)
+    }
+}
+
+/// Whether a local TCP port has an application.
+pub fn serves(ctx: &Ctx, port: u16) -> bool {
+    ctx.st.tcp.as_ref().is_some_and(|t| t.app_for(port).is_some())
+}
+
+/// Local delivery of a TCP segment (IPv4 at ETH_HDR, header checked by
+/// ip4-input). Consumes `d`.
+pub fn input4(ctx: &mut Ctx, port: u16, d: Desc) {
+    let Some(mut tw) = ctx.st.tcp.take() else { return ctx.drop(port, d, Drop::LocalPortUnreachable) };
+    handle(ctx, &mut tw, port, d);
+    ctx.st.tcp = Some(tw);
+}
+
+fn handle(ctx: &mut Ctx, tw: &mut TcpWorker, port: u16, d: Desc) {
+    let now = ctx.now_ms();
+    let f = ctx.umem.data(&d);
+    let Some(ip) = f.get(ETH_HDR..) else { return ctx.drop(port, d, Drop::LocalMalformed) };
+    let hl = usize::from(ip[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]])).min(ip.len());
+    let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+    let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+    let Some(seg_bytes) = ip.get(hl..total) else { return ctx.drop(port, d, Drop::LocalMalformed) };
+    let Ok(pkt) = TcpPacket::new_checked(seg_bytes) else { return ctx.drop(port, d, Drop::LocalMalformed) };
+    let Ok(repr) = TcpRepr::parse(&pkt, src, dst) else { return ctx.drop(port, d, Drop::LocalMalformed) };
+    let key: Key = (u32::from(src), repr.src_port, u32::from(dst), repr.dst_port);
+    let seg = Segment::from_repr(&repr);
+    let idx = match tw.by_tuple.get(&key) {
+        Some(&i) => Some(i),
+        None => {
+            let syn_only = seg.flags.contains(TcpFlags::SYN) && !seg.flags.intersects(TcpFlags::ACK.union(TcpFlags::RST));
+            match tw.app_for(repr.dst_port) {
+                Some(app) if syn_only && tw.by_tuple.len() < MAX_CONNS => {
+                    let local = SocketAddr::V4(SocketAddrV4::new(dst, repr.dst_port));
+                    let remote = SocketAddr::V4(SocketAddrV4::new(src, repr.src_port));
+                    let iss = tw.isn.isn(SocketAddrV4::new(dst, repr.dst_port), SocketAddrV4::new(src, repr.src_port), now * 1000);
+                    let mut cfg = tw.cfg;
+                    cfg.nodelay = tw.apps[app].nodelay;
+                    match Tcb::accept(&seg, local, remote, Seq(iss), cfg, now) {
+                        Some(tcb) => {
+                            let bulk_left = match tw.apps[app].app {
+                                App::Bulk { bytes } => bytes,
+                                _ => 0,
+                            };
+                            let c = Conn { tcb, app, http_match: 0, http_pending: 0, bulk_left, timer: None, port };
+                            let i = match tw.free.pop() {
+                                Some(i) => {
+                                    tw.conns[i as usize] = Some(c);
+                                    i
+                                }
+                                None => {
+                                    tw.conns.push(Some(c));
+                                    (tw.conns.len() - 1) as u32
+                                }
+                            };
+                            tw.by_tuple.insert(key, i);
+                            // The SYN itself is consumed by accept.
+                            run(ctx, tw, i, now);
+                            ctx.consumed(port, d);
+                            return;
+                        }
+                        None => None,
+                    }
+                }
+                _ => None,
+            }
+        }
+    };
+    match idx {
+        Some(i) => {
+            if let Some(c) = tw.conns.get_mut(i as usize).and_then(Option::as_mut) {
+                c.tcb.on_segment(now, &seg);
+            }
+            run(ctx, tw, i, now);
+            ctx.consumed(port, d);
+        }
+        None => {
+            // No connection, no listener (or no room): RST, unless it is one (RFC 9293 §3.10.7.1).
+            if !seg.flags.contains(TcpFlags::RST) {
+                ctx.tcp_reset(port, &d);
+            }
+            ctx.drop(port, d, Drop::LocalPortUnreachable);
+        }
+    }
+}
+
+/// Every loop: connections whose timers are due.
+pub fn service(ctx: &mut Ctx) {
+    let Some(mut tw) = ctx.st.tcp.take() else { return };
+    let now = ctx.now_ms();
+    let mut budget = 256;
+    while budget > 0 {
+        let Some(token) = tw.wheel.poll(now) else { break };
+        budget -= 1;
+        let i = token as u32;
+        if let Some(c) = tw.conns.get_mut(i as usize).and_then(Option::as_mut) {
+            c.timer = None;
+        }
+        run(ctx, &mut tw, i, now);
+    }
+    ctx.st.tcp = Some(tw);
+}
+
+/// The application's turn, then the connection's output, then its timer.
+fn run(ctx: &mut Ctx, tw: &mut TcpWorker, i: u32, now: u64) {
+    let TcpWorker { conns, apps, scratch, wheel, by_tuple, free, cfg, .. } = tw;
+    let Some(c) = conns.get_mut(i as usize).and_then(Option::as_mut) else { return };
+    app_step(c, &apps[c.app], scratch.as_mut_slice(), cfg.send_buffer);
+    let (local, remote) = (c.tcb.local(), c.tcb.remote());
+    let (SocketAddr::V4(l), SocketAddr::V4(r)) = (local, remote) else { return };
+    let port = c.port;
+    c.tcb.poll(now, &mut |s: &Segment<'_>| emit(ctx, port, l, r, s));
+    if c.tcb.is_closed() {
+        if let Some(h) = c.timer.take() {
+            wheel.cancel(h);
+        }
+        by_tuple.remove(&(u32::from(*r.ip()), r.port(), u32::from(*l.ip()), l.port()));
+        conns[i as usize] = None;
+        free.push(i);
+        return;
+    }
+    match c.tcb.next_deadline() {
+        Some(dl) => {
+            let delay = dl.saturating_sub(now);
+            let ok = match c.timer {
+                Some(h) => wheel.reschedule(h, now, delay),
+                None => false,
+            };
+            if !ok {
+                c.timer = wheel.schedule(now, delay, u64::from(i));
+            }
+        }
+        None => {
+            if let Some(h) = c.timer.take() {
+                wheel.cancel(h);
+            }
+        }
+    }
+}
+
+fn app_step(c: &mut Conn, app: &AppConfig, scratch: &mut [u8], send_buffer: usize) {
+    let t = &mut c.tcb;
+    match &app.app {
+        App::Echo => loop {
+            let room = send_buffer.saturating_sub(t.send_queue()).min(scratch.len());
+            if room == 0 {
+                break;
+            }
+            let n = t.recv(&mut scratch[..room]);
+            if n == 0 {
+                break;
+            }
+            t.send(&scratch[..n]);
+        },
+        App::Discard => while t.recv(scratch) > 0 {},
+        App::Http { body } => {
+            loop {
+                let n = t.recv(scratch);
+                if n == 0 {
+                    break;
+                }
+                for &b in &scratch[..n] {
+                    c.http_match = match (c.http_match, b) {
+                        (0 | 2, b'\r') => c.http_match + 1,
+                        (1, b'\n') => 2,
+                        (3, b'\n') => {
+                            c.http_pending += 1;
+                            0
+                        }
+                        (_, b'\r') => 1,
+                        _ => 0,
+                    };
+                }
+            }
+            while c.http_pending > 0 {
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n", body.len());
+                if send_buffer.saturating_sub(t.send_queue()) < head.len() + body.len() {
+                    break;
+                }
+                t.send(head.as_bytes());
+                t.send(body);
+                c.http_pending -= 1;
+            }
+        }
+        App::Bulk { bytes } => {
+            while c.bulk_left > 0 {
+                let n = (c.bulk_left.min(scratch.len() as u64)) as usize;
+                // Byte i of the stream is i % 251: a receiver can check every byte.
+                let at = bytes - c.bulk_left;
+                for (k, b) in scratch[..n].iter_mut().enumerate() {
+                    *b = ((at + k as u64) % 251) as u8;
+                }
+                let m = t.send(&scratch[..n]);
+                c.bulk_left -= m as u64;
+                if m < n {
+                    break;
+                }
+            }
+            while t.recv(scratch) > 0 {}
+            if c.bulk_left == 0 {
+                t.shutdown_write();
+            }
+        }
+    }
+    // The peer finished sending and everything it sent was answered: close our side too.
+    if t.at_eof() && !matches!(app.app, App::Bulk { .. }) && c.http_pending == 0 {
+        t.shutdown_write();
+    }
+}
+
+/// Writes one segment as an Ethernet/IPv4 frame and routes it.
+fn emit(ctx: &mut Ctx, in_port: u16, local: SocketAddrV4, remote: SocketAddrV4, s: &Segment<'_>) {
+    let mut payload = [0u8; 9216];
+    let n = s.payload_len().min(payload.len());
+    let a = s.payload.len().min(n);
+    payload[..a].copy_from_slice(&s.payload[..a]);
+    payload[a..n].copy_from_slice(&s.payload_tail[..n - a]);
+    let repr = TcpRepr {
+        src_port: local.port(),
+        dst_port: remote.port(),
+        seq_number: s.seq.0,
+        ack_number: s.flags.contains(TcpFlags::ACK).then_some(s.ack.0),
+        flags: s.flags,
+        window_len: s.window,
+        urgent_at: 0,
+        max_seg_size: s.mss,
+        window_scale: s.window_scale,
+        sack_permitted: false,
+        sack_ranges: Default::default(),
+        timestamp: None,
+        payload: &payload[..n],
+    };
+    let Some(mut f) = ctx.umem.alloc() else {
+        ctx.st.counters.drop(Drop::NoFrame);
+        return;
+    };
+    let tl = repr.buffer_len();
+    let total = 20 + tl;
+    let buf = ctx.umem.buf_mut(&f);
+    let ok = match buf.get_mut(..ETH_HDR + total) {
+        Some(b) => {
+            b[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+            let ip = &mut b[ETH_HDR..];
+            ip[..12].copy_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, 6, 0, 0]);
+            ip[12..16].copy_from_slice(&local.ip().octets());
+            ip[16..20].copy_from_slice(&remote.ip().octets());
+            let c = crate::wire::checksum::checksum(&ip[..20]);
+            ip[10..12].copy_from_slice(&c.to_be_bytes());
+            let mut pkt = TcpPacket::new_unchecked(&mut ip[20..total]);
+            repr.emit(&mut pkt, *local.ip(), *remote.ip()).is_ok()
+        }
+        None => false,
+    };
+    if !ok {
+        ctx.umem.free(f);
+        return;
+    }
+    f.len = (ETH_HDR + total) as u32;
+    ctx.originate4(in_port, *remote.ip(), f);
+}

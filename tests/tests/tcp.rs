@@ -1,0 +1,108 @@
+//! The engine's own TCP endpoint against the Linux kernel's TCP (issue 11,
+//! first applications): a host in a namespace talks to the built-in apps on
+//! the engine's address (`[[tcp]]`): echo of 1 MiB verified byte for byte,
+//! HTTP/1.1 with keep-alive through curl, a bulk download, discard, and a
+//! RST for a port without an application. Addresses from 198.18.0.0/15 only.
+use std::process::Stdio;
+
+use pktengine_tests::engine::{example, text, Engine, RouterTopo};
+
+const APPS: &str = r#"
+[[tcp]]
+app = "echo"
+port = 7
+
+[[tcp]]
+app = "discard"
+port = 9
+
+[[tcp]]
+app = "http"
+port = 80
+body = "hello from pktengine\n"
+
+[[tcp]]
+app = "bulk"
+port = 5001
+bytes = 3000000
+"#;
+
+fn start(t: &RouterTopo, tag: &str) -> Engine {
+    let dir = Engine::dir(tag);
+    let cfg = t.config(&example("router.toml"), &dir.join("ctl.sock")) + APPS;
+    Engine::start(&t.dut, &dir, &cfg, &[]).expect("engine start")
+}
+
+fn py(t: &RouterTopo, e: &Engine, code: &str) -> String {
+    let o = t.h1.command("timeout").args(["30", "python3", "-c", code]).stdin(Stdio::null()).output().expect("python3");
+    assert!(o.status.success(), "client failed:\n{}\nengine log:\n{}\nstats:\n{}", text(&o), e.log(), text(&e.ctl(&["stats"])));
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+#[test]
+fn echo_returns_a_mebibyte_byte_for_byte() {
+    let t = RouterTopo::new("tce").unwrap();
+    let e = start(&t, "tce");
+    let out = py(&t, &e, r#"
+import os, socket, hashlib, threading
+data = os.urandom(1 << 20)
+s = socket.create_connection(("198.18.1.1", 7), timeout=10)
+got = bytearray()
+def reader():
+    while len(got) < len(data):
+        b = s.recv(65536)
+        if not b: break
+        got.extend(b)
+r = threading.Thread(target=reader); r.start()
+s.sendall(data)
+r.join(20)
+s.shutdown(socket.SHUT_WR)
+rest = s.recv(10)
+print(len(got), hashlib.sha256(bytes(got)).hexdigest() == hashlib.sha256(data).hexdigest(), repr(rest))
+"#);
+    assert_eq!(out.trim(), "1048576 True b''", "echo of 1 MiB (then a clean close):\n{out}\n{}", e.log());
+}
+
+#[test]
+fn http_keep_alive_bulk_discard_and_reset() {
+    let t = RouterTopo::new("tch").unwrap();
+    let e = start(&t, "tch");
+    // Two requests on one connection (curl reuses it), each answered with the body.
+    let o = t.h1.command("curl").args(["-sv", "-m", "10", "http://198.18.1.1/a", "http://198.18.1.1/b"]).output().expect("curl");
+    let body = String::from_utf8_lossy(&o.stdout);
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "curl: {log}\n{}", e.log());
+    assert_eq!(body, "hello from pktengine\nhello from pktengine\n", "{log}");
+    assert!(log.contains("Re-using existing") || log.contains("Reusing existing"), "keep-alive: the second request must reuse the connection:\n{log}");
+    // Bulk: exactly the configured bytes, the engine's pattern, then EOF.
+    let out = py(&t, &e, r#"
+import socket
+s = socket.create_connection(("198.18.1.1", 5001), timeout=10)
+got = bytearray()
+while True:
+    b = s.recv(65536)
+    if not b: break
+    got.extend(b)
+ok = all(got[i] == i % 251 for i in range(len(got)))
+print(len(got), ok)
+"#);
+    assert_eq!(out.trim(), "3000000 True", "bulk download:\n{out}");
+    // Discard takes what it is sent and closes when the client does.
+    let out = py(&t, &e, r#"
+import socket
+s = socket.create_connection(("198.18.1.1", 9), timeout=10)
+s.sendall(b"x" * 200000)
+s.shutdown(socket.SHUT_WR)
+print(repr(s.recv(10)))
+"#);
+    assert_eq!(out.trim(), "b''", "discard closes after the client");
+    // A port without an application answers the SYN with a RST.
+    let out = py(&t, &e, r#"
+import socket
+try:
+    socket.create_connection(("198.18.1.1", 8), timeout=5); print("connected")
+except ConnectionRefusedError:
+    print("refused")
+"#);
+    assert_eq!(out.trim(), "refused");
+}
