@@ -7,7 +7,8 @@
 #         2001:2:0:1::2/64                                         2001:2:0:2::2/64
 #                                                   (python http.server on host2)
 #
-# The engine runs examples/router.toml unchanged except for its ctl socket path, then
+# The engine runs examples/router.toml (its ctl socket path changed, an HTTP app of the
+# engine's own TCP added), then
 # examples/nat.toml on the same topology (host1 inside, host2 outside).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,6 +71,8 @@ ip -n "$H2" -6 route add default via 2001:2:0:2::1
 
 step "pktengine run --config examples/router.toml (in $DUT)"
 sed "s|^ctl_socket = .*|ctl_socket = \"$work/ctl.sock\"|" examples/router.toml > "$work/router.toml"
+# The engine's own TCP: an HTTP/1.1 app on its addresses.
+printf '\n[[tcp]]\napp = "http"\nport = 80\nbody = "hello from the engine'"'"'s own TCP\\n"\n' >> "$work/router.toml"
 # `ip netns exec` execs the engine: $! is the engine's pid.
 ip netns exec "$DUT" "$bin" run --config "$work/router.toml" >"$work/engine.log" 2>&1 &
 engine_pid=$!
@@ -96,6 +99,9 @@ in_ns "$H1" curl -sS -m 30 -o "$work/got.bin" \
 if cmp -s "$work/www/file.bin" "$work/got.bin"; then echo "  content identical (IPv4)"; else echo "  CONTENT DIFFERS"; exit 1; fi
 in_ns "$H1" curl -sS -m 30 -o "$work/got6.bin" http://[2001:2:0:2::2]:8080/file.bin
 if cmp -s "$work/www/file.bin" "$work/got6.bin"; then echo "  content identical (IPv6)"; else echo "  CONTENT DIFFERS"; exit 1; fi
+
+step "curl the engine's own TCP: its built-in HTTP app on 198.18.1.1:80 (two requests, one connection)"
+in_ns "$H1" curl -sS -m 5 http://198.18.1.1/ http://198.18.1.1/again
 
 step "pktengine ctl arp show"
 ctl arp show
