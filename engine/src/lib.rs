@@ -44,6 +44,6 @@ pktengine status
   NAT44 (NAPT, RFC 4787/5382/5508/7857)                                  implemented
   packet filter (stateless)                                              implemented
   traffic generator and system benchmark vs the kernel                   implemented
-  TCP endpoint (echo, discard, HTTP, bulk apps)     in progress (no SYN cookies yet)
+  TCP endpoint (echo, discard, HTTP, bulk apps)     in progress (apps, SYN cookies)
   L4 load balancer (round-robin, weighted, random, Maglev; fullnat/dnat) implemented
 ";

@@ -106,3 +106,48 @@ except ConnectionRefusedError:
 "#);
     assert_eq!(out.trim(), "refused");
 }
+
+/// A SYN flood from spoofed sources fills the backlog; a real client still
+/// connects (SYN cookies) and its data is echoed.
+#[test]
+fn syn_flood_then_a_real_client_connects_by_cookie() {
+    let t = RouterTopo::new("tcf").unwrap();
+    let e = start(&t, "tcf");
+    let out = py(&t, &e, r#"
+import socket, struct, random
+def csum(b):
+    if len(b) % 2: b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+dst = socket.inet_aton("198.18.1.1")
+rnd = random.Random(7)
+for i in range(2000):
+    src = socket.inet_aton("198.18.1.%d" % rnd.randint(100, 250))
+    sport = rnd.randint(1024, 65535)
+    tcp = struct.pack("!HHIIBBHHH", sport, 7, rnd.getrandbits(32), 0, 5 << 4, 0x02, 64240, 0, 0)
+    ph = src + dst + struct.pack("!BBH", 0, 6, len(tcp))
+    tcp = tcp[:16] + struct.pack("!H", csum(ph + tcp)) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), i, 0, 64, 6, 0, src, dst)
+    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    r.sendto(ip + tcp, ("198.18.1.1", 0))
+s = socket.create_connection(("198.18.1.1", 7), timeout=10)
+s.sendall(b"still here " * 1000)
+got = b""
+while len(got) < 11000:
+    b = s.recv(65536)
+    if not b: break
+    got += b
+print(len(got), got == b"still here " * 1000)
+"#);
+    assert_eq!(out.trim(), "11000 True", "the real client during the flood:\n{out}\n{}", e.log());
+    let stats = e.ctl_ok(&["stats"]);
+    let cookies: u64 = stats
+        .lines()
+        .find(|l| l.trim_start().starts_with("tcp-syn-cookie"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(cookies > 1000, "the flood beyond the backlog was answered with cookies: {cookies}\n{stats}");
+}

@@ -198,10 +198,12 @@ pub enum Stage {
     LbIn,
     /// Backend replies sent back from the VIP.
     LbOut,
+    /// SYNs answered with a SYN cookie (the backlog was full).
+    TcpSynCookie,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 20] = [
+    pub const ALL: [Stage; 21] = [
         Stage::Classify,
         Stage::Arp,
         Stage::Ip4Input,
@@ -222,6 +224,7 @@ impl Stage {
         Stage::Handoff,
         Stage::LbIn,
         Stage::LbOut,
+        Stage::TcpSynCookie,
     ];
 
     pub fn name(self) -> &'static str {
@@ -246,6 +249,7 @@ impl Stage {
             Stage::Handoff => "handoff",
             Stage::LbIn => "lb-in",
             Stage::LbOut => "lb-out",
+            Stage::TcpSynCookie => "tcp-syn-cookie",
         }
     }
 }

@@ -20,11 +20,12 @@
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
+use super::cookie::SynCookies;
 use super::isn::IsnGenerator;
 use super::seq::Seq;
 use super::tcb::{self, Segment, Tcb};
 use super::timer::{Handle, TimerWheel};
-use crate::dataplane::counters::Drop;
+use crate::dataplane::counters::{Drop, Stage};
 use crate::dataplane::pipeline::{Ctx, ETHERTYPE_IPV4, ETH_HDR};
 use crate::wire::tcp::{TcpFlags, TcpPacket, TcpRepr};
 use crate::xsk::Desc;
@@ -48,8 +49,11 @@ pub struct AppConfig {
     pub nodelay: bool,
 }
 
-/// Connections a worker holds at most.
-pub const MAX_CONNS: usize = 4096;
+/// Connections a worker holds at most (each with two 64 KiB rings: 128 MiB at most).
+pub const MAX_CONNS: usize = 1024;
+/// Half-open (SYN-RECEIVED) connections at most; beyond, SYNs are answered
+/// with SYN cookies and no state (RFC 4987 §3.6).
+pub const BACKLOG: usize = 128;
 
 #[derive(Debug)]
 struct Conn {
@@ -60,6 +64,8 @@ struct Conn {
     http_pending: u32,
     /// Bulk: bytes still to send.
     bulk_left: u64,
+    /// Counted in the worker's half-open total (SYN-RECEIVED).
+    half_open: bool,
     timer: Option<Handle>,
     /// The port the connection's SYN came in on (its replies are routed anyway).
     port: u16,
@@ -74,6 +80,8 @@ pub struct TcpWorker {
     by_tuple: HashMap<(u32, u16, u32, u16), u32>,
     wheel: TimerWheel,
     isn: IsnGenerator,
+    cookies: SynCookies,
+    half_open: usize,
     cfg: tcb::Config,
     scratch: Box<[u8; 65536]>,
 }
@@ -89,6 +97,8 @@ impl TcpWorker {
             by_tuple: HashMap::new(),
             wheel: TimerWheel::new(4096, 1, MAX_CONNS),
             isn: IsnGenerator::new(),
+            cookies: SynCookies::new(),
+            half_open: 0,
             cfg: tcb::Config { mss, ..tcb::Config::default() },
             scratch: Box::new([0; 65536]),
         }
@@ -138,8 +148,70 @@ fn handle(ctx: &mut Ctx, tw: &mut TcpWorker, port: u16, d: Desc) {
         Some(&i) => Some(i),
         None => {
             let syn_only = seg.flags.contains(TcpFlags::SYN) && !seg.flags.intersects(TcpFlags::ACK.union(TcpFlags::RST));
+            let ack_only = seg.flags.contains(TcpFlags::ACK) && !seg.flags.intersects(TcpFlags::SYN.union(TcpFlags::RST));
+            let (l4, r4) = (SocketAddrV4::new(dst, repr.dst_port), SocketAddrV4::new(src, repr.src_port));
+            let full = tw.half_open >= BACKLOG || tw.by_tuple.len() >= MAX_CONNS;
             match tw.app_for(repr.dst_port) {
-                Some(app) if syn_only && tw.by_tuple.len() < MAX_CONNS => {
+                Some(_) if syn_only && full => {
+                    // SYN flood (or a full table): a SYN cookie, no state.
+                    let mss = seg.mss.unwrap_or(536);
+                    let cookie = tw.cookies.make(l4, r4, seg.seq.0, mss, now / 1000);
+                    let synack = Segment {
+                        seq: Seq(cookie),
+                        ack: seg.seq + 1,
+                        flags: TcpFlags::SYN.union(TcpFlags::ACK),
+                        window: u16::try_from(tw.cfg.recv_buffer).unwrap_or(u16::MAX),
+                        mss: Some(tw.cfg.mss),
+                        window_scale: None,
+                        sack_permitted: false,
+                        payload: &[],
+                        payload_tail: &[],
+                    };
+                    emit(ctx, port, l4, r4, &synack);
+                    ctx.st.counters.stage(Stage::TcpSynCookie, 1);
+                    ctx.consumed(port, d);
+                    return;
+                }
+                Some(app) if ack_only && tw.by_tuple.len() < MAX_CONNS => {
+                    // The ACK of a cookie SYN-ACK: the connection is made now.
+                    let client_isn = seg.seq.0.wrapping_sub(1);
+                    let cookie = seg.ack.0.wrapping_sub(1);
+                    match tw.cookies.check(l4, r4, client_isn, cookie, now / 1000) {
+                        Some(mss) => {
+                            let syn = Segment {
+                                seq: Seq(client_isn),
+                                ack: Seq(0),
+                                flags: TcpFlags::SYN,
+                                window: seg.window,
+                                mss: Some(mss),
+                                window_scale: None,
+                                sack_permitted: false,
+                                payload: &[],
+                                payload_tail: &[],
+                            };
+                            let mut cfg = tw.cfg;
+                            cfg.nodelay = tw.apps[app].nodelay;
+                            cfg.window_scale = false;
+                            let local = SocketAddr::V4(l4);
+                            let remote = SocketAddr::V4(r4);
+                            match Tcb::accept(&syn, local, remote, Seq(cookie), cfg, now) {
+                                Some(mut tcb) => {
+                                    // The SYN-ACK went out already (the cookie): let the
+                                    // connection "send" it too, unseen, then take the ACK.
+                                    tcb.poll(now, &mut |_| {});
+                                    tcb.on_segment(now, &seg);
+                                    let i = insert(tw, key, tcb, app, port, false);
+                                    run(ctx, tw, i, now);
+                                    ctx.consumed(port, d);
+                                    return;
+                                }
+                                None => None,
+                            }
+                        }
+                        None => None,
+                    }
+                }
+                Some(app) if syn_only => {
                     let local = SocketAddr::V4(SocketAddrV4::new(dst, repr.dst_port));
                     let remote = SocketAddr::V4(SocketAddrV4::new(src, repr.src_port));
                     let iss = tw.isn.isn(SocketAddrV4::new(dst, repr.dst_port), SocketAddrV4::new(src, repr.src_port), now * 1000);
@@ -147,22 +219,7 @@ fn handle(ctx: &mut Ctx, tw: &mut TcpWorker, port: u16, d: Desc) {
                     cfg.nodelay = tw.apps[app].nodelay;
                     match Tcb::accept(&seg, local, remote, Seq(iss), cfg, now) {
                         Some(tcb) => {
-                            let bulk_left = match tw.apps[app].app {
-                                App::Bulk { bytes } => bytes,
-                                _ => 0,
-                            };
-                            let c = Conn { tcb, app, http_match: 0, http_pending: 0, bulk_left, timer: None, port };
-                            let i = match tw.free.pop() {
-                                Some(i) => {
-                                    tw.conns[i as usize] = Some(c);
-                                    i
-                                }
-                                None => {
-                                    tw.conns.push(Some(c));
-                                    (tw.conns.len() - 1) as u32
-                                }
-                            };
-                            tw.by_tuple.insert(key, i);
+                            let i = insert(tw, key, tcb, app, port, true);
                             // The SYN itself is consumed by accept.
                             run(ctx, tw, i, now);
                             ctx.consumed(port, d);
@@ -193,6 +250,30 @@ fn handle(ctx: &mut Ctx, tw: &mut TcpWorker, port: u16, d: Desc) {
     }
 }
 
+/// Adds a connection to the worker's table; returns its index.
+fn insert(tw: &mut TcpWorker, key: Key, tcb: Tcb, app: usize, port: u16, half_open: bool) -> u32 {
+    let bulk_left = match tw.apps[app].app {
+        App::Bulk { bytes } => bytes,
+        _ => 0,
+    };
+    if half_open {
+        tw.half_open += 1;
+    }
+    let c = Conn { tcb, app, http_match: 0, http_pending: 0, bulk_left, half_open, timer: None, port };
+    let i = match tw.free.pop() {
+        Some(i) => {
+            tw.conns[i as usize] = Some(c);
+            i
+        }
+        None => {
+            tw.conns.push(Some(c));
+            (tw.conns.len() - 1) as u32
+        }
+    };
+    tw.by_tuple.insert(key, i);
+    i
+}
+
 /// Every loop: connections whose timers are due.
 pub fn service(ctx: &mut Ctx) {
     let Some(mut tw) = ctx.st.tcp.take() else { return };
@@ -212,8 +293,12 @@ pub fn service(ctx: &mut Ctx) {
 
 /// The application's turn, then the connection's output, then its timer.
 fn run(ctx: &mut Ctx, tw: &mut TcpWorker, i: u32, now: u64) {
-    let TcpWorker { conns, apps, scratch, wheel, by_tuple, free, cfg, .. } = tw;
+    let TcpWorker { conns, apps, scratch, wheel, by_tuple, free, cfg, half_open, .. } = tw;
     let Some(c) = conns.get_mut(i as usize).and_then(Option::as_mut) else { return };
+    if c.half_open && c.tcb.state() != tcb::State::SynReceived {
+        c.half_open = false;
+        *half_open -= 1;
+    }
     app_step(c, &apps[c.app], scratch.as_mut_slice(), cfg.send_buffer);
     let (local, remote) = (c.tcb.local(), c.tcb.remote());
     let (SocketAddr::V4(l), SocketAddr::V4(r)) = (local, remote) else { return };
@@ -224,6 +309,9 @@ fn run(ctx: &mut Ctx, tw: &mut TcpWorker, i: u32, now: u64) {
             wheel.cancel(h);
         }
         by_tuple.remove(&(u32::from(*r.ip()), r.port(), u32::from(*l.ip()), l.port()));
+        if c.half_open {
+            *half_open -= 1;
+        }
         conns[i as usize] = None;
         free.push(i);
         return;

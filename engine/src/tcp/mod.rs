@@ -4,8 +4,8 @@
 //! ([`tcb`], pure logic, packetdrill-style tests and lossy-channel property
 //! tests) and its first use in the pipeline ([`endpoint`]: built-in apps on
 //! the engine's addresses, per-worker connections and timer wheel, RST for
-//! ports without an app). Not yet: the SYN backlog with cookies ([`cookie`]
-//! is unwired), active opens from apps, a user-facing application API.
+//! ports without an app, SYN cookies beyond a backlog). Not yet: active
+//! opens from apps, a user-facing application API.
 //!
 //! Modules, each self-contained with its tests:
 //! - [`seq`]: sequence-number arithmetic modulo 2^32 (RFC 9293 §3.4, RFC 1982).
