@@ -152,6 +152,15 @@ impl Engine {
     }
 
     /// `ctl` that must succeed; returns stdout.
+    /// Packets dropped for `reason` (`nat-no-mapping`, ...) in `ctl stats`, summed over stages.
+    pub fn drop_count(&self, reason: &str) -> u64 {
+        self.ctl_ok(&["stats"])
+            .lines()
+            .filter(|l| l.split_whitespace().any(|w| w == reason))
+            .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+            .sum()
+    }
+
     pub fn ctl_ok(&self, args: &[&str]) -> String {
         let o = self.ctl(args);
         assert!(

@@ -247,11 +247,7 @@ fn ok(ns: &Netns, cmd: &str, e: &Engine) -> String {
 
 /// Packets of drop reason `reason` in `ctl stats` (summed over stages).
 fn drops(e: &Engine, reason: &str) -> u64 {
-    e.ctl_ok(&["stats"])
-        .lines()
-        .filter(|l| l.split_whitespace().any(|w| w == reason))
-        .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
-        .sum()
+    e.drop_count(reason)
 }
 
 /// The client reaches every backend through the engine's router (this also resolves every

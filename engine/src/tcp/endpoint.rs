@@ -84,6 +84,8 @@ pub struct TcpWorker {
     half_open: usize,
     cfg: tcb::Config,
     scratch: Box<[u8; 65536]>,
+    /// A segment's text made contiguous for the TCP emit (the send ring gives two slices).
+    out: Box<[u8; 9216]>,
 }
 
 type Key = (u32, u16, u32, u16);
@@ -101,6 +103,7 @@ impl TcpWorker {
             half_open: 0,
             cfg: tcb::Config { mss, ..tcb::Config::default() },
             scratch: Box::new([0; 65536]),
+            out: Box::new([0; 9216]),
         }
     }
 
@@ -167,7 +170,7 @@ fn handle(ctx: &mut Ctx, tw: &mut TcpWorker, port: u16, d: Desc) {
                         payload: &[],
                         payload_tail: &[],
                     };
-                    emit(ctx, port, l4, r4, &synack);
+                    emit(ctx, tw.out.as_mut_slice(), port, l4, r4, &synack);
                     ctx.st.counters.stage(Stage::TcpSynCookie, 1);
                     ctx.consumed(port, d);
                     return;
@@ -293,7 +296,7 @@ pub fn service(ctx: &mut Ctx) {
 
 /// The application's turn, then the connection's output, then its timer.
 fn run(ctx: &mut Ctx, tw: &mut TcpWorker, i: u32, now: u64) {
-    let TcpWorker { conns, apps, scratch, wheel, by_tuple, free, cfg, half_open, .. } = tw;
+    let TcpWorker { conns, apps, scratch, out, wheel, by_tuple, free, cfg, half_open, .. } = tw;
     let Some(c) = conns.get_mut(i as usize).and_then(Option::as_mut) else { return };
     if c.half_open && c.tcb.state() != tcb::State::SynReceived {
         c.half_open = false;
@@ -303,7 +306,7 @@ fn run(ctx: &mut Ctx, tw: &mut TcpWorker, i: u32, now: u64) {
     let (local, remote) = (c.tcb.local(), c.tcb.remote());
     let (SocketAddr::V4(l), SocketAddr::V4(r)) = (local, remote) else { return };
     let port = c.port;
-    c.tcb.poll(now, &mut |s: &Segment<'_>| emit(ctx, port, l, r, s));
+    c.tcb.poll(now, &mut |s: &Segment<'_>| emit(ctx, out.as_mut_slice(), port, l, r, s));
     if c.tcb.is_closed() {
         if let Some(h) = c.timer.take() {
             wheel.cancel(h);
@@ -406,8 +409,7 @@ fn app_step(c: &mut Conn, app: &AppConfig, scratch: &mut [u8], send_buffer: usiz
 }
 
 /// Writes one segment as an Ethernet/IPv4 frame and routes it.
-fn emit(ctx: &mut Ctx, in_port: u16, local: SocketAddrV4, remote: SocketAddrV4, s: &Segment<'_>) {
-    let mut payload = [0u8; 9216];
+fn emit(ctx: &mut Ctx, payload: &mut [u8], in_port: u16, local: SocketAddrV4, remote: SocketAddrV4, s: &Segment<'_>) {
     let n = s.payload_len().min(payload.len());
     let a = s.payload.len().min(n);
     payload[..a].copy_from_slice(&s.payload[..a]);
