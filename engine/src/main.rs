@@ -76,6 +76,11 @@ enum CtlCommand {
         #[command(subcommand)]
         cmd: CtlShowFlush,
     },
+    /// The engine's TCP connections (`show`: state, bytes, RTT, cwnd of each).
+    Tcp {
+        #[command(subcommand)]
+        cmd: CtlShow,
+    },
     /// Load-balancer services: `show`, `backend set|add|del`.
     Lb {
         #[command(subcommand)]
@@ -242,6 +247,7 @@ fn main() {
                 CtlCommand::Mac { cmd: CtlShowFlush::Flush } => cli::run(&socket, Request::MacFlush, &mut out),
                 CtlCommand::Arp { cmd: CtlShow::Show } => cli::run(&socket, Request::ArpShow, &mut out),
                 CtlCommand::Nat { cmd: CtlShowFlush::Show } => cli::run(&socket, Request::NatShow, &mut out),
+                CtlCommand::Tcp { cmd: CtlShow::Show } => cli::run(&socket, Request::TcpShow, &mut out),
                 CtlCommand::Nat { cmd: CtlShowFlush::Flush } => cli::run(&socket, Request::NatFlush, &mut out),
                 CtlCommand::Lb { cmd: CtlLb::Show } => cli::run(&socket, Request::LbShow, &mut out),
                 CtlCommand::Lb { cmd: CtlLb::Backend { cmd } } => {

@@ -218,6 +218,41 @@ struct RawConfig {
     lbs: Vec<Spanned<RawLb>>,
     #[serde(default, rename = "tcp")]
     tcps: Vec<Spanned<RawTcp>>,
+    #[serde(default)]
+    tcp_stack: Option<RawTcpStack>,
+    #[serde(default, rename = "udp")]
+    udps: Vec<Spanned<RawUdp>>,
+}
+
+/// `[[udp]]`: a UDP service on the engine's addresses (only `echo`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUdp {
+    app: Spanned<String>,
+    port: Spanned<u16>,
+}
+
+/// `[tcp_stack]`: the engine TCP's limits and timers (every value optional).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTcpStack {
+    max_conns: Option<Spanned<u64>>,
+    backlog: Option<Spanned<u64>>,
+    /// 0 (default): the smallest port MTU less 40.
+    mss: Option<Spanned<u64>>,
+    send_buffer: Option<Spanned<u64>>,
+    recv_buffer: Option<Spanned<u64>>,
+    window_scale: Option<bool>,
+    delayed_ack_ms: Option<Spanned<u64>>,
+    min_rto_ms: Option<Spanned<u64>>,
+    max_rto_ms: Option<Spanned<u64>>,
+    max_retries: Option<Spanned<u64>>,
+    max_retry_ms: Option<Spanned<u64>>,
+    max_syn_retries: Option<Spanned<u64>>,
+    time_wait_ms: Option<Spanned<u64>>,
+    fin_wait2_ms: Option<Spanned<u64>>,
+    /// Keepalive idle time; absent or 0: no keepalive.
+    keepalive_ms: Option<Spanned<u64>>,
 }
 
 /// `[[tcp]]`: a built-in TCP application on a port of the engine's addresses.
@@ -226,7 +261,15 @@ struct RawConfig {
 struct RawTcp {
     /// `echo`, `discard`, `http` or `bulk`.
     app: Spanned<String>,
-    port: Spanned<u16>,
+    /// A server's port (on every engine address).
+    #[serde(default)]
+    port: Option<Spanned<u16>>,
+    /// A client's server, `ADDR:PORT`.
+    #[serde(default)]
+    connect: Option<Spanned<String>>,
+    /// A client's connections (default 1).
+    #[serde(default)]
+    connections: Option<Spanned<u64>>,
     /// `http`: the body of every answer.
     #[serde(default)]
     body: Option<String>,
@@ -567,6 +610,10 @@ pub struct Config {
     pub lb: Vec<crate::lb::ServiceConfig>,
     /// TCP applications (`[[tcp]]`).
     pub tcp: Vec<crate::tcp::endpoint::AppConfig>,
+    /// The engine TCP's limits and timers (`[tcp_stack]`).
+    pub tcp_stack: crate::tcp::endpoint::StackConfig,
+    /// UDP echo ports (`[[udp]]`).
+    pub udp_echo: Vec<u16>,
 }
 
 /// What validation may ask of the machine. Tests substitute their own.
@@ -683,8 +730,10 @@ impl Config {
         let nat = validate_nat(&mut ck, raw.nat, &ports);
         let lb = validate_lb(&mut ck, raw.lbs, &ports, nat.as_ref());
         let tcp = validate_tcp(&mut ck, raw.tcps);
+        let tcp_stack = validate_tcp_stack(&mut ck, raw.tcp_stack.unwrap_or_default());
+        let udp_echo = validate_udp(&mut ck, raw.udps);
         if ck.errors.is_empty() {
-            Ok(Config { engine, ports, routing, filter, bridges, nat, lb, tcp })
+            Ok(Config { engine, ports, routing, filter, bridges, nat, lb, tcp, tcp_stack, udp_echo })
         } else {
             Err(ConfigErrors(ck.errors))
         }
@@ -1030,10 +1079,35 @@ fn validate_tcp(ck: &mut Checker<'_>, raw: Vec<Spanned<RawTcp>>) -> Vec<crate::t
     use crate::tcp::endpoint::{App, AppConfig};
     let mut out: Vec<AppConfig> = Vec::new();
     for r in raw {
+        let span = r.span();
         let r = r.into_inner();
-        let port = *r.port.get_ref();
-        if port == 0 || out.iter().any(|a| a.port == port) {
-            ck.at(r.port.span(), format!("[[tcp]] port {port}: 0 or used twice"));
+        let port = r.port.as_ref().map_or(0, |p| *p.get_ref());
+        if let Some(p) = &r.port {
+            if port == 0 || out.iter().any(|a| a.connect.is_none() && a.port == port) {
+                ck.at(p.span(), format!("[[tcp]] port {port}: 0 or used twice"));
+            }
+        }
+        let connect = match &r.connect {
+            Some(c) => match c.get_ref().parse::<std::net::SocketAddrV4>() {
+                Ok(sa) if sa.port() != 0 && !sa.ip().is_unspecified() => Some(sa),
+                _ => {
+                    ck.at(c.span(), format!("connect `{}`: expected IPv4 ADDR:PORT", c.get_ref()));
+                    None
+                }
+            },
+            None => None,
+        };
+        match (&r.port, &r.connect) {
+            (Some(_), Some(_)) => ck.at(span.clone(), "[[tcp]]: a server (port) or a client (connect), not both"),
+            (None, None) => ck.at(span.clone(), "[[tcp]]: needs port (a server) or connect (a client)"),
+            _ => {}
+        }
+        if r.connections.is_some() && r.connect.is_none() {
+            ck.at(span.clone(), "[[tcp]]: connections is for a client (connect)");
+        }
+        let connections = in_range(ck, &r.connections, "connections", 1, 65536, 1) as u32;
+        if connect.is_some() && r.app.get_ref() == "http" {
+            ck.at(r.app.span(), "[[tcp]]: a client runs echo, discard or bulk (http is a server)");
         }
         let app = match r.app.get_ref().as_str() {
             "echo" => App::Echo,
@@ -1045,7 +1119,59 @@ fn validate_tcp(ck: &mut Checker<'_>, raw: Vec<Spanned<RawTcp>>) -> Vec<crate::t
                 continue;
             }
         };
-        out.push(AppConfig { port, app, nodelay: r.nodelay });
+        out.push(AppConfig { port, connect, connections, app, nodelay: r.nodelay });
+    }
+    out
+}
+
+/// Validates `[tcp_stack]`.
+fn validate_tcp_stack(ck: &mut Checker<'_>, r: RawTcpStack) -> crate::tcp::endpoint::StackConfig {
+    use crate::tcp::endpoint::StackConfig;
+    let mut s = StackConfig::default();
+    let t = &mut s.tcb;
+    s.max_conns = in_range(ck, &r.max_conns, "max_conns", 1, 65536, s.max_conns as u64) as usize;
+    s.backlog = in_range(ck, &r.backlog, "backlog", 1, 65536, s.backlog as u64) as usize;
+    t.mss = in_range(ck, &r.mss, "mss", 0, 9000, u64::from(t.mss)) as u16;
+    if (1..88).contains(&t.mss) {
+        ck.at(r.mss.as_ref().map(|v| v.span()).unwrap_or_default(), format!("mss {}: expected 0 (from the MTU) or 88..=9000", t.mss));
+    }
+    t.send_buffer = in_range(ck, &r.send_buffer, "send_buffer", 4096, 64 << 20, t.send_buffer as u64) as usize;
+    t.recv_buffer = in_range(ck, &r.recv_buffer, "recv_buffer", 4096, 64 << 20, t.recv_buffer as u64) as usize;
+    if let Some(w) = r.window_scale {
+        t.window_scale = w;
+    }
+    t.delayed_ack_ms = in_range(ck, &r.delayed_ack_ms, "delayed_ack_ms", 0, 500, t.delayed_ack_ms);
+    let ms_us = |v: u32| u64::from(v / 1000);
+    t.rtt.min_rto_us = (in_range(ck, &r.min_rto_ms, "min_rto_ms", 1, 60_000, ms_us(t.rtt.min_rto_us)) * 1000) as u32;
+    t.rtt.max_rto_us = (in_range(ck, &r.max_rto_ms, "max_rto_ms", 1, 600_000, ms_us(t.rtt.max_rto_us)) * 1000) as u32;
+    if t.rtt.max_rto_us < t.rtt.min_rto_us {
+        ck.at(r.max_rto_ms.as_ref().map(|v| v.span()).unwrap_or_default(), "max_rto_ms is below min_rto_ms");
+    }
+    t.max_retries = in_range(ck, &r.max_retries, "max_retries", 1, 255, u64::from(t.max_retries)) as u32;
+    t.max_retry_ms = in_range(ck, &r.max_retry_ms, "max_retry_ms", 1, 86_400_000, t.max_retry_ms);
+    t.max_syn_retries = in_range(ck, &r.max_syn_retries, "max_syn_retries", 1, 255, u64::from(t.max_syn_retries)) as u32;
+    t.time_wait_ms = in_range(ck, &r.time_wait_ms, "time_wait_ms", 0, 600_000, t.time_wait_ms);
+    t.fin_wait2_ms = in_range(ck, &r.fin_wait2_ms, "fin_wait2_ms", 1, 600_000, t.fin_wait2_ms);
+    let ka = in_range(ck, &r.keepalive_ms, "keepalive_ms", 0, 86_400_000, 0);
+    if ka > 0 {
+        t.keepalive = Some(crate::tcp::tcb::Keepalive { idle_ms: ka, ..Default::default() });
+    }
+    s
+}
+
+/// Validates the `[[udp]]` services.
+fn validate_udp(ck: &mut Checker<'_>, raw: Vec<Spanned<RawUdp>>) -> Vec<u16> {
+    let mut out: Vec<u16> = Vec::new();
+    for r in raw {
+        let r = r.into_inner();
+        let port = *r.port.get_ref();
+        if port == 0 || out.contains(&port) {
+            ck.at(r.port.span(), format!("[[udp]] port {port}: 0 or used twice"));
+        }
+        if r.app.get_ref() != "echo" {
+            ck.at(r.app.span(), format!("[[udp]] app `{}`: expected echo", r.app.get_ref()));
+        }
+        out.push(port);
     }
     out
 }

@@ -38,6 +38,8 @@ pub enum Request {
     ArpShow,
     NatShow,
     NatFlush,
+    /// The engine's TCP connections.
+    TcpShow,
     LbShow,
     /// Change a service's pool: `action` is up, down, add or del.
     LbBackend { service: String, backend: String, action: String, weight: Option<u32> },

@@ -159,6 +159,8 @@ reasons! {
     LbBackendDown = "lb-backend-down", "lb";
     /// No free source port for a full-NAT connection, or the connection table is full.
     LbExhausted = "lb-exhausted", "lb";
+    /// A TCP segment to the engine of no connection that may not open one (RST sent unless it was one).
+    TcpNoConn = "tcp-no-conn", "tcp";
 }
 
 /// Number of drop reasons.
@@ -200,10 +202,16 @@ pub enum Stage {
     LbOut,
     /// SYNs answered with a SYN cookie (the backlog was full).
     TcpSynCookie,
+    /// Segments into the engine's TCP endpoint.
+    TcpIn,
+    /// Segments the endpoint sent.
+    TcpOut,
+    /// UDP datagrams the UDP echo returned.
+    UdpEcho,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 21] = [
+    pub const ALL: [Stage; 24] = [
         Stage::Classify,
         Stage::Arp,
         Stage::Ip4Input,
@@ -225,6 +233,9 @@ impl Stage {
         Stage::LbIn,
         Stage::LbOut,
         Stage::TcpSynCookie,
+        Stage::TcpIn,
+        Stage::TcpOut,
+        Stage::UdpEcho,
     ];
 
     pub fn name(self) -> &'static str {
@@ -250,6 +261,9 @@ impl Stage {
             Stage::LbIn => "lb-in",
             Stage::LbOut => "lb-out",
             Stage::TcpSynCookie => "tcp-syn-cookie",
+            Stage::TcpIn => "tcp-in",
+            Stage::TcpOut => "tcp-out",
+            Stage::UdpEcho => "udp-echo",
         }
     }
 }

@@ -120,7 +120,7 @@ pub struct WorkerState {
     /// The worker's load-balancer connections (None: no service configured).
     pub lb: Option<crate::lb::LbWorker>,
     /// The worker's TCP endpoint (None: no `[[tcp]]` application configured).
-    pub tcp: Option<crate::tcp::endpoint::TcpWorker>,
+    pub tcp: Option<crate::tcp::endpoint::TcpStack>,
 }
 
 /// Everything a stage needs for one burst.

@@ -281,7 +281,9 @@ pub struct Tables {
     /// flows belong to one worker each).
     pub handoff: Option<Arc<super::handoff::Handoff>>,
     /// The TCP endpoint's applications (empty: none).
-    pub tcp_apps: Vec<crate::tcp::endpoint::AppConfig>,
+    pub tcp: Option<Arc<crate::tcp::endpoint::TcpShared>>,
+    /// UDP echo ports on the engine's addresses (`[[udp]]`).
+    pub udp_echo: Vec<u16>,
 }
 
 impl Tables {
@@ -299,7 +301,8 @@ impl Tables {
             nat: None,
             lb: None,
             handoff: None,
-            tcp_apps: Vec::new(),
+            tcp: None,
+            udp_echo: Vec::new(),
         }
     }
 

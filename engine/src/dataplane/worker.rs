@@ -101,7 +101,7 @@ impl<P: Port> Worker<P> {
         let lb = tables.lb.as_deref().map(|l| crate::lb::LbWorker::new(l, cfg.id));
         // MSS from the smallest port MTU (IPv4 and TCP headers without options).
         let mss = tables.ifs.ports.iter().map(|p| p.mtu).min().unwrap_or(1500).saturating_sub(40);
-        let tcp = (!tables.tcp_apps.is_empty()).then(|| crate::tcp::endpoint::TcpWorker::new(tables.tcp_apps.clone(), mss));
+        let tcp = tables.tcp.as_deref().map(|t| crate::tcp::endpoint::TcpStack::new(t, mss, cfg.id));
         Worker {
             cfg,
             umem,
@@ -332,7 +332,8 @@ impl<P: Port> Worker<P> {
             if self.spins >= SPINS_BEFORE_SLEEP {
                 self.spins = 0;
                 // Neighbor timers need the loop now and then: the timeout bounds the sleep.
-                let t = if !self.st.pending.is_empty() { Duration::from_millis(5) } else { self.cfg.idle_timeout };
+                let tcp_timers = self.st.tcp.as_ref().is_some_and(|t| t.tw.has_timers());
+                let t = if !self.st.pending.is_empty() || tcp_timers { Duration::from_millis(if tcp_timers { 1 } else { 5 }) } else { self.cfg.idle_timeout };
                 let h = self.tables.handoff.clone();
                 if h.as_ref().is_some_and(|h| !h.may_sleep(self.cfg.id)) {
                     continue;

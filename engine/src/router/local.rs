@@ -5,8 +5,8 @@
 //! UDP service listens), so `traceroute` to the engine ends; other
 //! protocols get Protocol Unreachable; fragments are not reassembled.
 //! IPv6: neighbor solicitations/advertisements (RFC 4861), echo, UDP as above.
-//! TCP to the engine is the TCP endpoint's (its own issue): counted and dropped
-//! until then.
+//! UDP to a `[[udp]]` echo port is echoed (`udp_echo`). TCP to the engine
+//! goes to the TCP endpoint (`tcp::endpoint`), when `[[tcp]]` apps are configured.
 
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -47,6 +47,13 @@ pub fn input4(ctx: &mut Ctx, port: u16, d: Desc) {
                 }
             } else {
                 ctx.drop(port, d, Drop::LocalIcmpIgnored);
+            }
+        }
+        PROTO_UDP if super::udp_echo::dst_port4(ip).is_some_and(|p| super::udp_echo::serves(ctx, p)) => {
+            if super::udp_echo::reply4(ctx, &d) {
+                ctx.originate4(port, src, d);
+            } else {
+                ctx.drop(port, d, Drop::LocalIgnored);
             }
         }
         PROTO_UDP => {
@@ -119,6 +126,13 @@ pub fn input6(ctx: &mut Ctx, port: u16, d: Desc) {
             }
         }
         _ if multicast => ctx.drop(port, d, Drop::LocalIgnored),
+        IpProtocol::Udp if super::udp_echo::dst_port6(ip, ext.upper_offset).is_some_and(|p| super::udp_echo::serves(ctx, p)) => {
+            if super::udp_echo::reply6(ctx, &d, ext.upper_offset) {
+                ctx.originate6(port, src, d);
+            } else {
+                ctx.drop(port, d, Drop::LocalIgnored);
+            }
+        }
         IpProtocol::Udp => {
             ctx.icmp6_error_from(port, &d, Icmp6Error::PortUnreachable, Some(dst));
             ctx.drop(port, d, Drop::LocalPortUnreachable);

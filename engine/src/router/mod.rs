@@ -21,6 +21,7 @@ pub mod martian;
 pub mod neigh_frames;
 pub mod neighbor;
 pub mod ratelimit;
+pub mod udp_echo;
 
 /// An Ethernet MAC address as raw bytes.
 pub type Mac = [u8; 6];

@@ -206,7 +206,7 @@ impl Control {
             .map_err(|e| format!("reload refused, the running configuration stays:\n{e}"))?;
         let mut notes = Vec::new();
         if let Some(old) = &self.running {
-            if old.engine != new.engine || old.ports != new.ports || old.bridges != new.bridges || old.nat != new.nat || old.lb != new.lb || old.tcp != new.tcp {
+            if old.engine != new.engine || old.ports != new.ports || old.bridges != new.bridges || old.nat != new.nat || old.lb != new.lb || old.tcp != new.tcp || old.tcp_stack != new.tcp_stack || old.udp_echo != new.udp_echo {
                 notes.push("changes to [engine], ports, bridges, [nat] or [[lb]] need a restart: not applied (lb pools: ctl lb backend)".to_string());
             }
         }
@@ -363,6 +363,27 @@ impl Control {
                 out.push(c(&scope, "mappings", u64::from(g.mappings.load(Ordering::Relaxed))));
             }
         }
+        if let Some(tcp) = &self.tables.tcp {
+            for (wi, g) in tcp.gauges.iter().enumerate() {
+                let scope = format!("tcp worker {wi}");
+                for (name, v) in [
+                    ("conns", u64::from(g.conns.load(Ordering::Relaxed))),
+                    ("established", u64::from(g.established.load(Ordering::Relaxed))),
+                    ("half_open", u64::from(g.half_open.load(Ordering::Relaxed))),
+                    ("time_wait", u64::from(g.time_wait.load(Ordering::Relaxed))),
+                    ("accepted", g.accepted.load(Ordering::Relaxed)),
+                    ("connected", g.connected.load(Ordering::Relaxed)),
+                    ("closed", g.closed.load(Ordering::Relaxed)),
+                    ("reset", g.reset.load(Ordering::Relaxed)),
+                    ("timed_out", g.timed_out.load(Ordering::Relaxed)),
+                    ("refused", g.refused.load(Ordering::Relaxed)),
+                    ("bytes_in", g.bytes_in.load(Ordering::Relaxed)),
+                    ("bytes_out", g.bytes_out.load(Ordering::Relaxed)),
+                ] {
+                    out.push(c(&scope, name, v));
+                }
+            }
+        }
         for d in Drop::ALL {
             let v: u64 = self.workers.iter().map(|w| w.drop_count(*d)).sum();
             out.push(c(&format!("drop {}", d.stage()), d.name(), v));
@@ -480,6 +501,15 @@ impl Control {
                 }
                 out(Response::Table { header: "nat sessions".into(), rows })?;
                 out(Response::Done { message: format!("{s} sessions, {m} mappings") })
+            }
+            Request::TcpShow => {
+                let Some(tcp) = self.tables.tcp.clone() else {
+                    return out(Response::Done { message: "no [[tcp]] application is configured".into() });
+                };
+                let rows = tcp_rows(&tcp);
+                let n = tcp.total_conns();
+                out(Response::Table { header: "tcp connections".into(), rows })?;
+                out(Response::Done { message: format!("{n} connections") })
             }
             Request::LbShow => {
                 let Some(lb) = self.tables.lb.clone() else {
@@ -654,6 +684,41 @@ fn nat_rows(nat: &crate::nat::NatShared, flush: bool) -> Vec<String> {
                 s.expires_ms.div_ceil(1000),
                 s.pkts_out,
                 s.pkts_in,
+            ));
+        }
+    }
+    rows
+}
+
+/// Asks every worker for its TCP connections and formats them, one per line:
+/// `198.18.1.1:7 198.18.1.2:40000 Established in 1000 out 1000 age 1.250s srtt 85us rto 200ms cwnd 14600 queued 0 worker 0`.
+fn tcp_rows(tcp: &crate::tcp::endpoint::TcpShared) -> Vec<String> {
+    let asked: Vec<u64> = tcp.dumps.iter().map(|s| s.asked.fetch_add(1, Ordering::AcqRel) + 1).collect();
+    let deadline = Instant::now() + std::time::Duration::from_secs(1);
+    let mut rows = Vec::new();
+    for (w, (slot, want)) in tcp.dumps.iter().zip(asked).enumerate() {
+        while slot.answered.load(Ordering::Acquire) < want && Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        if slot.answered.load(Ordering::Acquire) < want {
+            rows.push(format!("worker {w} did not answer"));
+            continue;
+        }
+        let Ok(list) = slot.rows.lock() else { continue };
+        for c in list.iter() {
+            rows.push(format!(
+                "{} {} {:?} in {} out {} age {}.{:03}s srtt {} rto {}ms cwnd {} queued {} worker {w}",
+                c.local,
+                c.remote,
+                c.state,
+                c.bytes_in,
+                c.bytes_out,
+                c.age_ms / 1000,
+                c.age_ms % 1000,
+                c.srtt_us.map_or("-".to_string(), |v| format!("{v}us")),
+                c.rto_ms,
+                c.cwnd,
+                c.send_queue,
             ));
         }
     }

@@ -81,11 +81,14 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
         }
         tables = tables.with_nat(shared);
     }
-    tables.tcp_apps = cfg.tcp.clone();
+    tables.udp_echo = cfg.udp_echo.clone();
+    if !cfg.tcp.is_empty() {
+        tables.tcp = Some(Arc::new(crate::tcp::endpoint::TcpShared::new(cfg.tcp.clone(), cfg.tcp_stack, cfg.engine.cores.len() as u16)));
+    }
     if !cfg.lb.is_empty() {
         tables = tables.with_lb(crate::lb::LbShared::new(&cfg.lb, cfg.engine.cores.len() as u16));
     }
-    if tables.nat.is_some() || tables.lb.is_some() {
+    if tables.nat.is_some() || tables.lb.is_some() || (tables.tcp.is_some() && cfg.engine.cores.len() > 1) {
         tables = tables.with_handoff(cfg.engine.cores.len() as u16, true).map_err(|e| format!("worker handoff: {e}"))?;
     }
     let tables = Arc::new(tables);

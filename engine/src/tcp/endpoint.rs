@@ -1,109 +1,289 @@
-//! The TCP endpoint in the pipeline: built-in applications listening on the
-//! engine's addresses (`[[tcp]]` in the configuration), one connection table
-//! and one timer wheel per worker.
+//! The TCP endpoint in the pipeline: one connection table, timer wheel and
+//! application API per worker.
 //!
 //! ```text
-//! local delivery, TCP ─► parse + checksum ─► connection (4-tuple) ─► Tcb::on_segment ─► app ─► Tcb::poll ─► frames ─► originate
-//!                        no connection: SYN to an app port ─► Tcb::accept     anything else ─► RST (RFC 9293 §3.10.7.1)
-//! every loop: timer wheel ─► due connections: Tcb::poll, app
+//! local delivery, TCP ─► parse + checksum ─► owner? (else hand over) ─► connection (4-tuple) ─► Tcb::on_segment ─► event
+//!                        no connection: SYN to a listener ─► Tcb::accept (or a SYN cookie)   anything else ─► RST (RFC 9293 §3.10.7.1)
+//! every loop: timer wheel ─► due connections
+//! then: events ─► applications (read, write, shutdown, close, connect) ─► Tcb::poll ─► frames ─► originate
 //! ```
 //!
-//! Ownership: a connection accepted from a SYN belongs to the worker that
-//! received it; the peer's later segments carry the same 5-tuple and so
-//! arrive on the same queue, which one worker serves (see ARCHITECTURE.md).
+//! The application API ([`TcpWorker::listen`], [`TcpWorker::connect`],
+//! [`TcpWorker::accept`], [`TcpWorker::read`], [`TcpWorker::write`],
+//! [`TcpWorker::shutdown`], [`TcpWorker::close`], [`TcpWorker::abort`],
+//! readiness through [`TcpWorker::next_event`]) is what the built-in
+//! applications ([`super::apps`]) use; it runs on the worker, without locks
+//! or system calls, between bursts.
 //!
-//! Applications: `echo` (returns every byte), `discard` (reads and drops),
-//! `http` (HTTP/1.1: a static body for every request, keep-alive), `bulk`
-//! (sends N bytes on connect, then closes). A connection's rings are
-//! allocated when it is accepted (connection setup, not per packet).
+//! Ownership: a connection belongs to worker `(local port ^ remote port) %
+//! workers`, whatever queue its segments arrive on (the kernel may move a
+//! flow to another queue, e.g. when it rehashes after a retransmission
+//! timeout). A segment that arrives on another worker is handed to the owner
+//! through the handoff inboxes; an active open picks a local port that makes
+//! the opening worker the owner. See ARCHITECTURE.md.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use super::cookie::SynCookies;
 use super::isn::IsnGenerator;
 use super::seq::Seq;
-use super::tcb::{self, Segment, Tcb};
+use super::tcb::{self, Segment, State, Tcb};
 use super::timer::{Handle, TimerWheel};
 use crate::dataplane::counters::{Drop, Stage};
+use crate::dataplane::handoff::HANDED;
 use crate::dataplane::pipeline::{Ctx, ETHERTYPE_IPV4, ETH_HDR};
 use crate::wire::tcp::{TcpFlags, TcpPacket, TcpRepr};
 use crate::xsk::Desc;
 
-/// A built-in application.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum App {
-    Echo,
-    Discard,
-    /// Answers every request with this body.
-    Http { body: Vec<u8> },
-    /// Sends this many bytes on connect, then closes.
-    Bulk { bytes: u64 },
-}
+pub use super::apps::{App, AppConfig};
 
-/// One `[[tcp]]` section: an application on a port of every engine address.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppConfig {
-    pub port: u16,
-    pub app: App,
-    pub nodelay: bool,
-}
-
-/// Connections a worker holds at most (each with two 64 KiB rings: 128 MiB at most).
+/// Connections a worker holds at most, by default (each with two 64 KiB rings).
 pub const MAX_CONNS: usize = 1024;
-/// Half-open (SYN-RECEIVED) connections at most; beyond, SYNs are answered
-/// with SYN cookies and no state (RFC 4987 §3.6).
+/// Half-open (SYN-RECEIVED) connections at most, by default; beyond, SYNs
+/// are answered with SYN cookies and no state (RFC 4987 §3.6).
 pub const BACKLOG: usize = 128;
+/// Ephemeral ports of active opens (Linux's default range; the load
+/// balancer's health probes use 61000-61255).
+pub const EPHEMERAL: (u16, u16) = (32768, 60999);
+/// Established connections a listener holds for `accept` at most.
+const ACCEPT_QUEUE: usize = 1024;
+
+/// The endpoint's limits and connection parameters (`[tcp_stack]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StackConfig {
+    pub max_conns: usize,
+    pub backlog: usize,
+    /// Connection parameters; `mss` 0 takes the port MTU less 40.
+    pub tcb: tcb::Config,
+}
+
+impl Default for StackConfig {
+    fn default() -> Self {
+        StackConfig { max_conns: MAX_CONNS, backlog: BACKLOG, tcb: tcb::Config { mss: 0, ..tcb::Config::default() } }
+    }
+}
+
+/// A connection's handle: its slot and the slot's generation, so a handle
+/// of a closed connection never reaches the slot's next tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    idx: u32,
+    gen: u32,
+}
+
+impl ConnId {
+    /// The slot, `0..max_conns` (apps index their own per-connection state by it).
+    pub fn slot(self) -> usize {
+        self.idx as usize
+    }
+}
+
+/// Readiness and life-cycle events, in the order they happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A listener has an established connection to [`TcpWorker::accept`].
+    Acceptable { port: u16 },
+    /// An active open completed.
+    Connected(ConnId),
+    /// Something changed: data to read, room to write, the peer's FIN.
+    Ready(ConnId),
+    /// The connection ended (`None`: cleanly); its handle is now stale.
+    Closed(ConnId, Option<tcb::Error>),
+}
+
+/// Why an API call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiError {
+    /// The connection table is full.
+    NoRoom,
+    /// No free local port for this remote endpoint.
+    NoPort,
+    /// The port is taken (listen) or the address is not the engine's.
+    InUse,
+}
+
+/// What a worker publishes for `ctl stats` (gauges, refreshed every 10 ms).
+#[derive(Debug, Default)]
+pub struct Gauges {
+    pub conns: AtomicU32,
+    pub established: AtomicU32,
+    pub half_open: AtomicU32,
+    pub time_wait: AtomicU32,
+    pub accepted: AtomicU64,
+    pub connected: AtomicU64,
+    pub closed: AtomicU64,
+    pub reset: AtomicU64,
+    pub timed_out: AtomicU64,
+    pub refused: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+}
+
+/// One row of `ctl tcp show`.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub state: State,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub age_ms: u64,
+    pub srtt_us: Option<u32>,
+    pub rto_ms: u64,
+    pub cwnd: u32,
+    pub send_queue: usize,
+}
+
+/// A `ctl tcp show` request to one worker (see `nat::DumpSlot`).
+#[derive(Debug, Default)]
+pub struct DumpSlot {
+    pub asked: AtomicU64,
+    pub answered: AtomicU64,
+    pub rows: Mutex<Vec<ConnInfo>>,
+}
+
+/// What every worker's endpoint shares with the control thread.
+#[derive(Debug)]
+pub struct TcpShared {
+    pub apps: Vec<AppConfig>,
+    pub stack: StackConfig,
+    pub workers: u16,
+    pub gauges: Vec<Gauges>,
+    pub dumps: Vec<DumpSlot>,
+}
+
+impl TcpShared {
+    pub fn new(apps: Vec<AppConfig>, stack: StackConfig, workers: u16) -> TcpShared {
+        let workers = workers.max(1);
+        TcpShared {
+            apps,
+            stack,
+            workers,
+            gauges: (0..workers).map(|_| Gauges::default()).collect(),
+            dumps: (0..workers).map(|_| DumpSlot::default()).collect(),
+        }
+    }
+
+    /// Live connections over all workers.
+    pub fn total_conns(&self) -> u64 {
+        self.gauges.iter().map(|g| u64::from(g.conns.load(Ordering::Relaxed))).sum()
+    }
+}
+
+/// The worker that owns a connection between these two ports.
+#[inline]
+pub fn owner(local_port: u16, remote_port: u16, workers: u16) -> u16 {
+    (local_port ^ remote_port) % workers.max(1)
+}
 
 #[derive(Debug)]
 struct Conn {
     tcb: Tcb,
-    app: usize,
-    /// HTTP: how far into "\r\n\r\n" the request scan is; requests not yet answered.
-    http_match: u8,
-    http_pending: u32,
-    /// Bulk: bytes still to send.
-    bulk_left: u64,
+    gen: u32,
+    /// The listening port it was accepted on (0: an active open).
+    listener: u16,
     /// Counted in the worker's half-open total (SYN-RECEIVED).
     half_open: bool,
+    /// `Acceptable`/`Connected` was reported.
+    announced: bool,
+    /// In the dirty list (output and timers to update).
+    dirty: bool,
+    /// A `Ready` event is queued.
+    ready_queued: bool,
     timer: Option<Handle>,
-    /// The port the connection's SYN came in on (its replies are routed anyway).
+    /// The port its first segment came in on (drop accounting of replies).
     port: u16,
+    born_ms: u64,
+    bytes_in: u64,
+    bytes_out: u64,
 }
+
+#[derive(Debug)]
+struct Listener {
+    port: u16,
+    nodelay: bool,
+    queue: VecDeque<ConnId>,
+}
+
+type Key = (u32, u16, u32, u16);
 
 /// One worker's TCP endpoint.
 #[derive(Debug)]
 pub struct TcpWorker {
-    apps: Vec<AppConfig>,
+    me: u16,
+    workers: u16,
     conns: Vec<Option<Conn>>,
+    gens: Vec<u32>,
     free: Vec<u32>,
-    by_tuple: HashMap<(u32, u16, u32, u16), u32>,
+    by_tuple: HashMap<Key, u32>,
+    listeners: Vec<Listener>,
+    events: VecDeque<Event>,
+    dirty: Vec<u32>,
     wheel: TimerWheel,
     isn: IsnGenerator,
     cookies: SynCookies,
     half_open: usize,
     cfg: tcb::Config,
-    scratch: Box<[u8; 65536]>,
+    max_conns: usize,
+    backlog: usize,
+    next_port: u16,
     /// A segment's text made contiguous for the TCP emit (the send ring gives two slices).
     out: Box<[u8; 9216]>,
+    // Totals for the gauges.
+    accepted: u64,
+    connected: u64,
+    closed: u64,
+    reset: u64,
+    timed_out: u64,
+    refused: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    last_gauges_ms: u64,
+    dump_seen: u64,
 }
 
-type Key = (u32, u16, u32, u16);
-
 impl TcpWorker {
-    pub fn new(apps: Vec<AppConfig>, mss: u16) -> TcpWorker {
+    /// Worker `me` of `workers`; `mss` from the smallest port MTU.
+    pub fn new(stack: StackConfig, mss: u16, me: u16, workers: u16) -> TcpWorker {
+        let mut cfg = stack.tcb;
+        if cfg.mss == 0 {
+            cfg.mss = mss;
+        }
+        let max_conns = stack.max_conns.max(1);
+        let span = u32::from(EPHEMERAL.1 - EPHEMERAL.0) + 1;
+        let seed = IsnGenerator::new().isn(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, me), SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), 0);
         TcpWorker {
-            apps,
-            conns: Vec::new(),
-            free: Vec::new(),
-            by_tuple: HashMap::new(),
-            wheel: TimerWheel::new(4096, 1, MAX_CONNS),
+            me,
+            workers: workers.max(1),
+            conns: Vec::with_capacity(max_conns),
+            gens: Vec::with_capacity(max_conns),
+            free: Vec::with_capacity(max_conns),
+            by_tuple: HashMap::with_capacity(max_conns),
+            listeners: Vec::new(),
+            events: VecDeque::with_capacity(4 * max_conns),
+            dirty: Vec::with_capacity(max_conns),
+            wheel: TimerWheel::new(4096, 1, max_conns),
             isn: IsnGenerator::new(),
             cookies: SynCookies::new(),
             half_open: 0,
-            cfg: tcb::Config { mss, ..tcb::Config::default() },
-            scratch: Box::new([0; 65536]),
+            cfg,
+            max_conns,
+            backlog: stack.backlog,
+            next_port: EPHEMERAL.0 + (seed % span) as u16,
             out: Box::new([0; 9216]),
+            accepted: 0,
+            connected: 0,
+            closed: 0,
+            reset: 0,
+            timed_out: 0,
+            refused: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            last_gauges_ms: 0,
+            dump_seen: 0,
         }
     }
 
@@ -116,26 +296,421 @@ impl TcpWorker {
         self.by_tuple.is_empty()
     }
 
-    fn app_for(&self, port: u16) -> Option<usize> {
-        self.apps.iter().position(|a| a.port == port)
+    /// Timers are armed (the worker must not sleep long).
+    pub fn has_timers(&self) -> bool {
+        !self.wheel.is_empty()
+    }
+
+    pub fn mss(&self) -> u16 {
+        self.cfg.mss
+    }
+
+    // ----- Application API -----
+
+    /// Accepts connections to `port` on every engine address.
+    pub fn listen(&mut self, port: u16, nodelay: bool) -> Result<(), ApiError> {
+        if port == 0 || self.listeners.iter().any(|l| l.port == port) {
+            return Err(ApiError::InUse);
+        }
+        self.listeners.push(Listener { port, nodelay, queue: VecDeque::with_capacity(64) });
+        Ok(())
+    }
+
+    pub fn is_listening(&self, port: u16) -> bool {
+        self.listeners.iter().any(|l| l.port == port)
+    }
+
+    /// The next established connection of a listener.
+    pub fn accept(&mut self, port: u16) -> Option<ConnId> {
+        let l = self.listeners.iter_mut().find(|l| l.port == port)?;
+        while let Some(id) = l.queue.pop_front() {
+            if self.gens.get(id.idx as usize) == Some(&id.gen) && self.conns[id.idx as usize].is_some() {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// Active open from `local` (an engine address) to `remote`: the SYN
+    /// leaves on the next flush; [`Event::Connected`] or [`Event::Closed`]
+    /// follows. The local port is chosen so that this worker owns the
+    /// connection.
+    pub fn connect(&mut self, local: Ipv4Addr, remote: SocketAddrV4, nodelay: bool, now_ms: u64) -> Result<ConnId, ApiError> {
+        if self.by_tuple.len() >= self.max_conns {
+            return Err(ApiError::NoRoom);
+        }
+        let span = EPHEMERAL.1 - EPHEMERAL.0 + 1;
+        let mut port = None;
+        for _ in 0..span {
+            let p = self.next_port;
+            self.next_port = if p >= EPHEMERAL.1 { EPHEMERAL.0 } else { p + 1 };
+            if owner(p, remote.port(), self.workers) != self.me || self.is_listening(p) {
+                continue;
+            }
+            if !self.by_tuple.contains_key(&(u32::from(*remote.ip()), remote.port(), u32::from(local), p)) {
+                port = Some(p);
+                break;
+            }
+        }
+        let Some(p) = port else { return Err(ApiError::NoPort) };
+        let l4 = SocketAddrV4::new(local, p);
+        let iss = self.isn.isn(l4, remote, now_ms * 1000);
+        let mut cfg = self.cfg;
+        cfg.nodelay = nodelay;
+        let tcb = Tcb::connect(SocketAddr::V4(l4), SocketAddr::V4(remote), Seq(iss), cfg, now_ms);
+        let key = (u32::from(*remote.ip()), remote.port(), u32::from(local), p);
+        let id = self.insert(key, tcb, 0, 0, false, now_ms);
+        self.mark_dirty(id.idx);
+        Ok(id)
+    }
+
+    fn conn(&self, id: ConnId) -> Option<&Conn> {
+        self.conns.get(id.idx as usize)?.as_ref().filter(|c| c.gen == id.gen)
+    }
+
+    fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        self.conns.get_mut(id.idx as usize)?.as_mut().filter(|c| c.gen == id.gen)
+    }
+
+    /// Reads received bytes; 0 when none wait (see [`TcpWorker::at_eof`]).
+    pub fn read(&mut self, id: ConnId, buf: &mut [u8]) -> usize {
+        let Some(c) = self.conn_mut(id) else { return 0 };
+        let n = c.tcb.recv(buf);
+        if n > 0 {
+            // The read may open the window: a window update on the flush.
+            self.mark_dirty(id.idx);
+        }
+        n
+    }
+
+    /// Queues what fits of `data`; returns how many bytes.
+    pub fn write(&mut self, id: ConnId, data: &[u8]) -> usize {
+        let Some(c) = self.conn_mut(id) else { return 0 };
+        let n = c.tcb.send(data);
+        if n > 0 {
+            c.bytes_out += n as u64;
+            self.bytes_out += n as u64;
+            self.mark_dirty(id.idx);
+        }
+        n
+    }
+
+    /// Bytes `write` would take now.
+    pub fn send_room(&self, id: ConnId) -> usize {
+        self.conn(id).map_or(0, |c| if c.tcb.can_send() { self.cfg.send_buffer.saturating_sub(c.tcb.send_queue()) } else { 0 })
+    }
+
+    /// Received bytes wait.
+    pub fn readable(&self, id: ConnId) -> bool {
+        self.conn(id).is_some_and(|c| c.tcb.can_recv())
+    }
+
+    /// The peer closed its side and every byte was read.
+    pub fn at_eof(&self, id: ConnId) -> bool {
+        self.conn(id).is_some_and(|c| c.tcb.at_eof())
+    }
+
+    /// Sent and not yet acknowledged, or not yet sent.
+    pub fn send_queue(&self, id: ConnId) -> usize {
+        self.conn(id).map_or(0, |c| c.tcb.send_queue())
+    }
+
+    pub fn state(&self, id: ConnId) -> Option<State> {
+        self.conn(id).map(|c| c.tcb.state())
+    }
+
+    /// The listening port a connection was accepted on (0: an active open).
+    pub fn listener_of(&self, id: ConnId) -> Option<u16> {
+        self.conn(id).map(|c| c.listener)
+    }
+
+    pub fn endpoints(&self, id: ConnId) -> Option<(SocketAddr, SocketAddr)> {
+        self.conn(id).map(|c| (c.tcb.local(), c.tcb.remote()))
+    }
+
+    /// Half-close: a FIN after the queued data.
+    pub fn shutdown(&mut self, id: ConnId) {
+        if let Some(c) = self.conn_mut(id) {
+            c.tcb.shutdown_write();
+            self.mark_dirty(id.idx);
+        }
+    }
+
+    /// Close (a RST instead if unread data waits, like Linux).
+    pub fn close(&mut self, id: ConnId) {
+        if let Some(c) = self.conn_mut(id) {
+            c.tcb.close();
+            self.mark_dirty(id.idx);
+        }
+    }
+
+    /// Reset at once.
+    pub fn abort(&mut self, id: ConnId) {
+        if let Some(c) = self.conn_mut(id) {
+            c.tcb.abort();
+            self.mark_dirty(id.idx);
+        }
+    }
+
+    /// The next readiness or life-cycle event.
+    pub fn next_event(&mut self) -> Option<Event> {
+        let ev = self.events.pop_front()?;
+        if let Event::Ready(id) = ev {
+            if let Some(c) = self.conn_mut(id) {
+                c.ready_queued = false;
+            }
+        }
+        Some(ev)
+    }
+
+    // ----- Internals -----
+
+    fn mark_dirty(&mut self, i: u32) {
+        if let Some(c) = self.conns.get_mut(i as usize).and_then(Option::as_mut) {
+            if !c.dirty {
+                c.dirty = true;
+                self.dirty.push(i);
+            }
+        }
+    }
+
+    fn id_of(&self, i: u32) -> ConnId {
+        ConnId { idx: i, gen: self.gens[i as usize] }
+    }
+
+    fn insert(&mut self, key: Key, tcb: Tcb, listener: u16, port: u16, half_open: bool, now_ms: u64) -> ConnId {
+        if half_open {
+            self.half_open += 1;
+        }
+        let i = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.conns.push(None);
+                self.gens.push(0);
+                (self.conns.len() - 1) as u32
+            }
+        };
+        let gen = self.gens[i as usize];
+        self.conns[i as usize] = Some(Conn {
+            tcb,
+            gen,
+            listener,
+            half_open,
+            announced: false,
+            dirty: false,
+            ready_queued: false,
+            timer: None,
+            port,
+            born_ms: now_ms,
+            bytes_in: 0,
+            bytes_out: 0,
+        });
+        self.by_tuple.insert(key, i);
+        ConnId { idx: i, gen }
+    }
+
+    /// After a segment or a timer: life-cycle and readiness events.
+    fn after_input(&mut self, i: u32) {
+        let id = self.id_of(i);
+        let Some(c) = self.conns.get_mut(i as usize).and_then(Option::as_mut) else { return };
+        if c.half_open && c.tcb.state() != State::SynReceived {
+            c.half_open = false;
+            self.half_open -= 1;
+        }
+        if !c.announced && c.tcb.state().is_synchronized() {
+            c.announced = true;
+            if c.listener == 0 {
+                self.connected += 1;
+                self.events.push_back(Event::Connected(id));
+            } else {
+                self.accepted += 1;
+                let port = c.listener;
+                if let Some(l) = self.listeners.iter_mut().find(|l| l.port == port) {
+                    if l.queue.len() < ACCEPT_QUEUE {
+                        l.queue.push_back(id);
+                        self.events.push_back(Event::Acceptable { port });
+                    } else {
+                        c.tcb.abort();
+                    }
+                }
+            }
+        } else if c.announced && !c.ready_queued {
+            c.ready_queued = true;
+            self.events.push_back(Event::Ready(id));
+        }
+        self.mark_dirty(i);
+    }
+
+    /// Sends what each dirty connection has to send, re-arms its timer, and
+    /// retires it when it is closed.
+    fn flush(&mut self, ctx: &mut Ctx, now: u64) {
+        while let Some(i) = self.dirty.pop() {
+            let TcpWorker { conns, out, wheel, .. } = self;
+            let Some(c) = conns.get_mut(i as usize).and_then(Option::as_mut) else { continue };
+            c.dirty = false;
+            if let (SocketAddr::V4(l), SocketAddr::V4(r)) = (c.tcb.local(), c.tcb.remote()) {
+                let port = c.port;
+                c.tcb.poll(now, &mut |s: &Segment<'_>| emit(ctx, out.as_mut_slice(), port, l, r, s));
+            }
+            if c.tcb.is_closed() {
+                self.retire(i);
+                continue;
+            }
+            match c.tcb.next_deadline() {
+                Some(dl) => {
+                    let delay = dl.saturating_sub(now);
+                    let ok = c.timer.is_some_and(|h| wheel.reschedule(h, now, delay));
+                    if !ok {
+                        c.timer = wheel.schedule(now, delay, u64::from(i));
+                    }
+                }
+                None => {
+                    if let Some(h) = c.timer.take() {
+                        wheel.cancel(h);
+                    }
+                }
+            }
+        }
+    }
+
+    fn retire(&mut self, i: u32) {
+        let id = self.id_of(i);
+        let Some(c) = self.conns.get_mut(i as usize).and_then(Option::take) else { return };
+        if let Some(h) = c.timer {
+            self.wheel.cancel(h);
+        }
+        if let (SocketAddr::V4(l), SocketAddr::V4(r)) = (c.tcb.local(), c.tcb.remote()) {
+            self.by_tuple.remove(&(u32::from(*r.ip()), r.port(), u32::from(*l.ip()), l.port()));
+        }
+        if c.half_open {
+            self.half_open -= 1;
+        }
+        let err = c.tcb.error();
+        self.closed += 1;
+        match err {
+            Some(tcb::Error::Reset) => self.reset += 1,
+            Some(tcb::Error::TimedOut) => self.timed_out += 1,
+            Some(tcb::Error::Refused) => self.refused += 1,
+            None => {}
+        }
+        self.gens[i as usize] = self.gens[i as usize].wrapping_add(1);
+        self.free.push(i);
+        // A connection the application never saw (still in SYN-RECEIVED, or
+        // not yet accepted) ends unseen; the others are reported.
+        if c.announced || c.listener == 0 {
+            self.events.push_back(Event::Closed(id, err));
+        }
+    }
+
+    /// Gauges every 10 ms and `ctl tcp show` answers.
+    fn publish(&mut self, shared: &TcpShared, now: u64) {
+        let dump = shared.dumps.get(usize::from(self.me));
+        let asked = dump.map_or(0, |d| d.asked.load(Ordering::Acquire));
+        if now.saturating_sub(self.last_gauges_ms) < 10 && asked == self.dump_seen {
+            return;
+        }
+        self.last_gauges_ms = now;
+        if let Some(g) = shared.gauges.get(usize::from(self.me)) {
+            let (mut est, mut tw) = (0, 0);
+            for c in self.conns.iter().flatten() {
+                match c.tcb.state() {
+                    State::Established => est += 1,
+                    State::TimeWait => tw += 1,
+                    _ => {}
+                }
+            }
+            g.conns.store(self.by_tuple.len() as u32, Ordering::Relaxed);
+            g.established.store(est, Ordering::Relaxed);
+            g.half_open.store(self.half_open as u32, Ordering::Relaxed);
+            g.time_wait.store(tw, Ordering::Relaxed);
+            for (a, v) in [
+                (&g.accepted, self.accepted),
+                (&g.connected, self.connected),
+                (&g.closed, self.closed),
+                (&g.reset, self.reset),
+                (&g.timed_out, self.timed_out),
+                (&g.refused, self.refused),
+                (&g.bytes_in, self.bytes_in),
+                (&g.bytes_out, self.bytes_out),
+            ] {
+                a.store(v, Ordering::Relaxed);
+            }
+        }
+        if let Some(slot) = dump {
+            if asked != self.dump_seen {
+                self.dump_seen = asked;
+                let rows = self
+                    .conns
+                    .iter()
+                    .flatten()
+                    .map(|c| ConnInfo {
+                        local: c.tcb.local(),
+                        remote: c.tcb.remote(),
+                        state: c.tcb.state(),
+                        bytes_in: c.bytes_in,
+                        bytes_out: c.bytes_out,
+                        age_ms: now.saturating_sub(c.born_ms),
+                        srtt_us: c.tcb.srtt_us(),
+                        rto_ms: c.tcb.rto_ms(),
+                        cwnd: c.tcb.cc().cwnd(),
+                        send_queue: c.tcb.send_queue(),
+                    })
+                    .collect();
+                if let Ok(mut r) = slot.rows.lock() {
+                    *r = rows;
+                }
+                slot.answered.store(asked, Ordering::Release);
+            }
+        }
     }
 }
 
-/// Whether a local TCP port has an application.
+/// The worker's endpoint and its built-in applications.
+#[derive(Debug)]
+pub struct TcpStack {
+    pub tw: TcpWorker,
+    pub apps: super::apps::Apps,
+}
+
+impl TcpStack {
+    pub fn new(shared: &TcpShared, mss: u16, me: u16) -> TcpStack {
+        let mut tw = TcpWorker::new(shared.stack, mss, me, shared.workers);
+        let apps = super::apps::Apps::new(&shared.apps, &mut tw, me, shared.workers);
+        TcpStack { tw, apps }
+    }
+}
+
+/// Whether a local TCP port has a listener on this worker.
 pub fn serves(ctx: &Ctx, port: u16) -> bool {
-    ctx.st.tcp.as_ref().is_some_and(|t| t.app_for(port).is_some())
+    ctx.st.tcp.as_ref().is_some_and(|t| t.tw.is_listening(port))
 }
 
 /// Local delivery of a TCP segment (IPv4 at ETH_HDR, header checked by
 /// ip4-input). Consumes `d`.
 pub fn input4(ctx: &mut Ctx, port: u16, d: Desc) {
-    let Some(mut tw) = ctx.st.tcp.take() else { return ctx.drop(port, d, Drop::LocalPortUnreachable) };
-    handle(ctx, &mut tw, port, d);
-    ctx.st.tcp = Some(tw);
+    let Some(mut st) = ctx.st.tcp.take() else { return ctx.drop(port, d, Drop::LocalPortUnreachable) };
+    let now = ctx.now_ms();
+    handle(ctx, &mut st.tw, port, d, now);
+    settle(ctx, &mut st, now);
+    ctx.st.tcp = Some(st);
 }
 
-fn handle(ctx: &mut Ctx, tw: &mut TcpWorker, port: u16, d: Desc) {
-    let now = ctx.now_ms();
+/// Runs the applications on the pending events, then sends what the
+/// connections have to send, until nothing is left.
+fn settle(ctx: &mut Ctx, st: &mut TcpStack, now: u64) {
+    loop {
+        st.apps.run(&mut st.tw, ctx, now);
+        if st.tw.dirty.is_empty() {
+            break;
+        }
+        st.tw.flush(ctx, now);
+        if st.tw.events.is_empty() {
+            break;
+        }
+    }
+}
+
+fn handle(ctx: &mut Ctx, tw: &mut TcpWorker, port: u16, d: Desc, now: u64) {
     let f = ctx.umem.data(&d);
     let Some(ip) = f.get(ETH_HDR..) else { return ctx.drop(port, d, Drop::LocalMalformed) };
     let hl = usize::from(ip[0] & 0x0f) * 4;
@@ -145,267 +720,126 @@ fn handle(ctx: &mut Ctx, tw: &mut TcpWorker, port: u16, d: Desc) {
     let Some(seg_bytes) = ip.get(hl..total) else { return ctx.drop(port, d, Drop::LocalMalformed) };
     let Ok(pkt) = TcpPacket::new_checked(seg_bytes) else { return ctx.drop(port, d, Drop::LocalMalformed) };
     let Ok(repr) = TcpRepr::parse(&pkt, src, dst) else { return ctx.drop(port, d, Drop::LocalMalformed) };
+    // Another worker's connection: hand it over (once; a handed frame stays).
+    let to = owner(repr.dst_port, repr.src_port, tw.workers);
+    if to != tw.me && ctx.handoff & HANDED == 0 {
+        if let Some(h) = ctx.tables.handoff.as_deref() {
+            if h.send(to, port, 0, ctx.umem.data(&d)) {
+                ctx.st.counters.stage(Stage::Handoff, 1);
+                return ctx.consumed(port, d);
+            }
+            return ctx.drop(port, d, Drop::HandoffFull);
+        }
+    }
+    ctx.st.counters.stage(Stage::TcpIn, 1);
     let key: Key = (u32::from(src), repr.src_port, u32::from(dst), repr.dst_port);
     let seg = Segment::from_repr(&repr);
-    let idx = match tw.by_tuple.get(&key) {
-        Some(&i) => Some(i),
-        None => {
-            let syn_only = seg.flags.contains(TcpFlags::SYN) && !seg.flags.intersects(TcpFlags::ACK.union(TcpFlags::RST));
-            let ack_only = seg.flags.contains(TcpFlags::ACK) && !seg.flags.intersects(TcpFlags::SYN.union(TcpFlags::RST));
-            let (l4, r4) = (SocketAddrV4::new(dst, repr.dst_port), SocketAddrV4::new(src, repr.src_port));
-            let full = tw.half_open >= BACKLOG || tw.by_tuple.len() >= MAX_CONNS;
-            match tw.app_for(repr.dst_port) {
-                Some(_) if syn_only && full => {
-                    // SYN flood (or a full table): a SYN cookie, no state.
-                    let mss = seg.mss.unwrap_or(536);
-                    let cookie = tw.cookies.make(l4, r4, seg.seq.0, mss, now / 1000);
-                    let synack = Segment {
-                        seq: Seq(cookie),
-                        ack: seg.seq + 1,
-                        flags: TcpFlags::SYN.union(TcpFlags::ACK),
-                        window: u16::try_from(tw.cfg.recv_buffer).unwrap_or(u16::MAX),
-                        mss: Some(tw.cfg.mss),
-                        window_scale: None,
-                        sack_permitted: false,
-                        payload: &[],
-                        payload_tail: &[],
-                    };
-                    emit(ctx, tw.out.as_mut_slice(), port, l4, r4, &synack);
-                    ctx.st.counters.stage(Stage::TcpSynCookie, 1);
-                    ctx.consumed(port, d);
-                    return;
-                }
-                Some(app) if ack_only && tw.by_tuple.len() < MAX_CONNS => {
-                    // The ACK of a cookie SYN-ACK: the connection is made now.
-                    let client_isn = seg.seq.0.wrapping_sub(1);
-                    let cookie = seg.ack.0.wrapping_sub(1);
-                    match tw.cookies.check(l4, r4, client_isn, cookie, now / 1000) {
-                        Some(mss) => {
-                            let syn = Segment {
-                                seq: Seq(client_isn),
-                                ack: Seq(0),
-                                flags: TcpFlags::SYN,
-                                window: seg.window,
-                                mss: Some(mss),
-                                window_scale: None,
-                                sack_permitted: false,
-                                payload: &[],
-                                payload_tail: &[],
-                            };
-                            let mut cfg = tw.cfg;
-                            cfg.nodelay = tw.apps[app].nodelay;
-                            cfg.window_scale = false;
-                            let local = SocketAddr::V4(l4);
-                            let remote = SocketAddr::V4(r4);
-                            match Tcb::accept(&syn, local, remote, Seq(cookie), cfg, now) {
-                                Some(mut tcb) => {
-                                    // The SYN-ACK went out already (the cookie): let the
-                                    // connection "send" it too, unseen, then take the ACK.
-                                    tcb.poll(now, &mut |_| {});
-                                    tcb.on_segment(now, &seg);
-                                    let i = insert(tw, key, tcb, app, port, false);
-                                    run(ctx, tw, i, now);
-                                    ctx.consumed(port, d);
-                                    return;
-                                }
-                                None => None,
-                            }
-                        }
-                        None => None,
-                    }
-                }
-                Some(app) if syn_only => {
-                    let local = SocketAddr::V4(SocketAddrV4::new(dst, repr.dst_port));
-                    let remote = SocketAddr::V4(SocketAddrV4::new(src, repr.src_port));
-                    let iss = tw.isn.isn(SocketAddrV4::new(dst, repr.dst_port), SocketAddrV4::new(src, repr.src_port), now * 1000);
-                    let mut cfg = tw.cfg;
-                    cfg.nodelay = tw.apps[app].nodelay;
-                    match Tcb::accept(&seg, local, remote, Seq(iss), cfg, now) {
-                        Some(tcb) => {
-                            let i = insert(tw, key, tcb, app, port, true);
-                            // The SYN itself is consumed by accept.
-                            run(ctx, tw, i, now);
-                            ctx.consumed(port, d);
-                            return;
-                        }
-                        None => None,
-                    }
-                }
-                _ => None,
-            }
+    if let Some(&i) = tw.by_tuple.get(&key) {
+        if let Some(c) = tw.conns.get_mut(i as usize).and_then(Option::as_mut) {
+            c.tcb.on_segment(now, &seg);
+            let n = seg.payload_len() as u64;
+            c.bytes_in += n;
+            tw.bytes_in += n;
         }
-    };
-    match idx {
-        Some(i) => {
-            if let Some(c) = tw.conns.get_mut(i as usize).and_then(Option::as_mut) {
-                c.tcb.on_segment(now, &seg);
-            }
-            run(ctx, tw, i, now);
-            ctx.consumed(port, d);
-        }
-        None => {
-            // No connection, no listener (or no room): RST, unless it is one (RFC 9293 §3.10.7.1).
-            if !seg.flags.contains(TcpFlags::RST) {
-                ctx.tcp_reset(port, &d);
-            }
-            ctx.drop(port, d, Drop::LocalPortUnreachable);
-        }
+        tw.after_input(i);
+        return ctx.consumed(port, d);
     }
+    let syn_only = seg.flags.contains(TcpFlags::SYN) && !seg.flags.intersects(TcpFlags::ACK.union(TcpFlags::RST));
+    let ack_only = seg.flags.contains(TcpFlags::ACK) && !seg.flags.intersects(TcpFlags::SYN.union(TcpFlags::RST));
+    let (l4, r4) = (SocketAddrV4::new(dst, repr.dst_port), SocketAddrV4::new(src, repr.src_port));
+    let listener = tw.listeners.iter().find(|l| l.port == repr.dst_port).map(|l| (l.port, l.nodelay));
+    let full = tw.half_open >= tw.backlog || tw.by_tuple.len() >= tw.max_conns;
+    match listener {
+        Some(_) if syn_only && full => {
+            // SYN flood (or a full table): a SYN cookie, no state.
+            let mss = seg.mss.unwrap_or(536);
+            let cookie = tw.cookies.make(l4, r4, seg.seq.0, mss, now / 1000);
+            let synack = Segment {
+                seq: Seq(cookie),
+                ack: seg.seq + 1,
+                flags: TcpFlags::SYN.union(TcpFlags::ACK),
+                window: u16::try_from(tw.cfg.recv_buffer).unwrap_or(u16::MAX),
+                mss: Some(tw.cfg.mss),
+                window_scale: None,
+                sack_permitted: false,
+                payload: &[],
+                payload_tail: &[],
+            };
+            emit(ctx, tw.out.as_mut_slice(), port, l4, r4, &synack);
+            ctx.st.counters.stage(Stage::TcpSynCookie, 1);
+            return ctx.consumed(port, d);
+        }
+        Some((lport, nodelay)) if ack_only && tw.by_tuple.len() < tw.max_conns => {
+            // The ACK of a cookie SYN-ACK: the connection is made now.
+            let client_isn = seg.seq.0.wrapping_sub(1);
+            let cookie = seg.ack.0.wrapping_sub(1);
+            if let Some(mss) = tw.cookies.check(l4, r4, client_isn, cookie, now / 1000) {
+                let syn = Segment { seq: Seq(client_isn), flags: TcpFlags::SYN, window: seg.window, mss: Some(mss), ..Segment::default() };
+                let mut cfg = tw.cfg;
+                cfg.nodelay = nodelay;
+                cfg.window_scale = false;
+                if let Some(mut tcb) = Tcb::accept(&syn, SocketAddr::V4(l4), SocketAddr::V4(r4), Seq(cookie), cfg, now) {
+                    // The SYN-ACK went out already (the cookie): let the
+                    // connection "send" it too, unseen, then take the ACK.
+                    tcb.poll(now, &mut |_| {});
+                    tcb.on_segment(now, &seg);
+                    let id = tw.insert(key, tcb, lport, port, false, now);
+                    if let Some(c) = tw.conn_mut(id) {
+                        c.bytes_in = seg.payload_len() as u64;
+                    }
+                    tw.after_input(id.idx);
+                    return ctx.consumed(port, d);
+                }
+            }
+        }
+        Some((lport, nodelay)) if syn_only => {
+            let iss = tw.isn.isn(l4, r4, now * 1000);
+            let mut cfg = tw.cfg;
+            cfg.nodelay = nodelay;
+            if let Some(tcb) = Tcb::accept(&seg, SocketAddr::V4(l4), SocketAddr::V4(r4), Seq(iss), cfg, now) {
+                // The SYN itself is consumed by accept; the SYN-ACK leaves on the flush.
+                let id = tw.insert(key, tcb, lport, port, true, now);
+                tw.mark_dirty(id.idx);
+                return ctx.consumed(port, d);
+            }
+        }
+        _ => {}
+    }
+    // No connection, no listener (or no room): RST, unless it is one (RFC 9293 §3.10.7.1).
+    if !seg.flags.contains(TcpFlags::RST) {
+        ctx.tcp_reset(port, &d);
+    }
+    ctx.drop(port, d, Drop::TcpNoConn);
 }
 
-/// Adds a connection to the worker's table; returns its index.
-fn insert(tw: &mut TcpWorker, key: Key, tcb: Tcb, app: usize, port: u16, half_open: bool) -> u32 {
-    let bulk_left = match tw.apps[app].app {
-        App::Bulk { bytes } => bytes,
-        _ => 0,
-    };
-    if half_open {
-        tw.half_open += 1;
-    }
-    let c = Conn { tcb, app, http_match: 0, http_pending: 0, bulk_left, half_open, timer: None, port };
-    let i = match tw.free.pop() {
-        Some(i) => {
-            tw.conns[i as usize] = Some(c);
-            i
-        }
-        None => {
-            tw.conns.push(Some(c));
-            (tw.conns.len() - 1) as u32
-        }
-    };
-    tw.by_tuple.insert(key, i);
-    i
-}
-
-/// Every loop: connections whose timers are due.
+/// Every loop: connections whose timers are due, the applications'
+/// periodic work (client connections), gauges and `ctl tcp show`.
 pub fn service(ctx: &mut Ctx) {
-    let Some(mut tw) = ctx.st.tcp.take() else { return };
+    let Some(mut st) = ctx.st.tcp.take() else { return };
     let now = ctx.now_ms();
     let mut budget = 256;
     while budget > 0 {
-        let Some(token) = tw.wheel.poll(now) else { break };
+        let Some(token) = st.tw.wheel.poll(now) else { break };
         budget -= 1;
         let i = token as u32;
-        if let Some(c) = tw.conns.get_mut(i as usize).and_then(Option::as_mut) {
+        if let Some(c) = st.tw.conns.get_mut(i as usize).and_then(Option::as_mut) {
             c.timer = None;
-        }
-        run(ctx, &mut tw, i, now);
-    }
-    ctx.st.tcp = Some(tw);
-}
-
-/// The application's turn, then the connection's output, then its timer.
-fn run(ctx: &mut Ctx, tw: &mut TcpWorker, i: u32, now: u64) {
-    let TcpWorker { conns, apps, scratch, out, wheel, by_tuple, free, cfg, half_open, .. } = tw;
-    let Some(c) = conns.get_mut(i as usize).and_then(Option::as_mut) else { return };
-    if c.half_open && c.tcb.state() != tcb::State::SynReceived {
-        c.half_open = false;
-        *half_open -= 1;
-    }
-    app_step(c, &apps[c.app], scratch.as_mut_slice(), cfg.send_buffer);
-    let (local, remote) = (c.tcb.local(), c.tcb.remote());
-    let (SocketAddr::V4(l), SocketAddr::V4(r)) = (local, remote) else { return };
-    let port = c.port;
-    c.tcb.poll(now, &mut |s: &Segment<'_>| emit(ctx, out.as_mut_slice(), port, l, r, s));
-    if c.tcb.is_closed() {
-        if let Some(h) = c.timer.take() {
-            wheel.cancel(h);
-        }
-        by_tuple.remove(&(u32::from(*r.ip()), r.port(), u32::from(*l.ip()), l.port()));
-        if c.half_open {
-            *half_open -= 1;
-        }
-        conns[i as usize] = None;
-        free.push(i);
-        return;
-    }
-    match c.tcb.next_deadline() {
-        Some(dl) => {
-            let delay = dl.saturating_sub(now);
-            let ok = match c.timer {
-                Some(h) => wheel.reschedule(h, now, delay),
-                None => false,
-            };
-            if !ok {
-                c.timer = wheel.schedule(now, delay, u64::from(i));
-            }
-        }
-        None => {
-            if let Some(h) = c.timer.take() {
-                wheel.cancel(h);
+            let before = c.tcb.state();
+            c.tcb.on_time(now);
+            let changed = c.tcb.state() != before;
+            if changed {
+                st.tw.after_input(i);
+            } else {
+                st.tw.mark_dirty(i);
             }
         }
     }
-}
-
-fn app_step(c: &mut Conn, app: &AppConfig, scratch: &mut [u8], send_buffer: usize) {
-    let t = &mut c.tcb;
-    match &app.app {
-        App::Echo => loop {
-            let room = send_buffer.saturating_sub(t.send_queue()).min(scratch.len());
-            if room == 0 {
-                break;
-            }
-            let n = t.recv(&mut scratch[..room]);
-            if n == 0 {
-                break;
-            }
-            t.send(&scratch[..n]);
-        },
-        App::Discard => while t.recv(scratch) > 0 {},
-        App::Http { body } => {
-            loop {
-                let n = t.recv(scratch);
-                if n == 0 {
-                    break;
-                }
-                for &b in &scratch[..n] {
-                    c.http_match = match (c.http_match, b) {
-                        (0 | 2, b'\r') => c.http_match + 1,
-                        (1, b'\n') => 2,
-                        (3, b'\n') => {
-                            c.http_pending += 1;
-                            0
-                        }
-                        (_, b'\r') => 1,
-                        _ => 0,
-                    };
-                }
-            }
-            while c.http_pending > 0 {
-                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n", body.len());
-                if send_buffer.saturating_sub(t.send_queue()) < head.len() + body.len() {
-                    break;
-                }
-                t.send(head.as_bytes());
-                t.send(body);
-                c.http_pending -= 1;
-            }
-        }
-        App::Bulk { bytes } => {
-            while c.bulk_left > 0 {
-                let n = (c.bulk_left.min(scratch.len() as u64)) as usize;
-                // Byte i of the stream is i % 251: a receiver can check every byte.
-                let at = bytes - c.bulk_left;
-                for (k, b) in scratch[..n].iter_mut().enumerate() {
-                    *b = ((at + k as u64) % 251) as u8;
-                }
-                let m = t.send(&scratch[..n]);
-                c.bulk_left -= m as u64;
-                if m < n {
-                    break;
-                }
-            }
-            while t.recv(scratch) > 0 {}
-            if c.bulk_left == 0 {
-                t.shutdown_write();
-            }
-        }
+    st.apps.tick(&mut st.tw, ctx, now);
+    settle(ctx, &mut st, now);
+    if let Some(shared) = ctx.tables.tcp.as_deref() {
+        st.tw.publish(shared, now);
     }
-    // The peer finished sending and everything it sent was answered: close our side too.
-    if t.at_eof() && !matches!(app.app, App::Bulk { .. }) && c.http_pending == 0 {
-        t.shutdown_write();
-    }
+    ctx.st.tcp = Some(st);
 }
 
 /// Writes one segment as an Ethernet/IPv4 frame and routes it.
@@ -455,5 +889,14 @@ fn emit(ctx: &mut Ctx, payload: &mut [u8], in_port: u16, local: SocketAddrV4, re
         return;
     }
     f.len = (ETH_HDR + total) as u32;
+    ctx.st.counters.stage(Stage::TcpOut, 1);
     ctx.originate4(in_port, *remote.ip(), f);
+}
+
+/// The engine address a connection to `remote` leaves from: the first
+/// IPv4 address of the port the route to `remote` goes out of.
+pub fn source_for(ctx: &Ctx, remote: Ipv4Addr) -> Option<(Ipv4Addr, u16)> {
+    let hop = ctx.routes.fib.lookup_v4(remote).and_then(|id| ctx.routes.select(id, 0))?;
+    let p = ctx.ifs.port(hop.port)?;
+    p.v4.first().map(|(a, _)| (*a, hop.port))
 }

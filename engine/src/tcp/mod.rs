@@ -16,9 +16,11 @@
 //! - [`cookie`]: SYN cookies for a full SYN backlog.
 //! - [`reasm`]: bounded out-of-order reassembly.
 //! - [`buffer`]: fixed-capacity send and receive byte queues.
-//! - [`endpoint`]: the endpoint in the pipeline: built-in apps, per-worker connections and timer wheel.
+//! - [`endpoint`]: the endpoint in the pipeline: per-worker connections, timer wheel and application API.
+//! - [`apps`]: the built-in applications (echo, discard, HTTP, bulk; servers and clients) on that API.
 //! - [`tcb`]: the connection state machine (RFC 9293 states, RFC 5961 checks, timers, app API).
 
+pub mod apps;
 pub mod buffer;
 pub mod cc;
 pub mod cookie;
