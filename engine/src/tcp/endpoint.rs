@@ -15,8 +15,8 @@
 //! applications ([`super::apps`]) use; it runs on the worker, without locks
 //! or system calls, between bursts.
 //!
-//! Ownership: a connection belongs to worker `(local port ^ remote port) %
-//! workers`, whatever queue its segments arrive on (the kernel may move a
+//! Ownership: a connection belongs to worker `hash(local port, remote
+//! address, remote port) % workers`, whatever queue its segments arrive on (the kernel may move a
 //! flow to another queue, e.g. when it rehashes after a retransmission
 //! timeout). A segment that arrives on another worker is handed to the owner
 //! through the handoff inboxes; an active open picks a local port that makes
@@ -173,10 +173,15 @@ impl TcpShared {
     }
 }
 
-/// The worker that owns a connection between these two ports.
+/// The worker that owns a connection: a multiplicative hash of the ports
+/// and the remote address (not the port parity alone: Linux picks even
+/// ephemeral ports for `connect`, so `port % workers` would put every
+/// connection from a Linux client on one worker).
 #[inline]
-pub fn owner(local_port: u16, remote_port: u16, workers: u16) -> u16 {
-    (local_port ^ remote_port) % workers.max(1)
+pub fn owner(local_port: u16, remote: Ipv4Addr, remote_port: u16, workers: u16) -> u16 {
+    let x = ((u32::from(local_port) << 16) | u32::from(remote_port)) ^ u32::from(remote).rotate_left(7);
+    let h = x.wrapping_mul(0x9E37_79B1) ^ (x >> 15);
+    ((h.wrapping_mul(0x85EB_CA6B) >> 16) % u32::from(workers.max(1))) as u16
 }
 
 #[derive(Debug)]
@@ -344,7 +349,7 @@ impl TcpWorker {
         for _ in 0..span {
             let p = self.next_port;
             self.next_port = if p >= EPHEMERAL.1 { EPHEMERAL.0 } else { p + 1 };
-            if owner(p, remote.port(), self.workers) != self.me || self.is_listening(p) {
+            if owner(p, *remote.ip(), remote.port(), self.workers) != self.me || self.is_listening(p) {
                 continue;
             }
             if !self.by_tuple.contains_key(&(u32::from(*remote.ip()), remote.port(), u32::from(local), p)) {
@@ -721,7 +726,7 @@ fn handle(ctx: &mut Ctx, tw: &mut TcpWorker, port: u16, d: Desc, now: u64) {
     let Ok(pkt) = TcpPacket::new_checked(seg_bytes) else { return ctx.drop(port, d, Drop::LocalMalformed) };
     let Ok(repr) = TcpRepr::parse(&pkt, src, dst) else { return ctx.drop(port, d, Drop::LocalMalformed) };
     // Another worker's connection: hand it over (once; a handed frame stays).
-    let to = owner(repr.dst_port, repr.src_port, tw.workers);
+    let to = owner(repr.dst_port, src, repr.src_port, tw.workers);
     if to != tw.me && ctx.handoff & HANDED == 0 {
         if let Some(h) = ctx.tables.handoff.as_deref() {
             if h.send(to, port, 0, ctx.umem.data(&d)) {
