@@ -151,3 +151,43 @@ print(len(got), got == b"still here " * 1000)
         .unwrap_or(0);
     assert!(cookies > 1000, "the flood beyond the backlog was answered with cookies: {cookies}\n{stats}");
 }
+
+/// `[[udp]] app = "echo"`: datagrams to the port come back (IPv4 and IPv6,
+/// content unchanged, the kernel accepts their checksums); other UDP ports
+/// still get Port Unreachable.
+#[test]
+fn udp_echo_on_the_engine_addresses() {
+    let t = RouterTopo::new("tcu").unwrap();
+    let dir = Engine::dir("tcu");
+    let cfg = t.config(&example("router.toml"), &dir.join("ctl.sock")) + "\n[[udp]]\napp = \"echo\"\nport = 7\n";
+    let e = Engine::start(&t.dut, &dir, &cfg, &[]).expect("engine start");
+    let out = py(&t, &e, r#"
+import socket, os
+res = []
+for fam, addr in ((socket.AF_INET, "198.18.1.1"), (socket.AF_INET6, "2001:2:0:1::1")):
+    s = socket.socket(fam, socket.SOCK_DGRAM); s.settimeout(3)
+    ok = 0
+    for n in (0, 1, 100, 1400):
+        msg = os.urandom(n)
+        s.sendto(msg, (addr, 7))
+        try:
+            b, frm = s.recvfrom(2000)
+            ok += (b == msg and frm[0] == addr and frm[1] == 7)
+        except socket.timeout:
+            pass
+    res.append(ok)
+# A port without echo: refused (ICMP port unreachable).
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)
+s.connect(("198.18.1.1", 8)); s.send(b"x")
+try:
+    s.recv(10); res.append("answered")
+except ConnectionRefusedError:
+    res.append("refused")
+except socket.timeout:
+    res.append("silent")
+print(*res)
+"#);
+    assert_eq!(out.trim(), "4 4 refused", "UDP echo v4 and v6, and port unreachable elsewhere:\n{out}\n{}", e.log());
+    let stats = e.ctl_ok(&["stats"]);
+    assert!(stats.lines().any(|l| l.trim_start().starts_with("udp-echo") && l.trim_end().ends_with(" 8")), "{stats}");
+}

@@ -1106,7 +1106,7 @@ fn validate_tcp(ck: &mut Checker<'_>, raw: Vec<Spanned<RawTcp>>) -> Vec<crate::t
             ck.at(span.clone(), "[[tcp]]: connections is for a client (connect)");
         }
         let connections = in_range(ck, &r.connections, "connections", 1, 65536, 1) as u32;
-        if connect.is_some() && r.app.get_ref() == "http" {
+        if r.connect.is_some() && r.app.get_ref() == "http" {
             ck.at(r.app.span(), "[[tcp]]: a client runs echo, discard or bulk (http is a server)");
         }
         let app = match r.app.get_ref().as_str() {
@@ -1587,5 +1587,44 @@ trunk = [10, 20]
     fn line_col_counts_from_one() {
         assert_eq!(line_col("ab\ncd", 0), (1, 1));
         assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+
+    #[test]
+    fn tcp_servers_clients_stack_and_udp_echo() {
+        let text = format!(
+            "{GOOD}\n[[tcp]]\napp = \"http\"\nport = 80\nbody = \"hi\"\n\n[[tcp]]\napp = \"bulk\"\nconnect = \"198.18.2.2:5001\"\nbytes = 1000\nconnections = 3\n\n[tcp_stack]\nmax_conns = 4096\nmin_rto_ms = 50\ntime_wait_ms = 1000\nkeepalive_ms = 30000\nmss = 1200\n\n[[udp]]\napp = \"echo\"\nport = 7\n"
+        );
+        let c = parse(&text).unwrap();
+        use crate::tcp::endpoint::App;
+        assert_eq!(c.tcp[0].port, 80);
+        assert_eq!(c.tcp[0].app, App::Http { body: b"hi".to_vec() });
+        assert_eq!(c.tcp[1].connect, Some("198.18.2.2:5001".parse().unwrap()));
+        assert_eq!((c.tcp[1].connections, c.tcp[1].app.clone()), (3, App::Bulk { bytes: 1000 }));
+        assert_eq!(c.tcp_stack.max_conns, 4096);
+        assert_eq!(c.tcp_stack.tcb.rtt.min_rto_us, 50_000);
+        assert_eq!(c.tcp_stack.tcb.time_wait_ms, 1000);
+        assert_eq!(c.tcp_stack.tcb.mss, 1200);
+        assert_eq!(c.tcp_stack.tcb.keepalive.map(|k| k.idle_ms), Some(30_000));
+        assert_eq!(c.udp_echo, vec![7]);
+        // Defaults: no keepalive, the MSS from the MTU.
+        let d = parse(GOOD).unwrap();
+        assert_eq!((d.tcp_stack.tcb.mss, d.tcp_stack.tcb.keepalive), (0, None));
+    }
+
+    #[test]
+    fn tcp_errors_have_lines() {
+        let e = errors(&format!("{GOOD}\n[[tcp]]\napp = \"echo\"\nport = 7\nconnect = \"198.18.2.2:7\"\n"));
+        assert!(e.iter().any(|m| m.contains("not both")), "{e:?}");
+        let e = errors(&format!("{GOOD}\n[[tcp]]\napp = \"http\"\nconnect = \"198.18.2.2\"\n"));
+        assert!(e.iter().any(|m| m.starts_with("t.toml:24:11: connect `198.18.2.2`")), "{e:?}");
+        assert!(e.iter().any(|m| m.contains("http is a server")), "{e:?}");
+        let e = errors(&format!("{GOOD}\n[[tcp]]\napp = \"echo\"\n"));
+        assert!(e.iter().any(|m| m.contains("needs port")), "{e:?}");
+        let e = errors(&format!("{GOOD}\n[tcp_stack]\nmin_rto_ms = 0\nmss = 40\n"));
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e.iter().any(|m| m.starts_with("t.toml:23:14: min_rto_ms 0")), "{e:?}");
+        assert!(e.iter().any(|m| m.starts_with("t.toml:24:7: mss 40")), "{e:?}");
+        let e = errors(&format!("{GOOD}\n[[udp]]\napp = \"chargen\"\nport = 19\n"));
+        assert!(e.iter().any(|m| m.contains("expected echo")), "{e:?}");
     }
 }
