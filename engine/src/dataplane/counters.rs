@@ -159,6 +159,8 @@ reasons! {
     LbBackendDown = "lb-backend-down", "lb";
     /// No free source port for a full-NAT connection, or the connection table is full.
     LbExhausted = "lb-exhausted", "lb";
+    /// Dropped by the `[impair]` test stage (or held for reorder when the worker stopped).
+    Impaired = "impair-drop", "impair";
 }
 
 /// Number of drop reasons.
@@ -200,10 +202,14 @@ pub enum Stage {
     LbOut,
     /// SYNs answered with a SYN cookie (the backlog was full).
     TcpSynCookie,
+    /// Frames the `[impair]` stage sent twice (copies made).
+    ImpairDup,
+    /// Frames the `[impair]` stage held back to be overtaken.
+    ImpairReorder,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 21] = [
+    pub const ALL: [Stage; 23] = [
         Stage::Classify,
         Stage::Arp,
         Stage::Ip4Input,
@@ -225,6 +231,8 @@ impl Stage {
         Stage::LbIn,
         Stage::LbOut,
         Stage::TcpSynCookie,
+        Stage::ImpairDup,
+        Stage::ImpairReorder,
     ];
 
     pub fn name(self) -> &'static str {
@@ -250,6 +258,8 @@ impl Stage {
             Stage::LbIn => "lb-in",
             Stage::LbOut => "lb-out",
             Stage::TcpSynCookie => "tcp-syn-cookie",
+            Stage::ImpairDup => "impair-dup",
+            Stage::ImpairReorder => "impair-reorder",
         }
     }
 }

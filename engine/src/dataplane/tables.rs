@@ -282,6 +282,8 @@ pub struct Tables {
     pub handoff: Option<Arc<super::handoff::Handoff>>,
     /// The TCP endpoint's applications (empty: none).
     pub tcp_apps: Vec<crate::tcp::endpoint::AppConfig>,
+    /// The test impairment stage (None: off, the usual case).
+    pub impair: Option<super::impair::ImpairConfig>,
 }
 
 impl Tables {
@@ -300,6 +302,7 @@ impl Tables {
             lb: None,
             handoff: None,
             tcp_apps: Vec::new(),
+            impair: None,
         }
     }
 
@@ -313,6 +316,12 @@ impl Tables {
     /// The same tables with a load balancer.
     pub fn with_lb(mut self, lb: crate::lb::LbShared) -> Tables {
         self.lb = Some(Arc::new(lb));
+        self
+    }
+
+    /// The same tables with the impairment stage on.
+    pub fn with_impair(mut self, impair: super::impair::ImpairConfig) -> Tables {
+        self.impair = Some(impair);
         self
     }
 

@@ -82,6 +82,10 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
         tables = tables.with_nat(shared);
     }
     tables.tcp_apps = cfg.tcp.clone();
+    if let Some(imp) = &cfg.impair {
+        tracing::warn!("[impair] is on: frames are dropped, duplicated and reordered on purpose ({imp}); a test feature, not for production");
+        tables = tables.with_impair(imp.clone());
+    }
     if !cfg.lb.is_empty() {
         tables = tables.with_lb(crate::lb::LbShared::new(&cfg.lb, cfg.engine.cores.len() as u16));
     }
