@@ -1,7 +1,8 @@
 //! The whole router pipeline on arbitrary frames: a worker with three
 //! in-memory ports (connected subnets, a static route, an ECMP route,
 //! resolved and unresolved neighbors, MTU 576 on one port, a filter with
-//! every action, NAT from p0 inside to p1/p2 outside with a static forward)
+//! every action, NAT from p0 inside to p1/p2 outside with a static forward,
+//! the `[impair]` stage on every port)
 //! receives the input as a sequence of frames. Nothing may panic, after the
 //! burst every frame of the UMEM must be accounted for (the frame ledger),
 //! and the NAT table stays within its configured size.
@@ -78,7 +79,11 @@ fn worker() -> (Worker<MemPort>, crossbeam::channel::Receiver<events::Event>) {
         ..Default::default()
     };
     let nat = NatShared::new(nat, vec![Role::Inside, Role::Outside, Role::Outside], 1);
-    let tables = Arc::new(Tables::new(ifs, routes, neigh.map()).with_nat(nat).with_handoff(1, false).unwrap());
+    // Impairment on every port and both directions: its copies and held frames
+    // must keep the ledger exact too. (Held frames leave with the next frame on
+    // their lane, or after a millisecond: the only timing-dependent part.)
+    let impair = engine::dataplane::impair::ImpairConfig { drop: 0.02, duplicate: 0.05, reorder: 0.1, seed: 1, ..Default::default() };
+    let tables = Arc::new(Tables::new(ifs, routes, neigh.map()).with_nat(nat).with_handoff(1, false).unwrap().with_impair(impair));
     // A filter with every action, so the reject paths see arbitrary packets too.
     let port = |n: &str| ["p0", "p1", "p2"].iter().position(|p| *p == n).map(|i| i as u16);
     let rules = [

@@ -222,6 +222,8 @@ struct RawConfig {
     tcp_stack: Option<RawTcpStack>,
     #[serde(default, rename = "udp")]
     udps: Vec<Spanned<RawUdp>>,
+    #[serde(default)]
+    impair: Option<Spanned<RawImpair>>,
 }
 
 /// `[[udp]]`: a UDP service on the engine's addresses (only `echo`).
@@ -253,6 +255,28 @@ struct RawTcpStack {
     fin_wait2_ms: Option<Spanned<u64>>,
     /// Keepalive idle time; absent or 0: no keepalive.
     keepalive_ms: Option<Spanned<u64>>,
+}
+
+
+/// `[impair]`: the seeded drop/duplicate/reorder stage (tests only).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImpair {
+    /// Probabilities in [0, 1]; their sum at most 1.
+    #[serde(default)]
+    drop: Option<Spanned<f64>>,
+    #[serde(default)]
+    duplicate: Option<Spanned<f64>>,
+    #[serde(default)]
+    reorder: Option<Spanned<f64>>,
+    #[serde(default)]
+    seed: u64,
+    /// Port names (or interfaces); absent or empty: every port.
+    #[serde(default)]
+    ports: Vec<Spanned<String>>,
+    /// `rx`, `tx` or `both` (default).
+    #[serde(default)]
+    direction: Option<Spanned<String>>,
 }
 
 /// `[[tcp]]`: a built-in TCP application on a port of the engine's addresses.
@@ -614,6 +638,8 @@ pub struct Config {
     pub tcp_stack: crate::tcp::endpoint::StackConfig,
     /// UDP echo ports (`[[udp]]`).
     pub udp_echo: Vec<u16>,
+    /// The test impairment stage, when `[impair]` is configured.
+    pub impair: Option<crate::dataplane::impair::ImpairConfig>,
 }
 
 /// What validation may ask of the machine. Tests substitute their own.
@@ -732,8 +758,9 @@ impl Config {
         let tcp = validate_tcp(&mut ck, raw.tcps);
         let tcp_stack = validate_tcp_stack(&mut ck, raw.tcp_stack.unwrap_or_default());
         let udp_echo = validate_udp(&mut ck, raw.udps);
+        let impair = validate_impair(&mut ck, raw.impair, &ports);
         if ck.errors.is_empty() {
-            Ok(Config { engine, ports, routing, filter, bridges, nat, lb, tcp, tcp_stack, udp_echo })
+            Ok(Config { engine, ports, routing, filter, bridges, nat, lb, tcp, tcp_stack, udp_echo, impair })
         } else {
             Err(ConfigErrors(ck.errors))
         }
@@ -1176,6 +1203,51 @@ fn validate_udp(ck: &mut Checker<'_>, raw: Vec<Spanned<RawUdp>>) -> Vec<u16> {
     out
 }
 
+/// Validates `[impair]`: probabilities in [0, 1] summing to at most 1,
+/// existing ports, a direction word.
+fn validate_impair(
+    ck: &mut Checker<'_>,
+    raw: Option<Spanned<RawImpair>>,
+    ports: &[PortConfig],
+) -> Option<crate::dataplane::impair::ImpairConfig> {
+    use crate::dataplane::impair::{Direction, ImpairConfig};
+    let raw = raw?;
+    let span = raw.span();
+    let raw = raw.into_inner();
+    let mut prob = |v: &Option<Spanned<f64>>, what: &str| match v {
+        None => 0.0,
+        Some(p) if (0.0..=1.0).contains(p.get_ref()) => *p.get_ref(),
+        Some(p) => {
+            ck.at(p.span(), format!("[impair] {what} {}: expected a probability between 0 and 1", p.get_ref()));
+            0.0
+        }
+    };
+    let (drop, duplicate, reorder) = (prob(&raw.drop, "drop"), prob(&raw.duplicate, "duplicate"), prob(&raw.reorder, "reorder"));
+    let sum = drop + duplicate + reorder;
+    // A little slack for decimal fractions that do not add up exactly in binary.
+    if sum > 1.0 + 1e-9 {
+        ck.at(span.clone(), format!("[impair] drop + duplicate + reorder is {sum}: at most 1 (each frame meets one fate)"));
+    }
+    let mut names: Vec<String> = Vec::new();
+    for p in &raw.ports {
+        let n = p.get_ref();
+        if !ports.iter().any(|q| &q.name == n || &q.interface == n) {
+            ck.at(p.span(), format!("[impair] ports: no port `{n}`"));
+        } else if names.contains(n) {
+            ck.at(p.span(), format!("[impair] ports: `{n}` is listed twice"));
+        }
+        names.push(n.clone());
+    }
+    let direction = match &raw.direction {
+        None => Direction::Both,
+        Some(d) => Direction::parse(d.get_ref()).unwrap_or_else(|| {
+            ck.at(d.span(), format!("[impair] direction `{}`: expected rx, tx or both", d.get_ref()));
+            Direction::Both
+        }),
+    };
+    Some(ImpairConfig { drop, duplicate, reorder, seed: raw.seed, ports: names, direction })
+}
+
 /// Validates the `[[lb]]` services.
 fn validate_lb(
     ck: &mut Checker<'_>,
@@ -1581,6 +1653,50 @@ trunk = [10, 20]
         assert!(a("2001:2::1/48").overlaps(&a("2001:2:0:5::1/64")));
         assert!(!a("2001:2:0:1::1/64").overlaps(&a("2001:2:0:2::1/64")));
         assert!(!a("198.18.1.1/24").overlaps(&a("2001:2::1/48")));
+    }
+
+    #[test]
+    fn impair_section_parses() {
+        use crate::dataplane::impair::Direction;
+        assert_eq!(parse(GOOD).unwrap().impair, None);
+        let text = format!("{GOOD}\n[impair]\ndrop = 0.01\nduplicate = 0\nreorder = 0.02\nseed = 42\nports = [\"lan\", \"veth-b\"]\ndirection = \"rx\"\n");
+        let i = parse(&text).unwrap().impair.unwrap();
+        assert_eq!((i.drop, i.duplicate, i.reorder, i.seed), (0.01, 0.0, 0.02, 42));
+        assert_eq!(i.ports, vec!["lan".to_string(), "veth-b".to_string()]);
+        assert_eq!(i.direction, Direction::Rx);
+        // Defaults: nothing impaired, seed 0, every port, both directions.
+        let d = parse(&format!("{GOOD}\n[impair]\n")).unwrap().impair.unwrap();
+        assert_eq!((d.drop, d.duplicate, d.reorder, d.seed, d.ports.len(), d.direction), (0.0, 0.0, 0.0, 0, 0, Direction::Both));
+        // Probabilities that sum to 1 in decimal but not quite in binary.
+        assert!(parse(&format!("{GOOD}\n[impair]\ndrop = 0.1\nduplicate = 0.2\nreorder = 0.7\n")).is_ok());
+        assert!(parse(&format!("{GOOD}\n[impair]\ndrop = 1\n")).is_ok());
+    }
+
+    #[test]
+    fn impair_errors_have_lines() {
+        // GOOD ends on line 21: "[impair]" is on line 22, its first key on 23.
+        let bad = |body: &str| errors(&format!("{GOOD}\n[impair]\n{body}\n"));
+        let e = bad("drop = 1.5");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("t.toml:23:8: [impair] drop 1.5: expected a probability between 0 and 1"), "{e:?}");
+        let e = bad("seed = 1\nreorder = -0.1");
+        assert!(e[0].starts_with("t.toml:24:11: [impair] reorder -0.1"), "{e:?}");
+        let e = bad("duplicate = nan");
+        assert!(e[0].contains("duplicate NaN"), "{e:?}");
+        let e = bad("drop = 0.5\nduplicate = 0.3\nreorder = 0.3");
+        assert!(e[0].starts_with("t.toml:22:1: [impair] drop + duplicate + reorder is 1.1"), "{e:?}");
+        let e = bad("ports = [\"lan\", \"dmz\"]");
+        assert!(e[0].starts_with("t.toml:23:17: [impair] ports: no port `dmz`"), "{e:?}");
+        let e = bad("ports = [\"lan\", \"lan\"]");
+        assert!(e[0].contains("`lan` is listed twice"), "{e:?}");
+        let e = bad("direction = \"sideways\"");
+        assert!(e[0].starts_with("t.toml:23:13: [impair] direction `sideways`: expected rx, tx or both"), "{e:?}");
+        let e = bad("delay = 5");
+        assert!(e[0].starts_with("t.toml:23:1: ") && e[0].contains("delay"), "{e:?}");
+        let e = bad("seed = -1");
+        assert!(e[0].starts_with("t.toml:23:"), "{e:?}");
+        // Every problem at once.
+        assert_eq!(bad("drop = 2\nports = [\"x\"]\ndirection = \"up\"").len(), 3);
     }
 
     #[test]

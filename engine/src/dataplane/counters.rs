@@ -161,6 +161,8 @@ reasons! {
     LbExhausted = "lb-exhausted", "lb";
     /// A TCP segment to the engine of no connection that may not open one (RST sent unless it was one).
     TcpNoConn = "tcp-no-conn", "tcp";
+    /// Dropped by the `[impair]` test stage (or held for reorder when the worker stopped).
+    Impaired = "impair-drop", "impair";
 }
 
 /// Number of drop reasons.
@@ -208,10 +210,14 @@ pub enum Stage {
     TcpOut,
     /// UDP datagrams the UDP echo returned.
     UdpEcho,
+    /// Frames the `[impair]` stage sent twice (copies made).
+    ImpairDup,
+    /// Frames the `[impair]` stage held back to be overtaken.
+    ImpairReorder,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 24] = [
+    pub const ALL: [Stage; 26] = [
         Stage::Classify,
         Stage::Arp,
         Stage::Ip4Input,
@@ -236,6 +242,8 @@ impl Stage {
         Stage::TcpIn,
         Stage::TcpOut,
         Stage::UdpEcho,
+        Stage::ImpairDup,
+        Stage::ImpairReorder,
     ];
 
     pub fn name(self) -> &'static str {
@@ -264,6 +272,8 @@ impl Stage {
             Stage::TcpIn => "tcp-in",
             Stage::TcpOut => "tcp-out",
             Stage::UdpEcho => "udp-echo",
+            Stage::ImpairDup => "impair-dup",
+            Stage::ImpairReorder => "impair-reorder",
         }
     }
 }

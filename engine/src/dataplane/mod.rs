@@ -7,10 +7,12 @@
 //!   lock-free to the control thread.
 //! - [`tables`]: what workers read (ports, resolved routes, neighbors).
 //! - [`events`]: what workers tell the control thread.
+//! - [`impair`]: the seeded drop/duplicate/reorder stage for tests (`[impair]`).
 
 pub mod counters;
 pub mod events;
 pub mod handoff;
+pub mod impair;
 pub mod pipeline;
 pub mod tables;
 pub mod worker;

@@ -284,6 +284,8 @@ pub struct Tables {
     pub tcp: Option<Arc<crate::tcp::endpoint::TcpShared>>,
     /// UDP echo ports on the engine's addresses (`[[udp]]`).
     pub udp_echo: Vec<u16>,
+    /// The test impairment stage (None: off, the usual case).
+    pub impair: Option<super::impair::ImpairConfig>,
 }
 
 impl Tables {
@@ -303,6 +305,7 @@ impl Tables {
             handoff: None,
             tcp: None,
             udp_echo: Vec::new(),
+            impair: None,
         }
     }
 
@@ -316,6 +319,12 @@ impl Tables {
     /// The same tables with a load balancer.
     pub fn with_lb(mut self, lb: crate::lb::LbShared) -> Tables {
         self.lb = Some(Arc::new(lb));
+        self
+    }
+
+    /// The same tables with the impairment stage on.
+    pub fn with_impair(mut self, impair: super::impair::ImpairConfig) -> Tables {
+        self.impair = Some(impair);
         self
     }
 

@@ -5,8 +5,9 @@
 //!
 //! ```text
 //! load the route and neighbor snapshots (arc-swap, no lock)
-//! for each socket: RX burst (≤ 64) ─► pipeline ─► per-port TX queues
-//! flush TX queues (burst per port; frames the ring refused are dropped and counted)
+//! for each socket: RX burst (≤ 64) ─► [impair rx] ─► pipeline ─► per-port TX queues
+//! [impair rx: held frames due]
+//! flush TX queues ([impair tx], burst per port; frames the ring refused are dropped and counted)
 //! neighbors: flush queues whose neighbor resolved, re-solicit, give up
 //! for each socket: reclaim completions, refill the fill ring, wake the kernel if it asked
 //! publish counters if anything changed
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use super::counters::{LocalCounters, SharedCounters, Stage};
 use super::events::{Event, EventSink};
+use super::impair::{ImpairWorker, MAX_HOLD_NS};
 use super::pipeline::{self, Ctx, TxQueues, WorkerState};
 use super::tables::Tables;
 use crate::control::config::PollMode;
@@ -68,6 +70,8 @@ pub struct Worker<P: Port> {
     start: Instant,
     spins: u32,
     probes: Option<Receiver<NeighborKey>>,
+    /// The `[impair]` test stage (None: off; one check per burst).
+    impair: Option<Box<ImpairWorker>>,
 }
 
 impl<P: Port> std::fmt::Debug for Worker<P> {
@@ -102,6 +106,7 @@ impl<P: Port> Worker<P> {
         // MSS from the smallest port MTU (IPv4 and TCP headers without options).
         let mss = tables.ifs.ports.iter().map(|p| p.mtu).min().unwrap_or(1500).saturating_sub(40);
         let tcp = tables.tcp.as_deref().map(|t| crate::tcp::endpoint::TcpStack::new(t, mss, cfg.id));
+        let impair = tables.impair.as_ref().map(|c| Box::new(ImpairWorker::new(c, &tables.ifs, cfg.id)));
         Worker {
             cfg,
             umem,
@@ -127,6 +132,7 @@ impl<P: Port> Worker<P> {
             start: Instant::now(),
             spins: 0,
             probes: None,
+            impair,
         }
         .with_shared_clock()
     }
@@ -193,7 +199,7 @@ impl<P: Port> Worker<P> {
                 }
             }
         }
-        self.flush_tx();
+        self.flush_tx(self.start.elapsed().as_nanos() as u64);
     }
 
     /// Fills every fill ring before the first packet.
@@ -234,7 +240,13 @@ impl<P: Port> Worker<P> {
                     continue;
                 }
                 got += n;
-                pipeline::process_burst(&mut ctx, s.port, &self.descs[..n]);
+                match self.impair.as_deref_mut() {
+                    None => pipeline::process_burst(&mut ctx, s.port, &self.descs[..n]),
+                    Some(imp) => imp.rx(&mut ctx, s.port, &self.descs[..n]),
+                }
+            }
+            if let Some(imp) = self.impair.as_deref_mut() {
+                imp.rx_due(&mut ctx);
             }
             if let Some(h) = self.tables.handoff.as_deref() {
                 got += take_handoffs(&mut ctx, h);
@@ -265,7 +277,7 @@ impl<P: Port> Worker<P> {
             }
             pipeline::service_neighbors(&mut ctx, neigh_changed);
         }
-        self.flush_tx();
+        self.flush_tx(now_ns);
         for s in self.sockets.iter_mut() {
             s.io.reclaim(&mut self.umem, usize::MAX);
             s.io.refill(&mut self.umem, usize::MAX);
@@ -283,11 +295,17 @@ impl<P: Port> Worker<P> {
         got
     }
 
-    /// Sends every queued frame, a burst per port.
-    fn flush_tx(&mut self) {
+    /// Sends every queued frame, a burst per port (through the impairment
+    /// stage when it is on: `now_ns` releases frames it held).
+    fn flush_tx(&mut self, now_ns: u64) {
         for port in 0..self.st.tx.ports() {
-            let q = self.st.tx.queue(port);
+            let q = match self.impair.as_deref_mut() {
+                None => self.st.tx.queue(port),
+                Some(imp) => imp.tx(port, self.st.tx.queue(port), now_ns, &mut self.umem, &mut self.st.counters),
+            };
             if q.is_empty() {
+                // The stage may have dropped or held every queued frame.
+                self.st.tx.clear(port);
                 continue;
             }
             let sent = match self.tx_socket.get(port).copied().flatten() {
@@ -309,8 +327,7 @@ impl<P: Port> Worker<P> {
                     }
                 }
             }
-            for i in sent..q.len() {
-                let d = self.st.tx.queue(port)[i];
+            for &d in &q[sent..] {
                 self.st.counters.drop(super::counters::Drop::TxRingFull);
                 self.umem.free(d);
             }
@@ -334,6 +351,8 @@ impl<P: Port> Worker<P> {
                 // Neighbor timers need the loop now and then: the timeout bounds the sleep.
                 let tcp_timers = self.st.tcp.as_ref().is_some_and(|t| t.tw.has_timers());
                 let t = if !self.st.pending.is_empty() || tcp_timers { Duration::from_millis(if tcp_timers { 1 } else { 5 }) } else { self.cfg.idle_timeout };
+                // Frames held for reorder are released after MAX_HOLD_NS.
+                let t = if self.impair.as_ref().is_some_and(|i| i.holding()) { t.min(Duration::from_nanos(MAX_HOLD_NS)) } else { t };
                 let h = self.tables.handoff.clone();
                 if h.as_ref().is_some_and(|h| !h.may_sleep(self.cfg.id)) {
                     continue;
@@ -363,6 +382,10 @@ impl<P: Port> Worker<P> {
                 break;
             }
             std::thread::sleep(Duration::from_millis(1));
+        }
+        // Frames the impairment stage still holds are dropped (counted), not leaked.
+        if let Some(imp) = self.impair.as_deref_mut() {
+            imp.free_held(&mut self.umem, &mut self.st.counters);
         }
         self.st.counters.touch();
         self.st.counters.publish(&self.shared);

@@ -206,8 +206,8 @@ impl Control {
             .map_err(|e| format!("reload refused, the running configuration stays:\n{e}"))?;
         let mut notes = Vec::new();
         if let Some(old) = &self.running {
-            if old.engine != new.engine || old.ports != new.ports || old.bridges != new.bridges || old.nat != new.nat || old.lb != new.lb || old.tcp != new.tcp || old.tcp_stack != new.tcp_stack || old.udp_echo != new.udp_echo {
-                notes.push("changes to [engine], ports, bridges, [nat] or [[lb]] need a restart: not applied (lb pools: ctl lb backend)".to_string());
+            if old.engine != new.engine || old.ports != new.ports || old.bridges != new.bridges || old.nat != new.nat || old.lb != new.lb || old.tcp != new.tcp || old.tcp_stack != new.tcp_stack || old.udp_echo != new.udp_echo || old.impair != new.impair {
+                notes.push("changes to [engine], ports, bridges, [nat], [[lb]], [[tcp]], [tcp_stack], [[udp]] or [impair] need a restart: not applied (lb pools: ctl lb backend)".to_string());
             }
         }
         // Validate everything before changing anything.

@@ -85,6 +85,10 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     if !cfg.tcp.is_empty() {
         tables.tcp = Some(Arc::new(crate::tcp::endpoint::TcpShared::new(cfg.tcp.clone(), cfg.tcp_stack, cfg.engine.cores.len() as u16)));
     }
+    if let Some(imp) = &cfg.impair {
+        tracing::warn!("[impair] is on: frames are dropped, duplicated and reordered on purpose ({imp}); a test feature, not for production");
+        tables = tables.with_impair(imp.clone());
+    }
     if !cfg.lb.is_empty() {
         tables = tables.with_lb(crate::lb::LbShared::new(&cfg.lb, cfg.engine.cores.len() as u16));
     }
