@@ -163,6 +163,11 @@ impl<P: Port> Worker<P> {
         self.st.nat.as_ref().map(|n| n.table.counts())
     }
 
+    /// The TCP endpoint's live connections (fuzz targets and tests check its limits).
+    pub fn tcp_conns(&self) -> Option<usize> {
+        self.st.tcp.as_ref().map(|t| t.tw.len())
+    }
+
     /// Neighbors the control thread wants refreshed (stale entries) arrive here.
     pub fn set_probes(&mut self, rx: Receiver<NeighborKey>) {
         self.probes = Some(rx);
