@@ -109,8 +109,9 @@
 # on CPU $GEN_CPU: generator and DUT share a core, the sink has the other. This bounds every
 # kernel DUT figure by what one core can do for generator + DUT together; the engine DUTs, a
 # user-space worker, must share a core with one of the two as well (see pktengine_launch): all
-# six engine DUTs run their one worker on ENGINE_CPU (default SINK_CPU), beside the sink, which
-# then runs SCHED_OTHER (see sink_sched); for the kernel DUTs it runs SCHED_FIFO. TCP DUTs: the
+# six packet engine DUTs (and pktengine-tcp) run their one worker on ENGINE_CPU (default SINK_CPU),
+# beside the sink, which then runs SCHED_OTHER (see sink_sched); for the kernel DUTs it runs
+# SCHED_FIFO. TCP DUTs (no generator, no sink): the
 # client on GEN_CPU, the DUT's server (tcpbench or the engine's worker) on ENGINE_CPU. On veth a
 # segment's receive processing runs on the sending CPU: the kernel DUT's TCP input runs on GEN_CPU
 # in the client's transmit path, the client's TCP input on ENGINE_CPU in the server's (tcpbench's
