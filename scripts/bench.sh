@@ -42,6 +42,24 @@
 # matching the flows or the warm-up pings): every flow packet is checked against the whole set
 # and accepted by the policy at the end. nftables gets it as written, rule by rule, and as sets.
 #
+# The TCP DUTs (linux-tcp, pktengine-tcp) use topo_up, but no generator and no sink: the client is
+# tcpbench (bench/src/bin/tcpbench.rs, the kernel's TCP) in the gen ns, 198.18.0.2, and the server
+# sits on the DUT's address 198.18.0.1 (the sink ns stays idle):
+#
+#   gen ns  [gi] ── veth ── [di]  DUT ns
+#   198.18.0.2/24           198.18.0.1/24: tcpbench server (linux-tcp) or the engine's [[tcp]] apps
+#   tcpbench client         bulk on 5001 (10^12 bytes, the throughput trials) and 5002
+#                           (BENCH_TCP_CHECK_BYTES, the checked transfer), discard on 9, http on 80
+#
+# Trials (each BENCH_TCP_SECONDS, BENCH_TCP_REPS times): tcp-recv (bulk DUT -> client over
+# BENCH_TCP_STREAMS connections, every byte checked against the pattern i % 251), tcp-send (client
+# -> DUT's discard for the time, then the rate up to the DUT's FIN, which follows the last byte it
+# read), tcp-crr (BENCH_TCP_CONNS concurrent connect / GET / whole response / close loops: connections
+# per second and the latency of one), and once tcp-check (a whole bulk transfer of
+# BENCH_TCP_CHECK_BYTES on one connection: exact length, pattern and EOF). The gen ns keeps no
+# TIME-WAIT sockets (tcp_max_tw_buckets = 0: the client closes first in crr, and 28k ephemeral
+# ports would not last a trial) and uses ports 1024-65535.
+#
 # DUTs (BENCH_DUTS, default all of them):
 #   none            no DUT: one veth from the gen ns straight to the sink ns (the instrument's own
 #                   ceiling; "offered" and "delivered" here bound every other row)
@@ -72,8 +90,12 @@
 #                   one set lookup each; the same verdicts, since every rule drops
 #   pktengine-filter  the engine as pktengine plus [filter] rules = [the 1,000 rules], default
 #                   accept (tuple space search: the cost follows the rule shapes, not their count)
+#   linux-tcp       the kernel's TCP in the DUT ns: four tcpbench servers (bulk 5001 and 5002, discard,
+#                   http) on 198.18.0.1, each one thread with an epoll loop, pinned to ENGINE_CPU
+#   pktengine-tcp   the engine (one worker on ENGINE_CPU, as pktengine) with the same four apps as
+#                   [[tcp]] sections: its own TCP endpoint (engine/src/tcp) on 198.18.0.1
 #
-# Per DUT and frame size (64, 512, 1518 bytes with FCS):
+# Per packet DUT and frame size (64, 512, 1518 bytes with FCS):
 #   max     generator at max rate: delivered Mpps/Gbps, loss, latency
 #   lat50   offered at 50% of the max delivered rate: latency p50/p99/p99.9
 #   lat90   the same at 90%
@@ -87,21 +109,34 @@
 # on CPU $GEN_CPU: generator and DUT share a core, the sink has the other. This bounds every
 # kernel DUT figure by what one core can do for generator + DUT together; the engine DUTs, a
 # user-space worker, must share a core with one of the two as well (see pktengine_launch): all
-# six engine DUTs run their one worker on ENGINE_CPU (default SINK_CPU), beside the sink, which
-# then runs SCHED_OTHER (see sink_sched); for the kernel DUTs it runs SCHED_FIFO.
+# six packet engine DUTs (and pktengine-tcp) run their one worker on ENGINE_CPU (default SINK_CPU),
+# beside the sink, which then runs SCHED_OTHER (see sink_sched); for the kernel DUTs it runs
+# SCHED_FIFO. TCP DUTs (no generator, no sink): the
+# client on GEN_CPU, the DUT's server (tcpbench or the engine's worker) on ENGINE_CPU. On veth a
+# segment's receive processing runs on the sending CPU: the kernel DUT's TCP input runs on GEN_CPU
+# in the client's transmit path, the client's TCP input on ENGINE_CPU in the server's (tcpbench's
+# send() or the engine worker's AF_XDP transmit).
 #
 # Knobs (environment, or KEY=VALUE arguments): BENCH_QUICK=1 (1.5-2 minutes per 6-7 DUTs: 1 s trials,
 # latency and search at 64 bytes only, 4 search steps), BENCH_DUTS, BENCH_SIZES, BENCH_TRIAL,
 # BENCH_STEPS, BENCH_LOSS, BENCH_OUT (default bench/results), GEN_CPU, SINK_CPU, ENGINE_CPU,
-# BENCH_SINK_RT (SCHED_FIFO priority of the sink, default 20; 0 = normal scheduling),
-# BENCH_TAG (appended to the result names: system-<date>[-quick]-<tag>.*).
+# BENCH_SINK_RT (SCHED_FIFO priority of the sink, default 20; 0 = normal scheduling), BENCH_ENGINE_POLL
+# (the engine worker's poll mode, default adaptive; busy spins),
+# BENCH_TAG (appended to the result names: system-<date>[-quick]-<tag>.*); TCP DUTs: BENCH_TCP_SECONDS
+# (default 3 quick, 5 full), BENCH_TCP_REPS (1 quick, 3 full; the Markdown shows the median),
+# BENCH_TCP_CONNS (crr concurrency, 16), BENCH_TCP_STREAMS (recv/send connections, 1),
+# BENCH_TCP_CHECK_BYTES (100000000). A DUT may be listed more than once in BENCH_DUTS (e.g.
+# "linux-tcp pktengine-tcp linux-tcp pktengine-tcp": interleaved runs against a drifting machine
+# load); the Markdown takes the median over all its trials.
 #
 # Output: bench/results/system-<date>[-quick][-<tag>].md (tables with ratios vs Linux 1-route
 # and, for the engine DUTs, vs their kernel counterpart: pktengine vs linux-1route,
 # pktengine-fulltable vs linux-fulltable, pktengine-nat vs linux-nat, pktengine-switch vs
 # linux-bridge, pktengine-lb vs linux-lb, pktengine-filter vs linux-filter and, second,
-# linux-filter-sets), .csv (every trial), .png (gnuplot, if installed:
-# scripts/deps.sh installs gnuplot-nox).
+# linux-filter-sets; a TCP table, pktengine-tcp vs linux-tcp), .csv (every trial; TCP rows fill
+# rx_gbps, p50/p99/p999_us (crr latency) and the tcp_* columns, packet rows leave those empty), .png
+# (gnuplot, if installed: scripts/deps.sh installs gnuplot-nox; the packet DUTs' rates, and the TCP
+# DUTs' in -tcp.png, or in the .png when only TCP DUTs ran).
 set -euo pipefail
 
 for a in "$@"; do
@@ -120,11 +155,13 @@ else
 fi
 SIZES=${BENCH_SIZES:-"64 512 1518"}
 LOSS=${BENCH_LOSS:-0.001}
-DUTS=${BENCH_DUTS:-"none linux-1route linux-fulltable xdp-redirect pktengine pktengine-fulltable linux-nat pktengine-nat linux-bridge pktengine-switch linux-lb pktengine-lb linux-filter linux-filter-sets pktengine-filter"}
+DUTS=${BENCH_DUTS:-"none linux-1route linux-fulltable xdp-redirect pktengine pktengine-fulltable linux-nat pktengine-nat linux-bridge pktengine-switch linux-lb pktengine-lb linux-filter linux-filter-sets pktengine-filter linux-tcp pktengine-tcp"}
 GEN_CPU=${GEN_CPU:-0}
 SINK_CPU=${SINK_CPU:-1}
 # The engine worker's core (default: the sink's, see dut_pktengine).
 ENGINE_CPU=${ENGINE_CPU:-$SINK_CPU}
+# The engine worker's wait mode (adaptive: spin while busy, then sleep in poll(2); busy: spin always).
+ENGINE_POLL=${BENCH_ENGINE_POLL:-adaptive}
 # The sink runs SCHED_FIFO (priority BENCH_SINK_RT, 0 = normal scheduling): on a shared
 # 2-core machine a preempted sink adds scheduler time slices (ms) to the latency tail.
 # The generator stays SCHED_OTHER: the veth receive path (ksoftirqd) shares its CPU.
@@ -133,6 +170,18 @@ SINK_SCHED=""
 [ "$SINK_RT" != 0 ] && SINK_SCHED="chrt -f $SINK_RT"
 OUT=${BENCH_OUT:-$ROOT/bench/results}
 PKTGEN=$ROOT/target/release/pktgen
+TCPBENCH=$ROOT/target/release/tcpbench
+if [ "$QUICK" = 1 ]; then
+  TCP_SECS=${BENCH_TCP_SECONDS:-3}; TCP_REPS=${BENCH_TCP_REPS:-1}
+else
+  TCP_SECS=${BENCH_TCP_SECONDS:-5}; TCP_REPS=${BENCH_TCP_REPS:-3}
+fi
+TCP_CONNS=${BENCH_TCP_CONNS:-16}
+TCP_STREAMS=${BENCH_TCP_STREAMS:-1}
+TCP_CHECK_BYTES=${BENCH_TCP_CHECK_BYTES:-100000000}
+# The throughput trials' bulk connections: more than any trial moves (the client stops at its time).
+TCP_BULK_BYTES=1000000000000
+TCP_BODY="hello from pktengine"
 STAMP=$(date -u +%Y-%m-%d)
 
 [ "$(id -u)" -eq 0 ] || { echo "bench.sh: needs root (namespaces, XDP)" >&2; exit 1; }
@@ -140,22 +189,25 @@ for t in ip ethtool taskset python3 clang nft bridge; do
   command -v "$t" >/dev/null || { echo "bench.sh: $t missing (scripts/deps.sh)" >&2; exit 1; }
 done
 
-echo "bench.sh: building pktgen (release)"
-(cd "$ROOT" && cargo build --release -q -p pktengine-bench --bin pktgen)
+echo "bench.sh: building pktgen and tcpbench (release)"
+(cd "$ROOT" && cargo build --release -q -p pktengine-bench --bin pktgen --bin tcpbench)
 
 ID=$(printf '%x%03x' $$ $((RANDOM % 4096)))
 NG=bg-$ID; ND=bd-$ID; NS=bs-$ID
 GI=gi$ID; DI=di$ID; DE=de$ID; SI=si$ID
 TMP=$(mktemp -d /tmp/pktbench.XXXXXX)
 CSV=$TMP/trials.csv
-echo "dut,size,kind,offered_pps,sent,received,loss,rx_mpps,rx_gbps,p50_us,p99_us,p999_us,bad_ip_checksum" >"$CSV"
+echo "dut,size,kind,offered_pps,sent,received,loss,rx_mpps,rx_gbps,p50_us,p99_us,p999_us,bad_ip_checksum,tcp_bytes,tcp_elapsed_s,tcp_conns,tcp_conns_per_s,tcp_errors,tcp_unfinished" >"$CSV"
 SINK_PID=""
 DUT_PID=""
+# The linux-tcp DUT's tcpbench servers.
+TCP_PIDS=""
 
 cleanup() {
   set +e
   [ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null && wait "$SINK_PID" 2>/dev/null
   [ -n "$DUT_PID" ] && kill "$DUT_PID" 2>/dev/null && wait "$DUT_PID" 2>/dev/null
+  for p in $TCP_PIDS; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
   for n in "$NG" "$ND" "$NS"; do ip netns del "$n" 2>/dev/null; done
   rm -rf "$TMP"
 }
@@ -307,7 +359,7 @@ pktengine_launch() {
   cat >"$TMP/pktengine.toml" <<TOML
 [engine]
 cores = [$ENGINE_CPU]
-poll = "adaptive"
+poll = "$ENGINE_POLL"
 ctl_socket = "$TMP/pktengine.sock"
 
 $1
@@ -739,6 +791,110 @@ dut_pktengine_filter_after() {
     END { printf "  engine: %d filter rules, %d of them with hits; %s\n", n, hit, last }'
 }
 
+# ---- TCP DUTs -------------------------------------------------------------------------
+
+# The gen ns as a TCP client: no TIME-WAIT kept (crr closes from the client side, thousands of
+# times a second), every port above 1023; a ping so the DUT has the client's MAC before the trials.
+tcp_client_prep() {
+  ip netns exec "$NG" sysctl -qw net.ipv4.tcp_max_tw_buckets=0 net.ipv4.ip_local_port_range="1024 65535"
+  ip netns exec "$NG" ping -c 3 -i 0.2 -W 1 198.18.0.1 >/dev/null \
+    || echo "bench.sh: warm-up ping to the DUT's 198.18.0.1 failed" >&2
+  # The idle round trip (with 64 KiB windows, a connection moves at most 64 KiB per round trip).
+  echo "bench.sh: ping 198.18.0.1, 20 x 10 ms: $(ip netns exec "$NG" ping -q -c 20 -i 0.01 -W 1 198.18.0.1 | tail -1)"
+  echo "kernel congestion control $(ip netns exec "$NG" sysctl -n net.ipv4.tcp_congestion_control) (gen ns), $(ip netns exec "$ND" sysctl -n net.ipv4.tcp_congestion_control) (DUT ns)" >"$TMP/tcp-note"
+}
+
+# DUT "linux-tcp": the kernel's TCP in the DUT ns, four tcpbench servers on 198.18.0.1 (the engine's
+# four apps of pktengine-tcp, byte for byte), each one thread, all pinned to ENGINE_CPU, the core
+# the engine's worker gets.
+dut_linux_tcp() {
+  local spec port i
+  for spec in "bulk 5001 --bytes $TCP_BULK_BYTES" "bulk 5002 --bytes $TCP_CHECK_BYTES" "discard 9" "http 80"; do
+    set -- $spec
+    port=$2
+    taskset -c "$ENGINE_CPU" ip netns exec "$ND" "$TCPBENCH" server --mode "$1" --port "$port" --bind 198.18.0.1 \
+      "${@:3}" --body "$TCP_BODY" >"$TMP/tcpsrv-$port.json" 2>"$TMP/tcpsrv-$port.err" &
+    TCP_PIDS="$TCP_PIDS $!"
+    i=0
+    until grep -q ready "$TMP/tcpsrv-$port.err" 2>/dev/null; do
+      sleep 0.05; i=$((i + 1))
+      if [ $i -gt 100 ]; then echo "bench.sh: tcpbench server $spec did not start: $(cat "$TMP/tcpsrv-$port.err")" >&2; return 1; fi
+    done
+  done
+  tcp_client_prep
+}
+
+# After the trials: the servers' totals (SIGTERM makes each print one JSON line).
+dut_linux_tcp_after() {
+  local p
+  for p in $TCP_PIDS; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  TCP_PIDS=""
+  for p in 5001 5002 9 80; do echo "  tcpbench server :$p: $(cat "$TMP/tcpsrv-$p.json")"; done
+}
+
+# DUT "pktengine-tcp": pktengine (routing as for the packet DUTs, unused here) plus the four apps.
+dut_pktengine_tcp() {
+  pktengine_start "" "" "" "$(cat <<TOML
+[[tcp]]
+app = "bulk"
+port = 5001
+bytes = $TCP_BULK_BYTES
+
+[[tcp]]
+app = "bulk"
+port = 5002
+bytes = $TCP_CHECK_BYTES
+
+[[tcp]]
+app = "discard"
+port = 9
+
+[[tcp]]
+app = "http"
+port = 80
+body = "$TCP_BODY"
+TOML
+)" || return 1
+  tcp_client_prep
+}
+
+# tcp_trial DUT KIND PORT MODE [CLIENT ARGS...]: one tcpbench client run (GEN_CPU, gen ns) against
+# 198.18.0.1:PORT; appends a CSV line and prints its summary (and the error kinds, if any).
+tcp_trial() {
+  local dut=$1 kind=$2 port=$3 mode=$4 f line
+  shift 4
+  f=$TMP/tcp$RANDOM
+  if ! taskset -c "$GEN_CPU" ip netns exec "$NG" "$TCPBENCH" client --connect "198.18.0.1:$port" --mode "$mode" \
+      "$@" >"$f.json" 2>"$f.err"; then
+    echo "bench.sh: $dut $kind: tcpbench client failed: $(cat "$f.err")" >&2
+    return 0
+  fi
+  line=$(python3 - "$f.json" "$dut" "$kind" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); dut, kind = sys.argv[2:4]
+lat = lambda k: "" if r[k] is None else f'{r[k]:.0f}'
+print(f'{dut},,{kind},,,,,,{r["gbps"]:.4f},{lat("p50_us")},{lat("p99_us")},{lat("p999_us")},,'
+      f'{r["bytes"]},{r["elapsed_s"]:.3f},{r["connections"]},{r["conns_per_s"]:.1f},{r["errors"]},{r["unfinished"]}')
+if r["errors"]:
+    print(f"bench.sh: {dut} {kind}: {r['errors']} errors: {r['error_detail']}", file=sys.stderr)
+PY
+)
+  echo "$line" >>"$CSV"
+  echo "  $line"
+}
+
+# The TCP trials of one DUT (see the top of the script).
+tcp_trials() {
+  local dut=$1 rep
+  for rep in $(seq "$TCP_REPS"); do
+    tcp_trial "$dut" tcp-recv 5001 recv --seconds "$TCP_SECS" --conns "$TCP_STREAMS"
+    tcp_trial "$dut" tcp-send 9 send --seconds "$TCP_SECS" --conns "$TCP_STREAMS"
+    tcp_trial "$dut" tcp-crr 80 crr --seconds "$TCP_SECS" --conns "$TCP_CONNS" --body "$TCP_BODY"
+  done
+  # A whole transfer, checked: exact length, the pattern, then EOF (30 s at most).
+  tcp_trial "$dut" tcp-check 5002 recv --seconds 30 --conns 1 --bytes "$TCP_CHECK_BYTES"
+}
+
 # ---- trials ---------------------------------------------------------------------------
 
 # The sink's scheduling for a DUT: SCHED_FIFO (BENCH_SINK_RT) keeps its latency tail short, but
@@ -785,7 +941,7 @@ mpps = recv / el / 1e6
 gbps = s["bytes"] * 8 / el / 1e9
 lat = s["latency_ns"]
 print(f'{dut},{size},{kind},{g["pps"]:.0f},{sent},{recv},{loss:.6f},{mpps:.4f},{gbps:.4f},'
-      f'{lat["p50"]/1e3:.1f},{lat["p99"]/1e3:.1f},{lat["p999"]/1e3:.1f},{s["bad_ip_checksum"]}')
+      f'{lat["p50"]/1e3:.1f},{lat["p99"]/1e3:.1f},{lat["p999"]/1e3:.1f},{s["bad_ip_checksum"]},,,,,,')
 # Every flow sent should arrive (the sink keys flows by the stamp's flow id).
 fs, fg = len(s["flows"]), sum(1 for n in g["per_flow"] if n)
 if fs < fg:
@@ -812,9 +968,13 @@ run_dut() {
   if [ "$dut" != none ] && ! "$fn"; then
     echo "bench.sh: DUT $dut did not come up: skipped" >&2
     [ -n "$DUT_PID" ] && { kill "$DUT_PID" 2>/dev/null; wait "$DUT_PID" 2>/dev/null; DUT_PID=""; }
+    for p in $TCP_PIDS; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; TCP_PIDS=""
     topo_down; return 0
   fi
-  for size in $SIZES; do
+  # TCP DUTs: their own trials, no frame sizes; their engine stats in full below.
+  local sizes=$SIZES stats_lines=20
+  case "$dut" in *-tcp) tcp_trials "$dut"; sizes=""; stats_lines=200 ;; esac
+  for size in $sizes; do
     trial "$dut" "$size" max max
     local max_offered=$LAST_OFFERED max_mpps=$LAST_MPPS max_loss=$LAST_LOSS
     case " $DETAIL_SIZES " in *" $size "*) ;; *) continue ;; esac
@@ -839,14 +999,14 @@ run_dut() {
         fi
       done
     fi
-    echo "$dut,$size,rfc2544,$best,,,,$(python3 -c "print(f'{$best/1e6:.4f}')"),,,,," >>"$CSV"
+    echo "$dut,$size,rfc2544,$best,,,,$(python3 -c "print(f'{$best/1e6:.4f}')"),,,,,,,,,,," >>"$CSV"
     echo "  $dut $size B: zero-loss (<= $LOSS) throughput $best pps"
   done
   if declare -F "${fn}_after" >/dev/null; then "${fn}_after" || true; fi
   if [ -n "$DUT_PID" ]; then
     if [ -S "$TMP/pktengine.sock" ]; then
       "$ROOT/target/release/pktengine" ctl --socket "$TMP/pktengine.sock" stats >"$TMP/$dut.stats" 2>&1 || true
-      sed 's/^/  engine: /' "$TMP/$dut.stats" | head -20
+      sed 's/^/  engine: /' "$TMP/$dut.stats" | head -"$stats_lines"
     fi
     kill "$DUT_PID" 2>/dev/null; wait "$DUT_PID" 2>/dev/null || true; DUT_PID=""
   fi
@@ -864,10 +1024,16 @@ BASE=$OUT/system-$STAMP
 cp "$CSV" "$BASE.csv"
 python3 - "$BASE.csv" "$BASE.md" "$LOSS" "$TRIAL" "$STEPS" "$GEN_CPU" "$SINK_CPU" "$((T1 - T0))" \
   "$(cat "$TMP/load-note" 2>/dev/null || echo 'full table not run')" "$(uname -r)" "$ENGINE_CPU" \
-  "$(cat "$TMP/filter-note" 2>/dev/null || echo 'filter DUTs not run')" <<'PY'
+  "$(cat "$TMP/filter-note" 2>/dev/null || echo 'filter DUTs not run')" \
+  "$TCP_SECS" "$TCP_REPS" "$TCP_CONNS" "$TCP_STREAMS" "$TCP_CHECK_BYTES" "$ENGINE_POLL" \
+  "$(cat "$TMP/tcp-note" 2>/dev/null || echo 'TCP DUTs not run')" <<'PY'
 import csv, sys
 path, md, loss, trial, steps, gcpu, scpu, secs, note, kernel, ecpu, fnote = sys.argv[1:13]
-rows = list(csv.DictReader(open(path)))
+tsecs, treps, tconns, tstreams, tcheck, epoll, tnote = sys.argv[13:20]
+allrows = list(csv.DictReader(open(path)))
+# Packet trials and TCP trials (kind tcp-*) share the CSV; each has its tables.
+rows = [r for r in allrows if not r["kind"].startswith("tcp-")]
+trows = [r for r in allrows if r["kind"].startswith("tcp-")]
 duts = list(dict.fromkeys(r["dut"] for r in rows))
 def get(d, s, k):
     for r in rows:
@@ -893,77 +1059,161 @@ def counterpart(d, s, k):
     return t
 out = []
 out.append(f"# System benchmark ({kernel}, veth, {secs} s)\n")
-out.append(f"gen ns -> DUT ns -> sink ns over veth; 8 UDP flows 198.18.0.2 -> 198.19.1.1 (NAT DUTs: the sink sees "
-           f"them from 198.19.0.1; switch DUTs: 198.18.0.2 -> 198.18.0.3 on one subnet, to the sink's MAC; "
-           f"LB DUTs: 64 flows to the VIP 198.19.1.100:2000, balanced over the backends 198.19.0.2-198.19.0.4 "
-           f"(sink addresses), full NAT from 198.19.0.1; filter DUTs: the 8 flows through 1,000 rules that none "
-           f"of them matches); "
-           f"pktgen (AF_XDP, copy mode) "
-           f"pinned to CPU {gcpu} (the kernel DUTs run in its TX path there), sink pinned to CPU {scpu} (SCHED_FIFO; SCHED_OTHER beside an engine worker on its core), "
-           f"engine worker on CPU {ecpu}. "
-           f"Trials of {trial} s; zero-loss search: {steps} binary-search steps, loss threshold {float(loss)*100:g}%.\n")
-out.append("Ratios: delivered (or zero-loss) Mpps over that of linux-1route, and for the engine DUTs over their "
-           "kernel counterpart (pktengine: linux-1route, pktengine-fulltable: linux-fulltable, pktengine-nat: "
-           "linux-nat, pktengine-switch: linux-bridge, pktengine-lb: linux-lb, pktengine-filter: linux-filter and, "
-           "second, linux-filter-sets).\n")
-out.append(f"Full table: {note}.\n")
-out.append(f"Filter rule set: {fnote}.\n")
-out.append("## Throughput at max offered rate\n")
-out.append("| DUT | size (B) | offered Mpps | delivered Mpps | Gbit/s | loss | p50 µs | p99 µs | vs linux-1route | vs kernel counterpart |")
-out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-for d in duts:
-    for s in sizes:
-        r = get(d, s, "max")
-        if not r: continue
-        out.append(f'| {d} | {s} | {float(r["offered_pps"])/1e6:.3f} | {float(r["rx_mpps"]):.3f} | {float(r["rx_gbps"]):.3f} | '
-                   f'{float(r["loss"])*100:.3f}% | {r["p50_us"]} | {r["p99_us"]} | {ratio(r, get("linux-1route", s, "max"))} | '
-                   f'{counterpart(d, s, "max")} |')
-out.append("\n## Zero-loss throughput (RFC 2544 style) and latency under load\n")
-out.append("| DUT | size (B) | zero-loss Mpps | vs linux-1route | vs kernel counterpart | @50%: p50 / p99 / p99.9 µs | @90%: p50 / p99 / p99.9 µs |")
-out.append("|---|---:|---:|---:|---:|---|---|")
-for d in duts:
-    for s in sizes:
-        z = get(d, s, "rfc2544")
-        if not z: continue
-        l5, l9 = get(d, s, "lat50"), get(d, s, "lat90")
-        f = lambda r: f'{r["p50_us"]} / {r["p99_us"]} / {r["p999_us"]}' if r else "-"
-        out.append(f'| {d} | {s} | {float(z["rx_mpps"]):.3f} | {ratio(z, get("linux-1route", s, "rfc2544"))} | '
-                   f'{counterpart(d, s, "rfc2544")} | {f(l5)} | {f(l9)} |')
-bad = sum(int(r["bad_ip_checksum"] or 0) for r in rows)
-out.append(f"\nIPv4 header checksums that failed at the sink, all trials: {bad}.\n")
-out.append("Every trial: the CSV beside this file. The generator alone tops out near 0.6 Mpps at 64 B "
-           "(bench/README.md), so DUTs faster than that show the generator's limit, not their own.\n")
+if rows:
+    out.append(f"gen ns -> DUT ns -> sink ns over veth; 8 UDP flows 198.18.0.2 -> 198.19.1.1 (NAT DUTs: the sink sees "
+               f"them from 198.19.0.1; switch DUTs: 198.18.0.2 -> 198.18.0.3 on one subnet, to the sink's MAC; "
+               f"LB DUTs: 64 flows to the VIP 198.19.1.100:2000, balanced over the backends 198.19.0.2-198.19.0.4 "
+               f"(sink addresses), full NAT from 198.19.0.1; filter DUTs: the 8 flows through 1,000 rules that none "
+               f"of them matches); "
+               f"pktgen (AF_XDP, copy mode) "
+               f"pinned to CPU {gcpu} (the kernel DUTs run in its TX path there), sink pinned to CPU {scpu} (SCHED_FIFO; SCHED_OTHER beside an engine worker on its core), "
+               f"engine worker on CPU {ecpu}. "
+               f"Trials of {trial} s; zero-loss search: {steps} binary-search steps, loss threshold {float(loss)*100:g}%.\n")
+    out.append("Ratios: delivered (or zero-loss) Mpps over that of linux-1route, and for the engine DUTs over their "
+               "kernel counterpart (pktengine: linux-1route, pktengine-fulltable: linux-fulltable, pktengine-nat: "
+               "linux-nat, pktengine-switch: linux-bridge, pktengine-lb: linux-lb, pktengine-filter: linux-filter and, "
+               "second, linux-filter-sets).\n")
+    out.append(f"Full table: {note}.\n")
+    out.append(f"Filter rule set: {fnote}.\n")
+    out.append("## Throughput at max offered rate\n")
+    out.append("| DUT | size (B) | offered Mpps | delivered Mpps | Gbit/s | loss | p50 µs | p99 µs | vs linux-1route | vs kernel counterpart |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for d in duts:
+        for s in sizes:
+            r = get(d, s, "max")
+            if not r: continue
+            out.append(f'| {d} | {s} | {float(r["offered_pps"])/1e6:.3f} | {float(r["rx_mpps"]):.3f} | {float(r["rx_gbps"]):.3f} | '
+                       f'{float(r["loss"])*100:.3f}% | {r["p50_us"]} | {r["p99_us"]} | {ratio(r, get("linux-1route", s, "max"))} | '
+                       f'{counterpart(d, s, "max")} |')
+    out.append("\n## Zero-loss throughput (RFC 2544 style) and latency under load\n")
+    out.append("| DUT | size (B) | zero-loss Mpps | vs linux-1route | vs kernel counterpart | @50%: p50 / p99 / p99.9 µs | @90%: p50 / p99 / p99.9 µs |")
+    out.append("|---|---:|---:|---:|---:|---|---|")
+    for d in duts:
+        for s in sizes:
+            z = get(d, s, "rfc2544")
+            if not z: continue
+            l5, l9 = get(d, s, "lat50"), get(d, s, "lat90")
+            f = lambda r: f'{r["p50_us"]} / {r["p99_us"]} / {r["p999_us"]}' if r else "-"
+            out.append(f'| {d} | {s} | {float(z["rx_mpps"]):.3f} | {ratio(z, get("linux-1route", s, "rfc2544"))} | '
+                       f'{counterpart(d, s, "rfc2544")} | {f(l5)} | {f(l9)} |')
+    bad = sum(int(r["bad_ip_checksum"] or 0) for r in rows)
+    out.append(f"\nIPv4 header checksums that failed at the sink, all trials: {bad}.\n")
+    out.append("Every trial: the CSV beside this file. The generator alone tops out near 0.6 Mpps at 64 B "
+               "(bench/README.md), so DUTs faster than that show the generator's limit, not their own.\n")
+
+# TCP DUTs: the median of the repetitions per measure, engine over kernel.
+TCP_COUNTERPART = {"pktengine-tcp": "linux-tcp"}
+if trows:
+    tduts = list(dict.fromkeys(r["dut"] for r in trows))
+    def vals(d, k, f):
+        return sorted(float(r[f]) for r in trows if r["dut"] == d and r["kind"] == k and r[f] not in ("", None))
+    def med(d, k, f):
+        v = vals(d, k, f)
+        return v[(len(v) - 1) // 2] if v else None
+    out.append("## TCP: the engine's endpoint vs the kernel's TCP\n")
+    out.append(f"tcpbench client (the kernel's TCP) in the gen ns, 198.18.0.2, on CPU {gcpu}; the DUT's server on "
+               f"198.18.0.1 on CPU {ecpu}: linux-tcp = tcpbench servers (one thread, epoll, each), pktengine-tcp = the "
+               f"engine's [[tcp]] apps (one worker, poll mode {epoll}). MSS 1460 both ways (veth MTU 1500), transmit checksum offload off "
+               f"on the sending veths (no TSO); {tnote}, the engine NewReno. Trials of {tsecs} s, {treps} repetition(s) per DUT "
+               f"run (a DUT listed n times in BENCH_DUTS runs n times, interleaved), median of all shown; bulk and "
+               f"discard over {tstreams} connection(s), crr with {tconns} concurrent connections (connect, GET, whole "
+               f"response by Content-Length and body checked, close), latency of one connection from connect to the "
+               f"last response byte.\n")
+    pairs = [(e, k) for e, k in TCP_COUNTERPART.items() if e in tduts and k in tduts]
+    out.append("| measure | " + " | ".join(tduts + [f"{e} / {k}" for e, k in pairs]) + " |")
+    out.append("|---|" + "---:|" * (len(tduts) + len(pairs)))
+    JOBS = [("tcp-recv", "rx_gbps", "bulk DUT → client (bulk app; client recv), Gbit/s", "{:.3f}"),
+            ("tcp-send", "rx_gbps", "client → DUT (discard app; client send), Gbit/s", "{:.3f}"),
+            ("tcp-crr", "tcp_conns_per_s", "HTTP connect/request/response/close (http app; crr), connections/s", "{:.0f}"),
+            ("tcp-crr", "p50_us", "crr connection latency p50, µs", "{:.0f}"),
+            ("tcp-crr", "p99_us", "crr connection latency p99, µs", "{:.0f}"),
+            ("tcp-check", "rx_gbps", f"checked bulk transfer of {int(tcheck):,} bytes (to EOF), Gbit/s", "{:.3f}")]
+    for k, f, label, fmt in JOBS:
+        cells = [med(d, k, f) for d in tduts]
+        line = f"| {label} | " + " | ".join("-" if v is None else fmt.format(v) for v in cells)
+        for e, kk in pairs:
+            a, b = med(e, k, f), med(kk, k, f)
+            line += " | " + (f"{a / b:.2f}" if a is not None and b else "-")
+        out.append(line + " |")
+    def check(d):
+        r = [x for x in trows if x["dut"] == d and x["kind"] == "tcp-check"]
+        ok = [x for x in r if x["tcp_errors"] == "0" and x["tcp_unfinished"] == "0" and x["tcp_conns"] == "1"]
+        return f"{len(ok)} of {len(r)} complete" if r else "-"
+    errs = lambda d: sum(int(x["tcp_errors"] or 0) for x in trows if x["dut"] == d)
+    out.append("| checked transfer: exact length, pattern, EOF | " + " | ".join([check(d) for d in tduts] + [""] * len(pairs)) + " |")
+    out.append("| errors, all TCP trials (connect, reset, pattern, short, HTTP, timeout) | "
+               + " | ".join([str(errs(d)) for d in tduts] + [""] * len(pairs)) + " |")
+    n = lambda d: len(vals(d, "tcp-recv", "rx_gbps"))
+    out.append("\nTrials per measure: " + ", ".join(f"{d} {n(d)}" for d in tduts) + ".")
+    out.append("\nEvery TCP trial: the tcp-* rows of the CSV (rx_gbps, crr latency in p50/p99/p999_us, tcp_* columns).\n")
 open(md, "w").write("\n".join(out))
 print("\n".join(out))
 PY
 
 if command -v gnuplot >/dev/null; then
-  python3 - "$BASE.csv" "$TMP/plot.dat" <<'PY'
+  python3 - "$BASE.csv" "$TMP/plot.dat" "$TMP/tcp-gbps.dat" "$TMP/tcp-crr.dat" <<'PY'
 import csv, sys
-rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["kind"] == "max"]
+allrows = list(csv.DictReader(open(sys.argv[1])))
+rows = [r for r in allrows if r["kind"] == "max"]
 duts = list(dict.fromkeys(r["dut"] for r in rows)); sizes = list(dict.fromkeys(r["size"] for r in rows))
-with open(sys.argv[2], "w") as f:
-    f.write("size " + " ".join(duts) + "\n")
-    for s in sizes:
-        vals = [next((r["rx_mpps"] for r in rows if r["dut"] == d and r["size"] == s), "0") for d in duts]
-        f.write(s + " " + " ".join(vals) + "\n")
+if rows:
+    with open(sys.argv[2], "w") as f:
+        f.write("size " + " ".join(duts) + "\n")
+        for s in sizes:
+            vals = [next((r["rx_mpps"] for r in rows if r["dut"] == d and r["size"] == s), "0") for d in duts]
+            f.write(s + " " + " ".join(vals) + "\n")
+# TCP: medians per DUT, Gbit/s of recv and send, connections/s of crr.
+trows = [r for r in allrows if r["kind"].startswith("tcp-")]
+tduts = list(dict.fromkeys(r["dut"] for r in trows))
+def med(d, k, f):
+    v = sorted(float(r[f]) for r in trows if r["dut"] == d and r["kind"] == k and r[f])
+    return str(v[(len(v) - 1) // 2]) if v else "0"
+if trows:
+    with open(sys.argv[3], "w") as f:
+        f.write("job " + " ".join(tduts) + "\n")
+        for k, label in (("tcp-recv", "bulk_DUT->client"), ("tcp-send", "client->DUT")):
+            f.write(label + " " + " ".join(med(d, k, "rx_gbps") for d in tduts) + "\n")
+    with open(sys.argv[4], "w") as f:
+        f.write("job " + " ".join(tduts) + "\n")
+        f.write("http_crr " + " ".join(med(d, "tcp-crr", "tcp_conns_per_s") for d in tduts) + "\n")
 PY
-  ncol=$(head -1 "$TMP/plot.dat" | wc -w)
-  gnuplot <<EOF
+  HIST='set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set key top right
+set grid ytics
+set yrange [0:*]'
+  TCP_PNG=$BASE-tcp.png
+  if [ -s "$TMP/plot.dat" ]; then
+    ncol=$(head -1 "$TMP/plot.dat" | wc -w)
+    gnuplot <<EOF
 set terminal pngcairo size 1200,500 noenhanced
 set output "$BASE.png"
 set title "Delivered rate at max offered load (veth, $(uname -r))"
 set ylabel "Mpps"
 set xlabel "frame size (bytes)"
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.8 border -1
-set key top right
-set grid ytics
-set yrange [0:*]
+$HIST
 plot for [i=2:$ncol] "$TMP/plot.dat" using i:xtic(1) title columnheader(i)
 EOF
-  echo "bench.sh: plot $BASE.png"
+    echo "bench.sh: plot $BASE.png"
+  else
+    TCP_PNG=$BASE.png
+  fi
+  if [ -s "$TMP/tcp-gbps.dat" ]; then
+    ncol=$(head -1 "$TMP/tcp-gbps.dat" | wc -w)
+    gnuplot <<EOF
+set terminal pngcairo size 1200,500 noenhanced
+set output "$TCP_PNG"
+set multiplot layout 1,2 title "TCP: the engine's endpoint vs the kernel's (veth, $(uname -r), medians)"
+$HIST
+set ylabel "Gbit/s"
+plot for [i=2:$ncol] "$TMP/tcp-gbps.dat" using i:xtic(1) title columnheader(i)
+set ylabel "connections/s"
+plot for [i=2:$ncol] "$TMP/tcp-crr.dat" using i:xtic(1) title columnheader(i)
+unset multiplot
+EOF
+    echo "bench.sh: plot $TCP_PNG"
+  fi
 else
   echo "bench.sh: gnuplot not installed (scripts/deps.sh installs gnuplot-nox): no plot"
 fi
