@@ -235,6 +235,8 @@ pub struct TcpWorker {
     max_conns: usize,
     backlog: usize,
     next_port: u16,
+    /// Rings of closed connections, for the next ones (no allocation per connection).
+    pool: Vec<tcb::Buffers>,
     /// A segment's text made contiguous for the TCP emit (the send ring gives two slices).
     out: Box<[u8; 9216]>,
     // Totals for the gauges.
@@ -279,6 +281,7 @@ impl TcpWorker {
             backlog: stack.backlog,
             next_port: EPHEMERAL.0 + (seed % span) as u16,
             out: Box::new([0; 9216]),
+            pool: Vec::with_capacity(max_conns),
             accepted: 0,
             connected: 0,
             closed: 0,
@@ -362,7 +365,7 @@ impl TcpWorker {
         let iss = self.isn.isn(l4, remote, now_ms * 1000);
         let mut cfg = self.cfg;
         cfg.nodelay = nodelay;
-        let tcb = Tcb::connect(SocketAddr::V4(l4), SocketAddr::V4(remote), Seq(iss), cfg, now_ms);
+        let tcb = Tcb::connect_with(SocketAddr::V4(l4), SocketAddr::V4(remote), Seq(iss), cfg, now_ms, self.pool.pop());
         let key = (u32::from(*remote.ip()), remote.port(), u32::from(local), p);
         let id = self.insert(key, tcb, 0, 0, false, now_ms);
         self.mark_dirty(id.idx);
@@ -591,6 +594,9 @@ impl TcpWorker {
             self.half_open -= 1;
         }
         let err = c.tcb.error();
+        if self.pool.len() < self.max_conns {
+            self.pool.push(c.tcb.into_buffers());
+        }
         self.closed += 1;
         match err {
             Some(tcb::Error::Reset) => self.reset += 1,
@@ -783,7 +789,7 @@ fn handle(ctx: &mut Ctx, tw: &mut TcpWorker, port: u16, d: Desc, now: u64) {
                 let mut cfg = tw.cfg;
                 cfg.nodelay = nodelay;
                 cfg.window_scale = false;
-                if let Some(mut tcb) = Tcb::accept(&syn, SocketAddr::V4(l4), SocketAddr::V4(r4), Seq(cookie), cfg, now) {
+                if let Some(mut tcb) = Tcb::accept_with(&syn, SocketAddr::V4(l4), SocketAddr::V4(r4), Seq(cookie), cfg, now, tw.pool.pop()) {
                     // The SYN-ACK went out already (the cookie): let the
                     // connection "send" it too, unseen, then take the ACK.
                     tcb.poll(now, &mut |_| {});
@@ -801,7 +807,7 @@ fn handle(ctx: &mut Ctx, tw: &mut TcpWorker, port: u16, d: Desc, now: u64) {
             let iss = tw.isn.isn(l4, r4, now * 1000);
             let mut cfg = tw.cfg;
             cfg.nodelay = nodelay;
-            if let Some(tcb) = Tcb::accept(&seg, SocketAddr::V4(l4), SocketAddr::V4(r4), Seq(iss), cfg, now) {
+            if let Some(tcb) = Tcb::accept_with(&seg, SocketAddr::V4(l4), SocketAddr::V4(r4), Seq(iss), cfg, now, tw.pool.pop()) {
                 // The SYN itself is consumed by accept; the SYN-ACK leaves on the flush.
                 let id = tw.insert(key, tcb, lport, port, true, now);
                 tw.mark_dirty(id.idx);

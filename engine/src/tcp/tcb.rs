@@ -363,10 +363,36 @@ fn clamp_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
+/// A connection's send and receive rings, kept by the endpoint between
+/// connections so that opening one allocates nothing.
+#[derive(Debug)]
+pub struct Buffers {
+    tx: RingBuf,
+    rx: RingBuf,
+}
+
+impl Buffers {
+    /// Rings of the sizes `cfg` asks for.
+    pub fn new(cfg: &Config) -> Buffers {
+        Buffers { tx: RingBuf::new(cfg.send_buffer), rx: RingBuf::new(cfg.recv_buffer.min(1 << 30)) }
+    }
+
+    /// Whether these rings have the sizes `cfg` asks for.
+    pub fn fits(&self, cfg: &Config) -> bool {
+        self.tx.capacity() == cfg.send_buffer && self.rx.capacity() == cfg.recv_buffer.min(1 << 30)
+    }
+}
+
 impl Tcb {
-    fn new(local: SocketAddr, remote: SocketAddr, iss: Seq, cfg: Config, now_ms: u64) -> Tcb {
+    fn new(local: SocketAddr, remote: SocketAddr, iss: Seq, cfg: Config, now_ms: u64, bufs: Option<Buffers>) -> Tcb {
         let mss = cfg.mss.max(1);
         let cfg = Config { mss, ..cfg };
+        let Buffers { mut tx, mut rx } = match bufs {
+            Some(b) if b.fits(&cfg) => b,
+            _ => Buffers::new(&cfg),
+        };
+        tx.clear();
+        rx.clear();
         Tcb {
             cfg,
             state: State::Closed,
@@ -386,7 +412,7 @@ impl Tcb {
             snd_mss: u32::from(DEFAULT_MSS.min(mss)),
             snd_shift: 0,
             fin_seq: None,
-            tx: RingBuf::new(cfg.send_buffer),
+            tx,
             cc: Cc::new(u32::from(DEFAULT_MSS.min(mss)), iss),
             rtt: RttEstimator::new(cfg.rtt),
             rtt_timing: None,
@@ -400,7 +426,7 @@ impl Tcb {
             rcv_adv: Seq(0),
             rcv_shift: 0,
             ws_ok: false,
-            rx: RingBuf::new(cfg.recv_buffer.min(1 << 30)),
+            rx,
             reasm: Reassembly::new(),
             fin_received: false,
             fin_ooo: None,
@@ -431,7 +457,19 @@ impl Tcb {
         cfg: Config,
         now_ms: u64,
     ) -> Tcb {
-        let mut t = Tcb::new(local, remote, iss, cfg, now_ms);
+        Tcb::connect_with(local, remote, iss, cfg, now_ms, None)
+    }
+
+    /// [`connect`](Self::connect) on rings from an earlier connection.
+    pub fn connect_with(
+        local: SocketAddr,
+        remote: SocketAddr,
+        iss: Seq,
+        cfg: Config,
+        now_ms: u64,
+        bufs: Option<Buffers>,
+    ) -> Tcb {
+        let mut t = Tcb::new(local, remote, iss, cfg, now_ms, bufs);
         t.state = State::SynSent;
         t.active = true;
         if cfg.window_scale {
@@ -451,10 +489,23 @@ impl Tcb {
         cfg: Config,
         now_ms: u64,
     ) -> Option<Tcb> {
+        Tcb::accept_with(syn, local, remote, iss, cfg, now_ms, None)
+    }
+
+    /// [`accept`](Self::accept) on rings from an earlier connection.
+    pub fn accept_with(
+        syn: &Segment<'_>,
+        local: SocketAddr,
+        remote: SocketAddr,
+        iss: Seq,
+        cfg: Config,
+        now_ms: u64,
+        bufs: Option<Buffers>,
+    ) -> Option<Tcb> {
         if !syn.has(TcpFlags::SYN) || syn.flags.intersects(TcpFlags::ACK.union(TcpFlags::RST)) {
             return None;
         }
-        let mut t = Tcb::new(local, remote, iss, cfg, now_ms);
+        let mut t = Tcb::new(local, remote, iss, cfg, now_ms, bufs);
         t.state = State::SynReceived;
         t.take_syn_options(syn);
         t.irs = syn.seq;
@@ -582,6 +633,11 @@ impl Tcb {
 
     pub fn state(&self) -> State {
         self.state
+    }
+
+    /// The connection's rings, for the next one (see [`Buffers`]).
+    pub fn into_buffers(self) -> Buffers {
+        Buffers { tx: self.tx, rx: self.rx }
     }
 
     /// Why the connection ended, if it did not end cleanly.
