@@ -833,6 +833,7 @@ dut_linux_tcp_after() {
 }
 
 # DUT "pktengine-tcp": pktengine (routing as for the packet DUTs, unused here) plus the four apps.
+TCP_ENGINE_BUFFER=${TCP_ENGINE_BUFFER:-1048576}
 dut_pktengine_tcp() {
   pktengine_start "" "" "" "$(cat <<TOML
 [[tcp]]
@@ -853,6 +854,11 @@ port = 9
 app = "http"
 port = 80
 body = "$TCP_BODY"
+
+# The kernel autotunes its socket buffers to megabytes; the engine's are fixed: 1 MiB each here.
+[tcp_stack]
+send_buffer = $TCP_ENGINE_BUFFER
+recv_buffer = $TCP_ENGINE_BUFFER
 TOML
 )" || return 1
   tcp_client_prep

@@ -90,6 +90,20 @@ tcp_transitory_timeout_s = 3
 # The soak has a few thousand sessions at most; a small table is touched (in RSS) within the
 # warm-up, so what grows after it is a leak, not first-touched pages of a preallocated table.
 max_sessions = 16384
+
+# The engine's own TCP (its apps on 198.18.1.1) and UDP echo, used by clients in h1.
+[[tcp]]
+app = "echo"
+port = 7
+
+[[tcp]]
+app = "http"
+port = 80
+body = "soak\n"
+
+[[udp]]
+app = "echo"
+port = 7
 TOML
 # `ip netns exec` execs the engine, so $! is the engine's pid (RSS, SIGTERM).
 ip netns exec "$DUT" "$bin" run --config "$work/engine.toml" >"$work/engine.log" 2>&1 &
@@ -104,6 +118,7 @@ census() {  # free rx held tx errors, summed over workers
   ctl stats | awk '/frames free/ { f += $5; r += $7; h += $9; t += $11; e += $14 } END { print f+0, r+0, h+0, t+0, e+0 }'
 }
 sessions() { ctl nat show | tail -1 | awk '{print $1}'; }
+tcp_conns() { ctl stats | awk '/^tcp worker/ { for (i = 1; i < NF; i++) if ($i == "conns") n += $(i+1) } END { print n+0 }'; }
 
 secs=$((MINUTES * 60))
 UDP_ECHO='
@@ -125,6 +140,31 @@ while time.time() < end:
     s.close(); time.sleep(0.003)
 print(sent, got)
 '
+# The engine's TCP: connections opened and closed all along (echo of 64 KiB each, checked), and
+# HTTP keep-alive connections of 50 requests each.
+ENGINE_TCP_CLIENT='
+import socket, sys, time, os, http.client
+end = time.time() + float(sys.argv[1]); conns = ok = reqs = bad = 0
+data = os.urandom(65536)
+while time.time() < end:
+    try:
+        s = socket.create_connection(("198.18.1.1", 7), timeout=5)
+        s.sendall(data); s.shutdown(socket.SHUT_WR)
+        got = b""
+        while True:
+            b = s.recv(65536)
+            if not b: break
+            got += b
+        s.close(); conns += 1; ok += (got == data)
+        c = http.client.HTTPConnection("198.18.1.1", 80, timeout=5)
+        for i in range(50):
+            c.request("GET", "/"); r = c.getresponse(); b = r.read()
+            reqs += 1; bad += (b != b"soak\n")
+        c.close()
+    except OSError:
+        bad += 1
+print(conns, ok, reqs, bad)
+'
 in_ns "$H2" python3 -c "$UDP_ECHO" & pids+=($!)
 in_ns "$H2" iperf3 -s -D -1 -p 5201 --logfile "$work/iperf-tcp.log" >/dev/null 2>&1 || true
 in_ns "$H2" iperf3 -s -D -1 -p 5202 --logfile "$work/iperf-udp6.log" >/dev/null 2>&1 || true
@@ -137,6 +177,7 @@ in_ns "$H1" iperf3 -c 198.19.1.2 -p 5201 -P 4 -t "$secs" -J >"$work/tcp.json" 2>
 in_ns "$H1" iperf3 -6 -c 2001:2:0:2::2 -p 5202 -u -b 200M -t "$secs" -J >"$work/udp6.json" 2>&1 & pids+=($!); udp6_pid=$!
 in_ns "$H1" python3 -c "$UDP_CLIENT" "$secs" >"$work/udp-flows.txt" & pids+=($!); flows_pid=$!
 in_ns "$H1" ping -i 0.2 -w "$secs" 198.19.1.2 >"$work/ping4.txt" 2>&1 & pids+=($!); ping_pid=$!
+in_ns "$H1" python3 -c "$ENGINE_TCP_CLIENT" "$secs" >"$work/engine-tcp.txt" 2>&1 & pids+=($!); etcp_pid=$!
 
 samples="$work/samples.txt"
 echo "t_s rss_kb nat_sessions frames_free frames_rx frames_held frames_tx ledger_errors" >"$samples"
@@ -148,7 +189,7 @@ while :; do
   [ "$now" -ge "$secs" ] && break
   sleep 10
 done
-wait "$tcp_pid" "$udp6_pid" "$flows_pid" "$ping_pid" 2>/dev/null || true
+wait "$tcp_pid" "$udp6_pid" "$flows_pid" "$ping_pid" "$etcp_pid" 2>/dev/null || true
 
 echo "soak.sh: traffic over; waiting for the NAT timeouts (sessions must return to 0)"
 idle_ok=0
@@ -157,6 +198,7 @@ for i in $(seq 60); do
   if [ "$n" = 0 ]; then idle_ok=1; break; fi
   sleep 1
 done
+tcp_left=$(tcp_conns)
 read -r f r h t e < <(census)
 total=$((f + r + h + t))
 rss_end=$(rss_kb)
@@ -168,6 +210,7 @@ tcp_gbps=$(python3 -c "import json;d=json.load(open('$work/tcp.json'));print('%.
 tcp_retr=$(python3 -c "import json;d=json.load(open('$work/tcp.json'));print(d['end']['sum_sent'].get('retransmits','?'))" 2>/dev/null || echo "?")
 udp6=$(python3 -c "import json;d=json.load(open('$work/udp6.json'));s=d['end']['sum'];print('%.0f Mbit/s, loss %.3f%%'%(s['bits_per_second']/1e6, s['lost_percent']))" 2>/dev/null || echo "?")
 read -r usent ugot <"$work/udp-flows.txt" || { usent=0; ugot=0; }
+read -r tconns tok treqs tbad <"$work/engine-tcp.txt" || { tconns=0; tok=0; treqs=0; tbad=1; }
 ping4=$(grep -E "packets transmitted" "$work/ping4.txt" || echo "?")
 # RSS: the peak of the first half of the run (warm-up) against the peak of the second half.
 half=$((secs / 2))
@@ -184,6 +227,7 @@ report=$(
   echo "UDP over IPv6, routed (iperf3 -u -b 200M): $udp6"
   echo "new UDP flows through the NAT: $usent sent, $ugot answered"
   echo "ping through the NAT: $ping4"
+  echo "the engine's TCP: $tconns echo connections (64 KiB each, $tok verified), $treqs HTTP keep-alive requests, $tbad errors; $tcp_left connections left at the end"
   echo "RSS: peak ${warm} kB in the first half of the run, ${peak} kB in the second, ${rss_end} kB at the end"
   echo "frames at the end: free $f rx $r held $h tx $t (total $total), ledger errors $e"
   echo
@@ -193,6 +237,8 @@ report=$(
   echo "checks:"
   check "NAT sessions back to 0 after their timeouts" "[ $idle_ok = 1 ]"
   check "no frame held by a worker when idle" "[ $h = 0 ]"
+  check "the engine's TCP: every echo verified, no error" "[ $tconns -gt 0 ] && [ $tok = $tconns ] && [ $tbad = 0 ]"
+  check "the engine's TCP table back to 0" "[ $tcp_left = 0 ]"
   check "no ledger error" "[ $e = 0 ]"
   check "every worker's ledger exact at exit ($ledger_log of 2)" "[ $ledger_log = 2 ] && [ $ledger_bad = 0 ]"
   check "RSS flat after warm-up (second-half peak within 5% + 2 MiB of the first half's)" "[ $peak -le $(( warm + warm / 20 + 2048 )) ]"

@@ -1,11 +1,7 @@
-//! The engine's own TCP endpoint (issue 11, in progress): a lean RFC 9293
-//! TCP without SACK, run to completion on the worker that owns the
-//! connection. Built: the building blocks, the connection state machine
-//! ([`tcb`], pure logic, packetdrill-style tests and lossy-channel property
-//! tests) and its first use in the pipeline ([`endpoint`]: built-in apps on
-//! the engine's addresses, per-worker connections and timer wheel, RST for
-//! ports without an app, SYN cookies beyond a backlog). Not yet: active
-//! opens from apps, a user-facing application API.
+//! The engine's own TCP endpoint (issue 11): a lean RFC 9293 TCP without
+//! SACK, run to completion on the worker that owns the connection, with a
+//! per-worker application API ([`endpoint`]) and built-in applications on
+//! it ([`apps`]: echo, discard, HTTP/1.1, bulk; servers and clients).
 //!
 //! Modules, each self-contained with its tests:
 //! - [`seq`]: sequence-number arithmetic modulo 2^32 (RFC 9293 §3.4, RFC 1982).
