@@ -2,7 +2,8 @@
 //! in-memory ports (connected subnets, a static route, an ECMP route,
 //! resolved and unresolved neighbors, MTU 576 on one port, a filter with
 //! every action, NAT from p0 inside to p1/p2 outside with a static forward,
-//! the `[impair]` stage on every port)
+//! the `[impair]` stage on every port, the engine's TCP apps and UDP echo, a
+//! full-NAT load-balancer service)
 //! receives the input as a sequence of frames. Nothing may panic, after the
 //! burst every frame of the UMEM must be accounted for (the frame ledger),
 //! and the NAT table stays within its configured size.
@@ -83,7 +84,34 @@ fn worker() -> (Worker<MemPort>, crossbeam::channel::Receiver<events::Event>) {
     // must keep the ledger exact too. (Held frames leave with the next frame on
     // their lane, or after a millisecond: the only timing-dependent part.)
     let impair = engine::dataplane::impair::ImpairConfig { drop: 0.02, duplicate: 0.05, reorder: 0.1, seed: 1, ..Default::default() };
-    let tables = Arc::new(Tables::new(ifs, routes, neigh.map()).with_nat(nat).with_handoff(1, false).unwrap().with_impair(impair));
+    let mut tables = Tables::new(ifs, routes, neigh.map()).with_nat(nat).with_handoff(1, false).unwrap().with_impair(impair);
+    // The engine's TCP apps and UDP echo on its addresses too (all features on).
+    {
+        use engine::tcp::endpoint::{App, AppConfig, StackConfig, TcpShared};
+        let app = |port, app| AppConfig { port, connect: None, connections: 1, app, nodelay: false };
+        let apps = vec![app(7, App::Echo), app(80, App::Http { body: b"x".to_vec() }), app(5001, App::Bulk { bytes: 10_000 })];
+        let stack = StackConfig { max_conns: 16, backlog: 4, ..StackConfig::default() };
+        tables.tcp = Some(Arc::new(TcpShared::new(apps, stack, 1)));
+        tables.udp_echo = vec![7];
+    }
+    // A load-balancer service too: a VIP on p1's subnet, full NAT toward two backends behind p2.
+    {
+        use engine::lb::{parse_backend, DownPolicy, LbShared, Mode, Scheduler, ServiceConfig};
+        let svc = ServiceConfig {
+            name: "web".into(),
+            proto: 6,
+            vip: engine::nat::Ep::new(u32::from(std::net::Ipv4Addr::new(198, 19, 1, 100)), 80),
+            scheduler: Scheduler::Maglev,
+            mode: Mode::FullNat,
+            snat: u32::from(std::net::Ipv4Addr::new(198, 19, 2, 1)),
+            down_policy: DownPolicy::Keep,
+            backends: vec![parse_backend("198.19.2.2:8080").unwrap(), parse_backend("198.19.2.3:8080 weight 2").unwrap()],
+            timeouts: Default::default(),
+            health: None,
+        };
+        tables = tables.with_lb(LbShared::new(&[svc], 1));
+    }
+    let tables = Arc::new(tables);
     // A filter with every action, so the reject paths see arbitrary packets too.
     let port = |n: &str| ["p0", "p1", "p2"].iter().position(|p| *p == n).map(|i| i as u16);
     let rules = [
@@ -136,6 +164,7 @@ fuzz_target!(|data: &[u8]| {
         if let Err(e) = w.umem().check() {
             panic!("frame ledger: {e}");
         }
+        assert!(w.tcp_conns().unwrap_or(0) <= 16, "TCP table beyond its limit");
         let (sessions, mappings) = w.nat_counts().unwrap_or((0, 0));
         assert!(sessions <= MAX_SESSIONS && mappings <= sessions + 1, "NAT table beyond its limits: {sessions} sessions, {mappings} mappings");
     });
