@@ -189,8 +189,8 @@ for t in ip ethtool taskset python3 clang nft bridge; do
   command -v "$t" >/dev/null || { echo "bench.sh: $t missing (scripts/deps.sh)" >&2; exit 1; }
 done
 
-echo "bench.sh: building pktgen and tcpbench (release)"
-(cd "$ROOT" && cargo build --release -q -p pktengine-bench --bin pktgen --bin tcpbench)
+echo "bench.sh: building pktgen, tcpbench and the engine (release, once: every DUT of a run uses the same build)"
+(cd "$ROOT" && cargo build --release -q -p pktengine-bench --bin pktgen --bin tcpbench && cargo build --release -q -p engine)
 
 ID=$(printf '%x%03x' $$ $((RANDOM % 4096)))
 NG=bg-$ID; ND=bd-$ID; NS=bs-$ID
@@ -351,7 +351,6 @@ dut_xdp_redirect() {
 # engine on it; returns once its ctl socket is up.
 pktengine_launch() {
   local bin=$ROOT/target/release/pktengine
-  (cd "$ROOT" && cargo build --release -q -p engine)
   for d in "$DI" "$DE"; do
     ip -n "$ND" addr flush dev "$d"
     ip netns exec "$ND" sysctl -qw "net.ipv6.conf.$d.disable_ipv6=1"
@@ -774,8 +773,6 @@ dut_linux_filter_sets_after() { dut_linux_filter_after; }
 # The warm-up pings cross the filter too.
 dut_pktengine_filter() {
   filter_ruleset || return 1
-  # Built first, so that the time below is the engine's start (pktengine_launch's build is then a no-op).
-  (cd "$ROOT" && cargo build --release -q -p engine)
   local t0 t1; t0=$(date +%s.%N)
   pktengine_start "" "" "" "$(cat "$TMP/filter.toml")" || return 1
   t1=$(date +%s.%N)

@@ -137,6 +137,7 @@ pub fn input6(ctx: &mut Ctx, port: u16, d: Desc) {
             ctx.icmp6_error_from(port, &d, Icmp6Error::PortUnreachable, Some(dst));
             ctx.drop(port, d, Drop::LocalPortUnreachable);
         }
+        IpProtocol::Tcp if ctx.st.tcp.is_some() => crate::tcp::endpoint::input6(ctx, port, d, ext.upper_offset),
         IpProtocol::Tcp => ctx.drop(port, d, Drop::LocalPortUnreachable),
         _ => ctx.drop(port, d, Drop::LocalProtoUnreachable),
     }

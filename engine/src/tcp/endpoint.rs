@@ -23,7 +23,7 @@
 //! the opening worker the owner. See ARCHITECTURE.md.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -34,7 +34,7 @@ use super::tcb::{self, Segment, State, Tcb};
 use super::timer::{Handle, TimerWheel};
 use crate::dataplane::counters::{Drop, Stage};
 use crate::dataplane::handoff::HANDED;
-use crate::dataplane::pipeline::{Ctx, ETHERTYPE_IPV4, ETH_HDR};
+use crate::dataplane::pipeline::{Ctx, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HDR};
 use crate::wire::tcp::{TcpFlags, TcpPacket, TcpRepr};
 use crate::xsk::Desc;
 
@@ -178,8 +178,15 @@ impl TcpShared {
 /// ephemeral ports for `connect`, so `port % workers` would put every
 /// connection from a Linux client on one worker).
 #[inline]
-pub fn owner(local_port: u16, remote: Ipv4Addr, remote_port: u16, workers: u16) -> u16 {
-    let x = ((u32::from(local_port) << 16) | u32::from(remote_port)) ^ u32::from(remote).rotate_left(7);
+pub fn owner(local_port: u16, remote: IpAddr, remote_port: u16, workers: u16) -> u16 {
+    let r = match remote {
+        IpAddr::V4(a) => u32::from(a),
+        IpAddr::V6(a) => {
+            let o = a.octets();
+            (0..4).fold(0u32, |h, i| h ^ u32::from_be_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]]))
+        }
+    };
+    let x = ((u32::from(local_port) << 16) | u32::from(remote_port)) ^ r.rotate_left(7);
     let h = x.wrapping_mul(0x9E37_79B1) ^ (x >> 15);
     ((h.wrapping_mul(0x85EB_CA6B) >> 16) % u32::from(workers.max(1))) as u16
 }
@@ -213,7 +220,21 @@ struct Listener {
     queue: VecDeque<ConnId>,
 }
 
-type Key = (u32, u16, u32, u16);
+/// (remote address, remote port, local address, local port); IPv4 as IPv4-mapped.
+type Key = (u128, u16, u128, u16);
+
+#[inline]
+fn ip_key(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+#[inline]
+fn key_of(local: SocketAddr, remote: SocketAddr) -> Key {
+    (ip_key(remote.ip()), remote.port(), ip_key(local.ip()), local.port())
+}
 
 /// One worker's TCP endpoint.
 #[derive(Debug)]
@@ -237,6 +258,8 @@ pub struct TcpWorker {
     next_port: u16,
     /// Rings of closed connections, for the next ones (no allocation per connection).
     pool: Vec<tcb::Buffers>,
+    /// Keyed hash folding an IPv6 address into the 32 bits ISNs and cookies hash.
+    folder: super::isn::SipHash24,
     /// A segment's text made contiguous for the TCP emit (the send ring gives two slices).
     out: Box<[u8; 9216]>,
     // Totals for the gauges.
@@ -282,6 +305,7 @@ impl TcpWorker {
             next_port: EPHEMERAL.0 + (seed % span) as u16,
             out: Box::new([0; 9216]),
             pool: Vec::with_capacity(max_conns),
+            folder: super::isn::SipHash24::random(),
             accepted: 0,
             connected: 0,
             closed: 0,
@@ -292,6 +316,14 @@ impl TcpWorker {
             bytes_out: 0,
             last_gauges_ms: 0,
             dump_seen: 0,
+        }
+    }
+
+    /// An address as the IPv4 tuple hashes see it.
+    fn fold(&self, a: IpAddr) -> Ipv4Addr {
+        match a {
+            IpAddr::V4(a) => a,
+            IpAddr::V6(a) => Ipv4Addr::from(self.folder.hash(&a.octets()) as u32),
         }
     }
 
@@ -352,10 +384,10 @@ impl TcpWorker {
         for _ in 0..span {
             let p = self.next_port;
             self.next_port = if p >= EPHEMERAL.1 { EPHEMERAL.0 } else { p + 1 };
-            if owner(p, *remote.ip(), remote.port(), self.workers) != self.me || self.is_listening(p) {
+            if owner(p, IpAddr::V4(*remote.ip()), remote.port(), self.workers) != self.me || self.is_listening(p) {
                 continue;
             }
-            if !self.by_tuple.contains_key(&(u32::from(*remote.ip()), remote.port(), u32::from(local), p)) {
+            if !self.by_tuple.contains_key(&key_of(SocketAddr::V4(SocketAddrV4::new(local, p)), SocketAddr::V4(remote))) {
                 port = Some(p);
                 break;
             }
@@ -366,7 +398,7 @@ impl TcpWorker {
         let mut cfg = self.cfg;
         cfg.nodelay = nodelay;
         let tcb = Tcb::connect_with(SocketAddr::V4(l4), SocketAddr::V4(remote), Seq(iss), cfg, now_ms, self.pool.pop());
-        let key = (u32::from(*remote.ip()), remote.port(), u32::from(local), p);
+        let key = key_of(SocketAddr::V4(l4), SocketAddr::V4(remote));
         let id = self.insert(key, tcb, 0, 0, false, now_ms);
         self.mark_dirty(id.idx);
         Ok(id)
@@ -556,10 +588,8 @@ impl TcpWorker {
             let TcpWorker { conns, out, wheel, .. } = self;
             let Some(c) = conns.get_mut(i as usize).and_then(Option::as_mut) else { continue };
             c.dirty = false;
-            if let (SocketAddr::V4(l), SocketAddr::V4(r)) = (c.tcb.local(), c.tcb.remote()) {
-                let port = c.port;
-                c.tcb.poll(now, &mut |s: &Segment<'_>| emit(ctx, out.as_mut_slice(), port, l, r, s));
-            }
+            let (l, r, port) = (c.tcb.local(), c.tcb.remote(), c.port);
+            c.tcb.poll(now, &mut |s: &Segment<'_>| emit(ctx, out.as_mut_slice(), port, l, r, s));
             if c.tcb.is_closed() {
                 self.retire(i);
                 continue;
@@ -587,9 +617,7 @@ impl TcpWorker {
         if let Some(h) = c.timer {
             self.wheel.cancel(h);
         }
-        if let (SocketAddr::V4(l), SocketAddr::V4(r)) = (c.tcb.local(), c.tcb.remote()) {
-            self.by_tuple.remove(&(u32::from(*r.ip()), r.port(), u32::from(*l.ip()), l.port()));
-        }
+        self.by_tuple.remove(&key_of(c.tcb.local(), c.tcb.remote()));
         if c.half_open {
             self.half_open -= 1;
         }
@@ -699,9 +727,30 @@ pub fn serves(ctx: &Ctx, port: u16) -> bool {
 /// Local delivery of a TCP segment (IPv4 at ETH_HDR, header checked by
 /// ip4-input). Consumes `d`.
 pub fn input4(ctx: &mut Ctx, port: u16, d: Desc) {
+    let f = ctx.umem.data(&d);
+    let Some(ip) = f.get(ETH_HDR..).filter(|ip| ip.len() >= 20) else { return ctx.drop(port, d, Drop::LocalMalformed) };
+    let hl = usize::from(ip[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]])).min(ip.len());
+    let src = IpAddr::V4(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]));
+    let dst = IpAddr::V4(Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]));
+    input(ctx, port, d, src, dst, ETH_HDR + hl, ETH_HDR + total);
+}
+
+/// Local delivery of a TCP segment over IPv6 whose TCP header is at
+/// `upper` (from the IPv6 header, after its extension headers). Consumes `d`.
+pub fn input6(ctx: &mut Ctx, port: u16, d: Desc, upper: usize) {
+    let f = ctx.umem.data(&d);
+    let Some(ip) = f.get(ETH_HDR..).filter(|ip| ip.len() >= 40) else { return ctx.drop(port, d, Drop::LocalMalformed) };
+    let total = (40 + usize::from(u16::from_be_bytes([ip[4], ip[5]]))).min(ip.len());
+    let src = IpAddr::V6(crate::dataplane::pipeline::ipv6_at(ip, 8));
+    let dst = IpAddr::V6(crate::dataplane::pipeline::ipv6_at(ip, 24));
+    input(ctx, port, d, src, dst, ETH_HDR + upper, ETH_HDR + total);
+}
+
+fn input(ctx: &mut Ctx, port: u16, d: Desc, src: IpAddr, dst: IpAddr, l4: usize, end: usize) {
     let Some(mut st) = ctx.st.tcp.take() else { return ctx.drop(port, d, Drop::LocalPortUnreachable) };
     let now = ctx.now_ms();
-    handle(ctx, &mut st.tw, port, d, now);
+    handle(ctx, &mut st.tw, port, d, now, src, dst, l4, end);
     settle(ctx, &mut st, now);
     ctx.st.tcp = Some(st);
 }
@@ -721,16 +770,18 @@ fn settle(ctx: &mut Ctx, st: &mut TcpStack, now: u64) {
     }
 }
 
-fn handle(ctx: &mut Ctx, tw: &mut TcpWorker, port: u16, d: Desc, now: u64) {
+#[allow(clippy::too_many_arguments)]
+fn handle(ctx: &mut Ctx, tw: &mut TcpWorker, port: u16, d: Desc, now: u64, src: IpAddr, dst: IpAddr, l4: usize, end: usize) {
     let f = ctx.umem.data(&d);
-    let Some(ip) = f.get(ETH_HDR..) else { return ctx.drop(port, d, Drop::LocalMalformed) };
-    let hl = usize::from(ip[0] & 0x0f) * 4;
-    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]])).min(ip.len());
-    let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
-    let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
-    let Some(seg_bytes) = ip.get(hl..total) else { return ctx.drop(port, d, Drop::LocalMalformed) };
+    let Some(seg_bytes) = f.get(l4..end) else { return ctx.drop(port, d, Drop::LocalMalformed) };
     let Ok(pkt) = TcpPacket::new_checked(seg_bytes) else { return ctx.drop(port, d, Drop::LocalMalformed) };
-    let Ok(repr) = TcpRepr::parse(&pkt, src, dst) else { return ctx.drop(port, d, Drop::LocalMalformed) };
+    let parsed = match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(t)) => TcpRepr::parse(&pkt, s, t),
+        (IpAddr::V6(s), IpAddr::V6(t)) => TcpRepr::parse(&pkt, s, t),
+        _ => return ctx.drop(port, d, Drop::LocalMalformed),
+    };
+    let Ok(repr) = parsed else { return ctx.drop(port, d, Drop::LocalMalformed) };
+    let v6 = src.is_ipv6();
     // Another worker's connection: hand it over (once; a handed frame stays).
     let to = owner(repr.dst_port, src, repr.src_port, tw.workers);
     if to != tw.me && ctx.handoff & HANDED == 0 {
@@ -743,7 +794,8 @@ fn handle(ctx: &mut Ctx, tw: &mut TcpWorker, port: u16, d: Desc, now: u64) {
         }
     }
     ctx.st.counters.stage(Stage::TcpIn, 1);
-    let key: Key = (u32::from(src), repr.src_port, u32::from(dst), repr.dst_port);
+    let (local, remote) = (SocketAddr::new(dst, repr.dst_port), SocketAddr::new(src, repr.src_port));
+    let key = key_of(local, remote);
     let seg = Segment::from_repr(&repr);
     if let Some(&i) = tw.by_tuple.get(&key) {
         if let Some(c) = tw.conns.get_mut(i as usize).and_then(Option::as_mut) {
@@ -757,7 +809,10 @@ fn handle(ctx: &mut Ctx, tw: &mut TcpWorker, port: u16, d: Desc, now: u64) {
     }
     let syn_only = seg.flags.contains(TcpFlags::SYN) && !seg.flags.intersects(TcpFlags::ACK.union(TcpFlags::RST));
     let ack_only = seg.flags.contains(TcpFlags::ACK) && !seg.flags.intersects(TcpFlags::SYN.union(TcpFlags::RST));
-    let (l4, r4) = (SocketAddrV4::new(dst, repr.dst_port), SocketAddrV4::new(src, repr.src_port));
+    // ISNs and cookies hash IPv4 tuples; an IPv6 address is folded into 32 bits by a keyed hash.
+    let (l4, r4) = (SocketAddrV4::new(tw.fold(dst), repr.dst_port), SocketAddrV4::new(tw.fold(src), repr.src_port));
+    // The MSS over IPv6: 20 bytes less (its header is 40).
+    let mss = if v6 { tw.cfg.mss.saturating_sub(20) } else { tw.cfg.mss };
     let listener = tw.listeners.iter().find(|l| l.port == repr.dst_port).map(|l| (l.port, l.nodelay));
     let full = tw.half_open >= tw.backlog || tw.by_tuple.len() >= tw.max_conns;
     match listener {
@@ -770,13 +825,13 @@ fn handle(ctx: &mut Ctx, tw: &mut TcpWorker, port: u16, d: Desc, now: u64) {
                 ack: seg.seq + 1,
                 flags: TcpFlags::SYN.union(TcpFlags::ACK),
                 window: u16::try_from(tw.cfg.recv_buffer).unwrap_or(u16::MAX),
-                mss: Some(tw.cfg.mss),
+                mss: Some(mss),
                 window_scale: None,
                 sack_permitted: false,
                 payload: &[],
                 payload_tail: &[],
             };
-            emit(ctx, tw.out.as_mut_slice(), port, l4, r4, &synack);
+            emit(ctx, tw.out.as_mut_slice(), port, local, remote, &synack);
             ctx.st.counters.stage(Stage::TcpSynCookie, 1);
             return ctx.consumed(port, d);
         }
@@ -789,7 +844,8 @@ fn handle(ctx: &mut Ctx, tw: &mut TcpWorker, port: u16, d: Desc, now: u64) {
                 let mut cfg = tw.cfg;
                 cfg.nodelay = nodelay;
                 cfg.window_scale = false;
-                if let Some(mut tcb) = Tcb::accept_with(&syn, SocketAddr::V4(l4), SocketAddr::V4(r4), Seq(cookie), cfg, now, tw.pool.pop()) {
+                cfg.mss = mss;
+                if let Some(mut tcb) = Tcb::accept_with(&syn, local, remote, Seq(cookie), cfg, now, tw.pool.pop()) {
                     // The SYN-ACK went out already (the cookie): let the
                     // connection "send" it too, unseen, then take the ACK.
                     tcb.poll(now, &mut |_| {});
@@ -807,7 +863,8 @@ fn handle(ctx: &mut Ctx, tw: &mut TcpWorker, port: u16, d: Desc, now: u64) {
             let iss = tw.isn.isn(l4, r4, now * 1000);
             let mut cfg = tw.cfg;
             cfg.nodelay = nodelay;
-            if let Some(tcb) = Tcb::accept_with(&seg, SocketAddr::V4(l4), SocketAddr::V4(r4), Seq(iss), cfg, now, tw.pool.pop()) {
+            cfg.mss = mss;
+            if let Some(tcb) = Tcb::accept_with(&seg, local, remote, Seq(iss), cfg, now, tw.pool.pop()) {
                 // The SYN itself is consumed by accept; the SYN-ACK leaves on the flush.
                 let id = tw.insert(key, tcb, lport, port, true, now);
                 tw.mark_dirty(id.idx);
@@ -853,8 +910,8 @@ pub fn service(ctx: &mut Ctx) {
     ctx.st.tcp = Some(st);
 }
 
-/// Writes one segment as an Ethernet/IPv4 frame and routes it.
-fn emit(ctx: &mut Ctx, payload: &mut [u8], in_port: u16, local: SocketAddrV4, remote: SocketAddrV4, s: &Segment<'_>) {
+/// Writes one segment as an Ethernet/IPv4 or IPv6 frame and routes it.
+fn emit(ctx: &mut Ctx, payload: &mut [u8], in_port: u16, local: SocketAddr, remote: SocketAddr, s: &Segment<'_>) {
     let n = s.payload_len().min(payload.len());
     let a = s.payload.len().min(n);
     payload[..a].copy_from_slice(&s.payload[..a]);
@@ -879,21 +936,31 @@ fn emit(ctx: &mut Ctx, payload: &mut [u8], in_port: u16, local: SocketAddrV4, re
         return;
     };
     let tl = repr.buffer_len();
-    let total = 20 + tl;
+    let hl = if local.is_ipv6() { 40 } else { 20 };
+    let total = hl + tl;
     let buf = ctx.umem.buf_mut(&f);
-    let ok = match buf.get_mut(..ETH_HDR + total) {
-        Some(b) => {
+    let ok = match (buf.get_mut(..ETH_HDR + total), local.ip(), remote.ip()) {
+        (Some(b), IpAddr::V4(src), IpAddr::V4(dst)) => {
             b[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
             let ip = &mut b[ETH_HDR..];
             ip[..12].copy_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, 6, 0, 0]);
-            ip[12..16].copy_from_slice(&local.ip().octets());
-            ip[16..20].copy_from_slice(&remote.ip().octets());
+            ip[12..16].copy_from_slice(&src.octets());
+            ip[16..20].copy_from_slice(&dst.octets());
             let c = crate::wire::checksum::checksum(&ip[..20]);
             ip[10..12].copy_from_slice(&c.to_be_bytes());
             let mut pkt = TcpPacket::new_unchecked(&mut ip[20..total]);
-            repr.emit(&mut pkt, *local.ip(), *remote.ip()).is_ok()
+            repr.emit(&mut pkt, src, dst).is_ok()
         }
-        None => false,
+        (Some(b), IpAddr::V6(src), IpAddr::V6(dst)) => {
+            b[12..14].copy_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
+            let ip = &mut b[ETH_HDR..];
+            ip[..8].copy_from_slice(&[0x60, 0, 0, 0, (tl >> 8) as u8, tl as u8, 6, 64]);
+            ip[8..24].copy_from_slice(&src.octets());
+            ip[24..40].copy_from_slice(&dst.octets());
+            let mut pkt = TcpPacket::new_unchecked(&mut ip[40..total]);
+            repr.emit(&mut pkt, src, dst).is_ok()
+        }
+        _ => false,
     };
     if !ok {
         ctx.umem.free(f);
@@ -901,7 +968,10 @@ fn emit(ctx: &mut Ctx, payload: &mut [u8], in_port: u16, local: SocketAddrV4, re
     }
     f.len = (ETH_HDR + total) as u32;
     ctx.st.counters.stage(Stage::TcpOut, 1);
-    ctx.originate4(in_port, *remote.ip(), f);
+    match remote.ip() {
+        IpAddr::V4(dst) => ctx.originate4(in_port, dst, f),
+        IpAddr::V6(dst) => ctx.originate6(in_port, dst, f),
+    }
 }
 
 /// The engine address a connection to `remote` leaves from: the first
