@@ -10,7 +10,7 @@
 //! TCP state bits and timeouts (`nat::table`), and for full NAT the NAT
 //! table itself, which allocates the source ports toward the backends.
 //! Ownership follows the NAT's rule: a connection belongs to worker
-//! `client port % workers`, and its full-NAT source port is allocated in
+//! `nat::port_owner(client port, workers)`, and its full-NAT source port is allocated in
 //! that worker's partition, so replies name the same owner. See
 //! docs/ARCHITECTURE.md, "Load balancer".
 
@@ -308,7 +308,7 @@ impl LbShared {
     /// The worker owning connections from client port (or full-NAT source port) `port`.
     #[inline]
     pub fn owner_of(&self, port: u16) -> u16 {
-        port % self.workers
+        crate::nat::port_owner(port, self.workers)
     }
 
     /// Builds and publishes the snapshot for `cfg`, keeping the counters of

@@ -7,7 +7,7 @@
 //! ip4-forward ─ src is a dnat backend ─► dnat_reply: src := VIP
 //! ```
 //!
-//! A connection's owner is `client port % workers` (full-NAT replies: the
+//! A connection's owner is `nat::port_owner(client port, workers)` (full-NAT replies: the
 //! source port the owner allocated, which lies in its partition); a packet
 //! that arrived elsewhere is handed over (`dataplane::handoff`).
 

@@ -524,23 +524,23 @@ impl NatTable {
     /// free one after a rotating cursor.
     fn alloc_port(&mut self, pool: usize, proto: u8, want: u16) -> Option<u16> {
         let (lo, hi) = (self.cfg.port_lo, self.cfg.port_hi);
-        let (w, n) = (u32::from(self.cfg.worker), u32::from(self.cfg.workers.max(1)));
+        let (w, n) = (self.cfg.worker, self.cfg.workers.max(1));
         let reserved = |p: u16| self.cfg.reserved.is_some_and(|(a, b)| a <= p && p <= b);
+        let mine = |p: u16| super::port_owner(p, n) == w;
         let set = &mut self.ports[pool * 3 + proto_index(proto)];
-        if want >= lo && want <= hi && u32::from(want) % n == w && !set.is_used(want) && !reserved(want) {
+        if want >= lo && want <= hi && mine(want) && !set.is_used(want) && !reserved(want) {
             set.set(want, true);
             return Some(want);
         }
-        // Candidates: lo <= p <= hi with p % n == w, i.e. first + i * n.
-        let first = u32::from(lo) + (w + n - u32::from(lo) % n) % n;
-        if first > u32::from(hi) {
+        // Candidates: lo <= p <= hi owned by this worker (about one in n), from a rotating cursor.
+        if lo > hi {
             return None;
         }
-        let count = (u32::from(hi) - first) / n + 1;
+        let count = u32::from(hi) - u32::from(lo) + 1;
         for k in 0..count {
             let i = (set.cursor + k) % count;
-            let p = (first + i * n) as u16;
-            if !set.is_used(p) && !reserved(p) {
+            let p = (u32::from(lo) + i) as u16;
+            if mine(p) && !set.is_used(p) && !reserved(p) {
                 set.set(p, true);
                 set.cursor = (i + 1) % count;
                 return Some(p);
