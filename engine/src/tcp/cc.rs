@@ -31,8 +31,8 @@
 //!
 //! Left to the caller: which ACKs are duplicates (RFC 5681 §2: data
 //! outstanding, no payload, no SYN/FIN, ACK = SND.UNA, window unchanged);
-//! limited transmit on the first two duplicates (RFC 3042, optional, see
-//! [`Cc::dup_acks`]); restarting the retransmission timer on new ACKs
+//! limited transmit on the first two duplicates (RFC 3042: the caller asks
+//! [`Cc::usable_limited`] when it sends new data); restarting the retransmission timer on new ACKs
 //! (RFC 6298 §5.3), which for partial ACKs is RFC 6582 §4's
 //! "Slow-but-Steady" variant; calling [`Cc::restart_after_idle`] when
 //! nothing was sent for longer than an RTO. Not implemented: SACK-based
@@ -222,6 +222,21 @@ impl Cc {
     #[inline]
     pub fn usable(&self, flight: u32, rwnd: u32) -> u32 {
         self.cwnd.min(rwnd).saturating_sub(flight)
+    }
+
+    /// [`usable`](Self::usable) with RFC 3042 limited transmit: on the
+    /// first and second duplicate ACK outside recovery, one more SMSS each
+    /// of *new* data may go (cwnd itself unchanged), so that a small window
+    /// still produces the three duplicates fast retransmit needs. The
+    /// caller uses it only when the next byte is new data (SND.NXT = SND.MAX).
+    #[inline]
+    pub fn usable_limited(&self, flight: u32, rwnd: u32) -> u32 {
+        let extra = if !self.in_recovery && (1..DUP_ACK_THRESHOLD).contains(&self.dup_acks) {
+            self.dup_acks.saturating_mul(self.smss)
+        } else {
+            0
+        };
+        self.cwnd.saturating_add(extra).min(rwnd).saturating_sub(flight)
     }
 
     /// The congestion window in bytes (never below one SMSS).

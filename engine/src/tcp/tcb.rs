@@ -1471,7 +1471,12 @@ impl Tcb {
             let off = self.snd_nxt.offset_from(start) as usize;
             let avail = self.tx.len().saturating_sub(off);
             let flight = self.snd_nxt.offset_from(self.snd_una);
-            let usable = self.cc.usable(flight, self.snd_wnd) as usize;
+            // New data may use limited transmit (RFC 3042); a retransmission may not.
+            let usable = if self.snd_nxt == self.snd_max {
+                self.cc.usable_limited(flight, self.snd_wnd)
+            } else {
+                self.cc.usable(flight, self.snd_wnd)
+            } as usize;
             let len = avail.min(usable).min(mss);
             let fin_here = self
                 .fin_seq
@@ -2145,6 +2150,28 @@ mod tests {
         assert!(!t.cc().in_recovery());
         assert!(t.cc().cwnd() <= 5 * 1460);
         assert!(t.next_deadline().is_none());
+    }
+
+    /// RFC 3042: the first two duplicate ACKs each release one new segment
+    /// (cwnd unchanged); the third starts fast retransmit.
+    #[test]
+    fn limited_transmit_on_the_first_two_duplicates() {
+        let mut t = server(cfg(), 65_535);
+        let base = ISS + 1;
+        t.send(&data(20 * 1460));
+        assert_eq!(out(&mut t, 0).len(), 10, "IW10");
+        let cwnd = t.cc().cwnd();
+        let dup = seg(".", PEER + 1, base, 65_535, &[]);
+        let v = inject(&mut t, 10, &dup);
+        let r = one(&v, ".", base + 10 * 1460, PEER + 1, None);
+        assert_eq!(r.data.len(), 1460, "new data on the first duplicate");
+        let v = inject(&mut t, 11, &dup);
+        one(&v, ".", base + 11 * 1460, PEER + 1, None);
+        assert_eq!(t.cc().cwnd(), cwnd, "cwnd itself is unchanged");
+        let v = inject(&mut t, 12, &dup);
+        let r = v.iter().find(|s| s.seq == base).expect("the third duplicate retransmits SND.UNA");
+        assert_eq!(r.data.len(), 1460);
+        assert!(t.cc().in_recovery());
     }
 
     #[test]
