@@ -39,6 +39,9 @@ cleanup() {
   set +e
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   if [ -n "$engine_pid" ] && kill -0 "$engine_pid" 2>/dev/null; then kill -TERM "$engine_pid"; wait "$engine_pid" 2>/dev/null; fi
+  # Whatever still runs in the namespaces (a background job's pid may be a subshell's).
+  for ns in "$H1" "$DUT" "$H2"; do ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null; done
+  sleep 0.2
   for ns in "$H1" "$DUT" "$H2"; do ip netns del "$ns" 2>/dev/null; done
   rm -rf "$work"
 }

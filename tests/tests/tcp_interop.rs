@@ -107,6 +107,16 @@ fn echo_100_megabytes_both_ways_verified_by_hash() {
     let f: Vec<&str> = out.split_whitespace().collect();
     assert_eq!(&f[..3], &["100000000", "True", "b''"], "echo of 100 MB (then a clean close):\n{out}\n{}", e.log());
     eprintln!("echo 100 MB both ways: {}", f[3..].join(" "));
+    // The worker's CPU time (from /proc, read by the control thread) shows the work.
+    let stats = e.ctl_ok(&["stats"]);
+    let cpu: f64 = stats
+        .lines()
+        .find(|l| l.starts_with("worker 0: loops"))
+        .and_then(|l| l.split("cpu ").nth(1))
+        .and_then(|v| v.split('s').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(cpu > 0.2, "200 MB through the worker took CPU time: {cpu} s\n{stats}");
     assert_eq!(wait_empty(&e, Duration::from_secs(5)), 0, "the connection is gone after the close");
 }
 

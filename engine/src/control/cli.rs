@@ -182,7 +182,13 @@ pub fn render_stats(counters: &[Counter], prev: Option<(u64, &[Counter])>) -> St
         let loops = get(counters, w, "loops");
         let idle = get(counters, w, "idle_loops");
         let busy = if loops > 0 { 100.0 * (loops - idle) as f64 / loops as f64 } else { 0.0 };
-        s += &format!("{w}: loops {loops}, with work {busy:.1}%, sleeps {}\n", get(counters, w, "sleeps"));
+        let cpu = get(counters, w, "cpu_ms");
+        // With a previous reading (`stats --watch`): the share of one core the worker used.
+        let cpu_rate = match prev {
+            Some((dt, old)) if dt > 0 => format!(" ({:.0}% of a core)", cpu.saturating_sub(get(old, w, "cpu_ms")) as f64 * 1e8 / dt as f64),
+            _ => String::new(),
+        };
+        s += &format!("{w}: loops {loops}, with work {busy:.1}%, sleeps {}, cpu {}.{:02}s{cpu_rate}\n", get(counters, w, "sleeps"), cpu / 1000, cpu % 1000 / 10);
         s += &format!(
             "{w}: frames free {} rx {} held {} tx {}, ledger errors {}\n",
             get(counters, w, "frames_free"),

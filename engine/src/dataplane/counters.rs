@@ -402,6 +402,9 @@ pub struct SharedCounters {
     /// The UMEM's frame census (free, rx, held, tx) and the ledger's impossible moves.
     pub frames: [AtomicU64; 4],
     pub ledger_errors: AtomicU64,
+    /// The worker thread's id (0 until it runs): the control thread reads its
+    /// CPU time from /proc, so the hot path pays nothing for it.
+    pub tid: AtomicU64,
 }
 
 impl Default for SharedCounters {
@@ -415,6 +418,7 @@ impl Default for SharedCounters {
             sleeps: AtomicU64::new(0),
             frames: std::array::from_fn(|_| AtomicU64::new(0)),
             ledger_errors: AtomicU64::new(0),
+            tid: AtomicU64::new(0),
         }
     }
 }

@@ -347,6 +347,7 @@ impl Control {
             out.push(c(&scope, "loops", w.loops.load(Ordering::Relaxed)));
             out.push(c(&scope, "idle_loops", w.idle_loops.load(Ordering::Relaxed)));
             out.push(c(&scope, "sleeps", w.sleeps.load(Ordering::Relaxed)));
+            out.push(c(&scope, "cpu_ms", thread_cpu_ms(w.tid.load(Ordering::Relaxed))));
             for (name, a) in ["frames_free", "frames_rx", "frames_held", "frames_tx"].iter().zip(&w.frames) {
                 out.push(c(&scope, name, a.load(Ordering::Relaxed)));
             }
@@ -723,4 +724,19 @@ fn tcp_rows(tcp: &crate::tcp::endpoint::TcpShared) -> Vec<String> {
         }
     }
     rows
+}
+
+/// CPU time (user + system) of thread `tid` of this process, in ms; 0 when unknown.
+/// /proc reports it in clock ticks of USER_HZ, 100 per second on Linux.
+fn thread_cpu_ms(tid: u64) -> u64 {
+    if tid == 0 {
+        return 0;
+    }
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else { return 0 };
+    // Fields after the command (which may contain spaces) in parentheses.
+    let Some((_, rest)) = stat.rsplit_once(") ") else { return 0 };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command.
+    (tick(11) + tick(12)) * 10
 }
