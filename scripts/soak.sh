@@ -13,7 +13,10 @@
 #   - UDP through the NAT: a Python client opening a new flow (new source port) every few
 #     milliseconds to a UDP echo on h2, so NAT sessions are created and expire all the time;
 #   - IPv6 routed (no NAT): a UDP iperf3 stream at 200 Mbit/s and a ping;
-#   - ICMP through the NAT: a ping.
+#   - ICMP through the NAT: a ping;
+#   - the engine's own TCP: Python echo connections (64 KiB each, verified) and HTTP keep-alive,
+#     paced, plus tcpbench's connect/GET/close loop against the engine's HTTP app as fast as it goes;
+#     and the engine's UDP echo is configured.
 # The engine runs two workers (cores 0 and 1) on two-queue veths, adaptive polling, with
 # udp/icmp/tcp timeouts of a few seconds so the tables must empty within the check window.
 # Samples of RSS, NAT sessions and the frame census every 10 s go to the report.
@@ -29,7 +32,9 @@ if [ "$(id -u)" -ne 0 ]; then echo "soak.sh: needs root" >&2; exit 1; fi
 
 scripts/deps.sh >/dev/null
 cargo build --release -q -p engine
+cargo build --release -q -p pktengine-bench --bin tcpbench
 bin=$PWD/target/release/pktengine
+tcpbench=$PWD/target/release/tcpbench
 tag=$$
 H1=pe-soak-h1-$tag DUT=pe-soak-dut-$tag H2=pe-soak-h2-$tag
 work=$(mktemp -d /tmp/pktengine-soak.XXXXXX)
@@ -183,6 +188,10 @@ in_ns "$H1" iperf3 -6 -c 2001:2:0:2::2 -p 5202 -u -b 200M -t "$secs" -J >"$work/
 in_ns "$H1" python3 -c "$UDP_CLIENT" "$secs" >"$work/udp-flows.txt" & pids+=($!); flows_pid=$!
 in_ns "$H1" ping -i 0.2 -w "$secs" 198.19.1.2 >"$work/ping4.txt" 2>&1 & pids+=($!); ping_pid=$!
 in_ns "$H1" python3 -c "$ENGINE_TCP_CLIENT" "$secs" >"$work/engine-tcp.txt" 2>&1 & pids+=($!); etcp_pid=$!
+# And connection churn as fast as it goes: tcpbench's connect/GET/response/close loop, 8 at a time,
+# against the engine's HTTP app (the client closes first: no TIME-WAIT kept in h1, whole port range).
+ip netns exec "$H1" sysctl -qw net.ipv4.tcp_max_tw_buckets=0 "net.ipv4.ip_local_port_range=1024 65535"
+ip netns exec "$H1" "$tcpbench" client --connect 198.18.1.1:80 --mode crr --seconds "$secs" --conns 8 --body $'soak\n' >"$work/crr.json" 2>&1 & pids+=($!); crr_pid=$!
 
 samples="$work/samples.txt"
 echo "t_s rss_kb nat_sessions frames_free frames_rx frames_held frames_tx ledger_errors" >"$samples"
@@ -194,7 +203,7 @@ while :; do
   [ "$now" -ge "$secs" ] && break
   sleep 10
 done
-wait "$tcp_pid" "$udp6_pid" "$flows_pid" "$ping_pid" "$etcp_pid" 2>/dev/null || true
+wait "$tcp_pid" "$udp6_pid" "$flows_pid" "$ping_pid" "$etcp_pid" "$crr_pid" 2>/dev/null || true
 
 echo "soak.sh: traffic over; waiting for the NAT timeouts (sessions must return to 0)"
 idle_ok=0
@@ -216,6 +225,7 @@ tcp_retr=$(python3 -c "import json;d=json.load(open('$work/tcp.json'));print(d['
 udp6=$(python3 -c "import json;d=json.load(open('$work/udp6.json'));s=d['end']['sum'];print('%.0f Mbit/s, loss %.3f%%'%(s['bits_per_second']/1e6, s['lost_percent']))" 2>/dev/null || echo "?")
 read -r usent ugot <"$work/udp-flows.txt" || { usent=0; ugot=0; }
 read -r tconns tok treqs tbad <"$work/engine-tcp.txt" || { tconns=0; tok=0; treqs=0; tbad=1; }
+read -r crr_n crr_rate crr_err < <(python3 -c "import json;d=json.load(open('$work/crr.json'));print(d['connections'], int(d['conns_per_s']), d['errors'])" 2>/dev/null || echo "0 0 1")
 ping4=$(grep -E "packets transmitted" "$work/ping4.txt" || echo "?")
 # RSS: the peak of the first half of the run (warm-up) against the peak of the second half.
 half=$((secs / 2))
@@ -233,6 +243,7 @@ report=$(
   echo "new UDP flows through the NAT: $usent sent, $ugot answered"
   echo "ping through the NAT: $ping4"
   echo "the engine's TCP: $tconns echo connections (64 KiB each, $tok verified), $treqs HTTP keep-alive requests, $tbad errors; $tcp_left connections left at the end"
+  echo "the engine's TCP, churn (tcpbench crr, 8 concurrent): $crr_n connections, $crr_rate per second, $crr_err errors"
   echo "RSS: peak ${warm} kB in the first half of the run, ${peak} kB in the second, ${rss_end} kB at the end"
   echo "frames at the end: free $f rx $r held $h tx $t (total $total), ledger errors $e"
   echo
@@ -244,6 +255,7 @@ report=$(
   check "no frame held by a worker when idle" "[ $h = 0 ]"
   check "the engine's TCP: every echo verified, no error" "[ $tconns -gt 0 ] && [ $tok = $tconns ] && [ $tbad = 0 ]"
   check "the engine's TCP table back to 0" "[ $tcp_left = 0 ]"
+  check "the engine's TCP under churn: connections made, no error" "[ $crr_n -gt 0 ] && [ $crr_err = 0 ]"
   check "no ledger error" "[ $e = 0 ]"
   check "every worker's ledger exact at exit ($ledger_log of 2)" "[ $ledger_log = 2 ] && [ $ledger_bad = 0 ]"
   check "RSS flat after warm-up (second-half peak within 5% + 2 MiB of the first half's)" "[ $peak -le $(( warm + warm / 20 + 2048 )) ]"
