@@ -39,14 +39,16 @@ fn py(t: &RouterTopo, e: &Engine, code: &str) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
 }
 
-#[test]
-fn echo_returns_a_mebibyte_byte_for_byte() {
-    let t = RouterTopo::new("tce").unwrap();
-    let e = start(&t, "tce");
-    let out = py(&t, &e, r#"
+/// A client that echoes 1 MiB of random bytes through `addr`:7 and prints
+/// `LEN SAME_HASH REST_AFTER_SHUTDOWN`, then, with `max_mss`, whether the MSS is at most that.
+fn echo_mib(addr: &str, max_mss: Option<u32>) -> String {
+    let mss_check = max_mss.map_or(String::new(), |m| format!(", mss <= {m}"));
+    format!(
+        r#"
 import os, socket, hashlib, threading
 data = os.urandom(1 << 20)
-s = socket.create_connection(("198.18.1.1", 7), timeout=10)
+s = socket.create_connection(("{addr}", 7), timeout=10)
+mss = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
 got = bytearray()
 def reader():
     while len(got) < len(data):
@@ -57,9 +59,16 @@ r = threading.Thread(target=reader); r.start()
 s.sendall(data)
 r.join(20)
 s.shutdown(socket.SHUT_WR)
-rest = s.recv(10)
-print(len(got), hashlib.sha256(bytes(got)).hexdigest() == hashlib.sha256(data).hexdigest(), repr(rest))
-"#);
+print(len(got), hashlib.sha256(bytes(got)).hexdigest() == hashlib.sha256(data).hexdigest(), repr(s.recv(10)){mss_check})
+"#
+    )
+}
+
+#[test]
+fn echo_returns_a_mebibyte_byte_for_byte() {
+    let t = RouterTopo::new("tce").unwrap();
+    let e = start(&t, "tce");
+    let out = py(&t, &e, &echo_mib("198.18.1.1", None));
     assert_eq!(out.trim(), "1048576 True b''", "echo of 1 MiB (then a clean close):\n{out}\n{}", e.log());
 }
 
@@ -198,23 +207,7 @@ print(*res)
 fn echo_and_http_over_ipv6() {
     let t = RouterTopo::new("tc6").unwrap();
     let e = start(&t, "tc6");
-    let out = py(&t, &e, r#"
-import os, socket, hashlib, threading
-data = os.urandom(1 << 20)
-s = socket.create_connection(("2001:2:0:1::1", 7), timeout=10)
-mss = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
-got = bytearray()
-def reader():
-    while len(got) < len(data):
-        b = s.recv(65536)
-        if not b: break
-        got.extend(b)
-r = threading.Thread(target=reader); r.start()
-s.sendall(data)
-r.join(20)
-s.shutdown(socket.SHUT_WR)
-print(len(got), hashlib.sha256(bytes(got)).hexdigest() == hashlib.sha256(data).hexdigest(), repr(s.recv(10)), mss <= 1440)
-"#);
+    let out = py(&t, &e, &echo_mib("2001:2:0:1::1", Some(1440)));
     assert_eq!(out.trim(), "1048576 True b'' True", "IPv6 echo of 1 MiB:\n{out}\n{}", e.log());
     let o = t.h1.command("curl").args(["-s", "-g", "-m", "10", "http://[2001:2:0:1::1]/"]).output().expect("curl");
     assert_eq!(String::from_utf8_lossy(&o.stdout), "hello from pktengine\n", "{}", e.log());

@@ -7,9 +7,11 @@
 //!   lock-free to the control thread.
 //! - [`tables`]: what workers read (ports, resolved routes, neighbors).
 //! - [`events`]: what workers tell the control thread.
+//! - [`dump`]: `ctl … show` requests the workers answer (NAT sessions, TCP connections).
 //! - [`impair`]: the seeded drop/duplicate/reorder stage for tests (`[impair]`).
 
 pub mod counters;
+pub mod dump;
 pub mod events;
 pub mod handoff;
 pub mod impair;

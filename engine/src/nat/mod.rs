@@ -25,8 +25,7 @@ pub mod translate;
 mod pipeline_tests;
 
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 pub use table::{Filtering, NatError, NatTable, SessionInfo, TableConfig, Timeouts};
 pub use translate::Ep;
@@ -139,17 +138,8 @@ pub struct Gauges {
     pub mappings: AtomicU32,
 }
 
-/// A `ctl nat show` request to one worker: the control thread bumps `asked`,
-/// the worker fills `rows` (taking the lock only then, never per packet) and
-/// sets `answered` to the same number.
-#[derive(Debug, Default)]
-pub struct DumpSlot {
-    pub asked: AtomicU64,
-    pub answered: AtomicU64,
-    /// Also remove every dynamic session (`ctl nat flush`).
-    pub flush: std::sync::atomic::AtomicBool,
-    pub rows: Mutex<Vec<SessionInfo>>,
-}
+/// `ctl nat show` requests, one slot per worker.
+pub type DumpSlot = crate::dataplane::dump::DumpSlot<SessionInfo>;
 
 /// The worker that owns a port (a NAT mapping's external port, the inside
 /// port of a flow, a full-NAT source port): a multiplicative hash of the
@@ -175,6 +165,8 @@ pub struct NatShared {
     pub reserved: Option<(u16, u16)>,
     pub gauges: Vec<Gauges>,
     pub dumps: Vec<DumpSlot>,
+    /// Per worker: remove every dynamic session before the next dump (`ctl nat flush`).
+    pub flushes: Vec<std::sync::atomic::AtomicBool>,
 }
 
 impl NatShared {
@@ -195,6 +187,7 @@ impl NatShared {
         NatShared {
             gauges: (0..workers).map(|_| Gauges::default()).collect(),
             dumps: (0..workers).map(|_| DumpSlot::default()).collect(),
+            flushes: (0..workers).map(|_| std::sync::atomic::AtomicBool::new(false)).collect(),
             cfg,
             roles,
             outside,
@@ -314,22 +307,16 @@ impl NatWorker {
             }
         }
         let Some(slot) = shared.dumps.get(usize::from(w)) else { return };
-        let asked = slot.asked.load(Ordering::Acquire);
-        if asked != self.dump_seen {
-            self.dump_seen = asked;
-            if slot.flush.swap(false, Ordering::AcqRel) {
+        if let Some(asked) = slot.request(&mut self.dump_seen) {
+            if shared.flushes.get(usize::from(w)).is_some_and(|f| f.swap(false, Ordering::AcqRel)) {
                 self.table.flush();
-            }
-            let rows = self.table.dump(now_ms);
-            if let Ok(mut r) = slot.rows.lock() {
-                *r = rows;
             }
             if let Some(g) = shared.gauges.get(usize::from(w)) {
                 let (s, m) = self.table.counts();
                 g.sessions.store(s, Ordering::Relaxed);
                 g.mappings.store(m, Ordering::Relaxed);
             }
-            slot.answered.store(asked, Ordering::Release);
+            slot.answer(asked, self.table.dump(now_ms));
         }
     }
 }

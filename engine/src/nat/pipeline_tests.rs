@@ -466,9 +466,9 @@ fn sessions_expire_and_the_dump_shows_them() {
     r.one(1);
     let nat = r.tables.nat.clone().unwrap();
     let ask = |r: &mut Rig| {
-        nat.dumps[0].asked.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        nat.dumps[0].ask();
         r.run();
-        nat.dumps[0].rows.lock().unwrap().clone()
+        nat.dumps[0].rows()
     };
     let rows = ask(&mut r);
     assert_eq!(rows.len(), 1);

@@ -652,78 +652,49 @@ impl Control {
 /// `udp 198.18.1.2:40000 198.19.1.1:40000 198.19.1.2:7 - age 1.250s idle 0.100s expires 299s worker 0`.
 /// Waits at most a second for the workers (a stopped worker's rows are missing).
 fn nat_rows(nat: &crate::nat::NatShared, flush: bool) -> Vec<String> {
-    let mut asked = Vec::new();
-    for slot in &nat.dumps {
-        if flush {
-            slot.flush.store(true, Ordering::Release);
-        }
-        asked.push(slot.asked.fetch_add(1, Ordering::AcqRel) + 1);
-    }
-    let deadline = Instant::now() + std::time::Duration::from_secs(1);
-    let mut rows = Vec::new();
-    for (w, (slot, want)) in nat.dumps.iter().zip(asked).enumerate() {
-        while slot.answered.load(Ordering::Acquire) < want && Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        if slot.answered.load(Ordering::Acquire) < want {
-            rows.push(format!("worker {w} did not answer"));
-            continue;
-        }
-        let Ok(list) = slot.rows.lock() else { continue };
-        let ms = |v: u64| format!("{}.{:03}s", v / 1000, v % 1000);
-        for s in list.iter() {
-            rows.push(format!(
-                "{} {} {} {} {}{} age {} idle {} expires {}s pkts {}/{} worker {w}",
-                crate::nat::table::proto_name(s.proto),
-                s.inside,
-                s.outside,
-                s.remote,
-                s.state,
-                if s.fixed { " forward" } else { "" },
-                ms(s.age_ms),
-                ms(s.idle_ms),
-                s.expires_ms.div_ceil(1000),
-                s.pkts_out,
-                s.pkts_in,
-            ));
+    if flush {
+        for f in &nat.flushes {
+            f.store(true, Ordering::Release);
         }
     }
-    rows
+    let ms = |v: u64| format!("{}.{:03}s", v / 1000, v % 1000);
+    crate::dataplane::dump::collect(&nat.dumps, std::time::Duration::from_secs(1), |w, s| {
+        format!(
+            "{} {} {} {} {}{} age {} idle {} expires {}s pkts {}/{} worker {w}",
+            crate::nat::table::proto_name(s.proto),
+            s.inside,
+            s.outside,
+            s.remote,
+            s.state,
+            if s.fixed { " forward" } else { "" },
+            ms(s.age_ms),
+            ms(s.idle_ms),
+            s.expires_ms.div_ceil(1000),
+            s.pkts_out,
+            s.pkts_in,
+        )
+    })
 }
 
 /// Asks every worker for its TCP connections and formats them, one per line:
 /// `198.18.1.1:7 198.18.1.2:40000 Established in 1000 out 1000 age 1.250s srtt 85us rto 200ms cwnd 14600 queued 0 worker 0`.
 fn tcp_rows(tcp: &crate::tcp::endpoint::TcpShared) -> Vec<String> {
-    let asked: Vec<u64> = tcp.dumps.iter().map(|s| s.asked.fetch_add(1, Ordering::AcqRel) + 1).collect();
-    let deadline = Instant::now() + std::time::Duration::from_secs(1);
-    let mut rows = Vec::new();
-    for (w, (slot, want)) in tcp.dumps.iter().zip(asked).enumerate() {
-        while slot.answered.load(Ordering::Acquire) < want && Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        if slot.answered.load(Ordering::Acquire) < want {
-            rows.push(format!("worker {w} did not answer"));
-            continue;
-        }
-        let Ok(list) = slot.rows.lock() else { continue };
-        for c in list.iter() {
-            rows.push(format!(
-                "{} {} {:?} in {} out {} age {}.{:03}s srtt {} rto {}ms cwnd {} queued {} worker {w}",
-                c.local,
-                c.remote,
-                c.state,
-                c.bytes_in,
-                c.bytes_out,
-                c.age_ms / 1000,
-                c.age_ms % 1000,
-                c.srtt_us.map_or("-".to_string(), |v| format!("{v}us")),
-                c.rto_ms,
-                c.cwnd,
-                c.send_queue,
-            ));
-        }
-    }
-    rows
+    crate::dataplane::dump::collect(&tcp.dumps, std::time::Duration::from_secs(1), |w, c| {
+        format!(
+            "{} {} {:?} in {} out {} age {}.{:03}s srtt {} rto {}ms cwnd {} queued {} worker {w}",
+            c.local,
+            c.remote,
+            c.state,
+            c.bytes_in,
+            c.bytes_out,
+            c.age_ms / 1000,
+            c.age_ms % 1000,
+            c.srtt_us.map_or("-".to_string(), |v| format!("{v}us")),
+            c.rto_ms,
+            c.cwnd,
+            c.send_queue,
+        )
+    })
 }
 
 /// CPU time (user + system) of thread `tid` of this process, in ms; 0 when unknown.

@@ -160,7 +160,7 @@ impl Apps {
     }
 
     /// Handles every pending event.
-    pub fn run(&mut self, tw: &mut TcpWorker, _ctx: &Ctx, now: u64) {
+    pub fn run(&mut self, tw: &mut TcpWorker, now: u64) {
         while let Some(ev) = tw.next_event() {
             match ev {
                 Event::Acceptable { port } => {
@@ -182,27 +182,7 @@ impl Apps {
                     }
                     c.live = false;
                     if c.client && (!c.reported || err.is_some()) {
-                        c.reported = true;
-                        let a = &self.cfgs[usize::from(c.app)];
-                        let ms = now.saturating_sub(c.started_ms).max(1);
-                        let sent = match a.app {
-                            App::Bulk { bytes } => bytes - c.bulk_left,
-                            _ => 0,
-                        };
-                        let bits = (sent.max(c.got) as f64) * 8.0 / (ms as f64 / 1000.0) / 1e9;
-                        match err {
-                            None => tracing::info!(
-                                "tcp client to {}: done in {ms} ms, sent {sent} bytes, received {} bytes ({} pattern errors), {bits:.2} Gbit/s",
-                                a.connect.map(|r| r.to_string()).unwrap_or_default(),
-                                c.got,
-                                c.pattern_errors
-                            ),
-                            Some(e) => tracing::warn!(
-                                "tcp client to {}: failed ({e:?}) after {ms} ms, sent {sent} bytes, received {} bytes",
-                                a.connect.map(|r| r.to_string()).unwrap_or_default(),
-                                c.got
-                            ),
-                        }
+                        report(c, &self.cfgs[usize::from(c.app)], err, now);
                     }
                 }
             }
@@ -301,20 +281,29 @@ impl Apps {
         }
         // A client is done once both sides closed (TIME-WAIT follows): report it now.
         if c.client && !c.reported && tw.state(id) == Some(super::tcb::State::TimeWait) {
-            c.reported = true;
-            c.live = true;
-            let ms = now.saturating_sub(c.started_ms).max(1);
-            let sent = match cfg.app {
-                App::Bulk { bytes } => bytes - c.bulk_left,
-                _ => 0,
-            };
+            report(c, cfg, None, now);
+        }
+    }
+}
+
+/// Logs a client connection's result (once; a later error is logged too).
+fn report(c: &mut AppConn, cfg: &AppConfig, err: Option<super::tcb::Error>, now: u64) {
+    c.reported = true;
+    let ms = now.saturating_sub(c.started_ms).max(1);
+    let sent = match cfg.app {
+        App::Bulk { bytes } => bytes - c.bulk_left,
+        _ => 0,
+    };
+    let to = cfg.connect.map(|r| r.to_string()).unwrap_or_default();
+    match err {
+        None => {
             let bits = (sent.max(c.got) as f64) * 8.0 / (ms as f64 / 1000.0) / 1e9;
             tracing::info!(
-                "tcp client to {}: done in {ms} ms, sent {sent} bytes, received {} bytes ({} pattern errors), {bits:.2} Gbit/s",
-                cfg.connect.map(|r| r.to_string()).unwrap_or_default(),
+                "tcp client to {to}: done in {ms} ms, sent {sent} bytes, received {} bytes ({} pattern errors), {bits:.2} Gbit/s",
                 c.got,
                 c.pattern_errors
             );
         }
+        Some(e) => tracing::warn!("tcp client to {to}: failed ({e:?}) after {ms} ms, sent {sent} bytes, received {} bytes", c.got),
     }
 }

@@ -25,7 +25,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use super::cookie::SynCookies;
 use super::isn::IsnGenerator;
@@ -137,13 +136,8 @@ pub struct ConnInfo {
     pub send_queue: usize,
 }
 
-/// A `ctl tcp show` request to one worker (see `nat::DumpSlot`).
-#[derive(Debug, Default)]
-pub struct DumpSlot {
-    pub asked: AtomicU64,
-    pub answered: AtomicU64,
-    pub rows: Mutex<Vec<ConnInfo>>,
-}
+/// `ctl tcp show` requests, one slot per worker.
+pub type DumpSlot = crate::dataplane::dump::DumpSlot<ConnInfo>;
 
 /// What every worker's endpoint shares with the control thread.
 #[derive(Debug)]
@@ -691,9 +685,8 @@ impl TcpWorker {
 
     /// Gauges every 10 ms and `ctl tcp show` answers.
     fn publish(&mut self, shared: &TcpShared, now: u64) {
-        let dump = shared.dumps.get(usize::from(self.me));
-        let asked = dump.map_or(0, |d| d.asked.load(Ordering::Acquire));
-        if now.saturating_sub(self.last_gauges_ms) < 10 && asked == self.dump_seen {
+        let request = shared.dumps.get(usize::from(self.me)).and_then(|d| Some((d, d.request(&mut self.dump_seen)?)));
+        if now.saturating_sub(self.last_gauges_ms) < 10 && request.is_none() {
             return;
         }
         self.last_gauges_ms = now;
@@ -723,31 +716,25 @@ impl TcpWorker {
                 a.store(v, Ordering::Relaxed);
             }
         }
-        if let Some(slot) = dump {
-            if asked != self.dump_seen {
-                self.dump_seen = asked;
-                let rows = self
-                    .conns
-                    .iter()
-                    .flatten()
-                    .map(|c| ConnInfo {
-                        local: c.tcb.local(),
-                        remote: c.tcb.remote(),
-                        state: c.tcb.state(),
-                        bytes_in: c.bytes_in,
-                        bytes_out: c.bytes_out,
-                        age_ms: now.saturating_sub(c.born_ms),
-                        srtt_us: c.tcb.srtt_us(),
-                        rto_ms: c.tcb.rto_ms(),
-                        cwnd: c.tcb.cc().cwnd(),
-                        send_queue: c.tcb.send_queue(),
-                    })
-                    .collect();
-                if let Ok(mut r) = slot.rows.lock() {
-                    *r = rows;
-                }
-                slot.answered.store(asked, Ordering::Release);
-            }
+        if let Some((slot, asked)) = request {
+            let rows = self
+                .conns
+                .iter()
+                .flatten()
+                .map(|c| ConnInfo {
+                    local: c.tcb.local(),
+                    remote: c.tcb.remote(),
+                    state: c.tcb.state(),
+                    bytes_in: c.bytes_in,
+                    bytes_out: c.bytes_out,
+                    age_ms: now.saturating_sub(c.born_ms),
+                    srtt_us: c.tcb.srtt_us(),
+                    rto_ms: c.tcb.rto_ms(),
+                    cwnd: c.tcb.cc().cwnd(),
+                    send_queue: c.tcb.send_queue(),
+                })
+                .collect();
+            slot.answer(asked, rows);
         }
     }
 }
@@ -765,11 +752,6 @@ impl TcpStack {
         let apps = super::apps::Apps::new(&shared.apps, &mut tw, me, shared.workers);
         TcpStack { tw, apps }
     }
-}
-
-/// Whether a local TCP port has a listener on this worker.
-pub fn serves(ctx: &Ctx, port: u16) -> bool {
-    ctx.st.tcp.as_ref().is_some_and(|t| t.tw.is_listening(port))
 }
 
 /// Local delivery of a TCP segment (IPv4 at ETH_HDR, header checked by
@@ -807,7 +789,7 @@ fn input(ctx: &mut Ctx, port: u16, d: Desc, src: IpAddr, dst: IpAddr, l4: usize,
 /// connections have to send, until nothing is left.
 fn settle(ctx: &mut Ctx, st: &mut TcpStack, now: u64) {
     loop {
-        st.apps.run(&mut st.tw, ctx, now);
+        st.apps.run(&mut st.tw, now);
         if st.tw.dirty.is_empty() {
             break;
         }
@@ -832,14 +814,10 @@ fn handle(ctx: &mut Ctx, tw: &mut TcpWorker, port: u16, d: Desc, now: u64, src: 
     let v6 = src.is_ipv6();
     // Another worker's connection: hand it over (once; a handed frame stays).
     let to = owner(repr.dst_port, src, repr.src_port, tw.workers);
-    if to != tw.me && ctx.handoff & HANDED == 0 {
-        if let Some(h) = ctx.tables.handoff.as_deref() {
-            if h.send(to, port, 0, ctx.umem.data(&d)) {
-                ctx.st.counters.stage(Stage::Handoff, 1);
-                return ctx.consumed(port, d);
-            }
-            return ctx.drop(port, d, Drop::HandoffFull);
-        }
+    if to != tw.me && ctx.handoff & HANDED == 0 && ctx.tables.handoff.is_some() {
+        // The NAT's and the LB's handoff (segments to the engine are never fragments: local drops those).
+        crate::nat::stage::hand_to(ctx, to, port, 0, d);
+        return;
     }
     ctx.st.counters.stage(Stage::TcpIn, 1);
     let (local, remote) = (SocketAddr::new(dst, repr.dst_port), SocketAddr::new(src, repr.src_port));
