@@ -15,15 +15,17 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use engine::control::config::PortMode;
-use engine::dataplane::counters::LocalCounters;
-use engine::dataplane::events;
-use engine::dataplane::pipeline::{process_burst, Ctx, TxQueues, WorkerState};
-use engine::dataplane::tables::{Interfaces, PortInfo, Routes, Tables};
+use engine::context::counters::LocalCounters;
+use engine::context::events;
+use engine::context::{Ctx, TxQueues, WorkerState};
+use engine::dataplane::pipeline::{process_burst, Features, Scratch, Stages};
+use engine::context::tables::{Interfaces, PortInfo, Routes};
+use engine::dataplane::tables::Tables;
 use engine::l3::nexthop::NextHop;
 use engine::l3::prefix::IpPrefix;
 use engine::l3::route_table::{Route, RouteTable};
-use engine::router::neighbor::{NeighborKey, NeighborTable, PendingQueues};
-use engine::router::ratelimit::IcmpRateLimiter;
+use engine::neighbor::{NeighborKey, NeighborTable, PendingQueues};
+use engine::context::ratelimit::IcmpRateLimiter;
 use engine::wire::checksum;
 use engine::xsk::{Desc, Umem, UmemConfig, BURST};
 use pktengine_bench::{full_table, splitmix};
@@ -139,17 +141,15 @@ fn bench_forward(c: &mut Criterion) {
             .collect();
         let descs: Vec<Desc> = frames.iter().map(|f| umem.alloc_with(f).unwrap()).collect();
         let (sink, _rx) = events::channel(16);
+        let mut features = Features::default();
+        let mut scratch = Box::<Scratch>::default();
         let mut st = WorkerState {
-            scratch: Box::default(),
             worker: 0,
             counters: LocalCounters::default(),
             tx: TxQueues::new(2),
             pending: PendingQueues::new(64, 16),
             icmp_limit: IcmpRateLimiter::new(100, 50),
             events: sink,
-            nat: None,
-            lb: None,
-            tcp: None,
         };
         let restore = |umem: &mut Umem| {
             for (d, f) in descs.iter().zip(&frames) {
@@ -169,14 +169,14 @@ fn bench_forward(c: &mut Criterion) {
                     ifs: &s.tables.ifs,
                     routes: &routes,
                     neigh: &neigh,
-                    filter: &filter,
-                    tables: &s.tables,
+                    tables: &s.tables.shared,
                     now_ns: 0,
                     trace: false,
                     rx_port: 0,
                     handoff: 0,
                 };
-                process_burst(&mut ctx, 0, black_box(&descs));
+                let mut stages = Stages { tables: &s.tables, filter: &filter, features: &mut features, scratch: &mut scratch };
+                process_burst(&mut ctx, &mut stages, 0, black_box(&descs));
                 assert_eq!(ctx.st.tx.queue(1).len(), BURST, "every packet forwarded");
                 ctx.st.tx.clear(1);
             })

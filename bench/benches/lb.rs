@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use engine::lb::{BackendConfig, DownPolicy, LbShared, LbWorker, Mode, Scheduler, ServiceConfig};
-use engine::nat::translate::{self, Kind, Side, PROTO_UDP};
+use engine::conntrack::rewrite::{self as translate, Kind, Side, PROTO_UDP};
 use engine::nat::{Ep, Timeouts};
 use engine::wire::checksum;
 use pktengine_bench::splitmix;

@@ -21,13 +21,14 @@ use std::sync::Arc;
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use engine::control::config::{Config, Environment, PollMode};
-use engine::dataplane::counters::SharedCounters;
-use engine::dataplane::events;
-use engine::dataplane::tables::{Routes, Tables};
+use engine::context::counters::SharedCounters;
+use engine::context::events;
+use engine::context::tables::Routes;
+use engine::dataplane::tables::Tables;
 use engine::dataplane::worker::{Socket, Worker, WorkerConfig};
-use engine::l2::{MacKey, MacTable, Switch};
+use engine::l2::{MacKey, MacTable};
 use engine::l3::route_table::RouteTable;
-use engine::router::neighbor::NeighborTable;
+use engine::neighbor::NeighborTable;
 use engine::runtime::setup;
 use engine::xsk::{MemPort, MemPortConfig, Umem, UmemConfig, BURST};
 use pktengine_bench::splitmix;
@@ -190,7 +191,7 @@ fn switch_stage(c: &mut Criterion) {
     let cfg = Config::parse(std::path::Path::new("b.toml"), SWITCH, &AnyEnv).unwrap();
     let ifs = setup::interfaces(&cfg, &|n: &str| Ok([2, 0xee, 0, 0, 0, n.as_bytes()[1]])).unwrap();
     let routes = Routes::resolve(RouteTable::new().reader().snapshot().clone(), &ifs);
-    let tables = Arc::new(Tables::new(ifs, routes, NeighborTable::new(30_000, 120_000).map()).with_l2(Switch::from_config(&cfg)));
+    let tables = Arc::new(Tables::new(ifs, routes, NeighborTable::new(30_000, 120_000).map()).with_l2(cfg.switch()));
     // 256 bytes of headroom, as AF_XDP gives.
     let umem = Umem::new(UmemConfig { frame_size: 2048, frame_count: 8192, huge_pages: false, headroom: 256 }).unwrap();
     let pc = MemPortConfig { rx_size: 1024, tx_size: 1024, fill_size: 1024, comp_size: 1024 };

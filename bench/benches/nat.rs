@@ -12,7 +12,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use engine::nat::translate::{self, Ep, Kind, Side, PROTO_UDP};
+use engine::conntrack::rewrite::{self as translate, Ep, Kind, Side, PROTO_UDP};
 use engine::nat::{NatTable, TableConfig};
 use engine::wire::checksum;
 use pktengine_bench::splitmix;

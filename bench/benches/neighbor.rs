@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use engine::router::fragment::Fragmenter;
-use engine::router::neighbor::{NeighborKey, NeighborMap};
+use engine::neighbor::{NeighborKey, NeighborMap};
 use engine::wire::ipv4::Ipv4Options;
 use engine::wire::{IpProtocol, Ipv4Packet, Ipv4Repr};
 use pktengine_bench::splitmix;

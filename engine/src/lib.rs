@@ -1,35 +1,55 @@
 //! pktengine: a kernel-bypass packet engine.
 //!
-//! Module map (see `docs/ARCHITECTURE.md` for the why):
-//! - [`l2`]: the L2 learning switch: MAC table, bridge domains, VLANs.
-//! - [`l3`]: IPv4/IPv6 longest-prefix match, next hops, the route table.
-//! - [`wire`]: zero-copy packet views and validated `Repr`s, checksums.
-//! - [`xsk`]: AF_XDP ports (UMEM, rings, sockets) and the in-memory port.
-//! - [`steer`]: the XDP steering program's loader, rule maps and counters.
-//! - [`dataplane`]: workers, the burst pipeline, counters and drop reasons, published tables.
-//! - [`lb`]: the L4 load balancer: services, Maglev, connection tracking.
-//! - [`nat`]: NAT44 (NAPT): translation, mappings and sessions, worker handoff.
-//! - [`router`]: IPv4/IPv6 forwarding stages, ICMP errors, fragmentation, ARP/ND.
-//! - [`filter`]: the packet filter: rules, the tuple-space classifier, rejects.
-//! - [`tcp`]: the TCP endpoint's building blocks (in progress; see its module doc).
-//! - [`runtime`]: `pktengine run`: setup, the control thread, shutdown.
-//! - [`control`]: configuration, the ctl socket, metrics, capture files.
+//! Module map, in floors: a module imports only from floors below its own
+//! (`scripts/modgraph.py --floors` checks it; `docs/ARCHITECTURE.md`,
+//! "Floors", says why and what each may import).
+//!
+//! 1. Data structures and I/O, no packet policy:
+//!    [`wire`] (zero-copy packet views, `Repr`s, checksums), [`xsk`] (AF_XDP
+//!    ports, UMEM, rings, the in-memory port), [`steer`] (the XDP program's
+//!    loader and maps), [`l3`] (LPM, next hops, the route table),
+//!    [`mac_table`] (the lock-free L2 MAC table), [`neighbor`] (the neighbor
+//!    cache and map), [`conntrack`] (the connection table NAT and the load
+//!    balancer share, and its packet rewrites).
+//! 2. [`context`]: the frame context every stage shares (UMEM, TX queues,
+//!    counters, drop reasons, trace, clock, published tables) with the verbs
+//!    `drop`, `send`, `emit`, `originate`, ICMP errors, handoff; and the
+//!    [`context::Hooks`] the router calls features through.
+//! 3. The features: [`router`] (IPv4/IPv6 forwarding, ARP/ND, local
+//!    delivery), [`l2`] (the switch stage, bridge domains, VLANs), [`filter`]
+//!    (rules, classifier), [`nat`] (NAPT), [`lb`] (L4 load balancer),
+//!    [`tcp`] (the TCP endpoint and its apps), [`impair`] (seeded
+//!    drop/duplicate/reorder for tests).
+//! 4. [`dataplane`]: the pipeline that runs a burst through the stages and
+//!    holds per-worker feature state; the worker loop.
+//! 5. [`control`] (configuration, ctl socket, metrics, capture files), then
+//!    [`runtime`] (`pktengine run`: set-up, threads, shutdown).
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations)]
 
-pub mod control;
-pub mod dataplane;
-pub mod filter;
-pub mod l2;
+// Floor 1: data structures and I/O, no packet policy.
+pub mod conntrack;
 pub mod l3;
+pub mod mac_table;
+pub mod neighbor;
+pub mod steer;
+pub mod wire;
+pub mod xsk;
+// Floor 2: the frame context every stage shares.
+pub mod context;
+// Floor 3: the features, each a stage or a few.
+pub mod filter;
+pub mod impair;
+pub mod l2;
 pub mod lb;
 pub mod nat;
 pub mod router;
-pub mod runtime;
-pub mod steer;
 pub mod tcp;
-pub mod wire;
-pub mod xsk;
+// Floor 4: the pipeline and the worker loop.
+pub mod dataplane;
+// Floor 5: configuration, ctl socket, metrics; then set-up and threads.
+pub mod control;
+pub mod runtime;
 
 /// What this build implements, printed by `pktengine status` and `scripts/demo.sh`.
 /// Kept in step with the README's status table.

@@ -5,7 +5,7 @@
 //! header checksum fixed first so the fuzzer reaches past it.
 #![no_main]
 
-use engine::nat::translate::{classify, rewrite_addr, rewrite_echo, rewrite_icmp_error, rewrite_ports, Ep, Kind, Side};
+use engine::conntrack::rewrite::{classify, rewrite_addr, rewrite_echo, rewrite_icmp_error, rewrite_ports, Ep, Kind, Side};
 use engine::wire::checksum;
 use libfuzzer_sys::fuzz_target;
 

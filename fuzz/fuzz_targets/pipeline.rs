@@ -16,13 +16,14 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use engine::control::config::{PollMode, PortMode};
-use engine::dataplane::counters::SharedCounters;
-use engine::dataplane::events;
-use engine::dataplane::tables::{Interfaces, PortInfo, Routes, Tables};
+use engine::context::counters::SharedCounters;
+use engine::context::events;
+use engine::context::tables::{Interfaces, PortInfo, Routes};
+use engine::dataplane::tables::Tables;
 use engine::dataplane::worker::{Socket, Worker, WorkerConfig};
 use engine::l3::route_table::RouteTable;
 use engine::l3::routes_file::parse_line;
-use engine::router::neighbor::{NeighborKey, NeighborTable};
+use engine::neighbor::{NeighborKey, NeighborTable};
 use engine::xsk::{MemPort, MemPortConfig, Umem, UmemConfig};
 use libfuzzer_sys::fuzz_target;
 
@@ -83,7 +84,7 @@ fn worker() -> (Worker<MemPort>, crossbeam::channel::Receiver<events::Event>) {
     // Impairment on every port and both directions: its copies and held frames
     // must keep the ledger exact too. (Held frames leave with the next frame on
     // their lane, or after a millisecond: the only timing-dependent part.)
-    let impair = engine::dataplane::impair::ImpairConfig { drop: 0.02, duplicate: 0.05, reorder: 0.1, seed: 1, ..Default::default() };
+    let impair = engine::impair::ImpairConfig { drop: 0.02, duplicate: 0.05, reorder: 0.1, seed: 1, ..Default::default() };
     let mut tables = Tables::new(ifs, routes, neigh.map()).with_nat(nat).with_handoff(1, false).unwrap().with_impair(impair);
     // The engine's TCP apps and UDP echo on its addresses too (all features on).
     {

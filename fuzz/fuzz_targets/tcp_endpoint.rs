@@ -17,13 +17,14 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use engine::control::config::{PollMode, PortMode};
-use engine::dataplane::counters::SharedCounters;
-use engine::dataplane::events;
-use engine::dataplane::tables::{Interfaces, PortInfo, Routes, Tables};
+use engine::context::counters::SharedCounters;
+use engine::context::events;
+use engine::context::tables::{Interfaces, PortInfo, Routes};
+use engine::dataplane::tables::Tables;
 use engine::dataplane::worker::{Socket, Worker, WorkerConfig};
 use engine::l3::route_table::RouteTable;
 use engine::l3::routes_file::parse_line;
-use engine::router::neighbor::{NeighborKey, NeighborTable};
+use engine::neighbor::{NeighborKey, NeighborTable};
 use engine::tcp::endpoint::{App, AppConfig, StackConfig, TcpShared};
 use engine::wire::tcp::{TcpFlags, TcpPacket, TcpRepr};
 use engine::xsk::{MemPort, MemPortConfig, Umem, UmemConfig};

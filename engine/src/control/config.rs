@@ -27,40 +27,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-/// How workers wait for frames.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum PollMode {
-    /// Spin on the rings: lowest latency, one full core per worker (benchmarks).
-    Busy,
-    /// Spin while there is traffic, `poll()` with a timeout when idle, so an
-    /// idle engine costs close to no CPU.
-    #[default]
-    Adaptive,
-}
-
-/// What a port does with the frames it receives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PortMode {
-    /// A routed port: accepts frames to its own MAC, routes by IP.
-    Router,
-    /// A member of a bridge domain (L2 learning switch).
-    Switch,
-}
-
-/// Reverse-path filtering of a routed port (RFC 3704), like Linux's rp_filter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum RpFilter {
-    /// No check (the default, as for a router in the middle of a network).
-    #[default]
-    Off,
-    /// The source must be routable at all.
-    Loose,
-    /// The route back to the source must leave by the port the packet came in on.
-    Strict,
-}
+pub use crate::context::tables::{PortMode, RpFilter};
+pub use crate::l2::bridge::{BridgeConfig, StaticMac, VlanMode};
+pub use crate::dataplane::worker::PollMode;
 
 /// How the XDP program is attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -564,35 +533,6 @@ pub struct PortConfig {
     pub vlans: VlanMode,
 }
 
-/// How a switch port carries VLANs (IEEE 802.1Q).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum VlanMode {
-    /// Untagged member of one VLAN (`vlan = 10`; 1 by default).
-    Access(u16),
-    /// Tagged member of the listed VLANs (`trunk = [10, 20]`).
-    Trunk(Vec<u16>),
-}
-
-/// A bridge domain: switch ports that name it share a MAC table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BridgeConfig {
-    pub name: String,
-    /// Idle entries are removed after this long (802.1D ageing time).
-    pub aging_s: u32,
-    /// The MAC table's capacity; when full, new stations are not learned (their frames are flooded).
-    pub max_entries: u32,
-    pub statics: Vec<StaticMac>,
-}
-
-/// A static MAC table entry: never aged, moved or flushed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StaticMac {
-    pub mac: [u8; 6],
-    /// The port's configuration name.
-    pub port: String,
-    pub vlan: u16,
-}
-
 /// A route line as written, with the line it came from, for the route parser.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteLine {
@@ -639,7 +579,7 @@ pub struct Config {
     /// UDP echo ports (`[[udp]]`).
     pub udp_echo: Vec<u16>,
     /// The test impairment stage, when `[impair]` is configured.
-    pub impair: Option<crate::dataplane::impair::ImpairConfig>,
+    pub impair: Option<crate::impair::ImpairConfig>,
 }
 
 /// What validation may ask of the machine. Tests substitute their own.
@@ -701,6 +641,22 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 impl Config {
+    /// The bridge domains of this configuration, as the switch stage runs
+    /// them (port indices are the configuration's port order, as everywhere
+    /// in the engine).
+    pub fn switch(&self) -> crate::l2::Switch {
+        let members: Vec<crate::l2::bridge::Membership<'_>> = self
+            .ports
+            .iter()
+            .map(|p| crate::l2::bridge::Membership {
+                name: &p.name,
+                bridge: if p.mode == PortMode::Switch { p.bridge.as_deref() } else { None },
+                vlans: &p.vlans,
+            })
+            .collect();
+        crate::l2::Switch::build(&self.bridges, &members)
+    }
+
     /// Reads and validates a configuration file against this machine.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -1209,8 +1165,8 @@ fn validate_impair(
     ck: &mut Checker<'_>,
     raw: Option<Spanned<RawImpair>>,
     ports: &[PortConfig],
-) -> Option<crate::dataplane::impair::ImpairConfig> {
-    use crate::dataplane::impair::{Direction, ImpairConfig};
+) -> Option<crate::impair::ImpairConfig> {
+    use crate::impair::{Direction, ImpairConfig};
     let raw = raw?;
     let span = raw.span();
     let raw = raw.into_inner();
@@ -1256,7 +1212,7 @@ fn validate_lb(
     nat: Option<&crate::nat::NatConfig>,
 ) -> Vec<crate::lb::ServiceConfig> {
     use crate::lb::{DownPolicy, Mode, Scheduler, ServiceConfig};
-    use crate::nat::translate::{PROTO_TCP, PROTO_UDP};
+    use crate::conntrack::rewrite::{PROTO_TCP, PROTO_UDP};
     use std::net::Ipv4Addr;
     let mut out: Vec<ServiceConfig> = Vec::new();
     let in_pool = |a: Ipv4Addr| nat.is_some_and(|n| n.pool.contains(&a));
@@ -1341,7 +1297,7 @@ fn validate_lb(
                 let first = backends.first().map(|b| Ipv4Addr::from(b.ep.addr));
                 let on_link = first.and_then(|b| {
                     port_addrs().find_map(|x| match x.addr {
-                        std::net::IpAddr::V4(a) if crate::dataplane::tables::same_net_v4(a, b, x.prefix_len) => Some(a),
+                        std::net::IpAddr::V4(a) if crate::context::tables::same_net_v4(a, b, x.prefix_len) => Some(a),
                         _ => None,
                     })
                 });
@@ -1378,19 +1334,7 @@ fn validate_lb(
     out
 }
 
-/// Parses a MAC written `02:00:5e:10:00:01`.
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut m = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in m.iter_mut() {
-        let p = parts.next()?;
-        if p.len() != 2 {
-            return None;
-        }
-        *b = u8::from_str_radix(p, 16).ok()?;
-    }
-    parts.next().is_none().then_some(m)
-}
+pub use crate::wire::parse_mac;
 
 /// A static entry: `MAC port NAME [vlan N]`; the VLAN defaults to the
 /// access port's own.
@@ -1657,7 +1601,7 @@ trunk = [10, 20]
 
     #[test]
     fn impair_section_parses() {
-        use crate::dataplane::impair::Direction;
+        use crate::impair::Direction;
         assert_eq!(parse(GOOD).unwrap().impair, None);
         let text = format!("{GOOD}\n[impair]\ndrop = 0.01\nduplicate = 0\nreorder = 0.02\nseed = 42\nports = [\"lan\", \"veth-b\"]\ndirection = \"rx\"\n");
         let i = parse(&text).unwrap().impair.unwrap();

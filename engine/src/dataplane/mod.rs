@@ -1,20 +1,18 @@
-//! The data plane: what a worker does with frames.
+//! The data plane's top: the pipeline that runs a burst through the stages,
+//! and the worker loop around it (floor 4 of the layering, see
+//! docs/ARCHITECTURE.md "Floors").
 //!
+//! - [`pipeline`]: the burst driver (classify, the router's and switch's
+//!   stages, batched LPM) and [`pipeline::Stages`], which holds each
+//!   feature's per-worker state and plugs the features into the router's
+//!   hooks.
 //! - [`worker`]: the run-to-completion loop over a worker's sockets.
-//! - [`pipeline`]: the burst driver, the context stages share, TX queues,
-//!   neighbor servicing. Stages live with their feature (`router::ip4`, ...).
-//! - [`counters`]: per-stage counters and typed drop reasons, published
-//!   lock-free to the control thread.
-//! - [`tables`]: what workers read (ports, resolved routes, neighbors).
-//! - [`events`]: what workers tell the control thread.
-//! - [`dump`]: `ctl … show` requests the workers answer (NAT sessions, TCP connections).
-//! - [`impair`]: the seeded drop/duplicate/reorder stage for tests (`[impair]`).
+//! - [`tables`]: what workers share with the control thread: the context's
+//!   tables plus each feature's shared part.
+//!
+//! The frame context the stages share (counters, events, handoff, dumps)
+//! lives one floor down, in [`crate::context`].
 
-pub mod counters;
-pub mod dump;
-pub mod events;
-pub mod handoff;
-pub mod impair;
 pub mod pipeline;
 pub mod tables;
 pub mod worker;

@@ -21,17 +21,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::counters::{LocalCounters, SharedCounters, Stage};
-use super::events::{Event, EventSink};
-use super::impair::{ImpairWorker, MAX_HOLD_NS};
-use super::pipeline::{self, Ctx, TxQueues, WorkerState};
-use super::tables::Tables;
-use crate::control::config::PollMode;
 use crossbeam::channel::Receiver;
+use serde::Deserialize;
 
-use crate::router::neigh_frames;
-use crate::router::neighbor::{NeighborKey, PendingQueues};
-use crate::router::ratelimit::{IcmpRateLimiter, DEFAULT_BURST, DEFAULT_RATE};
+use super::pipeline::{self, Features, Scratch, Stages};
+use super::tables::Tables;
+use crate::context::counters::{Drop, LocalCounters, SharedCounters, Stage};
+use crate::context::events::{Event, EventSink};
+use crate::context::handoff::{Handoff, HANDED};
+use crate::context::neigh_frames;
+use crate::context::ratelimit::{IcmpRateLimiter, DEFAULT_BURST, DEFAULT_RATE};
+use crate::context::{service_neighbors, wall_ns, Ctx, TxQueues, WorkerState};
+use crate::impair::{ImpairWorker, MAX_HOLD_NS};
+use crate::neighbor::{NeighborKey, PendingQueues};
 use crate::xsk::{wait_any, Desc, Port, Umem, BURST};
 
 /// Empty loops before an adaptive worker sleeps in poll().
@@ -39,6 +41,18 @@ const SPINS_BEFORE_SLEEP: u32 = 256;
 /// Neighbors a worker can wait for at once, and packets per neighbor.
 pub const PENDING_NEIGHBORS: usize = 64;
 pub const PENDING_PER_NEIGHBOR: usize = 16;
+
+/// How workers wait for frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum PollMode {
+    /// Spin on the rings: lowest latency, one full core per worker (benchmarks).
+    Busy,
+    /// Spin while there is traffic, `poll()` with a timeout when idle, so an
+    /// idle engine costs close to no CPU.
+    #[default]
+    Adaptive,
+}
 
 /// A socket the worker drives and the port it belongs to.
 #[derive(Debug)]
@@ -64,6 +78,9 @@ pub struct Worker<P: Port> {
     tables: Arc<Tables>,
     shared: Arc<SharedCounters>,
     st: WorkerState,
+    /// Each feature's per-worker state (NAT table, LB connections, TCP endpoint).
+    features: Features,
+    scratch: Box<Scratch>,
     descs: [Desc; BURST],
     fds: Vec<std::os::fd::RawFd>,
     neigh_seen: usize,
@@ -101,11 +118,7 @@ impl<P: Port> Worker<P> {
         if let Some(fd) = tables.handoff.as_ref().and_then(|h| h.wake_fd(cfg.id)) {
             fds.push(fd);
         }
-        let nat = tables.nat.as_deref().map(|n| crate::nat::NatWorker::new(n, cfg.id));
-        let lb = tables.lb.as_deref().map(|l| crate::lb::LbWorker::new(l, cfg.id));
-        // MSS from the smallest port MTU (IPv4 and TCP headers without options).
-        let mss = tables.ifs.ports.iter().map(|p| p.mtu).min().unwrap_or(1500).saturating_sub(40);
-        let tcp = tables.tcp.as_deref().map(|t| crate::tcp::endpoint::TcpStack::new(t, mss, cfg.id));
+        let features = Features::new(&tables, cfg.id);
         let impair = tables.impair.as_ref().map(|c| Box::new(ImpairWorker::new(c, &tables.ifs, cfg.id)));
         Worker {
             cfg,
@@ -115,17 +128,15 @@ impl<P: Port> Worker<P> {
             tables,
             shared,
             st: WorkerState {
-                scratch: Box::default(),
                 worker: cfg.id,
                 counters: LocalCounters::default(),
                 tx: TxQueues::new(nports),
                 pending: PendingQueues::new(PENDING_NEIGHBORS, PENDING_PER_NEIGHBOR),
                 icmp_limit: IcmpRateLimiter::new(DEFAULT_RATE, DEFAULT_BURST),
                 events,
-                nat,
-                lb,
-                tcp,
             },
+            features,
+            scratch: Box::default(),
             descs: [Desc::default(); BURST],
             fds,
             neigh_seen: 0,
@@ -160,12 +171,12 @@ impl<P: Port> Worker<P> {
 
     /// The NAT table's (sessions, dynamic mappings), if NAT is on (tests, fuzzing).
     pub fn nat_counts(&self) -> Option<(u32, u32)> {
-        self.st.nat.as_ref().map(|n| n.table.counts())
+        self.features.nat.as_ref().map(|n| n.table.counts())
     }
 
     /// The TCP endpoint's live connections (fuzz targets and tests check its limits).
     pub fn tcp_conns(&self) -> Option<usize> {
-        self.st.tcp.as_ref().map(|t| t.tw.len())
+        self.features.tcp.as_ref().map(|t| t.tw.len())
     }
 
     /// Neighbors the control thread wants refreshed (stale entries) arrive here.
@@ -226,19 +237,21 @@ impl<P: Port> Worker<P> {
         let trace = self.tables.trace.load(Ordering::Relaxed);
         let mut got = 0;
         {
+            let tables: &Tables = &self.tables;
             let mut ctx = Ctx {
                 umem: &mut self.umem,
                 st: &mut self.st,
-                ifs: &self.tables.ifs,
+                ifs: &tables.ifs,
                 routes: &routes,
                 neigh: &neigh,
-                filter: &filter,
-                tables: &self.tables,
+                tables: &tables.shared,
                 now_ns,
                 trace,
                 rx_port: 0,
                 handoff: 0,
             };
+            let mut stages = Stages { tables, filter: &filter, features: &mut self.features, scratch: &mut self.scratch };
+            let mut run = |ctx: &mut Ctx, port: u16, descs: &[Desc]| pipeline::process_burst(ctx, &mut stages, port, descs);
             for s in self.sockets.iter_mut() {
                 let n = s.io.recv(ctx.umem, &mut self.descs);
                 if n == 0 {
@@ -246,41 +259,38 @@ impl<P: Port> Worker<P> {
                 }
                 got += n;
                 match self.impair.as_deref_mut() {
-                    None => pipeline::process_burst(&mut ctx, s.port, &self.descs[..n]),
-                    Some(imp) => imp.rx(&mut ctx, s.port, &self.descs[..n]),
+                    None => run(&mut ctx, s.port, &self.descs[..n]),
+                    Some(imp) => imp.rx(&mut ctx, s.port, &self.descs[..n], &mut run),
                 }
             }
             if let Some(imp) = self.impair.as_deref_mut() {
-                imp.rx_due(&mut ctx);
+                imp.rx_due(&mut ctx, &mut run);
             }
-            if let Some(h) = self.tables.handoff.as_deref() {
-                got += take_handoffs(&mut ctx, h);
+            if let Some(h) = tables.handoff.as_deref() {
+                got += take_handoffs(&mut ctx, h, &mut run);
             }
-            if let Some(nat) = self.tables.nat.as_deref() {
-                if let Some(w) = ctx.st.nat.as_mut() {
-                    w.service(nat, self.cfg.id, now_ns / 1_000_000);
-                }
+            let now_ms = now_ns / 1_000_000;
+            if let (Some(nat), Some(w)) = (tables.nat.as_deref(), self.features.nat.as_mut()) {
+                w.service(nat, self.cfg.id, now_ms);
             }
-            if ctx.st.tcp.is_some() {
-                crate::tcp::endpoint::service(&mut ctx);
+            if let (Some(shared), Some(t)) = (tables.tcp.as_deref(), self.features.tcp.as_mut()) {
+                crate::tcp::endpoint::service(&mut ctx, t, shared);
             }
-            if let Some(lb) = self.tables.lb.as_deref() {
-                if let Some(w) = ctx.st.lb.as_mut() {
-                    w.service(lb, self.cfg.id, now_ns / 1_000_000);
-                }
+            if let (Some(lb), Some(w)) = (tables.lb.as_deref(), self.features.lb.as_mut()) {
+                w.service(lb, self.cfg.id, now_ms);
             }
             if let Some(p) = &self.probes {
                 while let Ok(key) = p.try_recv() {
                     ctx.solicit(key);
                 }
                 // Worker 0 (the one with the probe channel) also sends the LB's health probes.
-                if let Some(lb) = self.tables.lb.as_deref() {
+                if let Some(lb) = tables.lb.as_deref() {
                     while let Some((target, sport, seq)) = lb.health.next() {
                         crate::lb::stage::send_probe(&mut ctx, target, sport, seq);
                     }
                 }
             }
-            pipeline::service_neighbors(&mut ctx, neigh_changed);
+            service_neighbors(&mut ctx, neigh_changed);
         }
         self.flush_tx(now_ns);
         for s in self.sockets.iter_mut() {
@@ -326,14 +336,14 @@ impl<P: Port> Worker<P> {
                         let data = self.umem.data(d).to_vec();
                         self.st.events.send(Event::Captured {
                             port: port as u16,
-                            time_ns: pipeline::wall_ns(),
+                            time_ns: wall_ns(),
                             data,
                         });
                     }
                 }
             }
             for &d in &q[sent..] {
-                self.st.counters.drop(super::counters::Drop::TxRingFull);
+                self.st.counters.drop(Drop::TxRingFull);
                 self.umem.free(d);
             }
             self.st.tx.clear(port);
@@ -358,7 +368,7 @@ impl<P: Port> Worker<P> {
             if self.spins >= SPINS_BEFORE_SLEEP {
                 self.spins = 0;
                 // Neighbor timers need the loop now and then: the timeout bounds the sleep.
-                let tcp_timers = self.st.tcp.as_ref().is_some_and(|t| t.tw.has_timers());
+                let tcp_timers = self.features.tcp.as_ref().is_some_and(|t| t.tw.has_timers());
                 let t = if !self.st.pending.is_empty() || tcp_timers { Duration::from_millis(if tcp_timers { 1 } else { 5 }) } else { self.cfg.idle_timeout };
                 // Frames held for reorder are released after MAX_HOLD_NS.
                 let t = if self.impair.as_ref().is_some_and(|i| i.holding()) { t.min(Duration::from_nanos(MAX_HOLD_NS)) } else { t };
@@ -414,11 +424,10 @@ impl<P: Port> Worker<P> {
     }
 }
 
-/// Runs the frames other workers handed to this one (at most a burst):
+/// Runs the frames other workers handed to this one (at most four bursts):
 /// each is copied into a frame of this worker's UMEM and goes through the
-/// pipeline from the start, as if it had arrived here.
-fn take_handoffs(ctx: &mut Ctx, handoff: &super::handoff::Handoff) -> usize {
-    use super::handoff::HANDED;
+/// pipeline (`run`) from the start, as if it had arrived here.
+fn take_handoffs(ctx: &mut Ctx, handoff: &Handoff, run: &mut impl FnMut(&mut Ctx, u16, &[Desc])) -> usize {
     let me = ctx.st.worker;
     let mut n = 0;
     while n < 4 * BURST {
@@ -432,13 +441,13 @@ fn take_handoffs(ctx: &mut Ctx, handoff: &super::handoff::Handoff) -> usize {
                     buf[..len].copy_from_slice(&slot.data[..len]);
                     d.len = len as u32;
                     ctx.handoff = slot.flags | HANDED;
-                    pipeline::process_burst(ctx, slot.port, &[d]);
+                    run(ctx, slot.port, &[d]);
                     ctx.handoff = 0;
                 } else {
-                    ctx.drop(slot.port, d, super::counters::Drop::HandoffFull);
+                    ctx.drop(slot.port, d, Drop::HandoffFull);
                 }
             }
-            None => ctx.st.counters.drop(super::counters::Drop::NoFrame),
+            None => ctx.st.counters.drop(Drop::NoFrame),
         }
         handoff.recycle(me, slot);
     }

@@ -4,7 +4,8 @@
 //!
 //! - [`rule`]: what a rule matches and does; its nftables-like syntax.
 //! - [`classifier`]: tuple space search over the rules (cost flat in the rule count).
-//! - [`reject`]: the TCP RST a `reject with tcp reset` answers with.
+//! - [`stage`]: the forward hook (accept, drop, reject with ICMP or a TCP RST
+//!   built by `context::reject`).
 //!
 //! The control thread owns the rule list; it compiles a [`Filter`] and
 //! publishes it (arc-swap) on every change. Hit counters are relaxed atomics
@@ -13,7 +14,7 @@
 //! into the XDP program's blocklist, so those packets never reach a worker.
 
 pub mod classifier;
-pub mod reject;
+pub mod stage;
 pub mod rule;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -20,7 +20,7 @@
 use core::fmt;
 
 use crate::l3::prefix::IpPrefix;
-use crate::router::Mac;
+use crate::wire::Mac;
 
 /// What a matching rule does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -218,7 +218,7 @@ fn parse_prefix(s: &str) -> Result<IpPrefix, String> {
 }
 
 fn parse_mac(s: &str) -> Result<Mac, String> {
-    crate::runtime::setup::parse_mac(s).ok_or_else(|| format!("bad MAC `{s}`"))
+    crate::wire::parse_mac(s).ok_or_else(|| format!("bad MAC `{s}`"))
 }
 
 fn icmp_type(v6: bool, s: &str) -> Result<u8, String> {

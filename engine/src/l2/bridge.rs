@@ -5,8 +5,46 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use super::mac_table::{MacKey, MacTable, MAX_MEMBERS};
-use crate::control::config::{Config, PortMode, VlanMode};
+use crate::mac_table::{MacKey, MacTable, MAX_MEMBERS};
+
+/// How a switch port carries VLANs (IEEE 802.1Q).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VlanMode {
+    /// Untagged member of one VLAN (`vlan = 10`; 1 by default).
+    Access(u16),
+    /// Tagged member of the listed VLANs (`trunk = [10, 20]`).
+    Trunk(Vec<u16>),
+}
+
+/// A bridge domain: switch ports that name it share a MAC table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeConfig {
+    pub name: String,
+    /// Idle entries are removed after this long (802.1D ageing time).
+    pub aging_s: u32,
+    /// The MAC table's capacity; when full, new stations are not learned (their frames are flooded).
+    pub max_entries: u32,
+    pub statics: Vec<StaticMac>,
+}
+
+/// A static MAC table entry: never aged, moved or flushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticMac {
+    pub mac: [u8; 6],
+    /// The port's configuration name.
+    pub port: String,
+    pub vlan: u16,
+}
+
+/// A port as the switch sees it when it builds the bridges.
+#[derive(Debug, Clone, Copy)]
+pub struct Membership<'a> {
+    /// The port's configuration name (static entries name it).
+    pub name: &'a str,
+    /// The bridge domain of a switch port; None for a routed port.
+    pub bridge: Option<&'a str>,
+    pub vlans: &'a VlanMode,
+}
 
 /// VLAN ids 0..=4095.
 const VLANS: usize = 4096;
@@ -112,16 +150,15 @@ pub struct Switch {
 }
 
 impl Switch {
-    /// Builds the bridges of a validated configuration (port indices are
-    /// the configuration's port order, as everywhere in the engine).
-    pub fn from_config(cfg: &Config) -> Switch {
-        let mut sw = Switch { bridges: Vec::new(), ports: vec![None; cfg.ports.len()] };
-        for (bi, b) in cfg.bridges.iter().enumerate() {
-            let members: Vec<(u16, VlanMode)> = cfg
-                .ports
+    /// Builds validated bridge domains over the engine's ports (`ports[i]`
+    /// is engine port `i`).
+    pub fn build(bridges: &[BridgeConfig], ports: &[Membership<'_>]) -> Switch {
+        let mut sw = Switch { bridges: Vec::new(), ports: vec![None; ports.len()] };
+        for (bi, b) in bridges.iter().enumerate() {
+            let members: Vec<(u16, VlanMode)> = ports
                 .iter()
                 .enumerate()
-                .filter(|(_, p)| p.mode == PortMode::Switch && p.bridge.as_deref() == Some(b.name.as_str()))
+                .filter(|(_, p)| p.bridge == Some(b.name.as_str()))
                 .map(|(i, p)| (i as u16, p.vlans.clone()))
                 .collect();
             let mut bridge = Bridge::new(&b.name, &members, b.aging_s.saturating_mul(1000), b.max_entries);
@@ -135,7 +172,7 @@ impl Switch {
                 }
             }
             for s in &b.statics {
-                let member = members.iter().position(|(p, _)| cfg.ports.get(usize::from(*p)).is_some_and(|c| c.name == s.port));
+                let member = members.iter().position(|(p, _)| ports.get(usize::from(*p)).is_some_and(|c| c.name == s.port));
                 if let Some(m) = member {
                     bridge.statics.push((MacKey::new(s.vlan, s.mac), m as u8));
                 }

@@ -14,11 +14,11 @@
 //! but the last, which gets the original: one copy per extra port, built
 //! in its egress form in the same pass (no copy-then-shift).
 use super::bridge::{Bridge, PortVlan, SwitchPort};
-use super::mac_table::{Learn, MacKey, MacTable};
-use crate::dataplane::counters::{Drop, Stage};
-use crate::dataplane::events::Event;
-use crate::dataplane::pipeline::Ctx;
-use crate::router::Mac;
+use crate::mac_table::{Learn, MacKey, MacTable};
+use crate::context::counters::{Drop, Stage};
+use crate::context::events::Event;
+use crate::context::Ctx;
+use crate::wire::Mac;
 use crate::wire::ethernet::{push_vlan_tag, VlanTag};
 use crate::xsk::{Desc, Umem};
 

@@ -1,8 +1,9 @@
 //! The L2 learning switch (IEEE 802.1D bridging with 802.1Q VLANs).
 //!
-//! - [`mac_table`]: the lock-free MAC table every worker learns into and
-//!   looks up in; the control thread ages, flushes and rebuilds it.
-//! - [`bridge`]: bridge domains, members, VLAN membership, built from the configuration.
+//! - `mac_table` (floor 1, beside `l3`): the lock-free MAC table every worker
+//!   learns into and looks up in; the control thread ages, flushes and rebuilds it.
+//! - [`bridge`]: bridge domains, members, VLAN membership, and their
+//!   configuration types ([`BridgeConfig`], [`VlanMode`]).
 //! - [`forward`]: the switch stage of the pipeline (ingress VLAN, learn,
 //!   forward/flood/filter, egress tag).
 //!
@@ -10,11 +11,10 @@
 
 pub mod bridge;
 pub mod forward;
-pub mod mac_table;
 
-pub use bridge::{Bridge, PortVlan, Switch, SwitchPort};
+pub use crate::mac_table::{Learn, MacEntry, MacKey, MacTable, MAX_MEMBERS};
+pub use bridge::{Bridge, BridgeConfig, PortVlan, StaticMac, Switch, SwitchPort, VlanMode};
 pub use forward::{input, Ingress};
-pub use mac_table::{Learn, MacEntry, MacKey, MacTable, MAX_MEMBERS};
 
 #[cfg(test)]
 mod pipeline_tests;

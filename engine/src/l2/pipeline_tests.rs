@@ -7,14 +7,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::control::config::{Config, Environment, PollMode};
-use crate::dataplane::counters::{Drop, SharedCounters, Stage};
-use crate::dataplane::events;
-use crate::dataplane::tables::{Routes, Tables};
+use crate::context::counters::{Drop, SharedCounters, Stage};
+use crate::context::events;
+use crate::context::tables::Routes;
+use crate::dataplane::tables::Tables;
 use crate::dataplane::worker::{Socket, Worker, WorkerConfig};
-use crate::l2::{MacKey, Switch};
+use crate::l2::MacKey;
 use crate::l3::route_table::RouteTable;
-use crate::router::neighbor::NeighborTable;
-use crate::router::Mac;
+use crate::neighbor::NeighborTable;
+use crate::wire::Mac;
 use crate::runtime::setup;
 use crate::xsk::{MemPort, MemPortConfig, Umem, UmemConfig};
 
@@ -92,7 +93,7 @@ fn rig_with(headroom: u32, max_entries: u32) -> Rig {
     let ifs = setup::interfaces(&cfg, &|n: &str| Ok([0x02, 0xee, 0, 0, 0, n.as_bytes()[1]])).unwrap();
     let rt = RouteTable::new();
     let routes = Routes::resolve(rt.reader().snapshot().clone(), &ifs);
-    let tables = Arc::new(Tables::new(ifs, routes, NeighborTable::new(30_000, 120_000).map()).with_l2(Switch::from_config(&cfg)));
+    let tables = Arc::new(Tables::new(ifs, routes, NeighborTable::new(30_000, 120_000).map()).with_l2(cfg.switch()));
     let (w, shared) = worker(&tables, headroom, 0);
     Rig { w, tables, shared }
 }
@@ -423,7 +424,7 @@ bridge = "br1"
     let cfg = Config::parse(Path::new("t.toml"), text, &AnyEnv).unwrap();
     let ifs = setup::interfaces(&cfg, &|n: &str| Ok([0x02, 0xee, 0, 0, 0, n.as_bytes()[1]])).unwrap();
     let routes = Routes::resolve(RouteTable::new().reader().snapshot().clone(), &ifs);
-    let tables = Arc::new(Tables::new(ifs, routes, NeighborTable::new(30_000, 120_000).map()).with_l2(Switch::from_config(&cfg)));
+    let tables = Arc::new(Tables::new(ifs, routes, NeighborTable::new(30_000, 120_000).map()).with_l2(cfg.switch()));
     let (w, shared) = worker(&tables, 256, 0);
     let mut r = Rig { w, tables, shared };
     let out = r.send(0, &frame(BCAST, A, 40));

@@ -14,9 +14,9 @@
 use std::sync::Arc;
 
 use super::{BackendStats, LbShared, Mode, Scheduler, Service, Services};
-use crate::nat::table::{in_flags, out_flags, tcp_seen, timeout_for, FlowKey, Map, Seeded};
-use crate::nat::translate::PROTO_TCP;
-use crate::nat::{Ep, NatTable, TableConfig};
+use crate::conntrack::table::{in_flags, out_flags, tcp_seen, timeout_for, FlowKey, Map, Seeded};
+use crate::conntrack::rewrite::PROTO_TCP;
+use crate::conntrack::{Ep, NatTable, TableConfig};
 
 /// Why a packet to a VIP was not given a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -337,7 +337,7 @@ mod tests {
     use super::super::tests::service;
     use super::super::{DownPolicy, LbShared};
     use super::*;
-    use crate::nat::translate::PROTO_UDP;
+    use crate::conntrack::rewrite::PROTO_UDP;
     use std::net::Ipv4Addr;
 
     const VIP: u32 = 0xc613_0164;

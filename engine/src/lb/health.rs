@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use crossbeam::queue::ArrayQueue;
 
-use crate::nat::Ep;
+use crate::conntrack::Ep;
 use crate::wire::checksum;
 
 /// Probe source ports: `PROBE_PORT_LO .. PROBE_PORT_LO + PROBES`.

@@ -7,10 +7,10 @@
 //!   full-NAT source address, `ip4-forward` for dnat-mode replies).
 //!
 //! Connection tracking shares the NAT's code: the flow keys and hasher, the
-//! TCP state bits and timeouts (`nat::table`), and for full NAT the NAT
+//! TCP state bits and timeouts (`conntrack::table`), and for full NAT the NAT
 //! table itself, which allocates the source ports toward the backends.
 //! Ownership follows the NAT's rule: a connection belongs to worker
-//! `nat::port_owner(client port, workers)`, and its full-NAT source port is allocated in
+//! `conntrack::port_owner(client port, workers)`, and its full-NAT source port is allocated in
 //! that worker's partition, so replies name the same owner. See
 //! docs/ARCHITECTURE.md, "Load balancer".
 
@@ -27,8 +27,8 @@ use arc_swap::ArcSwap;
 
 pub use conn::LbWorker;
 
-use crate::nat::translate::{PROTO_TCP, PROTO_UDP};
-use crate::nat::{Ep, Timeouts};
+use crate::conntrack::rewrite::{PROTO_TCP, PROTO_UDP};
+use crate::conntrack::{Ep, Timeouts};
 
 /// How a service picks a backend for a new connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -308,7 +308,7 @@ impl LbShared {
     /// The worker owning connections from client port (or full-NAT source port) `port`.
     #[inline]
     pub fn owner_of(&self, port: u16) -> u16 {
-        crate::nat::port_owner(port, self.workers)
+        crate::conntrack::port_owner(port, self.workers)
     }
 
     /// Builds and publishes the snapshot for `cfg`, keeping the counters of

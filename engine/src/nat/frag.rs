@@ -10,7 +10,7 @@
 //! one datagram dropped (counted, `nat-frag-no-state`), as if they had come
 //! before their first fragment, which the NAT does not wait for either.
 
-use super::translate::Side;
+use crate::conntrack::rewrite::Side;
 
 /// Slots in a worker's table (a power of two).
 pub const SLOTS: usize = 4096;

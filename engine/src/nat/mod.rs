@@ -1,10 +1,10 @@
 //! NAT44: NAPT between inside and outside ports, with the behaviour RFC 4787
 //! (UDP), RFC 5382 (TCP), RFC 5508 (ICMP) and RFC 7857 ask for.
 //!
-//! - [`translate`]: what a translation rewrites in a packet, and the checksums.
-//! - [`table`]: one worker's mappings and sessions, port allocation, expiry.
+//! - `conntrack::rewrite`: what a translation rewrites in a packet, and the checksums.
+//! - `conntrack::table`: one worker's mappings and sessions, port allocation, expiry.
 //! - [`frag`]: later fragments follow their first fragment's translation.
-//! - `dataplane::handoff`: frames moved to the worker that owns their flow.
+//! - `context::handoff`: frames moved to the worker that owns their flow.
 //! - [`stage`]: the pipeline hooks (`ip4-input` for packets to an outside
 //!   address, `ip4-forward` for packets leaving inside → outside).
 //!
@@ -18,8 +18,10 @@
 
 pub mod frag;
 pub mod stage;
-pub mod table;
-pub mod translate;
+
+// The NAT's table and rewrites live in `conntrack` (floor 1): the load
+// balancer shares them.
+pub use crate::conntrack::port_owner;
 
 #[cfg(test)]
 mod pipeline_tests;
@@ -27,8 +29,7 @@ mod pipeline_tests;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-pub use table::{Filtering, NatError, NatTable, SessionInfo, TableConfig, Timeouts};
-pub use translate::Ep;
+pub use crate::conntrack::{Ep, Filtering, NatError, NatTable, SessionInfo, TableConfig, Timeouts};
 
 /// A port's place in the NAT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -116,8 +117,8 @@ pub fn parse_forward(s: &str) -> Result<Forward, String> {
     let w: Vec<&str> = s.split_whitespace().collect();
     let [proto, outside, inside] = w[..] else { return Err(bad("three words")) };
     let proto = match proto {
-        "tcp" => translate::PROTO_TCP,
-        "udp" => translate::PROTO_UDP,
+        "tcp" => crate::conntrack::rewrite::PROTO_TCP,
+        "udp" => crate::conntrack::rewrite::PROTO_UDP,
         _ => return Err(bad("unknown protocol")),
     };
     let ep = |t: &str| -> Result<Ep, String> {
@@ -139,18 +140,8 @@ pub struct Gauges {
 }
 
 /// `ctl nat show` requests, one slot per worker.
-pub type DumpSlot = crate::dataplane::dump::DumpSlot<SessionInfo>;
+pub type DumpSlot = crate::context::dump::DumpSlot<SessionInfo>;
 
-/// The worker that owns a port (a NAT mapping's external port, the inside
-/// port of a flow, a full-NAT source port): a multiplicative hash of the
-/// port, not `port % workers`, because Linux's `connect` picks even
-/// ephemeral ports: with `%` every flow of a Linux client would belong to
-/// worker 0 of two (measured in the soak: 60% of all frames handed over,
-/// worker 0 saturated, the other idle).
-#[inline]
-pub fn port_owner(port: u16, workers: u16) -> u16 {
-    ((u32::from(port).wrapping_mul(0x9E37_79B1) >> 16) % u32::from(workers.max(1))) as u16
-}
 
 /// What every worker reads: the configuration, the port roles, the static
 /// forwards and the per-worker gauges (the handoff inboxes are in `Tables`).

@@ -15,59 +15,30 @@
 use std::net::Ipv4Addr;
 
 use super::frag::Follow;
-use crate::dataplane::handoff::AS_OUTSIDE;
-use super::table::{NatError, ECHO_REQUEST};
-use super::translate::{self, Kind, Side};
-use super::{NatShared, Role};
-use crate::dataplane::counters::{Drop, Stage};
-use crate::dataplane::pipeline::{Ctx, ETH_HDR};
-use crate::router::icmp_error::Icmp4Error;
+use super::{NatShared, NatWorker, Role};
+use crate::conntrack::rewrite::{self as translate, Kind, Side};
+use crate::conntrack::table::{NatError, ECHO_REQUEST};
+use crate::context::counters::{Drop, Stage};
+use crate::context::handoff::AS_OUTSIDE;
+use crate::context::icmp_error::Icmp4Error;
+use crate::context::{untranslated, Ctx, Pre};
 use crate::xsk::Desc;
 
 /// The frame was handed over for the hairpin's SNAT half (internal flag).
 const HAIRPIN_SNAT: u8 = 2;
 
-/// What ip4-input does next with a packet to an outside address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pre {
-    /// Translated: forward it to this (inside) destination.
-    Forward(Ipv4Addr),
-    /// Not the NAT's: go on as usual (local delivery for the engine's own address).
-    Continue,
-    /// Consumed here (dropped, answered or handed to another worker).
-    Done,
-}
 
-#[inline]
-pub(crate) fn ip_of<'a>(ctx: &'a Ctx, d: &Desc) -> &'a [u8] {
-    ctx.umem.data(d).get(ETH_HDR..).unwrap_or(&[])
-}
-
-#[inline]
-pub(crate) fn ip_mut<'a>(ctx: &'a mut Ctx, d: &Desc) -> &'a mut [u8] {
-    ctx.umem.data_mut(d).get_mut(ETH_HDR..).unwrap_or(&mut [])
-}
-
-/// Hands `d` to worker `to` (the frame is copied; ours is freed). Shared
-/// with the load balancer, whose flows have owners too.
-pub(crate) fn hand_to(ctx: &mut Ctx, to: u16, port: u16, flags: u8, d: Desc) -> Pre {
-    let ip = ip_of(ctx, &d);
+/// Hands `d` to worker `to` ([`Ctx::hand_to`]); a first fragment's later
+/// fragments carry no port, so where it went is remembered for them.
+fn hand_to(ctx: &mut Ctx, w: &mut NatWorker, to: u16, port: u16, flags: u8, d: Desc) -> Pre {
+    let ip = ctx.ip_of(&d);
     let (id, more, offset) = translate::frag_info(ip);
     if more && offset == 0 && ip.len() >= 20 {
-        // Its later fragments carry no port: remember where the first went.
         let (proto, src, dst) = (ip[9], be32(ip, 12), be32(ip, 16));
         let now = ctx.now_ms();
-        if let Some(w) = ctx.st.nat.as_mut() {
-            w.frags.remember(proto, src, dst, id, Follow::Owner(to), now);
-        }
+        w.frags.remember(proto, src, dst, id, Follow::Owner(to), now);
     }
-    let sent = ctx.tables.handoff.as_ref().is_some_and(|h| h.send(to, port, flags, ctx.umem.data(&d)));
-    if sent {
-        ctx.st.counters.stage(Stage::Handoff, 1);
-        ctx.consumed(port, d);
-    } else {
-        ctx.drop(port, d, Drop::HandoffFull);
-    }
+    ctx.hand_to(to, port, flags, d);
     Pre::Done
 }
 
@@ -76,36 +47,19 @@ fn be32(b: &[u8], off: usize) -> u32 {
     b.get(off..off + 4).map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
 }
 
-/// `Some(worker)` when the flow belongs to another worker.
-#[inline]
-pub(crate) fn elsewhere(ctx: &Ctx, owner: Option<u16>) -> Option<u16> {
-    owner.filter(|&o| o != ctx.st.worker)
-}
-
-/// A packet that did not translate: the engine's own address takes it
-/// (ping, traceroute to the NAT), anything else is dropped.
-pub(crate) fn untranslated(ctx: &mut Ctx, port: u16, d: Desc, dst: u32, why: Drop) -> Pre {
-    if ctx.ifs.is_local_v4(Ipv4Addr::from(dst)) {
-        Pre::Continue
-    } else {
-        ctx.drop(port, d, why);
-        Pre::Done
-    }
-}
-
 /// ip4-input, for every packet to one of the NAT's outside addresses
 /// (`dst`, host order).
-pub fn prerouting(ctx: &mut Ctx, nat: &NatShared, port: u16, d: Desc, dst: u32) -> Pre {
+pub fn prerouting(ctx: &mut Ctx, nat: &NatShared, w: &mut NatWorker, port: u16, d: Desc, dst: u32) -> Pre {
     let role = if ctx.handoff & AS_OUTSIDE != 0 { Role::Outside } else { nat.role(port) };
-    let kind = translate::classify(ip_of(ctx, &d));
+    let kind = translate::classify(ctx.ip_of(&d));
     if role == Role::Inside {
-        return hairpin(ctx, nat, port, d, dst, kind);
+        return hairpin(ctx, nat, w, port, d, dst, kind);
     }
-    inbound(ctx, nat, port, d, dst, kind)
+    inbound(ctx, nat, w, port, d, dst, kind)
 }
 
 /// Translates a packet from outside to an outside address back to the inside.
-fn inbound(ctx: &mut Ctx, nat: &NatShared, port: u16, d: Desc, dst: u32, kind: Kind) -> Pre {
+fn inbound(ctx: &mut Ctx, nat: &NatShared, w: &mut NatWorker, port: u16, d: Desc, dst: u32, kind: Kind) -> Pre {
     let now = ctx.now_ms();
     let flags = ctx.handoff & AS_OUTSIDE;
     let (proto, remote, outside, tcp_flags, echo) = match kind {
@@ -116,23 +70,23 @@ fn inbound(ctx: &mut Ctx, nat: &NatShared, port: u16, d: Desc, dst: u32, kind: K
             // outside endpoint, the quoted destination the remote one. It may
             // come from any router on the path, so the outer source is not
             // checked against the session.
-            if let Some(to) = elsewhere(ctx, nat.owner_inbound(proto, inner_src)) {
-                return hand_to(ctx, to, port, flags, d);
+            if let Some(to) = ctx.elsewhere(nat.owner_inbound(proto, inner_src)) {
+                return hand_to(ctx, w, to, port, flags, d);
             }
-            let found = ctx.st.nat.as_ref().and_then(|w| w.table.find_inbound(proto, inner_src, inner_dst));
+            let found = w.table.find_inbound(proto, inner_src, inner_dst);
             let Some(inside) = found else { return untranslated(ctx, port, d, dst, Drop::NatNoMapping) };
-            if !translate::rewrite_icmp_error(ip_mut(ctx, &d), Side::Dst, inside.addr, inside) {
+            if !translate::rewrite_icmp_error(ctx.ip_mut(&d), Side::Dst, inside.addr, inside) {
                 return untranslated(ctx, port, d, dst, Drop::NatNoMapping);
             }
             ctx.st.counters.stage(Stage::NatIn, 1);
             return Pre::Forward(Ipv4Addr::from(inside.addr));
         }
         Kind::LaterFragment { proto, src, dst: fdst, id } => {
-            let follow = ctx.st.nat.as_ref().and_then(|w| w.frags.follow(proto, src, fdst, id, now));
+            let follow = w.frags.follow(proto, src, fdst, id, now);
             return match follow {
-                Some(Follow::Owner(to)) if to != ctx.st.worker => hand_to(ctx, to, port, flags, d),
+                Some(Follow::Owner(to)) if to != ctx.st.worker => hand_to(ctx, w, to, port, flags, d),
                 Some(Follow::Rewrite { side: Side::Dst, addr }) => {
-                    translate::rewrite_addr(ip_mut(ctx, &d), Side::Dst, addr);
+                    translate::rewrite_addr(ctx.ip_mut(&d), Side::Dst, addr);
                     ctx.st.counters.stage(Stage::NatIn, 1);
                     Pre::Forward(Ipv4Addr::from(addr))
                 }
@@ -143,10 +97,9 @@ fn inbound(ctx: &mut Ctx, nat: &NatShared, port: u16, d: Desc, dst: u32, kind: K
         // other protocols have no mapping.
         Kind::Echo { .. } | Kind::Other => return untranslated(ctx, port, d, dst, Drop::NatNoMapping),
     };
-    if let Some(to) = elsewhere(ctx, nat.owner_inbound(proto, outside)) {
-        return hand_to(ctx, to, port, flags, d);
+    if let Some(to) = ctx.elsewhere(nat.owner_inbound(proto, outside)) {
+        return hand_to(ctx, w, to, port, flags, d);
     }
-    let Some(w) = ctx.st.nat.as_mut() else { return untranslated(ctx, port, d, dst, Drop::NatNoMapping) };
     let inside = match w.table.inbound(proto, remote, outside, tcp_flags, now) {
         Ok(i) => i,
         Err(NatError::Filtered) => {
@@ -158,7 +111,7 @@ fn inbound(ctx: &mut Ctx, nat: &NatShared, port: u16, d: Desc, dst: u32, kind: K
         Err(NatError::Exhausted) => return untranslated(ctx, port, d, dst, Drop::NatExhausted),
         Err(_) => return untranslated(ctx, port, d, dst, Drop::NatNoMapping),
     };
-    let ip = ip_of(ctx, &d);
+    let ip = ctx.ip_of(&d);
     let (id, more, _) = translate::frag_info(ip);
     if ip.get(8).is_some_and(|&ttl| ttl <= 1) {
         // Dies here: the error quotes the packet as its sender sent it.
@@ -167,11 +120,9 @@ fn inbound(ctx: &mut Ctx, nat: &NatShared, port: u16, d: Desc, dst: u32, kind: K
         return Pre::Done;
     }
     if more {
-        if let Some(w) = ctx.st.nat.as_mut() {
-            w.frags.remember(proto, remote.addr, outside.addr, id, Follow::Rewrite { side: Side::Dst, addr: inside.addr }, now);
-        }
+        w.frags.remember(proto, remote.addr, outside.addr, id, Follow::Rewrite { side: Side::Dst, addr: inside.addr }, now);
     }
-    let ip = ip_mut(ctx, &d);
+    let ip = ctx.ip_mut(&d);
     let ok = if echo { translate::rewrite_echo(ip, Side::Dst, inside) } else { translate::rewrite_ports(ip, Side::Dst, inside) };
     if !ok {
         return untranslated(ctx, port, d, dst, Drop::NatNoMapping);
@@ -185,40 +136,39 @@ fn inbound(ctx: &mut Ctx, nat: &NatShared, port: u16, d: Desc, dst: u32, kind: K
 /// router, so the target sees the sender's outside endpoint as its source.
 /// Three owners may be involved: the target mapping's (is there one?), the
 /// sender's (SNAT), the target's again (DNAT with filtering).
-fn hairpin(ctx: &mut Ctx, nat: &NatShared, port: u16, d: Desc, dst: u32, kind: Kind) -> Pre {
+fn hairpin(ctx: &mut Ctx, nat: &NatShared, w: &mut NatWorker, port: u16, d: Desc, dst: u32, kind: Kind) -> Pre {
     let Kind::Ports { proto, src, dst: target, tcp_flags } = kind else {
         // Echo to the outside address is the engine's; fragments of a
         // hairpinned datagram are not followed.
         return untranslated(ctx, port, d, dst, Drop::NatNoMapping);
     };
     if ctx.handoff & HAIRPIN_SNAT == 0 {
-        if let Some(to) = elsewhere(ctx, nat.owner_inbound(proto, target)) {
-            return hand_to(ctx, to, port, 0, d);
+        if let Some(to) = ctx.elsewhere(nat.owner_inbound(proto, target)) {
+            return hand_to(ctx, w, to, port, 0, d);
         }
-        let exists = ctx.st.nat.as_ref().is_some_and(|w| w.table.mapping_inside(proto, target).is_some());
+        let exists = w.table.mapping_inside(proto, target).is_some();
         if !exists {
             return untranslated(ctx, port, d, dst, Drop::NatNoMapping);
         }
-        if let Some(to) = elsewhere(ctx, nat.owner_outbound(proto, src)) {
-            return hand_to(ctx, to, port, HAIRPIN_SNAT, d);
+        if let Some(to) = ctx.elsewhere(nat.owner_outbound(proto, src)) {
+            return hand_to(ctx, w, to, port, HAIRPIN_SNAT, d);
         }
     }
     let now = ctx.now_ms();
-    let Some(w) = ctx.st.nat.as_mut() else { return untranslated(ctx, port, d, dst, Drop::NatNoMapping) };
     let outside = match w.table.outbound(proto, src, target, tcp_flags, now) {
         Ok(e) => e,
         Err(e) => return refuse(ctx, nat, port, d, e),
     };
-    if !translate::rewrite_ports(ip_mut(ctx, &d), Side::Src, outside) {
+    if !translate::rewrite_ports(ctx.ip_mut(&d), Side::Src, outside) {
         ctx.drop(port, d, Drop::NatUnsupported);
         return Pre::Done;
     }
     ctx.st.counters.stage(Stage::NatOut, 1);
-    if let Some(to) = elsewhere(ctx, nat.owner_inbound(proto, target)) {
-        return hand_to(ctx, to, port, AS_OUTSIDE, d);
+    if let Some(to) = ctx.elsewhere(nat.owner_inbound(proto, target)) {
+        return hand_to(ctx, w, to, port, AS_OUTSIDE, d);
     }
     let kind = Kind::Ports { proto, src: outside, dst: target, tcp_flags };
-    inbound(ctx, nat, port, d, dst, kind)
+    inbound(ctx, nat, w, port, d, dst, kind)
 }
 
 /// An outbound packet the NAT cannot translate: dropped and counted, with
@@ -240,21 +190,21 @@ fn refuse(ctx: &mut Ctx, nat: &NatShared, port: u16, d: Desc, e: NatError) -> Pr
 /// ip4-forward, for a packet from an inside port leaving by an outside
 /// port: translates its source. Returns false when the packet was consumed
 /// (dropped or handed to its owner).
-pub fn postrouting(ctx: &mut Ctx, nat: &NatShared, port: u16, d: Desc) -> bool {
+pub fn postrouting(ctx: &mut Ctx, nat: &NatShared, w: &mut NatWorker, port: u16, d: Desc) -> bool {
     let now = ctx.now_ms();
-    let kind = translate::classify(ip_of(ctx, &d));
+    let kind = translate::classify(ctx.ip_of(&d));
     let (proto, inside, remote, flags, echo) = match kind {
         Kind::Ports { proto, src, dst, tcp_flags } => (proto, src, dst, tcp_flags, false),
         Kind::Echo { src, dst, request } => (translate::PROTO_ICMP, src, dst, if request { ECHO_REQUEST } else { 0 }, true),
         Kind::IcmpError { proto, inner_src, inner_dst, .. } => {
             // An inside host reports an error about a packet it received:
             // the quoted destination is its own endpoint.
-            if let Some(to) = elsewhere(ctx, nat.owner_outbound(proto, inner_dst)) {
-                hand_to(ctx, to, port, 0, d);
+            if let Some(to) = ctx.elsewhere(nat.owner_outbound(proto, inner_dst)) {
+                hand_to(ctx, w, to, port, 0, d);
                 return false;
             }
-            let found = ctx.st.nat.as_ref().and_then(|w| w.table.find_outbound(proto, inner_dst, inner_src));
-            let ok = found.is_some_and(|e| translate::rewrite_icmp_error(ip_mut(ctx, &d), Side::Src, e.addr, e));
+            let found = w.table.find_outbound(proto, inner_dst, inner_src);
+            let ok = found.is_some_and(|e| translate::rewrite_icmp_error(ctx.ip_mut(&d), Side::Src, e.addr, e));
             if !ok {
                 ctx.drop(port, d, Drop::NatOutNoState);
                 return false;
@@ -263,14 +213,14 @@ pub fn postrouting(ctx: &mut Ctx, nat: &NatShared, port: u16, d: Desc) -> bool {
             return true;
         }
         Kind::LaterFragment { proto, src, dst, id } => {
-            let follow = ctx.st.nat.as_ref().and_then(|w| w.frags.follow(proto, src, dst, id, now));
+            let follow = w.frags.follow(proto, src, dst, id, now);
             return match follow {
                 Some(Follow::Owner(to)) if to != ctx.st.worker => {
-                    hand_to(ctx, to, port, 0, d);
+                    hand_to(ctx, w, to, port, 0, d);
                     false
                 }
                 Some(Follow::Rewrite { side: Side::Src, addr }) => {
-                    translate::rewrite_addr(ip_mut(ctx, &d), Side::Src, addr);
+                    translate::rewrite_addr(ctx.ip_mut(&d), Side::Src, addr);
                     ctx.st.counters.stage(Stage::NatOut, 1);
                     true
                 }
@@ -285,14 +235,10 @@ pub fn postrouting(ctx: &mut Ctx, nat: &NatShared, port: u16, d: Desc) -> bool {
             return false;
         }
     };
-    if let Some(to) = elsewhere(ctx, nat.owner_outbound(proto, inside)) {
-        hand_to(ctx, to, port, 0, d);
+    if let Some(to) = ctx.elsewhere(nat.owner_outbound(proto, inside)) {
+        hand_to(ctx, w, to, port, 0, d);
                 return false;
     }
-    let Some(w) = ctx.st.nat.as_mut() else {
-        ctx.drop(port, d, Drop::NatUnsupported);
-        return false;
-    };
     let outside = match w.table.outbound(proto, inside, remote, flags, now) {
         Ok(e) => e,
         Err(e) => {
@@ -300,14 +246,12 @@ pub fn postrouting(ctx: &mut Ctx, nat: &NatShared, port: u16, d: Desc) -> bool {
             return false;
         }
     };
-    let ip = ip_of(ctx, &d);
+    let ip = ctx.ip_of(&d);
     let (id, more, _) = translate::frag_info(ip);
     if more {
-        if let Some(w) = ctx.st.nat.as_mut() {
-            w.frags.remember(proto, inside.addr, remote.addr, id, Follow::Rewrite { side: Side::Src, addr: outside.addr }, now);
-        }
+        w.frags.remember(proto, inside.addr, remote.addr, id, Follow::Rewrite { side: Side::Src, addr: outside.addr }, now);
     }
-    let ip = ip_mut(ctx, &d);
+    let ip = ctx.ip_mut(&d);
     let ok = if echo { translate::rewrite_echo(ip, Side::Src, outside) } else { translate::rewrite_ports(ip, Side::Src, outside) };
     if !ok {
         ctx.drop(port, d, Drop::NatUnsupported);

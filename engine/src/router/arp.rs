@@ -4,12 +4,12 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::dataplane::counters::{Drop, Stage};
-use crate::dataplane::pipeline::{Ctx, ETH_HDR};
-use crate::router::neigh_frames::{self, NeighMsg};
+use crate::context::counters::{Drop, Stage};
+use crate::context::{Ctx, Hooks, ETH_HDR};
+use crate::context::neigh_frames::{self, NeighMsg};
 use crate::xsk::Desc;
 
-pub fn input(ctx: &mut Ctx, port: u16, mut d: Desc) {
+pub fn input<H: Hooks>(ctx: &mut Ctx, hooks: &H, port: u16, mut d: Desc) {
     ctx.st.counters.stage(Stage::Arp, 1);
     let msg = ctx.umem.data(&d).get(ETH_HDR..).and_then(neigh_frames::parse_arp);
     let Some(p) = ctx.ifs.port(port) else { return ctx.drop(port, d, Drop::ArpMalformed) };
@@ -17,10 +17,9 @@ pub fn input(ctx: &mut Ctx, port: u16, mut d: Desc) {
     match msg {
         Some(NeighMsg::ArpRequest { sender_mac, sender_ip, target_ip }) => {
             let sender_ok = on_link(sender_ip) && !sender_ip.is_unspecified();
-            // A NAT answers for its pool addresses on its outside ports.
-            let nat_pool = ctx.tables.nat.as_deref().is_some_and(|n| n.role(port) == crate::nat::Role::Outside && n.in_pool(target_ip));
-            let vip = ctx.tables.lb.as_deref().is_some_and(|l| l.answers_arp(target_ip));
-            let ours = p.owns_v4(target_ip) || nat_pool || vip;
+            // A NAT answers for its pool addresses on its outside ports, a
+            // load balancer for its VIPs (the hook says).
+            let ours = p.owns_v4(target_ip) || hooks.answers_arp(port, target_ip);
             if sender_ok && (ours || sender_ip == target_ip) {
                 // RFC 826: the target merges the sender; a gratuitous ARP refreshes it.
                 ctx.neighbor_seen(port, IpAddr::V4(sender_ip), sender_mac, false);

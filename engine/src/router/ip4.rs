@@ -12,13 +12,13 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::dataplane::counters::{Drop, Stage};
-use crate::dataplane::pipeline::{write_macs, Ctx, ETH_HDR, ETHERTYPE_IPV4};
+use crate::context::counters::{Drop, Stage};
+use crate::context::{write_macs, Ctx, Hooks, Pre, ETH_HDR, ETHERTYPE_IPV4};
 use crate::l3::poptrie::{Leaf, NO_ROUTE};
-use crate::router::fragment::{FragError, Fragmenter};
-use crate::router::icmp_error::Icmp4Error;
-use crate::{lb, nat};
-use crate::router::{local, martian};
+use super::fragment::{FragError, Fragmenter};
+use crate::context::icmp_error::Icmp4Error;
+use super::local;
+use crate::context::martian;
 use crate::steer::flow_hash_v4;
 use crate::wire::checksum;
 use crate::xsk::Desc;
@@ -31,7 +31,7 @@ const PROTO_UDP: u8 = 17;
 /// packet is to be forwarded. Every other outcome (local, error, drop) is
 /// handled here.
 #[inline]
-pub fn input(ctx: &mut Ctx, port: u16, mut d: Desc) -> Option<u32> {
+pub fn input<H: Hooks>(ctx: &mut Ctx, hooks: &mut H, port: u16, mut d: Desc) -> Option<u32> {
     ctx.st.counters.stage(Stage::Ip4Input, 1);
     let f = ctx.umem.data(&d);
     let Some(ip) = f.get(ETH_HDR..) else {
@@ -61,38 +61,17 @@ pub fn input(ctx: &mut Ctx, port: u16, mut d: Desc) -> Option<u32> {
         ctx.drop(port, d, Drop::Ip4MartianSrc);
         return None;
     }
-    let tables = ctx.tables;
     let mut translated = false;
-    if let Some(lb) = tables.lb.as_deref() {
-        let a = u32::from(dst);
-        let pre = if lb.is_vip(a) {
-            lb::stage::to_vip(ctx, lb, port, d, a)
-        } else if lb.is_snat(a) {
-            lb::stage::to_snat(ctx, lb, port, d)
-        } else {
-            nat::stage::Pre::Continue
-        };
-        match pre {
-            nat::stage::Pre::Forward(to) => {
-                dst = to;
-                translated = true;
-            }
-            nat::stage::Pre::Continue => {}
-            nat::stage::Pre::Done => return None,
+    match hooks.prerouting4(ctx, port, d, dst) {
+        Pre::Forward(to) => {
+            dst = to;
+            translated = true;
         }
-    }
-    if let Some(nat) = tables.nat.as_deref().filter(|n| !translated && n.is_outside_addr(u32::from(dst))) {
-        match nat::stage::prerouting(ctx, nat, port, d, u32::from(dst)) {
-            nat::stage::Pre::Forward(to) => {
-                dst = to;
-                translated = true;
-            }
-            nat::stage::Pre::Continue => {}
-            nat::stage::Pre::Done => return None,
-        }
+        Pre::Continue => {}
+        Pre::Done => return None,
     }
     if !translated && ctx.ifs.is_local_v4(dst) {
-        local::input4(ctx, port, d);
+        local::input4(ctx, hooks, port, d);
         return None;
     }
     if dst.is_broadcast() || ctx.ifs.is_subnet_broadcast_v4(port, u32::from(dst)) {
@@ -126,7 +105,7 @@ pub fn input(ctx: &mut Ctx, port: u16, mut d: Desc) -> Option<u32> {
 /// more LPM per packet, only on ports where it is on.
 #[inline]
 pub fn rpf_ok(ctx: &Ctx, port: u16, src: IpAddr) -> bool {
-    use crate::control::config::RpFilter;
+    use crate::context::tables::RpFilter;
     match ctx.ifs.rpf(port) {
         RpFilter::Off => true,
         RpFilter::Loose => ctx.routes.fib.lookup(src).is_some_and(|id| ctx.routes.select(id, 0).is_some()),
@@ -136,7 +115,7 @@ pub fn rpf_ok(ctx: &Ctx, port: u16, src: IpAddr) -> bool {
 
 /// Forwards a packet `input` accepted, with its LPM result.
 #[inline]
-pub fn forward(ctx: &mut Ctx, port: u16, d: Desc, dst: Ipv4Addr, leaf: Leaf) {
+pub fn forward<H: Hooks>(ctx: &mut Ctx, hooks: &mut H, port: u16, d: Desc, dst: Ipv4Addr, leaf: Leaf) {
     if leaf == NO_ROUTE {
         ctx.icmp4_error(port, &d, Icmp4Error::NetUnreachable);
         ctx.drop(port, d, Drop::Ip4NoRoute);
@@ -158,7 +137,7 @@ pub fn forward(ctx: &mut Ctx, port: u16, d: Desc, dst: Ipv4Addr, leaf: Leaf) {
             return;
         }
     };
-    if !ctx.filter_forward(port, hop.port, d) {
+    if !hooks.forward(ctx, port, hop.port, d) {
         return;
     }
     let mtu = ctx.ifs.port(hop.port).map_or(1500, |p| p.mtu);
@@ -170,16 +149,8 @@ pub fn forward(ctx: &mut Ctx, port: u16, d: Desc, dst: Ipv4Addr, leaf: Leaf) {
         ctx.drop(port, d, Drop::Ip4FragNeeded);
         return;
     }
-    let tables = ctx.tables;
-    if let Some(nat) = tables.nat.as_deref().filter(|n| nat::stage::translates(n, port, hop.port)) {
-        if !nat::stage::postrouting(ctx, nat, port, d) {
-            return;
-        }
-    }
-    if let Some(lb) = tables.lb.as_deref().filter(|l| l.has_dnat()) {
-        if !lb::stage::dnat_reply(ctx, lb, port, d) {
-            return;
-        }
+    if !hooks.postrouting4(ctx, port, hop.port, d) {
+        return;
     }
     if too_big {
         decrement_ttl(ctx.umem.data_mut(&d));

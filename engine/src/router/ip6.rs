@@ -10,18 +10,19 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
-use crate::dataplane::counters::{Drop, Stage};
-use crate::dataplane::pipeline::{ipv6_at, write_macs, Ctx, ETH_HDR};
+use crate::context::counters::{Drop, Stage};
+use crate::context::{ipv6_at, write_macs, Ctx, Hooks, ETH_HDR};
 use crate::l3::poptrie::{Leaf, NO_ROUTE};
-use crate::router::icmp_error::Icmp6Error;
-use crate::router::{local, martian};
+use crate::context::icmp_error::Icmp6Error;
+use super::local;
+use crate::context::martian;
 use crate::steer::flow_hash_v6;
 use crate::xsk::Desc;
 
 /// Validates the header; returns the frame (trimmed) and the destination
 /// when the packet is to be forwarded.
 #[inline]
-pub fn input(ctx: &mut Ctx, port: u16, mut d: Desc) -> Option<(Desc, u128)> {
+pub fn input<H: Hooks>(ctx: &mut Ctx, hooks: &mut H, port: u16, mut d: Desc) -> Option<(Desc, u128)> {
     ctx.st.counters.stage(Stage::Ip6Input, 1);
     let f = ctx.umem.data(&d);
     let Some(ip) = f.get(ETH_HDR..) else {
@@ -52,14 +53,14 @@ pub fn input(ctx: &mut Ctx, port: u16, mut d: Desc) -> Option<(Desc, u128)> {
     }
     if dst.is_multicast() {
         if for_us_multicast(ctx, port, dst) {
-            local::input6(ctx, port, d);
+            local::input6(ctx, hooks, port, d);
         } else {
             ctx.drop(port, d, Drop::Ip6Multicast);
         }
         return None;
     }
     if ctx.ifs.is_local_v6(dst) {
-        local::input6(ctx, port, d);
+        local::input6(ctx, hooks, port, d);
         return None;
     }
     if src.is_unspecified() {
@@ -100,7 +101,7 @@ fn for_us_multicast(ctx: &Ctx, port: u16, dst: Ipv6Addr) -> bool {
 
 /// Forwards a packet `input` accepted, with its LPM result.
 #[inline]
-pub fn forward(ctx: &mut Ctx, port: u16, d: Desc, dst: Ipv6Addr, leaf: Leaf) {
+pub fn forward<H: Hooks>(ctx: &mut Ctx, hooks: &mut H, port: u16, d: Desc, dst: Ipv6Addr, leaf: Leaf) {
     if leaf == NO_ROUTE {
         ctx.icmp6_error(port, &d, Icmp6Error::NoRoute);
         ctx.drop(port, d, Drop::Ip6NoRoute);
@@ -121,7 +122,7 @@ pub fn forward(ctx: &mut Ctx, port: u16, d: Desc, dst: Ipv6Addr, leaf: Leaf) {
             return;
         }
     };
-    if !ctx.filter_forward(port, hop.port, d) {
+    if !hooks.forward(ctx, port, hop.port, d) {
         return;
     }
     let mtu = ctx.ifs.port(hop.port).map_or(1500, |p| p.mtu);

@@ -6,14 +6,14 @@
 //! protocols get Protocol Unreachable; fragments are not reassembled.
 //! IPv6: neighbor solicitations/advertisements (RFC 4861), echo, UDP as above.
 //! UDP to a `[[udp]]` echo port is echoed (`udp_echo`). TCP to the engine
-//! goes to the TCP endpoint (`tcp::endpoint`), when `[[tcp]]` apps are configured.
+//! goes to the `local_tcp` hooks (load-balancer probe answers, the TCP endpoint).
 
 use std::net::{IpAddr, Ipv6Addr};
 
-use crate::dataplane::counters::{Drop, Stage};
-use crate::dataplane::pipeline::{ipv6_at, write_macs, Ctx, ETH_HDR};
-use crate::router::icmp_error::{self, Icmp4Error, Icmp6Error};
-use crate::router::neigh_frames::{self, NeighMsg};
+use crate::context::counters::{Drop, Stage};
+use crate::context::{ipv6_at, write_macs, Ctx, Hooks, ETH_HDR};
+use crate::context::icmp_error::{self, Icmp4Error, Icmp6Error};
+use crate::context::neigh_frames::{self, NeighMsg};
 use crate::wire::ip::IpProtocol;
 use crate::wire::ipv6::Ipv6Packet;
 use crate::xsk::Desc;
@@ -22,7 +22,7 @@ const PROTO_ICMP: u8 = 1;
 const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
 
-pub fn input4(ctx: &mut Ctx, port: u16, d: Desc) {
+pub fn input4<H: Hooks>(ctx: &mut Ctx, hooks: &mut H, port: u16, d: Desc) {
     ctx.st.counters.stage(Stage::Local, 1);
     let f = ctx.umem.data(&d);
     let Some(ip) = f.get(ETH_HDR..) else { return ctx.drop(port, d, Drop::LocalMalformed) };
@@ -60,29 +60,7 @@ pub fn input4(ctx: &mut Ctx, port: u16, d: Desc) {
             ctx.icmp4_error_from(port, &d, Icmp4Error::PortUnreachable, Some(dst));
             ctx.drop(port, d, Drop::LocalPortUnreachable);
         }
-        PROTO_TCP => {
-            // A load-balancer health probe's answer?
-            let hl = usize::from(ip[0] & 0x0f) * 4;
-            let probe = match (ctx.tables.lb.as_deref(), ip.get(hl..hl + 14)) {
-                (Some(lb), Some(t)) => {
-                    let from = crate::nat::Ep::new(u32::from(src), u16::from_be_bytes([t[0], t[1]]));
-                    let ack = u32::from_be_bytes([t[8], t[9], t[10], t[11]]);
-                    lb.health.answer(from, u16::from_be_bytes([t[2], t[3]]), t[13], ack)
-                }
-                _ => None,
-            };
-            match probe {
-                Some(syn_ack) => {
-                    if syn_ack {
-                        // Close the half-open connection on the backend at once.
-                        ctx.tcp_reset(port, &d);
-                    }
-                    ctx.consumed(port, d)
-                }
-                None if ctx.st.tcp.is_some() => crate::tcp::endpoint::input4(ctx, port, d),
-                None => ctx.drop(port, d, Drop::LocalPortUnreachable),
-            }
-        }
+        PROTO_TCP => hooks.local_tcp4(ctx, port, d),
         _ => {
             ctx.icmp4_error_from(port, &d, Icmp4Error::ProtocolUnreachable, Some(dst));
             ctx.drop(port, d, Drop::LocalProtoUnreachable);
@@ -90,7 +68,7 @@ pub fn input4(ctx: &mut Ctx, port: u16, d: Desc) {
     }
 }
 
-pub fn input6(ctx: &mut Ctx, port: u16, d: Desc) {
+pub fn input6<H: Hooks>(ctx: &mut Ctx, hooks: &mut H, port: u16, d: Desc) {
     ctx.st.counters.stage(Stage::Local, 1);
     let f = ctx.umem.data(&d);
     let Some(ip) = f.get(ETH_HDR..) else { return ctx.drop(port, d, Drop::LocalMalformed) };
@@ -137,8 +115,7 @@ pub fn input6(ctx: &mut Ctx, port: u16, d: Desc) {
             ctx.icmp6_error_from(port, &d, Icmp6Error::PortUnreachable, Some(dst));
             ctx.drop(port, d, Drop::LocalPortUnreachable);
         }
-        IpProtocol::Tcp if ctx.st.tcp.is_some() => crate::tcp::endpoint::input6(ctx, port, d, ext.upper_offset),
-        IpProtocol::Tcp => ctx.drop(port, d, Drop::LocalPortUnreachable),
+        IpProtocol::Tcp => hooks.local_tcp6(ctx, port, d, ext.upper_offset),
         _ => ctx.drop(port, d, Drop::LocalProtoUnreachable),
     }
 }

@@ -6,25 +6,17 @@
 //! through the `wire` views (checked once), and frames are written into
 //! caller-supplied buffers, returning `None` when they do not fit.
 //!
-//! - [`icmp_error`]: may an ICMP/ICMPv6 error be sent about this packet, and
-//!   building it (576/1280-byte quoting); echo replies in place.
 //! - [`fragment`]: IPv4 fragmentation into caller buffers.
-//! - [`ratelimit`]: per-destination token buckets for ICMP errors.
-//! - [`martian`]: source/destination addresses a router must not forward.
-//! - [`neigh_frames`]: ARP and NS/NA frames, built and parsed.
-//! - [`neighbor`]: the neighbor cache: control-side table, the immutable map
-//!   workers read, and the workers' queues of packets awaiting resolution.
+//! - [`udp_echo`]: the `[[udp]]` echo service (RFC 862).
+//!
+//! What every stage shares lives one floor down: ICMP errors and their rate
+//! limit, martian checks, ARP/ND frames (`context`), the neighbor cache
+//! (`neighbor`). Features that sit on the router's path (filter, NAT, load
+//! balancer, TCP endpoint) are reached through `context::Hooks`, never
+//! imported: the router knows none of them.
 
 pub mod fragment;
-pub mod icmp_error;
-pub mod martian;
-pub mod neigh_frames;
-pub mod neighbor;
-pub mod ratelimit;
 pub mod udp_echo;
-
-/// An Ethernet MAC address as raw bytes.
-pub type Mac = [u8; 6];
 
 // The router's stages, called by the pipeline (`dataplane::pipeline`).
 pub mod arp;

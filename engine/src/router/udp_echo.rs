@@ -8,8 +8,8 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::dataplane::counters::Stage;
-use crate::dataplane::pipeline::{Ctx, ETH_HDR};
+use crate::context::counters::Stage;
+use crate::context::{Ctx, ETH_HDR};
 use crate::xsk::Desc;
 
 /// Whether the engine echoes UDP to this port.
@@ -59,8 +59,8 @@ pub fn reply6(ctx: &mut Ctx, d: &Desc, upper: usize) -> bool {
     if upper != 40 || ip.len() < 48 {
         return false;
     }
-    let src = crate::dataplane::pipeline::ipv6_at(ip, 8);
-    let dst: Ipv6Addr = crate::dataplane::pipeline::ipv6_at(ip, 24);
+    let src = crate::context::ipv6_at(ip, 8);
+    let dst: Ipv6Addr = crate::context::ipv6_at(ip, 24);
     if src.is_multicast() || src.is_unspecified() || !ctx.ifs.is_local_v6(dst) {
         return false;
     }

@@ -15,12 +15,13 @@ use crossbeam::channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::setup::format_mac;
 use crate::control::ctl::{Counter, Request, Response};
-use crate::dataplane::counters::{Drop, SharedCounters, Stage};
-use crate::dataplane::events::{Event, TraceEnd, TraceRecord};
-use crate::dataplane::tables::{Routes, Tables};
+use crate::context::counters::{Drop, SharedCounters, Stage};
+use crate::context::events::{Event, TraceEnd, TraceRecord};
+use crate::context::tables::Routes;
+use crate::dataplane::tables::Tables;
 use crate::l3::route_table::RouteTable;
 use crate::l3::routes_file;
-use crate::router::neighbor::{NeighborKey, NeighborTable, REACHABLE_MS, STALE_GC_MS};
+use crate::neighbor::{NeighborKey, NeighborTable, REACHABLE_MS, STALE_GC_MS};
 use crate::filter::rule::{Action, Rule};
 use crate::filter::Filter;
 use crate::l3::prefix::IpPrefix;
@@ -261,8 +262,8 @@ impl Control {
     /// answer only confirms the MAC already known. A REACHABLE entry is not
     /// overwritten by an answer with another MAC, and no entry is created
     /// by one.
-    fn neighbor_reply_expected(&self, key: NeighborKey, mac: crate::router::Mac) -> bool {
-        use crate::router::neighbor::NeighState;
+    fn neighbor_reply_expected(&self, key: NeighborKey, mac: crate::wire::Mac) -> bool {
+        use crate::neighbor::NeighState;
         match self.neigh.state(key) {
             Some(NeighState::Incomplete | NeighState::Failed) => true,
             // Stale entries are probed by the control thread: an answer within 3 s of a probe was asked for.
@@ -658,10 +659,10 @@ fn nat_rows(nat: &crate::nat::NatShared, flush: bool) -> Vec<String> {
         }
     }
     let ms = |v: u64| format!("{}.{:03}s", v / 1000, v % 1000);
-    crate::dataplane::dump::collect(&nat.dumps, std::time::Duration::from_secs(1), |w, s| {
+    crate::context::dump::collect(&nat.dumps, std::time::Duration::from_secs(1), |w, s| {
         format!(
             "{} {} {} {} {}{} age {} idle {} expires {}s pkts {}/{} worker {w}",
-            crate::nat::table::proto_name(s.proto),
+            crate::conntrack::table::proto_name(s.proto),
             s.inside,
             s.outside,
             s.remote,
@@ -679,7 +680,7 @@ fn nat_rows(nat: &crate::nat::NatShared, flush: bool) -> Vec<String> {
 /// Asks every worker for its TCP connections and formats them, one per line:
 /// `198.18.1.1:7 198.18.1.2:40000 Established in 1000 out 1000 age 1.250s srtt 85us rto 200ms cwnd 14600 queued 0 worker 0`.
 fn tcp_rows(tcp: &crate::tcp::endpoint::TcpShared) -> Vec<String> {
-    crate::dataplane::dump::collect(&tcp.dumps, std::time::Duration::from_secs(1), |w, c| {
+    crate::context::dump::collect(&tcp.dumps, std::time::Duration::from_secs(1), |w, c| {
         format!(
             "{} {} {:?} in {} out {} age {}.{:03}s srtt {} rto {}ms cwnd {} queued {} worker {w}",
             c.local,

@@ -31,11 +31,12 @@ use crossbeam::channel;
 use crate::control::config::{Config, PollMode, XdpMode as CfgXdpMode};
 use crate::control::ctl::CtlListener;
 use crate::control::metrics::MetricsServer;
-use crate::dataplane::counters::SharedCounters;
-use crate::dataplane::events;
-use crate::dataplane::tables::{Routes, Tables};
+use crate::context::counters::SharedCounters;
+use crate::context::events;
+use crate::context::tables::Routes;
+use crate::dataplane::tables::Tables;
 use crate::dataplane::worker::{Socket, Worker, WorkerConfig};
-use crate::router::neighbor::{NeighborKey, NeighborTable, REACHABLE_MS, STALE_GC_MS};
+use crate::neighbor::{NeighborKey, NeighborTable, REACHABLE_MS, STALE_GC_MS};
 use crate::steer::{AttachMode, Steering};
 use crate::xsk::{BindMode, BoundMode, Umem, UmemConfig, XskConfig, XskPort};
 
@@ -70,7 +71,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     let fib = rt.reader().snapshot().clone();
     let routes = Routes::resolve(fib, &ifs);
     let mut tables = Tables::new(ifs, routes, NeighborTable::new(REACHABLE_MS, STALE_GC_MS).map())
-        .with_l2(crate::l2::Switch::from_config(&cfg));
+        .with_l2(cfg.switch());
     if let Some(nat) = &cfg.nat {
         let roles = cfg.ports.iter().map(|p| p.nat).collect();
         let mut shared = crate::nat::NatShared::new(nat.clone(), roles, cfg.engine.cores.len() as u16);

@@ -6,12 +6,12 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use crate::control::config::{Config, InterfaceAddress};
-use crate::dataplane::tables::{Interfaces, PortInfo};
+use crate::context::tables::{Interfaces, PortInfo};
 use crate::l3::nexthop::NextHop;
 use crate::l3::prefix::IpPrefix;
 use crate::l3::route_table::{Route, RouteTable};
 use crate::l3::routes_file;
-use crate::router::Mac;
+use crate::wire::Mac;
 
 /// The routes of the configuration's `routes` list (not the connected ones,
 /// not the routes file): what a reload replaces.
@@ -46,14 +46,7 @@ pub fn interface_mac(ifname: &str) -> Result<Mac, String> {
     parse_mac(text.trim()).ok_or_else(|| format!("{}: `{}` is not a MAC address", path.display(), text.trim()))
 }
 
-pub fn parse_mac(s: &str) -> Option<Mac> {
-    let mut m = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in m.iter_mut() {
-        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(m)
-}
+pub use crate::wire::parse_mac;
 
 pub fn format_mac(m: &Mac) -> String {
     format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])

@@ -15,7 +15,7 @@
 use std::net::SocketAddrV4;
 
 use super::endpoint::{ConnId, Event, TcpWorker};
-use crate::dataplane::pipeline::Ctx;
+use crate::context::Ctx;
 
 /// A built-in application.
 #[derive(Debug, Clone, PartialEq, Eq)]

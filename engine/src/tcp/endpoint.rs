@@ -31,9 +31,9 @@ use super::isn::IsnGenerator;
 use super::seq::Seq;
 use super::tcb::{self, Segment, State, Tcb};
 use super::timer::{Handle, TimerWheel};
-use crate::dataplane::counters::{Drop, Stage};
-use crate::dataplane::handoff::HANDED;
-use crate::dataplane::pipeline::{Ctx, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HDR};
+use crate::context::counters::{Drop, Stage};
+use crate::context::handoff::HANDED;
+use crate::context::{Ctx, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HDR};
 use crate::wire::tcp::{TcpFlags, TcpPacket, TcpRepr};
 use crate::xsk::Desc;
 
@@ -137,7 +137,7 @@ pub struct ConnInfo {
 }
 
 /// `ctl tcp show` requests, one slot per worker.
-pub type DumpSlot = crate::dataplane::dump::DumpSlot<ConnInfo>;
+pub type DumpSlot = crate::context::dump::DumpSlot<ConnInfo>;
 
 /// What every worker's endpoint shares with the control thread.
 #[derive(Debug)]
@@ -756,33 +756,32 @@ impl TcpStack {
 
 /// Local delivery of a TCP segment (IPv4 at ETH_HDR, header checked by
 /// ip4-input). Consumes `d`.
-pub fn input4(ctx: &mut Ctx, port: u16, d: Desc) {
+pub fn input4(ctx: &mut Ctx, st: &mut TcpStack, port: u16, d: Desc) {
     let f = ctx.umem.data(&d);
     let Some(ip) = f.get(ETH_HDR..).filter(|ip| ip.len() >= 20) else { return ctx.drop(port, d, Drop::LocalMalformed) };
     let hl = usize::from(ip[0] & 0x0f) * 4;
     let total = usize::from(u16::from_be_bytes([ip[2], ip[3]])).min(ip.len());
     let src = IpAddr::V4(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]));
     let dst = IpAddr::V4(Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]));
-    input(ctx, port, d, src, dst, ETH_HDR + hl, ETH_HDR + total);
+    input(ctx, st, port, d, src, dst, ETH_HDR + hl, ETH_HDR + total);
 }
 
 /// Local delivery of a TCP segment over IPv6 whose TCP header is at
 /// `upper` (from the IPv6 header, after its extension headers). Consumes `d`.
-pub fn input6(ctx: &mut Ctx, port: u16, d: Desc, upper: usize) {
+pub fn input6(ctx: &mut Ctx, st: &mut TcpStack, port: u16, d: Desc, upper: usize) {
     let f = ctx.umem.data(&d);
     let Some(ip) = f.get(ETH_HDR..).filter(|ip| ip.len() >= 40) else { return ctx.drop(port, d, Drop::LocalMalformed) };
     let total = (40 + usize::from(u16::from_be_bytes([ip[4], ip[5]]))).min(ip.len());
-    let src = IpAddr::V6(crate::dataplane::pipeline::ipv6_at(ip, 8));
-    let dst = IpAddr::V6(crate::dataplane::pipeline::ipv6_at(ip, 24));
-    input(ctx, port, d, src, dst, ETH_HDR + upper, ETH_HDR + total);
+    let src = IpAddr::V6(crate::context::ipv6_at(ip, 8));
+    let dst = IpAddr::V6(crate::context::ipv6_at(ip, 24));
+    input(ctx, st, port, d, src, dst, ETH_HDR + upper, ETH_HDR + total);
 }
 
-fn input(ctx: &mut Ctx, port: u16, d: Desc, src: IpAddr, dst: IpAddr, l4: usize, end: usize) {
-    let Some(mut st) = ctx.st.tcp.take() else { return ctx.drop(port, d, Drop::LocalPortUnreachable) };
+#[allow(clippy::too_many_arguments)]
+fn input(ctx: &mut Ctx, st: &mut TcpStack, port: u16, d: Desc, src: IpAddr, dst: IpAddr, l4: usize, end: usize) {
     let now = ctx.now_ms();
     handle(ctx, &mut st.tw, port, d, now, src, dst, l4, end);
-    settle(ctx, &mut st, now);
-    ctx.st.tcp = Some(st);
+    settle(ctx, st, now);
 }
 
 /// Runs the applications on the pending events, then sends what the
@@ -815,8 +814,8 @@ fn handle(ctx: &mut Ctx, tw: &mut TcpWorker, port: u16, d: Desc, now: u64, src: 
     // Another worker's connection: hand it over (once; a handed frame stays).
     let to = owner(repr.dst_port, src, repr.src_port, tw.workers);
     if to != tw.me && ctx.handoff & HANDED == 0 && ctx.tables.handoff.is_some() {
-        // The NAT's and the LB's handoff (segments to the engine are never fragments: local drops those).
-        crate::nat::stage::hand_to(ctx, to, port, 0, d);
+        // Segments to the engine are never fragments (local delivery drops those).
+        ctx.hand_to(to, port, 0, d);
         return;
     }
     ctx.st.counters.stage(Stage::TcpIn, 1);
@@ -908,8 +907,7 @@ fn handle(ctx: &mut Ctx, tw: &mut TcpWorker, port: u16, d: Desc, now: u64, src: 
 
 /// Every loop: connections whose timers are due, the applications'
 /// periodic work (client connections), gauges and `ctl tcp show`.
-pub fn service(ctx: &mut Ctx) {
-    let Some(mut st) = ctx.st.tcp.take() else { return };
+pub fn service(ctx: &mut Ctx, st: &mut TcpStack, shared: &TcpShared) {
     let now = ctx.now_ms();
     let mut budget = 256;
     while budget > 0 {
@@ -929,11 +927,8 @@ pub fn service(ctx: &mut Ctx) {
         }
     }
     st.apps.tick(&mut st.tw, ctx, now);
-    settle(ctx, &mut st, now);
-    if let Some(shared) = ctx.tables.tcp.as_deref() {
-        st.tw.publish(shared, now);
-    }
-    ctx.st.tcp = Some(st);
+    settle(ctx, st, now);
+    st.tw.publish(shared, now);
 }
 
 /// Writes one segment as an Ethernet/IPv4 or IPv6 frame and routes it.

@@ -13,6 +13,24 @@ use core::fmt;
 
 use super::{Error, Field, Result};
 
+/// An Ethernet MAC address as raw bytes: what tables and stages store
+/// (the [`EthernetAddress`] newtype is the wire view's).
+pub type Mac = [u8; 6];
+
+/// Parses a MAC written `02:00:5e:10:00:01` (six two-digit hex groups).
+pub fn parse_mac(s: &str) -> Option<Mac> {
+    let mut m = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in m.iter_mut() {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(m)
+}
+
 /// A 48-bit IEEE MAC address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct EthernetAddress(pub [u8; 6]);

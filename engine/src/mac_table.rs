@@ -30,7 +30,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crate::router::Mac;
+use crate::wire::Mac;
 
 const EMPTY: u64 = 0;
 const DELETED: u64 = u64::MAX;

@@ -15,13 +15,13 @@
 //! full table refuses new sessions (counted) instead of growing.
 //!
 //! The table is owned by one worker and never shared: no atomics, no locks.
-//! Ownership across workers is by external port (see `nat::owner_of`), so
+//! Ownership across workers is by external port (see `conntrack::port_owner`), so
 //! this table only allocates ports of its own partition.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 
-use super::translate::{Ep, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use super::rewrite::{Ep, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 
 /// Inbound filtering (RFC 4787 §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -11,8 +11,9 @@
 //! direction = "both" # rx | tx | both
 //! ```
 //!
-//! Where it sits: on the RX side between a socket's receive burst and
-//! [`pipeline::process_burst`] (the pipeline sees the impaired burst); on the
+//! Where it sits: on the RX side between a socket's receive burst and the
+//! pipeline (`dataplane::pipeline::process_burst`, passed in as `next`: the
+//! pipeline sees the impaired burst); on the
 //! TX side between a port's TX queue and the socket's `send` in
 //! `Worker::flush_tx` (the wire sees the impaired queue). Frames handed over
 //! by another worker are not impaired again.
@@ -37,9 +38,9 @@
 //! allocated when the worker is built. Without `[impair]` the worker pays one
 //! `Option` check per burst.
 
-use super::counters::{Drop, LocalCounters, Stage};
-use super::pipeline::{self, Ctx, TX_QUEUE};
-use super::tables::Interfaces;
+use crate::context::counters::{Drop, LocalCounters, Stage};
+use crate::context::tables::Interfaces;
+use crate::context::{Ctx, TX_QUEUE};
 use crate::xsk::{Desc, Umem, BURST};
 
 /// Frames one lane holds back at most.
@@ -407,11 +408,12 @@ impl ImpairWorker {
         self.held > 0
     }
 
-    /// Impairs a received burst from `port`, then runs what is left through the pipeline.
-    pub fn rx(&mut self, ctx: &mut Ctx, port: u16, descs: &[Desc]) {
+    /// Impairs a received burst from `port`, then hands what is left to
+    /// `next` (the pipeline), at most a burst at a time.
+    pub fn rx(&mut self, ctx: &mut Ctx, port: u16, descs: &[Desc], next: &mut impl FnMut(&mut Ctx, u16, &[Desc])) {
         let p = usize::from(port);
         let Some(lane) = self.rx_lanes.get_mut(p).filter(|_| self.rx_on[p]) else {
-            pipeline::process_burst(ctx, port, descs);
+            next(ctx, port, descs);
             return;
         };
         let before = lane.n;
@@ -423,13 +425,13 @@ impl ImpairWorker {
         self.held = self.held + lane.n - before;
         tally.apply(&mut ctx.st.counters);
         for chunk in self.out[..k].chunks(BURST) {
-            pipeline::process_burst(ctx, port, chunk);
+            next(ctx, port, chunk);
         }
     }
 
     /// Received frames held long enough with nothing to overtake them go
     /// through the pipeline now (once per loop iteration).
-    pub fn rx_due(&mut self, ctx: &mut Ctx) {
+    pub fn rx_due(&mut self, ctx: &mut Ctx, next: &mut impl FnMut(&mut Ctx, u16, &[Desc])) {
         if self.held == 0 {
             return;
         }
@@ -437,7 +439,7 @@ impl ImpairWorker {
             if lane.due(ctx.now_ns) {
                 let n = lane.release(&mut self.out[..]);
                 self.held -= n;
-                pipeline::process_burst(ctx, p as u16, &self.out[..n]);
+                next(ctx, p as u16, &self.out[..n]);
             }
         }
     }
@@ -640,12 +642,13 @@ mod tests {
 
         use super::super::*;
         use crate::control::config::{InterfaceAddress, PollMode, PortMode};
-        use crate::dataplane::counters::{Drop, SharedCounters, Stage};
-        use crate::dataplane::events;
-        use crate::dataplane::tables::{PortInfo, Routes, Tables};
+        use crate::context::counters::{Drop, SharedCounters, Stage};
+        use crate::context::events;
+        use crate::context::tables::{PortInfo, Routes};
+        use crate::dataplane::tables::Tables;
         use crate::dataplane::worker::{Socket, Worker, WorkerConfig};
         use crate::l3::route_table::RouteTable;
-        use crate::router::neighbor::{NeighborKey, NeighborTable};
+        use crate::neighbor::{NeighborKey, NeighborTable};
         use crate::runtime::setup::connected_route;
         use crate::wire::checksum;
         use crate::xsk::{MemPort, MemPortConfig, Umem, UmemConfig};

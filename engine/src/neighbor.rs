@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::Mac;
+use crate::wire::Mac;
 
 /// A Reachable entry turns Stale this long after its last confirmation.
 pub const REACHABLE_MS: u64 = 30_000;

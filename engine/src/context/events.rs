@@ -10,8 +10,8 @@ use std::sync::Arc;
 use crossbeam::channel::{Receiver, Sender, TrySendError};
 
 use super::counters::Drop;
-use crate::router::neighbor::NeighborKey;
-use crate::router::Mac;
+use crate::neighbor::NeighborKey;
+use crate::wire::Mac;
 
 /// Where a traced packet ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +49,7 @@ pub enum Event {
     Captured { port: u16, time_ns: u64, data: Vec<u8> },
     Trace(Box<TraceRecord>),
     /// A station's MAC appeared on another port of its bridge (for the log).
-    MacMoved { bridge: u8, key: crate::l2::MacKey, from: u16, to: u16 },
+    MacMoved { bridge: u8, key: crate::mac_table::MacKey, from: u16, to: u16 },
 }
 
 /// A worker's end of the event channel.
