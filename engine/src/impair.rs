@@ -38,7 +38,10 @@
 //! allocated when the worker is built. Without `[impair]` the worker pays one
 //! `Option` check per burst.
 
+use serde::Deserialize;
+
 use crate::context::counters::{Drop, LocalCounters, Stage};
+use crate::validate::Spanned;
 use crate::context::tables::Interfaces;
 use crate::context::{Ctx, TX_QUEUE};
 use crate::xsk::{Desc, Umem, BURST};
@@ -477,6 +480,73 @@ impl ImpairWorker {
         }
         self.held = 0;
     }
+}
+
+// ---- `[impair]` as written, and its validation ------------------------------
+
+/// `[impair]`: the seeded drop/duplicate/reorder stage (tests only).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawImpair {
+    /// Probabilities in [0, 1]; their sum at most 1.
+    #[serde(default)]
+    pub drop: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub duplicate: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub reorder: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub seed: u64,
+    /// Port names (or interfaces); absent or empty: every port.
+    #[serde(default)]
+    pub ports: Vec<Spanned<String>>,
+    /// `rx`, `tx` or `both` (default).
+    #[serde(default)]
+    pub direction: Option<Spanned<String>>,
+}
+
+/// Validates `[impair]`: probabilities in [0, 1] summing to at most 1,
+/// existing ports, a direction word.
+pub fn validate(
+    ck: &mut crate::validate::Checker<'_>,
+    raw: Option<Spanned<RawImpair>>,
+    ports: &[crate::validate::PortName<'_>],
+) -> Option<ImpairConfig> {
+    let raw = raw?;
+    let span = raw.span();
+    let raw = raw.into_inner();
+    let mut prob = |v: &Option<Spanned<f64>>, what: &str| match v {
+        None => 0.0,
+        Some(p) if (0.0..=1.0).contains(p.get_ref()) => *p.get_ref(),
+        Some(p) => {
+            ck.at(p.span(), format!("[impair] {what} {}: expected a probability between 0 and 1", p.get_ref()));
+            0.0
+        }
+    };
+    let (drop, duplicate, reorder) = (prob(&raw.drop, "drop"), prob(&raw.duplicate, "duplicate"), prob(&raw.reorder, "reorder"));
+    let sum = drop + duplicate + reorder;
+    // A little slack for decimal fractions that do not add up exactly in binary.
+    if sum > 1.0 + 1e-9 {
+        ck.at(span.clone(), format!("[impair] drop + duplicate + reorder is {sum}: at most 1 (each frame meets one fate)"));
+    }
+    let mut names: Vec<String> = Vec::new();
+    for p in &raw.ports {
+        let n = p.get_ref();
+        if crate::validate::port_index(ports, n).is_none() {
+            ck.at(p.span(), format!("[impair] ports: no port `{n}`"));
+        } else if names.contains(n) {
+            ck.at(p.span(), format!("[impair] ports: `{n}` is listed twice"));
+        }
+        names.push(n.clone());
+    }
+    let direction = match &raw.direction {
+        None => Direction::Both,
+        Some(d) => Direction::parse(d.get_ref()).unwrap_or_else(|| {
+            ck.at(d.span(), format!("[impair] direction `{}`: expected rx, tx or both", d.get_ref()));
+            Direction::Both
+        }),
+    };
+    Some(ImpairConfig { drop, duplicate, reorder, seed: raw.seed, ports: names, direction })
 }
 
 #[cfg(test)]

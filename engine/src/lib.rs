@@ -29,6 +29,7 @@
 
 // Floor 1: data structures and I/O, no packet policy.
 pub mod conntrack;
+pub mod validate;
 pub mod l3;
 pub mod mac_table;
 pub mod neighbor;

@@ -28,7 +28,12 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use crate::context::tables::{PortMode, RpFilter};
+pub use crate::filter::config::FilterConfig;
 pub use crate::l2::bridge::{BridgeConfig, StaticMac, VlanMode};
+pub use crate::validate::{ConfigError, ConfigErrors, RouteLine};
+use crate::validate::{Checker, PortName};
+#[cfg(test)]
+use crate::validate::line_col;
 pub use crate::dataplane::worker::PollMode;
 
 /// How the XDP program is attached.
@@ -127,45 +132,6 @@ impl fmt::Display for InterfaceAddress {
     }
 }
 
-/// One problem in a configuration file, with its position.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub file: PathBuf,
-    /// 1-based line; 0 when the problem has no position (e.g. a missing section).
-    pub line: usize,
-    /// 1-based column.
-    pub column: usize,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            write!(f, "{}: {}", self.file.display(), self.message)
-        } else {
-            write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)
-        }
-    }
-}
-
-/// All the problems found in one file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
-
 // ---- the file as written (serde) -------------------------------------------
 
 #[derive(Debug, Deserialize)]
@@ -178,175 +144,29 @@ struct RawConfig {
     #[serde(default)]
     routing: RawRouting,
     #[serde(default)]
-    filter: RawFilter,
+    filter: crate::filter::config::RawFilter,
     #[serde(default, rename = "bridge")]
-    bridges: Vec<RawBridge>,
+    bridges: Vec<crate::l2::config::RawBridge>,
     #[serde(default)]
-    nat: Option<Spanned<RawNat>>,
+    nat: Option<Spanned<crate::nat::config::RawNat>>,
     #[serde(default, rename = "lb")]
-    lbs: Vec<Spanned<RawLb>>,
+    lbs: Vec<Spanned<crate::lb::config::RawLb>>,
     #[serde(default, rename = "tcp")]
-    tcps: Vec<Spanned<RawTcp>>,
+    tcps: Vec<Spanned<crate::tcp::config::RawTcp>>,
     #[serde(default)]
-    tcp_stack: Option<RawTcpStack>,
+    tcp_stack: Option<crate::tcp::config::RawTcpStack>,
     #[serde(default, rename = "udp")]
-    udps: Vec<Spanned<RawUdp>>,
+    udps: Vec<Spanned<crate::router::config::RawUdp>>,
     #[serde(default)]
-    impair: Option<Spanned<RawImpair>>,
-}
-
-/// `[[udp]]`: a UDP service on the engine's addresses (only `echo`).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawUdp {
-    app: Spanned<String>,
-    port: Spanned<u16>,
-}
-
-/// `[tcp_stack]`: the engine TCP's limits and timers (every value optional).
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawTcpStack {
-    max_conns: Option<Spanned<u64>>,
-    backlog: Option<Spanned<u64>>,
-    /// 0 (default): the smallest port MTU less 40.
-    mss: Option<Spanned<u64>>,
-    send_buffer: Option<Spanned<u64>>,
-    recv_buffer: Option<Spanned<u64>>,
-    window_scale: Option<bool>,
-    delayed_ack_ms: Option<Spanned<u64>>,
-    min_rto_ms: Option<Spanned<u64>>,
-    max_rto_ms: Option<Spanned<u64>>,
-    max_retries: Option<Spanned<u64>>,
-    max_retry_ms: Option<Spanned<u64>>,
-    max_syn_retries: Option<Spanned<u64>>,
-    time_wait_ms: Option<Spanned<u64>>,
-    fin_wait2_ms: Option<Spanned<u64>>,
-    /// Keepalive idle time; absent or 0: no keepalive.
-    keepalive_ms: Option<Spanned<u64>>,
+    impair: Option<Spanned<crate::impair::RawImpair>>,
 }
 
 
-/// `[impair]`: the seeded drop/duplicate/reorder stage (tests only).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawImpair {
-    /// Probabilities in [0, 1]; their sum at most 1.
-    #[serde(default)]
-    drop: Option<Spanned<f64>>,
-    #[serde(default)]
-    duplicate: Option<Spanned<f64>>,
-    #[serde(default)]
-    reorder: Option<Spanned<f64>>,
-    #[serde(default)]
-    seed: u64,
-    /// Port names (or interfaces); absent or empty: every port.
-    #[serde(default)]
-    ports: Vec<Spanned<String>>,
-    /// `rx`, `tx` or `both` (default).
-    #[serde(default)]
-    direction: Option<Spanned<String>>,
-}
 
-/// `[[tcp]]`: a built-in TCP application on a port of the engine's addresses.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTcp {
-    /// `echo`, `discard`, `http` or `bulk`.
-    app: Spanned<String>,
-    /// A server's port (on every engine address).
-    #[serde(default)]
-    port: Option<Spanned<u16>>,
-    /// A client's server, `ADDR:PORT`.
-    #[serde(default)]
-    connect: Option<Spanned<String>>,
-    /// A client's connections (default 1).
-    #[serde(default)]
-    connections: Option<Spanned<u64>>,
-    /// `http`: the body of every answer.
-    #[serde(default)]
-    body: Option<String>,
-    /// `bulk`: bytes sent on each connection.
-    #[serde(default)]
-    bytes: Option<u64>,
-    /// Nagle off.
-    #[serde(default)]
-    nodelay: bool,
-}
 
-/// `[[lb]]`: one virtual service of the load balancer.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLb {
-    name: Spanned<String>,
-    /// `ADDR:PORT`.
-    vip: Spanned<String>,
-    /// `tcp` (default) or `udp`.
-    #[serde(default)]
-    proto: Option<Spanned<String>>,
-    /// `round-robin`, `weighted` (default), `random`, `maglev`.
-    #[serde(default)]
-    scheduler: Option<Spanned<String>>,
-    /// `fullnat` (default) or `dnat`.
-    #[serde(default)]
-    mode: Option<Spanned<String>>,
-    /// Full NAT's source address (default: the address of the port toward the first backend).
-    #[serde(default)]
-    snat: Option<Spanned<String>>,
-    /// `keep` (default) or `reset`.
-    #[serde(default)]
-    down_policy: Option<Spanned<String>>,
-    /// `ADDR:PORT [weight N]`.
-    #[serde(default)]
-    backends: Vec<Spanned<String>>,
-    #[serde(default)]
-    udp_timeout_s: Option<Spanned<u64>>,
-    #[serde(default)]
-    tcp_established_timeout_s: Option<Spanned<u64>>,
-    #[serde(default)]
-    tcp_transitory_timeout_s: Option<Spanned<u64>>,
-    /// Active TCP connect check every N ms (absent or 0: none).
-    #[serde(default)]
-    health_check_ms: Option<Spanned<u64>>,
-    #[serde(default)]
-    health_check_timeout_ms: Option<Spanned<u64>>,
-    /// Failures in a row before a backend is down (default 3).
-    #[serde(default)]
-    health_check_fails: Option<Spanned<u64>>,
-}
 
-/// `[nat]`: NAT44 between the ports marked `nat = "inside"` and `"outside"`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawNat {
-    /// Outside addresses: `198.19.1.1`, ranges `198.19.1.10-198.19.1.20`, prefixes `198.19.2.0/28`.
-    pool: Vec<Spanned<String>>,
-    /// External port (and ICMP id) range, `LO-HI`.
-    #[serde(default)]
-    ports: Option<Spanned<String>>,
-    /// `endpoint-independent`, `address-dependent` or `address-and-port-dependent` (default).
-    #[serde(default)]
-    filtering: Option<Spanned<String>>,
-    #[serde(default)]
-    max_per_host: Option<Spanned<u64>>,
-    /// Sessions per worker.
-    #[serde(default)]
-    max_sessions: Option<Spanned<u64>>,
-    /// `drop` (default) or `icmp` (also ICMP administratively prohibited).
-    #[serde(default)]
-    on_exhaustion: Option<Spanned<String>>,
-    #[serde(default)]
-    udp_timeout_s: Option<Spanned<u64>>,
-    #[serde(default)]
-    icmp_timeout_s: Option<Spanned<u64>>,
-    #[serde(default)]
-    tcp_established_timeout_s: Option<Spanned<u64>>,
-    #[serde(default)]
-    tcp_transitory_timeout_s: Option<Spanned<u64>>,
-    /// Static port forwards: `PROTO OUTSIDE_ADDR:PORT INSIDE_ADDR:PORT`.
-    #[serde(default)]
-    forward: Vec<Spanned<String>>,
-}
+
+
 
 /// A port's NAT role as written.
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -356,39 +176,8 @@ enum RawNatRole {
     Outside,
 }
 
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawFilter {
-    /// Rules in order, nftables-like syntax (see engine/src/filter/rule.rs).
-    #[serde(default)]
-    rules: Vec<Spanned<String>>,
-    /// "accept" (default) or "drop": for packets no rule matches.
-    #[serde(default)]
-    default: Option<Spanned<String>>,
-    /// Per ingress port default policy, e.g. `{ wan = "drop" }`.
-    #[serde(default)]
-    policy: std::collections::BTreeMap<String, Spanned<String>>,
-}
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawBridge {
-    name: Spanned<String>,
-    #[serde(default = "default_aging_s")]
-    aging_s: Spanned<u64>,
-    #[serde(default = "default_max_entries")]
-    max_entries: Spanned<u64>,
-    /// `MAC port NAME [vlan N]`.
-    #[serde(default, rename = "static")]
-    statics: Vec<Spanned<String>>,
-}
 
-fn default_aging_s() -> Spanned<u64> {
-    Spanned::new(0..0, 300)
-}
-fn default_max_entries() -> Spanned<u64> {
-    Spanned::new(0..0, 65536)
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -533,12 +322,6 @@ pub struct PortConfig {
     pub vlans: VlanMode,
 }
 
-/// A route line as written, with the line it came from, for the route parser.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteLine {
-    pub text: String,
-    pub line: usize,
-}
 
 /// Routing settings.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -550,15 +333,6 @@ pub struct RoutingConfig {
     pub import_kernel_routes: bool,
 }
 
-/// Filter settings: rules as written (validated), default policies.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct FilterConfig {
-    pub rules: Vec<RouteLine>,
-    /// `true`: drop what no rule matches.
-    pub default_drop: bool,
-    /// (port name, drop?) for ports with their own default.
-    pub policy: Vec<(String, bool)>,
-}
 
 /// A validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -614,31 +388,8 @@ const XDP_HEADROOM: u32 = 256;
 /// Ethernet header with two VLAN tags.
 const MAX_L2_HEADER: u32 = 14 + 8;
 
-struct Checker<'a> {
-    file: &'a Path,
-    text: &'a str,
-    errors: Vec<ConfigError>,
-}
 
-impl Checker<'_> {
-    fn at(&mut self, span: core::ops::Range<usize>, message: impl Into<String>) {
-        let (line, column) = if span.start == 0 && span.end == 0 {
-            (0, 0)
-        } else {
-            line_col(self.text, span.start)
-        };
-        self.errors.push(ConfigError { file: self.file.to_path_buf(), line, column, message: message.into() });
-    }
-}
 
-/// 1-based line and column of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text.as_bytes()[..offset];
-    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let col = offset - before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1) + 1;
-    (line, col)
-}
 
 impl Config {
     /// The bridge domains of this configuration, as the switch stage runs
@@ -672,7 +423,7 @@ impl Config {
 
     /// Parses and validates configuration text. `file` only names the source in errors.
     pub fn parse(file: &Path, text: &str, env: &dyn Environment) -> Result<Config, ConfigErrors> {
-        let mut ck = Checker { file, text, errors: Vec::new() };
+        let mut ck = Checker::new(file, text);
         let raw: RawConfig = match toml::from_str(text) {
             Ok(r) => r,
             Err(e) => {
@@ -684,13 +435,17 @@ impl Config {
         let engine = validate_engine(&mut ck, raw.engine, env);
         let bridge_names: Vec<String> = raw.bridges.iter().map(|b| b.name.get_ref().clone()).collect();
         let ports = validate_ports(&mut ck, raw.ports, &engine, env, &bridge_names);
-        let bridges = validate_bridges(&mut ck, raw.bridges, &ports);
+        let members: Vec<crate::l2::bridge::Membership<'_>> = ports
+            .iter()
+            .map(|p| crate::l2::bridge::Membership { name: &p.name, bridge: p.bridge.as_deref(), vlans: &p.vlans })
+            .collect();
+        let bridges = crate::l2::config::validate(&mut ck, raw.bridges, &members);
         let mut routes = Vec::new();
         // Gateway reachability is only meaningful once the ports themselves are valid.
         let ports_ok = ck.errors.is_empty();
         for r in raw.routing.routes {
             validate_route(&mut ck, &r, &ports, ports_ok);
-            let line = line_col(text, r.span().start).0;
+            let line = ck.line(&r.span());
             routes.push(RouteLine { text: r.into_inner(), line });
         }
         let routes_file = raw.routing.routes_file.map(|f| {
@@ -708,13 +463,19 @@ impl Config {
             import_kernel_routes: raw.routing.import_kernel_routes,
             accept_unsolicited_arp: raw.routing.accept_unsolicited_arp,
         };
-        let filter = validate_filter(&mut ck, raw.filter, &ports, text);
-        let nat = validate_nat(&mut ck, raw.nat, &ports);
-        let lb = validate_lb(&mut ck, raw.lbs, &ports, nat.as_ref());
-        let tcp = validate_tcp(&mut ck, raw.tcps);
-        let tcp_stack = validate_tcp_stack(&mut ck, raw.tcp_stack.unwrap_or_default());
-        let udp_echo = validate_udp(&mut ck, raw.udps);
-        let impair = validate_impair(&mut ck, raw.impair, &ports);
+        // Each feature validates its own section; it sees the ports only as
+        // names, roles or addresses.
+        let names: Vec<PortName<'_>> = ports.iter().map(|p| PortName { name: &p.name, interface: &p.interface }).collect();
+        let filter = crate::filter::config::validate(&mut ck, raw.filter, &names);
+        let roles: Vec<crate::nat::Role> = ports.iter().map(|p| p.nat).collect();
+        let nat = crate::nat::config::validate(&mut ck, raw.nat, &roles);
+        let addrs: Vec<(IpAddr, u8)> = ports.iter().flat_map(|p| p.addresses.iter().map(|a| (a.addr, a.prefix_len))).collect();
+        let pool = nat.as_ref().map_or(&[][..], |n| &n.pool[..]);
+        let lb = crate::lb::config::validate(&mut ck, raw.lbs, &addrs, pool);
+        let tcp = crate::tcp::config::validate_apps(&mut ck, raw.tcps);
+        let tcp_stack = crate::tcp::config::validate_stack(&mut ck, raw.tcp_stack.unwrap_or_default());
+        let udp_echo = crate::router::config::validate_udp(&mut ck, raw.udps);
+        let impair = crate::impair::validate(&mut ck, raw.impair, &names);
         if ck.errors.is_empty() {
             Ok(Config { engine, ports, routing, filter, bridges, nat, lb, tcp, tcp_stack, udp_echo, impair })
         } else {
@@ -723,38 +484,7 @@ impl Config {
     }
 }
 
-fn policy_drop(ck: &mut Checker<'_>, v: &Spanned<String>) -> bool {
-    match v.get_ref().as_str() {
-        "accept" => false,
-        "drop" => true,
-        x => {
-            ck.at(v.span(), format!("policy `{x}` is not accept or drop"));
-            false
-        }
-    }
-}
 
-fn validate_filter(ck: &mut Checker<'_>, raw: RawFilter, ports: &[PortConfig], text: &str) -> FilterConfig {
-    let port = |n: &str| ports.iter().position(|p| p.name == n || p.interface == n).map(|i| i as u16);
-    let mut rules = Vec::new();
-    for r in raw.rules {
-        if let Err(e) = crate::filter::rule::Rule::parse(r.get_ref(), &port) {
-            ck.at(r.span(), format!("filter rule `{}`: {e}", r.get_ref()));
-        }
-        let line = line_col(text, r.span().start).0;
-        rules.push(RouteLine { text: r.into_inner(), line });
-    }
-    let default_drop = raw.default.as_ref().is_some_and(|d| policy_drop(ck, d));
-    let mut policy = Vec::new();
-    for (name, v) in raw.policy {
-        if port(&name).is_none() {
-            ck.at(v.span(), format!("filter policy for unknown port `{name}`"));
-        }
-        let d = policy_drop(ck, &v);
-        policy.push((name, d));
-    }
-    FilterConfig { rules, default_drop, policy }
-}
 
 /// A route must parse, name existing ports, and have gateways the engine can
 /// reach: on a port's subnet, or with an explicit `dev`.
@@ -963,452 +693,16 @@ fn validate_ports(
     ports
 }
 
-/// An optional number within `lo..=hi` (reported with its place when not), else `dflt`.
-fn in_range(ck: &mut Checker<'_>, v: &Option<Spanned<u64>>, what: &str, lo: u64, hi: u64, dflt: u64) -> u64 {
-    match v {
-        None => dflt,
-        Some(v) if (lo..=hi).contains(v.get_ref()) => *v.get_ref(),
-        Some(v) => {
-            ck.at(v.span(), format!("{what} {}: expected {lo}..={hi}", v.get_ref()));
-            dflt
-        }
-    }
-}
 
-/// Validates `[nat]` and the ports' `nat` roles.
-fn validate_nat(ck: &mut Checker<'_>, raw: Option<Spanned<RawNat>>, ports: &[PortConfig]) -> Option<crate::nat::NatConfig> {
-    use crate::nat::{Filtering, Forward, NatConfig, Role};
-    let has = |r: Role| ports.iter().any(|p| p.nat == r);
-    let Some(raw) = raw else {
-        if has(Role::Inside) || has(Role::Outside) {
-            ck.at(0..0, "ports have `nat` roles but there is no [nat] section");
-        }
-        return None;
-    };
-    let span = raw.span();
-    let raw = raw.into_inner();
-    if !has(Role::Inside) || !has(Role::Outside) {
-        ck.at(span.clone(), "[nat] needs at least one port with nat = \"inside\" and one with nat = \"outside\"");
-    }
-    let mut cfg = NatConfig::default();
-    if raw.pool.is_empty() {
-        ck.at(span, "[nat] pool is empty: give at least one outside address");
-    }
-    for e in &raw.pool {
-        match crate::nat::parse_pool_entry(e.get_ref()) {
-            Ok(addrs) => cfg.pool.extend(addrs),
-            Err(m) => ck.at(e.span(), m),
-        }
-    }
-    let mut sorted = cfg.pool.clone();
-    sorted.sort_unstable();
-    sorted.dedup();
-    if sorted.len() != cfg.pool.len() {
-        ck.at(raw.pool.first().map_or(0..0, |e| e.span()), "[nat] pool lists an address twice");
-    }
-    if cfg.pool.len() > 4096 {
-        ck.at(raw.pool.first().map_or(0..0, |e| e.span()), "[nat] pool has more than 4096 addresses");
-    }
-    if let Some(r) = &raw.ports {
-        let parsed = r.get_ref().split_once('-').and_then(|(a, b)| Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?)));
-        match parsed {
-            Some((lo, hi)) if lo >= 1 && lo <= hi => (cfg.port_lo, cfg.port_hi) = (lo, hi),
-            _ => ck.at(r.span(), format!("ports `{}`: expected LO-HI with 1 <= LO <= HI <= 65535", r.get_ref())),
-        }
-    }
-    if let Some(f) = &raw.filtering {
-        cfg.filtering = match f.get_ref().as_str() {
-            "endpoint-independent" => Filtering::EndpointIndependent,
-            "address-dependent" => Filtering::AddressDependent,
-            "address-and-port-dependent" => Filtering::AddressAndPortDependent,
-            other => {
-                ck.at(f.span(), format!("filtering `{other}`: expected endpoint-independent, address-dependent or address-and-port-dependent"));
-                cfg.filtering
-            }
-        };
-    }
-    if let Some(e) = &raw.on_exhaustion {
-        match e.get_ref().as_str() {
-            "drop" => cfg.icmp_on_exhaustion = false,
-            "icmp" => cfg.icmp_on_exhaustion = true,
-            other => ck.at(e.span(), format!("on_exhaustion `{other}`: expected drop or icmp")),
-        }
-    }
-    let mut num = |v: &Option<Spanned<u64>>, what: &str, lo: u64, hi: u64, dflt: u64| in_range(ck, v, what, lo, hi, dflt);
-    cfg.max_per_host = num(&raw.max_per_host, "max_per_host", 1, 65535, u64::from(cfg.max_per_host)) as u32;
-    cfg.max_sessions = num(&raw.max_sessions, "max_sessions", 1, 16 << 20, u64::from(cfg.max_sessions)) as u32;
-    let t = &mut cfg.timeouts;
-    let day = 86_400 * 7;
-    t.udp_ms = num(&raw.udp_timeout_s, "udp_timeout_s", 1, day, t.udp_ms / 1000) * 1000;
-    t.icmp_ms = num(&raw.icmp_timeout_s, "icmp_timeout_s", 1, day, t.icmp_ms / 1000) * 1000;
-    t.tcp_established_ms = num(&raw.tcp_established_timeout_s, "tcp_established_timeout_s", 1, day, t.tcp_established_ms / 1000) * 1000;
-    t.tcp_transitory_ms = num(&raw.tcp_transitory_timeout_s, "tcp_transitory_timeout_s", 1, day, t.tcp_transitory_ms / 1000) * 1000;
-    for f in &raw.forward {
-        match crate::nat::parse_forward(f.get_ref()) {
-            Ok(fw) => {
-                if cfg.forwards.iter().any(|o: &Forward| o.proto == fw.proto && (o.outside == fw.outside || o.inside == fw.inside)) {
-                    ck.at(f.span(), "forward: the outside or inside endpoint is already forwarded");
-                }
-                cfg.forwards.push(fw);
-            }
-            Err(m) => ck.at(f.span(), m),
-        }
-    }
-    Some(cfg)
-}
 
-/// Validates the `[[tcp]]` applications.
-fn validate_tcp(ck: &mut Checker<'_>, raw: Vec<Spanned<RawTcp>>) -> Vec<crate::tcp::endpoint::AppConfig> {
-    use crate::tcp::endpoint::{App, AppConfig};
-    let mut out: Vec<AppConfig> = Vec::new();
-    for r in raw {
-        let span = r.span();
-        let r = r.into_inner();
-        let port = r.port.as_ref().map_or(0, |p| *p.get_ref());
-        if let Some(p) = &r.port {
-            if port == 0 || out.iter().any(|a| a.connect.is_none() && a.port == port) {
-                ck.at(p.span(), format!("[[tcp]] port {port}: 0 or used twice"));
-            }
-        }
-        let connect = match &r.connect {
-            Some(c) => match c.get_ref().parse::<std::net::SocketAddrV4>() {
-                Ok(sa) if sa.port() != 0 && !sa.ip().is_unspecified() => Some(sa),
-                _ => {
-                    ck.at(c.span(), format!("connect `{}`: expected IPv4 ADDR:PORT", c.get_ref()));
-                    None
-                }
-            },
-            None => None,
-        };
-        match (&r.port, &r.connect) {
-            (Some(_), Some(_)) => ck.at(span.clone(), "[[tcp]]: a server (port) or a client (connect), not both"),
-            (None, None) => ck.at(span.clone(), "[[tcp]]: needs port (a server) or connect (a client)"),
-            _ => {}
-        }
-        if r.connections.is_some() && r.connect.is_none() {
-            ck.at(span.clone(), "[[tcp]]: connections is for a client (connect)");
-        }
-        let connections = in_range(ck, &r.connections, "connections", 1, 65536, 1) as u32;
-        if r.connect.is_some() && r.app.get_ref() == "http" {
-            ck.at(r.app.span(), "[[tcp]]: a client runs echo, discard or bulk (http is a server)");
-        }
-        let app = match r.app.get_ref().as_str() {
-            "echo" => App::Echo,
-            "discard" => App::Discard,
-            "http" => App::Http { body: r.body.unwrap_or_else(|| "pktengine\n".into()).into_bytes() },
-            "bulk" => App::Bulk { bytes: r.bytes.unwrap_or(1 << 20) },
-            other => {
-                ck.at(r.app.span(), format!("app `{other}`: expected echo, discard, http or bulk"));
-                continue;
-            }
-        };
-        out.push(AppConfig { port, connect, connections, app, nodelay: r.nodelay });
-    }
-    out
-}
 
-/// Validates `[tcp_stack]`.
-fn validate_tcp_stack(ck: &mut Checker<'_>, r: RawTcpStack) -> crate::tcp::endpoint::StackConfig {
-    use crate::tcp::endpoint::StackConfig;
-    let mut s = StackConfig::default();
-    let t = &mut s.tcb;
-    s.max_conns = in_range(ck, &r.max_conns, "max_conns", 1, 65536, s.max_conns as u64) as usize;
-    s.backlog = in_range(ck, &r.backlog, "backlog", 1, 65536, s.backlog as u64) as usize;
-    t.mss = in_range(ck, &r.mss, "mss", 0, 9000, u64::from(t.mss)) as u16;
-    if (1..88).contains(&t.mss) {
-        ck.at(r.mss.as_ref().map(|v| v.span()).unwrap_or_default(), format!("mss {}: expected 0 (from the MTU) or 88..=9000", t.mss));
-    }
-    t.send_buffer = in_range(ck, &r.send_buffer, "send_buffer", 4096, 64 << 20, t.send_buffer as u64) as usize;
-    t.recv_buffer = in_range(ck, &r.recv_buffer, "recv_buffer", 4096, 64 << 20, t.recv_buffer as u64) as usize;
-    if let Some(w) = r.window_scale {
-        t.window_scale = w;
-    }
-    t.delayed_ack_ms = in_range(ck, &r.delayed_ack_ms, "delayed_ack_ms", 0, 500, t.delayed_ack_ms);
-    let ms_us = |v: u32| u64::from(v / 1000);
-    t.rtt.min_rto_us = (in_range(ck, &r.min_rto_ms, "min_rto_ms", 1, 60_000, ms_us(t.rtt.min_rto_us)) * 1000) as u32;
-    t.rtt.max_rto_us = (in_range(ck, &r.max_rto_ms, "max_rto_ms", 1, 600_000, ms_us(t.rtt.max_rto_us)) * 1000) as u32;
-    if t.rtt.max_rto_us < t.rtt.min_rto_us {
-        ck.at(r.max_rto_ms.as_ref().map(|v| v.span()).unwrap_or_default(), "max_rto_ms is below min_rto_ms");
-    }
-    t.max_retries = in_range(ck, &r.max_retries, "max_retries", 1, 255, u64::from(t.max_retries)) as u32;
-    t.max_retry_ms = in_range(ck, &r.max_retry_ms, "max_retry_ms", 1, 86_400_000, t.max_retry_ms);
-    t.max_syn_retries = in_range(ck, &r.max_syn_retries, "max_syn_retries", 1, 255, u64::from(t.max_syn_retries)) as u32;
-    t.time_wait_ms = in_range(ck, &r.time_wait_ms, "time_wait_ms", 0, 600_000, t.time_wait_ms);
-    t.fin_wait2_ms = in_range(ck, &r.fin_wait2_ms, "fin_wait2_ms", 1, 600_000, t.fin_wait2_ms);
-    let ka = in_range(ck, &r.keepalive_ms, "keepalive_ms", 0, 86_400_000, 0);
-    if ka > 0 {
-        t.keepalive = Some(crate::tcp::tcb::Keepalive { idle_ms: ka, ..Default::default() });
-    }
-    s
-}
 
-/// Validates the `[[udp]]` services.
-fn validate_udp(ck: &mut Checker<'_>, raw: Vec<Spanned<RawUdp>>) -> Vec<u16> {
-    let mut out: Vec<u16> = Vec::new();
-    for r in raw {
-        let r = r.into_inner();
-        let port = *r.port.get_ref();
-        if port == 0 || out.contains(&port) {
-            ck.at(r.port.span(), format!("[[udp]] port {port}: 0 or used twice"));
-        }
-        if r.app.get_ref() != "echo" {
-            ck.at(r.app.span(), format!("[[udp]] app `{}`: expected echo", r.app.get_ref()));
-        }
-        out.push(port);
-    }
-    out
-}
 
-/// Validates `[impair]`: probabilities in [0, 1] summing to at most 1,
-/// existing ports, a direction word.
-fn validate_impair(
-    ck: &mut Checker<'_>,
-    raw: Option<Spanned<RawImpair>>,
-    ports: &[PortConfig],
-) -> Option<crate::impair::ImpairConfig> {
-    use crate::impair::{Direction, ImpairConfig};
-    let raw = raw?;
-    let span = raw.span();
-    let raw = raw.into_inner();
-    let mut prob = |v: &Option<Spanned<f64>>, what: &str| match v {
-        None => 0.0,
-        Some(p) if (0.0..=1.0).contains(p.get_ref()) => *p.get_ref(),
-        Some(p) => {
-            ck.at(p.span(), format!("[impair] {what} {}: expected a probability between 0 and 1", p.get_ref()));
-            0.0
-        }
-    };
-    let (drop, duplicate, reorder) = (prob(&raw.drop, "drop"), prob(&raw.duplicate, "duplicate"), prob(&raw.reorder, "reorder"));
-    let sum = drop + duplicate + reorder;
-    // A little slack for decimal fractions that do not add up exactly in binary.
-    if sum > 1.0 + 1e-9 {
-        ck.at(span.clone(), format!("[impair] drop + duplicate + reorder is {sum}: at most 1 (each frame meets one fate)"));
-    }
-    let mut names: Vec<String> = Vec::new();
-    for p in &raw.ports {
-        let n = p.get_ref();
-        if !ports.iter().any(|q| &q.name == n || &q.interface == n) {
-            ck.at(p.span(), format!("[impair] ports: no port `{n}`"));
-        } else if names.contains(n) {
-            ck.at(p.span(), format!("[impair] ports: `{n}` is listed twice"));
-        }
-        names.push(n.clone());
-    }
-    let direction = match &raw.direction {
-        None => Direction::Both,
-        Some(d) => Direction::parse(d.get_ref()).unwrap_or_else(|| {
-            ck.at(d.span(), format!("[impair] direction `{}`: expected rx, tx or both", d.get_ref()));
-            Direction::Both
-        }),
-    };
-    Some(ImpairConfig { drop, duplicate, reorder, seed: raw.seed, ports: names, direction })
-}
 
-/// Validates the `[[lb]]` services.
-fn validate_lb(
-    ck: &mut Checker<'_>,
-    raw: Vec<Spanned<RawLb>>,
-    ports: &[PortConfig],
-    nat: Option<&crate::nat::NatConfig>,
-) -> Vec<crate::lb::ServiceConfig> {
-    use crate::lb::{DownPolicy, Mode, Scheduler, ServiceConfig};
-    use crate::conntrack::rewrite::{PROTO_TCP, PROTO_UDP};
-    use std::net::Ipv4Addr;
-    let mut out: Vec<ServiceConfig> = Vec::new();
-    let in_pool = |a: Ipv4Addr| nat.is_some_and(|n| n.pool.contains(&a));
-    for r in raw {
-        let span = r.span();
-        let r = r.into_inner();
-        let name = r.name.get_ref().clone();
-        if out.iter().any(|s| s.name == name) {
-            ck.at(r.name.span(), format!("[[lb]] `{name}` is defined twice"));
-        }
-        let vip = match r.vip.get_ref().parse::<std::net::SocketAddrV4>() {
-            Ok(sa) if sa.port() != 0 => crate::nat::Ep::new(u32::from(*sa.ip()), sa.port()),
-            _ => {
-                ck.at(r.vip.span(), format!("vip `{}`: expected IPv4 ADDR:PORT", r.vip.get_ref()));
-                continue;
-            }
-        };
-        if in_pool(Ipv4Addr::from(vip.addr)) {
-            ck.at(r.vip.span(), "vip is a NAT pool address");
-        }
-        let word = |v: &Option<Spanned<String>>, dflt: &str| v.as_ref().map_or(dflt.to_string(), |s| s.get_ref().clone());
-        let span_of = |v: &Option<Spanned<String>>| v.as_ref().map_or(span.clone(), |s| s.span());
-        let proto = match word(&r.proto, "tcp").as_str() {
-            "tcp" => PROTO_TCP,
-            "udp" => PROTO_UDP,
-            other => {
-                ck.at(span_of(&r.proto), format!("proto `{other}`: expected tcp or udp"));
-                PROTO_TCP
-            }
-        };
-        if out.iter().any(|s| s.proto == proto && s.vip == vip) {
-            ck.at(r.vip.span(), format!("another service has {} {}", word(&r.proto, "tcp"), r.vip.get_ref()));
-        }
-        let scheduler = match word(&r.scheduler, "weighted").as_str() {
-            "round-robin" => Scheduler::RoundRobin,
-            "weighted" => Scheduler::Weighted,
-            "random" => Scheduler::Random,
-            "maglev" => Scheduler::Maglev,
-            other => {
-                ck.at(span_of(&r.scheduler), format!("scheduler `{other}`: expected round-robin, weighted, random or maglev"));
-                Scheduler::Weighted
-            }
-        };
-        let mode = match word(&r.mode, "fullnat").as_str() {
-            "fullnat" => Mode::FullNat,
-            "dnat" => Mode::Dnat,
-            other => {
-                ck.at(span_of(&r.mode), format!("mode `{other}`: expected fullnat or dnat"));
-                Mode::FullNat
-            }
-        };
-        let down_policy = match word(&r.down_policy, "keep").as_str() {
-            "keep" => DownPolicy::Keep,
-            "reset" => DownPolicy::Reset,
-            other => {
-                ck.at(span_of(&r.down_policy), format!("down_policy `{other}`: expected keep or reset"));
-                DownPolicy::Keep
-            }
-        };
-        let mut backends: Vec<crate::lb::BackendConfig> = Vec::new();
-        for b in &r.backends {
-            match crate::lb::parse_backend(b.get_ref()) {
-                Ok(bc) if backends.iter().any(|o| o.ep == bc.ep) => ck.at(b.span(), "backend listed twice"),
-                Ok(bc) => backends.push(bc),
-                Err(e) => ck.at(b.span(), e),
-            }
-        }
-        let port_addrs = || ports.iter().flat_map(|p| p.addresses.iter());
-        let snat = match &r.snat {
-            Some(s) => match s.get_ref().parse::<Ipv4Addr>() {
-                Ok(a) if port_addrs().any(|x| x.addr == std::net::IpAddr::V4(a)) => u32::from(a),
-                Ok(_) => {
-                    ck.at(s.span(), "snat must be an address of one of the engine's ports");
-                    0
-                }
-                Err(_) => {
-                    ck.at(s.span(), format!("snat `{}`: not an IPv4 address", s.get_ref()));
-                    0
-                }
-            },
-            None => {
-                let first = backends.first().map(|b| Ipv4Addr::from(b.ep.addr));
-                let on_link = first.and_then(|b| {
-                    port_addrs().find_map(|x| match x.addr {
-                        std::net::IpAddr::V4(a) if crate::context::tables::same_net_v4(a, b, x.prefix_len) => Some(a),
-                        _ => None,
-                    })
-                });
-                match (mode, on_link) {
-                    (_, Some(a)) => u32::from(a),
-                    (Mode::Dnat, None) => 0,
-                    (Mode::FullNat, None) => {
-                        ck.at(span.clone(), format!("[[lb]] `{name}`: give `snat` (no port is on the first backend's subnet)"));
-                        0
-                    }
-                }
-            }
-        };
-        if mode == Mode::FullNat && in_pool(Ipv4Addr::from(snat)) {
-            ck.at(span_of(&r.snat), "snat is a NAT pool address: the NAT and the load balancer would share its ports");
-        }
-        let mut timeouts = crate::nat::Timeouts::default();
-        let mut secs = |v: &Option<Spanned<u64>>, what: &str, dflt_ms: u64| in_range(ck, v, what, 1, 604_800, dflt_ms / 1000) * 1000;
-        timeouts.udp_ms = secs(&r.udp_timeout_s, "udp_timeout_s", timeouts.udp_ms);
-        timeouts.tcp_established_ms = secs(&r.tcp_established_timeout_s, "tcp_established_timeout_s", timeouts.tcp_established_ms);
-        timeouts.tcp_transitory_ms = secs(&r.tcp_transitory_timeout_s, "tcp_transitory_timeout_s", timeouts.tcp_transitory_ms);
-        let mut num = |v: &Option<Spanned<u64>>, what: &str, lo: u64, hi: u64, dflt: u64| in_range(ck, v, what, lo, hi, dflt);
-        let interval = num(&r.health_check_ms, "health_check_ms", 0, 3_600_000, 0);
-        let health = (interval > 0).then(|| crate::lb::HealthCheck {
-            interval_ms: interval.max(100),
-            timeout_ms: num(&r.health_check_timeout_ms, "health_check_timeout_ms", 10, 60_000, 1000),
-            fails: num(&r.health_check_fails, "health_check_fails", 1, 100, 3) as u32,
-        });
-        if health.is_some() && proto != PROTO_TCP {
-            ck.at(span.clone(), format!("[[lb]] `{name}`: health checks are TCP connects (a tcp service)"));
-        }
-        out.push(ServiceConfig { name, proto, vip, scheduler, mode, snat, down_policy, backends, timeouts, health });
-    }
-    out
-}
 
 pub use crate::wire::parse_mac;
 
-/// A static entry: `MAC port NAME [vlan N]`; the VLAN defaults to the
-/// access port's own.
-fn parse_static(text: &str, bridge: &str, ports: &[PortConfig]) -> Result<StaticMac, String> {
-    let w: Vec<&str> = text.split_whitespace().collect();
-    let (mac, port, vlan) = match w.as_slice() {
-        [mac, "port", port] => (*mac, *port, None),
-        [mac, "port", port, "vlan", v] => (*mac, *port, Some(*v)),
-        _ => return Err(format!("static entry `{text}` is not `MAC port NAME [vlan N]`")),
-    };
-    let m = parse_mac(mac).ok_or_else(|| format!("static entry `{text}`: `{mac}` is not a MAC address"))?;
-    if m[0] & 1 == 1 || m == [0; 6] {
-        return Err(format!("static entry `{text}`: {mac} is not a unicast station address"));
-    }
-    let p = ports.iter().find(|p| p.name == port).ok_or_else(|| format!("static entry `{text}`: no port `{port}`"))?;
-    if p.bridge.as_deref() != Some(bridge) {
-        return Err(format!("static entry `{text}`: port `{port}` is not in bridge `{bridge}`"));
-    }
-    let vlan = match (vlan, &p.vlans) {
-        (Some(v), _) => v.parse::<u16>().map_err(|_| format!("static entry `{text}`: `{v}` is not a VLAN"))?,
-        (None, VlanMode::Access(v)) => *v,
-        (None, VlanMode::Trunk(_)) => return Err(format!("static entry `{text}`: port `{port}` is a trunk; say which `vlan`")),
-    };
-    let carries = match &p.vlans {
-        VlanMode::Access(v) => *v == vlan,
-        VlanMode::Trunk(l) => l.contains(&vlan),
-    };
-    if !carries {
-        return Err(format!("static entry `{text}`: port `{port}` does not carry VLAN {vlan}"));
-    }
-    Ok(StaticMac { mac: m, port: port.to_string(), vlan })
-}
 
-fn validate_bridges(ck: &mut Checker<'_>, raw: Vec<RawBridge>, ports: &[PortConfig]) -> Vec<BridgeConfig> {
-    let mut out: Vec<BridgeConfig> = Vec::new();
-    for b in raw {
-        let name = b.name.get_ref().clone();
-        if name.is_empty() || name.len() > 15 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            ck.at(b.name.span(), format!("bridge name `{name}` must be 1-15 characters of [A-Za-z0-9_-]"));
-        }
-        if out.iter().any(|o| o.name == name) {
-            ck.at(b.name.span(), format!("bridge name `{name}` is used twice"));
-        }
-        let members = ports.iter().filter(|p| p.bridge.as_deref() == Some(name.as_str())).count();
-        if members > crate::l2::MAX_MEMBERS {
-            ck.at(b.name.span(), format!("bridge `{name}` has {members} ports; at most {} are supported", crate::l2::MAX_MEMBERS));
-        }
-        let aging = *b.aging_s.get_ref();
-        if !(1..=1_000_000).contains(&aging) {
-            ck.at(b.aging_s.span(), format!("aging_s {aging} is not between 1 and 1000000"));
-        }
-        let max = *b.max_entries.get_ref();
-        if !(1..=1 << 24).contains(&max) {
-            ck.at(b.max_entries.span(), format!("max_entries {max} is not between 1 and 16777216"));
-        }
-        let mut statics: Vec<StaticMac> = Vec::new();
-        for s in &b.statics {
-            match parse_static(s.get_ref(), &name, ports) {
-                Ok(e) => {
-                    if statics.iter().any(|o| o.mac == e.mac && o.vlan == e.vlan) {
-                        ck.at(s.span(), format!("static entry `{}` repeats a MAC and VLAN", s.get_ref()));
-                    }
-                    statics.push(e);
-                }
-                Err(msg) => ck.at(s.span(), msg),
-            }
-        }
-        if statics.len() as u64 > max {
-            ck.at(b.max_entries.span(), format!("bridge `{name}`: {} static entries do not fit in max_entries {max}", statics.len()));
-        }
-        out.push(BridgeConfig { name, aging_s: aging.min(1_000_000) as u32, max_entries: max.min(1 << 24) as u32, statics });
-    }
-    out
-}
 
 #[cfg(test)]
 mod tests {

@@ -14,6 +14,7 @@
 //! into the XDP program's blocklist, so those packets never reach a worker.
 
 pub mod classifier;
+pub mod config;
 pub mod stage;
 pub mod rule;
 

@@ -10,6 +10,7 @@
 //! `docs/ARCHITECTURE.md` ("L2 switch") argues the table's design and memory ordering.
 
 pub mod bridge;
+pub mod config;
 pub mod forward;
 
 pub use crate::mac_table::{Learn, MacEntry, MacKey, MacTable, MAX_MEMBERS};

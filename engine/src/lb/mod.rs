@@ -14,6 +14,7 @@
 //! that worker's partition, so replies name the same owner. See
 //! docs/ARCHITECTURE.md, "Load balancer".
 
+pub mod config;
 pub mod conn;
 pub mod health;
 pub mod maglev;

@@ -17,6 +17,7 @@
 //! to every worker and need no owner. See docs/ARCHITECTURE.md, "NAT".
 
 pub mod frag;
+pub mod config;
 pub mod stage;
 
 // The NAT's table and rewrites live in `conntrack` (floor 1): the load

@@ -15,6 +15,7 @@
 //! balancer, TCP endpoint) are reached through `context::Hooks`, never
 //! imported: the router knows none of them.
 
+pub mod config;
 pub mod fragment;
 pub mod udp_echo;
 

@@ -17,6 +17,7 @@
 //! - [`tcb`]: the connection state machine (RFC 9293 states, RFC 5961 checks, timers, app API).
 
 pub mod apps;
+pub mod config;
 pub mod buffer;
 pub mod cc;
 pub mod cookie;
