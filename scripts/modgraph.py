@@ -22,6 +22,8 @@ import re
 import sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "engine", "src")
+if "--root" in sys.argv:
+    ROOT = sys.argv[sys.argv.index("--root") + 1]
 SPLIT = {"dataplane"}  # modules counted file by file
 
 # The floors (docs/ARCHITECTURE.md, "Floors"). A module may import modules of
@@ -256,7 +258,54 @@ def cycles(edges):
     return out
 
 
+def self_test():
+    """The checker must catch what it is for: a two-module cycle through a
+    use tree and a `super::` path, a test-only import that must not count,
+    and an import up the floors."""
+    import tempfile
+    global ROOT
+    saved = ROOT
+    with tempfile.TemporaryDirectory() as d:
+        os.makedirs(os.path.join(d, "nat"))
+        os.makedirs(os.path.join(d, "dataplane"))
+        files = {
+            "lib.rs": "pub mod nat;\npub mod router;\npub mod wire;\npub mod dataplane;\n",
+            "wire.rs": "#[cfg(test)]\nmod tests {\n    use crate::router::X;\n}\n",
+            "router.rs": "use crate::{wire::A, nat::{stage::B}};\n",
+            "nat/mod.rs": "pub mod stage;\n#[cfg(test)]\nmod pipeline_tests;\n",
+            "nat/stage.rs": "fn f() { crate::dataplane::pipeline::go(); }\n",
+            "nat/pipeline_tests.rs": "use crate::wire::Z;\nuse crate::router::Y;\n",
+            "dataplane/mod.rs": "pub mod pipeline;\n",
+            "dataplane/pipeline.rs": "use super::super::router::ip4;\n",
+        }
+        for name, text in files.items():
+            with open(os.path.join(d, name), "w") as f:
+                f.write(text)
+        ROOT = d
+        edges = collect()
+        ROOT = saved
+    got = {(a, b) for a in edges for b in edges[a]}
+    # `mod x;` declares, it does not import; the test-only uses do not count.
+    want = {("router", "wire"), ("router", "nat"), ("nat", "dataplane::pipeline"), ("dataplane::pipeline", "router")}
+    ok = True
+    if got != want:
+        print(f"self-test: edges {sorted(got)}, expected {sorted(want)}", file=sys.stderr)
+        ok = False
+    cyc = cycles(edges)
+    if cyc != [["dataplane::pipeline", "nat", "router"]]:
+        print(f"self-test: cycles {cyc}, expected one of dataplane::pipeline, nat, router", file=sys.stderr)
+        ok = False
+    up = [(a, b) for (a, b) in got if a in FLOORS and b in FLOORS and FLOORS[b] > FLOORS[a]]
+    if up != [("nat", "dataplane::pipeline")]:
+        print(f"self-test: upward edges {sorted(up)}, expected nat -> dataplane::pipeline", file=sys.stderr)
+        ok = False
+    print("modgraph self-test: " + ("ok" if ok else "FAILED"))
+    return 0 if ok else 1
+
+
 def main():
+    if "--self-test" in sys.argv:
+        return self_test()
     edges = collect()
     if "--dot" in sys.argv:
         print("digraph engine {")

@@ -7,6 +7,14 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 scripts/deps.sh
+
+# The module layering (docs/ARCHITECTURE.md, "Floors"): no import cycle and
+# no import up a floor; the checker first proves it can catch both.
+echo "== module graph"
+python3 scripts/modgraph.py --self-test
+layering=0
+python3 scripts/modgraph.py --floors >/dev/null || layering=1
+
 cargo build --workspace --all-targets
 
 log="$(mktemp)"
@@ -39,6 +47,14 @@ if [ "$fuzz_secs" != 0 ] && rustup toolchain list 2>/dev/null | grep -q '^nightl
 else
   echo
   echo "fuzz smoke: skipped (no nightly toolchain; run scripts/fuzz.sh SECONDS with one)"
+fi
+
+if [ "$layering" != 0 ]; then
+  echo "module graph: FAILED (scripts/modgraph.py --floors says where)"
+  failed=$((failed + 1))
+  rc=1
+else
+  passed=$((passed + 1))
 fi
 
 echo
