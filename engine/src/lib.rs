@@ -11,9 +11,11 @@
 //! - [`nat`]: NAT44 (NAPT): translation, mappings and sessions, worker handoff.
 //! - [`router`]: IPv4/IPv6 forwarding stages, ICMP errors, fragmentation, ARP/ND.
 //! - [`filter`]: the packet filter: rules, the tuple-space classifier, rejects.
-//! - [`tcp`]: the TCP endpoint's building blocks (in progress; see its module doc).
+//! - [`tcp`]: the TCP endpoint (IPv4 and IPv6, no SACK by design): state machine, timers,
+//!   per-worker connections and application API, built-in apps (servers and clients).
 //! - [`runtime`]: `pktengine run`: setup, the control thread, shutdown.
 //! - [`control`]: configuration, the ctl socket, metrics, capture files.
+//! - [`status`]: what this build implements (`pktengine status`, the README's status table).
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations)]
 
@@ -26,24 +28,12 @@ pub mod lb;
 pub mod nat;
 pub mod router;
 pub mod runtime;
+pub mod status;
 pub mod steer;
 pub mod tcp;
 pub mod wire;
 pub mod xsk;
 
-/// What this build implements, printed by `pktengine status` and `scripts/demo.sh`.
-/// Kept in step with the README's status table.
-pub const STATUS: &str = "\
-pktengine status
-  wire formats (Ethernet/VLAN, ARP, IPv4, IPv6, ICMP, ICMPv6, UDP, TCP)  implemented
-  AF_XDP ports and XDP steering                                          implemented
-  workers, control plane, ctl socket, pktengine run / ctl               implemented
-  LPM route tables (IPv4, IPv6)                                          implemented
-  router (RFC 1812 / RFC 8200, ARP/ND, ICMP errors, ECMP)                implemented
-  L2 learning switch (802.1D/802.1Q)                                     implemented
-  NAT44 (NAPT, RFC 4787/5382/5508/7857)                                  implemented
-  packet filter (stateless)                                              implemented
-  traffic generator and system benchmark vs the kernel                   implemented
-  TCP endpoint (echo, discard, HTTP, bulk apps)     in progress (apps, SYN cookies)
-  L4 load balancer (round-robin, weighted, random, Maglev; fullnat/dnat) implemented
-";
+/// What this build implements, printed by `pktengine status`: the
+/// [`status::FEATURES`] table, which a test keeps equal to the README's status table.
+pub const STATUS: status::Report = status::Report(status::FEATURES);
