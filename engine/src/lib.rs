@@ -17,6 +17,7 @@
 //! - [`control`]: configuration, the ctl socket, metrics, capture files.
 //! - [`status`]: what this build implements (`pktengine status`, the README's status table).
 #![forbid(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_debug_implementations)]
 
 pub mod control;
