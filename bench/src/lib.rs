@@ -1,4 +1,5 @@
 //! Shared helpers of the benches: test frames and data loading.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::io::{BufRead, BufReader};
 

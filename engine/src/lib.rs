@@ -18,13 +18,17 @@
 //! 3. The features: [`router`] (IPv4/IPv6 forwarding, ARP/ND, local
 //!    delivery), [`l2`] (the switch stage, bridge domains, VLANs), [`filter`]
 //!    (rules, classifier), [`nat`] (NAPT), [`lb`] (L4 load balancer),
-//!    [`tcp`] (the TCP endpoint and its apps), [`impair`] (seeded
-//!    drop/duplicate/reorder for tests).
+//!    [`tcp`] (the TCP endpoint, IPv4 and IPv6, no SACK by design, and its
+//!    apps), [`impair`] (seeded drop/duplicate/reorder for tests).
 //! 4. [`dataplane`]: the pipeline that runs a burst through the stages and
 //!    holds per-worker feature state; the worker loop.
 //! 5. [`control`] (configuration, ctl socket, metrics, capture files), then
 //!    [`runtime`] (`pktengine run`: set-up, threads, shutdown).
+//!
+//! [`status`] says what this build implements (`pktengine status`, the
+//! README's status table, kept equal by a test).
 #![forbid(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_debug_implementations)]
 
 // Floor 1: data structures and I/O, no packet policy.
@@ -33,6 +37,7 @@ pub mod validate;
 pub mod l3;
 pub mod mac_table;
 pub mod neighbor;
+pub mod status;
 pub mod steer;
 pub mod wire;
 pub mod xsk;
@@ -52,19 +57,6 @@ pub mod dataplane;
 pub mod control;
 pub mod runtime;
 
-/// What this build implements, printed by `pktengine status` and `scripts/demo.sh`.
-/// Kept in step with the README's status table.
-pub const STATUS: &str = "\
-pktengine status
-  wire formats (Ethernet/VLAN, ARP, IPv4, IPv6, ICMP, ICMPv6, UDP, TCP)  implemented
-  AF_XDP ports and XDP steering                                          implemented
-  workers, control plane, ctl socket, pktengine run / ctl               implemented
-  LPM route tables (IPv4, IPv6)                                          implemented
-  router (RFC 1812 / RFC 8200, ARP/ND, ICMP errors, ECMP)                implemented
-  L2 learning switch (802.1D/802.1Q)                                     implemented
-  NAT44 (NAPT, RFC 4787/5382/5508/7857)                                  implemented
-  packet filter (stateless)                                              implemented
-  traffic generator and system benchmark vs the kernel                   implemented
-  TCP endpoint (echo, discard, HTTP, bulk apps)     in progress (apps, SYN cookies)
-  L4 load balancer (round-robin, weighted, random, Maglev; fullnat/dnat) implemented
-";
+/// What this build implements, printed by `pktengine status`: the
+/// [`status::FEATURES`] table, which a test keeps equal to the README's status table.
+pub const STATUS: status::Report = status::Report(status::FEATURES);

@@ -28,6 +28,8 @@
 //!   response (by Content-Length; the body checked with `--body`), close,
 //!   replaced at once by a new one, for `--seconds`; latency of a connection
 //!   is connect to the last response byte (p50, p99, p99.9 in the output).
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use std::io;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::os::fd::RawFd;

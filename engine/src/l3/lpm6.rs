@@ -1,154 +1,53 @@
 //! IPv6 longest-prefix match: a [`Poptrie`] over 128-bit keys with a 16-bit direct array.
 //!
-//! [`Lpm6`] is the single-threaded table (prefixes in a [`BinaryTrie`], lookups in the Poptrie
-//! built from it); [`crate::l3::route_table::RouteTable`] shares the same pieces between one
-//! writer and many readers.
+//! [`Lpm6`] is the single-threaded table, the generic [`Lpm`] over [`Ipv6Prefix`] (prefixes in
+//! a [`BinaryTrie`](super::poptrie::BinaryTrie), lookups in the Poptrie built from it);
+//! [`crate::l3::route_table::RouteTable`] shares the same pieces between one writer and many
+//! readers.
 
 use std::net::Ipv6Addr;
 
-use super::nexthop::NextHopId;
-use super::poptrie::{BinaryTrie, Leaf, Poptrie, NO_ROUTE};
+use super::lpm::{Lpm, LpmPrefix};
+use super::poptrie::Poptrie;
 use super::prefix::Ipv6Prefix;
 
 /// The read-side IPv6 lookup structure.
 pub type Fib6 = Poptrie<u128>;
 
 /// An IPv6 LPM table mapping prefixes to next-hop indices.
-#[derive(Debug, Clone)]
-pub struct Lpm6 {
-    trie: BinaryTrie<u128>,
-    fib: Fib6,
-}
+pub type Lpm6 = Lpm<Ipv6Prefix>;
 
-impl Default for Lpm6 {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Lpm6 {
-    pub fn new() -> Self {
-        let trie = BinaryTrie::new();
-        let fib = Poptrie::build(&trie);
-        Lpm6 { trie, fib }
-    }
-
-    /// Builds a table from many routes at once (one build instead of one patch per route).
-    /// A later duplicate of a prefix replaces the earlier one.
-    pub fn from_routes(routes: impl IntoIterator<Item = (Ipv6Prefix, NextHopId)>) -> Self {
-        let mut trie = BinaryTrie::new();
-        for (p, nh) in routes {
-            trie.insert(p.bits(), u32::from(p.len()), nh);
-        }
-        let fib = Poptrie::build(&trie);
-        Lpm6 { trie, fib }
-    }
-
-    /// Adds or replaces a route; returns the previous next hop of that prefix.
-    /// `nh` must be below [`NO_ROUTE`].
-    pub fn insert(&mut self, p: Ipv6Prefix, nh: NextHopId) -> Option<NextHopId> {
-        assert!(nh != NO_ROUTE, "next-hop index {nh} is reserved");
-        let old = self.trie.insert(p.bits(), u32::from(p.len()), nh);
-        if old != Some(nh) {
-            self.fib.update(&self.trie, p.bits(), u32::from(p.len()));
-        }
-        old
-    }
-
-    /// Removes a route; returns its next hop.
-    pub fn remove(&mut self, p: Ipv6Prefix) -> Option<NextHopId> {
-        let old = self.trie.remove(p.bits(), u32::from(p.len()));
-        if old.is_some() {
-            self.fib.update(&self.trie, p.bits(), u32::from(p.len()));
-        }
-        old
-    }
-
-    /// The next hop of exactly this prefix.
-    pub fn get(&self, p: Ipv6Prefix) -> Option<NextHopId> {
-        self.trie.get(p.bits(), u32::from(p.len()))
-    }
-
-    pub fn len(&self) -> usize {
-        self.trie.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.trie.is_empty()
-    }
-
-    /// The next hop for `addr`, from the Poptrie.
+impl LpmPrefix for Ipv6Prefix {
+    type Key = u128;
+    type Addr = Ipv6Addr;
     #[inline]
-    pub fn lookup(&self, addr: Ipv6Addr) -> Option<NextHopId> {
-        let v = self.fib.lookup(u128::from(addr));
-        (v != NO_ROUTE).then_some(v)
+    fn key(&self) -> u128 {
+        self.bits()
     }
-
-    /// The longest matching prefix and its next hop, from the binary trie (control plane speed).
-    pub fn longest_match(&self, addr: Ipv6Addr) -> Option<(Ipv6Prefix, NextHopId)> {
-        let (len, nh) = self.trie.longest_match(u128::from(addr))?;
-        Some((Ipv6Prefix::from_bits(u128::from(addr), len as u8)?, nh))
-    }
-
-    /// Burst lookup on addresses as big-endian integers; [`NO_ROUTE`] where nothing matches.
     #[inline]
-    pub fn lookup_batch(&self, addrs: &[u128], out: &mut [Leaf]) {
-        self.fib.lookup_batch(addrs, out)
+    fn key_len(&self) -> u32 {
+        u32::from(self.len())
     }
-
-    /// Rebuilds the lookup structure from scratch (what a full FIB rebuild costs).
-    pub fn rebuild(&mut self) {
-        self.fib = Poptrie::build(&self.trie);
-    }
-
-    /// The read-side structure.
-    pub fn fib(&self) -> &Fib6 {
-        &self.fib
-    }
-
-    /// Bytes of the lookup structure alone (what the data path touches).
-    pub fn fib_bytes(&self) -> usize {
-        self.fib.memory_bytes()
-    }
-
-    /// Bytes of the lookup structure plus the control-plane trie.
-    pub fn memory_bytes(&self) -> usize {
-        self.fib.memory_bytes() + self.trie.memory_bytes()
+    fn from_key(key: u128, len: u8) -> Option<Self> {
+        Ipv6Prefix::from_bits(key, len)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::l3::lpm::reference::{self, RefPrefix};
+    use crate::l3::poptrie::NO_ROUTE;
     use crate::l3::testdata;
     use proptest::prelude::*;
-    use std::collections::HashMap;
 
-    fn linear(routes: &HashMap<Ipv6Prefix, NextHopId>, a: u128) -> Option<NextHopId> {
-        routes
-            .iter()
-            .filter(|(p, _)| p.contains(Ipv6Addr::from(a)))
-            .max_by_key(|(p, _)| p.len())
-            .map(|(_, &nh)| nh)
-    }
-
-    fn addrs_of(routes: &HashMap<Ipv6Prefix, NextHopId>, extra: &[u128]) -> Vec<u128> {
-        let mut v: Vec<u128> = extra.to_vec();
-        for p in routes.keys() {
-            let (f, l) = (p.bits(), u128::from(p.last()));
-            v.extend([f, l, f.wrapping_sub(1), l.wrapping_add(1)]);
+    impl RefPrefix for Ipv6Prefix {
+        fn contains(&self, a: Ipv6Addr) -> bool {
+            Ipv6Prefix::contains(self, a)
         }
-        v
-    }
-
-    fn check(t: &Lpm6, routes: &HashMap<Ipv6Prefix, NextHopId>, addrs: &[u128]) {
-        let mut batch = vec![0; addrs.len()];
-        t.lookup_batch(addrs, &mut batch);
-        for (&a, &b) in addrs.iter().zip(&batch) {
-            let want = linear(routes, a);
-            assert_eq!(t.lookup(Ipv6Addr::from(a)), want, "{}", Ipv6Addr::from(a));
-            assert_eq!((b != NO_ROUTE).then_some(b), want, "batch {}", Ipv6Addr::from(a));
-            assert_eq!(t.longest_match(Ipv6Addr::from(a)).map(|(_, nh)| nh), want);
+        fn edges(&self) -> [u128; 4] {
+            let (f, l) = (self.bits(), u128::from(self.last()));
+            [f, l, f.wrapping_sub(1), l.wrapping_add(1)]
         }
     }
 
@@ -188,23 +87,13 @@ mod tests {
         #[test]
         fn matches_linear_scan(routes in prop::collection::hash_map(prefix(), 0u16..100, 0..150),
                                extra in prop::collection::vec(any::<u128>(), 64)) {
-            let t = Lpm6::from_routes(routes.iter().map(|(&p, &n)| (p, n)));
-            check(&t, &routes, &addrs_of(&routes, &extra));
+            reference::matches_linear_scan(&routes, &extra);
         }
 
         #[test]
         fn add_delete_sequence(ops in prop::collection::vec((prefix(), 0u16..8, any::<bool>()), 1..120),
                                extra in prop::collection::vec(any::<u128>(), 32)) {
-            let mut t = Lpm6::new();
-            let mut model = HashMap::new();
-            for (p, nh, add) in ops {
-                if add {
-                    prop_assert_eq!(t.insert(p, nh), model.insert(p, nh));
-                } else {
-                    prop_assert_eq!(t.remove(p), model.remove(&p));
-                }
-            }
-            check(&t, &model, &addrs_of(&model, &extra));
+            reference::add_delete_sequence(&ops, &extra)?;
         }
     }
 

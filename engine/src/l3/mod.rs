@@ -2,12 +2,14 @@
 //!
 //! - [`prefix`]: IPv4/IPv6 prefix types.
 //! - [`poptrie`]: the lookup structure (shared by both families), see docs/ARCHITECTURE.md.
-//! - [`lpm4`], [`lpm6`]: single-threaded LPM tables with their reference tests.
+//! - [`lpm`]: the single-threaded LPM table, generic over the family, and its linear-scan
+//!   reference; [`lpm4`], [`lpm6`]: the IPv4 and IPv6 tables with their tests.
 //! - [`nexthop`]: what a lookup's small integer means, ECMP member selection.
 //! - [`route_table`]: the RIB (metrics, ECMP) and the lock-free FIB publication to workers.
 //! - [`routes_file`]: the `ip route` syntax.
 //! - [`route_cmd`]: `pktengine route lookup`.
 
+pub mod lpm;
 pub mod lpm4;
 pub mod lpm6;
 pub mod nexthop;

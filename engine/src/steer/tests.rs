@@ -1,6 +1,8 @@
 //! The steering decisions, run in the kernel with BPF_PROG_TEST_RUN on
-//! hand-built frames (needs root / CAP_BPF; no interface needed).
+//! hand-built frames (needs root / CAP_BPF; no interface needed). As a normal
+//! user each test says it is skipped and returns.
 use super::*;
+use crate::xsk::test_support::require_root;
 use crate::xsk::{Umem, UmemConfig, XskConfig, XskPort};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -78,6 +80,9 @@ fn expect(s: &Steering, frame: &[u8], action: u32, verdict: Verdict) {
 
 #[test]
 fn no_socket_passes_everything() {
+    if !require_root("steer::tests::no_socket_passes_everything") {
+        return;
+    }
     let s = Steering::load().unwrap();
     expect(&s, &udp4(v4(0, 1), v4(0, 2), 53), action::PASS, Verdict::PassNoSocket);
     expect(&s, &eth(0x0806, None, &[0; 28]), action::PASS, Verdict::PassNoSocket);
@@ -87,6 +92,9 @@ fn no_socket_passes_everything() {
 
 #[test]
 fn source_blocklist_drops_v4_and_v6() {
+    if !require_root("steer::tests::source_blocklist_drops_v4_and_v6") {
+        return;
+    }
     let mut s = Steering::load().unwrap();
     s.drop_src_prefix(v4(5, 0).into(), 24, true).unwrap();
     s.drop_src_prefix(v6(0).into(), 112, true).unwrap();
@@ -103,6 +111,9 @@ fn source_blocklist_drops_v4_and_v6() {
 
 #[test]
 fn prefix_length_is_checked() {
+    if !require_root("steer::tests::prefix_length_is_checked") {
+        return;
+    }
     let mut s = Steering::load().unwrap();
     assert!(s.drop_src_prefix(v4(0, 0).into(), 33, true).is_err());
     assert!(s.pass_dst_prefix(v6(0).into(), 129, true).is_err());
@@ -115,6 +126,9 @@ fn prefix_length_is_checked() {
 /// so nothing real is redirected: BPF_PROG_TEST_RUN only reports the action.
 #[test]
 fn pass_rules_beat_the_socket() {
+    if !require_root("steer::tests::pass_rules_beat_the_socket") {
+        return;
+    }
     let mut s = Steering::load().unwrap();
     let mut umem = Umem::new(UmemConfig { frame_count: 64, huge_pages: false, ..UmemConfig::default() }).unwrap();
     let cfg = XskConfig { rx_size: 64, tx_size: 64, fill_size: 64, comp_size: 64, ..XskConfig::default() };

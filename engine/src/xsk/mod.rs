@@ -18,6 +18,8 @@ pub mod port;
 pub mod ring;
 pub mod socket;
 pub mod stats;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod umem;
 
 pub use mem_port::{MemPort, MemPortConfig};

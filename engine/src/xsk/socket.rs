@@ -542,6 +542,10 @@ mod tests {
     /// the test drops CAP_IPC_LOCK in a thread of its own.
     #[test]
     fn memlock_error_names_cap_ipc_lock() {
+        // Creating the AF_XDP socket needs CAP_NET_RAW.
+        if !crate::xsk::test_support::require_root("xsk::socket::tests::memlock_error_names_cap_ipc_lock") {
+            return;
+        }
         let limit = memlock_limit_or_skip();
         let Some(limit) = limit else { return };
         let r = std::thread::spawn(move || {
