@@ -14,12 +14,15 @@
 //! - [`tcp`]: the TCP endpoint's building blocks (in progress; see its module doc).
 //! - [`runtime`]: `pktengine run`: setup, the control thread, shutdown.
 //! - [`control`]: configuration, the ctl socket, metrics, capture files.
+//! - [`hashing`]: the keyed hasher of traffic-keyed tables (the lowest layer:
+//!   no engine imports).
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations)]
 
 pub mod control;
 pub mod dataplane;
 pub mod filter;
+pub mod hashing;
 pub mod l2;
 pub mod l3;
 pub mod lb;

@@ -14,7 +14,8 @@
 use std::sync::Arc;
 
 use super::{BackendStats, LbShared, Mode, Scheduler, Service, Services};
-use crate::nat::table::{in_flags, out_flags, tcp_seen, timeout_for, FlowKey, Map, Seeded};
+use crate::hashing::FlowHashMap;
+use crate::nat::table::{in_flags, out_flags, tcp_seen, timeout_for, FlowKey};
 use crate::nat::translate::PROTO_TCP;
 use crate::nat::{Ep, NatTable, TableConfig};
 
@@ -72,8 +73,8 @@ pub struct LbWorker {
     me: u16,
     conns: Vec<Conn>,
     free: Vec<u32>,
-    fwd: Map<FlowKey, u32>,
-    rev: Map<FlowKey, u32>,
+    fwd: FlowHashMap<FlowKey, u32>,
+    rev: FlowHashMap<FlowKey, u32>,
     /// Full-NAT source ports, allocated like the NAT's (this worker's partition).
     snat: NatTable,
     sched: Vec<SchedState>,
@@ -89,7 +90,7 @@ pub struct LbWorker {
 impl LbWorker {
     pub fn new(shared: &LbShared, me: u16) -> LbWorker {
         let max = shared.max_conns;
-        let seed = Seeded::random();
+        let seed = crate::hashing::seeded();
         let snap = shared.services.load();
         let timeouts = snap.list.first().map(|s| s.cfg.timeouts).unwrap_or_default();
         let mut cfg = TableConfig::simple(shared.snat_addrs().to_vec(), max);
@@ -101,8 +102,8 @@ impl LbWorker {
             me,
             conns: Vec::with_capacity(max as usize),
             free: Vec::with_capacity(max as usize),
-            fwd: Map::with_capacity_and_hasher(max as usize, seed),
-            rev: Map::with_capacity_and_hasher(max as usize, seed),
+            fwd: FlowHashMap::with_capacity_and_hasher(max as usize, seed),
+            rev: FlowHashMap::with_capacity_and_hasher(max as usize, seed),
             snat: NatTable::new(cfg),
             sched: Vec::new(),
             seen: 0,

@@ -19,9 +19,9 @@
 //! this table only allocates ports of its own partition.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
 
 use super::translate::{Ep, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use crate::hashing::FlowHashMap;
 
 /// Inbound filtering (RFC 4787 §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -107,7 +107,7 @@ pub enum NatError {
     NotNew,
 }
 
-// ---- keys and the hasher -----------------------------------------------------
+// ---- keys --------------------------------------------------------------------
 
 /// Two endpoints and a protocol, packed into two words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -134,53 +134,6 @@ impl EpKey {
     }
 }
 
-/// A seeded multiply-xorshift hash over whole words. The keys come from
-/// traffic, so the seed is random per table: collisions cannot be computed
-/// ahead of time from the source code. (SipHash would cost more than the
-/// whole translation of a packet.)
-#[derive(Debug, Clone, Copy)]
-pub struct Seeded(u64);
-
-impl Seeded {
-    pub(crate) fn random() -> Seeded {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-        let s = std::collections::hash_map::RandomState::new();
-        let mut h = s.build_hasher();
-        h.write_u64(t);
-        Seeded(h.finish() | 1)
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct SeededHasher(u64);
-
-impl Hasher for SeededHasher {
-    #[inline]
-    fn finish(&self) -> u64 {
-        let x = self.0 ^ (self.0 >> 32);
-        x.wrapping_mul(0xd6e8_feb8_6659_fd93) ^ (x >> 29)
-    }
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(u64::from(*b));
-        }
-    }
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (self.0 ^ i).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(27);
-    }
-}
-
-impl BuildHasher for Seeded {
-    type Hasher = SeededHasher;
-    #[inline]
-    fn build_hasher(&self) -> SeededHasher {
-        SeededHasher(self.0)
-    }
-}
-
-pub(crate) type Map<K, V> = HashMap<K, V, Seeded>;
 
 // ---- entries -----------------------------------------------------------------
 
@@ -300,14 +253,14 @@ pub struct NatTable {
     free_sessions: Vec<u32>,
     mappings: Vec<Mapping>,
     free_mappings: Vec<u32>,
-    out: Map<FlowKey, u32>,
-    inb: Map<FlowKey, u32>,
-    by_int: Map<EpKey, u32>,
-    by_ext: Map<EpKey, u32>,
+    out: FlowHashMap<FlowKey, u32>,
+    inb: FlowHashMap<FlowKey, u32>,
+    by_int: FlowHashMap<EpKey, u32>,
+    by_ext: FlowHashMap<EpKey, u32>,
     /// Address-dependent filtering: (mapping, remote address) → sessions.
-    perm: Map<u64, u32>,
+    perm: FlowHashMap<u64, u32>,
     /// Dynamic mappings per inside address.
-    hosts: Map<u32, u32>,
+    hosts: FlowHashMap<u32, u32>,
     ports: Vec<PortSet>,
     live_sessions: u32,
     live_mappings: u32,
@@ -317,7 +270,7 @@ pub struct NatTable {
 impl NatTable {
     pub fn new(cfg: TableConfig) -> NatTable {
         let cap = cfg.max_sessions as usize;
-        let seed = Seeded::random();
+        let seed = crate::hashing::seeded();
         let nstatic = cfg.statics.len();
         let mut t = NatTable {
             sessions: Vec::with_capacity(cap),

@@ -225,54 +225,6 @@ fn ip_key(a: IpAddr) -> u128 {
     }
 }
 
-/// The connection table's hasher: a multiply-rotate round per word under a
-/// per-worker random seed. Keys are chosen by peers, so the seed keeps
-/// collisions from being computed outside; and the table is bounded
-/// (`max_conns`), so even a successful flood only lengthens probes within
-/// it. std's SipHash cost 2% of the worker in the connections/s benchmark.
-#[derive(Debug, Clone, Copy)]
-struct SeededHash(u64);
-
-impl std::hash::BuildHasher for SeededHash {
-    type Hasher = SeededHasher;
-    fn build_hasher(&self) -> SeededHasher {
-        SeededHasher(self.0)
-    }
-}
-
-struct SeededHasher(u64);
-
-impl SeededHasher {
-    #[inline]
-    fn add(&mut self, v: u64) {
-        self.0 = (self.0 ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(23);
-    }
-}
-
-impl std::hash::Hasher for SeededHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for c in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..c.len()].copy_from_slice(c);
-            self.add(u64::from_le_bytes(b));
-        }
-    }
-    #[inline]
-    fn write_u16(&mut self, v: u16) {
-        self.add(u64::from(v));
-    }
-    #[inline]
-    fn write_u128(&mut self, v: u128) {
-        self.add(v as u64);
-        self.add((v >> 64) as u64);
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        let h = (self.0 ^ (self.0 >> 32)).wrapping_mul(0xD6E8_FEB8_6659_FD93);
-        h ^ (h >> 32)
-    }
-}
-
 #[inline]
 fn key_of(local: SocketAddr, remote: SocketAddr) -> Key {
     (ip_key(remote.ip()), remote.port(), ip_key(local.ip()), local.port())
@@ -286,7 +238,8 @@ pub struct TcpWorker {
     conns: Vec<Option<Conn>>,
     gens: Vec<u32>,
     free: Vec<u32>,
-    by_tuple: HashMap<Key, u32, SeededHash>,
+    /// Keyed by peers: a keyed hash ([`crate::hashing`]); bounded by `max_conns`.
+    by_tuple: crate::hashing::FlowHashMap<Key, u32>,
     listeners: Vec<Listener>,
     events: VecDeque<Event>,
     dirty: Vec<u32>,
@@ -333,7 +286,7 @@ impl TcpWorker {
             conns: Vec::with_capacity(max_conns),
             gens: Vec::with_capacity(max_conns),
             free: Vec::with_capacity(max_conns),
-            by_tuple: HashMap::with_capacity_and_hasher(max_conns, SeededHash(super::isn::SipHash24::random().hash(b"tcp table"))),
+            by_tuple: HashMap::with_capacity_and_hasher(max_conns, crate::hashing::seeded()),
             listeners: Vec::new(),
             events: VecDeque::with_capacity(4 * max_conns),
             dirty: Vec::with_capacity(max_conns),
