@@ -14,8 +14,8 @@
 //! - [`tcp`]: the TCP endpoint's building blocks (in progress; see its module doc).
 //! - [`runtime`]: `pktengine run`: setup, the control thread, shutdown.
 //! - [`control`]: configuration, the ctl socket, metrics, capture files.
-//! - [`hashing`]: the keyed hasher of traffic-keyed tables (the lowest layer:
-//!   no engine imports).
+//! - [`hashing`], [`slab`]: the lowest layer (no engine imports): the keyed
+//!   hasher of traffic-keyed tables, the fixed-capacity slab of indices.
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations)]
 
@@ -29,6 +29,7 @@ pub mod lb;
 pub mod nat;
 pub mod router;
 pub mod runtime;
+pub mod slab;
 pub mod steer;
 pub mod tcp;
 pub mod wire;
