@@ -10,7 +10,10 @@
 //!    loader and maps), [`l3`] (LPM, next hops, the route table),
 //!    [`mac_table`] (the lock-free L2 MAC table), [`neighbor`] (the neighbor
 //!    cache and map), [`conntrack`] (the connection table NAT and the load
-//!    balancer share, and its packet rewrites).
+//!    balancer share, and its packet rewrites), [`validate`] (configuration
+//!    errors), and two helpers that import nothing of the engine: [`hashing`]
+//!    (the keyed hasher of traffic-keyed tables) and [`slab`] (the
+//!    fixed-capacity slab of indices).
 //! 2. [`context`]: the frame context every stage shares (UMEM, TX queues,
 //!    counters, drop reasons, trace, clock, published tables) with the verbs
 //!    `drop`, `send`, `emit`, `originate`, ICMP errors, handoff; and the
@@ -33,12 +36,14 @@
 
 // Floor 1: data structures and I/O, no packet policy.
 pub mod conntrack;
-pub mod validate;
+pub mod hashing;
 pub mod l3;
 pub mod mac_table;
 pub mod neighbor;
+pub mod slab;
 pub mod status;
 pub mod steer;
+pub mod validate;
 pub mod wire;
 pub mod xsk;
 // Floor 2: the frame context every stage shares.

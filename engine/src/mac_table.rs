@@ -27,6 +27,14 @@
 //! the table never holds a key twice. Deleted slots are not reused; the
 //! control thread rebuilds the table (a fresh one, published by arc-swap)
 //! when they pile up. See docs/ARCHITECTURE.md, "L2 switch".
+//!
+//! The home slot is a *keyed* hash of the key ([`crate::hashing::Seeded`],
+//! a seed per table): source MACs are whatever a station on the wire puts
+//! there, and under a public hash function a host could send frames from
+//! thousands of MACs computed to share one probe sequence. The seed is
+//! drawn when the table is made and never changes: it is an immutable
+//! field, read by the workers and the control thread alike (a rebuild
+//! makes a new table, with a new seed, and rehashes into it).
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -143,6 +151,8 @@ pub struct MacTable {
     stamps: Box<[AtomicU32]>,
     mask: usize,
     shift: u32,
+    /// The keyed hash of the home slot; fixed for the table's life.
+    hash: crate::hashing::Seeded,
     max_entries: u32,
     aging_ms: u32,
     /// Don't write a refreshed time more often than this (a store per frame
@@ -178,6 +188,7 @@ impl MacTable {
             stamps: (0..slots).map(|_| AtomicU32::new(1)).collect(),
             mask: slots - 1,
             shift: 64 - slots.trailing_zeros(),
+            hash: crate::hashing::seeded(),
             max_entries,
             aging_ms,
             refresh_ms: (aging_ms / 8).clamp(1, 1000),
@@ -214,8 +225,9 @@ impl MacTable {
 
     #[inline]
     fn home(&self, key: u64) -> usize {
-        // Fibonacci hashing: the multiply mixes every key bit into the top bits.
-        (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.shift) as usize & self.mask
+        // A keyed multiply (foldhash): every key bit reaches the top bits,
+        // through a multiplier an attacker does not know.
+        (self.hash.hash_u64(key) >> self.shift) as usize & self.mask
     }
 
     /// The member a key was learned on.
@@ -496,6 +508,35 @@ mod tests {
         assert_eq!(t.flush(), 0);
         let e = t.entries(0);
         assert_eq!(e, vec![MacEntry { key: key(1, 50), member: 2, age_ms: None }]);
+    }
+
+    /// Stations whose MACs were picked to share one home slot under the
+    /// old public hash (Fibonacci hashing) would fill one probe chain: 64
+    /// of them meant lookups scanning 64 slots. Under the keyed hash they
+    /// land anywhere.
+    #[test]
+    fn macs_colliding_under_a_public_hash_spread() {
+        let t = MacTable::new(1024, 300_000);
+        let public_home = |k: u64| (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> t.shift) as usize;
+        let crafted: Vec<MacKey> = (1..u32::MAX)
+            .map(|i| MacKey::new(1, [0x02, 0, (i >> 24) as u8, (i >> 16) as u8, (i >> 8) as u8, i as u8]))
+            .filter(|k| public_home(k.bits()) == 0)
+            .take(64)
+            .collect();
+        for (i, k) in crafted.iter().enumerate() {
+            assert_eq!(t.learn(*k, (i % 32) as u8, 1), Learn::Learned);
+        }
+        // Linear probing: how far each key sits from its home slot.
+        let longest = crafted
+            .iter()
+            .map(|k| {
+                let at = t.words.iter().position(|w| w.load(Ordering::Relaxed) & KEY_MASK == k.bits()).unwrap();
+                at.wrapping_sub(t.home(k.bits())) & t.mask
+            })
+            .max()
+            .unwrap();
+        assert!(longest < 8, "a probe chain of {longest}");
+        assert!(crafted.iter().enumerate().all(|(i, k)| t.lookup(*k) == Some((i % 32) as u8)));
     }
 
     #[test]

@@ -19,9 +19,10 @@
 //! this table only allocates ports of its own partition.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
 
 use super::rewrite::{Ep, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use crate::hashing::FlowHashMap;
+use crate::slab::Slab;
 
 /// Inbound filtering (RFC 4787 §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -107,7 +108,7 @@ pub enum NatError {
     NotNew,
 }
 
-// ---- keys and the hasher -----------------------------------------------------
+// ---- keys --------------------------------------------------------------------
 
 /// Two endpoints and a protocol, packed into two words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -134,53 +135,6 @@ impl EpKey {
     }
 }
 
-/// A seeded multiply-xorshift hash over whole words. The keys come from
-/// traffic, so the seed is random per table: collisions cannot be computed
-/// ahead of time from the source code. (SipHash would cost more than the
-/// whole translation of a packet.)
-#[derive(Debug, Clone, Copy)]
-pub struct Seeded(u64);
-
-impl Seeded {
-    pub(crate) fn random() -> Seeded {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-        let s = std::collections::hash_map::RandomState::new();
-        let mut h = s.build_hasher();
-        h.write_u64(t);
-        Seeded(h.finish() | 1)
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct SeededHasher(u64);
-
-impl Hasher for SeededHasher {
-    #[inline]
-    fn finish(&self) -> u64 {
-        let x = self.0 ^ (self.0 >> 32);
-        x.wrapping_mul(0xd6e8_feb8_6659_fd93) ^ (x >> 29)
-    }
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(u64::from(*b));
-        }
-    }
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (self.0 ^ i).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(27);
-    }
-}
-
-impl BuildHasher for Seeded {
-    type Hasher = SeededHasher;
-    #[inline]
-    fn build_hasher(&self) -> SeededHasher {
-        SeededHasher(self.0)
-    }
-}
-
-pub(crate) type Map<K, V> = HashMap<K, V, Seeded>;
 
 // ---- entries -----------------------------------------------------------------
 
@@ -203,7 +157,6 @@ pub const ECHO_REQUEST: u8 = 1;
 #[derive(Debug, Clone, Copy, Default)]
 struct Session {
     proto: u8,
-    live: bool,
     tcp: u8,
     inside: Ep,
     remote: Ep,
@@ -220,7 +173,6 @@ struct Session {
 #[derive(Debug, Clone, Copy, Default)]
 struct Mapping {
     proto: u8,
-    live: bool,
     fixed: bool,
     pool: u16,
     inside: Ep,
@@ -296,20 +248,17 @@ impl PortSet {
 #[derive(Debug)]
 pub struct NatTable {
     cfg: TableConfig,
-    sessions: Vec<Session>,
-    free_sessions: Vec<u32>,
-    mappings: Vec<Mapping>,
-    free_mappings: Vec<u32>,
-    out: Map<FlowKey, u32>,
-    inb: Map<FlowKey, u32>,
-    by_int: Map<EpKey, u32>,
-    by_ext: Map<EpKey, u32>,
+    sessions: Slab<Session>,
+    mappings: Slab<Mapping>,
+    out: FlowHashMap<FlowKey, u32>,
+    inb: FlowHashMap<FlowKey, u32>,
+    by_int: FlowHashMap<EpKey, u32>,
+    by_ext: FlowHashMap<EpKey, u32>,
     /// Address-dependent filtering: (mapping, remote address) → sessions.
-    perm: Map<u64, u32>,
+    perm: FlowHashMap<u64, u32>,
     /// Dynamic mappings per inside address.
-    hosts: Map<u32, u32>,
+    hosts: FlowHashMap<u32, u32>,
     ports: Vec<PortSet>,
-    live_sessions: u32,
     live_mappings: u32,
     sweep: usize,
 }
@@ -317,13 +266,11 @@ pub struct NatTable {
 impl NatTable {
     pub fn new(cfg: TableConfig) -> NatTable {
         let cap = cfg.max_sessions as usize;
-        let seed = Seeded::random();
+        let seed = crate::hashing::seeded();
         let nstatic = cfg.statics.len();
         let mut t = NatTable {
-            sessions: Vec::with_capacity(cap),
-            free_sessions: Vec::with_capacity(cap),
-            mappings: Vec::with_capacity(cap + nstatic),
-            free_mappings: Vec::with_capacity(cap + nstatic),
+            sessions: Slab::with_capacity(cap),
+            mappings: Slab::with_capacity(cap + nstatic),
             out: HashMap::with_capacity_and_hasher(cap, seed),
             inb: HashMap::with_capacity_and_hasher(cap, seed),
             by_int: HashMap::with_capacity_and_hasher(cap + nstatic, seed),
@@ -331,7 +278,6 @@ impl NatTable {
             perm: if cfg.filtering == Filtering::AddressDependent { HashMap::with_capacity_and_hasher(cap, seed) } else { HashMap::with_hasher(seed) },
             hosts: HashMap::with_capacity_and_hasher(cap.min(1 << 16), seed),
             ports: (0..cfg.pool.len() * 3).map(|_| PortSet::new()).collect(),
-            live_sessions: 0,
             live_mappings: 0,
             sweep: 0,
             cfg,
@@ -341,9 +287,9 @@ impl NatTable {
             if let Some(pi) = pool {
                 t.ports[pi * 3 + proto_index(proto)].set(outside.port, true);
             }
-            let m = Mapping { proto, live: true, fixed: true, pool: pool.map_or(u16::MAX, |p| p as u16), inside, outside, sessions: 0 };
-            let idx = t.mappings.len() as u32;
-            t.mappings.push(m);
+            let m = Mapping { proto, fixed: true, pool: pool.map_or(u16::MAX, |p| p as u16), inside, outside, sessions: 0 };
+            // cap + nstatic slots: always room for the statics.
+            let Some(idx) = t.mappings.insert(m) else { break };
             t.by_int.insert(EpKey::new(proto, inside), idx);
             t.by_ext.insert(EpKey::new(proto, outside), idx);
         }
@@ -356,7 +302,7 @@ impl NatTable {
 
     /// (sessions, dynamic mappings) alive.
     pub fn counts(&self) -> (u32, u32) {
-        (self.live_sessions, self.live_mappings)
+        (self.sessions.len() as u32, self.live_mappings)
     }
 
     /// Translates a packet from inside endpoint `inside` to `remote`: the
@@ -389,7 +335,7 @@ impl NatTable {
         if !may_create {
             return Err(NatError::NotNew);
         }
-        if self.free_sessions.is_empty() && self.sessions.len() >= self.cfg.max_sessions as usize {
+        if self.sessions.is_full() {
             return Err(NatError::Exhausted);
         }
         let m = match self.by_int.get(&EpKey::new(proto, inside)) {
@@ -449,7 +395,7 @@ impl NatTable {
         if !may_create {
             return Err(NatError::NotNew);
         }
-        if self.free_sessions.is_empty() && self.sessions.len() >= self.cfg.max_sessions as usize {
+        if self.sessions.is_full() {
             return Err(NatError::Exhausted);
         }
         let tcp = if proto == PROTO_TCP {
@@ -493,7 +439,7 @@ impl NatTable {
         if n >= self.cfg.max_per_host {
             return Err(NatError::HostLimit);
         }
-        if self.cfg.pool.is_empty() {
+        if self.cfg.pool.is_empty() || self.mappings.is_full() {
             return Err(NatError::Exhausted);
         }
         // Paired pooling (RFC 4787 REQ-2): an inside address always gets
@@ -501,17 +447,9 @@ impl NatTable {
         let pi = (u64::from(inside.addr).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize % self.cfg.pool.len();
         let port = self.alloc_port(pi, proto, inside.port).ok_or(NatError::Exhausted)?;
         let outside = Ep::new(self.cfg.pool[pi], port);
-        let m = Mapping { proto, live: true, fixed: false, pool: pi as u16, inside, outside, sessions: 0 };
-        let idx = match self.free_mappings.pop() {
-            Some(i) => {
-                self.mappings[i as usize] = m;
-                i
-            }
-            None => {
-                self.mappings.push(m);
-                (self.mappings.len() - 1) as u32
-            }
-        };
+        let m = Mapping { proto, fixed: false, pool: pi as u16, inside, outside, sessions: 0 };
+        // Not full: checked above.
+        let Some(idx) = self.mappings.insert(m) else { return Err(NatError::Exhausted) };
         self.by_int.insert(EpKey::new(proto, inside), idx);
         self.by_ext.insert(EpKey::new(proto, outside), idx);
         *self.hosts.entry(inside.addr).or_insert(0) += 1;
@@ -553,7 +491,6 @@ impl NatTable {
     fn add_session(&mut self, proto: u8, m: u32, inside: Ep, outside: Ep, remote: Ep, tcp: u8, now_ms: u64, out: bool) {
         let s = Session {
             proto,
-            live: true,
             tcp,
             inside,
             remote,
@@ -564,23 +501,14 @@ impl NatTable {
             pkts_out: u64::from(out),
             pkts_in: u64::from(!out),
         };
-        let idx = match self.free_sessions.pop() {
-            Some(i) => {
-                self.sessions[i as usize] = s;
-                i
-            }
-            None => {
-                self.sessions.push(s);
-                (self.sessions.len() - 1) as u32
-            }
-        };
+        // Not full: the callers checked.
+        let Some(idx) = self.sessions.insert(s) else { return };
         self.out.insert(FlowKey::new(proto, inside, remote), idx);
         self.inb.insert(FlowKey::new(proto, outside, remote), idx);
         if self.cfg.filtering == Filtering::AddressDependent {
             *self.perm.entry(perm_key(m, remote.addr)).or_insert(0) += 1;
         }
         self.mappings[m as usize].sessions += 1;
-        self.live_sessions += 1;
     }
 
     fn timeout_ms(&self, s: &Session) -> u64 {
@@ -591,7 +519,7 @@ impl NatTable {
     /// previous call stopped; a mapping goes with its last session. Returns
     /// how many sessions expired.
     pub fn expire(&mut self, now_ms: u64, budget: usize) -> usize {
-        let n = self.sessions.len();
+        let n = self.sessions.slots();
         if n == 0 {
             return 0;
         }
@@ -599,8 +527,8 @@ impl NatTable {
         for _ in 0..budget.min(n) {
             let i = self.sweep % n;
             self.sweep = i + 1;
-            let s = self.sessions[i];
-            if s.live && now_ms.saturating_sub(s.last_ms) >= self.timeout_ms(&s) {
+            let Some(&s) = self.sessions.get(i as u32) else { continue };
+            if now_ms.saturating_sub(s.last_ms) >= self.timeout_ms(&s) {
                 self.remove_session(i as u32);
                 gone += 1;
             }
@@ -610,8 +538,8 @@ impl NatTable {
 
     /// Removes every session and dynamic mapping (`ctl nat flush`).
     pub fn flush(&mut self) {
-        for i in 0..self.sessions.len() {
-            if self.sessions[i].live {
+        for i in 0..self.sessions.slots() {
+            if self.sessions.contains(i as u32) {
                 self.remove_session(i as u32);
             }
         }
@@ -631,9 +559,7 @@ impl NatTable {
                 }
             }
         }
-        self.sessions[i as usize].live = false;
-        self.free_sessions.push(i);
-        self.live_sessions -= 1;
+        self.sessions.remove(i);
         let mm = &mut self.mappings[s.mapping as usize];
         mm.sessions -= 1;
         if mm.sessions == 0 && !mm.fixed {
@@ -654,16 +580,14 @@ impl NatTable {
                 self.hosts.remove(&m.inside.addr);
             }
         }
-        self.mappings[i as usize].live = false;
-        self.free_mappings.push(i);
+        self.mappings.remove(i);
         self.live_mappings -= 1;
     }
 
     /// Every live session, for `ctl nat show` (allocates: control path only).
     pub fn dump(&self, now_ms: u64) -> Vec<SessionInfo> {
         self.sessions
-            .iter()
-            .filter(|s| s.live)
+            .values()
             .map(|s| {
                 let m = &self.mappings[s.mapping as usize];
                 let idle = now_ms.saturating_sub(s.last_ms);

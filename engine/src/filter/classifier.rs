@@ -13,57 +13,9 @@
 //! not on the number of rules: 10 or 10,000 rules of the same shapes cost the
 //! same (bench `filter`).
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 use super::rule::{mac_u64, Fields, Match, PortRange, Rule};
+use crate::hashing::FlowHashMap;
 use crate::l3::prefix::IpPrefix;
-
-/// A small multiply-rotate hasher (FxHash's scheme): header fields are not
-/// attacker-chosen keys of a long-lived table that grows from traffic; the
-/// tables are built from configuration only.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Fx(u64);
-
-impl Hasher for Fx {
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(u64::from(*b));
-        }
-    }
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.write_u64(u64::from(i));
-    }
-    #[inline]
-    fn write_u16(&mut self, i: u16) {
-        self.write_u64(u64::from(i));
-    }
-    #[inline]
-    fn write_u32(&mut self, i: u32) {
-        self.write_u64(u64::from(i));
-    }
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    #[inline]
-    fn write_u128(&mut self, i: u128) {
-        self.write_u64(i as u64);
-        self.write_u64((i >> 64) as u64);
-    }
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.write_u64(i as u64);
-    }
-}
-
-type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
 
 /// The fields a tuple hashes, packed into 64 bytes; masked by AND.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -218,8 +170,11 @@ fn entry(m: &Match, rule: u32) -> Option<(Key, Key, Residual)> {
 #[derive(Debug)]
 struct Tuple {
     mask: Key,
-    /// Rules of this shape by masked key, in rule order.
-    table: FxMap<Key, Vec<Residual>>,
+    /// Rules of this shape by masked key, in rule order. Built from
+    /// configuration but probed with keys from packets: keyed (a fresh
+    /// seed per build, see [`crate::hashing`]), so lookups cannot be aimed
+    /// at one long probe chain.
+    table: FlowHashMap<Key, Vec<Residual>>,
     /// The lowest rule index in the table.
     best: u32,
 }
@@ -234,11 +189,12 @@ pub struct Classifier {
 impl Classifier {
     /// Compiles rules (first match wins: rule 0 beats rule 1).
     pub fn build(rules: &[Rule]) -> Classifier {
-        let mut by_mask: FxMap<Key, Tuple> = FxMap::default();
+        let seed = crate::hashing::seeded();
+        let mut by_mask: FlowHashMap<Key, Tuple> = FlowHashMap::with_hasher(seed);
         for (i, r) in rules.iter().enumerate() {
             let i = i as u32;
             if let Some((mask, value, res)) = entry(&r.m, i) {
-                let t = by_mask.entry(mask).or_insert_with(|| Tuple { mask, table: FxMap::default(), best: u32::MAX });
+                let t = by_mask.entry(mask).or_insert_with(|| Tuple { mask, table: FlowHashMap::with_hasher(seed), best: u32::MAX });
                 // Rules arrive in order: each list stays sorted by rule index.
                 t.table.entry(value).or_default().push(res);
                 t.best = t.best.min(i);

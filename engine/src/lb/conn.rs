@@ -14,9 +14,10 @@
 use std::sync::Arc;
 
 use super::{BackendStats, LbShared, Mode, Scheduler, Service, Services};
-use crate::conntrack::table::{in_flags, out_flags, tcp_seen, timeout_for, FlowKey, Map, Seeded};
 use crate::conntrack::rewrite::PROTO_TCP;
+use crate::conntrack::table::{in_flags, out_flags, tcp_seen, timeout_for, FlowKey};
 use crate::conntrack::{Ep, NatTable, TableConfig};
+use crate::hashing::FlowHashMap;
 
 /// Why a packet to a VIP was not given a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +41,6 @@ pub struct Assigned {
 
 #[derive(Debug, Clone, Default)]
 struct Conn {
-    live: bool,
     proto: u8,
     tcp: u8,
     service: u16,
@@ -70,26 +70,23 @@ struct SchedState {
 #[derive(Debug)]
 pub struct LbWorker {
     me: u16,
-    conns: Vec<Conn>,
-    free: Vec<u32>,
-    fwd: Map<FlowKey, u32>,
-    rev: Map<FlowKey, u32>,
+    conns: crate::slab::Slab<Conn>,
+    fwd: FlowHashMap<FlowKey, u32>,
+    rev: FlowHashMap<FlowKey, u32>,
     /// Full-NAT source ports, allocated like the NAT's (this worker's partition).
     snat: NatTable,
     sched: Vec<SchedState>,
     /// The services snapshot the scheduler positions belong to.
     seen: usize,
     rng: u64,
-    live: u32,
     sweep: usize,
     last_sweep_ms: u64,
-    max: u32,
 }
 
 impl LbWorker {
     pub fn new(shared: &LbShared, me: u16) -> LbWorker {
         let max = shared.max_conns;
-        let seed = Seeded::random();
+        let seed = crate::hashing::seeded();
         let snap = shared.services.load();
         let timeouts = snap.list.first().map(|s| s.cfg.timeouts).unwrap_or_default();
         let mut cfg = TableConfig::simple(shared.snat_addrs().to_vec(), max);
@@ -99,28 +96,25 @@ impl LbWorker {
         cfg.reserved = Some((super::health::PROBE_PORT_LO, super::health::PROBE_PORT_LO + super::health::PROBES as u16 - 1));
         LbWorker {
             me,
-            conns: Vec::with_capacity(max as usize),
-            free: Vec::with_capacity(max as usize),
-            fwd: Map::with_capacity_and_hasher(max as usize, seed),
-            rev: Map::with_capacity_and_hasher(max as usize, seed),
+            conns: crate::slab::Slab::with_capacity(max as usize),
+            fwd: FlowHashMap::with_capacity_and_hasher(max as usize, seed),
+            rev: FlowHashMap::with_capacity_and_hasher(max as usize, seed),
             snat: NatTable::new(cfg),
             sched: Vec::new(),
             seen: 0,
             rng: 0x9e37_79b9_7f4a_7c15 ^ u64::from(me).wrapping_mul(0xbf58_476d_1ce4_e5b9),
-            live: 0,
             sweep: 0,
             last_sweep_ms: 0,
-            max,
         }
     }
 
     /// Live connections.
     pub fn len(&self) -> u32 {
-        self.live
+        self.conns.len() as u32
     }
 
     pub fn is_empty(&self) -> bool {
-        self.live == 0
+        self.conns.is_empty()
     }
 
     /// A packet from `client` to service `si` (VIP `vip`): the backend of its
@@ -164,7 +158,7 @@ impl LbWorker {
         if proto == PROTO_TCP && !syn_only && svc.cfg.scheduler != Scheduler::Maglev {
             return Err(LbError::NoConn);
         }
-        if self.free.is_empty() && self.conns.len() >= self.max as usize {
+        if self.conns.is_full() {
             return Err(LbError::Exhausted);
         }
         let b = self.pick(snap, si, hash).ok_or(LbError::NoBackend)?;
@@ -185,7 +179,6 @@ impl LbWorker {
         backend.stats.opened(self.me);
         backend.stats.bytes(self.me, bytes);
         let conn = Conn {
-            live: true,
             proto,
             tcp,
             service: si,
@@ -197,19 +190,10 @@ impl LbWorker {
             snat_ms: now_ms,
             stats: Some(backend.stats.clone()),
         };
-        let idx = match self.free.pop() {
-            Some(i) => {
-                self.conns[i as usize] = conn;
-                i
-            }
-            None => {
-                self.conns.push(conn);
-                (self.conns.len() - 1) as u32
-            }
-        };
+        // Not full: checked above.
+        let Some(idx) = self.conns.insert(conn) else { return Err(LbError::Exhausted) };
         self.fwd.insert(FlowKey::new(proto, client, vip), idx);
         self.rev.insert(FlowKey::new(proto, backend.ep, source), idx);
-        self.live += 1;
         Ok(Assigned { backend: backend.ep, source })
     }
 
@@ -303,7 +287,7 @@ impl LbWorker {
     /// Expires idle connections, looking at up to `budget` slots.
     pub fn expire(&mut self, snap: &Services, now_ms: u64, budget: usize) -> usize {
         self.snat.expire(now_ms, budget);
-        let n = self.conns.len();
+        let n = self.conns.slots();
         if n == 0 {
             return 0;
         }
@@ -311,20 +295,15 @@ impl LbWorker {
         for _ in 0..budget.min(n) {
             let i = self.sweep % n;
             self.sweep = i + 1;
-            let c = &self.conns[i];
-            if !c.live {
-                continue;
-            }
+            let Some(c) = self.conns.get(i as u32) else { continue };
             let t = snap.list.get(usize::from(c.service)).map(|s| s.cfg.timeouts).unwrap_or_default();
             if now_ms.saturating_sub(c.last_ms) >= timeout_for(&t, c.proto, c.tcp) {
-                let c = std::mem::take(&mut self.conns[i]);
+                let Some(c) = self.conns.remove(i as u32) else { continue };
                 self.fwd.remove(&FlowKey::new(c.proto, c.client, c.vip));
                 self.rev.remove(&FlowKey::new(c.proto, c.backend, c.source));
                 if let Some(s) = &c.stats {
                     s.closed(self.me);
                 }
-                self.free.push(i as u32);
-                self.live -= 1;
                 gone += 1;
             }
         }

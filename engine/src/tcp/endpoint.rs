@@ -188,7 +188,6 @@ pub fn owner(local_port: u16, remote: IpAddr, remote_port: u16, workers: u16) ->
 #[derive(Debug)]
 struct Conn {
     tcb: Tcb,
-    gen: u32,
     /// The listening port it was accepted on (0: an active open).
     listener: u16,
     /// Counted in the worker's half-open total (SYN-RECEIVED).
@@ -225,54 +224,6 @@ fn ip_key(a: IpAddr) -> u128 {
     }
 }
 
-/// The connection table's hasher: a multiply-rotate round per word under a
-/// per-worker random seed. Keys are chosen by peers, so the seed keeps
-/// collisions from being computed outside; and the table is bounded
-/// (`max_conns`), so even a successful flood only lengthens probes within
-/// it. std's SipHash cost 2% of the worker in the connections/s benchmark.
-#[derive(Debug, Clone, Copy)]
-struct SeededHash(u64);
-
-impl std::hash::BuildHasher for SeededHash {
-    type Hasher = SeededHasher;
-    fn build_hasher(&self) -> SeededHasher {
-        SeededHasher(self.0)
-    }
-}
-
-struct SeededHasher(u64);
-
-impl SeededHasher {
-    #[inline]
-    fn add(&mut self, v: u64) {
-        self.0 = (self.0 ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(23);
-    }
-}
-
-impl std::hash::Hasher for SeededHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for c in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..c.len()].copy_from_slice(c);
-            self.add(u64::from_le_bytes(b));
-        }
-    }
-    #[inline]
-    fn write_u16(&mut self, v: u16) {
-        self.add(u64::from(v));
-    }
-    #[inline]
-    fn write_u128(&mut self, v: u128) {
-        self.add(v as u64);
-        self.add((v >> 64) as u64);
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        let h = (self.0 ^ (self.0 >> 32)).wrapping_mul(0xD6E8_FEB8_6659_FD93);
-        h ^ (h >> 32)
-    }
-}
-
 #[inline]
 fn key_of(local: SocketAddr, remote: SocketAddr) -> Key {
     (ip_key(remote.ip()), remote.port(), ip_key(local.ip()), local.port())
@@ -283,10 +234,10 @@ fn key_of(local: SocketAddr, remote: SocketAddr) -> Key {
 pub struct TcpWorker {
     me: u16,
     workers: u16,
-    conns: Vec<Option<Conn>>,
-    gens: Vec<u32>,
-    free: Vec<u32>,
-    by_tuple: HashMap<Key, u32, SeededHash>,
+    /// Generations in the slab make [`ConnId`]s of closed connections stale.
+    conns: crate::slab::Slab<Option<Conn>>,
+    /// Keyed by peers: a keyed hash ([`crate::hashing`]); bounded by `max_conns`.
+    by_tuple: crate::hashing::FlowHashMap<Key, u32>,
     listeners: Vec<Listener>,
     events: VecDeque<Event>,
     dirty: Vec<u32>,
@@ -330,10 +281,8 @@ impl TcpWorker {
         TcpWorker {
             me,
             workers: workers.max(1),
-            conns: Vec::with_capacity(max_conns),
-            gens: Vec::with_capacity(max_conns),
-            free: Vec::with_capacity(max_conns),
-            by_tuple: HashMap::with_capacity_and_hasher(max_conns, SeededHash(super::isn::SipHash24::random().hash(b"tcp table"))),
+            conns: crate::slab::Slab::with_capacity(max_conns),
+            by_tuple: HashMap::with_capacity_and_hasher(max_conns, crate::hashing::seeded()),
             listeners: Vec::new(),
             events: VecDeque::with_capacity(4 * max_conns),
             dirty: Vec::with_capacity(max_conns),
@@ -406,7 +355,7 @@ impl TcpWorker {
     pub fn accept(&mut self, port: u16) -> Option<ConnId> {
         let l = self.listeners.iter_mut().find(|l| l.port == port)?;
         while let Some(id) = l.queue.pop_front() {
-            if self.gens.get(id.idx as usize) == Some(&id.gen) && self.conns[id.idx as usize].is_some() {
+            if self.conns.get_checked(id.idx, id.gen).is_some_and(Option::is_some) {
                 return Some(id);
             }
         }
@@ -447,11 +396,11 @@ impl TcpWorker {
     }
 
     fn conn(&self, id: ConnId) -> Option<&Conn> {
-        self.conns.get(id.idx as usize)?.as_ref().filter(|c| c.gen == id.gen)
+        self.conns.get_checked(id.idx, id.gen)?.as_ref()
     }
 
     fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
-        self.conns.get_mut(id.idx as usize)?.as_mut().filter(|c| c.gen == id.gen)
+        self.conns.get_checked_mut(id.idx, id.gen)?.as_mut()
     }
 
     /// Reads received bytes; 0 when none wait (see [`TcpWorker::at_eof`]).
@@ -548,7 +497,7 @@ impl TcpWorker {
     // ----- Internals -----
 
     fn mark_dirty(&mut self, i: u32) {
-        if let Some(c) = self.conns.get_mut(i as usize).and_then(Option::as_mut) {
+        if let Some(c) = self.conns.get_mut(i).and_then(Option::as_mut) {
             if !c.dirty {
                 c.dirty = true;
                 self.dirty.push(i);
@@ -557,25 +506,15 @@ impl TcpWorker {
     }
 
     fn id_of(&self, i: u32) -> ConnId {
-        ConnId { idx: i, gen: self.gens[i as usize] }
+        ConnId { idx: i, gen: self.conns.generation(i) }
     }
 
     fn insert(&mut self, key: Key, tcb: Tcb, listener: u16, port: u16, half_open: bool, now_ms: u64) -> ConnId {
         if half_open {
             self.half_open += 1;
         }
-        let i = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.conns.push(None);
-                self.gens.push(0);
-                (self.conns.len() - 1) as u32
-            }
-        };
-        let gen = self.gens[i as usize];
-        self.conns[i as usize] = Some(Conn {
+        let conn = Conn {
             tcb,
-            gen,
             listener,
             half_open,
             announced: false,
@@ -586,15 +525,17 @@ impl TcpWorker {
             born_ms: now_ms,
             bytes_in: 0,
             bytes_out: 0,
-        });
+        };
+        // Room: the callers check `by_tuple.len() < max_conns` (one entry per connection).
+        let i = self.conns.insert(Some(conn)).expect("a connection slot");
         self.by_tuple.insert(key, i);
-        ConnId { idx: i, gen }
+        self.id_of(i)
     }
 
     /// After a segment or a timer: life-cycle and readiness events.
     fn after_input(&mut self, i: u32) {
         let id = self.id_of(i);
-        let Some(c) = self.conns.get_mut(i as usize).and_then(Option::as_mut) else { return };
+        let Some(c) = self.conns.get_mut(i).and_then(Option::as_mut) else { return };
         if c.half_open && c.tcb.state() != State::SynReceived {
             c.half_open = false;
             self.half_open -= 1;
@@ -628,7 +569,7 @@ impl TcpWorker {
     fn flush(&mut self, ctx: &mut Ctx, now: u64) {
         while let Some(i) = self.dirty.pop() {
             let TcpWorker { conns, out, wheel, .. } = self;
-            let Some(c) = conns.get_mut(i as usize).and_then(Option::as_mut) else { continue };
+            let Some(c) = conns.get_mut(i).and_then(Option::as_mut) else { continue };
             c.dirty = false;
             let (l, r, port) = (c.tcb.local(), c.tcb.remote(), c.port);
             c.tcb.poll(now, &mut |s: &Segment<'_>| emit(ctx, out.as_mut_slice(), port, l, r, s));
@@ -655,7 +596,7 @@ impl TcpWorker {
 
     fn retire(&mut self, i: u32) {
         let id = self.id_of(i);
-        let Some(c) = self.conns.get_mut(i as usize).and_then(Option::take) else { return };
+        let Some(c) = self.conns.get_mut(i).and_then(Option::take) else { return };
         if let Some(h) = c.timer {
             self.wheel.cancel(h);
         }
@@ -674,8 +615,7 @@ impl TcpWorker {
             Some(tcb::Error::Refused) => self.refused += 1,
             None => {}
         }
-        self.gens[i as usize] = self.gens[i as usize].wrapping_add(1);
-        self.free.push(i);
+        self.conns.remove(i);
         // A connection the application never saw (still in SYN-RECEIVED, or
         // not yet accepted) ends unseen; the others are reported.
         if c.announced || c.listener == 0 {
@@ -692,7 +632,7 @@ impl TcpWorker {
         self.last_gauges_ms = now;
         if let Some(g) = shared.gauges.get(usize::from(self.me)) {
             let (mut est, mut tw) = (0, 0);
-            for c in self.conns.iter().flatten() {
+            for c in self.conns.values().flatten() {
                 match c.tcb.state() {
                     State::Established => est += 1,
                     State::TimeWait => tw += 1,
@@ -719,7 +659,7 @@ impl TcpWorker {
         if let Some((slot, asked)) = request {
             let rows = self
                 .conns
-                .iter()
+                .values()
                 .flatten()
                 .map(|c| ConnInfo {
                     local: c.tcb.local(),
@@ -823,7 +763,7 @@ fn handle(ctx: &mut Ctx, tw: &mut TcpWorker, port: u16, d: Desc, now: u64, src: 
     let key = key_of(local, remote);
     let seg = Segment::from_repr(&repr);
     if let Some(&i) = tw.by_tuple.get(&key) {
-        if let Some(c) = tw.conns.get_mut(i as usize).and_then(Option::as_mut) {
+        if let Some(c) = tw.conns.get_mut(i).and_then(Option::as_mut) {
             c.tcb.on_segment(now, &seg);
             let n = seg.payload_len() as u64;
             c.bytes_in += n;
@@ -914,7 +854,7 @@ pub fn service(ctx: &mut Ctx, st: &mut TcpStack, shared: &TcpShared) {
         let Some(token) = st.tw.wheel.poll(now) else { break };
         budget -= 1;
         let i = token as u32;
-        if let Some(c) = st.tw.conns.get_mut(i as usize).and_then(Option::as_mut) {
+        if let Some(c) = st.tw.conns.get_mut(i).and_then(Option::as_mut) {
             c.timer = None;
             let before = c.tcb.state();
             c.tcb.on_time(now);
