@@ -39,7 +39,7 @@
 //!
 //! The check relies on one invariant, kept by this module and the two ports:
 //! a frame reaches the kernel only through a ledger move that succeeded
-//! (`Free -> Rx` in `Umem::take_for_fill`, `Held -> Tx` in `send`), and
+//! (`Free -> Rx` in `Umem::take_for_fill`, `Held -> Tx` in `port::queue_tx`), and
 //! leaves it only when the kernel hands it back (RX ring, completion ring) or
 //! no socket is bound any more ([`Umem::recover`]). Every move and every
 //! access needs the `Umem` (`&mut` to move, `&` or `&mut` to access), so no
