@@ -10,7 +10,7 @@
 use std::io;
 use std::time::Duration;
 
-use super::port::{Port, RingLevels};
+use super::port::{queue_tx, Port, RingLevels};
 use super::ring::{heap_ring, Consumer, Desc, Producer};
 use super::stats::{PortStats, XdpStatistics};
 use super::umem::{FrameState, Umem};
@@ -171,21 +171,7 @@ impl Port for MemPort {
 
     fn send(&mut self, umem: &mut Umem, descs: &[Desc]) -> usize {
         self.check_umem(umem);
-        let n = self.tx.reserve(descs.len().min(u32::MAX as usize) as u32);
-        let mut written = 0;
-        for d in descs.iter().take(n as usize) {
-            if !umem.desc_ok(d) || !umem.moved(d.addr, FrameState::Held, FrameState::Tx) {
-                self.stats.tx_refused += 1;
-                continue;
-            }
-            self.tx.write(written, *d);
-            written += 1;
-            self.stats.tx_bytes += d.len as u64;
-        }
-        self.tx.submit(written);
-        self.stats.tx_packets += written as u64;
-        self.stats.tx_ring_full += (descs.len() - n as usize) as u64;
-        n as usize
+        queue_tx(umem, &mut self.tx, descs, &mut self.stats)
     }
 
     fn refill(&mut self, umem: &mut Umem, max: usize) -> usize {
@@ -321,6 +307,43 @@ mod tests {
         assert_eq!(p.send(&mut u, &descs[4..]), 2);
         assert_eq!(p.take_sent(&mut u, 16, |_| ()), 2);
         assert_eq!(p.reclaim(&mut u, 16), 2);
+        assert_eq!(u.check().unwrap().free, 16);
+    }
+
+    /// `send` returns only what the TX ring took. A descriptor it refuses
+    /// (here one longer than its frame) ends the accepted prefix: the caller
+    /// frees it and the rest, as the worker's `flush_tx` does (counting them
+    /// as TX-ring-full drops), and no frame leaks.
+    #[test]
+    fn send_returns_only_what_the_ring_took() {
+        let mut u = umem(16);
+        let mut p = MemPort::new("p", &u, MemPortConfig { rx_size: 4, tx_size: 4, fill_size: 4, comp_size: 4 });
+        // What flush_tx does with a queue: send, then free what was not sent.
+        let flush = |p: &mut MemPort, u: &mut Umem, q: &[Desc]| {
+            let sent = p.send(u, q);
+            u.free_burst(&q[sent..]);
+            sent
+        };
+        let mut q: Vec<Desc> = (0..6).map(|i| u.alloc_with(&[i; 60]).unwrap()).collect();
+        q[2].len = 2049; // held, but not inside its frame: refused
+        assert_eq!(flush(&mut p, &mut u, &q), 2, "refused descriptor and those after it stay with the caller");
+        let c = u.check().unwrap();
+        assert_eq!((c.free, c.held, c.tx), (14, 0, 2));
+        // The ring has room for two more: fill it, and send more than fits.
+        let q: Vec<Desc> = (0..3).map(|i| u.alloc_with(&[10 + i; 60]).unwrap()).collect();
+        assert_eq!(flush(&mut p, &mut u, &q), 2);
+        let full = [u.alloc_with(&[20; 60]).unwrap()];
+        assert_eq!(flush(&mut p, &mut u, &full), 0, "full ring");
+        let c = u.check().unwrap();
+        assert_eq!((c.free, c.held, c.tx), (12, 0, 4));
+        // The sent frames may still be read (packet capture after send).
+        assert_eq!(u.data(&q[1]), &[11; 60]);
+        let s = p.stats();
+        assert_eq!((s.tx_packets, s.tx_bytes, s.tx_refused, s.tx_ring_full), (4, 240, 1, 2 + 1 + 1));
+        let mut seen = Vec::new();
+        assert_eq!(p.take_sent(&mut u, 16, |b| seen.push(b[0])), 4);
+        assert_eq!(seen, [0, 1, 10, 11]);
+        assert_eq!(p.reclaim(&mut u, 16), 4);
         assert_eq!(u.check().unwrap().free, 16);
     }
 

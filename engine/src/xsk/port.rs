@@ -22,9 +22,9 @@
 use std::io;
 use std::time::Duration;
 
-use super::ring::Desc;
+use super::ring::{Desc, Producer};
 use super::stats::PortStats;
-use super::umem::Umem;
+use super::umem::{FrameState, Umem};
 
 /// Entries on a port's four rings: frames given to the kernel and not yet
 /// taken (fill, TX) or returned by it and not yet taken back (RX,
@@ -63,9 +63,12 @@ pub trait Port {
     /// The frames now belong to the caller (Rx -> Held).
     fn recv(&mut self, umem: &mut Umem, descs: &mut [Desc]) -> usize;
 
-    /// Queues frames for transmission, in order; returns how many it took
-    /// (a prefix of `descs`: when the TX ring is full the rest stay with the
-    /// caller). Taken frames belong to the kernel until completed
+    /// Queues frames for transmission, in order; returns how many it took:
+    /// a prefix of `descs`, ending where the TX ring is full or at the first
+    /// descriptor it refuses (not inside one frame of the UMEM, or a frame
+    /// the caller does not hold; counted in [`PortStats::tx_refused`]). The
+    /// rest, the refused one included, stay with the caller (to retry or
+    /// free). Taken frames belong to the kernel until completed
     /// (Held -> Tx). The descriptors may come from any port of the same
     /// UMEM. Kicks the kernel if it asked to be woken.
     fn send(&mut self, umem: &mut Umem, descs: &[Desc]) -> usize;
@@ -104,6 +107,36 @@ pub trait Port {
     fn poll_fd(&self) -> Option<std::os::fd::RawFd> {
         None
     }
+}
+
+/// The worker side of [`Port::send`], shared by both ports: puts the longest
+/// prefix of `descs` that fits on `tx` and that it accepts on the ring,
+/// moving each frame Held -> Tx in the ledger before its descriptor goes on
+/// the ring (so only frames the worker gave up reach the kernel). Returns
+/// how many it took, and counts them, the refused descriptor that ended the
+/// prefix, and those the ring had no room for.
+pub(crate) fn queue_tx(umem: &mut Umem, tx: &mut Producer<Desc>, descs: &[Desc], stats: &mut PortStats) -> usize {
+    let room = tx.reserve(descs.len().min(u32::MAX as usize) as u32) as usize;
+    let mut taken = 0;
+    let mut bytes = 0u64;
+    for d in &descs[..room] {
+        // A descriptor the kernel would refuse is never completed, and a frame the
+        // caller does not hold is not its to give: keep both off the ring (and out
+        // of the ledger's Tx state), and stop, so that what we return is exactly
+        // what the ring took and the caller keeps the rest.
+        if !umem.desc_ok(d) || !umem.moved(d.addr, FrameState::Held, FrameState::Tx) {
+            stats.tx_refused += 1;
+            break;
+        }
+        tx.write(taken as u32, *d);
+        taken += 1;
+        bytes += u64::from(d.len);
+    }
+    tx.submit(taken as u32);
+    stats.tx_packets += taken as u64;
+    stats.tx_bytes += bytes;
+    stats.tx_ring_full += (descs.len() - room) as u64;
+    taken
 }
 
 /// Blocks until one of `fds` is readable or `timeout` passes: an idle worker

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use memmap2::{MmapOptions, MmapRaw};
 
-use super::port::{Port, RingLevels};
+use super::port::{queue_tx, Port, RingLevels};
 use super::ring::{mapped_ring, Consumer, Desc, Producer, Slot};
 use super::stats::{PortStats, XdpStatistics};
 use super::umem::{Binding, FrameState, Umem};
@@ -410,26 +410,9 @@ impl Port for XskPort {
 
     fn send(&mut self, umem: &mut Umem, descs: &[Desc]) -> usize {
         self.check_umem(umem);
-        let n = self.tx.reserve(descs.len().min(u32::MAX as usize) as u32);
-        let mut written = 0u32;
-        let mut bytes = 0u64;
-        for d in descs.iter().take(n as usize) {
-            // A descriptor the kernel would refuse is never completed: keep it off
-            // the ring (and out of the ledger's Tx state).
-            if !umem.desc_ok(d) || !umem.moved(d.addr, FrameState::Held, FrameState::Tx) {
-                self.stats.tx_refused += 1;
-                continue;
-            }
-            self.tx.write(written, *d);
-            written += 1;
-            bytes += d.len as u64;
-        }
-        self.tx.submit(written);
-        self.stats.tx_packets += written as u64;
-        self.stats.tx_bytes += bytes;
-        self.stats.tx_ring_full += (descs.len() - n as usize) as u64;
+        let taken = queue_tx(umem, &mut self.tx, descs, &mut self.stats);
         self.kick_tx();
-        n as usize
+        taken
     }
 
     fn refill(&mut self, umem: &mut Umem, max: usize) -> usize {

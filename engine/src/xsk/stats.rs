@@ -94,7 +94,8 @@ pub struct PortStats {
     pub tx_bytes: u64,
     /// Frames the TX ring had no room for (the caller kept them).
     pub tx_ring_full: u64,
-    /// Descriptors `send` refused (outside the UMEM, or a frame not held).
+    /// Descriptors `send` refused (outside the UMEM, or a frame not held);
+    /// each ends its `send`, and stays with the caller.
     pub tx_refused: u64,
     /// Frames put on the fill ring.
     pub filled: u64,
