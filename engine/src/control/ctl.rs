@@ -17,8 +17,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// The largest message either side accepts (a full routing table fits).
+/// The largest message a client accepts (an answer: a full routing table fits).
 pub const MAX_MESSAGE: usize = 64 << 20;
+
+/// The largest request the engine reads. Requests are one command with a few
+/// words (a route, a filter rule); a client that announces more is answered
+/// with an error before the engine reads or allocates anything for its body.
+pub const MAX_REQUEST: usize = 64 << 10;
 
 /// Answers one request through the response sink it is given.
 pub type Handler<'a> = dyn FnMut(Request, &mut dyn FnMut(Response) -> io::Result<()>) -> io::Result<()> + 'a;
@@ -100,8 +105,17 @@ pub fn write_message<T: Serialize>(w: &mut impl Write, msg: &T) -> io::Result<()
     w.flush()
 }
 
-/// Reads one length-prefixed JSON message. `Ok(None)` at a clean end of stream.
+/// Reads one length-prefixed JSON message of at most [`MAX_MESSAGE`] bytes
+/// (the client side: answers). `Ok(None)` at a clean end of stream.
 pub fn read_message<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> io::Result<Option<T>> {
+    read_message_max(r, MAX_MESSAGE)
+}
+
+/// Reads one length-prefixed JSON message of at most `max` bytes. The length
+/// is checked before anything is read of the body, and the body buffer grows
+/// with the bytes that arrive, so a header that announces much and sends
+/// little costs no memory.
+pub fn read_message_max<T: for<'de> Deserialize<'de>>(r: &mut impl Read, max: usize) -> io::Result<Option<T>> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len) {
         Ok(()) => {}
@@ -109,11 +123,17 @@ pub fn read_message<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> io::Resu
         Err(e) => return Err(e),
     }
     let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_MESSAGE {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("ctl message of {len} bytes is too large")));
+    if len > max {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("ctl message of {len} bytes is larger than {max}")));
     }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body)?;
+    let mut body = Vec::with_capacity(len.min(64 << 10));
+    r.take(len as u64).read_to_end(&mut body)?;
+    if body.len() != len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("ctl message truncated: {} of {len} bytes", body.len()),
+        ));
+    }
     serde_json::from_slice(&body).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
@@ -176,7 +196,7 @@ impl CtlListener {
         stream: &mut UnixStream,
         handle: &mut Handler<'_>,
     ) -> io::Result<()> {
-        let req: Request = match read_message(stream) {
+        let req: Request = match read_message_max(stream, MAX_REQUEST) {
             Ok(Some(r)) => r,
             Ok(None) => return Ok(()),
             Err(e) => {
@@ -289,6 +309,45 @@ mod tests {
         assert!(matches!(client.join().unwrap(), Response::Error { .. }));
         drop(listener);
         let _ = std::fs::remove_dir(path.parent().unwrap());
+    }
+
+    #[test]
+    fn requests_are_capped_before_their_body_is_read() {
+        // A header announcing more than MAX_REQUEST: refused at once (no body follows).
+        let mut buf = Vec::new();
+        buf.extend_from_slice(&(MAX_REQUEST as u32 + 1).to_be_bytes());
+        let e = read_message_max::<Request>(&mut buf.as_slice(), MAX_REQUEST).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("larger than 65536"), "{e}");
+        // Announcing 60 MiB and sending 10 bytes: truncated, and nothing near 60 MiB is allocated
+        // (the read would otherwise have needed the whole buffer first).
+        let mut buf = Vec::new();
+        buf.extend_from_slice(&(60u32 << 20).to_be_bytes());
+        buf.extend_from_slice(b"{\"cmd\":\"st");
+        let e = read_message::<Request>(&mut buf.as_slice()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(e.to_string().contains("10 of 62914560"), "{e}");
+        // A request just under the cap still reads.
+        let mut buf = Vec::new();
+        write_message(&mut buf, &Request::Stats).unwrap();
+        assert_eq!(read_message_max::<Request>(&mut buf.as_slice(), MAX_REQUEST).unwrap(), Some(Request::Stats));
+    }
+
+    #[test]
+    fn the_server_answers_an_oversized_request_with_an_error() {
+        let (mut client, mut server) = UnixStream::pair().unwrap();
+        client.write_all(&(1u32 << 30).to_be_bytes()).unwrap();
+        let mut called = false;
+        let r = CtlListener::serve(&mut server, &mut |_, _| {
+            called = true;
+            Ok(())
+        });
+        assert!(r.is_err() && !called);
+        drop(server);
+        match read_message::<Response>(&mut client).unwrap() {
+            Some(Response::Error { message }) => assert!(message.contains("larger than 65536"), "{message}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
