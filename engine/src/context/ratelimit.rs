@@ -1,5 +1,8 @@
-//! Per-destination token buckets for ICMP errors (RFC 1812 §4.3.2.8,
-//! RFC 4443 §2.4(f)).
+//! Token buckets for ICMP errors (RFC 1812 §4.3.2.8, RFC 4443 §2.4(f)):
+//! one per destination, and one for all destinations of the worker (as
+//! Linux's `icmp_msgs_per_sec`/`icmp_msgs_burst` beside its per-peer
+//! limit), so a scan of many destinations cannot make the engine send more
+//! than the global rate.
 //!
 //! A fixed table of [`SLOTS`] buckets indexed by a hash of the destination:
 //! no allocation after `new`, O(1) per call. Destinations that collide share
@@ -13,6 +16,11 @@ use core::net::IpAddr;
 pub const DEFAULT_RATE: u32 = 100;
 /// Burst size (back-to-back errors after a quiet period) by default.
 pub const DEFAULT_BURST: u32 = 50;
+/// Errors per second per worker, all destinations together (Linux's
+/// `icmp_msgs_per_sec` default).
+pub const DEFAULT_GLOBAL_RATE: u32 = 1000;
+/// Burst of the global bucket (Linux's `icmp_msgs_burst` default).
+pub const DEFAULT_GLOBAL_BURST: u32 = 50;
 /// Buckets in the table (a power of two).
 pub const SLOTS: usize = 1024;
 
@@ -26,30 +34,85 @@ struct Bucket {
     used: bool,
 }
 
-/// Token-bucket limiter keyed by destination address.
+impl Bucket {
+    /// Refills by the time since the last call (a fresh bucket starts full)
+    /// and says whether one token is there, without taking it.
+    fn refill(&mut self, now_ns: u64, cost: u64, cap: u64) -> bool {
+        if !self.used {
+            *self = Bucket { credit_ns: cap, last_ns: now_ns, used: true };
+        } else {
+            let elapsed = now_ns.saturating_sub(self.last_ns);
+            self.credit_ns = self.credit_ns.saturating_add(elapsed).min(cap);
+            self.last_ns = self.last_ns.max(now_ns);
+        }
+        cap != 0 && cost != u64::MAX && self.credit_ns >= cost
+    }
+}
+
+/// The limits of one worker's ICMP errors (`[engine]` `icmp_rate_per_dest`,
+/// `icmp_burst_per_dest`, `icmp_msgs_per_sec`, `icmp_msgs_burst`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IcmpLimits {
+    pub per_dest_rate: u32,
+    pub per_dest_burst: u32,
+    pub global_rate: u32,
+    pub global_burst: u32,
+}
+
+impl Default for IcmpLimits {
+    fn default() -> Self {
+        IcmpLimits {
+            per_dest_rate: DEFAULT_RATE,
+            per_dest_burst: DEFAULT_BURST,
+            global_rate: DEFAULT_GLOBAL_RATE,
+            global_burst: DEFAULT_GLOBAL_BURST,
+        }
+    }
+}
+
+/// Nanoseconds per token for a rate; `u64::MAX` for rate 0 (never).
+fn cost_of(rate_per_sec: u32) -> u64 {
+    if rate_per_sec == 0 {
+        u64::MAX
+    } else {
+        (NS_PER_SEC / u64::from(rate_per_sec)).max(1)
+    }
+}
+
+/// Token-bucket limiter keyed by destination address, under a global bucket.
 #[derive(Debug, Clone)]
 pub struct IcmpRateLimiter {
     buckets: Box<[Bucket; SLOTS]>,
-    /// Nanoseconds per token (1 s / rate); 0 means "no limit".
+    /// Nanoseconds per token (1 s / rate); `u64::MAX`: never.
     cost_ns: u64,
     /// Maximum credit: `burst` tokens.
     cap_ns: u64,
+    /// The bucket of all destinations together, with its own cost and cap.
+    global: Bucket,
+    global_cost_ns: u64,
+    global_cap_ns: u64,
 }
 
 impl IcmpRateLimiter {
-    /// `rate_per_sec` tokens refill per second up to `burst` tokens; a fresh
-    /// bucket starts full. `rate_per_sec == 0` disables sending entirely,
-    /// `burst == 0` likewise (a bucket that holds nothing).
+    /// `rate_per_sec` tokens refill per second up to `burst` tokens per
+    /// destination, under the default global limit; a fresh bucket starts
+    /// full. `rate_per_sec == 0` disables sending entirely, `burst == 0`
+    /// likewise (a bucket that holds nothing).
     pub fn new(rate_per_sec: u32, burst: u32) -> Self {
-        let cost_ns = if rate_per_sec == 0 {
-            u64::MAX
-        } else {
-            (NS_PER_SEC / u64::from(rate_per_sec)).max(1)
-        };
+        Self::with_limits(IcmpLimits { per_dest_rate: rate_per_sec, per_dest_burst: burst, ..IcmpLimits::default() })
+    }
+
+    /// A limiter with these per-destination and global limits.
+    pub fn with_limits(l: IcmpLimits) -> Self {
+        let cost_ns = cost_of(l.per_dest_rate);
+        let global_cost_ns = cost_of(l.global_rate);
         IcmpRateLimiter {
             buckets: Box::new([Bucket::default(); SLOTS]),
             cost_ns,
-            cap_ns: cost_ns.saturating_mul(u64::from(burst)),
+            cap_ns: cost_ns.saturating_mul(u64::from(l.per_dest_burst)),
+            global: Bucket::default(),
+            global_cost_ns,
+            global_cap_ns: global_cost_ns.saturating_mul(u64::from(l.global_burst)),
         }
     }
 
@@ -65,32 +128,21 @@ impl IcmpRateLimiter {
         (h >> 54) as usize & (SLOTS - 1)
     }
 
-    /// Takes one token for `dst` at time `now_ns` (monotonic); false when
-    /// the bucket is empty. A clock that goes backwards refills nothing.
+    /// Takes one token for `dst` at time `now_ns` (monotonic), and one of
+    /// the global bucket; false when either is empty (then neither is
+    /// taken). A clock that goes backwards refills nothing.
     pub fn allow(&mut self, dst: IpAddr, now_ns: u64) -> bool {
-        let cost = self.cost_ns;
-        let cap = self.cap_ns;
-        if cap == 0 || cost == u64::MAX {
+        let (cost, cap, gcost, gcap) = (self.cost_ns, self.cap_ns, self.global_cost_ns, self.global_cap_ns);
+        if !self.global.refill(now_ns, gcost, gcap) {
             return false;
         }
         let b = &mut self.buckets[Self::slot(dst)];
-        if !b.used {
-            *b = Bucket {
-                credit_ns: cap,
-                last_ns: now_ns,
-                used: true,
-            };
-        } else {
-            let elapsed = now_ns.saturating_sub(b.last_ns);
-            b.credit_ns = b.credit_ns.saturating_add(elapsed).min(cap);
-            b.last_ns = b.last_ns.max(now_ns);
+        if !b.refill(now_ns, cost, cap) {
+            return false;
         }
-        if b.credit_ns >= cost {
-            b.credit_ns -= cost;
-            true
-        } else {
-            false
-        }
+        b.credit_ns -= cost;
+        self.global.credit_ns -= gcost;
+        true
     }
 }
 
@@ -149,6 +201,29 @@ mod tests {
         // Try every millisecond for 10 s: 5 burst + 100/s * 10 s.
         let n = (0..10_000u64).filter(|i| l.allow(a(7), i * MS)).count();
         assert!((1000..=1006).contains(&n), "{n}");
+    }
+
+    #[test]
+    fn the_global_bucket_caps_many_destinations() {
+        // 100/s per destination (burst 50), 1000/s for all (burst 50): a scan
+        // of 1,000 destinations at one instant gets the global burst, not
+        // 50 per destination.
+        let mut l = IcmpRateLimiter::with_limits(IcmpLimits::default());
+        let t0 = 7 * NS_PER_SEC;
+        let dst = |i: u32| IpAddr::V4(Ipv4Addr::from(0xc612_0000 + i));
+        let n = (0..1000).filter(|&i| l.allow(dst(i), t0)).count();
+        assert_eq!(n, DEFAULT_GLOBAL_BURST as usize);
+        // Over one second of a scan, one try per destination per millisecond:
+        // about the global rate (plus the burst), far below 1,000 x 100.
+        let n = (1..=1000u64).map(|ms| (0..8).filter(|&i| l.allow(dst(i + ms as u32 * 8), t0 + ms * MS)).count()).sum::<usize>();
+        assert!((990..=1010).contains(&n), "{n}");
+        // A denied global token takes nothing from the destination's bucket.
+        let mut l = IcmpRateLimiter::with_limits(IcmpLimits { global_rate: 1, global_burst: 1, ..IcmpLimits::default() });
+        assert!(l.allow(a(1), t0));
+        assert!(!l.allow(a(2), t0));
+        assert!(l.allow(a(2), t0 + NS_PER_SEC));
+        let mut off = IcmpRateLimiter::with_limits(IcmpLimits { global_rate: 0, ..IcmpLimits::default() });
+        assert!(!off.allow(a(1), t0));
     }
 
     #[test]

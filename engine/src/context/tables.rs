@@ -300,6 +300,8 @@ pub struct Shared {
     pub handoff: Option<Arc<super::handoff::Handoff>>,
     /// UDP echo ports on the engine's addresses (`[[udp]]`).
     pub udp_echo: Vec<u16>,
+    /// Each worker's ICMP error limits (per destination and in all).
+    pub icmp: super::ratelimit::IcmpLimits,
 }
 
 impl Shared {
@@ -314,6 +316,7 @@ impl Shared {
             epoch: std::time::Instant::now(),
             handoff: None,
             udp_echo: Vec::new(),
+            icmp: super::ratelimit::IcmpLimits::default(),
         }
     }
 

@@ -31,7 +31,7 @@ pub use crate::context::tables::{PortMode, RpFilter};
 pub use crate::filter::config::FilterConfig;
 pub use crate::l2::bridge::{BridgeConfig, StaticMac, VlanMode};
 pub use crate::validate::{ConfigError, ConfigErrors, RouteLine};
-use crate::validate::{Checker, PortName};
+use crate::validate::{in_range, Checker, PortName};
 #[cfg(test)]
 use crate::validate::line_col;
 pub use crate::dataplane::worker::PollMode;
@@ -198,6 +198,15 @@ struct RawEngine {
     frames_per_port: Spanned<u32>,
     #[serde(default)]
     trace: bool,
+    /// ICMP errors per second and burst, per destination and per worker in all.
+    #[serde(default)]
+    icmp_rate_per_dest: Option<Spanned<u64>>,
+    #[serde(default)]
+    icmp_burst_per_dest: Option<Spanned<u64>>,
+    #[serde(default)]
+    icmp_msgs_per_sec: Option<Spanned<u64>>,
+    #[serde(default)]
+    icmp_msgs_burst: Option<Spanned<u64>>,
 }
 
 impl Default for RawEngine {
@@ -211,6 +220,10 @@ impl Default for RawEngine {
             frame_size: default_frame_size(),
             frames_per_port: default_frames_per_port(),
             trace: false,
+            icmp_rate_per_dest: None,
+            icmp_burst_per_dest: None,
+            icmp_msgs_per_sec: None,
+            icmp_msgs_burst: None,
         }
     }
 }
@@ -302,6 +315,8 @@ pub struct EngineConfig {
     pub frames_per_port: u32,
     /// Per-packet trace (off by default; free when off).
     pub trace: bool,
+    /// ICMP error rate limits of each worker: per destination and in all.
+    pub icmp: crate::context::ratelimit::IcmpLimits,
 }
 
 /// One port: an interface the engine takes over.
@@ -553,7 +568,15 @@ fn validate_engine(ck: &mut Checker<'_>, raw: RawEngine, env: &dyn Environment) 
     if raw.idle_timeout_ms == 0 && raw.poll == PollMode::Adaptive {
         ck.at(0..0, "idle_timeout_ms must be at least 1 in adaptive poll mode");
     }
+    let d = crate::context::ratelimit::IcmpLimits::default();
+    let icmp = crate::context::ratelimit::IcmpLimits {
+        per_dest_rate: in_range(ck, &raw.icmp_rate_per_dest, "icmp_rate_per_dest", 0, 1_000_000, u64::from(d.per_dest_rate)) as u32,
+        per_dest_burst: in_range(ck, &raw.icmp_burst_per_dest, "icmp_burst_per_dest", 0, 1_000_000, u64::from(d.per_dest_burst)) as u32,
+        global_rate: in_range(ck, &raw.icmp_msgs_per_sec, "icmp_msgs_per_sec", 0, 10_000_000, u64::from(d.global_rate)) as u32,
+        global_burst: in_range(ck, &raw.icmp_msgs_burst, "icmp_msgs_burst", 0, 1_000_000, u64::from(d.global_burst)) as u32,
+    };
     EngineConfig {
+        icmp,
         cores,
         poll: raw.poll,
         idle_timeout_ms: raw.idle_timeout_ms,
@@ -785,6 +808,18 @@ routes = ["198.18.100.0/24 via 198.18.2.2", "default via 198.18.2.2"]
         assert!(e[0].contains("198.18.1.200/16 overlaps 198.18.1.1/24 on port `lan`"), "{e:?}");
         // Different families never overlap; disjoint subnets are fine.
         assert!(parse(&GOOD.replace("198.18.2.", "198.18.3.")).is_ok());
+    }
+
+    #[test]
+    fn icmp_limits_parse_with_linux_defaults() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.engine.icmp, crate::context::ratelimit::IcmpLimits::default());
+        assert_eq!((c.engine.icmp.global_rate, c.engine.icmp.global_burst), (1000, 50));
+        let c = parse(&GOOD.replace("cores = [1]", "cores = [1]\nicmp_msgs_per_sec = 200\nicmp_msgs_burst = 10\nicmp_rate_per_dest = 5"))
+            .unwrap();
+        assert_eq!((c.engine.icmp.global_rate, c.engine.icmp.global_burst, c.engine.icmp.per_dest_rate), (200, 10, 5));
+        let e = errors(&GOOD.replace("cores = [1]", "cores = [1]\nicmp_msgs_per_sec = 20000000"));
+        assert!(e[0].contains("icmp_msgs_per_sec 20000000: expected 0..=10000000"), "{e:?}");
     }
 
     #[test]

@@ -30,7 +30,7 @@ use crate::context::counters::{Drop, LocalCounters, SharedCounters, Stage};
 use crate::context::events::{Event, EventSink};
 use crate::context::handoff::{Handoff, HANDED};
 use crate::context::neigh_frames;
-use crate::context::ratelimit::{IcmpRateLimiter, DEFAULT_BURST, DEFAULT_RATE};
+use crate::context::ratelimit::IcmpRateLimiter;
 use crate::context::{service_neighbors, wall_ns, Ctx, TxQueues, WorkerState};
 use crate::impair::{ImpairWorker, MAX_HOLD_NS};
 use crate::neighbor::{NeighborKey, PendingQueues};
@@ -119,6 +119,7 @@ impl<P: Port> Worker<P> {
             fds.push(fd);
         }
         let features = Features::new(&tables, cfg.id);
+        let icmp_limit = IcmpRateLimiter::with_limits(tables.icmp);
         let impair = tables.impair.as_ref().map(|c| Box::new(ImpairWorker::new(c, &tables.ifs, cfg.id)));
         Worker {
             cfg,
@@ -132,7 +133,7 @@ impl<P: Port> Worker<P> {
                 counters: LocalCounters::default(),
                 tx: TxQueues::new(nports),
                 pending: PendingQueues::new(PENDING_NEIGHBORS, PENDING_PER_NEIGHBOR),
-                icmp_limit: IcmpRateLimiter::new(DEFAULT_RATE, DEFAULT_BURST),
+                icmp_limit,
                 events,
             },
             features,

@@ -83,6 +83,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
         tables = tables.with_nat(shared);
     }
     tables.udp_echo = cfg.udp_echo.clone();
+    tables.icmp = cfg.engine.icmp;
     if !cfg.tcp.is_empty() {
         tables.tcp = Some(Arc::new(crate::tcp::endpoint::TcpShared::new(cfg.tcp.clone(), cfg.tcp_stack, cfg.engine.cores.len() as u16)));
     }
