@@ -72,6 +72,21 @@ impl<T> Slab<T> {
         self.values.len()
     }
 
+    /// The next `budget` slot indices of a round-robin sweep (bounded expiry
+    /// work per call) that continues from `*cursor` and wraps at the
+    /// high-water mark; `*cursor` is left where the next call goes on. The
+    /// indices are computed now, so the caller may remove while it walks them.
+    pub fn sweep(&self, cursor: &mut usize, budget: usize) -> Sweep {
+        let n = self.slots();
+        let k = budget.min(n);
+        if k == 0 {
+            return Sweep { next: 0, n: 1, left: 0 };
+        }
+        let start = *cursor % n;
+        *cursor = (start + k - 1) % n + 1;
+        Sweep { next: start, n, left: k }
+    }
+
     /// Stores `v`; its index, or None (and `v` dropped) when full.
     #[inline]
     pub fn insert(&mut self, v: T) -> Option<u32> {
@@ -189,6 +204,28 @@ impl<T> IndexMut<usize> for Slab<T> {
     fn index_mut(&mut self, i: usize) -> &mut T {
         debug_assert!(self.contains(i as u32), "slab slot {i} is free");
         &mut self.values[i]
+    }
+}
+
+/// Slot indices of one [`Slab::sweep`] call.
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    next: usize,
+    n: usize,
+    left: usize,
+}
+
+impl Iterator for Sweep {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let i = self.next;
+        self.next = (i + 1) % self.n;
+        Some(i as u32)
     }
 }
 
@@ -324,5 +361,33 @@ mod tests {
                 prop_assert_eq!((s.values.capacity(), s.gens.capacity(), s.free.capacity()), caps, "no allocation");
             }
         }
+    }
+
+    #[test]
+    fn sweep_continues_where_it_stopped_and_wraps() {
+        let mut s: Slab<u8> = Slab::with_capacity(8);
+        for v in 0..5 {
+            s.insert(v);
+        }
+        // The loop the sweep replaced, as a reference.
+        let reference = |cursor: &mut usize, budget: usize, n: usize| -> Vec<u32> {
+            let mut out = Vec::new();
+            for _ in 0..budget.min(n) {
+                let i = *cursor % n;
+                *cursor = i + 1;
+                out.push(i as u32);
+            }
+            out
+        };
+        let (mut a, mut b) = (0usize, 0usize);
+        for budget in [2, 2, 2, 7, 0, 3, 5, 1] {
+            let got: Vec<u32> = s.sweep(&mut a, budget).collect();
+            assert_eq!(got, reference(&mut b, budget, 5), "budget {budget}");
+            assert_eq!(a, b);
+        }
+        let empty: Slab<u8> = Slab::with_capacity(4);
+        let mut c = 3;
+        assert_eq!(empty.sweep(&mut c, 10).count(), 0);
+        assert_eq!(c, 3);
     }
 }

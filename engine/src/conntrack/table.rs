@@ -519,17 +519,11 @@ impl NatTable {
     /// previous call stopped; a mapping goes with its last session. Returns
     /// how many sessions expired.
     pub fn expire(&mut self, now_ms: u64, budget: usize) -> usize {
-        let n = self.sessions.slots();
-        if n == 0 {
-            return 0;
-        }
         let mut gone = 0;
-        for _ in 0..budget.min(n) {
-            let i = self.sweep % n;
-            self.sweep = i + 1;
-            let Some(&s) = self.sessions.get(i as u32) else { continue };
+        for i in self.sessions.sweep(&mut self.sweep, budget) {
+            let Some(&s) = self.sessions.get(i) else { continue };
             if now_ms.saturating_sub(s.last_ms) >= self.timeout_ms(&s) {
-                self.remove_session(i as u32);
+                self.remove_session(i);
                 gone += 1;
             }
         }

@@ -287,18 +287,12 @@ impl LbWorker {
     /// Expires idle connections, looking at up to `budget` slots.
     pub fn expire(&mut self, snap: &Services, now_ms: u64, budget: usize) -> usize {
         self.snat.expire(now_ms, budget);
-        let n = self.conns.slots();
-        if n == 0 {
-            return 0;
-        }
         let mut gone = 0;
-        for _ in 0..budget.min(n) {
-            let i = self.sweep % n;
-            self.sweep = i + 1;
-            let Some(c) = self.conns.get(i as u32) else { continue };
+        for i in self.conns.sweep(&mut self.sweep, budget) {
+            let Some(c) = self.conns.get(i) else { continue };
             let t = snap.list.get(usize::from(c.service)).map(|s| s.cfg.timeouts).unwrap_or_default();
             if now_ms.saturating_sub(c.last_ms) >= timeout_for(&t, c.proto, c.tcp) {
-                let Some(c) = self.conns.remove(i as u32) else { continue };
+                let Some(c) = self.conns.remove(i) else { continue };
                 self.fwd.remove(&FlowKey::new(c.proto, c.client, c.vip));
                 self.rev.remove(&FlowKey::new(c.proto, c.backend, c.source));
                 if let Some(s) = &c.stats {
