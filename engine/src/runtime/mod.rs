@@ -255,13 +255,18 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
         if let Some(m) = &metrics {
             let _ = m.poll(&mut || ctl.counters());
         }
-        if handles.iter().any(|h| h.is_finished()) {
-            tracing::error!("a worker thread ended unexpectedly");
-            stop.store(true, Ordering::Relaxed);
-            for h in handles {
-                let _ = h.join();
+        if let Some(i) = handles.iter().position(|h| h.is_finished()) {
+            // A worker returns on its own only when it saw the stop flag: a
+            // signal that arrived after this loop's check. Only a panic is a failure.
+            let panicked = handles.swap_remove(i).join().is_err();
+            if panicked || !stopping() {
+                tracing::error!("worker thread ended unexpectedly{}", if panicked { " (panic)" } else { "" });
+                stop.store(true, Ordering::Relaxed);
+                for h in handles {
+                    let _ = h.join();
+                }
+                return Err("a worker thread ended unexpectedly".into());
             }
-            return Err("a worker thread ended unexpectedly".into());
         }
     }
     tracing::info!("stopping: draining workers");
