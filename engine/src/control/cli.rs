@@ -172,6 +172,11 @@ pub fn render_stats(counters: &[Counter], prev: Option<(u64, &[Counter])>) -> St
     for (scope, v) in xdp {
         s += &format!("{scope}: {}\n", v.join(" "));
     }
+    // The ctl socket and metrics port: clients served, refused and cut.
+    let front: Vec<String> = counters.iter().filter(|c| c.scope == "ctl front").map(|c| format!("{}={}", c.name, c.value)).collect();
+    if !front.is_empty() {
+        s += &format!("ctl front: {}\n", front.join(" "));
+    }
     let mut workers: Vec<&str> = Vec::new();
     for c in counters {
         if c.scope.starts_with("worker ") && !workers.contains(&c.scope.as_str()) {

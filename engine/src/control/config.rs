@@ -192,6 +192,9 @@ struct RawEngine {
     ctl_socket: PathBuf,
     #[serde(default)]
     metrics_listen: Option<Spanned<String>>,
+    /// A group whose members may use the ctl socket (besides root).
+    #[serde(default)]
+    ctl_group: Option<Spanned<String>>,
     #[serde(default = "default_frame_size")]
     frame_size: Spanned<u32>,
     #[serde(default = "default_frames_per_port")]
@@ -217,6 +220,7 @@ impl Default for RawEngine {
             idle_timeout_ms: default_idle_timeout_ms(),
             ctl_socket: default_ctl_socket(),
             metrics_listen: None,
+            ctl_group: None,
             frame_size: default_frame_size(),
             frames_per_port: default_frames_per_port(),
             trace: false,
@@ -309,6 +313,8 @@ pub struct EngineConfig {
     pub ctl_socket: PathBuf,
     /// Prometheus text metrics, loopback only.
     pub metrics_listen: Option<SocketAddr>,
+    /// Members of this group may use the ctl socket (mode 0660), besides root.
+    pub ctl_group: Option<String>,
     /// UMEM frame size: 2048 or 4096.
     pub frame_size: u32,
     /// UMEM frames per port and queue (a power of two).
@@ -575,8 +581,22 @@ fn validate_engine(ck: &mut Checker<'_>, raw: RawEngine, env: &dyn Environment) 
         global_rate: in_range(ck, &raw.icmp_msgs_per_sec, "icmp_msgs_per_sec", 0, 10_000_000, u64::from(d.global_rate)) as u32,
         global_burst: in_range(ck, &raw.icmp_msgs_burst, "icmp_msgs_burst", 0, 1_000_000, u64::from(d.global_burst)) as u32,
     };
+    let ctl_group = raw.ctl_group.and_then(|g| {
+        let span = g.span();
+        let name = g.into_inner();
+        // POSIX portable names: letters, digits, `.`, `_`, `-`, not starting with `-`.
+        let ok = !name.is_empty()
+            && name.len() <= 32
+            && !name.starts_with('-')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !ok {
+            ck.at(span, format!("ctl_group `{name}` is not a group name (letters, digits, `.`, `_`, `-`; at most 32)"));
+        }
+        ok.then_some(name)
+    });
     EngineConfig {
         icmp,
+        ctl_group,
         cores,
         poll: raw.poll,
         idle_timeout_ms: raw.idle_timeout_ms,
@@ -843,6 +863,10 @@ routes = ["198.18.100.0/24 via 198.18.2.2", "default via 198.18.2.2"]
         assert!(parse(&GOOD.replace("198.18.100.0/24 via 198.18.2.2", "198.18.100.0/24 via 198.19.9.9 dev wan")).is_ok());
         let e = errors(&GOOD.replace("poll = \"busy\"", "poll = \"busy\"\nmetrics_listen = \"198.18.0.1:9000\""));
         assert!(e[0].contains("not a loopback"), "{e:?}");
+        let e = errors(&GOOD.replace("poll = \"busy\"", "poll = \"busy\"\nctl_group = \"ops team\""));
+        assert!(e[0].contains("ctl_group `ops team` is not a group name"), "{e:?}");
+        let ok = parse(&GOOD.replace("poll = \"busy\"", "poll = \"busy\"\nctl_group = \"pktengine-ops\"")).unwrap();
+        assert_eq!(ok.engine.ctl_group.as_deref(), Some("pktengine-ops"));
         assert!(errors(&GOOD.replace("mode = \"router\"\naddresses = [\"198.18.1.1/24\", \"2001:2:0:1::1/64\"]",
             "mode = \"router\"\nmtu = 1200\naddresses = [\"2001:2:0:1::1/64\"]"))[0].contains("IPv6 minimum"));
         assert!(errors("")[0].contains("no [[port]]"));

@@ -1,5 +1,5 @@
-//! The `pktengine ctl` socket: a Unix stream socket, mode 0600, owned by the
-//! control thread.
+//! The `pktengine ctl` protocol and socket: a Unix stream socket, mode 0600
+//! (0660 with `ctl_group`), served by the front thread ([`super::front`]).
 //!
 //! Framing: every message is a 4-byte big-endian length followed by that many
 //! bytes of JSON. A client sends one [`Request`] and reads [`Response`]s until
@@ -13,7 +13,6 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -24,9 +23,6 @@ pub const MAX_MESSAGE: usize = 64 << 20;
 /// words (a route, a filter rule); a client that announces more is answered
 /// with an error before the engine reads or allocates anything for its body.
 pub const MAX_REQUEST: usize = 64 << 10;
-
-/// Answers one request through the response sink it is given.
-pub type Handler<'a> = dyn FnMut(Request, &mut dyn FnMut(Response) -> io::Result<()>) -> io::Result<()> + 'a;
 
 /// What a client asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,21 +133,78 @@ pub fn read_message_max<T: for<'de> Deserialize<'de>>(r: &mut impl Read, max: us
     serde_json::from_slice(&body).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
-/// The listening side, owned by the control thread.
+/// Who may use the ctl socket: root, the engine's own user, and the members
+/// of the group named by `ctl_group`, checked with SO_PEERCRED on every
+/// connection (on top of the socket file's mode, which the kernel checks at
+/// connect). Members are resolved from the group database when the engine
+/// starts: a change of membership takes effect at the next start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    /// The group, by name and id.
+    pub group: Option<(String, u32)>,
+    /// Users listed as members of the group.
+    pub members: Vec<u32>,
+}
+
+impl Access {
+    /// Resolves `ctl_group` (none: root and the engine's user only).
+    pub fn resolve(group: Option<&str>) -> Result<Access, String> {
+        let Some(name) = group else { return Ok(Access::default()) };
+        let g = nix::unistd::Group::from_name(name)
+            .map_err(|e| format!("ctl_group `{name}`: {e}"))?
+            .ok_or_else(|| format!("ctl_group `{name}`: no such group"))?;
+        let mut members = Vec::new();
+        for m in &g.mem {
+            if let Ok(Some(u)) = nix::unistd::User::from_name(m) {
+                members.push(u.uid.as_raw());
+            }
+        }
+        Ok(Access { group: Some((name.to_string(), g.gid.as_raw())), members })
+    }
+
+    /// Whether a peer with these credentials may talk to the engine.
+    pub fn allows(&self, uid: u32, gid: u32) -> Result<(), String> {
+        if uid == 0 || uid == nix::unistd::geteuid().as_raw() {
+            return Ok(());
+        }
+        match &self.group {
+            Some((_, g)) if gid == *g || self.members.contains(&uid) => Ok(()),
+            Some((name, _)) => Err(format!("uid {uid} (gid {gid}) is not root and not in ctl_group `{name}`")),
+            None => Err(format!("uid {uid} is not root (no ctl_group is configured)")),
+        }
+    }
+
+    /// Checks the peer of a connected Unix socket.
+    pub fn check(&self, fd: std::os::fd::BorrowedFd<'_>) -> Result<(), String> {
+        let cred = nix::sys::socket::getsockopt(&fd, nix::sys::socket::sockopt::PeerCredentials)
+            .map_err(|e| format!("SO_PEERCRED: {e}"))?;
+        self.allows(cred.uid(), cred.gid())
+    }
+}
+
+/// The bound ctl socket; dropping it removes the file.
 #[derive(Debug)]
 pub struct CtlListener {
-    listener: UnixListener,
+    listener: Option<UnixListener>,
     path: PathBuf,
 }
 
 impl CtlListener {
-    /// Binds the socket at `path` with mode 0600. A stale socket file (nobody
-    /// listening) is replaced; a live one is an error, so two engines never
-    /// share a control socket. A missing parent directory is created with mode 0700.
-    pub fn bind(path: &Path) -> io::Result<CtlListener> {
+    /// Binds the socket at `path`. It is created under a umask of 0177, so it
+    /// is never even briefly accessible to anyone but its owner; with a
+    /// `group` it is then given to that group with mode 0660. A stale socket
+    /// file (nobody listening) is replaced; a live one is an error, so two
+    /// engines never share a control socket. A missing parent directory is
+    /// created with mode 0700 (0750 and the group's, with a group).
+    pub fn bind(path: &Path, group: Option<u32>) -> io::Result<CtlListener> {
+        use nix::sys::stat::{umask, Mode};
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.exists() {
                 std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+                if let Some(g) = group {
+                    std::os::unix::fs::chown(dir, None, Some(g))?;
+                    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))?;
+                }
             }
         }
         if path.exists() {
@@ -163,10 +216,17 @@ impl CtlListener {
             }
             std::fs::remove_file(path)?;
         }
-        let listener = UnixListener::bind(path)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        // The umask is the process's: set-up runs on one thread, and no other creates files meanwhile.
+        let old = umask(Mode::from_bits_truncate(0o177));
+        let bound = UnixListener::bind(path);
+        umask(old);
+        let listener = bound?;
+        if let Some(g) = group {
+            std::os::unix::fs::chown(path, None, Some(g))?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+        }
         listener.set_nonblocking(true)?;
-        Ok(CtlListener { listener, path: path.to_path_buf() })
+        Ok(CtlListener { listener: Some(listener), path: path.to_path_buf() })
     }
 
     /// The socket's path.
@@ -174,46 +234,10 @@ impl CtlListener {
         &self.path
     }
 
-    /// Accepts a waiting client, if any (never blocks).
-    pub fn accept(&self) -> io::Result<Option<UnixStream>> {
-        match self.listener.accept() {
-            Ok((s, _)) => {
-                s.set_nonblocking(false)?;
-                // A stuck client must not hold the control thread for long.
-                s.set_read_timeout(Some(Duration::from_secs(2)))?;
-                s.set_write_timeout(Some(Duration::from_secs(2)))?;
-                Ok(Some(s))
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Serves one request on `stream`: reads it, lets `handle` answer through
-    /// the sink it is given, and ends with an error response if `handle` did
-    /// not send a final one.
-    pub fn serve(
-        stream: &mut UnixStream,
-        handle: &mut Handler<'_>,
-    ) -> io::Result<()> {
-        let req: Request = match read_message_max(stream, MAX_REQUEST) {
-            Ok(Some(r)) => r,
-            Ok(None) => return Ok(()),
-            Err(e) => {
-                let _ = write_message(stream, &Response::Error { message: format!("bad request: {e}") });
-                return Err(e);
-            }
-        };
-        let mut finished = false;
-        let mut sink = |resp: Response| -> io::Result<()> {
-            finished |= resp.is_final();
-            write_message(stream, &resp)
-        };
-        handle(req, &mut sink)?;
-        if !finished {
-            write_message(stream, &Response::Error { message: "the engine sent no final answer".into() })?;
-        }
-        Ok(())
+    /// The listening socket, for the thread that serves it (the file stays
+    /// this value's: it is removed when this is dropped).
+    pub fn take(&mut self) -> Option<UnixListener> {
+        self.listener.take()
     }
 }
 
@@ -229,7 +253,13 @@ pub fn request(path: &Path, req: &Request, mut each: impl FnMut(&Response)) -> i
     let mut s = UnixStream::connect(path).map_err(|e| {
         io::Error::new(e.kind(), format!("cannot reach the engine at {}: {e}", path.display()))
     })?;
-    write_message(&mut s, req)?;
+    if let Err(e) = write_message(&mut s, req) {
+        // Refused at once (busy, not permitted): the engine's answer is already waiting.
+        return match read_message::<Response>(&mut s) {
+            Ok(Some(r)) if r.is_final() => Ok(r),
+            _ => Err(e),
+        };
+    }
     loop {
         match read_message::<Response>(&mut s)? {
             Some(r) if r.is_final() => return Ok(r),
@@ -251,64 +281,50 @@ mod tests {
     }
 
     #[test]
-    fn round_trip_and_mode_0600() {
-        let path = temp_socket("rt");
-        let listener = CtlListener::bind(&path).unwrap();
+    fn socket_born_0600_dir_0700_and_removed_on_drop() {
+        let path = temp_socket("mode");
+        let listener = CtlListener::bind(&path, None).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
         assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().mode() & 0o777, 0o700);
-
-        let p = path.clone();
-        let client = std::thread::spawn(move || {
-            let mut frames = Vec::new();
-            let last = request(&p, &Request::Capture { port: "lan".into(), count: 2 }, |r| frames.push(r.clone())).unwrap();
-            (frames, last)
-        });
-        let mut stream = loop {
-            if let Some(s) = listener.accept().unwrap() {
-                break s;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        CtlListener::serve(&mut stream, &mut |req, out| {
-            assert_eq!(req, Request::Capture { port: "lan".into(), count: 2 });
-            for i in 0..2u8 {
-                out(Response::Frame { port: "lan".into(), time_ns: u64::from(i), data: vec![i; 60] })?;
-            }
-            out(Response::Done { message: "2 frames".into() })
-        })
-        .unwrap();
-        let (frames, last) = client.join().unwrap();
-        assert_eq!(frames.len(), 2);
-        assert_eq!(frames[1], Response::Frame { port: "lan".into(), time_ns: 1, data: vec![1; 60] });
-        assert_eq!(last, Response::Done { message: "2 frames".into() });
-
         // A second engine cannot take a live socket.
-        assert_eq!(CtlListener::bind(&path).unwrap_err().kind(), io::ErrorKind::AddrInUse);
+        assert_eq!(CtlListener::bind(&path, None).unwrap_err().kind(), io::ErrorKind::AddrInUse);
         drop(listener);
         assert!(!path.exists());
         // A stale file is replaced.
         std::fs::write(&path, b"").unwrap();
-        let l2 = CtlListener::bind(&path).unwrap();
+        let l2 = CtlListener::bind(&path, None).unwrap();
         drop(l2);
         let _ = std::fs::remove_dir(path.parent().unwrap());
     }
 
     #[test]
-    fn handler_without_final_answer_yields_error() {
-        let path = temp_socket("nofinal");
-        let listener = CtlListener::bind(&path).unwrap();
-        let p = path.clone();
-        let client = std::thread::spawn(move || request(&p, &Request::Stats, |_| {}).unwrap());
-        let mut stream = loop {
-            if let Some(s) = listener.accept().unwrap() {
-                break s;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        CtlListener::serve(&mut stream, &mut |_, _| Ok(())).unwrap();
-        assert!(matches!(client.join().unwrap(), Response::Error { .. }));
+    fn with_a_group_the_socket_is_0660_and_the_groups() {
+        let path = temp_socket("group");
+        // gid 65534 (nogroup) exists on Debian; any gid works for chown as root.
+        let listener = CtlListener::bind(&path, Some(65534)).unwrap();
+        let m = std::fs::metadata(&path).unwrap();
+        assert_eq!(m.mode() & 0o777, 0o660);
+        assert_eq!(m.gid(), 65534);
+        let d = std::fs::metadata(path.parent().unwrap()).unwrap();
+        assert_eq!((d.mode() & 0o777, d.gid()), (0o750, 65534));
         drop(listener);
         let _ = std::fs::remove_dir(path.parent().unwrap());
+    }
+
+    #[test]
+    fn access_root_self_and_group_only() {
+        let none = Access::default();
+        assert!(none.allows(0, 0).is_ok());
+        assert!(none.allows(nix::unistd::geteuid().as_raw(), 1).is_ok());
+        assert!(none.allows(65534, 65534).unwrap_err().contains("no ctl_group"));
+        let g = Access { group: Some(("ops".into(), 4242)), members: vec![1001] };
+        assert!(g.allows(65534, 4242).is_ok(), "primary group");
+        assert!(g.allows(1001, 100).is_ok(), "listed member");
+        let e = g.allows(65534, 65534).unwrap_err();
+        assert!(e.contains("not in ctl_group `ops`"), "{e}");
+        assert!(Access::resolve(Some("no-such-group-pktengine")).unwrap_err().contains("no such group"));
+        let root = Access::resolve(Some("root")).unwrap();
+        assert_eq!(root.group, Some(("root".to_string(), 0)));
     }
 
     #[test]
@@ -331,23 +347,6 @@ mod tests {
         let mut buf = Vec::new();
         write_message(&mut buf, &Request::Stats).unwrap();
         assert_eq!(read_message_max::<Request>(&mut buf.as_slice(), MAX_REQUEST).unwrap(), Some(Request::Stats));
-    }
-
-    #[test]
-    fn the_server_answers_an_oversized_request_with_an_error() {
-        let (mut client, mut server) = UnixStream::pair().unwrap();
-        client.write_all(&(1u32 << 30).to_be_bytes()).unwrap();
-        let mut called = false;
-        let r = CtlListener::serve(&mut server, &mut |_, _| {
-            called = true;
-            Ok(())
-        });
-        assert!(r.is_err() && !called);
-        drop(server);
-        match read_message::<Response>(&mut client).unwrap() {
-            Some(Response::Error { message }) => assert!(message.contains("larger than 65536"), "{message}"),
-            other => panic!("{other:?}"),
-        }
     }
 
     #[test]

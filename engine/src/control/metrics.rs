@@ -1,14 +1,13 @@
 //! Optional Prometheus text metrics on a loopback port (`metrics_listen`).
 //!
-//! The control thread polls [`MetricsServer::poll`] between its other duties;
-//! each scrape renders the same counters `pktengine ctl stats` shows. A scrape
-//! is a short HTTP/1.0 exchange, so a plain non-blocking `TcpListener` is enough:
-//! no HTTP crate and no extra thread.
+//! The front thread ([`super::front`]) serves scrapes with the same limits
+//! as the ctl socket; each renders the counters `pktengine ctl stats` shows,
+//! read by the control thread. A scrape is a short HTTP/1.0 exchange: no HTTP
+//! crate is needed.
 
 use std::fmt::Write as _;
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::time::Duration;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
 
 use super::ctl::Counter;
 
@@ -40,76 +39,16 @@ fn sanitize(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
 }
 
-/// A loopback-only HTTP endpoint serving `/metrics`.
-#[derive(Debug)]
-pub struct MetricsServer {
-    listener: TcpListener,
-}
-
-impl MetricsServer {
-    /// Listens on `addr`, which must be a loopback address.
-    pub fn bind(addr: SocketAddr) -> io::Result<MetricsServer> {
-        if !addr.ip().is_loopback() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{addr} is not a loopback address")));
-        }
-        let listener = TcpListener::bind(addr)?;
-        listener.set_nonblocking(true)?;
-        Ok(MetricsServer { listener })
+/// Binds the metrics listener on `addr`, which must be a loopback address:
+/// the counters say much about the traffic, and the port has no
+/// authentication. The front thread ([`super::front`]) serves it.
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    if !addr.ip().is_loopback() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{addr} is not a loopback address")));
     }
-
-    /// The bound address (useful with port 0).
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
-    }
-
-    /// Serves every scrape waiting now; `counters` is called once per scrape.
-    /// Returns how many were served. Never blocks on accept.
-    pub fn poll(&self, counters: &mut dyn FnMut() -> Vec<Counter>) -> io::Result<usize> {
-        let mut served = 0;
-        loop {
-            match self.listener.accept() {
-                Ok((stream, _)) => {
-                    // A misbehaving client costs at most the timeouts, never the engine.
-                    let _ = serve_one(stream, counters);
-                    served += 1;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(served),
-                Err(e) => return Err(e),
-            }
-        }
-    }
-}
-
-fn serve_one(mut s: TcpStream, counters: &mut dyn FnMut() -> Vec<Counter>) -> io::Result<()> {
-    s.set_nonblocking(false)?;
-    s.set_read_timeout(Some(Duration::from_millis(500)))?;
-    s.set_write_timeout(Some(Duration::from_millis(500)))?;
-    let mut req = [0u8; 1024];
-    let mut n = 0;
-    // Read until the end of the request head (or the buffer is full).
-    while n < req.len() {
-        let m = s.read(&mut req[n..])?;
-        if m == 0 {
-            break;
-        }
-        n += m;
-        if req[..n].windows(4).any(|w| w == b"\r\n\r\n") || req[..n].windows(2).any(|w| w == b"\n\n") {
-            break;
-        }
-    }
-    let head = String::from_utf8_lossy(&req[..n]);
-    let path = head.split_whitespace().nth(1).unwrap_or("");
-    let (status, body) = if head.starts_with("GET ") && (path == "/metrics" || path == "/") {
-        ("200 OK", render(&counters()))
-    } else {
-        ("404 Not Found", String::from("only GET /metrics is served\n"))
-    };
-    write!(
-        s,
-        "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    s.flush()
+    let listener = TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
 }
 
 #[cfg(test)]
@@ -132,31 +71,7 @@ mod tests {
 
     #[test]
     fn refuses_non_loopback() {
-        assert!(MetricsServer::bind("198.18.0.1:0".parse().unwrap()).is_err());
-    }
-
-    #[test]
-    fn serves_a_scrape() {
-        let srv = MetricsServer::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let addr = srv.local_addr().unwrap();
-        let client = std::thread::spawn(move || {
-            let mut s = TcpStream::connect(addr).unwrap();
-            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-            let mut out = String::new();
-            s.read_to_string(&mut out).unwrap();
-            out
-        });
-        let mut served = 0;
-        for _ in 0..400 {
-            served += srv.poll(&mut || vec![c("port lan", "rx_packets", 42)]).unwrap();
-            if served > 0 {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        assert_eq!(served, 1);
-        let out = client.join().unwrap();
-        assert!(out.starts_with("HTTP/1.0 200 OK\r\n"), "{out}");
-        assert!(out.ends_with("pktengine_rx_packets{port=\"lan\"} 42\n"), "{out}");
+        assert!(bind("198.18.0.1:0".parse().unwrap()).is_err());
+        assert!(bind("127.0.0.1:0".parse().unwrap()).is_ok());
     }
 }

@@ -1,8 +1,9 @@
-//! The control plane: configuration, the `ctl` socket, and the thread that owns
-//! the tables the workers read.
+//! The control plane: configuration, the `ctl` protocol, the front thread
+//! that serves the ctl socket and the metrics port, and capture files.
 
 pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod ctl;
+pub mod front;
 pub mod metrics;

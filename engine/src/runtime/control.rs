@@ -11,10 +11,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam::channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam::channel::{Receiver, Sender};
 
 use super::setup::format_mac;
 use crate::control::ctl::{Counter, Request, Response};
+use crate::control::front::{FrontCounters, Job, Reply};
 use crate::context::counters::{Drop, SharedCounters, Stage};
 use crate::context::events::{Event, TraceEnd, TraceRecord};
 use crate::context::tables::Routes;
@@ -58,7 +59,31 @@ pub struct Control {
     /// Stale neighbors probed recently, with when.
     probed: std::collections::HashMap<NeighborKey, u64>,
     last_tick: Instant,
+    /// Requests from the front thread (ctl socket, metrics scrapes).
+    pub jobs: Option<Receiver<Job>>,
+    /// The front thread's own counters, shown with the others.
+    pub front: Option<Arc<FrontCounters>>,
+    /// Captures streaming to their clients.
+    captures: Vec<Capture>,
 }
+
+/// A `ctl capture` in progress: frames of port `idx` go to `reply` until
+/// `want` are sent, the client goes, or a minute passes without a frame.
+#[derive(Debug)]
+struct Capture {
+    idx: usize,
+    name: String,
+    want: u32,
+    got: u32,
+    last: Instant,
+    reply: Reply,
+}
+
+/// Captures running at once (each copies every frame of its port to its client).
+const MAX_CAPTURES: usize = 8;
+
+/// How long a capture waits for a frame before it ends.
+const CAPTURE_IDLE: Duration = Duration::from_secs(60);
 
 impl std::fmt::Debug for Control {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -96,6 +121,9 @@ impl Control {
             running: None,
             config_routes: Vec::new(),
             last_tick: Instant::now(),
+            jobs: None,
+            front: None,
+            captures: Vec::new(),
         }
     }
 
@@ -103,21 +131,77 @@ impl Control {
         self.start.elapsed().as_millis() as u64
     }
 
-    /// Handles worker events for up to `wait`, then the periodic work.
+    /// Handles worker events and ctl requests for up to `wait`, then the
+    /// periodic work. Never blocks on a client: requests arrive parsed, and
+    /// answers leave through their [`Reply`].
     pub fn pump(&mut self, wait: Duration) {
-        match self.events.recv_timeout(wait) {
-            Ok(e) => {
-                self.event(e);
-                while let Ok(e) = self.events.try_recv() {
-                    self.event(e);
-                }
-            }
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
+        let jobs = self.jobs.clone().unwrap_or_else(crossbeam::channel::never);
+        crossbeam::channel::select! {
+            recv(self.events) -> e => if let Ok(e) = e { self.event(e) },
+            recv(jobs) -> j => if let Ok(j) = j { self.job(j) },
+            default(wait) => {}
+        }
+        while let Ok(e) = self.events.try_recv() {
+            self.event(e);
+        }
+        // A bounded number per round, so timers and events keep their pace.
+        for _ in 0..64 {
+            let Ok(j) = jobs.try_recv() else { break };
+            self.job(j);
         }
         self.periodic();
     }
 
+    /// Answers one request of the front thread.
+    pub fn job(&mut self, j: Job) {
+        match j {
+            Job::Ctl { req, reply } => self.request(req, reply),
+            Job::Metrics { mut reply } => {
+                reply.send(Response::Stats { time_ns: self.start.elapsed().as_nanos() as u64, counters: self.counters() });
+            }
+        }
+    }
+
+    /// Ends every capture (the engine is stopping).
+    pub fn end_captures(&mut self) {
+        for mut c in self.captures.drain(..) {
+            c.reply.send(Response::Done { message: format!("{} frames (the engine is stopping)", c.got) });
+        }
+        for slot in &self.tables.capture {
+            slot.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Captures whose client left or that waited too long end; the workers
+    /// copy as many frames as the most demanding capture of a port still wants.
+    fn service_captures(&mut self) {
+        let before = self.captures.len();
+        self.captures.retain_mut(|c| {
+            if c.reply.is_closed() {
+                return false;
+            }
+            if c.got >= c.want || c.last.elapsed() > CAPTURE_IDLE {
+                c.reply.send(Response::Done { message: format!("{} frames", c.got) });
+                return false;
+            }
+            true
+        });
+        if self.captures.len() != before {
+            self.capture_slots();
+        }
+    }
+
+    fn capture_slots(&self) {
+        for (i, slot) in self.tables.capture.iter().enumerate() {
+            let want = self.captures.iter().filter(|c| c.idx == i).map(|c| c.want - c.got).max().unwrap_or(0);
+            slot.store(want, Ordering::Relaxed);
+        }
+    }
+
     fn periodic(&mut self) {
+        if !self.captures.is_empty() {
+            self.service_captures();
+        }
         if self.last_tick.elapsed() >= Duration::from_millis(500) {
             self.last_tick = Instant::now();
             let now = self.now_ms();
@@ -160,7 +244,18 @@ impl Control {
                     self.neigh_dirty = true;
                 }
             }
-            Event::Captured { .. } => {}
+            Event::Captured { port, time_ns, data } => {
+                let mut done = false;
+                for c in self.captures.iter_mut().filter(|c| c.idx == usize::from(port) && c.got < c.want) {
+                    c.got += 1;
+                    c.last = Instant::now();
+                    c.reply.send(Response::Frame { port: c.name.clone(), time_ns, data: data.clone() });
+                    done |= c.got >= c.want;
+                }
+                if done {
+                    self.service_captures();
+                }
+            }
             Event::MacMoved { bridge, key, from, to } => {
                 let b = self.tables.l2.bridges.get(usize::from(bridge)).map_or("?", |b| b.name.as_str());
                 tracing::info!("{b}: {key} moved from {} to {}", self.port_name(usize::from(from)), self.port_name(usize::from(to)));
@@ -390,16 +485,34 @@ impl Control {
             let v: u64 = self.workers.iter().map(|w| w.drop_count(*d)).sum();
             out.push(c(&format!("drop {}", d.stage()), d.name(), v));
         }
+        if let Some(f) = &self.front {
+            for (name, v) in f.rows() {
+                out.push(c("ctl front", name, v));
+            }
+        }
         out
     }
 
-    /// Answers one ctl request. Captures stream frames as they arrive.
-    pub fn request(
-        &mut self,
-        req: Request,
-        out: &mut dyn FnMut(Response) -> io::Result<()>,
-        stop: &dyn Fn() -> bool,
-    ) -> io::Result<()> {
+    /// Answers one ctl request through `reply`. A capture keeps it and
+    /// streams frames as they arrive; everything else answers at once.
+    pub fn request(&mut self, req: Request, mut reply: Reply) {
+        if let Request::Capture { port, count } = req {
+            return self.start_capture(&port, count, reply);
+        }
+        let mut out = |r: Response| -> io::Result<()> {
+            if reply.send(r) {
+                Ok(())
+            } else {
+                Err(io::Error::new(io::ErrorKind::BrokenPipe, "the client is gone"))
+            }
+        };
+        if let Err(e) = self.answer(req, &mut out) {
+            tracing::debug!("ctl: {e}");
+        }
+    }
+
+    /// Answers a request that is not a capture.
+    pub fn answer(&mut self, req: Request, out: &mut dyn FnMut(Response) -> io::Result<()>) -> io::Result<()> {
         match req {
             Request::Stats => {
                 out(Response::Stats { time_ns: self.start.elapsed().as_nanos() as u64, counters: self.counters() })?;
@@ -540,7 +653,7 @@ impl Control {
                     Err(e) => out(Response::Error { message: e }),
                 }
             }
-            Request::Capture { port, count } => self.capture(&port, count, out, stop),
+            Request::Capture { .. } => out(Response::Error { message: "a capture needs a streaming reply".into() }),
             Request::FilterAdd { rule, at } => {
                 let r = match Rule::parse(&rule, &|n| self.port_index(n)) {
                     Ok(r) => r,
@@ -583,52 +696,26 @@ impl Control {
         }
     }
 
-    fn capture(
-        &mut self,
-        port: &str,
-        count: u32,
-        out: &mut dyn FnMut(Response) -> io::Result<()>,
-        stop: &dyn Fn() -> bool,
-    ) -> io::Result<()> {
+    fn start_capture(&mut self, port: &str, count: u32, mut reply: Reply) {
         let Some(p) = self.tables.ifs.by_name(port) else {
-            return out(Response::Error { message: format!("no port `{port}`") });
+            reply.send(Response::Error { message: format!("no port `{port}`") });
+            return;
         };
         let (idx, name) = (usize::from(p.index), p.name.clone());
-        let tables = self.tables.clone();
-        let Some(slot) = tables.capture.get(idx) else {
-            return out(Response::Error { message: format!("no port `{port}`") });
-        };
-        if count == 0 {
-            return out(Response::Done { message: "0 frames".into() });
+        if idx >= self.tables.capture.len() {
+            reply.send(Response::Error { message: format!("no port `{port}`") });
+            return;
         }
-        slot.store(count, Ordering::Relaxed);
-        let mut got = 0u32;
-        // The client has its own timeout; the engine stops waiting after a
-        // minute without frames or on shutdown.
-        let mut last = Instant::now();
-        let result = loop {
-            if got >= count {
-                break Ok(());
-            }
-            if stop() || last.elapsed() > Duration::from_secs(60) {
-                break Ok(());
-            }
-            match self.events.recv_timeout(Duration::from_millis(20)) {
-                Ok(Event::Captured { port: p, time_ns, data }) if usize::from(p) == idx => {
-                    got += 1;
-                    last = Instant::now();
-                    if let Err(e) = out(Response::Frame { port: name.clone(), time_ns, data }) {
-                        break Err(e);
-                    }
-                }
-                Ok(e) => self.event(e),
-                Err(_) => {}
-            }
-            self.periodic();
-        };
-        slot.store(0, Ordering::Relaxed);
-        result?;
-        out(Response::Done { message: format!("{got} frames") })
+        if count == 0 {
+            reply.send(Response::Done { message: "0 frames".into() });
+            return;
+        }
+        if self.captures.len() >= MAX_CAPTURES {
+            reply.send(Response::Error { message: format!("{MAX_CAPTURES} captures are running already") });
+            return;
+        }
+        self.captures.push(Capture { idx, name, want: count, got: 0, last: Instant::now(), reply });
+        self.capture_slots();
     }
 
     /// Trace lines for `ctl trace` (newest last).

@@ -9,7 +9,8 @@
 //!               ◄──────────── socket fds ───── (or the error)
 //! load + attach XDP per port, XSKMAP ← fds
 //! ctl socket, metrics, signals ─── go ───────► gratuitous ARP / unsolicited NA (worker 0)
-//! control loop: ctl requests, events, timers   run-to-completion loop
+//! front thread (pktengine-ctl): ctl + metrics clients, deadlines, caps
+//! control loop: parsed requests, events, timers   run-to-completion loop
 //! SIGINT/SIGTERM: stop flag ─────────────────► stop RX, drain TX, return
 //! join, detach XDP (drop links), remove socket, exit 0
 //! ```
@@ -29,8 +30,9 @@ use std::time::{Duration, Instant};
 use crossbeam::channel;
 
 use crate::control::config::{Config, PollMode, XdpMode as CfgXdpMode};
-use crate::control::ctl::CtlListener;
-use crate::control::metrics::MetricsServer;
+use crate::control::ctl::{Access, CtlListener};
+use crate::control::front::{Front, FrontConfig, Limits};
+use crate::control::metrics;
 use crate::context::counters::SharedCounters;
 use crate::context::events;
 use crate::context::tables::Routes;
@@ -202,16 +204,39 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
         }
         steering.push((p.name.clone(), s));
     }
-    let listener = match CtlListener::bind(&cfg.engine.ctl_socket) {
+    let access = match Access::resolve(cfg.engine.ctl_group.as_deref()) {
+        Ok(a) => a,
+        Err(e) => return abort(e, handles),
+    };
+    let mut listener = match CtlListener::bind(&cfg.engine.ctl_socket, access.group.as_ref().map(|g| g.1)) {
         Ok(l) => l,
         Err(e) => return abort(format!("ctl socket {}: {e}", cfg.engine.ctl_socket.display()), handles),
     };
-    let metrics = match cfg.engine.metrics_listen.map(MetricsServer::bind).transpose() {
+    let metrics = match cfg.engine.metrics_listen.map(metrics::bind).transpose() {
         Ok(m) => m,
         Err(e) => return abort(format!("metrics endpoint: {e}"), handles),
     };
+    let Some(ctl_sock) = listener.take() else { return abort("ctl socket: not bound".into(), handles) };
+    let front = Front::start(FrontConfig {
+        ctl: ctl_sock,
+        access,
+        metrics,
+        limits: Limits::default(),
+        on_start: Box::new(|| {
+            // Parses untrusted input: needs no privilege at all.
+            if let Err(e) = privileges::keep_only(&[]) {
+                tracing::warn!("ctl front: {e}");
+            }
+        }),
+    });
+    let (mut front, jobs) = match front {
+        Ok(f) => f,
+        Err(e) => return abort(format!("ctl front thread: {e}"), handles),
+    };
     let mut ctl = control::Control::new(tables.clone(), rt, shared, events_rx, probe_tx);
     ctl.steering = steering;
+    ctl.jobs = Some(jobs);
+    ctl.front = Some(front.counters.clone());
     ctl.accept_unsolicited = cfg.routing.accept_unsolicited_arp;
     ctl.config_path = opts.config_path.clone();
     ctl.config_routes = setup::config_routes(&cfg);
@@ -246,15 +271,6 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
                 Err(e) => tracing::error!("SIGHUP: {e}"),
             }
         }
-        while let Ok(Some(mut stream)) = listener.accept() {
-            let r = CtlListener::serve(&mut stream, &mut |req, out| ctl.request(req, out, &stopping));
-            if let Err(e) = r {
-                tracing::debug!("ctl client: {e}");
-            }
-        }
-        if let Some(m) = &metrics {
-            let _ = m.poll(&mut || ctl.counters());
-        }
         if let Some(i) = handles.iter().position(|h| h.is_finished()) {
             // A worker returns on its own only when it saw the stop flag: a
             // signal that arrived after this loop's check. Only a panic is a failure.
@@ -271,6 +287,8 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     }
     tracing::info!("stopping: draining workers");
     stop.store(true, Ordering::Relaxed);
+    ctl.end_captures();
+    front.stop();
     for h in handles {
         let _ = h.join();
     }
