@@ -139,13 +139,14 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
                     }
                 };
                 let mut worker = worker;
+                // Not on `stop`: the control thread may still be putting this worker's
+                // socket fds into the XSKMAPs, and closing them now would make that fail
+                // (a SIGTERM during set-up gave exit 1) or let the fd numbers be reused.
+                // Every way out of set-up sets `go`; a stopped worker then only drains.
                 while !go.load(Ordering::Acquire) {
-                    if stop.load(Ordering::Relaxed) {
-                        return;
-                    }
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                if w == 0 {
+                if w == 0 && !stop.load(Ordering::Relaxed) {
                     worker.set_probes(probes);
                     worker.announce();
                 }
@@ -157,6 +158,8 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     drop(bound_tx);
     let abort = |msg: String, handles: Vec<std::thread::JoinHandle<()>>| -> Result<(), String> {
         stop.store(true, Ordering::Relaxed);
+        // Releases the workers waiting for `go`: they see the stop and return.
+        go.store(true, Ordering::Release);
         for h in handles {
             let _ = h.join();
         }
