@@ -62,6 +62,14 @@ struct Bound {
 
 /// Runs the engine until SIGINT/SIGTERM (or the duration); returns the exit code.
 pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
+    // First: a SIGTERM during set-up (building the tables takes tens of ms) must
+    // set the flag, not kill the process with the default action.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(|e| format!("signal handler: {e}"))?;
+    }
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()).map_err(|e| format!("signal handler: {e}"))?;
     let ifs = setup::interfaces(&cfg, &setup::interface_mac)?;
     let mut rt = setup::route_table(&cfg)?;
     if opts.import_kernel_routes || cfg.routing.import_kernel_routes {
@@ -99,12 +107,6 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     }
     let tables = Arc::new(tables);
     tables.trace.store(cfg.engine.trace, Ordering::Relaxed);
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).map_err(|e| format!("signal handler: {e}"))?;
-    }
-    let hup = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()).map_err(|e| format!("signal handler: {e}"))?;
     let (sink, events_rx) = events::channel(65536);
     let (probe_tx, probe_rx) = channel::bounded::<NeighborKey>(1024);
     let nworkers = cfg.engine.cores.len();
