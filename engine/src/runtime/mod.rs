@@ -276,12 +276,15 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     }
     tracing::info!("stopping: draining workers");
     stop.store(true, Ordering::Relaxed);
-    for h in handles {
-        let _ = h.join();
-    }
+    // A panic while draining fails the run, as one seen in the loop above does
+    // (which of the two sees it is a matter of timing).
+    let panicked = handles.into_iter().map(|h| h.join()).filter(Result::is_err).count();
     // Dropping the links detaches XDP; dropping the listener removes the socket.
     drop(ctl);
     drop(listener);
+    if panicked > 0 {
+        return Err(format!("{panicked} worker thread(s) panicked while draining"));
+    }
     tracing::info!("stopped");
     Ok(())
 }
