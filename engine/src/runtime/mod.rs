@@ -64,6 +64,14 @@ struct Bound {
 
 /// Runs the engine until SIGINT/SIGTERM (or the duration); returns the exit code.
 pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
+    // First: a SIGTERM during set-up (building the tables takes tens of ms) must
+    // set the flag, not kill the process with the default action.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(|e| format!("signal handler: {e}"))?;
+    }
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()).map_err(|e| format!("signal handler: {e}"))?;
     let ifs = setup::interfaces(&cfg, &setup::interface_mac)?;
     let mut rt = setup::route_table(&cfg)?;
     if opts.import_kernel_routes || cfg.routing.import_kernel_routes {
@@ -101,12 +109,6 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     }
     let tables = Arc::new(tables);
     tables.trace.store(cfg.engine.trace, Ordering::Relaxed);
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).map_err(|e| format!("signal handler: {e}"))?;
-    }
-    let hup = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()).map_err(|e| format!("signal handler: {e}"))?;
     let (sink, events_rx) = events::channel(65536);
     let (probe_tx, probe_rx) = channel::bounded::<NeighborKey>(1024);
     let nworkers = cfg.engine.cores.len();
@@ -141,13 +143,14 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
                     }
                 };
                 let mut worker = worker;
+                // Not on `stop`: the control thread may still be putting this worker's
+                // socket fds into the XSKMAPs, and closing them now would make that fail
+                // (a SIGTERM during set-up gave exit 1) or let the fd numbers be reused.
+                // Every way out of set-up sets `go`; a stopped worker then only drains.
                 while !go.load(Ordering::Acquire) {
-                    if stop.load(Ordering::Relaxed) {
-                        return;
-                    }
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                if w == 0 {
+                if w == 0 && !stop.load(Ordering::Relaxed) {
                     worker.set_probes(probes);
                     worker.announce();
                 }
@@ -159,6 +162,8 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     drop(bound_tx);
     let abort = |msg: String, handles: Vec<std::thread::JoinHandle<()>>| -> Result<(), String> {
         stop.store(true, Ordering::Relaxed);
+        // Releases the workers waiting for `go`: they see the stop and return.
+        go.store(true, Ordering::Release);
         for h in handles {
             let _ = h.join();
         }
@@ -289,12 +294,15 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     stop.store(true, Ordering::Relaxed);
     ctl.end_captures();
     front.stop();
-    for h in handles {
-        let _ = h.join();
-    }
+    // A panic while draining fails the run, as one seen in the loop above does
+    // (which of the two sees it is a matter of timing).
+    let panicked = handles.into_iter().map(|h| h.join()).filter(Result::is_err).count();
     // Dropping the links detaches XDP; dropping the listener removes the socket.
     drop(ctl);
     drop(listener);
+    if panicked > 0 {
+        return Err(format!("{panicked} worker thread(s) panicked while draining"));
+    }
     tracing::info!("stopped");
     Ok(())
 }
