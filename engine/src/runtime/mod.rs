@@ -8,11 +8,17 @@
 //! spawn workers ─────────────────────────────► build UMEM, bind sockets (their queues)
 //!               ◄──────────── socket fds ───── (or the error)
 //! load + attach XDP per port, XSKMAP ← fds
-//! ctl socket, metrics, signals ─── go ───────► gratuitous ARP / unsolicited NA (worker 0)
+//! ctl socket, metrics, signals
+//! switch to the engine's user ───── go ───────► confine (seccomp, no caps)
+//! confine; wait for every thread's report      gratuitous ARP / unsolicited NA (worker 0)
 //! control loop: ctl requests, events, timers   run-to-completion loop
 //! SIGINT/SIGTERM: stop flag ─────────────────► stop RX, drain TX, return
 //! join, detach XDP (drop links), remove socket, exit 0
 //! ```
+//!
+//! Privileges (`privileges`): the user is looked up first; workers clear
+//! their bounding sets once bound; after set-up the whole process switches
+//! to the engine's user and every thread confines itself to its role.
 //!
 //! Sockets and UMEMs are created on the worker thread that uses them (they
 //! are not `Send`, and their memory is first touched on the worker's core).
@@ -39,6 +45,7 @@ use crate::dataplane::worker::{Socket, Worker, WorkerConfig};
 use crate::neighbor::{NeighborKey, NeighborTable, REACHABLE_MS, STALE_GC_MS};
 use crate::steer::{AttachMode, Steering};
 use crate::xsk::{BindMode, BoundMode, Umem, UmemConfig, XskConfig, XskPort};
+use privileges::{Privileges, Role};
 
 /// Options from the command line.
 #[derive(Debug, Clone, Default)]
@@ -51,6 +58,8 @@ pub struct RunOptions {
     pub copy_mode: bool,
     /// The configuration file, re-read on SIGHUP or `ctl reload`.
     pub config_path: Option<std::path::PathBuf>,
+    /// Run even where privileges cannot be dropped (warnings instead of a refusal).
+    pub allow_privileged: bool,
 }
 
 /// What a worker reports after binding.
@@ -62,6 +71,9 @@ struct Bound {
 
 /// Runs the engine until SIGINT/SIGTERM (or the duration); returns the exit code.
 pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
+    // Before anything is attached: a user that cannot be switched to stops here.
+    let privs = Privileges::new(&cfg.engine.user, opts.allow_privileged)?;
+    privs.start_custodian(&cfg.engine.ctl_socket)?;
     let ifs = setup::interfaces(&cfg, &setup::interface_mac)?;
     let mut rt = setup::route_table(&cfg)?;
     if opts.import_kernel_routes || cfg.routing.import_kernel_routes {
@@ -115,8 +127,8 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     for (w, &core) in cfg.engine.cores.iter().enumerate() {
         let counters = Arc::new(SharedCounters::default());
         shared.push(counters.clone());
-        let (cfg, tables, stop, go, sink, bound_tx, probes) =
-            (cfg.clone(), tables.clone(), stop.clone(), go.clone(), sink.clone(), bound_tx.clone(), probe_rx.clone());
+        let (cfg, tables, stop, go, sink, bound_tx, probes, privs) =
+            (cfg.clone(), tables.clone(), stop.clone(), go.clone(), sink.clone(), bound_tx.clone(), probe_rx.clone(), privs.clone());
         let copy = opts.copy_mode;
         let h = std::thread::Builder::new()
             .name(format!("pktengine-w{w}"))
@@ -127,8 +139,9 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
                 let worker = match build_worker(w, nworkers, &cfg, tables, counters, sink, copy) {
                     Ok((worker, b)) => {
                         // Sockets bound: the rings need no privilege at all.
-                        if let Err(e) = privileges::keep_only(&[]) {
-                            tracing::warn!("worker {w}: {e}");
+                        if let Err(e) = privs.prepare(Role::Worker) {
+                            let _ = bound_tx.send(Err(e));
+                            return;
                         }
                         let _ = bound_tx.send(Ok(b));
                         worker
@@ -144,6 +157,10 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
                         return;
                     }
                     std::thread::sleep(Duration::from_millis(1));
+                }
+                // `go` comes after the user switch; the main thread hears of a refusal.
+                if privs.confine(Role::Worker).is_err() {
+                    return;
                 }
                 if w == 0 {
                     worker.set_probes(probes);
@@ -220,11 +237,18 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
         drop(ctl);
         return abort(e, handles);
     }
-    match privileges::keep_only(privileges::CONTROL) {
-        Ok(kept) => tracing::info!("capabilities after set-up: control thread {{{}}}, workers none", kept.join(", ")),
-        Err(e) => tracing::warn!("could not drop capabilities: {e}"),
+    // ---- least privilege (privileges/): the user switch, then every thread
+    // confines itself (workers after `go`).
+    if let Err(e) = privs.switch_user(listener.path()) {
+        drop(ctl);
+        return abort(e, handles);
     }
     go.store(true, Ordering::Release);
+    if let Err(e) = privs.confine(Role::Control).and_then(|_| privs.wait_confined(nworkers + 1, Duration::from_secs(5))) {
+        drop(ctl);
+        return abort(e, handles);
+    }
+    // ---- end of least privilege
     tracing::info!(
         "pktengine running: {} ports, {} workers on cores {:?}, {} poll, ctl {}",
         cfg.ports.len(),
@@ -277,6 +301,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     // Dropping the links detaches XDP; dropping the listener removes the socket.
     drop(ctl);
     drop(listener);
+    privs.finish();
     tracing::info!("stopped");
     Ok(())
 }
