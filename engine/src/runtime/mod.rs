@@ -298,7 +298,8 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     for h in handles {
         let _ = h.join();
     }
-    // Dropping the links detaches XDP; dropping the listener removes the socket.
+    // Dropping the links detaches XDP; dropping the listener removes the
+    // socket where the engine's user may, the custodian does elsewhere.
     drop(ctl);
     drop(listener);
     privs.finish();
