@@ -42,7 +42,8 @@ pub const FEATURES: &[Feature] = &[
             control thread with lock-free publication (arc-swap), `pktengine run` (TOML config \
             refused with file:line errors before anything is attached), `pktengine ctl` (stats \
             with `--watch`, route add/del/show, arp show, capture to pcap, trace), Prometheus \
-            text metrics, graceful shutdown",
+            text metrics, graceful shutdown, least privilege after set-up (an unprivileged \
+            user, no capabilities, a seccomp allow-list per thread role)",
         state: "implemented, netns-tested",
     },
     Feature {

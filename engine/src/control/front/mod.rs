@@ -219,6 +219,8 @@ impl Front {
         let stop2 = stop.clone();
         let on_start = cfg.on_start;
         let thread = std::thread::Builder::new().name("pktengine-ctl".into()).spawn(move || {
+            // Whoever the process runs as now (the engine's user after the switch) may talk to it.
+            lp.access.own_uid = nix::unistd::geteuid().as_raw();
             on_start();
             lp.run(&ctl_l, metrics_l.as_mut(), &stop2);
         })?;
