@@ -370,7 +370,10 @@ impl<P: Port> Worker<P> {
                 self.spins = 0;
                 // Neighbor timers need the loop now and then: the timeout bounds the sleep.
                 let tcp_timers = self.features.tcp.as_ref().is_some_and(|t| t.tw.has_timers());
-                let t = if !self.st.pending.is_empty() || tcp_timers { Duration::from_millis(if tcp_timers { 1 } else { 5 }) } else { self.cfg.idle_timeout };
+                // A dump under way goes on a slice per loop: here it waits for the
+                // control thread to take the slices already sent.
+                let soon = tcp_timers || self.features.dumping();
+                let t = if !self.st.pending.is_empty() || soon { Duration::from_millis(if soon { 1 } else { 5 }) } else { self.cfg.idle_timeout };
                 // Frames held for reorder are released after MAX_HOLD_NS.
                 let t = if self.impair.as_ref().is_some_and(|i| i.holding()) { t.min(Duration::from_nanos(MAX_HOLD_NS)) } else { t };
                 let h = self.tables.handoff.clone();

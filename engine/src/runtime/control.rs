@@ -16,6 +16,7 @@ use crossbeam::channel::{Receiver, RecvTimeoutError, Sender};
 use super::setup::format_mac;
 use crate::control::ctl::{Counter, Request, Response};
 use crate::context::counters::{Drop, SharedCounters, Stage};
+use crate::context::dump::Mode;
 use crate::context::events::{Event, TraceEnd, TraceRecord};
 use crate::context::tables::Routes;
 use crate::dataplane::tables::Tables;
@@ -495,22 +496,22 @@ impl Control {
                 let Some(nat) = self.tables.nat.clone() else {
                     return out(Response::Done { message: "NAT is not configured".into() });
                 };
-                let flush = matches!(req, Request::NatFlush);
-                let rows = nat_rows(&nat, flush);
-                let (s, m) = nat.totals();
-                if flush {
+                if matches!(req, Request::NatFlush) {
+                    nat_rows(&nat, Mode::Flush, out)?;
+                    let (s, m) = nat.totals();
                     return out(Response::Done { message: format!("flushed; {s} sessions, {m} mappings left (static forwards stay)") });
                 }
-                out(Response::Table { header: "nat sessions".into(), rows })?;
-                out(Response::Done { message: format!("{s} sessions, {m} mappings") })
+                // The sessions listed (a dump is no snapshot: the gauges may have moved on).
+                let n = nat_rows(&nat, Mode::Show, out)?;
+                let (_, m) = nat.totals();
+                out(Response::Done { message: format!("{n} sessions, {m} mappings") })
             }
             Request::TcpShow => {
                 let Some(tcp) = self.tables.tcp.clone() else {
                     return out(Response::Done { message: "no [[tcp]] application is configured".into() });
                 };
-                let rows = tcp_rows(&tcp);
+                tcp_rows(&tcp, out)?;
                 let n = tcp.total_conns();
-                out(Response::Table { header: "tcp connections".into(), rows })?;
                 out(Response::Done { message: format!("{n} connections") })
             }
             Request::LbShow => {
@@ -648,18 +649,36 @@ impl Control {
     }
 }
 
-/// Asks every worker for its NAT sessions (and to flush them first, with
-/// `flush`) and formats them, one per line:
-/// `udp 198.18.1.2:40000 198.19.1.1:40000 198.19.1.2:7 - age 1.250s idle 0.100s expires 299s worker 0`.
-/// Waits at most a second for the workers (a stopped worker's rows are missing).
-fn nat_rows(nat: &crate::nat::NatShared, flush: bool) -> Vec<String> {
-    if flush {
-        for f in &nat.flushes {
-            f.store(true, Ordering::Release);
-        }
+/// Runs a dump over every worker ([`crate::context::dump::collect`]: it
+/// blocks, waiting at most a second for a worker that sends nothing; a
+/// silent worker gets a line saying so) and sends the rows, `f` formatting
+/// each, as `Table` messages of at most `dump::POLL_ROWS` rows each, all
+/// with `header` (at least one, possibly empty, for `Mode::Show`). Returns
+/// the number of rows.
+fn dump_table<T>(
+    dumps: &Arc<crate::context::dump::Dumps<T>>,
+    mode: Mode,
+    header: &str,
+    f: impl FnMut(u16, &T) -> String,
+    out: &mut dyn FnMut(Response) -> io::Result<()>,
+) -> io::Result<usize> {
+    let mut sent = false;
+    let n = crate::context::dump::collect(dumps, mode, Duration::from_secs(1), f, |rows| {
+        sent = true;
+        out(Response::Table { header: header.into(), rows })
+    })?;
+    if !sent && mode == Mode::Show {
+        out(Response::Table { header: header.into(), rows: Vec::new() })?;
     }
+    Ok(n)
+}
+
+/// `ctl nat show` (`Mode::Show`): every worker's NAT sessions, one per line:
+/// `udp 198.18.1.2:40000 198.19.1.1:40000 198.19.1.2:7 - age 1.250s idle 0.100s expires 299s worker 0`.
+/// `ctl nat flush` (`Mode::Flush`): every worker removes its dynamic sessions, sending no rows.
+fn nat_rows(nat: &crate::nat::NatShared, mode: Mode, out: &mut dyn FnMut(Response) -> io::Result<()>) -> io::Result<usize> {
     let ms = |v: u64| format!("{}.{:03}s", v / 1000, v % 1000);
-    crate::context::dump::collect(&nat.dumps, std::time::Duration::from_secs(1), |w, s| {
+    let f = |w: u16, s: &crate::nat::SessionInfo| {
         format!(
             "{} {} {} {} {}{} age {} idle {} expires {}s pkts {}/{} worker {w}",
             crate::conntrack::table::proto_name(s.proto),
@@ -674,13 +693,14 @@ fn nat_rows(nat: &crate::nat::NatShared, flush: bool) -> Vec<String> {
             s.pkts_out,
             s.pkts_in,
         )
-    })
+    };
+    dump_table(&nat.dumps, mode, "nat sessions", f, out)
 }
 
-/// Asks every worker for its TCP connections and formats them, one per line:
+/// `ctl tcp show`: every worker's TCP connections, one per line:
 /// `198.18.1.1:7 198.18.1.2:40000 Established in 1000 out 1000 age 1.250s srtt 85us rto 200ms cwnd 14600 queued 0 worker 0`.
-fn tcp_rows(tcp: &crate::tcp::endpoint::TcpShared) -> Vec<String> {
-    crate::context::dump::collect(&tcp.dumps, std::time::Duration::from_secs(1), |w, c| {
+fn tcp_rows(tcp: &crate::tcp::endpoint::TcpShared, out: &mut dyn FnMut(Response) -> io::Result<()>) -> io::Result<usize> {
+    let f = |w: u16, c: &crate::tcp::endpoint::ConnInfo| {
         format!(
             "{} {} {:?} in {} out {} age {}.{:03}s srtt {} rto {}ms cwnd {} queued {} worker {w}",
             c.local,
@@ -695,7 +715,8 @@ fn tcp_rows(tcp: &crate::tcp::endpoint::TcpShared) -> Vec<String> {
             c.cwnd,
             c.send_queue,
         )
-    })
+    };
+    dump_table(&tcp.dumps, Mode::Show, "tcp connections", f, out)
 }
 
 /// CPU time (user + system) of thread `tid` of this process, in ms; 0 when unknown.
