@@ -127,6 +127,18 @@ pub fn render_stats(counters: &[Counter], prev: Option<(u64, &[Counter])>) -> St
             rate("tx_bytes", true)
         );
     }
+    // The kernel's drops at each port's AF_XDP sockets (XDP_STATISTICS), one line per port.
+    let mut xsk: Vec<(&str, Vec<String>)> = Vec::new();
+    for c in counters.iter().filter(|c| c.scope.starts_with("xsk ")) {
+        let p = &c.scope["xsk ".len()..];
+        match xsk.iter_mut().find(|(q, _)| *q == p) {
+            Some((_, v)) => v.push(format!("{} {}", c.name, c.value)),
+            None => xsk.push((p, vec![format!("{} {}", c.name, c.value)])),
+        }
+    }
+    for (p, v) in &xsk {
+        s += &format!("xsk {p}: {}\n", v.join(" "));
+    }
     let mut drops: BTreeMap<(String, String), u64> = BTreeMap::new();
     for c in counters.iter().filter(|c| c.scope.starts_with("drop ") && c.value > 0) {
         drops.insert((c.scope["drop ".len()..].to_string(), c.name.clone()), c.value);
@@ -259,5 +271,13 @@ mod tests {
         assert!(lan.contains("512.0k"), "{lan}"); // 128000 bytes in 2 s = 512 kbit/s
         assert!(s.contains("ip4-no-route"));
         assert!(!s.contains("ip4-ttl-expired"), "zero drops are not listed");
+    }
+
+    #[test]
+    fn xsk_counters_get_a_line_per_port() {
+        let cs = vec![c("xsk lan", "rx_dropped", 0), c("xsk lan", "rx_ring_full", 7), c("xsk wan", "rx_dropped", 1)];
+        let s = render_stats(&cs, None);
+        assert!(s.contains("xsk lan: rx_dropped 0 rx_ring_full 7\n"), "{s}");
+        assert!(s.contains("xsk wan: rx_dropped 1\n"), "{s}");
     }
 }
