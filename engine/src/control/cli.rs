@@ -280,4 +280,39 @@ mod tests {
         assert!(s.contains("xsk lan: rx_dropped 0 rx_ring_full 7\n"), "{s}");
         assert!(s.contains("xsk wan: rx_dropped 1\n"), "{s}");
     }
+
+    /// A table in three `Table` messages (a worker dump) prints as one:
+    /// every row once, in order, nothing between the chunks.
+    #[test]
+    fn a_table_in_several_messages_prints_as_one() {
+        use super::super::ctl::CtlListener;
+        let path = std::env::temp_dir().join(format!("pktengine-cli-test-{}/ctl.sock", std::process::id()));
+        let listener = CtlListener::bind(&path).unwrap();
+        let p = path.clone();
+        let client = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let rc = run(&p, Request::NatShow, &mut out);
+            (rc, String::from_utf8(out).unwrap())
+        });
+        let mut stream = loop {
+            if let Some(s) = listener.accept().unwrap() {
+                break s;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        CtlListener::serve(&mut stream, &mut |_, out| {
+            for chunk in 0..3 {
+                let rows = (0..4).map(|i| format!("row {}", chunk * 4 + i)).collect();
+                out(Response::Table { header: "nat sessions".into(), rows })?;
+            }
+            out(Response::Done { message: "12 sessions, 1 mappings".into() })
+        })
+        .unwrap();
+        let (rc, text) = client.join().unwrap();
+        assert_eq!(rc, 0);
+        let want: Vec<String> = (0..12).map(|i| format!("row {i}")).chain(["12 sessions, 1 mappings".to_string()]).collect();
+        assert_eq!(text.lines().collect::<Vec<_>>(), want);
+        drop(listener);
+        let _ = std::fs::remove_dir(path.parent().unwrap());
+    }
 }
