@@ -237,6 +237,8 @@ impl<P: Port> Worker<P> {
         self.neigh_seen = neigh_id;
         let trace = self.tables.trace.load(Ordering::Relaxed);
         let mut got = 0;
+        // A full RX burst on some socket: frames wait in its ring.
+        let mut behind = false;
         {
             let tables: &Tables = &self.tables;
             let mut ctx = Ctx {
@@ -259,6 +261,7 @@ impl<P: Port> Worker<P> {
                     continue;
                 }
                 got += n;
+                behind |= n == BURST;
                 match self.impair.as_deref_mut() {
                     None => run(&mut ctx, s.port, &self.descs[..n]),
                     Some(imp) => imp.rx(&mut ctx, s.port, &self.descs[..n], &mut run),
@@ -272,10 +275,10 @@ impl<P: Port> Worker<P> {
             }
             let now_ms = now_ns / 1_000_000;
             if let (Some(nat), Some(w)) = (tables.nat.as_deref(), self.features.nat.as_mut()) {
-                w.service(nat, self.cfg.id, now_ms);
+                w.service(nat, self.cfg.id, now_ms, behind);
             }
             if let (Some(shared), Some(t)) = (tables.tcp.as_deref(), self.features.tcp.as_mut()) {
-                crate::tcp::endpoint::service(&mut ctx, t, shared);
+                crate::tcp::endpoint::service(&mut ctx, t, shared, behind);
             }
             if let (Some(lb), Some(w)) = (tables.lb.as_deref(), self.features.lb.as_mut()) {
                 w.service(lb, self.cfg.id, now_ms);

@@ -292,8 +292,9 @@ impl NatWorker {
 
     /// The worker's housekeeping, once per loop iteration: expiry (a
     /// bounded slice of the table every 10 ms), gauges, and one slice of a
-    /// dump or flush under way (at most `dump::SLICE` slots).
-    pub fn service(&mut self, shared: &NatShared, w: u16, now_ms: u64) {
+    /// dump or flush under way (at most `dump::SLICE` slots; one per ms at
+    /// most when the worker is `behind` on traffic: `dump::Cursor::step`).
+    pub fn service(&mut self, shared: &NatShared, w: u16, now_ms: u64, behind: bool) {
         let gauges = shared.gauges.get(usize::from(w));
         if now_ms.saturating_sub(self.last_sweep_ms) >= SWEEP_EVERY_MS {
             self.last_sweep_ms = now_ms;
@@ -304,7 +305,7 @@ impl NatWorker {
         }
         let Some(slot) = shared.dumps.slot(w) else { return };
         let table = &mut self.table;
-        self.dump.step(slot, table.session_slots(), |s, rows| {
+        self.dump.step(slot, table.session_slots(), behind, now_ms, |s, rows| {
             match s.mode {
                 Mode::Show => table.dump_slice(s.range.clone(), now_ms, rows),
                 Mode::Flush => table.flush_slice(s.range.clone()),

@@ -521,8 +521,8 @@ fn sessions_expire_and_the_dump_shows_them() {
     r.finish();
 }
 
-/// 5,000 sessions: `ctl nat show` lists each once, a slice of at most 1,024
-/// slots per worker loop (5 loops), not the whole table in one.
+/// 5,000 sessions: `ctl nat show` lists each once, a slice of at most
+/// `SLICE` (256) slots per worker loop (20 loops), not the whole table in one.
 #[test]
 fn a_dump_goes_a_slice_per_loop_and_lists_every_session_once() {
     let mut r = rig(1, |_| {});
@@ -531,7 +531,7 @@ fn a_dump_goes_a_slice_per_loop_and_lists_every_session_once() {
     }
     let mut loops = 0;
     let rows = r.dump_while(Mode::Show, |_| loops += 1);
-    assert_eq!(loops, 5, "5,000 slots: five slices");
+    assert_eq!(loops, 5000usize.div_ceil(SLICE), "5,000 slots: a slice per loop");
     let keys: std::collections::BTreeSet<(u16, u16)> = rows.iter().map(|s| (s.inside.port, s.remote.port)).collect();
     assert_eq!((rows.len(), keys.len()), (5000, 5000), "each session once");
     assert!(rows.iter().all(|s| s.inside.addr == u32::from(H1) && s.outside.addr == u32::from(NAT) && s.remote.addr == u32::from(H2)));
@@ -548,11 +548,12 @@ fn a_dump_during_traffic_lists_every_lasting_session_once() {
     }
     let before = r.dump(Mode::Show).len();
     assert_eq!(before, 4000);
-    // New flows during the dump, a burst per loop.
+    // New flows during the dump, 16 per loop (a burst that is not full: a
+    // slice every loop).
     let mut next = 0u16;
     let rows = r.dump_while(Mode::Show, |r| {
         let (umem, socks) = r.workers[0].split();
-        for _ in 0..64 {
+        for _ in 0..16 {
             assert!(socks[0].io.inject(umem, &from_h1(41000, H2, 1000 + next)));
             next += 1;
         }
@@ -588,7 +589,7 @@ fn a_flush_goes_a_slice_per_loop_and_keeps_the_forwards() {
     assert_eq!(r.dump(Mode::Show).len(), 3000);
     let mut loops = 0;
     assert!(r.dump_while(Mode::Flush, |_| loops += 1).is_empty(), "a flush lists nothing");
-    assert_eq!(loops, 3);
+    assert_eq!(loops, 3000usize.div_ceil(SLICE));
     assert_eq!(nat.totals(), (0, 0), "the gauges say what is left when the flush ends (no dynamic mapping)");
     assert!(r.dump(Mode::Show).is_empty());
     // The flows start again from scratch.
@@ -605,5 +606,35 @@ fn two_workers_answer_one_dump() {
     r.flows(40000, 1000..1500);
     r.flows(40001, 1000..1500);
     assert_eq!(r.dump(Mode::Show).len(), 1000);
+    r.finish();
+}
+
+/// A worker whose RX bursts come full (traffic waits in the ring) gives a
+/// dump one slice per millisecond, not one per loop.
+#[test]
+fn a_worker_behind_on_traffic_takes_a_slice_per_millisecond() {
+    let mut r = rig(1, |_| {});
+    r.flows(40000, 1000..3000);
+    let nat = r.tables.nat.clone().unwrap();
+    let t0 = std::time::Instant::now();
+    let mut c = Collector::start(&nat.dumps, Mode::Show).unwrap();
+    let (mut loops, mut slices, mut rows) = (0, 0, 0);
+    while !c.is_done() {
+        let (umem, socks) = r.workers[0].split();
+        for _ in 0..crate::xsk::BURST {
+            assert!(socks[0].io.inject(umem, &from_h1(40000, H2, 1000)));
+        }
+        r.workers[0].poll_once();
+        r.sent(1);
+        loops += 1;
+        let p = c.poll();
+        slices += usize::from(!p.rows.is_empty());
+        rows += p.rows.len();
+    }
+    let ms = t0.elapsed().as_millis();
+    let want = 2000usize.div_ceil(SLICE);
+    assert_eq!((rows, slices), (2000, want));
+    assert!(ms + 1 >= want as u128, "{want} slices, one per ms at most, in {ms} ms");
+    assert!(loops > slices, "some loops deferred the dump ({loops} loops)");
     r.finish();
 }

@@ -630,11 +630,12 @@ impl TcpWorker {
     }
 
     /// Gauges every 10 ms, and one slice of a `ctl tcp show` under way (at
-    /// most `dump::SLICE` slots) per call.
-    fn publish(&mut self, shared: &TcpShared, now: u64) {
+    /// most `dump::SLICE` slots; one per ms at most when the worker is
+    /// `behind` on traffic) per call.
+    fn publish(&mut self, shared: &TcpShared, now: u64, behind: bool) {
         if let Some(slot) = shared.dumps.slot(self.me) {
             let conns = &self.conns;
-            self.dump.step(slot, conns.slots(), |s, rows| {
+            self.dump.step(slot, conns.slots(), behind, now, |s, rows| {
                 if s.mode != crate::context::dump::Mode::Show {
                     return;
                 }
@@ -853,7 +854,7 @@ fn handle(ctx: &mut Ctx, tw: &mut TcpWorker, port: u16, d: Desc, now: u64, src: 
 
 /// Every loop: connections whose timers are due, the applications'
 /// periodic work (client connections), gauges and `ctl tcp show`.
-pub fn service(ctx: &mut Ctx, st: &mut TcpStack, shared: &TcpShared) {
+pub fn service(ctx: &mut Ctx, st: &mut TcpStack, shared: &TcpShared, behind: bool) {
     let now = ctx.now_ms();
     let mut budget = 256;
     while budget > 0 {
@@ -874,7 +875,7 @@ pub fn service(ctx: &mut Ctx, st: &mut TcpStack, shared: &TcpShared) {
     }
     st.apps.tick(&mut st.tw, ctx, now);
     settle(ctx, st, now);
-    st.tw.publish(shared, now);
+    st.tw.publish(shared, now, behind);
 }
 
 /// Writes one segment as an Ethernet/IPv4 or IPv6 frame and routes it.
