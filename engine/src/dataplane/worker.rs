@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 use super::pipeline::{self, Features, Scratch, Stages};
 use super::tables::Tables;
-use crate::context::counters::{Drop, LocalCounters, SharedCounters, Stage};
+use crate::context::counters::{Drop, LocalCounters, SharedCounters, Stage, MAX_PORTS};
 use crate::context::events::{Event, EventSink};
 use crate::context::handoff::{Handoff, HANDED};
 use crate::context::neigh_frames;
@@ -89,7 +89,15 @@ pub struct Worker<P: Port> {
     probes: Option<Receiver<NeighborKey>>,
     /// The `[impair]` test stage (None: off; one check per burst).
     impair: Option<Box<ImpairWorker>>,
+    /// When the sockets' XDP_STATISTICS are read next (ms).
+    xdp_due_ms: u64,
 }
+
+/// How often a worker reads its sockets' XDP_STATISTICS (one getsockopt
+/// each) for `ctl stats`. The worker reads them itself: the kernel takes
+/// the socket's mutex for it, which the worker's TX kick takes too, so a
+/// reader on another thread could hold the worker up.
+const XDP_STATS_EVERY_MS: u64 = 100;
 
 impl<P: Port> std::fmt::Debug for Worker<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -145,6 +153,7 @@ impl<P: Port> Worker<P> {
             spins: 0,
             probes: None,
             impair,
+            xdp_due_ms: 0,
         }
         .with_shared_clock()
     }
@@ -311,7 +320,30 @@ impl<P: Port> Worker<P> {
             self.shared.set_frames(&self.umem.counts());
         }
         c.publish(&self.shared);
+        if now_ns / 1_000_000 >= self.xdp_due_ms {
+            self.xdp_due_ms = now_ns / 1_000_000 + XDP_STATS_EVERY_MS;
+            self.publish_xdp();
+        }
         got
+    }
+
+    /// Each port's XDP_STATISTICS, summed over this worker's sockets on it.
+    fn publish_xdp(&self) {
+        let mut sum = [crate::xsk::XdpStatistics::default(); MAX_PORTS];
+        for s in &self.sockets {
+            if let Some(t) = sum.get_mut(usize::from(s.port)) {
+                let x = s.io.stats().xdp;
+                t.rx_dropped += x.rx_dropped;
+                t.rx_invalid_descs += x.rx_invalid_descs;
+                t.rx_ring_full += x.rx_ring_full;
+                t.rx_fill_ring_empty_descs += x.rx_fill_ring_empty_descs;
+                t.tx_invalid_descs += x.tx_invalid_descs;
+                t.tx_ring_empty_descs += x.tx_ring_empty_descs;
+            }
+        }
+        for (port, x) in sum.iter().enumerate().take(self.tables.ifs.ports.len()) {
+            self.shared.set_xdp(port, x);
+        }
     }
 
     /// Sends every queued frame, a burst per port (through the impairment

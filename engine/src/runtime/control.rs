@@ -40,10 +40,6 @@ pub struct Control {
     /// Neighbors to refresh, for the worker that transmits on every port.
     pub probes: Sender<NeighborKey>,
     pub steering: Vec<(String, Steering)>,
-    /// Every worker's AF_XDP socket, (port, fd): `ctl stats` reads their
-    /// XDP_STATISTICS (RX ring full, fill ring empty) from here, costing the
-    /// workers nothing. The fds stay open while the workers run.
-    pub xsk: Vec<(u16, std::os::fd::RawFd)>,
     pub start: Instant,
     trace: VecDeque<TraceRecord>,
     neigh_dirty: bool,
@@ -87,7 +83,6 @@ impl Control {
             events,
             probes,
             steering: Vec::new(),
-            xsk: Vec::new(),
             start: Instant::now(),
             trace: VecDeque::new(),
             neigh_dirty: false,
@@ -340,19 +335,17 @@ impl Control {
             out.push(c(&scope, "rx_bytes", t[1]));
             out.push(c(&scope, "tx_packets", t[2]));
             out.push(c(&scope, "tx_bytes", t[3]));
-            // The kernel's drops before the engine saw the frame, over the port's sockets.
-            let fds: Vec<_> = self.xsk.iter().filter(|(p, _)| usize::from(*p) == i).map(|&(_, fd)| fd).collect();
-            if !fds.is_empty() {
-                let mut sum = crate::xsk::XdpStatistics::default().fields();
-                for s in fds.iter().filter_map(|&fd| crate::xsk::XdpStatistics::read(fd).ok()) {
-                    for (acc, (_, v)) in sum.iter_mut().zip(s.fields()) {
-                        acc.1 += v;
-                    }
+            // The kernel's drops before the engine saw the frame (each worker
+            // reads its sockets' every 100 ms).
+            let mut xdp = crate::xsk::XdpStatistics::default().fields();
+            for w in &self.workers {
+                for (acc, (_, v)) in xdp.iter_mut().zip(w.xdp(i)) {
+                    acc.1 += v;
                 }
-                let scope = format!("xsk {}", self.port_name(i));
-                for (name, v) in sum {
-                    out.push(c(&scope, name, v));
-                }
+            }
+            let scope = format!("xsk {}", self.port_name(i));
+            for (name, v) in xdp {
+                out.push(c(&scope, name, v));
             }
         }
         for (name, s) in &self.steering {

@@ -212,7 +212,6 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     };
     let mut ctl = control::Control::new(tables.clone(), rt, shared, events_rx, probe_tx);
     ctl.steering = steering;
-    ctl.xsk = bound.iter().flat_map(|b| b.sockets.iter().map(|&(port, _, fd, _)| (port, fd))).collect();
     ctl.accept_unsolicited = cfg.routing.accept_unsolicited_arp;
     ctl.config_path = opts.config_path.clone();
     ctl.config_routes = setup::config_routes(&cfg);
