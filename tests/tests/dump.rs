@@ -287,4 +287,9 @@ fn nat_show_of_200k_sessions_adds_no_rx_drops() {
     let summary = out.lines().last().unwrap_or("");
     assert!(rows >= SESSIONS, "ctl nat show listed {rows} sessions, {SESSIONS} wanted\n{summary}");
     assert!(summary.starts_with(&format!("{rows} sessions, ")), "the summary counts the lines: {summary}");
+    // `ctl nat flush` (a dump that removes, a slice per loop too) empties the table.
+    let flushed = e.ctl_ok(&["nat", "flush"]);
+    assert_eq!(flushed.trim(), "flushed; 0 sessions, 0 mappings left (static forwards stay)", "{}", diag(&e));
+    let after = e.ctl_ok(&["nat", "show"]);
+    assert!(after.trim().starts_with("0 sessions"), "{after}");
 }
