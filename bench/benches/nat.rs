@@ -8,12 +8,24 @@
 //! - `nat/new_mapping/1M`: a new flow's first packet with a million mappings
 //!   in the table: mapping and session created, external port allocated.
 //!   The new flows are expired (untimed) every 100k so the table stays at 1M.
+//! - `dump_slice/step`: a worker's share of `ctl nat show` in one loop
+//!   iteration (`context::dump`, `SLICE` = 256 slots): the next slots of a
+//!   full table of 262,144 sessions copied into a lent buffer and handed
+//!   over, the cursor's queue operations included. The control thread's
+//!   side (taking the chunk, giving the buffer back) is untimed.
+//! - `dump_slice/rows_1024`: the copy alone for 1,024 slots (the bound the
+//!   issue allowed), into a reused buffer.
+//! - `dump_slice/whole_table`: what a worker did in one iteration before
+//!   dumps went in slices: all 262,144 sessions into a new `Vec`.
+//! - `dump_slice/idle`: the step with no dump asked for (every loop pays it).
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use engine::conntrack::rewrite::{self as translate, Ep, Kind, Side, PROTO_UDP};
-use engine::nat::{NatTable, TableConfig};
+use engine::context::dump::{Collector, Cursor, Dumps, Mode, Step, SLICE};
+use engine::nat::{NatTable, SessionInfo, TableConfig};
 use engine::wire::checksum;
 use pktengine_bench::splitmix;
 
@@ -122,5 +134,58 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+fn dump(c: &mut Criterion) {
+    let mut g = c.benchmark_group("dump_slice");
+    g.measurement_time(Duration::from_secs(4));
+    let n = 262_144u32;
+    let mut t = NatTable::new(TableConfig::simple(pool(), n));
+    for i in 0..n {
+        t.outbound(PROTO_UDP, flow(i), Ep::new(REMOTE, 53), 0, 0).unwrap();
+    }
+    let dumps = Arc::new(Dumps::<SessionInfo>::new(1));
+    let slot = dumps.slot(0).unwrap();
+    let mut cursor = Cursor::default();
+    g.throughput(Throughput::Elements(SLICE as u64));
+    g.bench_function("step", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            let mut col = Collector::start(&dumps, Mode::Show).unwrap();
+            for _ in 0..iters {
+                if col.is_done() {
+                    drop(col);
+                    col = Collector::start(&dumps, Mode::Show).unwrap();
+                }
+                let t0 = Instant::now();
+                let step = cursor.step(slot, t.session_slots(), false, 0, |s, rows| t.dump_slice(s.range.clone(), 5, rows));
+                spent += t0.elapsed();
+                assert!(matches!(step, Step::Sent { .. }));
+                // Untimed: the control thread takes the rows and gives the buffer back.
+                assert_eq!(black_box(col.poll()).rows.len(), SLICE);
+            }
+            spent
+        })
+    });
+    g.throughput(Throughput::Elements(1024));
+    let mut rows = Vec::with_capacity(1024);
+    let mut at = 0usize;
+    g.bench_function("rows_1024", |b| {
+        b.iter(|| {
+            rows.clear();
+            t.dump_slice(at..at + 1024, 5, &mut rows);
+            at = (at + 1024) % n as usize;
+            black_box(rows.len())
+        })
+    });
+    g.throughput(Throughput::Elements(u64::from(n)));
+    g.sample_size(20);
+    g.bench_function("whole_table", |b| b.iter(|| black_box(t.dump(5)).len()));
+    g.sample_size(100);
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("idle", |b| {
+        b.iter(|| black_box(cursor.step(slot, t.session_slots(), false, 0, |s, rows| t.dump_slice(s.range.clone(), 5, rows))))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, dump);
 criterion_main!(benches);

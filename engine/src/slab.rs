@@ -179,6 +179,19 @@ impl<T> Slab<T> {
         self.values.iter().zip(&self.gens).enumerate().filter(|(_, (_, g))| *g & 1 == 1).map(|(i, (v, _))| (i as u32, v))
     }
 
+    /// Live values with their indices among slots `range` (cut at the
+    /// high-water mark), in index order: one slice of a dump.
+    pub fn iter_range(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = (u32, &T)> + '_ {
+        let end = range.end.min(self.values.len());
+        let start = range.start.min(end);
+        self.values[start..end]
+            .iter()
+            .zip(&self.gens[start..end])
+            .enumerate()
+            .filter(|(_, (_, g))| *g & 1 == 1)
+            .map(move |(i, (v, _))| ((start + i) as u32, v))
+    }
+
     /// Live values, in index order.
     pub fn values(&self) -> impl Iterator<Item = &T> + '_ {
         self.iter().map(|(_, v)| v)

@@ -5,6 +5,7 @@
 //! RST for a port without an application. Addresses from 198.18.0.0/15 only.
 use std::process::Stdio;
 
+use pktengine_tests::bg::Bg;
 use pktengine_tests::engine::{example, text, Engine, RouterTopo};
 
 const APPS: &str = r#"
@@ -211,4 +212,28 @@ fn echo_and_http_over_ipv6() {
     assert_eq!(out.trim(), "1048576 True b'' True", "IPv6 echo of 1 MiB:\n{out}\n{}", e.log());
     let o = t.h1.command("curl").args(["-s", "-g", "-m", "10", "http://[2001:2:0:1::1]/"]).output().expect("curl");
     assert_eq!(String::from_utf8_lossy(&o.stdout), "hello from pktengine\n", "{}", e.log());
+}
+
+/// `ctl tcp show` lists every connection, the workers answering a slice of
+/// their table per loop: 600 connections held open by a client (three slices).
+#[test]
+fn tcp_show_lists_every_open_connection() {
+    let t = RouterTopo::new("tcs").unwrap();
+    let e = start(&t, "tcs");
+    let log = Engine::dir("tcs-client").join("client.log");
+    let _client = Bg::spawn(&t.h1, log, &["-c", r#"
+import socket, time
+socks = []
+for i in range(600):
+    s = socket.create_connection(("198.18.1.1", 7), timeout=10)
+    s.sendall(b"x")
+    assert s.recv(1) == b"x"
+    socks.append(s)
+print("ready", flush=True)
+time.sleep(60)
+"#]);
+    let out = e.ctl_ok(&["tcp", "show"]);
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("198.18.1.1:7 198.18.1.2:") && l.contains(" Established ")).collect();
+    let peers: std::collections::BTreeSet<&str> = rows.iter().filter_map(|l| l.split_whitespace().nth(1)).collect();
+    assert_eq!((rows.len(), peers.len()), (600, 600), "each connection once:\n{out}");
 }

@@ -530,13 +530,24 @@ impl NatTable {
         gone
     }
 
-    /// Removes every session and dynamic mapping (`ctl nat flush`).
+    /// Removes every session and dynamic mapping.
     pub fn flush(&mut self) {
-        for i in 0..self.sessions.slots() {
+        self.flush_slice(0..self.sessions.slots());
+    }
+
+    /// Removes the sessions in slots `range`, and the dynamic mappings they
+    /// leave without a session (one slice of `ctl nat flush`).
+    pub fn flush_slice(&mut self, range: std::ops::Range<usize>) {
+        for i in range.start..range.end.min(self.sessions.slots()) {
             if self.sessions.contains(i as u32) {
                 self.remove_session(i as u32);
             }
         }
+    }
+
+    /// Session slots ever used: a dump walks the slots below this.
+    pub fn session_slots(&self) -> usize {
+        self.sessions.slots()
     }
 
     fn remove_session(&mut self, i: u32) {
@@ -578,28 +589,34 @@ impl NatTable {
         self.live_mappings -= 1;
     }
 
-    /// Every live session, for `ctl nat show` (allocates: control path only).
+    /// Every live session (allocates: tests and tools; the workers dump by [`NatTable::dump_slice`]).
     pub fn dump(&self, now_ms: u64) -> Vec<SessionInfo> {
-        self.sessions
-            .values()
-            .map(|s| {
-                let m = &self.mappings[s.mapping as usize];
-                let idle = now_ms.saturating_sub(s.last_ms);
-                SessionInfo {
-                    proto: s.proto,
-                    inside: s.inside,
-                    outside: m.outside,
-                    remote: s.remote,
-                    state: state_name(s),
-                    age_ms: now_ms.saturating_sub(s.created_ms),
-                    idle_ms: idle,
-                    expires_ms: self.timeout_ms(s).saturating_sub(idle),
-                    pkts_out: s.pkts_out,
-                    pkts_in: s.pkts_in,
-                    fixed: m.fixed,
-                }
-            })
-            .collect()
+        let mut rows = Vec::new();
+        self.dump_slice(0..self.sessions.slots(), now_ms, &mut rows);
+        rows
+    }
+
+    /// The live sessions in slots `range`, appended to `rows` (one slice of
+    /// `ctl nat show`: at most one row per slot, so a buffer with room for
+    /// `range.len()` rows never grows).
+    pub fn dump_slice(&self, range: std::ops::Range<usize>, now_ms: u64, rows: &mut Vec<SessionInfo>) {
+        rows.extend(self.sessions.iter_range(range).map(|(_, s)| {
+            let m = &self.mappings[s.mapping as usize];
+            let idle = now_ms.saturating_sub(s.last_ms);
+            SessionInfo {
+                proto: s.proto,
+                inside: s.inside,
+                outside: m.outside,
+                remote: s.remote,
+                state: state_name(s),
+                age_ms: now_ms.saturating_sub(s.created_ms),
+                idle_ms: idle,
+                expires_ms: self.timeout_ms(s).saturating_sub(idle),
+                pkts_out: s.pkts_out,
+                pkts_in: s.pkts_in,
+                fixed: m.fixed,
+            }
+        }));
     }
 }
 

@@ -396,6 +396,9 @@ pub struct SharedCounters {
     pub drops: [AtomicU64; DROP_REASONS],
     pub stages: [AtomicU64; Stage::ALL.len()],
     pub ports: [[AtomicU64; 4]; MAX_PORTS],
+    /// Per port, the kernel's XDP_STATISTICS over the worker's sockets (in
+    /// `XdpStatistics::fields` order), read by the worker every 100 ms.
+    pub xdp: [[AtomicU64; 6]; MAX_PORTS],
     pub loops: AtomicU64,
     pub idle_loops: AtomicU64,
     pub sleeps: AtomicU64,
@@ -413,6 +416,7 @@ impl Default for SharedCounters {
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
             stages: std::array::from_fn(|_| AtomicU64::new(0)),
             ports: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            xdp: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
             loops: AtomicU64::new(0),
             idle_loops: AtomicU64::new(0),
             sleeps: AtomicU64::new(0),
@@ -430,6 +434,26 @@ impl SharedCounters {
             a.store(u64::from(v), Ordering::Relaxed);
         }
         self.ledger_errors.store(c.errors, Ordering::Relaxed);
+    }
+
+    /// Publishes port `port`'s XDP_STATISTICS (summed over the worker's sockets on it).
+    pub fn set_xdp(&self, port: usize, x: &crate::xsk::XdpStatistics) {
+        if let Some(a) = self.xdp.get(port) {
+            for (a, (_, v)) in a.iter().zip(x.fields()) {
+                a.store(v, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Port `port`'s XDP_STATISTICS as last published, named.
+    pub fn xdp(&self, port: usize) -> [(&'static str, u64); 6] {
+        let mut f = crate::xsk::XdpStatistics::default().fields();
+        if let Some(a) = self.xdp.get(port) {
+            for (f, a) in f.iter_mut().zip(a) {
+                f.1 = a.load(Ordering::Relaxed);
+            }
+        }
+        f
     }
 
     pub fn drop_count(&self, why: Drop) -> u64 {

@@ -127,6 +127,18 @@ pub fn render_stats(counters: &[Counter], prev: Option<(u64, &[Counter])>) -> St
             rate("tx_bytes", true)
         );
     }
+    // The kernel's drops at each port's AF_XDP sockets (XDP_STATISTICS), one line per port.
+    let mut xsk: Vec<(&str, Vec<String>)> = Vec::new();
+    for c in counters.iter().filter(|c| c.scope.starts_with("xsk ")) {
+        let p = &c.scope["xsk ".len()..];
+        match xsk.iter_mut().find(|(q, _)| *q == p) {
+            Some((_, v)) => v.push(format!("{} {}", c.name, c.value)),
+            None => xsk.push((p, vec![format!("{} {}", c.name, c.value)])),
+        }
+    }
+    for (p, v) in &xsk {
+        s += &format!("xsk {p}: {}\n", v.join(" "));
+    }
     let mut drops: BTreeMap<(String, String), u64> = BTreeMap::new();
     for c in counters.iter().filter(|c| c.scope.starts_with("drop ") && c.value > 0) {
         drops.insert((c.scope["drop ".len()..].to_string(), c.name.clone()), c.value);
@@ -264,5 +276,44 @@ mod tests {
         assert!(lan.contains("512.0k"), "{lan}"); // 128000 bytes in 2 s = 512 kbit/s
         assert!(s.contains("ip4-no-route"));
         assert!(!s.contains("ip4-ttl-expired"), "zero drops are not listed");
+    }
+
+    #[test]
+    fn xsk_counters_get_a_line_per_port() {
+        let cs = vec![c("xsk lan", "rx_dropped", 0), c("xsk lan", "rx_ring_full", 7), c("xsk wan", "rx_dropped", 1)];
+        let s = render_stats(&cs, None);
+        assert!(s.contains("xsk lan: rx_dropped 0 rx_ring_full 7\n"), "{s}");
+        assert!(s.contains("xsk wan: rx_dropped 1\n"), "{s}");
+    }
+
+    /// A table in three `Table` messages (a worker dump) prints as one:
+    /// every row once, in order, nothing between the chunks.
+    #[test]
+    fn a_table_in_several_messages_prints_as_one() {
+        use super::super::ctl::{read_message, write_message};
+        let dir = std::env::temp_dir().join(format!("pktengine-cli-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ctl.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let p = path.clone();
+        let client = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let rc = run(&p, Request::NatShow, &mut out);
+            (rc, String::from_utf8(out).unwrap())
+        });
+        let (mut stream, _) = listener.accept().unwrap();
+        assert_eq!(read_message::<Request>(&mut stream).unwrap(), Some(Request::NatShow));
+        for chunk in 0..3 {
+            let rows = (0..4).map(|i| format!("row {}", chunk * 4 + i)).collect();
+            write_message(&mut stream, &Response::Table { header: "nat sessions".into(), rows }).unwrap();
+        }
+        write_message(&mut stream, &Response::Done { message: "12 sessions, 1 mappings".into() }).unwrap();
+        let (rc, text) = client.join().unwrap();
+        assert_eq!(rc, 0);
+        let want: Vec<String> = (0..12).map(|i| format!("row {i}")).chain(["12 sessions, 1 mappings".to_string()]).collect();
+        assert_eq!(text.lines().collect::<Vec<_>>(), want);
+        drop(listener);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -72,7 +72,11 @@ pub struct Counter {
 pub enum Response {
     /// Counters with the engine's monotonic time of the reading, in ns.
     Stats { time_ns: u64, counters: Vec<Counter> },
-    /// Lines of a table (routes, MACs, neighbours, NAT mappings).
+    /// Lines of a table (routes, MACs, neighbours, NAT mappings). A long
+    /// table comes as several `Table` messages in a row with the same header
+    /// (the workers' dumps: at most `context::dump::POLL_ROWS` rows each, so
+    /// a message stays far under [`MAX_MESSAGE`]); a client shows them as one
+    /// table, its header once.
     Table { header: String, rows: Vec<String> },
     /// A captured frame: its port, when it was seen (ns since the Unix epoch), and its bytes.
     Frame { port: String, time_ns: u64, data: Vec<u8> },

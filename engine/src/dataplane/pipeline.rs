@@ -64,6 +64,12 @@ impl Features {
             tcp: tables.tcp.as_deref().map(|t| TcpStack::new(t, mss, worker)),
         }
     }
+
+    /// A `ctl` dump is under way (NAT sessions, TCP connections): it goes on
+    /// one slice per loop iteration, so the worker should not sleep long.
+    pub fn dumping(&self) -> bool {
+        self.nat.as_ref().is_some_and(NatWorker::dumping) || self.tcp.as_ref().is_some_and(|t| t.tw.dumping())
+    }
 }
 
 /// What a burst runs through besides the context: the features' shared

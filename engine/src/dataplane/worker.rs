@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 use super::pipeline::{self, Features, Scratch, Stages};
 use super::tables::Tables;
-use crate::context::counters::{Drop, LocalCounters, SharedCounters, Stage};
+use crate::context::counters::{Drop, LocalCounters, SharedCounters, Stage, MAX_PORTS};
 use crate::context::events::{Event, EventSink};
 use crate::context::handoff::{Handoff, HANDED};
 use crate::context::neigh_frames;
@@ -89,7 +89,15 @@ pub struct Worker<P: Port> {
     probes: Option<Receiver<NeighborKey>>,
     /// The `[impair]` test stage (None: off; one check per burst).
     impair: Option<Box<ImpairWorker>>,
+    /// When the sockets' XDP_STATISTICS are read next (ms).
+    xdp_due_ms: u64,
 }
+
+/// How often a worker reads its sockets' XDP_STATISTICS (one getsockopt
+/// each) for `ctl stats`. The worker reads them itself: the kernel takes
+/// the socket's mutex for it, which the worker's TX kick takes too, so a
+/// reader on another thread could hold the worker up.
+const XDP_STATS_EVERY_MS: u64 = 100;
 
 impl<P: Port> std::fmt::Debug for Worker<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -145,6 +153,7 @@ impl<P: Port> Worker<P> {
             spins: 0,
             probes: None,
             impair,
+            xdp_due_ms: 0,
         }
         .with_shared_clock()
     }
@@ -237,6 +246,8 @@ impl<P: Port> Worker<P> {
         self.neigh_seen = neigh_id;
         let trace = self.tables.trace.load(Ordering::Relaxed);
         let mut got = 0;
+        // A full RX burst on some socket: frames wait in its ring.
+        let mut behind = false;
         {
             let tables: &Tables = &self.tables;
             let mut ctx = Ctx {
@@ -259,6 +270,7 @@ impl<P: Port> Worker<P> {
                     continue;
                 }
                 got += n;
+                behind |= n == BURST;
                 match self.impair.as_deref_mut() {
                     None => run(&mut ctx, s.port, &self.descs[..n]),
                     Some(imp) => imp.rx(&mut ctx, s.port, &self.descs[..n], &mut run),
@@ -272,10 +284,10 @@ impl<P: Port> Worker<P> {
             }
             let now_ms = now_ns / 1_000_000;
             if let (Some(nat), Some(w)) = (tables.nat.as_deref(), self.features.nat.as_mut()) {
-                w.service(nat, self.cfg.id, now_ms);
+                w.service(nat, self.cfg.id, now_ms, behind);
             }
             if let (Some(shared), Some(t)) = (tables.tcp.as_deref(), self.features.tcp.as_mut()) {
-                crate::tcp::endpoint::service(&mut ctx, t, shared);
+                crate::tcp::endpoint::service(&mut ctx, t, shared, behind);
             }
             if let (Some(lb), Some(w)) = (tables.lb.as_deref(), self.features.lb.as_mut()) {
                 w.service(lb, self.cfg.id, now_ms);
@@ -308,7 +320,30 @@ impl<P: Port> Worker<P> {
             self.shared.set_frames(&self.umem.counts());
         }
         c.publish(&self.shared);
+        if now_ns / 1_000_000 >= self.xdp_due_ms {
+            self.xdp_due_ms = now_ns / 1_000_000 + XDP_STATS_EVERY_MS;
+            self.publish_xdp();
+        }
         got
+    }
+
+    /// Each port's XDP_STATISTICS, summed over this worker's sockets on it.
+    fn publish_xdp(&self) {
+        let mut sum = [crate::xsk::XdpStatistics::default(); MAX_PORTS];
+        for s in &self.sockets {
+            if let Some(t) = sum.get_mut(usize::from(s.port)) {
+                let x = s.io.stats().xdp;
+                t.rx_dropped += x.rx_dropped;
+                t.rx_invalid_descs += x.rx_invalid_descs;
+                t.rx_ring_full += x.rx_ring_full;
+                t.rx_fill_ring_empty_descs += x.rx_fill_ring_empty_descs;
+                t.tx_invalid_descs += x.tx_invalid_descs;
+                t.tx_ring_empty_descs += x.tx_ring_empty_descs;
+            }
+        }
+        for (port, x) in sum.iter().enumerate().take(self.tables.ifs.ports.len()) {
+            self.shared.set_xdp(port, x);
+        }
     }
 
     /// Sends every queued frame, a burst per port (through the impairment
@@ -368,7 +403,10 @@ impl<P: Port> Worker<P> {
                 self.spins = 0;
                 // Neighbor timers need the loop now and then: the timeout bounds the sleep.
                 let tcp_timers = self.features.tcp.as_ref().is_some_and(|t| t.tw.has_timers());
-                let t = if !self.st.pending.is_empty() || tcp_timers { Duration::from_millis(if tcp_timers { 1 } else { 5 }) } else { self.cfg.idle_timeout };
+                // A dump under way goes on a slice per loop: here it waits for the
+                // control thread to take the slices already sent.
+                let soon = tcp_timers || self.features.dumping();
+                let t = if !self.st.pending.is_empty() || soon { Duration::from_millis(if soon { 1 } else { 5 }) } else { self.cfg.idle_timeout };
                 // Frames held for reorder are released after MAX_HOLD_NS.
                 let t = if self.impair.as_ref().is_some_and(|i| i.holding()) { t.min(Duration::from_nanos(MAX_HOLD_NS)) } else { t };
                 let h = self.tables.handoff.clone();

@@ -31,6 +31,7 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub use crate::conntrack::{Ep, Filtering, NatError, NatTable, SessionInfo, TableConfig, Timeouts};
+use crate::context::dump::{Cursor, Mode};
 
 /// A port's place in the NAT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -140,9 +141,8 @@ pub struct Gauges {
     pub mappings: AtomicU32,
 }
 
-/// `ctl nat show` requests, one slot per worker.
-pub type DumpSlot = crate::context::dump::DumpSlot<SessionInfo>;
-
+/// `ctl nat show` and `ctl nat flush`: one slot per worker (`context::dump`).
+pub type Dumps = crate::context::dump::Dumps<SessionInfo>;
 
 /// What every worker reads: the configuration, the port roles, the static
 /// forwards and the per-worker gauges (the handoff inboxes are in `Tables`).
@@ -156,9 +156,8 @@ pub struct NatShared {
     /// Ports the tables never allocate (set when load-balancer health checks need them).
     pub reserved: Option<(u16, u16)>,
     pub gauges: Vec<Gauges>,
-    pub dumps: Vec<DumpSlot>,
-    /// Per worker: remove every dynamic session before the next dump (`ctl nat flush`).
-    pub flushes: Vec<std::sync::atomic::AtomicBool>,
+    /// `ctl nat show` (a dump) and `ctl nat flush` (a dump that removes).
+    pub dumps: std::sync::Arc<Dumps>,
 }
 
 impl NatShared {
@@ -178,8 +177,7 @@ impl NatShared {
         }
         NatShared {
             gauges: (0..workers).map(|_| Gauges::default()).collect(),
-            dumps: (0..workers).map(|_| DumpSlot::default()).collect(),
-            flushes: (0..workers).map(|_| std::sync::atomic::AtomicBool::new(false)).collect(),
+            dumps: std::sync::Arc::new(Dumps::new(workers)),
             cfg,
             roles,
             outside,
@@ -274,7 +272,8 @@ pub struct NatWorker {
     pub table: NatTable,
     pub frags: frag::FragTable,
     last_sweep_ms: u64,
-    dump_seen: u64,
+    /// Where this worker is in a `ctl nat show`/`flush` (a slice per loop).
+    dump: Cursor,
 }
 
 /// How often a worker looks for expired sessions, and how many slots per look.
@@ -283,33 +282,48 @@ const SWEEP_BUDGET: usize = 2048;
 
 impl NatWorker {
     pub fn new(shared: &NatShared, w: u16) -> NatWorker {
-        NatWorker { table: NatTable::new(shared.table_config(w)), frags: frag::FragTable::default(), last_sweep_ms: 0, dump_seen: 0 }
+        NatWorker { table: NatTable::new(shared.table_config(w)), frags: frag::FragTable::default(), last_sweep_ms: 0, dump: Cursor::default() }
+    }
+
+    /// A `ctl nat show` or `flush` is under way (the worker should not sleep long).
+    pub fn dumping(&self) -> bool {
+        self.dump.busy()
     }
 
     /// The worker's housekeeping, once per loop iteration: expiry (a
-    /// bounded slice of the table every 10 ms), gauges, dump requests.
-    pub fn service(&mut self, shared: &NatShared, w: u16, now_ms: u64) {
+    /// bounded slice of the table every 10 ms), gauges, and one slice of a
+    /// dump or flush under way (at most `dump::SLICE` slots; one per ms at
+    /// most when the worker is `behind` on traffic: `dump::Cursor::step`).
+    pub fn service(&mut self, shared: &NatShared, w: u16, now_ms: u64, behind: bool) {
+        let gauges = shared.gauges.get(usize::from(w));
         if now_ms.saturating_sub(self.last_sweep_ms) >= SWEEP_EVERY_MS {
             self.last_sweep_ms = now_ms;
             self.table.expire(now_ms, SWEEP_BUDGET);
-            if let Some(g) = shared.gauges.get(usize::from(w)) {
-                let (s, m) = self.table.counts();
-                g.sessions.store(s, Ordering::Relaxed);
-                g.mappings.store(m, Ordering::Relaxed);
+            if let Some(g) = gauges {
+                g.publish(&self.table);
             }
         }
-        let Some(slot) = shared.dumps.get(usize::from(w)) else { return };
-        if let Some(asked) = slot.request(&mut self.dump_seen) {
-            if shared.flushes.get(usize::from(w)).is_some_and(|f| f.swap(false, Ordering::AcqRel)) {
-                self.table.flush();
+        let Some(slot) = shared.dumps.slot(w) else { return };
+        let table = &mut self.table;
+        self.dump.step(slot, table.session_slots(), behind, now_ms, |s, rows| {
+            match s.mode {
+                Mode::Show => table.dump_slice(s.range.clone(), now_ms, rows),
+                Mode::Flush => table.flush_slice(s.range.clone()),
             }
-            if let Some(g) = shared.gauges.get(usize::from(w)) {
-                let (s, m) = self.table.counts();
-                g.sessions.store(s, Ordering::Relaxed);
-                g.mappings.store(m, Ordering::Relaxed);
+            // Before the last chunk goes: the control thread reads the
+            // gauges once it has it (after a flush: what is left).
+            if let (true, Some(g)) = (s.last, gauges) {
+                g.publish(table);
             }
-            slot.answer(asked, self.table.dump(now_ms));
-        }
+        });
+    }
+}
+
+impl Gauges {
+    fn publish(&self, t: &NatTable) {
+        let (s, m) = t.counts();
+        self.sessions.store(s, Ordering::Relaxed);
+        self.mappings.store(m, Ordering::Relaxed);
     }
 }
 

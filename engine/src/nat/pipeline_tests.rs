@@ -8,13 +8,14 @@ use std::sync::Arc;
 
 use crate::control::config::{PollMode, PortMode};
 use crate::context::counters::{Drop, SharedCounters, Stage};
+use crate::context::dump::{Collector, Mode, SLICE};
 use crate::context::events;
 use crate::context::tables::{Interfaces, PortInfo, Routes};
 use crate::dataplane::tables::Tables;
 use crate::dataplane::worker::{Socket, Worker, WorkerConfig};
 use crate::l3::route_table::RouteTable;
 use crate::conntrack::rewrite::{classify, Ep, Kind, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
-use crate::nat::{Filtering, Forward, NatConfig, NatShared, Role};
+use crate::nat::{Filtering, Forward, NatConfig, NatShared, Role, SessionInfo};
 use crate::neighbor::{NeighborKey, NeighborTable};
 use crate::wire::Mac;
 use crate::runtime::setup::connected_route;
@@ -123,6 +124,47 @@ impl Rig {
 
     fn nonzero_drops(&self) -> Vec<(&'static str, u64)> {
         Drop::ALL.iter().map(|&d| (d.name(), self.drops(d))).filter(|&(_, n)| n > 0).collect()
+    }
+
+    /// `ctl nat show` (or `flush`) as the control thread runs it, every
+    /// worker looping once between polls; checks that one loop hands over at
+    /// most one slice. The rows, in the order they came.
+    fn dump(&mut self, mode: Mode) -> Vec<SessionInfo> {
+        self.dump_while(mode, |_| {})
+    }
+
+    /// [`Rig::dump`], running `between(self)` before every loop of the workers.
+    fn dump_while(&mut self, mode: Mode, mut between: impl FnMut(&mut Rig)) -> Vec<SessionInfo> {
+        let nat = self.tables.nat.clone().unwrap();
+        let mut c = Collector::start(&nat.dumps, mode).unwrap();
+        let mut rows = Vec::new();
+        for _ in 0..100_000 {
+            between(self);
+            for w in &mut self.workers {
+                w.poll_once();
+            }
+            let p = c.poll();
+            assert!(p.rows.len() <= SLICE * self.workers.len(), "one slice per worker and loop, got {}", p.rows.len());
+            assert!(p.silent.is_empty(), "a worker did not answer");
+            rows.extend(p.rows.into_iter().map(|(_, r)| r));
+            if p.done {
+                return rows;
+            }
+        }
+        panic!("the dump did not end");
+    }
+
+    /// Flows from h1 port `sp` to h2 ports `dports` (one session each), a burst at a time.
+    fn flows(&mut self, sp: u16, dports: std::ops::Range<u16>) {
+        let ports: Vec<u16> = dports.collect();
+        for burst in ports.chunks(64) {
+            let (umem, socks) = self.workers[0].split();
+            for &dp in burst {
+                assert!(socks[0].io.inject(umem, &from_h1(sp, H2, dp)), "inject refused");
+            }
+            self.run();
+            self.sent(1);
+        }
     }
 
     fn finish(mut self) {
@@ -466,20 +508,133 @@ fn sessions_expire_and_the_dump_shows_them() {
     r.inject(0, 0, &from_h1(40000, H2, 7));
     r.one(1);
     let nat = r.tables.nat.clone().unwrap();
-    let ask = |r: &mut Rig| {
-        nat.dumps[0].ask();
-        r.run();
-        nat.dumps[0].rows()
-    };
-    let rows = ask(&mut r);
+    let rows = r.dump(Mode::Show);
     assert_eq!(rows.len(), 1);
     assert_eq!((rows[0].inside, rows[0].outside, rows[0].remote), (ep(H1, 40000), ep(NAT, 40000), ep(H2, 7)));
     std::thread::sleep(std::time::Duration::from_millis(80));
     r.run();
-    assert!(ask(&mut r).is_empty());
+    assert!(r.dump(Mode::Show).is_empty());
     assert_eq!(nat.totals(), (0, 0));
     // The reply after expiry is refused (the engine's own address: Port Unreachable to h2).
     r.inject(0, 1, &from_h2(7, 40000));
     assert!(r.sent(0).is_empty());
+    r.finish();
+}
+
+/// 5,000 sessions: `ctl nat show` lists each once, a slice of at most
+/// `SLICE` (256) slots per worker loop (20 loops), not the whole table in one.
+#[test]
+fn a_dump_goes_a_slice_per_loop_and_lists_every_session_once() {
+    let mut r = rig(1, |_| {});
+    for sp in 40000..40005 {
+        r.flows(sp, 1000..2000);
+    }
+    let mut loops = 0;
+    let rows = r.dump_while(Mode::Show, |_| loops += 1);
+    assert_eq!(loops, 5000usize.div_ceil(SLICE), "5,000 slots: a slice per loop");
+    let keys: std::collections::BTreeSet<(u16, u16)> = rows.iter().map(|s| (s.inside.port, s.remote.port)).collect();
+    assert_eq!((rows.len(), keys.len()), (5000, 5000), "each session once");
+    assert!(rows.iter().all(|s| s.inside.addr == u32::from(H1) && s.outside.addr == u32::from(NAT) && s.remote.addr == u32::from(H2)));
+    r.finish();
+}
+
+/// Traffic creates and (by expiry) removes sessions while the dump runs:
+/// every session alive throughout is listed, none twice.
+#[test]
+fn a_dump_during_traffic_lists_every_lasting_session_once() {
+    let mut r = rig(1, |c| c.timeouts.udp_ms = 60_000);
+    for sp in 40000..40004 {
+        r.flows(sp, 1000..2000);
+    }
+    let before = r.dump(Mode::Show).len();
+    assert_eq!(before, 4000);
+    // New flows during the dump, 16 per loop (a burst that is not full: a
+    // slice every loop).
+    let mut next = 0u16;
+    let rows = r.dump_while(Mode::Show, |r| {
+        let (umem, socks) = r.workers[0].split();
+        for _ in 0..16 {
+            assert!(socks[0].io.inject(umem, &from_h1(41000, H2, 1000 + next)));
+            next += 1;
+        }
+        r.sent(1);
+    });
+    let mut seen = std::collections::BTreeMap::new();
+    for s in &rows {
+        *seen.entry((s.inside.port, s.remote.port)).or_insert(0) += 1;
+    }
+    assert!(seen.values().all(|&n| n == 1), "no session twice");
+    for sp in 40000..40004 {
+        for dp in 1000..2000 {
+            assert!(seen.contains_key(&(sp, dp)), "{sp}->{dp} lived throughout and is missing");
+        }
+    }
+    assert!(next > 0);
+    r.run();
+    r.sent(1);
+    assert_eq!(r.dump(Mode::Show).len(), 4000 + usize::from(next), "the new ones are there after");
+    r.finish();
+}
+
+/// `ctl nat flush` goes a slice per loop too: every dynamic session and
+/// mapping gone, the static forward's mapping kept.
+#[test]
+fn a_flush_goes_a_slice_per_loop_and_keeps_the_forwards() {
+    let fwd = Forward { proto: PROTO_TCP, outside: ep(NAT, 8080), inside: ep(H1, 8000) };
+    let mut r = rig(1, |c| c.forwards = vec![fwd]);
+    for sp in 40000..40003 {
+        r.flows(sp, 1000..2000);
+    }
+    let nat = r.tables.nat.clone().unwrap();
+    assert_eq!(r.dump(Mode::Show).len(), 3000);
+    let mut loops = 0;
+    assert!(r.dump_while(Mode::Flush, |_| loops += 1).is_empty(), "a flush lists nothing");
+    assert_eq!(loops, 3000usize.div_ceil(SLICE));
+    assert_eq!(nat.totals(), (0, 0), "the gauges say what is left when the flush ends (no dynamic mapping)");
+    assert!(r.dump(Mode::Show).is_empty());
+    // The flows start again from scratch.
+    r.inject(0, 0, &from_h1(40000, H2, 1000));
+    r.one(1);
+    assert_eq!(r.dump(Mode::Show).len(), 1);
+    r.finish();
+}
+
+/// Two workers answer together; a session on each is listed with its worker.
+#[test]
+fn two_workers_answer_one_dump() {
+    let mut r = rig(2, |_| {});
+    r.flows(40000, 1000..1500);
+    r.flows(40001, 1000..1500);
+    assert_eq!(r.dump(Mode::Show).len(), 1000);
+    r.finish();
+}
+
+/// A worker whose RX bursts come full (traffic waits in the ring) gives a
+/// dump one slice per millisecond, not one per loop.
+#[test]
+fn a_worker_behind_on_traffic_takes_a_slice_per_millisecond() {
+    let mut r = rig(1, |_| {});
+    r.flows(40000, 1000..3000);
+    let nat = r.tables.nat.clone().unwrap();
+    let t0 = std::time::Instant::now();
+    let mut c = Collector::start(&nat.dumps, Mode::Show).unwrap();
+    let (mut loops, mut slices, mut rows) = (0, 0, 0);
+    while !c.is_done() {
+        let (umem, socks) = r.workers[0].split();
+        for _ in 0..crate::xsk::BURST {
+            assert!(socks[0].io.inject(umem, &from_h1(40000, H2, 1000)));
+        }
+        r.workers[0].poll_once();
+        r.sent(1);
+        loops += 1;
+        let p = c.poll();
+        slices += usize::from(!p.rows.is_empty());
+        rows += p.rows.len();
+    }
+    let ms = t0.elapsed().as_millis();
+    let want = 2000usize.div_ceil(SLICE);
+    assert_eq!((rows, slices), (2000, want));
+    assert!(ms + 1 >= want as u128, "{want} slices, one per ms at most, in {ms} ms");
+    assert!(loops > slices, "some loops deferred the dump ({loops} loops)");
     r.finish();
 }

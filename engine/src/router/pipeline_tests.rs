@@ -514,3 +514,24 @@ fn malformed_corpus_is_dropped_and_counted_under_its_reason() {
     }
     r.finish();
 }
+
+/// The kernel's XDP_STATISTICS reach `ctl stats` through the worker's
+/// counters: frames the full RX ring refused are counted on their port.
+#[test]
+fn the_worker_publishes_its_sockets_xdp_statistics() {
+    let mut r = rig();
+    r.w.poll_once();
+    let f = udp4(H1, H2, 1000, 2000, 64, 100);
+    let (umem, socks) = r.w.split();
+    let mut refused = 0;
+    for _ in 0..300 {
+        refused += u64::from(!socks[0].io.inject(umem, &f));
+    }
+    assert!(refused > 0, "the in-memory RX ring holds 256");
+    std::thread::sleep(std::time::Duration::from_millis(110));
+    r.run();
+    let x = r.shared.xdp(0);
+    assert_eq!(x.iter().find(|(n, _)| *n == "rx_ring_full").map(|f| f.1), Some(refused), "{x:?}");
+    assert!(r.shared.xdp(1).iter().all(|(_, v)| *v == 0));
+    r.finish();
+}

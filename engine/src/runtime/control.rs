@@ -17,6 +17,7 @@ use super::setup::format_mac;
 use crate::control::ctl::{Counter, Request, Response};
 use crate::control::front::{FrontCounters, Job, Reply};
 use crate::context::counters::{Drop, SharedCounters, Stage};
+use crate::context::dump::{Collector, Mode};
 use crate::context::events::{Event, TraceEnd, TraceRecord};
 use crate::context::tables::Routes;
 use crate::dataplane::tables::Tables;
@@ -65,6 +66,8 @@ pub struct Control {
     pub front: Option<Arc<FrontCounters>>,
     /// Captures streaming to their clients.
     captures: Vec<Capture>,
+    /// Worker dumps streaming to their clients.
+    dumps: Vec<Box<dyn PendingDump>>,
 }
 
 /// A `ctl capture` in progress: frames of port `idx` go to `reply` until
@@ -124,6 +127,7 @@ impl Control {
             jobs: None,
             front: None,
             captures: Vec::new(),
+            dumps: Vec::new(),
         }
     }
 
@@ -135,6 +139,8 @@ impl Control {
     /// periodic work. Never blocks on a client: requests arrive parsed, and
     /// answers leave through their [`Reply`].
     pub fn pump(&mut self, wait: Duration) {
+        // While a dump runs, its rows are fetched every millisecond.
+        let wait = if self.dumps.is_empty() { wait } else { wait.min(Duration::from_millis(1)) };
         let jobs = self.jobs.clone().unwrap_or_else(crossbeam::channel::never);
         crossbeam::channel::select! {
             recv(self.events) -> e => if let Ok(e) = e { self.event(e) },
@@ -201,6 +207,9 @@ impl Control {
     fn periodic(&mut self) {
         if !self.captures.is_empty() {
             self.service_captures();
+        }
+        if !self.dumps.is_empty() {
+            self.dumps.retain_mut(|d| !d.poll());
         }
         if self.last_tick.elapsed() >= Duration::from_millis(500) {
             self.last_tick = Instant::now();
@@ -429,6 +438,18 @@ impl Control {
             out.push(c(&scope, "rx_bytes", t[1]));
             out.push(c(&scope, "tx_packets", t[2]));
             out.push(c(&scope, "tx_bytes", t[3]));
+            // The kernel's drops before the engine saw the frame (each worker
+            // reads its sockets' every 100 ms).
+            let mut xdp = crate::xsk::XdpStatistics::default().fields();
+            for w in &self.workers {
+                for (acc, (_, v)) in xdp.iter_mut().zip(w.xdp(i)) {
+                    acc.1 += v;
+                }
+            }
+            let scope = format!("xsk {}", self.port_name(i));
+            for (name, v) in xdp {
+                out.push(c(&scope, name, v));
+            }
         }
         for (name, s) in &self.steering {
             if let Ok(v) = s.counters() {
@@ -498,6 +519,9 @@ impl Control {
     pub fn request(&mut self, req: Request, mut reply: Reply) {
         if let Request::Capture { port, count } = req {
             return self.start_capture(&port, count, reply);
+        }
+        if matches!(req, Request::NatShow | Request::NatFlush | Request::TcpShow) {
+            return self.start_dump(&req, reply);
         }
         let mut out = |r: Response| -> io::Result<()> {
             if reply.send(r) {
@@ -604,27 +628,8 @@ impl Control {
                 }
                 out(Response::Done { message: format!("flushed {n} dynamic entries") })
             }
-            Request::NatShow | Request::NatFlush => {
-                let Some(nat) = self.tables.nat.clone() else {
-                    return out(Response::Done { message: "NAT is not configured".into() });
-                };
-                let flush = matches!(req, Request::NatFlush);
-                let rows = nat_rows(&nat, flush);
-                let (s, m) = nat.totals();
-                if flush {
-                    return out(Response::Done { message: format!("flushed; {s} sessions, {m} mappings left (static forwards stay)") });
-                }
-                out(Response::Table { header: "nat sessions".into(), rows })?;
-                out(Response::Done { message: format!("{s} sessions, {m} mappings") })
-            }
-            Request::TcpShow => {
-                let Some(tcp) = self.tables.tcp.clone() else {
-                    return out(Response::Done { message: "no [[tcp]] application is configured".into() });
-                };
-                let rows = tcp_rows(&tcp);
-                let n = tcp.total_conns();
-                out(Response::Table { header: "tcp connections".into(), rows })?;
-                out(Response::Done { message: format!("{n} connections") })
+            Request::NatShow | Request::NatFlush | Request::TcpShow => {
+                out(Response::Error { message: "a worker dump needs a streaming reply".into() })
             }
             Request::LbShow => {
                 let Some(lb) = self.tables.lb.clone() else {
@@ -696,6 +701,73 @@ impl Control {
         }
     }
 
+    /// `ctl nat show` (every worker's sessions, one per line:
+    /// `udp 198.18.1.2:40000 198.19.1.1:40000 198.19.1.2:7 - age 1.250s idle 0.100s expires 299s pkts 1/1 worker 0`),
+    /// `ctl nat flush` (every worker removes its dynamic sessions, no rows),
+    /// `ctl tcp show` (`198.18.1.1:7 198.18.1.2:40000 Established in 1000 out 1000 age 1.250s srtt 85us rto 200ms cwnd 14600 queued 0 worker 0`).
+    fn start_dump(&mut self, req: &Request, mut reply: Reply) {
+        let busy = |mut reply: Reply, b: crate::context::dump::Busy| {
+            reply.send(Response::Error { message: format!("{b}; try again") });
+        };
+        let mut d: Box<dyn PendingDump> = match req {
+            Request::NatShow | Request::NatFlush => {
+                let Some(nat) = self.tables.nat.clone() else {
+                    reply.send(Response::Done { message: "NAT is not configured".into() });
+                    return;
+                };
+                let flush = matches!(req, Request::NatFlush);
+                let collector = match Collector::start(&nat.dumps, if flush { Mode::Flush } else { Mode::Show }) {
+                    Ok(c) => c,
+                    Err(b) => return busy(reply, b),
+                };
+                let finish = move |n: usize| {
+                    let (s, m) = nat.totals();
+                    Response::Done {
+                        message: if flush {
+                            format!("flushed; {s} sessions, {m} mappings left (static forwards stay)")
+                        } else {
+                            // The sessions listed (a dump is no snapshot: the gauges may have moved on).
+                            format!("{n} sessions, {m} mappings")
+                        },
+                    }
+                };
+                Box::new(TableDump {
+                    collector,
+                    reply,
+                    header: "nat sessions",
+                    show: !flush,
+                    rows: 0,
+                    sent_table: false,
+                    format: Box::new(nat_row),
+                    finish: Some(Box::new(finish)),
+                })
+            }
+            _ => {
+                let Some(tcp) = self.tables.tcp.clone() else {
+                    reply.send(Response::Done { message: "no [[tcp]] application is configured".into() });
+                    return;
+                };
+                let collector = match Collector::start(&tcp.dumps, Mode::Show) {
+                    Ok(c) => c,
+                    Err(b) => return busy(reply, b),
+                };
+                Box::new(TableDump {
+                    collector,
+                    reply,
+                    header: "tcp connections",
+                    show: true,
+                    rows: 0,
+                    sent_table: false,
+                    format: Box::new(tcp_row),
+                    finish: Some(Box::new(move |_| Response::Done { message: format!("{} connections", tcp.total_conns()) })),
+                })
+            }
+        };
+        if !d.poll() {
+            self.dumps.push(d);
+        }
+    }
+
     fn start_capture(&mut self, port: &str, count: u32, mut reply: Reply) {
         let Some(p) = self.tables.ifs.by_name(port) else {
             reply.send(Response::Error { message: format!("no port `{port}`") });
@@ -735,54 +807,96 @@ impl Control {
     }
 }
 
-/// Asks every worker for its NAT sessions (and to flush them first, with
-/// `flush`) and formats them, one per line:
-/// `udp 198.18.1.2:40000 198.19.1.1:40000 198.19.1.2:7 - age 1.250s idle 0.100s expires 299s worker 0`.
-/// Waits at most a second for the workers (a stopped worker's rows are missing).
-fn nat_rows(nat: &crate::nat::NatShared, flush: bool) -> Vec<String> {
-    if flush {
-        for f in &nat.flushes {
-            f.store(true, Ordering::Release);
-        }
-    }
-    let ms = |v: u64| format!("{}.{:03}s", v / 1000, v % 1000);
-    crate::context::dump::collect(&nat.dumps, std::time::Duration::from_secs(1), |w, s| {
-        format!(
-            "{} {} {} {} {}{} age {} idle {} expires {}s pkts {}/{} worker {w}",
-            crate::conntrack::table::proto_name(s.proto),
-            s.inside,
-            s.outside,
-            s.remote,
-            s.state,
-            if s.fixed { " forward" } else { "" },
-            ms(s.age_ms),
-            ms(s.idle_ms),
-            s.expires_ms.div_ceil(1000),
-            s.pkts_out,
-            s.pkts_in,
-        )
-    })
+/// A worker dump in progress (`ctl nat show/flush`, `ctl tcp show`): the
+/// control thread polls it between its other work, never waiting for the
+/// workers, and forwards rows as they arrive in `Table` messages of at most
+/// `dump::POLL_ROWS` rows; a worker that sends nothing for a second gets a
+/// line saying so. The client leaving cancels the workers' walks.
+trait PendingDump {
+    /// Moves what arrived to the client; true when the dump is over.
+    fn poll(&mut self) -> bool;
 }
 
-/// Asks every worker for its TCP connections and formats them, one per line:
-/// `198.18.1.1:7 198.18.1.2:40000 Established in 1000 out 1000 age 1.250s srtt 85us rto 200ms cwnd 14600 queued 0 worker 0`.
-fn tcp_rows(tcp: &crate::tcp::endpoint::TcpShared) -> Vec<String> {
-    crate::context::dump::collect(&tcp.dumps, std::time::Duration::from_secs(1), |w, c| {
-        format!(
-            "{} {} {:?} in {} out {} age {}.{:03}s srtt {} rto {}ms cwnd {} queued {} worker {w}",
-            c.local,
-            c.remote,
-            c.state,
-            c.bytes_in,
-            c.bytes_out,
-            c.age_ms / 1000,
-            c.age_ms % 1000,
-            c.srtt_us.map_or("-".to_string(), |v| format!("{v}us")),
-            c.rto_ms,
-            c.cwnd,
-            c.send_queue,
-        )
-    })
+struct TableDump<T> {
+    collector: Collector<T>,
+    reply: Reply,
+    header: &'static str,
+    /// Rows are listed (show) or only counted (flush).
+    show: bool,
+    rows: usize,
+    sent_table: bool,
+    format: Box<dyn Fn(u16, &T) -> String>,
+    /// The final answer, from the number of rows.
+    finish: Option<Box<dyn FnOnce(usize) -> Response>>,
+}
+
+impl<T> PendingDump for TableDump<T> {
+    fn poll(&mut self) -> bool {
+        if self.reply.is_closed() {
+            return true;
+        }
+        // A few polls per round at most: the loop's other work keeps its pace.
+        for _ in 0..4 {
+            let p = self.collector.poll();
+            self.rows += p.rows.len();
+            if self.show {
+                let mut lines: Vec<String> = p.rows.iter().map(|(w, r)| (self.format)(*w, r)).collect();
+                lines.extend(p.silent.iter().map(|w| format!("worker {w} did not answer")));
+                if !lines.is_empty() {
+                    self.sent_table = true;
+                    self.reply.send(Response::Table { header: self.header.into(), rows: lines });
+                }
+            }
+            if p.done {
+                if self.show && !self.sent_table {
+                    self.reply.send(Response::Table { header: self.header.into(), rows: Vec::new() });
+                }
+                if let Some(f) = self.finish.take() {
+                    self.reply.send(f(self.rows));
+                }
+                return true;
+            }
+            if p.rows.is_empty() {
+                break;
+            }
+        }
+        false
+    }
+}
+
+fn nat_row(w: u16, s: &crate::nat::SessionInfo) -> String {
+    let ms = |v: u64| format!("{}.{:03}s", v / 1000, v % 1000);
+    format!(
+        "{} {} {} {} {}{} age {} idle {} expires {}s pkts {}/{} worker {w}",
+        crate::conntrack::table::proto_name(s.proto),
+        s.inside,
+        s.outside,
+        s.remote,
+        s.state,
+        if s.fixed { " forward" } else { "" },
+        ms(s.age_ms),
+        ms(s.idle_ms),
+        s.expires_ms.div_ceil(1000),
+        s.pkts_out,
+        s.pkts_in,
+    )
+}
+
+fn tcp_row(w: u16, c: &crate::tcp::endpoint::ConnInfo) -> String {
+    format!(
+        "{} {} {:?} in {} out {} age {}.{:03}s srtt {} rto {}ms cwnd {} queued {} worker {w}",
+        c.local,
+        c.remote,
+        c.state,
+        c.bytes_in,
+        c.bytes_out,
+        c.age_ms / 1000,
+        c.age_ms % 1000,
+        c.srtt_us.map_or("-".to_string(), |v| format!("{v}us")),
+        c.rto_ms,
+        c.cwnd,
+        c.send_queue,
+    )
 }
 
 /// CPU time (user + system) of thread `tid` of this process, in ms; 0 when unknown.

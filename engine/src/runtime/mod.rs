@@ -254,6 +254,17 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
         drop(ctl);
         return abort(e, handles);
     }
+    // The control thread (this one) off the workers' cores, as the examples
+    // say: its bursts of work (a `ctl nat show` formats hundreds of
+    // thousands of rows) must not take CPU time from a worker. The lowest
+    // core no worker uses; none free: left to the scheduler. The front thread, started next,
+    // inherits the same core.
+    let free_core = core_affinity::get_core_ids().unwrap_or_default().into_iter().find(|c| !cfg.engine.cores.contains(&c.id));
+    match free_core {
+        Some(c) if core_affinity::set_for_current(c) => tracing::info!("control thread on core {}", c.id),
+        Some(c) => tracing::warn!("control thread: could not pin to core {}", c.id),
+        None => tracing::info!("control thread: no core free of workers, not pinned"),
+    }
     // The front thread starts after the switch (it never holds a privilege)
     // and before the control thread confines itself (its filter has no clone).
     let Some(ctl_sock) = listener.take() else {

@@ -136,8 +136,8 @@ pub struct ConnInfo {
     pub send_queue: usize,
 }
 
-/// `ctl tcp show` requests, one slot per worker.
-pub type DumpSlot = crate::context::dump::DumpSlot<ConnInfo>;
+/// `ctl tcp show`: one slot per worker (`context::dump`).
+pub type Dumps = crate::context::dump::Dumps<ConnInfo>;
 
 /// What every worker's endpoint shares with the control thread.
 #[derive(Debug)]
@@ -146,7 +146,7 @@ pub struct TcpShared {
     pub stack: StackConfig,
     pub workers: u16,
     pub gauges: Vec<Gauges>,
-    pub dumps: Vec<DumpSlot>,
+    pub dumps: std::sync::Arc<Dumps>,
 }
 
 impl TcpShared {
@@ -157,7 +157,7 @@ impl TcpShared {
             stack,
             workers,
             gauges: (0..workers).map(|_| Gauges::default()).collect(),
-            dumps: (0..workers).map(|_| DumpSlot::default()).collect(),
+            dumps: std::sync::Arc::new(Dumps::new(workers)),
         }
     }
 
@@ -265,7 +265,8 @@ pub struct TcpWorker {
     bytes_in: u64,
     bytes_out: u64,
     last_gauges_ms: u64,
-    dump_seen: u64,
+    /// Where this worker is in a `ctl tcp show` (a slice per loop).
+    dump: crate::context::dump::Cursor,
 }
 
 impl TcpWorker {
@@ -306,7 +307,7 @@ impl TcpWorker {
             bytes_in: 0,
             bytes_out: 0,
             last_gauges_ms: 0,
-            dump_seen: 0,
+            dump: crate::context::dump::Cursor::default(),
         }
     }
 
@@ -623,10 +624,36 @@ impl TcpWorker {
         }
     }
 
-    /// Gauges every 10 ms and `ctl tcp show` answers.
-    fn publish(&mut self, shared: &TcpShared, now: u64) {
-        let request = shared.dumps.get(usize::from(self.me)).and_then(|d| Some((d, d.request(&mut self.dump_seen)?)));
-        if now.saturating_sub(self.last_gauges_ms) < 10 && request.is_none() {
+    /// A `ctl tcp show` is under way (the worker should not sleep long).
+    pub fn dumping(&self) -> bool {
+        self.dump.busy()
+    }
+
+    /// Gauges every 10 ms, and one slice of a `ctl tcp show` under way (at
+    /// most `dump::SLICE` slots; one per ms at most when the worker is
+    /// `behind` on traffic) per call.
+    fn publish(&mut self, shared: &TcpShared, now: u64, behind: bool) {
+        if let Some(slot) = shared.dumps.slot(self.me) {
+            let conns = &self.conns;
+            self.dump.step(slot, conns.slots(), behind, now, |s, rows| {
+                if s.mode != crate::context::dump::Mode::Show {
+                    return;
+                }
+                rows.extend(conns.iter_range(s.range.clone()).filter_map(|(_, c)| c.as_ref()).map(|c| ConnInfo {
+                    local: c.tcb.local(),
+                    remote: c.tcb.remote(),
+                    state: c.tcb.state(),
+                    bytes_in: c.bytes_in,
+                    bytes_out: c.bytes_out,
+                    age_ms: now.saturating_sub(c.born_ms),
+                    srtt_us: c.tcb.srtt_us(),
+                    rto_ms: c.tcb.rto_ms(),
+                    cwnd: c.tcb.cc().cwnd(),
+                    send_queue: c.tcb.send_queue(),
+                }));
+            });
+        }
+        if now.saturating_sub(self.last_gauges_ms) < 10 {
             return;
         }
         self.last_gauges_ms = now;
@@ -655,26 +682,6 @@ impl TcpWorker {
             ] {
                 a.store(v, Ordering::Relaxed);
             }
-        }
-        if let Some((slot, asked)) = request {
-            let rows = self
-                .conns
-                .values()
-                .flatten()
-                .map(|c| ConnInfo {
-                    local: c.tcb.local(),
-                    remote: c.tcb.remote(),
-                    state: c.tcb.state(),
-                    bytes_in: c.bytes_in,
-                    bytes_out: c.bytes_out,
-                    age_ms: now.saturating_sub(c.born_ms),
-                    srtt_us: c.tcb.srtt_us(),
-                    rto_ms: c.tcb.rto_ms(),
-                    cwnd: c.tcb.cc().cwnd(),
-                    send_queue: c.tcb.send_queue(),
-                })
-                .collect();
-            slot.answer(asked, rows);
         }
     }
 }
@@ -847,7 +854,7 @@ fn handle(ctx: &mut Ctx, tw: &mut TcpWorker, port: u16, d: Desc, now: u64, src: 
 
 /// Every loop: connections whose timers are due, the applications'
 /// periodic work (client connections), gauges and `ctl tcp show`.
-pub fn service(ctx: &mut Ctx, st: &mut TcpStack, shared: &TcpShared) {
+pub fn service(ctx: &mut Ctx, st: &mut TcpStack, shared: &TcpShared, behind: bool) {
     let now = ctx.now_ms();
     let mut budget = 256;
     while budget > 0 {
@@ -868,7 +875,7 @@ pub fn service(ctx: &mut Ctx, st: &mut TcpStack, shared: &TcpShared) {
     }
     st.apps.tick(&mut st.tw, ctx, now);
     settle(ctx, st, now);
-    st.tw.publish(shared, now);
+    st.tw.publish(shared, now, behind);
 }
 
 /// Writes one segment as an Ethernet/IPv4 or IPv6 frame and routes it.

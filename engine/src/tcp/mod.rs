@@ -28,3 +28,6 @@ pub mod rtt;
 pub mod seq;
 pub mod tcb;
 pub mod timer;
+
+#[cfg(test)]
+mod pipeline_tests;
