@@ -208,6 +208,28 @@ fn nat_show_of_200k_sessions_adds_no_rx_drops() {
     let traffic = Traffic(child);
     std::thread::sleep(Duration::from_millis(500));
 
+    // The control thread stays at the operator's service while a dump streams: a route add in
+    // the middle of one is answered at once (the dump is polled between its other work).
+    let ctl = e.ctl.clone();
+    let dumping = std::thread::spawn(move || {
+        let mut rows = 0;
+        let last = request(&ctl, &Request::NatShow, |r| {
+            if let Response::Table { rows: r, .. } = r {
+                rows += r.len();
+            }
+        });
+        (rows, last)
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    let t0 = Instant::now();
+    let added = request(&e.ctl, &Request::RouteAdd { route: "198.19.77.0/24 via 198.19.1.2".into() }, |_| {}).unwrap();
+    let took = t0.elapsed();
+    let (rows, last) = dumping.join().unwrap();
+    eprintln!("route add during a dump of {rows} rows: {took:?} ({added:?})");
+    assert!(matches!(added, Response::Done { .. }), "{added:?}");
+    assert!(matches!(last, Ok(Response::Done { .. })), "{last:?}");
+    assert!(took < Duration::from_millis(100), "route add took {took:?} during a dump");
+
     // Windows: a quiet one, then DUMPS times a dump and a quiet window as long as the dump
     // (at least QUIET, at most 3 s), so each dump has a quiet window of its length on each side.
     // The dumps are asked for through the ctl library in this process (the engine does the same

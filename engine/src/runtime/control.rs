@@ -835,8 +835,13 @@ impl<T> PendingDump for TableDump<T> {
         if self.reply.is_closed() {
             return true;
         }
-        // A few polls per round at most: the loop's other work keeps its pace.
-        for _ in 0..4 {
+        // The client reads slower than the workers walk: they wait (their
+        // slices queue in the slots, bounded), nothing piles up here.
+        if self.reply.backlogged() {
+            return false;
+        }
+        // One poll (at most POLL_ROWS rows) per round: the loop's other work keeps its pace.
+        for _ in 0..1 {
             let p = self.collector.poll();
             self.rows += p.rows.len();
             if self.show {

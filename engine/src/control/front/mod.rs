@@ -80,10 +80,23 @@ pub struct Reply {
     tx: Sender<(usize, Response)>,
     waker: Arc<Waker>,
     closed: Arc<AtomicBool>,
+    flow: Arc<Flow>,
     finished: bool,
     /// A metrics scrape: its one answer ends it.
     single: bool,
 }
+
+/// How much of one client's answers waits: messages the front thread has
+/// not taken yet, and bytes it holds that the client has not read.
+#[derive(Debug, Default)]
+struct Flow {
+    inflight: std::sync::atomic::AtomicUsize,
+    queued: std::sync::atomic::AtomicUsize,
+}
+
+/// Past this, a stream (a dump) waits for its client before sending more.
+const BACKLOG_MESSAGES: usize = 4;
+const BACKLOG_BYTES: usize = 4 << 20;
 
 impl Reply {
     /// Queues `r` for the client; false when the client is gone (or the
@@ -93,11 +106,18 @@ impl Reply {
             return false;
         }
         self.finished = self.single || r.is_final();
+        self.flow.inflight.fetch_add(1, Ordering::Relaxed);
         if self.tx.send((self.conn, r)).is_err() {
             return false;
         }
         let _ = self.waker.wake();
         true
+    }
+
+    /// Whether answers already sent wait for the client (a dump holds off
+    /// then, so a slow reader costs the engine no memory and no work).
+    pub fn backlogged(&self) -> bool {
+        self.flow.inflight.load(Ordering::Relaxed) > BACKLOG_MESSAGES || self.flow.queued.load(Ordering::Relaxed) > BACKLOG_BYTES
     }
 
     /// Whether the client hung up, timed out or was cut for not reading.
@@ -111,7 +131,7 @@ impl Reply {
         let (tx, rx) = channel::unbounded();
         let poll = Poll::new().expect("epoll instance");
         let waker = Arc::new(Waker::new(poll.registry(), Token(0)).expect("waker"));
-        (Reply { conn: 0, tx, waker, closed: Arc::new(AtomicBool::new(false)), finished: false, single: false }, rx)
+        (Reply { conn: 0, tx, waker, closed: Arc::new(AtomicBool::new(false)), flow: Arc::default(), finished: false, single: false }, rx)
     }
 }
 
@@ -297,6 +317,7 @@ struct Conn {
     sent: usize,
     last_progress: Instant,
     closed: Arc<AtomicBool>,
+    flow: Arc<Flow>,
 }
 
 struct Loop {
@@ -326,10 +347,13 @@ enum Parsed {
 impl Loop {
     fn run(&mut self, ctl_l: &UnixListener, mut metrics_l: Option<&mut TcpListener>, stop: &AtomicBool) {
         let mut events = Events::with_capacity(256);
+        let mut more = false;
         while !stop.load(Ordering::Relaxed) {
-            let timeout = self.next_deadline().map_or(Duration::from_millis(200), |d| {
-                d.saturating_duration_since(Instant::now()).min(Duration::from_millis(200))
-            });
+            let timeout = if more {
+                Duration::ZERO
+            } else {
+                self.next_deadline().map_or(Duration::from_millis(200), |d| d.saturating_duration_since(Instant::now()).min(Duration::from_millis(200)))
+            };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     tracing::error!("ctl front: poll: {e}");
@@ -349,11 +373,11 @@ impl Loop {
                     Token(t) => self.io(t, ev.is_write_closed()),
                 }
             }
-            self.answers();
+            more = self.answers();
             self.expire();
         }
         // Stopping: what the control thread queued gets one non-blocking try.
-        self.answers();
+        while self.answers() {}
         let ids: Vec<usize> = self.conns.keys().copied().collect();
         for id in ids {
             self.flush(id);
@@ -397,6 +421,7 @@ impl Loop {
                 sent: 0,
                 last_progress: now,
                 closed: Arc::new(AtomicBool::new(false)),
+                flow: Arc::default(),
             },
         );
         // Bytes may already be waiting (edge-triggered: no event for them).
@@ -508,6 +533,7 @@ impl Loop {
                         tx: self.resp_tx.clone(),
                         waker: self.waker.clone(),
                         closed: c.closed.clone(),
+                        flow: c.flow.clone(),
                         finished: false,
                         single: c.kind == Kind::Metrics,
                     };
@@ -570,6 +596,7 @@ impl Loop {
                 }
             }
         }
+        c.flow.queued.store(c.out.len() - c.sent, Ordering::Relaxed);
         if c.sent == c.out.len() {
             c.out.clear();
             c.sent = 0;
@@ -583,11 +610,17 @@ impl Loop {
         }
     }
 
-    /// Moves the control thread's answers to their connections.
-    fn answers(&mut self) {
+    /// Moves the control thread's answers to their connections, about a
+    /// millisecond's worth per call (serializing a large table takes a while: new clients
+    /// and deadlines come between); true when more are waiting.
+    fn answers(&mut self) -> bool {
         let mut touched = Vec::new();
-        while let Ok((id, r)) = self.resp_rx.try_recv() {
+        // About a millisecond of serializing per turn of the loop.
+        let began = Instant::now();
+        while began.elapsed() < Duration::from_millis(1) {
+            let Ok((id, r)) = self.resp_rx.try_recv() else { break };
             let Some(c) = self.conns.get_mut(&id) else { continue };
+            c.flow.inflight.fetch_sub(1, Ordering::Relaxed);
             let fin = r.is_final();
             match c.kind {
                 Kind::Ctl => {
@@ -626,6 +659,7 @@ impl Loop {
         for id in touched {
             self.flush(id);
         }
+        !self.resp_rx.is_empty()
     }
 
     /// Cuts requests that missed their deadline and readers that stalled.
