@@ -634,7 +634,8 @@ fn a_worker_behind_on_traffic_takes_a_slice_per_millisecond() {
     let ms = t0.elapsed().as_millis();
     let want = 2000usize.div_ceil(SLICE);
     assert_eq!((rows, slices), (2000, want));
-    assert!(ms + 1 >= want as u128, "{want} slices, one per ms at most, in {ms} ms");
+    // Each slice in a millisecond of its own: the first and the last at least want - 1 apart.
+    assert!(ms + 2 >= want as u128, "{want} slices, one per ms at most, in {ms} ms");
     assert!(loops > slices, "some loops deferred the dump ({loops} loops)");
     r.finish();
 }
