@@ -74,12 +74,6 @@ fn sample(e: &Engine) -> Sample {
     let xsk = s.lines().find(|l| l.starts_with("xsk lan:")).unwrap_or_else(|| panic!("no `xsk lan:` line in ctl stats:\n{s}"));
     let lan = s.lines().find(|l| l.split_whitespace().next() == Some("lan")).unwrap_or_else(|| panic!("no lan line:\n{s}"));
     let nat = s.lines().find(|l| l.starts_with("nat:")).unwrap_or("");
-    if std::env::var("DUMP_DEBUG").is_ok() {
-        eprintln!("{xsk}");
-        for l in s.lines().filter(|l| l.starts_with("worker 0: loops")) {
-            eprintln!("{l}");
-        }
-    }
     Sample {
         at: Some(Instant::now()),
         rx_packets: lan.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0),
@@ -234,18 +228,27 @@ fn nat_show_of_200k_sessions_adds_no_rx_drops() {
     // (at least QUIET, at most 3 s), so each dump has a quiet window of its length on each side.
     // The dumps are asked for through the ctl library in this process (the engine does the same
     // work as for `pktengine ctl`; the client's printing stays out of the windows).
+    // Nothing can be concluded if the worker does not carry the traffic cleanly without a dump:
+    // a quiet window with at most 0.5% drops first (up to four tries: the machine may be busy).
     let mut samples = vec![sample(&e)];
     let mut chunks = Vec::new();
-    std::thread::sleep(QUIET);
-    samples.push(sample(&e));
-    // Nothing can be concluded if the worker does not carry the traffic cleanly without a dump.
-    let base = window(samples[0], samples[1]);
-    if base.drops * 200 > base.packets {
+    let mut clean = false;
+    for _ in 0..4 {
+        std::thread::sleep(QUIET);
+        samples.push(sample(&e));
+        let w = window(samples[samples.len() - 2], samples[samples.len() - 1]);
+        if w.drops * 200 <= w.packets {
+            clean = true;
+            break;
+        }
+        eprintln!("baseline not clean, again: {w:?}");
+        samples.remove(0);
+    }
+    if !clean {
         eprintln!(
-            "NOTE: not measured: without a dump the engine already dropped {} of {} frames (over 0.5%): \
-             an unoptimised engine binary (build it as `cargo test --workspace` does) or a machine too \
-             busy to measure on",
-            base.drops, base.packets
+            "NOTE: not measured: without a dump the engine dropped over 0.5% of the frames in four \
+             quiet windows: an unoptimised engine binary (build it as `cargo test --workspace` does) \
+             or a machine too busy to measure on"
         );
         return;
     }

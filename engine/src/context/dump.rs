@@ -749,7 +749,7 @@ mod tests {
             }
         });
         let mut chunks = Vec::new();
-        let n = collect(&d, Mode::Show, Duration::from_millis(300), |w, r| format!("{w}:{r}"), |lines| {
+        let n = collect(&d, Mode::Show, Duration::from_secs(1), |w, r| format!("{w}:{r}"), |lines| {
             chunks.push(lines);
             Ok::<(), ()>(())
         })
