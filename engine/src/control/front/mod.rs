@@ -124,15 +124,6 @@ impl Reply {
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Relaxed)
     }
-
-    /// A reply that goes nowhere (tests, internal requests); with the returned
-    /// receiver to read what was sent.
-    pub fn detached() -> (Reply, Receiver<(usize, Response)>) {
-        let (tx, rx) = channel::unbounded();
-        let poll = Poll::new().expect("epoll instance");
-        let waker = Arc::new(Waker::new(poll.registry(), Token(0)).expect("waker"));
-        (Reply { conn: 0, tx, waker, closed: Arc::new(AtomicBool::new(false)), flow: Arc::default(), finished: false, single: false }, rx)
-    }
 }
 
 impl Drop for Reply {
