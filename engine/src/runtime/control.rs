@@ -799,3 +799,158 @@ fn thread_cpu_ms(tid: u64) -> u64 {
     // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command.
     (tick(11) + tick(12)) * 10
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::context::counters::LocalCounters;
+    use crate::context::tables::{Interfaces, PortInfo};
+    use crate::control::config::PortMode;
+    use crate::control::front::FrontCounters;
+    use crate::l2::bridge::{Bridge, Switch, VlanMode};
+    use crate::lb::{parse_backend, DownPolicy, LbShared, Mode, Scheduler, ServiceConfig};
+    use crate::mac_table::MacKey;
+    use crate::nat::{NatConfig, NatShared, Role};
+
+    fn port(i: u16, name: &str, v4: &str, mode: PortMode) -> PortInfo {
+        PortInfo {
+            index: i,
+            name: name.into(),
+            interface: format!("mem{i}"),
+            mac: [0x02, 0, 0, 0, 0, i as u8 + 1],
+            mtu: 1500,
+            mode,
+            v4: vec![(v4.parse().unwrap(), 24)],
+            v6: vec![],
+        }
+    }
+
+    /// A control thread over three ports (two routed, one switched), two
+    /// workers, a NAT, a TCP endpoint, a load balancer and a bridge, with
+    /// some traffic counted; no sockets, no BPF.
+    fn rig() -> Control {
+        let ifs = Interfaces::new(vec![
+            port(0, "lan", "198.18.1.1", PortMode::Router),
+            port(1, "wan", "198.19.1.1", PortMode::Router),
+            port(2, "sw0", "198.18.9.1", PortMode::Router),
+        ]);
+        let mut rt = RouteTable::new();
+        for line in ["198.18.1.0/24 dev lan", "198.19.1.0/24 dev wan", "198.19.7.0/24 via 198.19.1.2", "2001:2:0:9::/64 via 2001:2:0:2::2"] {
+            rt.stage_add(routes_file::parse_line(line).unwrap().unwrap()).unwrap();
+        }
+        rt.publish();
+        let routes = Routes::resolve(rt.reader().snapshot().clone(), &ifs);
+        let nat = NatShared::new(NatConfig { pool: vec![Ipv4Addr::new(198, 19, 1, 1)], ..Default::default() }, vec![Role::Inside, Role::Outside, Role::Inside], 2);
+        nat.gauges[1].sessions.store(3, Ordering::Relaxed);
+        nat.gauges[1].mappings.store(2, Ordering::Relaxed);
+        let tcp = crate::tcp::endpoint::TcpShared::new(Vec::new(), Default::default(), 2);
+        tcp.gauges[0].conns.store(5, Ordering::Relaxed);
+        tcp.gauges[0].established.store(2, Ordering::Relaxed);
+        tcp.gauges[0].half_open.store(1, Ordering::Relaxed);
+        tcp.gauges[0].time_wait.store(1, Ordering::Relaxed);
+        tcp.gauges[0].accepted.store(9, Ordering::Relaxed);
+        let mut down = parse_backend("198.19.2.12:80").unwrap();
+        down.up = false;
+        let svc = ServiceConfig {
+            name: "web \"front\"".into(),
+            proto: crate::conntrack::rewrite::PROTO_TCP,
+            vip: crate::conntrack::Ep::new(u32::from(Ipv4Addr::new(198, 19, 1, 100)), 80),
+            scheduler: Scheduler::RoundRobin,
+            mode: Mode::Dnat,
+            snat: 0,
+            down_policy: DownPolicy::Keep,
+            backends: vec![parse_backend("198.19.2.11:80").unwrap(), down],
+            timeouts: Default::default(),
+            health: None,
+        };
+        let lb = LbShared::new(&[svc], 2);
+        let bridge = Bridge::new("br0", &[(2, VlanMode::Access(1))], 300_000, 1024);
+        bridge.table.load().insert_static(MacKey { vlan: 1, mac: [0x02, 9, 9, 9, 9, 9] }, 0);
+        let l2 = Switch { bridges: vec![bridge], ports: vec![None, None, None] };
+        let tables = Tables::new(ifs, routes, crate::neighbor::NeighborMap::default()).with_nat(nat).with_lb(lb).with_l2(l2);
+        let mut tables = tables;
+        tables.tcp = Some(Arc::new(tcp));
+        let workers: Vec<Arc<SharedCounters>> = (0..2).map(|_| Arc::new(SharedCounters::default())).collect();
+        let mut local = LocalCounters::default();
+        local.rx(0, 100);
+        local.rx(0, 100);
+        local.tx(1, 2, 200);
+        local.drop(Drop::Ip4NoRoute);
+        local.stage(Stage::Ip4Input, 2);
+        local.loops = 10;
+        local.idle_loops = 4;
+        local.publish(&workers[0]);
+        workers[0].frames[0].store(1000, Ordering::Relaxed);
+        let (_etx, erx) = crossbeam::channel::bounded(1);
+        let (ptx, _prx) = crossbeam::channel::bounded(1);
+        let mut ctl = Control::new(Arc::new(tables), rt, workers, erx, ptx);
+        for (ip, state_ok) in [("198.18.1.2", true), ("198.18.1.3", true), ("198.18.1.4", false)] {
+            let key = NeighborKey { port: 0, ip: ip.parse::<IpAddr>().unwrap() };
+            if state_ok {
+                ctl.neigh.learn(key, [0x02, 1, 1, 1, 1, 1], 0, true);
+            } else {
+                ctl.neigh.incomplete(key, 0);
+            }
+        }
+        let front = Arc::new(FrontCounters::default());
+        front.accepted.store(4, Ordering::Relaxed);
+        ctl.front = Some(front);
+        ctl.unsolicited_ignored = 1;
+        ctl
+    }
+
+    /// `ctl stats` reads these rows by scope and name (`control::cli`), and
+    /// clients of the JSON protocol may too: their scopes, names and order stay.
+    #[test]
+    fn ctl_rows_keep_their_scopes_names_and_order() {
+        let ctl = rig();
+        let rows: Vec<(String, String, u64)> = ctl.counters().into_iter().map(|c| (c.scope, c.name, c.value)).collect();
+        let mut want: Vec<(String, String)> = Vec::new();
+        let mut push = |s: &str, n: &str| want.push((s.to_string(), n.to_string()));
+        for p in ["lan", "wan", "sw0"] {
+            for n in ["rx_packets", "rx_bytes", "tx_packets", "tx_bytes"] {
+                push(&format!("port {p}"), n);
+            }
+        }
+        for w in 0..2 {
+            let s = format!("worker {w}");
+            for n in ["loops", "idle_loops", "sleeps", "cpu_ms", "frames_free", "frames_rx", "frames_held", "frames_tx", "ledger_errors"] {
+                push(&s, n);
+            }
+            for st in Stage::ALL {
+                push(&s, &format!("stage {}", st.name()));
+            }
+        }
+        push("neighbor", "unsolicited_answers_ignored");
+        for w in 0..2 {
+            push(&format!("nat worker {w}"), "sessions");
+            push(&format!("nat worker {w}"), "mappings");
+        }
+        for w in 0..2 {
+            for n in ["conns", "established", "half_open", "time_wait", "accepted", "connected", "closed", "reset", "timed_out", "refused", "bytes_in", "bytes_out"] {
+                push(&format!("tcp worker {w}"), n);
+            }
+        }
+        for d in Drop::ALL {
+            push(&format!("drop {}", d.stage()), d.name());
+        }
+        for n in ["accepted", "refused_busy", "refused_peer", "request_deadline", "request_oversized", "request_malformed", "slow_reader"] {
+            push("ctl front", n);
+        }
+        let got: Vec<(String, String)> = rows.iter().map(|(s, n, _)| (s.clone(), n.clone())).collect();
+        assert_eq!(got, want);
+        let value = |s: &str, n: &str| rows.iter().find(|r| r.0 == s && r.1 == n).map(|r| r.2);
+        assert_eq!(value("port lan", "rx_packets"), Some(2));
+        assert_eq!(value("port wan", "tx_bytes"), Some(200));
+        assert_eq!(value("worker 0", "idle_loops"), Some(4));
+        assert_eq!(value("worker 0", "frames_free"), Some(1000));
+        assert_eq!(value("worker 0", "stage ip4-input"), Some(2));
+        assert_eq!(value("drop ip4-forward", "ip4-no-route"), Some(1));
+        assert_eq!(value("nat worker 1", "sessions"), Some(3));
+        assert_eq!(value("tcp worker 0", "accepted"), Some(9));
+        assert_eq!(value("ctl front", "accepted"), Some(4));
+        assert_eq!(value("neighbor", "unsolicited_answers_ignored"), Some(1));
+    }
+}
