@@ -612,12 +612,14 @@ impl Loop {
             match c.kind {
                 Kind::Ctl => {
                     let mut bytes = Vec::new();
-                    let written = match &r {
-                        Answer::Ctl(r) => ctl::write_message(&mut bytes, r).is_ok(),
-                        Answer::Metrics(_) => false,
-                    };
-                    if !written {
-                        bytes = ctl_error("the answer is too large for one message");
+                    match &r {
+                        Answer::Ctl(r) => {
+                            if ctl::write_message(&mut bytes, r).is_err() {
+                                bytes = ctl_error("the answer is too large for one message");
+                            }
+                        }
+                        // Not a ctl answer (the control thread's mistake): the client hears so.
+                        Answer::Metrics(_) => bytes = ctl_error("the engine answered with metrics"),
                     }
                     if c.out.len() - c.sent == 0 {
                         c.last_progress = Instant::now();
