@@ -119,6 +119,51 @@ fn promtool_accepts_a_scrape_of_a_running_engine() {
     assert!(times[times.len() / 2] < Duration::from_millis(100), "{times:?}");
 }
 
+#[test]
+fn promtool_accepts_a_scrape_of_an_engine_with_nat_tcp_and_two_workers() {
+    let t = RouterTopo::with_queues("pn", 2).unwrap();
+    let dir = Engine::dir("pn");
+    // metrics_listen belongs to [engine]: before the first [[port]].
+    let cfg = t
+        .config(&example("nat.toml"), &dir.join("ctl.sock"))
+        .replace("cores = [1]", "cores = [0, 1]")
+        .replace("mode = \"router\"", "mode = \"router\"\nqueues = 2")
+        .replacen("[[port]]", &format!("metrics_listen = \"{METRICS}\"\n\n[[port]]"), 1)
+        + "\n[[tcp]]\napp = \"echo\"\nport = 7\n";
+    assert!(cfg.matches("queues = 2").count() == 2 && cfg.matches("metrics_listen").count() == 1, "examples/nat.toml changed:\n{cfg}");
+    let e = Engine::start(&t.dut, &dir, &cfg, &[]).unwrap();
+    assert_eq!(ping(&t, 5, "198.19.1.2"), 5, "{}", e.log());
+    let echo = "import socket; s = socket.create_connection(('198.18.1.1', 7), timeout=5); s.sendall(b'hello'); \
+                assert s.recv(5) == b'hello'; s.close()";
+    let o = t.h1.command("python3").args(["-c", echo]).output().unwrap();
+    assert!(o.status.success(), "{}\n{}", text(&o), e.log());
+    // The TCP endpoint publishes its gauges every 10 ms of its worker's loop.
+    let t0 = Instant::now();
+    let body = loop {
+        let b = scrape(&t.dut);
+        if sum(&b, "pktengine_tcp_opened_total", &["how=\"accepted\""]) >= 1.0 || t0.elapsed() > Duration::from_secs(5) {
+            break b;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let file = dir.join("scrape.txt");
+    std::fs::write(&file, &body).unwrap();
+    let o = Command::new("promtool").args(["check", "metrics"]).stdin(std::fs::File::open(&file).unwrap()).output().expect("promtool");
+    assert!(o.status.success() && o.stdout.is_empty() && o.stderr.is_empty(), "promtool check metrics: {}\n{body}", text(&o));
+    assert_eq!(sum(&body, "pktengine_tcp_opened_total", &["how=\"accepted\""]), 1.0, "{body}");
+    assert!(sum(&body, "pktengine_tcp_rx_bytes_total", &[]) >= 5.0, "{body}");
+    // The pings' ICMP session, on whichever worker owns it; the limit on both.
+    assert_eq!(sum(&body, "pktengine_nat_sessions", &[]), 1.0, "{body}");
+    assert!(sample(&body, "pktengine_nat_sessions_limit{worker=\"1\"}").unwrap() > 0.0, "{body}");
+    assert_eq!(sum(&body, "pktengine_stage_packets_total", &["stage=\"nat-out\""]), 5.0, "{body}");
+    assert_eq!(sum(&body, "pktengine_stage_packets_total", &["stage=\"nat-in\""]), 5.0, "{body}");
+    for w in ["0", "1"] {
+        assert!(sample(&body, &format!("pktengine_worker_loops_total{{worker=\"{w}\"}}")).unwrap() > 0.0, "{body}");
+    }
+    let families = body.lines().filter(|l| l.starts_with("# TYPE ")).count();
+    eprintln!("scrape (NAT, TCP, 2 workers): {} bytes, {} samples, {families} families", body.len(), body.lines().filter(|l| !l.starts_with('#')).count());
+}
+
 /// A Prometheus server in a namespace, killed (and its storage removed) on drop, also on panic.
 struct Prometheus {
     child: Option<Child>,
