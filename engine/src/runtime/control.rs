@@ -919,23 +919,38 @@ struct ProcessStats {
     open_fds: usize,
 }
 
-/// Reads /proc/self (stat, status, and fd for the open files) and /proc/stat (the boot time).
+/// Reads /proc/self/stat and counts /proc/self/fd; what does not change (the
+/// start time, the page size) is read once.
 fn process_stats() -> Option<ProcessStats> {
+    static FIXED: std::sync::OnceLock<Option<(f64, u64)>> = std::sync::OnceLock::new();
+    // Clock ticks (USER_HZ) are 100 per second on Linux.
+    let ticks = 100.0;
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     let (_, rest) = stat.rsplit_once(") ")?;
     let f: Vec<&str> = rest.split_whitespace().collect();
+    // Field n of stat (1-based; the command, field 2, is cut off with what precedes it).
     let field = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok());
-    // Fields 14, 15 (utime, stime) and 22 (starttime), in clock ticks (USER_HZ, 100 on Linux).
-    let ticks = 100.0;
-    let btime: u64 = std::fs::read_to_string("/proc/stat").ok()?.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())?;
-    // Resident memory in kB, without the page size (no `unsafe` for sysconf).
-    let rss_kb: u64 = std::fs::read_to_string("/proc/self/status").ok()?.lines().find_map(|l| l.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?.trim().parse().ok())?;
+    let (start_time_s, page) = (*FIXED.get_or_init(|| {
+        let btime: u64 = std::fs::read_to_string("/proc/stat").ok()?.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())?;
+        Some((btime as f64 + field(22)? as f64 / ticks, page_size()?))
+    }))?;
     Some(ProcessStats {
-        start_time_s: btime as f64 + field(22)? as f64 / ticks,
+        start_time_s,
         cpu_s: (field(14)? + field(15)?) as f64 / ticks,
-        rss_bytes: rss_kb * 1024,
+        rss_bytes: field(24)? * page,
         open_fds: std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0),
     })
+}
+
+/// The page size, from the auxiliary vector (AT_PAGESZ) the kernel gave the
+/// process: no `unsafe` for sysconf.
+fn page_size() -> Option<u64> {
+    const AT_PAGESZ: usize = 6;
+    const W: usize = std::mem::size_of::<usize>();
+    let auxv = std::fs::read("/proc/self/auxv").ok()?;
+    // (type, value) pairs of native words.
+    let word = |b: &[u8]| b.try_into().ok().map(usize::from_ne_bytes);
+    auxv.chunks_exact(2 * W).find(|e| word(&e[..W]) == Some(AT_PAGESZ)).and_then(|e| word(&e[W..])).map(|v| v as u64)
 }
 
 #[cfg(test)]
@@ -1037,6 +1052,19 @@ mod tests {
         ctl.front = Some(front);
         ctl.unsolicited_ignored = 1;
         ctl
+    }
+
+    #[test]
+    fn process_stats_read_proc() {
+        let page = page_size().unwrap();
+        assert!(page >= 4096 && page.is_power_of_two(), "{page}");
+        let p = process_stats().unwrap();
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let kb: f64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?.trim().parse().ok()).unwrap();
+        let rss = p.rss_bytes as f64;
+        assert!((rss - kb * 1024.0).abs() < 0.2 * kb * 1024.0 + 4e6, "rss {rss} vs VmRSS {kb} kB");
+        assert!(p.open_fds >= 3 && p.cpu_s >= 0.0);
+        assert_eq!(process_stats().unwrap().start_time_s, p.start_time_s);
     }
 
     /// `ctl stats` reads these rows by scope and name (`control::cli`), and
