@@ -143,8 +143,6 @@ families! {
         "CPU time of the engine process, user and system.";
     PROCESS_RSS: Gauge "process_resident_memory_bytes" []
         "Resident memory of the engine process.";
-    PROCESS_FDS: Gauge "process_open_fds" []
-        "Open file descriptors of the engine process.";
 }
 
 /// The family of an XDP_STATISTICS field (`xsk::XdpStatistics::fields` names).
