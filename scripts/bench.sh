@@ -188,6 +188,8 @@ STAMP=$(date -u +%Y-%m-%d)
 for t in ip ethtool taskset python3 clang nft bridge; do
   command -v "$t" >/dev/null || { echo "bench.sh: $t missing (scripts/deps.sh)" >&2; exit 1; }
 done
+# The engine switches to this user after set-up (docs/ROBUSTNESS.md, "Least privilege").
+getent passwd pktengine >/dev/null || { echo "bench.sh: user pktengine missing (scripts/deps.sh)" >&2; exit 1; }
 
 echo "bench.sh: building pktgen, tcpbench and the engine (release, once: every DUT of a run uses the same build)"
 (cd "$ROOT" && cargo build --release -q -p pktengine-bench --bin pktgen --bin tcpbench && cargo build --release -q -p engine)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the system packages pktengine needs to build and test. Idempotent:
-# packages already present are skipped, and apt-get runs only when something is missing.
+# Installs the system packages pktengine needs to build and test, and creates
+# the system user the engine runs as. Idempotent: packages already present are
+# skipped, apt-get runs only when something is missing, the user is made once.
 set -euo pipefail
 
 PKGS=(clang llvm libelf-dev zlib1g-dev pkg-config m4 iproute2 ethtool tcpdump
@@ -32,6 +33,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 else
   echo "deps.sh: system packages present"
+fi
+
+# The unprivileged user the engine switches to after set-up (`[engine] user`,
+# default "pktengine"; docs/ROBUSTNESS.md, "Least privilege").
+if ! getent passwd pktengine >/dev/null; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "deps.sh: user pktengine is missing; run as root (or: sudo useradd --system --no-create-home --shell /usr/sbin/nologin pktengine)" >&2
+    exit 1
+  fi
+  useradd --system --no-create-home --shell /usr/sbin/nologin pktengine
+  echo "deps.sh: created the system user pktengine"
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

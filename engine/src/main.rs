@@ -37,6 +37,20 @@ enum Command {
         /// Stop after this many seconds.
         #[arg(long)]
         duration: Option<f64>,
+        /// Run even if the engine cannot drop its privileges (no such user,
+        /// seccomp refused, ...): each failure becomes a warning.
+        #[arg(long)]
+        allow_privileged: bool,
+    },
+    /// Internal: started by `run`; removes the ctl socket once the engine is gone.
+    #[command(name = "ctl-socket-custodian", hide = true)]
+    CtlSocketCustodian {
+        #[arg(long)]
+        socket: PathBuf,
+        #[arg(long)]
+        uid: Option<u32>,
+        #[arg(long)]
+        gid: Option<u32>,
     },
     /// Talk to a running engine.
     Ctl {
@@ -202,7 +216,12 @@ fn main() {
             let stdout = std::io::BufWriter::new(std::io::stdout().lock());
             engine::l3::route_cmd::lookup(&routes, stdin, stdout, std::io::stderr())
         }
-        Command::Run { config, check, import_kernel_routes, copy, duration } => {
+        Command::CtlSocketCustodian { socket, uid, gid } => {
+            use engine::runtime::privileges::{custodian, Account};
+            let account = uid.zip(gid).map(|(uid, gid)| Account { uid, gid });
+            custodian::main(&socket, account)
+        }
+        Command::Run { config, check, import_kernel_routes, copy, duration, allow_privileged } => {
             match engine::control::config::Config::load(&config) {
                 Err(errors) => {
                     eprintln!("{errors}");
@@ -219,6 +238,7 @@ fn main() {
                         duration: duration.map(std::time::Duration::from_secs_f64),
                         copy_mode: copy,
                         config_path: Some(config.clone()),
+                        allow_privileged,
                     };
                     match engine::runtime::run(cfg, opts) {
                         Ok(()) => 0,

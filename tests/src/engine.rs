@@ -111,16 +111,7 @@ impl Engine {
     /// Starts the engine in `ns` with `config` (text) and waits for its ctl
     /// socket. `extra` are more `run` arguments.
     pub fn start(ns: &Netns, dir: &Path, config: &str, extra: &[&str]) -> io::Result<Engine> {
-        let cfg = dir.join("engine.toml");
-        std::fs::write(&cfg, config)?;
-        let log = std::fs::File::create(dir.join("engine.log"))?;
-        let bin = pktengine_bin();
-        let mut cmd = ns.command(bin.to_str().unwrap_or("pktengine"));
-        cmd.args(["run", "--config", cfg.to_str().unwrap_or("")]).args(extra);
-        cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
-        let child = cmd.spawn()?;
-        let ctl = ctl_path(config).unwrap_or_else(|| dir.join("ctl.sock"));
-        let mut e = Engine { child: Some(child), ctl, dir: dir.to_path_buf() };
+        let mut e = Engine::spawn(ns, dir, config, extra, &[])?;
         let deadline = Instant::now() + Duration::from_secs(20);
         while !e.ctl.exists() {
             if let Some(c) = e.child.as_mut() {
@@ -134,6 +125,34 @@ impl Engine {
             std::thread::sleep(Duration::from_millis(20));
         }
         Ok(e)
+    }
+
+    /// Starts the engine in `ns` with `config` and environment variables
+    /// `env`, without waiting for anything.
+    pub fn spawn(ns: &Netns, dir: &Path, config: &str, extra: &[&str], env: &[(&str, &str)]) -> io::Result<Engine> {
+        let cfg = dir.join("engine.toml");
+        std::fs::write(&cfg, config)?;
+        let log = std::fs::File::create(dir.join("engine.log"))?;
+        let bin = pktengine_bin();
+        let mut cmd = ns.command(bin.to_str().unwrap_or("pktengine"));
+        cmd.args(["run", "--config", cfg.to_str().unwrap_or("")]).args(extra).envs(env.iter().copied());
+        cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+        let child = cmd.spawn()?;
+        let ctl = ctl_path(config).unwrap_or_else(|| dir.join("ctl.sock"));
+        Ok(Engine { child: Some(child), ctl, dir: dir.to_path_buf() })
+    }
+
+    /// Waits up to `within` for the engine to exit on its own.
+    pub fn wait(&mut self, within: Duration) -> Option<ExitStatus> {
+        let t = Instant::now();
+        while t.elapsed() < within {
+            if let Some(st) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                self.child = None;
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
     }
 
     pub fn log(&self) -> String {

@@ -282,43 +282,6 @@ fn link_down_and_up_during_traffic_is_survived() {
     assert!(e.ctl_ok(&["stats"]).contains("worker 0"));
 }
 
-/// CapEff of every thread of a process: (thread name, mask).
-fn thread_caps(pid: u32) -> Vec<(String, u64)> {
-    let mut v = Vec::new();
-    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
-        let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
-        let name = status.lines().find_map(|l| l.strip_prefix("Name:")).unwrap_or("").trim().to_string();
-        let eff = status.lines().find_map(|l| l.strip_prefix("CapEff:")).map(|h| u64::from_str_radix(h.trim(), 16).unwrap()).unwrap_or(u64::MAX);
-        v.push((name, eff));
-    }
-    v
-}
-
-#[test]
-fn capabilities_are_dropped_after_set_up() {
-    let t = RouterTopo::new("caps").unwrap();
-    let dir = Engine::dir("caps");
-    let e = Engine::start(&t.dut, &dir, &t.config(&example("router.toml"), &dir.join("ctl.sock")), &[]).unwrap();
-    let o = sh(&t.h1, "ping -c 2 -i 0.2 -W 2 198.19.1.2");
-    assert!(o.status.success(), "{}", text(&o));
-    // CAP_NET_ADMIN is bit 12, CAP_BPF bit 39.
-    let control_mask = (1u64 << 12) | (1u64 << 39);
-    let caps = thread_caps(e.pid().unwrap());
-    assert!(caps.len() >= 2, "{caps:?}");
-    for (name, eff) in &caps {
-        if name.starts_with("pktengine-w") {
-            assert_eq!(*eff, 0, "worker {name} kept capabilities {eff:#x}");
-        } else {
-            assert_eq!(eff & !control_mask, 0, "thread {name} kept more than CAP_BPF and CAP_NET_ADMIN: {eff:#x}");
-        }
-    }
-    assert!(e.log().contains("capabilities after set-up"), "{}", e.log());
-    // Still fully working: ctl, routes, a filter rule (BPF map write).
-    e.ctl_ok(&["route", "add", "198.19.200.0/24", "via", "198.19.1.2"]);
-    e.ctl_ok(&["filter", "add", "ip", "saddr", "198.18.99.0/24", "drop"]);
-    assert!(e.ctl_ok(&["filter", "show"]).contains("198.18.99.0/24"));
-}
-
 #[test]
 fn reload_applies_a_good_file_and_refuses_a_bad_one() {
     let t = RouterTopo::new("rld").unwrap();

@@ -210,6 +210,9 @@ struct RawEngine {
     icmp_msgs_per_sec: Option<Spanned<u64>>,
     #[serde(default)]
     icmp_msgs_burst: Option<Spanned<u64>>,
+    /// The unprivileged user the engine switches to after set-up.
+    #[serde(default)]
+    user: Option<Spanned<String>>,
 }
 
 impl Default for RawEngine {
@@ -228,6 +231,7 @@ impl Default for RawEngine {
             icmp_burst_per_dest: None,
             icmp_msgs_per_sec: None,
             icmp_msgs_burst: None,
+            user: None,
         }
     }
 }
@@ -323,6 +327,8 @@ pub struct EngineConfig {
     pub trace: bool,
     /// ICMP error rate limits of each worker: per destination and in all.
     pub icmp: crate::context::ratelimit::IcmpLimits,
+    /// The user the engine runs as after set-up (`pktengine` by default).
+    pub user: String,
 }
 
 /// One port: an interface the engine takes over.
@@ -594,7 +600,20 @@ fn validate_engine(ck: &mut Checker<'_>, raw: RawEngine, env: &dyn Environment) 
         }
         ok.then_some(name)
     });
+    let user = match raw.user {
+        None => DEFAULT_USER.to_string(),
+        Some(u) => {
+            if !valid_user_name(u.get_ref()) {
+                ck.at(
+                    u.span(),
+                    format!("user `{}` is not a user name (1-32 letters, digits, `_`, `-`, `.`; not starting with `-` or a digit only)", u.get_ref()),
+                );
+            }
+            u.into_inner()
+        }
+    };
     EngineConfig {
+        user,
         icmp,
         ctl_group,
         cores,
@@ -606,6 +625,20 @@ fn validate_engine(ck: &mut Checker<'_>, raw: RawEngine, env: &dyn Environment) 
         frames_per_port: frames,
         trace: raw.trace,
     }
+}
+
+/// The default `[engine] user`.
+pub const DEFAULT_USER: &str = "pktengine";
+
+/// A portable user name (POSIX's portable filename characters, as
+/// useradd accepts them): not empty, at most 32 bytes, no leading `-`, not
+/// all digits (it would read as a uid).
+fn valid_user_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && !name.starts_with('-')
+        && !name.bytes().all(|b| b.is_ascii_digit())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
 }
 
 fn validate_ports(
@@ -840,6 +873,20 @@ routes = ["198.18.100.0/24 via 198.18.2.2", "default via 198.18.2.2"]
         assert_eq!((c.engine.icmp.global_rate, c.engine.icmp.global_burst, c.engine.icmp.per_dest_rate), (200, 10, 5));
         let e = errors(&GOOD.replace("cores = [1]", "cores = [1]\nicmp_msgs_per_sec = 20000000"));
         assert!(e[0].contains("icmp_msgs_per_sec 20000000: expected 0..=10000000"), "{e:?}");
+    }
+
+    #[test]
+    fn user_defaults_to_pktengine_and_must_be_a_user_name() {
+        assert_eq!(parse(GOOD).unwrap().engine.user, "pktengine");
+        let c = parse(&GOOD.replace("cores = [1]", "cores = [1]\nuser = \"pkt-e_1.x\"")).unwrap();
+        assert_eq!(c.engine.user, "pkt-e_1.x");
+        for bad in ["", "-x", "1000", "root:x", "a b", "a/b", "x234567890123456789012345678901234"] {
+            let e = errors(&GOOD.replace("cores = [1]", &format!("cores = [1]\nuser = \"{bad}\"")));
+            assert_eq!(e.len(), 1, "{bad}: {e:?}");
+            assert!(e[0].starts_with("t.toml:4:8: user `") && e[0].contains("is not a user name"), "{bad}: {e:?}");
+        }
+        // Whether the user exists is the run's question (`--allow-privileged` may run without it).
+        assert!(parse(&GOOD.replace("cores = [1]", "cores = [1]\nuser = \"nosuchuser\"")).is_ok());
     }
 
     #[test]

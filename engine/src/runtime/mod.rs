@@ -8,12 +8,18 @@
 //! spawn workers ─────────────────────────────► build UMEM, bind sockets (their queues)
 //!               ◄──────────── socket fds ───── (or the error)
 //! load + attach XDP per port, XSKMAP ← fds
-//! ctl socket, metrics, signals ─── go ───────► gratuitous ARP / unsolicited NA (worker 0)
-//! front thread (pktengine-ctl): ctl + metrics clients, deadlines, caps
+//! ctl socket, metrics, signals
+//! switch to the engine's user ───── go ───────► confine (seccomp, no caps)
+//! front thread (pktengine-ctl): confine; ctl + metrics clients, deadlines, caps
+//! confine; wait for every thread's report      gratuitous ARP / unsolicited NA (worker 0)
 //! control loop: parsed requests, events, timers   run-to-completion loop
 //! SIGINT/SIGTERM: stop flag ─────────────────► stop RX, drain TX, return
 //! join, detach XDP (drop links), remove socket, exit 0
 //! ```
+//!
+//! Privileges (`privileges`): the user is looked up first; workers clear
+//! their bounding sets once bound; after set-up the whole process switches
+//! to the engine's user and every thread confines itself to its role.
 //!
 //! Sockets and UMEMs are created on the worker thread that uses them (they
 //! are not `Send`, and their memory is first touched on the worker's core).
@@ -41,6 +47,7 @@ use crate::dataplane::worker::{Socket, Worker, WorkerConfig};
 use crate::neighbor::{NeighborKey, NeighborTable, REACHABLE_MS, STALE_GC_MS};
 use crate::steer::{AttachMode, Steering};
 use crate::xsk::{BindMode, BoundMode, Umem, UmemConfig, XskConfig, XskPort};
+use privileges::{Privileges, Role};
 
 /// Options from the command line.
 #[derive(Debug, Clone, Default)]
@@ -53,6 +60,8 @@ pub struct RunOptions {
     pub copy_mode: bool,
     /// The configuration file, re-read on SIGHUP or `ctl reload`.
     pub config_path: Option<std::path::PathBuf>,
+    /// Run even where privileges cannot be dropped (warnings instead of a refusal).
+    pub allow_privileged: bool,
 }
 
 /// What a worker reports after binding.
@@ -72,6 +81,9 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     }
     let hup = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()).map_err(|e| format!("signal handler: {e}"))?;
+    // Before anything is attached: a user that cannot be switched to stops here.
+    let privs = Privileges::new(&cfg.engine.user, opts.allow_privileged)?;
+    privs.start_custodian(&cfg.engine.ctl_socket)?;
     let ifs = setup::interfaces(&cfg, &setup::interface_mac)?;
     let mut rt = setup::route_table(&cfg)?;
     if opts.import_kernel_routes || cfg.routing.import_kernel_routes {
@@ -119,8 +131,8 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     for (w, &core) in cfg.engine.cores.iter().enumerate() {
         let counters = Arc::new(SharedCounters::default());
         shared.push(counters.clone());
-        let (cfg, tables, stop, go, sink, bound_tx, probes) =
-            (cfg.clone(), tables.clone(), stop.clone(), go.clone(), sink.clone(), bound_tx.clone(), probe_rx.clone());
+        let (cfg, tables, stop, go, sink, bound_tx, probes, privs) =
+            (cfg.clone(), tables.clone(), stop.clone(), go.clone(), sink.clone(), bound_tx.clone(), probe_rx.clone(), privs.clone());
         let copy = opts.copy_mode;
         let h = std::thread::Builder::new()
             .name(format!("pktengine-w{w}"))
@@ -131,8 +143,9 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
                 let worker = match build_worker(w, nworkers, &cfg, tables, counters, sink, copy) {
                     Ok((worker, b)) => {
                         // Sockets bound: the rings need no privilege at all.
-                        if let Err(e) = privileges::keep_only(&[]) {
-                            tracing::warn!("worker {w}: {e}");
+                        if let Err(e) = privs.prepare(Role::Worker) {
+                            let _ = bound_tx.send(Err(e));
+                            return;
                         }
                         let _ = bound_tx.send(Ok(b));
                         worker
@@ -149,6 +162,10 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
                 // Every way out of set-up sets `go`; a stopped worker then only drains.
                 while !go.load(Ordering::Acquire) {
                     std::thread::sleep(Duration::from_millis(1));
+                }
+                // `go` comes after the user switch; the main thread hears of a refusal.
+                if privs.confine(Role::Worker).is_err() {
+                    return;
                 }
                 if w == 0 && !stop.load(Ordering::Relaxed) {
                     worker.set_probes(probes);
@@ -221,27 +238,8 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
         Ok(m) => m,
         Err(e) => return abort(format!("metrics endpoint: {e}"), handles),
     };
-    let Some(ctl_sock) = listener.take() else { return abort("ctl socket: not bound".into(), handles) };
-    let front = Front::start(FrontConfig {
-        ctl: ctl_sock,
-        access,
-        metrics,
-        limits: Limits::default(),
-        on_start: Box::new(|| {
-            // Parses untrusted input: needs no privilege at all.
-            if let Err(e) = privileges::keep_only(&[]) {
-                tracing::warn!("ctl front: {e}");
-            }
-        }),
-    });
-    let (mut front, jobs) = match front {
-        Ok(f) => f,
-        Err(e) => return abort(format!("ctl front thread: {e}"), handles),
-    };
     let mut ctl = control::Control::new(tables.clone(), rt, shared, events_rx, probe_tx);
     ctl.steering = steering;
-    ctl.jobs = Some(jobs);
-    ctl.front = Some(front.counters.clone());
     ctl.accept_unsolicited = cfg.routing.accept_unsolicited_arp;
     ctl.config_path = opts.config_path.clone();
     ctl.config_routes = setup::config_routes(&cfg);
@@ -250,11 +248,44 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
         drop(ctl);
         return abort(e, handles);
     }
-    match privileges::keep_only(privileges::CONTROL) {
-        Ok(kept) => tracing::info!("capabilities after set-up: control thread {{{}}}, workers none", kept.join(", ")),
-        Err(e) => tracing::warn!("could not drop capabilities: {e}"),
+    // ---- least privilege (privileges/): the user switch, then every thread
+    // confines itself (workers after `go`).
+    if let Err(e) = privs.switch_user(listener.path()) {
+        drop(ctl);
+        return abort(e, handles);
     }
+    // The front thread starts after the switch (it never holds a privilege)
+    // and before the control thread confines itself (its filter has no clone).
+    let Some(ctl_sock) = listener.take() else {
+        drop(ctl);
+        return abort("ctl socket: not bound".into(), handles);
+    };
+    let front_privs = privs.clone();
+    let front = Front::start(FrontConfig {
+        ctl: ctl_sock,
+        access,
+        metrics,
+        limits: Limits::default(),
+        on_start: Box::new(move || {
+            // Parses untrusted input: no capability, the narrowest filter but a worker's.
+            let _ = front_privs.confine(Role::Front);
+        }),
+    });
+    let (mut front, jobs) = match front {
+        Ok(f) => f,
+        Err(e) => {
+            drop(ctl);
+            return abort(format!("ctl front thread: {e}"), handles);
+        }
+    };
+    ctl.jobs = Some(jobs);
+    ctl.front = Some(front.counters.clone());
     go.store(true, Ordering::Release);
+    if let Err(e) = privs.confine(Role::Control).and_then(|_| privs.wait_confined(nworkers + 2, Duration::from_secs(5))) {
+        drop(ctl);
+        return abort(e, handles);
+    }
+    // ---- end of least privilege
     tracing::info!(
         "pktengine running: {} ports, {} workers on cores {:?}, {} poll, ctl {}",
         cfg.ports.len(),
@@ -297,9 +328,11 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     // A panic while draining fails the run, as one seen in the loop above does
     // (which of the two sees it is a matter of timing).
     let panicked = handles.into_iter().map(|h| h.join()).filter(Result::is_err).count();
-    // Dropping the links detaches XDP; dropping the listener removes the socket.
+    // Dropping the links detaches XDP; dropping the listener removes the
+    // socket where the engine's user may, the custodian does elsewhere.
     drop(ctl);
     drop(listener);
+    privs.finish();
     if panicked > 0 {
         return Err(format!("{panicked} worker thread(s) panicked while draining"));
     }

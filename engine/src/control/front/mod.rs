@@ -245,6 +245,8 @@ impl Front {
         let stop2 = stop.clone();
         let on_start = cfg.on_start;
         let thread = std::thread::Builder::new().name("pktengine-ctl".into()).spawn(move || {
+            // Whoever the process runs as now (the engine's user after the switch) may talk to it.
+            lp.access.own_uid = nix::unistd::geteuid().as_raw();
             on_start();
             lp.run(&ctl_l, metrics_l.as_mut(), &stop2);
         })?;
@@ -477,23 +479,27 @@ impl Loop {
         let Some(c) = self.conns.get_mut(&id) else { return };
         let mut buf = [0u8; 4096];
         let mut eof = false;
-        loop {
+        // Never keep more than the largest acceptable request (+ its header),
+        // and never read more than that in one go: a client that streams
+        // bytes cannot keep this loop to itself. Bytes left unread after a
+        // request are not waited for (one request per connection).
+        let cap = match c.kind {
+            Kind::Ctl => 4 + MAX_REQUEST,
+            Kind::Metrics => self.limits.max_http_head,
+        } + 1;
+        let mut budget = cap;
+        while budget > 0 && !(c.state == State::Reading && c.inbuf.len() >= cap) {
             match c.stream.read(&mut buf) {
                 Ok(0) => {
                     eof = true;
                     break;
                 }
                 Ok(n) => {
+                    budget = budget.saturating_sub(n);
                     if c.state == State::Reading {
-                        // Never keep more than the largest acceptable request (+ the header).
-                        let room = match c.kind {
-                            Kind::Ctl => 4 + MAX_REQUEST,
-                            Kind::Metrics => self.limits.max_http_head,
-                        }
-                        .saturating_sub(c.inbuf.len());
-                        c.inbuf.extend_from_slice(&buf[..n.min(room + 1)]);
+                        let room = cap - c.inbuf.len();
+                        c.inbuf.extend_from_slice(&buf[..n.min(room)]);
                     }
-                    // Bytes after the request are ignored: one request per connection.
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -1,4 +1,5 @@
 use super::*;
+use std::sync::atomic::AtomicBool;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::unix::net::UnixStream as StdUnix;
@@ -274,4 +275,47 @@ fn a_client_that_leaves_or_does_not_read_closes_its_reply() {
     assert!(reply.is_closed(), "the reply stays open after {sent} frames");
     assert!(st.front.counters.rows()[6].1 >= 1);
     drop(s);
+}
+
+#[test]
+fn a_client_streaming_bytes_does_not_keep_the_loop() {
+    let st = start("flood", Limits::default());
+    let ctl = control(st.jobs.clone());
+    // A request followed by an endless stream of bytes, and one that never ends its header.
+    let mut req = Vec::new();
+    write_message(&mut req, &Request::Stats).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let floods: Vec<_> = [req, Vec::new()]
+        .into_iter()
+        .map(|first| {
+            let (p, stop) = (st.path.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut s = StdUnix::connect(&p).unwrap();
+                s.set_write_timeout(Some(Duration::from_millis(200))).unwrap();
+                let _ = s.write_all(&first);
+                let junk = vec![b'{'; 64 << 10];
+                let mut sent = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    match s.write(&junk) {
+                        Ok(n) => sent += n,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => {}
+                        Err(_) => break,
+                    }
+                }
+                sent
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..5 {
+        let t = Instant::now();
+        assert_eq!(request(&st.path, &Request::Stats, |_| {}).unwrap(), Response::Done { message: "ok".into() });
+        assert!(t.elapsed() < Duration::from_millis(100), "{:?}", t.elapsed());
+    }
+    stop.store(true, Ordering::Relaxed);
+    for f in floods {
+        f.join().unwrap();
+    }
+    drop(st);
+    ctl.join().unwrap();
 }
