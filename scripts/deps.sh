@@ -6,7 +6,8 @@ set -euo pipefail
 
 PKGS=(clang llvm libelf-dev zlib1g-dev pkg-config m4 iproute2 ethtool tcpdump
       iputils-ping traceroute nftables iperf3 curl netcat-openbsd python3 procps
-      gnuplot-nox)  # gnuplot: the plot of scripts/bench.sh
+      gnuplot-nox   # gnuplot: the plot of scripts/bench.sh
+      prometheus)   # promtool and a server for tests/tests/metrics.rs (each test runs its own)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -25,6 +26,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The Debian package enables (and, under systemd, starts) a server on :9090 of the machine;
+  # the tests start their own in a test namespace, so the one installed here is not left running.
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
 else
   echo "deps.sh: system packages present"
 fi

@@ -62,6 +62,20 @@ pub enum NeighState {
 }
 
 impl NeighState {
+    /// Every state, in the order of [`NeighborTable::state_counts`].
+    pub const ALL: [NeighState; 5] = [NeighState::Incomplete, NeighState::Reachable, NeighState::Stale, NeighState::Failed, NeighState::Permanent];
+
+    /// The state's name in lower case (a metric label).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Incomplete => "incomplete",
+            Self::Reachable => "reachable",
+            Self::Stale => "stale",
+            Self::Failed => "failed",
+            Self::Permanent => "permanent",
+        }
+    }
+
     /// States whose MAC the data path uses.
     pub const fn usable(self) -> bool {
         matches!(self, Self::Reachable | Self::Stale | Self::Permanent)
@@ -312,6 +326,15 @@ impl NeighborTable {
     /// Entries of any state.
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Entries per state, in the order of [`NeighState::ALL`].
+    pub fn state_counts(&self) -> [usize; 5] {
+        let mut n = [0; 5];
+        for e in self.entries.values() {
+            n[e.state as usize] += 1;
+        }
+        n
     }
 
     pub fn is_empty(&self) -> bool {

@@ -42,9 +42,10 @@ pub const FEATURES: &[Feature] = &[
             control thread with lock-free publication (arc-swap), `pktengine run` (TOML config \
             refused with file:line errors before anything is attached), `pktengine ctl` (stats \
             with `--watch`, route add/del/show, arp show, capture to pcap, trace), Prometheus \
-            text metrics, graceful shutdown, least privilege after set-up (an unprivileged \
-            user, no capabilities, a seccomp allow-list per thread role)",
-        state: "implemented, netns-tested",
+            metrics (counters and gauges with HELP, per port, worker and drop reason, table \
+            sizes, busy time; docs/METRICS.md), graceful shutdown, least privilege after set-up \
+            (an unprivileged user, no capabilities, a seccomp allow-list per thread role)",
+        state: "implemented, netns-tested, metrics checked by promtool and a Prometheus server",
     },
     Feature {
         capability: "LPM route tables (IPv4, IPv6): Poptrie with an 18-bit direct array, batch \

@@ -301,6 +301,9 @@ pub struct LocalCounters {
     pub idle_loops: u64,
     /// Times the worker slept in poll().
     pub sleeps: u64,
+    /// Time in loop iterations that found work, in ns (each iteration is
+    /// timed from its start to the next one's, so no extra clock read).
+    pub busy_ns: u64,
     dirty: bool,
 }
 
@@ -313,6 +316,7 @@ impl Default for LocalCounters {
             loops: 0,
             idle_loops: 0,
             sleeps: 0,
+            busy_ns: 0,
             dirty: false,
         }
     }
@@ -349,6 +353,13 @@ impl LocalCounters {
         }
     }
 
+    /// Adds `ns` of busy time (an iteration that found work).
+    #[inline]
+    pub fn busy(&mut self, ns: u64) {
+        self.busy_ns += ns;
+        self.dirty = true;
+    }
+
     /// Copies into the shared block if anything changed since the last call.
     #[inline]
     pub fn publish(&mut self, to: &SharedCounters) {
@@ -372,6 +383,7 @@ impl LocalCounters {
         st(&to.loops, self.loops);
         st(&to.idle_loops, self.idle_loops);
         st(&to.sleeps, self.sleeps);
+        st(&to.busy_ns, self.busy_ns);
     }
 
     /// Whether anything changed since the last publish.
@@ -402,6 +414,8 @@ pub struct SharedCounters {
     pub loops: AtomicU64,
     pub idle_loops: AtomicU64,
     pub sleeps: AtomicU64,
+    /// Time in iterations that found work, ns.
+    pub busy_ns: AtomicU64,
     /// The UMEM's frame census (free, rx, held, tx) and the ledger's impossible moves.
     pub frames: [AtomicU64; 4],
     pub ledger_errors: AtomicU64,
@@ -420,6 +434,7 @@ impl Default for SharedCounters {
             loops: AtomicU64::new(0),
             idle_loops: AtomicU64::new(0),
             sleeps: AtomicU64::new(0),
+            busy_ns: AtomicU64::new(0),
             frames: std::array::from_fn(|_| AtomicU64::new(0)),
             ledger_errors: AtomicU64::new(0),
             tid: AtomicU64::new(0),

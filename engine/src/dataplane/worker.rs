@@ -85,6 +85,8 @@ pub struct Worker<P: Port> {
     fds: Vec<std::os::fd::RawFd>,
     neigh_seen: usize,
     start: Instant,
+    /// The start of the previous iteration, if it found work (busy time).
+    busy_since: Option<u64>,
     spins: u32,
     probes: Option<Receiver<NeighborKey>>,
     /// The `[impair]` test stage (None: off; one check per burst).
@@ -150,6 +152,7 @@ impl<P: Port> Worker<P> {
             fds,
             neigh_seen: 0,
             start: Instant::now(),
+            busy_since: None,
             spins: 0,
             probes: None,
             impair,
@@ -238,6 +241,10 @@ impl<P: Port> Worker<P> {
     /// One loop iteration; returns how many frames it received.
     pub fn poll_once(&mut self) -> usize {
         let now_ns = self.start.elapsed().as_nanos() as u64;
+        // The previous iteration found work: the time from its start to this one's was busy.
+        if let Some(t) = self.busy_since.take() {
+            self.st.counters.busy(now_ns.saturating_sub(t));
+        }
         let routes = self.tables.routes.load();
         let neigh = self.tables.neigh.load();
         let filter = self.tables.filter.load();
@@ -315,6 +322,8 @@ impl<P: Port> Worker<P> {
         c.loops += 1;
         if got == 0 {
             c.idle_loops += 1;
+        } else {
+            self.busy_since = Some(now_ns);
         }
         if c.is_dirty() {
             self.shared.set_frames(&self.umem.counts());

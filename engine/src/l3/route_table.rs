@@ -424,6 +424,11 @@ impl RouteTable {
         self.rib.len()
     }
 
+    /// Prefixes in the forwarding tries (the winners), (IPv4, IPv6); O(1).
+    pub fn prefixes(&self) -> (usize, usize) {
+        (self.v4.trie.len(), self.v6.trie.len())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.rib.is_empty()
     }

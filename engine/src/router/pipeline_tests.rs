@@ -535,3 +535,30 @@ fn the_worker_publishes_its_sockets_xdp_statistics() {
     assert!(r.shared.xdp(1).iter().all(|(_, v)| *v == 0));
     r.finish();
 }
+
+#[test]
+fn busy_time_counts_the_iterations_that_found_work_only() {
+    use std::sync::atomic::Ordering;
+    let mut r = rig();
+    r.learn(1, IpAddr::V4(H2), H2_MAC);
+    // Idle iterations: no busy time, however long they take.
+    for _ in 0..3 {
+        r.w.poll_once();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    r.w.poll_once();
+    assert_eq!(r.shared.busy_ns.load(Ordering::Relaxed), 0);
+    // A busy iteration is timed from its start to the next iteration's start.
+    r.inject(0, &udp4(H1, H2, 1000, 2000, 64, 100));
+    assert_eq!(r.w.poll_once(), 1);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    r.w.poll_once();
+    let busy = r.shared.busy_ns.load(Ordering::Relaxed);
+    assert!(busy >= 5_000_000, "busy {busy} ns");
+    // Idle again: it stays.
+    r.w.poll_once();
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    r.w.poll_once();
+    assert_eq!(r.shared.busy_ns.load(Ordering::Relaxed), busy);
+    r.finish();
+}

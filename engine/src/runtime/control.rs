@@ -16,6 +16,7 @@ use crossbeam::channel::{Receiver, Sender};
 use super::setup::format_mac;
 use crate::control::ctl::{Counter, Request, Response};
 use crate::control::front::{FrontCounters, Job, Reply};
+use crate::control::metrics::{self, Label, Metrics, Sheet};
 use crate::context::counters::{Drop, SharedCounters, Stage};
 use crate::context::dump::{Collector, Mode};
 use crate::context::events::{Event, TraceEnd, TraceRecord};
@@ -163,7 +164,7 @@ impl Control {
         match j {
             Job::Ctl { req, reply } => self.request(req, reply),
             Job::Metrics { mut reply } => {
-                reply.send(Response::Stats { time_ns: self.start.elapsed().as_nanos() as u64, counters: self.counters() });
+                reply.send_metrics(self.metrics());
             }
         }
     }
@@ -420,24 +421,46 @@ impl Control {
         self.tables.ifs.ports.get(i).map_or_else(|| format!("#{i}"), |p| p.name.clone())
     }
 
-    /// Every counter, for `ctl stats` and the metrics endpoint.
+    /// Every counter, for `ctl stats`.
     pub fn counters(&self) -> Vec<Counter> {
-        let mut out = Vec::new();
-        let c = |scope: &str, name: &str, value: u64| Counter { scope: scope.to_string(), name: name.to_string(), value };
-        for (i, _) in self.tables.ifs.ports.iter().enumerate() {
+        let mut s = Sheet::for_ctl();
+        self.collect(&mut s);
+        s.into_ctl()
+    }
+
+    /// Every metric, for a scrape (the front thread renders them).
+    pub fn metrics(&self) -> Metrics {
+        let mut s = Sheet::for_metrics();
+        self.collect(&mut s);
+        s.into_metrics()
+    }
+
+    /// One walk over the engine's state that makes both the `ctl stats` rows
+    /// and the metrics (docs/METRICS.md), side by side, so that a counter
+    /// added to one is added to the other where it is read. The rows keep
+    /// their scopes, names and order (`control::cli` and JSON clients read them).
+    fn collect(&self, s: &mut Sheet) {
+        let want = s.wants_metrics();
+        let worker = |w: usize| -> Label { Label::Owned(w.to_string()) };
+        for (i, p) in self.tables.ifs.ports.iter().enumerate() {
             let scope = format!("port {}", self.port_name(i));
-            let mut t = [0u64; 4];
+            let mut t = crate::context::counters::PortTraffic::default();
             for w in &self.workers {
                 let p = w.port(i);
-                t[0] += p.rx_packets;
-                t[1] += p.rx_bytes;
-                t[2] += p.tx_packets;
-                t[3] += p.tx_bytes;
+                t.rx_packets += p.rx_packets;
+                t.rx_bytes += p.rx_bytes;
+                t.tx_packets += p.tx_packets;
+                t.tx_bytes += p.tx_bytes;
             }
-            out.push(c(&scope, "rx_packets", t[0]));
-            out.push(c(&scope, "rx_bytes", t[1]));
-            out.push(c(&scope, "tx_packets", t[2]));
-            out.push(c(&scope, "tx_bytes", t[3]));
+            for (name, def, v) in [
+                ("rx_packets", &metrics::PORT_RX_PACKETS, t.rx_packets),
+                ("rx_bytes", &metrics::PORT_RX_BYTES, t.rx_bytes),
+                ("tx_packets", &metrics::PORT_TX_PACKETS, t.tx_packets),
+                ("tx_bytes", &metrics::PORT_TX_BYTES, t.tx_bytes),
+            ] {
+                s.ctl(&scope, name, v);
+                s.metric(def, [Label::Owned(p.name.clone())], v);
+            }
             // The kernel's drops before the engine saw the frame (each worker
             // reads its sockets' every 100 ms).
             let mut xdp = crate::xsk::XdpStatistics::default().fields();
@@ -448,70 +471,159 @@ impl Control {
             }
             let scope = format!("xsk {}", self.port_name(i));
             for (name, v) in xdp {
-                out.push(c(&scope, name, v));
+                s.ctl(&scope, name, v);
+                if let Some(def) = metrics::xsk_family(name) {
+                    s.metric(def, [Label::Owned(p.name.clone())], v);
+                }
             }
         }
-        for (name, s) in &self.steering {
-            if let Ok(v) = s.counters() {
+        for (name, st) in &self.steering {
+            if let Ok(v) = st.counters() {
                 let scope = format!("xdp {name}");
                 for verdict in Verdict::ALL {
-                    out.push(c(&scope, verdict.as_str(), v.packets(verdict)));
+                    s.ctl(&scope, verdict.as_str(), v.packets(verdict));
+                    s.metric(&metrics::XDP_PACKETS, [Label::Owned(name.clone()), verdict.as_str().into()], v.packets(verdict));
+                    s.metric(&metrics::XDP_BYTES, [Label::Owned(name.clone()), verdict.as_str().into()], v.bytes[verdict as usize]);
                 }
             }
         }
         for (wi, w) in self.workers.iter().enumerate() {
             let scope = format!("worker {wi}");
-            out.push(c(&scope, "loops", w.loops.load(Ordering::Relaxed)));
-            out.push(c(&scope, "idle_loops", w.idle_loops.load(Ordering::Relaxed)));
-            out.push(c(&scope, "sleeps", w.sleeps.load(Ordering::Relaxed)));
-            out.push(c(&scope, "cpu_ms", thread_cpu_ms(w.tid.load(Ordering::Relaxed))));
-            for (name, a) in ["frames_free", "frames_rx", "frames_held", "frames_tx"].iter().zip(&w.frames) {
-                out.push(c(&scope, name, a.load(Ordering::Relaxed)));
+            let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            for (name, def, v) in [
+                ("loops", &metrics::WORKER_LOOPS, load(&w.loops)),
+                ("idle_loops", &metrics::WORKER_IDLE_LOOPS, load(&w.idle_loops)),
+                ("sleeps", &metrics::WORKER_SLEEPS, load(&w.sleeps)),
+            ] {
+                s.ctl(&scope, name, v);
+                s.metric(def, [worker(wi)], v);
             }
-            out.push(c(&scope, "ledger_errors", w.ledger_errors.load(Ordering::Relaxed)));
-            for s in Stage::ALL {
-                out.push(c(&scope, &format!("stage {}", s.name()), w.stage_count(s)));
+            let cpu_ms = thread_cpu_ms(load(&w.tid));
+            s.ctl(&scope, "cpu_ms", cpu_ms);
+            s.metric(&metrics::WORKER_CPU, [worker(wi)], cpu_ms as f64 / 1e3);
+            s.metric(&metrics::WORKER_BUSY, [worker(wi)], load(&w.busy_ns) as f64 / 1e9);
+            for ((name, place), a) in [("frames_free", "free"), ("frames_rx", "rx"), ("frames_held", "held"), ("frames_tx", "tx")].iter().zip(&w.frames) {
+                s.ctl(&scope, name, load(a));
+                s.metric(&metrics::UMEM_FRAMES, [worker(wi), Label::Borrowed(place)], load(a));
+            }
+            s.ctl(&scope, "ledger_errors", load(&w.ledger_errors));
+            s.metric(&metrics::UMEM_LEDGER_ERRORS, [worker(wi)], load(&w.ledger_errors));
+            for st in Stage::ALL {
+                let v = w.stage_count(st);
+                s.ctl(&scope, &format!("stage {}", st.name()), v);
+                s.metric(&metrics::STAGE_PACKETS, [worker(wi), st.name().into()], v);
             }
         }
-        out.push(c("neighbor", "unsolicited_answers_ignored", self.unsolicited_ignored));
+        s.ctl("neighbor", "unsolicited_answers_ignored", self.unsolicited_ignored);
+        s.metric(&metrics::NEIGHBOR_UNSOLICITED, [], self.unsolicited_ignored);
+        if want {
+            // Table sizes: O(1) each but the neighbors (one pass over the control thread's table).
+            let (v4, v6) = self.rt.prefixes();
+            s.metric(&metrics::ROUTES, ["ipv4".into()], v4);
+            s.metric(&metrics::ROUTES, ["ipv6".into()], v6);
+            for (state, n) in crate::neighbor::NeighState::ALL.iter().zip(self.neigh.state_counts()) {
+                s.metric(&metrics::NEIGHBORS, [state.name().into()], n);
+            }
+            for b in &self.tables.l2.bridges {
+                let t = b.table.load();
+                s.metric(&metrics::MAC_ENTRIES, [Label::Owned(b.name.clone())], t.len());
+                s.metric(&metrics::MAC_ENTRIES_LIMIT, [Label::Owned(b.name.clone())], t.max_entries());
+            }
+        }
         if let Some(nat) = &self.tables.nat {
             for (wi, g) in nat.gauges.iter().enumerate() {
                 let scope = format!("nat worker {wi}");
-                out.push(c(&scope, "sessions", u64::from(g.sessions.load(Ordering::Relaxed))));
-                out.push(c(&scope, "mappings", u64::from(g.mappings.load(Ordering::Relaxed))));
+                let (sessions, mappings) = (g.sessions.load(Ordering::Relaxed), g.mappings.load(Ordering::Relaxed));
+                s.ctl(&scope, "sessions", u64::from(sessions));
+                s.ctl(&scope, "mappings", u64::from(mappings));
+                s.metric(&metrics::NAT_SESSIONS, [worker(wi)], sessions);
+                s.metric(&metrics::NAT_MAPPINGS, [worker(wi)], mappings);
+                s.metric(&metrics::NAT_SESSIONS_LIMIT, [worker(wi)], nat.cfg.max_sessions);
             }
         }
         if let Some(tcp) = &self.tables.tcp {
             for (wi, g) in tcp.gauges.iter().enumerate() {
                 let scope = format!("tcp worker {wi}");
+                let g32 = |a: &std::sync::atomic::AtomicU32| u64::from(a.load(Ordering::Relaxed));
+                let g64 = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+                let (conns, est, half, tw) = (g32(&g.conns), g32(&g.established), g32(&g.half_open), g32(&g.time_wait));
+                let (accepted, connected, closed) = (g64(&g.accepted), g64(&g.connected), g64(&g.closed));
+                let (reset, timed_out, refused) = (g64(&g.reset), g64(&g.timed_out), g64(&g.refused));
+                let (bytes_in, bytes_out) = (g64(&g.bytes_in), g64(&g.bytes_out));
                 for (name, v) in [
-                    ("conns", u64::from(g.conns.load(Ordering::Relaxed))),
-                    ("established", u64::from(g.established.load(Ordering::Relaxed))),
-                    ("half_open", u64::from(g.half_open.load(Ordering::Relaxed))),
-                    ("time_wait", u64::from(g.time_wait.load(Ordering::Relaxed))),
-                    ("accepted", g.accepted.load(Ordering::Relaxed)),
-                    ("connected", g.connected.load(Ordering::Relaxed)),
-                    ("closed", g.closed.load(Ordering::Relaxed)),
-                    ("reset", g.reset.load(Ordering::Relaxed)),
-                    ("timed_out", g.timed_out.load(Ordering::Relaxed)),
-                    ("refused", g.refused.load(Ordering::Relaxed)),
-                    ("bytes_in", g.bytes_in.load(Ordering::Relaxed)),
-                    ("bytes_out", g.bytes_out.load(Ordering::Relaxed)),
+                    ("conns", conns),
+                    ("established", est),
+                    ("half_open", half),
+                    ("time_wait", tw),
+                    ("accepted", accepted),
+                    ("connected", connected),
+                    ("closed", closed),
+                    ("reset", reset),
+                    ("timed_out", timed_out),
+                    ("refused", refused),
+                    ("bytes_in", bytes_in),
+                    ("bytes_out", bytes_out),
                 ] {
-                    out.push(c(&scope, name, v));
+                    s.ctl(&scope, name, v);
+                }
+                let other = conns.saturating_sub(est + half + tw);
+                for (state, v) in [("established", est), ("half_open", half), ("time_wait", tw), ("other", other)] {
+                    s.metric(&metrics::TCP_CONNECTIONS, [worker(wi), state.into()], v);
+                }
+                s.metric(&metrics::TCP_OPENED, [worker(wi), "accepted".into()], accepted);
+                s.metric(&metrics::TCP_OPENED, [worker(wi), "connected".into()], connected);
+                // `closed` counts every end; reset, timed_out and refused are some of them.
+                let normal = closed.saturating_sub(reset + timed_out + refused);
+                for (how, v) in [("normal", normal), ("reset", reset), ("timed_out", timed_out), ("refused", refused)] {
+                    s.metric(&metrics::TCP_CLOSED, [worker(wi), how.into()], v);
+                }
+                s.metric(&metrics::TCP_RX_BYTES, [worker(wi)], bytes_in);
+                s.metric(&metrics::TCP_TX_BYTES, [worker(wi)], bytes_out);
+            }
+        }
+        if let (true, Some(lb)) = (want, &self.tables.lb) {
+            let services = lb.services.load();
+            for svc in &services.list {
+                let name = || Label::Owned(svc.cfg.name.clone());
+                let up = svc.backends.iter().filter(|b| b.up).count();
+                s.metric(&metrics::LB_BACKENDS, [name(), "up".into()], up);
+                s.metric(&metrics::LB_BACKENDS, [name(), "down".into()], svc.backends.len() - up);
+                for b in &svc.backends {
+                    let ep = || Label::Owned(b.ep.to_string());
+                    let (conns, active, bytes) = b.stats.totals();
+                    s.metric(&metrics::LB_BACKEND_UP, [name(), ep()], u64::from(b.up));
+                    s.metric(&metrics::LB_BACKEND_CONNECTIONS, [name(), ep()], conns);
+                    s.metric(&metrics::LB_BACKEND_ACTIVE, [name(), ep()], active);
+                    s.metric(&metrics::LB_BACKEND_BYTES, [name(), ep()], bytes);
                 }
             }
         }
         for d in Drop::ALL {
-            let v: u64 = self.workers.iter().map(|w| w.drop_count(*d)).sum();
-            out.push(c(&format!("drop {}", d.stage()), d.name(), v));
+            let mut sum = 0;
+            for (wi, w) in self.workers.iter().enumerate() {
+                let v = w.drop_count(*d);
+                sum += v;
+                s.metric(&metrics::DROPS, [worker(wi), d.stage().into(), d.name().into()], v);
+            }
+            s.ctl(&format!("drop {}", d.stage()), d.name(), sum);
         }
         if let Some(f) = &self.front {
             for (name, v) in f.rows() {
-                out.push(c("ctl front", name, v));
+                s.ctl("ctl front", name, v);
+                match name {
+                    "accepted" => s.metric(&metrics::CTL_CONNECTIONS, [], v),
+                    _ => s.metric(&metrics::CTL_ERRORS, [name.trim_start_matches("refused_").trim_start_matches("request_").into()], v),
+                }
             }
         }
-        out
+        if want {
+            s.metric(&metrics::BUILD_INFO, [env!("CARGO_PKG_VERSION").into()], 1u64);
+            if let Some(p) = process_stats() {
+                s.metric(&metrics::PROCESS_START, [], p.start_time_s);
+                s.metric(&metrics::PROCESS_CPU, [], p.cpu_s);
+                s.metric(&metrics::PROCESS_RSS, [], p.rss_bytes);
+            }
+        }
     }
 
     /// Answers one ctl request through `reply`. A capture keeps it and
@@ -917,4 +1029,260 @@ fn thread_cpu_ms(tid: u64) -> u64 {
     let tick = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command.
     (tick(11) + tick(12)) * 10
+}
+
+/// The engine process as Prometheus's process collector shows it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct ProcessStats {
+    start_time_s: f64,
+    cpu_s: f64,
+    rss_bytes: u64,
+}
+
+/// Reads /proc/self/stat and /proc/self/status (both world-readable, so still
+/// readable once the engine has switched to its user and is not dumpable;
+/// auxv and fd are not, and listing fd would take a system call the control
+/// thread's seccomp filter refuses). The start time is read once.
+fn process_stats() -> Option<ProcessStats> {
+    static START: std::sync::OnceLock<Option<f64>> = std::sync::OnceLock::new();
+    // Clock ticks (USER_HZ) are 100 per second on Linux.
+    let ticks = 100.0;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Field n of stat (1-based; the command, field 2, is cut off with what precedes it).
+    let field = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+    let start_time_s = (*START.get_or_init(|| {
+        let btime: u64 = std::fs::read_to_string("/proc/stat").ok()?.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())?;
+        Some(btime as f64 + field(22)? as f64 / ticks)
+    }))?;
+    // Resident memory in kB (stat has it in pages, and the page size would need sysconf).
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let rss_kb: u64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?.trim().parse().ok())?;
+    Some(ProcessStats { start_time_s, cpu_s: (field(14)? + field(15)?) as f64 / ticks, rss_bytes: rss_kb * 1024 })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::context::counters::LocalCounters;
+    use crate::context::tables::{Interfaces, PortInfo};
+    use crate::control::config::PortMode;
+    use crate::control::front::FrontCounters;
+    use crate::l2::bridge::{Bridge, Switch, VlanMode};
+    use crate::lb::{parse_backend, DownPolicy, LbShared, Mode, Scheduler, ServiceConfig};
+    use crate::mac_table::MacKey;
+    use crate::nat::{NatConfig, NatShared, Role};
+
+    fn port(i: u16, name: &str, v4: &str, mode: PortMode) -> PortInfo {
+        PortInfo {
+            index: i,
+            name: name.into(),
+            interface: format!("mem{i}"),
+            mac: [0x02, 0, 0, 0, 0, i as u8 + 1],
+            mtu: 1500,
+            mode,
+            v4: vec![(v4.parse().unwrap(), 24)],
+            v6: vec![],
+        }
+    }
+
+    /// A control thread over three ports (two routed, one switched), two
+    /// workers, a NAT, a TCP endpoint, a load balancer and a bridge, with
+    /// some traffic counted; no sockets, no BPF.
+    fn rig() -> Control {
+        let ifs = Interfaces::new(vec![
+            port(0, "lan", "198.18.1.1", PortMode::Router),
+            port(1, "wan", "198.19.1.1", PortMode::Router),
+            port(2, "sw0", "198.18.9.1", PortMode::Router),
+        ]);
+        let mut rt = RouteTable::new();
+        for line in ["198.18.1.0/24 dev lan", "198.19.1.0/24 dev wan", "198.19.7.0/24 via 198.19.1.2", "2001:2:0:9::/64 via 2001:2:0:2::2"] {
+            rt.stage_add(routes_file::parse_line(line).unwrap().unwrap()).unwrap();
+        }
+        rt.publish();
+        let routes = Routes::resolve(rt.reader().snapshot().clone(), &ifs);
+        let nat = NatShared::new(NatConfig { pool: vec![Ipv4Addr::new(198, 19, 1, 1)], ..Default::default() }, vec![Role::Inside, Role::Outside, Role::Inside], 2);
+        nat.gauges[1].sessions.store(3, Ordering::Relaxed);
+        nat.gauges[1].mappings.store(2, Ordering::Relaxed);
+        let tcp = crate::tcp::endpoint::TcpShared::new(Vec::new(), Default::default(), 2);
+        tcp.gauges[0].conns.store(5, Ordering::Relaxed);
+        tcp.gauges[0].established.store(2, Ordering::Relaxed);
+        tcp.gauges[0].half_open.store(1, Ordering::Relaxed);
+        tcp.gauges[0].time_wait.store(1, Ordering::Relaxed);
+        tcp.gauges[0].accepted.store(9, Ordering::Relaxed);
+        let mut down = parse_backend("198.19.2.12:80").unwrap();
+        down.up = false;
+        let svc = ServiceConfig {
+            name: "web \"front\"".into(),
+            proto: crate::conntrack::rewrite::PROTO_TCP,
+            vip: crate::conntrack::Ep::new(u32::from(Ipv4Addr::new(198, 19, 1, 100)), 80),
+            scheduler: Scheduler::RoundRobin,
+            mode: Mode::Dnat,
+            snat: 0,
+            down_policy: DownPolicy::Keep,
+            backends: vec![parse_backend("198.19.2.11:80").unwrap(), down],
+            timeouts: Default::default(),
+            health: None,
+        };
+        let lb = LbShared::new(&[svc], 2);
+        let bridge = Bridge::new("br0", &[(2, VlanMode::Access(1))], 300_000, 1024);
+        bridge.table.load().insert_static(MacKey { vlan: 1, mac: [0x02, 9, 9, 9, 9, 9] }, 0);
+        let l2 = Switch { bridges: vec![bridge], ports: vec![None, None, None] };
+        let tables = Tables::new(ifs, routes, crate::neighbor::NeighborMap::default()).with_nat(nat).with_lb(lb).with_l2(l2);
+        let mut tables = tables;
+        tables.tcp = Some(Arc::new(tcp));
+        let workers: Vec<Arc<SharedCounters>> = (0..2).map(|_| Arc::new(SharedCounters::default())).collect();
+        let mut local = LocalCounters::default();
+        local.rx(0, 100);
+        local.rx(0, 100);
+        local.tx(1, 2, 200);
+        local.drop(Drop::Ip4NoRoute);
+        local.stage(Stage::Ip4Input, 2);
+        local.loops = 10;
+        local.idle_loops = 4;
+        local.publish(&workers[0]);
+        workers[0].frames[0].store(1000, Ordering::Relaxed);
+        let (_etx, erx) = crossbeam::channel::bounded(1);
+        let (ptx, _prx) = crossbeam::channel::bounded(1);
+        let mut ctl = Control::new(Arc::new(tables), rt, workers, erx, ptx);
+        for (ip, state_ok) in [("198.18.1.2", true), ("198.18.1.3", true), ("198.18.1.4", false)] {
+            let key = NeighborKey { port: 0, ip: ip.parse::<IpAddr>().unwrap() };
+            if state_ok {
+                ctl.neigh.learn(key, [0x02, 1, 1, 1, 1, 1], 0, true);
+            } else {
+                ctl.neigh.incomplete(key, 0);
+            }
+        }
+        let front = Arc::new(FrontCounters::default());
+        front.accepted.store(4, Ordering::Relaxed);
+        ctl.front = Some(front);
+        ctl.unsolicited_ignored = 1;
+        ctl
+    }
+
+    #[test]
+    fn process_stats_read_proc() {
+        let p = process_stats().unwrap();
+        assert!(p.rss_bytes > 1 << 20 && p.cpu_s >= 0.0, "{p:?}");
+        assert_eq!(process_stats().unwrap().start_time_s, p.start_time_s);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+        assert!(p.start_time_s <= now + 1.0 && p.start_time_s > now - 86_400.0 * 365.0, "{p:?}");
+    }
+
+    /// `ctl stats` reads these rows by scope and name (`control::cli`), and
+    /// clients of the JSON protocol may too: their scopes, names and order stay.
+    #[test]
+    fn ctl_rows_keep_their_scopes_names_and_order() {
+        let ctl = rig();
+        let rows: Vec<(String, String, u64)> = ctl.counters().into_iter().map(|c| (c.scope, c.name, c.value)).collect();
+        let mut want: Vec<(String, String)> = Vec::new();
+        let mut push = |s: &str, n: &str| want.push((s.to_string(), n.to_string()));
+        for p in ["lan", "wan", "sw0"] {
+            for n in ["rx_packets", "rx_bytes", "tx_packets", "tx_bytes"] {
+                push(&format!("port {p}"), n);
+            }
+            for (n, _) in crate::xsk::XdpStatistics::default().fields() {
+                push(&format!("xsk {p}"), n);
+            }
+        }
+        for w in 0..2 {
+            let s = format!("worker {w}");
+            for n in ["loops", "idle_loops", "sleeps", "cpu_ms", "frames_free", "frames_rx", "frames_held", "frames_tx", "ledger_errors"] {
+                push(&s, n);
+            }
+            for st in Stage::ALL {
+                push(&s, &format!("stage {}", st.name()));
+            }
+        }
+        push("neighbor", "unsolicited_answers_ignored");
+        for w in 0..2 {
+            push(&format!("nat worker {w}"), "sessions");
+            push(&format!("nat worker {w}"), "mappings");
+        }
+        for w in 0..2 {
+            for n in ["conns", "established", "half_open", "time_wait", "accepted", "connected", "closed", "reset", "timed_out", "refused", "bytes_in", "bytes_out"] {
+                push(&format!("tcp worker {w}"), n);
+            }
+        }
+        for d in Drop::ALL {
+            push(&format!("drop {}", d.stage()), d.name());
+        }
+        for n in ["accepted", "refused_busy", "refused_peer", "request_deadline", "request_oversized", "request_malformed", "slow_reader"] {
+            push("ctl front", n);
+        }
+        let got: Vec<(String, String)> = rows.iter().map(|(s, n, _)| (s.clone(), n.clone())).collect();
+        assert_eq!(got, want);
+        let value = |s: &str, n: &str| rows.iter().find(|r| r.0 == s && r.1 == n).map(|r| r.2);
+        assert_eq!(value("port lan", "rx_packets"), Some(2));
+        assert_eq!(value("port wan", "tx_bytes"), Some(200));
+        assert_eq!(value("worker 0", "idle_loops"), Some(4));
+        assert_eq!(value("worker 0", "frames_free"), Some(1000));
+        assert_eq!(value("worker 0", "stage ip4-input"), Some(2));
+        assert_eq!(value("drop ip4-forward", "ip4-no-route"), Some(1));
+        assert_eq!(value("nat worker 1", "sessions"), Some(3));
+        assert_eq!(value("tcp worker 0", "accepted"), Some(9));
+        assert_eq!(value("ctl front", "accepted"), Some(4));
+        assert_eq!(value("neighbor", "unsolicited_answers_ignored"), Some(1));
+    }
+
+    #[test]
+    fn metrics_show_every_table_and_read_back() {
+        use crate::control::metrics::tests::{lint, value};
+        let ctl = rig();
+        let m = ctl.metrics();
+        let text = metrics::render(&m);
+        let p = lint(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(p.len(), m.len());
+        let v = |name: &str, labels: &[(&str, &str)]| value(&p, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?} in\n{text}"));
+        assert_eq!(v("pktengine_port_rx_packets_total", &[("port", "lan")]), 2.0);
+        assert_eq!(v("pktengine_port_rx_bytes_total", &[("port", "lan")]), 200.0);
+        assert_eq!(v("pktengine_port_tx_bytes_total", &[("port", "wan")]), 200.0);
+        assert_eq!(v("pktengine_routes", &[("family", "ipv4")]), 3.0);
+        assert_eq!(v("pktengine_routes", &[("family", "ipv6")]), 1.0);
+        assert_eq!(v("pktengine_neighbors", &[("state", "reachable")]), 2.0);
+        assert_eq!(v("pktengine_neighbors", &[("state", "incomplete")]), 1.0);
+        assert_eq!(v("pktengine_neighbors", &[("state", "permanent")]), 0.0);
+        assert_eq!(v("pktengine_mac_entries", &[("bridge", "br0")]), 1.0);
+        assert_eq!(v("pktengine_mac_entries_limit", &[("bridge", "br0")]), 1024.0);
+        assert_eq!(v("pktengine_nat_sessions", &[("worker", "1")]), 3.0);
+        assert_eq!(v("pktengine_nat_mappings", &[("worker", "1")]), 2.0);
+        assert_eq!(v("pktengine_nat_sessions", &[("worker", "0")]), 0.0);
+        assert!(v("pktengine_nat_sessions_limit", &[("worker", "0")]) >= 1.0);
+        for (state, n) in [("established", 2.0), ("half_open", 1.0), ("time_wait", 1.0), ("other", 1.0)] {
+            assert_eq!(v("pktengine_tcp_connections", &[("worker", "0"), ("state", state)]), n, "{state}");
+        }
+        assert_eq!(v("pktengine_tcp_opened_total", &[("worker", "0"), ("how", "accepted")]), 9.0);
+        let svc = "web \"front\"";
+        assert_eq!(v("pktengine_lb_backends", &[("service", svc), ("state", "up")]), 1.0);
+        assert_eq!(v("pktengine_lb_backends", &[("service", svc), ("state", "down")]), 1.0);
+        assert_eq!(v("pktengine_lb_backend_up", &[("service", svc), ("backend", "198.19.2.11:80")]), 1.0);
+        assert_eq!(v("pktengine_lb_backend_up", &[("service", svc), ("backend", "198.19.2.12:80")]), 0.0);
+        assert_eq!(v("pktengine_drops_total", &[("worker", "0"), ("stage", "ip4-forward"), ("reason", "ip4-no-route")]), 1.0);
+        assert_eq!(v("pktengine_drops_total", &[("worker", "1"), ("stage", "ip4-forward"), ("reason", "ip4-no-route")]), 0.0);
+        assert_eq!(v("pktengine_stage_packets_total", &[("worker", "0"), ("stage", "ip4-input")]), 2.0);
+        assert_eq!(v("pktengine_umem_frames", &[("worker", "0"), ("place", "free")]), 1000.0);
+        assert_eq!(v("pktengine_worker_loops_total", &[("worker", "0")]), 10.0);
+        assert_eq!(v("pktengine_worker_idle_loops_total", &[("worker", "0")]), 4.0);
+        assert_eq!(v("pktengine_worker_busy_seconds_total", &[("worker", "0")]), 0.0);
+        assert_eq!(v("pktengine_ctl_connections_total", &[]), 4.0);
+        assert_eq!(v("pktengine_ctl_errors_total", &[("reason", "busy")]), 0.0);
+        assert_eq!(v("pktengine_neighbor_unsolicited_ignored_total", &[]), 1.0);
+        assert_eq!(v("pktengine_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), 1.0);
+        assert!(v("process_resident_memory_bytes", &[]) > 1e6);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+        let started = v("process_start_time_seconds", &[]);
+        assert!(started <= now + 1.0 && started > now - 86_400.0 * 365.0, "{started} vs {now}");
+        // Every family is there but those of the XDP programs this rig has not
+        // (the sockets' XDP_STATISTICS come from the workers, zero here).
+        assert_eq!(v("pktengine_xsk_rx_ring_full_total", &[("port", "wan")]), 0.0);
+        for d in metrics::FAMILIES {
+            let absent = d.name.starts_with("pktengine_xdp_");
+            assert_eq!(m.get(d.name).is_none(), absent, "{}", d.name);
+        }
+        // Drops: every reason for every worker, so rate() has a series from the start.
+        assert_eq!(m.get("pktengine_drops_total").unwrap().samples.len(), Drop::ALL.len() * 2);
+    }
 }

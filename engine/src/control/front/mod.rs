@@ -68,8 +68,25 @@ impl Default for Limits {
 pub enum Job {
     /// A ctl request: answer through `reply`, ending with a final response.
     Ctl { req: Request, reply: Reply },
-    /// A metrics scrape: answer with one `Response::Stats`.
+    /// A metrics scrape: answer with [`Reply::send_metrics`] (or an error).
     Metrics { reply: Reply },
+}
+
+/// What goes back to a client: a ctl response, or a scrape's metrics (the
+/// front thread renders them, so the control thread only reads counters).
+#[derive(Debug)]
+pub enum Answer {
+    Ctl(Response),
+    Metrics(Box<metrics::Metrics>),
+}
+
+impl Answer {
+    fn is_final(&self) -> bool {
+        match self {
+            Answer::Ctl(r) => r.is_final(),
+            Answer::Metrics(_) => true,
+        }
+    }
 }
 
 /// The way back to one client. Dropping it without a final answer sends an
@@ -77,7 +94,7 @@ pub enum Job {
 #[derive(Debug)]
 pub struct Reply {
     conn: usize,
-    tx: Sender<(usize, Response)>,
+    tx: Sender<(usize, Answer)>,
     waker: Arc<Waker>,
     closed: Arc<AtomicBool>,
     flow: Arc<Flow>,
@@ -102,12 +119,21 @@ impl Reply {
     /// Queues `r` for the client; false when the client is gone (or the
     /// exchange already ended), which ends a stream such as a capture.
     pub fn send(&mut self, r: Response) -> bool {
+        self.answer(Answer::Ctl(r))
+    }
+
+    /// Answers a scrape with the metrics to render; false when the client is gone.
+    pub fn send_metrics(&mut self, m: metrics::Metrics) -> bool {
+        self.answer(Answer::Metrics(Box::new(m)))
+    }
+
+    fn answer(&mut self, a: Answer) -> bool {
         if self.finished || self.is_closed() {
             return false;
         }
-        self.finished = self.single || r.is_final();
+        self.finished = self.single || a.is_final();
         self.flow.inflight.fetch_add(1, Ordering::Relaxed);
-        if self.tx.send((self.conn, r)).is_err() {
+        if self.tx.send((self.conn, a)).is_err() {
             return false;
         }
         let _ = self.waker.wake();
@@ -315,8 +341,8 @@ struct Loop {
     poll: Poll,
     waker: Arc<Waker>,
     jobs: Sender<Job>,
-    resp_tx: Sender<(usize, Response)>,
-    resp_rx: Receiver<(usize, Response)>,
+    resp_tx: Sender<(usize, Answer)>,
+    resp_rx: Receiver<(usize, Answer)>,
     conns: HashMap<usize, Conn>,
     next: usize,
     access: Access,
@@ -616,8 +642,14 @@ impl Loop {
             match c.kind {
                 Kind::Ctl => {
                     let mut bytes = Vec::new();
-                    if ctl::write_message(&mut bytes, &r).is_err() {
-                        bytes = ctl_error("the answer is too large for one message");
+                    match &r {
+                        Answer::Ctl(r) => {
+                            if ctl::write_message(&mut bytes, r).is_err() {
+                                bytes = ctl_error("the answer is too large for one message");
+                            }
+                        }
+                        // Not a ctl answer (the control thread's mistake): the client hears so.
+                        Answer::Metrics(_) => bytes = ctl_error("the engine answered with metrics"),
                     }
                     if c.out.len() - c.sent == 0 {
                         c.last_progress = Instant::now();
@@ -627,9 +659,9 @@ impl Loop {
                 Kind::Metrics if c.state == State::Writing => continue,
                 Kind::Metrics => {
                     let body = match r {
-                        Response::Stats { counters, .. } => http(200, "OK", &metrics::render(&counters)),
-                        Response::Error { message } => http(500, "Internal Server Error", &format!("{message}\n")),
-                        _ => continue,
+                        Answer::Metrics(m) => http(200, "OK", &metrics::render(&m)),
+                        Answer::Ctl(Response::Error { message }) => http(500, "Internal Server Error", &format!("{message}\n")),
+                        Answer::Ctl(_) => continue,
                     };
                     c.last_progress = Instant::now();
                     c.out.extend_from_slice(&body);

@@ -62,8 +62,9 @@ fn control(jobs: Receiver<Job>) -> std::thread::JoinHandle<Vec<Reply>> {
                     reply.send(Response::Done { message: "ok".into() });
                 }
                 Job::Metrics { mut reply } => {
-                    let c = crate::control::ctl::Counter { scope: "port lan".into(), name: "rx_packets".into(), value: 42 };
-                    reply.send(Response::Stats { time_ns: 0, counters: vec![c] });
+                    let mut m = metrics::Metrics::default();
+                    m.add(&metrics::PORT_RX_PACKETS, ["lan".into()], 42u64);
+                    reply.send_metrics(m);
                 }
             }
         }
@@ -110,7 +111,9 @@ fn requests_reach_the_control_thread_and_answers_come_back() {
     // The metrics port: a scrape, a wrong path, a wrong method.
     let out = http_get(st.metrics, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(out.starts_with("HTTP/1.0 200 OK\r\n"), "{out}");
-    assert!(out.ends_with("pktengine_rx_packets{port=\"lan\"} 42\n"), "{out}");
+    assert!(out.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"), "{out}");
+    assert!(out.contains("\r\n\r\n# HELP pktengine_port_rx_packets_total "), "{out}");
+    assert!(out.ends_with("# TYPE pktengine_port_rx_packets_total counter\npktengine_port_rx_packets_total{port=\"lan\"} 42\n"), "{out}");
     assert!(http_get(st.metrics, b"GET /secret HTTP/1.0\r\n\r\n").starts_with("HTTP/1.0 404"));
     assert!(http_get(st.metrics, b"POST /metrics HTTP/1.0\r\n\r\n").starts_with("HTTP/1.0 405"));
     // Stopping the front drops its job sender: the control thread's loop ends.
