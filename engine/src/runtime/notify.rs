@@ -33,6 +33,8 @@ pub use sd_notify::NotifyState;
 #[derive(Debug)]
 pub struct Notifier {
     sock: UnixDatagram,
+    /// MAINPID, read at start: getpid is not in the control thread's filter.
+    pid: u32,
     /// The watchdog period (`WATCHDOG_USEC`, for this process) and the last ping.
     watchdog: Option<(Duration, Instant)>,
 }
@@ -72,7 +74,7 @@ impl Notifier {
         sock.connect_addr(&sa)?;
         // A manager that does not read must not stall the control loop.
         sock.set_nonblocking(true)?;
-        Ok(Notifier { sock, watchdog: None })
+        Ok(Notifier { sock, pid: std::process::id(), watchdog: None })
     }
 
     /// Sends one message of `states`, one `KEY=VALUE` a line.
@@ -99,7 +101,7 @@ impl Notifier {
     /// Every worker runs and the ctl socket listens.
     pub fn ready(&self, status: &str) {
         let status = one_line(status);
-        self.tell(&[NotifyState::Ready, NotifyState::MainPid(std::process::id()), NotifyState::Status(&status)]);
+        self.tell(&[NotifyState::Ready, NotifyState::MainPid(self.pid), NotifyState::Status(&status)]);
     }
 
     /// A reload begins (systemd 253 and later require the monotonic time with it).
@@ -209,21 +211,34 @@ mod tests {
     }
 
     #[test]
-    fn a_socket_connected_before_confinement_sends_under_the_control_filter() {
+    fn every_message_is_sent_under_the_control_filter() {
         // The order of `run`: connect first, then the control thread's seccomp
-        // filter (with an errno instead of the kill, so the test can see a refusal).
+        // filter (with an errno instead of the kill, so the test sees a refusal:
+        // getpid refused would show as MAINPID=4294967295).
         use crate::runtime::privileges::{seccomp, Role};
         let (l, p) = listener("seccomp");
         let path = p.clone();
         let (sent, late) = std::thread::spawn(move || {
-            let n = Notifier::connect(path.to_str().unwrap()).unwrap();
+            let mut n = Notifier::connect(path.to_str().unwrap()).unwrap();
+            n.watchdog = Some((Duration::from_millis(2), Instant::now()));
             seccomp::install_with(Role::Control, seccompiler::SeccompAction::Errno(libc::EPERM as u32)).unwrap();
+            n.ready("running");
+            n.reloading();
+            n.reloaded(&Ok("ok".into()));
+            std::thread::sleep(Duration::from_millis(2));
+            n.watchdog(Instant::now());
+            n.stopping("stopping");
             // What sd_notify::notify does per message: a new socket, connected now.
             let late = Notifier::connect(path.to_str().unwrap()).map(|_| ());
             (n.send(&[NotifyState::Ready]).map_err(|e| e.to_string()), late.map_err(|e| e.raw_os_error()))
         })
         .join()
         .unwrap();
+        assert_eq!(recv(&l), format!("READY=1\nMAINPID={}\nSTATUS=running\n", std::process::id()));
+        assert!(recv(&l).starts_with("RELOADING=1\nSTATUS=reloading the configuration\nMONOTONIC_USEC="));
+        assert_eq!(recv(&l), "READY=1\nSTATUS=running, reloaded: ok\n");
+        assert_eq!(recv(&l), "WATCHDOG=1\n");
+        assert_eq!(recv(&l), "STOPPING=1\nSTATUS=stopping\n");
         assert_eq!(sent, Ok(()));
         assert_eq!(recv(&l), "READY=1\n");
         assert_eq!(late, Err(Some(libc::EPERM)), "the control filter refuses a socket made after confinement");
