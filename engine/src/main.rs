@@ -212,7 +212,7 @@ fn main() {
     let code = match cli.command {
         Command::Completions { shell } => {
             use std::io::Write;
-            let script = engine::control::manual::completions(&mut Cli::command(), shell);
+            let script = engine::control::manual::completions(&Cli::command(), shell);
             i32::from(std::io::stdout().write_all(&script).is_err())
         }
         Command::Man { dir } => {

@@ -8,13 +8,30 @@ use std::path::Path;
 
 pub use clap_complete::Shell;
 
-/// The completion script for `shell` (bash, zsh, fish, ...). Made in
-/// memory: clap_complete panics when its writer fails (`| head`).
-pub fn completions(cmd: &mut clap::Command, shell: Shell) -> Vec<u8> {
-    let name = cmd.get_name().to_string();
+/// The program's name, as installed.
+const NAME: &str = "pktengine";
+
+/// The completion script for `shell` (bash, zsh, fish, ...) of the
+/// `pktengine` command `cmd`. Made in memory: clap_complete panics when its
+/// writer fails (`| head`).
+pub fn completions(cmd: &clap::Command, shell: Shell) -> Vec<u8> {
     let mut out = Vec::new();
-    clap_complete::generate(shell, cmd, name, &mut out);
+    clap_complete::generate(shell, &mut visible(cmd), NAME, &mut out);
     out
+}
+
+/// `cmd` without its hidden top-level subcommands (the socket custodian),
+/// which clap_complete would offer: clap cannot remove a subcommand, so the
+/// top level is built anew around the visible ones.
+fn visible(cmd: &clap::Command) -> clap::Command {
+    let mut top = clap::Command::new(NAME)
+        .version(env!("CARGO_PKG_VERSION"))
+        .args(cmd.get_arguments().cloned())
+        .subcommands(cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
+    if let Some(about) = cmd.get_about() {
+        top = top.about(about.clone());
+    }
+    top
 }
 
 /// The main page (`pktengine.1`) to `out`.
@@ -85,7 +102,10 @@ mod tests {
 
     #[test]
     fn completions_name_the_subcommands() {
-        let s = String::from_utf8(completions(&mut cli(), Shell::Bash)).unwrap();
-        assert!(s.contains("complete -F _pktengine") && s.contains("stats"), "{s}");
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            let s = String::from_utf8(completions(&cli(), shell)).unwrap();
+            assert!(s.contains("stats") && s.contains("config"), "{s}");
+            assert!(!s.contains("secret"), "{shell}: a hidden subcommand is offered:\n{s}");
+        }
     }
 }
