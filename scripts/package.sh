@@ -46,6 +46,6 @@ deb="$(ls "$out"/pktengine_*.deb)"
 
 if command -v lintian >/dev/null 2>&1; then
   echo "== lintian (advice, not a gate)" >&2
-  lintian --no-tag-display-limit "$deb" >&2 || true
+  lintian --tag-display-limit 0 "$deb" >&2 || true
 fi
 echo "$deb"

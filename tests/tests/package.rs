@@ -110,7 +110,7 @@ fn the_package_installs_with_dpkg_and_its_installed_example_checks() {
     let deb = build_package();
 
     let info = dpkg_deb(&["--info"], &deb);
-    for want in ["Package: pktengine", "Section: net", "Priority: optional", "Maintainer: ", "adduser", "init-system-helpers"] {
+    for want in ["Package: pktengine", "Section: net", "Priority: optional", "Maintainer: ", "adduser"] {
         assert!(info.contains(want), "{want} missing from the control file:\n{info}");
     }
     let depends = info.lines().find(|l| l.trim_start().starts_with("Depends:")).unwrap_or_default().to_string();

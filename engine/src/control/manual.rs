@@ -60,7 +60,13 @@ fn prepared(cmd: clap::Command) -> clap::Command {
 }
 
 fn write_pages(cmd: clap::Command, dir: &Path, written: &mut Vec<std::path::PathBuf>) -> io::Result<()> {
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
+    let parent = cmd.get_display_name().unwrap_or(cmd.get_name()).to_string();
+    for mut sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
+        if sub.get_about().is_none() {
+            // The NAME line (whatis, apropos) needs a description: `show`, `flush`.
+            let about = format!("{} {}, see {parent}(1)", parent.replace('-', " "), sub.get_name());
+            sub = sub.about(about);
+        }
         write_pages(sub, dir, written)?;
     }
     written.push(clap_mangen::Man::new(cmd).generate_to(dir)?);
@@ -97,6 +103,8 @@ mod tests {
         );
         let main = std::fs::read_to_string(dir.join("pktengine.1")).unwrap();
         assert!(main.contains("pktengine\\-ctl(1)") && main.contains("pktengine\\-run(1)") && !main.contains("secret"), "{main}");
+        let show = std::fs::read_to_string(dir.join("pktengine-ctl-route-show.1")).unwrap();
+        assert!(show.contains(".SH NAME\npktengine\\-ctl\\-route\\-show \\- pktengine ctl route show, see pktengine\\-ctl\\-route(1)"), "{show}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
