@@ -14,7 +14,8 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use pktengine_tests::engine::{example, pktengine_bin, text, Engine, RouterTopo};
@@ -52,14 +53,21 @@ struct Note {
 }
 
 /// A datagram listener in `dir` (root's, mode 0755: the engine's user could
-/// not connect to it after the switch) feeding a channel.
-fn listener(dir: &Path, log: PathBuf) -> (PathBuf, mpsc::Receiver<Note>) {
+/// not connect to it after the switch) feeding a channel; watchdog pings
+/// are only counted.
+fn listener(dir: &Path, log: PathBuf) -> (PathBuf, mpsc::Receiver<Note>, Arc<AtomicUsize>) {
     let path = dir.join("notify.sock");
     let sock = UnixDatagram::bind(&path).unwrap();
     let (tx, rx) = mpsc::channel();
+    let pings = Arc::new(AtomicUsize::new(0));
+    let counter = pings.clone();
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         while let Ok(n) = sock.recv(&mut buf) {
+            if &buf[..n] == b"WATCHDOG=1\n" {
+                counter.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             let log = std::fs::read_to_string(&log).unwrap_or_default();
             let note = Note {
                 text: String::from_utf8_lossy(&buf[..n]).into_owned(),
@@ -70,7 +78,7 @@ fn listener(dir: &Path, log: PathBuf) -> (PathBuf, mpsc::Receiver<Note>) {
             }
         }
     });
-    (path, rx)
+    (path, rx, pings)
 }
 
 fn next(rx: &mpsc::Receiver<Note>, within: Duration, e: &Engine) -> Note {
@@ -86,13 +94,14 @@ fn notify_protocol_from_a_confined_engine_and_journald_priorities() {
     let t = RouterTopo::new("sdn").unwrap();
     let dir = Engine::dir("sdn");
     let log = dir.join("engine.log");
-    let (notify, rx) = listener(&dir, log.clone());
+    let (notify, rx, pings) = listener(&dir, log.clone());
     // stderr is journald's stream when JOURNAL_STREAM names its device and inode.
     std::fs::File::create(&log).unwrap();
     let m = std::fs::metadata(&log).unwrap();
     let stream = format!("{}:{}", m.dev(), m.ino());
     let cfg = t.config(&example("router.toml"), &dir.join("ctl.sock"));
-    let env = [("NOTIFY_SOCKET", notify.to_str().unwrap()), ("JOURNAL_STREAM", stream.as_str())];
+    // WatchdogSec=0.2s: a ping every 0.1 s from the control loop.
+    let env = [("NOTIFY_SOCKET", notify.to_str().unwrap()), ("JOURNAL_STREAM", stream.as_str()), ("WATCHDOG_USEC", "200000")];
     let e = Engine::spawn(&t.dut, &dir, &cfg, &[], &env).unwrap();
     let pid = e.pid().unwrap();
 
@@ -135,6 +144,12 @@ fn notify_protocol_from_a_confined_engine_and_journald_priorities() {
     assert_eq!(field(&next(&rx, Duration::from_secs(5), &e), "RELOADING"), Some("1"));
     assert_eq!(field(&next(&rx, Duration::from_secs(5), &e), "READY"), Some("1"));
     assert!(rx.try_recv().is_err(), "nothing else was sent");
+    let t0 = Instant::now();
+    let before = pings.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(600));
+    let during = pings.load(Ordering::Relaxed) - before;
+    let most = t0.elapsed().as_millis() as usize / 100 + 2;
+    assert!((3..=most).contains(&during), "{during} watchdog pings in {:?} of a 0.2 s period", t0.elapsed());
 
     let logged = e.log();
     let (st, _) = e.stop(Duration::from_secs(10)).unwrap();
@@ -300,8 +315,10 @@ fn the_engine_runs_under_exactly_the_units_capabilities_families_and_system_call
             Some(_) => std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id())).unwrap_or_default(),
             None => child.id().to_string(),
         };
-        for p in engine.split_whitespace() {
-            let _ = Command::new("kill").args(["-TERM", p]).status();
+        if child.try_wait().unwrap().is_none() {
+            for p in engine.split_whitespace() {
+                let _ = Command::new("kill").args(["-TERM", p]).stderr(Stdio::null()).status();
+            }
         }
         let t1 = Instant::now();
         let mut status = None;
