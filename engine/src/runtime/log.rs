@@ -51,6 +51,7 @@ pub fn stderr_is(journal_stream: Option<&str>) -> bool {
     let Some((dev, ino)) = journal_stream.and_then(|s| s.split_once(':')) else { return false };
     let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else { return false };
     match nix::sys::stat::fstat(std::io::stderr().as_fd()) {
+        #[allow(clippy::unnecessary_cast)] // dev_t and ino_t differ between targets
         Ok(st) => st.st_dev as u64 == dev && st.st_ino as u64 == ino,
         Err(_) => false,
     }
