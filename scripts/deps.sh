@@ -7,7 +7,12 @@ set -euo pipefail
 PKGS=(clang llvm libelf-dev zlib1g-dev pkg-config m4 iproute2 ethtool tcpdump
       iputils-ping traceroute nftables iperf3 curl netcat-openbsd python3 procps
       gnuplot-nox   # gnuplot: the plot of scripts/bench.sh
-      prometheus)   # promtool and a server for tests/tests/metrics.rs (each test runs its own)
+      prometheus    # promtool and a server for tests/tests/metrics.rs (each test runs its own)
+      systemd       # systemd-analyze: verify and security of examples/pktengine.service (tests/tests/service.rs)
+      strace util-linux  # the engine's system calls and socket families under the unit's limits (setpriv for its capabilities)
+      dpkg-dev      # dpkg-shlibdeps: the package's Depends (scripts/package.sh, cargo-deb's $auto)
+      apt man-db groff-base  # apt-get install -s of the package; its man pages rendered (tests/tests/package.rs)
+      adduser)      # the package's postinst makes the pktengine user with it
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -44,6 +49,15 @@ if ! getent passwd pktengine >/dev/null; then
   fi
   useradd --system --no-create-home --shell /usr/sbin/nologin pktengine
   echo "deps.sh: created the system user pktengine"
+fi
+
+# cargo-deb builds the Debian package (scripts/package.sh; tests/tests/package.rs);
+# a crates.io install, once per machine (~/.cargo/bin).
+export PATH="$HOME/.cargo/bin:$PATH"
+if command -v cargo >/dev/null 2>&1 && ! command -v cargo-deb >/dev/null 2>&1; then
+  echo "deps.sh: installing cargo-deb (cargo install, a few minutes once)"
+  nice -n 10 cargo install cargo-deb --locked --version 3.8.0 >/dev/null 2>&1 \
+    || { echo "deps.sh: cargo install cargo-deb failed" >&2; exit 1; }
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

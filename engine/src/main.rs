@@ -1,7 +1,7 @@
 //! The `pktengine` command line.
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
 #[command(name = "pktengine", version, about = "Kernel-bypass packet engine (AF_XDP)")]
@@ -59,6 +59,15 @@ enum Command {
         socket: PathBuf,
         #[command(subcommand)]
         cmd: CtlCommand,
+    },
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        shell: engine::control::manual::Shell,
+    },
+    /// Write the manual pages (pktengine.1 and one per subcommand) into DIR,
+    /// or print pktengine.1 without DIR.
+    Man {
+        dir: Option<PathBuf>,
     },
 }
 
@@ -199,14 +208,26 @@ fn main() {
         1 => "debug",
         _ => "trace",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    engine::runtime::log::init(level);
     let code = match cli.command {
+        Command::Completions { shell } => {
+            use std::io::Write;
+            let script = engine::control::manual::completions(&Cli::command(), shell);
+            i32::from(std::io::stdout().write_all(&script).is_err())
+        }
+        Command::Man { dir } => {
+            let r = match dir {
+                Some(dir) => engine::control::manual::man_pages(Cli::command(), &dir).map(|_| ()),
+                None => engine::control::manual::man_page(Cli::command(), &mut std::io::stdout()),
+            };
+            match r {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("pktengine man: {e}");
+                    1
+                }
+            }
+        }
         Command::Status => {
             print!("{}", engine::STATUS);
             0
@@ -224,8 +245,7 @@ fn main() {
         Command::Run { config, check, import_kernel_routes, copy, duration, allow_privileged } => {
             match engine::control::config::Config::load(&config) {
                 Err(errors) => {
-                    eprintln!("{errors}");
-                    eprintln!("pktengine: configuration refused, nothing was attached");
+                    engine::runtime::log::fatal(&format!("{errors}\npktengine: configuration refused, nothing was attached"));
                     2
                 }
                 Ok(_) if check => {
@@ -243,7 +263,7 @@ fn main() {
                     match engine::runtime::run(cfg, opts) {
                         Ok(()) => 0,
                         Err(e) => {
-                            eprintln!("pktengine: {e}");
+                            engine::runtime::log::fatal(&format!("pktengine: {e}"));
                             1
                         }
                     }

@@ -111,6 +111,16 @@ pub const FEATURES: &[Feature] = &[
             optional active TCP health check",
         state: "implemented, netns-tested",
     },
+    Feature {
+        capability: "Operating: systemd unit (`Type=notify`: READY=1 once the workers run, \
+            RELOADING=1/READY=1 around SIGHUP, STOPPING=1, watchdog; capabilities, address \
+            families and system calls limited to what the engine uses), log lines journald \
+            files by priority with the module, man pages and bash/zsh/fish completions from the \
+            CLI, Debian package (cargo-deb: unit, man pages, completions, examples, the user)",
+        state: "implemented; the unit checked by systemd-analyze and by running the engine under \
+            its limits (strace), the notify protocol against a listener, the package installed \
+            with dpkg in an overlay root",
+    },
 ];
 
 /// `pktengine status`: [`FEATURES`] as text for a terminal. `Display`, so that it is a constant

@@ -69,6 +69,8 @@ pub struct Control {
     captures: Vec<Capture>,
     /// Worker dumps streaming to their clients.
     dumps: Vec<Box<dyn PendingDump>>,
+    /// The service manager (systemd's NOTIFY_SOCKET), told of reloads.
+    pub service: Option<super::notify::Notifier>,
 }
 
 /// A `ctl capture` in progress: frames of port `idx` go to `reply` until
@@ -129,6 +131,7 @@ impl Control {
             front: None,
             captures: Vec::new(),
             dumps: Vec::new(),
+            service: None,
         }
     }
 
@@ -305,8 +308,20 @@ impl Control {
     /// nothing (the errors are returned, with file:line). A valid one replaces
     /// the configured routes and the filter (rules added with ctl since are
     /// replaced too) and the neighbor policy; changes to `[engine]` or the
-    /// ports need a restart and are reported, not applied.
+    /// ports need a restart and are reported, not applied. The service
+    /// manager hears RELOADING=1 before, READY=1 after, with the outcome.
     pub fn reload(&mut self) -> Result<String, String> {
+        if let Some(n) = &self.service {
+            n.reloading();
+        }
+        let r = self.reload_config();
+        if let Some(n) = &self.service {
+            n.reloaded(&r);
+        }
+        r
+    }
+
+    fn reload_config(&mut self) -> Result<String, String> {
         let Some(path) = self.config_path.clone() else { return Err("no configuration file to reload".into()) };
         let new = crate::control::config::Config::load(&path)
             .map_err(|e| format!("reload refused, the running configuration stays:\n{e}"))?;

@@ -12,6 +12,7 @@
 //! switch to the engine's user ───── go ───────► confine (seccomp, no caps)
 //! front thread (pktengine-ctl): confine; ctl + metrics clients, deadlines, caps
 //! confine; wait for every thread's report      gratuitous ARP / unsolicited NA (worker 0)
+//! READY=1 to the service manager (notify)
 //! control loop: parsed requests, events, timers   run-to-completion loop
 //! SIGINT/SIGTERM: stop flag ─────────────────► stop RX, drain TX, return
 //! join, detach XDP (drop links), remove socket, exit 0
@@ -26,6 +27,8 @@
 
 pub mod control;
 pub mod kernel_routes;
+pub mod log;
+pub mod notify;
 pub mod privileges;
 pub mod setup;
 
@@ -81,6 +84,9 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     }
     let hup = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()).map_err(|e| format!("signal handler: {e}"))?;
+    // The service manager's socket, connected while the process may still
+    // connect anything (the control thread's filter has no socket or connect).
+    let service = notify::Notifier::from_env();
     // Before anything is attached: a user that cannot be switched to stops here.
     let privs = Privileges::new(&cfg.engine.user, opts.allow_privileged)?;
     privs.start_custodian(&cfg.engine.ctl_socket)?;
@@ -297,14 +303,21 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
         return abort(e, handles);
     }
     // ---- end of least privilege
-    tracing::info!(
-        "pktengine running: {} ports, {} workers on cores {:?}, {} poll, ctl {}",
+    let running = format!(
+        "{} ports, {} workers on cores {:?}, {} poll, ctl {}",
         cfg.ports.len(),
         nworkers,
         cfg.engine.cores,
         if cfg.engine.poll == PollMode::Busy { "busy" } else { "adaptive" },
         cfg.engine.ctl_socket.display()
     );
+    tracing::info!("pktengine running: {running}");
+    // Ready: every worker is confined and in its loop (or about to enter it,
+    // with nothing left to fail), the ctl socket listens, the front thread serves.
+    if let Some(n) = &service {
+        n.ready(&format!("running: {running}"));
+    }
+    ctl.service = service;
     let started = Instant::now();
     let stopping = || stop.load(Ordering::Relaxed);
     while !stopping() {
@@ -312,6 +325,9 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
             break;
         }
         ctl.pump(Duration::from_millis(20));
+        if let Some(n) = ctl.service.as_mut() {
+            n.watchdog(Instant::now());
+        }
         if hup.swap(false, Ordering::Relaxed) {
             match ctl.reload() {
                 Ok(m) => tracing::info!("SIGHUP: {m}"),
@@ -333,6 +349,9 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
         }
     }
     tracing::info!("stopping: draining workers");
+    if let Some(n) = &ctl.service {
+        n.stopping("stopping: draining workers, detaching XDP");
+    }
     stop.store(true, Ordering::Relaxed);
     ctl.end_captures();
     front.stop();
