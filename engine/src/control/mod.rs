@@ -1,5 +1,6 @@
-//! The control plane: configuration, the `ctl` protocol, the front thread
-//! that serves the ctl socket and the metrics port, and capture files.
+//! The control plane: configuration, the `ctl` protocol and its typed records
+//! (`--json`), the front thread that serves the ctl socket and the metrics
+//! port, and capture files.
 
 pub mod capture;
 pub mod cli;
@@ -7,3 +8,4 @@ pub mod config;
 pub mod ctl;
 pub mod front;
 pub mod metrics;
+pub mod records;
