@@ -1314,6 +1314,86 @@ mod tests {
         assert_eq!(value("neighbor", "unsolicited_answers_ignored"), Some(1));
     }
 
+    /// `ctl --json stats` reads every row's scope into labels: a scope added
+    /// to the walk without a rule in `records::stats` fails here.
+    #[test]
+    fn every_ctl_row_has_its_json_labels() {
+        let ctl = rig();
+        let shown = ctl.stats_show();
+        assert_eq!(shown.records.len(), ctl.counters().len());
+        for r in &shown.records {
+            assert!(r.is_known(), "{r:?}");
+            let labelled = match r.group.as_ref() {
+                "port" | "xsk" | "xdp" => r.port.is_some(),
+                "worker" | "nat" | "tcp" => r.worker.is_some(),
+                "stage" => r.worker.is_some() && r.stage.is_some(),
+                "drop" => r.stage.is_some() && r.reason.is_some(),
+                _ => true,
+            };
+            assert!(labelled, "{r:?}");
+        }
+        let find = |g: &str, name: &str, f: &dyn Fn(&records::StatRecord) -> bool| {
+            shown.records.iter().find(|r| r.group == g && r.name == name && f(r)).map(|r| r.value)
+        };
+        assert_eq!(find("port", "rx_packets", &|r| r.port.as_deref() == Some("lan")), Some(2));
+        assert_eq!(find("stage", "packets", &|r| r.worker == Some(0) && r.stage.as_deref() == Some("ip4-input")), Some(2));
+        assert_eq!(find("drop", "packets", &|r| r.reason.as_deref() == Some("ip4-no-route")), Some(1));
+        assert_eq!(find("nat", "sessions", &|r| r.worker == Some(1)), Some(3));
+        assert!(matches!(shown.summary, Summary::Stats(ref s) if s.uptime_ns > 0 && s.time_unix_ms > 1_700_000_000_000));
+    }
+
+    /// The text of every show command comes from its records, and their JSON
+    /// reads back into the same records.
+    #[test]
+    fn shows_give_text_from_the_records_they_send_as_json() {
+        let mut ctl = rig();
+        fn text<R: std::fmt::Display>(s: Shown<R>) -> Vec<Response> {
+            let mut out = Vec::new();
+            s.text(&mut |r| {
+                out.push(r);
+                Ok(())
+            })
+            .unwrap();
+            out
+        }
+        fn round_trip<R: Record + PartialEq + std::fmt::Debug + Clone>(recs: &[R]) {
+            let wire = serde_json::to_string(&R::wrap(recs.to_vec())).unwrap();
+            assert_eq!(serde_json::from_str::<records::Records>(&wire).unwrap(), R::wrap(recs.to_vec()));
+        }
+        let routes = ctl.route_show();
+        round_trip(&routes.records);
+        let t = text(routes);
+        let Response::Table { rows, .. } = &t[0] else { panic!("{t:?}") };
+        assert!(rows.contains(&"198.19.7.0/24 via 198.19.1.2 metric 0".to_string()), "{rows:?}");
+        let arp = ctl.arp_show();
+        round_trip(&arp.records);
+        assert_eq!(arp.records[0].to_string(), "198.18.1.2 dev lan lladdr 02:01:01:01:01:01 REACHABLE age 0.000s");
+        let mac = ctl.mac_show();
+        round_trip(&mac.records);
+        assert_eq!(text(mac).last(), Some(&Response::Done { message: "1 entries".into() }));
+        let lb = ctl.lb_show();
+        round_trip(&lb.records);
+        let t = text(lb);
+        let Response::Table { rows, .. } = &t[0] else { panic!("{t:?}") };
+        assert_eq!(rows.len(), 3, "a service and its two backends: {rows:?}");
+        assert_eq!(rows[2], "  backend 198.19.2.12:80 weight 1 down conns 0 active 0 bytes 0");
+        let filter = ctl.filter_show();
+        round_trip(&filter.records);
+        let t = text(filter);
+        let Response::Table { rows, .. } = &t[0] else { panic!("{t:?}") };
+        assert_eq!(rows.last().unwrap(), "      default Accept, per-port []; hits 0");
+        let trace = ctl.trace_show(Some(true));
+        assert!(matches!(trace.summary, Summary::Trace(records::TraceSummary { enabled: true, packets: 0 })));
+        assert_eq!(text(trace), [Response::Table { header: "trace".into(), rows: vec![] }, Response::Done { message: "trace is on".into() }]);
+        // No load balancer: the text is the message alone, the JSON an empty list.
+        let ifs = (*ctl.tables.ifs).clone();
+        let routes = Routes::resolve(ctl.rt.reader().snapshot().clone(), &ifs);
+        ctl.tables = Arc::new(Tables::new(ifs, routes, crate::neighbor::NeighborMap::default()));
+        let lb = ctl.lb_show();
+        assert!(lb.records.is_empty());
+        assert_eq!(text(lb), [Response::Done { message: "no load-balancer service is configured".into() }]);
+    }
+
     #[test]
     fn metrics_show_every_table_and_read_back() {
         use crate::control::metrics::tests::{lint, value};
