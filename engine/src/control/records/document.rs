@@ -96,9 +96,7 @@ impl Document {
         }
         if let Some(s) = &self.summary {
             out.write_all(b",\"summary\":")?;
-            // The summary's content, without the wire's {"schema":..,"summary":..} wrapping.
-            let v = serde_json::to_value(s).map_err(io::Error::other)?;
-            serde_json::to_writer(&mut *out, &v["summary"]).map_err(io::Error::other)?;
+            s.write_body(out)?;
         }
         let text = |s: &str| serde_json::to_string(s).map_err(io::Error::other);
         if !message.is_empty() {
@@ -146,6 +144,8 @@ mod tests {
         assert_eq!(v["records"][2]["prefix"], "198.19.3.0/24");
         assert_eq!(v["summary"]["routes"], 3);
         assert!(v.get("error").is_none() && v.get("message").is_none());
+        // The summary's fields in their order.
+        assert!(text.ends_with("\n],\"summary\":{\"routes\":3}}\n"), "{text}");
     }
 
     #[test]

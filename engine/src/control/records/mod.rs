@@ -151,6 +151,13 @@ macro_rules! schemas {
                     $(Summary::$variant(_) => <$record as Record>::SCHEMA),+
                 }
             }
+
+            /// The summary's object alone (without the wire's schema tag), fields in their order.
+            pub fn write_body(&self, w: &mut dyn Write) -> io::Result<()> {
+                match self {
+                    $(Summary::$variant(s) => serde_json::to_writer(w, s).map_err(io::Error::other)),+
+                }
+            }
         }
 
         /// One record and one summary of every schema, each with every
