@@ -7,7 +7,8 @@ set -euo pipefail
 PKGS=(clang llvm libelf-dev zlib1g-dev pkg-config m4 iproute2 ethtool tcpdump
       iputils-ping traceroute nftables iperf3 curl netcat-openbsd python3 procps
       gnuplot-nox   # gnuplot: the plot of scripts/bench.sh
-      prometheus)   # promtool and a server for tests/tests/metrics.rs (each test runs its own)
+      prometheus    # promtool and a server for tests/tests/metrics.rs (each test runs its own)
+      jq)           # reads `pktengine ctl --json` documents in tests/tests/json.rs
 
 missing=()
 for p in "${PKGS[@]}"; do
