@@ -12,7 +12,8 @@ PKGS=(clang llvm libelf-dev zlib1g-dev pkg-config m4 iproute2 ethtool tcpdump
       strace util-linux  # the engine's system calls and socket families under the unit's limits (setpriv for its capabilities)
       dpkg-dev      # dpkg-shlibdeps: the package's Depends (scripts/package.sh, cargo-deb's $auto)
       apt man-db groff-base  # apt-get install -s of the package; its man pages rendered (tests/tests/package.rs)
-      adduser)      # the package's postinst makes the pktengine user with it
+      adduser       # the package's postinst makes the pktengine user with it
+      jq)           # reads `pktengine ctl --json` documents in tests/tests/json.rs
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -57,6 +57,9 @@ enum Command {
         /// The engine's control socket.
         #[arg(long, default_value = "/run/pktengine/ctl.sock")]
         socket: PathBuf,
+        /// One JSON document on stdout instead of text (schemas: docs/JSON.md).
+        #[arg(long, global = true)]
+        json: bool,
         #[command(subcommand)]
         cmd: CtlCommand,
     },
@@ -270,26 +273,27 @@ fn main() {
                 }
             }
         }
-        Command::Ctl { socket, cmd } => {
+        Command::Ctl { socket, json, cmd } => {
             use engine::control::cli;
             use engine::control::ctl::Request;
+            let fmt = if json { engine::control::records::Format::Json } else { engine::control::records::Format::Text };
             let mut out = std::io::stdout().lock();
             match cmd {
-                CtlCommand::Stats { watch } => cli::stats(&socket, watch, &mut out),
+                CtlCommand::Stats { watch } => cli::stats(&socket, watch, fmt, &mut out),
                 CtlCommand::Route { cmd: CtlRoute::Add { route } } => {
-                    cli::run(&socket, Request::RouteAdd { route: route.join(" ") }, &mut out)
+                    cli::run(&socket, fmt, Request::RouteAdd { route: route.join(" ") }, &mut out)
                 }
                 CtlCommand::Route { cmd: CtlRoute::Del { route } } => {
-                    cli::run(&socket, Request::RouteDel { route: route.join(" ") }, &mut out)
+                    cli::run(&socket, fmt, Request::RouteDel { route: route.join(" ") }, &mut out)
                 }
-                CtlCommand::Route { cmd: CtlRoute::Show } => cli::run(&socket, Request::RouteShow, &mut out),
-                CtlCommand::Mac { cmd: CtlShowFlush::Show } => cli::run(&socket, Request::MacShow, &mut out),
-                CtlCommand::Mac { cmd: CtlShowFlush::Flush } => cli::run(&socket, Request::MacFlush, &mut out),
-                CtlCommand::Arp { cmd: CtlShow::Show } => cli::run(&socket, Request::ArpShow, &mut out),
-                CtlCommand::Nat { cmd: CtlShowFlush::Show } => cli::run(&socket, Request::NatShow, &mut out),
-                CtlCommand::Tcp { cmd: CtlShow::Show } => cli::run(&socket, Request::TcpShow, &mut out),
-                CtlCommand::Nat { cmd: CtlShowFlush::Flush } => cli::run(&socket, Request::NatFlush, &mut out),
-                CtlCommand::Lb { cmd: CtlLb::Show } => cli::run(&socket, Request::LbShow, &mut out),
+                CtlCommand::Route { cmd: CtlRoute::Show } => cli::run(&socket, fmt, Request::RouteShow, &mut out),
+                CtlCommand::Mac { cmd: CtlShowFlush::Show } => cli::run(&socket, fmt, Request::MacShow, &mut out),
+                CtlCommand::Mac { cmd: CtlShowFlush::Flush } => cli::run(&socket, fmt, Request::MacFlush, &mut out),
+                CtlCommand::Arp { cmd: CtlShow::Show } => cli::run(&socket, fmt, Request::ArpShow, &mut out),
+                CtlCommand::Nat { cmd: CtlShowFlush::Show } => cli::run(&socket, fmt, Request::NatShow, &mut out),
+                CtlCommand::Tcp { cmd: CtlShow::Show } => cli::run(&socket, fmt, Request::TcpShow, &mut out),
+                CtlCommand::Nat { cmd: CtlShowFlush::Flush } => cli::run(&socket, fmt, Request::NatFlush, &mut out),
+                CtlCommand::Lb { cmd: CtlLb::Show } => cli::run(&socket, fmt, Request::LbShow, &mut out),
                 CtlCommand::Lb { cmd: CtlLb::Backend { cmd } } => {
                     let (service, backend, action, weight) = match cmd {
                         CtlLbBackend::Set { service, backend, state } => (service, backend, state, None),
@@ -312,15 +316,15 @@ fn main() {
                             (service, backend, "add".to_string(), weight)
                         }
                     };
-                    cli::run(&socket, Request::LbBackend { service, backend, action, weight }, &mut out)
+                    cli::run(&socket, fmt, Request::LbBackend { service, backend, action, weight }, &mut out)
                 }
-                CtlCommand::Capture { port, count, out: file } => cli::capture(&socket, &port, count, &file, &mut out),
+                CtlCommand::Capture { port, count, out: file } => cli::capture(&socket, &port, count, &file, fmt, &mut out),
                 CtlCommand::Filter { cmd: CtlFilter::Add { at, rule } } => {
-                    cli::run(&socket, Request::FilterAdd { rule: rule.join(" "), at }, &mut out)
+                    cli::run(&socket, fmt, Request::FilterAdd { rule: rule.join(" "), at }, &mut out)
                 }
-                CtlCommand::Filter { cmd: CtlFilter::Del { index } } => cli::run(&socket, Request::FilterDel { index }, &mut out),
-                CtlCommand::Reload => cli::run(&socket, Request::Reload, &mut out),
-                CtlCommand::Filter { cmd: CtlFilter::Show } => cli::run(&socket, Request::FilterShow, &mut out),
+                CtlCommand::Filter { cmd: CtlFilter::Del { index } } => cli::run(&socket, fmt, Request::FilterDel { index }, &mut out),
+                CtlCommand::Reload => cli::run(&socket, fmt, Request::Reload, &mut out),
+                CtlCommand::Filter { cmd: CtlFilter::Show } => cli::run(&socket, fmt, Request::FilterShow, &mut out),
                 CtlCommand::Trace { state } => {
                     let set = match state.as_deref() {
                         None | Some("show") => None,
@@ -331,7 +335,7 @@ fn main() {
                             std::process::exit(2);
                         }
                     };
-                    cli::run(&socket, Request::Trace { set }, &mut out)
+                    cli::run(&socket, fmt, Request::Trace { set }, &mut out)
                 }
             }
         }

@@ -1,15 +1,21 @@
-//! The client side of `pktengine ctl`: sends a request, prints the answer.
+//! The client side of `pktengine ctl`: sends a request, prints the answer as
+//! text, or with `--json` as one JSON document (`records::document`).
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::time::Duration;
 
 use super::capture::write_pcap;
-use super::ctl::{request, Counter, Request, Response};
+use super::ctl::{request, request_as, Counter, Request, Response};
+use super::records::document::Document;
+use super::records::{self, Format, Schema};
 
-/// Runs one ctl request and prints its answer; returns the exit code.
-pub fn run(socket: &Path, req: Request, out: &mut dyn Write) -> i32 {
+/// Runs one ctl request and prints its answer in `format`; returns the exit code.
+pub fn run(socket: &Path, format: Format, req: Request, out: &mut dyn Write) -> i32 {
+    if format == Format::Json {
+        return run_json(socket, &req, out);
+    }
     let mut printed = Ok(());
     let last = request(socket, &req, |r| {
         if printed.is_ok() {
@@ -53,12 +59,96 @@ fn print_response(r: &Response, out: &mut dyn Write) -> std::io::Result<()> {
         Response::Stats { counters, .. } => write!(out, "{}", render_stats(counters, None)),
         Response::Frame { port, data, .. } => writeln!(out, "{port}: {} bytes", data.len()),
         Response::Done { message } | Response::Error { message } => writeln!(out, "{message}"),
+        // Only asked for with `--json`.
+        Response::Records { .. } | Response::Summary { .. } => Ok(()),
     }
 }
 
+/// The schema of a request's answer, if the request shows something.
+pub fn schema_of(req: &Request) -> Option<Schema> {
+    use records::*;
+    Some(match req {
+        Request::Stats => StatRecord::SCHEMA,
+        Request::RouteShow => RouteRecord::SCHEMA,
+        Request::ArpShow => NeighborRecord::SCHEMA,
+        Request::MacShow => MacRecord::SCHEMA,
+        Request::NatShow => NatSessionRecord::SCHEMA,
+        Request::TcpShow => TcpConnRecord::SCHEMA,
+        Request::LbShow => LbServiceRecord::SCHEMA,
+        Request::FilterShow => FilterRuleRecord::SCHEMA,
+        Request::Trace { .. } => TracedPacket::SCHEMA,
+        _ => return None,
+    })
+}
+
+/// The document a request's answer goes into: its schema's, or a result
+/// named as the protocol names the command (`route-add`).
+fn document_for(req: &Request) -> Document {
+    match schema_of(req) {
+        Some(s) => Document::show(s),
+        None => {
+            let v = serde_json::to_value(req).unwrap_or_default();
+            Document::result(v["cmd"].as_str().unwrap_or("ctl"))
+        }
+    }
+}
+
+/// `--json`: one document on `out`, written as the answers arrive (a chunk
+/// at a time, never the whole table in memory).
+fn run_json(socket: &Path, req: &Request, out: &mut dyn Write) -> i32 {
+    let mut w = BufWriter::with_capacity(64 << 10, out);
+    let mut doc = document_for(req);
+    // A problem on the client's side: an answer it cannot use, or stdout gone.
+    let mut problem: Option<io::Error> = None;
+    let last = request_as(socket, req, Format::Json, |r| {
+        if problem.is_some() {
+            return;
+        }
+        let done = match r {
+            Response::Records { records } => doc.rows(&mut w, records),
+            Response::Summary { summary } => doc.summary(summary.clone()),
+            Response::Table { .. } | Response::Stats { .. } => {
+                Err(io::Error::new(io::ErrorKind::InvalidData, "the engine answered in text: it is older than `--json`"))
+            }
+            Response::Frame { .. } | Response::Done { .. } | Response::Error { .. } => Ok(()),
+        };
+        problem = done.err();
+    });
+    finish_json(doc, &mut w, last, problem)
+}
+
+/// Ends a JSON document with the final answer; the exit code as in text
+/// mode (0 done, 1 refused, 2 not reached or not understood). An error also
+/// goes to stderr as a line, as in text mode.
+fn finish_json(doc: Document, out: &mut dyn Write, last: io::Result<Response>, problem: Option<io::Error>) -> i32 {
+    let (code, message, error) = match (last, problem) {
+        (_, Some(p)) if p.kind() == io::ErrorKind::InvalidData => (2, String::new(), Some(p.to_string())),
+        (Ok(Response::Done { message }), _) => (0, message, None),
+        (Ok(Response::Error { message }), _) => (1, String::new(), Some(message)),
+        (Ok(_), _) => (2, String::new(), Some("the engine ended with an answer that is not final".to_string())),
+        (Err(e), _) => (2, String::new(), Some(e.to_string())),
+    };
+    if let Some(e) = &error {
+        eprintln!("pktengine ctl: {e}");
+    }
+    // Output that cannot be written (a closed pipe) is dropped, as in text mode.
+    let _ = doc.finish(out, &message, error.as_deref());
+    code
+}
+
 /// `ctl stats`: a counters request; with `watch`, repeated every second with
-/// rates computed from consecutive readings, until interrupted.
-pub fn stats(socket: &Path, watch: bool, out: &mut dyn Write) -> i32 {
+/// rates computed from consecutive readings, until interrupted. With JSON, a
+/// document per reading (the counters; rates are the reader's to compute).
+pub fn stats(socket: &Path, watch: bool, format: Format, out: &mut dyn Write) -> i32 {
+    if format == Format::Json {
+        loop {
+            let code = run_json(socket, &Request::Stats, out);
+            if !watch || code != 0 {
+                return code;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
     let mut prev: Option<(u64, Vec<Counter>)> = None;
     loop {
         let mut got = None;
@@ -231,25 +321,23 @@ fn human(v: f64) -> String {
 }
 
 /// `ctl capture PORT --count N --out FILE`: streams frames into a pcap file.
-pub fn capture(socket: &Path, port: &str, count: u32, file: &Path, out: &mut dyn Write) -> i32 {
+pub fn capture(socket: &Path, port: &str, count: u32, file: &Path, format: Format, out: &mut dyn Write) -> i32 {
     let mut frames: Vec<(u64, Vec<u8>)> = Vec::new();
     let last = request(socket, &Request::Capture { port: port.to_string(), count }, |r| {
         if let Response::Frame { time_ns, data, .. } = r {
             frames.push((*time_ns, data.clone()));
         }
     });
-    match last {
+    let last = match last {
         Ok(Response::Done { .. }) => match write_pcap(file, frames.iter().map(|(t, d)| (*t, d.as_slice()))) {
-            Ok(n) => {
-                let _ = writeln!(out, "{n} frames written to {}", file.display());
-                0
-            }
-            Err(e) => {
-                eprintln!("pktengine ctl: writing {}: {e}", file.display());
-                1
-            }
+            Ok(n) => Ok(Response::Done { message: format!("{n} frames written to {}", file.display()) }),
+            Err(e) => Ok(Response::Error { message: format!("writing {}: {e}", file.display()) }),
         },
-        other => finish(other, out),
+        other => other,
+    };
+    match format {
+        Format::Text => finish(last, out),
+        Format::Json => finish_json(Document::result("capture"), out, last, None),
     }
 }
 
@@ -299,7 +387,7 @@ mod tests {
         let p = path.clone();
         let client = std::thread::spawn(move || {
             let mut out = Vec::new();
-            let rc = run(&p, Request::NatShow, &mut out);
+            let rc = run(&p, Format::Text, Request::NatShow, &mut out);
             (rc, String::from_utf8(out).unwrap())
         });
         let (mut stream, _) = listener.accept().unwrap();

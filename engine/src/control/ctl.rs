@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::records::{Format, Records, Summary};
+
 /// The largest message a client accepts (an answer: a full routing table fits).
 pub const MAX_MESSAGE: usize = 64 << 20;
 
@@ -57,6 +59,17 @@ pub enum Request {
     Reload,
 }
 
+/// A request as it travels: the command, and the shape the client wants the
+/// answer in. Without `format` (every client before `--json`) it is text, and
+/// a text request is written exactly as a bare [`Request`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    #[serde(flatten)]
+    pub request: Request,
+    #[serde(default, skip_serializing_if = "Format::is_text")]
+    pub format: Format,
+}
+
 /// One row of counters, e.g. a port's `rx_packets` or a drop reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counter {
@@ -78,6 +91,12 @@ pub enum Response {
     /// a message stays far under [`MAX_MESSAGE`]); a client shows them as one
     /// table, its header once.
     Table { header: String, rows: Vec<String> },
+    /// Typed rows of a command that shows something, for a request that asked
+    /// for JSON; chunked as `Table` is (at most `context::dump::POLL_ROWS`
+    /// rows each). The client writes them into one document.
+    Records { records: Records },
+    /// What a JSON answer says about its rows as a whole; one, after the last `Records`.
+    Summary { summary: Summary },
     /// A captured frame: its port, when it was seen (ns since the Unix epoch), and its bytes.
     Frame { port: String, time_ns: u64, data: Vec<u8> },
     /// The request was carried out; `message` says what happened, if anything.
@@ -116,6 +135,30 @@ pub fn read_message<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> io::Resu
 /// with the bytes that arrive, so a header that announces much and sends
 /// little costs no memory.
 pub fn read_message_max<T: for<'de> Deserialize<'de>>(r: &mut impl Read, max: usize) -> io::Result<Option<T>> {
+    let Some(body) = read_body(r, max)? else { return Ok(None) };
+    serde_json::from_slice(&body).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Reads one [`Response`] (the client side). A chunk of records is read
+/// straight into its types: serde reads an internally tagged enum such as
+/// `Response` into a generic tree first, which for 4,096 records costs
+/// megabytes and most of the client's time.
+pub fn read_response(r: &mut impl Read) -> io::Result<Option<Response>> {
+    #[derive(Deserialize)]
+    struct RecordsMessage {
+        records: Records,
+    }
+    let Some(body) = read_body(r, MAX_MESSAGE)? else { return Ok(None) };
+    let parsed = if body.starts_with(br#"{"kind":"records","#) {
+        serde_json::from_slice::<RecordsMessage>(&body).map(|m| Response::Records { records: m.records })
+    } else {
+        serde_json::from_slice(&body)
+    };
+    parsed.map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// The body of one length-prefixed message of at most `max` bytes.
+fn read_body(r: &mut impl Read, max: usize) -> io::Result<Option<Vec<u8>>> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len) {
         Ok(()) => {}
@@ -134,7 +177,7 @@ pub fn read_message_max<T: for<'de> Deserialize<'de>>(r: &mut impl Read, max: us
             format!("ctl message truncated: {} of {len} bytes", body.len()),
         ));
     }
-    serde_json::from_slice(&body).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    Ok(Some(body))
 }
 
 /// Who may use the ctl socket: root, the engine's own user, and the members
@@ -256,19 +299,24 @@ impl Drop for CtlListener {
 
 /// Client side: sends `req` to the engine at `path` and calls `each` for every
 /// response until the final one, which is returned.
-pub fn request(path: &Path, req: &Request, mut each: impl FnMut(&Response)) -> io::Result<Response> {
+pub fn request(path: &Path, req: &Request, each: impl FnMut(&Response)) -> io::Result<Response> {
+    request_as(path, req, Format::Text, each)
+}
+
+/// [`request`], asking for answers in `format`.
+pub fn request_as(path: &Path, req: &Request, format: Format, mut each: impl FnMut(&Response)) -> io::Result<Response> {
     let mut s = UnixStream::connect(path).map_err(|e| {
         io::Error::new(e.kind(), format!("cannot reach the engine at {}: {e}", path.display()))
     })?;
-    if let Err(e) = write_message(&mut s, req) {
+    if let Err(e) = write_message(&mut s, &Envelope { request: req.clone(), format }) {
         // Refused at once (busy, not permitted): the engine's answer is already waiting.
-        return match read_message::<Response>(&mut s) {
+        return match read_response(&mut s) {
             Ok(Some(r)) if r.is_final() => Ok(r),
             _ => Err(e),
         };
     }
     loop {
-        match read_message::<Response>(&mut s)? {
+        match read_response(&mut s)? {
             Some(r) if r.is_final() => return Ok(r),
             Some(r) => each(&r),
             None => {
@@ -373,5 +421,57 @@ mod tests {
     fn requests_serialize_readably() {
         let json = serde_json::to_string(&Request::RouteAdd { route: "198.18.5.0/24 via 198.18.1.2".into() }).unwrap();
         assert_eq!(json, r#"{"cmd":"route-add","route":"198.18.5.0/24 via 198.18.1.2"}"#);
+    }
+
+    /// Text requests are written as before `--json` existed (an older engine
+    /// reads them), and a request without `format` (an older client) is text.
+    #[test]
+    fn the_format_travels_with_the_request_and_defaults_to_text() {
+        let reqs = [
+            Request::Stats,
+            Request::RouteShow,
+            Request::RouteAdd { route: "198.18.5.0/24 via 198.18.1.2".into() },
+            Request::Trace { set: Some(true) },
+            Request::Trace { set: None },
+            Request::FilterAdd { rule: "oif wan drop".into(), at: Some(2) },
+            Request::LbBackend { service: "web".into(), backend: "198.19.2.11:80".into(), action: "add".into(), weight: Some(3) },
+        ];
+        for r in reqs {
+            let bare = serde_json::to_string(&r).unwrap();
+            let text = Envelope { request: r.clone(), format: Format::Text };
+            assert_eq!(serde_json::to_string(&text).unwrap(), bare);
+            assert_eq!(serde_json::from_str::<Envelope>(&bare).unwrap(), text);
+            let json = Envelope { request: r.clone(), format: Format::Json };
+            let wire = serde_json::to_string(&json).unwrap();
+            assert!(wire.ends_with(r#","format":"json"}"#), "{wire}");
+            assert_eq!(serde_json::from_str::<Envelope>(&wire).unwrap(), json);
+            // An engine that predates the format reads the request and ignores it.
+            assert_eq!(serde_json::from_str::<Request>(&wire).unwrap(), r);
+        }
+        assert!(serde_json::from_str::<Envelope>(r#"{"cmd":"stats","format":"yaml"}"#).is_err());
+    }
+
+    /// Records are read straight into their types, and every other answer as before.
+    #[test]
+    fn responses_read_the_same_either_way() {
+        use crate::control::records::{RouteRecord, RouteSummary, Summary};
+        let r = crate::l3::routes_file::parse_line("198.19.5.0/24 via 198.18.1.2 metric 3").unwrap().unwrap();
+        let rec = RouteRecord::new(r.prefix, r.metric, &crate::l3::nexthop::NextHopEntry::from_hops(r.hops).unwrap());
+        for resp in [
+            Response::Records { records: Records::RouteShow(vec![rec.clone(), rec]) },
+            Response::Records { records: Records::RouteShow(vec![]) },
+            Response::Summary { summary: Summary::RouteShow(RouteSummary { routes: 2 }) },
+            Response::Table { header: "routes".into(), rows: vec!["a".into()] },
+            Response::Done { message: "ok".into() },
+        ] {
+            let mut buf = Vec::new();
+            write_message(&mut buf, &resp).unwrap();
+            assert_eq!(read_response(&mut buf.as_slice()).unwrap(), Some(resp.clone()));
+            assert_eq!(read_message::<Response>(&mut buf.as_slice()).unwrap(), Some(resp));
+        }
+        let mut buf = Vec::new();
+        write_message(&mut buf, &serde_json::json!({"kind": "records", "records": {"schema": "route-show", "rows": [{"prefix": 1}]}})).unwrap();
+        assert_eq!(read_response(&mut buf.as_slice()).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert!(read_response(&mut [].as_slice()).unwrap().is_none());
     }
 }

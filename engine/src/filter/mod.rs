@@ -91,19 +91,6 @@ impl Filter {
             .filter_map(|r| r.m.src)
             .collect()
     }
-
-    /// Rows for `ctl filter show`.
-    pub fn rows(&self) -> Vec<String> {
-        let mut rows: Vec<String> = self
-            .rules
-            .iter()
-            .zip(&self.hits)
-            .enumerate()
-            .map(|(i, (r, h))| format!("{i:>4}  {:<60} hits {}", r.text, h.load(Ordering::Relaxed)))
-            .collect();
-        rows.push(format!("      default {:?}, per-port {:?}; hits {}", self.default, self.policy, self.default_hits.load(Ordering::Relaxed)));
-        rows
-    }
 }
 
 /// Reads the fields a rule can test from an Ethernet frame (IPv4 or IPv6 at

@@ -30,8 +30,9 @@ use crossbeam::channel::{self, Receiver, Sender, TrySendError};
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::ctl::{self, Access, Request, Response, MAX_REQUEST};
+use super::ctl::{self, Access, Envelope, Request, Response, MAX_REQUEST};
 use super::metrics;
+use super::records::Format;
 
 /// The limits the front door enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +102,8 @@ pub struct Reply {
     finished: bool,
     /// A metrics scrape: its one answer ends it.
     single: bool,
+    /// How the client asked to be answered (its request's `format`).
+    format: Format,
 }
 
 /// How much of one client's answers waits: messages the front thread has
@@ -138,6 +141,11 @@ impl Reply {
         }
         let _ = self.waker.wake();
         true
+    }
+
+    /// The shape the client wants its answers in: text rows or typed records.
+    pub fn format(&self) -> Format {
+        self.format
     }
 
     /// Whether answers already sent wait for the client (a dump holds off
@@ -355,7 +363,7 @@ struct Loop {
 /// What reading a request produced.
 enum Parsed {
     More,
-    Ctl(Request),
+    Ctl(Envelope),
     Metrics,
     /// Answer with these bytes and close (errors, 404).
     Answer(Vec<u8>),
@@ -553,9 +561,13 @@ impl Loop {
                         flow: c.flow.clone(),
                         finished: false,
                         single: c.kind == Kind::Metrics,
+                        format: match &p {
+                            Parsed::Ctl(env) => env.format,
+                            _ => Format::Text,
+                        },
                     };
                     let job = match p {
-                        Parsed::Ctl(req) => Job::Ctl { req, reply },
+                        Parsed::Ctl(env) => Job::Ctl { req: env.request, reply },
                         _ => Job::Metrics { reply },
                     };
                     let kind = c.kind;
@@ -741,7 +753,7 @@ enum Refusal {
 /// error the client is answered with. Public for the fuzz target.
 pub fn decode_request(buf: &[u8], eof: bool) -> Result<Option<Request>, String> {
     match parse_ctl(buf, eof) {
-        Ok(Parsed::Ctl(r)) => Ok(Some(r)),
+        Ok(Parsed::Ctl(env)) => Ok(Some(env.request)),
         Ok(_) => Ok(None),
         Err((bytes, _)) => match ctl::read_message::<Response>(&mut bytes.as_slice()) {
             Ok(Some(Response::Error { message })) => Err(message),
@@ -784,7 +796,7 @@ fn parse_ctl(buf: &[u8], eof: bool) -> Result<Parsed, (Vec<u8>, Refusal)> {
             Ok(Parsed::More)
         };
     }
-    match serde_json::from_slice::<Request>(&body[..len]) {
+    match serde_json::from_slice::<Envelope>(&body[..len]) {
         Ok(r) => Ok(Parsed::Ctl(r)),
         Err(e) => Err((ctl_error(&format!("bad request: {e}")), Refusal::Malformed)),
     }

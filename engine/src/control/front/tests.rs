@@ -319,3 +319,30 @@ fn a_client_streaming_bytes_does_not_keep_the_loop() {
     drop(st);
     ctl.join().unwrap();
 }
+
+/// The format a request asks for reaches the control thread with its reply;
+/// a request without one (every client before `--json`) is text.
+#[test]
+fn the_reply_knows_the_format_the_client_asked_for() {
+    let st = start("format", Limits::default());
+    let jobs = st.jobs.clone();
+    let ctl = std::thread::spawn(move || {
+        while let Ok(j) = jobs.recv() {
+            if let Job::Ctl { req, mut reply } = j {
+                let message = format!("{req:?} {:?}", reply.format());
+                reply.send(Response::Done { message });
+            }
+        }
+    });
+    use crate::control::ctl::request_as;
+    use crate::control::records::Format;
+    let done = |r: Response| match r {
+        Response::Done { message } => message,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(done(request_as(&st.path, &Request::RouteShow, Format::Json, |_| {}).unwrap()), "RouteShow Json");
+    assert_eq!(done(request_as(&st.path, &Request::Stats, Format::Text, |_| {}).unwrap()), "Stats Text");
+    assert_eq!(done(request(&st.path, &Request::NatShow, |_| {}).unwrap()), "NatShow Text");
+    drop(st);
+    ctl.join().unwrap();
+}
