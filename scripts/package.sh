@@ -21,7 +21,7 @@ scripts/deps.sh >&2   # cargo-deb, dpkg-dev (dpkg-shlibdeps for Depends: $auto),
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 case "${1:-}" in
   --dev) profile=dev; dir=debug; out="$target/debian-dev"; opts=(--fast) ;;
-  "") profile=release; dir=release; out="$target/debian"; opts=()
+  "") profile=release; dir=release; out="$target/debian"; opts=(--strip)   # [profile.release] keeps line tables for perf
       cargo build --release -p engine >&2 ;;
   *) echo "usage: scripts/package.sh [--dev]" >&2; exit 2 ;;
 esac
