@@ -29,7 +29,7 @@ pub enum Why {
     Encoding,
     /// An opcode the kernel's list does not have.
     UnknownOpcode(u16),
-    /// A jump target at or past the end.
+    /// A jump target at or past the end, or (a k that wraps) backwards.
     JumpOutOfRange,
     /// A scratch index of 16 or more.
     MemIndex(u32),
@@ -76,7 +76,7 @@ impl fmt::Display for Reject {
             Why::TooLong(n) => write!(f, "{n} instructions, more than {MAX_INSNS}"),
             Why::Encoding => write!(f, "not a program (base64 of 8-byte instructions expected)"),
             Why::UnknownOpcode(c) => write!(f, "unknown opcode {c:#06x}"),
-            Why::JumpOutOfRange => write!(f, "jump past the end"),
+            Why::JumpOutOfRange => write!(f, "jump backwards or past the end (a program may not loop)"),
             Why::MemIndex(k) => write!(f, "scratch index {k} (0..{MEM_WORDS})"),
             Why::MemUninitialized(k) => write!(f, "scratch word {k} read before it is written"),
             Why::DivideByZero => write!(f, "division by the constant 0"),

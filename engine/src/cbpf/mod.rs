@@ -16,6 +16,7 @@
 //! Floor 1: no packet policy, imports nothing of the engine.
 
 pub mod check;
+pub mod compile;
 pub mod encode;
 pub mod run;
 
