@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use super::capture::write_pcap;
+use super::capture::{capture_filter, write_pcap};
 use super::ctl::{request, Counter, Request, Response};
 
 /// Runs one ctl request and prints its answer; returns the exit code.
@@ -230,10 +230,20 @@ fn human(v: f64) -> String {
     }
 }
 
-/// `ctl capture PORT --count N --out FILE`: streams frames into a pcap file.
-pub fn capture(socket: &Path, port: &str, count: u32, file: &Path, out: &mut dyn Write) -> i32 {
+/// `ctl capture PORT --count N [--filter EXPR] --out FILE`: streams frames
+/// (those the tcpdump expression accepts) into a pcap file. The expression
+/// is compiled here, by libpcap; a bad one is refused before anything is
+/// sent (exit code 2).
+pub fn capture(socket: &Path, port: &str, count: u32, filter: Option<&str>, file: &Path, out: &mut dyn Write) -> i32 {
+    let filter = match filter.map(capture_filter).transpose() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("pktengine ctl: capture filter `{}`: {e}", filter.unwrap_or_default());
+            return 2;
+        }
+    };
     let mut frames: Vec<(u64, Vec<u8>)> = Vec::new();
-    let last = request(socket, &Request::Capture { port: port.to_string(), count }, |r| {
+    let last = request(socket, &Request::Capture { port: port.to_string(), count, filter }, |r| {
         if let Response::Frame { time_ns, data, .. } = r {
             frames.push((*time_ns, data.clone()));
         }
