@@ -18,6 +18,19 @@ use super::{Insn, MAX_INSNS, MEM_WORDS};
 /// read socket metadata, not the frame. Not supported here.
 pub const ANCILLARY_OFF: u32 = 0xffff_f000;
 
+/// Every opcode a program may use: the kernel's `chk_code_allowed` list.
+pub const CODES: [u16; 49] = [
+    ALU | ADD | K, ALU | ADD | X, ALU | SUB | K, ALU | SUB | X, ALU | MUL | K, ALU | MUL | X, ALU | DIV | K, ALU | DIV | X,
+    ALU | MOD | K, ALU | MOD | X, ALU | AND | K, ALU | AND | X, ALU | OR | K, ALU | OR | X, ALU | XOR | K, ALU | XOR | X,
+    ALU | LSH | K, ALU | LSH | X, ALU | RSH | K, ALU | RSH | X, ALU | NEG,
+    LD | W | ABS, LD | H | ABS, LD | B | ABS, LD | W | LEN, LD | W | IND, LD | H | IND, LD | B | IND, LD | IMM, LD | MEM,
+    LDX | W | LEN, LDX | B | MSH, LDX | IMM, LDX | MEM,
+    ST, STX,
+    MISC | TAX, MISC | TXA,
+    RET | K, RET | RET_A,
+    JMP | JA, JMP | JEQ | K, JMP | JEQ | X, JMP | JGE | K, JMP | JGE | X, JMP | JGT | K, JMP | JGT | X, JMP | JSET | K, JMP | JSET | X,
+];
+
 /// Why a program was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Why {
@@ -295,6 +308,17 @@ mod tests {
         assert_eq!(refused(&long).why, Why::TooLong(MAX_INSNS + 1));
         assert!(Program::new(&vec![RET0; MAX_INSNS]).is_ok());
         assert!(Program::new(&[RET0]).is_ok());
+    }
+
+    #[test]
+    fn exactly_the_kernels_opcodes() {
+        // Every 16-bit code: accepted (with operands that pass) exactly when it is in the list.
+        for code in 0..=u16::MAX {
+            let is_jump = code & 0x07 == JMP;
+            let k = if is_jump { 0 } else { 1 };
+            let known = Program::new(&[Insn::new(ST, 0, 0, 1), Insn::new(code, 0, 0, k), RET0]).map_or_else(|e| e.why != Why::UnknownOpcode(code), |_| true);
+            assert_eq!(known, CODES.contains(&code), "{code:#06x}");
+        }
     }
 
     #[test]
