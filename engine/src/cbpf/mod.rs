@@ -103,12 +103,16 @@ pub mod op {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Program {
     steps: Box<[run::Step]>,
+    /// Whether any step stores to scratch memory.
+    scratch: bool,
 }
 
 impl Program {
     /// Checks `insns` (as the kernel's `bpf_check_classic`) and decodes them.
     pub fn new(insns: &[Insn]) -> Result<Program, Reject> {
-        check::check(insns).map(|steps| Program { steps: steps.into_boxed_slice() })
+        let steps = check::check(insns)?;
+        let scratch = steps.iter().any(|s| matches!(s, run::Step::St(_) | run::Step::Stx(_)));
+        Ok(Program { steps: steps.into_boxed_slice(), scratch })
     }
 
     /// Decodes [`encode::encode`]'s text and checks the program.
@@ -137,6 +141,6 @@ impl Program {
     /// returns what it returns: the number of bytes to keep, 0 for no match.
     #[inline]
     pub fn run(&self, frame: &[u8]) -> u32 {
-        run::run(&self.steps, frame)
+        run::run(&self.steps, frame, self.scratch)
     }
 }

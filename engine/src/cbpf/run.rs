@@ -78,9 +78,7 @@ pub enum Step {
 /// `N` bytes of `frame` at `off`, if all are there.
 #[inline(always)]
 fn at<const N: usize>(frame: &[u8], off: u64) -> Option<[u8; N]> {
-    let start = usize::try_from(off).ok()?;
-    let end = start.checked_add(N)?;
-    frame.get(start..end)?.try_into().ok()
+    frame.get(usize::try_from(off).ok()?..)?.first_chunk::<N>().copied()
 }
 
 #[inline(always)]
@@ -98,10 +96,24 @@ fn byte(frame: &[u8], off: u64) -> Option<u32> {
     at::<1>(frame, off).map(|b| u32::from(b[0]))
 }
 
-/// Runs checked `steps` on `frame`. Returns the program's return value; 0
-/// when a load leaves the frame, on division by zero, or if the steps run
-/// out without a return (a checked program always ends in one).
-pub fn run(steps: &[Step], frame: &[u8]) -> u32 {
+/// Runs checked `steps` on `frame`; `scratch` says whether they store to
+/// scratch memory (checked steps without a store never load from it).
+/// Returns the program's return value; 0 when a load leaves the frame, on
+/// division by zero, or if the steps run out without a return (a checked
+/// program always ends in one).
+pub fn run(steps: &[Step], frame: &[u8], scratch: bool) -> u32 {
+    if scratch {
+        exec::<true>(steps, frame)
+    } else {
+        exec::<false>(steps, frame)
+    }
+}
+
+/// The loop, in two copies: with `MEM` false (the program has no store, so
+/// no load of scratch either: the checker refuses a read before a write) the
+/// scratch words are never touched and their zeroing is left out.
+#[inline(always)]
+fn exec<const MEM: bool>(steps: &[Step], frame: &[u8]) -> u32 {
     let len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
     let (mut a, mut x) = (0u32, 0u32);
     let mut mem = [0u32; super::MEM_WORDS];
@@ -130,21 +142,23 @@ pub fn run(steps: &[Step], frame: &[u8]) -> u32 {
             Step::LdIndB(k) => a = load!(byte(frame, u64::from(x) + u64::from(k))),
             Step::LdLen => a = len,
             Step::LdImm(k) => a = k,
-            Step::LdMem(i) => a = mem.get(usize::from(i)).copied().unwrap_or(0),
+            Step::LdMem(i) if MEM => a = mem.get(usize::from(i)).copied().unwrap_or(0),
             Step::LdxLen => x = len,
             Step::LdxImm(k) => x = k,
-            Step::LdxMem(i) => x = mem.get(usize::from(i)).copied().unwrap_or(0),
+            Step::LdxMem(i) if MEM => x = mem.get(usize::from(i)).copied().unwrap_or(0),
             Step::LdxMsh(k) => x = (load!(byte(frame, u64::from(k))) & 0xf) << 2,
-            Step::St(i) => {
+            Step::St(i) if MEM => {
                 if let Some(m) = mem.get_mut(usize::from(i)) {
                     *m = a;
                 }
             }
-            Step::Stx(i) => {
+            Step::Stx(i) if MEM => {
                 if let Some(m) = mem.get_mut(usize::from(i)) {
                     *m = x;
                 }
             }
+            // Scratch in a program said to have none: cannot be (see `run`).
+            Step::LdMem(_) | Step::LdxMem(_) | Step::St(_) | Step::Stx(_) => return 0,
             Step::AddK(k) => a = a.wrapping_add(k),
             Step::SubK(k) => a = a.wrapping_sub(k),
             Step::MulK(k) => a = a.wrapping_mul(k),
