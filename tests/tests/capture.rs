@@ -20,10 +20,7 @@ fn sh(ns: &Netns, cmd: &str) -> std::process::Output {
 /// The sum over workers of the stage `name` in `ctl stats` ("stages (packets in):").
 fn stage(e: &Engine, name: &str) -> u64 {
     let s = e.ctl_ok(&["stats"]);
-    s.lines()
-        .filter(|l| l.split_whitespace().next() == Some(name))
-        .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
-        .sum()
+    s.lines().filter(|l| l.split_whitespace().next() == Some(name)).filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok()).sum()
 }
 
 fn tcpdump(file: &std::path::Path, expr: Option<&str>) -> (String, String) {
@@ -64,10 +61,7 @@ fn filtered_capture_holds_only_matching_frames() {
     while cap.try_wait().unwrap().is_none() {
         assert!(Instant::now() < deadline, "the capture did not end\n{}", e.log());
         let _ = sh(&t.h1, "ping -c 3 -i 0.01 -W 1 198.19.1.2");
-        let _ = sh(
-            &t.h1,
-            "python3 -c \"import socket;s=socket.socket(2,2);[s.sendto(b'x'*60,('198.19.1.2',5353)) for _ in range(5)]\"",
-        );
+        let _ = sh(&t.h1, "python3 -c \"import socket;s=socket.socket(2,2);[s.sendto(b'x'*60,('198.19.1.2',5353)) for _ in range(5)]\"");
         let o = sh(&t.h1, "curl -sS -m 3 -o /dev/null http://198.19.1.2:80/");
         assert!(o.status.success(), "curl: {}\n{}", text(&o), e.log());
         curls += 1;
@@ -122,7 +116,11 @@ fn bad_filters_are_refused_and_arm_nothing() {
     // More refusals than captures may run: none of them is kept.
     for round in 0..3 {
         for (program, why) in &cases {
-            let req = Request::Capture { port: "lan".into(), count: 5, filter: Some(CaptureFilter { expr: "x".into(), program: program.clone() }) };
+            let req = Request::Capture {
+                port: "lan".into(),
+                count: 5,
+                filter: Some(CaptureFilter { expr: "x".into(), program: program.clone() }),
+            };
             match request(&e.ctl, &req, |_| {}) {
                 Ok(Response::Error { message }) => {
                     assert!(message.starts_with("capture filter refused: ") && message.contains(why), "round {round}: {message}")

@@ -19,6 +19,7 @@ use super::{Insn, MAX_INSNS, MEM_WORDS};
 pub const ANCILLARY_OFF: u32 = 0xffff_f000;
 
 /// Every opcode a program may use: the kernel's `chk_code_allowed` list.
+#[rustfmt::skip]
 pub const CODES: [u16; 49] = [
     ALU | ADD | K, ALU | ADD | X, ALU | SUB | K, ALU | SUB | X, ALU | MUL | K, ALU | MUL | X, ALU | DIV | K, ALU | DIV | X,
     ALU | MOD | K, ALU | MOD | X, ALU | AND | K, ALU | AND | X, ALU | OR | K, ALU | OR | X, ALU | XOR | K, ALU | XOR | X,
@@ -316,7 +317,8 @@ mod tests {
         for code in 0..=u16::MAX {
             let is_jump = code & 0x07 == JMP;
             let k = if is_jump { 0 } else { 1 };
-            let known = Program::new(&[Insn::new(ST, 0, 0, 1), Insn::new(code, 0, 0, k), RET0]).map_or_else(|e| e.why != Why::UnknownOpcode(code), |_| true);
+            let known = Program::new(&[Insn::new(ST, 0, 0, 1), Insn::new(code, 0, 0, k), RET0])
+                .map_or_else(|e| e.why != Why::UnknownOpcode(code), |_| true);
             assert_eq!(known, CODES.contains(&code), "{code:#06x}");
         }
     }
@@ -355,20 +357,10 @@ mod tests {
     fn scratch_read_needs_a_write_on_every_path() {
         assert_eq!(refused(&[Insn::new(LD | MEM, 0, 0, 3), RET0]).why, Why::MemUninitialized(3));
         // Written on one branch only: refused where the paths meet.
-        let one_branch = [
-            Insn::new(JMP | JEQ | K, 0, 1, 0),
-            Insn::new(ST, 0, 0, 2),
-            Insn::new(LDX | MEM, 0, 0, 2),
-            RET0,
-        ];
+        let one_branch = [Insn::new(JMP | JEQ | K, 0, 1, 0), Insn::new(ST, 0, 0, 2), Insn::new(LDX | MEM, 0, 0, 2), RET0];
         assert_eq!(refused(&one_branch), Reject { at: Some(2), why: Why::MemUninitialized(2) });
         // Written before the branch: fine.
-        let before = [
-            Insn::new(ST, 0, 0, 2),
-            Insn::new(JMP | JEQ | K, 0, 0, 0),
-            Insn::new(LDX | MEM, 0, 0, 2),
-            RET0,
-        ];
+        let before = [Insn::new(ST, 0, 0, 2), Insn::new(JMP | JEQ | K, 0, 0, 0), Insn::new(LDX | MEM, 0, 0, 2), RET0];
         assert!(Program::new(&before).is_ok());
     }
 

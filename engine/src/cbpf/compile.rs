@@ -92,80 +92,87 @@ mod tests {
     /// addresses and ports, then a few bytes changed and maybe cut short.
     fn frame() -> impl Strategy<Value = Vec<u8>> {
         (
-            (any::<u8>(), any::<[u8; 6]>(), 0usize..3, prop_oneof![Just(0x0800u16), Just(0x86dd), Just(0x0806), Just(0x88cc), any::<u16>()]),
+            (
+                any::<u8>(),
+                any::<[u8; 6]>(),
+                0usize..3,
+                prop_oneof![Just(0x0800u16), Just(0x86dd), Just(0x0806), Just(0x88cc), any::<u16>()],
+            ),
             (0usize..4, 0usize..4, 5u8..16, prop_oneof![Just(6u8), Just(17), Just(1), Just(58), any::<u8>()], any::<bool>()),
             (0usize..6, 0usize..6, any::<u16>(), any::<u8>(), any::<bool>(), proptest::collection::vec(any::<u8>(), 0..200)),
             (proptest::collection::vec((any::<usize>(), any::<u8>()), 0..3), proptest::option::of(any::<usize>())),
         )
-            .prop_map(|((dst_kind, src, tags, ethertype), (s, d, ihl, proto, frag), (sp, dp, rport, flags, get, mut payload), (edits, cut))| {
-                if get {
-                    payload.splice(0..0, *b"GET ");
-                }
-                let mut f = Vec::with_capacity(256);
-                let dst: [u8; 6] = match dst_kind % 4 {
-                    0 => [0xff; 6],
-                    1 => [0x02, 0, 0, 0, 0, 0x01],
-                    2 => [0x01, 0x00, 0x5e, 0, 0, 1],
-                    _ => src,
-                };
-                f.extend_from_slice(&dst);
-                f.extend_from_slice(&src);
-                for t in 0..tags {
-                    f.extend_from_slice(&[0x81, 0x00]);
-                    f.extend_from_slice(&(if t == 0 { 100u16 } else { 200 }).to_be_bytes());
-                }
-                f.extend_from_slice(&ethertype.to_be_bytes());
-                let port = |i: usize| if i < PORTS.len() { PORTS[i] } else { rport };
-                let l4 = |f: &mut Vec<u8>| {
-                    f.extend_from_slice(&port(sp).to_be_bytes());
-                    f.extend_from_slice(&port(dp).to_be_bytes());
-                    // TCP: seq, ack, data offset 5, flags; UDP: length, checksum, then the rest.
-                    f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-                    f.extend_from_slice(&payload);
-                };
-                match ethertype {
-                    0x0800 => {
-                        let total = (usize::from(ihl) * 4 + 20 + payload.len()) as u16;
-                        f.push(0x40 | ihl);
-                        f.push(0);
-                        f.extend_from_slice(&total.to_be_bytes());
-                        f.extend_from_slice(&[0, 1, if frag { 0x20 } else { 0x40 }, if frag { 8 } else { 0 }, 64, proto, 0, 0]);
-                        f.extend_from_slice(&V4[s]);
-                        f.extend_from_slice(&V4[d]);
-                        f.resize(f.len() + (usize::from(ihl) - 5) * 4, 1);
-                        l4(&mut f);
+            .prop_map(
+                |((dst_kind, src, tags, ethertype), (s, d, ihl, proto, frag), (sp, dp, rport, flags, get, mut payload), (edits, cut))| {
+                    if get {
+                        payload.splice(0..0, *b"GET ");
                     }
-                    0x86dd => {
-                        f.extend_from_slice(&[0x60, 0, 0, 0]);
-                        f.extend_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
-                        f.extend_from_slice(&[proto, 64]);
-                        for a in [s, d] {
-                            let mut addr = [0x20, 0x01, 0, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, a as u8];
-                            if a == 3 {
-                                addr[0] = 0xff;
-                            }
-                            f.extend_from_slice(&addr);
+                    let mut f = Vec::with_capacity(256);
+                    let dst: [u8; 6] = match dst_kind % 4 {
+                        0 => [0xff; 6],
+                        1 => [0x02, 0, 0, 0, 0, 0x01],
+                        2 => [0x01, 0x00, 0x5e, 0, 0, 1],
+                        _ => src,
+                    };
+                    f.extend_from_slice(&dst);
+                    f.extend_from_slice(&src);
+                    for t in 0..tags {
+                        f.extend_from_slice(&[0x81, 0x00]);
+                        f.extend_from_slice(&(if t == 0 { 100u16 } else { 200 }).to_be_bytes());
+                    }
+                    f.extend_from_slice(&ethertype.to_be_bytes());
+                    let port = |i: usize| if i < PORTS.len() { PORTS[i] } else { rport };
+                    let l4 = |f: &mut Vec<u8>| {
+                        f.extend_from_slice(&port(sp).to_be_bytes());
+                        f.extend_from_slice(&port(dp).to_be_bytes());
+                        // TCP: seq, ack, data offset 5, flags; UDP: length, checksum, then the rest.
+                        f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+                        f.extend_from_slice(&payload);
+                    };
+                    match ethertype {
+                        0x0800 => {
+                            let total = (usize::from(ihl) * 4 + 20 + payload.len()) as u16;
+                            f.push(0x40 | ihl);
+                            f.push(0);
+                            f.extend_from_slice(&total.to_be_bytes());
+                            f.extend_from_slice(&[0, 1, if frag { 0x20 } else { 0x40 }, if frag { 8 } else { 0 }, 64, proto, 0, 0]);
+                            f.extend_from_slice(&V4[s]);
+                            f.extend_from_slice(&V4[d]);
+                            f.resize(f.len() + (usize::from(ihl) - 5) * 4, 1);
+                            l4(&mut f);
                         }
-                        l4(&mut f);
+                        0x86dd => {
+                            f.extend_from_slice(&[0x60, 0, 0, 0]);
+                            f.extend_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
+                            f.extend_from_slice(&[proto, 64]);
+                            for a in [s, d] {
+                                let mut addr = [0x20, 0x01, 0, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, a as u8];
+                                if a == 3 {
+                                    addr[0] = 0xff;
+                                }
+                                f.extend_from_slice(&addr);
+                            }
+                            l4(&mut f);
+                        }
+                        0x0806 => {
+                            f.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+                            f.extend_from_slice(&src);
+                            f.extend_from_slice(&V4[s]);
+                            f.extend_from_slice(&[0; 6]);
+                            f.extend_from_slice(&V4[d]);
+                        }
+                        _ => f.extend_from_slice(&payload),
                     }
-                    0x0806 => {
-                        f.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
-                        f.extend_from_slice(&src);
-                        f.extend_from_slice(&V4[s]);
-                        f.extend_from_slice(&[0; 6]);
-                        f.extend_from_slice(&V4[d]);
+                    for (at, v) in edits {
+                        let n = f.len();
+                        f[at % n] = v;
                     }
-                    _ => f.extend_from_slice(&payload),
-                }
-                for (at, v) in edits {
-                    let n = f.len();
-                    f[at % n] = v;
-                }
-                if let Some(c) = cut {
-                    f.truncate(c % (f.len() + 1));
-                }
-                f
-            })
+                    if let Some(c) = cut {
+                        f.truncate(c % (f.len() + 1));
+                    }
+                    f
+                },
+            )
     }
 
     /// Every expression compiled once, both ways.

@@ -139,8 +139,13 @@ mod tests {
 
     /// Accepts frames whose first byte is `b`.
     fn first_byte(b: u8) -> Program {
-        Program::new(&[Insn::new(LD | B | ABS, 0, 0, 0), Insn::new(JMP | JEQ | K, 0, 1, u32::from(b)), Insn::new(RET | K, 0, 0, 0xffff), Insn::new(RET | K, 0, 0, 0)])
-            .unwrap()
+        Program::new(&[
+            Insn::new(LD | B | ABS, 0, 0, 0),
+            Insn::new(JMP | JEQ | K, 0, 1, u32::from(b)),
+            Insn::new(RET | K, 0, 0, 0xffff),
+            Insn::new(RET | K, 0, 0, 0),
+        ])
+        .unwrap()
     }
 
     #[test]
