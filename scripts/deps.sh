@@ -6,6 +6,7 @@ set -euo pipefail
 
 PKGS=(clang llvm libelf-dev zlib1g-dev pkg-config m4 iproute2 ethtool tcpdump
       iputils-ping traceroute nftables iperf3 curl netcat-openbsd python3 procps
+      libpcap-dev   # the ctl client compiles `capture --filter` expressions with libpcap
       gnuplot-nox   # gnuplot: the plot of scripts/bench.sh
       prometheus    # promtool and a server for tests/tests/metrics.rs (each test runs its own)
       systemd       # systemd-analyze: verify and security of examples/pktengine.service (tests/tests/service.rs)

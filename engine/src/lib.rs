@@ -11,7 +11,8 @@
 //!    [`mac_table`] (the lock-free L2 MAC table), [`neighbor`] (the neighbor
 //!    cache and map), [`conntrack`] (the connection table NAT and the load
 //!    balancer share, and its packet rewrites), [`validate`] (configuration
-//!    errors), and two helpers that import nothing of the engine: [`hashing`]
+//!    errors), [`cbpf`] (checked classic BPF programs and their interpreter,
+//!    the capture filters), and two helpers that import nothing of the engine: [`hashing`]
 //!    (the keyed hasher of traffic-keyed tables) and [`slab`] (the
 //!    fixed-capacity slab of indices).
 //! 2. [`context`]: the frame context every stage shares (UMEM, TX queues,
@@ -35,6 +36,7 @@
 #![warn(missing_debug_implementations)]
 
 // Floor 1: data structures and I/O, no packet policy.
+pub mod cbpf;
 pub mod conntrack;
 pub mod hashing;
 pub mod l3;

@@ -116,9 +116,15 @@ enum CtlCommand {
     Capture {
         /// Port name (or its interface).
         port: String,
+        /// Frames to copy (that the filter accepts).
         #[arg(long, default_value_t = 100)]
         count: u32,
+        /// Only frames this tcpdump expression accepts, e.g. 'tcp port 80 and host 198.18.1.2'
+        /// (compiled here by libpcap; the engine runs the program on the frames).
         #[arg(long)]
+        filter: Option<String>,
+        /// The pcap file to write.
+        #[arg(long, short = 'w')]
         out: PathBuf,
     },
     /// Per-packet trace: `on`, `off`, or show the last traced packets.
@@ -318,7 +324,9 @@ fn main() {
                     };
                     cli::run(&socket, fmt, Request::LbBackend { service, backend, action, weight }, &mut out)
                 }
-                CtlCommand::Capture { port, count, out: file } => cli::capture(&socket, &port, count, &file, fmt, &mut out),
+                CtlCommand::Capture { port, count, filter, out: file } => {
+                    cli::capture(&socket, &port, count, filter.as_deref(), &file, fmt, &mut out)
+                }
                 CtlCommand::Filter { cmd: CtlFilter::Add { at, rule } } => {
                     cli::run(&socket, fmt, Request::FilterAdd { rule: rule.join(" "), at }, &mut out)
                 }

@@ -41,8 +41,8 @@ pub const FEATURES: &[Feature] = &[
         capability: "Per-core workers (pinned, run to completion, busy or adaptive polling), \
             control thread with lock-free publication (arc-swap), `pktengine run` (TOML config \
             refused with file:line errors before anything is attached), `pktengine ctl` (stats \
-            with `--watch`, route add/del/show, arp show, capture to pcap, trace; `--json` on \
-            every command: a versioned schema per command, docs/JSON.md), Prometheus \
+            with `--watch`, route add/del/show, arp show, capture to pcap with tcpdump filters, trace; \
+            `--json` on every command: a versioned schema per command, docs/JSON.md), Prometheus \
             metrics (counters and gauges with HELP, per port, worker and drop reason, table \
             sizes, busy time; docs/METRICS.md), graceful shutdown, least privilege after set-up \
             (an unprivileged user, no capabilities, a seccomp allow-list per thread role)",

@@ -214,10 +214,13 @@ pub enum Stage {
     ImpairDup,
     /// Frames the `[impair]` stage held back to be overtaken.
     ImpairReorder,
+    /// Frames of a port with a running `ctl capture` that no capture's
+    /// filter accepted (not copied).
+    CaptureFiltered,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 26] = [
+    pub const ALL: [Stage; 27] = [
         Stage::Classify,
         Stage::Arp,
         Stage::Ip4Input,
@@ -244,6 +247,7 @@ impl Stage {
         Stage::UdpEcho,
         Stage::ImpairDup,
         Stage::ImpairReorder,
+        Stage::CaptureFiltered,
     ];
 
     pub fn name(self) -> &'static str {
@@ -274,6 +278,7 @@ impl Stage {
             Stage::UdpEcho => "udp-echo",
             Stage::ImpairDup => "impair-dup",
             Stage::ImpairReorder => "impair-reorder",
+            Stage::CaptureFiltered => "capture-filtered",
         }
     }
 }

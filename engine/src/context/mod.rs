@@ -14,10 +14,12 @@
 //! - [`events`]: what workers tell the control thread.
 //! - [`tables`]: what workers read (ports, resolved routes, neighbors).
 //! - [`handoff`]: frames handed between workers (flows with one owner).
+//! - [`capture`]: the taps of `ctl capture` (filters run before a frame is copied).
 //! - [`dump`]: `ctl … show` requests the workers answer.
 //! - Packet builders the verbs use: [`icmp_error`], [`ratelimit`],
 //!   [`neigh_frames`], [`martian`], [`reject`].
 
+pub mod capture;
 pub mod counters;
 pub mod dump;
 pub mod events;

@@ -5,7 +5,6 @@
 //! writer and is never blocked by it).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -289,8 +288,8 @@ pub struct Shared {
     pub ifs: Arc<Interfaces>,
     pub routes: ArcSwap<Routes>,
     pub neigh: ArcSwap<NeighborMap>,
-    /// Frames still to copy to a capture client, per port (0: off).
-    pub capture: Vec<AtomicU32>,
+    /// The running captures' taps, per port (`ctl capture`).
+    pub capture: Vec<super::capture::PortTaps>,
     /// Per-packet trace on/off.
     pub trace: std::sync::atomic::AtomicBool,
     /// The clock every worker and the control thread share (MAC table times).
@@ -311,7 +310,7 @@ impl Shared {
             ifs: Arc::new(ifs),
             routes: ArcSwap::from_pointee(routes),
             neigh: ArcSwap::from_pointee(neigh),
-            capture: (0..n).map(|_| AtomicU32::new(0)).collect(),
+            capture: (0..n).map(|_| super::capture::PortTaps::default()).collect(),
             trace: std::sync::atomic::AtomicBool::new(false),
             epoch: std::time::Instant::now(),
             handoff: None,
@@ -323,17 +322,6 @@ impl Shared {
     /// Milliseconds on the shared clock.
     pub fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
-    }
-
-    /// Takes one capture slot for `port`; false when no capture is running
-    /// there (or it is complete).
-    #[inline]
-    pub fn take_capture(&self, port: u16) -> bool {
-        let Some(c) = self.capture.get(usize::from(port)) else { return false };
-        if c.load(Ordering::Relaxed) == 0 {
-            return false;
-        }
-        c.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1)).is_ok()
     }
 }
 

@@ -1,5 +1,6 @@
-//! Writing captured frames as a classic pcap file (Ethernet link type,
-//! nanosecond timestamps), the format `tcpdump -r` and Wireshark read.
+//! The client side of `ctl capture`: the filter compiled for the request,
+//! and the captured frames written as a classic pcap file (Ethernet link
+//! type, nanosecond timestamps), the format `tcpdump -r` and Wireshark read.
 
 use std::io;
 use std::path::Path;
@@ -8,8 +9,33 @@ use std::time::Duration;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::{DataLink, Endianness, TsResolution};
 
+use super::ctl::CaptureFilter;
+use crate::cbpf::{self, Program};
+
 /// Largest frame kept per record (the file's snaplen).
 pub const SNAPLEN: u32 = 65535;
+
+/// The most bytes of the expression a request carries (it is only shown;
+/// the program is what counts). With it, the largest program still fits a
+/// request (`control::ctl::MAX_REQUEST`), whatever the characters.
+pub const MAX_EXPR: usize = 1024;
+
+/// `expr` compiled by libpcap and checked as the engine will check it, ready
+/// for a capture request; or why not, in words for the operator.
+pub fn capture_filter(expr: &str) -> Result<CaptureFilter, String> {
+    let insns = cbpf::compile::compile(expr)?;
+    Program::new(&insns).map_err(|e| format!("libpcap's program for it cannot run in the engine: {e}"))?;
+    Ok(CaptureFilter { expr: shorten(expr).to_string(), program: cbpf::encode::encode(&insns) })
+}
+
+/// At most [`MAX_EXPR`] bytes of `expr`, cut on a character boundary.
+fn shorten(expr: &str) -> &str {
+    let mut n = expr.len().min(MAX_EXPR);
+    while !expr.is_char_boundary(n) {
+        n -= 1;
+    }
+    &expr[..n]
+}
 
 /// Writes `frames` (time in ns since the Unix epoch, bytes) to a new pcap file
 /// at `path`, replacing it. Returns the number of frames written.
@@ -43,6 +69,23 @@ pub fn write_pcap<'a>(path: &Path, frames: impl IntoIterator<Item = (u64, &'a [u
 mod tests {
     use super::*;
     use pcap_file::pcap::PcapReader;
+
+    #[test]
+    fn filters_compile_check_and_encode() {
+        let f = capture_filter("tcp port 80 and host 198.18.1.2").unwrap();
+        assert_eq!(f.expr, "tcp port 80 and host 198.18.1.2");
+        let p = Program::decode(&f.program).unwrap();
+        assert!(p.len() > 10);
+        // libpcap's errors come through; so do programs the engine would refuse.
+        assert!(capture_filter("tcp port 80 and").unwrap_err().contains("syntax error"));
+        assert!(capture_filter("ip6 protochain 6").unwrap_err().contains("cannot run in the engine"));
+        // A long expression is shortened for the request, on a character boundary.
+        let long = format!("{}host 198.18.1.2", "ip and ".repeat(200));
+        let f = capture_filter(&long).unwrap();
+        assert_eq!(f.expr, long[..MAX_EXPR]);
+        assert_eq!(shorten(&"é".repeat(600)), "é".repeat(512));
+        assert_eq!(shorten("ab"), "ab");
+    }
 
     #[test]
     fn written_file_reads_back() {

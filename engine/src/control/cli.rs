@@ -6,7 +6,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use super::capture::write_pcap;
+use super::capture::{capture_filter, write_pcap};
 use super::ctl::{request, request_as, Counter, Request, Response};
 use super::records::document::Document;
 use super::records::{self, Format, Schema};
@@ -320,10 +320,20 @@ fn human(v: f64) -> String {
     }
 }
 
-/// `ctl capture PORT --count N --out FILE`: streams frames into a pcap file.
-pub fn capture(socket: &Path, port: &str, count: u32, file: &Path, format: Format, out: &mut dyn Write) -> i32 {
+/// `ctl capture PORT --count N [--filter EXPR] --out FILE`: streams frames
+/// (those the tcpdump expression accepts) into a pcap file. The expression
+/// is compiled here, by libpcap; a bad one is refused before anything is
+/// sent (exit code 2).
+pub fn capture(socket: &Path, port: &str, count: u32, filter: Option<&str>, file: &Path, format: Format, out: &mut dyn Write) -> i32 {
+    let filter = match filter.map(capture_filter).transpose() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("pktengine ctl: capture filter `{}`: {e}", filter.unwrap_or_default());
+            return 2;
+        }
+    };
     let mut frames: Vec<(u64, Vec<u8>)> = Vec::new();
-    let last = request(socket, &Request::Capture { port: port.to_string(), count }, |r| {
+    let last = request(socket, &Request::Capture { port: port.to_string(), count, filter }, |r| {
         if let Response::Frame { time_ns, data, .. } = r {
             frames.push((*time_ns, data.clone()));
         }

@@ -46,8 +46,13 @@ pub enum Request {
     LbShow,
     /// Change a service's pool: `action` is up, down, add or del.
     LbBackend { service: String, backend: String, action: String, weight: Option<u32> },
-    /// Copy the next `count` frames seen on `port` back to the client.
-    Capture { port: String, count: u32 },
+    /// Copy the next `count` frames seen on `port` (that `filter` accepts) back to the client.
+    Capture {
+        port: String,
+        count: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        filter: Option<CaptureFilter>,
+    },
     /// Turn the per-packet trace on or off (`set`), and show the last traced packets.
     Trace { set: Option<bool> },
     /// Insert a filter rule at position `at` (default: the end).
@@ -68,6 +73,16 @@ pub struct Envelope {
     pub request: Request,
     #[serde(default, skip_serializing_if = "Format::is_text")]
     pub format: Format,
+}
+
+/// A capture's filter: the expression as the operator wrote it (for the log
+/// and the answer) and the classic BPF program the client had libpcap compile
+/// it to, in `cbpf::encode`'s compact text (a program of the largest size
+/// fits a request). The engine checks the program; it never parses `expr`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureFilter {
+    pub expr: String,
+    pub program: String,
 }
 
 /// One row of counters, e.g. a port's `rx_packets` or a drop reason.
@@ -473,5 +488,22 @@ mod tests {
         write_message(&mut buf, &serde_json::json!({"kind": "records", "records": {"schema": "route-show", "rows": [{"prefix": 1}]}})).unwrap();
         assert_eq!(read_response(&mut buf.as_slice()).unwrap_err().kind(), io::ErrorKind::InvalidData);
         assert!(read_response(&mut [].as_slice()).unwrap().is_none());
+    }
+
+    #[test]
+    fn capture_filter_is_optional_and_the_largest_fits_a_request() {
+        // Without a filter the request reads and writes as before.
+        let old = r#"{"cmd":"capture","port":"lan","count":5}"#;
+        let req: Request = serde_json::from_str(old).unwrap();
+        assert_eq!(req, Request::Capture { port: "lan".into(), count: 5, filter: None });
+        assert_eq!(serde_json::to_string(&req).unwrap(), old);
+        // 4,096 instructions and the longest expression the client sends.
+        let program = crate::cbpf::encode::encode(&vec![crate::cbpf::Insn::new(0xffff, 255, 255, u32::MAX); crate::cbpf::MAX_INSNS]);
+        let expr = "\u{1}".repeat(crate::control::capture::MAX_EXPR);
+        let req = Request::Capture { port: "a-long-port-name".into(), count: u32::MAX, filter: Some(CaptureFilter { expr, program }) };
+        let mut buf = Vec::new();
+        write_message(&mut buf, &req).unwrap();
+        assert!(buf.len() - 4 <= MAX_REQUEST, "{} bytes", buf.len() - 4);
+        assert_eq!(read_message_max::<Request>(&mut buf.as_slice(), MAX_REQUEST).unwrap(), Some(req));
     }
 }

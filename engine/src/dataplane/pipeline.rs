@@ -30,9 +30,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::tables::Tables;
 use crate::context::counters::{Drop, Stage};
-use crate::context::events::Event;
+use crate::context::capture;
 use crate::context::tables::PortMode;
-use crate::context::{wall_ns, Ctx, Hooks, Pre, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HDR};
+use crate::context::{Ctx, Hooks, Pre, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HDR};
 use crate::filter::Filter;
 use crate::l2;
 use crate::l3::poptrie::NO_ROUTE;
@@ -201,20 +201,25 @@ pub fn process_burst(ctx: &mut Ctx, stages: &mut Stages, port: u16, descs: &[Des
     ctx.rx_port = port;
     ctx.st.counters.stage(Stage::Classify, descs.len() as u64);
     let mode = ctx.ifs.port(port).map(|p| p.mode);
-    let capturing = ctx.tables.capture.get(usize::from(port)).is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    let handed = ctx.handoff != 0;
+    // `ctl capture` taps, loaded only while a capture runs on this port (a
+    // handed frame was offered to them where it arrived).
+    let shared = ctx.tables;
+    let taps = match shared.capture.get(usize::from(port)) {
+        Some(c) if c.armed() && !handed => Some(c.load()),
+        _ => None,
+    };
     // A switch port's bridge and MAC table, loaded once for the burst.
     let tables = stages.tables;
     let l2 = if mode == Some(PortMode::Switch) { tables.l2.port(port).map(|(sp, b)| (sp, b, b.table.load())) } else { None };
-    let handed = ctx.handoff != 0;
     for &d in descs.iter().take(BURST) {
         if handed {
             // Counted (and captured) where it arrived.
         } else {
             ctx.st.counters.rx(usize::from(port), u64::from(d.len));
         }
-        if capturing && !handed && ctx.tables.take_capture(port) {
-            let data = ctx.umem.data(&d).to_vec();
-            ctx.st.events.send(Event::Captured { port, time_ns: wall_ns(), data });
+        if let Some(taps) = &taps {
+            capture::tap_frame(taps, port, ctx.umem.data(&d), &ctx.st.events, &mut ctx.st.counters);
         }
         if mode == Some(PortMode::Switch) {
             match &l2 {

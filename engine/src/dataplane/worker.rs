@@ -27,11 +27,12 @@ use serde::Deserialize;
 use super::pipeline::{self, Features, Scratch, Stages};
 use super::tables::Tables;
 use crate::context::counters::{Drop, LocalCounters, SharedCounters, Stage, MAX_PORTS};
-use crate::context::events::{Event, EventSink};
+use crate::context::capture;
+use crate::context::events::EventSink;
 use crate::context::handoff::{Handoff, HANDED};
 use crate::context::neigh_frames;
 use crate::context::ratelimit::IcmpRateLimiter;
-use crate::context::{service_neighbors, wall_ns, Ctx, TxQueues, WorkerState};
+use crate::context::{service_neighbors, Ctx, TxQueues, WorkerState};
 use crate::impair::{ImpairWorker, MAX_HOLD_NS};
 use crate::neighbor::{NeighborKey, PendingQueues};
 use crate::xsk::{wait_any, Desc, Port, Umem, BURST};
@@ -375,16 +376,10 @@ impl<P: Port> Worker<P> {
             let bytes: u64 = q[..sent].iter().map(|d| u64::from(d.len)).sum();
             self.st.counters.tx(port, sent as u64, bytes);
             self.st.counters.stage(Stage::Tx, q.len() as u64);
-            if self.tables.capture.get(port).is_some_and(|c| c.load(Ordering::Relaxed) > 0) {
+            if let Some(c) = self.tables.capture.get(port).filter(|c| c.armed()) {
+                let taps = c.load();
                 for d in &q[..sent] {
-                    if self.tables.take_capture(port as u16) {
-                        let data = self.umem.data(d).to_vec();
-                        self.st.events.send(Event::Captured {
-                            port: port as u16,
-                            time_ns: wall_ns(),
-                            data,
-                        });
-                    }
+                    capture::tap_frame(&taps, port as u16, self.umem.data(d), &self.st.events, &mut self.st.counters);
                 }
             }
             for &d in &q[sent..] {

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{Receiver, Sender};
 
-use crate::control::ctl::{Counter, Request, Response};
+use crate::cbpf::Program;
+use crate::context::capture::Tap;
+use crate::control::ctl::{CaptureFilter, Counter, Request, Response};
 use crate::control::records::{self, Format, Record, Summary};
 use crate::control::front::{FrontCounters, Job, Reply};
 use crate::control::metrics::{self, Label, Metrics, Sheet};
@@ -73,8 +75,9 @@ pub struct Control {
     pub service: Option<super::notify::Notifier>,
 }
 
-/// A `ctl capture` in progress: frames of port `idx` go to `reply` until
-/// `want` are sent, the client goes, or a minute passes without a frame.
+/// A `ctl capture` in progress: frames of port `idx` that its filter accepts
+/// go to `reply` until `want` are sent, the client goes, or a minute passes
+/// without a frame. The workers see it as `tap`.
 #[derive(Debug)]
 struct Capture {
     idx: usize,
@@ -83,9 +86,10 @@ struct Capture {
     got: u32,
     last: Instant,
     reply: Reply,
+    tap: Arc<Tap>,
 }
 
-/// Captures running at once (each copies every frame of its port to its client).
+/// Captures running at once (each a tap the workers offer its port's frames to).
 const MAX_CAPTURES: usize = 8;
 
 /// How long a capture waits for a frame before it ends.
@@ -177,13 +181,13 @@ impl Control {
         for mut c in self.captures.drain(..) {
             c.reply.send(Response::Done { message: format!("{} frames (the engine is stopping)", c.got) });
         }
-        for slot in &self.tables.capture {
-            slot.store(0, Ordering::Relaxed);
+        for taps in &self.tables.capture {
+            taps.publish(Vec::new());
         }
     }
 
-    /// Captures whose client left or that waited too long end; the workers
-    /// copy as many frames as the most demanding capture of a port still wants.
+    /// Captures whose client left, that have their frames or that waited too
+    /// long end, and their taps go.
     fn service_captures(&mut self) {
         let before = self.captures.len();
         self.captures.retain_mut(|c| {
@@ -197,14 +201,14 @@ impl Control {
             true
         });
         if self.captures.len() != before {
-            self.capture_slots();
+            self.publish_taps();
         }
     }
 
-    fn capture_slots(&self) {
-        for (i, slot) in self.tables.capture.iter().enumerate() {
-            let want = self.captures.iter().filter(|c| c.idx == i).map(|c| c.want - c.got).max().unwrap_or(0);
-            slot.store(want, Ordering::Relaxed);
+    /// Gives every port the taps of the captures running on it.
+    fn publish_taps(&self) {
+        for (i, taps) in self.tables.capture.iter().enumerate() {
+            taps.publish(self.captures.iter().filter(|c| c.idx == i).map(|c| c.tap.clone()).collect());
         }
     }
 
@@ -258,8 +262,9 @@ impl Control {
                 }
             }
             Event::Captured { port, time_ns, data } => {
+                // The copy was made for at least one capture; each whose filter accepts it gets it.
                 let mut done = false;
-                for c in self.captures.iter_mut().filter(|c| c.idx == usize::from(port) && c.got < c.want) {
+                for c in self.captures.iter_mut().filter(|c| c.idx == usize::from(port) && c.got < c.want && c.tap.accepts(&data)) {
                     c.got += 1;
                     c.last = Instant::now();
                     c.reply.send(Response::Frame { port: c.name.clone(), time_ns, data: data.clone() });
@@ -697,8 +702,8 @@ impl Control {
     /// Answers one ctl request through `reply`. A capture keeps it and
     /// streams frames as they arrive; everything else answers at once.
     pub fn request(&mut self, req: Request, mut reply: Reply) {
-        if let Request::Capture { port, count } = req {
-            return self.start_capture(&port, count, reply);
+        if let Request::Capture { port, count, filter } = req {
+            return self.start_capture(&port, count, filter, reply);
         }
         if matches!(req, Request::NatShow | Request::NatFlush | Request::TcpShow) {
             return self.start_dump(&req, reply);
@@ -928,7 +933,10 @@ impl Control {
         }
     }
 
-    fn start_capture(&mut self, port: &str, count: u32, mut reply: Reply) {
+    /// Starts a capture: the filter's program is checked here (as the
+    /// kernel checks a socket filter) before any worker sees it; a refused
+    /// one is answered with the reason and nothing is armed.
+    fn start_capture(&mut self, port: &str, count: u32, filter: Option<CaptureFilter>, mut reply: Reply) {
         let Some(p) = self.tables.ifs.by_name(port) else {
             reply.send(Response::Error { message: format!("no port `{port}`") });
             return;
@@ -946,8 +954,20 @@ impl Control {
             reply.send(Response::Error { message: format!("{MAX_CAPTURES} captures are running already") });
             return;
         }
-        self.captures.push(Capture { idx, name, want: count, got: 0, last: Instant::now(), reply });
-        self.capture_slots();
+        let program = match filter.as_ref().map(|f| Program::decode(&f.program)).transpose() {
+            Ok(p) => p,
+            Err(e) => {
+                reply.send(Response::Error { message: format!("capture filter refused: {e}") });
+                return;
+            }
+        };
+        match (&filter, &program) {
+            (Some(f), Some(p)) => tracing::info!("capture on {name}: {count} frames that `{}` accepts ({} instructions)", f.expr, p.len()),
+            _ => tracing::info!("capture on {name}: {count} frames"),
+        }
+        let tap = Arc::new(Tap::new(program, count));
+        self.captures.push(Capture { idx, name, want: count, got: 0, last: Instant::now(), reply, tap });
+        self.publish_taps();
     }
 
     /// `ctl trace [on|off]`: switches the trace (`set`), then the traced

@@ -98,7 +98,7 @@ fn requests_reach_the_control_thread_and_answers_come_back() {
     let mut st = start("rt", Limits::default());
     let ctl = control(st.jobs.clone());
     let mut frames = Vec::new();
-    let last = request(&st.path, &Request::Capture { port: "lan".into(), count: 2 }, |r| frames.push(r.clone())).unwrap();
+    let last = request(&st.path, &Request::Capture { port: "lan".into(), count: 2, filter: None }, |r| frames.push(r.clone())).unwrap();
     assert_eq!(frames.len(), 2);
     assert_eq!(frames[1], Response::Frame { port: "lan".into(), time_ns: 1, data: vec![1; 60] });
     assert_eq!(last, Response::Done { message: "2 frames".into() });
@@ -246,7 +246,7 @@ fn a_client_that_leaves_or_does_not_read_closes_its_reply() {
     let st = start("gone", limits);
     // A capture whose client hangs up: the reply says so.
     let mut req = Vec::new();
-    write_message(&mut req, &Request::Capture { port: "lan".into(), count: 100 }).unwrap();
+    write_message(&mut req, &Request::Capture { port: "lan".into(), count: 100, filter: None }).unwrap();
     let mut s = StdUnix::connect(&st.path).unwrap();
     s.write_all(&req).unwrap();
     let j = st.jobs.recv_timeout(Duration::from_secs(2)).unwrap();
