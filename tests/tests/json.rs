@@ -172,6 +172,10 @@ fn every_show_command_prints_a_document_jq_reads() {
     let del = json(&e, &["route", "del", "198.19.200.0/24"]);
     assert_eq!(jq(&del, "."), r#"{"schema":"pktengine/route-del","version":1,"message":"deleted 198.19.200.0/24"}"#);
 
+    let pcap = dir.join("none.pcap");
+    let cap = json(&e, &["capture", "lan", "--count", "0", "--out", pcap.to_str().unwrap()]);
+    assert_eq!(jq(&cap, "[.schema, .message]"), format!(r#"["pktengine/capture","0 frames written to {}"]"#, pcap.display()));
+
     // Errors: exit status as in text mode, the error in the document on stdout, a line on stderr.
     let o = e.ctl(&["--json", "route", "add", "198.19.300.0/24", "via", "198.19.1.2"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
