@@ -19,7 +19,13 @@ use pktengine_tests::engine::{example, pktengine_bin, text, Engine, RouterTopo, 
 
 /// `jq -c FILTER` over `doc`; its output, trimmed. jq must accept the document.
 fn jq(doc: &[u8], filter: &str) -> String {
-    let mut c = Command::new("jq").args(["-c", filter]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("jq (scripts/deps.sh installs it)");
+    let mut c = Command::new("jq")
+        .args(["-c", filter])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("jq (scripts/deps.sh installs it)");
     let mut stdin = c.stdin.take().unwrap();
     let input = doc.to_vec();
     let feeder = std::thread::spawn(move || {
@@ -108,7 +114,10 @@ fn every_show_command_prints_a_document_jq_reads() {
     let nat = json(&e, &["nat", "show"]);
     jq_true(&nat, r#".schema == "pktengine/nat-show" and .summary.sessions_listed == (.records | length) and .summary.silent_workers == []"#);
     assert_eq!(
-        jq(&nat, r#".records[] | select(.proto == "icmp") | [.inside.addr, .outside.addr, .remote.addr, .state, .packets_out >= 3, .packets_in >= 3, .worker]"#),
+        jq(
+            &nat,
+            r#".records[] | select(.proto == "icmp") | [.inside.addr, .outside.addr, .remote.addr, .state, .packets_out >= 3, .packets_in >= 3, .worker]"#
+        ),
         r#"["198.18.1.2","198.19.1.1","198.19.1.2",null,true,true,0]"#
     );
     let text_sessions = e.ctl_ok(&["nat", "show"]).lines().filter(|l| l.starts_with("icmp ")).count();
@@ -146,7 +155,10 @@ fn every_show_command_prints_a_document_jq_reads() {
         jq(&lb, ".records[] | [.name, .vip.addr, .vip.port, .proto, .scheduler, .mode, .snat, .backends_up]"),
         r#"["web","198.19.1.100",80,"tcp","maglev","dnat",null,1]"#
     );
-    assert_eq!(jq(&lb, ".records[0].backends[0] | [.endpoint.addr, .endpoint.port, .weight, .state, .health_check_failed]"), r#"["198.19.1.2",8000,2,"up",false]"#);
+    assert_eq!(
+        jq(&lb, ".records[0].backends[0] | [.endpoint.addr, .endpoint.port, .weight, .state, .health_check_failed]"),
+        r#"["198.19.1.2",8000,2,"up",false]"#
+    );
 
     // filter show: the rule and its hits (a SYN to port 25 through the engine, dropped).
     let _ = sh(&t.h1, "nc -z -w 1 198.19.1.2 25");
@@ -348,8 +360,14 @@ fn a_nat_show_of_50k_sessions_streams_as_one_document() {
         t0.elapsed()
     );
     // jq reads the whole document; every session is there, once, as the summary counts.
-    assert_eq!(jq(&doc, "[.schema, .version, (.records | length) == .summary.sessions_listed, .summary.silent_workers]"), r#"["pktengine/nat-show",1,true,[]]"#);
-    let udp = jq(&doc, r#"[.records[] | select(.proto == "udp" and .inside.addr == "198.18.1.2" and .inside.port == 20000 and .remote.addr == "198.19.1.2") | .remote.port] | [length, (unique | length), min >= 1, max <= 52000]"#);
+    assert_eq!(
+        jq(&doc, "[.schema, .version, (.records | length) == .summary.sessions_listed, .summary.silent_workers]"),
+        r#"["pktengine/nat-show",1,true,[]]"#
+    );
+    let udp = jq(
+        &doc,
+        r#"[.records[] | select(.proto == "udp" and .inside.addr == "198.18.1.2" and .inside.port == 20000 and .remote.addr == "198.19.1.2") | .remote.port] | [length, (unique | length), min >= 1, max <= 52000]"#,
+    );
     assert_eq!(udp, format!("[{},{},true,true]", n - 1, n - 1), "every session but the ping's, once");
     // One record per line, between the opening and the closing line.
     let listed: usize = jq(&doc, ".records | length").parse().unwrap();
@@ -357,11 +375,8 @@ fn a_nat_show_of_50k_sessions_streams_as_one_document() {
     // Backpressure: a client that stops reading holds the dump back (the workers' slices wait,
     // the engine keeps a few messages for it, not the table): while it does not read, the dump
     // is still under way, so a second one is refused as busy; once it reads, it gets every session.
-    let mut c = Command::new(pktengine_bin())
-        .args(["ctl", "--socket", e.ctl.to_str().unwrap(), "--json", "nat", "show"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut c =
+        Command::new(pktengine_bin()).args(["ctl", "--socket", e.ctl.to_str().unwrap(), "--json", "nat", "show"]).stdout(Stdio::piped()).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(1000));
     let second = e.ctl(&["--json", "nat", "show"]);
     let mut late = Vec::new();
@@ -388,7 +403,14 @@ fn a_full_table_route_show_streams_to_a_client_that_pauses() {
     let table = dir.join("table.routes");
     let gz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/data/bgp-prefixes.txt.gz");
     let o = Command::new("sh")
-        .args(["-c", &format!("zcat {} | awk '{{ if (index($1, \":\")) print $1\" via 2001:2:0:2::2\"; else print $1\" via 198.19.1.2\" }}' > {}", gz.display(), table.display())])
+        .args([
+            "-c",
+            &format!(
+                "zcat {} | awk '{{ if (index($1, \":\")) print $1\" via 2001:2:0:2::2\"; else print $1\" via 198.19.1.2\" }}' > {}",
+                gz.display(),
+                table.display()
+            ),
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
