@@ -19,7 +19,13 @@ use pktengine_tests::engine::{example, pktengine_bin, text, Engine, RouterTopo, 
 
 /// `jq -c FILTER` over `doc`; its output, trimmed. jq must accept the document.
 fn jq(doc: &[u8], filter: &str) -> String {
-    let mut c = Command::new("jq").args(["-c", filter]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("jq (scripts/deps.sh installs it)");
+    let mut c = Command::new("jq")
+        .args(["-c", filter])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("jq (scripts/deps.sh installs it)");
     let mut stdin = c.stdin.take().unwrap();
     let input = doc.to_vec();
     let feeder = std::thread::spawn(move || {
@@ -108,7 +114,10 @@ fn every_show_command_prints_a_document_jq_reads() {
     let nat = json(&e, &["nat", "show"]);
     jq_true(&nat, r#".schema == "pktengine/nat-show" and .summary.sessions_listed == (.records | length) and .summary.silent_workers == []"#);
     assert_eq!(
-        jq(&nat, r#".records[] | select(.proto == "icmp") | [.inside.addr, .outside.addr, .remote.addr, .state, .packets_out >= 3, .packets_in >= 3, .worker]"#),
+        jq(
+            &nat,
+            r#".records[] | select(.proto == "icmp") | [.inside.addr, .outside.addr, .remote.addr, .state, .packets_out >= 3, .packets_in >= 3, .worker]"#
+        ),
         r#"["198.18.1.2","198.19.1.1","198.19.1.2",null,true,true,0]"#
     );
     let text_sessions = e.ctl_ok(&["nat", "show"]).lines().filter(|l| l.starts_with("icmp ")).count();
@@ -146,7 +155,10 @@ fn every_show_command_prints_a_document_jq_reads() {
         jq(&lb, ".records[] | [.name, .vip.addr, .vip.port, .proto, .scheduler, .mode, .snat, .backends_up]"),
         r#"["web","198.19.1.100",80,"tcp","maglev","dnat",null,1]"#
     );
-    assert_eq!(jq(&lb, ".records[0].backends[0] | [.endpoint.addr, .endpoint.port, .weight, .state, .health_check_failed]"), r#"["198.19.1.2",8000,2,"up",false]"#);
+    assert_eq!(
+        jq(&lb, ".records[0].backends[0] | [.endpoint.addr, .endpoint.port, .weight, .state, .health_check_failed]"),
+        r#"["198.19.1.2",8000,2,"up",false]"#
+    );
 
     // filter show: the rule and its hits (a SYN to port 25 through the engine, dropped).
     let _ = sh(&t.h1, "nc -z -w 1 198.19.1.2 25");
@@ -171,6 +183,10 @@ fn every_show_command_prints_a_document_jq_reads() {
     // Commands that change something: a result document.
     let del = json(&e, &["route", "del", "198.19.200.0/24"]);
     assert_eq!(jq(&del, "."), r#"{"schema":"pktengine/route-del","version":1,"message":"deleted 198.19.200.0/24"}"#);
+
+    let pcap = dir.join("none.pcap");
+    let cap = json(&e, &["capture", "lan", "--count", "0", "--out", pcap.to_str().unwrap()]);
+    assert_eq!(jq(&cap, "[.schema, .message]"), format!(r#"["pktengine/capture","0 frames written to {}"]"#, pcap.display()));
 
     // Errors: exit status as in text mode, the error in the document on stdout, a line on stderr.
     let o = e.ctl(&["--json", "route", "add", "198.19.300.0/24", "via", "198.19.1.2"]);
@@ -344,14 +360,96 @@ fn a_nat_show_of_50k_sessions_streams_as_one_document() {
         t0.elapsed()
     );
     // jq reads the whole document; every session is there, once, as the summary counts.
-    assert_eq!(jq(&doc, "[.schema, .version, (.records | length) == .summary.sessions_listed, .summary.silent_workers]"), r#"["pktengine/nat-show",1,true,[]]"#);
-    let udp = jq(&doc, r#"[.records[] | select(.proto == "udp" and .inside.addr == "198.18.1.2" and .inside.port == 20000 and .remote.addr == "198.19.1.2") | .remote.port] | [length, (unique | length), min >= 1, max <= 52000]"#);
+    assert_eq!(
+        jq(&doc, "[.schema, .version, (.records | length) == .summary.sessions_listed, .summary.silent_workers]"),
+        r#"["pktengine/nat-show",1,true,[]]"#
+    );
+    let udp = jq(
+        &doc,
+        r#"[.records[] | select(.proto == "udp" and .inside.addr == "198.18.1.2" and .inside.port == 20000 and .remote.addr == "198.19.1.2") | .remote.port] | [length, (unique | length), min >= 1, max <= 52000]"#,
+    );
     assert_eq!(udp, format!("[{},{},true,true]", n - 1, n - 1), "every session but the ping's, once");
     // One record per line, between the opening and the closing line.
     let listed: usize = jq(&doc, ".records | length").parse().unwrap();
     assert_eq!(doc.iter().filter(|b| **b == b'\n').count(), listed + 2);
+    // Backpressure: a client that stops reading holds the dump back (the workers' slices wait,
+    // the engine keeps a few messages for it, not the table): while it does not read, the dump
+    // is still under way, so a second one is refused as busy; once it reads, it gets every session.
+    let mut c =
+        Command::new(pktengine_bin()).args(["ctl", "--socket", e.ctl.to_str().unwrap(), "--json", "nat", "show"]).stdout(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let second = e.ctl(&["--json", "nat", "show"]);
+    let mut late = Vec::new();
+    c.stdout.take().unwrap().read_to_end(&mut late).unwrap();
+    assert!(c.wait().unwrap().success());
+    assert_eq!(second.status.code(), Some(1), "a second dump while the first waits for its client: {}", text(&second));
+    jq_true(&second.stdout, r#".error.message | test("busy|under way|try again")"#);
+    assert_eq!(jq(&late, ".records | length"), listed.to_string(), "the paused client got every session");
     // Streamed: the client's memory does not grow with the table. It reaches its peak with the
     // first chunk (4,096 records; the protocol's reader holds one message at a time) and keeps
     // it; holding the records, or the 13 MB document, would add megabytes per chunk.
     assert!(peak < early + 2 * 1024, "the JSON client grew from {early} KiB (1 MiB out) to {peak} KiB ({} MiB out)", doc.len() >> 20);
+}
+
+/// `ctl --json route show` of the full Internet table (bench/data, 1,061,046 prefixes, as
+/// tests/tests/router.rs loads it): a document of about 115 MB, more than the engine would ever
+/// queue for one client (`front::Limits::max_out`, 68 MB: a client that far behind is cut). The
+/// engine sends it 4,096 records at a time as the client reads, so a client that pauses (here
+/// 1.5 s, under the 2 s the engine waits for a byte to be taken) still gets all of it.
+#[test]
+fn a_full_table_route_show_streams_to_a_client_that_pauses() {
+    let t = RouterTopo::new("jft").unwrap_or_else(|e| panic!("topology: {e}"));
+    let dir = Engine::dir("jft");
+    let table = dir.join("table.routes");
+    let gz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/data/bgp-prefixes.txt.gz");
+    let o = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "zcat {} | awk '{{ if (index($1, \":\")) print $1\" via 2001:2:0:2::2\"; else print $1\" via 198.19.1.2\" }}' > {}",
+                gz.display(),
+                table.display()
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let cfg = t.config(&example("router.toml"), &dir.join("ctl.sock")).replace("routes = [", &format!("routes_file = \"{}\"\nroutes = [", table.display()));
+    let e = Engine::start(&t.dut, &dir, &cfg, &[]).expect("engine start");
+    let slow_readers = |e: &Engine| stat(&json(e, &["stats"]), r#".group == "ctl" and .name == "slow_reader""#);
+    let cut0 = slow_readers(&e);
+
+    let t0 = Instant::now();
+    let mut c = Command::new(pktengine_bin())
+        .args(["ctl", "--socket", e.ctl.to_str().unwrap(), "--json", "route", "show"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut doc = Vec::new();
+    c.stdout.take().unwrap().read_to_end(&mut doc).unwrap();
+    let o = c.wait_with_output().unwrap();
+    let took = t0.elapsed();
+    assert!(o.status.success(), "route show --json: {}\n{}", text(&o), String::from_utf8_lossy(&doc[doc.len().saturating_sub(300)..]));
+    assert_eq!(slow_readers(&e), cut0, "the engine cut its client");
+    // Every line between the first and the last is one route, a JSON object of the schema.
+    let lines: Vec<&[u8]> = doc.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+    assert!(lines[0].starts_with(br#"{"schema":"pktengine/route-show","version":1,"records":["#));
+    let routes = &lines[1..lines.len() - 1];
+    let (mut v4, mut v6) = (0, 0);
+    for l in routes {
+        let l = l.strip_suffix(b",").unwrap_or(l);
+        let r: serde_json::Value = serde_json::from_slice(l).unwrap_or_else(|err| panic!("{err}: {}", String::from_utf8_lossy(l)));
+        match r["family"].as_str() {
+            Some("ipv4") => v4 += 1,
+            Some("ipv6") => v6 += 1,
+            _ => panic!("{r}"),
+        }
+    }
+    eprintln!("route show --json of the full table: {} bytes, {v4} IPv4 and {v6} IPv6 routes, {took:?} with a 1.5 s pause", doc.len());
+    let summary = String::from_utf8_lossy(lines[lines.len() - 1]).into_owned();
+    assert_eq!(summary, format!("],\"summary\":{{\"routes\":{}}}}}", routes.len()));
+    // The table's prefixes (901,899 IPv4, 160,147 IPv6) and the example's own routes.
+    assert!(v4 > 900_000 && v6 > 160_000, "{v4} {v6}");
 }

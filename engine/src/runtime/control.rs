@@ -444,11 +444,26 @@ impl Control {
         Shown::new("mac table", recs, summary, message)
     }
 
-    /// `ctl route show`: every route of the RIB, by prefix and metric.
+    /// `ctl route show`: every route of the RIB, by prefix and metric. The
+    /// records are made as they are taken: a full table is a million routes,
+    /// kept meanwhile as (prefix, metric, index) and the few distinct next-hop entries.
     pub fn route_show(&self) -> Shown<records::RouteRecord> {
-        let recs: Vec<records::RouteRecord> = self.rt.all().into_iter().map(|(p, m, e)| records::RouteRecord::new(p, m, e)).collect();
-        let summary = Summary::RouteShow(records::RouteSummary { routes: recs.len() });
-        Shown::new("routes", recs, summary, String::new())
+        let all = self.rt.all();
+        let mut entries: Vec<crate::l3::nexthop::NextHopEntry> = Vec::new();
+        let mut seen: std::collections::HashMap<*const crate::l3::nexthop::NextHopEntry, usize> = std::collections::HashMap::new();
+        let routes: Vec<(IpPrefix, u32, usize)> = all
+            .into_iter()
+            .map(|(p, m, e)| {
+                let i = *seen.entry(std::ptr::from_ref(e)).or_insert_with(|| {
+                    entries.push(e.clone());
+                    entries.len() - 1
+                });
+                (p, m, i)
+            })
+            .collect();
+        let summary = Summary::RouteShow(records::RouteSummary { routes: routes.len() });
+        let records = routes.into_iter().map(move |(p, m, i)| records::RouteRecord::new(p, m, &entries[i]));
+        Shown::from_iter("routes", Box::new(records), summary, String::new())
     }
 
     /// `ctl arp show`: every neighbor, by key.
@@ -483,11 +498,11 @@ impl Control {
 
     /// `ctl stats` as records: each counter with its labels, and when it was read.
     pub fn stats_show(&self) -> Shown<records::StatRecord> {
-        let recs = self.counters().iter().map(records::StatRecord::from_counter).collect();
+        let recs: Vec<records::StatRecord> = self.counters().iter().map(records::StatRecord::from_counter).collect();
         let time_unix_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let summary = Summary::Stats(records::StatsSummary { uptime_ns: self.start.elapsed().as_nanos() as u64, time_unix_ms });
         // No text rows: `ctl stats` in text is its own view of the counters (`control::cli`).
-        Shown { header: None, records: recs, lines: |_, _| {}, tail: None, summary, message: String::new() }
+        Shown { header: None, records: Box::new(recs.into_iter()), lines: |_, _| {}, tail: None, summary, message: String::new() }
     }
 
     fn port_name(&self, i: usize) -> String {
@@ -990,7 +1005,7 @@ impl Control {
     /// takes them as fast, else a chunk at a time from the loop (a full
     /// routing table is a million records), as a dump is.
     fn stream<R: Record>(&mut self, shown: Shown<R>, reply: Reply) {
-        let mut d = Box::new(RecordStream { records: shown.records.into_iter(), reply, summary: Some(shown.summary), message: shown.message });
+        let mut d = Box::new(RecordStream { records: shown.records.peekable(), reply, summary: Some(shown.summary), message: shown.message });
         if !d.poll() {
             self.dumps.push(d);
         }
@@ -1000,11 +1015,11 @@ impl Control {
 /// A show command's answer before it takes a shape: its records, what the
 /// text adds (the table's header, a last row), its summary and final words.
 /// Text and JSON come from the same records.
-#[derive(Debug)]
 pub struct Shown<R> {
     /// The text table's header; none: the text is the message alone.
     pub header: Option<&'static str>,
-    pub records: Vec<R>,
+    /// The records, in order, made as they are taken.
+    pub records: Box<dyn Iterator<Item = R>>,
     /// A record's lines of text (one, its `Display`, but for `lb show`).
     pub lines: fn(&R, &mut Vec<String>),
     /// A last line of the text table (the filter's policies).
@@ -1013,17 +1028,27 @@ pub struct Shown<R> {
     pub message: String,
 }
 
-impl<R: std::fmt::Display> Shown<R> {
+impl<R> std::fmt::Debug for Shown<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shown").field("header", &self.header).field("summary", &self.summary).field("message", &self.message).finish_non_exhaustive()
+    }
+}
+
+impl<R: std::fmt::Display + 'static> Shown<R> {
     fn new(header: &'static str, records: Vec<R>, summary: Summary, message: String) -> Shown<R> {
+        Shown::from_iter(header, Box::new(records.into_iter()), summary, message)
+    }
+
+    fn from_iter(header: &'static str, records: Box<dyn Iterator<Item = R>>, summary: Summary, message: String) -> Shown<R> {
         Shown { header: Some(header), records, lines: |r, rows| rows.push(r.to_string()), tail: None, summary, message }
     }
 
     /// The text answer: a table (one message, as before records) and the final words.
     pub fn text(self, out: &mut dyn FnMut(Response) -> io::Result<()>) -> io::Result<()> {
         if let Some(header) = self.header {
-            let mut rows = Vec::with_capacity(self.records.len());
-            for r in &self.records {
-                (self.lines)(r, &mut rows);
+            let mut rows = Vec::with_capacity(self.records.size_hint().0);
+            for r in self.records {
+                (self.lines)(&r, &mut rows);
             }
             rows.extend(self.tail);
             out(Response::Table { header: header.into(), rows })?;
@@ -1035,7 +1060,7 @@ impl<R: std::fmt::Display> Shown<R> {
 /// A JSON answer of records the control thread already has, in chunks of at
 /// most `POLL_ROWS` as the client reads them, then the summary and `Done`.
 struct RecordStream<R> {
-    records: std::vec::IntoIter<R>,
+    records: std::iter::Peekable<Box<dyn Iterator<Item = R>>>,
     reply: Reply,
     summary: Option<Summary>,
     message: String,
@@ -1044,7 +1069,7 @@ struct RecordStream<R> {
 impl<R: Record> PendingDump for RecordStream<R> {
     fn poll(&mut self) -> bool {
         while !self.reply.is_closed() && !self.reply.backlogged() {
-            if self.records.len() == 0 {
+            if self.records.peek().is_none() {
                 if let Some(summary) = self.summary.take() {
                     self.reply.send(Response::Summary { summary });
                 }
@@ -1355,8 +1380,9 @@ mod tests {
     fn every_ctl_row_has_its_json_labels() {
         let ctl = rig();
         let shown = ctl.stats_show();
-        assert_eq!(shown.records.len(), ctl.counters().len());
-        for r in &shown.records {
+        let recs: Vec<records::StatRecord> = shown.records.collect();
+        assert_eq!(recs.len(), ctl.counters().len());
+        for r in &recs {
             assert!(r.is_known(), "{r:?}");
             let labelled = match r.group.as_ref() {
                 "port" | "xsk" | "xdp" => r.port.is_some(),
@@ -1368,7 +1394,7 @@ mod tests {
             assert!(labelled, "{r:?}");
         }
         let find = |g: &str, name: &str, f: &dyn Fn(&records::StatRecord) -> bool| {
-            shown.records.iter().find(|r| r.group == g && r.name == name && f(r)).map(|r| r.value)
+            recs.iter().find(|r| r.group == g && r.name == name && f(r)).map(|r| r.value)
         };
         assert_eq!(find("port", "rx_packets", &|r| r.port.as_deref() == Some("lan")), Some(2));
         assert_eq!(find("stage", "packets", &|r| r.worker == Some(0) && r.stage.as_deref() == Some("ip4-input")), Some(2));
@@ -1382,7 +1408,7 @@ mod tests {
     #[test]
     fn shows_give_text_from_the_records_they_send_as_json() {
         let mut ctl = rig();
-        fn text<R: std::fmt::Display>(s: Shown<R>) -> Vec<Response> {
+        fn text<R: std::fmt::Display + 'static>(s: Shown<R>) -> Vec<Response> {
             let mut out = Vec::new();
             s.text(&mut |r| {
                 out.push(r);
@@ -1391,30 +1417,30 @@ mod tests {
             .unwrap();
             out
         }
-        fn round_trip<R: Record + PartialEq + std::fmt::Debug + Clone>(recs: &[R]) {
-            let wire = serde_json::to_string(&R::wrap(recs.to_vec())).unwrap();
-            assert_eq!(serde_json::from_str::<records::Records>(&wire).unwrap(), R::wrap(recs.to_vec()));
+        /// The records, after a check that they read back from their JSON.
+        fn round_trip<R: Record + PartialEq + std::fmt::Debug + Clone>(s: Shown<R>) -> Vec<R> {
+            let recs: Vec<R> = s.records.collect();
+            let wire = serde_json::to_string(&R::wrap(recs.clone())).unwrap();
+            assert_eq!(serde_json::from_str::<records::Records>(&wire).unwrap(), R::wrap(recs.clone()));
+            recs
         }
-        let routes = ctl.route_show();
-        round_trip(&routes.records);
-        let t = text(routes);
+        let routes = round_trip(ctl.route_show());
+        assert_eq!(routes.len(), 4);
+        assert_eq!(routes[3].prefix.to_string(), "2001:2:0:9::/64", "IPv6 after IPv4, by prefix");
+        let t = text(ctl.route_show());
         let Response::Table { rows, .. } = &t[0] else { panic!("{t:?}") };
         assert!(rows.contains(&"198.19.7.0/24 via 198.19.1.2 metric 0".to_string()), "{rows:?}");
-        let arp = ctl.arp_show();
-        round_trip(&arp.records);
-        assert_eq!(arp.records[0].to_string(), "198.18.1.2 dev lan lladdr 02:01:01:01:01:01 REACHABLE age 0.000s");
-        let mac = ctl.mac_show();
-        round_trip(&mac.records);
-        assert_eq!(text(mac).last(), Some(&Response::Done { message: "1 entries".into() }));
-        let lb = ctl.lb_show();
-        round_trip(&lb.records);
-        let t = text(lb);
+        let arp = round_trip(ctl.arp_show());
+        assert_eq!(arp[0].to_string(), "198.18.1.2 dev lan lladdr 02:01:01:01:01:01 REACHABLE age 0.000s");
+        assert_eq!(round_trip(ctl.mac_show()).len(), 1);
+        assert_eq!(text(ctl.mac_show()).last(), Some(&Response::Done { message: "1 entries".into() }));
+        assert_eq!(round_trip(ctl.lb_show())[0].backends.len(), 2);
+        let t = text(ctl.lb_show());
         let Response::Table { rows, .. } = &t[0] else { panic!("{t:?}") };
         assert_eq!(rows.len(), 3, "a service and its two backends: {rows:?}");
         assert_eq!(rows[2], "  backend 198.19.2.12:80 weight 1 down conns 0 active 0 bytes 0");
-        let filter = ctl.filter_show();
-        round_trip(&filter.records);
-        let t = text(filter);
+        assert!(round_trip(ctl.filter_show()).is_empty());
+        let t = text(ctl.filter_show());
         let Response::Table { rows, .. } = &t[0] else { panic!("{t:?}") };
         assert_eq!(rows.last().unwrap(), "      default Accept, per-port []; hits 0");
         let trace = ctl.trace_show(Some(true));
@@ -1424,9 +1450,8 @@ mod tests {
         let ifs = (*ctl.tables.ifs).clone();
         let routes = Routes::resolve(ctl.rt.reader().snapshot().clone(), &ifs);
         ctl.tables = Arc::new(Tables::new(ifs, routes, crate::neighbor::NeighborMap::default()));
-        let lb = ctl.lb_show();
-        assert!(lb.records.is_empty());
-        assert_eq!(text(lb), [Response::Done { message: "no load-balancer service is configured".into() }]);
+        assert!(round_trip(ctl.lb_show()).is_empty());
+        assert_eq!(text(ctl.lb_show()), [Response::Done { message: "no load-balancer service is configured".into() }]);
     }
 
     #[test]

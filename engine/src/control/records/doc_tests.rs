@@ -21,7 +21,12 @@ pub(crate) trait Example {
 
 impl Example for StatRecord {
     fn example() -> Self {
-        StatRecord { port: Some("lan".into()), worker: Some(0), reason: Some("ip4-no-route".into()), ..Self::from_counter(&Counter { scope: "drop ip4-forward".into(), name: "ip4-no-route".into(), value: 5 }) }
+        StatRecord {
+            port: Some("lan".into()),
+            worker: Some(0),
+            reason: Some("ip4-no-route".into()),
+            ..Self::from_counter(&Counter { scope: "drop ip4-forward".into(), name: "ip4-no-route".into(), value: 5 })
+        }
     }
 }
 
@@ -46,7 +51,13 @@ impl Example for RouteSummary {
 
 impl Example for NeighborRecord {
     fn example() -> Self {
-        NeighborRecord { address: "198.19.1.2".parse().unwrap(), port: "wan".into(), mac: Some([2, 0, 0, 0, 0, 2]), state: crate::neighbor::NeighState::Reachable, age_ms: 1250 }
+        NeighborRecord {
+            address: "198.19.1.2".parse().unwrap(),
+            port: "wan".into(),
+            mac: Some([2, 0, 0, 0, 0, 2]),
+            state: crate::neighbor::NeighState::Reachable,
+            age_ms: 1250,
+        }
     }
 }
 
@@ -158,7 +169,12 @@ impl Example for FilterRuleRecord {
 impl Example for FilterSummary {
     fn example() -> Self {
         use crate::filter::rule::Action;
-        FilterSummary { rules: 1, default_policy: Action::Accept, port_policies: vec![filter::PortPolicy { port: "lan".into(), policy: Action::Accept }], default_hits: 12 }
+        FilterSummary {
+            rules: 1,
+            default_policy: Action::Accept,
+            port_policies: vec![filter::PortPolicy { port: "lan".into(), policy: Action::Accept }],
+            default_hits: 12,
+        }
     }
 }
 
@@ -291,9 +307,7 @@ fn docs_list_every_field_of_every_schema() {
         for (path, ty) in &code {
             match sec.fields.get(path) {
                 None => problems.push(format!("{}: `{path}` ({ty}) is not in the doc", schema.name)),
-                Some(doc_ty) if !doc_ty.contains(ty) => {
-                    problems.push(format!("{}: `{path}` is a {ty} in the code, `{doc_ty}` in the doc", schema.name))
-                }
+                Some(doc_ty) if !doc_ty.contains(ty) => problems.push(format!("{}: `{path}` is a {ty} in the code, `{doc_ty}` in the doc", schema.name)),
                 Some(_) => {}
             }
         }

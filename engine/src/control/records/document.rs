@@ -61,10 +61,7 @@ impl Document {
     /// Writes a chunk of rows (and the document's opening before the first).
     pub fn rows(&mut self, out: &mut dyn Write, r: &Records) -> io::Result<()> {
         if !self.shows || r.schema().name != self.name {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("the engine answered `{}` records to a `{}` request", r.schema().name, self.name),
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("the engine answered `{}` records to a `{}` request", r.schema().name, self.name)));
         }
         self.open(out, true)?;
         r.write_rows(out, &mut self.first)?;

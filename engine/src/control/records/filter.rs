@@ -82,13 +82,8 @@ mod tests {
 
     /// The rows as `ctl filter show` printed them before there were records.
     fn old_rows(f: &Filter) -> Vec<String> {
-        let mut rows: Vec<String> = f
-            .rules
-            .iter()
-            .zip(&f.hits)
-            .enumerate()
-            .map(|(i, (r, h))| format!("{i:>4}  {:<60} hits {}", r.text, h.load(Ordering::Relaxed)))
-            .collect();
+        let mut rows: Vec<String> =
+            f.rules.iter().zip(&f.hits).enumerate().map(|(i, (r, h))| format!("{i:>4}  {:<60} hits {}", r.text, h.load(Ordering::Relaxed))).collect();
         rows.push(format!("      default {:?}, per-port {:?}; hits {}", f.default, f.policy, f.default_hits.load(Ordering::Relaxed)));
         rows
     }

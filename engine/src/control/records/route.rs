@@ -1,6 +1,7 @@
 //! `ctl route show`: one record per route of the RIB (a prefix with a metric;
 //! a prefix may have several routes, the lowest metric wins).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -14,7 +15,7 @@ pub struct RouteRecord {
     #[serde(with = "super::values::text")]
     pub prefix: IpPrefix,
     /// `ipv4` or `ipv6`.
-    pub family: String,
+    pub family: Cow<'static, str>,
     pub metric: u32,
     /// One next hop, or the members of an ECMP group (more than one).
     pub nexthops: Vec<NextHopRecord>,
@@ -37,7 +38,7 @@ impl RouteRecord {
     pub fn new(prefix: IpPrefix, metric: u32, e: &NextHopEntry) -> RouteRecord {
         let family = if prefix.addr().is_ipv4() { "ipv4" } else { "ipv6" };
         let nexthops = e.hops().iter().map(|h| NextHopRecord { gateway: h.gateway, dev: h.dev.clone() }).collect();
-        RouteRecord { prefix, family: family.to_string(), metric, nexthops }
+        RouteRecord { prefix, family: Cow::Borrowed(family), metric, nexthops }
     }
 }
 
@@ -90,6 +91,6 @@ mod tests {
         );
         let r = parse_line("2001:2:0:9::/64 via 2001:2:0:2::2").unwrap().unwrap();
         let rec = RouteRecord::new(r.prefix, r.metric, &NextHopEntry::from_hops(r.hops).unwrap());
-        assert_eq!((rec.family.as_str(), rec.prefix.to_string().as_str()), ("ipv6", "2001:2:0:9::/64"));
+        assert_eq!((rec.family.as_ref(), rec.prefix.to_string().as_str()), ("ipv6", "2001:2:0:9::/64"));
     }
 }

@@ -38,15 +38,8 @@ pub struct StatsSummary {
 impl StatRecord {
     /// The record of a `ctl stats` row: the scope's words become labels.
     pub fn from_counter(c: &Counter) -> StatRecord {
-        let mut r = StatRecord {
-            group: Cow::Owned(c.scope.clone()),
-            name: c.name.clone(),
-            value: c.value,
-            port: None,
-            worker: None,
-            stage: None,
-            reason: None,
-        };
+        let mut r =
+            StatRecord { group: Cow::Owned(c.scope.clone()), name: c.name.clone(), value: c.value, port: None, worker: None, stage: None, reason: None };
         let (head, rest) = c.scope.split_once(' ').unwrap_or((c.scope.as_str(), ""));
         let worker = |w: &str| w.parse::<u16>().ok();
         match (head, rest) {

@@ -32,7 +32,10 @@ impl From<SocketAddr> for Endpoint {
 /// As `SocketAddr` shows it: `198.18.1.2:40000`, `[2001:2::1]:80`.
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        SocketAddr::new(self.addr, self.port).fmt(f)
+        match self.addr {
+            IpAddr::V4(a) => write!(f, "{a}:{}", self.port),
+            IpAddr::V6(a) => write!(f, "[{a}]:{}", self.port),
+        }
     }
 }
 
