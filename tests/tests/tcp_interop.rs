@@ -296,7 +296,9 @@ def one(c):
         if not b: break
         got += len(b)
     c.close()
-    print("got", got, file=sys.stderr, flush=True)
+    with lock:  # print() writes its pieces one by one: threads interleave them
+        sys.stderr.write("got %d\n" % got); sys.stderr.flush()
+lock = threading.Lock()
 while True:
     c, a = l.accept()
     threading.Thread(target=one, args=(c,)).start()
