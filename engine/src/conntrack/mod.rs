@@ -9,7 +9,9 @@
 //! [`port_owner`].
 
 pub mod rewrite;
+pub mod packet;
 pub mod table;
+pub mod track;
 
 pub use rewrite::Ep;
 pub use table::{Filtering, NatError, NatTable, SessionInfo, TableConfig, Timeouts};
