@@ -255,6 +255,7 @@ impl NatShared {
             workers: self.workers,
             statics: self.cfg.forwards.iter().map(|f| (f.proto, f.outside, f.inside)).collect(),
             reserved: self.reserved,
+            ct: None,
         }
     }
 

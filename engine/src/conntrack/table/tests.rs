@@ -1,5 +1,6 @@
 //! The NAT table against its RFC behaviours, and against a plain model.
 use super::*;
+use crate::conntrack::track::TrackConfig;
 use proptest::prelude::*;
 
 const X: u32 = 0xc613_0101; // 198.19.1.1
@@ -284,4 +285,98 @@ proptest! {
             prop_assert_eq!(t.counts(), (m.sess.len() as u32, m.maps.len() as u32));
         }
     }
+}
+
+// ---- plain entries (the stateful filter's flows) ------------------------------------------
+
+fn ct_table(cap: u32) -> NatTable {
+    table(|c| {
+        c.max_sessions = cap;
+        c.ct = Some(CtTableConfig { max_entries: cap, track: TrackConfig::default() });
+    })
+}
+
+fn tuple4(proto: u8, src: u32, sport: u16, dst: u32, dport: u16) -> Tuple {
+    Tuple { family: 4, proto, src: u128::from(src), dst: u128::from(dst), sport, dport }
+}
+
+fn udp_track() -> Track {
+    Track::other_new(crate::conntrack::track::class::UDP)
+}
+
+#[test]
+fn plain_entries_are_found_both_ways_and_apart_from_nat_sessions() {
+    let mut t = ct_table(16);
+    let f = tuple4(PROTO_UDP, A, 40000, R, 53);
+    assert_eq!(t.ct_find(&f), None);
+    let s = t.ct_insert(&f, udp_track(), 0).unwrap();
+    assert_eq!(t.ct_find(&f), Some(Found { slot: s, dir: 0 }));
+    assert_eq!(t.ct_find(&f.reversed()), Some(Found { slot: s, dir: 1 }));
+    assert_eq!(t.ct_find(&tuple4(PROTO_UDP, A, 40001, R, 53)), None);
+    assert_eq!(t.ct_find(&tuple4(PROTO_TCP, A, 40000, R, 53)), None, "the protocol is part of the key");
+    // A NAT session of the same endpoints is another entry.
+    let e = t.outbound(PROTO_UDP, Ep::new(A, 40000), Ep::new(R, 53), 0, 0).unwrap();
+    let ns = t.last_slot().unwrap();
+    assert_ne!(ns, s);
+    assert_eq!(t.out_slot(PROTO_UDP, Ep::new(A, 40000), Ep::new(R, 53)), Some(ns));
+    assert_eq!(t.find_inbound_slot(PROTO_UDP, e, Ep::new(R, 53)), Some(ns));
+    assert!(t.is_nat(ns) && !t.is_nat(s));
+    assert_eq!(t.ct_find(&f), Some(Found { slot: s, dir: 0 }));
+    // `nat show` counts and lists sessions only; `conn show` lists both.
+    assert_eq!(t.counts(), (1, 1));
+    assert_eq!(t.entries(), 2);
+    assert_eq!(t.dump(0).len(), 1);
+    let rows = t.conn_dump(0);
+    assert_eq!(rows.len(), 2);
+    let plain = rows.iter().find(|r| !r.nat).unwrap();
+    assert_eq!((plain.orig, plain.reply), (f, f.reversed()));
+    let nat = rows.iter().find(|r| r.nat).unwrap();
+    assert_eq!((nat.reply.dst, nat.reply.dport), (u128::from(e.addr), e.port), "the reply goes to the outside endpoint");
+    // A NAT flush leaves the plain entry.
+    t.flush();
+    assert_eq!((t.counts(), t.entries()), ((0, 0), 1));
+    assert_eq!(t.ct_find(&f.reversed()), Some(Found { slot: s, dir: 1 }));
+}
+
+#[test]
+fn ipv6_plain_entries() {
+    let mut t = ct_table(16);
+    let a: u128 = 0x2001_0002_0000_0001_0000_0000_0000_0002;
+    let b: u128 = 0x2001_0002_0000_0002_0000_0000_0000_0002;
+    let f = Tuple { family: 6, proto: PROTO_TCP, src: a, dst: b, sport: 40000, dport: 80 };
+    let s = t.ct_insert(&f, Track::default(), 0).unwrap();
+    assert_eq!(t.ct_find(&f.reversed()), Some(Found { slot: s, dir: 1 }));
+    assert_eq!(t.ct_find(&Tuple { dst: b + 1, ..f }), None);
+    // The same numbers as IPv4 are another flow.
+    assert_eq!(t.ct_find(&Tuple { family: 4, ..tuple4(PROTO_TCP, a as u32, 40000, b as u32, 80) }), None);
+    assert_eq!(t.conn_dump(0)[0].orig, f);
+    t.remove_slot(s);
+    assert_eq!((t.ct_find(&f), t.entries()), (None, 0));
+}
+
+#[test]
+fn plain_entries_expire_by_their_class_and_a_full_table_evicts() {
+    let mut t = ct_table(4);
+    let mut slots = Vec::new();
+    for i in 0..4u16 {
+        slots.push(t.ct_insert(&tuple4(PROTO_UDP, A, 1000 + i, R, 53), udp_track(), 0).unwrap());
+    }
+    // Assure all but one: only that one may be evicted.
+    for &s in &slots[1..] {
+        t.track_mut(s).unwrap().status |= crate::conntrack::track::ASSURED;
+    }
+    let n = t.ct_insert(&tuple4(PROTO_UDP, A, 2000, R, 53), udp_track(), 0).unwrap();
+    assert_eq!(t.ct_counts.evicted, 1);
+    assert_eq!(t.ct_find(&tuple4(PROTO_UDP, A, 1000, R, 53)), None, "the unassured entry went");
+    assert_eq!(t.ct_find(&tuple4(PROTO_UDP, A, 2000, R, 53)).map(|f| f.slot), Some(n));
+    t.track_mut(n).unwrap().status |= crate::conntrack::track::ASSURED;
+    assert_eq!(t.ct_insert(&tuple4(PROTO_UDP, A, 3000, R, 53), udp_track(), 0), Err(CtFull::Full));
+    assert_eq!(t.ct_counts.full, 1);
+    // UDP: 30 s by default.
+    t.ct_touch(n, 1, 10_000, true);
+    assert_eq!(t.expire(29_999, 100), 0);
+    assert_eq!(t.expire(39_999, 100), 3, "the three untouched since 0");
+    assert_eq!(t.expire(40_000, 100), 1);
+    assert_eq!(t.ct_counts.expired, 4);
+    assert_eq!(t.entries(), 0);
 }
