@@ -351,8 +351,10 @@ pub struct NatTable {
     live_mappings: u32,
     /// NAT sessions alive (the slab also holds plain entries).
     nat_sessions: u32,
-    /// The slot the last NAT lookup found or made (the filter tracks it).
+    /// The slot the last NAT lookup found or made (the filter tracks it),
+    /// and whether it made it.
     last_slot: Option<u32>,
+    last_created: bool,
     /// Keyed digests of IPv6 plain tuples (two independent halves).
     d6: (Seeded, Seeded),
     pub ct_counts: CtCounts,
@@ -379,6 +381,7 @@ impl NatTable {
             live_mappings: 0,
             nat_sessions: 0,
             last_slot: None,
+            last_created: false,
             d6: (crate::hashing::seeded(), crate::hashing::seeded()),
             ct_counts: CtCounts::default(),
             sweep: 0,
@@ -428,6 +431,7 @@ impl NatTable {
         let remote = norm(proto, remote);
         if let Some(&s) = self.out.get(&FlowKey::new(proto, inside, remote)) {
             self.last_slot = Some(s);
+            self.last_created = false;
             return Ok(self.outbound_at(s, proto, tcp_flags, now_ms));
         }
         self.new_outbound(proto, inside, remote, tcp_flags, now_ms)
@@ -455,6 +459,11 @@ impl NatTable {
     /// The NAT session that the last `outbound`/`inbound` found or made.
     pub fn last_slot(&self) -> Option<u32> {
         self.last_slot
+    }
+
+    /// Whether the last `outbound`/`inbound` made its session.
+    pub fn last_created(&self) -> bool {
+        self.last_created
     }
 
     #[cold]
@@ -497,6 +506,7 @@ impl NatTable {
         let remote = norm(proto, remote);
         if let Some(&s) = self.inb.get(&FlowKey::new(proto, outside, remote)) {
             self.last_slot = Some(s);
+            self.last_created = false;
             let sess = &mut self.sessions[s as usize];
             sess.last_ms = now_ms;
             sess.pkts_in += 1;
@@ -558,6 +568,11 @@ impl NatTable {
     /// the remote endpoint itself).
     pub fn find_inbound(&self, proto: u8, outside: Ep, remote: Ep) -> Option<Ep> {
         self.find_inbound_slot(proto, outside, remote).map(|s| self.sessions[s as usize].inside)
+    }
+
+    /// The inside endpoint of session `slot`.
+    pub fn inside_of(&self, slot: u32) -> Option<Ep> {
+        self.sessions.get(slot).filter(|s| s.kind == KIND_NAT).map(|s| s.inside)
     }
 
     /// The session (outside, remote), if any.
@@ -642,6 +657,7 @@ impl NatTable {
         // Not full: the callers checked.
         let Some(idx) = self.sessions.insert(s) else { return };
         self.last_slot = Some(idx);
+        self.last_created = true;
         self.nat_sessions += 1;
         self.out.insert(FlowKey::new(proto, inside, remote), idx);
         self.inb.insert(FlowKey::new(proto, outside, remote), idx);

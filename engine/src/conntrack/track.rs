@@ -478,6 +478,14 @@ impl Track {
         Some(t)
     }
 
+    /// A TCP connection the tracker meets in the middle (a NAT session made
+    /// before the filter became stateful): established, checked liberally
+    /// (its windows and scales are unknown); `status` bits kept.
+    pub fn picked_up(status: u8) -> Track {
+        let side = Side { flags: F_SACK_PERM | F_BE_LIBERAL, ..Side::default() };
+        Track { tcp: ES, status: status | TRACKED, class: class::TCP_ESTABLISHED, last: I_NONE, seen: [side, side], ..Track::default() }
+    }
+
     /// An entry of another protocol, from its first packet.
     pub fn other_new(class: u8) -> Track {
         Track { status: TRACKED, class, ..Track::default() }

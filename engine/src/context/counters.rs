@@ -125,6 +125,8 @@ reasons! {
     FilterDrop = "filter-drop", "filter";
     /// Rejected by a filter rule (ICMP prohibited or TCP RST sent).
     FilterReject = "filter-reject", "filter";
+    /// A new connection the stateful filter accepted, but the connection table was full.
+    CtTableFull = "ct-table-full", "filter";
     /// Tagged with a VLAN the ingress switch port does not carry.
     L2VlanNotAllowed = "l2-vlan-not-allowed", "l2";
     /// Untagged or priority-tagged frame on a trunk port (no native VLAN).

@@ -145,6 +145,8 @@ struct RawConfig {
     routing: RawRouting,
     #[serde(default)]
     filter: crate::filter::config::RawFilter,
+    #[serde(default)]
+    conntrack: Option<crate::filter::config::RawConntrack>,
     #[serde(default, rename = "bridge")]
     bridges: Vec<crate::l2::config::RawBridge>,
     #[serde(default)]
@@ -368,6 +370,9 @@ pub struct Config {
     pub ports: Vec<PortConfig>,
     pub routing: RoutingConfig,
     pub filter: FilterConfig,
+    /// Connection tracking for the stateful filter: `[conntrack]`, or
+    /// defaults when a rule matches `ct state` (None: stateless).
+    pub conntrack: Option<crate::filter::config::ConntrackConfig>,
     pub bridges: Vec<BridgeConfig>,
     /// NAT44, when `[nat]` is configured.
     pub nat: Option<crate::nat::NatConfig>,
@@ -494,6 +499,7 @@ impl Config {
         // names, roles or addresses.
         let names: Vec<PortName<'_>> = ports.iter().map(|p| PortName { name: &p.name, interface: &p.interface }).collect();
         let filter = crate::filter::config::validate(&mut ck, raw.filter, &names);
+        let conntrack = crate::filter::config::validate_conntrack(&mut ck, raw.conntrack, &filter);
         let roles: Vec<crate::nat::Role> = ports.iter().map(|p| p.nat).collect();
         let nat = crate::nat::config::validate(&mut ck, raw.nat, &roles);
         let addrs: Vec<(IpAddr, u8)> = ports.iter().flat_map(|p| p.addresses.iter().map(|a| (a.addr, a.prefix_len))).collect();
@@ -504,7 +510,7 @@ impl Config {
         let udp_echo = crate::router::config::validate_udp(&mut ck, raw.udps);
         let impair = crate::impair::validate(&mut ck, raw.impair, &names);
         if ck.errors.is_empty() {
-            Ok(Config { engine, ports, routing, filter, bridges, nat, lb, tcp, tcp_stack, udp_echo, impair })
+            Ok(Config { engine, ports, routing, filter, conntrack, bridges, nat, lb, tcp, tcp_stack, udp_echo, impair })
         } else {
             Err(ConfigErrors(ck.errors))
         }

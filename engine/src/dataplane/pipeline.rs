@@ -21,7 +21,7 @@
 //!
 //! ```text
 //! ip4-input ─► prerouting4: lb (VIP, full-NAT addresses) ─► nat (outside addresses) ─► local | forward
-//! ip4/ip6-forward ─► forward: filter ─► MTU ─► postrouting4: nat (SNAT) ─► lb (DNAT replies) ─► TTL, neighbor
+//! ip4/ip6-forward ─► forward: filter (stateful: conntrack on the NAT's table) ─► MTU ─► postrouting4: nat (SNAT) ─► lb (DNAT replies) ─► TTL, neighbor
 //! local tcp ─► lb health-probe answers ─► tcp endpoint
 //! arp ─► answers_arp: nat pool on outside ports, lb VIPs
 //! ```
@@ -33,6 +33,7 @@ use crate::context::counters::{Drop, Stage};
 use crate::context::events::Event;
 use crate::context::tables::PortMode;
 use crate::context::{wall_ns, Ctx, Hooks, Pre, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HDR};
+use crate::filter::conn::{After, CtWorker, Hint, Outcome, Place};
 use crate::filter::Filter;
 use crate::l2;
 use crate::l3::poptrie::NO_ROUTE;
@@ -49,6 +50,8 @@ use crate::xsk::{Desc, BURST};
 #[derive(Debug, Default)]
 pub struct Features {
     pub nat: Option<NatWorker>,
+    /// The stateful filter's tracker (its own table when there is no NAT).
+    pub ct: Option<CtWorker>,
     pub lb: Option<LbWorker>,
     pub tcp: Option<TcpStack>,
 }
@@ -58,8 +61,10 @@ impl Features {
     pub fn new(tables: &Tables, worker: u16) -> Features {
         // MSS from the smallest port MTU (IPv4 and TCP headers without options).
         let mss = tables.ifs.ports.iter().map(|p| p.mtu).min().unwrap_or(1500).saturating_sub(40);
+        let ct = tables.ct.as_deref();
         Features {
-            nat: tables.nat.as_deref().map(|n| NatWorker::new(n, worker)),
+            nat: tables.nat.as_deref().map(|n| NatWorker::with_tracking(n, worker, ct.map(|c| c.table_part()))),
+            ct: ct.map(|c| CtWorker::new(c, worker, tables.nat.is_none())),
             lb: tables.lb.as_deref().map(|l| LbWorker::new(l, worker)),
             tcp: tables.tcp.as_deref().map(|t| TcpStack::new(t, mss, worker)),
         }
@@ -68,7 +73,9 @@ impl Features {
     /// A `ctl` dump is under way (NAT sessions, TCP connections): it goes on
     /// one slice per loop iteration, so the worker should not sleep long.
     pub fn dumping(&self) -> bool {
-        self.nat.as_ref().is_some_and(NatWorker::dumping) || self.tcp.as_ref().is_some_and(|t| t.tw.dumping())
+        self.nat.as_ref().is_some_and(NatWorker::dumping)
+            || self.tcp.as_ref().is_some_and(|t| t.tw.dumping())
+            || self.ct.as_ref().is_some_and(CtWorker::dumping)
     }
 }
 
@@ -86,6 +93,9 @@ pub struct Stages<'a> {
 impl Hooks for Stages<'_> {
     #[inline]
     fn prerouting4(&mut self, ctx: &mut Ctx, port: u16, d: Desc, dst: Ipv4Addr) -> Pre {
+        if let Some(w) = self.features.nat.as_mut() {
+            w.seen = None;
+        }
         let mut dst = dst;
         let mut translated = false;
         if let (Some(lb), Some(w)) = (self.tables.lb.as_deref(), self.features.lb.as_mut()) {
@@ -127,14 +137,56 @@ impl Hooks for Stages<'_> {
 
     #[inline]
     fn forward(&mut self, ctx: &mut Ctx, in_port: u16, out_port: u16, d: Desc) -> bool {
-        crate::filter::stage::forward(ctx, self.filter, in_port, out_port, d)
+        let hint = self.scratch.cur.take();
+        self.scratch.after = After::Nothing;
+        let filter = self.filter;
+        if !filter.is_stateful() {
+            return crate::filter::stage::forward(ctx, filter, in_port, out_port, d);
+        }
+        let (Some(shared), Some(cw)) = (self.tables.ct.as_deref(), self.features.ct.as_mut()) else {
+            // No connection table: the control thread refuses `ct` rules then.
+            return crate::filter::stage::forward(ctx, filter, in_port, out_port, d);
+        };
+        let outcome = match (self.tables.nat.as_deref(), self.features.nat.as_mut()) {
+            (Some(nat), Some(nw)) => {
+                let v4 = ctx.ip_of(&d).first().is_some_and(|b| b >> 4 == 4);
+                let owner = |pk: &crate::conntrack::packet::CtPacket| crate::nat::stage::ct_owner(nat, pk);
+                let place = match hint {
+                    Some(h) if h.addr == d.addr => Place::Known(h),
+                    _ if v4 && crate::nat::stage::translates(nat, in_port, out_port) => Place::NatOut(&owner),
+                    _ => Place::Plain,
+                };
+                crate::filter::conn::forward(ctx, filter, shared, &mut cw.local, &mut nw.table, place, in_port, out_port, d)
+            }
+            _ => match cw.own.as_mut() {
+                Some(t) => crate::filter::conn::forward(ctx, filter, shared, &mut cw.local, t, Place::Plain, in_port, out_port, d),
+                None => return crate::filter::stage::forward(ctx, filter, in_port, out_port, d),
+            },
+        };
+        match outcome {
+            Outcome::Consumed => false,
+            Outcome::Pass(after) => {
+                self.scratch.after = after;
+                true
+            }
+        }
     }
 
     #[inline]
     fn postrouting4(&mut self, ctx: &mut Ctx, in_port: u16, out_port: u16, d: Desc) -> bool {
+        let after = std::mem::replace(&mut self.scratch.after, After::Nothing);
         if let (Some(nat), Some(w)) = (self.tables.nat.as_deref(), self.features.nat.as_mut()) {
-            if crate::nat::stage::translates(nat, in_port, out_port) && !crate::nat::stage::postrouting(ctx, nat, w, in_port, d) {
-                return false;
+            if crate::nat::stage::translates(nat, in_port, out_port) {
+                let known = match after {
+                    After::NatAt(slot) => Some(slot),
+                    _ => None,
+                };
+                if !crate::nat::stage::postrouting(ctx, nat, w, in_port, d, known) {
+                    return false;
+                }
+                if let After::NatNew(t) = after {
+                    crate::filter::conn::nat_made(&mut w.table, t);
+                }
             }
         }
         if let (Some(lb), Some(w)) = (self.tables.lb.as_deref(), self.features.lb.as_mut()) {
@@ -176,6 +228,12 @@ impl Hooks for Stages<'_> {
 pub struct Scratch {
     fwd4: [Desc; BURST],
     dst4: [u32; BURST],
+    /// What the NAT's prerouting found for each packet to forward (for the stateful filter).
+    hint4: [Option<Hint>; BURST],
+    /// The hint of the packet being forwarded.
+    cur: Option<Hint>,
+    /// What the stateful filter left for the NAT's postrouting, for the packet being forwarded.
+    after: After,
     fwd6: [Desc; BURST],
     dst6: [u128; BURST],
     leaves: [crate::l3::poptrie::Leaf; BURST],
@@ -186,6 +244,9 @@ impl Default for Scratch {
         Scratch {
             fwd4: [Desc::default(); BURST],
             dst4: [0; BURST],
+            hint4: [None; BURST],
+            cur: None,
+            after: After::Nothing,
             fwd6: [Desc::default(); BURST],
             dst6: [0; BURST],
             leaves: [NO_ROUTE; BURST],
@@ -228,6 +289,12 @@ pub fn process_burst(ctx: &mut Ctx, stages: &mut Stages, port: u16, descs: &[Des
                 if let Some(dst) = ip4::input(ctx, stages, port, d) {
                     stages.scratch.fwd4[n4] = d;
                     stages.scratch.dst4[n4] = dst;
+                    stages.scratch.hint4[n4] = stages.features.nat.as_mut().and_then(|w| w.seen.take()).map(|s| Hint {
+                        addr: d.addr,
+                        slot: s.slot,
+                        created: s.created,
+                        related: s.related,
+                    });
                     n4 += 1;
                 }
             }
@@ -249,6 +316,7 @@ pub fn process_burst(ctx: &mut Ctx, stages: &mut Stages, port: u16, descs: &[Des
         ctx.routes.fib.lookup_v4_batch(&sc.dst4[..n4], &mut sc.leaves[..n4]);
         for i in 0..n4 {
             let (d, dst, leaf) = (stages.scratch.fwd4[i], stages.scratch.dst4[i], stages.scratch.leaves[i]);
+            stages.scratch.cur = stages.scratch.hint4[i];
             ip4::forward(ctx, stages, port, d, Ipv4Addr::from(dst), leaf);
         }
     }
@@ -258,6 +326,7 @@ pub fn process_burst(ctx: &mut Ctx, stages: &mut Stages, port: u16, descs: &[Des
         ctx.routes.fib.lookup_v6_batch(&sc.dst6[..n6], &mut sc.leaves[..n6]);
         for i in 0..n6 {
             let (d, dst, leaf) = (stages.scratch.fwd6[i], stages.scratch.dst6[i], stages.scratch.leaves[i]);
+            stages.scratch.cur = None;
             ip6::forward(ctx, stages, port, d, Ipv6Addr::from(dst), leaf);
         }
     }

@@ -24,6 +24,8 @@ pub struct Tables {
     pub l2: crate::l2::Switch,
     /// The NAT's shared part (None: no NAT configured).
     pub nat: Option<Arc<crate::nat::NatShared>>,
+    /// The stateful filter's connection tracking (None: stateless).
+    pub ct: Option<Arc<crate::filter::conn::CtShared>>,
     /// The load balancer's services (None: none configured).
     pub lb: Option<Arc<crate::lb::LbShared>>,
     /// The TCP endpoint's applications (None: none).
@@ -52,6 +54,7 @@ impl Tables {
             filter: ArcSwap::from_pointee(crate::filter::Filter::default()),
             l2: crate::l2::Switch::default(),
             nat: None,
+            ct: None,
             lb: None,
             tcp: None,
             impair: None,
@@ -74,6 +77,12 @@ impl Tables {
     /// The same tables with the impairment stage on.
     pub fn with_impair(mut self, impair: crate::impair::ImpairConfig) -> Tables {
         self.impair = Some(impair);
+        self
+    }
+
+    /// The same tables with connection tracking for the filter.
+    pub fn with_ct(mut self, ct: crate::filter::conn::CtShared) -> Tables {
+        self.ct = Some(Arc::new(ct));
         self
     }
 

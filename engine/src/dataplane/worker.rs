@@ -293,6 +293,9 @@ impl<P: Port> Worker<P> {
             if let (Some(nat), Some(w)) = (tables.nat.as_deref(), self.features.nat.as_mut()) {
                 w.service(nat, self.cfg.id, now_ms, behind);
             }
+            if let (Some(ct), Some(w)) = (tables.ct.as_deref(), self.features.ct.as_mut()) {
+                w.service(ct, self.features.nat.as_mut().map(|n| &mut n.table), self.cfg.id, now_ms, behind);
+            }
             if let (Some(shared), Some(t)) = (tables.tcp.as_deref(), self.features.tcp.as_mut()) {
                 crate::tcp::endpoint::service(&mut ctx, t, shared, behind);
             }

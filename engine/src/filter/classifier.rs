@@ -2,8 +2,8 @@
 //!
 //! Every rule becomes a (mask, value) pair over the packed header fields:
 //! prefixes are masks, exact fields (an exact port included) are all-ones
-//! masks, absent fields are zero masks. Port *ranges* and TCP flags are not
-//! in the key: they are checked after the hash hit (expanding ranges into
+//! masks, absent fields are zero masks. Port *ranges*, TCP flags and `ct
+//! state` are not in the key: they are checked after the hash hit (expanding ranges into
 //! aligned blocks multiplies the masks, and the masks are what a lookup
 //! pays for). Rules with the same mask form a *tuple*, one hash table keyed
 //! by the masked fields, holding the rules with that key in rule order. A lookup masks the packet's fields once per
@@ -69,6 +69,8 @@ struct Residual {
     sport: Option<PortRange>,
     dport: Option<PortRange>,
     flags: Option<(u8, u8)>,
+    /// `ct state` bits (the packet's state must be one of them).
+    ct: Option<u8>,
 }
 
 impl Residual {
@@ -77,6 +79,7 @@ impl Residual {
         self.sport.is_none_or(|r| r.contains(f.sport))
             && self.dport.is_none_or(|r| r.contains(f.dport))
             && self.flags.is_none_or(|(v, m)| f.tcp_flags & m == v)
+            && self.ct.is_none_or(|c| c & f.ct_state != 0)
     }
 }
 
@@ -145,6 +148,7 @@ fn entry(m: &Match, rule: u32) -> Option<(Key, Key, Residual)> {
         tcp_flags: 0,
         icmp_type: it,
         icmp_code: ic,
+        ct_state: 0,
     };
     let mask = Fields {
         iif: iif_m,
@@ -162,9 +166,10 @@ fn entry(m: &Match, rule: u32) -> Option<(Key, Key, Residual)> {
         tcp_flags: 0,
         icmp_type: it_m,
         icmp_code: ic_m,
+        ct_state: 0,
     };
     let mask = Key::of(&mask);
-    Some((mask, Key::of(&value).and(&mask), Residual { rule, sport: sres, dport: dres, flags: m.tcp_flags }))
+    Some((mask, Key::of(&value).and(&mask), Residual { rule, sport: sres, dport: dres, flags: m.tcp_flags, ct: m.ct_state }))
 }
 
 #[derive(Debug)]
@@ -281,13 +286,20 @@ mod tests {
             Just("icmp type echo-request ".to_string()),
         ];
         let port = prop_oneof![Just(String::new()), Just("iif lan ".to_string()), Just("oif wan ".to_string())];
+        let ct = prop_oneof![
+            3 => Just(String::new()),
+            1 => Just("ct state new ".to_string()),
+            1 => Just("ct state established,related ".to_string()),
+            1 => Just("ct state invalid ".to_string()),
+        ];
         let act = prop_oneof![Just("accept"), Just("drop")];
-        (port, src, dst, l4, act).prop_map(|(p, s, d, l, a)| format!("{p}{s}{d}{l}{a}"))
+        (port, ct, src, dst, l4, act).prop_map(|(p, c, s, d, l, a)| format!("{p}{c}{s}{d}{l}{a}"))
     }
 
     fn arb_fields() -> impl Strategy<Value = Fields> {
-        (0u16..3, 0u16..3, 0u32..8, 0u32..512, prop_oneof![Just(1u8), Just(6), Just(17)], 76u16..90, 48u16..56, any::<u8>(), prop_oneof![Just(0u8), Just(8)])
-            .prop_map(|(iif, oif, s, d, proto, dport, sport, flags, it)| Fields {
+        let ct = prop_oneof![Just(1u8), Just(2), Just(4), Just(8)];
+        ((0u16..3, 0u16..3, 0u32..8, 0u32..512, prop_oneof![Just(1u8), Just(6), Just(17)], 76u16..90, 48u16..56, any::<u8>(), prop_oneof![Just(0u8), Just(8)]), ct)
+            .prop_map(|((iif, oif, s, d, proto, dport, sport, flags, it), ct_state)| Fields {
                 iif,
                 oif,
                 family: 4,
@@ -299,6 +311,7 @@ mod tests {
                 dport: if proto == 1 { 0 } else { dport },
                 tcp_flags: if proto == 6 { flags } else { 0 },
                 icmp_type: if proto == 1 { it } else { 0 },
+                ct_state,
                 ..Fields::default()
             })
     }

@@ -6,6 +6,8 @@
 //! - [`classifier`]: tuple space search over the rules (cost flat in the rule count).
 //! - [`stage`]: the forward hook (accept, drop, reject with ICMP or a TCP RST
 //!   built by `context::reject`).
+//! - [`conn`]: the stateful filter: connection tracking for `ct state` rules
+//!   on the NAT's connection table (`conntrack`).
 //!
 //! The control thread owns the rule list; it compiles a [`Filter`] and
 //! publishes it (arc-swap) on every change. Hit counters are relaxed atomics
@@ -15,6 +17,7 @@
 
 pub mod classifier;
 pub mod config;
+pub mod conn;
 pub mod stage;
 pub mod rule;
 
@@ -38,13 +41,22 @@ pub struct Filter {
     pub default: Action,
     /// Packets the default policy decided.
     pub default_hits: AtomicU64,
+    /// Some rule matches `ct state`: packets are tracked (`conn`).
+    stateful: bool,
 }
 
 impl Filter {
     pub fn new(rules: Vec<Rule>, default: Action, policy: Vec<Action>) -> Filter {
         let classifier = Classifier::build(&rules);
         let hits = rules.iter().map(|_| AtomicU64::new(0)).collect();
-        Filter { rules, classifier, hits, policy, default, default_hits: AtomicU64::new(0) }
+        let stateful = rules.iter().any(|r| r.m.ct_state.is_some());
+        Filter { rules, classifier, hits, policy, default, default_hits: AtomicU64::new(0), stateful }
+    }
+
+    /// Some rule matches `ct state`: every forwarded packet is tracked.
+    #[inline]
+    pub fn is_stateful(&self) -> bool {
+        self.stateful
     }
 
     /// Copies hit counts of rules with the same text from `old`.

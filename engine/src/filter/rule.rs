@@ -8,12 +8,17 @@
 //! ip6 saddr 2001:2:0:1::/64 icmpv6 type echo-request accept
 //! ether saddr 02:00:00:00:00:01 drop
 //! oif wan udp dport 53 reject
+//! ct state established,related accept
+//! iif lan ct state new accept
 //! ```
 //!
 //! Selectors: `iif PORT`, `oif PORT`, `ether saddr|daddr MAC`, `ether type ip|ip6|arp|0xNNNN`,
 //! `vlan id N`, `ip saddr|daddr PREFIX`, `ip6 saddr|daddr PREFIX`, `meta l4proto tcp|udp|icmp|icmpv6|N`,
 //! `tcp|udp sport|dport N[-M]`, `tcp flags F[,F] [/ F[,F]]` (flags that must be set, under a mask:
-//! `syn / syn,ack` is "SYN set and ACK clear"), `icmp|icmpv6 type NAME|N [code N]`.
+//! `syn / syn,ack` is "SYN set and ACK clear"), `icmp|icmpv6 type NAME|N [code N]`,
+//! `ct state STATE[,STATE]` or `ct state { STATE, STATE }` with STATE one of `new`,
+//! `established`, `related`, `invalid` (connection tracking: `conntrack::track`; a rule set
+//! with a `ct` rule makes the filter stateful).
 //! Actions: `accept`, `drop`, `reject` (ICMP administratively prohibited),
 //! `reject with tcp reset`, `reject with icmp admin-prohibited`.
 
@@ -77,6 +82,8 @@ pub struct Match {
     pub tcp_flags: Option<(u8, u8)>,
     pub icmp_type: Option<u8>,
     pub icmp_code: Option<u8>,
+    /// `ct state`: the packet's connection-tracking state is one of these bits.
+    pub ct_state: Option<u8>,
 }
 
 /// A rule: conditions, action, and the text it was written as (for `show`).
@@ -108,6 +115,9 @@ pub struct Fields {
     pub tcp_flags: u8,
     pub icmp_type: u8,
     pub icmp_code: u8,
+    /// The packet's connection-tracking state (`conntrack::track::ct_state`
+    /// bit; 0 when the filter is stateless).
+    pub ct_state: u8,
 }
 
 pub fn mac_u64(m: &Mac) -> u64 {
@@ -148,6 +158,7 @@ impl Match {
             && self.tcp_flags.is_none_or(|(v, m)| f.tcp_flags & m == v)
             && self.icmp_type.is_none_or(|v| v == f.icmp_type)
             && self.icmp_code.is_none_or(|v| v == f.icmp_code)
+            && self.ct_state.is_none_or(|v| v & f.ct_state != 0)
     }
 
     /// Only a source prefix (and nothing else): such a drop rule can be
@@ -351,6 +362,26 @@ impl Rule {
                         m.icmp_code = Some(c.parse().map_err(|_| format!("bad ICMP code `{c}`"))?);
                     }
                 }
+                "ct" => {
+                    if next(&mut i, w)? != "state" {
+                        return Err("expected `ct state STATE[,STATE]`".into());
+                    }
+                    let mut list = next(&mut i, "ct state")?.to_string();
+                    if list.starts_with('{') {
+                        while !list.ends_with('}') {
+                            list.push_str(next(&mut i, "ct state {")?);
+                        }
+                    }
+                    let mut bits = 0u8;
+                    for name in list.trim_start_matches('{').trim_end_matches('}').split(',').map(str::trim).filter(|x| !x.is_empty()) {
+                        bits |= crate::conntrack::track::ct_state::parse(name)
+                            .ok_or_else(|| format!("unknown ct state `{name}` (new established related invalid)"))?;
+                    }
+                    if bits == 0 {
+                        return Err("`ct state` needs a state".into());
+                    }
+                    m.ct_state = Some(m.ct_state.unwrap_or(0xff) & bits);
+                }
                 "accept" | "drop" | "reject" => {
                     let a = match w {
                         "accept" => Action::Accept,
@@ -427,6 +458,13 @@ mod tests {
         assert_eq!(parse("icmp type 3 code 4 accept").unwrap().m.icmp_code, Some(4));
         assert_eq!(parse("tcp flags == syn accept").unwrap().m.tcp_flags, Some((2, 0xff)));
         assert!(parse("ip saddr 198.18.0.0/15 drop").unwrap().m.is_src_prefix_only());
+        use crate::conntrack::track::ct_state::*;
+        assert_eq!(parse("ct state established,related accept").unwrap().m.ct_state, Some(ESTABLISHED | RELATED));
+        assert_eq!(parse("ct state { established, related } accept").unwrap().m.ct_state, Some(ESTABLISHED | RELATED));
+        assert_eq!(parse("ct state {new} accept").unwrap().m.ct_state, Some(NEW));
+        let r = parse("iif lan ct state new tcp dport 22 accept").unwrap();
+        assert_eq!((r.m.iif, r.m.ct_state, r.m.proto), (Some(0), Some(NEW), Some(6)));
+        assert!(!parse("ip saddr 198.18.0.0/15 ct state invalid drop").unwrap().m.is_src_prefix_only(), "not for XDP");
         assert!(!parse("iif lan ip saddr 198.18.0.0/15 drop").unwrap().m.is_src_prefix_only());
     }
 
@@ -443,6 +481,10 @@ mod tests {
             ("frob drop", "unknown selector"),
             ("tcp dport 80 udp sport 1 drop", "two different protocols"),
             ("vlan id 5000 drop", "bad VLAN"),
+            ("ct state bogus drop", "unknown ct state"),
+            ("ct status new drop", "ct state"),
+            ("ct state drop", "unknown ct state"),
+            ("ct state { new accept", "needs a value"),
         ] {
             let e = parse(bad).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");

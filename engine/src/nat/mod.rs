@@ -275,6 +275,19 @@ pub struct NatWorker {
     last_sweep_ms: u64,
     /// Where this worker is in a `ctl nat show`/`flush` (a slice per loop).
     dump: Cursor,
+    /// The session the last inbound translation found or made (slot,
+    /// made now, an ICMP error about it): the stateful filter tracks the
+    /// packet on it instead of looking it up again. Cleared before each
+    /// packet's prerouting by the pipeline.
+    pub seen: Option<Seen>,
+}
+
+/// What an inbound translation found (`NatWorker::seen`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    pub slot: u32,
+    pub created: bool,
+    pub related: bool,
 }
 
 /// How often a worker looks for expired sessions, and how many slots per look.
@@ -283,7 +296,14 @@ const SWEEP_BUDGET: usize = 2048;
 
 impl NatWorker {
     pub fn new(shared: &NatShared, w: u16) -> NatWorker {
-        NatWorker { table: NatTable::new(shared.table_config(w)), frags: frag::FragTable::default(), last_sweep_ms: 0, dump: Cursor::default() }
+        Self::with_tracking(shared, w, None)
+    }
+
+    /// The same, with a table that also tracks connections for the stateful filter.
+    pub fn with_tracking(shared: &NatShared, w: u16, ct: Option<crate::conntrack::CtTableConfig>) -> NatWorker {
+        let mut cfg = shared.table_config(w);
+        cfg.ct = ct;
+        NatWorker { table: NatTable::new(cfg), frags: frag::FragTable::default(), last_sweep_ms: 0, dump: Cursor::default(), seen: None }
     }
 
     /// A `ctl nat show` or `flush` is under way (the worker should not sleep long).

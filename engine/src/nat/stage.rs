@@ -73,8 +73,10 @@ fn inbound(ctx: &mut Ctx, nat: &NatShared, w: &mut NatWorker, port: u16, d: Desc
             if let Some(to) = ctx.elsewhere(nat.owner_inbound(proto, inner_src)) {
                 return hand_to(ctx, w, to, port, flags, d);
             }
-            let found = w.table.find_inbound(proto, inner_src, inner_dst);
-            let Some(inside) = found else { return untranslated(ctx, port, d, dst, Drop::NatNoMapping) };
+            let found = w.table.find_inbound_slot(proto, inner_src, inner_dst);
+            let Some(slot) = found else { return untranslated(ctx, port, d, dst, Drop::NatNoMapping) };
+            w.seen = Some(super::Seen { slot, created: false, related: true });
+            let Some(inside) = w.table.inside_of(slot) else { return untranslated(ctx, port, d, dst, Drop::NatNoMapping) };
             if !translate::rewrite_icmp_error(ctx.ip_mut(&d), Side::Dst, inside.addr, inside) {
                 return untranslated(ctx, port, d, dst, Drop::NatNoMapping);
             }
@@ -111,6 +113,9 @@ fn inbound(ctx: &mut Ctx, nat: &NatShared, w: &mut NatWorker, port: u16, d: Desc
         Err(NatError::Exhausted) => return untranslated(ctx, port, d, dst, Drop::NatExhausted),
         Err(_) => return untranslated(ctx, port, d, dst, Drop::NatNoMapping),
     };
+    if let Some(slot) = w.table.last_slot() {
+        w.seen = Some(super::Seen { slot, created: w.table.last_created(), related: false });
+    }
     let ip = ctx.ip_of(&d);
     let (id, more, _) = translate::frag_info(ip);
     if ip.get(8).is_some_and(|&ttl| ttl <= 1) {
@@ -168,7 +173,10 @@ fn hairpin(ctx: &mut Ctx, nat: &NatShared, w: &mut NatWorker, port: u16, d: Desc
         return hand_to(ctx, w, to, port, AS_OUTSIDE, d);
     }
     let kind = Kind::Ports { proto, src: outside, dst: target, tcp_flags };
-    inbound(ctx, nat, w, port, d, dst, kind)
+    let pre = inbound(ctx, nat, w, port, d, dst, kind);
+    // Inside to inside: the filter tracks the translated packet as a flow of its own.
+    w.seen = None;
+    pre
 }
 
 /// An outbound packet the NAT cannot translate: dropped and counted, with
@@ -189,8 +197,9 @@ fn refuse(ctx: &mut Ctx, nat: &NatShared, port: u16, d: Desc, e: NatError) -> Pr
 
 /// ip4-forward, for a packet from an inside port leaving by an outside
 /// port: translates its source. Returns false when the packet was consumed
-/// (dropped or handed to its owner).
-pub fn postrouting(ctx: &mut Ctx, nat: &NatShared, w: &mut NatWorker, port: u16, d: Desc) -> bool {
+/// (dropped or handed to its owner). `known`: the session the stateful
+/// filter found for it (no second lookup).
+pub fn postrouting(ctx: &mut Ctx, nat: &NatShared, w: &mut NatWorker, port: u16, d: Desc, known: Option<u32>) -> bool {
     let now = ctx.now_ms();
     let kind = translate::classify(ctx.ip_of(&d));
     let (proto, inside, remote, flags, echo) = match kind {
@@ -237,14 +246,17 @@ pub fn postrouting(ctx: &mut Ctx, nat: &NatShared, w: &mut NatWorker, port: u16,
     };
     if let Some(to) = ctx.elsewhere(nat.owner_outbound(proto, inside)) {
         hand_to(ctx, w, to, port, 0, d);
-                return false;
+        return false;
     }
-    let outside = match w.table.outbound(proto, inside, remote, flags, now) {
-        Ok(e) => e,
-        Err(e) => {
-            refuse(ctx, nat, port, d, e);
-            return false;
-        }
+    let outside = match known {
+        Some(slot) => w.table.outbound_at(slot, proto, flags, now),
+        None => match w.table.outbound(proto, inside, remote, flags, now) {
+            Ok(e) => e,
+            Err(e) => {
+                refuse(ctx, nat, port, d, e);
+                return false;
+            }
+        },
     };
     let ip = ctx.ip_of(&d);
     let (id, more, _) = translate::frag_info(ip);
@@ -259,6 +271,20 @@ pub fn postrouting(ctx: &mut Ctx, nat: &NatShared, w: &mut NatWorker, port: u16,
     }
     ctx.st.counters.stage(Stage::NatOut, 1);
     true
+}
+
+/// The worker that owns the NAT session of an outbound packet as the
+/// stateful filter parsed it (None: any worker, a static forward's, or a
+/// packet the NAT does not translate).
+pub fn ct_owner(nat: &NatShared, pk: &crate::conntrack::packet::CtPacket) -> Option<u16> {
+    use crate::conntrack::packet::L4;
+    let t = &pk.tuple;
+    match pk.l4 {
+        L4::Tcp(_) | L4::Udp => nat.owner_outbound(t.proto, crate::conntrack::Ep::new(t.src4(), t.sport)),
+        L4::Query { .. } => nat.owner_outbound(translate::PROTO_ICMP, crate::conntrack::Ep::new(t.src4(), t.sport)),
+        L4::Error { inner } => nat.owner_outbound(inner.proto, crate::conntrack::Ep::new(inner.dst4(), inner.dport)),
+        _ => None,
+    }
 }
 
 /// Whether a packet from `in_port` leaving by `out_port` is source-translated.
