@@ -95,6 +95,11 @@ enum CtlCommand {
         #[command(subcommand)]
         cmd: CtlShow,
     },
+    /// Tracked connections (`show [ADDR] [port N] [tcp|udp|icmp|icmpv6]`, as `conntrack -L`).
+    Conn {
+        #[command(subcommand)]
+        cmd: CtlConn,
+    },
     /// Load-balancer services: `show`, `backend set|add|del`.
     Lb {
         #[command(subcommand)]
@@ -148,6 +153,15 @@ enum CtlRoute {
 #[derive(Subcommand, Debug)]
 enum CtlShow {
     Show,
+}
+
+#[derive(Subcommand, Debug)]
+enum CtlConn {
+    /// Every tracked connection matching all the words: an address, `port N`, a protocol.
+    Show {
+        #[arg(trailing_var_arg = true)]
+        filter: Vec<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -268,6 +282,9 @@ fn main() {
                 CtlCommand::Arp { cmd: CtlShow::Show } => cli::run(&socket, Request::ArpShow, &mut out),
                 CtlCommand::Nat { cmd: CtlShowFlush::Show } => cli::run(&socket, Request::NatShow, &mut out),
                 CtlCommand::Tcp { cmd: CtlShow::Show } => cli::run(&socket, Request::TcpShow, &mut out),
+                CtlCommand::Conn { cmd: CtlConn::Show { filter } } => {
+                    cli::run(&socket, Request::ConnShow { filter: filter.join(" ") }, &mut out)
+                }
                 CtlCommand::Nat { cmd: CtlShowFlush::Flush } => cli::run(&socket, Request::NatFlush, &mut out),
                 CtlCommand::Lb { cmd: CtlLb::Show } => cli::run(&socket, Request::LbShow, &mut out),
                 CtlCommand::Lb { cmd: CtlLb::Backend { cmd } } => {

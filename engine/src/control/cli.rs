@@ -161,9 +161,10 @@ pub fn render_stats(counters: &[Counter], prev: Option<(u64, &[Counter])>) -> St
         let sum = |n: &str| nat.iter().filter(|c| c.name == n).map(|c| c.value).sum::<u64>();
         s += &format!("nat: {} sessions, {} mappings\n", sum("sessions"), sum("mappings"));
     }
-    // The TCP endpoint, a line per worker: `tcp worker 0: conns 2 established 1 ...`.
+    // The TCP endpoint and the connection tracker, a line per worker:
+    // `tcp worker 0: conns 2 established 1 ...`, `conntrack worker 0: entries 3 new 1 ...`.
     let mut tcp: BTreeMap<&str, Vec<&Counter>> = BTreeMap::new();
-    for c in counters.iter().filter(|c| c.scope.starts_with("tcp worker ")) {
+    for c in counters.iter().filter(|c| c.scope.starts_with("tcp worker ") || c.scope.starts_with("conntrack worker ")) {
         tcp.entry(c.scope.as_str()).or_default().push(c);
     }
     for (scope, cs) in &tcp {

@@ -41,6 +41,12 @@ pub enum Request {
     NatFlush,
     /// The engine's TCP connections.
     TcpShow,
+    /// Tracked connections (the stateful filter's and the NAT's), those
+    /// matching `filter`: words among an address, `port N`, a protocol.
+    ConnShow {
+        #[serde(default)]
+        filter: String,
+    },
     LbShow,
     /// Change a service's pool: `action` is up, down, add or del.
     LbBackend { service: String, backend: String, action: String, weight: Option<u32> },

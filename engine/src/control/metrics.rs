@@ -111,6 +111,18 @@ families! {
         "NAT mappings (inside endpoint to outside endpoint) the worker holds.";
     NAT_SESSIONS_LIMIT: Gauge "pktengine_nat_sessions_limit" ["worker"]
         "Sessions the worker's NAT table holds at most (max_sessions).";
+    CONNTRACK_ENTRIES: Gauge "pktengine_conntrack_entries" ["worker"]
+        "Connections the worker's connection table tracks (NAT sessions and flows tracked for the stateful filter).";
+    CONNTRACK_ENTRIES_LIMIT: Gauge "pktengine_conntrack_entries_limit" ["worker"]
+        "Entries the worker's connection table holds at most ([conntrack] max_entries).";
+    CONNTRACK_PACKETS: Counter "pktengine_conntrack_packets_total" ["worker", "state"]
+        "Packets the stateful filter tracked, by their ct state: new, established, related, invalid.";
+    CONNTRACK_CREATED: Counter "pktengine_conntrack_created_total" ["worker"]
+        "Connections the tracker began to track (entries made for a packet the rules accepted).";
+    CONNTRACK_REMOVED: Counter "pktengine_conntrack_removed_total" ["worker", "reason"]
+        "Tracked flows removed from the table by the tracker, by reason: expired (idle past their state's time-out) or evicted (an unassured entry removed to make room for a new one).";
+    CONNTRACK_TABLE_FULL: Counter "pktengine_conntrack_table_full_total" ["worker"]
+        "New connections refused because the table was full and no entry could be evicted (their packets are dropped as ct-table-full).";
     TCP_CONNECTIONS: Gauge "pktengine_tcp_connections" ["worker", "state"]
         "The engine's own TCP connections by state: established, half_open (SYN received, not yet accepted), time_wait, other (opening or closing).";
     TCP_OPENED: Counter "pktengine_tcp_opened_total" ["worker", "how"]

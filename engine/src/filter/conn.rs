@@ -457,6 +457,7 @@ pub fn forward(
                         if let Some(e) = table.track_mut(h.slot) {
                             *e = t;
                         }
+                        table.ct_counts.created += 1;
                         (ct_state::NEW, Entry::Created { slot: h.slot })
                     }
                     None => (ct_state::INVALID, Entry::Created { slot: h.slot }),
@@ -647,6 +648,7 @@ pub fn nat_made(table: &mut NatTable, t: Track) {
         if let Some(e) = table.track_mut(slot) {
             if e.status & TRACKED == 0 {
                 *e = t;
+                table.ct_counts.created += 1;
             }
         }
     }

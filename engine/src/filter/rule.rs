@@ -458,7 +458,7 @@ mod tests {
         assert_eq!(parse("icmp type 3 code 4 accept").unwrap().m.icmp_code, Some(4));
         assert_eq!(parse("tcp flags == syn accept").unwrap().m.tcp_flags, Some((2, 0xff)));
         assert!(parse("ip saddr 198.18.0.0/15 drop").unwrap().m.is_src_prefix_only());
-        use crate::conntrack::track::ct_state::*;
+        use crate::conntrack::track::ct_state::{ESTABLISHED, NEW, RELATED};
         assert_eq!(parse("ct state established,related accept").unwrap().m.ct_state, Some(ESTABLISHED | RELATED));
         assert_eq!(parse("ct state { established, related } accept").unwrap().m.ct_state, Some(ESTABLISHED | RELATED));
         assert_eq!(parse("ct state {new} accept").unwrap().m.ct_state, Some(NEW));

@@ -315,12 +315,19 @@ impl Control {
             if old.engine != new.engine || old.ports != new.ports || old.bridges != new.bridges || old.nat != new.nat || old.lb != new.lb || old.tcp != new.tcp || old.tcp_stack != new.tcp_stack || old.udp_echo != new.udp_echo || old.impair != new.impair {
                 notes.push("changes to [engine], ports, bridges, [nat], [[lb]], [[tcp]], [tcp_stack], [[udp]] or [impair] need a restart: not applied (lb pools: ctl lb backend)".to_string());
             }
+            if old.conntrack.is_some() && new.conntrack.is_some() && old.conntrack != new.conntrack {
+                notes.push("changes to [conntrack] need a restart: not applied".to_string());
+            }
         }
         // Validate everything before changing anything.
         let port = |n: &str| self.tables.ifs.by_name(n).map(|p| p.index);
         let mut rules = Vec::new();
         for r in &new.filter.rules {
-            rules.push(Rule::parse(&r.text, &port).map_err(|e| format!("reload refused: filter rule on line {}: {e}", r.line))?);
+            let rule = Rule::parse(&r.text, &port).map_err(|e| format!("reload refused: filter rule on line {}: {e}", r.line))?;
+            if rule.m.ct_state.is_some() && self.tables.ct.is_none() {
+                return Err(format!("reload refused: filter rule on line {}: {NO_CONNTRACK}", r.line));
+            }
+            rules.push(rule);
         }
         let routes = super::setup::config_routes(&new);
         for r in &self.config_routes {
@@ -541,6 +548,28 @@ impl Control {
                 s.metric(&metrics::NAT_SESSIONS_LIMIT, [worker(wi)], nat.cfg.max_sessions);
             }
         }
+        if let Some(ct) = &self.tables.ct {
+            for (wi, g) in ct.gauges.iter().enumerate() {
+                let scope = format!("conntrack worker {wi}");
+                let l64 = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+                let entries = u64::from(g.entries.load(Ordering::Relaxed));
+                s.ctl(&scope, "entries", entries);
+                s.metric(&metrics::CONNTRACK_ENTRIES, [worker(wi)], entries);
+                s.metric(&metrics::CONNTRACK_ENTRIES_LIMIT, [worker(wi)], ct.cfg.max_entries);
+                for (state, a) in crate::filter::conn::STATES.iter().zip(&g.packets) {
+                    s.ctl(&scope, state, l64(a));
+                    s.metric(&metrics::CONNTRACK_PACKETS, [worker(wi), Label::Borrowed(state)], l64(a));
+                }
+                let (created, expired, evicted, full) = (l64(&g.created), l64(&g.expired), l64(&g.evicted), l64(&g.full));
+                for (name, v) in [("created", created), ("expired", expired), ("evicted", evicted), ("table_full", full)] {
+                    s.ctl(&scope, name, v);
+                }
+                s.metric(&metrics::CONNTRACK_CREATED, [worker(wi)], created);
+                s.metric(&metrics::CONNTRACK_REMOVED, [worker(wi), "expired".into()], expired);
+                s.metric(&metrics::CONNTRACK_REMOVED, [worker(wi), "evicted".into()], evicted);
+                s.metric(&metrics::CONNTRACK_TABLE_FULL, [worker(wi)], full);
+            }
+        }
         if let Some(tcp) = &self.tables.tcp {
             for (wi, g) in tcp.gauges.iter().enumerate() {
                 let scope = format!("tcp worker {wi}");
@@ -632,7 +661,7 @@ impl Control {
         if let Request::Capture { port, count } = req {
             return self.start_capture(&port, count, reply);
         }
-        if matches!(req, Request::NatShow | Request::NatFlush | Request::TcpShow) {
+        if matches!(req, Request::NatShow | Request::NatFlush | Request::TcpShow | Request::ConnShow { .. }) {
             return self.start_dump(&req, reply);
         }
         let mut out = |r: Response| -> io::Result<()> {
@@ -740,7 +769,7 @@ impl Control {
                 }
                 out(Response::Done { message: format!("flushed {n} dynamic entries") })
             }
-            Request::NatShow | Request::NatFlush | Request::TcpShow => {
+            Request::NatShow | Request::NatFlush | Request::TcpShow | Request::ConnShow { .. } => {
                 out(Response::Error { message: "a worker dump needs a streaming reply".into() })
             }
             Request::LbShow => {
@@ -776,6 +805,9 @@ impl Control {
                     Ok(r) => r,
                     Err(e) => return out(Response::Error { message: e }),
                 };
+                if r.m.ct_state.is_some() && self.tables.ct.is_none() {
+                    return out(Response::Error { message: NO_CONNTRACK.into() });
+                }
                 let at = at.unwrap_or(self.filter_rules.len()).min(self.filter_rules.len());
                 let shown = r.text.clone();
                 self.filter_rules.insert(at, r);
@@ -795,7 +827,14 @@ impl Control {
                 Err(e) => out(Response::Error { message: e }),
             },
             Request::FilterShow => {
-                out(Response::Table { header: "filter".into(), rows: self.tables.filter.load().rows() })?;
+                let mut rows = self.tables.filter.load().rows();
+                if let Some(ct) = &self.tables.ct {
+                    // The stateful filter's packets by state (all workers).
+                    let t = ct.packet_totals();
+                    let states: Vec<String> = crate::filter::conn::STATES.iter().zip(t).map(|(n, v)| format!("{n} {v}")).collect();
+                    rows.push(format!("      ct state hits: {}; {} connections tracked", states.join(" "), ct.entries()));
+                }
+                out(Response::Table { header: "filter".into(), rows })?;
                 out(Response::Done { message: String::new() })
             }
             Request::Trace { set } => {
@@ -850,8 +889,35 @@ impl Control {
                     show: !flush,
                     rows: 0,
                     sent_table: false,
-                    format: Box::new(nat_row),
+                    format: Box::new(|w, r| Some(nat_row(w, r))),
                     finish: Some(Box::new(finish)),
+                })
+            }
+            Request::ConnShow { filter } => {
+                let Some(ct) = self.tables.ct.clone() else {
+                    reply.send(Response::Done { message: "connection tracking is off (no [conntrack] and no `ct state` rule)".into() });
+                    return;
+                };
+                let keep = match conn_filter(filter.clone()) {
+                    Ok(k) => k,
+                    Err(e) => {
+                        reply.send(Response::Error { message: e });
+                        return;
+                    }
+                };
+                let collector = match Collector::start(&ct.dumps, Mode::Show) {
+                    Ok(c) => c,
+                    Err(b) => return busy(reply, b),
+                };
+                Box::new(TableDump {
+                    collector,
+                    reply,
+                    header: "connections",
+                    show: true,
+                    rows: 0,
+                    sent_table: false,
+                    format: Box::new(move |w, c| keep(c).then(|| conn_row(w, c))),
+                    finish: Some(Box::new(|n| Response::Done { message: format!("{n} connections") })),
                 })
             }
             _ => {
@@ -870,7 +936,7 @@ impl Control {
                     show: true,
                     rows: 0,
                     sent_table: false,
-                    format: Box::new(tcp_row),
+                    format: Box::new(|w, r| Some(tcp_row(w, r))),
                     finish: Some(Box::new(move |_| Response::Done { message: format!("{} connections", tcp.total_conns()) })),
                 })
             }
@@ -937,7 +1003,8 @@ struct TableDump<T> {
     show: bool,
     rows: usize,
     sent_table: bool,
-    format: Box<dyn Fn(u16, &T) -> String>,
+    /// A row's line, None when the request's filter leaves it out.
+    format: Box<dyn Fn(u16, &T) -> Option<String>>,
     /// The final answer, from the number of rows.
     finish: Option<Box<dyn FnOnce(usize) -> Response>>,
 }
@@ -955,9 +1022,12 @@ impl<T> PendingDump for TableDump<T> {
         // One poll (at most POLL_ROWS rows) per round: the loop's other work keeps its pace.
         for _ in 0..1 {
             let p = self.collector.poll();
-            self.rows += p.rows.len();
+            if !self.show {
+                self.rows += p.rows.len();
+            }
             if self.show {
-                let mut lines: Vec<String> = p.rows.iter().map(|(w, r)| (self.format)(*w, r)).collect();
+                let mut lines: Vec<String> = p.rows.iter().filter_map(|(w, r)| (self.format)(*w, r)).collect();
+                self.rows += lines.len();
                 lines.extend(p.silent.iter().map(|w| format!("worker {w} did not answer")));
                 if !lines.is_empty() {
                     self.sent_table = true;
@@ -997,6 +1067,79 @@ fn nat_row(w: u16, s: &crate::nat::SessionInfo) -> String {
         s.pkts_out,
         s.pkts_in,
     )
+}
+
+/// What `ctl filter add` says of a `ct state` rule when the engine has no connection table.
+const NO_CONNTRACK: &str = "`ct state` needs connection tracking, and the connection table is made at start: \
+     add a [conntrack] section (or the rule) to the configuration and restart";
+
+/// `ctl conn show` as `conntrack -L` prints it:
+/// `tcp 431999 ESTABLISHED src=198.18.1.2 dst=198.19.1.2 sport=40000 dport=80 packets=5 src=198.19.1.2 dst=198.18.1.2 sport=80 dport=40000 packets=4 [ASSURED] worker 0`.
+fn conn_row(w: u16, c: &crate::conntrack::ConnInfo) -> String {
+    use crate::conntrack::track::{ASSURED, SEEN_REPLY};
+    let proto = match (c.orig.proto, c.orig.family) {
+        (6, _) => "tcp".to_string(),
+        (17, _) => "udp".to_string(),
+        (1, _) => "icmp".to_string(),
+        (58, _) => "icmpv6".to_string(),
+        (p, _) => format!("proto-{p}"),
+    };
+    let tuple = |t: &crate::conntrack::packet::Tuple, pkts: u64| {
+        let ends = format!("src={} dst={}", t.src_ip(), t.dst_ip());
+        match t.proto {
+            6 | 17 => format!("{ends} sport={} dport={} packets={pkts}", t.sport, t.dport),
+            1 | 58 => format!("{ends} id={} packets={pkts}", t.sport),
+            _ => format!("{ends} packets={pkts}"),
+        }
+    };
+    let mut s = format!("{proto} {} ", c.expires_ms.div_ceil(1000));
+    if !c.tcp.is_empty() {
+        s += c.tcp;
+        s.push(' ');
+    }
+    s += &tuple(&c.orig, c.pkts_orig);
+    if c.status & SEEN_REPLY == 0 {
+        s += " [UNREPLIED]";
+    }
+    s.push(' ');
+    s += &tuple(&c.reply, c.pkts_reply);
+    if c.status & ASSURED != 0 {
+        s += " [ASSURED]";
+    }
+    if c.nat {
+        s += " [NAT]";
+    }
+    s + &format!(" worker {w}")
+}
+
+/// The rows `ctl conn show WORDS` keeps: every word must match (an
+/// address one of the tuples' addresses, `port N` one of their ports, a
+/// protocol name the protocol).
+fn conn_filter(words: String) -> Result<Box<dyn Fn(&crate::conntrack::ConnInfo) -> bool>, String> {
+    let mut addrs: Vec<std::net::IpAddr> = Vec::new();
+    let mut ports: Vec<u16> = Vec::new();
+    let mut proto: Option<u8> = None;
+    let mut it = words.split_whitespace();
+    while let Some(w) = it.next() {
+        match w {
+            "port" | "sport" | "dport" => {
+                let p = it.next().and_then(|p| p.parse::<u16>().ok()).ok_or_else(|| format!("`{w}` needs a port number"))?;
+                ports.push(p);
+            }
+            "tcp" => proto = Some(6),
+            "udp" => proto = Some(17),
+            "icmp" => proto = Some(1),
+            "icmpv6" => proto = Some(58),
+            "src" | "dst" | "addr" => {}
+            x => addrs.push(x.parse().map_err(|_| format!("`{x}`: expected an address, `port N` or tcp|udp|icmp|icmpv6"))?),
+        }
+    }
+    Ok(Box::new(move |c| {
+        let t = [&c.orig, &c.reply];
+        proto.is_none_or(|p| c.orig.proto == p)
+            && addrs.iter().all(|a| t.iter().any(|t| t.src_ip() == *a || t.dst_ip() == *a))
+            && ports.iter().all(|p| t.iter().any(|t| t.sport == *p || t.dport == *p))
+    }))
 }
 
 fn tcp_row(w: u16, c: &crate::tcp::endpoint::ConnInfo) -> String {
@@ -1131,7 +1274,11 @@ mod tests {
         let bridge = Bridge::new("br0", &[(2, VlanMode::Access(1))], 300_000, 1024);
         bridge.table.load().insert_static(MacKey { vlan: 1, mac: [0x02, 9, 9, 9, 9, 9] }, 0);
         let l2 = Switch { bridges: vec![bridge], ports: vec![None, None, None] };
-        let tables = Tables::new(ifs, routes, crate::neighbor::NeighborMap::default()).with_nat(nat).with_lb(lb).with_l2(l2);
+        let ct = crate::filter::conn::CtShared::new(crate::filter::config::ConntrackConfig::default(), 2);
+        ct.gauges[1].entries.store(5, Ordering::Relaxed);
+        ct.gauges[0].packets[3].store(7, Ordering::Relaxed);
+        ct.gauges[0].evicted.store(2, Ordering::Relaxed);
+        let tables = Tables::new(ifs, routes, crate::neighbor::NeighborMap::default()).with_nat(nat).with_ct(ct).with_lb(lb).with_l2(l2);
         let mut tables = tables;
         tables.tcp = Some(Arc::new(tcp));
         let workers: Vec<Arc<SharedCounters>> = (0..2).map(|_| Arc::new(SharedCounters::default())).collect();
@@ -1203,6 +1350,11 @@ mod tests {
             push(&format!("nat worker {w}"), "mappings");
         }
         for w in 0..2 {
+            for n in ["entries", "new", "established", "related", "invalid", "created", "expired", "evicted", "table_full"] {
+                push(&format!("conntrack worker {w}"), n);
+            }
+        }
+        for w in 0..2 {
             for n in ["conns", "established", "half_open", "time_wait", "accepted", "connected", "closed", "reset", "timed_out", "refused", "bytes_in", "bytes_out"] {
                 push(&format!("tcp worker {w}"), n);
             }
@@ -1223,6 +1375,8 @@ mod tests {
         assert_eq!(value("worker 0", "stage ip4-input"), Some(2));
         assert_eq!(value("drop ip4-forward", "ip4-no-route"), Some(1));
         assert_eq!(value("nat worker 1", "sessions"), Some(3));
+        assert_eq!(value("conntrack worker 0", "invalid"), Some(7));
+        assert_eq!(value("conntrack worker 1", "entries"), Some(5));
         assert_eq!(value("tcp worker 0", "accepted"), Some(9));
         assert_eq!(value("ctl front", "accepted"), Some(4));
         assert_eq!(value("neighbor", "unsolicited_answers_ignored"), Some(1));
@@ -1255,6 +1409,10 @@ mod tests {
             assert_eq!(v("pktengine_tcp_connections", &[("worker", "0"), ("state", state)]), n, "{state}");
         }
         assert_eq!(v("pktengine_tcp_opened_total", &[("worker", "0"), ("how", "accepted")]), 9.0);
+        assert_eq!(v("pktengine_conntrack_entries", &[("worker", "1")]), 5.0);
+        assert_eq!(v("pktengine_conntrack_packets_total", &[("worker", "0"), ("state", "invalid")]), 7.0);
+        assert_eq!(v("pktengine_conntrack_removed_total", &[("worker", "0"), ("reason", "evicted")]), 2.0);
+        assert_eq!(v("pktengine_conntrack_entries_limit", &[("worker", "0")]), 262_144.0);
         let svc = "web \"front\"";
         assert_eq!(v("pktengine_lb_backends", &[("service", svc), ("state", "up")]), 1.0);
         assert_eq!(v("pktengine_lb_backends", &[("service", svc), ("state", "down")]), 1.0);

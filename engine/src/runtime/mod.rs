@@ -104,6 +104,9 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
         }
         tables = tables.with_nat(shared);
     }
+    if let Some(ct) = &cfg.conntrack {
+        tables = tables.with_ct(crate::filter::conn::CtShared::new(*ct, cfg.engine.cores.len() as u16));
+    }
     tables.udp_echo = cfg.udp_echo.clone();
     tables.icmp = cfg.engine.icmp;
     if !cfg.tcp.is_empty() {
@@ -116,7 +119,8 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     if !cfg.lb.is_empty() {
         tables = tables.with_lb(crate::lb::LbShared::new(&cfg.lb, cfg.engine.cores.len() as u16));
     }
-    if tables.nat.is_some() || tables.lb.is_some() || (tables.tcp.is_some() && cfg.engine.cores.len() > 1) {
+    let several = cfg.engine.cores.len() > 1;
+    if tables.nat.is_some() || tables.lb.is_some() || ((tables.tcp.is_some() || tables.ct.is_some()) && several) {
         tables = tables.with_handoff(cfg.engine.cores.len() as u16, true).map_err(|e| format!("worker handoff: {e}"))?;
     }
     let tables = Arc::new(tables);
