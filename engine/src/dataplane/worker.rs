@@ -187,6 +187,14 @@ impl<P: Port> Worker<P> {
         self.features.nat.as_ref().map(|n| n.table.counts())
     }
 
+    /// Entries of the connection table the stateful filter tracks in (the
+    /// NAT's or its own), if it has one (tests, fuzzing).
+    pub fn ct_entries(&self) -> Option<u32> {
+        let f = &self.features;
+        f.ct.as_ref()?;
+        f.nat.as_ref().map(|n| n.table.entries()).or_else(|| f.ct.as_ref().and_then(|c| c.own.as_ref()).map(|t| t.entries()))
+    }
+
     /// The TCP endpoint's live connections (fuzz targets and tests check its limits).
     pub fn tcp_conns(&self) -> Option<usize> {
         self.features.tcp.as_ref().map(|t| t.tw.len())

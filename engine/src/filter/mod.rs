@@ -21,6 +21,9 @@ pub mod conn;
 pub mod stage;
 pub mod rule;
 
+#[cfg(test)]
+mod pipeline_tests;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use classifier::Classifier;
