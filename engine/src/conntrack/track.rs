@@ -210,19 +210,13 @@ impl Timeouts {
 }
 
 /// How the tracker behaves (`[conntrack]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TrackConfig {
     pub timeouts: Timeouts,
     /// Pick up TCP connections in the middle (a non-SYN of no entry opens one, checked liberally).
     pub tcp_loose: bool,
     /// Never call a TCP segment invalid for its window.
     pub tcp_be_liberal: bool,
-}
-
-impl Default for TrackConfig {
-    fn default() -> Self {
-        TrackConfig { timeouts: Timeouts::default(), tcp_loose: false, tcp_be_liberal: false }
-    }
 }
 
 // ---- TCP segments --------------------------------------------------------------
@@ -583,13 +577,13 @@ impl Track {
                     let established = old == ES;
                     let mut decided = false;
                     if other.flags & F_MAXACK_SET != 0 && self.last_index() != I_SYN {
+                        let train = self.last_index() == I_ACK && self.last_dir() == dir && seg.seq == self.last_end;
                         if seg.seq == 0 && !established {
                             decided = true;
                         } else if before(seg.seq, other.maxack) {
                             return Verdict::Invalid;
-                        } else if !established || seg.seq == other.maxack {
-                            decided = true;
-                        } else if self.last_index() == I_ACK && self.last_dir() == dir && seg.seq == self.last_end {
+                        } else if !established || seg.seq == other.maxack || train {
+                            // Exactly where expected, or right after the sender's last segment.
                             decided = true;
                         } else {
                             // Not exactly at the expected sequence: keep the

@@ -995,6 +995,12 @@ trait PendingDump {
     fn poll(&mut self) -> bool;
 }
 
+/// How a dump's row becomes a line (None: left out).
+type RowFormat<T> = Box<dyn Fn(u16, &T) -> Option<String>>;
+
+/// Which connections `ctl conn show` lists.
+type ConnKeep = Box<dyn Fn(&crate::conntrack::ConnInfo) -> bool>;
+
 struct TableDump<T> {
     collector: Collector<T>,
     reply: Reply,
@@ -1004,7 +1010,7 @@ struct TableDump<T> {
     rows: usize,
     sent_table: bool,
     /// A row's line, None when the request's filter leaves it out.
-    format: Box<dyn Fn(u16, &T) -> Option<String>>,
+    format: RowFormat<T>,
     /// The final answer, from the number of rows.
     finish: Option<Box<dyn FnOnce(usize) -> Response>>,
 }
@@ -1115,7 +1121,7 @@ fn conn_row(w: u16, c: &crate::conntrack::ConnInfo) -> String {
 /// The rows `ctl conn show WORDS` keeps: every word must match (an
 /// address one of the tuples' addresses, `port N` one of their ports, a
 /// protocol name the protocol).
-fn conn_filter(words: String) -> Result<Box<dyn Fn(&crate::conntrack::ConnInfo) -> bool>, String> {
+fn conn_filter(words: String) -> Result<ConnKeep, String> {
     let mut addrs: Vec<std::net::IpAddr> = Vec::new();
     let mut ports: Vec<u16> = Vec::new();
     let mut proto: Option<u8> = None;
