@@ -83,10 +83,15 @@ pub const FEATURES: &[Feature] = &[
     },
     Feature {
         capability: "Packet filter: ordered nftables-like rules (ports, MACs, VLAN, prefixes, \
-            protocol, port ranges, TCP flags, ICMP type/code), accept/drop/reject (ICMP \
-            prohibited or TCP RST), per-port default policy, tuple-space classifier, hit \
-            counters, `ctl filter add/del/show`, leading source-prefix drops pushed into XDP",
-        state: "implemented, netns-tested, property-tested against a linear walk (stateless only)",
+            protocol, port ranges, TCP flags, ICMP type/code, `ct state`), accept/drop/reject \
+            (ICMP prohibited or TCP RST), per-port default policy, tuple-space classifier, hit \
+            counters, `ctl filter add/del/show`, leading source-prefix drops pushed into XDP; \
+            stateful mode: connection tracking as nf_conntrack (TCP states and loose window \
+            check, UDP, ICMP/ICMPv6 queries and related errors, IPv4 and IPv6) on the NAT's \
+            per-worker connection table (a NATed flow's entry is its NAT session), per-state \
+            time-outs, table limit with eviction, `ctl conn show`",
+        state: "implemented, netns-tested against the same policy in nftables, property-tested \
+            (classifier against a linear walk, tracker against a conversation model), fuzzed",
     },
     Feature {
         capability: "TCP endpoint (no SACK)",
