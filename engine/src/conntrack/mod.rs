@@ -14,7 +14,7 @@ pub mod table;
 pub mod track;
 
 pub use rewrite::Ep;
-pub use table::{ConnInfo, CtCounts, CtTableConfig, Filtering, Found, NatError, NatTable, SessionInfo, TableConfig, Timeouts};
+pub use table::{ConnInfo, CtCounts, CtTableConfig, EntryCt, Filtering, Found, NatError, NatTable, SessionInfo, TableConfig, Timeouts};
 
 /// The worker that owns a port (a NAT mapping's external port, the inside
 /// port of a flow, a full-NAT source port): a multiplicative hash of the

@@ -351,6 +351,8 @@ pub struct NatTable {
     live_mappings: u32,
     /// NAT sessions alive (the slab also holds plain entries).
     nat_sessions: u32,
+    /// The tracker's configuration (defaults when the table does not track).
+    track: TrackConfig,
     /// The slot the last NAT lookup found or made (the filter tracks it),
     /// and whether it made it.
     last_slot: Option<u32>,
@@ -380,6 +382,7 @@ impl NatTable {
             ports: (0..cfg.pool.len() * 3).map(|_| PortSet::new()).collect(),
             live_mappings: 0,
             nat_sessions: 0,
+            track: cfg.ct.map(|c| c.track).unwrap_or_default(),
             last_slot: None,
             last_created: false,
             d6: (crate::hashing::seeded(), crate::hashing::seeded()),
@@ -799,6 +802,49 @@ pub struct Found {
     pub dir: usize,
 }
 
+/// An entry as the tracker works on it: its [`Track`], the tracker's
+/// configuration, and its packet counts and idle time (plain entries only:
+/// the NAT counts its sessions itself).
+#[derive(Debug)]
+pub struct EntryCt<'a> {
+    pub cfg: &'a TrackConfig,
+    s: &'a mut Session,
+}
+
+impl EntryCt<'_> {
+    #[inline]
+    pub fn track(&mut self) -> &mut Track {
+        &mut self.s.ct
+    }
+
+    /// A NAT session.
+    #[inline]
+    pub fn is_nat(&self) -> bool {
+        self.s.kind == KIND_NAT
+    }
+
+    #[inline]
+    pub fn age_ms(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.s.created_ms)
+    }
+
+    /// Counts a packet in direction `dir`; `refresh` restarts the idle time (plain entries).
+    #[inline]
+    pub fn touch(&mut self, dir: usize, now_ms: u64, refresh: bool) {
+        if self.s.kind == KIND_NAT {
+            return;
+        }
+        if refresh {
+            self.s.last_ms = now_ms;
+        }
+        if dir == 0 {
+            self.s.pkts_out += 1;
+        } else {
+            self.s.pkts_in += 1;
+        }
+    }
+}
+
 /// Why a plain entry could not be made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CtFull {
@@ -830,8 +876,17 @@ impl NatTable {
     }
 
     /// The tracker's configuration (defaults when the table does not track).
-    pub fn track_config(&self) -> TrackConfig {
-        self.cfg.ct.map(|c| c.track).unwrap_or_default()
+    #[inline]
+    pub fn track_config(&self) -> &TrackConfig {
+        &self.track
+    }
+
+    /// Entry `slot` as the tracker works on it (one slab access for a tracked packet).
+    #[inline]
+    pub fn entry_ct(&mut self, slot: u32) -> Option<EntryCt<'_>> {
+        let cfg = &self.track;
+        let s = self.sessions.get_mut(slot)?;
+        Some(EntryCt { cfg, s })
     }
 
     /// The plain entry of the flow `t` belongs to, and the packet's direction.
@@ -932,30 +987,6 @@ impl NatTable {
     /// Whether entry `slot` is a NAT session.
     pub fn is_nat(&self, slot: u32) -> bool {
         self.sessions.get(slot).is_some_and(|s| s.kind == KIND_NAT)
-    }
-
-    /// Since entry `slot` was made, in ms.
-    pub fn age_ms(&self, slot: u32, now_ms: u64) -> u64 {
-        self.sessions.get(slot).map_or(0, |s| now_ms.saturating_sub(s.created_ms))
-    }
-
-    /// Counts a packet of plain entry `slot` in direction `dir`; `refresh`
-    /// restarts its idle time. NAT sessions are counted by the NAT.
-    #[inline]
-    pub fn ct_touch(&mut self, slot: u32, dir: usize, now_ms: u64, refresh: bool) {
-        if let Some(s) = self.sessions.get_mut(slot) {
-            if s.kind == KIND_NAT {
-                return;
-            }
-            if refresh {
-                s.last_ms = now_ms;
-            }
-            if dir == 0 {
-                s.pkts_out += 1;
-            } else {
-                s.pkts_in += 1;
-            }
-        }
     }
 
     /// Removes entry `slot` (a NAT session with its mapping if it was the last).

@@ -309,8 +309,9 @@ pub enum Outcome {
 enum Entry {
     /// No entry: invalid, or a state that needs none (related, a fragment).
     None,
-    /// An existing entry; `close`: remove it after the packet (a RST with no reply).
-    Existing { slot: u32, dir: usize, refresh: bool, close: bool },
+    /// An existing entry (a NAT session: `nat`); `close`: remove it after
+    /// the packet (a RST with no reply).
+    Existing { slot: u32, dir: usize, nat: bool, close: bool },
     /// A NAT session made for this packet (removed if the rules drop it).
     Created { slot: u32 },
     /// A plain entry to make if the rules accept.
@@ -365,34 +366,43 @@ fn pick_up(t: &mut Track, proto: u8, both_ways: bool) {
     }
 }
 
-/// Tracks a packet of an existing entry in direction `dir` (the tracker's:
-/// the table's direction XOR the entry's FLIP): its state bits and the entry.
-fn existing(table: &mut NatTable, slot: u32, table_dir: usize, pk: &CtPacket, cfg: &TrackConfig, now_ms: u64) -> (u8, Entry, bool) {
-    let age = table.age_ms(slot, now_ms);
-    let Some(t) = table.track_mut(slot) else { return (ct_state::INVALID, Entry::None, false) };
+/// Tracks a packet of an existing entry in direction `table_dir` (the
+/// table's; the tracker's is that XOR the entry's FLIP): its state bits and
+/// the entry; true when a SYN reopens the connection. The packet is
+/// counted and the entry refreshed here, before the rules, as nf_conntrack
+/// does.
+#[inline]
+fn existing(table: &mut NatTable, slot: u32, table_dir: usize, pk: &CtPacket, now_ms: u64) -> (u8, Entry, bool) {
+    let Some(mut e) = table.entry_ct(slot) else { return (ct_state::INVALID, Entry::None, false) };
+    let nat = e.is_nat();
+    let age = e.age_ms(now_ms);
+    let cfg = e.cfg;
+    let t = e.track();
     let dir = table_dir ^ usize::from(t.status & FLIP != 0);
     let bits = t.packet_state(dir);
-    match pk.l4 {
+    let (refresh, close) = match pk.l4 {
         L4::Tcp(seg) => match t.tcp_packet(dir, &seg, cfg) {
             Verdict::Accept { refresh } => {
                 t.seen(dir);
-                (bits, Entry::Existing { slot, dir: table_dir, refresh, close: false }, false)
+                (refresh, false)
             }
             Verdict::Close => {
                 t.seen(dir);
-                (bits, Entry::Existing { slot, dir: table_dir, refresh: true, close: true }, false)
+                (true, true)
             }
-            Verdict::Ignore => (bits, Entry::Existing { slot, dir: table_dir, refresh: false, close: false }, false),
-            Verdict::Invalid => (ct_state::INVALID, Entry::None, false),
-            Verdict::Reopen => (0, Entry::None, true),
+            Verdict::Ignore => return (bits, Entry::Existing { slot, dir: table_dir, nat, close: false }, false),
+            Verdict::Invalid => return (ct_state::INVALID, Entry::None, false),
+            Verdict::Reopen => return (0, Entry::None, true),
         },
         L4::Udp | L4::Query { .. } | L4::Other => {
             t.other_packet(proto_class(&pk.l4), age);
             t.seen(dir);
-            (bits, Entry::Existing { slot, dir: table_dir, refresh: true, close: false }, false)
+            (true, false)
         }
-        _ => (ct_state::INVALID, Entry::None, false),
-    }
+        _ => return (ct_state::INVALID, Entry::None, false),
+    };
+    e.touch(table_dir, now_ms, refresh);
+    (bits, Entry::Existing { slot, dir: table_dir, nat, close }, false)
 }
 
 /// The forward hook of a stateful filter: tracks the packet, classifies it
@@ -411,7 +421,8 @@ pub fn forward(
 ) -> Outcome {
     let now = ctx.now_ms();
     let pk = CtPacket::parse(ctx.ip_of(&d));
-    let cfg = table.track_config();
+    // Copied where a new entry is opened (cold); an existing one borrows it with its entry.
+    let cfg = |table: &NatTable| *table.track_config();
     // The flow this packet's entry is about: an ICMP error's quoted one.
     let flow = match pk.l4 {
         L4::Error { inner } => inner,
@@ -451,7 +462,7 @@ pub fn forward(
             if h.created {
                 // The NAT made the session for this inbound packet: the
                 // connection's original direction is this one.
-                match open(&pk, &cfg) {
+                match open(&pk, &cfg(table)) {
                     Some(mut t) => {
                         t.status |= FLIP;
                         if let Some(e) = table.track_mut(h.slot) {
@@ -466,9 +477,9 @@ pub fn forward(
                 if let Some(t) = table.track_mut(h.slot) {
                     pick_up(t, pk.tuple.proto, true);
                 }
-                let (b, e, reopen) = existing(table, h.slot, 1, &pk, &cfg, now);
+                let (b, e, reopen) = existing(table, h.slot, 1, &pk, now);
                 if reopen {
-                    reopen_nat(table, h.slot, 1, &pk, &cfg)
+                    reopen_nat(table, h.slot, 1, &pk, &cfg(table))
                 } else {
                     (b, e)
                 }
@@ -485,21 +496,21 @@ pub fn forward(
                 if let Some(t) = table.track_mut(slot) {
                     pick_up(t, pk.tuple.proto, true);
                 }
-                let (b, e, reopen) = existing(table, slot, 0, &pk, &cfg, now);
+                let (b, e, reopen) = existing(table, slot, 0, &pk, now);
                 if reopen {
-                    reopen_nat(table, slot, 0, &pk, &cfg)
+                    reopen_nat(table, slot, 0, &pk, &cfg(table))
                 } else {
                     (b, e)
                 }
             }
-            None => match open(&pk, &cfg) {
+            None => match open(&pk, &cfg(table)) {
                 Some(t) => (ct_state::NEW, Entry::NewNat(t)),
                 None => (ct_state::INVALID, Entry::None),
             },
         },
         (Place::NatOut(_), _) => {
             // A protocol the NAT does not translate: it drops it after us.
-            (if open(&pk, &cfg).is_some() { ct_state::NEW } else { ct_state::INVALID }, Entry::None)
+            (if open(&pk, &cfg(table)).is_some() { ct_state::NEW } else { ct_state::INVALID }, Entry::None)
         }
         (Place::Plain, L4::Error { inner }) => {
             let found = table.ct_find(&inner).is_some();
@@ -507,10 +518,10 @@ pub fn forward(
         }
         (Place::Plain, _) => match table.ct_find(&pk.tuple) {
             Some(f) => {
-                let (b, e, reopen) = existing(table, f.slot, f.dir, &pk, &cfg, now);
+                let (b, e, reopen) = existing(table, f.slot, f.dir, &pk, now);
                 if reopen {
                     table.remove_slot(f.slot);
-                    match open(&pk, &cfg) {
+                    match open(&pk, &cfg(table)) {
                         Some(t) => (ct_state::NEW, Entry::NewPlain(t)),
                         None => (ct_state::INVALID, Entry::None),
                     }
@@ -518,7 +529,7 @@ pub fn forward(
                     (b, e)
                 }
             }
-            None => match open(&pk, &cfg) {
+            None => match open(&pk, &cfg(table)) {
                 Some(t) => (ct_state::NEW, Entry::NewPlain(t)),
                 None => (ct_state::INVALID, Entry::None),
             },
@@ -551,7 +562,7 @@ fn reopen_nat(table: &mut NatTable, slot: u32, table_dir: usize, pk: &CtPacket, 
             if let Some(e) = table.track_mut(slot) {
                 *e = t;
             }
-            (ct_state::NEW, Entry::Existing { slot, dir: table_dir, refresh: true, close: false })
+            (ct_state::NEW, Entry::Existing { slot, dir: table_dir, nat: table.is_nat(slot), close: false })
         }
         None => (ct_state::INVALID, Entry::None),
     }
@@ -603,19 +614,12 @@ fn decide(
             After::Nothing
         }
         Entry::NewNat(t) => After::NatNew(t),
-        Entry::Existing { slot, dir, refresh, close } => {
-            if close {
-                table.remove_slot(slot);
-                After::Nothing
-            } else {
-                table.ct_touch(slot, dir, now, refresh);
-                if table.is_nat(slot) && dir == 0 {
-                    After::NatAt(slot)
-                } else {
-                    After::Nothing
-                }
-            }
+        Entry::Existing { slot, close: true, .. } => {
+            table.remove_slot(slot);
+            After::Nothing
         }
+        Entry::Existing { slot, dir: 0, nat: true, .. } => After::NatAt(slot),
+        Entry::Existing { .. } => After::Nothing,
         Entry::Created { .. } | Entry::None => After::Nothing,
     };
     Outcome::Pass(after)

@@ -373,7 +373,7 @@ fn plain_entries_expire_by_their_class_and_a_full_table_evicts() {
     assert_eq!(t.ct_insert(&tuple4(PROTO_UDP, A, 3000, R, 53), udp_track(), 0), Err(CtFull::Full));
     assert_eq!(t.ct_counts.full, 1);
     // UDP: 30 s by default.
-    t.ct_touch(n, 1, 10_000, true);
+    t.entry_ct(n).unwrap().touch(1, 10_000, true);
     assert_eq!(t.expire(29_999, 100), 0);
     assert_eq!(t.expire(39_999, 100), 3, "the three untouched since 0");
     assert_eq!(t.expire(40_000, 100), 1);
