@@ -1093,4 +1093,23 @@ trunk = [10, 20]
         let e = errors(&format!("{GOOD}\n[[udp]]\napp = \"chargen\"\nport = 19\n"));
         assert!(e.iter().any(|m| m.contains("expected echo")), "{e:?}");
     }
+
+    #[test]
+    fn conntrack_section_and_ct_rules() {
+        use crate::conntrack::track::class;
+        // No section and no `ct` rule: no connection table.
+        assert_eq!(parse(GOOD).unwrap().conntrack, None);
+        // A `ct` rule brings the defaults (nf_conntrack's time-outs).
+        let c = parse(&format!("{GOOD}\n[filter]\nrules = [\"ct state established accept\"]\n")).unwrap();
+        let ct = c.conntrack.unwrap();
+        assert_eq!((ct.max_entries, ct.track.tcp_loose), (262_144, false));
+        assert_eq!(ct.track.timeouts.get(class::TCP_ESTABLISHED), 432_000_000);
+        // The section sets size, behaviour and time-outs; bad values are reported with their line.
+        let c = parse(&format!("{GOOD}\n[conntrack]\nmax_entries = 1000\ntcp_loose = true\nudp_timeout_s = 5\ntcp_syn_sent_timeout_s = 7\n")).unwrap();
+        let ct = c.conntrack.unwrap();
+        assert_eq!((ct.max_entries, ct.track.tcp_loose), (1000, true));
+        assert_eq!((ct.track.timeouts.get(class::UDP), ct.track.timeouts.get(class::TCP_SYN_SENT2)), (5000, 7000));
+        let e = errors(&format!("{GOOD}\n[conntrack]\nicmp_timeout_s = 0\nfrob = 1\n"));
+        assert!(!e.is_empty(), "{e:?}");
+    }
 }

@@ -456,3 +456,40 @@ fn a_full_table_evicts_or_refuses() {
     let _ = ct_state::NEW;
     r.finish();
 }
+
+#[test]
+fn conn_show_streams_a_large_table_a_slice_at_a_time() {
+    let mut r = rig(2, false, |_| {});
+    // 1,500 flows (IPv4 and IPv6), a burst at a time, arriving on worker 0.
+    for chunk in (0..1500u16).collect::<Vec<_>>().chunks(50) {
+        let (umem, socks) = r.workers[0].split();
+        for &i in chunk {
+            let f = if i % 2 == 0 { v4(true, H1, H2, 17, &udp(20000 + i, 53)) } else { v6(true, h1_6(), h2_6(), 17, &udp(20000 + i, 53)) };
+            assert!(socks[LAN].io.inject(umem, &f));
+        }
+        r.run();
+        r.sent(WAN);
+    }
+    assert_eq!(r.entries(), 1500);
+    // The dump: at most one slice per worker and loop, every flow once.
+    let ct = r.tables.ct.clone().unwrap();
+    let mut c = Collector::start(&ct.dumps, Mode::Show).unwrap();
+    let mut ports = Vec::new();
+    let mut polls = 0;
+    loop {
+        for w in &mut r.workers {
+            w.poll_once();
+        }
+        let p = c.poll();
+        polls += 1;
+        assert!(p.rows.len() <= crate::context::dump::SLICE * 2, "{} rows in one round", p.rows.len());
+        ports.extend(p.rows.iter().map(|(_, c)| c.orig.sport));
+        if p.done {
+            break;
+        }
+    }
+    ports.sort_unstable();
+    assert_eq!(ports, (20000..21500).collect::<Vec<u16>>(), "every flow exactly once");
+    assert!(polls >= 3, "1,500 entries on two workers take several slices ({polls} rounds)");
+    r.finish();
+}

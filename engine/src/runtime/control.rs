@@ -1239,9 +1239,14 @@ mod tests {
     }
 
     /// A control thread over three ports (two routed, one switched), two
-    /// workers, a NAT, a TCP endpoint, a load balancer and a bridge, with
-    /// some traffic counted; no sockets, no BPF.
+    /// workers, a NAT, connection tracking, a TCP endpoint, a load balancer
+    /// and a bridge, with some traffic counted; no sockets, no BPF.
     fn rig() -> Control {
+        rig_with(true)
+    }
+
+    /// [`rig`], with or without connection tracking.
+    fn rig_with(conntrack: bool) -> Control {
         let ifs = Interfaces::new(vec![
             port(0, "lan", "198.18.1.1", PortMode::Router),
             port(1, "wan", "198.19.1.1", PortMode::Router),
@@ -1284,7 +1289,10 @@ mod tests {
         ct.gauges[1].entries.store(5, Ordering::Relaxed);
         ct.gauges[0].packets[3].store(7, Ordering::Relaxed);
         ct.gauges[0].evicted.store(2, Ordering::Relaxed);
-        let tables = Tables::new(ifs, routes, crate::neighbor::NeighborMap::default()).with_nat(nat).with_ct(ct).with_lb(lb).with_l2(l2);
+        let mut tables = Tables::new(ifs, routes, crate::neighbor::NeighborMap::default()).with_nat(nat).with_lb(lb).with_l2(l2);
+        if conntrack {
+            tables = tables.with_ct(ct);
+        }
         let mut tables = tables;
         tables.tcp = Some(Arc::new(tcp));
         let workers: Vec<Arc<SharedCounters>> = (0..2).map(|_| Arc::new(SharedCounters::default())).collect();
@@ -1448,5 +1456,30 @@ mod tests {
         }
         // Drops: every reason for every worker, so rate() has a series from the start.
         assert_eq!(m.get("pktengine_drops_total").unwrap().samples.len(), Drop::ALL.len() * 2);
+    }
+
+    #[test]
+    fn ct_rules_need_the_connection_table() {
+        let answer = |c: &mut Control, req: Request| {
+            let mut out = Vec::new();
+            c.answer(req, &mut |r| {
+                out.push(r);
+                Ok(())
+            })
+            .unwrap();
+            out
+        };
+        let add = || Request::FilterAdd { rule: "ct state established,related accept".into(), at: None };
+        let mut c = rig_with(false);
+        let out = answer(&mut c, add());
+        assert!(matches!(&out[0], Response::Error { message } if message.contains("connection tracking")), "{out:?}");
+        assert!(c.filter_rules.is_empty());
+        let mut c = rig();
+        let out = answer(&mut c, add());
+        assert!(matches!(&out[0], Response::Done { .. }), "{out:?}");
+        assert!(c.tables.filter.load().is_stateful());
+        let out = answer(&mut c, Request::FilterShow);
+        let Response::Table { rows, .. } = &out[0] else { panic!("{out:?}") };
+        assert!(rows.iter().any(|r| r.contains("ct state hits: new 0 established 0")), "{rows:?}");
     }
 }
