@@ -120,7 +120,7 @@ fn promtool_accepts_a_scrape_of_a_running_engine() {
 }
 
 #[test]
-fn promtool_accepts_a_scrape_of_an_engine_with_nat_tcp_and_two_workers() {
+fn promtool_accepts_a_scrape_of_an_engine_with_nat_tcp_conntrack_and_two_workers() {
     let t = RouterTopo::with_queues("pn", 2).unwrap();
     let dir = Engine::dir("pn");
     // metrics_listen belongs to [engine]: before the first [[port]].
@@ -129,7 +129,9 @@ fn promtool_accepts_a_scrape_of_an_engine_with_nat_tcp_and_two_workers() {
         .replace("cores = [1]", "cores = [0, 1]")
         .replace("mode = \"router\"", "mode = \"router\"\nqueues = 2")
         .replacen("[[port]]", &format!("metrics_listen = \"{METRICS}\"\n\n[[port]]"), 1)
-        + "\n[[tcp]]\napp = \"echo\"\nport = 7\n";
+        + "\n[[tcp]]\napp = \"echo\"\nport = 7\n"
+        // The stateful filter too, on the NAT's table (the pings' session is their tracked connection).
+        + "\n[filter]\nrules = [\"ct state established,related accept\", \"ct state invalid drop\", \"iif lan ct state new accept\"]\npolicy = { wan = \"drop\" }\n";
     assert!(cfg.matches("queues = 2").count() == 2 && cfg.matches("metrics_listen").count() == 1, "examples/nat.toml changed:\n{cfg}");
     let e = Engine::start(&t.dut, &dir, &cfg, &[]).unwrap();
     assert_eq!(ping(&t, 5, "198.19.1.2"), 5, "{}", e.log());
@@ -141,7 +143,8 @@ fn promtool_accepts_a_scrape_of_an_engine_with_nat_tcp_and_two_workers() {
     let t0 = Instant::now();
     let body = loop {
         let b = scrape(&t.dut);
-        if sum(&b, "pktengine_tcp_opened_total", &["how=\"accepted\""]) >= 1.0 || t0.elapsed() > Duration::from_secs(5) {
+        let tracked = sum(&b, "pktengine_conntrack_packets_total", &[]) >= 10.0;
+        if (tracked && sum(&b, "pktengine_tcp_opened_total", &["how=\"accepted\""]) >= 1.0) || t0.elapsed() > Duration::from_secs(5) {
             break b;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -156,12 +159,18 @@ fn promtool_accepts_a_scrape_of_an_engine_with_nat_tcp_and_two_workers() {
     assert_eq!(sum(&body, "pktengine_nat_sessions", &[]), 1.0, "{body}");
     assert!(sample(&body, "pktengine_nat_sessions_limit{worker=\"1\"}").unwrap() > 0.0, "{body}");
     assert_eq!(sum(&body, "pktengine_stage_packets_total", &["stage=\"nat-out\""]), 5.0, "{body}");
+    // One tracked connection, the NAT session itself; the first request new, the rest established.
+    assert_eq!(sum(&body, "pktengine_conntrack_entries", &[]), 1.0, "{body}");
+    assert!(sample(&body, "pktengine_conntrack_entries_limit{worker=\"1\"}").unwrap() > 0.0, "{body}");
+    assert_eq!(sum(&body, "pktengine_conntrack_packets_total", &["state=\"new\""]), 1.0, "{body}");
+    assert_eq!(sum(&body, "pktengine_conntrack_packets_total", &["state=\"established\""]), 9.0, "{body}");
+    assert_eq!(sum(&body, "pktengine_conntrack_packets_total", &["state=\"invalid\""]), 0.0, "{body}");
     assert_eq!(sum(&body, "pktengine_stage_packets_total", &["stage=\"nat-in\""]), 5.0, "{body}");
     for w in ["0", "1"] {
         assert!(sample(&body, &format!("pktengine_worker_loops_total{{worker=\"{w}\"}}")).unwrap() > 0.0, "{body}");
     }
     let families = body.lines().filter(|l| l.starts_with("# TYPE ")).count();
-    eprintln!("scrape (NAT, TCP, 2 workers): {} bytes, {} samples, {families} families", body.len(), body.lines().filter(|l| !l.starts_with('#')).count());
+    eprintln!("scrape (NAT, TCP, stateful filter, 2 workers): {} bytes, {} samples, {families} families", body.len(), body.lines().filter(|l| !l.starts_with('#')).count());
 }
 
 /// A Prometheus server in a namespace, killed (and its storage removed) on drop, also on panic.

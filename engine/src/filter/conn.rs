@@ -421,7 +421,44 @@ pub fn forward(
 ) -> Outcome {
     let now = ctx.now_ms();
     let pk = CtPacket::parse(ctx.ip_of(&d));
-    // Copied where a new entry is opened (cold); an existing one borrows it with its entry.
+    // The common case first: a packet of a plain flow's entry, on its owner.
+    if let (Place::Plain, L4::Tcp(_) | L4::Udp | L4::Query { .. } | L4::Other) = (&place, &pk.l4) {
+        let here = shared.workers <= 1 || owner(&pk.tuple, shared.workers) == ctx.st.worker;
+        if let (true, Some(f)) = (here, table.ct_find(&pk.tuple)) {
+            let (bits, entry, reopen) = existing(table, f.slot, f.dir, &pk, now);
+            if !reopen {
+                return decide(ctx, filter, w, table, &pk, entry, bits, in_port, out_port, d, now);
+            }
+            return forward_slow(ctx, filter, shared, w, table, place, in_port, out_port, d, pk, Some(f.slot));
+        }
+    }
+    forward_slow(ctx, filter, shared, w, table, place, in_port, out_port, d, pk, None)
+}
+
+/// Everything but an existing plain entry on its owner: handoff, new
+/// entries, NAT sessions, ICMP errors, fragments; `reopen`: a plain entry a
+/// SYN reopens (removed here).
+#[cold]
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn forward_slow(
+    ctx: &mut Ctx,
+    filter: &Filter,
+    shared: &CtShared,
+    w: &mut CtLocal,
+    table: &mut NatTable,
+    place: Place<'_>,
+    in_port: u16,
+    out_port: u16,
+    d: Desc,
+    pk: CtPacket,
+    reopen: Option<u32>,
+) -> Outcome {
+    let now = ctx.now_ms();
+    if let Some(slot) = reopen {
+        table.remove_slot(slot);
+    }
+    // Copied where a new entry is opened; an existing one borrows it with its entry.
     let cfg = |table: &NatTable| *table.track_config();
     // The flow this packet's entry is about: an ICMP error's quoted one.
     let flow = match pk.l4 {
