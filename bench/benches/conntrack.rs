@@ -52,6 +52,7 @@ fn port(i: u16, name: &str, mac: [u8; 6], v4: &str) -> PortInfo {
 }
 
 /// An Ethernet/IPv4/TCP segment from `src:sp` to `dst:dp`.
+#[allow(clippy::too_many_arguments)]
 fn tcp(from_lan: bool, src: Ipv4Addr, dst: Ipv4Addr, sp: u16, dp: u16, flags: u8, seq: u32, ack: u32) -> Vec<u8> {
     let (d, s) = if from_lan { (LAN_MAC, H1_MAC) } else { (WAN_MAC, H2_MAC) };
     let mut f = d.to_vec();
