@@ -42,6 +42,12 @@
 # matching the flows or the warm-up pings): every flow packet is checked against the whole set
 # and accepted by the policy at the end. nftables gets it as written, rule by rule, and as sets.
 #
+# The stateful filter DUTs (linux-ct, pktengine-ct) use topo_up and the 8 flows of the router
+# DUTs through the classic stateful firewall (`ct state established,related accept`, `ct state
+# invalid drop`, new connections accepted from the generator's side, everything else from the
+# sink's side dropped): every packet is looked up in the connection table (the flows are UDP
+# from the generator, so their state stays new: tracked, accepted by the third rule).
+#
 # The TCP DUTs (linux-tcp, pktengine-tcp) use topo_up, but no generator and no sink: the client is
 # tcpbench (bench/src/bin/tcpbench.rs, the kernel's TCP) in the gen ns, 198.18.0.2, and the server
 # sits on the DUT's address 198.18.0.1 (the sink ns stays idle):
@@ -90,6 +96,10 @@
 #                   one set lookup each; the same verdicts, since every rule drops
 #   pktengine-filter  the engine as pktengine plus [filter] rules = [the 1,000 rules], default
 #                   accept (tuple space search: the cost follows the rule shapes, not their count)
+#   linux-ct        Linux forwarding, one route, plus an nftables forward chain with the classic
+#                   stateful firewall (conntrack: nf_conntrack_tcp_loose = 0, as the engine)
+#   pktengine-ct    the engine as pktengine plus the same rules as its [filter] section (policy
+#                   drop on the sink's side): connection tracking on its own table
 #   linux-tcp       the kernel's TCP in the DUT ns: four tcpbench servers (bulk 5001 and 5002, discard,
 #                   http) on 198.18.0.1, each one thread with an epoll loop, pinned to ENGINE_CPU
 #   pktengine-tcp   the engine (one worker on ENGINE_CPU, as pktengine) with the same four apps as
@@ -133,7 +143,7 @@
 # and, for the engine DUTs, vs their kernel counterpart: pktengine vs linux-1route,
 # pktengine-fulltable vs linux-fulltable, pktengine-nat vs linux-nat, pktengine-switch vs
 # linux-bridge, pktengine-lb vs linux-lb, pktengine-filter vs linux-filter and, second,
-# linux-filter-sets; a TCP table, pktengine-tcp vs linux-tcp), .csv (every trial; TCP rows fill
+# linux-filter-sets, pktengine-ct vs linux-ct; a TCP table, pktengine-tcp vs linux-tcp), .csv (every trial; TCP rows fill
 # rx_gbps, p50/p99/p999_us (crr latency) and the tcp_* columns, packet rows leave those empty), .png
 # (gnuplot, if installed: scripts/deps.sh installs gnuplot-nox; the packet DUTs' rates, and the TCP
 # DUTs' in -tcp.png, or in the .png when only TCP DUTs ran).
@@ -155,7 +165,7 @@ else
 fi
 SIZES=${BENCH_SIZES:-"64 512 1518"}
 LOSS=${BENCH_LOSS:-0.001}
-DUTS=${BENCH_DUTS:-"none linux-1route linux-fulltable xdp-redirect pktengine pktengine-fulltable linux-nat pktengine-nat linux-bridge pktengine-switch linux-lb pktengine-lb linux-filter linux-filter-sets pktengine-filter linux-tcp pktengine-tcp"}
+DUTS=${BENCH_DUTS:-"none linux-1route linux-fulltable xdp-redirect pktengine pktengine-fulltable linux-nat pktengine-nat linux-bridge pktengine-switch linux-lb pktengine-lb linux-filter linux-filter-sets pktengine-filter linux-ct pktengine-ct linux-tcp pktengine-tcp"}
 GEN_CPU=${GEN_CPU:-0}
 SINK_CPU=${SINK_CPU:-1}
 # The engine worker's core (default: the sink's, see dut_pktengine).
@@ -790,6 +800,45 @@ dut_pktengine_filter_after() {
     END { printf "  engine: %d filter rules, %d of them with hits; %s\n", n, hit, last }'
 }
 
+# ---- stateful filter DUTs -------------------------------------------------------------
+
+# DUT "linux-ct": Linux forwarding plus the classic stateful firewall in an nftables forward
+# chain; conntrack does not pick up TCP connections in the middle (as the engine's default).
+dut_linux_ct() {
+  ip netns exec "$ND" nft -f - <<NFT || return 1
+table inet fw {
+  chain forward {
+    type filter hook forward priority 0; policy accept;
+    ct state established,related counter accept
+    ct state invalid counter drop
+    iifname "$DI" ct state new counter accept
+    iifname "$DE" counter drop
+  }
+}
+NFT
+  ip netns exec "$ND" sysctl -qw net.netfilter.nf_conntrack_tcp_loose=0
+}
+
+# After the trials: the rules' counters and the connections conntrack holds.
+dut_linux_ct_after() {
+  ip netns exec "$ND" nft list chain inet fw forward | grep counter | sed 's/^[[:space:]]*/  nft: /'
+  echo "  nft: $(ip netns exec "$ND" cat /proc/sys/net/netfilter/nf_conntrack_count) conntrack entries"
+}
+
+# DUT "pktengine-ct": pktengine plus the same rules as its [filter] section, with the sink
+# side's policy drop; [conntrack] defaults (its own table: no NAT here).
+dut_pktengine_ct() {
+  pktengine_start "" "" "" '[filter]
+rules = ["ct state established,related accept", "ct state invalid drop", "iif in ct state new accept"]
+policy = { out = "drop" }' || return 1
+}
+
+# After the trials: the rules' hits and the tracked connections (one per flow expected).
+dut_pktengine_ct_after() {
+  pktengine_ctl filter show
+  pktengine_ctl conn show | tail -4
+}
+
 # ---- TCP DUTs -------------------------------------------------------------------------
 
 # The gen ns as a TCP client: no TIME-WAIT kept (crr closes from the client side, thousands of
@@ -1048,7 +1097,7 @@ sizes = list(dict.fromkeys(r["size"] for r in rows))
 # Each engine DUT against the kernel DUT doing the same job.
 COUNTERPART = {"pktengine": "linux-1route", "pktengine-fulltable": "linux-fulltable",
                "pktengine-nat": "linux-nat", "pktengine-switch": "linux-bridge",
-               "pktengine-lb": "linux-lb", "pktengine-filter": "linux-filter"}
+               "pktengine-lb": "linux-lb", "pktengine-filter": "linux-filter", "pktengine-ct": "linux-ct"}
 # A second kernel DUT for the same job, shown beside the first when it ran.
 ALSO = {"pktengine-filter": "linux-filter-sets"}
 def ratio(r, b):
@@ -1069,7 +1118,7 @@ if rows:
                f"them from 198.19.0.1; switch DUTs: 198.18.0.2 -> 198.18.0.3 on one subnet, to the sink's MAC; "
                f"LB DUTs: 64 flows to the VIP 198.19.1.100:2000, balanced over the backends 198.19.0.2-198.19.0.4 "
                f"(sink addresses), full NAT from 198.19.0.1; filter DUTs: the 8 flows through 1,000 rules that none "
-               f"of them matches); "
+               f"of them matches; stateful filter DUTs: the 8 flows tracked through the classic firewall); "
                f"pktgen (AF_XDP, copy mode) "
                f"pinned to CPU {gcpu} (the kernel DUTs run in its TX path there), sink pinned to CPU {scpu} (SCHED_FIFO; SCHED_OTHER beside an engine worker on its core), "
                f"engine worker on CPU {ecpu}. "
@@ -1077,7 +1126,7 @@ if rows:
     out.append("Ratios: delivered (or zero-loss) Mpps over that of linux-1route, and for the engine DUTs over their "
                "kernel counterpart (pktengine: linux-1route, pktengine-fulltable: linux-fulltable, pktengine-nat: "
                "linux-nat, pktengine-switch: linux-bridge, pktengine-lb: linux-lb, pktengine-filter: linux-filter and, "
-               "second, linux-filter-sets).\n")
+               "second, linux-filter-sets, pktengine-ct: linux-ct).\n")
     out.append(f"Full table: {note}.\n")
     out.append(f"Filter rule set: {fnote}.\n")
     out.append("## Throughput at max offered rate\n")

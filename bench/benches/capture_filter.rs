@@ -23,7 +23,28 @@ const EXPR: &str = "tcp port 80 and host 198.18.1.2";
 fn frame(proto: u8, dport: u16) -> Vec<u8> {
     let l4 = if proto == 6 { 20 } else { 8 };
     let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
-    f.extend_from_slice(&[0x45, 0, 0, (20 + l4 + 60) as u8, 0, 1, 0x40, 0, 64, proto, 0, 0, 198, 18, 1, 2, 198, 19, 1, 2]);
+    f.extend_from_slice(&[
+        0x45,
+        0,
+        0,
+        (20 + l4 + 60) as u8,
+        0,
+        1,
+        0x40,
+        0,
+        64,
+        proto,
+        0,
+        0,
+        198,
+        18,
+        1,
+        2,
+        198,
+        19,
+        1,
+        2,
+    ]);
     f.extend_from_slice(&40000u16.to_be_bytes());
     f.extend_from_slice(&dport.to_be_bytes());
     if proto == 6 {
@@ -37,7 +58,10 @@ fn frame(proto: u8, dport: u16) -> Vec<u8> {
 
 /// The calling thread's CPU time, ns.
 fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes one timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -78,7 +102,9 @@ impl ValueFormatter for Nanos {
     }
     fn scale_throughputs(&self, _typical: f64, t: &Throughput, values: &mut [f64]) -> &'static str {
         let n = match t {
-            Throughput::Elements(n) | Throughput::Bytes(n) | Throughput::BytesDecimal(n) => *n as f64,
+            Throughput::Elements(n) | Throughput::Bytes(n) | Throughput::BytesDecimal(n) => {
+                *n as f64
+            }
         };
         for v in values {
             *v = n * 1e9 / *v;
@@ -94,7 +120,11 @@ fn bench(c: &mut Criterion<CpuTime>) {
     let insns = compile(EXPR).expect("libpcap compiles it");
     let p = Program::new(&insns).expect("checked");
     println!("capture_filter: `{EXPR}` is {} instructions", p.len());
-    let frames = [("nomatch_udp", frame(17, 80)), ("nomatch_tcp443", frame(6, 443)), ("match_tcp80", frame(6, 80))];
+    let frames = [
+        ("nomatch_udp", frame(17, 80)),
+        ("nomatch_tcp443", frame(6, 443)),
+        ("match_tcp80", frame(6, 80)),
+    ];
     assert!(!p.matches(&frames[0].1) && !p.matches(&frames[1].1) && p.matches(&frames[2].1));
     let mut g = c.benchmark_group("capture_filter");
     g.throughput(Throughput::Elements(1));
@@ -104,7 +134,9 @@ fn bench(c: &mut Criterion<CpuTime>) {
     // A tap that never runs out, as on a port under `ctl capture --count 4294967295`.
     let taps = vec![Arc::new(Tap::new(Some(p.clone()), u32::MAX))];
     for (name, f) in &frames {
-        g.bench_function(format!("offer/{name}"), |b| b.iter(|| offer(black_box(&taps), black_box(f))));
+        g.bench_function(format!("offer/{name}"), |b| {
+            b.iter(|| offer(black_box(&taps), black_box(f)))
+        });
     }
     g.finish();
 }

@@ -97,7 +97,9 @@ fn bench(c: &mut Criterion) {
     frame[14] = 0x45;
     frame[14 + 9] = 6;
     g.throughput(Throughput::Elements(1));
-    g.bench_function("fields_extract", |b| b.iter(|| engine::filter::fields(black_box(&frame), 0, 1)));
+    g.bench_function("fields_extract", |b| {
+        b.iter(|| engine::filter::fields(black_box(&frame), 0, 1))
+    });
     g.finish();
 }
 

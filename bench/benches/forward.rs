@@ -14,18 +14,18 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use engine::control::config::PortMode;
 use engine::context::counters::LocalCounters;
 use engine::context::events;
-use engine::context::{Ctx, TxQueues, WorkerState};
-use engine::dataplane::pipeline::{process_burst, Features, Scratch, Stages};
+use engine::context::ratelimit::IcmpRateLimiter;
 use engine::context::tables::{Interfaces, PortInfo, Routes};
+use engine::context::{Ctx, TxQueues, WorkerState};
+use engine::control::config::PortMode;
+use engine::dataplane::pipeline::{process_burst, Features, Scratch, Stages};
 use engine::dataplane::tables::Tables;
 use engine::l3::nexthop::NextHop;
 use engine::l3::prefix::IpPrefix;
 use engine::l3::route_table::{Route, RouteTable};
 use engine::neighbor::{NeighborKey, NeighborTable, PendingQueues};
-use engine::context::ratelimit::IcmpRateLimiter;
 use engine::wire::checksum;
 use engine::xsk::{Desc, Umem, UmemConfig, BURST};
 use pktengine_bench::{full_table, splitmix};
@@ -83,30 +83,72 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let ifs = Interfaces::new(vec![port(0, "lan", "198.18.1.1", "2001:2:0:1::1"), port(1, "wan", "198.19.1.1", "2001:2:0:2::1")]);
+    let ifs = Interfaces::new(vec![
+        port(0, "lan", "198.18.1.1", "2001:2:0:1::1"),
+        port(1, "wan", "198.19.1.1", "2001:2:0:2::1"),
+    ]);
     let mut rt = RouteTable::new();
     for (p, _) in full_table() {
         let gw = match p {
             IpPrefix::V4(_) => IpAddr::V4(GW4),
             IpPrefix::V6(_) => IpAddr::V6(gw6()),
         };
-        rt.stage_add(Route { prefix: p, hops: vec![NextHop::via(gw)], metric: 0 }).unwrap();
+        rt.stage_add(Route {
+            prefix: p,
+            hops: vec![NextHop::via(gw)],
+            metric: 0,
+        })
+        .unwrap();
     }
-    for (s, dev) in [("198.18.1.0/24", "lan"), ("198.19.1.0/24", "wan"), ("2001:2:0:2::/64", "wan")] {
-        rt.stage_add(Route { prefix: s.parse().unwrap(), hops: vec![NextHop { gateway: None, dev: Some(dev.into()) }], metric: 0 })
-            .unwrap();
+    for (s, dev) in [
+        ("198.18.1.0/24", "lan"),
+        ("198.19.1.0/24", "wan"),
+        ("2001:2:0:2::/64", "wan"),
+    ] {
+        rt.stage_add(Route {
+            prefix: s.parse().unwrap(),
+            hops: vec![NextHop {
+                gateway: None,
+                dev: Some(dev.into()),
+            }],
+            metric: 0,
+        })
+        .unwrap();
     }
     rt.publish();
     let routes = Routes::resolve(rt.reader().snapshot().clone(), &ifs);
     let mut neigh = NeighborTable::new(30_000, 120_000);
-    neigh.learn(NeighborKey { port: 1, ip: IpAddr::V4(GW4) }, [0x02, 0x22, 0, 0, 0, 2], 0, true);
-    neigh.learn(NeighborKey { port: 1, ip: IpAddr::V6(gw6()) }, [0x02, 0x22, 0, 0, 0, 2], 0, true);
-    Setup { tables: Arc::new(Tables::new(ifs, routes, neigh.map())), _rt: rt }
+    neigh.learn(
+        NeighborKey {
+            port: 1,
+            ip: IpAddr::V4(GW4),
+        },
+        [0x02, 0x22, 0, 0, 0, 2],
+        0,
+        true,
+    );
+    neigh.learn(
+        NeighborKey {
+            port: 1,
+            ip: IpAddr::V6(gw6()),
+        },
+        [0x02, 0x22, 0, 0, 0, 2],
+        0,
+        true,
+    );
+    Setup {
+        tables: Arc::new(Tables::new(ifs, routes, neigh.map())),
+        _rt: rt,
+    }
 }
 
 /// Destinations inside the table (a random prefix, random host bits).
 fn destinations(v6: bool) -> Vec<IpAddr> {
-    let table: Vec<IpPrefix> = full_table().into_iter().map(|(p, _)| p).filter(|p| matches!(p, IpPrefix::V6(_)) == v6).collect();
+    let table: Vec<IpPrefix> = full_table()
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| matches!(p, IpPrefix::V6(_)) == v6)
+        .collect();
     let mut x = 7u64;
     (0..BURST)
         .map(|_| {
@@ -131,7 +173,13 @@ fn bench_forward(c: &mut Criterion) {
     let mut g = c.benchmark_group("forward");
     g.throughput(Throughput::Elements(BURST as u64));
     for (name, v6) in [("ipv4_full_table", false), ("ipv6_full_table", true)] {
-        let mut umem = Umem::new(UmemConfig { frame_size: 2048, frame_count: 256, huge_pages: false, headroom: 0 }).unwrap();
+        let mut umem = Umem::new(UmemConfig {
+            frame_size: 2048,
+            frame_count: 256,
+            huge_pages: false,
+            headroom: 0,
+        })
+        .unwrap();
         let frames: Vec<Vec<u8>> = destinations(v6)
             .into_iter()
             .map(|d| match d {
@@ -156,7 +204,9 @@ fn bench_forward(c: &mut Criterion) {
                 umem.data_mut(d)[..54].copy_from_slice(&f[..54]);
             }
         };
-        g.bench_function(format!("{name}/restore_only"), |b| b.iter(|| restore(black_box(&mut umem))));
+        g.bench_function(format!("{name}/restore_only"), |b| {
+            b.iter(|| restore(black_box(&mut umem)))
+        });
         g.bench_function(name, |b| {
             b.iter(|| {
                 restore(&mut umem);
@@ -175,7 +225,12 @@ fn bench_forward(c: &mut Criterion) {
                     rx_port: 0,
                     handoff: 0,
                 };
-                let mut stages = Stages { tables: &s.tables, filter: &filter, features: &mut features, scratch: &mut scratch };
+                let mut stages = Stages {
+                    tables: &s.tables,
+                    filter: &filter,
+                    features: &mut features,
+                    scratch: &mut scratch,
+                };
                 process_burst(&mut ctx, &mut stages, 0, black_box(&descs));
                 assert_eq!(ctx.st.tx.queue(1).len(), BURST, "every packet forwarded");
                 ctx.st.tx.clear(1);

@@ -11,8 +11,8 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use engine::lb::{BackendConfig, DownPolicy, LbShared, LbWorker, Mode, Scheduler, ServiceConfig};
 use engine::conntrack::rewrite::{self as translate, Kind, Side, PROTO_UDP};
+use engine::lb::{BackendConfig, DownPolicy, LbShared, LbWorker, Mode, Scheduler, ServiceConfig};
 use engine::nat::{Ep, Timeouts};
 use engine::wire::checksum;
 use pktengine_bench::splitmix;
@@ -28,14 +28,27 @@ fn service(mode: Mode, scheduler: Scheduler, udp_ms: u64) -> ServiceConfig {
         mode,
         snat: u32::from(Ipv4Addr::new(198, 19, 2, 1)),
         down_policy: DownPolicy::Keep,
-        backends: (0..8).map(|i| BackendConfig { ep: Ep::new(u32::from(Ipv4Addr::new(198, 19, 2, 10 + i)), 53), weight: 1 + u32::from(i % 3), up: true, healthy: true }).collect(),
-        timeouts: Timeouts { udp_ms, ..Timeouts::default() },
+        backends: (0..8)
+            .map(|i| BackendConfig {
+                ep: Ep::new(u32::from(Ipv4Addr::new(198, 19, 2, 10 + i)), 53),
+                weight: 1 + u32::from(i % 3),
+                up: true,
+                healthy: true,
+            })
+            .collect(),
+        timeouts: Timeouts {
+            udp_ms,
+            ..Timeouts::default()
+        },
         health: None,
     }
 }
 
 fn client(i: u32) -> Ep {
-    Ep::new(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + (i >> 10) % 65_000, 1024 + (i & 1023) as u16)
+    Ep::new(
+        u32::from(Ipv4Addr::new(198, 18, 0, 0)) + (i >> 10) % 65_000,
+        1024 + (i & 1023) as u16,
+    )
 }
 
 fn frame(src: Ep, dst: Ep) -> Vec<u8> {
@@ -48,7 +61,15 @@ fn frame(src: Ep, dst: Ep) -> Vec<u8> {
     u[0..2].copy_from_slice(&src.port.to_be_bytes());
     u[2..4].copy_from_slice(&dst.port.to_be_bytes());
     u[4..6].copy_from_slice(&26u16.to_be_bytes());
-    let s = checksum::combine(&[checksum::pseudo_header_v4(&src.addr.to_be_bytes(), &dst.addr.to_be_bytes(), PROTO_UDP, 26), checksum::data(&u)]);
+    let s = checksum::combine(&[
+        checksum::pseudo_header_v4(
+            &src.addr.to_be_bytes(),
+            &dst.addr.to_be_bytes(),
+            PROTO_UDP,
+            26,
+        ),
+        checksum::data(&u),
+    ]);
     u[6..8].copy_from_slice(&checksum::udp_nonzero(!s).to_be_bytes());
     ip.extend_from_slice(&u);
     ip
@@ -63,17 +84,40 @@ fn bench(c: &mut Criterion) {
         let snap = lb.services.load_full();
         let n = 10_000u32;
         for i in 0..n {
-            w.to_backend(&snap, 0, client(i), Ep::new(VIP, 53), 0, i.wrapping_mul(2_654_435_761), 0, 0).unwrap();
+            w.to_backend(
+                &snap,
+                0,
+                client(i),
+                Ep::new(VIP, 53),
+                0,
+                i.wrapping_mul(2_654_435_761),
+                0,
+                0,
+            )
+            .unwrap();
         }
         let mut rng = 11u64;
-        let frames: Vec<Vec<u8>> = (0..64).map(|_| frame(client((splitmix(&mut rng) % u64::from(n)) as u32), Ep::new(VIP, 53))).collect();
+        let frames: Vec<Vec<u8>> = (0..64)
+            .map(|_| {
+                frame(
+                    client((splitmix(&mut rng) % u64::from(n)) as u32),
+                    Ep::new(VIP, 53),
+                )
+            })
+            .collect();
         let mut work = frames.clone();
         g.throughput(Throughput::Elements(64));
         g.bench_function(BenchmarkId::new("established", label), |b| {
             b.iter(|| {
                 for (p, f) in work.iter_mut().zip(&frames) {
                     p[..28].copy_from_slice(&f[..28]);
-                    if let Kind::Ports { src, dst, tcp_flags, .. } = translate::classify(p) {
+                    if let Kind::Ports {
+                        src,
+                        dst,
+                        tcp_flags,
+                        ..
+                    } = translate::classify(p)
+                    {
                         if let Ok(a) = w.to_backend(&snap, 0, src, dst, tcp_flags, 0, 60, 1) {
                             translate::rewrite_ports(p, Side::Dst, a.backend);
                             if a.source != src {
@@ -87,7 +131,10 @@ fn bench(c: &mut Criterion) {
         });
         assert_eq!(w.len(), n);
     }
-    for (label, sched) in [("weighted", Scheduler::Weighted), ("maglev", Scheduler::Maglev)] {
+    for (label, sched) in [
+        ("weighted", Scheduler::Weighted),
+        ("maglev", Scheduler::Maglev),
+    ] {
         let lb = LbShared::new(&[service(Mode::FullNat, sched, 1)], 1);
         let mut w = LbWorker::new(&lb, 0);
         let snap = lb.services.load_full();
@@ -102,7 +149,17 @@ fn bench(c: &mut Criterion) {
                     let t0 = Instant::now();
                     for j in 0..m {
                         let cl = client(k.wrapping_add(j));
-                        black_box(w.to_backend(&snap, 0, cl, Ep::new(VIP, 53), 0, (k + j).wrapping_mul(2_654_435_761), 60, 0)).ok();
+                        black_box(w.to_backend(
+                            &snap,
+                            0,
+                            cl,
+                            Ep::new(VIP, 53),
+                            0,
+                            (k + j).wrapping_mul(2_654_435_761),
+                            60,
+                            0,
+                        ))
+                        .ok();
                     }
                     spent += t0.elapsed();
                     k = k.wrapping_add(m);

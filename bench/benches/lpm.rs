@@ -43,7 +43,9 @@ fn v6_routes(all: &[(IpPrefix, u16)]) -> Vec<(Ipv6Prefix, u16)> {
 /// Uniformly random IPv4 addresses.
 fn random_trace(seed: u64) -> Vec<u32> {
     let mut x = seed;
-    (0..TRACE).map(|_| (splitmix(&mut x) >> 32) as u32).collect()
+    (0..TRACE)
+        .map(|_| (splitmix(&mut x) >> 32) as u32)
+        .collect()
 }
 
 /// 80% of the addresses inside 1% of the prefixes (every 100th of the table), 20% uniform.
@@ -114,37 +116,55 @@ fn lookups(c: &mut Criterion) {
     }
     let m3 = rss_bytes();
     let (a, b) = tbm.mem_usage();
-    println!("memory v4 treebitmap: mem_usage {} ; rss +{}", mib(a + b), mib(m3.saturating_sub(m2)));
+    println!(
+        "memory v4 treebitmap: mem_usage {} ; rss +{}",
+        mib(a + b),
+        mib(m3.saturating_sub(m2))
+    );
     let mut int = ip_network_table::IpNetworkTable::<u16>::new();
     for (p, nh) in &r4 {
-        int.insert(ip_network::Ipv4Network::new(p.addr(), p.len()).unwrap(), *nh);
+        int.insert(
+            ip_network::Ipv4Network::new(p.addr(), p.len()).unwrap(),
+            *nh,
+        );
     }
     let m4 = rss_bytes();
-    println!("memory v4 ip_network_table: rss +{}", mib(m4.saturating_sub(m3)));
+    println!(
+        "memory v4 ip_network_table: rss +{}",
+        mib(m4.saturating_sub(m3))
+    );
 
     let mut g = c.benchmark_group("lpm4_full_table");
     g.throughput(Throughput::Elements(TRACE as u64));
     for (name, trace) in [("random", &random), ("skewed", &skewed)] {
-        g.bench_with_input(BenchmarkId::new("pktengine_single", name), trace, |bch, t| {
-            bch.iter(|| {
-                let mut acc = 0u32;
-                for &a in t.iter() {
-                    acc = acc.wrapping_add(u32::from(ours.fib().lookup(a)));
-                }
-                black_box(acc)
-            })
-        });
-        g.bench_with_input(BenchmarkId::new("pktengine_batch32", name), trace, |bch, t| {
-            let mut out = [0u16; BURST];
-            bch.iter(|| {
-                let mut acc = 0u32;
-                for burst in t.chunks_exact(BURST) {
-                    ours.lookup_batch(burst, &mut out);
-                    acc = out.iter().fold(acc, |s, &v| s.wrapping_add(u32::from(v)));
-                }
-                black_box(acc)
-            })
-        });
+        g.bench_with_input(
+            BenchmarkId::new("pktengine_single", name),
+            trace,
+            |bch, t| {
+                bch.iter(|| {
+                    let mut acc = 0u32;
+                    for &a in t.iter() {
+                        acc = acc.wrapping_add(u32::from(ours.fib().lookup(a)));
+                    }
+                    black_box(acc)
+                })
+            },
+        );
+        g.bench_with_input(
+            BenchmarkId::new("pktengine_batch32", name),
+            trace,
+            |bch, t| {
+                let mut out = [0u16; BURST];
+                bch.iter(|| {
+                    let mut acc = 0u32;
+                    for burst in t.chunks_exact(BURST) {
+                        ours.lookup_batch(burst, &mut out);
+                        acc = out.iter().fold(acc, |s, &v| s.wrapping_add(u32::from(v)));
+                    }
+                    black_box(acc)
+                })
+            },
+        );
         g.bench_with_input(BenchmarkId::new("prefix_trie", name), trace, |bch, t| {
             bch.iter(|| {
                 let mut acc = 0u32;
@@ -165,16 +185,20 @@ fn lookups(c: &mut Criterion) {
                 black_box(acc)
             })
         });
-        g.bench_with_input(BenchmarkId::new("ip_network_table", name), trace, |bch, t| {
-            bch.iter(|| {
-                let mut acc = 0u32;
-                for &a in t.iter() {
-                    let r = int.longest_match_ipv4(Ipv4Addr::from(a));
-                    acc = acc.wrapping_add(r.map_or(0, |(_, &v)| u32::from(v)));
-                }
-                black_box(acc)
-            })
-        });
+        g.bench_with_input(
+            BenchmarkId::new("ip_network_table", name),
+            trace,
+            |bch, t| {
+                bch.iter(|| {
+                    let mut acc = 0u32;
+                    for &a in t.iter() {
+                        let r = int.longest_match_ipv4(Ipv4Addr::from(a));
+                        acc = acc.wrapping_add(r.map_or(0, |(_, &v)| u32::from(v)));
+                    }
+                    black_box(acc)
+                })
+            },
+        );
     }
     g.finish();
     drop((pt, tbm, int));
@@ -267,7 +291,13 @@ fn updates(c: &mut Criterion) {
             IpPrefix::V4(_) => IpAddr::V4(Ipv4Addr::new(198, 18, 0, *nh as u8 + 1)),
             IpPrefix::V6(_) => IpAddr::V6(Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, *nh + 1)),
         };
-        table.stage_add(Route { prefix: *p, hops: vec![NextHop::via(gw)], metric: 0 }).unwrap();
+        table
+            .stage_add(Route {
+                prefix: *p,
+                hops: vec![NextHop::via(gw)],
+                metric: 0,
+            })
+            .unwrap();
     }
     table.publish();
     let reader = table.reader();
@@ -276,7 +306,13 @@ fn updates(c: &mut Criterion) {
     let p24: IpPrefix = "198.18.77.0/24".parse().unwrap();
     g.bench_function("v4_add_then_delete_24_publish", |b| {
         b.iter(|| {
-            table.add(Route { prefix: p24, hops: hop(1), metric: 0 }).unwrap();
+            table
+                .add(Route {
+                    prefix: p24,
+                    hops: hop(1),
+                    metric: 0,
+                })
+                .unwrap();
             table.remove(p24, None).unwrap();
             black_box(reader.snapshot().lookup_v4(Ipv4Addr::new(198, 18, 77, 1)))
         })
@@ -285,7 +321,13 @@ fn updates(c: &mut Criterion) {
     let p16: IpPrefix = "198.18.0.0/16".parse().unwrap();
     g.bench_function("v4_add_then_delete_16_publish", |b| {
         b.iter(|| {
-            table.add(Route { prefix: p16, hops: hop(2), metric: 0 }).unwrap();
+            table
+                .add(Route {
+                    prefix: p16,
+                    hops: hop(2),
+                    metric: 0,
+                })
+                .unwrap();
             table.remove(p16, None).unwrap();
         })
     });
@@ -293,7 +335,13 @@ fn updates(c: &mut Criterion) {
     let gw6 = vec![NextHop::via("2001:2::9".parse().unwrap())];
     g.bench_function("v6_add_then_delete_48_publish", |b| {
         b.iter(|| {
-            table.add(Route { prefix: p6, hops: gw6.clone(), metric: 0 }).unwrap();
+            table
+                .add(Route {
+                    prefix: p6,
+                    hops: gw6.clone(),
+                    metric: 0,
+                })
+                .unwrap();
             table.remove(p6, None).unwrap();
         })
     });
@@ -302,7 +350,13 @@ fn updates(c: &mut Criterion) {
     let d: IpPrefix = "0.0.0.0/0".parse().unwrap();
     g.bench_function("v4_add_then_delete_default_publish", |b| {
         b.iter(|| {
-            table.add(Route { prefix: d, hops: hop(3), metric: 0 }).unwrap();
+            table
+                .add(Route {
+                    prefix: d,
+                    hops: hop(3),
+                    metric: 0,
+                })
+                .unwrap();
             table.remove(d, None).unwrap();
         })
     });

@@ -20,10 +20,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use engine::control::config::{Config, Environment, PollMode};
 use engine::context::counters::SharedCounters;
 use engine::context::events;
 use engine::context::tables::Routes;
+use engine::control::config::{Config, Environment, PollMode};
 use engine::dataplane::tables::Tables;
 use engine::dataplane::worker::{Socket, Worker, WorkerConfig};
 use engine::l2::{MacKey, MacTable};
@@ -36,7 +36,17 @@ use pktengine_bench::splitmix;
 const TRACE: usize = 1 << 20;
 
 fn station(i: u32) -> MacKey {
-    MacKey::new(10 + (i % 4) as u16, [0x02, 0x00, (i >> 24) as u8, (i >> 16) as u8, (i >> 8) as u8, i as u8])
+    MacKey::new(
+        10 + (i % 4) as u16,
+        [
+            0x02,
+            0x00,
+            (i >> 24) as u8,
+            (i >> 16) as u8,
+            (i >> 8) as u8,
+            i as u8,
+        ],
+    )
 }
 
 fn filled(n: u32) -> MacTable {
@@ -64,7 +74,11 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     for &(n, label) in &[(1u32 << 10, "1k"), (1 << 16, "64k"), (1 << 20, "1M")] {
         let t = filled(n);
-        eprintln!("mac_table {label}: {} slots, {} MiB", t.slots(), t.memory() >> 20);
+        eprintln!(
+            "mac_table {label}: {} slots, {} MiB",
+            t.slots(),
+            t.memory() >> 20
+        );
         let tr = trace(n, 7);
         let mut i = 0;
         g.bench_with_input(BenchmarkId::new("frame", label), &n, |b, _| {
@@ -99,7 +113,11 @@ fn bench(c: &mut Criterion) {
                     let k = u64::from(n - i).min(left) as u32;
                     let t0 = std::time::Instant::now();
                     for j in i..i + k {
-                        black_box(empty.learn(station(j.wrapping_mul(2_654_435_761) % n), (j % 32) as u8, 1));
+                        black_box(empty.learn(
+                            station(j.wrapping_mul(2_654_435_761) % n),
+                            (j % 32) as u8,
+                            1,
+                        ));
                     }
                     spent += t0.elapsed();
                     i += k;
@@ -191,16 +209,49 @@ fn switch_stage(c: &mut Criterion) {
     let cfg = Config::parse(std::path::Path::new("b.toml"), SWITCH, &AnyEnv).unwrap();
     let ifs = setup::interfaces(&cfg, &|n: &str| Ok([2, 0xee, 0, 0, 0, n.as_bytes()[1]])).unwrap();
     let routes = Routes::resolve(RouteTable::new().reader().snapshot().clone(), &ifs);
-    let tables = Arc::new(Tables::new(ifs, routes, NeighborTable::new(30_000, 120_000).map()).with_l2(cfg.switch()));
+    let tables = Arc::new(
+        Tables::new(ifs, routes, NeighborTable::new(30_000, 120_000).map()).with_l2(cfg.switch()),
+    );
     // 256 bytes of headroom, as AF_XDP gives.
-    let umem = Umem::new(UmemConfig { frame_size: 2048, frame_count: 8192, huge_pages: false, headroom: 256 }).unwrap();
-    let pc = MemPortConfig { rx_size: 1024, tx_size: 1024, fill_size: 1024, comp_size: 1024 };
-    let sockets = (0..4).map(|i| Socket { port: i, io: MemPort::new(&format!("p{i}"), &umem, pc) }).collect();
+    let umem = Umem::new(UmemConfig {
+        frame_size: 2048,
+        frame_count: 8192,
+        huge_pages: false,
+        headroom: 256,
+    })
+    .unwrap();
+    let pc = MemPortConfig {
+        rx_size: 1024,
+        tx_size: 1024,
+        fill_size: 1024,
+        comp_size: 1024,
+    };
+    let sockets = (0..4)
+        .map(|i| Socket {
+            port: i,
+            io: MemPort::new(&format!("p{i}"), &umem, pc),
+        })
+        .collect();
     let (sink, _rx) = events::channel(1024);
-    let wc = WorkerConfig { id: 0, poll: PollMode::Busy, idle_timeout: std::time::Duration::from_millis(1) };
-    let mut w = Worker::new(wc, umem, sockets, tables.clone(), Arc::new(SharedCounters::default()), sink);
+    let wc = WorkerConfig {
+        id: 0,
+        poll: PollMode::Busy,
+        idle_timeout: std::time::Duration::from_millis(1),
+    };
+    let mut w = Worker::new(
+        wc,
+        umem,
+        sockets,
+        tables.clone(),
+        Arc::new(SharedCounters::default()),
+        sink,
+    );
     w.prime();
-    let (a, b, t) = ([2, 0, 0, 0, 0, 0xa], [2, 0, 0, 0, 0, 0xb], [2, 0, 0, 0, 0, 0xc]);
+    let (a, b, t) = (
+        [2, 0, 0, 0, 0, 0xa],
+        [2, 0, 0, 0, 0, 0xb],
+        [2, 0, 0, 0, 0, 0xc],
+    );
     let run = |w: &mut Worker<MemPort>, from: usize, f: &[u8]| -> usize {
         let (umem, socks) = w.split();
         for _ in 0..BURST {
@@ -227,11 +278,17 @@ fn switch_stage(c: &mut Criterion) {
     let mut g = c.benchmark_group("switch_stage");
     g.throughput(Throughput::Elements(BURST as u64));
     let ab = eth(b, a);
-    g.bench_function("unicast_access_64", |bn| bn.iter(|| assert_eq!(run(&mut w, 0, &ab), BURST)));
+    g.bench_function("unicast_access_64", |bn| {
+        bn.iter(|| assert_eq!(run(&mut w, 0, &ab), BURST))
+    });
     let at = eth(t, a);
-    g.bench_function("unicast_push_tag_64", |bn| bn.iter(|| assert_eq!(run(&mut w, 0, &at), BURST)));
+    g.bench_function("unicast_push_tag_64", |bn| {
+        bn.iter(|| assert_eq!(run(&mut w, 0, &at), BURST))
+    });
     let bc = eth([0xff; 6], a);
-    g.bench_function("flood_3_ports_64", |bn| bn.iter(|| assert_eq!(run(&mut w, 0, &bc), 3 * BURST)));
+    g.bench_function("flood_3_ports_64", |bn| {
+        bn.iter(|| assert_eq!(run(&mut w, 0, &bc), 3 * BURST))
+    });
     g.finish();
     w.poll_once();
     w.umem().check().unwrap();

@@ -34,7 +34,9 @@ const INSIDE: u32 = 0xc612_0000; // 198.18.0.0/16
 
 /// A pool big enough for a million mappings (32 addresses x 64,512 ports).
 fn pool() -> Vec<u32> {
-    (0..32).map(|i| u32::from(Ipv4Addr::new(198, 19, 2, i))).collect()
+    (0..32)
+        .map(|i| u32::from(Ipv4Addr::new(198, 19, 2, i)))
+        .collect()
 }
 
 fn flow(i: u32) -> Ep {
@@ -54,7 +56,12 @@ fn udp_frame(src: Ep, dst: Ep) -> Vec<u8> {
     ip[22..24].copy_from_slice(&dst.port.to_be_bytes());
     ip[24..26].copy_from_slice(&26u16.to_be_bytes());
     let s = checksum::combine(&[
-        checksum::pseudo_header_v4(&src.addr.to_be_bytes(), &dst.addr.to_be_bytes(), PROTO_UDP, 26),
+        checksum::pseudo_header_v4(
+            &src.addr.to_be_bytes(),
+            &dst.addr.to_be_bytes(),
+            PROTO_UDP,
+            26,
+        ),
         checksum::data(&ip[20..]),
     ]);
     ip[26..28].copy_from_slice(&checksum::udp_nonzero(!s).to_be_bytes());
@@ -66,7 +73,12 @@ fn udp_frame(src: Ep, dst: Ep) -> Vec<u8> {
 fn translate_out(t: &mut NatTable, frame: &mut [u8]) -> bool {
     let ip = &mut frame[14..];
     match translate::classify(ip) {
-        Kind::Ports { proto, src, dst, tcp_flags } => match t.outbound(proto, src, dst, tcp_flags, 1) {
+        Kind::Ports {
+            proto,
+            src,
+            dst,
+            tcp_flags,
+        } => match t.outbound(proto, src, dst, tcp_flags, 1) {
             Ok(e) => translate::rewrite_ports(ip, Side::Src, e),
             Err(_) => false,
         },
@@ -80,11 +92,18 @@ fn bench(c: &mut Criterion) {
     for &n in &[1_000u32, 1_000_000] {
         let mut t = NatTable::new(TableConfig::simple(pool(), n + 1024));
         for i in 0..n {
-            t.outbound(PROTO_UDP, flow(i), Ep::new(REMOTE, 53), 0, 0).unwrap();
+            t.outbound(PROTO_UDP, flow(i), Ep::new(REMOTE, 53), 0, 0)
+                .unwrap();
         }
         let mut rng = 7u64;
-        let frames: Vec<Vec<u8>> =
-            (0..64).map(|_| udp_frame(flow((splitmix(&mut rng) % u64::from(n)) as u32), Ep::new(REMOTE, 53))).collect();
+        let frames: Vec<Vec<u8>> = (0..64)
+            .map(|_| {
+                udp_frame(
+                    flow((splitmix(&mut rng) % u64::from(n)) as u32),
+                    Ep::new(REMOTE, 53),
+                )
+            })
+            .collect();
         let mut work = frames.clone();
         g.throughput(Throughput::Elements(64));
         g.bench_with_input(BenchmarkId::new("translate_existing", n), &n, |b, _| {
@@ -105,7 +124,8 @@ fn bench(c: &mut Criterion) {
     let mut t = NatTable::new(cfg);
     let forever = u64::MAX / 2;
     for i in 0..base {
-        t.outbound(PROTO_UDP, flow(i), Ep::new(REMOTE, 53), 0, forever).unwrap();
+        t.outbound(PROTO_UDP, flow(i), Ep::new(REMOTE, 53), 0, forever)
+            .unwrap();
     }
     g.throughput(Throughput::Elements(1));
     g.bench_function(BenchmarkId::new("new_mapping", "1M"), |b| {
@@ -118,7 +138,10 @@ fn bench(c: &mut Criterion) {
                 let t0 = Instant::now();
                 for j in 0..m {
                     // Fresh inside endpoints from a range the base flows do not use.
-                    let e = Ep::new(0xc612_f000 + ((k + j) >> 10), 1024 + ((k + j) & 1023) as u16);
+                    let e = Ep::new(
+                        0xc612_f000 + ((k + j) >> 10),
+                        1024 + ((k + j) & 1023) as u16,
+                    );
                     black_box(t.outbound(PROTO_UDP, e, Ep::new(REMOTE, 53), 0, 0)).ok();
                 }
                 spent += t0.elapsed();
@@ -140,7 +163,8 @@ fn dump(c: &mut Criterion) {
     let n = 262_144u32;
     let mut t = NatTable::new(TableConfig::simple(pool(), n));
     for i in 0..n {
-        t.outbound(PROTO_UDP, flow(i), Ep::new(REMOTE, 53), 0, 0).unwrap();
+        t.outbound(PROTO_UDP, flow(i), Ep::new(REMOTE, 53), 0, 0)
+            .unwrap();
     }
     let dumps = Arc::new(Dumps::<SessionInfo>::new(1));
     let slot = dumps.slot(0).unwrap();
@@ -156,7 +180,9 @@ fn dump(c: &mut Criterion) {
                     col = Collector::start(&dumps, Mode::Show).unwrap();
                 }
                 let t0 = Instant::now();
-                let step = cursor.step(slot, t.session_slots(), false, 0, |s, rows| t.dump_slice(s.range.clone(), 5, rows));
+                let step = cursor.step(slot, t.session_slots(), false, 0, |s, rows| {
+                    t.dump_slice(s.range.clone(), 5, rows)
+                });
                 spent += t0.elapsed();
                 assert!(matches!(step, Step::Sent { .. }));
                 // Untimed: the control thread takes the rows and gives the buffer back.
@@ -182,7 +208,11 @@ fn dump(c: &mut Criterion) {
     g.sample_size(100);
     g.throughput(Throughput::Elements(1));
     g.bench_function("idle", |b| {
-        b.iter(|| black_box(cursor.step(slot, t.session_slots(), false, 0, |s, rows| t.dump_slice(s.range.clone(), 5, rows))))
+        b.iter(|| {
+            black_box(cursor.step(slot, t.session_slots(), false, 0, |s, rows| {
+                t.dump_slice(s.range.clone(), 5, rows)
+            }))
+        })
     });
     g.finish();
 }

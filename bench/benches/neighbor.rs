@@ -5,8 +5,8 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use engine::router::fragment::Fragmenter;
 use engine::neighbor::{NeighborKey, NeighborMap};
+use engine::router::fragment::Fragmenter;
 use engine::wire::ipv4::Ipv4Options;
 use engine::wire::{IpProtocol, Ipv4Packet, Ipv4Repr};
 use pktengine_bench::splitmix;
@@ -28,7 +28,13 @@ fn neighbor_get(c: &mut Criterion) {
             })
             .collect();
         let map = NeighborMap::from_entries(keys.iter().enumerate().map(|(i, &(port, a))| {
-            (NeighborKey { port, ip: IpAddr::V4(a) }, [2, 0, 0, 0, (i >> 8) as u8, i as u8])
+            (
+                NeighborKey {
+                    port,
+                    ip: IpAddr::V4(a),
+                },
+                [2, 0, 0, 0, (i >> 8) as u8, i as u8],
+            )
         }));
         // A trace of hits in random order.
         let trace: Vec<(u16, Ipv4Addr)> = (0..TRACE)

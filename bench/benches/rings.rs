@@ -26,7 +26,14 @@ fn rings(c: &mut Criterion) {
         b.iter(|| {
             let n = p.reserve(BURST as u32);
             for k in 0..n {
-                p.write(k, Desc { addr: i + k as u64 * 2048, len: 60, options: 0 });
+                p.write(
+                    k,
+                    Desc {
+                        addr: i + k as u64 * 2048,
+                        len: 60,
+                        options: 0,
+                    },
+                );
             }
             p.submit(n);
             i = i.wrapping_add(1);
@@ -66,8 +73,19 @@ fn rings(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("mem_port");
     g.throughput(Throughput::Elements(BURST as u64));
-    let mut umem = Umem::new(UmemConfig { frame_size: 2048, frame_count: 4096, huge_pages: false, headroom: 0 }).unwrap();
-    let cfg = MemPortConfig { rx_size: 1024, tx_size: 1024, fill_size: 1024, comp_size: 1024 };
+    let mut umem = Umem::new(UmemConfig {
+        frame_size: 2048,
+        frame_count: 4096,
+        huge_pages: false,
+        headroom: 0,
+    })
+    .unwrap();
+    let cfg = MemPortConfig {
+        rx_size: 1024,
+        tx_size: 1024,
+        fill_size: 1024,
+        comp_size: 1024,
+    };
     let mut a = MemPort::new("a", &umem, cfg);
     let mut bp = MemPort::new("b", &umem, cfg);
     let frame = [0x5au8; 60];

@@ -52,7 +52,8 @@ fn tcp_syn_frame() -> Vec<u8> {
     let mut buf = vec![0u8; 14 + 20 + tcp.buffer_len()];
     eth.emit(&mut EthernetFrame::new_unchecked(&mut buf[..]));
     ip.emit(&mut Ipv4Packet::new_unchecked(&mut buf[14..]));
-    tcp.emit(&mut TcpPacket::new_unchecked(&mut buf[34..]), src, dst).unwrap();
+    tcp.emit(&mut TcpPacket::new_unchecked(&mut buf[34..]), src, dst)
+        .unwrap();
     buf
 }
 
@@ -87,8 +88,12 @@ fn parse_bench(c: &mut Criterion) {
     assert!(parse_views(&frame).is_some() && parse_reprs(&frame) == Some(1460));
     let mut g = c.benchmark_group("wire_parse");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("eth_ipv4_tcp/views", |b| b.iter(|| parse_views(black_box(&frame))));
-    g.bench_function("eth_ipv4_tcp/reprs", |b| b.iter(|| parse_reprs(black_box(&frame))));
+    g.bench_function("eth_ipv4_tcp/views", |b| {
+        b.iter(|| parse_views(black_box(&frame)))
+    });
+    g.bench_function("eth_ipv4_tcp/reprs", |b| {
+        b.iter(|| parse_reprs(black_box(&frame)))
+    });
     g.finish();
 }
 

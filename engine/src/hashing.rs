@@ -58,13 +58,19 @@ impl Seeded {
     /// A random per-table seed under the per-process secret (which is drawn
     /// on first use). What every table of traffic-chosen keys uses.
     pub fn random() -> Seeded {
-        Seeded { seed: random_u64(), shared: process_secret() }
+        Seeded {
+            seed: random_u64(),
+            shared: process_secret(),
+        }
     }
 
     /// A fixed, reproducible hasher (tests, benches that compare layouts).
     /// Not for tables of traffic-chosen keys.
     pub const fn fixed(seed: u64) -> Seeded {
-        Seeded { seed, shared: SharedSeed::global_fixed() }
+        Seeded {
+            seed,
+            shared: SharedSeed::global_fixed(),
+        }
     }
 
     /// The hash of one word (open-addressing tables: take the top bits).
@@ -132,7 +138,10 @@ mod tests {
         assert_ne!(a.hash_u64(42), b.hash_u64(42));
         // One table: one function, whoever calls it.
         let c = a;
-        assert_eq!(std::thread::spawn(move || c.hash_u64(42)).join().unwrap(), a.hash_u64(42));
+        assert_eq!(
+            std::thread::spawn(move || c.hash_u64(42)).join().unwrap(),
+            a.hash_u64(42)
+        );
         assert_eq!(a.hash_u128_u16(1 << 100, 80), a.hash_u128_u16(1 << 100, 80));
         assert_ne!(a.hash_u128_u16(1 << 100, 80), a.hash_u128_u16(1 << 100, 81));
         assert_eq!(format!("{a:?}"), "Seeded(..)");
@@ -140,7 +149,8 @@ mod tests {
 
     #[test]
     fn flow_map_works_as_a_map() {
-        let mut m: FlowHashMap<(u32, u16), u32> = FlowHashMap::with_capacity_and_hasher(16, seeded());
+        let mut m: FlowHashMap<(u32, u16), u32> =
+            FlowHashMap::with_capacity_and_hasher(16, seeded());
         for i in 0..1000u32 {
             m.insert((i, i as u16), i);
         }

@@ -41,9 +41,9 @@
 use serde::Deserialize;
 
 use crate::context::counters::{Drop, LocalCounters, Stage};
-use crate::validate::Spanned;
 use crate::context::tables::Interfaces;
 use crate::context::{Ctx, TX_QUEUE};
+use crate::validate::Spanned;
 use crate::xsk::{Desc, Umem, BURST};
 
 /// Frames one lane holds back at most.
@@ -133,7 +133,11 @@ impl std::fmt::Display for ImpairConfig {
             self.reorder,
             self.seed,
             self.direction.as_str(),
-            if self.ports.is_empty() { "all".to_string() } else { self.ports.join(",") }
+            if self.ports.is_empty() {
+                "all".to_string()
+            } else {
+                self.ports.join(",")
+            }
         )
     }
 }
@@ -189,7 +193,12 @@ impl Dice {
         let drop = t(cfg.drop);
         let dup = (drop + t(cfg.duplicate)).min(1 << 32);
         let reorder = (dup + t(cfg.reorder)).min(1 << 32);
-        Dice { rng: Rng::new(cfg.seed, worker, stream), drop, dup, reorder }
+        Dice {
+            rng: Rng::new(cfg.seed, worker, stream),
+            drop,
+            dup,
+            reorder,
+        }
     }
 
     /// One draw per frame, whatever the outcome.
@@ -312,7 +321,11 @@ fn run_lane(
 /// headroom in front stays the same).
 fn copy_frame(umem: &mut Umem, d: &Desc) -> Option<Desc> {
     let fresh = umem.alloc()?;
-    let c = Desc { addr: umem.frame_base(fresh.addr) + umem.room_before(d), len: d.len, options: d.options };
+    let c = Desc {
+        addr: umem.frame_base(fresh.addr) + umem.room_before(d),
+        len: d.len,
+        options: d.options,
+    };
     match umem.pair_mut(d, &c) {
         Some((src, dst)) if dst.len() >= src.len() => {
             dst[..src.len()].copy_from_slice(src);
@@ -334,7 +347,10 @@ struct RxFrames<'c, 'a> {
 
 impl Frames for RxFrames<'_, '_> {
     fn drop(&mut self, d: Desc) {
-        self.ctx.st.counters.rx(usize::from(self.port), u64::from(d.len));
+        self.ctx
+            .st
+            .counters
+            .rx(usize::from(self.port), u64::from(d.len));
         self.ctx.drop(self.port, d, Drop::Impaired);
     }
 
@@ -413,7 +429,13 @@ impl ImpairWorker {
 
     /// Impairs a received burst from `port`, then hands what is left to
     /// `next` (the pipeline), at most a burst at a time.
-    pub fn rx(&mut self, ctx: &mut Ctx, port: u16, descs: &[Desc], next: &mut impl FnMut(&mut Ctx, u16, &[Desc])) {
+    pub fn rx(
+        &mut self,
+        ctx: &mut Ctx,
+        port: u16,
+        descs: &[Desc],
+        next: &mut impl FnMut(&mut Ctx, u16, &[Desc]),
+    ) {
         let p = usize::from(port);
         let Some(lane) = self.rx_lanes.get_mut(p).filter(|_| self.rx_on[p]) else {
             next(ctx, port, descs);
@@ -424,7 +446,15 @@ impl ImpairWorker {
         let now = ctx.now_ns;
         // For the trace of frames dropped here.
         ctx.rx_port = port;
-        let k = run_lane(&mut self.rx_dice, lane, descs, &mut self.out[..], now, &mut RxFrames { ctx, port }, &mut tally);
+        let k = run_lane(
+            &mut self.rx_dice,
+            lane,
+            descs,
+            &mut self.out[..],
+            now,
+            &mut RxFrames { ctx, port },
+            &mut tally,
+        );
         self.held = self.held + lane.n - before;
         tally.apply(&mut ctx.st.counters);
         for chunk in self.out[..k].chunks(BURST) {
@@ -449,15 +479,34 @@ impl ImpairWorker {
 
     /// Impairs the frames queued for `port` (possibly none: held frames may be
     /// due) and returns the frames to send.
-    pub fn tx<'a>(&'a mut self, port: usize, q: &'a [Desc], now_ns: u64, umem: &mut Umem, counters: &mut LocalCounters) -> &'a [Desc] {
-        let Some(lane) = self.tx_lanes.get_mut(port).filter(|_| self.tx_on[port]) else { return q };
+    pub fn tx<'a>(
+        &'a mut self,
+        port: usize,
+        q: &'a [Desc],
+        now_ns: u64,
+        umem: &mut Umem,
+        counters: &mut LocalCounters,
+    ) -> &'a [Desc] {
+        let Some(lane) = self.tx_lanes.get_mut(port).filter(|_| self.tx_on[port]) else {
+            return q;
+        };
         if q.is_empty() && !lane.due(now_ns) {
             return q;
         }
         let before = lane.n;
         let mut tally = Tally::default();
-        let k =
-            run_lane(&mut self.tx_dice, lane, q, &mut self.out[..], now_ns, &mut TxFrames { umem, counters: &mut *counters }, &mut tally);
+        let k = run_lane(
+            &mut self.tx_dice,
+            lane,
+            q,
+            &mut self.out[..],
+            now_ns,
+            &mut TxFrames {
+                umem,
+                counters: &mut *counters,
+            },
+            &mut tally,
+        );
         self.held = self.held + lane.n - before;
         tally.apply(counters);
         &self.out[..k]
@@ -519,11 +568,21 @@ pub fn validate(
         None => 0.0,
         Some(p) if (0.0..=1.0).contains(p.get_ref()) => *p.get_ref(),
         Some(p) => {
-            ck.at(p.span(), format!("[impair] {what} {}: expected a probability between 0 and 1", p.get_ref()));
+            ck.at(
+                p.span(),
+                format!(
+                    "[impair] {what} {}: expected a probability between 0 and 1",
+                    p.get_ref()
+                ),
+            );
             0.0
         }
     };
-    let (drop, duplicate, reorder) = (prob(&raw.drop, "drop"), prob(&raw.duplicate, "duplicate"), prob(&raw.reorder, "reorder"));
+    let (drop, duplicate, reorder) = (
+        prob(&raw.drop, "drop"),
+        prob(&raw.duplicate, "duplicate"),
+        prob(&raw.reorder, "reorder"),
+    );
     let sum = drop + duplicate + reorder;
     // A little slack for decimal fractions that do not add up exactly in binary.
     if sum > 1.0 + 1e-9 {
@@ -542,11 +601,24 @@ pub fn validate(
     let direction = match &raw.direction {
         None => Direction::Both,
         Some(d) => Direction::parse(d.get_ref()).unwrap_or_else(|| {
-            ck.at(d.span(), format!("[impair] direction `{}`: expected rx, tx or both", d.get_ref()));
+            ck.at(
+                d.span(),
+                format!(
+                    "[impair] direction `{}`: expected rx, tx or both",
+                    d.get_ref()
+                ),
+            );
             Direction::Both
         }),
     };
-    Some(ImpairConfig { drop, duplicate, reorder, seed: raw.seed, ports: names, direction })
+    Some(ImpairConfig {
+        drop,
+        duplicate,
+        reorder,
+        seed: raw.seed,
+        ports: names,
+        direction,
+    })
 }
 
 #[cfg(test)]
@@ -554,7 +626,13 @@ mod tests {
     use super::*;
 
     fn cfg(drop: f64, duplicate: f64, reorder: f64, seed: u64) -> ImpairConfig {
-        ImpairConfig { drop, duplicate, reorder, seed, ..ImpairConfig::default() }
+        ImpairConfig {
+            drop,
+            duplicate,
+            reorder,
+            seed,
+            ..ImpairConfig::default()
+        }
     }
 
     /// Frames are numbers in `addr`; copies get bit 40 set.
@@ -574,12 +652,19 @@ mod tests {
                 return None;
             }
             self.copies += 1;
-            Some(Desc { addr: d.addr | 1 << 40, ..*d })
+            Some(Desc {
+                addr: d.addr | 1 << 40,
+                ..*d
+            })
         }
     }
 
     fn desc(i: u64) -> Desc {
-        Desc { addr: i, len: 64, options: 0 }
+        Desc {
+            addr: i,
+            len: 64,
+            options: 0,
+        }
     }
 
     /// Runs `total` frames through one lane in bursts of `burst`; returns the
@@ -628,14 +713,19 @@ mod tests {
         let (out, f, t, lane) = run(&c, N, 64);
         let rate = |x: u64| x as f64 / N as f64;
         // Binomial standard deviations at N = 100k are under 0.001: 0.005 is over 5 sigma.
-        let near = |got: f64, want: f64, what: &str| assert!((got - want).abs() < 0.005, "{what}: {got} vs {want}");
+        let near = |got: f64, want: f64, what: &str| {
+            assert!((got - want).abs() < 0.005, "{what}: {got} vs {want}")
+        };
         near(rate(f.dropped.len() as u64), c.drop, "drop");
         near(rate(t.dup), c.duplicate, "duplicate");
         near(rate(f.copies), c.duplicate, "copies");
         // A reorder draw on a full lane passes: the rate falls short by a hair.
         near(rate(t.reorder), c.reorder, "reorder");
         // Every frame accounted for: output + dropped + still held = input + copies.
-        assert_eq!(out.len() as u64 + f.dropped.len() as u64 + lane.n as u64, N + f.copies);
+        assert_eq!(
+            out.len() as u64 + f.dropped.len() as u64 + lane.n as u64,
+            N + f.copies
+        );
         // Reordered frames really are overtaken: count frames that leave
         // after a frame that came in later.
         let originals: Vec<u64> = out.iter().copied().filter(|a| a >> 40 == 0).collect();
@@ -670,9 +760,42 @@ mod tests {
         let mut lane = Lane::default();
         let mut out = vec![Desc::default(); OUT];
         let (mut f, mut t) = (Fake::default(), Tally::default());
-        assert_eq!(run_lane(&mut dice, &mut lane, &[desc(1), desc(2)], &mut out, 1000, &mut f, &mut t), 0);
-        assert_eq!(run_lane(&mut dice, &mut lane, &[], &mut out, 1000 + MAX_HOLD_NS - 1, &mut f, &mut t), 0);
-        assert_eq!(run_lane(&mut dice, &mut lane, &[], &mut out, 1000 + MAX_HOLD_NS, &mut f, &mut t), 2);
+        assert_eq!(
+            run_lane(
+                &mut dice,
+                &mut lane,
+                &[desc(1), desc(2)],
+                &mut out,
+                1000,
+                &mut f,
+                &mut t
+            ),
+            0
+        );
+        assert_eq!(
+            run_lane(
+                &mut dice,
+                &mut lane,
+                &[],
+                &mut out,
+                1000 + MAX_HOLD_NS - 1,
+                &mut f,
+                &mut t
+            ),
+            0
+        );
+        assert_eq!(
+            run_lane(
+                &mut dice,
+                &mut lane,
+                &[],
+                &mut out,
+                1000 + MAX_HOLD_NS,
+                &mut f,
+                &mut t
+            ),
+            2
+        );
         assert_eq!((out[0].addr, out[1].addr, lane.n), (1, 2, 0));
         // Half the frames reordered: each held one leaves right after the next passing frame.
         let (out, _, _, lane) = run(&cfg(0.0, 0.0, 0.5, 9), 1000, 64);
@@ -694,9 +817,27 @@ mod tests {
         assert_eq!(out, (0..1000).collect::<Vec<_>>());
         // No frame for a copy: the original still goes, uncounted as a copy.
         let mut dice = Dice::new(&cfg(0.0, 1.0, 0.0, 1), 0, 0);
-        let (mut lane, mut f, mut t) = (Lane::default(), Fake { no_copy: true, ..Fake::default() }, Tally::default());
+        let (mut lane, mut f, mut t) = (
+            Lane::default(),
+            Fake {
+                no_copy: true,
+                ..Fake::default()
+            },
+            Tally::default(),
+        );
         let mut out = vec![Desc::default(); OUT];
-        assert_eq!(run_lane(&mut dice, &mut lane, &[desc(1)], &mut out, 0, &mut f, &mut t), 1);
+        assert_eq!(
+            run_lane(
+                &mut dice,
+                &mut lane,
+                &[desc(1)],
+                &mut out,
+                0,
+                &mut f,
+                &mut t
+            ),
+            1
+        );
         assert_eq!(t.dup, 0);
         // More input than the output can take: the excess is dropped, never lost.
         let mut dice = Dice::new(&cfg(0.0, 1.0, 0.0, 1), 0, 0);
@@ -711,10 +852,10 @@ mod tests {
         use std::sync::Arc;
 
         use super::super::*;
-        use crate::control::config::{InterfaceAddress, PollMode, PortMode};
         use crate::context::counters::{Drop, SharedCounters, Stage};
         use crate::context::events;
         use crate::context::tables::{PortInfo, Routes};
+        use crate::control::config::{InterfaceAddress, PollMode, PortMode};
         use crate::dataplane::tables::Tables;
         use crate::dataplane::worker::{Socket, Worker, WorkerConfig};
         use crate::l3::route_table::RouteTable;
@@ -748,27 +889,75 @@ mod tests {
 
         /// lan (198.18.1.1/24) and wan (198.19.1.1/24), H2 resolved on wan.
         fn rig(imp: ImpairConfig) -> Rig {
-            let ifs = Interfaces::new(vec![port(0, "lan", "198.18.1.1"), port(1, "wan", "198.19.1.1")]);
+            let ifs = Interfaces::new(vec![
+                port(0, "lan", "198.18.1.1"),
+                port(1, "wan", "198.19.1.1"),
+            ]);
             let mut rt = RouteTable::new();
             for p in &ifs.ports {
                 for &(a, l) in &p.v4 {
-                    rt.stage_add(connected_route(&p.name, &InterfaceAddress { addr: IpAddr::V4(a), prefix_len: l }).unwrap()).unwrap();
+                    rt.stage_add(
+                        connected_route(
+                            &p.name,
+                            &InterfaceAddress {
+                                addr: IpAddr::V4(a),
+                                prefix_len: l,
+                            },
+                        )
+                        .unwrap(),
+                    )
+                    .unwrap();
                 }
             }
             rt.publish();
             let routes = Routes::resolve(rt.reader().snapshot().clone(), &ifs);
             let mut neigh = NeighborTable::new(30_000, 120_000);
-            neigh.learn(NeighborKey { port: 1, ip: IpAddr::V4(H2) }, [0x02, 0x22, 0, 0, 0, 2], 0, true);
-            neigh.learn(NeighborKey { port: 0, ip: IpAddr::V4(H1) }, [0x02, 0x11, 0, 0, 0, 1], 0, true);
+            neigh.learn(
+                NeighborKey {
+                    port: 1,
+                    ip: IpAddr::V4(H2),
+                },
+                [0x02, 0x22, 0, 0, 0, 2],
+                0,
+                true,
+            );
+            neigh.learn(
+                NeighborKey {
+                    port: 0,
+                    ip: IpAddr::V4(H1),
+                },
+                [0x02, 0x11, 0, 0, 0, 1],
+                0,
+                true,
+            );
             let tables = Arc::new(Tables::new(ifs, routes, neigh.map()).with_impair(imp));
-            let umem = Umem::new(UmemConfig { frame_size: 2048, frame_count: 1024, huge_pages: false, headroom: 0 }).unwrap();
-            let sockets = (0..2).map(|i| Socket { port: i, io: MemPort::new(&format!("p{i}"), &umem, MemPortConfig::default()) }).collect();
+            let umem = Umem::new(UmemConfig {
+                frame_size: 2048,
+                frame_count: 1024,
+                huge_pages: false,
+                headroom: 0,
+            })
+            .unwrap();
+            let sockets = (0..2)
+                .map(|i| Socket {
+                    port: i,
+                    io: MemPort::new(&format!("p{i}"), &umem, MemPortConfig::default()),
+                })
+                .collect();
             let shared = Arc::new(SharedCounters::default());
             let (sink, events) = events::channel(1024);
-            let wc = WorkerConfig { id: 0, poll: PollMode::Busy, idle_timeout: std::time::Duration::from_millis(1) };
+            let wc = WorkerConfig {
+                id: 0,
+                poll: PollMode::Busy,
+                idle_timeout: std::time::Duration::from_millis(1),
+            };
             let mut w = Worker::new(wc, umem, sockets, tables, shared.clone(), sink);
             w.prime();
-            Rig { w, shared, _events: events }
+            Rig {
+                w,
+                shared,
+                _events: events,
+            }
         }
 
         /// A UDP datagram from H1 to H2 carrying `seq`.
@@ -839,19 +1028,32 @@ mod tests {
         #[test]
         fn frame_ledger_exact_through_both_directions() {
             const N: u32 = 4000;
-            let mut r = rig(ImpairConfig { drop: 0.05, duplicate: 0.05, reorder: 0.1, seed: 42, ..ImpairConfig::default() });
+            let mut r = rig(ImpairConfig {
+                drop: 0.05,
+                duplicate: 0.05,
+                reorder: 0.1,
+                seed: 42,
+                ..ImpairConfig::default()
+            });
             let got = r.stream(N);
             let dropped = r.drops(Drop::Impaired);
             let dups = r.shared.stage_count(Stage::ImpairDup);
             assert_eq!(r.drops(Drop::NoFrame), 0);
-            assert_eq!(got.len() as u64, u64::from(N) - dropped + dups, "sent = in - impaired drops + copies");
+            assert_eq!(
+                got.len() as u64,
+                u64::from(N) - dropped + dups,
+                "sent = in - impaired drops + copies"
+            );
             // Both directions drew, each on about N frames (RX drops and copies cancel out):
             // about 2 * 5% dropped and duplicated, 2 * 10% held.
             let n = f64::from(N);
             assert!((dropped as f64 / n - 0.1).abs() < 0.02, "dropped {dropped}");
             assert!((dups as f64 / n - 0.1).abs() < 0.02, "dups {dups}");
             let reorders = r.shared.stage_count(Stage::ImpairReorder);
-            assert!((reorders as f64 / n - 0.2).abs() < 0.025, "reorders {reorders}");
+            assert!(
+                (reorders as f64 / n - 0.2).abs() < 0.025,
+                "reorders {reorders}"
+            );
             assert!(got.windows(2).any(|w| w[1] < w[0]), "some frames overtaken");
             // The port counters see the simulated wire: rx counts impaired drops and copies.
             assert!(r.shared.port(0).rx_packets >= u64::from(N));
@@ -860,11 +1062,21 @@ mod tests {
 
         #[test]
         fn same_seed_same_stream() {
-            let c = ImpairConfig { drop: 0.1, duplicate: 0.1, reorder: 0.2, seed: 5, ..ImpairConfig::default() };
+            let c = ImpairConfig {
+                drop: 0.1,
+                duplicate: 0.1,
+                reorder: 0.2,
+                seed: 5,
+                ..ImpairConfig::default()
+            };
             let run = |c: ImpairConfig| {
                 let mut r = rig(c);
                 let mut got = r.stream(1000);
-                let n = [r.drops(Drop::Impaired), r.shared.stage_count(Stage::ImpairDup), r.shared.stage_count(Stage::ImpairReorder)];
+                let n = [
+                    r.drops(Drop::Impaired),
+                    r.shared.stage_count(Stage::ImpairDup),
+                    r.shared.stage_count(Stage::ImpairReorder),
+                ];
                 // Which frames go and how often is fixed by the seed; where a held frame lands
                 // also depends on whether MAX_HOLD_NS passed before the next frame came (timing).
                 got.sort_unstable();
@@ -877,26 +1089,52 @@ mod tests {
         #[test]
         fn only_the_listed_ports_and_direction() {
             // Drop everything received on wan: lan -> wan traffic is untouched.
-            let mut r = rig(ImpairConfig { drop: 1.0, ports: vec!["wan".into()], direction: Direction::Rx, ..ImpairConfig::default() });
+            let mut r = rig(ImpairConfig {
+                drop: 1.0,
+                ports: vec!["wan".into()],
+                direction: Direction::Rx,
+                ..ImpairConfig::default()
+            });
             assert_eq!(r.stream(100), (0..100).collect::<Vec<_>>());
             assert_eq!(r.drops(Drop::Impaired), 0);
             r.ledger_exact();
             // Drop everything sent on wan (by interface name).
-            let mut r = rig(ImpairConfig { drop: 1.0, ports: vec!["mem1".into()], direction: Direction::Tx, ..ImpairConfig::default() });
+            let mut r = rig(ImpairConfig {
+                drop: 1.0,
+                ports: vec!["mem1".into()],
+                direction: Direction::Tx,
+                ..ImpairConfig::default()
+            });
             assert!(r.stream(100).is_empty());
             assert_eq!(r.drops(Drop::Impaired), 100);
             r.ledger_exact();
             // Received on lan: dropped before the pipeline, still counted as received.
-            let mut r = rig(ImpairConfig { drop: 1.0, ports: vec!["lan".into()], direction: Direction::Rx, ..ImpairConfig::default() });
+            let mut r = rig(ImpairConfig {
+                drop: 1.0,
+                ports: vec!["lan".into()],
+                direction: Direction::Rx,
+                ..ImpairConfig::default()
+            });
             assert!(r.stream(100).is_empty());
-            assert_eq!((r.drops(Drop::Impaired), r.shared.port(0).rx_packets), (100, 100));
-            assert_eq!(r.shared.stage_count(Stage::Classify), 0, "the pipeline saw nothing");
+            assert_eq!(
+                (r.drops(Drop::Impaired), r.shared.port(0).rx_packets),
+                (100, 100)
+            );
+            assert_eq!(
+                r.shared.stage_count(Stage::Classify),
+                0,
+                "the pipeline saw nothing"
+            );
             r.ledger_exact();
         }
 
         #[test]
         fn held_frames_are_freed_at_exit() {
-            let mut r = rig(ImpairConfig { reorder: 1.0, direction: Direction::Rx, ..ImpairConfig::default() });
+            let mut r = rig(ImpairConfig {
+                reorder: 1.0,
+                direction: Direction::Rx,
+                ..ImpairConfig::default()
+            });
             for s in 0..3 {
                 r.inject(0, &udp(s));
             }
@@ -912,12 +1150,18 @@ mod tests {
 
         #[test]
         fn duplicates_are_byte_identical_copies() {
-            let mut r = rig(ImpairConfig { duplicate: 1.0, direction: Direction::Tx, ..ImpairConfig::default() });
+            let mut r = rig(ImpairConfig {
+                duplicate: 1.0,
+                direction: Direction::Tx,
+                ..ImpairConfig::default()
+            });
             r.inject(0, &udp(7));
             r.w.poll_once();
             let (umem, socks) = r.w.split();
             let mut v = Vec::new();
-            socks[1].io.take_sent(umem, usize::MAX, |b| v.push(b.to_vec()));
+            socks[1]
+                .io
+                .take_sent(umem, usize::MAX, |b| v.push(b.to_vec()));
             assert_eq!(v.len(), 2);
             assert_eq!(v[0], v[1]);
             assert_eq!(seq(&v[0]), 7);

@@ -79,14 +79,21 @@ impl MacKey {
 
     fn from_bits(w: u64) -> MacKey {
         let b = (w & KEY_MASK).to_be_bytes();
-        MacKey { vlan: ((w >> VLAN_SHIFT) & 0xfff) as u16, mac: [b[2], b[3], b[4], b[5], b[6], b[7]] }
+        MacKey {
+            vlan: ((w >> VLAN_SHIFT) & 0xfff) as u16,
+            mac: [b[2], b[3], b[4], b[5], b[6], b[7]],
+        }
     }
 }
 
 impl fmt::Display for MacKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let m = self.mac;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} vlan {}", m[0], m[1], m[2], m[3], m[4], m[5], self.vlan)
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} vlan {}",
+            m[0], m[1], m[2], m[3], m[4], m[5], self.vlan
+        )
     }
 }
 
@@ -182,7 +189,10 @@ impl MacTable {
     /// due when those reach an eighth of the slots).
     pub fn new(max_entries: u32, aging_ms: u32) -> MacTable {
         let max_entries = max_entries.max(1);
-        let slots = (max_entries as usize).next_power_of_two().saturating_mul(2).max(64);
+        let slots = (max_entries as usize)
+            .next_power_of_two()
+            .saturating_mul(2)
+            .max(64);
         MacTable {
             words: (0..slots).map(|_| AtomicU64::new(EMPTY)).collect(),
             stamps: (0..slots).map(|_| AtomicU32::new(1)).collect(),
@@ -266,13 +276,24 @@ impl MacTable {
             if w == EMPTY {
                 // Reserve room first, so `live` never passes the limit.
                 let max = self.max_entries;
-                if self.live.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < max).then_some(n + 1)).is_err() {
+                if self
+                    .live
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                        (n < max).then_some(n + 1)
+                    })
+                    .is_err()
+                {
                     return Learn::Full;
                 }
                 // The time before the word (Release below): whoever sees the
                 // entry (the control thread ageing it, with Acquire) sees its time.
                 self.stamps[i].store(stamp(now_ms), Ordering::Relaxed);
-                match self.words[i].compare_exchange(EMPTY, want, Ordering::Release, Ordering::Relaxed) {
+                match self.words[i].compare_exchange(
+                    EMPTY,
+                    want,
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                ) {
                     Ok(_) => return Learn::Learned,
                     Err(cur) => {
                         self.live.fetch_sub(1, Ordering::Relaxed);
@@ -367,7 +388,9 @@ impl MacTable {
             // Only if unchanged: a station that moved this instant stays. A
             // refresh that raced with this goes with the entry: the next frame
             // learns it again (one flood).
-            if w.compare_exchange(cur, DELETED, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            if w.compare_exchange(cur, DELETED, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
                 self.live.fetch_sub(1, Ordering::Relaxed);
                 self.deleted.fetch_add(1, Ordering::Relaxed);
                 n += 1;
@@ -445,7 +468,11 @@ mod tests {
     #[test]
     fn word_round_trip_keeps_key_and_every_member() {
         for member in 0..MAX_MEMBERS as u8 {
-            for k in [key(1, 1), MacKey::new(4094, [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff]), MacKey::new(0, [0, 0, 0, 0, 0, 1])] {
+            for k in [
+                key(1, 1),
+                MacKey::new(4094, [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff]),
+                MacKey::new(0, [0, 0, 0, 0, 0, 1]),
+            ] {
                 let w = encode(k.bits(), member);
                 assert_ne!(w, EMPTY);
                 assert_ne!(w, DELETED);
@@ -456,7 +483,10 @@ mod tests {
         }
         // The deleted marker's key part is VLAN 4095: never a valid key.
         assert_eq!(MacKey::from_bits(DELETED).vlan, 4095);
-        assert!(!MacKey::new(1, [1, 0, 0, 0, 0, 1]).is_valid(), "group MACs are not learned");
+        assert!(
+            !MacKey::new(1, [1, 0, 0, 0, 0, 1]).is_valid(),
+            "group MACs are not learned"
+        );
         assert!(!MacKey::new(1, [0; 6]).is_valid());
         assert!(!MacKey::new(4095, [2, 0, 0, 0, 0, 1]).is_valid());
     }
@@ -507,7 +537,14 @@ mod tests {
         assert_eq!(t.learn(key(1, 50), 7, 0), Learn::Static, "nor move");
         assert_eq!(t.flush(), 0);
         let e = t.entries(0);
-        assert_eq!(e, vec![MacEntry { key: key(1, 50), member: 2, age_ms: None }]);
+        assert_eq!(
+            e,
+            vec![MacEntry {
+                key: key(1, 50),
+                member: 2,
+                age_ms: None
+            }]
+        );
     }
 
     /// Stations whose MACs were picked to share one home slot under the
@@ -519,7 +556,19 @@ mod tests {
         let t = MacTable::new(1024, 300_000);
         let public_home = |k: u64| (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> t.shift) as usize;
         let crafted: Vec<MacKey> = (1..u32::MAX)
-            .map(|i| MacKey::new(1, [0x02, 0, (i >> 24) as u8, (i >> 16) as u8, (i >> 8) as u8, i as u8]))
+            .map(|i| {
+                MacKey::new(
+                    1,
+                    [
+                        0x02,
+                        0,
+                        (i >> 24) as u8,
+                        (i >> 16) as u8,
+                        (i >> 8) as u8,
+                        i as u8,
+                    ],
+                )
+            })
             .filter(|k| public_home(k.bits()) == 0)
             .take(64)
             .collect();
@@ -530,20 +579,31 @@ mod tests {
         let longest = crafted
             .iter()
             .map(|k| {
-                let at = t.words.iter().position(|w| w.load(Ordering::Relaxed) & KEY_MASK == k.bits()).unwrap();
+                let at = t
+                    .words
+                    .iter()
+                    .position(|w| w.load(Ordering::Relaxed) & KEY_MASK == k.bits())
+                    .unwrap();
                 at.wrapping_sub(t.home(k.bits())) & t.mask
             })
             .max()
             .unwrap();
         assert!(longest < 8, "a probe chain of {longest}");
-        assert!(crafted.iter().enumerate().all(|(i, k)| t.lookup(*k) == Some((i % 32) as u8)));
+        assert!(crafted
+            .iter()
+            .enumerate()
+            .all(|(i, k)| t.lookup(*k) == Some((i % 32) as u8)));
     }
 
     #[test]
     fn clock_readings_slightly_ahead_are_young() {
         let t = MacTable::new(64, 1000);
         t.learn(key(1, 1), 0, 5005);
-        assert_eq!(t.age(5000), 0, "a stamp 5 ms in the future is not 49 days old");
+        assert_eq!(
+            t.age(5000),
+            0,
+            "a stamp 5 ms in the future is not 49 days old"
+        );
     }
 
     #[test]
@@ -670,7 +730,10 @@ mod tests {
                         for i in 0..512u32 {
                             let k = shared(i);
                             t.learn(k, (k.mac[5] % 8) + 8 * w, round);
-                            let own = MacKey::new(8 + u16::from(w), [0x02, 0xbb, w, 0, (i >> 8) as u8, i as u8]);
+                            let own = MacKey::new(
+                                8 + u16::from(w),
+                                [0x02, 0xbb, w, 0, (i >> 8) as u8, i as u8],
+                            );
                             t.learn(own, w, round);
                         }
                     }
@@ -687,7 +750,10 @@ mod tests {
                         let k = shared(i);
                         if let Some(m) = t.lookup(k) {
                             let base = k.mac[5] % 8;
-                            assert!(m == base || m == base + 8, "{k}: member {m} no writer wrote");
+                            assert!(
+                                m == base || m == base + 8,
+                                "{k}: member {m} no writer wrote"
+                            );
                             seen += 1;
                         }
                     }
@@ -705,7 +771,10 @@ mod tests {
         // Every station either writer learned is visible here, once each.
         for w in 0..2u8 {
             for i in 0..512u32 {
-                let own = MacKey::new(8 + u16::from(w), [0x02, 0xbb, w, 0, (i >> 8) as u8, i as u8]);
+                let own = MacKey::new(
+                    8 + u16::from(w),
+                    [0x02, 0xbb, w, 0, (i >> 8) as u8, i as u8],
+                );
                 assert_eq!(t.lookup(own), Some(w));
             }
         }

@@ -4,7 +4,11 @@ use std::path::PathBuf;
 use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "pktengine", version, about = "Kernel-bypass packet engine (AF_XDP)")]
+#[command(
+    name = "pktengine",
+    version,
+    about = "Kernel-bypass packet engine (AF_XDP)"
+)]
 struct Cli {
     /// More log output (-v: debug, -vv: trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -69,9 +73,7 @@ enum Command {
     },
     /// Write the manual pages (pktengine.1 and one per subcommand) into DIR,
     /// or print pktengine.1 without DIR.
-    Man {
-        dir: Option<PathBuf>,
-    },
+    Man { dir: Option<PathBuf> },
 }
 
 #[derive(Subcommand, Debug)]
@@ -106,6 +108,11 @@ enum CtlCommand {
     Tcp {
         #[command(subcommand)]
         cmd: CtlShow,
+    },
+    /// Tracked connections (`show [ADDR] [port N] [tcp|udp|icmp|icmpv6]`, as `conntrack -L`).
+    Conn {
+        #[command(subcommand)]
+        cmd: CtlConn,
     },
     /// Load-balancer services: `show`, `backend set|add|del`.
     Lb {
@@ -157,15 +164,28 @@ enum CtlFilter {
 #[derive(Subcommand, Debug)]
 enum CtlRoute {
     /// `ip route` syntax: PREFIX via GW [dev PORT] [metric N].
-    Add { route: Vec<String> },
+    Add {
+        route: Vec<String>,
+    },
     /// PREFIX [metric N].
-    Del { route: Vec<String> },
+    Del {
+        route: Vec<String>,
+    },
     Show,
 }
 
 #[derive(Subcommand, Debug)]
 enum CtlShow {
     Show,
+}
+
+#[derive(Subcommand, Debug)]
+enum CtlConn {
+    /// Every tracked connection matching all the words: an address, `port N`, a protocol.
+    Show {
+        #[arg(trailing_var_arg = true)]
+        filter: Vec<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -182,7 +202,11 @@ enum CtlLb {
 #[derive(Subcommand, Debug)]
 enum CtlLbBackend {
     /// `set SERVICE ADDR:PORT up|down`: a down backend gets no new connections.
-    Set { service: String, backend: String, state: String },
+    Set {
+        service: String,
+        backend: String,
+        state: String,
+    },
     /// `add SERVICE ADDR:PORT [weight N]`.
     Add {
         service: String,
@@ -251,60 +275,123 @@ fn main() {
             let account = uid.zip(gid).map(|(uid, gid)| Account { uid, gid });
             custodian::main(&socket, account)
         }
-        Command::Run { config, check, import_kernel_routes, copy, duration, allow_privileged } => {
-            match engine::control::config::Config::load(&config) {
-                Err(errors) => {
-                    engine::runtime::log::fatal(&format!("{errors}\npktengine: configuration refused, nothing was attached"));
-                    2
-                }
-                Ok(_) if check => {
-                    println!("{}: configuration is valid", config.display());
-                    0
-                }
-                Ok(cfg) => {
-                    let opts = engine::runtime::RunOptions {
-                        import_kernel_routes,
-                        duration: duration.map(std::time::Duration::from_secs_f64),
-                        copy_mode: copy,
-                        config_path: Some(config.clone()),
-                        allow_privileged,
-                    };
-                    match engine::runtime::run(cfg, opts) {
-                        Ok(()) => 0,
-                        Err(e) => {
-                            engine::runtime::log::fatal(&format!("pktengine: {e}"));
-                            1
-                        }
+        Command::Run {
+            config,
+            check,
+            import_kernel_routes,
+            copy,
+            duration,
+            allow_privileged,
+        } => match engine::control::config::Config::load(&config) {
+            Err(errors) => {
+                engine::runtime::log::fatal(&format!(
+                    "{errors}\npktengine: configuration refused, nothing was attached"
+                ));
+                2
+            }
+            Ok(_) if check => {
+                println!("{}: configuration is valid", config.display());
+                0
+            }
+            Ok(cfg) => {
+                let opts = engine::runtime::RunOptions {
+                    import_kernel_routes,
+                    duration: duration.map(std::time::Duration::from_secs_f64),
+                    copy_mode: copy,
+                    config_path: Some(config.clone()),
+                    allow_privileged,
+                };
+                match engine::runtime::run(cfg, opts) {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        engine::runtime::log::fatal(&format!("pktengine: {e}"));
+                        1
                     }
                 }
             }
-        }
+        },
         Command::Ctl { socket, json, cmd } => {
             use engine::control::cli;
             use engine::control::ctl::Request;
-            let fmt = if json { engine::control::records::Format::Json } else { engine::control::records::Format::Text };
+            let fmt = if json {
+                engine::control::records::Format::Json
+            } else {
+                engine::control::records::Format::Text
+            };
             let mut out = std::io::stdout().lock();
             match cmd {
                 CtlCommand::Stats { watch } => cli::stats(&socket, watch, fmt, &mut out),
-                CtlCommand::Route { cmd: CtlRoute::Add { route } } => {
-                    cli::run(&socket, fmt, Request::RouteAdd { route: route.join(" ") }, &mut out)
+                CtlCommand::Route {
+                    cmd: CtlRoute::Add { route },
+                } => cli::run(
+                    &socket,
+                    fmt,
+                    Request::RouteAdd {
+                        route: route.join(" "),
+                    },
+                    &mut out,
+                ),
+                CtlCommand::Route {
+                    cmd: CtlRoute::Del { route },
+                } => cli::run(
+                    &socket,
+                    fmt,
+                    Request::RouteDel {
+                        route: route.join(" "),
+                    },
+                    &mut out,
+                ),
+                CtlCommand::Route {
+                    cmd: CtlRoute::Show,
+                } => cli::run(&socket, fmt, Request::RouteShow, &mut out),
+                CtlCommand::Mac {
+                    cmd: CtlShowFlush::Show,
+                } => cli::run(&socket, fmt, Request::MacShow, &mut out),
+                CtlCommand::Mac {
+                    cmd: CtlShowFlush::Flush,
+                } => cli::run(&socket, fmt, Request::MacFlush, &mut out),
+                CtlCommand::Arp { cmd: CtlShow::Show } => {
+                    cli::run(&socket, fmt, Request::ArpShow, &mut out)
                 }
-                CtlCommand::Route { cmd: CtlRoute::Del { route } } => {
-                    cli::run(&socket, fmt, Request::RouteDel { route: route.join(" ") }, &mut out)
+                CtlCommand::Nat {
+                    cmd: CtlShowFlush::Show,
+                } => cli::run(&socket, fmt, Request::NatShow, &mut out),
+                CtlCommand::Tcp { cmd: CtlShow::Show } => {
+                    cli::run(&socket, fmt, Request::TcpShow, &mut out)
                 }
-                CtlCommand::Route { cmd: CtlRoute::Show } => cli::run(&socket, fmt, Request::RouteShow, &mut out),
-                CtlCommand::Mac { cmd: CtlShowFlush::Show } => cli::run(&socket, fmt, Request::MacShow, &mut out),
-                CtlCommand::Mac { cmd: CtlShowFlush::Flush } => cli::run(&socket, fmt, Request::MacFlush, &mut out),
-                CtlCommand::Arp { cmd: CtlShow::Show } => cli::run(&socket, fmt, Request::ArpShow, &mut out),
-                CtlCommand::Nat { cmd: CtlShowFlush::Show } => cli::run(&socket, fmt, Request::NatShow, &mut out),
-                CtlCommand::Tcp { cmd: CtlShow::Show } => cli::run(&socket, fmt, Request::TcpShow, &mut out),
-                CtlCommand::Nat { cmd: CtlShowFlush::Flush } => cli::run(&socket, fmt, Request::NatFlush, &mut out),
-                CtlCommand::Lb { cmd: CtlLb::Show } => cli::run(&socket, fmt, Request::LbShow, &mut out),
-                CtlCommand::Lb { cmd: CtlLb::Backend { cmd } } => {
+                CtlCommand::Conn {
+                    cmd: CtlConn::Show { filter },
+                } => cli::run(
+                    &socket,
+                    fmt,
+                    Request::ConnShow {
+                        filter: filter.join(" "),
+                    },
+                    &mut out,
+                ),
+                CtlCommand::Nat {
+                    cmd: CtlShowFlush::Flush,
+                } => cli::run(&socket, fmt, Request::NatFlush, &mut out),
+                CtlCommand::Lb { cmd: CtlLb::Show } => {
+                    cli::run(&socket, fmt, Request::LbShow, &mut out)
+                }
+                CtlCommand::Lb {
+                    cmd: CtlLb::Backend { cmd },
+                } => {
                     let (service, backend, action, weight) = match cmd {
-                        CtlLbBackend::Set { service, backend, state } => (service, backend, state, None),
-                        CtlLbBackend::Del { service, backend } => (service, backend, "del".to_string(), None),
-                        CtlLbBackend::Add { service, backend, rest } => {
+                        CtlLbBackend::Set {
+                            service,
+                            backend,
+                            state,
+                        } => (service, backend, state, None),
+                        CtlLbBackend::Del { service, backend } => {
+                            (service, backend, "del".to_string(), None)
+                        }
+                        CtlLbBackend::Add {
+                            service,
+                            backend,
+                            rest,
+                        } => {
                             let weight = match rest.as_slice() {
                                 [] => None,
                                 [w, n] if w == "weight" => match n.parse::<u32>() {
@@ -322,17 +409,50 @@ fn main() {
                             (service, backend, "add".to_string(), weight)
                         }
                     };
-                    cli::run(&socket, fmt, Request::LbBackend { service, backend, action, weight }, &mut out)
+                    cli::run(
+                        &socket,
+                        fmt,
+                        Request::LbBackend {
+                            service,
+                            backend,
+                            action,
+                            weight,
+                        },
+                        &mut out,
+                    )
                 }
-                CtlCommand::Capture { port, count, filter, out: file } => {
-                    cli::capture(&socket, &port, count, filter.as_deref(), &file, fmt, &mut out)
-                }
-                CtlCommand::Filter { cmd: CtlFilter::Add { at, rule } } => {
-                    cli::run(&socket, fmt, Request::FilterAdd { rule: rule.join(" "), at }, &mut out)
-                }
-                CtlCommand::Filter { cmd: CtlFilter::Del { index } } => cli::run(&socket, fmt, Request::FilterDel { index }, &mut out),
+                CtlCommand::Capture {
+                    port,
+                    count,
+                    filter,
+                    out: file,
+                } => cli::capture(
+                    &socket,
+                    &port,
+                    count,
+                    filter.as_deref(),
+                    &file,
+                    fmt,
+                    &mut out,
+                ),
+                CtlCommand::Filter {
+                    cmd: CtlFilter::Add { at, rule },
+                } => cli::run(
+                    &socket,
+                    fmt,
+                    Request::FilterAdd {
+                        rule: rule.join(" "),
+                        at,
+                    },
+                    &mut out,
+                ),
+                CtlCommand::Filter {
+                    cmd: CtlFilter::Del { index },
+                } => cli::run(&socket, fmt, Request::FilterDel { index }, &mut out),
                 CtlCommand::Reload => cli::run(&socket, fmt, Request::Reload, &mut out),
-                CtlCommand::Filter { cmd: CtlFilter::Show } => cli::run(&socket, fmt, Request::FilterShow, &mut out),
+                CtlCommand::Filter {
+                    cmd: CtlFilter::Show,
+                } => cli::run(&socket, fmt, Request::FilterShow, &mut out),
                 CtlCommand::Trace { state } => {
                     let set = match state.as_deref() {
                         None | Some("show") => None,

@@ -63,7 +63,13 @@ pub enum NeighState {
 
 impl NeighState {
     /// Every state, in the order of [`NeighborTable::state_counts`].
-    pub const ALL: [NeighState; 5] = [NeighState::Incomplete, NeighState::Reachable, NeighState::Stale, NeighState::Failed, NeighState::Permanent];
+    pub const ALL: [NeighState; 5] = [
+        NeighState::Incomplete,
+        NeighState::Reachable,
+        NeighState::Stale,
+        NeighState::Failed,
+        NeighState::Permanent,
+    ];
 
     /// The state's name in lower case (a metric label).
     pub const fn name(self) -> &'static str {
@@ -872,14 +878,35 @@ mod tests {
     #[test]
     fn addresses_colliding_under_a_public_hash_spread() {
         let (cap, shift) = capacity_for(64);
-        let public_home = |a: u32| (v4_key(0, Ipv4Addr::from(a)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> shift) as usize;
-        let crafted: Vec<u32> = (0xc612_0000u32..).filter(|&a| public_home(a) == 0).take(64).collect();
-        let m = NeighborMap::from_entries(crafted.iter().map(|&a| (NeighborKey { port: 0, ip: IpAddr::V4(Ipv4Addr::from(a)) }, M1)));
+        let public_home = |a: u32| {
+            (v4_key(0, Ipv4Addr::from(a)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> shift) as usize
+        };
+        let crafted: Vec<u32> = (0xc612_0000u32..)
+            .filter(|&a| public_home(a) == 0)
+            .take(64)
+            .collect();
+        let m = NeighborMap::from_entries(crafted.iter().map(|&a| {
+            (
+                NeighborKey {
+                    port: 0,
+                    ip: IpAddr::V4(Ipv4Addr::from(a)),
+                },
+                M1,
+            )
+        }));
         assert_eq!(m.v4.len(), cap);
-        let homes: std::collections::HashSet<usize> =
-            crafted.iter().map(|&a| (m.hash.hash_u64(v4_key(0, Ipv4Addr::from(a))) >> m.shift4) as usize).collect();
-        assert!(homes.len() > 32, "{} home slots for 64 addresses", homes.len());
-        assert!(crafted.iter().all(|&a| m.get_v4(0, Ipv4Addr::from(a)) == Some(M1)));
+        let homes: std::collections::HashSet<usize> = crafted
+            .iter()
+            .map(|&a| (m.hash.hash_u64(v4_key(0, Ipv4Addr::from(a))) >> m.shift4) as usize)
+            .collect();
+        assert!(
+            homes.len() > 32,
+            "{} home slots for 64 addresses",
+            homes.len()
+        );
+        assert!(crafted
+            .iter()
+            .all(|&a| m.get_v4(0, Ipv4Addr::from(a)) == Some(M1)));
     }
 
     fn any_key() -> impl Strategy<Value = NeighborKey> {

@@ -34,15 +34,28 @@ pub struct Slab<T> {
 
 impl<T> fmt::Debug for Slab<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Slab").field("len", &self.len).field("slots", &self.values.len()).field("capacity", &self.cap).finish()
+        f.debug_struct("Slab")
+            .field("len", &self.len)
+            .field("slots", &self.values.len())
+            .field("capacity", &self.cap)
+            .finish()
     }
 }
 
 impl<T> Slab<T> {
     /// A slab for up to `cap` live values (at most `u32::MAX`), allocated now.
     pub fn with_capacity(cap: usize) -> Slab<T> {
-        assert!(cap <= u32::MAX as usize, "slab capacity {cap} over u32 indices");
-        Slab { values: Vec::with_capacity(cap), gens: Vec::with_capacity(cap), free: Vec::with_capacity(cap), cap, len: 0 }
+        assert!(
+            cap <= u32::MAX as usize,
+            "slab capacity {cap} over u32 indices"
+        );
+        Slab {
+            values: Vec::with_capacity(cap),
+            gens: Vec::with_capacity(cap),
+            free: Vec::with_capacity(cap),
+            cap,
+            len: 0,
+        }
     }
 
     /// Live values.
@@ -80,11 +93,19 @@ impl<T> Slab<T> {
         let n = self.slots();
         let k = budget.min(n);
         if k == 0 {
-            return Sweep { next: 0, n: 1, left: 0 };
+            return Sweep {
+                next: 0,
+                n: 1,
+                left: 0,
+            };
         }
         let start = *cursor % n;
         *cursor = (start + k - 1) % n + 1;
-        Sweep { next: start, n, left: k }
+        Sweep {
+            next: start,
+            n,
+            left: k,
+        }
     }
 
     /// Stores `v`; its index, or None (and `v` dropped) when full.
@@ -176,12 +197,20 @@ impl<T> Slab<T> {
 
     /// Live values with their indices, in index order.
     pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> + '_ {
-        self.values.iter().zip(&self.gens).enumerate().filter(|(_, (_, g))| *g & 1 == 1).map(|(i, (v, _))| (i as u32, v))
+        self.values
+            .iter()
+            .zip(&self.gens)
+            .enumerate()
+            .filter(|(_, (_, g))| *g & 1 == 1)
+            .map(|(i, (v, _))| (i as u32, v))
     }
 
     /// Live values with their indices among slots `range` (cut at the
     /// high-water mark), in index order: one slice of a dump.
-    pub fn iter_range(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = (u32, &T)> + '_ {
+    pub fn iter_range(
+        &self,
+        range: std::ops::Range<usize>,
+    ) -> impl Iterator<Item = (u32, &T)> + '_ {
         let end = range.end.min(self.values.len());
         let start = range.start.min(end);
         self.values[start..end]
@@ -252,7 +281,10 @@ mod tests {
     fn insert_remove_reuse_and_generations() {
         let mut s: Slab<u64> = Slab::with_capacity(3);
         assert!(s.is_empty());
-        assert_eq!((s.insert(10), s.insert(11), s.insert(12)), (Some(0), Some(1), Some(2)));
+        assert_eq!(
+            (s.insert(10), s.insert(11), s.insert(12)),
+            (Some(0), Some(1), Some(2))
+        );
         assert!(s.is_full());
         assert_eq!(s.insert(13), None, "full");
         let g1 = s.generation(1);
@@ -262,9 +294,17 @@ mod tests {
         assert_eq!(s.remove(1), None, "not twice");
         assert_eq!(s.get(1), None);
         assert_eq!(s.get_checked(1, g1), None);
-        assert_eq!(s.get_checked(1, s.generation(1)), None, "a free slot's generation opens nothing");
+        assert_eq!(
+            s.get_checked(1, s.generation(1)),
+            None,
+            "a free slot's generation opens nothing"
+        );
         assert_eq!(s.insert(21), Some(1), "the freed slot is reused");
-        assert_eq!(s.get_checked(1, g1), None, "an old handle misses the new tenant");
+        assert_eq!(
+            s.get_checked(1, g1),
+            None,
+            "an old handle misses the new tenant"
+        );
         assert_eq!(s.get_checked(1, s.generation(1)), Some(&21));
         s[1] += 1;
         assert_eq!(s[1], 22);
@@ -286,7 +326,11 @@ mod tests {
             s.remove(a);
             s.remove(b);
         }
-        assert_eq!(s.slots(), 2, "a sweep over slots() sees two slots, not the capacity");
+        assert_eq!(
+            s.slots(),
+            2,
+            "a sweep over slots() sees two slots, not the capacity"
+        );
     }
 
     #[derive(Debug, Clone)]

@@ -84,10 +84,15 @@ pub const FEATURES: &[Feature] = &[
     },
     Feature {
         capability: "Packet filter: ordered nftables-like rules (ports, MACs, VLAN, prefixes, \
-            protocol, port ranges, TCP flags, ICMP type/code), accept/drop/reject (ICMP \
-            prohibited or TCP RST), per-port default policy, tuple-space classifier, hit \
-            counters, `ctl filter add/del/show`, leading source-prefix drops pushed into XDP",
-        state: "implemented, netns-tested, property-tested against a linear walk (stateless only)",
+            protocol, port ranges, TCP flags, ICMP type/code, `ct state`), accept/drop/reject \
+            (ICMP prohibited or TCP RST), per-port default policy, tuple-space classifier, hit \
+            counters, `ctl filter add/del/show`, leading source-prefix drops pushed into XDP; \
+            stateful mode: connection tracking as nf_conntrack (TCP states and loose window \
+            check, UDP, ICMP/ICMPv6 queries and related errors, IPv4 and IPv6) on the NAT's \
+            per-worker connection table (a NATed flow's entry is its NAT session), per-state \
+            time-outs, table limit with eviction, `ctl conn show`",
+        state: "implemented, netns-tested against the same policy in nftables, property-tested \
+            (classifier against a linear walk, tracker against a conversation model), fuzzed",
     },
     Feature {
         capability: "TCP endpoint (no SACK)",
@@ -197,7 +202,10 @@ mod tests {
                 let (capability, state) = cells
                     .split_once(" | ")
                     .unwrap_or_else(|| panic!("README status row without two cells: {l}"));
-                assert!(!state.contains(" | "), "README status row with more than two cells: {l}");
+                assert!(
+                    !state.contains(" | "),
+                    "README status row with more than two cells: {l}"
+                );
                 (capability.trim().to_string(), state.trim().to_string())
             })
             .collect()
@@ -217,7 +225,12 @@ mod tests {
             markdown_table(FEATURES)
         );
         for (i, (r, o)) in readme.iter().zip(&ours).enumerate() {
-            assert_eq!(r, o, "README status row {} differs from FEATURES[{i}].\n{fix}", i + 1);
+            assert_eq!(
+                r,
+                o,
+                "README status row {} differs from FEATURES[{i}].\n{fix}",
+                i + 1
+            );
         }
         assert_eq!(
             readme.len(),
@@ -232,7 +245,10 @@ mod tests {
     fn report_lists_every_feature_within_the_width() {
         let text = Report(FEATURES).to_string();
         assert!(text.starts_with("pktengine status\n"));
-        assert_eq!(text.lines().filter(|l| l.starts_with("- ")).count(), FEATURES.len());
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("- ")).count(),
+            FEATURES.len()
+        );
         for line in text.lines() {
             assert!(line.chars().count() <= WIDTH, "{line}");
         }

@@ -25,7 +25,14 @@ impl fmt::Display for ConfigError {
         if self.line == 0 {
             write!(f, "{}: {}", self.file.display(), self.message)
         } else {
-            write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                self.line,
+                self.column,
+                self.message
+            )
         }
     }
 }
@@ -58,7 +65,11 @@ pub struct Checker<'a> {
 
 impl<'a> Checker<'a> {
     pub fn new(file: &'a Path, text: &'a str) -> Checker<'a> {
-        Checker { file, text, errors: Vec::new() }
+        Checker {
+            file,
+            text,
+            errors: Vec::new(),
+        }
     }
 
     /// The 1-based line a span starts on (0 for a span with no position).
@@ -72,7 +83,12 @@ impl<'a> Checker<'a> {
         } else {
             line_col(self.text, span.start)
         };
-        self.errors.push(ConfigError { file: self.file.to_path_buf(), line, column, message: message.into() });
+        self.errors.push(ConfigError {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+        });
     }
 }
 
@@ -81,17 +97,32 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text.as_bytes()[..offset];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let col = offset - before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1) + 1;
+    let col = offset
+        - before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1)
+        + 1;
     (line, col)
 }
 
 /// An optional number within `lo..=hi` (reported with its place when not), else `dflt`.
-pub fn in_range(ck: &mut Checker<'_>, v: &Option<Spanned<u64>>, what: &str, lo: u64, hi: u64, dflt: u64) -> u64 {
+pub fn in_range(
+    ck: &mut Checker<'_>,
+    v: &Option<Spanned<u64>>,
+    what: &str,
+    lo: u64,
+    hi: u64,
+    dflt: u64,
+) -> u64 {
     match v {
         None => dflt,
         Some(v) if (lo..=hi).contains(v.get_ref()) => *v.get_ref(),
         Some(v) => {
-            ck.at(v.span(), format!("{what} {}: expected {lo}..={hi}", v.get_ref()));
+            ck.at(
+                v.span(),
+                format!("{what} {}: expected {lo}..={hi}", v.get_ref()),
+            );
             dflt
         }
     }
@@ -116,5 +147,8 @@ pub struct PortName<'a> {
 
 /// The index of the port called `n` (by name or interface).
 pub fn port_index(ports: &[PortName<'_>], n: &str) -> Option<u16> {
-    ports.iter().position(|p| p.name == n || p.interface == n).map(|i| i as u16)
+    ports
+        .iter()
+        .position(|p| p.name == n || p.interface == n)
+        .map(|i| i as u16)
 }

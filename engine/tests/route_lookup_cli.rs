@@ -50,7 +50,8 @@ default via 198.18.0.1 dev p0
 #[test]
 fn answers_per_line() {
     let f = routes_file("ok", ROUTES);
-    let input = "198.18.64.9\n203.0.113.1\n198.18.200.7\n198.18.200.8\n2001:2:0:ff::1\n2001:2:1::1\n\n";
+    let input =
+        "198.18.64.9\n203.0.113.1\n198.18.200.7\n198.18.200.8\n2001:2:0:ff::1\n2001:2:1::1\n\n";
     let (code, out, err) = run(&f, input);
     assert_eq!(code, 0, "stderr: {err}");
     assert_eq!(
@@ -66,7 +67,10 @@ fn answers_per_line() {
 
 #[test]
 fn bad_route_line_exits_nonzero_with_line_number() {
-    let f = routes_file("bad", "default via 198.18.0.1\n\n198.18.0.0/15 via 198.18.0.2 metric lots\n");
+    let f = routes_file(
+        "bad",
+        "default via 198.18.0.1\n\n198.18.0.0/15 via 198.18.0.2 metric lots\n",
+    );
     let (code, out, err) = run(&f, "198.18.0.1\n");
     assert_ne!(code, 0);
     assert!(out.is_empty(), "{out}");

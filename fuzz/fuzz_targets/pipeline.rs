@@ -3,10 +3,11 @@
 //! resolved and unresolved neighbors, MTU 576 on one port, a filter with
 //! every action, NAT from p0 inside to p1/p2 outside with a static forward,
 //! the `[impair]` stage on every port, the engine's TCP apps and UDP echo, a
-//! full-NAT load-balancer service)
+//! full-NAT load-balancer service, and a stateful filter: `ct state` rules
+//! tracking connections on the NAT's table)
 //! receives the input as a sequence of frames. Nothing may panic, after the
 //! burst every frame of the UMEM must be accounted for (the frame ledger),
-//! and the NAT table stays within its configured size.
+//! and the connection table stays within its configured size.
 //!
 //! Input: repeated [port byte][len u16 LE][len bytes].
 #![no_main]
@@ -86,6 +87,9 @@ fn worker() -> (Worker<MemPort>, crossbeam::channel::Receiver<events::Event>) {
     // their lane, or after a millisecond: the only timing-dependent part.)
     let impair = engine::impair::ImpairConfig { drop: 0.02, duplicate: 0.05, reorder: 0.1, seed: 1, ..Default::default() };
     let mut tables = Tables::new(ifs, routes, neigh.map()).with_nat(nat).with_handoff(1, false).unwrap().with_impair(impair);
+    // Connection tracking for the stateful rules below, on the NAT's table (as large as the NAT's).
+    let ct = engine::filter::config::ConntrackConfig { max_entries: MAX_SESSIONS, ..Default::default() };
+    tables = tables.with_ct(engine::filter::conn::CtShared::new(ct, 1));
     // The engine's TCP apps and UDP echo on its addresses too (all features on).
     {
         use engine::tcp::endpoint::{App, AppConfig, StackConfig, TcpShared};
@@ -116,11 +120,15 @@ fn worker() -> (Worker<MemPort>, crossbeam::channel::Receiver<events::Event>) {
     // A filter with every action, so the reject paths see arbitrary packets too.
     let port = |n: &str| ["p0", "p1", "p2"].iter().position(|p| *p == n).map(|i| i as u16);
     let rules = [
+        "ct state invalid drop",
+        "iif p0 ct state established,related accept",
         "iif p1 tcp flags syn / syn,ack drop",
         "oif p1 tcp dport 9000 reject with tcp reset",
         "oif p2 udp dport 1000-2000 reject",
         "ip6 saddr 2001:2:0:1::/64 icmpv6 type echo-request reject",
         "ip daddr 198.19.100.0/24 tcp dport 22 drop",
+        "iif p2 ct state new drop",
+        "ct state { established, related } accept",
     ]
     .iter()
     .map(|r| engine::filter::rule::Rule::parse(r, &port).unwrap())
@@ -168,5 +176,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(w.tcp_conns().unwrap_or(0) <= 16, "TCP table beyond its limit");
         let (sessions, mappings) = w.nat_counts().unwrap_or((0, 0));
         assert!(sessions <= MAX_SESSIONS && mappings <= sessions + 1, "NAT table beyond its limits: {sessions} sessions, {mappings} mappings");
+        let entries = w.ct_entries().unwrap_or(0);
+        assert!(entries <= MAX_SESSIONS && entries >= sessions, "connection table beyond its limit: {entries} entries, {sessions} NAT sessions");
     });
 });

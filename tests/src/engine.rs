@@ -18,13 +18,19 @@ pub fn pktengine_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let bin = dir.join("pktengine");
-    assert!(bin.exists(), "{} is missing: build the workspace first (cargo build --workspace)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: build the workspace first (cargo build --workspace)",
+        bin.display()
+    );
     bin
 }
 
 /// The example configuration shipped in `examples/`.
 pub fn example(name: &str) -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -65,7 +71,13 @@ impl RouterTopo {
         h1.ip(&["-6", "route", "add", "default", "via", "2001:2:0:1::1"])?;
         h2.ip(&["route", "add", "default", "via", "198.19.1.1"])?;
         h2.ip(&["-6", "route", "add", "default", "via", "2001:2:0:2::1"])?;
-        Ok(RouterTopo { h1, dut, h2, left, right })
+        Ok(RouterTopo {
+            h1,
+            dut,
+            h2,
+            left,
+            right,
+        })
     }
 
     /// A configuration text for this topology: the template's interface
@@ -78,10 +90,9 @@ impl RouterTopo {
             if t.starts_with("ctl_socket") {
                 out += &format!("ctl_socket = \"{}\"\n", ctl.display());
             } else {
-                out += &line.replace("\"pe-lan\"", &format!("\"{}\"", self.left.b.name)).replace(
-                    "\"pe-wan\"",
-                    &format!("\"{}\"", self.right.a.name),
-                );
+                out += &line
+                    .replace("\"pe-lan\"", &format!("\"{}\"", self.left.b.name))
+                    .replace("\"pe-wan\"", &format!("\"{}\"", self.right.a.name));
                 out.push('\n');
             }
         }
@@ -102,7 +113,8 @@ impl Engine {
     pub fn dir(tag: &str) -> PathBuf {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let d = std::env::temp_dir().join(format!("pktengine-test-{}-{n}-{tag}", std::process::id()));
+        let d =
+            std::env::temp_dir().join(format!("pktengine-test-{}-{n}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).expect("test dir");
         d
@@ -116,11 +128,17 @@ impl Engine {
         while !e.ctl.exists() {
             if let Some(c) = e.child.as_mut() {
                 if let Ok(Some(st)) = c.try_wait() {
-                    return Err(io::Error::other(format!("pktengine exited with {st}: {}", e.log())));
+                    return Err(io::Error::other(format!(
+                        "pktengine exited with {st}: {}",
+                        e.log()
+                    )));
                 }
             }
             if Instant::now() > deadline {
-                return Err(io::Error::other(format!("pktengine did not start: {}", e.log())));
+                return Err(io::Error::other(format!(
+                    "pktengine did not start: {}",
+                    e.log()
+                )));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -129,24 +147,42 @@ impl Engine {
 
     /// Starts the engine in `ns` with `config` and environment variables
     /// `env`, without waiting for anything.
-    pub fn spawn(ns: &Netns, dir: &Path, config: &str, extra: &[&str], env: &[(&str, &str)]) -> io::Result<Engine> {
+    pub fn spawn(
+        ns: &Netns,
+        dir: &Path,
+        config: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> io::Result<Engine> {
         let cfg = dir.join("engine.toml");
         std::fs::write(&cfg, config)?;
         let log = std::fs::File::create(dir.join("engine.log"))?;
         let bin = pktengine_bin();
         let mut cmd = ns.command(bin.to_str().unwrap_or("pktengine"));
-        cmd.args(["run", "--config", cfg.to_str().unwrap_or("")]).args(extra).envs(env.iter().copied());
-        cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+        cmd.args(["run", "--config", cfg.to_str().unwrap_or("")])
+            .args(extra)
+            .envs(env.iter().copied());
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
         let child = cmd.spawn()?;
         let ctl = ctl_path(config).unwrap_or_else(|| dir.join("ctl.sock"));
-        Ok(Engine { child: Some(child), ctl, dir: dir.to_path_buf() })
+        Ok(Engine {
+            child: Some(child),
+            ctl,
+            dir: dir.to_path_buf(),
+        })
     }
 
     /// Waits up to `within` for the engine to exit on its own.
     pub fn wait(&mut self, within: Duration) -> Option<ExitStatus> {
         let t = Instant::now();
         while t.elapsed() < within {
-            if let Some(st) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(st) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 self.child = None;
                 return Some(st);
             }
@@ -167,7 +203,11 @@ impl Engine {
     pub fn ctl(&self, args: &[&str]) -> Output {
         let mut a = vec!["ctl", "--socket", self.ctl.to_str().unwrap_or("")];
         a.extend_from_slice(args);
-        Command::new(pktengine_bin()).args(&a).stdin(Stdio::null()).output().expect("pktengine ctl")
+        Command::new(pktengine_bin())
+            .args(&a)
+            .stdin(Stdio::null())
+            .output()
+            .expect("pktengine ctl")
     }
 
     /// `ctl` that must succeed; returns stdout.
@@ -195,10 +235,15 @@ impl Engine {
     /// Sends SIGTERM and waits up to `within`; returns the exit status and
     /// how long the engine took.
     pub fn stop(mut self, within: Duration) -> io::Result<(ExitStatus, Duration)> {
-        let mut child = self.child.take().ok_or_else(|| io::Error::other("not running"))?;
+        let mut child = self
+            .child
+            .take()
+            .ok_or_else(|| io::Error::other("not running"))?;
         // `ip netns exec` execs the binary: the child's pid is the engine's.
         let t = Instant::now();
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         loop {
             if let Some(st) = child.try_wait()? {
                 return Ok((st, t.elapsed()));
@@ -206,7 +251,9 @@ impl Engine {
             if t.elapsed() > within {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(io::Error::other(format!("pktengine did not exit within {within:?}")));
+                return Err(io::Error::other(format!(
+                    "pktengine did not exit within {within:?}"
+                )));
             }
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -216,7 +263,9 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
             let t = Instant::now();
             while t.elapsed() < Duration::from_secs(2) {
                 if let Ok(Some(_)) = c.try_wait() {
@@ -233,14 +282,22 @@ impl Drop for Engine {
 fn ctl_path(config: &str) -> Option<PathBuf> {
     config.lines().find_map(|l| {
         let l = l.trim();
-        let v = l.strip_prefix("ctl_socket")?.trim_start().strip_prefix('=')?.trim();
+        let v = l
+            .strip_prefix("ctl_socket")?
+            .trim_start()
+            .strip_prefix('=')?
+            .trim();
         Some(PathBuf::from(v.trim_matches('"')))
     })
 }
 
 /// Output of a command as text (stdout then stderr).
 pub fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// A switch topology: four hosts and a trunk host on one engine.
@@ -300,7 +357,9 @@ impl SwitchTopo {
 
     /// The MAC of host `i`'s interface.
     pub fn host_mac(&self, i: usize) -> [u8; 6] {
-        self.links[i].mac(&self.hosts[i], &self.links[i].a).expect("host MAC")
+        self.links[i]
+            .mac(&self.hosts[i], &self.links[i].a)
+            .expect("host MAC")
     }
 
     /// The template with the real interface names and a unique ctl socket.
@@ -313,7 +372,10 @@ impl SwitchTopo {
             }
             let mut l = line.to_string();
             for (i, p) in SWITCH_PORTS.iter().enumerate() {
-                l = l.replace(&format!("\"{p}\""), &format!("\"{}\"", self.links[i].b.name));
+                l = l.replace(
+                    &format!("\"{p}\""),
+                    &format!("\"{}\"", self.links[i].b.name),
+                );
             }
             out += &l;
             out.push('\n');

@@ -34,18 +34,41 @@ pub fn udp(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8])
     u.extend_from_slice(&len.to_be_bytes());
     u.extend_from_slice(&[0, 0]);
     u.extend_from_slice(payload);
-    let sum = checksum::combine(&[checksum::pseudo_header_v4(&src.octets(), &dst.octets(), 17, len), checksum::data(&u)]);
+    let sum = checksum::combine(&[
+        checksum::pseudo_header_v4(&src.octets(), &dst.octets(), 17, len),
+        checksum::data(&u),
+    ]);
     u[6..8].copy_from_slice(&checksum::udp_nonzero(!sum).to_be_bytes());
     u
 }
 
 /// Ethernet + IPv4 + UDP.
-pub fn udp_frame(dst_mac: [u8; 6], src_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    eth(dst_mac, src_mac, 0x0800, &ipv4(src, dst, 17, &udp(src, dst, sport, dport, payload)))
+pub fn udp_frame(
+    dst_mac: [u8; 6],
+    src_mac: [u8; 6],
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    eth(
+        dst_mac,
+        src_mac,
+        0x0800,
+        &ipv4(src, dst, 17, &udp(src, dst, sport, dport, payload)),
+    )
 }
 
 /// Ethernet + IPv4 + ICMP echo request.
-pub fn ping_frame(dst_mac: [u8; 6], src_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr, id: u16, seq: u16) -> Vec<u8> {
+pub fn ping_frame(
+    dst_mac: [u8; 6],
+    src_mac: [u8; 6],
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    id: u16,
+    seq: u16,
+) -> Vec<u8> {
     let mut icmp = vec![8, 0, 0, 0];
     icmp.extend_from_slice(&id.to_be_bytes());
     icmp.extend_from_slice(&seq.to_be_bytes());
@@ -90,7 +113,10 @@ mod tests {
         let (s, d) = (Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 1));
         let u = udp(s, d, 1000, 2000, b"abc");
         let len = u.len() as u16;
-        let sum = checksum::combine(&[checksum::pseudo_header_v4(&s.octets(), &d.octets(), 17, len), checksum::data(&u)]);
+        let sum = checksum::combine(&[
+            checksum::pseudo_header_v4(&s.octets(), &d.octets(), 17, len),
+            checksum::data(&u),
+        ]);
         assert_eq!(sum, 0xffff);
         let f = udp_frame([1; 6], [2; 6], s, d, 1000, 2000, b"abc");
         assert_eq!(checksum::data(&f[14..34]), 0xffff);

@@ -18,9 +18,13 @@ static SWEEP: Once = Once::new();
 const NS_PREFIX: &str = "pkt-";
 
 fn short_random() -> u32 {
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     let local = 0u8;
-    let mut h = t ^ (&local as *const u8 as usize as u32) ^ COUNTER.load(Ordering::Relaxed).rotate_left(16);
+    let mut h =
+        t ^ (&local as *const u8 as usize as u32) ^ COUNTER.load(Ordering::Relaxed).rotate_left(16);
     h ^= h >> 15;
     h = h.wrapping_mul(0x2c1b_3c6d);
     h ^= h >> 12;
@@ -57,11 +61,17 @@ pub fn run(cmd: &str, args: &[&str]) -> io::Result<Output> {
 
 /// Deletes namespaces left by test processes that no longer exist.
 fn sweep_stale() {
-    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let name = line.split_whitespace().next().unwrap_or("");
-        let Some(rest) = name.strip_prefix(NS_PREFIX) else { continue };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let Some(rest) = name.strip_prefix(NS_PREFIX) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
         if !PathBuf::from(format!("/proc/{pid}")).exists() {
             let _ = Command::new("ip").args(["netns", "del", name]).output();
         }
@@ -79,7 +89,11 @@ impl Netns {
     pub fn new(tag: &str) -> io::Result<Netns> {
         SWEEP.call_once(sweep_stale);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let name = format!("{NS_PREFIX}{}-{n}-{:03x}-{tag}", std::process::id(), short_random());
+        let name = format!(
+            "{NS_PREFIX}{}-{n}-{:03x}-{tag}",
+            std::process::id(),
+            short_random()
+        );
         run("ip", &["netns", "add", &name])?;
         let ns = Netns { name };
         ns.ip(&["link", "set", "lo", "up"])?;
@@ -136,14 +150,17 @@ impl Netns {
 
     /// Sets a sysctl inside the namespace.
     pub fn sysctl(&self, key: &str, value: &str) -> io::Result<()> {
-        self.exec("sysctl", &["-qw", &format!("{key}={value}")]).map(|_| ())
+        self.exec("sysctl", &["-qw", &format!("{key}={value}")])
+            .map(|_| ())
     }
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
         // Deleting the namespace also deletes the interfaces inside it.
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 
@@ -171,20 +188,49 @@ impl VethPair {
     /// (so the frames the engine receives carry complete checksums).
     pub fn new(ns_a: &Netns, ns_b: &Netns, queues: u32) -> io::Result<VethPair> {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let stem = format!("v{}{}{:03x}", base36(std::process::id()), base36(n), short_random());
+        let stem = format!(
+            "v{}{}{:03x}",
+            base36(std::process::id()),
+            base36(n),
+            short_random()
+        );
         let (a, b) = (format!("{stem}a"), format!("{stem}b"));
         debug_assert!(a.len() <= 15);
         let q = queues.to_string();
         run(
             "ip",
             &[
-                "link", "add", &a, "netns", ns_a.name(), "numtxqueues", &q, "numrxqueues", &q, "type",
-                "veth", "peer", "name", &b, "netns", ns_b.name(), "numtxqueues", &q, "numrxqueues", &q,
+                "link",
+                "add",
+                &a,
+                "netns",
+                ns_a.name(),
+                "numtxqueues",
+                &q,
+                "numrxqueues",
+                &q,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &b,
+                "netns",
+                ns_b.name(),
+                "numtxqueues",
+                &q,
+                "numrxqueues",
+                &q,
             ],
         )?;
         let pair = VethPair {
-            a: VethEnd { name: a.clone(), ns: ns_a.name().to_string() },
-            b: VethEnd { name: b.clone(), ns: ns_b.name().to_string() },
+            a: VethEnd {
+                name: a.clone(),
+                ns: ns_a.name().to_string(),
+            },
+            b: VethEnd {
+                name: b.clone(),
+                ns: ns_b.name().to_string(),
+            },
         };
         for (ns, dev) in [(ns_a, &a), (ns_b, &b)] {
             ns.exec("ethtool", &["-K", dev, "tx", "off"])?;
@@ -196,14 +242,16 @@ impl VethPair {
     /// Adds an address (CIDR) to end `a` or `b`, checking it is in the test ranges.
     pub fn addr(&self, ns: &Netns, end: &VethEnd, cidr: &str) -> io::Result<()> {
         assert!(
-            cidr.starts_with("198.18.") || cidr.starts_with("198.19.") || cidr.starts_with("2001:2:"),
+            cidr.starts_with("198.18.")
+                || cidr.starts_with("198.19.")
+                || cidr.starts_with("2001:2:"),
             "test addresses must come from 198.18.0.0/15 or 2001:2::/48, not {cidr}"
         );
         ns.ip(&["addr", "add", cidr, "dev", &end.name, "nodad"]
             .into_iter()
             .filter(|a| cidr.contains(':') || *a != "nodad")
             .collect::<Vec<_>>())
-        .map(|_| ())
+            .map(|_| ())
     }
 
     /// The MAC address of an end.
@@ -225,7 +273,9 @@ impl VethPair {
 
 impl Drop for VethPair {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["-n", &self.a.ns, "link", "del", &self.a.name]).output();
+        let _ = Command::new("ip")
+            .args(["-n", &self.a.ns, "link", "del", &self.a.name])
+            .output();
     }
 }
 

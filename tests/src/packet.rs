@@ -59,14 +59,20 @@ pub fn send_frames(ns: &Netns, ifname: &str, frames: &[Vec<u8>]) -> io::Result<(
         .stderr(Stdio::piped())
         .spawn()?;
     {
-        let mut stdin = child.stdin.take().ok_or_else(|| io::Error::other("no stdin"))?;
+        let mut stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| io::Error::other("no stdin"))?;
         for f in frames {
             writeln!(stdin, "{}", hex(f))?;
         }
     }
     let out = child.wait_with_output()?;
     if !out.status.success() {
-        return Err(io::Error::other(format!("send: {}", String::from_utf8_lossy(&out.stderr))));
+        return Err(io::Error::other(format!(
+            "send: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
     }
     Ok(())
 }
@@ -81,7 +87,13 @@ pub struct Capture {
 /// Starts capturing frames that arrive on `ifname` in `ns` with source MAC
 /// `src`, until `count` are seen or `timeout` passes. Returns once the
 /// socket is open.
-pub fn capture(ns: &Netns, ifname: &str, src: [u8; 6], count: usize, timeout: Duration) -> io::Result<Capture> {
+pub fn capture(
+    ns: &Netns,
+    ifname: &str,
+    src: [u8; 6],
+    count: usize,
+    timeout: Duration,
+) -> io::Result<Capture> {
     let mut child = ns
         .command("python3")
         .args([
@@ -96,7 +108,10 @@ pub fn capture(ns: &Netns, ifname: &str, src: [u8; 6], count: usize, timeout: Du
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()?;
-    let stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| io::Error::other("no stdout"))?;
     let mut out = BufReader::new(stdout);
     let mut line = String::new();
     out.read_line(&mut line)?;
@@ -114,7 +129,9 @@ impl Capture {
         let mut frames = Vec::new();
         let mut line = String::new();
         while self.out.read_line(&mut line)? > 0 {
-            frames.push(unhex(line.trim()).ok_or_else(|| io::Error::other(format!("bad line {line:?}")))?);
+            frames.push(
+                unhex(line.trim()).ok_or_else(|| io::Error::other(format!("bad line {line:?}")))?,
+            );
             line.clear();
         }
         self.child.wait()?;
@@ -139,5 +156,8 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }

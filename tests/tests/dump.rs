@@ -48,7 +48,9 @@ impl Drop for Traffic {
 /// This process's nice value (/proc/self/stat, field 19).
 fn own_nice() -> i32 {
     let st = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    st.rsplit_once(") ").and_then(|(_, r)| r.split_whitespace().nth(16)?.parse().ok()).unwrap_or(0)
+    st.rsplit_once(") ")
+        .and_then(|(_, r)| r.split_whitespace().nth(16)?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The counters of `ctl stats` this test reads.
@@ -69,17 +71,35 @@ fn sample(e: &Engine) -> Sample {
     let s = e.ctl_ok(&["stats"]);
     let field = |line: &str, name: &str| -> u64 {
         let w: Vec<&str> = line.split_whitespace().collect();
-        w.iter().position(|x| *x == name).and_then(|i| w.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(0)
+        w.iter()
+            .position(|x| *x == name)
+            .and_then(|i| w.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
     };
-    let xsk = s.lines().find(|l| l.starts_with("xsk lan:")).unwrap_or_else(|| panic!("no `xsk lan:` line in ctl stats:\n{s}"));
-    let lan = s.lines().find(|l| l.split_whitespace().next() == Some("lan")).unwrap_or_else(|| panic!("no lan line:\n{s}"));
+    let xsk = s
+        .lines()
+        .find(|l| l.starts_with("xsk lan:"))
+        .unwrap_or_else(|| panic!("no `xsk lan:` line in ctl stats:\n{s}"));
+    let lan = s
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("lan"))
+        .unwrap_or_else(|| panic!("no lan line:\n{s}"));
     let nat = s.lines().find(|l| l.starts_with("nat:")).unwrap_or("");
     Sample {
         at: Some(Instant::now()),
-        rx_packets: lan.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0),
+        rx_packets: lan
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
         drops: field(xsk, "rx_dropped") + field(xsk, "rx_ring_full"),
         fill_empty: field(xsk, "rx_fill_ring_empty_descs"),
-        sessions: nat.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0),
+        sessions: nat
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
     }
 }
 
@@ -108,8 +128,13 @@ fn nat_show_of_200k_sessions_adds_no_rx_drops() {
     // The test's own work (generators, the ctl client) on core 0, away from the worker's core 1
     // (examples/nat.toml: `cores = [1]`; the engine's control thread pins itself to core 0):
     // what is measured is the worker, not the test competing with it. Children inherit it.
-    let pin = Command::new("taskset").args(["-a", "-p", "-c", "0", &std::process::id().to_string()]).output();
-    assert!(pin.is_ok_and(|o| o.status.success()), "taskset: the test pins itself to core 0");
+    let pin = Command::new("taskset")
+        .args(["-a", "-p", "-c", "0", &std::process::id().to_string()])
+        .output();
+    assert!(
+        pin.is_ok_and(|o| o.status.success()),
+        "taskset: the test pins itself to core 0"
+    );
     let t = RouterTopo::new("dmp").unwrap_or_else(|e| panic!("topology: {e}"));
     t.h2.ip(&["route", "del", "default"]).unwrap();
     let dir = Engine::dir("dump");
@@ -129,15 +154,35 @@ fn nat_show_of_200k_sessions_adds_no_rx_drops() {
     let worker = std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
         .filter_map(|d| d.ok())
-        .find(|d| std::fs::read_to_string(d.path().join("comm")).is_ok_and(|c| c.trim() == "pktengine-w0"))
+        .find(|d| {
+            std::fs::read_to_string(d.path().join("comm")).is_ok_and(|c| c.trim() == "pktengine-w0")
+        })
         .map(|d| d.file_name().to_string_lossy().into_owned())
         .unwrap_or_else(|| panic!("no thread pktengine-w0 in {pid}"));
-    let chrt = Command::new("chrt").args(["-f", "-p", "10", &worker]).output().expect("chrt");
+    let chrt = Command::new("chrt")
+        .args(["-f", "-p", "10", &worker])
+        .output()
+        .expect("chrt");
     assert!(chrt.status.success(), "chrt: {}", text(&chrt));
-    let diag = |e: &Engine| format!("engine log:\n{}\nstats:\n{}", e.log(), text(&e.ctl(&["stats"])));
+    let diag = |e: &Engine| {
+        format!(
+            "engine log:\n{}\nstats:\n{}",
+            e.log(),
+            text(&e.ctl(&["stats"]))
+        )
+    };
     // Neighbors on both sides, through the NAT.
-    let ping = t.h1.command("ping").args(["-c", "1", "-W", "2", "198.19.1.2"]).output().unwrap();
-    assert!(ping.status.success(), "ping through the NAT: {}\n{}", text(&ping), diag(&e));
+    let ping =
+        t.h1.command("ping")
+            .args(["-c", "1", "-W", "2", "198.19.1.2"])
+            .output()
+            .unwrap();
+    assert!(
+        ping.status.success(),
+        "ping through the NAT: {}\n{}",
+        text(&ping),
+        diag(&e)
+    );
     let h1_mac = t.left.mac(&t.h1, &t.left.a).unwrap();
     let lan_mac = t.left.mac(&t.dut, &t.left.b).unwrap();
     let spec = |sport: &str, dport: &str| TrafficSpec {
@@ -167,17 +212,25 @@ fn nat_show_of_200k_sessions_adds_no_rx_drops() {
                 udp4_no_checksum: false,
                 frames: 4096,
             };
-            t.h1.run(|| send::run(&cfg).map_err(|e| e.to_string())).unwrap_or_else(|e| panic!("generator: {e}"));
+            t.h1.run(|| send::run(&cfg).map_err(|e| e.to_string()))
+                .unwrap_or_else(|e| panic!("generator: {e}"));
         }
         // The gauges are published every 10 ms.
         std::thread::sleep(Duration::from_millis(50));
         sessions = sample(&e).sessions as usize;
-        eprintln!("round {round}: {sessions} sessions after {:.1} s", t0.elapsed().as_secs_f64());
+        eprintln!(
+            "round {round}: {sessions} sessions after {:.1} s",
+            t0.elapsed().as_secs_f64()
+        );
         if sessions >= SESSIONS {
             break;
         }
     }
-    assert!(sessions >= SESSIONS, "{sessions} sessions, {SESSIONS} wanted\n{}", diag(&e));
+    assert!(
+        sessions >= SESSIONS,
+        "{sessions} sessions, {SESSIONS} wanted\n{}",
+        diag(&e)
+    );
 
     // 64-byte frames at RATE in the background (8 flows: 8 more sessions), until dropped. The
     // generator on core 0 too, at nice 0 whatever this test runs at: the frames must keep
@@ -185,20 +238,61 @@ fn nat_show_of_200k_sessions_adds_no_rx_drops() {
     // not fall behind and catch up in bursts longer than the ring. (Real time would not do:
     // between its bursts it yields the CPU, which a real-time task keeps.)
     let pktgen = pktengine_bin().with_file_name("pktgen");
-    assert!(pktgen.exists(), "{} is missing: build the workspace first (cargo build --workspace)", pktgen.display());
-    let mac = |m: [u8; 6]| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
-    let child = t
-        .h1
-        .command("nice")
-        .args(["-n", &(-own_nice()).to_string(), "taskset", "-c", "0", pktgen.to_str().unwrap()])
-        .args(["send", "--iface", &t.left.a.name, "--src-mac", &mac(h1_mac), "--dst-mac", &mac(lan_mac)])
-        .args(["--src-ip", "198.18.1.2", "--dst-ip", "198.19.1.2", "--sport", "30000-30007", "--dport", "9"])
-        .args(["--size", "64", "--rate", &RATE.to_string(), "--duration", "60", "--frames", "4096"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("pktgen");
+    assert!(
+        pktgen.exists(),
+        "{} is missing: build the workspace first (cargo build --workspace)",
+        pktgen.display()
+    );
+    let mac = |m: [u8; 6]| {
+        m.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    let child =
+        t.h1.command("nice")
+            .args([
+                "-n",
+                &(-own_nice()).to_string(),
+                "taskset",
+                "-c",
+                "0",
+                pktgen.to_str().unwrap(),
+            ])
+            .args([
+                "send",
+                "--iface",
+                &t.left.a.name,
+                "--src-mac",
+                &mac(h1_mac),
+                "--dst-mac",
+                &mac(lan_mac),
+            ])
+            .args([
+                "--src-ip",
+                "198.18.1.2",
+                "--dst-ip",
+                "198.19.1.2",
+                "--sport",
+                "30000-30007",
+                "--dport",
+                "9",
+            ])
+            .args([
+                "--size",
+                "64",
+                "--rate",
+                &RATE.to_string(),
+                "--duration",
+                "60",
+                "--frames",
+                "4096",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pktgen");
     let traffic = Traffic(child);
     std::thread::sleep(Duration::from_millis(500));
 
@@ -216,13 +310,23 @@ fn nat_show_of_200k_sessions_adds_no_rx_drops() {
     });
     std::thread::sleep(Duration::from_millis(20));
     let t0 = Instant::now();
-    let added = request(&e.ctl, &Request::RouteAdd { route: "198.19.77.0/24 via 198.19.1.2".into() }, |_| {}).unwrap();
+    let added = request(
+        &e.ctl,
+        &Request::RouteAdd {
+            route: "198.19.77.0/24 via 198.19.1.2".into(),
+        },
+        |_| {},
+    )
+    .unwrap();
     let took = t0.elapsed();
     let (rows, last) = dumping.join().unwrap();
     eprintln!("route add during a dump of {rows} rows: {took:?} ({added:?})");
     assert!(matches!(added, Response::Done { .. }), "{added:?}");
     assert!(matches!(last, Ok(Response::Done { .. })), "{last:?}");
-    assert!(took < Duration::from_millis(100), "route add took {took:?} during a dump");
+    assert!(
+        took < Duration::from_millis(100),
+        "route add took {took:?} during a dump"
+    );
 
     // Windows: a quiet one, then DUMPS times a dump and a quiet window as long as the dump
     // (at least QUIET, at most 3 s), so each dump has a quiet window of its length on each side.
@@ -264,8 +368,14 @@ fn nat_show_of_200k_sessions_adds_no_rx_drops() {
         })
         .unwrap_or_else(|err| panic!("nat show: {err}\n{}", diag(&e)));
         let took = started.elapsed();
-        eprintln!("nat show: {rows} rows in {messages} messages, {:.2} s, {last:?}", took.as_secs_f64());
-        assert!(rows >= SESSIONS, "nat show listed {rows} sessions, {SESSIONS} wanted");
+        eprintln!(
+            "nat show: {rows} rows in {messages} messages, {:.2} s, {last:?}",
+            took.as_secs_f64()
+        );
+        assert!(
+            rows >= SESSIONS,
+            "nat show listed {rows} sessions, {SESSIONS} wanted"
+        );
         chunks.push((rows, messages));
         samples.push(sample(&e));
         std::thread::sleep(took.clamp(QUIET, Duration::from_secs(3)));
@@ -279,7 +389,11 @@ fn nat_show_of_200k_sessions_adds_no_rx_drops() {
     }
     // The traffic flowed through every window (at least half the rate).
     for w in &windows {
-        assert!(w.packets as f64 >= w.secs * RATE as f64 / 2.0, "too little traffic: {w:?}\n{}", diag(&e));
+        assert!(
+            w.packets as f64 >= w.secs * RATE as f64 / 2.0,
+            "too little traffic: {w:?}\n{}",
+            diag(&e)
+        );
     }
     // The dumps must not add drops. A dump's tolerance is the drops of the quiet windows on
     // either side of it, the larger, scaled to the dump's length, plus one RX burst (64 frames):
@@ -300,21 +414,42 @@ fn nat_show_of_200k_sessions_adds_no_rx_drops() {
     excess.sort_unstable();
     let median = excess[DUMPS / 2];
     eprintln!("drops beyond the tolerance, per dump: {excess:?}");
-    assert!(median <= 0, "the dumps added RX drops: {excess:?} beyond their tolerance (median {median})\n{}", diag(&e));
+    assert!(
+        median <= 0,
+        "the dumps added RX drops: {excess:?} beyond their tolerance (median {median})\n{}",
+        diag(&e)
+    );
 
     // The rows came in messages of at most 4,096 (the workers' slices, 16 to a message).
     for (rows, messages) in chunks {
-        assert!(messages >= rows.div_ceil(4096), "{rows} rows in {messages} messages: more than 4,096 in one");
+        assert!(
+            messages >= rows.div_ceil(4096),
+            "{rows} rows in {messages} messages: more than 4,096 in one"
+        );
     }
     // The CLI lists them all too, the summary counting the lines.
     let out = e.ctl_ok(&["nat", "show"]);
-    let rows = out.lines().filter(|l| ["udp ", "tcp ", "icmp "].iter().any(|p| l.starts_with(p))).count();
+    let rows = out
+        .lines()
+        .filter(|l| ["udp ", "tcp ", "icmp "].iter().any(|p| l.starts_with(p)))
+        .count();
     let summary = out.lines().last().unwrap_or("");
-    assert!(rows >= SESSIONS, "ctl nat show listed {rows} sessions, {SESSIONS} wanted\n{summary}");
-    assert!(summary.starts_with(&format!("{rows} sessions, ")), "the summary counts the lines: {summary}");
+    assert!(
+        rows >= SESSIONS,
+        "ctl nat show listed {rows} sessions, {SESSIONS} wanted\n{summary}"
+    );
+    assert!(
+        summary.starts_with(&format!("{rows} sessions, ")),
+        "the summary counts the lines: {summary}"
+    );
     // `ctl nat flush` (a dump that removes, a slice per loop too) empties the table.
     let flushed = e.ctl_ok(&["nat", "flush"]);
-    assert_eq!(flushed.trim(), "flushed; 0 sessions, 0 mappings left (static forwards stay)", "{}", diag(&e));
+    assert_eq!(
+        flushed.trim(),
+        "flushed; 0 sessions, 0 mappings left (static forwards stay)",
+        "{}",
+        diag(&e)
+    );
     let after = e.ctl_ok(&["nat", "show"]);
     assert!(after.trim().starts_with("0 sessions"), "{after}");
 }

@@ -66,11 +66,17 @@ fn addr(i: usize) -> String {
 
 /// The index of a backend name (`b12` -> 1).
 fn index(name: &str) -> usize {
-    name.strip_prefix('b').and_then(|n| n.parse::<usize>().ok()).map(|n| n - 11).unwrap_or(usize::MAX)
+    name.strip_prefix('b')
+        .and_then(|n| n.parse::<usize>().ok())
+        .map(|n| n - 11)
+        .unwrap_or(usize::MAX)
 }
 
 fn quiet_ipv6(ns: &Netns) {
-    for key in ["net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"] {
+    for key in [
+        "net.ipv6.conf.all.disable_ipv6",
+        "net.ipv6.conf.default.disable_ipv6",
+    ] {
         ns.sysctl(key, "1").unwrap_or_else(|e| panic!("{key}: {e}"));
     }
 }
@@ -90,12 +96,30 @@ impl LbTopo {
         let srv = VethPair::new(&dut, &sw, queues).expect("srv veth");
         // The engine owns the DUT's interfaces: keep the DUT kernel's IPv6 quiet on them.
         for end in [&lan.b, &srv.a] {
-            dut.sysctl(&format!("net.ipv6.conf.{}.disable_ipv6", end.name), "1").expect("sysctl");
+            dut.sysctl(&format!("net.ipv6.conf.{}.disable_ipv6", end.name), "1")
+                .expect("sysctl");
         }
-        lan.addr(&client, &lan.a, &format!("{CLIENT}/24")).expect("client address");
-        t("client route", client.ip(&["route", "add", "default", "via", "198.18.1.1"]));
+        lan.addr(&client, &lan.a, &format!("{CLIENT}/24"))
+            .expect("client address");
+        t(
+            "client route",
+            client.ip(&["route", "add", "default", "via", "198.18.1.1"]),
+        );
 
-        t("bridge", sw.ip(&["link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0"]));
+        t(
+            "bridge",
+            sw.ip(&[
+                "link",
+                "add",
+                "br0",
+                "type",
+                "bridge",
+                "stp_state",
+                "0",
+                "forward_delay",
+                "0",
+            ]),
+        );
         let mut ports = vec![srv.b.name.clone()];
         let mut backends = Vec::new();
         let mut legs = Vec::new();
@@ -103,8 +127,12 @@ impl LbTopo {
             let b = Netns::new(&format!("{tag}{}", name(i))).expect("backend namespace");
             quiet_ipv6(&b);
             let leg = VethPair::new(&sw, &b, 1).expect("backend veth");
-            leg.addr(&b, &leg.b, &format!("{}/24", addr(i))).expect("backend address");
-            t("backend route", b.ip(&["route", "add", "default", "via", "198.19.2.1"]));
+            leg.addr(&b, &leg.b, &format!("{}/24", addr(i)))
+                .expect("backend address");
+            t(
+                "backend route",
+                b.ip(&["route", "add", "default", "via", "198.19.2.1"]),
+            );
             ports.push(leg.a.name.clone());
             backends.push(b);
             legs.push(leg);
@@ -115,7 +143,15 @@ impl LbTopo {
             t("bridge port", sw.ip(&["link", "set", p, "master", "br0"]));
         }
         t("bridge up", sw.ip(&["link", "set", "br0", "up"]));
-        LbTopo { client, dut, sw, backends, lan, srv, legs }
+        LbTopo {
+            client,
+            dut,
+            sw,
+            backends,
+            lan,
+            srv,
+            legs,
+        }
     }
 }
 
@@ -152,15 +188,27 @@ impl Cfg {
             return Some("engine".into());
         }
         b.iter().find_map(|l| {
-            let v = l.trim().strip_prefix("name")?.trim_start().strip_prefix('=')?;
+            let v = l
+                .trim()
+                .strip_prefix("name")?
+                .trim_start()
+                .strip_prefix('=')?;
             Some(v.split('#').next()?.trim().trim_matches('"').to_string())
         })
     }
 
     fn block(&mut self, block: &str) -> &mut Vec<String> {
-        let mut found = self.blocks.iter_mut().filter(|b| Self::block_name(b).as_deref() == Some(block));
-        let b = found.next().unwrap_or_else(|| panic!("examples/lb.toml has no block `{block}`"));
-        assert!(found.next().is_none(), "examples/lb.toml has two blocks named `{block}`");
+        let mut found = self
+            .blocks
+            .iter_mut()
+            .filter(|b| Self::block_name(b).as_deref() == Some(block));
+        let b = found
+            .next()
+            .unwrap_or_else(|| panic!("examples/lb.toml has no block `{block}`"));
+        assert!(
+            found.next().is_none(),
+            "examples/lb.toml has two blocks named `{block}`"
+        );
         b
     }
 
@@ -168,8 +216,12 @@ impl Cfg {
     fn find(b: &[String], key: &str) -> Vec<std::ops::Range<usize>> {
         let mut out = Vec::new();
         for (i, l) in b.iter().enumerate() {
-            let Some(rest) = l.trim_start().strip_prefix(key) else { continue };
-            let Some(v) = rest.trim_start().strip_prefix('=') else { continue };
+            let Some(rest) = l.trim_start().strip_prefix(key) else {
+                continue;
+            };
+            let Some(v) = rest.trim_start().strip_prefix('=') else {
+                continue;
+            };
             let v = v.split('#').next().unwrap_or("").trim();
             let mut end = i + 1;
             if v.starts_with('[') && !v.contains(']') {
@@ -186,7 +238,11 @@ impl Cfg {
     fn set(mut self, block: &str, key: &str, value: &str) -> Cfg {
         let b = self.block(block);
         let r = Self::find(b, key);
-        assert_eq!(r.len(), 1, "examples/lb.toml must set `{key}` exactly once in `{block}`");
+        assert_eq!(
+            r.len(),
+            1,
+            "examples/lb.toml must set `{key}` exactly once in `{block}`"
+        );
         b.splice(r[0].clone(), [format!("{key} = {value}")]);
         self
     }
@@ -194,8 +250,14 @@ impl Cfg {
     /// Adds `key = value` to `block`, which must not have it.
     fn add(mut self, block: &str, key: &str, value: &str) -> Cfg {
         let b = self.block(block);
-        assert!(Self::find(b, key).is_empty(), "examples/lb.toml already sets `{key}` in `{block}`");
-        let at = b.iter().rposition(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')).map_or(1, |i| i + 1);
+        assert!(
+            Self::find(b, key).is_empty(),
+            "examples/lb.toml already sets `{key}` in `{block}`"
+        );
+        let at = b
+            .iter()
+            .rposition(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            .map_or(1, |i| i + 1);
         b.insert(at, format!("{key} = {value}"));
         self
     }
@@ -204,25 +266,37 @@ impl Cfg {
     fn remove(mut self, block: &str, key: &str) -> Cfg {
         let b = self.block(block);
         let r = Self::find(b, key);
-        assert_eq!(r.len(), 1, "examples/lb.toml must set `{key}` exactly once in `{block}`");
+        assert_eq!(
+            r.len(),
+            1,
+            "examples/lb.toml must set `{key}` exactly once in `{block}`"
+        );
         b.drain(r[0].clone());
         self
     }
 
     fn text(&self) -> String {
-        self.blocks.iter().flatten().map(|l| format!("{l}\n")).collect()
+        self.blocks
+            .iter()
+            .flatten()
+            .map(|l| format!("{l}\n"))
+            .collect()
     }
 }
 
 /// A `backends = [...]` value: backend `i` on `port` with weight `w` for each `(i, w)`.
 fn backends(port: u16, list: &[(usize, u32)]) -> String {
-    let v: Vec<String> = list.iter().map(|(i, w)| format!("\"{}:{port} weight {w}\"", addr(*i))).collect();
+    let v: Vec<String> = list
+        .iter()
+        .map(|(i, w)| format!("\"{}:{port} weight {w}\"", addr(*i)))
+        .collect();
     format!("[{}]", v.join(", "))
 }
 
 fn start(t: &LbTopo, dir: &Path, cfg: &Cfg) -> Engine {
     let cfg = cfg.text();
-    Engine::start(&t.dut, dir, &cfg, &[]).unwrap_or_else(|e| panic!("engine start: {e}\nconfiguration:\n{cfg}"))
+    Engine::start(&t.dut, dir, &cfg, &[])
+        .unwrap_or_else(|e| panic!("engine start: {e}\nconfiguration:\n{cfg}"))
 }
 
 /// Engine log, counters and the balancer's state, for assertion messages.
@@ -236,12 +310,21 @@ fn diag(e: &Engine) -> String {
 }
 
 fn sh(ns: &Netns, cmd: &str) -> Output {
-    ns.command("timeout").args(["60", "sh", "-c", cmd]).stdin(Stdio::null()).output().expect("sh")
+    ns.command("timeout")
+        .args(["60", "sh", "-c", cmd])
+        .stdin(Stdio::null())
+        .output()
+        .expect("sh")
 }
 
 fn ok(ns: &Netns, cmd: &str, e: &Engine) -> String {
     let o = sh(ns, cmd);
-    assert!(o.status.success(), "`{cmd}` failed:\n{}\n{}", text(&o), diag(e));
+    assert!(
+        o.status.success(),
+        "`{cmd}` failed:\n{}\n{}",
+        text(&o),
+        diag(e)
+    );
     text(&o)
 }
 
@@ -283,7 +366,8 @@ fn lb_show(e: &Engine) -> LbShow {
 
 impl LbShow {
     /// The services of examples/lb.toml.
-    const SERVICES: [(&'static str, &'static str); 2] = [("web", "198.19.1.100:80"), ("dns", "198.19.1.100:53")];
+    const SERVICES: [(&'static str, &'static str); 2] =
+        [("web", "198.19.1.100:80"), ("dns", "198.19.1.100:53")];
 
     fn parse(text: String) -> LbShow {
         let mut services: BTreeMap<String, Vec<Row>> = BTreeMap::new();
@@ -295,16 +379,23 @@ impl LbShow {
                 .filter(|w| !w.is_empty())
                 .collect();
             if let Some(at) = ws.iter().position(|w| *w == "backend") {
-                let svc = cur.clone().unwrap_or_else(|| panic!("lb show: a backend line before any service:\n{text}"));
+                let svc = cur.clone().unwrap_or_else(|| {
+                    panic!("lb show: a backend line before any service:\n{text}")
+                });
                 let num = |key: &str| -> u64 {
                     ws.iter()
                         .position(|w| *w == key)
                         .and_then(|i| ws.get(i + 1))
                         .and_then(|v| v.parse().ok())
-                        .unwrap_or_else(|| panic!("lb show: no `{key} N` in the backend line `{line}`:\n{text}"))
+                        .unwrap_or_else(|| {
+                            panic!("lb show: no `{key} N` in the backend line `{line}`:\n{text}")
+                        })
                 };
                 let (up, down) = (ws.contains(&"up"), ws.contains(&"down"));
-                assert!(up != down, "lb show: a backend line must say `up` or `down`: `{line}`\n{text}");
+                assert!(
+                    up != down,
+                    "lb show: a backend line must say `up` or `down`: `{line}`\n{text}"
+                );
                 let row = Row {
                     addr: ws.get(at + 1).map(|s| s.to_string()).unwrap_or_default(),
                     weight: num("weight"),
@@ -314,8 +405,9 @@ impl LbShow {
                     bytes: num("bytes"),
                 };
                 services.get_mut(&svc).expect("service").push(row);
-            } else if let Some((name, _)) =
-                Self::SERVICES.iter().find(|(n, vip)| ws.first() == Some(n) && line.contains(vip))
+            } else if let Some((name, _)) = Self::SERVICES
+                .iter()
+                .find(|(n, vip)| ws.first() == Some(n) && line.contains(vip))
             {
                 assert!(
                     services.insert(name.to_string(), Vec::new()).is_none(),
@@ -325,7 +417,10 @@ impl LbShow {
             }
         }
         for (name, vip) in Self::SERVICES {
-            assert!(services.contains_key(name), "lb show: no line starting with `{name}` and `{vip}`:\n{text}");
+            assert!(
+                services.contains_key(name),
+                "lb show: no line starting with `{name}` and `{vip}`:\n{text}"
+            );
         }
         LbShow { text, services }
     }
@@ -338,13 +433,18 @@ impl LbShow {
     fn row(&self, service: &str, addr: &str) -> Option<&Row> {
         let mut it = self.rows(service).iter().filter(|r| r.addr == addr);
         let r = it.next();
-        assert!(it.next().is_none(), "lb show: {addr} listed twice in {service}:\n{}", self.text);
+        assert!(
+            it.next().is_none(),
+            "lb show: {addr} listed twice in {service}:\n{}",
+            self.text
+        );
         r
     }
 
     /// The row of `addr`, which must be there.
     fn get(&self, service: &str, addr: &str) -> &Row {
-        self.row(service, addr).unwrap_or_else(|| panic!("lb show: {service} has no backend {addr}:\n{}", self.text))
+        self.row(service, addr)
+            .unwrap_or_else(|| panic!("lb show: {service} has no backend {addr}:\n{}", self.text))
     }
 
     fn conns(&self, service: &str) -> u64 {
@@ -363,7 +463,6 @@ impl LbShow {
 
 // ---- servers and clients -----------------------------------------------------------------------
 
-
 /// `python3 -m http.server 8000` (HTTP/1.1, so a client may keep its connection) on every backend,
 /// serving an index.html that holds the backend's name.
 fn http_backends(t: &LbTopo, e: &Engine) -> Vec<Bg> {
@@ -378,7 +477,17 @@ fn http_backends(t: &LbTopo, e: &Engine) -> Vec<Bg> {
             Bg::spawn(
                 &t.backends[i],
                 log,
-                &["-m", "http.server", "8000", "--bind", &a, "--directory", &dir, "--protocol", "HTTP/1.1"],
+                &[
+                    "-m",
+                    "http.server",
+                    "8000",
+                    "--bind",
+                    &a,
+                    "--directory",
+                    &dir,
+                    "--protocol",
+                    "HTTP/1.1",
+                ],
             )
         })
         .collect()
@@ -417,7 +526,11 @@ fn tcp_echo_backends(t: &LbTopo, e: &Engine) -> Vec<Bg> {
     (0..t.backends.len())
         .map(|i| {
             let log = e.dir.join(format!("echo-{}.log", name(i)));
-            Bg::spawn(&t.backends[i], log, &["-c", TCP_ECHO, &name(i), &addr(i), "8000"])
+            Bg::spawn(
+                &t.backends[i],
+                log,
+                &["-c", TCP_ECHO, &name(i), &addr(i), "8000"],
+            )
         })
         .collect()
 }
@@ -440,7 +553,11 @@ fn udp_backends(t: &LbTopo, e: &Engine, port: u16) -> Vec<Bg> {
     (0..t.backends.len())
         .map(|i| {
             let log = e.dir.join(format!("udp-{}.log", name(i)));
-            Bg::spawn(&t.backends[i], log, &["-c", UDP_NAME, &name(i), &addr(i), &port.to_string()])
+            Bg::spawn(
+                &t.backends[i],
+                log,
+                &["-c", UDP_NAME, &name(i), &addr(i), &port.to_string()],
+            )
         })
         .collect()
 }
@@ -509,7 +626,14 @@ fn udp_flows(ns: &Netns, dport: u16, sports: &[u16]) -> BTreeMap<u16, Udp> {
     let ports: Vec<String> = sports.iter().map(|p| p.to_string()).collect();
     let mut args = vec!["-c", UDP_CLIENT, CLIENT, VIP, &dport];
     args.extend(ports.iter().map(String::as_str));
-    let o = ns.command("timeout").arg("30").arg("python3").args(&args).stdin(Stdio::null()).output().expect("python3");
+    let o = ns
+        .command("timeout")
+        .arg("30")
+        .arg("python3")
+        .args(&args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("python3");
     assert!(o.status.success(), "UDP client: {}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     let res: BTreeMap<u16, Udp> = out
@@ -518,7 +642,10 @@ fn udp_flows(ns: &Netns, dport: u16, sports: &[u16]) -> BTreeMap<u16, Udp> {
             let ws: Vec<&str> = l.split_whitespace().collect();
             let p = ws.first()?.parse::<u16>().ok()?;
             let v = match ws[1..] {
-                ["echo", name, peer] => Udp::Echo { name: name.to_string(), peer: peer.to_string() },
+                ["echo", name, peer] => Udp::Echo {
+                    name: name.to_string(),
+                    peer: peer.to_string(),
+                },
                 ["error", errno] => Udp::Error(errno.to_string()),
                 _ => Udp::Silent,
             };
@@ -541,7 +668,12 @@ fn curls(ns: &Netns, url: &str, n: usize) -> Vec<(i32, String)> {
          \x20 echo \"$rc $(printf %s \"$body\" | tr '\\n\\r ' '___' | head -c 100)\"\n\
          done"
     );
-    let o = ns.command("timeout").args(["300", "sh", "-c", &script]).stdin(Stdio::null()).output().expect("sh");
+    let o = ns
+        .command("timeout")
+        .args(["300", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .output()
+        .expect("sh");
     String::from_utf8_lossy(&o.stdout)
         .lines()
         .map(|l| {
@@ -660,10 +792,18 @@ impl Conn {
             }
         });
         let stdin = child.stdin.take();
-        let mut c = Conn { child, stdin, lines, local: String::new() };
+        let mut c = Conn {
+            child,
+            stdin,
+            lines,
+            local: String::new(),
+        };
         match c.lines.recv_timeout(Duration::from_secs(10)) {
             Ok(l) if l.starts_with("connected ") => c.local = l["connected ".len()..].to_string(),
-            r => panic!("a TCP connection to {VIP}:80 ({mode}) failed: {r:?}\n{}", diag(e)),
+            r => panic!(
+                "a TCP connection to {VIP}:80 ({mode}) failed: {r:?}\n{}",
+                diag(e)
+            ),
         }
         c
     }
@@ -671,10 +811,18 @@ impl Conn {
     /// Sends `cmd`; the answer (at most 5 s).
     fn say(&mut self, cmd: &str, e: &Engine) -> String {
         let w = self.stdin.as_mut().expect("stdin");
-        w.write_all(format!("{cmd}\n").as_bytes()).and_then(|_| w.flush()).expect("client stdin");
-        self.lines.recv_timeout(Duration::from_secs(5)).unwrap_or_else(|r| {
-            panic!("no answer to `{cmd}` on the connection from {} ({r:?})\n{}", self.local, diag(e))
-        })
+        w.write_all(format!("{cmd}\n").as_bytes())
+            .and_then(|_| w.flush())
+            .expect("client stdin");
+        self.lines
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|r| {
+                panic!(
+                    "no answer to `{cmd}` on the connection from {} ({r:?})\n{}",
+                    self.local,
+                    diag(e)
+                )
+            })
     }
 
     /// Ends the connection; its last lines and exit status (at most 10 s).
@@ -804,7 +952,13 @@ fn weighted_spread_over_three_backends() {
     }
     for (i, s) in srv.iter().enumerate() {
         let clients = s.http_clients();
-        assert_eq!(clients.len(), counts[&i], "{}'s access log does not match its responses:\n{}", name(i), s.log());
+        assert_eq!(
+            clients.len(),
+            counts[&i],
+            "{}'s access log does not match its responses:\n{}",
+            name(i),
+            s.log()
+        );
         assert!(
             clients.iter().all(|c| c == SNAT),
             "fullnat: {} must see only {SNAT} as the client:\n{}",
@@ -813,7 +967,12 @@ fn weighted_spread_over_three_backends() {
         );
     }
     let show = lb_show(&e);
-    assert_eq!(show.conns("web"), n as u64, "lb show: the conns of web must add up to {n}:\n{}", show.text);
+    assert_eq!(
+        show.conns("web"),
+        n as u64,
+        "lb show: the conns of web must add up to {n}:\n{}",
+        show.text
+    );
     for (i, w) in [(0, 1), (1, 2), (2, 3)] {
         let r = show.get("web", &format!("{}:8000", addr(i)));
         assert!(
@@ -849,7 +1008,13 @@ fn round_robin_in_dnat_mode_shows_the_client() {
     );
     for (i, s) in srv.iter().enumerate() {
         let clients = s.http_clients();
-        assert_eq!(clients.len(), counts[&i], "{}'s access log does not match its responses:\n{}", name(i), s.log());
+        assert_eq!(
+            clients.len(),
+            counts[&i],
+            "{}'s access log does not match its responses:\n{}",
+            name(i),
+            s.log()
+        );
         assert!(
             clients.iter().all(|c| c == CLIENT),
             "dnat: {} must see the real client {CLIENT}:\n{}",
@@ -858,7 +1023,12 @@ fn round_robin_in_dnat_mode_shows_the_client() {
         );
     }
     let show = lb_show(&e);
-    assert_eq!(show.conns("web"), 60, "lb show: the conns of web must add up to 60:\n{}", show.text);
+    assert_eq!(
+        show.conns("web"),
+        60,
+        "lb show: the conns of web must add up to 60:\n{}",
+        show.text
+    );
 }
 
 /// One TCP connection to the VIP sends a line every 200 ms (20 lines) to the line-echo backends;
@@ -870,11 +1040,13 @@ fn round_robin_in_dnat_mode_shows_the_client() {
 fn long_connection_keeps_its_backend_while_the_pool_changes() {
     let t = LbTopo::new("lbpin", 4, 1);
     let dir = Engine::dir("lbpin");
-    let cfg = Cfg::example(&t, &dir.join("ctl.sock")).set("web", "scheduler", "\"round-robin\"").set(
-        "web",
-        "backends",
-        &backends(8000, &[(0, 1), (1, 1), (2, 1)]),
-    );
+    let cfg = Cfg::example(&t, &dir.join("ctl.sock"))
+        .set("web", "scheduler", "\"round-robin\"")
+        .set(
+            "web",
+            "backends",
+            &backends(8000, &[(0, 1), (1, 1), (2, 1)]),
+        );
     let e = start(&t, &dir, &cfg);
     let _srv = tcp_echo_backends(&t, &e);
     warm_up(&t, &e);
@@ -903,13 +1075,25 @@ fn long_connection_keeps_its_backend_while_the_pool_changes() {
     e.ctl_ok(&["lb", "backend", "add", "web", &added, "weight", "1"]);
     let show = lb_show(&e);
     let r = show.get("web", &added);
-    assert!(r.up && r.weight == 1 && r.conns == 0, "the added backend: {r:?}\n{}", show.text);
+    assert!(
+        r.up && r.weight == 1 && r.conns == 0,
+        "the added backend: {r:?}\n{}",
+        show.text
+    );
     say(&mut c, 5..10);
 
     e.ctl_ok(&["lb", "backend", "del", "web", &victim_addr]);
     let show = lb_show(&e);
-    let want: BTreeSet<String> = (0..4).filter(|&i| i != victim).map(|i| format!("{}:8000", addr(i))).collect();
-    assert_eq!(show.pool("web"), want, "the pool after adding {added} and removing {victim_addr}:\n{}", show.text);
+    let want: BTreeSet<String> = (0..4)
+        .filter(|&i| i != victim)
+        .map(|i| format!("{}:8000", addr(i)))
+        .collect();
+    assert_eq!(
+        show.pool("web"),
+        want,
+        "the pool after adding {added} and removing {victim_addr}:\n{}",
+        show.text
+    );
     assert!(
         show.get("web", &own_addr).active >= 1,
         "lb show must count the open connection as active on {own_addr}:\n{}",
@@ -919,12 +1103,27 @@ fn long_connection_keeps_its_backend_while_the_pool_changes() {
 
     // New connections while the long one lives: only the new pool.
     let counts = probes(&t, &e, 40);
-    assert_eq!(counts[&victim], 0, "{} was removed but got new connections: {counts:?}\n{}", name(victim), diag(&e));
-    assert!(counts[&3] > 0, "the added b14 got none of 40 new connections: {counts:?}\n{}", diag(&e));
+    assert_eq!(
+        counts[&victim],
+        0,
+        "{} was removed but got new connections: {counts:?}\n{}",
+        name(victim),
+        diag(&e)
+    );
+    assert!(
+        counts[&3] > 0,
+        "the added b14 got none of 40 new connections: {counts:?}\n{}",
+        diag(&e)
+    );
     say(&mut c, 15..20);
 
     let want: Vec<String> = (0..20).map(|i| format!("{own} line {i}")).collect();
-    assert_eq!(answers, want, "every answer on the connection must come from {own}\n{}", diag(&e));
+    assert_eq!(
+        answers,
+        want,
+        "every answer on the connection must come from {own}\n{}",
+        diag(&e)
+    );
     let show = lb_show(&e);
     for i in (0..4).filter(|&i| i != victim) {
         let conns = counts[&i] as u64 + u64::from(name(i) == own);
@@ -1002,30 +1201,62 @@ fn maglev_moves_only_the_removed_backends_flows() {
         diag(&e)
     );
     let show = wait_idle(&e, "dns", expiry);
-    assert_eq!(show.conns("dns"), 300, "lb show: 300 flows, 300 connections:\n{}", show.text);
+    assert_eq!(
+        show.conns("dns"),
+        300,
+        "lb show: 300 flows, 300 connections:\n{}",
+        show.text
+    );
 
     let again = round("second round, same pool");
-    let moved: Vec<u16> = sports.iter().copied().filter(|p| first[p] != again[p]).collect();
+    let moved: Vec<u16> = sports
+        .iter()
+        .copied()
+        .filter(|p| first[p] != again[p])
+        .collect();
     assert!(
         moved.is_empty(),
         "maglev, same pool: the same 5-tuples must land on the same backends; moved: {moved:?}\n{}",
         diag(&e)
     );
     let show = wait_idle(&e, "dns", expiry);
-    assert_eq!(show.conns("dns"), 600, "lb show: the second round's flows were new connections:\n{}", show.text);
+    assert_eq!(
+        show.conns("dns"),
+        600,
+        "lb show: the second round's flows were new connections:\n{}",
+        show.text
+    );
 
     let victim = 1;
     let victim_addr = format!("{}:5300", addr(victim));
     e.ctl_ok(&["lb", "backend", "del", "dns", &victim_addr]);
     let show = lb_show(&e);
-    assert!(show.row("dns", &victim_addr).is_none(), "{victim_addr} still in the pool:\n{}", show.text);
-    let before: BTreeMap<usize, u64> =
-        (0..4).filter(|&b| b != victim).map(|b| (b, show.get("dns", &format!("{}:5300", addr(b))).conns)).collect();
+    assert!(
+        show.row("dns", &victim_addr).is_none(),
+        "{victim_addr} still in the pool:\n{}",
+        show.text
+    );
+    let before: BTreeMap<usize, u64> = (0..4)
+        .filter(|&b| b != victim)
+        .map(|b| (b, show.get("dns", &format!("{}:5300", addr(b))).conns))
+        .collect();
 
     let third = round("after removing b12");
-    assert!(third.values().all(|&b| b != victim), "a flow still reached the removed b12: {third:?}\n{}", diag(&e));
-    let kept: Vec<u16> = sports.iter().copied().filter(|p| first[p] != victim).collect();
-    let moved: Vec<u16> = kept.iter().copied().filter(|p| first[p] != third[p]).collect();
+    assert!(
+        third.values().all(|&b| b != victim),
+        "a flow still reached the removed b12: {third:?}\n{}",
+        diag(&e)
+    );
+    let kept: Vec<u16> = sports
+        .iter()
+        .copied()
+        .filter(|p| first[p] != victim)
+        .collect();
+    let moved: Vec<u16> = kept
+        .iter()
+        .copied()
+        .filter(|p| first[p] != third[p])
+        .collect();
     assert!(
         moved.len() * 100 <= kept.len() * 5,
         "maglev: of the {} flows of the remaining backends {} moved (at most 5% may): {moved:?}\n{}",
@@ -1033,10 +1264,17 @@ fn maglev_moves_only_the_removed_backends_flows() {
         moved.len(),
         diag(&e)
     );
-    let orphans: BTreeMap<usize, usize> =
-        per_backend(&sports.iter().filter(|p| first[p] == victim).map(|p| (*p, third[p])).collect());
+    let orphans: BTreeMap<usize, usize> = per_backend(
+        &sports
+            .iter()
+            .filter(|p| first[p] == victim)
+            .map(|p| (*p, third[p]))
+            .collect(),
+    );
     assert!(
-        (0..4).filter(|&b| b != victim).all(|b| orphans.get(&b).copied().unwrap_or(0) > 0),
+        (0..4)
+            .filter(|&b| b != victim)
+            .all(|b| orphans.get(&b).copied().unwrap_or(0) > 0),
         "b12's {} flows must spread over all three remaining backends: {orphans:?}\n{}",
         spread[&victim],
         diag(&e)
@@ -1065,13 +1303,22 @@ fn backend_set_down_gets_no_new_connections() {
     let e = start(&t, &dir, &Cfg::example(&t, &dir.join("ctl.sock")));
     let _srv = http_backends(&t, &e);
     warm_up(&t, &e);
-    assert_eq!(drops(&e, "lb-no-backend"), 0, "lb-no-backend before any backend is down\n{}", diag(&e));
+    assert_eq!(
+        drops(&e, "lb-no-backend"),
+        0,
+        "lb-no-backend before any backend is down\n{}",
+        diag(&e)
+    );
 
     let mut c = Conn::open(&t.client, "http", &e);
     let first = c.say("k0", &e);
     let own = first.split_whitespace().next().unwrap_or("").to_string();
     let x = index(&own);
-    assert!(x < 3 && first == format!("{own} k0"), "the keep-alive connection's first answer: {first:?}\n{}", diag(&e));
+    assert!(
+        x < 3 && first == format!("{own} k0"),
+        "the keep-alive connection's first answer: {first:?}\n{}",
+        diag(&e)
+    );
     let down = format!("{}:8000", addr(x));
     set_state(&e, "web", &down, "down");
     let show = lb_show(&e);
@@ -1080,11 +1327,25 @@ fn backend_set_down_gets_no_new_connections() {
         assert!(r.up, "only {down} was set down:\n{}", show.text);
     }
     let conns_down = show.get("web", &down).conns;
-    assert_eq!(conns_down, 1, "lb show: {down} has served the keep-alive connection only:\n{}", show.text);
-    assert_eq!(c.say("k1", &e), format!("{own} k1"), "down_policy keep: the open connection must go on\n{}", diag(&e));
+    assert_eq!(
+        conns_down, 1,
+        "lb show: {down} has served the keep-alive connection only:\n{}",
+        show.text
+    );
+    assert_eq!(
+        c.say("k1", &e),
+        format!("{own} k1"),
+        "down_policy keep: the open connection must go on\n{}",
+        diag(&e)
+    );
 
     let counts = requests(&t, &e, &format!("http://{VIP}/"), 60);
-    assert_eq!(counts[&x], 0, "{own} is down but got new connections: {counts:?}\n{}", diag(&e));
+    assert_eq!(
+        counts[&x],
+        0,
+        "{own} is down but got new connections: {counts:?}\n{}",
+        diag(&e)
+    );
     let show = lb_show(&e);
     let r = show.get("web", &down);
     assert!(
@@ -1092,12 +1353,26 @@ fn backend_set_down_gets_no_new_connections() {
         "lb show: {down} must stay down with conns {conns_down}: {r:?}\n{}",
         show.text
     );
-    assert_eq!(c.say("k2", &e), format!("{own} k2"), "down_policy keep: the open connection must go on\n{}", diag(&e));
+    assert_eq!(
+        c.say("k2", &e),
+        format!("{own} k2"),
+        "down_policy keep: the open connection must go on\n{}",
+        diag(&e)
+    );
 
     set_state(&e, "web", &down, "up");
     let counts = requests(&t, &e, &format!("http://{VIP}/"), 60);
-    assert!(counts[&x] > 0, "{own} is up again but got none of 60 requests: {counts:?}\n{}", diag(&e));
-    assert_eq!(c.say("k3", &e), format!("{own} k3"), "the open connection after up\n{}", diag(&e));
+    assert!(
+        counts[&x] > 0,
+        "{own} is up again but got none of 60 requests: {counts:?}\n{}",
+        diag(&e)
+    );
+    assert_eq!(
+        c.say("k3", &e),
+        format!("{own} k3"),
+        "the open connection after up\n{}",
+        diag(&e)
+    );
     let (rest, st) = c.finish();
     assert!(
         rest == ["eof"] && st.is_some_and(|s| s.success()),
@@ -1114,7 +1389,11 @@ fn backend_set_down_gets_no_new_connections() {
         "every backend down: the request must fail: {res:?}\n{}",
         diag(&e)
     );
-    assert!(drops(&e, "lb-no-backend") >= 1, "lb-no-backend not counted\n{}", diag(&e));
+    assert!(
+        drops(&e, "lb-no-backend") >= 1,
+        "lb-no-backend not counted\n{}",
+        diag(&e)
+    );
 }
 
 /// Packets to the VIP on a port (or protocol) without a service are dropped without an answer
@@ -1129,9 +1408,17 @@ fn vip_port_without_a_service_is_dropped() {
     let _srv = http_backends(&t, &e);
     warm_up(&t, &e);
     requests(&t, &e, &format!("http://{VIP}/"), 1);
-    assert_eq!(drops(&e, "lb-no-service"), 0, "lb-no-service before any unserved packet\n{}", diag(&e));
+    assert_eq!(
+        drops(&e, "lb-no-service"),
+        0,
+        "lb-no-service before any unserved packet\n{}",
+        diag(&e)
+    );
 
-    let o = sh(&t.client, &format!("curl -sS -m 3 --noproxy '*' http://{VIP}:81/"));
+    let o = sh(
+        &t.client,
+        &format!("curl -sS -m 3 --noproxy '*' http://{VIP}:81/"),
+    );
     assert_eq!(
         o.status.code(),
         Some(28),
@@ -1140,12 +1427,26 @@ fn vip_port_without_a_service_is_dropped() {
         diag(&e)
     );
     let n = drops(&e, "lb-no-service");
-    assert!(n >= 1, "lb-no-service not counted for TCP to port 81\n{}", diag(&e));
+    assert!(
+        n >= 1,
+        "lb-no-service not counted for TCP to port 81\n{}",
+        diag(&e)
+    );
 
     let r = udp_flows(&t.client, 54, &[32000]);
-    assert_eq!(r[&32000], Udp::Silent, "UDP to {VIP}:54 must get no answer\n{}", diag(&e));
+    assert_eq!(
+        r[&32000],
+        Udp::Silent,
+        "UDP to {VIP}:54 must get no answer\n{}",
+        diag(&e)
+    );
     let r = udp_flows(&t.client, 80, &[32001]);
-    assert_eq!(r[&32001], Udp::Silent, "UDP to {VIP}:80 (a TCP service) must get no answer\n{}", diag(&e));
+    assert_eq!(
+        r[&32001],
+        Udp::Silent,
+        "UDP to {VIP}:80 (a TCP service) must get no answer\n{}",
+        diag(&e)
+    );
     let m = drops(&e, "lb-no-service");
     assert!(
         m >= n + 2,
@@ -1154,12 +1455,27 @@ fn vip_port_without_a_service_is_dropped() {
     );
 
     let o = sh(&t.client, &format!("ping -c 2 -i 0.2 -W 1 {VIP}"));
-    assert!(!o.status.success(), "nobody may answer ping to the VIP: {}\n{}", text(&o), diag(&e));
+    assert!(
+        !o.status.success(),
+        "nobody may answer ping to the VIP: {}\n{}",
+        text(&o),
+        diag(&e)
+    );
 
     requests(&t, &e, &format!("http://{VIP}/"), 1);
     let show = lb_show(&e);
-    assert_eq!(show.conns("web"), 2, "lb show: only the two requests to port 80 are connections:\n{}", show.text);
-    assert_eq!(show.conns("dns"), 0, "lb show: dns got no connection:\n{}", show.text);
+    assert_eq!(
+        show.conns("web"),
+        2,
+        "lb show: only the two requests to port 80 are connections:\n{}",
+        show.text
+    );
+    assert_eq!(
+        show.conns("dns"),
+        0,
+        "lb show: dns got no connection:\n{}",
+        show.text
+    );
 }
 
 /// Two workers (cores 0 and 1) on two queues per port: 100 requests all complete with a backend's
@@ -1177,7 +1493,11 @@ fn two_workers_balance_every_connection() {
     warm_up(&t, &e);
 
     let counts = requests(&t, &e, &format!("http://{VIP}/"), 100);
-    assert!(counts.values().all(|&c| c > 0), "every backend must get some of 100 requests: {counts:?}\n{}", diag(&e));
+    assert!(
+        counts.values().all(|&c| c > 0),
+        "every backend must get some of 100 requests: {counts:?}\n{}",
+        diag(&e)
+    );
     for (i, s) in srv.iter().enumerate() {
         let clients = s.http_clients();
         assert!(
@@ -1189,24 +1509,49 @@ fn two_workers_balance_every_connection() {
         );
     }
     let show = lb_show(&e);
-    assert_eq!(show.conns("web"), 100, "lb show: the conns of web must add up to 100:\n{}", show.text);
+    assert_eq!(
+        show.conns("web"),
+        100,
+        "lb show: the conns of web must add up to 100:\n{}",
+        show.text
+    );
     let stats = e.ctl_ok(&["stats"]);
     for w in ["worker 0", "worker 1"] {
         let busy = stats
             .lines()
             .find(|l| l.starts_with(w))
-            .and_then(|l| l.split("with work ").nth(1)?.split('%').next()?.parse::<f64>().ok())
+            .and_then(|l| {
+                l.split("with work ")
+                    .nth(1)?
+                    .split('%')
+                    .next()?
+                    .parse::<f64>()
+                    .ok()
+            })
             .unwrap_or(0.0);
-        assert!(busy > 0.0, "{w} did no work: the test did not use both queues\n{stats}");
+        assert!(
+            busy > 0.0,
+            "{w} did no work: the test did not use both queues\n{stats}"
+        );
     }
 }
 
 /// Polls `lb show` until `pred` holds for backend `addr` of `web` (at most `within`).
-fn wait_backend(e: &Engine, addr: &str, within: Duration, pred: impl Fn(&Row, &str) -> bool) -> LbShow {
+fn wait_backend(
+    e: &Engine,
+    addr: &str,
+    within: Duration,
+    pred: impl Fn(&Row, &str) -> bool,
+) -> LbShow {
     let end = Instant::now() + within;
     loop {
         let show = lb_show(e);
-        let line = show.text.lines().find(|l| l.contains(&format!("backend {addr} "))).unwrap_or("").to_string();
+        let line = show
+            .text
+            .lines()
+            .find(|l| l.contains(&format!("backend {addr} ")))
+            .unwrap_or("")
+            .to_string();
         if pred(show.get("web", addr), &line) || Instant::now() > end {
             return show;
         }
@@ -1229,28 +1574,67 @@ fn health_check_takes_a_dead_backend_out_and_back() {
     let dead = format!("{}:8000", addr(x));
     // The server on backend x stops: its kernel answers the probes' SYNs with RST.
     drop(srv.remove(x));
-    let show = wait_backend(&e, &dead, Duration::from_secs(5), |r, l| !r.up && l.contains("health-check-failed"));
+    let show = wait_backend(&e, &dead, Duration::from_secs(5), |r, l| {
+        !r.up && l.contains("health-check-failed")
+    });
     let r = show.get("web", &dead);
-    assert!(!r.up, "the health check did not take {dead} down within 5 s:\n{}\n{}", show.text, diag(&e));
+    assert!(
+        !r.up,
+        "the health check did not take {dead} down within 5 s:\n{}\n{}",
+        show.text,
+        diag(&e)
+    );
     for i in (0..3).filter(|&i| i != x) {
-        assert!(show.get("web", &format!("{}:8000", addr(i))).up, "live backends stay up:\n{}", show.text);
+        assert!(
+            show.get("web", &format!("{}:8000", addr(i))).up,
+            "live backends stay up:\n{}",
+            show.text
+        );
     }
     let counts = requests(&t, &e, &format!("http://{VIP}/"), 30);
-    assert_eq!(counts.get(&x).copied().unwrap_or(0), 0, "a dead backend got new connections: {counts:?}\n{}", diag(&e));
+    assert_eq!(
+        counts.get(&x).copied().unwrap_or(0),
+        0,
+        "a dead backend got new connections: {counts:?}\n{}",
+        diag(&e)
+    );
     // It comes back: one successful probe brings it up again.
     let dirx = e.dir.join(format!("www-{}", name(x)));
     let a = addr(x);
     let _again = Bg::spawn(
         &t.backends[x],
         e.dir.join("http-again.log"),
-        &["-m", "http.server", "8000", "--bind", &a, "--directory", dirx.to_str().unwrap_or("."), "--protocol", "HTTP/1.1"],
+        &[
+            "-m",
+            "http.server",
+            "8000",
+            "--bind",
+            &a,
+            "--directory",
+            dirx.to_str().unwrap_or("."),
+            "--protocol",
+            "HTTP/1.1",
+        ],
     );
-    let show = wait_backend(&e, &dead, Duration::from_secs(5), |r, l| r.up && !l.contains("health-check-failed"));
-    assert!(show.get("web", &dead).up, "the health check did not bring {dead} back within 5 s:\n{}", show.text);
+    let show = wait_backend(&e, &dead, Duration::from_secs(5), |r, l| {
+        r.up && !l.contains("health-check-failed")
+    });
+    assert!(
+        show.get("web", &dead).up,
+        "the health check did not bring {dead} back within 5 s:\n{}",
+        show.text
+    );
     let counts = requests(&t, &e, &format!("http://{VIP}/"), 30);
-    assert!(counts.get(&x).copied().unwrap_or(0) > 0, "{dead} is back but got nothing: {counts:?}\n{}", diag(&e));
+    assert!(
+        counts.get(&x).copied().unwrap_or(0) > 0,
+        "{dead} is back but got nothing: {counts:?}\n{}",
+        diag(&e)
+    );
     // An operator's down is not undone by a passing health check.
     set_state(&e, "web", &dead, "down");
     std::thread::sleep(Duration::from_millis(800));
-    assert!(!lb_show(&e).get("web", &dead).up, "a health check brought up a backend set down by hand");
+    assert!(
+        !lb_show(&e).get("web", &dead).up,
+        "a health check brought up a backend set down by hand"
+    );
 }

@@ -27,7 +27,8 @@ use pktengine_tests::{Netns, VethPair};
 /// The router topology, with h2's default route removed: h2 only knows 198.19.1.0/24.
 fn topo(tag: &str, queues: u32) -> RouterTopo {
     let t = RouterTopo::with_queues(tag, queues).unwrap_or_else(|e| panic!("topology: {e}"));
-    t.h2.ip(&["route", "del", "default"]).unwrap_or_else(|e| panic!("h2 default route: {e}"));
+    t.h2.ip(&["route", "del", "default"])
+        .unwrap_or_else(|e| panic!("h2 default route: {e}"));
     t
 }
 
@@ -52,7 +53,8 @@ fn config(t: &RouterTopo, dir: &Path, set: &[(&str, &str)]) -> String {
 }
 
 fn start(t: &RouterTopo, dir: &Path, cfg: &str) -> Engine {
-    Engine::start(&t.dut, dir, cfg, &[]).unwrap_or_else(|e| panic!("engine start: {e}\nconfiguration:\n{cfg}"))
+    Engine::start(&t.dut, dir, cfg, &[])
+        .unwrap_or_else(|e| panic!("engine start: {e}\nconfiguration:\n{cfg}"))
 }
 
 /// The engine on examples/nat.toml with `set` applied.
@@ -72,12 +74,21 @@ fn diag(e: &Engine) -> String {
 }
 
 fn sh(ns: &Netns, cmd: &str) -> Output {
-    ns.command("sh").args(["-c", cmd]).stdin(Stdio::null()).output().expect("sh")
+    ns.command("sh")
+        .args(["-c", cmd])
+        .stdin(Stdio::null())
+        .output()
+        .expect("sh")
 }
 
 fn ok(ns: &Netns, cmd: &str, e: &Engine) -> String {
     let o = sh(ns, cmd);
-    assert!(o.status.success(), "`{cmd}` failed:\n{}\n{}", text(&o), diag(e));
+    assert!(
+        o.status.success(),
+        "`{cmd}` failed:\n{}\n{}",
+        text(&o),
+        diag(e)
+    );
     text(&o)
 }
 
@@ -104,13 +115,19 @@ impl NatShow {
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         let summary: Vec<&str> = lines
             .last()
-            .map(|l| l.split(|c: char| c.is_whitespace() || c == ',').filter(|w| !w.is_empty()).collect())
+            .map(|l| {
+                l.split(|c: char| c.is_whitespace() || c == ',')
+                    .filter(|w| !w.is_empty())
+                    .collect()
+            })
             .unwrap_or_default();
         let (count, mappings) = match summary[..] {
-            [n, s, m, p] if s.starts_with("session") && p.starts_with("mapping") => match (n.parse(), m.parse()) {
-                (Ok(n), Ok(m)) => (n, m),
-                _ => panic!("nat show: bad summary line:\n{text}"),
-            },
+            [n, s, m, p] if s.starts_with("session") && p.starts_with("mapping") => {
+                match (n.parse(), m.parse()) {
+                    (Ok(n), Ok(m)) => (n, m),
+                    _ => panic!("nat show: bad summary line:\n{text}"),
+                }
+            }
             _ => panic!("nat show: the last line must be `N sessions, M mappings`:\n{text}"),
         };
         let sessions: Vec<String> = lines[..lines.len() - 1]
@@ -118,8 +135,17 @@ impl NatShow {
             .filter(|l| words(l).iter().any(|w| ["udp", "tcp", "icmp"].contains(w)))
             .map(|l| l.to_string())
             .collect();
-        assert_eq!(sessions.len(), count, "nat show: the summary does not count the listed sessions:\n{text}");
-        NatShow { text, sessions, count, mappings }
+        assert_eq!(
+            sessions.len(),
+            count,
+            "nat show: the summary does not count the listed sessions:\n{text}"
+        );
+        NatShow {
+            text,
+            sessions,
+            count,
+            mappings,
+        }
     }
 
     /// The session line of `proto` that names every endpoint in `ends`: `ADDR:PORT` matches
@@ -130,20 +156,28 @@ impl NatShow {
             ws.contains(&proto)
                 && ends.iter().all(|end| {
                     ws.iter().any(|w| {
-                        w == end || (!end.contains(':') && w.strip_prefix(end).is_some_and(|r| r.starts_with(':')))
+                        w == end
+                            || (!end.contains(':')
+                                && w.strip_prefix(end).is_some_and(|r| r.starts_with(':')))
                     })
                 })
         })
     }
 
     fn has(&self, proto: &str, ends: &[&str]) {
-        assert!(self.find(proto, ends).is_some(), "nat show lacks a {proto} session {ends:?}:\n{}", self.text);
+        assert!(
+            self.find(proto, ends).is_some(),
+            "nat show lacks a {proto} session {ends:?}:\n{}",
+            self.text
+        );
     }
 }
 
 /// The words of a `nat show` line: protocol names, addresses, `ADDR:PORT` endpoints.
 fn words(line: &str) -> Vec<&str> {
-    line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == ':')).filter(|w| !w.is_empty()).collect()
+    line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == ':'))
+        .filter(|w| !w.is_empty())
+        .collect()
 }
 
 /// IPv4 packets the engine sends to h1 while `f` runs (the capture lasts `window`).
@@ -161,13 +195,14 @@ fn reaching_h1(t: &RouterTopo, window: Duration, f: impl FnOnce()) -> Vec<String
 
 // ---- servers and clients -----------------------------------------------------------------------
 
-
 /// A file of `size` random bytes as `<engine dir>/www/blob`; returns the directory and the bytes.
 fn www(e: &Engine, size: usize) -> (PathBuf, Vec<u8>) {
     let dir = e.dir.join("www");
     std::fs::create_dir_all(&dir).expect("www");
     let mut data = vec![0u8; size];
-    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut data)).expect("urandom");
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut data))
+        .expect("urandom");
     std::fs::write(dir.join("blob"), &data).expect("blob");
     (dir, data)
 }
@@ -178,7 +213,15 @@ fn http_server(ns: &Netns, e: &Engine, addr: &str, port: u16, dir: &Path) -> Bg 
     Bg::spawn(
         ns,
         log,
-        &["-m", "http.server", &port.to_string(), "--bind", addr, "--directory", dir.to_str().expect("dir")],
+        &[
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            addr,
+            "--directory",
+            dir.to_str().expect("dir"),
+        ],
     )
 }
 
@@ -212,7 +255,11 @@ while time.time() < end:
 fn udp_echo(ns: &Netns, e: &Engine, binds: &[&str]) -> Bg {
     let mut args = vec!["-c", UDP_ECHO];
     args.extend_from_slice(binds);
-    Bg::spawn(ns, e.dir.join(format!("udp-echo-{}.log", binds.join("-"))), &args)
+    Bg::spawn(
+        ns,
+        e.dir.join(format!("udp-echo-{}.log", binds.join("-"))),
+        &args,
+    )
 }
 
 /// One connected socket per flow `SPORT:DST:DPORT` (SO_REUSEADDR, so flows may share a source
@@ -276,11 +323,19 @@ fn echo(seen: &str) -> Udp {
 
 /// Runs the UDP client in `ns` from `src` for `flows` (source port, destination, destination port).
 fn udp_flows(ns: &Netns, src: &str, flows: &[(u16, &str, u16)], size: usize) -> Vec<Udp> {
-    let specs: Vec<String> = flows.iter().map(|(sp, d, dp)| format!("{sp}:{d}:{dp}")).collect();
+    let specs: Vec<String> = flows
+        .iter()
+        .map(|(sp, d, dp)| format!("{sp}:{d}:{dp}"))
+        .collect();
     let size = size.to_string();
     let mut args = vec!["-c", UDP_CLIENT, src, &size];
     args.extend(specs.iter().map(String::as_str));
-    let o = ns.command("python3").args(&args).stdin(Stdio::null()).output().expect("python3");
+    let o = ns
+        .command("python3")
+        .args(&args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("python3");
     assert!(o.status.success(), "UDP client: {}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     let res: Vec<Udp> = out
@@ -297,7 +352,10 @@ fn udp_flows(ns: &Netns, src: &str, flows: &[(u16, &str, u16)], size: usize) -> 
 
 /// The hop addresses of a `traceroute -n -q 1` output.
 fn hops(out: &str) -> Vec<&str> {
-    out.lines().skip(1).filter_map(|l| l.split_whitespace().nth(1)).collect()
+    out.lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect()
 }
 
 // ---- tests -------------------------------------------------------------------------------------
@@ -312,7 +370,12 @@ fn outbound_tcp_udp_icmp_are_translated() {
     let srv = http_server(&t.h2, &e, "198.19.1.2", 8080, &dir);
     let _echo = udp_echo(&t.h2, &e, &["198.19.1.2:7000", "198.19.1.2:7001"]);
 
-    let r = udp_flows(&t.h1, "198.18.1.2", &[(40000, "198.19.1.2", 7000), (40000, "198.19.1.2", 7001)], 64);
+    let r = udp_flows(
+        &t.h1,
+        "198.18.1.2",
+        &[(40000, "198.19.1.2", 7000), (40000, "198.19.1.2", 7001)],
+        64,
+    );
     assert_eq!(
         r,
         [echo("198.19.1.1:40000"), echo("198.19.1.1:40000")],
@@ -321,22 +384,50 @@ fn outbound_tcp_udp_icmp_are_translated() {
     );
     // 4000 bytes: fragmented by h1 and by h2, each way through the NAT.
     let r = udp_flows(&t.h1, "198.18.1.2", &[(40001, "198.19.1.2", 7000)], 4000);
-    assert_eq!(r, [echo("198.19.1.1:40001")], "fragmented UDP datagram\n{}", diag(&e));
+    assert_eq!(
+        r,
+        [echo("198.19.1.1:40001")],
+        "fragmented UDP datagram\n{}",
+        diag(&e)
+    );
 
-    assert_eq!(fetch(&t.h1, "http://198.19.1.2:8080/blob", &e), data, "HTTP content differs\n{}", diag(&e));
+    assert_eq!(
+        fetch(&t.h1, "http://198.19.1.2:8080/blob", &e),
+        data,
+        "HTTP content differs\n{}",
+        diag(&e)
+    );
     let clients: BTreeSet<String> = srv.http_clients().into_iter().collect();
-    assert_eq!(clients, BTreeSet::from(["198.19.1.1".to_string()]), "http.server's clients:\n{}", srv.log());
+    assert_eq!(
+        clients,
+        BTreeSet::from(["198.19.1.1".to_string()]),
+        "http.server's clients:\n{}",
+        srv.log()
+    );
 
     let out = ok(&t.h1, "ping -c 3 -i 0.2 -W 2 198.19.1.2", &e);
     assert!(out.contains(" 0% packet loss"), "{out}\n{}", diag(&e));
 
     let show = nat_show(&e);
-    show.has("udp", &["198.18.1.2:40000", "198.19.1.1:40000", "198.19.1.2:7000"]);
-    show.has("udp", &["198.18.1.2:40000", "198.19.1.1:40000", "198.19.1.2:7001"]);
-    show.has("udp", &["198.18.1.2:40001", "198.19.1.1:40001", "198.19.1.2:7000"]);
+    show.has(
+        "udp",
+        &["198.18.1.2:40000", "198.19.1.1:40000", "198.19.1.2:7000"],
+    );
+    show.has(
+        "udp",
+        &["198.18.1.2:40000", "198.19.1.1:40000", "198.19.1.2:7001"],
+    );
+    show.has(
+        "udp",
+        &["198.18.1.2:40001", "198.19.1.1:40001", "198.19.1.2:7000"],
+    );
     show.has("tcp", &["198.18.1.2", "198.19.1.1", "198.19.1.2:8080"]);
     show.has("icmp", &["198.18.1.2", "198.19.1.1", "198.19.1.2"]);
-    assert!(show.mappings < show.count, "the two sessions of 198.18.1.2:40000 share one mapping:\n{}", show.text);
+    assert!(
+        show.mappings < show.count,
+        "the two sessions of 198.18.1.2:40000 share one mapping:\n{}",
+        show.text
+    );
 }
 
 /// Unsolicited traffic from h2 to 198.19.1.1 never reaches h1: the engine itself answers it
@@ -350,7 +441,12 @@ fn unsolicited_inbound_is_refused_and_forward_reaches_the_inside_server() {
     let srv = http_server(&t.h1, &e, "198.18.1.2", 8000, &dir);
 
     let leaked = reaching_h1(&t, Duration::from_secs(7), || {
-        let r = udp_flows(&t.h2, "198.19.1.2", &[(43000, "198.19.1.1", 5000), (43001, "198.19.1.1", 8000)], 64);
+        let r = udp_flows(
+            &t.h2,
+            "198.19.1.2",
+            &[(43000, "198.19.1.1", 5000), (43001, "198.19.1.1", 8000)],
+            64,
+        );
         let refused = Udp::Error("ECONNREFUSED".into());
         assert_eq!(
             r,
@@ -367,14 +463,37 @@ fn unsolicited_inbound_is_refused_and_forward_reaches_the_inside_server() {
             diag(&e)
         );
         let out = ok(&t.h2, "ping -c 2 -i 0.2 -W 2 198.19.1.1", &e);
-        assert!(out.contains("ttl=64"), "the engine itself answers ping to 198.19.1.1: {out}");
+        assert!(
+            out.contains("ttl=64"),
+            "the engine itself answers ping to 198.19.1.1: {out}"
+        );
     });
-    assert!(leaked.is_empty(), "unsolicited traffic reached h1: {leaked:?}\n{}", diag(&e));
-    assert!(srv.http_clients().into_iter().collect::<BTreeSet<_>>().is_empty(), "h1's server was reached:\n{}", srv.log());
+    assert!(
+        leaked.is_empty(),
+        "unsolicited traffic reached h1: {leaked:?}\n{}",
+        diag(&e)
+    );
+    assert!(
+        srv.http_clients()
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+            .is_empty(),
+        "h1's server was reached:\n{}",
+        srv.log()
+    );
     let counted = drops(&e, "local-port-unreachable") + drops(&e, "nat-no-mapping");
-    assert!(counted >= 2, "neither nat-no-mapping nor the engine's local handling counted the UDP\n{}", diag(&e));
+    assert!(
+        counted >= 2,
+        "neither nat-no-mapping nor the engine's local handling counted the UDP\n{}",
+        diag(&e)
+    );
 
-    assert_eq!(fetch(&t.h2, "http://198.19.1.1:8080/blob", &e), data, "forwarded HTTP content differs\n{}", diag(&e));
+    assert_eq!(
+        fetch(&t.h2, "http://198.19.1.1:8080/blob", &e),
+        data,
+        "forwarded HTTP content differs\n{}",
+        diag(&e)
+    );
     let clients: BTreeSet<String> = srv.http_clients().into_iter().collect();
     assert_eq!(
         clients,
@@ -425,19 +544,42 @@ while time.time() < end and (first is None or time.time() < first + 1.5):
 /// the replies in `want`; `nat-filtered` counts at least `filtered` drops (exactly 0 if 0).
 fn filtering_case(tag: &str, filtering: Option<&str>, want: &[&str], filtered: u64) {
     let t = topo(tag, 1);
-    t.right.addr(&t.h2, &t.right.b, "198.19.1.3/24").expect("h2 second address");
+    t.right
+        .addr(&t.h2, &t.right.b, "198.19.1.3/24")
+        .expect("h2 second address");
     let quoted = filtering.map(|f| format!("\"{f}\""));
     let set: Vec<(&str, &str)> = quoted.iter().map(|q| ("filtering", q.as_str())).collect();
     let e = engine(&t, tag, &set);
-    let _srv = Bg::spawn(&t.h2, e.dir.join("filter-server.log"), &["-c", FILTER_SERVER]);
-    let o = t.h1.command("python3").args(["-c", FILTER_CLIENT]).stdin(Stdio::null()).output().expect("python3");
+    let _srv = Bg::spawn(
+        &t.h2,
+        e.dir.join("filter-server.log"),
+        &["-c", FILTER_SERVER],
+    );
+    let o =
+        t.h1.command("python3")
+            .args(["-c", FILTER_CLIENT])
+            .stdin(Stdio::null())
+            .output()
+            .expect("python3");
     assert!(o.status.success(), "filter client: {}", text(&o));
-    let got: BTreeSet<String> = String::from_utf8_lossy(&o.stdout).lines().map(String::from).collect();
+    let got: BTreeSet<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
     let want: BTreeSet<String> = want.iter().map(|w| w.to_string()).collect();
     let mode = filtering.unwrap_or("the default");
-    assert_eq!(got, want, "replies reaching h1 under {mode} filtering\n{}", diag(&e));
+    assert_eq!(
+        got,
+        want,
+        "replies reaching h1 under {mode} filtering\n{}",
+        diag(&e)
+    );
     let n = drops(&e, "nat-filtered");
-    assert!(if filtered == 0 { n == 0 } else { n >= filtered }, "nat-filtered {n}, expected {filtered}\n{}", diag(&e));
+    assert!(
+        if filtered == 0 { n == 0 } else { n >= filtered },
+        "nat-filtered {n}, expected {filtered}\n{}",
+        diag(&e)
+    );
 }
 
 #[test]
@@ -447,12 +589,21 @@ fn filtering_default_is_address_and_port_dependent() {
 
 #[test]
 fn filtering_address_dependent_admits_other_ports() {
-    filtering_case("nfad", Some("address-dependent"), &["198.19.1.2:7000 same", "198.19.1.2:7001 other-port"], 1);
+    filtering_case(
+        "nfad",
+        Some("address-dependent"),
+        &["198.19.1.2:7000 same", "198.19.1.2:7001 other-port"],
+        1,
+    );
 }
 
 #[test]
 fn filtering_endpoint_independent_admits_everyone() {
-    let all = ["198.19.1.2:7000 same", "198.19.1.2:7001 other-port", "198.19.1.3:7000 other-address"];
+    let all = [
+        "198.19.1.2:7000 same",
+        "198.19.1.2:7001 other-port",
+        "198.19.1.3:7000 other-address",
+    ];
     filtering_case("nfei", Some("endpoint-independent"), &all, 0);
 }
 
@@ -461,7 +612,11 @@ fn filtering_endpoint_independent_admits_everyone() {
 #[test]
 fn idle_sessions_expire() {
     let t = topo("nexp", 1);
-    let e = engine(&t, "nexp", &[("udp_timeout_s", "2"), ("icmp_timeout_s", "2")]);
+    let e = engine(
+        &t,
+        "nexp",
+        &[("udp_timeout_s", "2"), ("icmp_timeout_s", "2")],
+    );
     let flow = [(42000, "198.19.1.2", 7000)];
     {
         let _echo = udp_echo(&t.h2, &e, &["198.19.1.2:7000"]);
@@ -474,9 +629,16 @@ fn idle_sessions_expire() {
         ok(&t.h1, "ping -c 1 -W 2 198.19.1.2", &e);
     }
     let show = nat_show(&e);
-    show.has("udp", &["198.18.1.2:42000", "198.19.1.1:42000", "198.19.1.2:7000"]);
+    show.has(
+        "udp",
+        &["198.18.1.2:42000", "198.19.1.1:42000", "198.19.1.2:7000"],
+    );
     show.has("icmp", &["198.18.1.2", "198.19.1.1", "198.19.1.2"]);
-    assert_eq!(show.count, 2, "one UDP and one ICMP session:\n{}", show.text);
+    assert_eq!(
+        show.count, 2,
+        "one UDP and one ICMP session:\n{}",
+        show.text
+    );
 
     // 4 s idle (twice the timeout), and at most 3 s more for a periodic sweep.
     std::thread::sleep(Duration::from_secs(4));
@@ -497,7 +659,11 @@ fn idle_sessions_expire() {
     let leaked = reaching_h1(&t, Duration::from_secs(4), || {
         udp_flows(&t.h2, "198.19.1.2", &[(7000, "198.19.1.1", 42000)], 64);
     });
-    assert!(leaked.is_empty(), "a reply after expiry reached h1: {leaked:?}\n{}", diag(&e));
+    assert!(
+        leaked.is_empty(),
+        "a reply after expiry reached h1: {leaked:?}\n{}",
+        diag(&e)
+    );
 
     let _echo = udp_echo(&t.h2, &e, &["198.19.1.2:7000"]);
     assert_eq!(
@@ -506,7 +672,12 @@ fn idle_sessions_expire() {
         "a new flow after expiry\n{}",
         diag(&e)
     );
-    assert_eq!(nat_show(&e).count, 1, "one session after the new flow\n{}", diag(&e));
+    assert_eq!(
+        nat_show(&e).count,
+        1,
+        "one session after the new flow\n{}",
+        diag(&e)
+    );
 }
 
 /// Two inside subnets: h3 (port lan2) reaches h1's forwarded server at 198.19.1.1:8080, and h1
@@ -516,9 +687,13 @@ fn hairpin_to_a_forward_is_translated_both_ways() {
     let t = topo("nhp", 1);
     let h3 = Netns::new("nhph3").expect("h3");
     let lan2 = VethPair::new(&h3, &t.dut, 1).expect("h3 veth");
-    t.dut.sysctl(&format!("net.ipv6.conf.{}.disable_ipv6", lan2.b.name), "1").expect("sysctl");
-    lan2.addr(&h3, &lan2.a, "198.18.3.2/24").expect("h3 address");
-    h3.ip(&["route", "add", "default", "via", "198.18.3.1"]).expect("h3 route");
+    t.dut
+        .sysctl(&format!("net.ipv6.conf.{}.disable_ipv6", lan2.b.name), "1")
+        .expect("sysctl");
+    lan2.addr(&h3, &lan2.a, "198.18.3.2/24")
+        .expect("h3 address");
+    h3.ip(&["route", "add", "default", "via", "198.18.3.1"])
+        .expect("h3 route");
     let dir = Engine::dir("nhp");
     let port = format!(
         "\n[[port]]\nname = \"lan2\"\ninterface = \"{}\"\nmode = \"router\"\naddresses = [\"198.18.3.1/24\"]\nnat = \"inside\"\n",
@@ -528,7 +703,12 @@ fn hairpin_to_a_forward_is_translated_both_ways() {
     let (www_dir, data) = www(&e, 256 << 10);
     let srv = http_server(&t.h1, &e, "198.18.1.2", 8000, &www_dir);
 
-    assert_eq!(fetch(&h3, "http://198.19.1.1:8080/blob", &e), data, "hairpinned HTTP content differs\n{}", diag(&e));
+    assert_eq!(
+        fetch(&h3, "http://198.19.1.1:8080/blob", &e),
+        data,
+        "hairpinned HTTP content differs\n{}",
+        diag(&e)
+    );
     let clients: BTreeSet<String> = srv.http_clients().into_iter().collect();
     assert_eq!(
         clients,
@@ -546,14 +726,33 @@ fn per_host_limit_drops_further_mappings() {
     let _echo = udp_echo(&t.h2, &e, &["198.19.1.2:7000"]);
     let flows: Vec<(u16, &str, u16)> = (44000..44008).map(|p| (p, "198.19.1.2", 7000)).collect();
     let r = udp_flows(&t.h1, "198.18.1.2", &flows, 64);
-    let want: Vec<Udp> =
-        (44000..44008).map(|p| if p < 44004 { echo(&format!("198.19.1.1:{p}")) } else { Udp::Silent }).collect();
-    assert_eq!(r, want, "max_per_host = 4: the first 4 flows answered, the next 4 dropped\n{}", diag(&e));
-    assert!(drops(&e, "nat-host-limit") >= 4, "nat-host-limit not counted\n{}", diag(&e));
+    let want: Vec<Udp> = (44000..44008)
+        .map(|p| {
+            if p < 44004 {
+                echo(&format!("198.19.1.1:{p}"))
+            } else {
+                Udp::Silent
+            }
+        })
+        .collect();
+    assert_eq!(
+        r,
+        want,
+        "max_per_host = 4: the first 4 flows answered, the next 4 dropped\n{}",
+        diag(&e)
+    );
+    assert!(
+        drops(&e, "nat-host-limit") >= 4,
+        "nat-host-limit not counted\n{}",
+        diag(&e)
+    );
     let show = nat_show(&e);
     assert_eq!(show.count, 4, "max_per_host = 4:\n{}", show.text);
     for p in 44000..44004 {
-        show.has("udp", &[&format!("198.18.1.2:{p}"), "198.19.1.1", "198.19.1.2:7000"]);
+        show.has(
+            "udp",
+            &[&format!("198.18.1.2:{p}"), "198.19.1.1", "198.19.1.2:7000"],
+        );
     }
 }
 
@@ -562,17 +761,47 @@ fn per_host_limit_drops_further_mappings() {
 #[test]
 fn port_exhaustion_answers_prohibited() {
     let t = topo("nexh", 1);
-    let e = engine(&t, "nexh", &[("ports", "\"40000-40003\""), ("on_exhaustion", "\"icmp\""), ("forward", "[]")]);
+    let e = engine(
+        &t,
+        "nexh",
+        &[
+            ("ports", "\"40000-40003\""),
+            ("on_exhaustion", "\"icmp\""),
+            ("forward", "[]"),
+        ],
+    );
     let _echo = udp_echo(&t.h2, &e, &["198.19.1.2:7000"]);
     let flows: Vec<(u16, &str, u16)> = (50000..50006).map(|p| (p, "198.19.1.2", 7000)).collect();
     let r = udp_flows(&t.h1, "198.18.1.2", &flows, 64);
-    let ports: BTreeSet<String> =
-        r[..4].iter().filter_map(|u| if let Udp::Echo(s) = u { Some(s.clone()) } else { None }).collect();
+    let ports: BTreeSet<String> = r[..4]
+        .iter()
+        .filter_map(|u| {
+            if let Udp::Echo(s) = u {
+                Some(s.clone())
+            } else {
+                None
+            }
+        })
+        .collect();
     let want: BTreeSet<String> = (40000..40004).map(|p| format!("198.19.1.1:{p}")).collect();
-    assert_eq!(ports, want, "the first four flows take the four external ports: {r:?}\n{}", diag(&e));
+    assert_eq!(
+        ports,
+        want,
+        "the first four flows take the four external ports: {r:?}\n{}",
+        diag(&e)
+    );
     let prohibited = Udp::Error("EHOSTUNREACH".into());
-    assert_eq!(r[4..], [prohibited.clone(), prohibited], "no port left: ICMP prohibited\n{}", diag(&e));
-    assert!(drops(&e, "nat-exhausted") >= 2, "nat-exhausted not counted\n{}", diag(&e));
+    assert_eq!(
+        r[4..],
+        [prohibited.clone(), prohibited],
+        "no port left: ICMP prohibited\n{}",
+        diag(&e)
+    );
+    assert!(
+        drops(&e, "nat-exhausted") >= 2,
+        "nat-exhausted not counted\n{}",
+        diag(&e)
+    );
 }
 
 /// h2 routes to h4 (198.19.2.2) behind it; h4 knows no route to 198.18/16. Time exceeded,
@@ -583,14 +812,19 @@ fn icmp_errors_from_outside_are_translated() {
     let t = topo("nicm", 1);
     let h4 = Netns::new("nicmh4").expect("h4");
     let far = VethPair::new(&t.h2, &h4, 1).expect("h2-h4 veth");
-    far.addr(&t.h2, &far.a, "198.19.2.1/24").expect("h2 address");
+    far.addr(&t.h2, &far.a, "198.19.2.1/24")
+        .expect("h2 address");
     far.addr(&h4, &far.b, "198.19.2.2/24").expect("h4 address");
-    h4.ip(&["route", "add", "default", "via", "198.19.2.1"]).expect("h4 route");
-    t.h2.ip(&["link", "set", &far.a.name, "mtu", "1280"]).expect("mtu");
-    h4.ip(&["link", "set", &far.b.name, "mtu", "1280"]).expect("mtu");
+    h4.ip(&["route", "add", "default", "via", "198.19.2.1"])
+        .expect("h4 route");
+    t.h2.ip(&["link", "set", &far.a.name, "mtu", "1280"])
+        .expect("mtu");
+    h4.ip(&["link", "set", &far.b.name, "mtu", "1280"])
+        .expect("mtu");
     t.h2.sysctl("net.ipv4.ip_forward", "1").expect("forwarding");
     for ns in [&t.h2, &h4] {
-        ns.sysctl("net.ipv4.icmp_ratelimit", "0").expect("icmp_ratelimit");
+        ns.sysctl("net.ipv4.icmp_ratelimit", "0")
+            .expect("icmp_ratelimit");
     }
     let dir = Engine::dir("nicm");
     let routes = "\n[routing]\nroutes = [\"198.19.2.0/24 via 198.19.1.2\"]\n";
@@ -603,13 +837,23 @@ fn icmp_errors_from_outside_are_translated() {
         diag(&e)
     );
     let o = ok(&t.h1, "traceroute -n -q 1 -w 2 -m 5 198.19.2.2", &e);
-    assert_eq!(hops(&o), ["198.18.1.1", "198.19.1.2", "198.19.2.2"], "{o}\n{}", diag(&e));
+    assert_eq!(
+        hops(&o),
+        ["198.18.1.1", "198.19.1.2", "198.19.2.2"],
+        "{o}\n{}",
+        diag(&e)
+    );
     let o = ok(&t.h1, "ping -c 2 -i 0.2 -W 2 198.19.2.2", &e);
     assert!(o.contains(" 0% packet loss"), "{o}");
 
     let (www_dir, data) = www(&e, 256 << 10);
     let srv = http_server(&h4, &e, "198.19.2.2", 8000, &www_dir);
-    assert_eq!(fetch(&t.h1, "http://198.19.2.2:8000/blob", &e), data, "HTTP content from h4 differs\n{}", diag(&e));
+    assert_eq!(
+        fetch(&t.h1, "http://198.19.2.2:8000/blob", &e),
+        data,
+        "HTTP content from h4 differs\n{}",
+        diag(&e)
+    );
     assert_eq!(
         srv.http_clients().into_iter().collect::<BTreeSet<_>>(),
         BTreeSet::from(["198.19.1.1".to_string()]),
@@ -630,25 +874,67 @@ fn icmp_errors_from_outside_are_translated() {
 #[test]
 fn pool_address_apart_from_the_port_addresses() {
     let t = topo("npool", 1);
-    let e = engine(&t, "npool", &[("pool", "[\"198.19.1.10\"]"), ("forward", "[]")]);
+    let e = engine(
+        &t,
+        "npool",
+        &[("pool", "[\"198.19.1.10\"]"), ("forward", "[]")],
+    );
     let _echo = udp_echo(&t.h2, &e, &["198.19.1.2:7000"]);
     let r = udp_flows(&t.h1, "198.18.1.2", &[(45000, "198.19.1.2", 7000)], 64);
-    assert_eq!(r, [echo("198.19.1.10:45000")], "h2 must see the pool address 198.19.1.10\n{}", diag(&e));
+    assert_eq!(
+        r,
+        [echo("198.19.1.10:45000")],
+        "h2 must see the pool address 198.19.1.10\n{}",
+        diag(&e)
+    );
     let mac = t.right.mac(&t.dut, &t.right.a).expect("engine wan MAC");
-    let mac = mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
-    let neigh = text(&t.h2.ip(&["neigh", "show", "198.19.1.10"]).expect("ip neigh"));
-    assert!(neigh.contains(&mac), "h2 must have learned 198.19.1.10 at the engine's MAC {mac}: {neigh}");
+    let mac = mac
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let neigh = text(
+        &t.h2
+            .ip(&["neigh", "show", "198.19.1.10"])
+            .expect("ip neigh"),
+    );
+    assert!(
+        neigh.contains(&mac),
+        "h2 must have learned 198.19.1.10 at the engine's MAC {mac}: {neigh}"
+    );
 
     let leaked = reaching_h1(&t, Duration::from_secs(8), || {
         let r = udp_flows(&t.h2, "198.19.1.2", &[(43000, "198.19.1.10", 5000)], 64);
-        assert_eq!(r, [Udp::Silent], "UDP to the pool address without a mapping: no answer\n{}", diag(&e));
+        assert_eq!(
+            r,
+            [Udp::Silent],
+            "UDP to the pool address without a mapping: no answer\n{}",
+            diag(&e)
+        );
         let o = sh(&t.h2, "ping -c 2 -i 0.2 -W 1 198.19.1.10");
-        assert!(!o.status.success(), "nobody may answer ping to 198.19.1.10: {}", text(&o));
+        assert!(
+            !o.status.success(),
+            "nobody may answer ping to 198.19.1.10: {}",
+            text(&o)
+        );
         let o = sh(&t.h2, "curl -sS -m 2 -o /dev/null http://198.19.1.10:8000/");
-        assert_eq!(o.status.code(), Some(28), "TCP to 198.19.1.10 must be dropped: {}", text(&o));
+        assert_eq!(
+            o.status.code(),
+            Some(28),
+            "TCP to 198.19.1.10 must be dropped: {}",
+            text(&o)
+        );
     });
-    assert!(leaked.is_empty(), "unsolicited traffic reached h1: {leaked:?}\n{}", diag(&e));
-    assert!(drops(&e, "nat-no-mapping") >= 3, "nat-no-mapping not counted\n{}", diag(&e));
+    assert!(
+        leaked.is_empty(),
+        "unsolicited traffic reached h1: {leaked:?}\n{}",
+        diag(&e)
+    );
+    assert!(
+        drops(&e, "nat-no-mapping") >= 3,
+        "nat-no-mapping not counted\n{}",
+        diag(&e)
+    );
 }
 
 /// Two workers on two queues: 40 parallel UDP flows and 20 TCP connections all work both ways.
@@ -656,7 +942,8 @@ fn pool_address_apart_from_the_port_addresses() {
 fn two_workers_translate_every_flow() {
     let t = topo("nmq", 2);
     let dir = Engine::dir("nmq");
-    let cfg = config(&t, &dir, &[("cores", "[0, 1]")]).replace("mode = \"router\"", "mode = \"router\"\nqueues = 2");
+    let cfg = config(&t, &dir, &[("cores", "[0, 1]")])
+        .replace("mode = \"router\"", "mode = \"router\"\nqueues = 2");
     assert_eq!(cfg.matches("queues = 2").count(), 2, "{cfg}");
     let e = start(&t, &dir, &cfg);
     let (www_dir, data) = www(&e, 128 << 10);
@@ -665,23 +952,46 @@ fn two_workers_translate_every_flow() {
 
     let flows: Vec<(u16, &str, u16)> = (46000..46040).map(|p| (p, "198.19.1.2", 7000)).collect();
     let r = udp_flows(&t.h1, "198.18.1.2", &flows, 64);
-    let seen: BTreeSet<&str> =
-        r.iter().filter_map(|u| if let Udp::Echo(s) = u { Some(s.as_str()) } else { None }).collect();
+    let seen: BTreeSet<&str> = r
+        .iter()
+        .filter_map(|u| {
+            if let Udp::Echo(s) = u {
+                Some(s.as_str())
+            } else {
+                None
+            }
+        })
+        .collect();
     assert!(
         seen.len() == 40 && seen.iter().all(|s| s.starts_with("198.19.1.1:")),
         "40 flows, 40 external ports of 198.19.1.1: {r:?}\n{}",
         diag(&e)
     );
     for i in 0..20 {
-        assert_eq!(fetch(&t.h1, "http://198.19.1.2:8080/blob", &e), data, "curl {i}: content differs\n{}", diag(&e));
+        assert_eq!(
+            fetch(&t.h1, "http://198.19.1.2:8080/blob", &e),
+            data,
+            "curl {i}: content differs\n{}",
+            diag(&e)
+        );
     }
     let stats = e.ctl_ok(&["stats"]);
     for w in ["worker 0", "worker 1"] {
         let busy = stats
             .lines()
             .find(|l| l.starts_with(w))
-            .and_then(|l| l.split("with work ").nth(1)?.split('%').next()?.parse::<f64>().ok())
+            .and_then(|l| {
+                l.split("with work ")
+                    .nth(1)?
+                    .split('%')
+                    .next()?
+                    .parse::<f64>()
+                    .ok()
+            })
             .unwrap_or(0.0);
-        assert!(busy > 0.0, "{w} did no work: the test did not use both queues\n{stats}");
+        assert!(
+            busy > 0.0,
+            "{w} did no work: the test did not use both queues\n{stats}"
+        );
     }
 }

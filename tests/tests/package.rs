@@ -19,7 +19,11 @@ fn repo() -> PathBuf {
 
 /// The package, built once from the binary the tests run.
 fn build_package() -> PathBuf {
-    let target = pktengine_bin().parent().and_then(Path::parent).unwrap().to_path_buf();
+    let target = pktengine_bin()
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .to_path_buf();
     let o = Command::new("bash")
         .arg(repo().join("scripts/package.sh"))
         .arg("--dev")
@@ -28,13 +32,27 @@ fn build_package() -> PathBuf {
         .output()
         .unwrap();
     assert!(o.status.success(), "scripts/package.sh --dev: {}", text(&o));
-    let deb = PathBuf::from(String::from_utf8_lossy(&o.stdout).lines().last().unwrap_or("").trim());
-    assert!(deb.is_file() && deb.extension().is_some_and(|e| e == "deb"), "{}", text(&o));
+    let deb = PathBuf::from(
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .last()
+            .unwrap_or("")
+            .trim(),
+    );
+    assert!(
+        deb.is_file() && deb.extension().is_some_and(|e| e == "deb"),
+        "{}",
+        text(&o)
+    );
     deb
 }
 
 fn dpkg_deb(args: &[&str], deb: &Path) -> String {
-    let o = Command::new("dpkg-deb").args(args).arg(deb).output().unwrap();
+    let o = Command::new("dpkg-deb")
+        .args(args)
+        .arg(deb)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "dpkg-deb {args:?}: {}", text(&o));
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -42,11 +60,21 @@ fn dpkg_deb(args: &[&str], deb: &Path) -> String {
 /// The interfaces the examples name (`interface = "pe-lan"`, ...).
 fn example_interfaces() -> Vec<String> {
     let mut v = Vec::new();
-    for f in std::fs::read_dir(repo().join("examples")).unwrap().flatten() {
+    for f in std::fs::read_dir(repo().join("examples"))
+        .unwrap()
+        .flatten()
+    {
         if f.path().extension().is_some_and(|e| e == "toml") {
             for l in std::fs::read_to_string(f.path()).unwrap().lines() {
                 if let Some(rest) = l.trim().strip_prefix("interface") {
-                    let name = rest.trim_start().trim_start_matches('=').trim().split('"').nth(1).unwrap_or("").to_string();
+                    let name = rest
+                        .trim_start()
+                        .trim_start_matches('=')
+                        .trim()
+                        .split('"')
+                        .nth(1)
+                        .unwrap_or("")
+                        .to_string();
                     if !name.is_empty() && !v.contains(&name) {
                         v.push(name);
                     }
@@ -110,10 +138,23 @@ fn the_package_installs_with_dpkg_and_its_installed_example_checks() {
     let deb = build_package();
 
     let info = dpkg_deb(&["--info"], &deb);
-    for want in ["Package: pktengine", "Section: net", "Priority: optional", "Maintainer: ", "adduser"] {
-        assert!(info.contains(want), "{want} missing from the control file:\n{info}");
+    for want in [
+        "Package: pktengine",
+        "Section: net",
+        "Priority: optional",
+        "Maintainer: ",
+        "adduser",
+    ] {
+        assert!(
+            info.contains(want),
+            "{want} missing from the control file:\n{info}"
+        );
     }
-    let depends = info.lines().find(|l| l.trim_start().starts_with("Depends:")).unwrap_or_default().to_string();
+    let depends = info
+        .lines()
+        .find(|l| l.trim_start().starts_with("Depends:"))
+        .unwrap_or_default()
+        .to_string();
     // $auto: dpkg-shlibdeps found the shared libraries the binary links.
     for lib in ["libc6", "libelf1", "zlib1g"] {
         assert!(depends.contains(lib), "{lib} not in {depends}");
@@ -133,63 +174,134 @@ fn the_package_installs_with_dpkg_and_its_installed_example_checks() {
         "./usr/share/doc/pktengine/copyright".into(),
         "./usr/share/doc/pktengine/OPERATING.md".into(),
     ];
-    for f in std::fs::read_dir(repo().join("examples")).unwrap().flatten() {
+    for f in std::fs::read_dir(repo().join("examples"))
+        .unwrap()
+        .flatten()
+    {
         let name = f.file_name().to_string_lossy().into_owned();
         if name.ends_with(".toml") {
             wanted.push(format!("./usr/share/doc/pktengine/examples/{name}"));
         }
     }
     for w in &wanted {
-        assert!(contents.lines().any(|l| l.ends_with(w.as_str())), "{w} is not in the package:\n{contents}");
+        assert!(
+            contents.lines().any(|l| l.ends_with(w.as_str())),
+            "{w} is not in the package:\n{contents}"
+        );
     }
-    assert!(!contents.contains(".1 ") && !contents.lines().any(|l| l.ends_with(".1")), "man pages not compressed:\n{contents}");
+    assert!(
+        !contents.contains(".1 ") && !contents.lines().any(|l| l.ends_with(".1")),
+        "man pages not compressed:\n{contents}"
+    );
 
     // Dependencies resolve on this Debian (apt's solver, nothing installed).
-    let o = Command::new("apt-get").args(["install", "-s"]).arg(&deb).output().unwrap();
-    assert!(o.status.success() && text(&o).contains("Inst pktengine"), "apt-get install -s: {}", text(&o));
+    let o = Command::new("apt-get")
+        .args(["install", "-s"])
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success() && text(&o).contains("Inst pktengine"),
+        "apt-get install -s: {}",
+        text(&o)
+    );
 
     // The examples' interfaces, for `run --check`, in a namespace of the test.
     let ns = Netns::new("pkg").unwrap();
     let names = example_interfaces();
     for pair in names.chunks(2) {
         let peer = pair.get(1).cloned().unwrap_or_else(|| "pe-pad".into());
-        ns.ip(&["link", "add", &pair[0], "type", "veth", "peer", "name", &peer]).unwrap();
+        ns.ip(&[
+            "link", "add", &pair[0], "type", "veth", "peer", "name", &peer,
+        ])
+        .unwrap();
     }
     let dir = Engine::dir("pkg");
     let mnt = dir.join("mnt");
     std::fs::create_dir(&mnt).unwrap();
-    let o = ns.command("bash").args(["-c", INSTALL, "install", deb.to_str().unwrap(), mnt.to_str().unwrap()]).stdin(Stdio::null()).output().unwrap();
+    let o = ns
+        .command("bash")
+        .args([
+            "-c",
+            INSTALL,
+            "install",
+            deb.to_str().unwrap(),
+            mnt.to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     let out = text(&o);
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(o.status.success(), "install in the overlay root failed:\n{out}");
+    assert!(
+        o.status.success(),
+        "install in the overlay root failed:\n{out}"
+    );
     let section = |name: &str| -> String {
-        let start = out.find(&format!("== {name}")).unwrap_or_else(|| panic!("no `{name}` section:\n{out}"));
+        let start = out
+            .find(&format!("== {name}"))
+            .unwrap_or_else(|| panic!("no `{name}` section:\n{out}"));
         let rest = &out[start..];
         let end = rest[3..].find("\n== ").map_or(rest.len(), |e| e + 3);
         rest[..end].to_string()
     };
     assert!(section("status").contains("install ok installed"), "{out}");
     let user = section("user");
-    let fields: Vec<&str> = user.trim_start_matches("== user: ").trim().split(':').collect();
+    let fields: Vec<&str> = user
+        .trim_start_matches("== user: ")
+        .trim()
+        .split(':')
+        .collect();
     assert_eq!(fields.first(), Some(&"pktengine"), "{out}");
     let uid: u32 = fields.get(2).and_then(|u| u.parse().ok()).unwrap_or(0);
     assert!(uid > 0 && uid < 1000, "a system user: {user}");
     assert_eq!(fields.get(6), Some(&"/usr/sbin/nologin"), "{user}");
     let files = section("files");
     for w in &wanted {
-        assert!(files.contains(w.trim_start_matches('.')), "{w} not installed:\n{files}");
+        assert!(
+            files.contains(w.trim_start_matches('.')),
+            "{w} not installed:\n{files}"
+        );
     }
-    assert!(section("conffiles").contains("/etc/pktengine/pktengine.toml"), "{out}");
-    assert!(section("enabled").starts_with("== enabled: 0"), "the unit must not be enabled on install:\n{out}");
+    assert!(
+        section("conffiles").contains("/etc/pktengine/pktengine.toml"),
+        "{out}"
+    );
+    assert!(
+        section("enabled").starts_with("== enabled: 0"),
+        "the unit must not be enabled on install:\n{out}"
+    );
     let check = section("check");
-    assert_eq!(check.matches("configuration is valid").count(), 1 + wanted.iter().filter(|w| w.contains("/examples/")).count(), "{check}");
+    assert_eq!(
+        check.matches("configuration is valid").count(),
+        1 + wanted.iter().filter(|w| w.contains("/examples/")).count(),
+        "{check}"
+    );
     let man = section("man");
-    for sub in ["pktengine-run(1)", "pktengine-ctl(1)", "pktengine-route(1)", "pktengine-status(1)", "pktengine-completions(1)", "pktengine-man(1)"] {
-        assert!(man.contains(sub), "{sub} not in the installed man page:\n{man}");
+    for sub in [
+        "pktengine-run(1)",
+        "pktengine-ctl(1)",
+        "pktengine-route(1)",
+        "pktengine-status(1)",
+        "pktengine-completions(1)",
+        "pktengine-man(1)",
+    ] {
+        assert!(
+            man.contains(sub),
+            "{sub} not in the installed man page:\n{man}"
+        );
     }
     let bash = section("bash");
-    assert!(bash.lines().any(|l| l.starts_with("complete ") && l.contains(" -F _pktengine") && l.ends_with(" pktengine")), "{bash}");
+    assert!(
+        bash.lines().any(|l| l.starts_with("complete ")
+            && l.contains(" -F _pktengine")
+            && l.ends_with(" pktengine")),
+        "{bash}"
+    );
     assert!(out.contains("== verify ok"), "{out}");
-    assert!(section("removed").contains("bin gone, conffile kept"), "{out}");
+    assert!(
+        section("removed").contains("bin gone, conffile kept"),
+        "{out}"
+    );
     assert!(section("purged").contains("conffile gone"), "{out}");
 }

@@ -16,7 +16,10 @@ use pktengine_tests::Netns;
 
 /// uid and gid of a user, from the system's database.
 fn account(name: &str) -> Option<(u32, u32)> {
-    let o = std::process::Command::new("getent").args(["passwd", name]).output().ok()?;
+    let o = std::process::Command::new("getent")
+        .args(["passwd", name])
+        .output()
+        .ok()?;
     let line = String::from_utf8_lossy(&o.stdout).into_owned();
     let f: Vec<&str> = line.trim().split(':').collect();
     Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?))
@@ -40,14 +43,33 @@ struct Creds {
 }
 
 fn creds(dir: &Path) -> Creds {
-    let status = std::fs::read_to_string(dir.join("status")).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    let field = |n: &str| status.lines().find_map(|l| l.strip_prefix(n)?.strip_prefix(':')).unwrap_or("").trim().to_string();
-    let ids = |n: &str| field(n).split_whitespace().map(|w| w.parse().unwrap()).collect::<Vec<u32>>();
+    let status = std::fs::read_to_string(dir.join("status"))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let field = |n: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(n)?.strip_prefix(':'))
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    let ids = |n: &str| {
+        field(n)
+            .split_whitespace()
+            .map(|w| w.parse().unwrap())
+            .collect::<Vec<u32>>()
+    };
     let mask = |n: &str| u64::from_str_radix(&field(n), 16).unwrap();
     let num = |n: &str| field(n).parse::<u32>().unwrap();
     Creds {
-        tid: dir.file_name().and_then(|n| n.to_str()?.parse().ok()).unwrap_or(0),
-        comm: std::fs::read_to_string(dir.join("comm")).unwrap_or_default().trim().to_string(),
+        tid: dir
+            .file_name()
+            .and_then(|n| n.to_str()?.parse().ok())
+            .unwrap_or(0),
+        comm: std::fs::read_to_string(dir.join("comm"))
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
         uids: ids("Uid"),
         gids: ids("Gid"),
         groups: field("Groups"),
@@ -62,7 +84,11 @@ fn creds(dir: &Path) -> Creds {
 }
 
 fn threads(pid: u32) -> Vec<Creds> {
-    let mut v: Vec<Creds> = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten().map(|t| creds(&t.path())).collect();
+    let mut v: Vec<Creds> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .map(|t| creds(&t.path()))
+        .collect();
     v.sort_by_key(|c| c.tid);
     v
 }
@@ -82,7 +108,11 @@ fn has_xdp(ns: &Netns, dev: &str) -> bool {
 }
 
 fn sh(ns: &Netns, cmd: &str) -> std::process::Output {
-    ns.command("sh").args(["-c", cmd]).stdin(Stdio::null()).output().expect("sh")
+    ns.command("sh")
+        .args(["-c", cmd])
+        .stdin(Stdio::null())
+        .output()
+        .expect("sh")
 }
 
 fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
@@ -100,18 +130,26 @@ const CAP_DAC_OVERRIDE: u64 = 1 << 1;
 
 #[test]
 fn every_thread_runs_as_the_engine_user_without_capabilities_under_its_seccomp_filter() {
-    let (uid, gid) = account("pktengine").expect("user pktengine is missing: scripts/deps.sh creates it");
+    let (uid, gid) =
+        account("pktengine").expect("user pktengine is missing: scripts/deps.sh creates it");
     let t = RouterTopo::with_queues("priv", 2).unwrap();
     let dir = Engine::dir("priv");
     // The socket's directory is root's and closed to the engine's user: only the custodian can unlink there.
     let meta = std::fs::metadata(&dir).unwrap();
-    assert!(meta.uid() == 0 && meta.mode() & 0o002 == 0, "{}: {meta:?}", dir.display());
+    assert!(
+        meta.uid() == 0 && meta.mode() & 0o002 == 0,
+        "{}: {meta:?}",
+        dir.display()
+    );
     let cfg = t
         .config(&example("router.toml"), &dir.join("ctl.sock"))
         .replace("cores = [1]", "cores = [0, 1]")
         .replace("mode = \"router\"", "mode = \"router\"\nqueues = 2");
     let e = Engine::start(&t.dut, &dir, &cfg, &[]).unwrap();
-    let o = sh(&t.h1, "ping -c 3 -i 0.2 -W 2 198.19.1.2 && ping -6 -c 3 -i 0.2 -W 2 2001:2:0:2::2");
+    let o = sh(
+        &t.h1,
+        "ping -c 3 -i 0.2 -W 2 198.19.1.2 && ping -6 -c 3 -i 0.2 -W 2 2001:2:0:2::2",
+    );
     assert!(o.status.success(), "{}\n{}", text(&o), e.log());
 
     let pid = e.pid().unwrap();
@@ -137,7 +175,11 @@ fn every_thread_runs_as_the_engine_user_without_capabilities_under_its_seccomp_f
         assert_eq!(th.uids, vec![uid; 4], "{who}: {th:?}");
         assert_eq!(th.gids, vec![gid; 4], "{who}: {th:?}");
         assert_eq!(th.groups, "", "{who}: supplementary groups kept: {th:?}");
-        assert_eq!((th.cap_prm, th.cap_eff, th.cap_amb), (0, 0, 0), "{who} kept capabilities: {th:?}");
+        assert_eq!(
+            (th.cap_prm, th.cap_eff, th.cap_amb),
+            (0, 0, 0),
+            "{who} kept capabilities: {th:?}"
+        );
         assert_eq!(th.cap_bnd, 0, "{who}: bounding set not cleared: {th:?}");
         assert_eq!(th.no_new_privs, 1, "{who}: {th:?}");
         // Mode 2 (filter): its own role's allow-list, nothing stacked from its
@@ -151,10 +193,22 @@ fn every_thread_runs_as_the_engine_user_without_capabilities_under_its_seccomp_f
     // The log says what each thread kept and which list it runs under.
     let log = e.log();
     let kept = format!("uid {uid} gid {gid}, caps {{}}, bounding set {{}}, no_new_privs, seccomp");
-    for (thread, role) in [("pktengine", "control"), ("pktengine-w0", "worker"), ("pktengine-w1", "worker"), ("pktengine-ctl", "front")] {
+    for (thread, role) in [
+        ("pktengine", "control"),
+        ("pktengine-w0", "worker"),
+        ("pktengine-w1", "worker"),
+        ("pktengine-ctl", "front"),
+    ] {
         let want = format!("privileges: thread {thread}: {kept} {role} (");
-        let line = log.lines().find(|l| l.contains(&want)).unwrap_or_else(|| panic!("no `{want}` in\n{log}"));
-        assert_eq!(line.ends_with(", openat refused)"), role != "control", "{line}");
+        let line = log
+            .lines()
+            .find(|l| l.contains(&want))
+            .unwrap_or_else(|| panic!("no `{want}` in\n{log}"));
+        assert_eq!(
+            line.ends_with(", openat refused)"),
+            role != "control",
+            "{line}"
+        );
     }
 
     // The custodian: the engine's user with CAP_DAC_OVERRIDE alone, confined too.
@@ -163,8 +217,22 @@ fn every_thread_runs_as_the_engine_user_without_capabilities_under_its_seccomp_f
     let cu = creds(Path::new(&format!("/proc/{}", kids[0])));
     let cmdline = std::fs::read_to_string(format!("/proc/{}/cmdline", kids[0])).unwrap_or_default();
     assert!(cmdline.contains("ctl-socket-custodian"), "{cmdline:?}");
-    assert_eq!((cu.uids.clone(), cu.gids.clone()), (vec![uid; 4], vec![gid; 4]), "{cu:?}");
-    assert_eq!((cu.cap_prm, cu.cap_eff, cu.cap_bnd, cu.no_new_privs, cu.seccomp), (CAP_DAC_OVERRIDE, CAP_DAC_OVERRIDE, 0, 1, 2), "{cu:?}");
+    assert_eq!(
+        (cu.uids.clone(), cu.gids.clone()),
+        (vec![uid; 4], vec![gid; 4]),
+        "{cu:?}"
+    );
+    assert_eq!(
+        (
+            cu.cap_prm,
+            cu.cap_eff,
+            cu.cap_bnd,
+            cu.no_new_privs,
+            cu.seccomp
+        ),
+        (CAP_DAC_OVERRIDE, CAP_DAC_OVERRIDE, 0, 1, 2),
+        "{cu:?}"
+    );
 
     // Everything still works without privilege: stats (reads /proc/self/task/*/stat),
     // a source prefix pushed into the XDP programs (a BPF map write through the
@@ -172,9 +240,17 @@ fn every_thread_runs_as_the_engine_user_without_capabilities_under_its_seccomp_f
     assert!(e.ctl_ok(&["stats"]).contains("worker 1"));
     e.ctl_ok(&["filter", "add", "ip", "saddr", "198.18.1.0/24", "drop"]);
     let o = sh(&t.h1, "ping -c 2 -i 0.2 -W 1 198.19.1.2");
-    assert!(!o.status.success(), "the XDP drop did not stop h1: {}", text(&o));
+    assert!(
+        !o.status.success(),
+        "the XDP drop did not stop h1: {}",
+        text(&o)
+    );
     let xdp = e.ctl_ok(&["stats"]);
-    assert!(xdp.lines().any(|l| l.starts_with("xdp lan") && l.contains("drop_src_prefix=")), "{xdp}");
+    assert!(
+        xdp.lines()
+            .any(|l| l.starts_with("xdp lan") && l.contains("drop_src_prefix=")),
+        "{xdp}"
+    );
     e.ctl_ok(&["filter", "del", "0"]);
     let o = sh(&t.h1, "ping -c 2 -i 0.2 -W 2 198.19.1.2");
     assert!(o.status.success(), "{}\n{}", text(&o), e.log());
@@ -188,8 +264,14 @@ fn every_thread_runs_as_the_engine_user_without_capabilities_under_its_seccomp_f
     let log = std::fs::read_to_string(log).unwrap_or_default();
     assert_eq!(status.code(), Some(0), "{log}");
     assert!(!ctl.exists(), "ctl socket left behind\n{log}");
-    assert!(!has_xdp(&t.dut, &t.left.b.name) && !has_xdp(&t.dut, &t.right.a.name), "XDP still attached");
-    assert!(!Path::new(&format!("/proc/{}", kids[0])).exists(), "the custodian outlived the engine");
+    assert!(
+        !has_xdp(&t.dut, &t.left.b.name) && !has_xdp(&t.dut, &t.right.a.name),
+        "XDP still attached"
+    );
+    assert!(
+        !Path::new(&format!("/proc/{}", kids[0])).exists(),
+        "the custodian outlived the engine"
+    );
 }
 
 #[test]
@@ -197,7 +279,14 @@ fn a_worker_making_a_forbidden_system_call_is_killed_and_xdp_is_detached() {
     let t = RouterTopo::new("sys").unwrap();
     let dir = Engine::dir("sys");
     let cfg = t.config(&example("router.toml"), &dir.join("ctl.sock"));
-    let mut e = Engine::spawn(&t.dut, &dir, &cfg, &[], &[("PKTENGINE_FAULT", "seccomp-w0")]).unwrap();
+    let mut e = Engine::spawn(
+        &t.dut,
+        &dir,
+        &cfg,
+        &[],
+        &[("PKTENGINE_FAULT", "seccomp-w0")],
+    )
+    .unwrap();
     let status = e.wait(Duration::from_secs(20));
     let log = e.log();
     assert!(
@@ -206,15 +295,24 @@ fn a_worker_making_a_forbidden_system_call_is_killed_and_xdp_is_detached() {
     );
     let status = status.unwrap_or_else(|| panic!("the engine is still running\n{log}"));
     assert_eq!(status.signal(), Some(libc::SIGSYS), "{status:?}\n{log}");
-    assert!(log.contains("privileges: thread pktengine-w0:") && log.contains("seccomp worker ("), "{log}");
+    assert!(
+        log.contains("privileges: thread pktengine-w0:") && log.contains("seccomp worker ("),
+        "{log}"
+    );
     // The kernel closed the bpf_links with the process; the custodian removed the socket.
     assert!(
-        wait_until(Duration::from_secs(5), || !has_xdp(&t.dut, &t.left.b.name) && !has_xdp(&t.dut, &t.right.a.name)),
+        wait_until(Duration::from_secs(5), || !has_xdp(&t.dut, &t.left.b.name)
+            && !has_xdp(&t.dut, &t.right.a.name)),
         "XDP left attached after the seccomp kill"
     );
-    assert!(wait_until(Duration::from_secs(5), || !e.ctl.exists()), "ctl socket left behind after the seccomp kill");
+    assert!(
+        wait_until(Duration::from_secs(5), || !e.ctl.exists()),
+        "ctl socket left behind after the seccomp kill"
+    );
     // The DUT's kernel has its interface back.
-    t.dut.ip(&["addr", "add", "198.18.1.1/24", "dev", &t.left.b.name]).unwrap();
+    t.dut
+        .ip(&["addr", "add", "198.18.1.1/24", "dev", &t.left.b.name])
+        .unwrap();
     let o = sh(&t.h1, "ping -c 2 -i 0.2 -W 2 198.18.1.1");
     assert!(o.status.success(), "{}", text(&o));
 }
@@ -223,14 +321,27 @@ fn a_worker_making_a_forbidden_system_call_is_killed_and_xdp_is_detached() {
 fn an_unknown_user_is_refused_and_allow_privileged_runs_with_a_warning() {
     let t = RouterTopo::new("usr").unwrap();
     let dir = Engine::dir("usr");
-    let cfg = t.config(&example("router.toml"), &dir.join("ctl.sock")).replace("cores = [1]", "cores = [1]\nuser = \"nosuchuser\"");
+    let cfg = t
+        .config(&example("router.toml"), &dir.join("ctl.sock"))
+        .replace("cores = [1]", "cores = [1]\nuser = \"nosuchuser\"");
     let path = dir.join("engine.toml");
     std::fs::write(&path, &cfg).unwrap();
-    let o = t.dut.command(pktengine_bin().to_str().unwrap()).args(["run", "--config", path.to_str().unwrap()]).output().unwrap();
+    let o = t
+        .dut
+        .command(pktengine_bin().to_str().unwrap())
+        .args(["run", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
     let err = text(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("user `nosuchuser` does not exist") && err.contains("--allow-privileged"), "{err}");
-    assert!(!has_xdp(&t.dut, &t.left.b.name), "XDP attached although the engine refused to start");
+    assert!(
+        err.contains("user `nosuchuser` does not exist") && err.contains("--allow-privileged"),
+        "{err}"
+    );
+    assert!(
+        !has_xdp(&t.dut, &t.left.b.name),
+        "XDP attached although the engine refused to start"
+    );
     assert!(!dir.join("ctl.sock").exists());
 
     // With --allow-privileged it runs as root, says so, and confines the rest.
@@ -238,11 +349,26 @@ fn an_unknown_user_is_refused_and_allow_privileged_runs_with_a_warning() {
     let o = sh(&t.h1, "ping -c 2 -i 0.2 -W 2 198.19.1.2");
     assert!(o.status.success(), "{}\n{}", text(&o), e.log());
     let log = e.log();
-    let warning = log.lines().find(|l| l.contains("WARN") && l.contains("user `nosuchuser` does not exist"));
-    assert!(warning.is_some_and(|l| l.contains("staying root (--allow-privileged)")), "{log}");
+    let warning = log
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("user `nosuchuser` does not exist"));
+    assert!(
+        warning.is_some_and(|l| l.contains("staying root (--allow-privileged)")),
+        "{log}"
+    );
     for th in threads(e.pid().unwrap()) {
         assert_eq!(th.uids, vec![0; 4], "{th:?}");
-        assert_eq!((th.cap_prm, th.cap_eff, th.cap_bnd, th.no_new_privs, th.seccomp), (0, 0, 0, 1, 2), "{th:?}");
+        assert_eq!(
+            (
+                th.cap_prm,
+                th.cap_eff,
+                th.cap_bnd,
+                th.no_new_privs,
+                th.seccomp
+            ),
+            (0, 0, 0, 1, 2),
+            "{th:?}"
+        );
     }
     let ctl = e.ctl.clone();
     let (status, _) = e.stop(Duration::from_secs(5)).unwrap();

@@ -143,12 +143,19 @@ impl Load {
 /// examples/nat.toml on two-queue ports, with the engine's TCP echo on 198.18.1.1:7; `workers`
 /// 1 (core 1, both queues) or 2 (cores 0 and 1, a queue each).
 fn config(t: &RouterTopo, ctl: &Path, workers: usize) -> String {
-    let cores = if workers == 1 { "cores = [1]" } else { "cores = [0, 1]" };
+    let cores = if workers == 1 {
+        "cores = [1]"
+    } else {
+        "cores = [0, 1]"
+    };
     let cfg = t
         .config(&example("nat.toml"), ctl)
         .replace("cores = [1]", cores)
         .replace("mode = \"router\"", "mode = \"router\"\nqueues = 2");
-    assert!(cfg.contains(cores) && cfg.matches("queues = 2").count() == 2, "examples/nat.toml changed:\n{cfg}");
+    assert!(
+        cfg.contains(cores) && cfg.matches("queues = 2").count() == 2,
+        "examples/nat.toml changed:\n{cfg}"
+    );
     cfg + "\n[[tcp]]\napp = \"echo\"\nport = 7\n"
 }
 
@@ -181,7 +188,11 @@ impl When {
         let us = Duration::from_micros;
         match i % 20 {
             0 | 5 | 10 | 15 => When::SetUp(ms([0, 1, 2, 4, 7, 10, 15, 25, 40, 60][(i / 5) % 10])),
-            1 | 6 | 11 | 16 => When::AfterGo(us([0, 100, 250, 500, 1000, 1500, 2000, 3000, 4000, 5000][(i / 5) % 10])),
+            1 | 6 | 11 | 16 => {
+                When::AfterGo(us(
+                    [0, 100, 250, 500, 1000, 1500, 2000, 3000, 4000, 5000][(i / 5) % 10]
+                ))
+            }
             19 => When::CtlStuck(ms(100 + ((i * 37) % 300) as u64)),
             _ => When::Traffic(ms(50 + ((i * 137) % 850) as u64)),
         }
@@ -232,7 +243,9 @@ fn catches_sigterm(pid: u32) -> bool {
 }
 
 fn has_xdp(ns: &Netns, dev: &str) -> bool {
-    let o = ns.ip(&["-d", "link", "show", "dev", dev]).expect("ip link show");
+    let o = ns
+        .ip(&["-d", "link", "show", "dev", dev])
+        .expect("ip link show");
     String::from_utf8_lossy(&o.stdout).contains("xdp")
 }
 
@@ -241,7 +254,9 @@ fn engines_running(config: &Path) -> Vec<u32> {
     let want = config.to_string_lossy().into_owned();
     let mut pids = Vec::new();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
         let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
         if cmd.split(|&b| b == 0).any(|a| a == want.as_bytes()) {
             pids.push(pid);
@@ -261,11 +276,21 @@ struct Poller {
 impl Poller {
     fn start(bin: &Path, ctl: &Path) -> Poller {
         let (run, answered) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicU64::new(0)));
-        let (r, a, bin, ctl) = (run.clone(), answered.clone(), bin.to_path_buf(), ctl.to_path_buf());
+        let (r, a, bin, ctl) = (
+            run.clone(),
+            answered.clone(),
+            bin.to_path_buf(),
+            ctl.to_path_buf(),
+        );
         let thread = std::thread::spawn(move || {
             while r.load(Ordering::Relaxed) {
                 let st = Command::new(&bin)
-                    .args([Path::new("ctl"), Path::new("--socket"), &ctl, Path::new("stats")])
+                    .args([
+                        Path::new("ctl"),
+                        Path::new("--socket"),
+                        &ctl,
+                        Path::new("stats"),
+                    ])
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
@@ -276,7 +301,11 @@ impl Poller {
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
-        Poller { run, answered, thread: Some(thread) }
+        Poller {
+            run,
+            answered,
+            thread: Some(thread),
+        }
     }
 
     /// Stops it; the number of answered requests.
@@ -325,10 +354,14 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[test]
 fn sigterm_under_tcp_and_nat_load_always_exits_zero() {
-    let cycles: usize = std::env::var("PKTENGINE_STOP_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
+    let cycles: usize = std::env::var("PKTENGINE_STOP_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
     let t = RouterTopo::with_queues("stop", 2).expect("topology");
     // h2 only knows its own subnet: answers can only come back through the NAT.
-    t.h2.ip(&["route", "del", "default"]).expect("h2 default route");
+    t.h2.ip(&["route", "del", "default"])
+        .expect("h2 default route");
     let dir = Engine::dir("stop");
     let ctl = dir.join("ctl.sock");
     let cfgs: Vec<PathBuf> = (1..=2)
@@ -340,7 +373,11 @@ fn sigterm_under_tcp_and_nat_load_always_exits_zero() {
         .collect();
     let counters = dir.join("load");
     let _server = Bg::spawn(&t.h2, dir.join("server.log"), &["-c", SERVER]);
-    let _client = Bg::spawn(&t.h1, dir.join("client.log"), &["-c", CLIENT, counters.to_str().expect("path")]);
+    let _client = Bg::spawn(
+        &t.h1,
+        dir.join("client.log"),
+        &["-c", CLIENT, counters.to_str().expect("path")],
+    );
     let bin = pktengine_bin();
     let poller = Poller::start(&bin, &ctl);
     let (lan, wan) = (t.left.b.name.clone(), t.right.a.name.clone());
@@ -408,7 +445,9 @@ fn sigterm_under_tcp_and_nat_load_always_exits_zero() {
             }
         };
         let ctl_up = ctl.exists();
-        let load = load_from.map(|l| Load::read(&counters).since(l)).unwrap_or_default();
+        let load = load_from
+            .map(|l| Load::read(&counters).since(l))
+            .unwrap_or_default();
         let mut status = early_exit;
         let mut took = Duration::ZERO;
         if !armed {
@@ -476,23 +515,49 @@ fn sigterm_under_tcp_and_nat_load_always_exits_zero() {
                 tail.into_iter().rev().collect::<Vec<_>>().join("\n    ")
             );
         }
-        seen.push(Cycle { i, workers, when, status, took, ctl_up, load, start, problems });
+        seen.push(Cycle {
+            i,
+            workers,
+            when,
+            status,
+            took,
+            ctl_up,
+            load,
+            start,
+            problems,
+        });
     }
 
     // Summary.
     let total = began.elapsed();
     let failed: Vec<&Cycle> = seen.iter().filter(|c| !c.problems.is_empty()).collect();
-    let exit0 = seen.iter().filter(|c| c.status.and_then(|s| s.code()) == Some(0)).count();
-    let exit1 = seen.iter().filter(|c| c.status.and_then(|s| s.code()) == Some(1)).count();
-    let signalled = seen.iter().filter(|c| c.status.is_some_and(|s| s.code().is_none())).count();
+    let exit0 = seen
+        .iter()
+        .filter(|c| c.status.and_then(|s| s.code()) == Some(0))
+        .count();
+    let exit1 = seen
+        .iter()
+        .filter(|c| c.status.and_then(|s| s.code()) == Some(1))
+        .count();
+    let signalled = seen
+        .iter()
+        .filter(|c| c.status.is_some_and(|s| s.code().is_none()))
+        .count();
     // The silent-ctl-client cycles have their own bound: not in the overall figures.
-    let mut took: Vec<Duration> =
-        seen.iter().filter(|c| c.status.is_some() && !matches!(c.when, When::CtlStuck(_))).map(|c| c.took).collect();
+    let mut took: Vec<Duration> = seen
+        .iter()
+        .filter(|c| c.status.is_some() && !matches!(c.when, When::CtlStuck(_)))
+        .map(|c| c.took)
+        .collect();
     took.sort();
     let fmt = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1e3);
     for kind in ["set-up", "after go", "traffic", "ctl stuck"] {
         let of: Vec<&Cycle> = seen.iter().filter(|c| c.when.label() == kind).collect();
-        let mut d: Vec<Duration> = of.iter().filter(|c| c.status.is_some()).map(|c| c.took).collect();
+        let mut d: Vec<Duration> = of
+            .iter()
+            .filter(|c| c.status.is_some())
+            .map(|c| c.took)
+            .collect();
         d.sort();
         eprintln!(
             "  {kind:>8}: {} stops, {} exit 0, {} failed, ctl socket up at SIGTERM in {}, stop p50 {} max {}",
@@ -505,14 +570,29 @@ fn sigterm_under_tcp_and_nat_load_always_exits_zero() {
         );
     }
     let starts = |set_up: bool| {
-        let mut d: Vec<Duration> = seen.iter().filter(|c| matches!(c.when, When::SetUp(_)) == set_up).map(|c| c.start).collect();
+        let mut d: Vec<Duration> = seen
+            .iter()
+            .filter(|c| matches!(c.when, When::SetUp(_)) == set_up)
+            .map(|c| c.start)
+            .collect();
         d.sort();
-        format!("p50 {} max {}", fmt(percentile(&d, 0.5)), fmt(d.last().copied().unwrap_or_default()))
+        format!(
+            "p50 {} max {}",
+            fmt(percentile(&d, 0.5)),
+            fmt(d.last().copied().unwrap_or_default())
+        )
     };
-    eprintln!("  from the spawn: SIGTERM handler installed {}, ctl socket up {}", starts(true), starts(false));
+    eprintln!(
+        "  from the spawn: SIGTERM handler installed {}, ctl socket up {}",
+        starts(true),
+        starts(false)
+    );
     eprintln!("  ctl stats answered {} times", poller.stop());
     // Traffic cycles long enough for the load to reconnect: how many saw each kind of load move.
-    let long: Vec<&Cycle> = seen.iter().filter(|c| matches!(c.when, When::Traffic(d) if d >= Duration::from_millis(400))).collect();
+    let long: Vec<&Cycle> = seen
+        .iter()
+        .filter(|c| matches!(c.when, When::Traffic(d) if d >= Duration::from_millis(400)))
+        .collect();
     let moved = |k: usize| long.iter().filter(|c| c.load.0[k] > 0).count();
     let sum = |k: usize| long.iter().map(|c| c.load.0[k]).sum::<u64>();
     eprintln!(
@@ -544,13 +624,28 @@ fn sigterm_under_tcp_and_nat_load_always_exits_zero() {
         seen.len(),
         failed
             .iter()
-            .map(|c| format!("  cycle {} ({} workers, {:?}): {}", c.i, c.workers, c.when, c.problems.join("; ")))
+            .map(|c| format!(
+                "  cycle {} ({} workers, {:?}): {}",
+                c.i,
+                c.workers,
+                c.when,
+                c.problems.join("; ")
+            ))
             .collect::<Vec<_>>()
             .join("\n")
     );
     // The load really ran: most long traffic cycles moved every kind of it.
-    for (k, what) in [(0, "TCP through the NAT"), (1, "the engine's TCP"), (2, "UDP through the NAT")] {
-        assert!(moved(k) * 2 >= long.len(), "{what} moved in only {} of {} long traffic cycles", moved(k), long.len());
+    for (k, what) in [
+        (0, "TCP through the NAT"),
+        (1, "the engine's TCP"),
+        (2, "UDP through the NAT"),
+    ] {
+        assert!(
+            moved(k) * 2 >= long.len(),
+            "{what} moved in only {} of {} long traffic cycles",
+            moved(k),
+            long.len()
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -27,17 +27,31 @@ fn start(t: &SwitchTopo, tag: &str, edit: impl FnOnce(String) -> String) -> Engi
     let e = Engine::start(&t.dut, &dir, &cfg, &[]).expect("engine start");
     // Wait until frames cross (the workers start right after the ctl socket appears).
     let o = sh(&t.hosts[H1], "for i in 1 2 3 4 5 6 7 8 9 10; do ping -c 1 -W 1 198.18.10.2 >/dev/null && exit 0; done; exit 1");
-    assert!(o.status.success(), "the switch never forwarded:\n{}", e.log());
+    assert!(
+        o.status.success(),
+        "the switch never forwarded:\n{}",
+        e.log()
+    );
     e
 }
 
 fn sh(ns: &Netns, cmd: &str) -> std::process::Output {
-    ns.command("sh").args(["-c", cmd]).stdin(Stdio::null()).output().expect("sh")
+    ns.command("sh")
+        .args(["-c", cmd])
+        .stdin(Stdio::null())
+        .output()
+        .expect("sh")
 }
 
 fn ok(ns: &Netns, cmd: &str, e: &Engine) -> String {
     let o = sh(ns, cmd);
-    assert!(o.status.success(), "`{cmd}` failed:\n{}\nengine log:\n{}\nstats:\n{}", text(&o), e.log(), text(&e.ctl(&["stats"])));
+    assert!(
+        o.status.success(),
+        "`{cmd}` failed:\n{}\nengine log:\n{}\nstats:\n{}",
+        text(&o),
+        e.log(),
+        text(&e.ctl(&["stats"]))
+    );
     text(&o)
 }
 
@@ -47,7 +61,15 @@ fn station(i: u8) -> [u8; 6] {
 }
 
 fn frame(dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
-    udp_frame(dst, src, "198.18.10.101".parse().unwrap(), "198.18.10.102".parse().unwrap(), 4000, 4001, b"pktengine switch test")
+    udp_frame(
+        dst,
+        src,
+        "198.18.10.101".parse().unwrap(),
+        "198.18.10.102".parse().unwrap(),
+        4000,
+        4001,
+        b"pktengine switch test",
+    )
 }
 
 fn tag(f: &[u8], tci: u16) -> Vec<u8> {
@@ -60,21 +82,37 @@ fn tag(f: &[u8], tci: u16) -> Vec<u8> {
 
 /// Sends `f` from host `from` and returns, for each host in `watch`, the
 /// frames with `f`'s source MAC it received (waiting up to `wait`).
-fn deliver(t: &SwitchTopo, from: usize, f: &[u8], watch: &[usize], wait: Duration) -> Vec<Vec<Vec<u8>>> {
+fn deliver(
+    t: &SwitchTopo,
+    from: usize,
+    f: &[u8],
+    watch: &[usize],
+    wait: Duration,
+) -> Vec<Vec<Vec<u8>>> {
     let src: [u8; 6] = f[6..12].try_into().unwrap();
-    let caps: Vec<_> = watch.iter().map(|&i| capture(&t.hosts[i], t.host_if(i), src, 1, wait).expect("capture")).collect();
+    let caps: Vec<_> = watch
+        .iter()
+        .map(|&i| capture(&t.hosts[i], t.host_if(i), src, 1, wait).expect("capture"))
+        .collect();
     send_frames(&t.hosts[from], t.host_if(from), &[f.to_vec()]).expect("send");
-    caps.into_iter().map(|c| c.finish().expect("capture")).collect()
+    caps.into_iter()
+        .map(|c| c.finish().expect("capture"))
+        .collect()
 }
 
 fn mac_text(m: [u8; 6]) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// The `ctl mac show` line of a MAC, if any.
 fn mac_line(e: &Engine, m: [u8; 6]) -> Option<String> {
     let out = e.ctl_ok(&["mac", "show"]);
-    out.lines().find(|l| l.contains(&mac_text(m))).map(str::to_string)
+    out.lines()
+        .find(|l| l.contains(&mac_text(m)))
+        .map(str::to_string)
 }
 
 #[test]
@@ -84,19 +122,32 @@ fn arp_and_ping_among_all_hosts_and_the_table_shows_them() {
     for i in [H1, H2, H3] {
         for j in [H1, H2, H3] {
             if i != j {
-                ok(&t.hosts[i], &format!("ping -c 2 -i 0.2 -W 2 198.18.10.{}", j + 1), &e);
+                ok(
+                    &t.hosts[i],
+                    &format!("ping -c 2 -i 0.2 -W 2 198.18.10.{}", j + 1),
+                    &e,
+                );
                 // IPv6: neighbor discovery's solicited-node multicast is flooded in the VLAN.
-                ok(&t.hosts[i], &format!("ping -6 -c 2 -i 0.2 -W 2 2001:2:0:10::{}", j + 1), &e);
+                ok(
+                    &t.hosts[i],
+                    &format!("ping -6 -c 2 -i 0.2 -W 2 2001:2:0:10::{}", j + 1),
+                    &e,
+                );
             }
         }
     }
     // ARP resolved through the switch: each host knows the others' MACs.
     let neigh = ok(&t.hosts[H1], "ip neigh show", &e);
     for j in [H2, H3] {
-        assert!(neigh.contains(&mac_text(t.host_mac(j))), "h1 did not resolve h{}:\n{neigh}", j + 1);
+        assert!(
+            neigh.contains(&mac_text(t.host_mac(j))),
+            "h1 did not resolve h{}:\n{neigh}",
+            j + 1
+        );
     }
     for (i, port) in [(H1, "p1"), (H2, "p2"), (H3, "p3")] {
-        let line = mac_line(&e, t.host_mac(i)).unwrap_or_else(|| panic!("h{} not in the MAC table", i + 1));
+        let line = mac_line(&e, t.host_mac(i))
+            .unwrap_or_else(|| panic!("h{} not in the MAC table", i + 1));
         assert!(line.contains(&format!("vlan 10 port {port} age")), "{line}");
     }
 }
@@ -104,7 +155,9 @@ fn arp_and_ping_among_all_hosts_and_the_table_shows_them() {
 #[test]
 fn first_frame_floods_then_learned_stations_get_one_port() {
     let t = SwitchTopo::new("swl").unwrap();
-    let e = start(&t, "swl", |c| c.replace("static = []", "static = [\"02:5e:10:00:00:28 port p3\"]"));
+    let e = start(&t, "swl", |c| {
+        c.replace("static = []", "static = [\"02:5e:10:00:00:28 port p3\"]")
+    });
     let (x, y) = (station(1), station(2));
     // Y is unknown: X's frame is flooded to every VLAN 10 port (the trunk tagged), not VLAN 20.
     let xy = frame(y, x);
@@ -117,7 +170,10 @@ fn first_frame_floods_then_learned_stations_get_one_port() {
     let yx = frame(x, y);
     let seen = deliver(&t, H2, &yx, &[H1, H3, TRUNK], NOT_SEEN);
     assert_eq!(seen[0], vec![yx], "h1");
-    assert!(seen[1].is_empty() && seen[2].is_empty(), "the reply was flooded: {seen:?}");
+    assert!(
+        seen[1].is_empty() && seen[2].is_empty(),
+        "the reply was flooded: {seen:?}"
+    );
     // And now X to Y goes to h2 only.
     let seen = deliver(&t, H1, &xy, &[H2, H3, TRUNK], NOT_SEEN);
     assert_eq!(seen[0], vec![xy]);
@@ -129,11 +185,16 @@ fn first_frame_floods_then_learned_stations_get_one_port() {
     let seen = deliver(&t, H1, &to_static, &[H3, H2, TRUNK], NOT_SEEN);
     assert_eq!(seen[0], vec![to_static]);
     assert!(seen[1].is_empty() && seen[2].is_empty(), "{seen:?}");
-    assert!(mac_line(&e, station(40)).unwrap().contains("vlan 10 port p3 static"));
+    assert!(mac_line(&e, station(40))
+        .unwrap()
+        .contains("vlan 10 port p3 static"));
     // A flush forgets the learned ones: flooding again.
     assert!(e.ctl_ok(&["mac", "flush"]).contains("flushed"));
     assert!(mac_line(&e, y).is_none());
-    assert!(mac_line(&e, station(40)).is_some(), "static entries survive a flush");
+    assert!(
+        mac_line(&e, station(40)).is_some(),
+        "static entries survive a flush"
+    );
     let seen = deliver(&t, H1, &frame(y, station(3)), &[H3], SEEN);
     assert_eq!(seen[0].len(), 1, "flooded after the flush");
 }
@@ -149,9 +210,17 @@ fn idle_entries_age_out_and_flooding_resumes() {
     assert_eq!((seen[0].len(), seen[1].len()), (1, 0), "known: one port");
     // 2 s aging, swept every 0.5 s.
     std::thread::sleep(Duration::from_millis(3500));
-    assert!(mac_line(&e, x).is_none(), "X did not age out:\n{}", e.ctl_ok(&["mac", "show"]));
+    assert!(
+        mac_line(&e, x).is_none(),
+        "X did not age out:\n{}",
+        e.ctl_ok(&["mac", "show"])
+    );
     let seen = deliver(&t, H2, &frame(x, y), &[H1, H3], SEEN);
-    assert_eq!((seen[0].len(), seen[1].len()), (1, 1), "aged out: flooded again");
+    assert_eq!(
+        (seen[0].len(), seen[1].len()),
+        (1, 1),
+        "aged out: flooded again"
+    );
 }
 
 #[test]
@@ -163,9 +232,17 @@ fn a_station_moving_to_another_port_is_followed_at_once() {
     assert!(mac_line(&e, x).unwrap().contains("port p1"));
     // X now speaks from h3's port.
     deliver(&t, H3, &frame([0xff; 6], x), &[H2], SEEN);
-    assert!(mac_line(&e, x).unwrap().contains("port p3"), "{:?}", mac_line(&e, x));
+    assert!(
+        mac_line(&e, x).unwrap().contains("port p3"),
+        "{:?}",
+        mac_line(&e, x)
+    );
     let seen = deliver(&t, H2, &frame(x, y), &[H1, H3], NOT_SEEN);
-    assert_eq!((seen[0].len(), seen[1].len()), (0, 1), "traffic follows the move");
+    assert_eq!(
+        (seen[0].len(), seen[1].len()),
+        (0, 1),
+        "traffic follows the move"
+    );
     // On the trunk too (VLAN 10, tagged).
     deliver(&t, TRUNK, &tag(&frame([0xff; 6], x), 10), &[H2], SEEN);
     assert!(mac_line(&e, x).unwrap().contains("port tr"));
@@ -180,9 +257,17 @@ fn vlans_isolate_and_the_trunk_carries_both_with_their_tags() {
     let e = start(&t, "swv", |c| c);
     // Same subnet, other VLAN: ARP never reaches h4.
     let o = sh(&t.hosts[H1], "ping -c 2 -i 0.3 -W 1 198.18.10.4");
-    assert!(!o.status.success(), "h1 reached h4 across VLANs:\n{}", text(&o));
+    assert!(
+        !o.status.success(),
+        "h1 reached h4 across VLANs:\n{}",
+        text(&o)
+    );
     let o = sh(&t.hosts[H1], "ping -6 -c 2 -i 0.3 -W 1 2001:2:0:10::4");
-    assert!(!o.status.success(), "h1 reached h4 across VLANs over IPv6:\n{}", text(&o));
+    assert!(
+        !o.status.success(),
+        "h1 reached h4 across VLANs over IPv6:\n{}",
+        text(&o)
+    );
     let (a, z, w) = (station(31), station(32), station(33));
     // VLAN 10 broadcast: trunk tagged 10, not h4.
     let b10 = frame([0xff; 6], a);
@@ -208,16 +293,39 @@ fn vlans_isolate_and_the_trunk_carries_both_with_their_tags() {
     let w_lines = table.lines().filter(|l| l.contains(&mac_text(w))).count();
     assert_eq!(w_lines, 2, "{table}");
     // VLAN 30 is not on the trunk; untagged frames have no VLAN there.
-    let seen = deliver(&t, TRUNK, &tag(&frame([0xff; 6], station(34)), 30), &[H1, H4], NOT_SEEN);
+    let seen = deliver(
+        &t,
+        TRUNK,
+        &tag(&frame([0xff; 6], station(34)), 30),
+        &[H1, H4],
+        NOT_SEEN,
+    );
     assert!(seen.iter().all(Vec::is_empty));
-    let seen = deliver(&t, TRUNK, &frame([0xff; 6], station(35)), &[H1, H4], NOT_SEEN);
+    let seen = deliver(
+        &t,
+        TRUNK,
+        &frame([0xff; 6], station(35)),
+        &[H1, H4],
+        NOT_SEEN,
+    );
     assert!(seen.iter().all(Vec::is_empty));
     // A VLAN 20 tag on an access port of VLAN 10.
-    let seen = deliver(&t, H1, &tag(&frame([0xff; 6], station(36)), 20), &[H4, TRUNK], NOT_SEEN);
+    let seen = deliver(
+        &t,
+        H1,
+        &tag(&frame([0xff; 6], station(36)), 20),
+        &[H4, TRUNK],
+        NOT_SEEN,
+    );
     assert!(seen.iter().all(Vec::is_empty));
     let stats = e.ctl_ok(&["stats"]);
     let count = |name: &str| -> u64 {
-        stats.lines().find(|l| l.contains(name)).and_then(|l| l.split_whitespace().last()).and_then(|v| v.parse().ok()).unwrap_or(0)
+        stats
+            .lines()
+            .find(|l| l.contains(name))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
     };
     assert!(count("l2-vlan-not-allowed") >= 2, "{stats}");
     assert!(count("l2-untagged-on-trunk") >= 1, "{stats}");
@@ -233,8 +341,15 @@ impl Drop for Http {
 }
 
 fn sha256(path: &std::path::Path) -> String {
-    let o = Command::new("sha256sum").arg(path).output().expect("sha256sum");
-    String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap_or("").to_string()
+    let o = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
 }
 
 #[test]
@@ -244,11 +359,22 @@ fn tcp_transfer_across_the_switch() {
     let dir = e.dir.join("www");
     std::fs::create_dir_all(&dir).unwrap();
     let mut data = vec![0u8; 4 << 20];
-    std::fs::File::open("/dev/urandom").unwrap().read_exact(&mut data).unwrap();
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut data)
+        .unwrap();
     std::fs::write(dir.join("blob"), &data).unwrap();
     let srv = t.hosts[H2]
         .command("python3")
-        .args(["-m", "http.server", "8080", "--bind", "198.18.10.2", "--directory", dir.to_str().unwrap()])
+        .args([
+            "-m",
+            "http.server",
+            "8080",
+            "--bind",
+            "198.18.10.2",
+            "--directory",
+            dir.to_str().unwrap(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -266,7 +392,10 @@ fn tcp_transfer_across_the_switch() {
         .and_then(|l| l.split_whitespace().nth(6))
         .and_then(|v| v.parse().ok())
         .unwrap_or(u64::MAX);
-    assert!(p3_tx < 1_000_000, "p3 got {p3_tx} bytes of a 4 MB transfer between h1 and h2:\n{stats}");
+    assert!(
+        p3_tx < 1_000_000,
+        "p3 got {p3_tx} bytes of a 4 MB transfer between h1 and h2:\n{stats}"
+    );
 }
 
 /// Counters of a running engine, through the ctl protocol: (scope, name) → value.
@@ -289,10 +418,20 @@ fn counters(e: &Engine) -> std::collections::HashMap<(String, String), u64> {
 #[test]
 fn two_workers_share_one_mac_table() {
     let t = SwitchTopo::with_queues("sw2", 2).unwrap();
-    let e = start(&t, "sw2", |c| c.replace("cores = [1]", "cores = [0, 1]").replace("mode = \"switch\"", "mode = \"switch\"\nqueues = 2"));
+    let e = start(&t, "sw2", |c| {
+        c.replace("cores = [1]", "cores = [0, 1]")
+            .replace("mode = \"switch\"", "mode = \"switch\"\nqueues = 2")
+    });
     ok(&t.hosts[H2], "ping -c 1 -W 2 198.18.10.1", &e);
     let h1 = t.host_mac(H1);
-    let cap = capture(&t.hosts[H3], t.host_if(H3), h1, 1000, Duration::from_secs(4)).expect("capture");
+    let cap = capture(
+        &t.hosts[H3],
+        t.host_if(H3),
+        h1,
+        1000,
+        Duration::from_secs(4),
+    )
+    .expect("capture");
     let listener = t.hosts[H2]
         .command("python3")
         // SO_RCVBUFFORCE (33): a 4 MiB receive buffer, so a listener descheduled on a busy machine
@@ -303,21 +442,67 @@ fn two_workers_share_one_mac_table() {
         .expect("listener");
     let mut listener = listener;
     let mut ready = [0u8; 6];
-    listener.stdout.as_mut().unwrap().read_exact(&mut ready).unwrap();
+    listener
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut ready)
+        .unwrap();
     // A new socket per datagram: a new TX hash, so both veth queues (both workers) carry them.
     ok(&t.hosts[H1], "python3 -c \"import socket\nfor i in range(300):\n  s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n  s.sendto(b'x',('198.18.10.2',9999))\n  s.close()\"", &e);
     let out = listener.wait_with_output().unwrap();
-    let got: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
-    assert_eq!(got, 300, "datagrams lost; engine stats:\n{}", text(&e.ctl(&["stats"])));
-    let flooded = cap.finish().unwrap().iter().filter(|f| pktengine_tests::frames::ipv4_flow(f).is_some_and(|x| x.3 == 9999)).count();
+    let got: u32 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert_eq!(
+        got,
+        300,
+        "datagrams lost; engine stats:\n{}",
+        text(&e.ctl(&["stats"]))
+    );
+    let flooded = cap
+        .finish()
+        .unwrap()
+        .iter()
+        .filter(|f| pktengine_tests::frames::ipv4_flow(f).is_some_and(|x| x.3 == 9999))
+        .count();
     assert_eq!(flooded, 0, "h3 saw {flooded} datagrams of the h1→h2 stream");
     let c = counters(&e);
-    let input = |w: &str| c.get(&(w.to_string(), "stage l2-input".to_string())).copied().unwrap_or(0);
-    assert!(input("worker 0") > 0 && input("worker 1") > 0, "both workers switch: {} {}", input("worker 0"), input("worker 1"));
-    let learned: u64 = ["worker 0", "worker 1"].iter().map(|w| c.get(&(w.to_string(), "stage l2-learned".to_string())).copied().unwrap_or(0)).sum();
+    let input = |w: &str| {
+        c.get(&(w.to_string(), "stage l2-input".to_string()))
+            .copied()
+            .unwrap_or(0)
+    };
+    assert!(
+        input("worker 0") > 0 && input("worker 1") > 0,
+        "both workers switch: {} {}",
+        input("worker 0"),
+        input("worker 1")
+    );
+    let learned: u64 = ["worker 0", "worker 1"]
+        .iter()
+        .map(|w| {
+            c.get(&(w.to_string(), "stage l2-learned".to_string()))
+                .copied()
+                .unwrap_or(0)
+        })
+        .sum();
     let table = e.ctl_ok(&["mac", "show"]);
-    let keys: Vec<String> = table.lines().filter(|l| l.starts_with("br0 ")).map(|l| l.split(" port ").next().unwrap_or("").to_string()).collect();
+    let keys: Vec<String> = table
+        .lines()
+        .filter(|l| l.starts_with("br0 "))
+        .map(|l| l.split(" port ").next().unwrap_or("").to_string())
+        .collect();
     let unique: std::collections::BTreeSet<&String> = keys.iter().collect();
-    assert_eq!(unique.len(), keys.len(), "a station is stored twice:\n{table}");
-    assert_eq!(learned, keys.len() as u64, "each station learned exactly once, by one of the workers:\n{table}");
+    assert_eq!(
+        unique.len(),
+        keys.len(),
+        "a station is stored twice:\n{table}"
+    );
+    assert_eq!(
+        learned,
+        keys.len() as u64,
+        "each station learned exactly once, by one of the workers:\n{table}"
+    );
 }

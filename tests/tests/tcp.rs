@@ -35,8 +35,19 @@ fn start(t: &RouterTopo, tag: &str) -> Engine {
 }
 
 fn py(t: &RouterTopo, e: &Engine, code: &str) -> String {
-    let o = t.h1.command("timeout").args(["30", "python3", "-c", code]).stdin(Stdio::null()).output().expect("python3");
-    assert!(o.status.success(), "client failed:\n{}\nengine log:\n{}\nstats:\n{}", text(&o), e.log(), text(&e.ctl(&["stats"])));
+    let o =
+        t.h1.command("timeout")
+            .args(["30", "python3", "-c", code])
+            .stdin(Stdio::null())
+            .output()
+            .expect("python3");
+    assert!(
+        o.status.success(),
+        "client failed:\n{}\nengine log:\n{}\nstats:\n{}",
+        text(&o),
+        e.log(),
+        text(&e.ctl(&["stats"]))
+    );
     String::from_utf8_lossy(&o.stdout).to_string()
 }
 
@@ -70,7 +81,12 @@ fn echo_returns_a_mebibyte_byte_for_byte() {
     let t = RouterTopo::new("tce").unwrap();
     let e = start(&t, "tce");
     let out = py(&t, &e, &echo_mib("198.18.1.1", None));
-    assert_eq!(out.trim(), "1048576 True b''", "echo of 1 MiB (then a clean close):\n{out}\n{}", e.log());
+    assert_eq!(
+        out.trim(),
+        "1048576 True b''",
+        "echo of 1 MiB (then a clean close):\n{out}\n{}",
+        e.log()
+    );
 }
 
 #[test]
@@ -78,14 +94,33 @@ fn http_keep_alive_bulk_discard_and_reset() {
     let t = RouterTopo::new("tch").unwrap();
     let e = start(&t, "tch");
     // Two requests on one connection (curl reuses it), each answered with the body.
-    let o = t.h1.command("curl").args(["-sv", "-m", "10", "http://198.18.1.1/a", "http://198.18.1.1/b"]).output().expect("curl");
+    let o =
+        t.h1.command("curl")
+            .args([
+                "-sv",
+                "-m",
+                "10",
+                "http://198.18.1.1/a",
+                "http://198.18.1.1/b",
+            ])
+            .output()
+            .expect("curl");
     let body = String::from_utf8_lossy(&o.stdout);
     let log = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "curl: {log}\n{}", e.log());
-    assert_eq!(body, "hello from pktengine\nhello from pktengine\n", "{log}");
-    assert!(log.contains("Re-using existing") || log.contains("Reusing existing"), "keep-alive: the second request must reuse the connection:\n{log}");
+    assert_eq!(
+        body, "hello from pktengine\nhello from pktengine\n",
+        "{log}"
+    );
+    assert!(
+        log.contains("Re-using existing") || log.contains("Reusing existing"),
+        "keep-alive: the second request must reuse the connection:\n{log}"
+    );
     // Bulk: exactly the configured bytes, the engine's pattern, then EOF.
-    let out = py(&t, &e, r#"
+    let out = py(
+        &t,
+        &e,
+        r#"
 import socket
 s = socket.create_connection(("198.18.1.1", 5001), timeout=10)
 got = bytearray()
@@ -95,25 +130,34 @@ while True:
     got.extend(b)
 ok = all(got[i] == i % 251 for i in range(len(got)))
 print(len(got), ok)
-"#);
+"#,
+    );
     assert_eq!(out.trim(), "3000000 True", "bulk download:\n{out}");
     // Discard takes what it is sent and closes when the client does.
-    let out = py(&t, &e, r#"
+    let out = py(
+        &t,
+        &e,
+        r#"
 import socket
 s = socket.create_connection(("198.18.1.1", 9), timeout=10)
 s.sendall(b"x" * 200000)
 s.shutdown(socket.SHUT_WR)
 print(repr(s.recv(10)))
-"#);
+"#,
+    );
     assert_eq!(out.trim(), "b''", "discard closes after the client");
     // A port without an application answers the SYN with a RST.
-    let out = py(&t, &e, r#"
+    let out = py(
+        &t,
+        &e,
+        r#"
 import socket
 try:
     socket.create_connection(("198.18.1.1", 8), timeout=5); print("connected")
 except ConnectionRefusedError:
     print("refused")
-"#);
+"#,
+    );
     assert_eq!(out.trim(), "refused");
 }
 
@@ -123,7 +167,10 @@ except ConnectionRefusedError:
 fn syn_flood_then_a_real_client_connects_by_cookie() {
     let t = RouterTopo::new("tcf").unwrap();
     let e = start(&t, "tcf");
-    let out = py(&t, &e, r#"
+    let out = py(
+        &t,
+        &e,
+        r#"
 import socket, struct, random
 def csum(b):
     if len(b) % 2: b += b"\0"
@@ -150,8 +197,14 @@ while len(got) < 11000:
     if not b: break
     got += b
 print(len(got), got == b"still here " * 1000)
-"#);
-    assert_eq!(out.trim(), "11000 True", "the real client during the flood:\n{out}\n{}", e.log());
+"#,
+    );
+    assert_eq!(
+        out.trim(),
+        "11000 True",
+        "the real client during the flood:\n{out}\n{}",
+        e.log()
+    );
     let stats = e.ctl_ok(&["stats"]);
     let cookies: u64 = stats
         .lines()
@@ -159,7 +212,10 @@ print(len(got), got == b"still here " * 1000)
         .and_then(|l| l.split_whitespace().last())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    assert!(cookies > 1000, "the flood beyond the backlog was answered with cookies: {cookies}\n{stats}");
+    assert!(
+        cookies > 1000,
+        "the flood beyond the backlog was answered with cookies: {cookies}\n{stats}"
+    );
 }
 
 /// `[[udp]] app = "echo"`: datagrams to the port come back (IPv4 and IPv6,
@@ -169,9 +225,13 @@ print(len(got), got == b"still here " * 1000)
 fn udp_echo_on_the_engine_addresses() {
     let t = RouterTopo::new("tcu").unwrap();
     let dir = Engine::dir("tcu");
-    let cfg = t.config(&example("router.toml"), &dir.join("ctl.sock")) + "\n[[udp]]\napp = \"echo\"\nport = 7\n";
+    let cfg = t.config(&example("router.toml"), &dir.join("ctl.sock"))
+        + "\n[[udp]]\napp = \"echo\"\nport = 7\n";
     let e = Engine::start(&t.dut, &dir, &cfg, &[]).expect("engine start");
-    let out = py(&t, &e, r#"
+    let out = py(
+        &t,
+        &e,
+        r#"
 import socket, os
 res = []
 for fam, addr in ((socket.AF_INET, "198.18.1.1"), (socket.AF_INET6, "2001:2:0:1::1")):
@@ -196,10 +256,21 @@ except ConnectionRefusedError:
 except socket.timeout:
     res.append("silent")
 print(*res)
-"#);
-    assert_eq!(out.trim(), "4 4 refused", "UDP echo v4 and v6, and port unreachable elsewhere:\n{out}\n{}", e.log());
+"#,
+    );
+    assert_eq!(
+        out.trim(),
+        "4 4 refused",
+        "UDP echo v4 and v6, and port unreachable elsewhere:\n{out}\n{}",
+        e.log()
+    );
     let stats = e.ctl_ok(&["stats"]);
-    assert!(stats.lines().any(|l| l.trim_start().starts_with("udp-echo") && l.trim_end().ends_with(" 8")), "{stats}");
+    assert!(
+        stats
+            .lines()
+            .any(|l| l.trim_start().starts_with("udp-echo") && l.trim_end().ends_with(" 8")),
+        "{stats}"
+    );
 }
 
 /// The same apps over IPv6: echo of 1 MiB by hash and HTTP through curl,
@@ -209,9 +280,23 @@ fn echo_and_http_over_ipv6() {
     let t = RouterTopo::new("tc6").unwrap();
     let e = start(&t, "tc6");
     let out = py(&t, &e, &echo_mib("2001:2:0:1::1", Some(1440)));
-    assert_eq!(out.trim(), "1048576 True b'' True", "IPv6 echo of 1 MiB:\n{out}\n{}", e.log());
-    let o = t.h1.command("curl").args(["-s", "-g", "-m", "10", "http://[2001:2:0:1::1]/"]).output().expect("curl");
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "hello from pktengine\n", "{}", e.log());
+    assert_eq!(
+        out.trim(),
+        "1048576 True b'' True",
+        "IPv6 echo of 1 MiB:\n{out}\n{}",
+        e.log()
+    );
+    let o =
+        t.h1.command("curl")
+            .args(["-s", "-g", "-m", "10", "http://[2001:2:0:1::1]/"])
+            .output()
+            .expect("curl");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "hello from pktengine\n",
+        "{}",
+        e.log()
+    );
 }
 
 /// `ctl tcp show` lists every connection, the workers answering a slice of
@@ -221,7 +306,12 @@ fn tcp_show_lists_every_open_connection() {
     let t = RouterTopo::new("tcs").unwrap();
     let e = start(&t, "tcs");
     let log = Engine::dir("tcs-client").join("client.log");
-    let _client = Bg::spawn(&t.h1, log, &["-c", r#"
+    let _client = Bg::spawn(
+        &t.h1,
+        log,
+        &[
+            "-c",
+            r#"
 import socket, time
 socks = []
 for i in range(600):
@@ -231,9 +321,21 @@ for i in range(600):
     socks.append(s)
 print("ready", flush=True)
 time.sleep(60)
-"#]);
+"#,
+        ],
+    );
     let out = e.ctl_ok(&["tcp", "show"]);
-    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("198.18.1.1:7 198.18.1.2:") && l.contains(" Established ")).collect();
-    let peers: std::collections::BTreeSet<&str> = rows.iter().filter_map(|l| l.split_whitespace().nth(1)).collect();
-    assert_eq!((rows.len(), peers.len()), (600, 600), "each connection once:\n{out}");
+    let rows: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("198.18.1.1:7 198.18.1.2:") && l.contains(" Established "))
+        .collect();
+    let peers: std::collections::BTreeSet<&str> = rows
+        .iter()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(
+        (rows.len(), peers.len()),
+        (600, 600),
+        "each connection once:\n{out}"
+    );
 }

@@ -23,16 +23,33 @@ body = "hello from pktengine\n"
 
 fn start(t: &RouterTopo, tag: &str, cores: &str, extra: &str) -> Engine {
     let dir = Engine::dir(tag);
-    let cfg = t.config(&example("router.toml"), &dir.join("ctl.sock")).replace("cores = [1]", &format!("cores = {cores}"));
+    let cfg = t
+        .config(&example("router.toml"), &dir.join("ctl.sock"))
+        .replace("cores = [1]", &format!("cores = {cores}"));
     // One queue per worker on every port.
     let queues = cores.matches(',').count() + 1;
-    let cfg = cfg.replace("mode = \"router\"", &format!("mode = \"router\"\nqueues = {queues}")) + SERVERS + extra;
+    let cfg = cfg.replace(
+        "mode = \"router\"",
+        &format!("mode = \"router\"\nqueues = {queues}"),
+    ) + SERVERS
+        + extra;
     Engine::start(&t.dut, &dir, &cfg, &[]).expect("engine start")
 }
 
 fn py(t: &RouterTopo, e: &Engine, secs: u32, code: &str) -> String {
-    let o = t.h1.command("timeout").args([&secs.to_string(), "python3", "-c", code]).stdin(Stdio::null()).output().expect("python3");
-    assert!(o.status.success(), "client failed:\n{}\nengine log:\n{}\nstats:\n{}", text(&o), e.log(), text(&e.ctl(&["stats"])));
+    let o =
+        t.h1.command("timeout")
+            .args([&secs.to_string(), "python3", "-c", code])
+            .stdin(Stdio::null())
+            .output()
+            .expect("python3");
+    assert!(
+        o.status.success(),
+        "client failed:\n{}\nengine log:\n{}\nstats:\n{}",
+        text(&o),
+        e.log(),
+        text(&e.ctl(&["stats"]))
+    );
     String::from_utf8_lossy(&o.stdout).to_string()
 }
 
@@ -46,7 +63,9 @@ fn stat(e: &Engine, scope: &str, name: &str) -> u64 {
             .lines()
             .filter_map(|l| {
                 let mut w = l.split_whitespace();
-                (w.next()? == stage).then(|| w.next()?.parse::<u64>().ok()).flatten()
+                (w.next()? == stage)
+                    .then(|| w.next()?.parse::<u64>().ok())
+                    .flatten()
             })
             .sum();
     }
@@ -55,7 +74,9 @@ fn stat(e: &Engine, scope: &str, name: &str) -> u64 {
         .filter_map(|l| {
             let (_, fields) = l.split_once(": ")?;
             let w: Vec<&str> = fields.split_whitespace().collect();
-            w.chunks(2).find(|p| p[0] == name).and_then(|p| p.get(1)?.parse::<u64>().ok())
+            w.chunks(2)
+                .find(|p| p[0] == name)
+                .and_then(|p| p.get(1)?.parse::<u64>().ok())
         })
         .sum()
 }
@@ -105,7 +126,12 @@ fn echo_100_megabytes_both_ways_verified_by_hash() {
     let e = start(&t, "tie", "[1]", "");
     let out = py(&t, &e, 180, ECHO_100MB);
     let f: Vec<&str> = out.split_whitespace().collect();
-    assert_eq!(&f[..3], &["100000000", "True", "b''"], "echo of 100 MB (then a clean close):\n{out}\n{}", e.log());
+    assert_eq!(
+        &f[..3],
+        &["100000000", "True", "b''"],
+        "echo of 100 MB (then a clean close):\n{out}\n{}",
+        e.log()
+    );
     eprintln!("echo 100 MB both ways: {}", f[3..].join(" "));
     // The worker's CPU time (from /proc, read by the control thread) shows the work.
     let stats = e.ctl_ok(&["stats"]);
@@ -116,8 +142,15 @@ fn echo_100_megabytes_both_ways_verified_by_hash() {
         .and_then(|v| v.split('s').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
-    assert!(cpu > 0.2, "200 MB through the worker took CPU time: {cpu} s\n{stats}");
-    assert_eq!(wait_empty(&e, Duration::from_secs(5)), 0, "the connection is gone after the close");
+    assert!(
+        cpu > 0.2,
+        "200 MB through the worker took CPU time: {cpu} s\n{stats}"
+    );
+    assert_eq!(
+        wait_empty(&e, Duration::from_secs(5)),
+        0,
+        "the connection is gone after the close"
+    );
 }
 
 /// The same 100 MB through the engine's impairment stage: 1% of the frames
@@ -129,12 +162,27 @@ fn echo_100_megabytes_with_loss_and_reordering() {
     let e = start(&t, "til", "[1]", "\n[impair]\ndrop = 0.01\nreorder = 0.01\nseed = 7\nports = [\"lan\"]\ndirection = \"both\"\n");
     let out = py(&t, &e, 280, ECHO_100MB);
     let f: Vec<&str> = out.split_whitespace().collect();
-    assert_eq!(&f[..3], &["100000000", "True", "b''"], "echo of 100 MB through 1% loss and reordering:\n{out}\n{}", e.log());
+    assert_eq!(
+        &f[..3],
+        &["100000000", "True", "b''"],
+        "echo of 100 MB through 1% loss and reordering:\n{out}\n{}",
+        e.log()
+    );
     let stats = e.ctl_ok(&["stats"]);
     let dropped = e.drop_count("impair-drop");
-    assert!(dropped > 1000, "the stage did drop frames: {dropped}\n{stats}");
-    eprintln!("echo 100 MB both ways, 1% loss + 1% reorder: {} ({dropped} frames dropped)", f[3..].join(" "));
-    assert_eq!(wait_empty(&e, Duration::from_secs(5)), 0, "the connection is gone after the close");
+    assert!(
+        dropped > 1000,
+        "the stage did drop frames: {dropped}\n{stats}"
+    );
+    eprintln!(
+        "echo 100 MB both ways, 1% loss + 1% reorder: {} ({dropped} frames dropped)",
+        f[3..].join(" ")
+    );
+    assert_eq!(
+        wait_empty(&e, Duration::from_secs(5)),
+        0,
+        "the connection is gone after the close"
+    );
 }
 
 /// 1,000 connections open at once (more than the SYN backlog: some by
@@ -143,7 +191,11 @@ fn echo_100_megabytes_with_loss_and_reordering() {
 fn a_thousand_concurrent_connections() {
     let t = RouterTopo::new("tic").unwrap();
     let e = start(&t, "tic", "[1]", "");
-    let out = py(&t, &e, 120, r#"
+    let out = py(
+        &t,
+        &e,
+        120,
+        r#"
 import socket, selectors, resource
 resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
 N = 1000
@@ -177,8 +229,14 @@ while len([i for i in got if len(got[i]) >= len(want[i])]) < N and time.time() <
 ok = sum(1 for i in range(N) if got[i] == want[i])
 for s in socks: s.close()
 print(ok)
-"#);
-    assert_eq!(out.trim(), "1000", "every one of 1,000 concurrent connections echoed:\n{out}\n{}", e.log());
+"#,
+    );
+    assert_eq!(
+        out.trim(),
+        "1000",
+        "every one of 1,000 concurrent connections echoed:\n{out}\n{}",
+        e.log()
+    );
     assert!(stat(&e, "tcp worker", "accepted") >= 1000);
     assert_eq!(wait_empty(&e, Duration::from_secs(10)), 0, "all closed");
 }
@@ -188,7 +246,11 @@ print(ok)
 fn http_keep_alive_from_python() {
     let t = RouterTopo::new("tik").unwrap();
     let e = start(&t, "tik", "[1]", "");
-    let out = py(&t, &e, 60, r#"
+    let out = py(
+        &t,
+        &e,
+        60,
+        r#"
 import http.client
 c = http.client.HTTPConnection("198.18.1.1", 80, timeout=10)
 socks = set(); ok = 0
@@ -199,9 +261,14 @@ for i in range(200):
     socks.add(c.sock.getsockname())
     ok += (r.status == 200 and body == b"hello from pktengine\n" and r.getheader("Content-Length") == "21")
 print(ok, len(socks))
-"#);
+"#,
+    );
     assert_eq!(out.trim(), "200 1", "200 answers on one connection:\n{out}");
-    assert_eq!(stat(&e, "tcp worker", "accepted"), 1, "one connection accepted");
+    assert_eq!(
+        stat(&e, "tcp worker", "accepted"),
+        1,
+        "one connection accepted"
+    );
 }
 
 /// The kernel's servers in h2; the engine connects: uploads 20 MB (the
@@ -210,7 +277,12 @@ print(ok, len(socks))
 fn the_engine_as_a_client_of_kernel_servers() {
     let t = RouterTopo::new("tiq").unwrap();
     let dir = Engine::dir("tiq-srv");
-    let srv = Bg::spawn(&t.h2, dir.join("server.log"), &["-c", r#"
+    let srv = Bg::spawn(
+        &t.h2,
+        dir.join("server.log"),
+        &[
+            "-c",
+            r#"
 import socket, sys, threading
 N = 20 * 1000 * 1000
 def upload():
@@ -243,7 +315,9 @@ ts = [threading.Thread(target=upload), threading.Thread(target=download)]
 for x in ts: x.start()
 print("ready", flush=True)
 for x in ts: x.join()
-"#]);
+"#,
+        ],
+    );
     let e = start(
         &t,
         "tiq",
@@ -260,17 +334,24 @@ connect = "198.19.1.2:5002"
 "#,
     );
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !(srv.log().contains("upload") && e.log().matches("tcp client to").count() >= 2) && Instant::now() < deadline {
+    while !(srv.log().contains("upload") && e.log().matches("tcp client to").count() >= 2)
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(100));
     }
     let log = e.log();
-    assert!(srv.log().contains("upload 20000000 0"), "the server got all 20 MB, every byte right:\n{}\nengine:\n{log}", srv.log());
+    assert!(
+        srv.log().contains("upload 20000000 0"),
+        "the server got all 20 MB, every byte right:\n{}\nengine:\n{log}",
+        srv.log()
+    );
     assert!(
         log.contains("tcp client to 198.19.1.2:5001: done") && log.contains("sent 20000000 bytes"),
         "the engine reports the upload:\n{log}"
     );
     assert!(
-        log.contains("tcp client to 198.19.1.2:5002: done") && log.contains("received 20000000 bytes (0 pattern errors)"),
+        log.contains("tcp client to 198.19.1.2:5002: done")
+            && log.contains("received 20000000 bytes (0 pattern errors)"),
         "the engine downloaded 20 MB, every byte right:\n{log}\nserver:\n{}",
         srv.log()
     );
@@ -284,7 +365,12 @@ connect = "198.19.1.2:5002"
 fn two_workers_share_the_connections() {
     let t = RouterTopo::with_queues("tiw", 2).unwrap();
     let dir = Engine::dir("tiw-srv");
-    let srv = Bg::spawn(&t.h2, dir.join("server.log"), &["-c", r#"
+    let srv = Bg::spawn(
+        &t.h2,
+        dir.join("server.log"),
+        &[
+            "-c",
+            r#"
 import socket, sys, threading
 l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 l.bind(("198.19.1.2", 5001)); l.listen(64)
@@ -302,7 +388,9 @@ lock = threading.Lock()
 while True:
     c, a = l.accept()
     threading.Thread(target=one, args=(c,)).start()
-"#]);
+"#,
+        ],
+    );
     let e = start(
         &t,
         "tiw",
@@ -315,7 +403,11 @@ bytes = 1000000
 connections = 8
 "#,
     );
-    let out = py(&t, &e, 60, r#"
+    let out = py(
+        &t,
+        &e,
+        60,
+        r#"
 import socket, threading
 N = 64
 res = [None] * N
@@ -328,15 +420,36 @@ ts = [threading.Thread(target=one, args=(i,)) for i in range(N)]
 for x in ts: x.start()
 for x in ts: x.join()
 print(sum(1 for v in res if v))
-"#);
-    assert_eq!(out.trim(), "64", "every connection echoed with two workers:\n{out}\n{}", e.log());
+"#,
+    );
+    assert_eq!(
+        out.trim(),
+        "64",
+        "every connection echoed with two workers:\n{out}\n{}",
+        e.log()
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     while srv.log().matches("got 1000000").count() < 8 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(srv.log().matches("got 1000000").count(), 8, "eight client connections from both workers:\n{}\n{}", srv.log(), e.log());
-    let per_worker: Vec<u64> = (0..2).map(|w| stat(&e, &format!("tcp worker {w}:"), "accepted")).collect();
+    assert_eq!(
+        srv.log().matches("got 1000000").count(),
+        8,
+        "eight client connections from both workers:\n{}\n{}",
+        srv.log(),
+        e.log()
+    );
+    let per_worker: Vec<u64> = (0..2)
+        .map(|w| stat(&e, &format!("tcp worker {w}:"), "accepted"))
+        .collect();
     assert_eq!(per_worker.iter().sum::<u64>(), 64, "{per_worker:?}");
-    assert!(per_worker.iter().all(|&n| n > 0), "both workers own connections: {per_worker:?}\n{}", e.ctl_ok(&["stats"]));
-    assert!(stat(&e, "", "stage handoff") > 0, "segments that arrived on the other worker were handed over");
+    assert!(
+        per_worker.iter().all(|&n| n > 0),
+        "both workers own connections: {per_worker:?}\n{}",
+        e.ctl_ok(&["stats"])
+    );
+    assert!(
+        stat(&e, "", "stage handoff") > 0,
+        "segments that arrived on the other worker were handed over"
+    );
 }

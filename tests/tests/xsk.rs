@@ -19,7 +19,13 @@ const MARK: [u8; 6] = [0x02, 0x70, 0x6b, 0x74, 0x00, 0x01];
 const WAIT: Duration = Duration::from_secs(20);
 
 fn small_rings() -> XskConfig {
-    XskConfig { rx_size: 512, tx_size: 512, fill_size: 1024, comp_size: 512, ..XskConfig::default() }
+    XskConfig {
+        rx_size: 512,
+        tx_size: 512,
+        fill_size: 1024,
+        comp_size: 512,
+        ..XskConfig::default()
+    }
 }
 
 /// The engine side of a test: one UMEM, its sockets, the steering programs.
@@ -38,9 +44,18 @@ struct Got {
 
 impl Rig {
     fn new(frames: u32) -> Rig {
-        let umem = Umem::new(UmemConfig { frame_size: 2048, frame_count: frames, huge_pages: true, headroom: 0 })
-            .expect("UMEM");
-        Rig { umem, ports: Vec::new(), steers: Vec::new() }
+        let umem = Umem::new(UmemConfig {
+            frame_size: 2048,
+            frame_count: frames,
+            huge_pages: true,
+            headroom: 0,
+        })
+        .expect("UMEM");
+        Rig {
+            umem,
+            ports: Vec::new(),
+            steers: Vec::new(),
+        }
     }
 
     /// Binds a socket (call from inside the namespace).
@@ -90,7 +105,11 @@ impl Rig {
                     let bytes = self.umem.data(d).to_vec();
                     let k = keep(&bytes);
                     if k {
-                        got.push(Got { port: i, desc: *d, bytes });
+                        got.push(Got {
+                            port: i,
+                            desc: *d,
+                            bytes,
+                        });
                     }
                     if !(k && hold) {
                         self.umem.free(*d);
@@ -126,16 +145,28 @@ impl Rig {
             assert_eq!((l.tx, l.comp), (0, 0), "{}: {l}", p.name());
             on_rings += l.fill + l.rx;
         }
-        assert!(on_rings <= c.rx, "{on_rings} frames on fill/RX rings but the ledger has {c}");
+        assert!(
+            on_rings <= c.rx,
+            "{on_rings} frames on fill/RX rings but the ledger has {c}"
+        );
         for p in &self.ports {
             let s = p.stats();
-            assert_eq!(s.xdp.rx_invalid_descs + s.xdp.tx_invalid_descs, 0, "{}: {s}", p.name());
+            assert_eq!(
+                s.xdp.rx_invalid_descs + s.xdp.tx_invalid_descs,
+                0,
+                "{}: {s}",
+                p.name()
+            );
         }
         self.steers.clear();
         self.ports.clear();
         let back = self.umem.recover().expect("recover");
         let c = self.umem.check().unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(c.free, self.umem.frame_count(), "after closing ({back} recovered): {c}");
+        assert_eq!(
+            c.free,
+            self.umem.frame_count(),
+            "after closing ({back} recovered): {c}"
+        );
     }
 }
 
@@ -157,7 +188,13 @@ impl Net {
         veth.addr(&peer, &veth.b, "198.18.0.2/24").unwrap();
         let engine_mac = veth.mac(&engine, &veth.a).unwrap();
         let peer_mac = veth.mac(&peer, &veth.b).unwrap();
-        Net { engine, peer, veth, engine_mac, peer_mac }
+        Net {
+            engine,
+            peer,
+            veth,
+            engine_mac,
+            peer_mac,
+        }
     }
 
     fn e(&self) -> String {
@@ -170,15 +207,44 @@ impl Net {
 
     /// Static neighbours both ways: ARP goes to the engine in these tests.
     fn static_neighbours(&self) {
-        let mac = |m: [u8; 6]| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+        let mac = |m: [u8; 6]| {
+            m.iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":")
+        };
         self.peer
-            .ip(&["neigh", "replace", "198.18.0.1", "lladdr", &mac(self.engine_mac), "dev", &self.p()])
+            .ip(&[
+                "neigh",
+                "replace",
+                "198.18.0.1",
+                "lladdr",
+                &mac(self.engine_mac),
+                "dev",
+                &self.p(),
+            ])
             .unwrap();
         self.peer
-            .ip(&["neigh", "replace", "198.18.0.100", "lladdr", &mac(self.engine_mac), "dev", &self.p()])
+            .ip(&[
+                "neigh",
+                "replace",
+                "198.18.0.100",
+                "lladdr",
+                &mac(self.engine_mac),
+                "dev",
+                &self.p(),
+            ])
             .unwrap();
         self.engine
-            .ip(&["neigh", "replace", "198.18.0.2", "lladdr", &mac(self.peer_mac), "dev", &self.e()])
+            .ip(&[
+                "neigh",
+                "replace",
+                "198.18.0.2",
+                "lladdr",
+                &mac(self.peer_mac),
+                "dev",
+                &self.e(),
+            ])
             .unwrap();
     }
 }
@@ -205,8 +271,18 @@ fn rx_frames_arrive_byte_for_byte() {
         ping_frame(net.engine_mac, MARK, PEER_IP, ENGINE_IP, 0x77, 1),
     ];
     for i in 0..20u16 {
-        let payload: Vec<u8> = (0..(i as usize * 50)).map(|b| (b as u8) ^ (i as u8)).collect();
-        sent.push(udp_frame(net.engine_mac, MARK, PEER_IP, ENGINE_IP, 40000 + i, 9000, &payload));
+        let payload: Vec<u8> = (0..(i as usize * 50))
+            .map(|b| (b as u8) ^ (i as u8))
+            .collect();
+        sent.push(udp_frame(
+            net.engine_mac,
+            MARK,
+            PEER_IP,
+            ENGINE_IP,
+            40000 + i,
+            9000,
+            &payload,
+        ));
     }
     send_frames(&net.peer, &net.p(), &sent).unwrap();
     let got = rig.collect(sent.len(), |b| b.get(6..12) == Some(&MARK[..]), false);
@@ -220,10 +296,17 @@ fn rx_frames_arrive_byte_for_byte() {
     let peer_mac = net.peer_mac;
     let arp = rig.collect(
         1,
-        move |b| b.get(12..14) == Some(&[8, 6][..]) && b.get(6..12) == Some(&peer_mac[..]) && b.get(38..42) == Some(&ENGINE_IP.octets()[..]),
+        move |b| {
+            b.get(12..14) == Some(&[8, 6][..])
+                && b.get(6..12) == Some(&peer_mac[..])
+                && b.get(38..42) == Some(&ENGINE_IP.octets()[..])
+        },
         false,
     );
-    assert!(!arp.is_empty(), "the kernel's ARP request reaches the socket");
+    assert!(
+        !arp.is_empty(),
+        "the kernel's ARP request reaches the socket"
+    );
     let c = rig.steers[0].counters().unwrap();
     assert!(c.packets(Verdict::ToEngine) > sent.len() as u64, "{c}");
     assert_eq!(rig.ports[0].stats().xdp.rx_invalid_descs, 0);
@@ -242,14 +325,27 @@ fn tx_frames_arrive_in_namespace() {
     });
     let frames: Vec<Vec<u8>> = (0..150u16)
         .map(|i| {
-            let payload: Vec<u8> = (0..(18 + i as usize * 9)).map(|b| (b as u8).wrapping_add(i as u8)).collect();
-            udp_frame(net.peer_mac, MARK, ENGINE_IP, PEER_IP, 5000, 6000 + i, &payload)
+            let payload: Vec<u8> = (0..(18 + i as usize * 9))
+                .map(|b| (b as u8).wrapping_add(i as u8))
+                .collect();
+            udp_frame(
+                net.peer_mac,
+                MARK,
+                ENGINE_IP,
+                PEER_IP,
+                5000,
+                6000 + i,
+                &payload,
+            )
         })
         .collect();
     let cap = capture(&net.peer, &net.p(), MARK, frames.len(), WAIT).unwrap();
     // More than one burst, and more than the 32 frames the kernel sends per
     // wakeup in copy mode.
-    let mut pending: Vec<Desc> = frames.iter().map(|f| rig.umem.alloc_with(f).unwrap()).collect();
+    let mut pending: Vec<Desc> = frames
+        .iter()
+        .map(|f| rig.umem.alloc_with(f).unwrap())
+        .collect();
     let deadline = Instant::now() + WAIT;
     while !pending.is_empty() && Instant::now() < deadline {
         let take = pending.len().min(BURST);
@@ -276,8 +372,12 @@ fn tx_frames_arrive_in_namespace() {
 fn pass_rules_keep_host_services() {
     let net = Net::new("pass", 1);
     net.static_neighbours();
-    net.engine.ip(&["addr", "add", "198.18.0.100/32", "dev", &net.e()]).unwrap();
-    net.peer.ip(&["addr", "add", "198.18.0.3/32", "dev", &net.p()]).unwrap();
+    net.engine
+        .ip(&["addr", "add", "198.18.0.100/32", "dev", &net.e()])
+        .unwrap();
+    net.peer
+        .ip(&["addr", "add", "198.18.0.3/32", "dev", &net.p()])
+        .unwrap();
     let e = net.e();
     let (mut rig, udp, tcp) = net.engine.run(|| {
         let mut rig = Rig::new(2048);
@@ -286,13 +386,20 @@ fn pass_rules_keep_host_services() {
         let st = &mut rig.steers[i];
         st.pass_l4_port(L4Proto::Udp, 7777, true).unwrap();
         st.pass_l4_port(L4Proto::Tcp, 2222, true).unwrap();
-        st.pass_dst_prefix("198.18.0.100".parse().unwrap(), 32, true).unwrap();
-        st.drop_src_prefix("198.18.0.3".parse().unwrap(), 32, true).unwrap();
+        st.pass_dst_prefix("198.18.0.100".parse().unwrap(), 32, true)
+            .unwrap();
+        st.drop_src_prefix("198.18.0.3".parse().unwrap(), 32, true)
+            .unwrap();
         rig.refill_all();
-        (rig, UdpSocket::bind("198.18.0.1:7777").unwrap(), TcpListener::bind("198.18.0.1:2222").unwrap())
+        (
+            rig,
+            UdpSocket::bind("198.18.0.1:7777").unwrap(),
+            TcpListener::bind("198.18.0.1:2222").unwrap(),
+        )
     });
     // Kernel services: a UDP echo and a TCP banner.
-    udp.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    udp.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop2 = stop.clone();
     let echo = std::thread::spawn(move || {
@@ -320,7 +427,10 @@ fn pass_rules_keep_host_services() {
         )
         .is_ok()
     };
-    assert!(udp_ask("198.18.0.2", 7777), "the kernel's UDP service answers through the pass rule");
+    assert!(
+        udp_ask("198.18.0.2", 7777),
+        "the kernel's UDP service answers through the pass rule"
+    );
     let tcp_ok = net
         .peer
         .exec(
@@ -328,16 +438,35 @@ fn pass_rules_keep_host_services() {
             &["-c", "import socket\ns=socket.create_connection(('198.18.0.1',2222),timeout=5)\nassert s.recv(100).startswith(b'SSH-2.0')"],
         )
         .is_ok();
-    assert!(tcp_ok, "the kernel's TCP service (SSH-like) works through the pass rule");
+    assert!(
+        tcp_ok,
+        "the kernel's TCP service (SSH-like) works through the pass rule"
+    );
     // The destination-prefix rule lets the kernel answer pings to .100, not to .1.
-    assert!(net.peer.exec("ping", &["-c", "1", "-W", "2", "198.18.0.100"]).is_ok(), "pass by destination");
+    assert!(
+        net.peer
+            .exec("ping", &["-c", "1", "-W", "2", "198.18.0.100"])
+            .is_ok(),
+        "pass by destination"
+    );
     // Other ports go to the engine: no answer from the kernel, the socket sees them.
-    assert!(!udp_ask("198.18.0.2", 7778), "no kernel answer on other ports");
+    assert!(
+        !udp_ask("198.18.0.2", 7778),
+        "no kernel answer on other ports"
+    );
     let got = rig.collect(1, |b| ipv4_flow(b).is_some_and(|f| f.3 == 7778), false);
     assert!(!got.is_empty(), "other UDP reaches the engine socket");
-    assert!(net.peer.exec("ping", &["-c", "1", "-W", "1", "198.18.0.1"]).is_err(), "ping to .1 goes to the engine");
+    assert!(
+        net.peer
+            .exec("ping", &["-c", "1", "-W", "1", "198.18.0.1"])
+            .is_err(),
+        "ping to .1 goes to the engine"
+    );
     // The blocklisted source gets nothing, even on the pass port.
-    assert!(!udp_ask("198.18.0.3", 7777), "blocklisted source is dropped");
+    assert!(
+        !udp_ask("198.18.0.3", 7777),
+        "blocklisted source is dropped"
+    );
     let c = rig.steers[0].counters().unwrap();
     assert!(c.packets(Verdict::PassL4Port) >= 4, "{c}"); // UDP request + TCP handshake and data
     assert!(c.packets(Verdict::PassDstPrefix) >= 1, "{c}");
@@ -354,7 +483,12 @@ fn pass_rules_keep_host_services() {
 #[test]
 fn sigkill_detaches_program() {
     let net = Net::new("kill", 1);
-    assert!(net.peer.exec("ping", &["-c", "1", "-W", "2", "198.18.0.1"]).is_ok(), "baseline");
+    assert!(
+        net.peer
+            .exec("ping", &["-c", "1", "-W", "2", "198.18.0.1"])
+            .is_ok(),
+        "baseline"
+    );
     net.peer.ip(&["neigh", "flush", "dev", &net.p()]).unwrap();
     let mut child = net
         .engine
@@ -365,19 +499,37 @@ fn sigkill_detaches_program() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    assert!(line.starts_with("ready driver copy"), "helper says {line:?}");
-    assert!(has_xdp(&net.engine, &net.e()), "program attached while the engine runs");
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("ready driver copy"),
+        "helper says {line:?}"
+    );
+    assert!(
+        has_xdp(&net.engine, &net.e()),
+        "program attached while the engine runs"
+    );
     // While it runs, ARP and ICMP go to the engine: the kernel does not answer.
-    assert!(net.peer.exec("ping", &["-c", "1", "-W", "1", "198.18.0.1"]).is_err());
+    assert!(net
+        .peer
+        .exec("ping", &["-c", "1", "-W", "1", "198.18.0.1"])
+        .is_err());
     child.kill().unwrap(); // SIGKILL, our own child
     child.wait().unwrap();
     let deadline = Instant::now() + WAIT;
     while has_xdp(&net.engine, &net.e()) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(!has_xdp(&net.engine, &net.e()), "no XDP program left after SIGKILL");
-    let flows = (0..5).any(|_| net.peer.exec("ping", &["-c", "1", "-W", "2", "198.18.0.1"]).is_ok());
+    assert!(
+        !has_xdp(&net.engine, &net.e()),
+        "no XDP program left after SIGKILL"
+    );
+    let flows = (0..5).any(|_| {
+        net.peer
+            .exec("ping", &["-c", "1", "-W", "2", "198.18.0.1"])
+            .is_ok()
+    });
     assert!(flows, "kernel traffic flows again");
 }
 
@@ -407,7 +559,10 @@ fn two_queues_both_received() {
             per_port[g.port] += 1;
         }
     }
-    assert!(per_port[0] > 0 && per_port[1] > 0, "frames on both queues: {per_port:?}");
+    assert!(
+        per_port[0] > 0 && per_port[1] > 0,
+        "frames on both queues: {per_port:?}"
+    );
     rig.finish();
 }
 
@@ -431,24 +586,54 @@ fn two_sockets_one_queue_split_by_symmetric_hash() {
     let (x, y) = (PEER_IP, ENGINE_IP);
     let mut frames = Vec::new();
     for i in 0..32u16 {
-        frames.push(udp_frame(net.engine_mac, MARK, x, y, 1000 + i, 2000, b"fwd"));
-        frames.push(udp_frame(net.engine_mac, MARK, y, x, 2000, 1000 + i, b"rev"));
+        frames.push(udp_frame(
+            net.engine_mac,
+            MARK,
+            x,
+            y,
+            1000 + i,
+            2000,
+            b"fwd",
+        ));
+        frames.push(udp_frame(
+            net.engine_mac,
+            MARK,
+            y,
+            x,
+            2000,
+            1000 + i,
+            b"rev",
+        ));
     }
-    let predicted: Vec<u32> =
-        (0..32u16).map(|i| steer::socket_slot(steer::flow_hash_v4(x, y, 1000 + i, 2000, 17), 2)).collect();
-    assert!(predicted.contains(&0) && predicted.contains(&1), "the chosen flows use both sockets");
+    let predicted: Vec<u32> = (0..32u16)
+        .map(|i| steer::socket_slot(steer::flow_hash_v4(x, y, 1000 + i, 2000, 17), 2))
+        .collect();
+    assert!(
+        predicted.contains(&0) && predicted.contains(&1),
+        "the chosen flows use both sockets"
+    );
     send_frames(&net.peer, &net.p(), &frames).unwrap();
     let got = rig.collect(frames.len(), |b| b.get(6..12) == Some(&MARK[..]), false);
     assert_eq!(got.len(), frames.len());
     let mut seen = [[None::<usize>; 2]; 32];
     for g in &got {
         let (s, _, sp, dp, _) = ipv4_flow(&g.bytes).unwrap();
-        let (flow, dir) = if s == x { ((sp - 1000) as usize, 0) } else { ((dp - 1000) as usize, 1) };
+        let (flow, dir) = if s == x {
+            ((sp - 1000) as usize, 0)
+        } else {
+            ((dp - 1000) as usize, 1)
+        };
         seen[flow][dir] = Some(g.port);
-        assert_eq!(g.port as u32, predicted[flow], "flow {flow} direction {dir} on the predicted socket");
+        assert_eq!(
+            g.port as u32, predicted[flow],
+            "flow {flow} direction {dir} on the predicted socket"
+        );
     }
     for (flow, dirs) in seen.iter().enumerate() {
-        assert!(dirs[0].is_some() && dirs[0] == dirs[1], "flow {flow}: both directions on one socket: {dirs:?}");
+        assert!(
+            dirs[0].is_some() && dirs[0] == dirs[1],
+            "flow {flow}: both directions on one socket: {dirs:?}"
+        );
     }
     rig.finish();
 }
@@ -465,20 +650,36 @@ fn shared_umem_forward_keeps_address() {
         let mut rig = Rig::new(2048);
         let a = rig.bind(&ea, 0);
         let b = rig.bind(&eb, 0);
-        assert!(rig.ports[b].owns_fill_ring(), "another interface: own fill and completion rings");
+        assert!(
+            rig.ports[b].owns_fill_ring(),
+            "another interface: own fill and completion rings"
+        );
         rig.steer(&ea, &[(0, &[a])]);
         rig.refill_all();
         rig
     });
     let frames: Vec<Vec<u8>> = (0..40u16)
-        .map(|i| udp_frame([0x02, 0, 0, 0, 0, 0xbb], MARK, PEER_IP, Ipv4Addr::new(198, 19, 0, 1), 3000 + i, 4000, &[i as u8; 100]))
+        .map(|i| {
+            udp_frame(
+                [0x02, 0, 0, 0, 0, 0xbb],
+                MARK,
+                PEER_IP,
+                Ipv4Addr::new(198, 19, 0, 1),
+                3000 + i,
+                4000,
+                &[i as u8; 100],
+            )
+        })
         .collect();
     let cap = capture(&net.peer, &vb.b.name, MARK, frames.len(), WAIT).unwrap();
     send_frames(&net.peer, &net.p(), &frames).unwrap();
     let got = rig.collect(frames.len(), |b| b.get(6..12) == Some(&MARK[..]), true);
     assert_eq!(got.len(), frames.len());
     assert!(got.iter().all(|g| g.port == 0));
-    let rx_addrs: std::collections::BTreeSet<u64> = got.iter().map(|g| rig.umem.frame_base(g.desc.addr)).collect();
+    let rx_addrs: std::collections::BTreeSet<u64> = got
+        .iter()
+        .map(|g| rig.umem.frame_base(g.desc.addr))
+        .collect();
     let descs: Vec<Desc> = got.iter().map(|g| g.desc).collect();
     let mut off = 0;
     let deadline = Instant::now() + WAIT;
@@ -490,7 +691,9 @@ fn shared_umem_forward_keeps_address() {
     // Exactly the frames received on A are now with the kernel for transmit on B...
     let state = |rig: &Rig, a: u64| rig.umem.ledger().state(rig.umem.frame_index(a));
     assert_eq!(rig.umem.counts().tx as usize, descs.len());
-    assert!(rx_addrs.iter().all(|a| state(&rig, *a) == Some(FrameState::Tx)));
+    assert!(rx_addrs
+        .iter()
+        .all(|a| state(&rig, *a) == Some(FrameState::Tx)));
     // ...and B's completions return exactly those frames.
     let deadline = Instant::now() + WAIT;
     while rig.umem.counts().tx > 0 && Instant::now() < deadline {
@@ -500,7 +703,12 @@ fn shared_umem_forward_keeps_address() {
         }
     }
     assert_eq!(rig.ports[1].stats().completed as usize, descs.len());
-    assert!(rx_addrs.iter().all(|a| state(&rig, *a) == Some(FrameState::Free)), "completed at the addresses received at");
+    assert!(
+        rx_addrs
+            .iter()
+            .all(|a| state(&rig, *a) == Some(FrameState::Free)),
+        "completed at the addresses received at"
+    );
     let out = cap.finish().unwrap();
     assert_eq!(out, frames, "forwarded frames arrive intact");
     rig.finish();
@@ -519,8 +727,19 @@ fn xdp_statistics_count_fill_ring_empty() {
         rig.steer(&e, &[(0, &[s])]);
         rig // no refill
     });
-    let frames: Vec<Vec<u8>> =
-        (0..10u16).map(|i| udp_frame(net.engine_mac, MARK, PEER_IP, ENGINE_IP, 100 + i, 9, b"drop me")).collect();
+    let frames: Vec<Vec<u8>> = (0..10u16)
+        .map(|i| {
+            udp_frame(
+                net.engine_mac,
+                MARK,
+                PEER_IP,
+                ENGINE_IP,
+                100 + i,
+                9,
+                b"drop me",
+            )
+        })
+        .collect();
     send_frames(&net.peer, &net.p(), &frames).unwrap();
     let deadline = Instant::now() + WAIT;
     let mut s = rig.ports[0].stats();
@@ -550,7 +769,10 @@ fn generic_mode_attach_steers_too() {
         let mut st = Steering::load().unwrap();
         st.set_queue_sockets(0, &[rig.ports[s].raw_fd()]).unwrap();
         let idx = engine::xsk::socket::ifindex(&e).unwrap();
-        assert_eq!(st.attach(idx, AttachMode::Generic).unwrap(), XdpMode::Generic);
+        assert_eq!(
+            st.attach(idx, AttachMode::Generic).unwrap(),
+            XdpMode::Generic
+        );
         assert_eq!(st.mode(), Some(XdpMode::Generic));
         rig.steers.push(st);
         rig.refill_all();
@@ -558,8 +780,19 @@ fn generic_mode_attach_steers_too() {
     });
     let out = net.engine.ip(&["link", "show", "dev", &net.e()]).unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("xdpgeneric"));
-    let frames: Vec<Vec<u8>> =
-        (0..8u16).map(|i| udp_frame(net.engine_mac, MARK, PEER_IP, ENGINE_IP, 200 + i, 9, b"generic")).collect();
+    let frames: Vec<Vec<u8>> = (0..8u16)
+        .map(|i| {
+            udp_frame(
+                net.engine_mac,
+                MARK,
+                PEER_IP,
+                ENGINE_IP,
+                200 + i,
+                9,
+                b"generic",
+            )
+        })
+        .collect();
     send_frames(&net.peer, &net.p(), &frames).unwrap();
     let got = rig.collect(frames.len(), |b| b.get(6..12) == Some(&MARK[..]), false);
     assert_eq!(got.len(), frames.len());
@@ -567,6 +800,9 @@ fn generic_mode_attach_steers_too() {
         assert_eq!(&g.bytes, f);
     }
     rig.steers[0].detach();
-    assert!(!has_xdp(&net.engine, &net.e()), "detach removes the program");
+    assert!(
+        !has_xdp(&net.engine, &net.e()),
+        "detach removes the program"
+    );
     rig.finish();
 }

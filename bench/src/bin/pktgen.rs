@@ -144,18 +144,44 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Send {
-            iface, queue, src_mac, dst_mac, src_ip, dst_ip, sport, dport, proto, size, rate, duration, count,
-            no_udp_checksum, frames, json,
+            iface,
+            queue,
+            src_mac,
+            dst_mac,
+            src_ip,
+            dst_ip,
+            sport,
+            dport,
+            proto,
+            size,
+            rate,
+            duration,
+            count,
+            no_udp_checksum,
+            frames,
+            json,
         } => (|| -> Result<(), Box<dyn std::error::Error>> {
             let rate = if rate == "max" {
                 None
             } else {
-                Some(rate.parse::<f64>().map_err(|_| format!("rate {rate:?} (packets per second or max)"))?)
+                Some(
+                    rate.parse::<f64>()
+                        .map_err(|_| format!("rate {rate:?} (packets per second or max)"))?,
+                )
             };
             if duration.is_none() && count.is_none() {
                 return Err("give --duration or --count".into());
             }
-            let spec = TrafficSpec { src_mac, dst_mac, src_ip, dst_ip, sport, dport, proto, size };
+            let spec = TrafficSpec {
+                src_mac,
+                dst_mac,
+                src_ip,
+                dst_ip,
+                sport,
+                dport,
+                proto,
+                size,
+            };
             spec.validate()?;
             let cfg = SendConfig {
                 iface,
@@ -184,7 +210,16 @@ fn main() -> ExitCode {
             }
             Ok(())
         })(),
-        Cmd::Sink { iface, queue, duration, expect, idle, frames, capture_all, json } => (|| -> Result<(), Box<dyn std::error::Error>> {
+        Cmd::Sink {
+            iface,
+            queue,
+            duration,
+            expect,
+            idle,
+            frames,
+            capture_all,
+            json,
+        } => (|| -> Result<(), Box<dyn std::error::Error>> {
             let cfg = SinkConfig {
                 iface,
                 queue,

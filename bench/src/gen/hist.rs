@@ -65,7 +65,13 @@ pub fn bucket_high(b: usize) -> u64 {
 impl Histogram {
     /// An empty histogram.
     pub fn new() -> Self {
-        Histogram { counts: Box::new([0; BUCKETS]), total: 0, min: u64::MAX, max: 0, sum: 0 }
+        Histogram {
+            counts: Box::new([0; BUCKETS]),
+            total: 0,
+            min: u64::MAX,
+            max: 0,
+            sum: 0,
+        }
     }
 
     /// Records one value.

@@ -24,7 +24,10 @@ pub mod track;
 /// run on one machine, so their clocks agree.
 #[inline]
 pub fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes one timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -43,7 +46,8 @@ pub fn bind_retry(
     loop {
         match engine::xsk::XskPort::bind(umem, iface, queue, cfg) {
             Err(engine::xsk::XskError::Io(_, e))
-                if e.raw_os_error() == Some(libc::EBUSY) && std::time::Instant::now() < deadline =>
+                if e.raw_os_error() == Some(libc::EBUSY)
+                    && std::time::Instant::now() < deadline =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }

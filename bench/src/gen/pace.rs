@@ -15,7 +15,11 @@ pub struct Pacer {
 impl Pacer {
     /// Starts at `start_ns`.
     pub fn new(start_ns: u64, rate: Option<f64>) -> Pacer {
-        Pacer { start_ns, rate: rate.filter(|r| *r > 0.0), sent: 0 }
+        Pacer {
+            start_ns,
+            rate: rate.filter(|r| *r > 0.0),
+            sent: 0,
+        }
     }
 
     /// How many packets (at most `max`) may go at `now_ns`.

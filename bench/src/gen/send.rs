@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use engine::xsk::{BindMode, Desc, Port, Umem, UmemConfig, XskConfig, BURST};
 
+use super::now_ns;
 use super::pace::Pacer;
 use super::spec::{TrafficSpec, FCS};
 use super::template::Templates;
-use super::now_ns;
 
 /// What to send, where, how long.
 #[derive(Clone, Debug)]
@@ -69,7 +69,12 @@ impl SendReport {
 pub fn run(cfg: &SendConfig) -> Result<SendReport, Box<dyn std::error::Error>> {
     let templates = Templates::build(&cfg.spec, cfg.udp4_no_checksum)?;
     let nflows = cfg.spec.flow_count();
-    let mut umem = Umem::new(UmemConfig { frame_size: 2048, frame_count: cfg.frames, huge_pages: true, headroom: 0 })?;
+    let mut umem = Umem::new(UmemConfig {
+        frame_size: 2048,
+        frame_count: cfg.frames,
+        huge_pages: true,
+        headroom: 0,
+    })?;
     let ring = cfg.frames.next_power_of_two().min(4096);
     let xcfg = XskConfig {
         rx_size: 64,
@@ -90,7 +95,9 @@ pub fn run(cfg: &SendConfig) -> Result<SendReport, Box<dyn std::error::Error>> {
     let mut bytes: u64 = 0;
     let limit = cfg.count.unwrap_or(u64::MAX);
     let start = now_ns();
-    let end = cfg.duration.map_or(u64::MAX, |d| start + d.as_nanos() as u64);
+    let end = cfg
+        .duration
+        .map_or(u64::MAX, |d| start + d.as_nanos() as u64);
     let mut pacer = Pacer::new(start, cfg.rate);
     let mut size_k = 0u64; // per-round index for the size pattern
 
@@ -109,7 +116,9 @@ pub fn run(cfg: &SendConfig) -> Result<SendReport, Box<dyn std::error::Error>> {
         if now >= end || k >= limit {
             break;
         }
-        let due = pacer.due(now, BURST).min((limit - k).min(BURST as u64) as usize);
+        let due = pacer
+            .due(now, BURST)
+            .min((limit - k).min(BURST as u64) as usize);
         if due == 0 {
             port.wake();
             let w = pacer.wait_ns(now);
@@ -134,7 +143,9 @@ pub fn run(cfg: &SendConfig) -> Result<SendReport, Box<dyn std::error::Error>> {
                 size_k += 1;
             }
             let si = cfg.spec.size.pick(size_k);
-            let Some(t) = templates.get(flow, si) else { continue };
+            let Some(t) = templates.get(flow, si) else {
+                continue;
+            };
             let buf = umem.buf_mut(d);
             let len = t.bytes.len();
             if let Some(dst) = buf.get_mut(..len) {

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine::steer::{AttachMode, Steering};
-use engine::xsk::{socket::ifindex, BindMode, Desc, Port, Umem, UmemConfig, XskConfig, XdpStatistics, BURST};
+use engine::xsk::{
+    socket::ifindex, BindMode, Desc, Port, Umem, UmemConfig, XdpStatistics, XskConfig, BURST,
+};
 
 use super::hist::Histogram;
 use super::now_ns;
@@ -74,7 +76,9 @@ pub struct SinkReport {
 impl SinkReport {
     /// Sum over flows: (lost, reordered, duplicates).
     pub fn totals(&self) -> (u64, u64, u64) {
-        self.flows.iter().fold((0, 0, 0), |(l, r, d), f| (l + f.lost(), r + f.reordered, d + f.duplicates))
+        self.flows.iter().fold((0, 0, 0), |(l, r, d), f| {
+            (l + f.lost(), r + f.reordered, d + f.duplicates)
+        })
     }
 
     /// pktgen frames per second over the span.
@@ -89,7 +93,12 @@ impl SinkReport {
 
 /// Runs the sink; prints `ready` to stderr once frames can arrive.
 pub fn run(cfg: &SinkConfig) -> Result<SinkReport, Box<dyn std::error::Error>> {
-    let mut umem = Umem::new(UmemConfig { frame_size: 2048, frame_count: cfg.frames, huge_pages: true, headroom: 0 })?;
+    let mut umem = Umem::new(UmemConfig {
+        frame_size: 2048,
+        frame_count: cfg.frames,
+        huge_pages: true,
+        headroom: 0,
+    })?;
     let ring = (cfg.frames / 2).next_power_of_two().min(8192);
     let xcfg = XskConfig {
         rx_size: ring,
@@ -111,11 +120,17 @@ pub fn run(cfg: &SinkConfig) -> Result<SinkReport, Box<dyn std::error::Error>> {
     if let Some(r) = &cfg.ready {
         r.store(true, Ordering::Release);
     }
-    eprintln!("pktgen sink: ready on {}/q{} (XDP {mode}, {})", cfg.iface, cfg.queue, port.mode());
+    eprintln!(
+        "pktgen sink: ready on {}/q{} (XDP {mode}, {})",
+        cfg.iface,
+        cfg.queue,
+        port.mode()
+    );
 
     let mut flows = vec![FlowStats::default(); MAX_FLOWS];
     let mut hist = Histogram::new();
-    let (mut packets, mut bytes, mut foreign, mut negative, mut bad_ip) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut packets, mut bytes, mut foreign, mut negative, mut bad_ip) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
     let (mut first, mut last) = (0u64, 0u64);
     let mut descs = [Desc::default(); BURST];
     let start = now_ns();
@@ -128,7 +143,10 @@ pub fn run(cfg: &SinkConfig) -> Result<SinkReport, Box<dyn std::error::Error>> {
         if n == 0 {
             port.refill(&mut umem, ring as usize);
             port.wake();
-            if now >= end || packets >= expect || idle.is_some_and(|i| packets > 0 && now - last > i) {
+            if now >= end
+                || packets >= expect
+                || idle.is_some_and(|i| packets > 0 && now - last > i)
+            {
                 break;
             }
             let _ = port.wait_rx(Duration::from_millis(1));

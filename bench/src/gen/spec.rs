@@ -70,8 +70,14 @@ impl FromStr for IpRange {
     fn from_str(s: &str) -> Result<Self, SpecError> {
         // IPv6 addresses contain no '-', so the first '-' splits.
         let (a, b) = s.split_once('-').unwrap_or((s, s));
-        let first: IpAddr = a.trim().parse().map_err(|_| SpecError(format!("bad address {a:?}")))?;
-        let last: IpAddr = b.trim().parse().map_err(|_| SpecError(format!("bad address {b:?}")))?;
+        let first: IpAddr = a
+            .trim()
+            .parse()
+            .map_err(|_| SpecError(format!("bad address {a:?}")))?;
+        let last: IpAddr = b
+            .trim()
+            .parse()
+            .map_err(|_| SpecError(format!("bad address {b:?}")))?;
         if first.is_ipv4() != last.is_ipv4() {
             return err(format!("{s}: mixed address families"));
         }
@@ -83,7 +89,10 @@ impl FromStr for IpRange {
         if count > MAX_FLOWS as u128 {
             return err(format!("{s}: {count} addresses (at most {MAX_FLOWS})"));
         }
-        Ok(IpRange { first, count: count as u32 })
+        Ok(IpRange {
+            first,
+            count: count as u32,
+        })
     }
 }
 
@@ -117,7 +126,11 @@ impl FromStr for PortRange {
     type Err = SpecError;
     fn from_str(s: &str) -> Result<Self, SpecError> {
         let (a, b) = s.split_once('-').unwrap_or((s, s));
-        let p = |x: &str| x.trim().parse::<u16>().map_err(|_| SpecError(format!("bad port {x:?}")));
+        let p = |x: &str| {
+            x.trim()
+                .parse::<u16>()
+                .map_err(|_| SpecError(format!("bad port {x:?}")))
+        };
         let (first, last) = (p(a)?, p(b)?);
         if last < first || first == 0 {
             return err(format!("{s}: empty range or port 0"));
@@ -196,7 +209,13 @@ impl SizeSpec {
     pub fn average(&self) -> f64 {
         match self {
             SizeSpec::Fixed(s) => *s as f64,
-            SizeSpec::Imix => IMIX_CYCLE.iter().map(|i| IMIX_SIZES[*i as usize] as f64).sum::<f64>() / 12.0,
+            SizeSpec::Imix => {
+                IMIX_CYCLE
+                    .iter()
+                    .map(|i| IMIX_SIZES[*i as usize] as f64)
+                    .sum::<f64>()
+                    / 12.0
+            }
         }
     }
 }
@@ -207,7 +226,9 @@ impl FromStr for SizeSpec {
         if s == "imix" {
             return Ok(SizeSpec::Imix);
         }
-        let n: u16 = s.parse().map_err(|_| SpecError(format!("size {s:?} (64..1518 or imix)")))?;
+        let n: u16 = s
+            .parse()
+            .map_err(|_| SpecError(format!("size {s:?} (64..1518 or imix)")))?;
         if !(64..=1518).contains(&n) {
             return err(format!("size {n} outside 64..1518"));
         }
@@ -240,7 +261,9 @@ pub struct Flow {
 impl fmt::Display for Flow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.src, self.dst) {
-            (IpAddr::V6(s), IpAddr::V6(d)) => write!(f, "[{s}]:{} -> [{d}]:{}", self.sport, self.dport),
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                write!(f, "[{s}]:{} -> [{d}]:{}", self.sport, self.dport)
+            }
             (s, d) => write!(f, "{s}:{} -> {d}:{}", self.sport, self.dport),
         }
     }
@@ -281,7 +304,10 @@ impl TrafficSpec {
     }
 
     fn flow_count_u64(&self) -> u64 {
-        self.src_ip.count as u64 * self.dst_ip.count as u64 * self.sport.count() as u64 * self.dport.count() as u64
+        self.src_ip.count as u64
+            * self.dst_ip.count as u64
+            * self.sport.count() as u64
+            * self.dport.count() as u64
     }
 
     /// Number of flows.
@@ -350,22 +376,37 @@ mod tests {
         assert_eq!(r.count, 3);
         assert_eq!(r.nth(1).to_string(), "2001:2::100");
         let r: IpRange = "198.18.255.255-198.19.0.1".parse().unwrap();
-        assert_eq!((r.count, r.nth(1).to_string()), (3, "198.19.0.0".into()), "crosses octets");
+        assert_eq!(
+            (r.count, r.nth(1).to_string()),
+            (3, "198.19.0.0".into()),
+            "crosses octets"
+        );
         assert!("198.18.0.4-198.18.0.1".parse::<IpRange>().is_err());
         assert!("198.18.0.1-2001:2::1".parse::<IpRange>().is_err());
-        assert!("198.18.0.0-198.19.255.255".parse::<IpRange>().is_err(), "more than 65536");
+        assert!(
+            "198.18.0.0-198.19.255.255".parse::<IpRange>().is_err(),
+            "more than 65536"
+        );
         let p: PortRange = "1000-1003".parse().unwrap();
         assert_eq!((p.first, p.last, p.count()), (1000, 1003, 4));
         assert_eq!("7".parse::<PortRange>().unwrap().count(), 1);
         assert!("0".parse::<PortRange>().is_err());
         assert!("5-4".parse::<PortRange>().is_err());
-        assert_eq!(parse_mac("02:aa:00:00:00:0f").unwrap(), [2, 0xaa, 0, 0, 0, 15]);
+        assert_eq!(
+            parse_mac("02:aa:00:00:00:0f").unwrap(),
+            [2, 0xaa, 0, 0, 0, 15]
+        );
         assert!(parse_mac("02:aa:00:00:00").is_err());
     }
 
     #[test]
     fn flows_enumerate_the_product() {
-        let s = spec("198.18.0.1-198.18.0.2", "198.19.0.1-198.19.0.3", "1000-1001", "2000-2001");
+        let s = spec(
+            "198.18.0.1-198.18.0.2",
+            "198.19.0.1-198.19.0.3",
+            "1000-1001",
+            "2000-2001",
+        );
         s.validate().unwrap();
         assert_eq!(s.flow_count(), 2 * 3 * 2 * 2);
         let all: std::collections::HashSet<Flow> = (0..s.flow_count()).map(|i| s.flow(i)).collect();
@@ -373,7 +414,12 @@ mod tests {
         assert_eq!(s.flow(0).to_string(), "198.18.0.1:1000 -> 198.19.0.1:2000");
         assert_eq!(s.flow(1).dport, 2001, "destination port fastest");
         assert_eq!(s.flow(23).to_string(), "198.18.0.2:1001 -> 198.19.0.3:2001");
-        let big = spec("198.18.0.0-198.18.1.255", "198.19.0.0-198.19.0.255", "1", "1");
+        let big = spec(
+            "198.18.0.0-198.18.1.255",
+            "198.19.0.0-198.19.0.255",
+            "1",
+            "1",
+        );
         assert!(big.validate().is_err(), "512 * 256 flows exceed 16 bits");
         let mixed = spec("198.18.0.1", "2001:2::1", "1", "1");
         assert!(mixed.validate().is_err());

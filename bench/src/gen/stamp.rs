@@ -31,14 +31,20 @@ pub struct Stamp {
 
 impl std::fmt::Display for Stamp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "flow={} seq={} t={}ns", self.flow, self.seq, self.time_ns)
+        write!(
+            f,
+            "flow={} seq={} t={}ns",
+            self.flow, self.seq, self.time_ns
+        )
     }
 }
 
 /// Writes the template stamp (magic, flow, seq 0, time 0) into `buf`.
 /// Returns false if `buf` is shorter than [`LEN`].
 pub fn write_template(buf: &mut [u8], flow: u16) -> bool {
-    let Some(b) = buf.get_mut(..LEN) else { return false };
+    let Some(b) = buf.get_mut(..LEN) else {
+        return false;
+    };
     b[0..2].copy_from_slice(&MAGIC.to_be_bytes());
     b[2..4].copy_from_slice(&flow.to_be_bytes());
     b[4..16].fill(0);
@@ -94,14 +100,20 @@ pub fn stamp_frame(
     time_ns: u64,
 ) -> bool {
     let v = variable(seq, time_ns);
-    let Some(dst) = frame.get_mut(stamp_off + 4..stamp_off + LEN) else { return false };
+    let Some(dst) = frame.get_mut(stamp_off + 4..stamp_off + LEN) else {
+        return false;
+    };
     dst.copy_from_slice(&v);
     let new = match fix {
         CheckFix::None => return true,
-        CheckFix::Udp => checksum::udp_nonzero(checksum::update_bytes(template_check, &[0; 12], &v)),
+        CheckFix::Udp => {
+            checksum::udp_nonzero(checksum::update_bytes(template_check, &[0; 12], &v))
+        }
         CheckFix::Tcp => checksum::update_bytes(template_check, &[0; 12], &v),
     };
-    let Some(c) = frame.get_mut(check_off..check_off + 2) else { return false };
+    let Some(c) = frame.get_mut(check_off..check_off + 2) else {
+        return false;
+    };
     c.copy_from_slice(&new.to_be_bytes());
     true
 }
@@ -114,12 +126,25 @@ mod tests {
     fn layout_is_as_documented() {
         let mut b = [0xaau8; 20];
         assert!(write_template(&mut b, 0x0102));
-        assert_eq!(&b[..16], &[0x50, 0x47, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            &b[..16],
+            &[0x50, 0x47, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
         assert_eq!(b[16], 0xaa, "writes only 16 bytes");
         let v = variable(0x0a0b_0c0d, 0x1122_3344_5566_7788);
         b[4..16].copy_from_slice(&v);
-        assert_eq!(&b[4..16], &[0x0a, 0x0b, 0x0c, 0x0d, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88]);
-        assert_eq!(read(&b), Some(Stamp { flow: 0x0102, seq: 0x0a0b_0c0d, time_ns: 0x1122_3344_5566_7788 }));
+        assert_eq!(
+            &b[4..16],
+            &[0x0a, 0x0b, 0x0c, 0x0d, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88]
+        );
+        assert_eq!(
+            read(&b),
+            Some(Stamp {
+                flow: 0x0102,
+                seq: 0x0a0b_0c0d,
+                time_ns: 0x1122_3344_5566_7788
+            })
+        );
     }
 
     #[test]
@@ -168,7 +193,9 @@ pub fn locate(frame: &[u8]) -> Option<Seen> {
         0x0800 => {
             let ip = frame.get(off..off + 20)?;
             let ihl = (ip[0] & 0x0f) as usize * 4;
-            let ip_ok = frame.get(off..off + ihl).is_some_and(|h| ihl >= 20 && checksum::data(h) == 0xffff);
+            let ip_ok = frame
+                .get(off..off + ihl)
+                .is_some_and(|h| ihl >= 20 && checksum::data(h) == 0xffff);
             if ip[0] >> 4 != 4 {
                 return None;
             }

@@ -5,8 +5,8 @@
 use std::net::IpAddr;
 
 use engine::wire::{
-    EtherType, EthernetAddress, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Options, Ipv4Packet, Ipv4Repr,
-    Ipv6Packet, Ipv6Repr, TcpFlags, TcpPacket, UdpPacket, VlanStack,
+    EtherType, EthernetAddress, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Options, Ipv4Packet,
+    Ipv4Repr, Ipv6Packet, Ipv6Repr, TcpFlags, TcpPacket, UdpPacket, VlanStack,
 };
 
 use super::spec::{Flow, Proto, SpecError, TrafficSpec, FCS};
@@ -154,17 +154,35 @@ impl Template {
                     }
                 }
             }
-            _ => return Err(SpecError("source and destination of different families".into())),
+            _ => {
+                return Err(SpecError(
+                    "source and destination of different families".into(),
+                ))
+            }
         };
         let check = u16::from_be_bytes([f[check_off], f[check_off + 1]]);
-        Ok(Template { bytes: f, stamp_off, check_off, fix, check })
+        Ok(Template {
+            bytes: f,
+            stamp_off,
+            check_off,
+            fix,
+            check,
+        })
     }
 
     /// Writes sequence and time into `frame` (a copy of this template) and
     /// patches its checksum.
     #[inline]
     pub fn stamp_into(&self, frame: &mut [u8], seq: u32, time_ns: u64) -> bool {
-        stamp::stamp_frame(frame, self.stamp_off, self.check_off, self.fix, self.check, seq, time_ns)
+        stamp::stamp_frame(
+            frame,
+            self.stamp_off,
+            self.check_off,
+            self.fix,
+            self.check,
+            seq,
+            time_ns,
+        )
     }
 }
 
@@ -199,7 +217,13 @@ impl Templates {
         for id in 0..spec.flow_count() {
             let flow = spec.flow(id);
             for s in &sizes {
-                all.push(Template::build(spec, &flow, id as u16, *s, udp4_no_checksum)?);
+                all.push(Template::build(
+                    spec,
+                    &flow,
+                    id as u16,
+                    *s,
+                    udp4_no_checksum,
+                )?);
             }
         }
         Ok(Templates { sizes, all })
@@ -241,7 +265,10 @@ mod tests {
             let len = u16::from_be_bytes([f[18], f[19]]);
             let src: [u8; 16] = f[22..38].try_into().unwrap();
             let dst: [u8; 16] = f[38..54].try_into().unwrap();
-            (54, checksum::pseudo_header_v6(&src, &dst, f[20], len as u32))
+            (
+                54,
+                checksum::pseudo_header_v6(&src, &dst, f[20], len as u32),
+            )
         } else {
             if checksum::data(&f[14..34]) != 0xffff {
                 return false;
@@ -249,7 +276,10 @@ mod tests {
             let total = u16::from_be_bytes([f[16], f[17]]);
             let src: [u8; 4] = f[26..30].try_into().unwrap();
             let dst: [u8; 4] = f[30..34].try_into().unwrap();
-            (34, checksum::pseudo_header_v4(&src, &dst, f[23], total - 20))
+            (
+                34,
+                checksum::pseudo_header_v4(&src, &dst, f[23], total - 20),
+            )
         };
         let proto = if v6 { f[20] } else { f[23] };
         if proto == 17 && !v6 && f[l4_off + 6..l4_off + 8] == [0, 0] {
@@ -281,7 +311,15 @@ mod tests {
         assert!(!stamp::locate(&bad).unwrap().ip_ok);
         assert_eq!(
             stamp::locate(f).unwrap(),
-            stamp::Seen { stamp: stamp::Stamp { flow: 0, seq: 0, time_ns: 0 }, ttl: 64, ip_ok: true }
+            stamp::Seen {
+                stamp: stamp::Stamp {
+                    flow: 0,
+                    seq: 0,
+                    time_ns: 0
+                },
+                ttl: 64,
+                ip_ok: true
+            }
         );
     }
 
@@ -294,19 +332,48 @@ mod tests {
             ("2001:2::2", "2001:2:0:100::2", Proto::Tcp, 90),
         ] {
             let s = spec(src, dst, proto, SizeSpec::Fixed(64));
-            assert_eq!(Template::build(&s, &s.flow(1), 1, 64, false).unwrap().bytes.len(), min);
-            assert_eq!(Template::build(&s, &s.flow(1), 1, 1518, false).unwrap().bytes.len(), 1514);
-            assert_eq!(Template::build(&s, &s.flow(1), 1, 512, false).unwrap().bytes.len(), 508);
+            assert_eq!(
+                Template::build(&s, &s.flow(1), 1, 64, false)
+                    .unwrap()
+                    .bytes
+                    .len(),
+                min
+            );
+            assert_eq!(
+                Template::build(&s, &s.flow(1), 1, 1518, false)
+                    .unwrap()
+                    .bytes
+                    .len(),
+                1514
+            );
+            assert_eq!(
+                Template::build(&s, &s.flow(1), 1, 512, false)
+                    .unwrap()
+                    .bytes
+                    .len(),
+                508
+            );
         }
     }
 
     #[test]
     fn imix_templates_per_flow() {
-        let s = spec("198.18.0.2-198.18.0.3", "198.19.0.2", Proto::Udp, SizeSpec::Imix);
+        let s = spec(
+            "198.18.0.2-198.18.0.3",
+            "198.19.0.2",
+            Proto::Udp,
+            SizeSpec::Imix,
+        );
         let t = Templates::build(&s, false).unwrap();
         assert_eq!(t.all.len(), 4 * 3);
         assert_eq!(t.get(3, 2).unwrap().bytes.len(), 1514);
-        assert_eq!(stamp::locate(&t.get(3, 1).unwrap().bytes).unwrap().stamp.flow, 3);
+        assert_eq!(
+            stamp::locate(&t.get(3, 1).unwrap().bytes)
+                .unwrap()
+                .stamp
+                .flow,
+            3
+        );
         assert!(t.get(4, 0).is_none());
     }
 
@@ -318,7 +385,12 @@ mod tests {
         let mut f = t.bytes.clone();
         assert!(t.stamp_into(&mut f, 5, 6));
         assert_eq!(&f[40..42], &[0, 0]);
-        let s6 = spec("2001:2::2", "2001:2:0:100::2", Proto::Udp, SizeSpec::Fixed(128));
+        let s6 = spec(
+            "2001:2::2",
+            "2001:2:0:100::2",
+            Proto::Udp,
+            SizeSpec::Fixed(128),
+        );
         t = Template::build(&s6, &s6.flow(0), 0, 128, true).unwrap();
         assert_eq!(t.fix, CheckFix::Udp, "IPv6 UDP always carries a checksum");
     }

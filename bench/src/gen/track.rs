@@ -84,7 +84,17 @@ mod tests {
     #[test]
     fn in_order() {
         let f = run(&[0, 1, 2, 3]);
-        assert_eq!((f.packets, f.bytes, f.next, f.reordered, f.lost(), f.duplicates), (4, 400, 4, 0, 0, 0));
+        assert_eq!(
+            (
+                f.packets,
+                f.bytes,
+                f.next,
+                f.reordered,
+                f.lost(),
+                f.duplicates
+            ),
+            (4, 400, 4, 0, 0, 0)
+        );
         assert_eq!((f.ttl_min, f.ttl_max), (63, 63));
     }
 
@@ -103,7 +113,10 @@ mod tests {
     #[test]
     fn a_repeat_is_a_duplicate() {
         let f = run(&[0, 1, 1, 2]);
-        assert_eq!((f.lost(), f.reordered, f.duplicates, f.packets), (0, 0, 1, 4));
+        assert_eq!(
+            (f.lost(), f.reordered, f.duplicates, f.packets),
+            (0, 0, 1, 4)
+        );
     }
 
     #[test]

@@ -90,7 +90,9 @@ impl fmt::Display for Reject {
             Why::TooLong(n) => write!(f, "{n} instructions, more than {MAX_INSNS}"),
             Why::Encoding => write!(f, "not a program (base64 of 8-byte instructions expected)"),
             Why::UnknownOpcode(c) => write!(f, "unknown opcode {c:#06x}"),
-            Why::JumpOutOfRange => write!(f, "jump backwards or past the end (a program may not loop)"),
+            Why::JumpOutOfRange => {
+                write!(f, "jump backwards or past the end (a program may not loop)")
+            }
             Why::MemIndex(k) => write!(f, "scratch index {k} (0..{MEM_WORDS})"),
             Why::MemUninitialized(k) => write!(f, "scratch word {k} read before it is written"),
             Why::DivideByZero => write!(f, "division by the constant 0"),
@@ -111,7 +113,11 @@ pub fn check(insns: &[Insn]) -> Result<Vec<Step>, Reject> {
     if insns.len() > MAX_INSNS {
         return Err(Reject::whole(Why::TooLong(insns.len())));
     }
-    let steps = insns.iter().enumerate().map(|(pc, i)| decode(pc, i, insns.len())).collect::<Result<Vec<_>, _>>()?;
+    let steps = insns
+        .iter()
+        .enumerate()
+        .map(|(pc, i)| decode(pc, i, insns.len()))
+        .collect::<Result<Vec<_>, _>>()?;
     if !matches!(steps.last(), Some(Step::RetK(_) | Step::RetA)) {
         return Err(Reject::at(insns.len() - 1, Why::NoFinalReturn));
     }
@@ -123,8 +129,20 @@ pub fn check(insns: &[Insn]) -> Result<Vec<Step>, Reject> {
 fn decode(pc: usize, i: &Insn, len: usize) -> Result<Step, Reject> {
     let k = i.k;
     let err = |why| Err(Reject::at(pc, why));
-    let mem = |k: u32| if (k as usize) < MEM_WORDS { Ok(k as u8) } else { Err(Reject::at(pc, Why::MemIndex(k))) };
-    let abs = |k: u32| if k >= ANCILLARY_OFF { Err(Reject::at(pc, Why::Ancillary(k))) } else { Ok(k) };
+    let mem = |k: u32| {
+        if (k as usize) < MEM_WORDS {
+            Ok(k as u8)
+        } else {
+            Err(Reject::at(pc, Why::MemIndex(k)))
+        }
+    };
+    let abs = |k: u32| {
+        if k >= ANCILLARY_OFF {
+            Err(Reject::at(pc, Why::Ancillary(k)))
+        } else {
+            Ok(k)
+        }
+    };
     // Targets are past pc by construction; in range is what needs checking.
     let target = |off: u32| -> Result<u16, Reject> {
         let t = pc as u64 + 1 + u64::from(off);
@@ -134,9 +152,23 @@ fn decode(pc: usize, i: &Insn, len: usize) -> Result<Step, Reject> {
             Err(Reject::at(pc, Why::JumpOutOfRange))
         }
     };
-    let cond = || -> Result<(u16, u16), Reject> { Ok((target(u32::from(i.jt))?, target(u32::from(i.jf))?)) };
-    let divisor = |k: u32| if k == 0 { Err(Reject::at(pc, Why::DivideByZero)) } else { Ok(k) };
-    let shift = |k: u32| if k >= 32 { Err(Reject::at(pc, Why::ShiftTooLong(k))) } else { Ok(k) };
+    let cond = || -> Result<(u16, u16), Reject> {
+        Ok((target(u32::from(i.jt))?, target(u32::from(i.jf))?))
+    };
+    let divisor = |k: u32| {
+        if k == 0 {
+            Err(Reject::at(pc, Why::DivideByZero))
+        } else {
+            Ok(k)
+        }
+    };
+    let shift = |k: u32| {
+        if k >= 32 {
+            Err(Reject::at(pc, Why::ShiftTooLong(k)))
+        } else {
+            Ok(k)
+        }
+    };
     const LD_W_ABS: u16 = LD | W | ABS;
     const LD_H_ABS: u16 = LD | H | ABS;
     const LD_B_ABS: u16 = LD | B | ABS;
@@ -304,7 +336,13 @@ mod tests {
 
     #[test]
     fn length_is_one_to_4096() {
-        assert_eq!(refused(&[]), Reject { at: None, why: Why::Empty });
+        assert_eq!(
+            refused(&[]),
+            Reject {
+                at: None,
+                why: Why::Empty
+            }
+        );
         let long = vec![RET0; MAX_INSNS + 1];
         assert_eq!(refused(&long).why, Why::TooLong(MAX_INSNS + 1));
         assert!(Program::new(&vec![RET0; MAX_INSNS]).is_ok());
@@ -326,20 +364,51 @@ mod tests {
     #[test]
     fn unknown_opcodes() {
         // Codes the kernel's list lacks: a halfword immediate, RET X, a 64-bit class, BPF_MSH on LD.
-        for code in [LD | H | IMM, RET | op::X, 0x17, LD | B | MSH, ALU | NEG | X, JMP | JA | X, 0xffff, MISC | 0x40] {
-            assert_eq!(refused(&[Insn::new(code, 0, 0, 0), RET0]), Reject { at: Some(0), why: Why::UnknownOpcode(code) }, "{code:#x}");
+        for code in [
+            LD | H | IMM,
+            RET | op::X,
+            0x17,
+            LD | B | MSH,
+            ALU | NEG | X,
+            JMP | JA | X,
+            0xffff,
+            MISC | 0x40,
+        ] {
+            assert_eq!(
+                refused(&[Insn::new(code, 0, 0, 0), RET0]),
+                Reject {
+                    at: Some(0),
+                    why: Why::UnknownOpcode(code)
+                },
+                "{code:#x}"
+            );
         }
     }
 
     #[test]
     fn jumps_forward_and_inside() {
         // Conditional: either branch past the end.
-        assert_eq!(refused(&[Insn::new(JMP | JEQ | K, 1, 0, 0), RET0]).why, Why::JumpOutOfRange);
-        assert_eq!(refused(&[Insn::new(JMP | JEQ | K, 0, 1, 0), RET0]).why, Why::JumpOutOfRange);
-        assert_eq!(refused(&[RET0, Insn::new(JMP | JSET | X, 255, 0, 0), RET0]).at, Some(1));
+        assert_eq!(
+            refused(&[Insn::new(JMP | JEQ | K, 1, 0, 0), RET0]).why,
+            Why::JumpOutOfRange
+        );
+        assert_eq!(
+            refused(&[Insn::new(JMP | JEQ | K, 0, 1, 0), RET0]).why,
+            Why::JumpOutOfRange
+        );
+        assert_eq!(
+            refused(&[RET0, Insn::new(JMP | JSET | X, 255, 0, 0), RET0]).at,
+            Some(1)
+        );
         // Unconditional: k counts instructions, so a huge one would jump backwards if it wrapped.
-        assert_eq!(refused(&[Insn::new(JMP | JA, 0, 0, 1), RET0]).why, Why::JumpOutOfRange);
-        assert_eq!(refused(&[Insn::new(JMP | JA, 0, 0, u32::MAX), RET0]).why, Why::JumpOutOfRange);
+        assert_eq!(
+            refused(&[Insn::new(JMP | JA, 0, 0, 1), RET0]).why,
+            Why::JumpOutOfRange
+        );
+        assert_eq!(
+            refused(&[Insn::new(JMP | JA, 0, 0, u32::MAX), RET0]).why,
+            Why::JumpOutOfRange
+        );
         // The last in-range target is fine.
         assert!(Program::new(&[Insn::new(JMP | JA, 0, 0, 1), RET0, RET0]).is_ok());
         assert!(Program::new(&[Insn::new(JMP | JGE | K, 1, 0, 0), RET0, RET0]).is_ok());
@@ -348,43 +417,103 @@ mod tests {
     #[test]
     fn scratch_index_below_16() {
         for code in [ST, STX, LD | MEM, LDX | MEM] {
-            assert_eq!(refused(&[Insn::new(code, 0, 0, 16), RET0]), Reject { at: Some(0), why: Why::MemIndex(16) }, "{code:#x}");
+            assert_eq!(
+                refused(&[Insn::new(code, 0, 0, 16), RET0]),
+                Reject {
+                    at: Some(0),
+                    why: Why::MemIndex(16)
+                },
+                "{code:#x}"
+            );
         }
-        assert!(Program::new(&[Insn::new(ST, 0, 0, 15), Insn::new(LD | MEM, 0, 0, 15), RET0]).is_ok());
+        assert!(
+            Program::new(&[Insn::new(ST, 0, 0, 15), Insn::new(LD | MEM, 0, 0, 15), RET0]).is_ok()
+        );
     }
 
     #[test]
     fn scratch_read_needs_a_write_on_every_path() {
-        assert_eq!(refused(&[Insn::new(LD | MEM, 0, 0, 3), RET0]).why, Why::MemUninitialized(3));
+        assert_eq!(
+            refused(&[Insn::new(LD | MEM, 0, 0, 3), RET0]).why,
+            Why::MemUninitialized(3)
+        );
         // Written on one branch only: refused where the paths meet.
-        let one_branch = [Insn::new(JMP | JEQ | K, 0, 1, 0), Insn::new(ST, 0, 0, 2), Insn::new(LDX | MEM, 0, 0, 2), RET0];
-        assert_eq!(refused(&one_branch), Reject { at: Some(2), why: Why::MemUninitialized(2) });
+        let one_branch = [
+            Insn::new(JMP | JEQ | K, 0, 1, 0),
+            Insn::new(ST, 0, 0, 2),
+            Insn::new(LDX | MEM, 0, 0, 2),
+            RET0,
+        ];
+        assert_eq!(
+            refused(&one_branch),
+            Reject {
+                at: Some(2),
+                why: Why::MemUninitialized(2)
+            }
+        );
         // Written before the branch: fine.
-        let before = [Insn::new(ST, 0, 0, 2), Insn::new(JMP | JEQ | K, 0, 0, 0), Insn::new(LDX | MEM, 0, 0, 2), RET0];
+        let before = [
+            Insn::new(ST, 0, 0, 2),
+            Insn::new(JMP | JEQ | K, 0, 0, 0),
+            Insn::new(LDX | MEM, 0, 0, 2),
+            RET0,
+        ];
         assert!(Program::new(&before).is_ok());
     }
 
     #[test]
     fn constant_division_and_shift() {
-        assert_eq!(refused(&[Insn::new(ALU | DIV | K, 0, 0, 0), RET0]).why, Why::DivideByZero);
-        assert_eq!(refused(&[Insn::new(ALU | MOD | K, 0, 0, 0), RET0]).why, Why::DivideByZero);
-        assert_eq!(refused(&[Insn::new(ALU | LSH | K, 0, 0, 32), RET0]).why, Why::ShiftTooLong(32));
-        assert_eq!(refused(&[Insn::new(ALU | RSH | K, 0, 0, 99), RET0]).why, Why::ShiftTooLong(99));
+        assert_eq!(
+            refused(&[Insn::new(ALU | DIV | K, 0, 0, 0), RET0]).why,
+            Why::DivideByZero
+        );
+        assert_eq!(
+            refused(&[Insn::new(ALU | MOD | K, 0, 0, 0), RET0]).why,
+            Why::DivideByZero
+        );
+        assert_eq!(
+            refused(&[Insn::new(ALU | LSH | K, 0, 0, 32), RET0]).why,
+            Why::ShiftTooLong(32)
+        );
+        assert_eq!(
+            refused(&[Insn::new(ALU | RSH | K, 0, 0, 99), RET0]).why,
+            Why::ShiftTooLong(99)
+        );
         // By X is checked at run time (0 ends the run), so it passes here.
-        assert!(Program::new(&[Insn::new(ALU | DIV | X, 0, 0, 0), Insn::new(ALU | LSH | K, 0, 0, 31), RET0]).is_ok());
+        assert!(Program::new(&[
+            Insn::new(ALU | DIV | X, 0, 0, 0),
+            Insn::new(ALU | LSH | K, 0, 0, 31),
+            RET0
+        ])
+        .is_ok());
     }
 
     #[test]
     fn ancillary_loads() {
         let k = ANCILLARY_OFF + 4; // SKF_AD_PROTOCOL
-        assert_eq!(refused(&[Insn::new(LD | B | ABS, 0, 0, k), RET0]).why, Why::Ancillary(k));
-        assert_eq!(refused(&[Insn::new(LD | W | ABS, 0, 0, u32::MAX), RET0]).why, Why::Ancillary(u32::MAX));
+        assert_eq!(
+            refused(&[Insn::new(LD | B | ABS, 0, 0, k), RET0]).why,
+            Why::Ancillary(k)
+        );
+        assert_eq!(
+            refused(&[Insn::new(LD | W | ABS, 0, 0, u32::MAX), RET0]).why,
+            Why::Ancillary(u32::MAX)
+        );
     }
 
     #[test]
     fn ends_with_a_return() {
-        assert_eq!(refused(&[Insn::new(LD | IMM, 0, 0, 1)]), Reject { at: Some(0), why: Why::NoFinalReturn });
-        assert_eq!(refused(&[RET0, Insn::new(MISC | TAX, 0, 0, 0)]).why, Why::NoFinalReturn);
+        assert_eq!(
+            refused(&[Insn::new(LD | IMM, 0, 0, 1)]),
+            Reject {
+                at: Some(0),
+                why: Why::NoFinalReturn
+            }
+        );
+        assert_eq!(
+            refused(&[RET0, Insn::new(MISC | TAX, 0, 0, 0)]).why,
+            Why::NoFinalReturn
+        );
         assert!(Program::new(&[Insn::new(RET | op::RET_A, 0, 0, 0)]).is_ok());
     }
 

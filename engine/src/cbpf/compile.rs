@@ -9,16 +9,28 @@ use super::Insn;
 /// The instructions libpcap compiles `expr` to, or libpcap's own message
 /// (`syntax error in filter expression`, `unknown host 'x'`, ...).
 pub fn compile(expr: &str) -> Result<Vec<Insn>, String> {
-    let strip = |e: pcap::Error| e.to_string().trim_start_matches("libpcap error: ").to_string();
+    let strip = |e: pcap::Error| {
+        e.to_string()
+            .trim_start_matches("libpcap error: ")
+            .to_string()
+    };
     let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).map_err(strip)?;
     let prog = dead.compile(expr, true).map_err(strip)?;
     // The crate shows an instruction only as `code jt jf k` (its fields are private).
-    prog.get_instructions().iter().map(|i| parse(&i.to_string()).ok_or_else(|| format!("libpcap gave `{i}`"))).collect()
+    prog.get_instructions()
+        .iter()
+        .map(|i| parse(&i.to_string()).ok_or_else(|| format!("libpcap gave `{i}`")))
+        .collect()
 }
 
 fn parse(s: &str) -> Option<Insn> {
     let mut f = s.split_whitespace();
-    let insn = Insn { code: f.next()?.parse().ok()?, jt: f.next()?.parse().ok()?, jf: f.next()?.parse().ok()?, k: f.next()?.parse().ok()? };
+    let insn = Insn {
+        code: f.next()?.parse().ok()?,
+        jt: f.next()?.parse().ok()?,
+        jf: f.next()?.parse().ok()?,
+        k: f.next()?.parse().ok()?,
+    };
     f.next().is_none().then_some(insn)
 }
 
@@ -84,7 +96,12 @@ mod tests {
         "",
     ];
 
-    const V4: [[u8; 4]; 4] = [[198, 18, 1, 2], [198, 18, 1, 1], [198, 19, 1, 2], [224, 0, 0, 1]];
+    const V4: [[u8; 4]; 4] = [
+        [198, 18, 1, 2],
+        [198, 18, 1, 1],
+        [198, 19, 1, 2],
+        [224, 0, 0, 1],
+    ];
     const PORTS: [u16; 5] = [80, 443, 53, 1500, 0x0800];
 
     /// A frame that often looks like what the expressions test: Ethernet,
@@ -96,14 +113,41 @@ mod tests {
                 any::<u8>(),
                 any::<[u8; 6]>(),
                 0usize..3,
-                prop_oneof![Just(0x0800u16), Just(0x86dd), Just(0x0806), Just(0x88cc), any::<u16>()],
+                prop_oneof![
+                    Just(0x0800u16),
+                    Just(0x86dd),
+                    Just(0x0806),
+                    Just(0x88cc),
+                    any::<u16>()
+                ],
             ),
-            (0usize..4, 0usize..4, 5u8..16, prop_oneof![Just(6u8), Just(17), Just(1), Just(58), any::<u8>()], any::<bool>()),
-            (0usize..6, 0usize..6, any::<u16>(), any::<u8>(), any::<bool>(), proptest::collection::vec(any::<u8>(), 0..200)),
-            (proptest::collection::vec((any::<usize>(), any::<u8>()), 0..3), proptest::option::of(any::<usize>())),
+            (
+                0usize..4,
+                0usize..4,
+                5u8..16,
+                prop_oneof![Just(6u8), Just(17), Just(1), Just(58), any::<u8>()],
+                any::<bool>(),
+            ),
+            (
+                0usize..6,
+                0usize..6,
+                any::<u16>(),
+                any::<u8>(),
+                any::<bool>(),
+                proptest::collection::vec(any::<u8>(), 0..200),
+            ),
+            (
+                proptest::collection::vec((any::<usize>(), any::<u8>()), 0..3),
+                proptest::option::of(any::<usize>()),
+            ),
         )
             .prop_map(
-                |((dst_kind, src, tags, ethertype), (s, d, ihl, proto, frag), (sp, dp, rport, flags, get, mut payload), (edits, cut))| {
+                |(
+                    (dst_kind, src, tags, ethertype),
+                    (s, d, ihl, proto, frag),
+                    (sp, dp, rport, flags, get, mut payload),
+                    (edits, cut),
+                )| {
                     if get {
                         payload.splice(0..0, *b"GET ");
                     }
@@ -126,7 +170,9 @@ mod tests {
                         f.extend_from_slice(&port(sp).to_be_bytes());
                         f.extend_from_slice(&port(dp).to_be_bytes());
                         // TCP: seq, ack, data offset 5, flags; UDP: length, checksum, then the rest.
-                        f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+                        f.extend_from_slice(&[
+                            0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0,
+                        ]);
                         f.extend_from_slice(&payload);
                     };
                     match ethertype {
@@ -135,7 +181,16 @@ mod tests {
                             f.push(0x40 | ihl);
                             f.push(0);
                             f.extend_from_slice(&total.to_be_bytes());
-                            f.extend_from_slice(&[0, 1, if frag { 0x20 } else { 0x40 }, if frag { 8 } else { 0 }, 64, proto, 0, 0]);
+                            f.extend_from_slice(&[
+                                0,
+                                1,
+                                if frag { 0x20 } else { 0x40 },
+                                if frag { 8 } else { 0 },
+                                64,
+                                proto,
+                                0,
+                                0,
+                            ]);
                             f.extend_from_slice(&V4[s]);
                             f.extend_from_slice(&V4[d]);
                             f.resize(f.len() + (usize::from(ihl) - 5) * 4, 1);
@@ -146,7 +201,9 @@ mod tests {
                             f.extend_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
                             f.extend_from_slice(&[proto, 64]);
                             for a in [s, d] {
-                                let mut addr = [0x20, 0x01, 0, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, a as u8];
+                                let mut addr = [
+                                    0x20, 0x01, 0, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, a as u8,
+                                ];
                                 if a == 3 {
                                     addr[0] = 0xff;
                                 }
@@ -181,8 +238,11 @@ mod tests {
         EXPRS
             .iter()
             .map(|e| {
-                let theirs = dead.compile(e, true).unwrap_or_else(|err| panic!("{e}: {err}"));
-                let ours = Program::new(&compile(e).unwrap()).unwrap_or_else(|err| panic!("{e}: {err}"));
+                let theirs = dead
+                    .compile(e, true)
+                    .unwrap_or_else(|err| panic!("{e}: {err}"));
+                let ours =
+                    Program::new(&compile(e).unwrap()).unwrap_or_else(|err| panic!("{e}: {err}"));
                 (*e, theirs, ours)
             })
             .collect()
@@ -209,7 +269,9 @@ mod tests {
         // The generator is good for something only if most expressions see matches and misses.
         let ps = programs();
         let mut runner = proptest::test_runner::TestRunner::deterministic();
-        let frames: Vec<Vec<u8>> = (0..4000).map(|_| frame().new_tree(&mut runner).unwrap().current()).collect();
+        let frames: Vec<Vec<u8>> = (0..4000)
+            .map(|_| frame().new_tree(&mut runner).unwrap().current())
+            .collect();
         let one_sided: Vec<&str> = ps
             .iter()
             .filter(|(_, _, p)| {
@@ -246,13 +308,19 @@ mod tests {
         let insns = compile("ip6 protochain 6").unwrap();
         let e = Program::new(&insns).unwrap_err();
         assert_eq!(e.why, super::super::check::Why::JumpOutOfRange, "{e}");
-        assert!(e.to_string().contains("jump backwards or past the end"), "{e}");
+        assert!(
+            e.to_string().contains("jump backwards or past the end"),
+            "{e}"
+        );
     }
 
     #[test]
     fn parses_the_crates_text() {
         assert_eq!(parse("40 0 0 12"), Some(Insn::new(40, 0, 0, 12)));
-        assert_eq!(parse("6 0 0 4294967295"), Some(Insn::new(6, 0, 0, u32::MAX)));
+        assert_eq!(
+            parse("6 0 0 4294967295"),
+            Some(Insn::new(6, 0, 0, u32::MAX))
+        );
         assert_eq!(parse("40 0 0"), None);
         assert_eq!(parse("40 0 0 12 1"), None);
         assert_eq!(parse("40 0 256 12"), None);

@@ -27,7 +27,11 @@ pub fn encode(insns: &[Insn]) -> String {
     }
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
         let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -58,7 +62,10 @@ fn sextet(c: u8) -> Option<u32> {
 pub fn decode(text: &str) -> Result<Vec<Insn>, Reject> {
     let t = text.as_bytes();
     if t.len() > MAX_TEXT {
-        return Err(Reject { at: None, why: super::check::Why::TooLong(t.len().div_ceil(4) * 3 / INSN_BYTES) });
+        return Err(Reject {
+            at: None,
+            why: super::check::Why::TooLong(t.len().div_ceil(4) * 3 / INSN_BYTES),
+        });
     }
     if t.len() % 4 != 0 {
         return Err(Reject::encoding());
@@ -87,7 +94,12 @@ pub fn decode(text: &str) -> Result<Vec<Insn>, Reject> {
     }
     Ok(bytes
         .chunks_exact(INSN_BYTES)
-        .map(|b| Insn { code: u16::from_le_bytes([b[0], b[1]]), jt: b[2], jf: b[3], k: u32::from_le_bytes([b[4], b[5], b[6], b[7]]) })
+        .map(|b| Insn {
+            code: u16::from_le_bytes([b[0], b[1]]),
+            jt: b[2],
+            jf: b[3],
+            k: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+        })
         .collect())
 }
 
@@ -115,12 +127,24 @@ mod tests {
 
     #[test]
     fn refuses_bad_text() {
-        for bad in ["KAAAAAwAAAAGAAAAAAAAAA=", "KAAAAAwAAAAGAAAAAAAAAA=A", "KAAA!AwAAAAGAAAAAAAAAA==", "KAAAAAwAAAAGAAAAAAAAAB==", "KAAA"] {
+        for bad in [
+            "KAAAAAwAAAAGAAAAAAAAAA=",
+            "KAAAAAwAAAAGAAAAAAAAAA=A",
+            "KAAA!AwAAAAGAAAAAAAAAA==",
+            "KAAAAAwAAAAGAAAAAAAAAB==",
+            "KAAA",
+        ] {
             assert!(decode(bad).is_err(), "{bad}");
         }
         assert!(decode("").unwrap().is_empty());
         let long = "A".repeat(MAX_TEXT + 4);
-        assert!(matches!(decode(&long), Err(Reject { why: crate::cbpf::check::Why::TooLong(_), .. })));
+        assert!(matches!(
+            decode(&long),
+            Err(Reject {
+                why: crate::cbpf::check::Why::TooLong(_),
+                ..
+            })
+        ));
     }
 
     proptest! {

@@ -111,8 +111,13 @@ impl Program {
     /// Checks `insns` (as the kernel's `bpf_check_classic`) and decodes them.
     pub fn new(insns: &[Insn]) -> Result<Program, Reject> {
         let steps = check::check(insns)?;
-        let scratch = steps.iter().any(|s| matches!(s, run::Step::St(_) | run::Step::Stx(_)));
-        Ok(Program { steps: steps.into_boxed_slice(), scratch })
+        let scratch = steps
+            .iter()
+            .any(|s| matches!(s, run::Step::St(_) | run::Step::Stx(_)));
+        Ok(Program {
+            steps: steps.into_boxed_slice(),
+            scratch,
+        })
     }
 
     /// Decodes [`encode::encode`]'s text and checks the program.

@@ -80,7 +80,10 @@ pub enum Step {
 /// `N` bytes of `frame` at `off`, if all are there.
 #[inline(always)]
 fn at<const N: usize>(frame: &[u8], off: u64) -> Option<[u8; N]> {
-    frame.get(usize::try_from(off).ok()?..)?.first_chunk::<N>().copied()
+    frame
+        .get(usize::try_from(off).ok()?..)?
+        .first_chunk::<N>()
+        .copied()
 }
 
 #[inline(always)]
@@ -213,17 +216,45 @@ mod tests {
     #[test]
     fn loads_are_big_endian_and_bounded() {
         let frame = [0x12, 0x34, 0x56, 0x78, 0x9a];
-        assert_eq!(prog(&[Insn::new(LD | W | ABS, 0, 0, 1), RET_A]).run(&frame), 0x3456789a);
-        assert_eq!(prog(&[Insn::new(LD | H | ABS, 0, 0, 3), RET_A]).run(&frame), 0x789a);
-        assert_eq!(prog(&[Insn::new(LD | B | ABS, 0, 0, 4), RET_A]).run(&frame), 0x9a);
+        assert_eq!(
+            prog(&[Insn::new(LD | W | ABS, 0, 0, 1), RET_A]).run(&frame),
+            0x3456789a
+        );
+        assert_eq!(
+            prog(&[Insn::new(LD | H | ABS, 0, 0, 3), RET_A]).run(&frame),
+            0x789a
+        );
+        assert_eq!(
+            prog(&[Insn::new(LD | B | ABS, 0, 0, 4), RET_A]).run(&frame),
+            0x9a
+        );
         // One byte past the end: the run ends with 0, whatever follows.
-        for insn in [Insn::new(LD | W | ABS, 0, 0, 2), Insn::new(LD | H | ABS, 0, 0, 4), Insn::new(LD | B | ABS, 0, 0, 5)] {
-            assert_eq!(prog(&[insn, Insn::new(RET, 0, 0, 7)]).run(&frame), 0, "{insn:?}");
+        for insn in [
+            Insn::new(LD | W | ABS, 0, 0, 2),
+            Insn::new(LD | H | ABS, 0, 0, 4),
+            Insn::new(LD | B | ABS, 0, 0, 5),
+        ] {
+            assert_eq!(
+                prog(&[insn, Insn::new(RET, 0, 0, 7)]).run(&frame),
+                0,
+                "{insn:?}"
+            );
         }
         // Huge offsets do not wrap around.
-        let p = prog(&[Insn::new(LDX | IMM, 0, 0, u32::MAX), Insn::new(LD | B | IND, 0, 0, 2), Insn::new(RET, 0, 0, 7)]);
+        let p = prog(&[
+            Insn::new(LDX | IMM, 0, 0, u32::MAX),
+            Insn::new(LD | B | IND, 0, 0, 2),
+            Insn::new(RET, 0, 0, 7),
+        ]);
         assert_eq!(p.run(&frame), 0);
-        assert_eq!(prog(&[Insn::new(LD | W | ABS, 0, 0, 0xffff_efff), Insn::new(RET, 0, 0, 7)]).run(&frame), 0);
+        assert_eq!(
+            prog(&[
+                Insn::new(LD | W | ABS, 0, 0, 0xffff_efff),
+                Insn::new(RET, 0, 0, 7)
+            ])
+            .run(&frame),
+            0
+        );
     }
 
     #[test]
@@ -247,7 +278,13 @@ mod tests {
     #[test]
     fn alu_follows_libpcap() {
         let alu = |code: u16, a: u32, x: u32| {
-            prog(&[Insn::new(LD | IMM, 0, 0, a), Insn::new(LDX | IMM, 0, 0, x), Insn::new(ALU | code | X, 0, 0, 0), RET_A]).run(&[])
+            prog(&[
+                Insn::new(LD | IMM, 0, 0, a),
+                Insn::new(LDX | IMM, 0, 0, x),
+                Insn::new(ALU | code | X, 0, 0, 0),
+                RET_A,
+            ])
+            .run(&[])
         };
         assert_eq!(alu(DIV, 7, 0), 0);
         assert_eq!(alu(MOD, 7, 0), 0);
@@ -259,7 +296,11 @@ mod tests {
         assert_eq!(alu(SUB, 1, 2), u32::MAX);
         assert_eq!(alu(MUL, 0x8000_0000, 2), 0);
         assert_eq!(alu(XOR, 0b1100, 0b1010), 0b0110);
-        let neg = prog(&[Insn::new(LD | IMM, 0, 0, 1), Insn::new(ALU | NEG, 0, 0, 0), RET_A]);
+        let neg = prog(&[
+            Insn::new(LD | IMM, 0, 0, 1),
+            Insn::new(ALU | NEG, 0, 0, 0),
+            RET_A,
+        ]);
         assert_eq!(neg.run(&[]), u32::MAX);
     }
 

@@ -8,11 +8,16 @@
 //! A flow's state lives on exactly one worker, chosen by a port:
 //! [`port_owner`].
 
+pub mod packet;
 pub mod rewrite;
 pub mod table;
+pub mod track;
 
 pub use rewrite::Ep;
-pub use table::{Filtering, NatError, NatTable, SessionInfo, TableConfig, Timeouts};
+pub use table::{
+    ConnInfo, CtCounts, CtTableConfig, EntryCt, Filtering, Found, NatError, NatTable, SessionInfo,
+    TableConfig, Timeouts,
+};
 
 /// The worker that owns a port (a NAT mapping's external port, the inside
 /// port of a flow, a full-NAT source port): a multiplicative hash of the

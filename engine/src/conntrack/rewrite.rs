@@ -45,15 +45,31 @@ impl std::fmt::Display for Ep {
 pub enum Kind {
     /// TCP or UDP with its ports (an unfragmented packet or a first fragment).
     /// `tcp_flags` is 0 for UDP.
-    Ports { proto: u8, src: Ep, dst: Ep, tcp_flags: u8 },
+    Ports {
+        proto: u8,
+        src: Ep,
+        dst: Ep,
+        tcp_flags: u8,
+    },
     /// ICMP echo request (`request`) or reply; the id plays the port.
     Echo { src: Ep, dst: Ep, request: bool },
     /// An ICMP error (unreachable, time exceeded, parameter problem) quoting
     /// a packet of `proto` from `inner_src` to `inner_dst` (for a quoted
     /// echo: the id as both ports).
-    IcmpError { outer_src: u32, outer_dst: u32, proto: u8, inner_src: Ep, inner_dst: Ep },
+    IcmpError {
+        outer_src: u32,
+        outer_dst: u32,
+        proto: u8,
+        inner_src: Ep,
+        inner_dst: Ep,
+    },
     /// A fragment other than the first: no L4 header.
-    LaterFragment { proto: u8, src: u32, dst: u32, id: u16 },
+    LaterFragment {
+        proto: u8,
+        src: u32,
+        dst: u32,
+        id: u16,
+    },
     /// Anything else: another protocol, other ICMP types, a truncated L4 header.
     Other,
 }
@@ -65,7 +81,11 @@ pub fn frag_info(ip: &[u8]) -> (u16, bool, u16) {
         return (0, false, 0);
     }
     let w = u16::from_be_bytes([ip[6], ip[7]]);
-    (u16::from_be_bytes([ip[4], ip[5]]), w & 0x2000 != 0, w & 0x1fff)
+    (
+        u16::from_be_bytes([ip[4], ip[5]]),
+        w & 0x2000 != 0,
+        w & 0x1fff,
+    )
 }
 
 #[inline]
@@ -78,7 +98,8 @@ fn addr_at(b: &[u8], off: usize) -> u32 {
 
 #[inline]
 fn u16_at(b: &[u8], off: usize) -> Option<u16> {
-    b.get(off..off + 2).map(|s| u16::from_be_bytes([s[0], s[1]]))
+    b.get(off..off + 2)
+        .map(|s| u16::from_be_bytes([s[0], s[1]]))
 }
 
 #[inline]
@@ -96,7 +117,12 @@ pub fn classify(ip: &[u8]) -> Kind {
     let (src, dst) = (addr_at(ip, 12), addr_at(ip, 16));
     let (id, _, offset) = frag_info(ip);
     if offset != 0 {
-        return Kind::LaterFragment { proto, src, dst, id };
+        return Kind::LaterFragment {
+            proto,
+            src,
+            dst,
+            id,
+        };
     }
     let l4 = &ip[hl..];
     match proto {
@@ -105,7 +131,9 @@ pub fn classify(ip: &[u8]) -> Kind {
             if l4.len() < if proto == PROTO_TCP { 20 } else { 8 } {
                 return Kind::Other;
             }
-            let (Some(sp), Some(dp)) = (u16_at(l4, 0), u16_at(l4, 2)) else { return Kind::Other };
+            let (Some(sp), Some(dp)) = (u16_at(l4, 0), u16_at(l4, 2)) else {
+                return Kind::Other;
+            };
             let tcp_flags = if proto == PROTO_TCP {
                 match l4.get(13) {
                     Some(&f) => f,
@@ -114,16 +142,29 @@ pub fn classify(ip: &[u8]) -> Kind {
             } else {
                 0
             };
-            Kind::Ports { proto, src: Ep::new(src, sp), dst: Ep::new(dst, dp), tcp_flags }
+            Kind::Ports {
+                proto,
+                src: Ep::new(src, sp),
+                dst: Ep::new(dst, dp),
+                tcp_flags,
+            }
         }
         PROTO_ICMP => {
-            let Some(&ty) = l4.first() else { return Kind::Other };
+            let Some(&ty) = l4.first() else {
+                return Kind::Other;
+            };
             match ty {
                 ICMP_ECHO_REQUEST | ICMP_ECHO_REPLY => match u16_at(l4, 4) {
-                    Some(qid) => Kind::Echo { src: Ep::new(src, qid), dst: Ep::new(dst, qid), request: ty == ICMP_ECHO_REQUEST },
+                    Some(qid) => Kind::Echo {
+                        src: Ep::new(src, qid),
+                        dst: Ep::new(dst, qid),
+                        request: ty == ICMP_ECHO_REQUEST,
+                    },
                     None => Kind::Other,
                 },
-                ICMP_DEST_UNREACH | ICMP_TIME_EXCEEDED | ICMP_PARAM_PROBLEM => classify_error(src, dst, l4),
+                ICMP_DEST_UNREACH | ICMP_TIME_EXCEEDED | ICMP_PARAM_PROBLEM => {
+                    classify_error(src, dst, l4)
+                }
                 _ => Kind::Other,
             }
         }
@@ -134,7 +175,9 @@ pub fn classify(ip: &[u8]) -> Kind {
 /// The quoted packet of an ICMP error (at `l4[8..]`): its header and the
 /// first 8 bytes of its payload at least (RFC 792).
 fn classify_error(outer_src: u32, outer_dst: u32, l4: &[u8]) -> Kind {
-    let Some(inner) = l4.get(8..) else { return Kind::Other };
+    let Some(inner) = l4.get(8..) else {
+        return Kind::Other;
+    };
     let hl = header_len(inner);
     if inner.len() < 20 || inner[0] >> 4 != 4 || hl < 20 || inner.len() < hl + 8 {
         return Kind::Other;
@@ -155,7 +198,13 @@ fn classify_error(outer_src: u32, outer_dst: u32, l4: &[u8]) -> Kind {
         }
         _ => return Kind::Other,
     };
-    Kind::IcmpError { outer_src, outer_dst, proto, inner_src: Ep::new(s, sp), inner_dst: Ep::new(d, dp) }
+    Kind::IcmpError {
+        outer_src,
+        outer_dst,
+        proto,
+        inner_src: Ep::new(s, sp),
+        inner_dst: Ep::new(d, dp),
+    }
 }
 
 /// Which endpoint of the packet a rewrite changes.
@@ -233,7 +282,10 @@ pub fn rewrite_ports(ip: &mut [u8], side: Side, to: Ep) -> bool {
 /// The one's-complement difference `~old + new` of a 32-bit field, unfolded.
 #[inline]
 fn diff32(old: u32, new: u32) -> u64 {
-    u64::from(!(old >> 16) as u16) + u64::from(!(old as u16)) + u64::from((new >> 16) as u16) + u64::from(new as u16)
+    u64::from(!(old >> 16) as u16)
+        + u64::from(!(old as u16))
+        + u64::from((new >> 16) as u16)
+        + u64::from(new as u16)
 }
 
 /// `~(~check + delta)` folded to 16 bits (RFC 1624 eqn. 3).
@@ -258,7 +310,11 @@ pub fn rewrite_echo(ip: &mut [u8], side: Side, to: Ep) -> bool {
     }
     let old_id = u16::from_be_bytes([ip[hl + 4], ip[hl + 5]]);
     ip[hl + 4..hl + 6].copy_from_slice(&to.port.to_be_bytes());
-    let c = checksum::update16(u16::from_be_bytes([ip[hl + 2], ip[hl + 3]]), old_id, to.port);
+    let c = checksum::update16(
+        u16::from_be_bytes([ip[hl + 2], ip[hl + 3]]),
+        old_id,
+        to.port,
+    );
     ip[hl + 2..hl + 4].copy_from_slice(&c.to_be_bytes());
     true
 }
@@ -297,7 +353,9 @@ pub fn rewrite_icmp_error(ip: &mut [u8], outer: Side, outer_to: u32, inner_to: E
             return false;
         }
         let proto = inner[9];
-        let Some(old_addr) = set_addr(inner, inner_side, inner_to.addr) else { return false };
+        let Some(old_addr) = set_addr(inner, inner_side, inner_to.addr) else {
+            return false;
+        };
         let q_len = inner.len() - ihl;
         match proto {
             PROTO_TCP | PROTO_UDP => {
@@ -309,7 +367,11 @@ pub fn rewrite_icmp_error(ip: &mut [u8], outer: Side, outer_to: u32, inner_to: E
                     let o = ihl + csum_off;
                     let c = u16::from_be_bytes([inner[o], inner[o + 1]]);
                     if !(proto == PROTO_UDP && c == 0) {
-                        let mut c = checksum::update32(c, old_addr.to_be_bytes(), inner_to.addr.to_be_bytes());
+                        let mut c = checksum::update32(
+                            c,
+                            old_addr.to_be_bytes(),
+                            inner_to.addr.to_be_bytes(),
+                        );
                         c = checksum::update16(c, old_port, inner_to.port);
                         if proto == PROTO_UDP {
                             c = checksum::udp_nonzero(c);
@@ -321,7 +383,11 @@ pub fn rewrite_icmp_error(ip: &mut [u8], outer: Side, outer_to: u32, inner_to: E
             PROTO_ICMP => {
                 let old_id = u16::from_be_bytes([inner[ihl + 4], inner[ihl + 5]]);
                 inner[ihl + 4..ihl + 6].copy_from_slice(&inner_to.port.to_be_bytes());
-                let c = checksum::update16(u16::from_be_bytes([inner[ihl + 2], inner[ihl + 3]]), old_id, inner_to.port);
+                let c = checksum::update16(
+                    u16::from_be_bytes([inner[ihl + 2], inner[ihl + 3]]),
+                    old_id,
+                    inner_to.port,
+                );
                 inner[ihl + 2..ihl + 4].copy_from_slice(&c.to_be_bytes());
             }
             _ => return false,
@@ -345,7 +411,20 @@ mod tests {
 
     fn ipv4(src: u32, dst: u32, proto: u8, payload: &[u8]) -> Vec<u8> {
         let total = 20 + payload.len();
-        let mut p = vec![0x45, 0, (total >> 8) as u8, total as u8, 0x12, 0x34, 0x40, 0, 64, proto, 0, 0];
+        let mut p = vec![
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0x12,
+            0x34,
+            0x40,
+            0,
+            64,
+            proto,
+            0,
+            0,
+        ];
         p.extend_from_slice(&src.to_be_bytes());
         p.extend_from_slice(&dst.to_be_bytes());
         let c = checksum(&p[..20]);
@@ -356,7 +435,10 @@ mod tests {
 
     fn l4_sum(ip: &[u8]) -> u16 {
         let hl = header_len(ip);
-        let (s, d): ([u8; 4], [u8; 4]) = (ip[12..16].try_into().unwrap(), ip[16..20].try_into().unwrap());
+        let (s, d): ([u8; 4], [u8; 4]) = (
+            ip[12..16].try_into().unwrap(),
+            ip[16..20].try_into().unwrap(),
+        );
         let ph = pseudo_header_v4(&s, &d, ip[9], (ip.len() - hl) as u16);
         checksum::combine(&[ph, !checksum(&ip[hl..])])
     }
@@ -402,11 +484,33 @@ mod tests {
     #[test]
     fn classify_sees_ports_echo_errors_and_fragments() {
         let u = udp(A, B, 40000, 53, b"hi", true);
-        assert_eq!(classify(&u), Kind::Ports { proto: PROTO_UDP, src: Ep::new(A, 40000), dst: Ep::new(B, 53), tcp_flags: 0 });
+        assert_eq!(
+            classify(&u),
+            Kind::Ports {
+                proto: PROTO_UDP,
+                src: Ep::new(A, 40000),
+                dst: Ep::new(B, 53),
+                tcp_flags: 0
+            }
+        );
         let t = tcp(A, B, 40001, 80, 0x02, b"");
-        assert!(matches!(classify(&t), Kind::Ports { proto: PROTO_TCP, tcp_flags: 0x02, .. }));
+        assert!(matches!(
+            classify(&t),
+            Kind::Ports {
+                proto: PROTO_TCP,
+                tcp_flags: 0x02,
+                ..
+            }
+        ));
         let e = echo(A, B, 8, 77);
-        assert_eq!(classify(&e), Kind::Echo { src: Ep::new(A, 77), dst: Ep::new(B, 77), request: true });
+        assert_eq!(
+            classify(&e),
+            Kind::Echo {
+                src: Ep::new(A, 77),
+                dst: Ep::new(B, 77),
+                request: true
+            }
+        );
         let mut quote = u.clone();
         quote.truncate(28);
         let mut err = vec![11, 0, 0, 0, 0, 0, 0, 0];
@@ -414,15 +518,33 @@ mod tests {
         let te = ipv4(B, A, PROTO_ICMP, &err);
         assert_eq!(
             classify(&te),
-            Kind::IcmpError { outer_src: B, outer_dst: A, proto: PROTO_UDP, inner_src: Ep::new(A, 40000), inner_dst: Ep::new(B, 53) }
+            Kind::IcmpError {
+                outer_src: B,
+                outer_dst: A,
+                proto: PROTO_UDP,
+                inner_src: Ep::new(A, 40000),
+                inner_dst: Ep::new(B, 53)
+            }
         );
         let mut frag = u.clone();
         frag[6] = 0x00;
         frag[7] = 0x10;
-        assert_eq!(classify(&frag), Kind::LaterFragment { proto: PROTO_UDP, src: A, dst: B, id: 0x1234 });
+        assert_eq!(
+            classify(&frag),
+            Kind::LaterFragment {
+                proto: PROTO_UDP,
+                src: A,
+                dst: B,
+                id: 0x1234
+            }
+        );
         assert_eq!(classify(&ipv4(A, B, 47, b"gre!")), Kind::Other);
         assert_eq!(classify(&u[..24]), Kind::Other, "truncated L4 header");
-        assert_eq!(classify(&echo(A, B, 13, 1)), Kind::Other, "timestamp is not translated");
+        assert_eq!(
+            classify(&echo(A, B, 13, 1)),
+            Kind::Other,
+            "timestamp is not translated"
+        );
     }
 
     #[test]
@@ -430,7 +552,15 @@ mod tests {
         let mut u = udp(A, B, 40000, 53, b"hello", true);
         assert!(rewrite_ports(&mut u, Side::Src, Ep::new(X, 1025)));
         assert!(ipv4_header_ok(&u[..20]) && l4_ok(&u));
-        assert_eq!(classify(&u), Kind::Ports { proto: PROTO_UDP, src: Ep::new(X, 1025), dst: Ep::new(B, 53), tcp_flags: 0 });
+        assert_eq!(
+            classify(&u),
+            Kind::Ports {
+                proto: PROTO_UDP,
+                src: Ep::new(X, 1025),
+                dst: Ep::new(B, 53),
+                tcp_flags: 0
+            }
+        );
         let mut t = tcp(B, X, 80, 1025, 0x12, b"data");
         assert!(rewrite_ports(&mut t, Side::Dst, Ep::new(A, 40001)));
         assert!(ipv4_header_ok(&t[..20]) && l4_ok(&t));
@@ -451,7 +581,14 @@ mod tests {
         assert!(rewrite_echo(&mut e, Side::Src, Ep::new(X, 4000)));
         assert!(ipv4_header_ok(&e[..20]));
         assert_eq!(checksum(&e[20..]), 0, "ICMP checksum verifies");
-        assert_eq!(classify(&e), Kind::Echo { src: Ep::new(X, 4000), dst: Ep::new(B, 4000), request: true });
+        assert_eq!(
+            classify(&e),
+            Kind::Echo {
+                src: Ep::new(X, 4000),
+                dst: Ep::new(B, 4000),
+                request: true
+            }
+        );
     }
 
     #[test]
@@ -464,7 +601,12 @@ mod tests {
         let c = checksum(&body);
         body[2..4].copy_from_slice(&c.to_be_bytes());
         let mut err = ipv4(B, X, PROTO_ICMP, &body);
-        assert!(rewrite_icmp_error(&mut err, Side::Dst, A, Ep::new(A, 40000)));
+        assert!(rewrite_icmp_error(
+            &mut err,
+            Side::Dst,
+            A,
+            Ep::new(A, 40000)
+        ));
         assert!(ipv4_header_ok(&err[..20]));
         assert_eq!(checksum(&err[20..]), 0, "ICMP checksum verifies");
         let inner = &err[28..];
@@ -472,7 +614,13 @@ mod tests {
         assert!(l4_ok(inner), "quoted UDP checksum");
         assert_eq!(
             classify(&err),
-            Kind::IcmpError { outer_src: B, outer_dst: A, proto: PROTO_UDP, inner_src: Ep::new(A, 40000), inner_dst: Ep::new(B, 53) }
+            Kind::IcmpError {
+                outer_src: B,
+                outer_dst: A,
+                proto: PROTO_UDP,
+                inner_src: Ep::new(A, 40000),
+                inner_dst: Ep::new(B, 53)
+            }
         );
     }
 
@@ -485,11 +633,18 @@ mod tests {
         let mut err = ipv4(B, X, PROTO_ICMP, &body);
         assert!(rewrite_icmp_error(&mut err, Side::Dst, A, Ep::new(A, 77)));
         assert_eq!(checksum(&err[20..]), 0);
-        assert!(matches!(classify(&err), Kind::IcmpError { proto: PROTO_ICMP, inner_src, .. } if inner_src == Ep::new(A, 77)));
+        assert!(
+            matches!(classify(&err), Kind::IcmpError { proto: PROTO_ICMP, inner_src, .. } if inner_src == Ep::new(A, 77))
+        );
         // A quote shorter than header + 8 bytes is refused, unchanged.
         let mut short = ipv4(B, X, PROTO_ICMP, &body[..8 + 24]);
         let before = short.clone();
-        assert!(!rewrite_icmp_error(&mut short, Side::Dst, A, Ep::new(A, 77)));
+        assert!(!rewrite_icmp_error(
+            &mut short,
+            Side::Dst,
+            A,
+            Ep::new(A, 77)
+        ));
         assert_eq!(short, before);
     }
 

@@ -30,7 +30,10 @@ pub struct Tap {
 
 impl Tap {
     pub fn new(filter: Option<Program>, count: u32) -> Tap {
-        Tap { filter, left: AtomicU32::new(count) }
+        Tap {
+            filter,
+            left: AtomicU32::new(count),
+        }
     }
 
     /// Whether the filter accepts `frame` (no filter: every frame).
@@ -47,7 +50,9 @@ impl Tap {
     /// Takes one frame off `left`; false when none is left.
     #[inline]
     fn take(&self) -> bool {
-        self.left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1)).is_ok()
+        self.left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1))
+            .is_ok()
     }
 }
 
@@ -124,9 +129,19 @@ pub fn offer(taps: &[Arc<Tap>], frame: &[u8]) -> Offer {
 /// (`Event::Captured`) when one accepts it, counts it as `capture-filtered`
 /// when none does. The worker calls this only for ports that are armed.
 #[inline(never)]
-pub fn tap_frame(taps: &[Arc<Tap>], port: u16, frame: &[u8], events: &EventSink, counters: &mut LocalCounters) {
+pub fn tap_frame(
+    taps: &[Arc<Tap>],
+    port: u16,
+    frame: &[u8],
+    events: &EventSink,
+    counters: &mut LocalCounters,
+) {
     match offer(taps, frame) {
-        Offer::Copy => events.send(Event::Captured { port, time_ns: super::wall_ns(), data: frame.to_vec() }),
+        Offer::Copy => events.send(Event::Captured {
+            port,
+            time_ns: super::wall_ns(),
+            data: frame.to_vec(),
+        }),
         Offer::Filtered => counters.stage(Stage::CaptureFiltered, 1),
         Offer::Idle => {}
     }

@@ -125,6 +125,8 @@ reasons! {
     FilterDrop = "filter-drop", "filter";
     /// Rejected by a filter rule (ICMP prohibited or TCP RST sent).
     FilterReject = "filter-reject", "filter";
+    /// A new connection the stateful filter accepted, but the connection table was full.
+    CtTableFull = "ct-table-full", "filter";
     /// Tagged with a VLAN the ingress switch port does not carry.
     L2VlanNotAllowed = "l2-vlan-not-allowed", "l2";
     /// Untagged or priority-tagged frame on a trunk port (no native VLAN).
@@ -506,7 +508,10 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for d in Drop::ALL {
             assert!(seen.insert(d.name()), "duplicate {}", d.name());
-            assert!(d.name().bytes().all(|b| b.is_ascii_lowercase() || b == b'-' || b.is_ascii_digit()));
+            assert!(d
+                .name()
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'-' || b.is_ascii_digit()));
         }
         assert_eq!(Drop::ALL.len(), DROP_REASONS);
         for (i, d) in Drop::ALL.iter().enumerate() {

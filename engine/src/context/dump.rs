@@ -121,7 +121,10 @@ pub struct Dumps<T> {
 impl<T> Dumps<T> {
     /// Slots for `workers` workers.
     pub fn new(workers: u16) -> Dumps<T> {
-        Dumps { slots: (0..workers).map(|_| DumpSlot::default()).collect(), busy: AtomicBool::new(false) }
+        Dumps {
+            slots: (0..workers).map(|_| DumpSlot::default()).collect(),
+            busy: AtomicBool::new(false),
+        }
     }
 
     /// Worker `w`'s slot.
@@ -194,12 +197,23 @@ impl Cursor {
     /// under 1% of its time (a dump of 262,144 sessions then takes about a
     /// second) instead of a slice per loop.
     #[inline]
-    pub fn step<T>(&mut self, slot: &DumpSlot<T>, hwm: usize, behind: bool, now_ms: u64, slice: impl FnOnce(&Slice, &mut Vec<T>)) -> Step {
+    pub fn step<T>(
+        &mut self,
+        slot: &DumpSlot<T>,
+        hwm: usize,
+        behind: bool,
+        now_ms: u64,
+        slice: impl FnOnce(&Slice, &mut Vec<T>),
+    ) -> Step {
         let asked = slot.asked.load(Ordering::Acquire);
         if asked != self.seen {
             self.seen = asked;
             self.req = asked >> 1;
-            self.mode = if asked & 1 == 1 { Mode::Flush } else { Mode::Show };
+            self.mode = if asked & 1 == 1 {
+                Mode::Flush
+            } else {
+                Mode::Show
+            };
             self.next = 0;
             self.active = true;
         }
@@ -217,16 +231,29 @@ impl Cursor {
         if slot.full.is_full() {
             return Step::Waiting;
         }
-        let Some(mut rows) = slot.free.pop() else { return Step::Waiting };
+        let Some(mut rows) = slot.free.pop() else {
+            return Step::Waiting;
+        };
         rows.clear();
         let end = self.next.saturating_add(SLICE).min(hwm).max(self.next);
-        let s = Slice { mode: self.mode, range: self.next..end, last: end >= hwm };
+        let s = Slice {
+            mode: self.mode,
+            range: self.next..end,
+            last: end >= hwm,
+        };
         slice(&s, &mut rows);
-        debug_assert!(rows.len() <= SLICE, "a slice yields at most one row per slot");
+        debug_assert!(
+            rows.len() <= SLICE,
+            "a slice yields at most one row per slot"
+        );
         self.next = end;
         self.active = !s.last;
         self.last_ms = now_ms;
-        if let Err(c) = slot.full.push(Chunk { req: self.req, rows, last: s.last }) {
+        if let Err(c) = slot.full.push(Chunk {
+            req: self.req,
+            rows,
+            last: s.last,
+        }) {
             // Unreachable (checked above); keep the buffer rather than drop it here.
             let _ = slot.free.push(c.rows);
             self.next = s.range.start;
@@ -313,11 +340,20 @@ impl<T> Collector<T> {
             }
             // One collector at a time (busy): nobody else writes `asked`.
             let n = (slot.asked.load(Ordering::Acquire) >> 1) + 1;
-            slot.asked.store(n << 1 | u64::from(mode == Mode::Flush), Ordering::Release);
+            slot.asked
+                .store(n << 1 | u64::from(mode == Mode::Flush), Ordering::Release);
             req.push(n);
         }
         let answers = vec![Answer::Open(now); req.len()];
-        Ok(Collector { dumps: dumps.clone(), req, answers, timeout: SILENCE, max_rows: POLL_ROWS, first: 0, released: false })
+        Ok(Collector {
+            dumps: dumps.clone(),
+            req,
+            answers,
+            timeout: SILENCE,
+            max_rows: POLL_ROWS,
+            first: 0,
+            released: false,
+        })
     }
 
     /// How long a worker may send nothing before it is named silent (default [`SILENCE`]).
@@ -357,7 +393,11 @@ impl<T> Collector<T> {
     /// [`Collector::poll`] at time `now`.
     pub fn poll_at(&mut self, now: Instant) -> Progress<T> {
         let n = self.req.len();
-        let mut p = Progress { rows: Vec::new(), silent: Vec::new(), done: false };
+        let mut p = Progress {
+            rows: Vec::new(),
+            silent: Vec::new(),
+            done: false,
+        };
         // One chunk per worker per round, so every worker's queue drains
         // and none waits long for buffers while another is read.
         'rounds: loop {
@@ -372,11 +412,17 @@ impl<T> Collector<T> {
                     break 'rounds;
                 }
                 let slot = &self.dumps.slots[w];
-                let Some(mut c) = slot.full.pop() else { continue };
+                let Some(mut c) = slot.full.pop() else {
+                    continue;
+                };
                 any = true;
                 if c.req == self.req[w] {
                     p.rows.extend(c.rows.drain(..).map(|r| (w as u16, r)));
-                    self.answers[w] = if c.last { Answer::Complete } else { Answer::Open(now) };
+                    self.answers[w] = if c.last {
+                        Answer::Complete
+                    } else {
+                        Answer::Open(now)
+                    };
                 }
                 slot.recycle(c.rows);
             }
@@ -414,7 +460,9 @@ impl<T> Drop for Collector<T> {
     fn drop(&mut self) {
         for (w, a) in self.answers.iter().enumerate() {
             if matches!(a, Answer::Open(_)) {
-                self.dumps.slots[w].cancelled.fetch_max(self.req[w], Ordering::AcqRel);
+                self.dumps.slots[w]
+                    .cancelled
+                    .fetch_max(self.req[w], Ordering::AcqRel);
             }
         }
         self.release();
@@ -443,7 +491,11 @@ pub fn collect<T, E>(
         let p = c.poll();
         rows += p.rows.len();
         let mut lines: Vec<String> = p.rows.iter().map(|(w, r)| f(*w, r)).collect();
-        lines.extend(p.silent.iter().map(|w| format!("worker {w} did not answer")));
+        lines.extend(
+            p.silent
+                .iter()
+                .map(|w| format!("worker {w} did not answer")),
+        );
         let idle = lines.is_empty();
         if !idle {
             sink(lines)?;
@@ -471,7 +523,10 @@ mod tests {
 
     impl Table {
         fn with(n: u32) -> Table {
-            Table { slots: (0..n).map(Some).collect(), cursor: Cursor::default() }
+            Table {
+                slots: (0..n).map(Some).collect(),
+                cursor: Cursor::default(),
+            }
         }
 
         /// One loop iteration's housekeeping; the rows the slice produced.
@@ -518,7 +573,11 @@ mod tests {
                 break;
             }
         }
-        assert_eq!(iterations, 5000usize.div_ceil(SLICE), "5000 slots: full slices and a last short one");
+        assert_eq!(
+            iterations,
+            5000usize.div_ceil(SLICE),
+            "5000 slots: full slices and a last short one"
+        );
         assert_eq!(got, (0..5000).collect::<Vec<_>>());
         // Idle afterwards: nothing more, and a new collector may start.
         assert_eq!(t.service(d.slot(0).unwrap()).0, Step::Idle);
@@ -533,7 +592,11 @@ mod tests {
         for _ in 0..IN_FLIGHT {
             assert_eq!(t.service(d.slot(0).unwrap()).0, Step::Sent { last: false });
         }
-        assert_eq!(t.service(d.slot(0).unwrap()).0, Step::Waiting, "all buffers lent out");
+        assert_eq!(
+            t.service(d.slot(0).unwrap()).0,
+            Step::Waiting,
+            "all buffers lent out"
+        );
         // One poll takes at most POLL_ROWS rows and gives their buffers back.
         let p = c.poll();
         assert_eq!(p.rows.len(), POLL_ROWS);
@@ -616,11 +679,21 @@ mod tests {
             *count.entry(*k).or_default() += 1;
         }
         assert!(count.values().all(|&c| c == 1), "an entry appeared twice");
-        assert!(count.keys().all(|k| ever.contains(k)), "an entry that never existed");
+        assert!(
+            count.keys().all(|k| ever.contains(k)),
+            "an entry that never existed"
+        );
         let stable: BTreeSet<u32> = (0..n).filter(|k| !touched.contains(k)).collect();
-        assert!(stable.len() > (n as usize) / 2, "the test removes too much: {}", stable.len());
+        assert!(
+            stable.len() > (n as usize) / 2,
+            "the test removes too much: {}",
+            stable.len()
+        );
         for k in &stable {
-            assert!(count.contains_key(k), "entry {k}, alive throughout, is missing");
+            assert!(
+                count.contains_key(k),
+                "entry {k}, alive throughout, is missing"
+            );
         }
     }
 
@@ -630,10 +703,18 @@ mod tests {
         let slot = d.slot(0).unwrap();
         let mut cursor = Cursor::default();
         let _c = Collector::start(&d, Mode::Show).unwrap();
-        let mut step = |behind, ms| cursor.step(slot, 10 * SLICE, behind, ms, |s, rows| rows.extend(s.range.clone().map(|i| i as u32)));
+        let mut step = |behind, ms| {
+            cursor.step(slot, 10 * SLICE, behind, ms, |s, rows| {
+                rows.extend(s.range.clone().map(|i| i as u32))
+            })
+        };
         assert_eq!(step(true, 5), Step::Sent { last: false });
         assert_eq!(step(true, 5), Step::Deferred, "behind: not twice in one ms");
-        assert_eq!(step(false, 5), Step::Sent { last: false }, "not behind: every loop");
+        assert_eq!(
+            step(false, 5),
+            Step::Sent { last: false },
+            "not behind: every loop"
+        );
         assert_eq!(step(true, 5), Step::Deferred);
         assert_eq!(step(true, 6), Step::Sent { last: false }, "the next ms");
     }
@@ -644,7 +725,9 @@ mod tests {
         let mut w0 = Table::with(3000);
         let mut w2 = Table::with(10);
         let t0 = Instant::now();
-        let mut c = Collector::start_at(&d, Mode::Show, t0).unwrap().with_timeout(Duration::from_millis(100));
+        let mut c = Collector::start_at(&d, Mode::Show, t0)
+            .unwrap()
+            .with_timeout(Duration::from_millis(100));
         let mut rows: BTreeMap<u16, usize> = BTreeMap::new();
         let mut silent = Vec::new();
         let mut now = t0;
@@ -660,7 +743,10 @@ mod tests {
         }
         assert_eq!(silent, vec![1], "worker 1 never answers");
         assert_eq!(rows, BTreeMap::from([(0, 3000), (2, 10)]));
-        assert!(now < t0 + Duration::from_millis(400), "named after the timeout, not later");
+        assert!(
+            now < t0 + Duration::from_millis(400),
+            "named after the timeout, not later"
+        );
         // Worker 1 wakes up late: the cancelled dump costs it nothing.
         let mut w1 = Table::with(10);
         assert_eq!(w1.service(d.slot(1).unwrap()).0, Step::Idle);
@@ -672,7 +758,9 @@ mod tests {
         let d = dumps(1);
         let mut t = Table::with(10 * SLICE as u32);
         let t0 = Instant::now();
-        let mut c = Collector::start_at(&d, Mode::Show, t0).unwrap().with_timeout(Duration::from_millis(100));
+        let mut c = Collector::start_at(&d, Mode::Show, t0)
+            .unwrap()
+            .with_timeout(Duration::from_millis(100));
         let mut now = t0;
         let mut rows = 0;
         while !c.is_done() {
@@ -728,7 +816,10 @@ mod tests {
         let d = dumps(2);
         let mut t = Table::default();
         let mut c = Collector::start(&d, Mode::Show).unwrap();
-        assert_eq!(t.service(d.slot(0).unwrap()).1.map(|s| (s.range, s.last)), Some((0..0, true)));
+        assert_eq!(
+            t.service(d.slot(0).unwrap()).1.map(|s| (s.range, s.last)),
+            Some((0..0, true))
+        );
         t.cursor = Cursor::default();
         t.service(d.slot(1).unwrap());
         let p = c.poll();
@@ -749,10 +840,16 @@ mod tests {
             }
         });
         let mut chunks = Vec::new();
-        let n = collect(&d, Mode::Show, Duration::from_secs(1), |w, r| format!("{w}:{r}"), |lines| {
-            chunks.push(lines);
-            Ok::<(), ()>(())
-        })
+        let n = collect(
+            &d,
+            Mode::Show,
+            Duration::from_secs(1),
+            |w, r| format!("{w}:{r}"),
+            |lines| {
+                chunks.push(lines);
+                Ok::<(), ()>(())
+            },
+        )
         .unwrap();
         stop.store(true, Ordering::Relaxed);
         t.join().unwrap();

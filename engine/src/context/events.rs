@@ -40,16 +40,33 @@ pub struct TraceRecord {
 pub enum Event {
     /// A neighbor's link-layer address was seen (ARP, NS/NA); `confirmed`
     /// when it answered us (reply or solicited advertisement).
-    NeighSeen { key: NeighborKey, mac: Mac, confirmed: bool },
+    NeighSeen {
+        key: NeighborKey,
+        mac: Mac,
+        confirmed: bool,
+    },
     /// A worker started resolving a neighbor.
-    NeighMiss { key: NeighborKey },
+    NeighMiss {
+        key: NeighborKey,
+    },
     /// A neighbor did not answer.
-    NeighFailed { key: NeighborKey },
+    NeighFailed {
+        key: NeighborKey,
+    },
     /// A frame copied for `ctl capture` (rx or tx on `port`).
-    Captured { port: u16, time_ns: u64, data: Vec<u8> },
+    Captured {
+        port: u16,
+        time_ns: u64,
+        data: Vec<u8>,
+    },
     Trace(Box<TraceRecord>),
     /// A station's MAC appeared on another port of its bridge (for the log).
-    MacMoved { bridge: u8, key: crate::mac_table::MacKey, from: u16, to: u16 },
+    MacMoved {
+        bridge: u8,
+        key: crate::mac_table::MacKey,
+        from: u16,
+        to: u16,
+    },
 }
 
 /// A worker's end of the event channel.
@@ -76,7 +93,13 @@ impl EventSink {
 /// A channel of `cap` events: the workers' sink and the control thread's receiver.
 pub fn channel(cap: usize) -> (EventSink, Receiver<Event>) {
     let (tx, rx) = crossbeam::channel::bounded(cap);
-    (EventSink { tx, dropped: Arc::new(AtomicU64::new(0)) }, rx)
+    (
+        EventSink {
+            tx,
+            dropped: Arc::new(AtomicU64::new(0)),
+        },
+        rx,
+    )
 }
 
 #[cfg(test)]
@@ -86,7 +109,10 @@ mod tests {
     #[test]
     fn full_channel_counts_instead_of_blocking() {
         let (sink, rx) = channel(2);
-        let key = NeighborKey { port: 0, ip: "198.18.0.1".parse().unwrap() };
+        let key = NeighborKey {
+            port: 0,
+            ip: "198.18.0.1".parse().unwrap(),
+        };
         for _ in 0..5 {
             sink.send(Event::NeighMiss { key });
         }

@@ -68,10 +68,20 @@ impl Handoff {
         for _ in 0..workers {
             let pool = ArrayQueue::new(INBOX);
             for _ in 0..INBOX {
-                let _ = pool.push(Slot { port: 0, flags: 0, len: 0, data: Box::new([0; SLOT_BYTES]) });
+                let _ = pool.push(Slot {
+                    port: 0,
+                    flags: 0,
+                    len: 0,
+                    data: Box::new([0; SLOT_BYTES]),
+                });
             }
             let waker = if wakers { Some(Waker::new()?) } else { None };
-            inboxes.push(Inbox { full: ArrayQueue::new(INBOX), pool, sleeping: AtomicBool::new(false), waker });
+            inboxes.push(Inbox {
+                full: ArrayQueue::new(INBOX),
+                pool,
+                sleeping: AtomicBool::new(false),
+                waker,
+            });
         }
         Ok(Handoff { inboxes })
     }
@@ -79,11 +89,15 @@ impl Handoff {
     /// Hands `frame` (received on `port`) to worker `to`. False when it has
     /// no room (the caller drops and counts) or the frame is too large.
     pub fn send(&self, to: u16, port: u16, flags: u8, frame: &[u8]) -> bool {
-        let Some(inbox) = self.inboxes.get(usize::from(to)) else { return false };
+        let Some(inbox) = self.inboxes.get(usize::from(to)) else {
+            return false;
+        };
         if frame.len() > SLOT_BYTES {
             return false;
         }
-        let Some(mut slot) = inbox.pool.pop() else { return false };
+        let Some(mut slot) = inbox.pool.pop() else {
+            return false;
+        };
         slot.port = port;
         slot.flags = flags;
         slot.len = frame.len() as u16;
@@ -116,13 +130,17 @@ impl Handoff {
 
     /// Frames waiting for worker `me`.
     pub fn pending(&self, me: u16) -> usize {
-        self.inboxes.get(usize::from(me)).map_or(0, |i| i.full.len())
+        self.inboxes
+            .get(usize::from(me))
+            .map_or(0, |i| i.full.len())
     }
 
     /// Worker `me` is about to sleep: returns false (do not sleep) when
     /// frames are already waiting. Call [`Handoff::awake`] after the sleep.
     pub fn may_sleep(&self, me: u16) -> bool {
-        let Some(i) = self.inboxes.get(usize::from(me)) else { return true };
+        let Some(i) = self.inboxes.get(usize::from(me)) else {
+            return true;
+        };
         i.sleeping.store(true, Ordering::SeqCst);
         if !i.full.is_empty() {
             i.sleeping.store(false, Ordering::SeqCst);
@@ -142,7 +160,11 @@ impl Handoff {
 
     /// The eventfd worker `me` polls beside its sockets.
     pub fn wake_fd(&self, me: u16) -> Option<std::os::fd::RawFd> {
-        self.inboxes.get(usize::from(me))?.waker.as_ref().map(Waker::fd)
+        self.inboxes
+            .get(usize::from(me))?
+            .waker
+            .as_ref()
+            .map(Waker::fd)
     }
 }
 
@@ -156,7 +178,10 @@ mod tests {
         assert!(h.send(1, 3, AS_OUTSIDE, b"frame"));
         assert_eq!(h.pending(1), 1);
         let s = h.recv(1).unwrap();
-        assert_eq!((s.port, s.flags, &s.data[..usize::from(s.len)]), (3, AS_OUTSIDE, &b"frame"[..]));
+        assert_eq!(
+            (s.port, s.flags, &s.data[..usize::from(s.len)]),
+            (3, AS_OUTSIDE, &b"frame"[..])
+        );
         h.recycle(1, s);
         assert!(h.recv(1).is_none());
         assert!(!h.send(2, 0, 0, b"x"), "no such worker");

@@ -24,25 +24,25 @@ pub mod counters;
 pub mod dump;
 pub mod events;
 pub mod handoff;
+mod hooks;
 pub mod icmp_error;
 pub mod martian;
 pub mod neigh_frames;
 pub mod ratelimit;
 pub mod reject;
 pub mod tables;
-mod hooks;
 
 pub use hooks::{untranslated, Hooks, NoHooks, Pre};
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use counters::{Drop, LocalCounters, Stage};
-use events::{Event, EventSink, TraceEnd, TraceRecord};
-use tables::{Interfaces, Routes, Shared};
 use crate::neighbor::{NeighborKey, NeighborMap, PendingQueues, Push, Retry};
-use ratelimit::IcmpRateLimiter;
 use crate::wire::Mac;
 use crate::xsk::{Desc, Umem, BURST};
+use counters::{Drop, LocalCounters, Stage};
+use events::{Event, EventSink, TraceEnd, TraceRecord};
+use ratelimit::IcmpRateLimiter;
+use tables::{Interfaces, Routes, Shared};
 pub const ETH_HDR: usize = 14;
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
 pub const ETHERTYPE_ARP: u16 = 0x0806;
@@ -61,7 +61,9 @@ pub struct TxQueues {
 
 impl TxQueues {
     pub fn new(ports: usize) -> Self {
-        TxQueues { q: (0..ports).map(|_| Vec::with_capacity(TX_QUEUE)).collect() }
+        TxQueues {
+            q: (0..ports).map(|_| Vec::with_capacity(TX_QUEUE)).collect(),
+        }
     }
 
     /// Queues a frame; gives it back if the port is unknown or its queue is full.
@@ -95,7 +97,6 @@ impl TxQueues {
     }
 }
 
-
 /// Per-worker state every stage uses besides the frames. Feature state
 /// (the NAT's table, the load balancer's connections, the TCP endpoint) is
 /// not here: the pipeline holds it and hands it to its feature.
@@ -128,7 +129,10 @@ pub struct Ctx<'a> {
 
 impl std::fmt::Debug for Ctx<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ctx").field("worker", &self.st.worker).field("now_ns", &self.now_ns).finish()
+        f.debug_struct("Ctx")
+            .field("worker", &self.st.worker)
+            .field("now_ns", &self.now_ns)
+            .finish()
     }
 }
 
@@ -227,7 +231,10 @@ impl Ctx<'_> {
         let now = self.now_ms();
         let send_request = match self.st.pending.push(key, d, now) {
             Push::Queued { send_request } => send_request,
-            Push::QueuedDroppedOldest { dropped, send_request } => {
+            Push::QueuedDroppedOldest {
+                dropped,
+                send_request,
+            } => {
                 self.drop(port, dropped, Drop::NeighQueueFull);
                 send_request
             }
@@ -247,7 +254,9 @@ impl Ctx<'_> {
 
     /// Sends an ARP request or a neighbor solicitation for `key`.
     pub fn solicit(&mut self, key: NeighborKey) {
-        let Some(p) = self.ifs.port(key.port) else { return };
+        let Some(p) = self.ifs.port(key.port) else {
+            return;
+        };
         let (mac, port) = (p.mac, key.port);
         let Some(mut f) = self.umem.alloc() else {
             self.st.counters.drop(Drop::NoFrame);
@@ -280,7 +289,13 @@ impl Ctx<'_> {
     /// [`Ctx::icmp4_error`] with an explicit source: errors about packets
     /// addressed to the engine come from the address they were sent to (as
     /// a host's do), so `traceroute` ends at the address it probed.
-    pub fn icmp4_error_from(&mut self, in_port: u16, d: &Desc, kind: icmp_error::Icmp4Error, from: Option<Ipv4Addr>) {
+    pub fn icmp4_error_from(
+        &mut self,
+        in_port: u16,
+        d: &Desc,
+        kind: icmp_error::Icmp4Error,
+        from: Option<Ipv4Addr>,
+    ) {
         self.st.counters.stage(Stage::IcmpError, 1);
         let data = self.umem.data(d);
         if data.len() < ETH_HDR + 20 {
@@ -331,7 +346,13 @@ impl Ctx<'_> {
     }
 
     /// [`Ctx::icmp6_error`] with an explicit source address.
-    pub fn icmp6_error_from(&mut self, in_port: u16, d: &Desc, kind: icmp_error::Icmp6Error, from: Option<Ipv6Addr>) {
+    pub fn icmp6_error_from(
+        &mut self,
+        in_port: u16,
+        d: &Desc,
+        kind: icmp_error::Icmp6Error,
+        from: Option<Ipv6Addr>,
+    ) {
         self.st.counters.stage(Stage::IcmpError, 1);
         let data = self.umem.data(d);
         if data.len() < ETH_HDR + 40 {
@@ -348,7 +369,9 @@ impl Ctx<'_> {
             self.st.counters.drop(Drop::IcmpRateLimited);
             return;
         }
-        let Some(from) = from.or_else(|| self.ifs.port(in_port).map(|p| p.src_v6(orig_src))) else { return };
+        let Some(from) = from.or_else(|| self.ifs.port(in_port).map(|p| p.src_v6(orig_src))) else {
+            return;
+        };
         let Some(mut e) = self.umem.alloc() else {
             self.st.counters.drop(Drop::NoFrame);
             return;
@@ -374,7 +397,11 @@ impl Ctx<'_> {
     /// LPM on `dst`, no TTL decrement. Link-local destinations leave by the
     /// port they concern.
     pub fn originate4(&mut self, in_port: u16, dst: Ipv4Addr, d: Desc) {
-        let hop = self.routes.fib.lookup_v4(dst).and_then(|id| self.routes.select(id, 0));
+        let hop = self
+            .routes
+            .fib
+            .lookup_v4(dst)
+            .and_then(|id| self.routes.select(id, 0));
         match hop {
             Some(h) => {
                 let nh = match h.gateway {
@@ -407,7 +434,11 @@ impl Ctx<'_> {
             }
             return;
         }
-        let hop = self.routes.fib.lookup_v6(dst).and_then(|id| self.routes.select(id, 0));
+        let hop = self
+            .routes
+            .fib
+            .lookup_v6(dst)
+            .and_then(|id| self.routes.select(id, 0));
         match hop {
             Some(h) => {
                 let nh = match h.gateway {
@@ -433,7 +464,11 @@ impl Ctx<'_> {
         let built = match self.umem.pair_mut(d, &e) {
             Some((orig, buf)) if buf.len() > ETH_HDR && orig.len() > ETH_HDR => {
                 let n = reject::tcp_reset(&mut buf[ETH_HDR..], &orig[ETH_HDR..]);
-                let et = if orig[ETH_HDR] >> 4 == 6 { ETHERTYPE_IPV6 } else { ETHERTYPE_IPV4 };
+                let et = if orig[ETH_HDR] >> 4 == 6 {
+                    ETHERTYPE_IPV6
+                } else {
+                    ETHERTYPE_IPV4
+                };
                 buf[12..14].copy_from_slice(&et.to_be_bytes());
                 n.map(|n| (n, et))
             }
@@ -460,11 +495,15 @@ impl Ctx<'_> {
         let f = self.umem.data(d);
         let Some(ip) = f.get(ETH_HDR..) else { return 0 };
         let src: Option<IpAddr> = match ip.first().map(|b| b >> 4) {
-            Some(4) if ip.len() >= 20 => Some(IpAddr::V4(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]))),
+            Some(4) if ip.len() >= 20 => {
+                Some(IpAddr::V4(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15])))
+            }
             Some(6) if ip.len() >= 40 => Some(IpAddr::V6(ipv6_at(ip, 8))),
             _ => None,
         };
-        src.and_then(|a| self.routes.fib.lookup(a)).and_then(|id| self.routes.select(id, 0)).map_or(0, |h| h.port)
+        src.and_then(|a| self.routes.fib.lookup(a))
+            .and_then(|id| self.routes.select(id, 0))
+            .map_or(0, |h| h.port)
     }
 
     /// The IP packet of a frame (after the Ethernet header; empty if short).
@@ -489,7 +528,11 @@ impl Ctx<'_> {
     /// freed. A full inbox drops it (counted). Features whose flows have one
     /// owner (NAT, load balancer, TCP endpoint) use this.
     pub fn hand_to(&mut self, to: u16, port: u16, flags: u8, d: Desc) {
-        let sent = self.tables.handoff.as_ref().is_some_and(|h| h.send(to, port, flags, self.umem.data(&d)));
+        let sent = self
+            .tables
+            .handoff
+            .as_ref()
+            .is_some_and(|h| h.send(to, port, flags, self.umem.data(&d)));
         if sent {
             self.st.counters.stage(Stage::Handoff, 1);
             self.consumed(port, d);
@@ -503,7 +546,11 @@ impl Ctx<'_> {
         if mac[0] & 1 == 1 || mac == [0; 6] {
             return;
         }
-        self.st.events.send(Event::NeighSeen { key: NeighborKey { port, ip }, mac, confirmed });
+        self.st.events.send(Event::NeighSeen {
+            key: NeighborKey { port, ip },
+            mac,
+            confirmed,
+        });
     }
 }
 
@@ -528,7 +575,9 @@ pub fn ipv6_at(b: &[u8], off: usize) -> Ipv6Addr {
 
 /// Wall-clock time for capture files (pcap wants the epoch).
 pub fn wall_ns() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Checks neighbor waiting queues: resolved ones are flushed, due ones are
@@ -563,7 +612,13 @@ pub fn service_neighbors(ctx: &mut Ctx, resolved_changed: bool) {
     let now = ctx.now_ms();
     let mut resend = [None; 64];
     let mut nr = 0;
-    let mut failed = [(NeighborKey { port: 0, ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED) }, Desc::default()); TX_QUEUE];
+    let mut failed = [(
+        NeighborKey {
+            port: 0,
+            ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        },
+        Desc::default(),
+    ); TX_QUEUE];
     let mut nf = 0;
     ctx.st.pending.due(now, &mut |key, r| match r {
         Retry::Resend => {

@@ -439,13 +439,28 @@ mod tests {
         }
         out[12] = 0x81;
         out[13] = 0x00;
-        let n = arp_request(&mut out, [2, 0, 0, 0, 0, 1], "198.18.1.1".parse().unwrap(), "198.18.1.2".parse().unwrap()).unwrap();
+        let n = arp_request(
+            &mut out,
+            [2, 0, 0, 0, 0, 1],
+            "198.18.1.1".parse().unwrap(),
+            "198.18.1.2".parse().unwrap(),
+        )
+        .unwrap();
         assert_eq!(&out[12..14], &[0x08, 0x06]);
-        assert!(matches!(parse_arp(&out[14..n]), Some(NeighMsg::ArpRequest { .. })));
+        assert!(matches!(
+            parse_arp(&out[14..n]),
+            Some(NeighMsg::ArpRequest { .. })
+        ));
         let mut out = [0x81u8; 128];
         out[12] = 0x88;
         out[13] = 0xa8;
-        let n = neighbor_solicit(&mut out, [2, 0, 0, 0, 0, 1], "fe80::1".parse().unwrap(), "2001:2::1".parse().unwrap()).unwrap();
+        let n = neighbor_solicit(
+            &mut out,
+            [2, 0, 0, 0, 0, 1],
+            "fe80::1".parse().unwrap(),
+            "2001:2::1".parse().unwrap(),
+        )
+        .unwrap();
         assert_eq!(&out[12..14], &[0x86, 0xdd]);
         assert!(n > 54);
     }

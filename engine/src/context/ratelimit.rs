@@ -39,7 +39,11 @@ impl Bucket {
     /// and says whether one token is there, without taking it.
     fn refill(&mut self, now_ns: u64, cost: u64, cap: u64) -> bool {
         if !self.used {
-            *self = Bucket { credit_ns: cap, last_ns: now_ns, used: true };
+            *self = Bucket {
+                credit_ns: cap,
+                last_ns: now_ns,
+                used: true,
+            };
         } else {
             let elapsed = now_ns.saturating_sub(self.last_ns);
             self.credit_ns = self.credit_ns.saturating_add(elapsed).min(cap);
@@ -99,7 +103,11 @@ impl IcmpRateLimiter {
     /// full. `rate_per_sec == 0` disables sending entirely, `burst == 0`
     /// likewise (a bucket that holds nothing).
     pub fn new(rate_per_sec: u32, burst: u32) -> Self {
-        Self::with_limits(IcmpLimits { per_dest_rate: rate_per_sec, per_dest_burst: burst, ..IcmpLimits::default() })
+        Self::with_limits(IcmpLimits {
+            per_dest_rate: rate_per_sec,
+            per_dest_burst: burst,
+            ..IcmpLimits::default()
+        })
     }
 
     /// A limiter with these per-destination and global limits.
@@ -132,7 +140,12 @@ impl IcmpRateLimiter {
     /// the global bucket; false when either is empty (then neither is
     /// taken). A clock that goes backwards refills nothing.
     pub fn allow(&mut self, dst: IpAddr, now_ns: u64) -> bool {
-        let (cost, cap, gcost, gcap) = (self.cost_ns, self.cap_ns, self.global_cost_ns, self.global_cap_ns);
+        let (cost, cap, gcost, gcap) = (
+            self.cost_ns,
+            self.cap_ns,
+            self.global_cost_ns,
+            self.global_cap_ns,
+        );
         if !self.global.refill(now_ns, gcost, gcap) {
             return false;
         }
@@ -215,14 +228,27 @@ mod tests {
         assert_eq!(n, DEFAULT_GLOBAL_BURST as usize);
         // Over one second of a scan, one try per destination per millisecond:
         // about the global rate (plus the burst), far below 1,000 x 100.
-        let n = (1..=1000u64).map(|ms| (0..8).filter(|&i| l.allow(dst(i + ms as u32 * 8), t0 + ms * MS)).count()).sum::<usize>();
+        let n = (1..=1000u64)
+            .map(|ms| {
+                (0..8)
+                    .filter(|&i| l.allow(dst(i + ms as u32 * 8), t0 + ms * MS))
+                    .count()
+            })
+            .sum::<usize>();
         assert!((990..=1010).contains(&n), "{n}");
         // A denied global token takes nothing from the destination's bucket.
-        let mut l = IcmpRateLimiter::with_limits(IcmpLimits { global_rate: 1, global_burst: 1, ..IcmpLimits::default() });
+        let mut l = IcmpRateLimiter::with_limits(IcmpLimits {
+            global_rate: 1,
+            global_burst: 1,
+            ..IcmpLimits::default()
+        });
         assert!(l.allow(a(1), t0));
         assert!(!l.allow(a(2), t0));
         assert!(l.allow(a(2), t0 + NS_PER_SEC));
-        let mut off = IcmpRateLimiter::with_limits(IcmpLimits { global_rate: 0, ..IcmpLimits::default() });
+        let mut off = IcmpRateLimiter::with_limits(IcmpLimits {
+            global_rate: 0,
+            ..IcmpLimits::default()
+        });
         assert!(!off.allow(a(1), t0));
     }
 

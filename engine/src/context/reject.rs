@@ -14,14 +14,16 @@ pub fn tcp_reset(out: &mut [u8], orig_ip: &[u8]) -> Option<usize> {
                 return None;
             }
             let hl = usize::from(orig_ip[0] & 0x0f) * 4;
-            let total = usize::from(u16::from_be_bytes([orig_ip[2], orig_ip[3]])).min(orig_ip.len());
+            let total =
+                usize::from(u16::from_be_bytes([orig_ip[2], orig_ip[3]])).min(orig_ip.len());
             (hl, total, &orig_ip[12..16], &orig_ip[16..20])
         }
         6 => {
             if orig_ip.len() < 40 || orig_ip[6] != 6 {
                 return None;
             }
-            let total = (40 + usize::from(u16::from_be_bytes([orig_ip[4], orig_ip[5]]))).min(orig_ip.len());
+            let total =
+                (40 + usize::from(u16::from_be_bytes([orig_ip[4], orig_ip[5]]))).min(orig_ip.len());
             (40, total, &orig_ip[8..24], &orig_ip[24..40])
         }
         _ => return None,
@@ -37,10 +39,15 @@ pub fn tcp_reset(out: &mut [u8], orig_ip: &[u8]) -> Option<usize> {
     }
     let seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
     let ack = u32::from_be_bytes([tcp[8], tcp[9], tcp[10], tcp[11]]);
-    let seg_len = (tcp.len() - thl) as u32 + u32::from(flags & 0x02 != 0) + u32::from(flags & 0x01 != 0);
+    let seg_len =
+        (tcp.len() - thl) as u32 + u32::from(flags & 0x02 != 0) + u32::from(flags & 0x01 != 0);
     // RFC 793: if the segment has ACK, the reset takes its sequence number from
     // that ACK; otherwise it has sequence 0 and acknowledges the segment.
-    let (rseq, rack, rflags) = if flags & 0x10 != 0 { (ack, 0, 0x04) } else { (0, seq.wrapping_add(seg_len), 0x14) };
+    let (rseq, rack, rflags) = if flags & 0x10 != 0 {
+        (ack, 0, 0x04)
+    } else {
+        (0, seq.wrapping_add(seg_len), 0x14)
+    };
     let ip_len = if v == 4 { 20 } else { 40 };
     let n = ip_len + 20;
     let out = out.get_mut(..n)?;
@@ -118,9 +125,15 @@ mod tests {
         assert_eq!(u16::from_be_bytes([out[20], out[21]]), 80);
         assert_eq!(u16::from_be_bytes([out[22], out[23]]), 40000);
         assert_eq!(u32::from_be_bytes([out[24], out[25], out[26], out[27]]), 0);
-        assert_eq!(u32::from_be_bytes([out[28], out[29], out[30], out[31]]), 1001);
+        assert_eq!(
+            u32::from_be_bytes([out[28], out[29], out[30], out[31]]),
+            1001
+        );
         assert_eq!(out[33], 0x14, "RST+ACK");
-        let sum = checksum::combine(&[checksum::pseudo_header_v4(&[198, 19, 1, 2], &[198, 18, 1, 2], 6, 20), checksum::data(&out[20..40])]);
+        let sum = checksum::combine(&[
+            checksum::pseudo_header_v4(&[198, 19, 1, 2], &[198, 18, 1, 2], 6, 20),
+            checksum::data(&out[20..40]),
+        ]);
         assert_eq!(sum, 0xffff, "TCP checksum");
     }
 
@@ -128,7 +141,10 @@ mod tests {
     fn rst_for_an_ack_takes_its_sequence_and_rst_is_never_answered() {
         let mut out = [0u8; 64];
         tcp_reset(&mut out, &syn_v4(0x18, 10)).unwrap();
-        assert_eq!(u32::from_be_bytes([out[24], out[25], out[26], out[27]]), 5555);
+        assert_eq!(
+            u32::from_be_bytes([out[24], out[25], out[26], out[27]]),
+            5555
+        );
         assert_eq!(out[33], 0x04);
         assert!(tcp_reset(&mut out, &syn_v4(0x04, 0)).is_none());
         assert!(tcp_reset(&mut [0u8; 10], &syn_v4(0x02, 0)).is_none());

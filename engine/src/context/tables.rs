@@ -84,7 +84,11 @@ impl PortInfo {
     /// The address to send from toward `dst` on this port: one in dst's
     /// subnet if any, else the first.
     pub fn src_v4(&self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
-        self.v4.iter().find(|&&(p, l)| same_net_v4(p, dst, l)).or(self.v4.first()).map(|&(a, _)| a)
+        self.v4
+            .iter()
+            .find(|&&(p, l)| same_net_v4(p, dst, l))
+            .or(self.v4.first())
+            .map(|&(a, _)| a)
     }
 
     pub fn src_v6(&self, dst: Ipv6Addr) -> Ipv6Addr {
@@ -109,7 +113,9 @@ impl PortInfo {
 
     /// Whether `a` is the directed broadcast of one of the port's subnets (/30 and shorter).
     pub fn subnet_broadcast_v4(&self, a: Ipv4Addr) -> bool {
-        self.v4.iter().any(|&(p, l)| l <= 30 && same_net_v4(p, a, l) && (u32::from(a) | (u32::MAX << (32 - l))) == u32::MAX)
+        self.v4.iter().any(|&(p, l)| {
+            l <= 30 && same_net_v4(p, a, l) && (u32::from(a) | (u32::MAX << (32 - l))) == u32::MAX
+        })
     }
 }
 
@@ -137,17 +143,34 @@ pub struct Interfaces {
 
 impl Interfaces {
     pub fn new(ports: Vec<PortInfo>) -> Self {
-        let local4 = ports.iter().flat_map(|p| p.v4.iter().map(|&(a, _)| u32::from(a))).collect();
+        let local4 = ports
+            .iter()
+            .flat_map(|p| p.v4.iter().map(|&(a, _)| u32::from(a)))
+            .collect();
         let bcast4 = ports
             .iter()
-            .flat_map(|p| p.v4.iter().filter(|&&(_, l)| l <= 30).map(move |&(a, l)| (p.index, u32::from(a) | (u32::MAX >> l))))
+            .flat_map(|p| {
+                p.v4.iter()
+                    .filter(|&&(_, l)| l <= 30)
+                    .map(move |&(a, l)| (p.index, u32::from(a) | (u32::MAX >> l)))
+            })
             .collect();
         let local6 = ports
             .iter()
-            .flat_map(|p| p.v6.iter().map(|&(a, _)| u128::from(a)).chain(std::iter::once(u128::from(p.link_local()))))
+            .flat_map(|p| {
+                p.v6.iter()
+                    .map(|&(a, _)| u128::from(a))
+                    .chain(std::iter::once(u128::from(p.link_local())))
+            })
             .collect();
         let rpf = vec![RpFilter::Off; ports.len()];
-        Interfaces { ports, local4, bcast4, local6, rpf }
+        Interfaces {
+            ports,
+            local4,
+            bcast4,
+            local6,
+            rpf,
+        }
     }
 
     /// Sets a port's reverse-path filter mode (at start).
@@ -188,7 +211,9 @@ impl Interfaces {
     }
 
     pub fn by_name(&self, name: &str) -> Option<&PortInfo> {
-        self.ports.iter().find(|p| p.name == name || p.interface == name)
+        self.ports
+            .iter()
+            .find(|p| p.name == name || p.interface == name)
     }
 }
 
@@ -226,10 +251,17 @@ impl Routes {
         let n = fib.nexthops.len();
         let mut entries = Vec::with_capacity(n);
         let mut members = Vec::new();
-        let none = ResolvedHop { port: u16::MAX, gateway: None };
+        let none = ResolvedHop {
+            port: u16::MAX,
+            gateway: None,
+        };
         for id in 0..n {
             let resolved: Vec<ResolvedHop> = match fib.nexthops.get(id as NextHopId) {
-                Some(e) => e.hops().iter().filter_map(|h| resolve_hop(h, ifs)).collect(),
+                Some(e) => e
+                    .hops()
+                    .iter()
+                    .filter_map(|h| resolve_hop(h, ifs))
+                    .collect(),
                 None => Vec::new(),
             };
             let start = members.len() as u32;
@@ -240,7 +272,11 @@ impl Routes {
             }
             entries.push(Entry { first, start, n });
         }
-        Routes { fib, entries, members }
+        Routes {
+            fib,
+            entries,
+            members,
+        }
     }
 
     /// The hop carrying a flow, for a lookup result.
@@ -267,13 +303,19 @@ impl Routes {
 
 fn resolve_hop(h: &crate::l3::nexthop::NextHop, ifs: &Interfaces) -> Option<ResolvedHop> {
     match (&h.dev, h.gateway) {
-        (Some(d), gw) => ifs.by_name(d).map(|p| ResolvedHop { port: p.index, gateway: gw }),
+        (Some(d), gw) => ifs.by_name(d).map(|p| ResolvedHop {
+            port: p.index,
+            gateway: gw,
+        }),
         (None, Some(gw)) => {
             let p = ifs.ports.iter().find(|p| match gw {
                 IpAddr::V4(a) => p.on_link_v4(a),
                 IpAddr::V6(a) => !a.is_unicast_link_local() && p.on_link_v6(a),
             })?;
-            Some(ResolvedHop { port: p.index, gateway: Some(gw) })
+            Some(ResolvedHop {
+                port: p.index,
+                gateway: Some(gw),
+            })
         }
         (None, None) => None,
     }
@@ -310,7 +352,9 @@ impl Shared {
             ifs: Arc::new(ifs),
             routes: ArcSwap::from_pointee(routes),
             neigh: ArcSwap::from_pointee(neigh),
-            capture: (0..n).map(|_| super::capture::PortTaps::default()).collect(),
+            capture: (0..n)
+                .map(|_| super::capture::PortTaps::default())
+                .collect(),
             trace: std::sync::atomic::AtomicBool::new(false),
             epoch: std::time::Instant::now(),
             handoff: None,
@@ -346,24 +390,44 @@ mod tests {
     fn link_local_is_modified_eui64() {
         let mut p = port(0, &[], &[]);
         p.mac = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
-        assert_eq!(p.link_local(), "fe80::5054:ff:fe12:3456".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            p.link_local(),
+            "fe80::5054:ff:fe12:3456".parse::<Ipv6Addr>().unwrap()
+        );
     }
 
     #[test]
     fn subnets_and_sources() {
-        let p = port(1, &[("198.18.1.1", 24), ("198.19.5.1", 30)], &[("2001:2:0:1::1", 64)]);
+        let p = port(
+            1,
+            &[("198.18.1.1", 24), ("198.19.5.1", 30)],
+            &[("2001:2:0:1::1", 64)],
+        );
         assert!(p.on_link_v4("198.18.1.200".parse().unwrap()));
         assert!(!p.on_link_v4("198.18.2.1".parse().unwrap()));
-        assert_eq!(p.src_v4("198.19.5.2".parse().unwrap()), Some("198.19.5.1".parse().unwrap()));
-        assert_eq!(p.src_v4("198.20.0.1".parse().unwrap()), Some("198.18.1.1".parse().unwrap()));
+        assert_eq!(
+            p.src_v4("198.19.5.2".parse().unwrap()),
+            Some("198.19.5.1".parse().unwrap())
+        );
+        assert_eq!(
+            p.src_v4("198.20.0.1".parse().unwrap()),
+            Some("198.18.1.1".parse().unwrap())
+        );
         assert!(p.subnet_broadcast_v4("198.18.1.255".parse().unwrap()));
         assert!(p.subnet_broadcast_v4("198.19.5.3".parse().unwrap()));
         assert!(!p.subnet_broadcast_v4("198.18.1.254".parse().unwrap()));
         assert!(p.on_link_v6("2001:2:0:1::99".parse().unwrap()));
         assert!(p.on_link_v6("fe80::1".parse().unwrap()));
         assert_eq!(p.src_v6("fe80::9".parse().unwrap()), p.link_local());
-        assert_eq!(p.src_v6("2001:2:0:9::9".parse().unwrap()), "2001:2:0:1::1".parse::<Ipv6Addr>().unwrap());
-        assert!(same_net_v4("1.2.3.4".parse().unwrap(), "9.9.9.9".parse().unwrap(), 0));
+        assert_eq!(
+            p.src_v6("2001:2:0:9::9".parse().unwrap()),
+            "2001:2:0:1::1".parse::<Ipv6Addr>().unwrap()
+        );
+        assert!(same_net_v4(
+            "1.2.3.4".parse().unwrap(),
+            "9.9.9.9".parse().unwrap(),
+            0
+        ));
     }
 
     #[test]
@@ -377,17 +441,48 @@ mod tests {
         ]);
         let mut rt = RouteTable::new();
         let pfx = |s: &str| s.parse::<IpPrefix>().unwrap();
-        rt.add(Route { prefix: pfx("198.18.100.0/24"), hops: vec![NextHop::via("198.19.0.9".parse().unwrap())], metric: 0 })
-            .unwrap();
-        rt.add(Route { prefix: pfx("198.18.0.0/24"), hops: vec![NextHop { gateway: None, dev: Some("p0".into()) }], metric: 0 })
-            .unwrap();
-        rt.add(Route { prefix: pfx("198.18.200.0/24"), hops: vec![NextHop::via("198.20.0.1".parse().unwrap())], metric: 0 })
-            .unwrap();
+        rt.add(Route {
+            prefix: pfx("198.18.100.0/24"),
+            hops: vec![NextHop::via("198.19.0.9".parse().unwrap())],
+            metric: 0,
+        })
+        .unwrap();
+        rt.add(Route {
+            prefix: pfx("198.18.0.0/24"),
+            hops: vec![NextHop {
+                gateway: None,
+                dev: Some("p0".into()),
+            }],
+            metric: 0,
+        })
+        .unwrap();
+        rt.add(Route {
+            prefix: pfx("198.18.200.0/24"),
+            hops: vec![NextHop::via("198.20.0.1".parse().unwrap())],
+            metric: 0,
+        })
+        .unwrap();
         let fib = rt.reader().snapshot().clone();
         let r = Routes::resolve(fib, &ifs);
-        let hop = |a: &str| r.fib.lookup(a.parse().unwrap()).and_then(|id| r.select(id, 0));
-        assert_eq!(hop("198.18.100.7"), Some(ResolvedHop { port: 1, gateway: Some("198.19.0.9".parse().unwrap()) }));
-        assert_eq!(hop("198.18.0.7"), Some(ResolvedHop { port: 0, gateway: None }));
+        let hop = |a: &str| {
+            r.fib
+                .lookup(a.parse().unwrap())
+                .and_then(|id| r.select(id, 0))
+        };
+        assert_eq!(
+            hop("198.18.100.7"),
+            Some(ResolvedHop {
+                port: 1,
+                gateway: Some("198.19.0.9".parse().unwrap())
+            })
+        );
+        assert_eq!(
+            hop("198.18.0.7"),
+            Some(ResolvedHop {
+                port: 0,
+                gateway: None
+            })
+        );
         // The gateway is on no port's subnet: unresolvable, so no route.
         assert_eq!(hop("198.18.200.7"), None);
     }

@@ -24,8 +24,12 @@ pub const MAX_EXPR: usize = 1024;
 /// for a capture request; or why not, in words for the operator.
 pub fn capture_filter(expr: &str) -> Result<CaptureFilter, String> {
     let insns = cbpf::compile::compile(expr)?;
-    Program::new(&insns).map_err(|e| format!("libpcap's program for it cannot run in the engine: {e}"))?;
-    Ok(CaptureFilter { expr: shorten(expr).to_string(), program: cbpf::encode::encode(&insns) })
+    Program::new(&insns)
+        .map_err(|e| format!("libpcap's program for it cannot run in the engine: {e}"))?;
+    Ok(CaptureFilter {
+        expr: shorten(expr).to_string(),
+        program: cbpf::encode::encode(&insns),
+    })
 }
 
 /// At most [`MAX_EXPR`] bytes of `expr`, cut on a character boundary.
@@ -39,7 +43,10 @@ fn shorten(expr: &str) -> &str {
 
 /// Writes `frames` (time in ns since the Unix epoch, bytes) to a new pcap file
 /// at `path`, replacing it. Returns the number of frames written.
-pub fn write_pcap<'a>(path: &Path, frames: impl IntoIterator<Item = (u64, &'a [u8])>) -> io::Result<usize> {
+pub fn write_pcap<'a>(
+    path: &Path,
+    frames: impl IntoIterator<Item = (u64, &'a [u8])>,
+) -> io::Result<usize> {
     let file = io::BufWriter::new(std::fs::File::create(path)?);
     let header = PcapHeader {
         version_major: 2,
@@ -56,8 +63,12 @@ pub fn write_pcap<'a>(path: &Path, frames: impl IntoIterator<Item = (u64, &'a [u
     for (time_ns, data) in frames {
         let kept = &data[..data.len().min(SNAPLEN as usize)];
         let orig_len = u32::try_from(data.len()).unwrap_or(u32::MAX);
-        w.write_packet(&PcapPacket::new(Duration::from_nanos(time_ns), orig_len, kept))
-            .map_err(io::Error::other)?;
+        w.write_packet(&PcapPacket::new(
+            Duration::from_nanos(time_ns),
+            orig_len,
+            kept,
+        ))
+        .map_err(io::Error::other)?;
         n += 1;
     }
     let mut inner = w.into_writer();
@@ -77,8 +88,12 @@ mod tests {
         let p = Program::decode(&f.program).unwrap();
         assert!(p.len() > 10);
         // libpcap's errors come through; so do programs the engine would refuse.
-        assert!(capture_filter("tcp port 80 and").unwrap_err().contains("syntax error"));
-        assert!(capture_filter("ip6 protochain 6").unwrap_err().contains("cannot run in the engine"));
+        assert!(capture_filter("tcp port 80 and")
+            .unwrap_err()
+            .contains("syntax error"));
+        assert!(capture_filter("ip6 protochain 6")
+            .unwrap_err()
+            .contains("cannot run in the engine"));
         // A long expression is shortened for the request, on a character boundary.
         let long = format!("{}host 198.18.1.2", "ip and ".repeat(200));
         let f = capture_filter(&long).unwrap();
@@ -89,7 +104,8 @@ mod tests {
 
     #[test]
     fn written_file_reads_back() {
-        let path = std::env::temp_dir().join(format!("pktengine-capture-{}.pcap", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("pktengine-capture-{}.pcap", std::process::id()));
         // An ARP request for 198.18.0.2 from 02:00:00:00:00:01.
         let arp: Vec<u8> = [
             &[0xff; 6][..],
@@ -100,7 +116,10 @@ mod tests {
             &[198, 18, 0, 2],
         ]
         .concat();
-        let frames = [(1_700_000_000_123_456_789u64, arp.as_slice()), (1_700_000_001_000_000_000, &arp[..20])];
+        let frames = [
+            (1_700_000_000_123_456_789u64, arp.as_slice()),
+            (1_700_000_001_000_000_000, &arp[..20]),
+        ];
         assert_eq!(write_pcap(&path, frames).unwrap(), 2);
 
         let mut r = PcapReader::new(std::fs::File::open(&path).unwrap()).unwrap();
@@ -113,10 +132,21 @@ mod tests {
         assert!(r.next_packet().is_none());
 
         // tcpdump, when present, must read it too: that is what users run.
-        if let Ok(out) = std::process::Command::new("tcpdump").args(["-nn", "-r"]).arg(&path).output() {
+        if let Ok(out) = std::process::Command::new("tcpdump")
+            .args(["-nn", "-r"])
+            .arg(&path)
+            .output()
+        {
             let text = String::from_utf8_lossy(&out.stdout);
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-            assert!(text.contains("Request who-has 198.18.0.2 tell 198.18.0.1"), "{text}");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                text.contains("Request who-has 198.18.0.2 tell 198.18.0.1"),
+                "{text}"
+            );
         }
         std::fs::remove_file(&path).unwrap();
     }

@@ -107,9 +107,10 @@ fn run_json(socket: &Path, req: &Request, out: &mut dyn Write) -> i32 {
         let done = match r {
             Response::Records { records } => doc.rows(&mut w, records),
             Response::Summary { summary } => doc.summary(summary.clone()),
-            Response::Table { .. } | Response::Stats { .. } => {
-                Err(io::Error::new(io::ErrorKind::InvalidData, "the engine answered in text: it is older than `--json`"))
-            }
+            Response::Table { .. } | Response::Stats { .. } => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the engine answered in text: it is older than `--json`",
+            )),
             Response::Frame { .. } | Response::Done { .. } | Response::Error { .. } => Ok(()),
         };
         problem = done.err();
@@ -120,12 +121,23 @@ fn run_json(socket: &Path, req: &Request, out: &mut dyn Write) -> i32 {
 /// Ends a JSON document with the final answer; the exit code as in text
 /// mode (0 done, 1 refused, 2 not reached or not understood). An error also
 /// goes to stderr as a line, as in text mode.
-fn finish_json(doc: Document, out: &mut dyn Write, last: io::Result<Response>, problem: Option<io::Error>) -> i32 {
+fn finish_json(
+    doc: Document,
+    out: &mut dyn Write,
+    last: io::Result<Response>,
+    problem: Option<io::Error>,
+) -> i32 {
     let (code, message, error) = match (last, problem) {
-        (_, Some(p)) if p.kind() == io::ErrorKind::InvalidData => (2, String::new(), Some(p.to_string())),
+        (_, Some(p)) if p.kind() == io::ErrorKind::InvalidData => {
+            (2, String::new(), Some(p.to_string()))
+        }
         (Ok(Response::Done { message }), _) => (0, message, None),
         (Ok(Response::Error { message }), _) => (1, String::new(), Some(message)),
-        (Ok(_), _) => (2, String::new(), Some("the engine ended with an answer that is not final".to_string())),
+        (Ok(_), _) => (
+            2,
+            String::new(),
+            Some("the engine ended with an answer that is not final".to_string()),
+        ),
         (Err(e), _) => (2, String::new(), Some(e.to_string())),
     };
     if let Some(e) = &error {
@@ -161,7 +173,9 @@ pub fn stats(socket: &Path, watch: bool, format: Format, out: &mut dyn Write) ->
             (Ok(Response::Done { .. }), Some(r)) => r,
             (other, _) => return finish(other, out),
         };
-        let rates = prev.as_ref().map(|(t, c)| (r.0.saturating_sub(*t), c.as_slice()));
+        let rates = prev
+            .as_ref()
+            .map(|(t, c)| (r.0.saturating_sub(*t), c.as_slice()));
         let text = render_stats(&r.1, rates);
         if watch {
             // Clear the screen and home the cursor, like top.
@@ -180,7 +194,9 @@ pub fn stats(socket: &Path, watch: bool, format: Format, out: &mut dyn Write) ->
 /// reading, pps and bits/s), then non-zero drops by reason, then workers.
 pub fn render_stats(counters: &[Counter], prev: Option<(u64, &[Counter])>) -> String {
     let get = |cs: &[Counter], scope: &str, name: &str| -> u64 {
-        cs.iter().find(|c| c.scope == scope && c.name == name).map_or(0, |c| c.value)
+        cs.iter()
+            .find(|c| c.scope == scope && c.name == name)
+            .map_or(0, |c| c.value)
     };
     let mut s = String::new();
     let mut ports: Vec<&str> = Vec::new();
@@ -191,7 +207,18 @@ pub fn render_stats(counters: &[Counter], prev: Option<(u64, &[Counter])>) -> St
             }
         }
     }
-    s += &format!("{:<10} {:>14} {:>14} {:>12} {:>12} {:>14} {:>14} {:>12} {:>12}\n", "port", "rx packets", "rx bytes", "rx pps", "rx bps", "tx packets", "tx bytes", "tx pps", "tx bps");
+    s += &format!(
+        "{:<10} {:>14} {:>14} {:>12} {:>12} {:>14} {:>14} {:>12} {:>12}\n",
+        "port",
+        "rx packets",
+        "rx bytes",
+        "rx pps",
+        "rx bps",
+        "tx packets",
+        "tx bytes",
+        "tx pps",
+        "tx bps"
+    );
     for p in &ports {
         let scope = format!("port {p}");
         let v = |n: &str| get(counters, &scope, n);
@@ -230,12 +257,21 @@ pub fn render_stats(counters: &[Counter], prev: Option<(u64, &[Counter])>) -> St
         s += &format!("xsk {p}: {}\n", v.join(" "));
     }
     let mut drops: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for c in counters.iter().filter(|c| c.scope.starts_with("drop ") && c.value > 0) {
-        drops.insert((c.scope["drop ".len()..].to_string(), c.name.clone()), c.value);
+    for c in counters
+        .iter()
+        .filter(|c| c.scope.starts_with("drop ") && c.value > 0)
+    {
+        drops.insert(
+            (c.scope["drop ".len()..].to_string(), c.name.clone()),
+            c.value,
+        );
     }
     // Packets into each stage, summed over the workers.
     let mut stages: BTreeMap<&str, u64> = BTreeMap::new();
-    for c in counters.iter().filter(|c| c.scope.starts_with("worker ") && c.value > 0) {
+    for c in counters
+        .iter()
+        .filter(|c| c.scope.starts_with("worker ") && c.value > 0)
+    {
         if let Some(st) = c.name.strip_prefix("stage ") {
             *stages.entry(st).or_default() += c.value;
         }
@@ -246,18 +282,37 @@ pub fn render_stats(counters: &[Counter], prev: Option<(u64, &[Counter])>) -> St
             s += &format!("  {st:<16} {v}\n");
         }
     }
-    let nat: Vec<&Counter> = counters.iter().filter(|c| c.scope.starts_with("nat worker ")).collect();
+    let nat: Vec<&Counter> = counters
+        .iter()
+        .filter(|c| c.scope.starts_with("nat worker "))
+        .collect();
     if !nat.is_empty() {
-        let sum = |n: &str| nat.iter().filter(|c| c.name == n).map(|c| c.value).sum::<u64>();
-        s += &format!("nat: {} sessions, {} mappings\n", sum("sessions"), sum("mappings"));
+        let sum = |n: &str| {
+            nat.iter()
+                .filter(|c| c.name == n)
+                .map(|c| c.value)
+                .sum::<u64>()
+        };
+        s += &format!(
+            "nat: {} sessions, {} mappings\n",
+            sum("sessions"),
+            sum("mappings")
+        );
     }
-    // The TCP endpoint, a line per worker: `tcp worker 0: conns 2 established 1 ...`.
+    // The TCP endpoint and the connection tracker, a line per worker:
+    // `tcp worker 0: conns 2 established 1 ...`, `conntrack worker 0: entries 3 new 1 ...`.
     let mut tcp: BTreeMap<&str, Vec<&Counter>> = BTreeMap::new();
-    for c in counters.iter().filter(|c| c.scope.starts_with("tcp worker ")) {
+    for c in counters
+        .iter()
+        .filter(|c| c.scope.starts_with("tcp worker ") || c.scope.starts_with("conntrack worker "))
+    {
         tcp.entry(c.scope.as_str()).or_default().push(c);
     }
     for (scope, cs) in &tcp {
-        let fields: Vec<String> = cs.iter().map(|c| format!("{} {}", c.name, c.value)).collect();
+        let fields: Vec<String> = cs
+            .iter()
+            .map(|c| format!("{} {}", c.name, c.value))
+            .collect();
         s += &format!("{scope}: {}\n", fields.join(" "));
     }
     s += "\ndrops (stage, reason, packets):\n";
@@ -268,14 +323,23 @@ pub fn render_stats(counters: &[Counter], prev: Option<(u64, &[Counter])>) -> St
         s += &format!("  {stage:<12} {reason:<28} {v}\n");
     }
     let mut xdp: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for c in counters.iter().filter(|c| c.scope.starts_with("xdp ") && c.value > 0) {
-        xdp.entry(c.scope.clone()).or_default().push(format!("{}={}", c.name, c.value));
+    for c in counters
+        .iter()
+        .filter(|c| c.scope.starts_with("xdp ") && c.value > 0)
+    {
+        xdp.entry(c.scope.clone())
+            .or_default()
+            .push(format!("{}={}", c.name, c.value));
     }
     for (scope, v) in xdp {
         s += &format!("{scope}: {}\n", v.join(" "));
     }
     // The ctl socket and metrics port: clients served, refused and cut.
-    let front: Vec<String> = counters.iter().filter(|c| c.scope == "ctl front").map(|c| format!("{}={}", c.name, c.value)).collect();
+    let front: Vec<String> = counters
+        .iter()
+        .filter(|c| c.scope == "ctl front")
+        .map(|c| format!("{}={}", c.name, c.value))
+        .collect();
     if !front.is_empty() {
         s += &format!("ctl front: {}\n", front.join(" "));
     }
@@ -288,14 +352,26 @@ pub fn render_stats(counters: &[Counter], prev: Option<(u64, &[Counter])>) -> St
     for w in workers {
         let loops = get(counters, w, "loops");
         let idle = get(counters, w, "idle_loops");
-        let busy = if loops > 0 { 100.0 * (loops - idle) as f64 / loops as f64 } else { 0.0 };
+        let busy = if loops > 0 {
+            100.0 * (loops - idle) as f64 / loops as f64
+        } else {
+            0.0
+        };
         let cpu = get(counters, w, "cpu_ms");
         // With a previous reading (`stats --watch`): the share of one core the worker used.
         let cpu_rate = match prev {
-            Some((dt, old)) if dt > 0 => format!(" ({:.0}% of a core)", cpu.saturating_sub(get(old, w, "cpu_ms")) as f64 * 1e8 / dt as f64),
+            Some((dt, old)) if dt > 0 => format!(
+                " ({:.0}% of a core)",
+                cpu.saturating_sub(get(old, w, "cpu_ms")) as f64 * 1e8 / dt as f64
+            ),
             _ => String::new(),
         };
-        s += &format!("{w}: loops {loops}, with work {busy:.1}%, sleeps {}, cpu {}.{:02}s{cpu_rate}\n", get(counters, w, "sleeps"), cpu / 1000, cpu % 1000 / 10);
+        s += &format!(
+            "{w}: loops {loops}, with work {busy:.1}%, sleeps {}, cpu {}.{:02}s{cpu_rate}\n",
+            get(counters, w, "sleeps"),
+            cpu / 1000,
+            cpu % 1000 / 10
+        );
         s += &format!(
             "{w}: frames free {} rx {} held {} tx {}, ledger errors {}\n",
             get(counters, w, "frames_free"),
@@ -324,25 +400,50 @@ fn human(v: f64) -> String {
 /// (those the tcpdump expression accepts) into a pcap file. The expression
 /// is compiled here, by libpcap; a bad one is refused before anything is
 /// sent (exit code 2).
-pub fn capture(socket: &Path, port: &str, count: u32, filter: Option<&str>, file: &Path, format: Format, out: &mut dyn Write) -> i32 {
+pub fn capture(
+    socket: &Path,
+    port: &str,
+    count: u32,
+    filter: Option<&str>,
+    file: &Path,
+    format: Format,
+    out: &mut dyn Write,
+) -> i32 {
     let filter = match filter.map(capture_filter).transpose() {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("pktengine ctl: capture filter `{}`: {e}", filter.unwrap_or_default());
+            eprintln!(
+                "pktengine ctl: capture filter `{}`: {e}",
+                filter.unwrap_or_default()
+            );
             return 2;
         }
     };
     let mut frames: Vec<(u64, Vec<u8>)> = Vec::new();
-    let last = request(socket, &Request::Capture { port: port.to_string(), count, filter }, |r| {
-        if let Response::Frame { time_ns, data, .. } = r {
-            frames.push((*time_ns, data.clone()));
-        }
-    });
-    let last = match last {
-        Ok(Response::Done { .. }) => match write_pcap(file, frames.iter().map(|(t, d)| (*t, d.as_slice()))) {
-            Ok(n) => Ok(Response::Done { message: format!("{n} frames written to {}", file.display()) }),
-            Err(e) => Ok(Response::Error { message: format!("writing {}: {e}", file.display()) }),
+    let last = request(
+        socket,
+        &Request::Capture {
+            port: port.to_string(),
+            count,
+            filter,
         },
+        |r| {
+            if let Response::Frame { time_ns, data, .. } = r {
+                frames.push((*time_ns, data.clone()));
+            }
+        },
+    );
+    let last = match last {
+        Ok(Response::Done { .. }) => {
+            match write_pcap(file, frames.iter().map(|(t, d)| (*t, d.as_slice()))) {
+                Ok(n) => Ok(Response::Done {
+                    message: format!("{n} frames written to {}", file.display()),
+                }),
+                Err(e) => Ok(Response::Error {
+                    message: format!("writing {}: {e}", file.display()),
+                }),
+            }
+        }
         other => other,
     };
     match format {
@@ -356,12 +457,19 @@ mod tests {
     use super::*;
 
     fn c(scope: &str, name: &str, value: u64) -> Counter {
-        Counter { scope: scope.into(), name: name.into(), value }
+        Counter {
+            scope: scope.into(),
+            name: name.into(),
+            value,
+        }
     }
 
     #[test]
     fn rates_from_two_readings() {
-        let old = vec![c("port lan", "rx_packets", 1000), c("port lan", "rx_bytes", 64_000)];
+        let old = vec![
+            c("port lan", "rx_packets", 1000),
+            c("port lan", "rx_bytes", 64_000),
+        ];
         let new = vec![
             c("port lan", "rx_packets", 3000),
             c("port lan", "rx_bytes", 192_000),
@@ -378,7 +486,11 @@ mod tests {
 
     #[test]
     fn xsk_counters_get_a_line_per_port() {
-        let cs = vec![c("xsk lan", "rx_dropped", 0), c("xsk lan", "rx_ring_full", 7), c("xsk wan", "rx_dropped", 1)];
+        let cs = vec![
+            c("xsk lan", "rx_dropped", 0),
+            c("xsk lan", "rx_ring_full", 7),
+            c("xsk wan", "rx_dropped", 1),
+        ];
         let s = render_stats(&cs, None);
         assert!(s.contains("xsk lan: rx_dropped 0 rx_ring_full 7\n"), "{s}");
         assert!(s.contains("xsk wan: rx_dropped 1\n"), "{s}");
@@ -401,15 +513,34 @@ mod tests {
             (rc, String::from_utf8(out).unwrap())
         });
         let (mut stream, _) = listener.accept().unwrap();
-        assert_eq!(read_message::<Request>(&mut stream).unwrap(), Some(Request::NatShow));
+        assert_eq!(
+            read_message::<Request>(&mut stream).unwrap(),
+            Some(Request::NatShow)
+        );
         for chunk in 0..3 {
             let rows = (0..4).map(|i| format!("row {}", chunk * 4 + i)).collect();
-            write_message(&mut stream, &Response::Table { header: "nat sessions".into(), rows }).unwrap();
+            write_message(
+                &mut stream,
+                &Response::Table {
+                    header: "nat sessions".into(),
+                    rows,
+                },
+            )
+            .unwrap();
         }
-        write_message(&mut stream, &Response::Done { message: "12 sessions, 1 mappings".into() }).unwrap();
+        write_message(
+            &mut stream,
+            &Response::Done {
+                message: "12 sessions, 1 mappings".into(),
+            },
+        )
+        .unwrap();
         let (rc, text) = client.join().unwrap();
         assert_eq!(rc, 0);
-        let want: Vec<String> = (0..12).map(|i| format!("row {i}")).chain(["12 sessions, 1 mappings".to_string()]).collect();
+        let want: Vec<String> = (0..12)
+            .map(|i| format!("row {i}"))
+            .chain(["12 sessions, 1 mappings".to_string()])
+            .collect();
         assert_eq!(text.lines().collect::<Vec<_>>(), want);
         drop(listener);
         let _ = std::fs::remove_dir_all(&dir);

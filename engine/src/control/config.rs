@@ -28,13 +28,13 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use crate::context::tables::{PortMode, RpFilter};
+pub use crate::dataplane::worker::PollMode;
 pub use crate::filter::config::FilterConfig;
 pub use crate::l2::bridge::{BridgeConfig, StaticMac, VlanMode};
-pub use crate::validate::{ConfigError, ConfigErrors, RouteLine};
-use crate::validate::{in_range, Checker, PortName};
 #[cfg(test)]
 use crate::validate::line_col;
-pub use crate::dataplane::worker::PollMode;
+use crate::validate::{in_range, Checker, PortName};
+pub use crate::validate::{ConfigError, ConfigErrors, RouteLine};
 
 /// How the XDP program is attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -61,12 +61,20 @@ impl InterfaceAddress {
         match self.addr {
             IpAddr::V4(a) => {
                 let v = u128::from(u32::from(a));
-                let mask = if self.prefix_len == 0 { 0 } else { u128::from(u32::MAX << (32 - self.prefix_len)) };
+                let mask = if self.prefix_len == 0 {
+                    0
+                } else {
+                    u128::from(u32::MAX << (32 - self.prefix_len))
+                };
                 v & mask
             }
             IpAddr::V6(a) => {
                 let v = u128::from(a);
-                let mask = if self.prefix_len == 0 { 0 } else { u128::MAX << (128 - self.prefix_len) };
+                let mask = if self.prefix_len == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.prefix_len)
+                };
                 v & mask
             }
         }
@@ -78,7 +86,11 @@ impl InterfaceAddress {
             return false;
         }
         // Two prefixes overlap iff the shorter one contains the longer one's network.
-        let shorter = if self.prefix_len <= other.prefix_len { self } else { other };
+        let shorter = if self.prefix_len <= other.prefix_len {
+            self
+        } else {
+            other
+        };
         let width = if self.addr.is_ipv4() { 32 } else { 128 };
         let shift = width - u32::from(shorter.prefix_len);
         let net = |x: &InterfaceAddress| -> u128 {
@@ -99,14 +111,20 @@ impl core::str::FromStr for InterfaceAddress {
         let (a, l) = s
             .split_once('/')
             .ok_or_else(|| format!("`{s}` is not ADDRESS/LENGTH (e.g. 198.18.1.1/24)"))?;
-        let addr: IpAddr = a.parse().map_err(|_| format!("`{a}` is not an IP address"))?;
-        let prefix_len: u8 = l.parse().map_err(|_| format!("`{l}` is not a prefix length"))?;
+        let addr: IpAddr = a
+            .parse()
+            .map_err(|_| format!("`{a}` is not an IP address"))?;
+        let prefix_len: u8 = l
+            .parse()
+            .map_err(|_| format!("`{l}` is not a prefix length"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         if prefix_len > max {
             return Err(format!("prefix length {prefix_len} is longer than {max}"));
         }
         if addr.is_unspecified() || addr.is_loopback() || addr.is_multicast() {
-            return Err(format!("{addr} cannot be an interface address (unspecified, loopback or multicast)"));
+            return Err(format!(
+                "{addr} cannot be an interface address (unspecified, loopback or multicast)"
+            ));
         }
         if let IpAddr::V4(v4) = addr {
             if v4.is_broadcast() {
@@ -118,7 +136,9 @@ impl core::str::FromStr for InterfaceAddress {
                 let host_mask = u32::MAX >> prefix_len;
                 let host = u32::from(v4) & host_mask;
                 if host == 0 || host == host_mask {
-                    return Err(format!("{addr}/{prefix_len} is the subnet's network or broadcast address"));
+                    return Err(format!(
+                        "{addr}/{prefix_len} is the subnet's network or broadcast address"
+                    ));
                 }
             }
         }
@@ -145,6 +165,8 @@ struct RawConfig {
     routing: RawRouting,
     #[serde(default)]
     filter: crate::filter::config::RawFilter,
+    #[serde(default)]
+    conntrack: Option<crate::filter::config::RawConntrack>,
     #[serde(default, rename = "bridge")]
     bridges: Vec<crate::l2::config::RawBridge>,
     #[serde(default)]
@@ -161,13 +183,6 @@ struct RawConfig {
     impair: Option<Spanned<crate::impair::RawImpair>>,
 }
 
-
-
-
-
-
-
-
 /// A port's NAT role as written.
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -175,9 +190,6 @@ enum RawNatRole {
     Inside,
     Outside,
 }
-
-
-
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -349,7 +361,6 @@ pub struct PortConfig {
     pub vlans: VlanMode,
 }
 
-
 /// Routing settings.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RoutingConfig {
@@ -360,7 +371,6 @@ pub struct RoutingConfig {
     pub import_kernel_routes: bool,
 }
 
-
 /// A validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -368,6 +378,9 @@ pub struct Config {
     pub ports: Vec<PortConfig>,
     pub routing: RoutingConfig,
     pub filter: FilterConfig,
+    /// Connection tracking for the stateful filter: `[conntrack]`, or
+    /// defaults when a rule matches `ct state` (None: stateless).
+    pub conntrack: Option<crate::filter::config::ConntrackConfig>,
     pub bridges: Vec<BridgeConfig>,
     /// NAT44, when `[nat]` is configured.
     pub nat: Option<crate::nat::NatConfig>,
@@ -404,9 +417,18 @@ impl Environment for System {
         // available_parallelism and refuse cores the workers may pin to).
         std::fs::read_to_string("/sys/devices/system/cpu/online")
             .ok()
-            .and_then(|s| s.trim().split(',').filter_map(|r| r.rsplit('-').next()?.parse::<usize>().ok()).max())
+            .and_then(|s| {
+                s.trim()
+                    .split(',')
+                    .filter_map(|r| r.rsplit('-').next()?.parse::<usize>().ok())
+                    .max()
+            })
             .map(|m| m + 1)
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            })
     }
 }
 
@@ -414,9 +436,6 @@ impl Environment for System {
 const XDP_HEADROOM: u32 = 256;
 /// Ethernet header with two VLAN tags.
 const MAX_L2_HEADER: u32 = 14 + 8;
-
-
-
 
 impl Config {
     /// The bridge domains of this configuration, as the switch stage runs
@@ -428,7 +447,11 @@ impl Config {
             .iter()
             .map(|p| crate::l2::bridge::Membership {
                 name: &p.name,
-                bridge: if p.mode == PortMode::Switch { p.bridge.as_deref() } else { None },
+                bridge: if p.mode == PortMode::Switch {
+                    p.bridge.as_deref()
+                } else {
+                    None
+                },
                 vlans: &p.vlans,
             })
             .collect();
@@ -460,11 +483,19 @@ impl Config {
             }
         };
         let engine = validate_engine(&mut ck, raw.engine, env);
-        let bridge_names: Vec<String> = raw.bridges.iter().map(|b| b.name.get_ref().clone()).collect();
+        let bridge_names: Vec<String> = raw
+            .bridges
+            .iter()
+            .map(|b| b.name.get_ref().clone())
+            .collect();
         let ports = validate_ports(&mut ck, raw.ports, &engine, env, &bridge_names);
         let members: Vec<crate::l2::bridge::Membership<'_>> = ports
             .iter()
-            .map(|p| crate::l2::bridge::Membership { name: &p.name, bridge: p.bridge.as_deref(), vlans: &p.vlans })
+            .map(|p| crate::l2::bridge::Membership {
+                name: &p.name,
+                bridge: p.bridge.as_deref(),
+                vlans: &p.vlans,
+            })
             .collect();
         let bridges = crate::l2::config::validate(&mut ck, raw.bridges, &members);
         let mut routes = Vec::new();
@@ -473,12 +504,19 @@ impl Config {
         for r in raw.routing.routes {
             validate_route(&mut ck, &r, &ports, ports_ok);
             let line = ck.line(&r.span());
-            routes.push(RouteLine { text: r.into_inner(), line });
+            routes.push(RouteLine {
+                text: r.into_inner(),
+                line,
+            });
         }
         let routes_file = raw.routing.routes_file.map(|f| {
             let span = f.span();
             let p = f.into_inner();
-            let p = if p.is_relative() { file.parent().unwrap_or(Path::new(".")).join(p) } else { p };
+            let p = if p.is_relative() {
+                file.parent().unwrap_or(Path::new(".")).join(p)
+            } else {
+                p
+            };
             if !p.is_file() {
                 ck.at(span, format!("routes_file {} does not exist", p.display()));
             }
@@ -492,30 +530,57 @@ impl Config {
         };
         // Each feature validates its own section; it sees the ports only as
         // names, roles or addresses.
-        let names: Vec<PortName<'_>> = ports.iter().map(|p| PortName { name: &p.name, interface: &p.interface }).collect();
+        let names: Vec<PortName<'_>> = ports
+            .iter()
+            .map(|p| PortName {
+                name: &p.name,
+                interface: &p.interface,
+            })
+            .collect();
         let filter = crate::filter::config::validate(&mut ck, raw.filter, &names);
+        let conntrack = crate::filter::config::validate_conntrack(&mut ck, raw.conntrack, &filter);
         let roles: Vec<crate::nat::Role> = ports.iter().map(|p| p.nat).collect();
         let nat = crate::nat::config::validate(&mut ck, raw.nat, &roles);
-        let addrs: Vec<(IpAddr, u8)> = ports.iter().flat_map(|p| p.addresses.iter().map(|a| (a.addr, a.prefix_len))).collect();
+        let addrs: Vec<(IpAddr, u8)> = ports
+            .iter()
+            .flat_map(|p| p.addresses.iter().map(|a| (a.addr, a.prefix_len)))
+            .collect();
         let pool = nat.as_ref().map_or(&[][..], |n| &n.pool[..]);
         let lb = crate::lb::config::validate(&mut ck, raw.lbs, &addrs, pool);
         let tcp = crate::tcp::config::validate_apps(&mut ck, raw.tcps);
-        let tcp_stack = crate::tcp::config::validate_stack(&mut ck, raw.tcp_stack.unwrap_or_default());
+        let tcp_stack =
+            crate::tcp::config::validate_stack(&mut ck, raw.tcp_stack.unwrap_or_default());
         let udp_echo = crate::router::config::validate_udp(&mut ck, raw.udps);
         let impair = crate::impair::validate(&mut ck, raw.impair, &names);
         if ck.errors.is_empty() {
-            Ok(Config { engine, ports, routing, filter, bridges, nat, lb, tcp, tcp_stack, udp_echo, impair })
+            Ok(Config {
+                engine,
+                ports,
+                routing,
+                filter,
+                conntrack,
+                bridges,
+                nat,
+                lb,
+                tcp,
+                tcp_stack,
+                udp_echo,
+                impair,
+            })
         } else {
             Err(ConfigErrors(ck.errors))
         }
     }
 }
 
-
-
 /// A route must parse, name existing ports, and have gateways the engine can
 /// reach: on a port's subnet, or with an explicit `dev`.
-fn validate_route(ck: &mut Checker<'_>, r: &Spanned<String>, ports: &[PortConfig], check_gateways: bool) {
+fn validate_route(
+    ck: &mut Checker<'_>,
+    r: &Spanned<String>,
+    ports: &[PortConfig],
+    check_gateways: bool,
+) {
     let route = match crate::l3::routes_file::parse_line(r.get_ref()) {
         Ok(Some(route)) => route,
         Ok(None) => return,
@@ -529,12 +594,21 @@ fn validate_route(ck: &mut Checker<'_>, r: &Spanned<String>, ports: &[PortConfig
         } else if let Some(gw) = h.gateway.filter(|_| check_gateways) {
             let on_link = ports.iter().any(|p| {
                 p.addresses.iter().any(|a| {
-                    let host = InterfaceAddress { addr: gw, prefix_len: a.prefix_len };
+                    let host = InterfaceAddress {
+                        addr: gw,
+                        prefix_len: a.prefix_len,
+                    };
                     a.addr.is_ipv4() == gw.is_ipv4() && a.overlaps(&host)
                 })
             });
             if !on_link {
-                ck.at(r.span(), format!("route `{}`: gateway {gw} is on no port's subnet (add `dev PORT`)", r.get_ref()));
+                ck.at(
+                    r.span(),
+                    format!(
+                        "route `{}`: gateway {gw} is on no port's subnet (add `dev PORT`)",
+                        r.get_ref()
+                    ),
+                );
             }
         }
     }
@@ -544,12 +618,21 @@ fn validate_engine(ck: &mut Checker<'_>, raw: RawEngine, env: &dyn Environment) 
     let cores_span = raw.cores.span();
     let cores = raw.cores.into_inner();
     if cores.is_empty() {
-        ck.at(cores_span.clone(), "`cores` is empty: at least one worker core is needed");
+        ck.at(
+            cores_span.clone(),
+            "`cores` is empty: at least one worker core is needed",
+        );
     }
     let n = env.core_count();
     for (i, c) in cores.iter().enumerate() {
         if *c >= n {
-            ck.at(cores_span.clone(), format!("core {c} does not exist (this machine has cores 0..{})", n - 1));
+            ck.at(
+                cores_span.clone(),
+                format!(
+                    "core {c} does not exist (this machine has cores 0..{})",
+                    n - 1
+                ),
+            );
         }
         if cores[..i].contains(c) {
             ck.at(cores_span.clone(), format!("core {c} is listed twice"));
@@ -571,21 +654,58 @@ fn validate_engine(ck: &mut Checker<'_>, raw: RawEngine, env: &dyn Environment) 
     });
     let frame_size = *raw.frame_size.get_ref();
     if frame_size != 2048 && frame_size != 4096 {
-        ck.at(raw.frame_size.span(), format!("frame_size {frame_size} is not 2048 or 4096"));
+        ck.at(
+            raw.frame_size.span(),
+            format!("frame_size {frame_size} is not 2048 or 4096"),
+        );
     }
     let frames = *raw.frames_per_port.get_ref();
     if !frames.is_power_of_two() || !(512..=1 << 20).contains(&frames) {
-        ck.at(raw.frames_per_port.span(), format!("frames_per_port {frames} is not a power of two between 512 and 1048576"));
+        ck.at(
+            raw.frames_per_port.span(),
+            format!("frames_per_port {frames} is not a power of two between 512 and 1048576"),
+        );
     }
     if raw.idle_timeout_ms == 0 && raw.poll == PollMode::Adaptive {
-        ck.at(0..0, "idle_timeout_ms must be at least 1 in adaptive poll mode");
+        ck.at(
+            0..0,
+            "idle_timeout_ms must be at least 1 in adaptive poll mode",
+        );
     }
     let d = crate::context::ratelimit::IcmpLimits::default();
     let icmp = crate::context::ratelimit::IcmpLimits {
-        per_dest_rate: in_range(ck, &raw.icmp_rate_per_dest, "icmp_rate_per_dest", 0, 1_000_000, u64::from(d.per_dest_rate)) as u32,
-        per_dest_burst: in_range(ck, &raw.icmp_burst_per_dest, "icmp_burst_per_dest", 0, 1_000_000, u64::from(d.per_dest_burst)) as u32,
-        global_rate: in_range(ck, &raw.icmp_msgs_per_sec, "icmp_msgs_per_sec", 0, 10_000_000, u64::from(d.global_rate)) as u32,
-        global_burst: in_range(ck, &raw.icmp_msgs_burst, "icmp_msgs_burst", 0, 1_000_000, u64::from(d.global_burst)) as u32,
+        per_dest_rate: in_range(
+            ck,
+            &raw.icmp_rate_per_dest,
+            "icmp_rate_per_dest",
+            0,
+            1_000_000,
+            u64::from(d.per_dest_rate),
+        ) as u32,
+        per_dest_burst: in_range(
+            ck,
+            &raw.icmp_burst_per_dest,
+            "icmp_burst_per_dest",
+            0,
+            1_000_000,
+            u64::from(d.per_dest_burst),
+        ) as u32,
+        global_rate: in_range(
+            ck,
+            &raw.icmp_msgs_per_sec,
+            "icmp_msgs_per_sec",
+            0,
+            10_000_000,
+            u64::from(d.global_rate),
+        ) as u32,
+        global_burst: in_range(
+            ck,
+            &raw.icmp_msgs_burst,
+            "icmp_msgs_burst",
+            0,
+            1_000_000,
+            u64::from(d.global_burst),
+        ) as u32,
     };
     let ctl_group = raw.ctl_group.and_then(|g| {
         let span = g.span();
@@ -638,7 +758,9 @@ fn valid_user_name(name: &str) -> bool {
         && name.len() <= 32
         && !name.starts_with('-')
         && !name.bytes().all(|b| b.is_ascii_digit())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
 }
 
 fn validate_ports(
@@ -651,43 +773,79 @@ fn validate_ports(
     if raw.is_empty() {
         ck.at(0..0, "no [[port]] is configured");
     }
-    let max_mtu = engine.frame_size.saturating_sub(XDP_HEADROOM + MAX_L2_HEADER);
+    let max_mtu = engine
+        .frame_size
+        .saturating_sub(XDP_HEADROOM + MAX_L2_HEADER);
     let mut ports: Vec<PortConfig> = Vec::with_capacity(raw.len());
     // (port index, address, span) of every address seen so far, for the overlap check.
     let mut seen: Vec<(usize, InterfaceAddress)> = Vec::new();
     for p in raw {
         let name = p.name.get_ref().clone();
-        if name.is_empty() || name.len() > 15 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            ck.at(p.name.span(), format!("port name `{name}` must be 1-15 characters of [A-Za-z0-9_-]"));
+        if name.is_empty()
+            || name.len() > 15
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            ck.at(
+                p.name.span(),
+                format!("port name `{name}` must be 1-15 characters of [A-Za-z0-9_-]"),
+            );
         }
         if ports.iter().any(|q| q.name == name) {
             ck.at(p.name.span(), format!("port name `{name}` is used twice"));
         }
         let interface = p.interface.get_ref().clone();
         if !env.interface_exists(&interface) {
-            ck.at(p.interface.span(), format!("unknown interface `{interface}`"));
+            ck.at(
+                p.interface.span(),
+                format!("unknown interface `{interface}`"),
+            );
         }
         if let Some(q) = ports.iter().find(|q| q.interface == interface) {
-            ck.at(p.interface.span(), format!("interface `{interface}` is already used by port `{}`", q.name));
+            ck.at(
+                p.interface.span(),
+                format!(
+                    "interface `{interface}` is already used by port `{}`",
+                    q.name
+                ),
+            );
         }
         let queues = *p.queues.get_ref();
         if queues == 0 || queues > 64 {
-            ck.at(p.queues.span(), format!("queues {queues} is not between 1 and 64"));
+            ck.at(
+                p.queues.span(),
+                format!("queues {queues} is not between 1 and 64"),
+            );
         }
         let mtu = *p.mtu.get_ref();
         if u32::from(mtu) < 68 || u32::from(mtu) > max_mtu {
-            ck.at(p.mtu.span(), format!("mtu {mtu} is not between 68 and {max_mtu} (frame_size {} less headroom)", engine.frame_size));
+            ck.at(
+                p.mtu.span(),
+                format!(
+                    "mtu {mtu} is not between 68 and {max_mtu} (frame_size {} less headroom)",
+                    engine.frame_size
+                ),
+            );
         }
         let mut addresses = Vec::new();
         for a in &p.addresses {
             match a.get_ref().parse::<InterfaceAddress>() {
                 Ok(addr) => {
                     if addr.addr.is_ipv6() && mtu < 1280 {
-                        ck.at(p.mtu.span(), format!("mtu {mtu} is below the IPv6 minimum of 1280 on a port with {addr}"));
+                        ck.at(
+                            p.mtu.span(),
+                            format!(
+                                "mtu {mtu} is below the IPv6 minimum of 1280 on a port with {addr}"
+                            ),
+                        );
                     }
                     if let Some((other, prev)) = seen.iter().find(|(_, s)| s.overlaps(&addr)) {
                         let owner = ports.get(*other).map_or(name.as_str(), |q| q.name.as_str());
-                        ck.at(a.span(), format!("{addr} overlaps {prev} on port `{owner}`"));
+                        ck.at(
+                            a.span(),
+                            format!("{addr} overlaps {prev} on port `{owner}`"),
+                        );
                     }
                     seen.push((ports.len(), addr));
                     addresses.push(addr);
@@ -696,11 +854,18 @@ fn validate_ports(
             }
         }
         match (p.mode, &p.bridge) {
-            (PortMode::Switch, None) => ck.at(p.name.span(), format!("port `{name}` is in switch mode but names no `bridge`")),
-            (PortMode::Router, Some(b)) => ck.at(b.span(), format!("port `{name}` is a router port; `bridge` is for switch ports")),
-            (PortMode::Switch, Some(b)) if !bridges.contains(b.get_ref()) => {
-                ck.at(b.span(), format!("port `{name}`: no [[bridge]] named `{}`", b.get_ref()))
-            }
+            (PortMode::Switch, None) => ck.at(
+                p.name.span(),
+                format!("port `{name}` is in switch mode but names no `bridge`"),
+            ),
+            (PortMode::Router, Some(b)) => ck.at(
+                b.span(),
+                format!("port `{name}` is a router port; `bridge` is for switch ports"),
+            ),
+            (PortMode::Switch, Some(b)) if !bridges.contains(b.get_ref()) => ck.at(
+                b.span(),
+                format!("port `{name}`: no [[bridge]] named `{}`", b.get_ref()),
+            ),
             _ => {}
         }
         if p.mode == PortMode::Switch && !addresses.is_empty() {
@@ -711,12 +876,21 @@ fn validate_ports(
         let vid_ok = |v: u16| (1..=4094).contains(&v);
         let vlans = match (&p.vlan, &p.trunk) {
             (Some(_), Some(t)) => {
-                ck.at(t.span(), format!("port `{name}`: `vlan` (access) and `trunk` are exclusive"));
+                ck.at(
+                    t.span(),
+                    format!("port `{name}`: `vlan` (access) and `trunk` are exclusive"),
+                );
                 VlanMode::Access(1)
             }
             (Some(v), None) => {
                 if !vid_ok(*v.get_ref()) {
-                    ck.at(v.span(), format!("port `{name}`: VLAN {} is not between 1 and 4094", v.get_ref()));
+                    ck.at(
+                        v.span(),
+                        format!(
+                            "port `{name}`: VLAN {} is not between 1 and 4094",
+                            v.get_ref()
+                        ),
+                    );
                 }
                 VlanMode::Access(*v.get_ref())
             }
@@ -727,7 +901,10 @@ fn validate_ports(
                 }
                 for (i, v) in list.iter().enumerate() {
                     if !vid_ok(*v) {
-                        ck.at(t.span(), format!("port `{name}`: VLAN {v} is not between 1 and 4094"));
+                        ck.at(
+                            t.span(),
+                            format!("port `{name}`: VLAN {v} is not between 1 and 4094"),
+                        );
                     }
                     if list[..i].contains(v) {
                         ck.at(t.span(), format!("port `{name}`: VLAN {v} is listed twice"));
@@ -739,10 +916,16 @@ fn validate_ports(
         };
         if p.mode == PortMode::Router {
             if let Some(v) = &p.vlan {
-                ck.at(v.span(), format!("port `{name}` is a router port; `vlan` is for switch ports"));
+                ck.at(
+                    v.span(),
+                    format!("port `{name}` is a router port; `vlan` is for switch ports"),
+                );
             }
             if let Some(t) = &p.trunk {
-                ck.at(t.span(), format!("port `{name}` is a router port; `trunk` is for switch ports"));
+                ck.at(
+                    t.span(),
+                    format!("port `{name}` is a router port; `trunk` is for switch ports"),
+                );
             }
         }
         ports.push(PortConfig {
@@ -763,22 +946,19 @@ fn validate_ports(
             vlans,
         });
         if let (Some(r), PortMode::Switch) = (&p.nat, p.mode) {
-            ck.at(r.span(), format!("port `{}` is a switch port; `nat` is for router ports", ports.last().map_or("", |p| p.name.as_str())));
+            ck.at(
+                r.span(),
+                format!(
+                    "port `{}` is a switch port; `nat` is for router ports",
+                    ports.last().map_or("", |p| p.name.as_str())
+                ),
+            );
         }
     }
     ports
 }
 
-
-
-
-
-
-
-
 pub use crate::wire::parse_mac;
-
-
 
 #[cfg(test)]
 mod tests {
@@ -799,7 +979,12 @@ mod tests {
     }
 
     fn errors(text: &str) -> Vec<String> {
-        parse(text).unwrap_err().0.iter().map(|e| e.to_string()).collect()
+        parse(text)
+            .unwrap_err()
+            .0
+            .iter()
+            .map(|e| e.to_string())
+            .collect()
     }
 
     const GOOD: &str = r#"
@@ -847,10 +1032,15 @@ routes = ["198.18.100.0/24 via 198.18.2.2", "default via 198.18.2.2"]
 
     #[test]
     fn unknown_interface_and_bad_prefix_reported_together() {
-        let text = GOOD.replace("veth-b", "eth-nope").replace("198.18.2.1/24", "198.18.2.1/33");
+        let text = GOOD
+            .replace("veth-b", "eth-nope")
+            .replace("198.18.2.1/24", "198.18.2.1/33");
         let e = errors(&text);
         assert_eq!(e.len(), 2, "{e:?}");
-        assert!(e[0].starts_with("t.toml:14:13: unknown interface `eth-nope`"), "{e:?}");
+        assert!(
+            e[0].starts_with("t.toml:14:13: unknown interface `eth-nope`"),
+            "{e:?}"
+        );
         assert!(e[1].starts_with("t.toml:16:14: prefix length 33"), "{e:?}");
     }
 
@@ -858,7 +1048,10 @@ routes = ["198.18.100.0/24 via 198.18.2.2", "default via 198.18.2.2"]
     fn overlapping_addresses_refused() {
         let e = errors(&GOOD.replace("198.18.2.1/24", "198.18.1.200/16"));
         assert_eq!(e.len(), 1, "{e:?}");
-        assert!(e[0].contains("198.18.1.200/16 overlaps 198.18.1.1/24 on port `lan`"), "{e:?}");
+        assert!(
+            e[0].contains("198.18.1.200/16 overlaps 198.18.1.1/24 on port `lan`"),
+            "{e:?}"
+        );
         // Different families never overlap; disjoint subnets are fine.
         assert!(parse(&GOOD.replace("198.18.2.", "198.18.3.")).is_ok());
     }
@@ -866,13 +1059,32 @@ routes = ["198.18.100.0/24 via 198.18.2.2", "default via 198.18.2.2"]
     #[test]
     fn icmp_limits_parse_with_linux_defaults() {
         let c = parse(GOOD).unwrap();
-        assert_eq!(c.engine.icmp, crate::context::ratelimit::IcmpLimits::default());
-        assert_eq!((c.engine.icmp.global_rate, c.engine.icmp.global_burst), (1000, 50));
-        let c = parse(&GOOD.replace("cores = [1]", "cores = [1]\nicmp_msgs_per_sec = 200\nicmp_msgs_burst = 10\nicmp_rate_per_dest = 5"))
-            .unwrap();
-        assert_eq!((c.engine.icmp.global_rate, c.engine.icmp.global_burst, c.engine.icmp.per_dest_rate), (200, 10, 5));
+        assert_eq!(
+            c.engine.icmp,
+            crate::context::ratelimit::IcmpLimits::default()
+        );
+        assert_eq!(
+            (c.engine.icmp.global_rate, c.engine.icmp.global_burst),
+            (1000, 50)
+        );
+        let c = parse(&GOOD.replace(
+            "cores = [1]",
+            "cores = [1]\nicmp_msgs_per_sec = 200\nicmp_msgs_burst = 10\nicmp_rate_per_dest = 5",
+        ))
+        .unwrap();
+        assert_eq!(
+            (
+                c.engine.icmp.global_rate,
+                c.engine.icmp.global_burst,
+                c.engine.icmp.per_dest_rate
+            ),
+            (200, 10, 5)
+        );
         let e = errors(&GOOD.replace("cores = [1]", "cores = [1]\nicmp_msgs_per_sec = 20000000"));
-        assert!(e[0].contains("icmp_msgs_per_sec 20000000: expected 0..=10000000"), "{e:?}");
+        assert!(
+            e[0].contains("icmp_msgs_per_sec 20000000: expected 0..=10000000"),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -880,10 +1092,21 @@ routes = ["198.18.100.0/24 via 198.18.2.2", "default via 198.18.2.2"]
         assert_eq!(parse(GOOD).unwrap().engine.user, "pktengine");
         let c = parse(&GOOD.replace("cores = [1]", "cores = [1]\nuser = \"pkt-e_1.x\"")).unwrap();
         assert_eq!(c.engine.user, "pkt-e_1.x");
-        for bad in ["", "-x", "1000", "root:x", "a b", "a/b", "x234567890123456789012345678901234"] {
+        for bad in [
+            "",
+            "-x",
+            "1000",
+            "root:x",
+            "a b",
+            "a/b",
+            "x234567890123456789012345678901234",
+        ] {
             let e = errors(&GOOD.replace("cores = [1]", &format!("cores = [1]\nuser = \"{bad}\"")));
             assert_eq!(e.len(), 1, "{bad}: {e:?}");
-            assert!(e[0].starts_with("t.toml:4:8: user `") && e[0].contains("is not a user name"), "{bad}: {e:?}");
+            assert!(
+                e[0].starts_with("t.toml:4:8: user `") && e[0].contains("is not a user name"),
+                "{bad}: {e:?}"
+            );
         }
         // Whether the user exists is the run's question (`--allow-privileged` may run without it).
         assert!(parse(&GOOD.replace("cores = [1]", "cores = [1]\nuser = \"nosuchuser\"")).is_ok());
@@ -891,31 +1114,68 @@ routes = ["198.18.100.0/24 via 198.18.2.2", "default via 198.18.2.2"]
 
     #[test]
     fn other_semantic_errors() {
-        assert!(errors(&GOOD.replace("cores = [1]", "cores = [7]"))[0].contains("core 7 does not exist"));
+        assert!(errors(&GOOD.replace("cores = [1]", "cores = [7]"))[0]
+            .contains("core 7 does not exist"));
         assert!(errors(&GOOD.replace("cores = [1]", "cores = []"))[0].contains("`cores` is empty"));
         assert!(errors(&GOOD.replace("name = \"wan\"", "name = \"lan\""))[0].contains("used twice"));
         assert!(errors(&GOOD.replace("veth-b", "veth-a"))[0].contains("already used by port `lan`"));
         assert!(errors(&GOOD.replace("mtu = 1400", "mtu = 9000"))[0].contains("mtu 9000"));
-        assert!(errors(&GOOD.replace("198.18.2.1/24", "198.18.2.0/24"))[0].contains("network or broadcast"));
+        assert!(errors(&GOOD.replace("198.18.2.1/24", "198.18.2.0/24"))[0]
+            .contains("network or broadcast"));
         assert!(errors(&GOOD.replace("198.18.2.1/24", "127.0.0.1/8"))[0].contains("loopback"));
-        assert!(errors(&GOOD.replace("mode = \"router\"\naddresses = [\"198.18.2.1/24\"]", "mode = \"switch\""))
-            .iter()
-            .any(|e| e.contains("names no `bridge`")));
-        let e = errors(&GOOD.replace("198.18.100.0/24 via 198.18.2.2", "198.18.100.0/33 via 198.18.2.2"));
-        assert!(e[0].starts_with("t.toml:20:") && e[0].contains("198.18.100.0/33"), "{e:?}");
-        let e = errors(&GOOD.replace("198.18.100.0/24 via 198.18.2.2", "198.18.100.0/24 via 198.19.9.9"));
+        assert!(errors(&GOOD.replace(
+            "mode = \"router\"\naddresses = [\"198.18.2.1/24\"]",
+            "mode = \"switch\""
+        ))
+        .iter()
+        .any(|e| e.contains("names no `bridge`")));
+        let e = errors(&GOOD.replace(
+            "198.18.100.0/24 via 198.18.2.2",
+            "198.18.100.0/33 via 198.18.2.2",
+        ));
+        assert!(
+            e[0].starts_with("t.toml:20:") && e[0].contains("198.18.100.0/33"),
+            "{e:?}"
+        );
+        let e = errors(&GOOD.replace(
+            "198.18.100.0/24 via 198.18.2.2",
+            "198.18.100.0/24 via 198.19.9.9",
+        ));
         assert!(e[0].contains("on no port's subnet"), "{e:?}");
-        let e = errors(&GOOD.replace("198.18.100.0/24 via 198.18.2.2", "198.18.100.0/24 via 198.19.9.9 dev nope"));
+        let e = errors(&GOOD.replace(
+            "198.18.100.0/24 via 198.18.2.2",
+            "198.18.100.0/24 via 198.19.9.9 dev nope",
+        ));
         assert!(e[0].contains("no port `nope`"), "{e:?}");
-        assert!(parse(&GOOD.replace("198.18.100.0/24 via 198.18.2.2", "198.18.100.0/24 via 198.19.9.9 dev wan")).is_ok());
-        let e = errors(&GOOD.replace("poll = \"busy\"", "poll = \"busy\"\nmetrics_listen = \"198.18.0.1:9000\""));
+        assert!(parse(&GOOD.replace(
+            "198.18.100.0/24 via 198.18.2.2",
+            "198.18.100.0/24 via 198.19.9.9 dev wan"
+        ))
+        .is_ok());
+        let e = errors(&GOOD.replace(
+            "poll = \"busy\"",
+            "poll = \"busy\"\nmetrics_listen = \"198.18.0.1:9000\"",
+        ));
         assert!(e[0].contains("not a loopback"), "{e:?}");
-        let e = errors(&GOOD.replace("poll = \"busy\"", "poll = \"busy\"\nctl_group = \"ops team\""));
-        assert!(e[0].contains("ctl_group `ops team` is not a group name"), "{e:?}");
-        let ok = parse(&GOOD.replace("poll = \"busy\"", "poll = \"busy\"\nctl_group = \"pktengine-ops\"")).unwrap();
+        let e = errors(&GOOD.replace(
+            "poll = \"busy\"",
+            "poll = \"busy\"\nctl_group = \"ops team\"",
+        ));
+        assert!(
+            e[0].contains("ctl_group `ops team` is not a group name"),
+            "{e:?}"
+        );
+        let ok = parse(&GOOD.replace(
+            "poll = \"busy\"",
+            "poll = \"busy\"\nctl_group = \"pktengine-ops\"",
+        ))
+        .unwrap();
         assert_eq!(ok.engine.ctl_group.as_deref(), Some("pktengine-ops"));
-        assert!(errors(&GOOD.replace("mode = \"router\"\naddresses = [\"198.18.1.1/24\", \"2001:2:0:1::1/64\"]",
-            "mode = \"router\"\nmtu = 1200\naddresses = [\"2001:2:0:1::1/64\"]"))[0].contains("IPv6 minimum"));
+        assert!(errors(&GOOD.replace(
+            "mode = \"router\"\naddresses = [\"198.18.1.1/24\", \"2001:2:0:1::1/64\"]",
+            "mode = \"router\"\nmtu = 1200\naddresses = [\"2001:2:0:1::1/64\"]"
+        ))[0]
+            .contains("IPv6 minimum"));
         assert!(errors("")[0].contains("no [[port]]"));
         assert!(errors("[[port]]\nname = 1")[0].starts_with("t.toml:2:"));
     }
@@ -947,27 +1207,57 @@ trunk = [10, 20]
         let c = parse(SWITCH).unwrap();
         assert_eq!(c.bridges.len(), 1);
         let b = &c.bridges[0];
-        assert_eq!((b.name.as_str(), b.aging_s, b.max_entries), ("br0", 5, 1000));
-        assert_eq!(b.statics[0], StaticMac { mac: [2, 0, 0, 0, 0, 1], port: "p1".into(), vlan: 10 });
+        assert_eq!(
+            (b.name.as_str(), b.aging_s, b.max_entries),
+            ("br0", 5, 1000)
+        );
+        assert_eq!(
+            b.statics[0],
+            StaticMac {
+                mac: [2, 0, 0, 0, 0, 1],
+                port: "p1".into(),
+                vlan: 10
+            }
+        );
         assert_eq!(b.statics[1].vlan, 20);
         assert_eq!(c.ports[0].vlans, VlanMode::Access(10));
         assert_eq!(c.ports[1].vlans, VlanMode::Trunk(vec![10, 20]));
         // Defaults: aging 300 s, 65536 entries, access VLAN 1.
-        let d = parse(&SWITCH.replace("aging_s = 5\nmax_entries = 1000\n", "").replace("vlan = 10\n", "").replace("\"02:00:00:00:00:01 port p1\", ", "")).unwrap();
-        assert_eq!((d.bridges[0].aging_s, d.bridges[0].max_entries), (300, 65536));
+        let d = parse(
+            &SWITCH
+                .replace("aging_s = 5\nmax_entries = 1000\n", "")
+                .replace("vlan = 10\n", "")
+                .replace("\"02:00:00:00:00:01 port p1\", ", ""),
+        )
+        .unwrap();
+        assert_eq!(
+            (d.bridges[0].aging_s, d.bridges[0].max_entries),
+            (300, 65536)
+        );
         assert_eq!(d.ports[0].vlans, VlanMode::Access(1));
     }
 
     #[test]
     fn switch_config_errors_have_lines() {
-        let e = errors(&SWITCH.replace("bridge = \"br0\"\nvlan = 10", "bridge = \"br9\"\nvlan = 10"));
-        assert!(e.iter().any(|x| x.starts_with("t.toml:12:10: port `p1`: no [[bridge]] named `br9`")), "{e:?}");
+        let e =
+            errors(&SWITCH.replace("bridge = \"br0\"\nvlan = 10", "bridge = \"br9\"\nvlan = 10"));
+        assert!(
+            e.iter()
+                .any(|x| x.starts_with("t.toml:12:10: port `p1`: no [[bridge]] named `br9`")),
+            "{e:?}"
+        );
         let e = errors(&SWITCH.replace("vlan = 10", "vlan = 4095"));
-        assert!(e[0].starts_with("t.toml:13:8:") && e[0].contains("VLAN 4095"), "{e:?}");
+        assert!(
+            e[0].starts_with("t.toml:13:8:") && e[0].contains("VLAN 4095"),
+            "{e:?}"
+        );
         let e = errors(&SWITCH.replace("trunk = [10, 20]", "trunk = [10, 10]"));
         assert!(e.iter().any(|x| x.contains("listed twice")), "{e:?}");
         let e = errors(&SWITCH.replace("port t vlan 20", "port t vlan 30"));
-        assert!(e[0].starts_with("t.toml:6:") && e[0].contains("does not carry VLAN 30"), "{e:?}");
+        assert!(
+            e[0].starts_with("t.toml:6:") && e[0].contains("does not carry VLAN 30"),
+            "{e:?}"
+        );
         let e = errors(&SWITCH.replace("port t vlan 20", "port t"));
         assert!(e[0].contains("is a trunk; say which `vlan`"), "{e:?}");
         let e = errors(&SWITCH.replace("02:00:00:00:00:01", "01:00:00:00:00:01"));
@@ -975,7 +1265,10 @@ trunk = [10, 20]
         let e = errors(&SWITCH.replace("port p1\"", "port nope\""));
         assert!(e[0].contains("no port `nope`"), "{e:?}");
         let e = errors(&SWITCH.replace("aging_s = 5", "aging_s = 0"));
-        assert!(e[0].starts_with("t.toml:4:") && e[0].contains("aging_s 0"), "{e:?}");
+        assert!(
+            e[0].starts_with("t.toml:4:") && e[0].contains("aging_s 0"),
+            "{e:?}"
+        );
         let e = errors(&SWITCH.replace("max_entries = 1000", "max_entries = 1"));
         assert!(e[0].contains("do not fit"), "{e:?}");
         let e = errors(&SWITCH.replace("vlan = 10", "vlan = 10\ntrunk = [5]"));
@@ -1005,14 +1298,33 @@ trunk = [10, 20]
         assert_eq!(parse(GOOD).unwrap().impair, None);
         let text = format!("{GOOD}\n[impair]\ndrop = 0.01\nduplicate = 0\nreorder = 0.02\nseed = 42\nports = [\"lan\", \"veth-b\"]\ndirection = \"rx\"\n");
         let i = parse(&text).unwrap().impair.unwrap();
-        assert_eq!((i.drop, i.duplicate, i.reorder, i.seed), (0.01, 0.0, 0.02, 42));
+        assert_eq!(
+            (i.drop, i.duplicate, i.reorder, i.seed),
+            (0.01, 0.0, 0.02, 42)
+        );
         assert_eq!(i.ports, vec!["lan".to_string(), "veth-b".to_string()]);
         assert_eq!(i.direction, Direction::Rx);
         // Defaults: nothing impaired, seed 0, every port, both directions.
-        let d = parse(&format!("{GOOD}\n[impair]\n")).unwrap().impair.unwrap();
-        assert_eq!((d.drop, d.duplicate, d.reorder, d.seed, d.ports.len(), d.direction), (0.0, 0.0, 0.0, 0, 0, Direction::Both));
+        let d = parse(&format!("{GOOD}\n[impair]\n"))
+            .unwrap()
+            .impair
+            .unwrap();
+        assert_eq!(
+            (
+                d.drop,
+                d.duplicate,
+                d.reorder,
+                d.seed,
+                d.ports.len(),
+                d.direction
+            ),
+            (0.0, 0.0, 0.0, 0, 0, Direction::Both)
+        );
         // Probabilities that sum to 1 in decimal but not quite in binary.
-        assert!(parse(&format!("{GOOD}\n[impair]\ndrop = 0.1\nduplicate = 0.2\nreorder = 0.7\n")).is_ok());
+        assert!(parse(&format!(
+            "{GOOD}\n[impair]\ndrop = 0.1\nduplicate = 0.2\nreorder = 0.7\n"
+        ))
+        .is_ok());
         assert!(parse(&format!("{GOOD}\n[impair]\ndrop = 1\n")).is_ok());
     }
 
@@ -1022,25 +1334,50 @@ trunk = [10, 20]
         let bad = |body: &str| errors(&format!("{GOOD}\n[impair]\n{body}\n"));
         let e = bad("drop = 1.5");
         assert_eq!(e.len(), 1, "{e:?}");
-        assert!(e[0].starts_with("t.toml:23:8: [impair] drop 1.5: expected a probability between 0 and 1"), "{e:?}");
+        assert!(
+            e[0].starts_with(
+                "t.toml:23:8: [impair] drop 1.5: expected a probability between 0 and 1"
+            ),
+            "{e:?}"
+        );
         let e = bad("seed = 1\nreorder = -0.1");
-        assert!(e[0].starts_with("t.toml:24:11: [impair] reorder -0.1"), "{e:?}");
+        assert!(
+            e[0].starts_with("t.toml:24:11: [impair] reorder -0.1"),
+            "{e:?}"
+        );
         let e = bad("duplicate = nan");
         assert!(e[0].contains("duplicate NaN"), "{e:?}");
         let e = bad("drop = 0.5\nduplicate = 0.3\nreorder = 0.3");
-        assert!(e[0].starts_with("t.toml:22:1: [impair] drop + duplicate + reorder is 1.1"), "{e:?}");
+        assert!(
+            e[0].starts_with("t.toml:22:1: [impair] drop + duplicate + reorder is 1.1"),
+            "{e:?}"
+        );
         let e = bad("ports = [\"lan\", \"dmz\"]");
-        assert!(e[0].starts_with("t.toml:23:17: [impair] ports: no port `dmz`"), "{e:?}");
+        assert!(
+            e[0].starts_with("t.toml:23:17: [impair] ports: no port `dmz`"),
+            "{e:?}"
+        );
         let e = bad("ports = [\"lan\", \"lan\"]");
         assert!(e[0].contains("`lan` is listed twice"), "{e:?}");
         let e = bad("direction = \"sideways\"");
-        assert!(e[0].starts_with("t.toml:23:13: [impair] direction `sideways`: expected rx, tx or both"), "{e:?}");
+        assert!(
+            e[0].starts_with(
+                "t.toml:23:13: [impair] direction `sideways`: expected rx, tx or both"
+            ),
+            "{e:?}"
+        );
         let e = bad("delay = 5");
-        assert!(e[0].starts_with("t.toml:23:1: ") && e[0].contains("delay"), "{e:?}");
+        assert!(
+            e[0].starts_with("t.toml:23:1: ") && e[0].contains("delay"),
+            "{e:?}"
+        );
         let e = bad("seed = -1");
         assert!(e[0].starts_with("t.toml:23:"), "{e:?}");
         // Every problem at once.
-        assert_eq!(bad("drop = 2\nports = [\"x\"]\ndirection = \"up\"").len(), 3);
+        assert_eq!(
+            bad("drop = 2\nports = [\"x\"]\ndirection = \"up\"").len(),
+            3
+        );
     }
 
     #[test]
@@ -1057,9 +1394,17 @@ trunk = [10, 20]
         let c = parse(&text).unwrap();
         use crate::tcp::endpoint::App;
         assert_eq!(c.tcp[0].port, 80);
-        assert_eq!(c.tcp[0].app, App::Http { body: b"hi".to_vec() });
+        assert_eq!(
+            c.tcp[0].app,
+            App::Http {
+                body: b"hi".to_vec()
+            }
+        );
         assert_eq!(c.tcp[1].connect, Some("198.18.2.2:5001".parse().unwrap()));
-        assert_eq!((c.tcp[1].connections, c.tcp[1].app.clone()), (3, App::Bulk { bytes: 1000 }));
+        assert_eq!(
+            (c.tcp[1].connections, c.tcp[1].app.clone()),
+            (3, App::Bulk { bytes: 1000 })
+        );
         assert_eq!(c.tcp_stack.max_conns, 4096);
         assert_eq!(c.tcp_stack.tcb.rtt.min_rto_us, 50_000);
         assert_eq!(c.tcp_stack.tcb.time_wait_ms, 1000);
@@ -1073,18 +1418,63 @@ trunk = [10, 20]
 
     #[test]
     fn tcp_errors_have_lines() {
-        let e = errors(&format!("{GOOD}\n[[tcp]]\napp = \"echo\"\nport = 7\nconnect = \"198.18.2.2:7\"\n"));
+        let e = errors(&format!(
+            "{GOOD}\n[[tcp]]\napp = \"echo\"\nport = 7\nconnect = \"198.18.2.2:7\"\n"
+        ));
         assert!(e.iter().any(|m| m.contains("not both")), "{e:?}");
-        let e = errors(&format!("{GOOD}\n[[tcp]]\napp = \"http\"\nconnect = \"198.18.2.2\"\n"));
-        assert!(e.iter().any(|m| m.starts_with("t.toml:24:11: connect `198.18.2.2`")), "{e:?}");
+        let e = errors(&format!(
+            "{GOOD}\n[[tcp]]\napp = \"http\"\nconnect = \"198.18.2.2\"\n"
+        ));
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("t.toml:24:11: connect `198.18.2.2`")),
+            "{e:?}"
+        );
         assert!(e.iter().any(|m| m.contains("http is a server")), "{e:?}");
         let e = errors(&format!("{GOOD}\n[[tcp]]\napp = \"echo\"\n"));
         assert!(e.iter().any(|m| m.contains("needs port")), "{e:?}");
         let e = errors(&format!("{GOOD}\n[tcp_stack]\nmin_rto_ms = 0\nmss = 40\n"));
         assert_eq!(e.len(), 2, "{e:?}");
-        assert!(e.iter().any(|m| m.starts_with("t.toml:23:14: min_rto_ms 0")), "{e:?}");
-        assert!(e.iter().any(|m| m.starts_with("t.toml:24:7: mss 40")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("t.toml:23:14: min_rto_ms 0")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|m| m.starts_with("t.toml:24:7: mss 40")),
+            "{e:?}"
+        );
         let e = errors(&format!("{GOOD}\n[[udp]]\napp = \"chargen\"\nport = 19\n"));
         assert!(e.iter().any(|m| m.contains("expected echo")), "{e:?}");
+    }
+
+    #[test]
+    fn conntrack_section_and_ct_rules() {
+        use crate::conntrack::track::class;
+        // No section and no `ct` rule: no connection table.
+        assert_eq!(parse(GOOD).unwrap().conntrack, None);
+        // A `ct` rule brings the defaults (nf_conntrack's time-outs).
+        let c = parse(&format!(
+            "{GOOD}\n[filter]\nrules = [\"ct state established accept\"]\n"
+        ))
+        .unwrap();
+        let ct = c.conntrack.unwrap();
+        assert_eq!((ct.max_entries, ct.track.tcp_loose), (262_144, false));
+        assert_eq!(ct.track.timeouts.get(class::TCP_ESTABLISHED), 432_000_000);
+        // The section sets size, behaviour and time-outs; bad values are reported with their line.
+        let c = parse(&format!("{GOOD}\n[conntrack]\nmax_entries = 1000\ntcp_loose = true\nudp_timeout_s = 5\ntcp_syn_sent_timeout_s = 7\n")).unwrap();
+        let ct = c.conntrack.unwrap();
+        assert_eq!((ct.max_entries, ct.track.tcp_loose), (1000, true));
+        assert_eq!(
+            (
+                ct.track.timeouts.get(class::UDP),
+                ct.track.timeouts.get(class::TCP_SYN_SENT2)
+            ),
+            (5000, 7000)
+        );
+        let e = errors(&format!(
+            "{GOOD}\n[conntrack]\nicmp_timeout_s = 0\nfrob = 1\n"
+        ));
+        assert!(!e.is_empty(), "{e:?}");
     }
 }

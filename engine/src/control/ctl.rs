@@ -34,8 +34,12 @@ pub enum Request {
     Stats,
     RouteShow,
     /// A route in `ip route` syntax.
-    RouteAdd { route: String },
-    RouteDel { route: String },
+    RouteAdd {
+        route: String,
+    },
+    RouteDel {
+        route: String,
+    },
     MacShow,
     MacFlush,
     ArpShow,
@@ -43,9 +47,20 @@ pub enum Request {
     NatFlush,
     /// The engine's TCP connections.
     TcpShow,
+    /// Tracked connections (the stateful filter's and the NAT's), those
+    /// matching `filter`: words among an address, `port N`, a protocol.
+    ConnShow {
+        #[serde(default)]
+        filter: String,
+    },
     LbShow,
     /// Change a service's pool: `action` is up, down, add or del.
-    LbBackend { service: String, backend: String, action: String, weight: Option<u32> },
+    LbBackend {
+        service: String,
+        backend: String,
+        action: String,
+        weight: Option<u32>,
+    },
     /// Copy the next `count` frames seen on `port` (that `filter` accepts) back to the client.
     Capture {
         port: String,
@@ -54,11 +69,18 @@ pub enum Request {
         filter: Option<CaptureFilter>,
     },
     /// Turn the per-packet trace on or off (`set`), and show the last traced packets.
-    Trace { set: Option<bool> },
+    Trace {
+        set: Option<bool>,
+    },
     /// Insert a filter rule at position `at` (default: the end).
-    FilterAdd { rule: String, at: Option<usize> },
+    FilterAdd {
+        rule: String,
+        at: Option<usize>,
+    },
     /// Delete the filter rule at `index` (as `filter show` numbers them).
-    FilterDel { index: usize },
+    FilterDel {
+        index: usize,
+    },
     FilterShow,
     /// Re-read the configuration file (as SIGHUP does).
     Reload,
@@ -99,7 +121,10 @@ pub struct Counter {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Response {
     /// Counters with the engine's monotonic time of the reading, in ns.
-    Stats { time_ns: u64, counters: Vec<Counter> },
+    Stats {
+        time_ns: u64,
+        counters: Vec<Counter>,
+    },
     /// Lines of a table (routes, MACs, neighbours, NAT mappings). A long
     /// table comes as several `Table` messages in a row with the same header
     /// (the workers' dumps: at most `context::dump::POLL_ROWS` rows each, so
@@ -113,7 +138,11 @@ pub enum Response {
     /// What a JSON answer says about its rows as a whole; one, after the last `Records`.
     Summary { summary: Summary },
     /// A captured frame: its port, when it was seen (ns since the Unix epoch), and its bytes.
-    Frame { port: String, time_ns: u64, data: Vec<u8> },
+    Frame {
+        port: String,
+        time_ns: u64,
+        data: Vec<u8>,
+    },
     /// The request was carried out; `message` says what happened, if anything.
     Done { message: String },
     /// The request was refused.
@@ -131,7 +160,10 @@ impl Response {
 pub fn write_message<T: Serialize>(w: &mut impl Write, msg: &T) -> io::Result<()> {
     let body = serde_json::to_vec(msg).map_err(io::Error::other)?;
     if body.len() > MAX_MESSAGE {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "ctl message too large"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "ctl message too large",
+        ));
     }
     let len = u32::try_from(body.len()).map_err(io::Error::other)?;
     w.write_all(&len.to_be_bytes())?;
@@ -149,9 +181,16 @@ pub fn read_message<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> io::Resu
 /// is checked before anything is read of the body, and the body buffer grows
 /// with the bytes that arrive, so a header that announces much and sends
 /// little costs no memory.
-pub fn read_message_max<T: for<'de> Deserialize<'de>>(r: &mut impl Read, max: usize) -> io::Result<Option<T>> {
-    let Some(body) = read_body(r, max)? else { return Ok(None) };
-    serde_json::from_slice(&body).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+pub fn read_message_max<T: for<'de> Deserialize<'de>>(
+    r: &mut impl Read,
+    max: usize,
+) -> io::Result<Option<T>> {
+    let Some(body) = read_body(r, max)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 /// Reads one [`Response`] (the client side). A chunk of records is read
@@ -163,13 +202,18 @@ pub fn read_response(r: &mut impl Read) -> io::Result<Option<Response>> {
     struct RecordsMessage {
         records: Records,
     }
-    let Some(body) = read_body(r, MAX_MESSAGE)? else { return Ok(None) };
+    let Some(body) = read_body(r, MAX_MESSAGE)? else {
+        return Ok(None);
+    };
     let parsed = if body.starts_with(br#"{"kind":"records","#) {
-        serde_json::from_slice::<RecordsMessage>(&body).map(|m| Response::Records { records: m.records })
+        serde_json::from_slice::<RecordsMessage>(&body)
+            .map(|m| Response::Records { records: m.records })
     } else {
         serde_json::from_slice(&body)
     };
-    parsed.map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    parsed
+        .map(Some)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 /// The body of one length-prefixed message of at most `max` bytes.
@@ -182,7 +226,10 @@ fn read_body(r: &mut impl Read, max: usize) -> io::Result<Option<Vec<u8>>> {
     }
     let len = u32::from_be_bytes(len) as usize;
     if len > max {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("ctl message of {len} bytes is larger than {max}")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("ctl message of {len} bytes is larger than {max}"),
+        ));
     }
     let mut body = Vec::with_capacity(len.min(64 << 10));
     r.take(len as u64).read_to_end(&mut body)?;
@@ -214,7 +261,9 @@ pub struct Access {
 impl Access {
     /// Resolves `ctl_group` (none: root and the engine's user only).
     pub fn resolve(group: Option<&str>) -> Result<Access, String> {
-        let Some(name) = group else { return Ok(Access::default()) };
+        let Some(name) = group else {
+            return Ok(Access::default());
+        };
         let g = nix::unistd::Group::from_name(name)
             .map_err(|e| format!("ctl_group `{name}`: {e}"))?
             .ok_or_else(|| format!("ctl_group `{name}`: no such group"))?;
@@ -224,7 +273,11 @@ impl Access {
                 members.push(u.uid.as_raw());
             }
         }
-        Ok(Access { group: Some((name.to_string(), g.gid.as_raw())), members, own_uid: 0 })
+        Ok(Access {
+            group: Some((name.to_string(), g.gid.as_raw())),
+            members,
+            own_uid: 0,
+        })
     }
 
     /// Whether a peer with these credentials may talk to the engine.
@@ -234,8 +287,12 @@ impl Access {
         }
         match &self.group {
             Some((_, g)) if gid == *g || self.members.contains(&uid) => Ok(()),
-            Some((name, _)) => Err(format!("uid {uid} (gid {gid}) is not root and not in ctl_group `{name}`")),
-            None => Err(format!("uid {uid} is not root (no ctl_group is configured)")),
+            Some((name, _)) => Err(format!(
+                "uid {uid} (gid {gid}) is not root and not in ctl_group `{name}`"
+            )),
+            None => Err(format!(
+                "uid {uid} is not root (no ctl_group is configured)"
+            )),
         }
     }
 
@@ -265,7 +322,10 @@ impl CtlListener {
         use nix::sys::stat::{umask, Mode};
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.exists() {
-                std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)?;
                 if let Some(g) = group {
                     std::os::unix::fs::chown(dir, None, Some(g))?;
                     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))?;
@@ -291,7 +351,10 @@ impl CtlListener {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
         }
         listener.set_nonblocking(true)?;
-        Ok(CtlListener { listener: Some(listener), path: path.to_path_buf() })
+        Ok(CtlListener {
+            listener: Some(listener),
+            path: path.to_path_buf(),
+        })
     }
 
     /// The socket's path.
@@ -319,11 +382,25 @@ pub fn request(path: &Path, req: &Request, each: impl FnMut(&Response)) -> io::R
 }
 
 /// [`request`], asking for answers in `format`.
-pub fn request_as(path: &Path, req: &Request, format: Format, mut each: impl FnMut(&Response)) -> io::Result<Response> {
+pub fn request_as(
+    path: &Path,
+    req: &Request,
+    format: Format,
+    mut each: impl FnMut(&Response),
+) -> io::Result<Response> {
     let mut s = UnixStream::connect(path).map_err(|e| {
-        io::Error::new(e.kind(), format!("cannot reach the engine at {}: {e}", path.display()))
+        io::Error::new(
+            e.kind(),
+            format!("cannot reach the engine at {}: {e}", path.display()),
+        )
     })?;
-    if let Err(e) = write_message(&mut s, &Envelope { request: req.clone(), format }) {
+    if let Err(e) = write_message(
+        &mut s,
+        &Envelope {
+            request: req.clone(),
+            format,
+        },
+    ) {
         // Refused at once (busy, not permitted): the engine's answer is already waiting.
         return match read_response(&mut s) {
             Ok(Some(r)) if r.is_final() => Ok(r),
@@ -335,7 +412,10 @@ pub fn request_as(path: &Path, req: &Request, format: Format, mut each: impl FnM
             Some(r) if r.is_final() => return Ok(r),
             Some(r) => each(&r),
             None => {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the engine closed the connection"))
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the engine closed the connection",
+                ))
             }
         }
     }
@@ -347,7 +427,10 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     fn temp_socket(tag: &str) -> PathBuf {
-        std::env::temp_dir().join(format!("pktengine-ctl-test-{}-{tag}/ctl.sock", std::process::id()))
+        std::env::temp_dir().join(format!(
+            "pktengine-ctl-test-{}-{tag}/ctl.sock",
+            std::process::id()
+        ))
     }
 
     #[test]
@@ -355,9 +438,15 @@ mod tests {
         let path = temp_socket("mode");
         let listener = CtlListener::bind(&path, None).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
-        assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(path.parent().unwrap()).unwrap().mode() & 0o777,
+            0o700
+        );
         // A second engine cannot take a live socket.
-        assert_eq!(CtlListener::bind(&path, None).unwrap_err().kind(), io::ErrorKind::AddrInUse);
+        assert_eq!(
+            CtlListener::bind(&path, None).unwrap_err().kind(),
+            io::ErrorKind::AddrInUse
+        );
         drop(listener);
         assert!(!path.exists());
         // A stale file is replaced.
@@ -385,15 +474,27 @@ mod tests {
     fn access_root_self_and_group_only() {
         let none = Access::default();
         assert!(none.allows(0, 0).is_ok());
-        let me = Access { own_uid: 999, ..Access::default() };
+        let me = Access {
+            own_uid: 999,
+            ..Access::default()
+        };
         assert!(me.allows(999, 1).is_ok());
-        assert!(none.allows(65534, 65534).unwrap_err().contains("no ctl_group"));
-        let g = Access { group: Some(("ops".into(), 4242)), members: vec![1001], own_uid: 0 };
+        assert!(none
+            .allows(65534, 65534)
+            .unwrap_err()
+            .contains("no ctl_group"));
+        let g = Access {
+            group: Some(("ops".into(), 4242)),
+            members: vec![1001],
+            own_uid: 0,
+        };
         assert!(g.allows(65534, 4242).is_ok(), "primary group");
         assert!(g.allows(1001, 100).is_ok(), "listed member");
         let e = g.allows(65534, 65534).unwrap_err();
         assert!(e.contains("not in ctl_group `ops`"), "{e}");
-        assert!(Access::resolve(Some("no-such-group-pktengine")).unwrap_err().contains("no such group"));
+        assert!(Access::resolve(Some("no-such-group-pktengine"))
+            .unwrap_err()
+            .contains("no such group"));
         let root = Access::resolve(Some("root")).unwrap();
         assert_eq!(root.group, Some(("root".to_string(), 0)));
     }
@@ -417,25 +518,46 @@ mod tests {
         // A request just under the cap still reads.
         let mut buf = Vec::new();
         write_message(&mut buf, &Request::Stats).unwrap();
-        assert_eq!(read_message_max::<Request>(&mut buf.as_slice(), MAX_REQUEST).unwrap(), Some(Request::Stats));
+        assert_eq!(
+            read_message_max::<Request>(&mut buf.as_slice(), MAX_REQUEST).unwrap(),
+            Some(Request::Stats)
+        );
     }
 
     #[test]
     fn oversized_and_garbage_messages_refused() {
         let mut buf = Vec::new();
         buf.extend_from_slice(&(MAX_MESSAGE as u32 + 1).to_be_bytes());
-        assert_eq!(read_message::<Request>(&mut buf.as_slice()).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert_eq!(
+            read_message::<Request>(&mut buf.as_slice())
+                .unwrap_err()
+                .kind(),
+            io::ErrorKind::InvalidData
+        );
         let mut buf = Vec::new();
         buf.extend_from_slice(&3u32.to_be_bytes());
         buf.extend_from_slice(b"{x}");
-        assert_eq!(read_message::<Request>(&mut buf.as_slice()).unwrap_err().kind(), io::ErrorKind::InvalidData);
-        assert!(read_message::<Request>(&mut [].as_slice()).unwrap().is_none());
+        assert_eq!(
+            read_message::<Request>(&mut buf.as_slice())
+                .unwrap_err()
+                .kind(),
+            io::ErrorKind::InvalidData
+        );
+        assert!(read_message::<Request>(&mut [].as_slice())
+            .unwrap()
+            .is_none());
     }
 
     #[test]
     fn requests_serialize_readably() {
-        let json = serde_json::to_string(&Request::RouteAdd { route: "198.18.5.0/24 via 198.18.1.2".into() }).unwrap();
-        assert_eq!(json, r#"{"cmd":"route-add","route":"198.18.5.0/24 via 198.18.1.2"}"#);
+        let json = serde_json::to_string(&Request::RouteAdd {
+            route: "198.18.5.0/24 via 198.18.1.2".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            r#"{"cmd":"route-add","route":"198.18.5.0/24 via 198.18.1.2"}"#
+        );
     }
 
     /// Text requests are written as before `--json` existed (an older engine
@@ -445,18 +567,34 @@ mod tests {
         let reqs = [
             Request::Stats,
             Request::RouteShow,
-            Request::RouteAdd { route: "198.18.5.0/24 via 198.18.1.2".into() },
+            Request::RouteAdd {
+                route: "198.18.5.0/24 via 198.18.1.2".into(),
+            },
             Request::Trace { set: Some(true) },
             Request::Trace { set: None },
-            Request::FilterAdd { rule: "oif wan drop".into(), at: Some(2) },
-            Request::LbBackend { service: "web".into(), backend: "198.19.2.11:80".into(), action: "add".into(), weight: Some(3) },
+            Request::FilterAdd {
+                rule: "oif wan drop".into(),
+                at: Some(2),
+            },
+            Request::LbBackend {
+                service: "web".into(),
+                backend: "198.19.2.11:80".into(),
+                action: "add".into(),
+                weight: Some(3),
+            },
         ];
         for r in reqs {
             let bare = serde_json::to_string(&r).unwrap();
-            let text = Envelope { request: r.clone(), format: Format::Text };
+            let text = Envelope {
+                request: r.clone(),
+                format: Format::Text,
+            };
             assert_eq!(serde_json::to_string(&text).unwrap(), bare);
             assert_eq!(serde_json::from_str::<Envelope>(&bare).unwrap(), text);
-            let json = Envelope { request: r.clone(), format: Format::Json };
+            let json = Envelope {
+                request: r.clone(),
+                format: Format::Json,
+            };
             let wire = serde_json::to_string(&json).unwrap();
             assert!(wire.ends_with(r#","format":"json"}"#), "{wire}");
             assert_eq!(serde_json::from_str::<Envelope>(&wire).unwrap(), json);
@@ -470,23 +608,49 @@ mod tests {
     #[test]
     fn responses_read_the_same_either_way() {
         use crate::control::records::{RouteRecord, RouteSummary, Summary};
-        let r = crate::l3::routes_file::parse_line("198.19.5.0/24 via 198.18.1.2 metric 3").unwrap().unwrap();
-        let rec = RouteRecord::new(r.prefix, r.metric, &crate::l3::nexthop::NextHopEntry::from_hops(r.hops).unwrap());
+        let r = crate::l3::routes_file::parse_line("198.19.5.0/24 via 198.18.1.2 metric 3")
+            .unwrap()
+            .unwrap();
+        let rec = RouteRecord::new(
+            r.prefix,
+            r.metric,
+            &crate::l3::nexthop::NextHopEntry::from_hops(r.hops).unwrap(),
+        );
         for resp in [
-            Response::Records { records: Records::RouteShow(vec![rec.clone(), rec]) },
-            Response::Records { records: Records::RouteShow(vec![]) },
-            Response::Summary { summary: Summary::RouteShow(RouteSummary { routes: 2 }) },
-            Response::Table { header: "routes".into(), rows: vec!["a".into()] },
-            Response::Done { message: "ok".into() },
+            Response::Records {
+                records: Records::RouteShow(vec![rec.clone(), rec]),
+            },
+            Response::Records {
+                records: Records::RouteShow(vec![]),
+            },
+            Response::Summary {
+                summary: Summary::RouteShow(RouteSummary { routes: 2 }),
+            },
+            Response::Table {
+                header: "routes".into(),
+                rows: vec!["a".into()],
+            },
+            Response::Done {
+                message: "ok".into(),
+            },
         ] {
             let mut buf = Vec::new();
             write_message(&mut buf, &resp).unwrap();
-            assert_eq!(read_response(&mut buf.as_slice()).unwrap(), Some(resp.clone()));
-            assert_eq!(read_message::<Response>(&mut buf.as_slice()).unwrap(), Some(resp));
+            assert_eq!(
+                read_response(&mut buf.as_slice()).unwrap(),
+                Some(resp.clone())
+            );
+            assert_eq!(
+                read_message::<Response>(&mut buf.as_slice()).unwrap(),
+                Some(resp)
+            );
         }
         let mut buf = Vec::new();
         write_message(&mut buf, &serde_json::json!({"kind": "records", "records": {"schema": "route-show", "rows": [{"prefix": 1}]}})).unwrap();
-        assert_eq!(read_response(&mut buf.as_slice()).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert_eq!(
+            read_response(&mut buf.as_slice()).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
         assert!(read_response(&mut [].as_slice()).unwrap().is_none());
     }
 
@@ -495,15 +659,33 @@ mod tests {
         // Without a filter the request reads and writes as before.
         let old = r#"{"cmd":"capture","port":"lan","count":5}"#;
         let req: Request = serde_json::from_str(old).unwrap();
-        assert_eq!(req, Request::Capture { port: "lan".into(), count: 5, filter: None });
+        assert_eq!(
+            req,
+            Request::Capture {
+                port: "lan".into(),
+                count: 5,
+                filter: None
+            }
+        );
         assert_eq!(serde_json::to_string(&req).unwrap(), old);
         // 4,096 instructions and the longest expression the client sends.
-        let program = crate::cbpf::encode::encode(&vec![crate::cbpf::Insn::new(0xffff, 255, 255, u32::MAX); crate::cbpf::MAX_INSNS]);
+        let program =
+            crate::cbpf::encode::encode(&vec![
+                crate::cbpf::Insn::new(0xffff, 255, 255, u32::MAX);
+                crate::cbpf::MAX_INSNS
+            ]);
         let expr = "\u{1}".repeat(crate::control::capture::MAX_EXPR);
-        let req = Request::Capture { port: "a-long-port-name".into(), count: u32::MAX, filter: Some(CaptureFilter { expr, program }) };
+        let req = Request::Capture {
+            port: "a-long-port-name".into(),
+            count: u32::MAX,
+            filter: Some(CaptureFilter { expr, program }),
+        };
         let mut buf = Vec::new();
         write_message(&mut buf, &req).unwrap();
         assert!(buf.len() - 4 <= MAX_REQUEST, "{} bytes", buf.len() - 4);
-        assert_eq!(read_message_max::<Request>(&mut buf.as_slice(), MAX_REQUEST).unwrap(), Some(req));
+        assert_eq!(
+            read_message_max::<Request>(&mut buf.as_slice(), MAX_REQUEST).unwrap(),
+            Some(req)
+        );
     }
 }

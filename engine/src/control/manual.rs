@@ -59,12 +59,20 @@ fn prepared(cmd: clap::Command) -> clap::Command {
     cmd
 }
 
-fn write_pages(cmd: clap::Command, dir: &Path, written: &mut Vec<std::path::PathBuf>) -> io::Result<()> {
+fn write_pages(
+    cmd: clap::Command,
+    dir: &Path,
+    written: &mut Vec<std::path::PathBuf>,
+) -> io::Result<()> {
     let parent = cmd.get_display_name().unwrap_or(cmd.get_name()).to_string();
     for mut sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
         if sub.get_about().is_none() {
             // The NAME line (whatis, apropos) needs a description: `show`, `flush`.
-            let about = format!("{} {}, see {parent}(1)", parent.replace('-', " "), sub.get_name());
+            let about = format!(
+                "{} {}, see {parent}(1)",
+                parent.replace('-', " "),
+                sub.get_name()
+            );
             sub = sub.about(about);
         }
         write_pages(sub, dir, written)?;
@@ -81,7 +89,11 @@ mod tests {
         clap::Command::new("pktengine")
             .version("0.1.0")
             .about("Kernel-bypass packet engine (AF_XDP)")
-            .subcommand(clap::Command::new("run").about("Run the engine").arg(clap::Arg::new("config").long("config")))
+            .subcommand(
+                clap::Command::new("run")
+                    .about("Run the engine")
+                    .arg(clap::Arg::new("config").long("config")),
+            )
             .subcommand(
                 clap::Command::new("ctl")
                     .about("Talk to a running engine")
@@ -96,13 +108,28 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("pktengine-man-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let files = man_pages(cli(), &dir).unwrap();
-        let names: Vec<String> = files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        let names: Vec<String> = files
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
         assert_eq!(
             names,
-            ["pktengine-ctl-route-show.1", "pktengine-ctl-route.1", "pktengine-ctl-stats.1", "pktengine-ctl.1", "pktengine-run.1", "pktengine.1"]
+            [
+                "pktengine-ctl-route-show.1",
+                "pktengine-ctl-route.1",
+                "pktengine-ctl-stats.1",
+                "pktengine-ctl.1",
+                "pktengine-run.1",
+                "pktengine.1"
+            ]
         );
         let main = std::fs::read_to_string(dir.join("pktengine.1")).unwrap();
-        assert!(main.contains("pktengine\\-ctl(1)") && main.contains("pktengine\\-run(1)") && !main.contains("secret"), "{main}");
+        assert!(
+            main.contains("pktengine\\-ctl(1)")
+                && main.contains("pktengine\\-run(1)")
+                && !main.contains("secret"),
+            "{main}"
+        );
         let show = std::fs::read_to_string(dir.join("pktengine-ctl-route-show.1")).unwrap();
         assert!(show.contains(".SH NAME\npktengine\\-ctl\\-route\\-show \\- pktengine ctl route show, see pktengine\\-ctl\\-route(1)"), "{show}");
         let _ = std::fs::remove_dir_all(&dir);
@@ -113,7 +140,10 @@ mod tests {
         for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
             let s = String::from_utf8(completions(&cli(), shell)).unwrap();
             assert!(s.contains("stats") && s.contains("config"), "{s}");
-            assert!(!s.contains("secret"), "{shell}: a hidden subcommand is offered:\n{s}");
+            assert!(
+                !s.contains("secret"),
+                "{shell}: a hidden subcommand is offered:\n{s}"
+            );
         }
     }
 }

@@ -111,6 +111,18 @@ families! {
         "NAT mappings (inside endpoint to outside endpoint) the worker holds.";
     NAT_SESSIONS_LIMIT: Gauge "pktengine_nat_sessions_limit" ["worker"]
         "Sessions the worker's NAT table holds at most (max_sessions).";
+    CONNTRACK_ENTRIES: Gauge "pktengine_conntrack_entries" ["worker"]
+        "Connections the worker's connection table tracks (NAT sessions and flows tracked for the stateful filter).";
+    CONNTRACK_ENTRIES_LIMIT: Gauge "pktengine_conntrack_entries_limit" ["worker"]
+        "Entries the worker's connection table holds at most ([conntrack] max_entries).";
+    CONNTRACK_PACKETS: Counter "pktengine_conntrack_packets_total" ["worker", "state"]
+        "Packets the stateful filter tracked, by their ct state: new, established, related, invalid.";
+    CONNTRACK_CREATED: Counter "pktengine_conntrack_created_total" ["worker"]
+        "Connections the tracker began to track (entries made for a packet the rules accepted).";
+    CONNTRACK_REMOVED: Counter "pktengine_conntrack_removed_total" ["worker", "reason"]
+        "Tracked flows removed from the table by the tracker, by reason: expired (idle past their state's time-out) or evicted (an unassured entry removed to make room for a new one).";
+    CONNTRACK_TABLE_FULL: Counter "pktengine_conntrack_table_full_total" ["worker"]
+        "New connections refused because the table was full and no entry could be evicted (their packets are dropped as ct-table-full).";
     TCP_CONNECTIONS: Gauge "pktengine_tcp_connections" ["worker", "state"]
         "The engine's own TCP connections by state: established, half_open (SYN received, not yet accepted), time_wait, other (opening or closing).";
     TCP_OPENED: Counter "pktengine_tcp_opened_total" ["worker", "how"]
@@ -215,13 +227,35 @@ pub struct Metrics {
 
 impl Metrics {
     /// Adds a sample of `def`; `labels` are its label values in the order of `def.labels`.
-    pub fn add<const N: usize>(&mut self, def: &'static Def, labels: [Label; N], value: impl Into<Value>) {
-        debug_assert_eq!(N, def.labels.len(), "{}: {N} label values for {:?}", def.name, def.labels);
-        let sample = Sample { labels: labels.into(), value: value.into() };
+    pub fn add<const N: usize>(
+        &mut self,
+        def: &'static Def,
+        labels: [Label; N],
+        value: impl Into<Value>,
+    ) {
+        debug_assert_eq!(
+            N,
+            def.labels.len(),
+            "{}: {N} label values for {:?}",
+            def.name,
+            def.labels
+        );
+        let sample = Sample {
+            labels: labels.into(),
+            value: value.into(),
+        };
         // Samples of one family usually come one after the other: look from the end.
-        match self.families.iter_mut().rev().find(|f| std::ptr::eq(f.def, def)) {
+        match self
+            .families
+            .iter_mut()
+            .rev()
+            .find(|f| std::ptr::eq(f.def, def))
+        {
             Some(f) => f.samples.push(sample),
-            None => self.families.push(Family { def, samples: vec![sample] }),
+            None => self.families.push(Family {
+                def,
+                samples: vec![sample],
+            }),
         }
     }
 
@@ -255,17 +289,26 @@ pub struct Sheet {
 impl Sheet {
     /// A sheet for `ctl stats`.
     pub fn for_ctl() -> Sheet {
-        Sheet { ctl: Some(Vec::new()), metrics: None }
+        Sheet {
+            ctl: Some(Vec::new()),
+            metrics: None,
+        }
     }
 
     /// A sheet for a scrape.
     pub fn for_metrics() -> Sheet {
-        Sheet { ctl: None, metrics: Some(Metrics::default()) }
+        Sheet {
+            ctl: None,
+            metrics: Some(Metrics::default()),
+        }
     }
 
     /// Both (tests).
     pub fn both() -> Sheet {
-        Sheet { ctl: Some(Vec::new()), metrics: Some(Metrics::default()) }
+        Sheet {
+            ctl: Some(Vec::new()),
+            metrics: Some(Metrics::default()),
+        }
     }
 
     /// Whether the metrics are wanted (the walk skips what only they show).
@@ -276,12 +319,21 @@ impl Sheet {
     /// A `ctl stats` row.
     pub fn ctl(&mut self, scope: &str, name: &str, value: u64) {
         if let Some(c) = &mut self.ctl {
-            c.push(Counter { scope: scope.to_string(), name: name.to_string(), value });
+            c.push(Counter {
+                scope: scope.to_string(),
+                name: name.to_string(),
+                value,
+            });
         }
     }
 
     /// A metric sample.
-    pub fn metric<const N: usize>(&mut self, def: &'static Def, labels: [Label; N], value: impl Into<Value>) {
+    pub fn metric<const N: usize>(
+        &mut self,
+        def: &'static Def,
+        labels: [Label; N],
+        value: impl Into<Value>,
+    ) {
         if let Some(m) = &mut self.metrics {
             m.add(def, labels, value);
         }
@@ -296,7 +348,10 @@ impl Sheet {
     }
 
     pub fn into_parts(self) -> (Vec<Counter>, Metrics) {
-        (self.ctl.unwrap_or_default(), self.metrics.unwrap_or_default())
+        (
+            self.ctl.unwrap_or_default(),
+            self.metrics.unwrap_or_default(),
+        )
     }
 }
 
@@ -378,8 +433,22 @@ fn write_value(out: &mut String, v: Value) {
 pub fn markdown_table() -> String {
     let mut s = String::from("| family | type | labels | meaning |\n|---|---|---|---|\n");
     for d in FAMILIES {
-        let labels = if d.labels.is_empty() { "-".to_string() } else { d.labels.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>().join(", ") };
-        let _ = writeln!(s, "| `{}` | {} | {labels} | {} |", d.name, d.kind.as_str(), d.help);
+        let labels = if d.labels.is_empty() {
+            "-".to_string()
+        } else {
+            d.labels
+                .iter()
+                .map(|l| format!("`{l}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | {labels} | {} |",
+            d.name,
+            d.kind.as_str(),
+            d.help
+        );
     }
     s
 }
@@ -389,7 +458,10 @@ pub fn markdown_table() -> String {
 /// authentication. The front thread ([`super::front`]) serves it.
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     if !addr.ip().is_loopback() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{addr} is not a loopback address")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{addr} is not a loopback address"),
+        ));
     }
     let listener = TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;

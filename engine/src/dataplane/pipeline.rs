@@ -21,7 +21,7 @@
 //!
 //! ```text
 //! ip4-input ─► prerouting4: lb (VIP, full-NAT addresses) ─► nat (outside addresses) ─► local | forward
-//! ip4/ip6-forward ─► forward: filter ─► MTU ─► postrouting4: nat (SNAT) ─► lb (DNAT replies) ─► TTL, neighbor
+//! ip4/ip6-forward ─► forward: filter (stateful: conntrack on the NAT's table) ─► MTU ─► postrouting4: nat (SNAT) ─► lb (DNAT replies) ─► TTL, neighbor
 //! local tcp ─► lb health-probe answers ─► tcp endpoint
 //! arp ─► answers_arp: nat pool on outside ports, lb VIPs
 //! ```
@@ -29,10 +29,11 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::tables::Tables;
-use crate::context::counters::{Drop, Stage};
 use crate::context::capture;
+use crate::context::counters::{Drop, Stage};
 use crate::context::tables::PortMode;
 use crate::context::{Ctx, Hooks, Pre, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HDR};
+use crate::filter::conn::{After, CtWorker, Hint, Outcome, Place};
 use crate::filter::Filter;
 use crate::l2;
 use crate::l3::poptrie::NO_ROUTE;
@@ -49,6 +50,8 @@ use crate::xsk::{Desc, BURST};
 #[derive(Debug, Default)]
 pub struct Features {
     pub nat: Option<NatWorker>,
+    /// The stateful filter's tracker (its own table when there is no NAT).
+    pub ct: Option<CtWorker>,
     pub lb: Option<LbWorker>,
     pub tcp: Option<TcpStack>,
 }
@@ -57,9 +60,21 @@ impl Features {
     /// The state worker `worker` needs for the features `tables` configure.
     pub fn new(tables: &Tables, worker: u16) -> Features {
         // MSS from the smallest port MTU (IPv4 and TCP headers without options).
-        let mss = tables.ifs.ports.iter().map(|p| p.mtu).min().unwrap_or(1500).saturating_sub(40);
+        let mss = tables
+            .ifs
+            .ports
+            .iter()
+            .map(|p| p.mtu)
+            .min()
+            .unwrap_or(1500)
+            .saturating_sub(40);
+        let ct = tables.ct.as_deref();
         Features {
-            nat: tables.nat.as_deref().map(|n| NatWorker::new(n, worker)),
+            nat: tables
+                .nat
+                .as_deref()
+                .map(|n| NatWorker::with_tracking(n, worker, ct.map(|c| c.table_part()))),
+            ct: ct.map(|c| CtWorker::new(c, worker, tables.nat.is_none())),
             lb: tables.lb.as_deref().map(|l| LbWorker::new(l, worker)),
             tcp: tables.tcp.as_deref().map(|t| TcpStack::new(t, mss, worker)),
         }
@@ -68,7 +83,9 @@ impl Features {
     /// A `ctl` dump is under way (NAT sessions, TCP connections): it goes on
     /// one slice per loop iteration, so the worker should not sleep long.
     pub fn dumping(&self) -> bool {
-        self.nat.as_ref().is_some_and(NatWorker::dumping) || self.tcp.as_ref().is_some_and(|t| t.tw.dumping())
+        self.nat.as_ref().is_some_and(NatWorker::dumping)
+            || self.tcp.as_ref().is_some_and(|t| t.tw.dumping())
+            || self.ct.as_ref().is_some_and(CtWorker::dumping)
     }
 }
 
@@ -86,6 +103,9 @@ pub struct Stages<'a> {
 impl Hooks for Stages<'_> {
     #[inline]
     fn prerouting4(&mut self, ctx: &mut Ctx, port: u16, d: Desc, dst: Ipv4Addr) -> Pre {
+        if let Some(w) = self.features.nat.as_mut() {
+            w.seen = None;
+        }
         let mut dst = dst;
         let mut translated = false;
         if let (Some(lb), Some(w)) = (self.tables.lb.as_deref(), self.features.lb.as_mut()) {
@@ -127,14 +147,80 @@ impl Hooks for Stages<'_> {
 
     #[inline]
     fn forward(&mut self, ctx: &mut Ctx, in_port: u16, out_port: u16, d: Desc) -> bool {
-        crate::filter::stage::forward(ctx, self.filter, in_port, out_port, d)
+        let hint = self.scratch.cur.take();
+        self.scratch.after = After::Nothing;
+        let filter = self.filter;
+        if !filter.is_stateful() {
+            return crate::filter::stage::forward(ctx, filter, in_port, out_port, d);
+        }
+        let (Some(shared), Some(cw)) = (self.tables.ct.as_deref(), self.features.ct.as_mut())
+        else {
+            // No connection table: the control thread refuses `ct` rules then.
+            return crate::filter::stage::forward(ctx, filter, in_port, out_port, d);
+        };
+        let outcome = match (self.tables.nat.as_deref(), self.features.nat.as_mut()) {
+            (Some(nat), Some(nw)) => {
+                let v4 = ctx.ip_of(&d).first().is_some_and(|b| b >> 4 == 4);
+                let owner =
+                    |pk: &crate::conntrack::packet::CtPacket| crate::nat::stage::ct_owner(nat, pk);
+                let place = match hint {
+                    Some(h) if h.addr == d.addr => Place::Known(h),
+                    _ if v4 && crate::nat::stage::translates(nat, in_port, out_port) => {
+                        Place::NatOut(&owner)
+                    }
+                    _ => Place::Plain,
+                };
+                crate::filter::conn::forward(
+                    ctx,
+                    filter,
+                    shared,
+                    &mut cw.local,
+                    &mut nw.table,
+                    place,
+                    in_port,
+                    out_port,
+                    d,
+                )
+            }
+            _ => match cw.own.as_mut() {
+                Some(t) => crate::filter::conn::forward(
+                    ctx,
+                    filter,
+                    shared,
+                    &mut cw.local,
+                    t,
+                    Place::Plain,
+                    in_port,
+                    out_port,
+                    d,
+                ),
+                None => return crate::filter::stage::forward(ctx, filter, in_port, out_port, d),
+            },
+        };
+        match outcome {
+            Outcome::Consumed => false,
+            Outcome::Pass(after) => {
+                self.scratch.after = after;
+                true
+            }
+        }
     }
 
     #[inline]
     fn postrouting4(&mut self, ctx: &mut Ctx, in_port: u16, out_port: u16, d: Desc) -> bool {
+        let after = std::mem::replace(&mut self.scratch.after, After::Nothing);
         if let (Some(nat), Some(w)) = (self.tables.nat.as_deref(), self.features.nat.as_mut()) {
-            if crate::nat::stage::translates(nat, in_port, out_port) && !crate::nat::stage::postrouting(ctx, nat, w, in_port, d) {
-                return false;
+            if crate::nat::stage::translates(nat, in_port, out_port) {
+                let known = match after {
+                    After::NatAt(slot) => Some(slot),
+                    _ => None,
+                };
+                if !crate::nat::stage::postrouting(ctx, nat, w, in_port, d, known) {
+                    return false;
+                }
+                if let After::NatNew(t) = after {
+                    crate::filter::conn::nat_made(&mut w.table, t);
+                }
             }
         }
         if let (Some(lb), Some(w)) = (self.tables.lb.as_deref(), self.features.lb.as_mut()) {
@@ -165,7 +251,11 @@ impl Hooks for Stages<'_> {
     }
 
     fn answers_arp(&self, port: u16, ip: Ipv4Addr) -> bool {
-        let nat_pool = self.tables.nat.as_deref().is_some_and(|n| n.role(port) == crate::nat::Role::Outside && n.in_pool(ip));
+        let nat_pool = self
+            .tables
+            .nat
+            .as_deref()
+            .is_some_and(|n| n.role(port) == crate::nat::Role::Outside && n.in_pool(ip));
         nat_pool || self.tables.lb.as_deref().is_some_and(|l| l.answers_arp(ip))
     }
 }
@@ -176,6 +266,12 @@ impl Hooks for Stages<'_> {
 pub struct Scratch {
     fwd4: [Desc; BURST],
     dst4: [u32; BURST],
+    /// What the NAT's prerouting found for each packet to forward (for the stateful filter).
+    hint4: [Option<Hint>; BURST],
+    /// The hint of the packet being forwarded.
+    cur: Option<Hint>,
+    /// What the stateful filter left for the NAT's postrouting, for the packet being forwarded.
+    after: After,
     fwd6: [Desc; BURST],
     dst6: [u128; BURST],
     leaves: [crate::l3::poptrie::Leaf; BURST],
@@ -186,13 +282,15 @@ impl Default for Scratch {
         Scratch {
             fwd4: [Desc::default(); BURST],
             dst4: [0; BURST],
+            hint4: [None; BURST],
+            cur: None,
+            after: After::Nothing,
             fwd6: [Desc::default(); BURST],
             dst6: [0; BURST],
             leaves: [NO_ROUTE; BURST],
         }
     }
 }
-
 
 /// Runs one received burst from `port` through the pipeline.
 pub fn process_burst(ctx: &mut Ctx, stages: &mut Stages, port: u16, descs: &[Desc]) {
@@ -211,7 +309,11 @@ pub fn process_burst(ctx: &mut Ctx, stages: &mut Stages, port: u16, descs: &[Des
     };
     // A switch port's bridge and MAC table, loaded once for the burst.
     let tables = stages.tables;
-    let l2 = if mode == Some(PortMode::Switch) { tables.l2.port(port).map(|(sp, b)| (sp, b, b.table.load())) } else { None };
+    let l2 = if mode == Some(PortMode::Switch) {
+        tables.l2.port(port).map(|(sp, b)| (sp, b, b.table.load()))
+    } else {
+        None
+    };
     for &d in descs.iter().take(BURST) {
         if handed {
             // Counted (and captured) where it arrived.
@@ -219,11 +321,26 @@ pub fn process_burst(ctx: &mut Ctx, stages: &mut Stages, port: u16, descs: &[Des
             ctx.st.counters.rx(usize::from(port), u64::from(d.len));
         }
         if let Some(taps) = &taps {
-            capture::tap_frame(taps, port, ctx.umem.data(&d), &ctx.st.events, &mut ctx.st.counters);
+            capture::tap_frame(
+                taps,
+                port,
+                ctx.umem.data(&d),
+                &ctx.st.events,
+                &mut ctx.st.counters,
+            );
         }
         if mode == Some(PortMode::Switch) {
             match &l2 {
-                Some((sp, bridge, table)) => l2::input(ctx, port, d, &l2::Ingress { sp: *sp, bridge, table }),
+                Some((sp, bridge, table)) => l2::input(
+                    ctx,
+                    port,
+                    d,
+                    &l2::Ingress {
+                        sp: *sp,
+                        bridge,
+                        table,
+                    },
+                ),
                 None => ctx.drop(port, d, Drop::L2Filtered),
             }
             continue;
@@ -233,6 +350,17 @@ pub fn process_burst(ctx: &mut Ctx, stages: &mut Stages, port: u16, descs: &[Des
                 if let Some(dst) = ip4::input(ctx, stages, port, d) {
                     stages.scratch.fwd4[n4] = d;
                     stages.scratch.dst4[n4] = dst;
+                    stages.scratch.hint4[n4] = stages
+                        .features
+                        .nat
+                        .as_mut()
+                        .and_then(|w| w.seen.take())
+                        .map(|s| Hint {
+                            addr: d.addr,
+                            slot: s.slot,
+                            created: s.created,
+                            related: s.related,
+                        });
                     n4 += 1;
                 }
             }
@@ -251,18 +379,32 @@ pub fn process_burst(ctx: &mut Ctx, stages: &mut Stages, port: u16, descs: &[Des
     if n4 > 0 {
         ctx.st.counters.stage(Stage::Ip4Forward, n4 as u64);
         let sc = &mut *stages.scratch;
-        ctx.routes.fib.lookup_v4_batch(&sc.dst4[..n4], &mut sc.leaves[..n4]);
+        ctx.routes
+            .fib
+            .lookup_v4_batch(&sc.dst4[..n4], &mut sc.leaves[..n4]);
         for i in 0..n4 {
-            let (d, dst, leaf) = (stages.scratch.fwd4[i], stages.scratch.dst4[i], stages.scratch.leaves[i]);
+            let (d, dst, leaf) = (
+                stages.scratch.fwd4[i],
+                stages.scratch.dst4[i],
+                stages.scratch.leaves[i],
+            );
+            stages.scratch.cur = stages.scratch.hint4[i];
             ip4::forward(ctx, stages, port, d, Ipv4Addr::from(dst), leaf);
         }
     }
     if n6 > 0 {
         ctx.st.counters.stage(Stage::Ip6Forward, n6 as u64);
         let sc = &mut *stages.scratch;
-        ctx.routes.fib.lookup_v6_batch(&sc.dst6[..n6], &mut sc.leaves[..n6]);
+        ctx.routes
+            .fib
+            .lookup_v6_batch(&sc.dst6[..n6], &mut sc.leaves[..n6]);
         for i in 0..n6 {
-            let (d, dst, leaf) = (stages.scratch.fwd6[i], stages.scratch.dst6[i], stages.scratch.leaves[i]);
+            let (d, dst, leaf) = (
+                stages.scratch.fwd6[i],
+                stages.scratch.dst6[i],
+                stages.scratch.leaves[i],
+            );
+            stages.scratch.cur = None;
             ip6::forward(ctx, stages, port, d, Ipv6Addr::from(dst), leaf);
         }
     }
@@ -282,7 +424,9 @@ fn classify(ctx: &mut Ctx, port: u16, d: &Desc) -> Result<u16, Drop> {
         return Err(Drop::EthTaggedOnRoutedPort);
     }
     let dst: Mac = [f[0], f[1], f[2], f[3], f[4], f[5]];
-    let Some(p) = ctx.ifs.port(port) else { return Err(Drop::EthNotForUs) };
+    let Some(p) = ctx.ifs.port(port) else {
+        return Err(Drop::EthNotForUs);
+    };
     if dst == p.mac || dst == [0xff; 6] {
         return Ok(et);
     }
@@ -303,4 +447,3 @@ fn classify(ctx: &mut Ctx, port: u16, d: &Desc) -> Result<u16, Drop> {
     }
     Err(Drop::EthMulticastNotJoined)
 }
-

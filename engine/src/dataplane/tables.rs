@@ -24,6 +24,8 @@ pub struct Tables {
     pub l2: crate::l2::Switch,
     /// The NAT's shared part (None: no NAT configured).
     pub nat: Option<Arc<crate::nat::NatShared>>,
+    /// The stateful filter's connection tracking (None: stateless).
+    pub ct: Option<Arc<crate::filter::conn::CtShared>>,
     /// The load balancer's services (None: none configured).
     pub lb: Option<Arc<crate::lb::LbShared>>,
     /// The TCP endpoint's applications (None: none).
@@ -52,6 +54,7 @@ impl Tables {
             filter: ArcSwap::from_pointee(crate::filter::Filter::default()),
             l2: crate::l2::Switch::default(),
             nat: None,
+            ct: None,
             lb: None,
             tcp: None,
             impair: None,
@@ -61,7 +64,10 @@ impl Tables {
     /// The same tables with handoff inboxes for `workers` workers; `wakers`:
     /// each with an eventfd (real workers; tests drive workers by hand).
     pub fn with_handoff(mut self, workers: u16, wakers: bool) -> std::io::Result<Tables> {
-        self.shared.handoff = Some(Arc::new(crate::context::handoff::Handoff::new(usize::from(workers.max(1)), wakers)?));
+        self.shared.handoff = Some(Arc::new(crate::context::handoff::Handoff::new(
+            usize::from(workers.max(1)),
+            wakers,
+        )?));
         Ok(self)
     }
 
@@ -74,6 +80,12 @@ impl Tables {
     /// The same tables with the impairment stage on.
     pub fn with_impair(mut self, impair: crate::impair::ImpairConfig) -> Tables {
         self.impair = Some(impair);
+        self
+    }
+
+    /// The same tables with connection tracking for the filter.
+    pub fn with_ct(mut self, ct: crate::filter::conn::CtShared) -> Tables {
+        self.ct = Some(Arc::new(ct));
         self
     }
 

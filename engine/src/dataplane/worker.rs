@@ -26,8 +26,8 @@ use serde::Deserialize;
 
 use super::pipeline::{self, Features, Scratch, Stages};
 use super::tables::Tables;
-use crate::context::counters::{Drop, LocalCounters, SharedCounters, Stage, MAX_PORTS};
 use crate::context::capture;
+use crate::context::counters::{Drop, LocalCounters, SharedCounters, Stage, MAX_PORTS};
 use crate::context::events::EventSink;
 use crate::context::handoff::{Handoff, HANDED};
 use crate::context::neigh_frames;
@@ -104,7 +104,10 @@ const XDP_STATS_EVERY_MS: u64 = 100;
 
 impl<P: Port> std::fmt::Debug for Worker<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker").field("id", &self.cfg.id).field("sockets", &self.sockets.len()).finish()
+        f.debug_struct("Worker")
+            .field("id", &self.cfg.id)
+            .field("sockets", &self.sockets.len())
+            .finish()
     }
 }
 
@@ -124,14 +127,18 @@ impl<P: Port> Worker<P> {
                 slot.get_or_insert(i);
             }
         }
-        let mut fds: Vec<std::os::fd::RawFd> = sockets.iter().filter_map(|s| s.io.poll_fd()).collect();
+        let mut fds: Vec<std::os::fd::RawFd> =
+            sockets.iter().filter_map(|s| s.io.poll_fd()).collect();
         // Frames other workers hand over wake a sleeping worker through this.
         if let Some(fd) = tables.handoff.as_ref().and_then(|h| h.wake_fd(cfg.id)) {
             fds.push(fd);
         }
         let features = Features::new(&tables, cfg.id);
         let icmp_limit = IcmpRateLimiter::with_limits(tables.icmp);
-        let impair = tables.impair.as_ref().map(|c| Box::new(ImpairWorker::new(c, &tables.ifs, cfg.id)));
+        let impair = tables
+            .impair
+            .as_ref()
+            .map(|c| Box::new(ImpairWorker::new(c, &tables.ifs, cfg.id)));
         Worker {
             cfg,
             umem,
@@ -188,6 +195,18 @@ impl<P: Port> Worker<P> {
         self.features.nat.as_ref().map(|n| n.table.counts())
     }
 
+    /// Entries of the connection table the stateful filter tracks in (the
+    /// NAT's or its own), if it has one (tests, fuzzing).
+    pub fn ct_entries(&self) -> Option<u32> {
+        let f = &self.features;
+        f.ct.as_ref()?;
+        f.nat.as_ref().map(|n| n.table.entries()).or_else(|| {
+            f.ct.as_ref()
+                .and_then(|c| c.own.as_ref())
+                .map(|t| t.entries())
+        })
+    }
+
     /// The TCP endpoint's live connections (fuzz targets and tests check its limits).
     pub fn tcp_conns(&self) -> Option<usize> {
         self.features.tcp.as_ref().map(|t| t.tw.len())
@@ -205,13 +224,27 @@ impl<P: Port> Worker<P> {
     pub fn announce(&mut self) {
         let ifs = self.tables.ifs.clone();
         for p in &ifs.ports {
-            if self.tx_socket.get(usize::from(p.index)).copied().flatten().is_none() {
+            if self
+                .tx_socket
+                .get(usize::from(p.index))
+                .copied()
+                .flatten()
+                .is_none()
+            {
                 continue;
             }
-            let v6 = p.v6.iter().map(|&(a, _)| a).chain(std::iter::once(p.link_local()));
-            let frames = p.v4.iter().map(|&(a, _)| (Some(a), None)).chain(v6.map(|a| (None, Some(a))));
+            let v6 =
+                p.v6.iter()
+                    .map(|&(a, _)| a)
+                    .chain(std::iter::once(p.link_local()));
+            let frames =
+                p.v4.iter()
+                    .map(|&(a, _)| (Some(a), None))
+                    .chain(v6.map(|a| (None, Some(a))));
             for (v4, v6) in frames {
-                let Some(mut d) = self.umem.alloc() else { break };
+                let Some(mut d) = self.umem.alloc() else {
+                    break;
+                };
                 let buf = self.umem.buf_mut(&d);
                 let n = match (v4, v6) {
                     (Some(a), _) => neigh_frames::gratuitous_arp(buf, p.mac, a),
@@ -270,8 +303,15 @@ impl<P: Port> Worker<P> {
                 rx_port: 0,
                 handoff: 0,
             };
-            let mut stages = Stages { tables, filter: &filter, features: &mut self.features, scratch: &mut self.scratch };
-            let mut run = |ctx: &mut Ctx, port: u16, descs: &[Desc]| pipeline::process_burst(ctx, &mut stages, port, descs);
+            let mut stages = Stages {
+                tables,
+                filter: &filter,
+                features: &mut self.features,
+                scratch: &mut self.scratch,
+            };
+            let mut run = |ctx: &mut Ctx, port: u16, descs: &[Desc]| {
+                pipeline::process_burst(ctx, &mut stages, port, descs)
+            };
             for s in self.sockets.iter_mut() {
                 let n = s.io.recv(ctx.umem, &mut self.descs);
                 if n == 0 {
@@ -293,6 +333,15 @@ impl<P: Port> Worker<P> {
             let now_ms = now_ns / 1_000_000;
             if let (Some(nat), Some(w)) = (tables.nat.as_deref(), self.features.nat.as_mut()) {
                 w.service(nat, self.cfg.id, now_ms, behind);
+            }
+            if let (Some(ct), Some(w)) = (tables.ct.as_deref(), self.features.ct.as_mut()) {
+                w.service(
+                    ct,
+                    self.features.nat.as_mut().map(|n| &mut n.table),
+                    self.cfg.id,
+                    now_ms,
+                    behind,
+                );
             }
             if let (Some(shared), Some(t)) = (tables.tcp.as_deref(), self.features.tcp.as_mut()) {
                 crate::tcp::endpoint::service(&mut ctx, t, shared, behind);
@@ -362,7 +411,13 @@ impl<P: Port> Worker<P> {
         for port in 0..self.st.tx.ports() {
             let q = match self.impair.as_deref_mut() {
                 None => self.st.tx.queue(port),
-                Some(imp) => imp.tx(port, self.st.tx.queue(port), now_ns, &mut self.umem, &mut self.st.counters),
+                Some(imp) => imp.tx(
+                    port,
+                    self.st.tx.queue(port),
+                    now_ns,
+                    &mut self.umem,
+                    &mut self.st.counters,
+                ),
             };
             if q.is_empty() {
                 // The stage may have dropped or held every queued frame.
@@ -379,7 +434,13 @@ impl<P: Port> Worker<P> {
             if let Some(c) = self.tables.capture.get(port).filter(|c| c.armed()) {
                 let taps = c.load();
                 for d in &q[..sent] {
-                    capture::tap_frame(&taps, port as u16, self.umem.data(d), &self.st.events, &mut self.st.counters);
+                    capture::tap_frame(
+                        &taps,
+                        port as u16,
+                        self.umem.data(d),
+                        &self.st.events,
+                        &mut self.st.counters,
+                    );
                 }
             }
             for &d in &q[sent..] {
@@ -394,7 +455,9 @@ impl<P: Port> Worker<P> {
     /// (up to 200 ms), completions reclaimed.
     pub fn run(&mut self, stop: &AtomicBool) {
         // A system call the worker's seccomp filter allows (a /proc path would need more).
-        self.shared.tid.store(nix::unistd::gettid().as_raw() as u64, Ordering::Relaxed);
+        self.shared
+            .tid
+            .store(nix::unistd::gettid().as_raw() as u64, Ordering::Relaxed);
         self.prime();
         while !stop.load(Ordering::Relaxed) {
             let got = self.poll_once();
@@ -406,13 +469,25 @@ impl<P: Port> Worker<P> {
             if self.spins >= SPINS_BEFORE_SLEEP {
                 self.spins = 0;
                 // Neighbor timers need the loop now and then: the timeout bounds the sleep.
-                let tcp_timers = self.features.tcp.as_ref().is_some_and(|t| t.tw.has_timers());
+                let tcp_timers = self
+                    .features
+                    .tcp
+                    .as_ref()
+                    .is_some_and(|t| t.tw.has_timers());
                 // A dump under way goes on a slice per loop: here it waits for the
                 // control thread to take the slices already sent.
                 let soon = tcp_timers || self.features.dumping();
-                let t = if !self.st.pending.is_empty() || soon { Duration::from_millis(if soon { 1 } else { 5 }) } else { self.cfg.idle_timeout };
+                let t = if !self.st.pending.is_empty() || soon {
+                    Duration::from_millis(if soon { 1 } else { 5 })
+                } else {
+                    self.cfg.idle_timeout
+                };
                 // Frames held for reorder are released after MAX_HOLD_NS.
-                let t = if self.impair.as_ref().is_some_and(|i| i.holding()) { t.min(Duration::from_nanos(MAX_HOLD_NS)) } else { t };
+                let t = if self.impair.as_ref().is_some_and(|i| i.holding()) {
+                    t.min(Duration::from_nanos(MAX_HOLD_NS))
+                } else {
+                    t
+                };
                 let h = self.tables.handoff.clone();
                 if h.as_ref().is_some_and(|h| !h.may_sleep(self.cfg.id)) {
                     continue;
@@ -468,7 +543,11 @@ impl<P: Port> Worker<P> {
 /// Runs the frames other workers handed to this one (at most four bursts):
 /// each is copied into a frame of this worker's UMEM and goes through the
 /// pipeline (`run`) from the start, as if it had arrived here.
-fn take_handoffs(ctx: &mut Ctx, handoff: &Handoff, run: &mut impl FnMut(&mut Ctx, u16, &[Desc])) -> usize {
+fn take_handoffs(
+    ctx: &mut Ctx,
+    handoff: &Handoff,
+    run: &mut impl FnMut(&mut Ctx, u16, &[Desc]),
+) -> usize {
     let me = ctx.st.worker;
     let mut n = 0;
     while n < 4 * BURST {

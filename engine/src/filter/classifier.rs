@@ -2,8 +2,8 @@
 //!
 //! Every rule becomes a (mask, value) pair over the packed header fields:
 //! prefixes are masks, exact fields (an exact port included) are all-ones
-//! masks, absent fields are zero masks. Port *ranges* and TCP flags are not
-//! in the key: they are checked after the hash hit (expanding ranges into
+//! masks, absent fields are zero masks. Port *ranges*, TCP flags and `ct
+//! state` are not in the key: they are checked after the hash hit (expanding ranges into
 //! aligned blocks multiplies the masks, and the masks are what a lookup
 //! pays for). Rules with the same mask form a *tuple*, one hash table keyed
 //! by the masked fields, holding the rules with that key in rule order. A lookup masks the packet's fields once per
@@ -36,7 +36,10 @@ impl Key {
         Key {
             src: f.src,
             dst: f.dst,
-            ports_l2: u64::from(f.iif) | u64::from(f.oif) << 16 | u64::from(f.ethertype) << 32 | u64::from(f.vlan) << 48,
+            ports_l2: u64::from(f.iif)
+                | u64::from(f.oif) << 16
+                | u64::from(f.ethertype) << 32
+                | u64::from(f.vlan) << 48,
             l34: u64::from(f.family)
                 | u64::from(f.proto) << 8
                 | u64::from(f.icmp_type) << 16
@@ -69,6 +72,8 @@ struct Residual {
     sport: Option<PortRange>,
     dport: Option<PortRange>,
     flags: Option<(u8, u8)>,
+    /// `ct state` bits (the packet's state must be one of them).
+    ct: Option<u8>,
 }
 
 impl Residual {
@@ -77,6 +82,7 @@ impl Residual {
         self.sport.is_none_or(|r| r.contains(f.sport))
             && self.dport.is_none_or(|r| r.contains(f.dport))
             && self.flags.is_none_or(|(v, m)| f.tcp_flags & m == v)
+            && self.ct.is_none_or(|c| c & f.ct_state != 0)
     }
 }
 
@@ -84,11 +90,19 @@ fn prefix_mask(p: &Option<IpPrefix>) -> (u8, u128, u128) {
     match p {
         None => (0, 0, 0),
         Some(IpPrefix::V4(q)) => {
-            let m = if q.len() == 0 { 0 } else { u128::from(u32::MAX << (32 - q.len())) };
+            let m = if q.len() == 0 {
+                0
+            } else {
+                u128::from(u32::MAX << (32 - q.len()))
+            };
             (4, u128::from(q.bits()) & m, m)
         }
         Some(IpPrefix::V6(q)) => {
-            let m = if q.len() == 0 { 0 } else { u128::MAX << (128 - q.len()) };
+            let m = if q.len() == 0 {
+                0
+            } else {
+                u128::MAX << (128 - q.len())
+            };
             (6, q.bits() & m, m)
         }
     }
@@ -145,6 +159,7 @@ fn entry(m: &Match, rule: u32) -> Option<(Key, Key, Residual)> {
         tcp_flags: 0,
         icmp_type: it,
         icmp_code: ic,
+        ct_state: 0,
     };
     let mask = Fields {
         iif: iif_m,
@@ -162,9 +177,20 @@ fn entry(m: &Match, rule: u32) -> Option<(Key, Key, Residual)> {
         tcp_flags: 0,
         icmp_type: it_m,
         icmp_code: ic_m,
+        ct_state: 0,
     };
     let mask = Key::of(&mask);
-    Some((mask, Key::of(&value).and(&mask), Residual { rule, sport: sres, dport: dres, flags: m.tcp_flags }))
+    Some((
+        mask,
+        Key::of(&value).and(&mask),
+        Residual {
+            rule,
+            sport: sres,
+            dport: dres,
+            flags: m.tcp_flags,
+            ct: m.ct_state,
+        },
+    ))
 }
 
 #[derive(Debug)]
@@ -194,7 +220,11 @@ impl Classifier {
         for (i, r) in rules.iter().enumerate() {
             let i = i as u32;
             if let Some((mask, value, res)) = entry(&r.m, i) {
-                let t = by_mask.entry(mask).or_insert_with(|| Tuple { mask, table: FlowHashMap::with_hasher(seed), best: u32::MAX });
+                let t = by_mask.entry(mask).or_insert_with(|| Tuple {
+                    mask,
+                    table: FlowHashMap::with_hasher(seed),
+                    best: u32::MAX,
+                });
                 // Rules arrive in order: each list stays sorted by rule index.
                 t.table.entry(value).or_default().push(res);
                 t.best = t.best.min(i);
@@ -202,7 +232,10 @@ impl Classifier {
         }
         let mut tuples: Vec<Tuple> = by_mask.into_values().collect();
         tuples.sort_by_key(|t| t.best);
-        Classifier { tuples, rules: rules.len() }
+        Classifier {
+            tuples,
+            rules: rules.len(),
+        }
     }
 
     /// The index of the first rule matching `f`.
@@ -251,7 +284,13 @@ mod tests {
     use proptest::prelude::*;
 
     fn rule(text: &str) -> Rule {
-        Rule::parse(text, &|n| ["lan", "wan", "dmz"].iter().position(|p| *p == n).map(|i| i as u16)).unwrap()
+        Rule::parse(text, &|n| {
+            ["lan", "wan", "dmz"]
+                .iter()
+                .position(|p| *p == n)
+                .map(|i| i as u16)
+        })
+        .unwrap()
     }
 
     #[test]
@@ -262,45 +301,92 @@ mod tests {
             rule("tcp dport 80 drop"),
         ];
         let c = Classifier::build(&rules);
-        let f = |src: u32, dport: u16, flags: u8| Fields { family: 4, src: u128::from(src), proto: 6, dport, tcp_flags: flags, ..Fields::default() };
+        let f = |src: u32, dport: u16, flags: u8| Fields {
+            family: 4,
+            src: u128::from(src),
+            proto: 6,
+            dport,
+            tcp_flags: flags,
+            ..Fields::default()
+        };
         assert_eq!(c.lookup(&f(0xc612_0201, 80, tcp_flags::SYN)), Some(0));
-        assert_eq!(c.lookup(&f(0xc612_0201, 80, tcp_flags::SYN | tcp_flags::ACK)), Some(1));
+        assert_eq!(
+            c.lookup(&f(0xc612_0201, 80, tcp_flags::SYN | tcp_flags::ACK)),
+            Some(1)
+        );
         assert_eq!(c.lookup(&f(0x0a00_0001, 80, 0)), Some(2));
         assert_eq!(c.lookup(&f(0x0a00_0001, 81, 0)), None);
         assert_eq!(rules[0].action, Action::Drop);
     }
 
     fn arb_rule() -> impl Strategy<Value = String> {
-        let src = prop_oneof![Just(String::new()), (0u8..4, 0u8..=32).prop_map(|(a, l)| format!("ip saddr 198.{}.{a}.0/{l} ", 18 + a % 2))];
-        let dst = prop_oneof![Just(String::new()), (0u8..4, 8u8..=32).prop_map(|(a, l)| format!("ip daddr 198.19.{a}.1/{l} "))];
+        let src = prop_oneof![
+            Just(String::new()),
+            (0u8..4, 0u8..=32).prop_map(|(a, l)| format!("ip saddr 198.{}.{a}.0/{l} ", 18 + a % 2))
+        ];
+        let dst = prop_oneof![
+            Just(String::new()),
+            (0u8..4, 8u8..=32).prop_map(|(a, l)| format!("ip daddr 198.19.{a}.1/{l} "))
+        ];
         let l4 = prop_oneof![
             Just(String::new()),
-            (0u16..8, 0u16..8).prop_map(|(a, b)| format!("tcp dport {}-{} ", 78 + a.min(b), 78 + a.max(b))),
+            (0u16..8, 0u16..8).prop_map(|(a, b)| format!(
+                "tcp dport {}-{} ",
+                78 + a.min(b),
+                78 + a.max(b)
+            )),
             (0u16..4).prop_map(|a| format!("udp sport {} ", 50 + a)),
             Just("tcp flags syn / syn,ack ".to_string()),
             Just("icmp type echo-request ".to_string()),
         ];
-        let port = prop_oneof![Just(String::new()), Just("iif lan ".to_string()), Just("oif wan ".to_string())];
+        let port = prop_oneof![
+            Just(String::new()),
+            Just("iif lan ".to_string()),
+            Just("oif wan ".to_string())
+        ];
+        let ct = prop_oneof![
+            3 => Just(String::new()),
+            1 => Just("ct state new ".to_string()),
+            1 => Just("ct state established,related ".to_string()),
+            1 => Just("ct state invalid ".to_string()),
+        ];
         let act = prop_oneof![Just("accept"), Just("drop")];
-        (port, src, dst, l4, act).prop_map(|(p, s, d, l, a)| format!("{p}{s}{d}{l}{a}"))
+        (port, ct, src, dst, l4, act).prop_map(|(p, c, s, d, l, a)| format!("{p}{c}{s}{d}{l}{a}"))
     }
 
     fn arb_fields() -> impl Strategy<Value = Fields> {
-        (0u16..3, 0u16..3, 0u32..8, 0u32..512, prop_oneof![Just(1u8), Just(6), Just(17)], 76u16..90, 48u16..56, any::<u8>(), prop_oneof![Just(0u8), Just(8)])
-            .prop_map(|(iif, oif, s, d, proto, dport, sport, flags, it)| Fields {
-                iif,
-                oif,
-                family: 4,
-                ethertype: 0x0800,
-                src: u128::from(0xc612_0000u32 | (s << 16) | s),
-                dst: u128::from(0xc613_0000u32 | d),
-                proto,
-                sport: if proto == 1 { 0 } else { sport },
-                dport: if proto == 1 { 0 } else { dport },
-                tcp_flags: if proto == 6 { flags } else { 0 },
-                icmp_type: if proto == 1 { it } else { 0 },
-                ..Fields::default()
-            })
+        let ct = prop_oneof![Just(1u8), Just(2), Just(4), Just(8)];
+        (
+            (
+                0u16..3,
+                0u16..3,
+                0u32..8,
+                0u32..512,
+                prop_oneof![Just(1u8), Just(6), Just(17)],
+                76u16..90,
+                48u16..56,
+                any::<u8>(),
+                prop_oneof![Just(0u8), Just(8)],
+            ),
+            ct,
+        )
+            .prop_map(
+                |((iif, oif, s, d, proto, dport, sport, flags, it), ct_state)| Fields {
+                    iif,
+                    oif,
+                    family: 4,
+                    ethertype: 0x0800,
+                    src: u128::from(0xc612_0000u32 | (s << 16) | s),
+                    dst: u128::from(0xc613_0000u32 | d),
+                    proto,
+                    sport: if proto == 1 { 0 } else { sport },
+                    dport: if proto == 1 { 0 } else { dport },
+                    tcp_flags: if proto == 6 { flags } else { 0 },
+                    icmp_type: if proto == 1 { it } else { 0 },
+                    ct_state,
+                    ..Fields::default()
+                },
+            )
     }
 
     proptest! {

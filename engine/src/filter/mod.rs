@@ -6,6 +6,8 @@
 //! - [`classifier`]: tuple space search over the rules (cost flat in the rule count).
 //! - [`stage`]: the forward hook (accept, drop, reject with ICMP or a TCP RST
 //!   built by `context::reject`).
+//! - [`conn`]: the stateful filter: connection tracking for `ct state` rules
+//!   on the NAT's connection table (`conntrack`).
 //!
 //! The control thread owns the rule list; it compiles a [`Filter`] and
 //! publishes it (arc-swap) on every change. Hit counters are relaxed atomics
@@ -15,8 +17,12 @@
 
 pub mod classifier;
 pub mod config;
-pub mod stage;
+pub mod conn;
 pub mod rule;
+pub mod stage;
+
+#[cfg(test)]
+mod pipeline_tests;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -38,13 +44,30 @@ pub struct Filter {
     pub default: Action,
     /// Packets the default policy decided.
     pub default_hits: AtomicU64,
+    /// Some rule matches `ct state`: packets are tracked (`conn`).
+    stateful: bool,
 }
 
 impl Filter {
     pub fn new(rules: Vec<Rule>, default: Action, policy: Vec<Action>) -> Filter {
         let classifier = Classifier::build(&rules);
         let hits = rules.iter().map(|_| AtomicU64::new(0)).collect();
-        Filter { rules, classifier, hits, policy, default, default_hits: AtomicU64::new(0) }
+        let stateful = rules.iter().any(|r| r.m.ct_state.is_some());
+        Filter {
+            rules,
+            classifier,
+            hits,
+            policy,
+            default,
+            default_hits: AtomicU64::new(0),
+            stateful,
+        }
+    }
+
+    /// Some rule matches `ct state`: every forwarded packet is tracked.
+    #[inline]
+    pub fn is_stateful(&self) -> bool {
+        self.stateful
     }
 
     /// Copies hit counts of rules with the same text from `old`.
@@ -54,13 +77,16 @@ impl Filter {
                 h.store(old.hits[i].load(Ordering::Relaxed), Ordering::Relaxed);
             }
         }
-        self.default_hits.store(old.default_hits.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.default_hits
+            .store(old.default_hits.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
     /// Nothing to check: no rules and accept by default everywhere.
     #[inline]
     pub fn is_pass_all(&self) -> bool {
-        self.classifier.is_empty() && self.default == Action::Accept && self.policy.iter().all(|a| *a == Action::Accept)
+        self.classifier.is_empty()
+            && self.default == Action::Accept
+            && self.policy.iter().all(|a| *a == Action::Accept)
     }
 
     /// The verdict for a packet's fields, counting the hit.
@@ -71,11 +97,16 @@ impl Filter {
                 if let Some(h) = self.hits.get(i as usize) {
                     h.fetch_add(1, Ordering::Relaxed);
                 }
-                self.rules.get(i as usize).map_or(Action::Accept, |r| r.action)
+                self.rules
+                    .get(i as usize)
+                    .map_or(Action::Accept, |r| r.action)
             }
             None => {
                 self.default_hits.fetch_add(1, Ordering::Relaxed);
-                self.policy.get(usize::from(f.iif)).copied().unwrap_or(self.default)
+                self.policy
+                    .get(usize::from(f.iif))
+                    .copied()
+                    .unwrap_or(self.default)
             }
         }
     }
@@ -97,7 +128,11 @@ impl Filter {
 /// offset 14, no VLAN on routed ports). Never panics; missing layers read as 0.
 #[inline]
 pub fn fields(frame: &[u8], iif: u16, oif: u16) -> Fields {
-    let mut f = Fields { iif, oif, ..Fields::default() };
+    let mut f = Fields {
+        iif,
+        oif,
+        ..Fields::default()
+    };
     if frame.len() < 14 {
         return f;
     }
@@ -175,7 +210,10 @@ mod tests {
         f[36..38].copy_from_slice(&80u16.to_be_bytes());
         f[34 + 13] = 0x02;
         let x = fields(&f, 2, 1);
-        assert_eq!((x.family, x.proto, x.sport, x.dport, x.tcp_flags), (4, 6, 40000, 80, 2));
+        assert_eq!(
+            (x.family, x.proto, x.sport, x.dport, x.tcp_flags),
+            (4, 6, 40000, 80, 2)
+        );
         assert_eq!(x.src, u128::from(0xc612_0205u32));
         assert_eq!(x.src_mac, 0x0200_0000_0002);
         // Later fragments carry no ports.
@@ -190,20 +228,44 @@ mod tests {
 
     #[test]
     fn decide_counts_and_falls_back_to_the_port_policy() {
-        let port = |n: &str| ["lan", "wan"].iter().position(|p| *p == n).map(|i| i as u16);
-        let rules = vec![Rule::parse("tcp dport 22 drop", &port).unwrap(), Rule::parse("ip saddr 198.18.0.0/16 drop", &port).unwrap()];
+        let port = |n: &str| {
+            ["lan", "wan"]
+                .iter()
+                .position(|p| *p == n)
+                .map(|i| i as u16)
+        };
+        let rules = vec![
+            Rule::parse("tcp dport 22 drop", &port).unwrap(),
+            Rule::parse("ip saddr 198.18.0.0/16 drop", &port).unwrap(),
+        ];
         let flt = Filter::new(rules, Action::Accept, vec![Action::Accept, Action::Drop]);
-        let f = Fields { family: 4, proto: 6, dport: 22, ..Fields::default() };
+        let f = Fields {
+            family: 4,
+            proto: 6,
+            dport: 22,
+            ..Fields::default()
+        };
         assert_eq!(flt.decide(&f), Action::Drop);
         assert_eq!(flt.hits[0].load(Ordering::Relaxed), 1);
-        let g = Fields { family: 4, proto: 6, dport: 80, iif: 1, src: u128::from(0xc613_0001u32), ..Fields::default() };
+        let g = Fields {
+            family: 4,
+            proto: 6,
+            dport: 80,
+            iif: 1,
+            src: u128::from(0xc613_0001u32),
+            ..Fields::default()
+        };
         assert_eq!(flt.decide(&g), Action::Drop, "wan's policy");
         let h = Fields { iif: 0, ..g };
         assert_eq!(flt.decide(&h), Action::Accept);
         assert_eq!(flt.default_hits.load(Ordering::Relaxed), 2);
         // Only the second rule is a source-prefix drop, but the first is not: nothing is pushed down.
         assert!(flt.xdp_drops().is_empty());
-        let f2 = Filter::new(vec![Rule::parse("ip saddr 198.18.0.0/16 drop", &port).unwrap()], Action::Accept, vec![]);
+        let f2 = Filter::new(
+            vec![Rule::parse("ip saddr 198.18.0.0/16 drop", &port).unwrap()],
+            Action::Accept,
+            vec![],
+        );
         assert_eq!(f2.xdp_drops().len(), 1);
     }
 }

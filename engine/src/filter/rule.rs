@@ -8,12 +8,17 @@
 //! ip6 saddr 2001:2:0:1::/64 icmpv6 type echo-request accept
 //! ether saddr 02:00:00:00:00:01 drop
 //! oif wan udp dport 53 reject
+//! ct state established,related accept
+//! iif lan ct state new accept
 //! ```
 //!
 //! Selectors: `iif PORT`, `oif PORT`, `ether saddr|daddr MAC`, `ether type ip|ip6|arp|0xNNNN`,
 //! `vlan id N`, `ip saddr|daddr PREFIX`, `ip6 saddr|daddr PREFIX`, `meta l4proto tcp|udp|icmp|icmpv6|N`,
 //! `tcp|udp sport|dport N[-M]`, `tcp flags F[,F] [/ F[,F]]` (flags that must be set, under a mask:
-//! `syn / syn,ack` is "SYN set and ACK clear"), `icmp|icmpv6 type NAME|N [code N]`.
+//! `syn / syn,ack` is "SYN set and ACK clear"), `icmp|icmpv6 type NAME|N [code N]`,
+//! `ct state STATE[,STATE]` or `ct state { STATE, STATE }` with STATE one of `new`,
+//! `established`, `related`, `invalid` (connection tracking: `conntrack::track`; a rule set
+//! with a `ct` rule makes the filter stateful).
 //! Actions: `accept`, `drop`, `reject` (ICMP administratively prohibited),
 //! `reject with tcp reset`, `reject with icmp admin-prohibited`.
 
@@ -77,6 +82,8 @@ pub struct Match {
     pub tcp_flags: Option<(u8, u8)>,
     pub icmp_type: Option<u8>,
     pub icmp_code: Option<u8>,
+    /// `ct state`: the packet's connection-tracking state is one of these bits.
+    pub ct_state: Option<u8>,
 }
 
 /// A rule: conditions, action, and the text it was written as (for `show`).
@@ -108,6 +115,9 @@ pub struct Fields {
     pub tcp_flags: u8,
     pub icmp_type: u8,
     pub icmp_code: u8,
+    /// The packet's connection-tracking state (`conntrack::track::ct_state`
+    /// bit; 0 when the filter is stateless).
+    pub ct_state: u8,
 }
 
 pub fn mac_u64(m: &Mac) -> u64 {
@@ -140,20 +150,31 @@ impl Match {
             && self.dst_mac.is_none_or(|m| mac_u64(&m) == f.dst_mac)
             && self.vlan.is_none_or(|v| v == f.vlan)
             && self.ethertype.is_none_or(|v| v == f.ethertype)
-            && self.src.as_ref().is_none_or(|p| prefix_contains(p, f.family, f.src))
-            && self.dst.as_ref().is_none_or(|p| prefix_contains(p, f.family, f.dst))
+            && self
+                .src
+                .as_ref()
+                .is_none_or(|p| prefix_contains(p, f.family, f.src))
+            && self
+                .dst
+                .as_ref()
+                .is_none_or(|p| prefix_contains(p, f.family, f.dst))
             && self.proto.is_none_or(|v| v == f.proto)
             && self.sport.is_none_or(|r| r.contains(f.sport))
             && self.dport.is_none_or(|r| r.contains(f.dport))
             && self.tcp_flags.is_none_or(|(v, m)| f.tcp_flags & m == v)
             && self.icmp_type.is_none_or(|v| v == f.icmp_type)
             && self.icmp_code.is_none_or(|v| v == f.icmp_code)
+            && self.ct_state.is_none_or(|v| v & f.ct_state != 0)
     }
 
     /// Only a source prefix (and nothing else): such a drop rule can be
     /// pushed into the XDP program.
     pub fn is_src_prefix_only(&self) -> bool {
-        self.src.is_some() && Match { src: None, ..self.clone() } == Match::default()
+        self.src.is_some()
+            && Match {
+                src: None,
+                ..self.clone()
+            } == Match::default()
     }
 }
 
@@ -171,10 +192,9 @@ const FLAG_NAMES: [(&str, u8); 8] = [
 fn parse_flags(s: &str) -> Result<u8, String> {
     let mut v = 0;
     for name in s.split(',').filter(|x| !x.is_empty()) {
-        let (_, bit) = FLAG_NAMES
-            .iter()
-            .find(|(n, _)| *n == name)
-            .ok_or_else(|| format!("unknown TCP flag `{name}` (fin syn rst psh ack urg ecn cwr)"))?;
+        let (_, bit) = FLAG_NAMES.iter().find(|(n, _)| *n == name).ok_or_else(|| {
+            format!("unknown TCP flag `{name}` (fin syn rst psh ack urg ecn cwr)")
+        })?;
         v |= bit;
     }
     Ok(v)
@@ -183,7 +203,10 @@ fn parse_flags(s: &str) -> Result<u8, String> {
 fn parse_ports(s: &str) -> Result<PortRange, String> {
     let p = |x: &str| x.parse::<u16>().map_err(|_| format!("bad port `{x}`"));
     let r = match s.split_once('-') {
-        Some((a, b)) => PortRange { lo: p(a)?, hi: p(b)? },
+        Some((a, b)) => PortRange {
+            lo: p(a)?,
+            hi: p(b)?,
+        },
         None => {
             let v = p(s)?;
             PortRange { lo: v, hi: v }
@@ -201,18 +224,30 @@ fn parse_prefix(s: &str) -> Result<IpPrefix, String> {
     let (a, l) = s.split_once('/').unwrap_or((s, ""));
     let addr: std::net::IpAddr = a.parse().map_err(|_| bad())?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
-    let len: u8 = if l.is_empty() { max } else { l.parse().map_err(|_| bad())? };
+    let len: u8 = if l.is_empty() {
+        max
+    } else {
+        l.parse().map_err(|_| bad())?
+    };
     if len > max {
         return Err(bad());
     }
     Ok(match addr {
         std::net::IpAddr::V4(x) => {
             let m = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-            IpPrefix::V4(crate::l3::prefix::Ipv4Prefix::from_bits(u32::from(x) & m, len).ok_or_else(bad)?)
+            IpPrefix::V4(
+                crate::l3::prefix::Ipv4Prefix::from_bits(u32::from(x) & m, len).ok_or_else(bad)?,
+            )
         }
         std::net::IpAddr::V6(x) => {
-            let m = if len == 0 { 0 } else { u128::MAX << (128 - len) };
-            IpPrefix::V6(crate::l3::prefix::Ipv6Prefix::from_bits(u128::from(x) & m, len).ok_or_else(bad)?)
+            let m = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
+            IpPrefix::V6(
+                crate::l3::prefix::Ipv6Prefix::from_bits(u128::from(x) & m, len).ok_or_else(bad)?,
+            )
         }
     })
 }
@@ -223,9 +258,24 @@ fn parse_mac(s: &str) -> Result<Mac, String> {
 
 fn icmp_type(v6: bool, s: &str) -> Result<u8, String> {
     let named: &[(&str, u8)] = if v6 {
-        &[("destination-unreachable", 1), ("packet-too-big", 2), ("time-exceeded", 3), ("echo-request", 128), ("echo-reply", 129), ("nd-neighbor-solicit", 135), ("nd-neighbor-advert", 136)]
+        &[
+            ("destination-unreachable", 1),
+            ("packet-too-big", 2),
+            ("time-exceeded", 3),
+            ("echo-request", 128),
+            ("echo-reply", 129),
+            ("nd-neighbor-solicit", 135),
+            ("nd-neighbor-advert", 136),
+        ]
     } else {
-        &[("echo-reply", 0), ("destination-unreachable", 3), ("redirect", 5), ("echo-request", 8), ("time-exceeded", 11), ("parameter-problem", 12)]
+        &[
+            ("echo-reply", 0),
+            ("destination-unreachable", 3),
+            ("redirect", 5),
+            ("echo-request", 8),
+            ("time-exceeded", 11),
+            ("parameter-problem", 12),
+        ]
     };
     if let Some((_, v)) = named.iter().find(|(n, _)| *n == s) {
         return Ok(*v);
@@ -242,7 +292,10 @@ impl Rule {
         let mut action = None;
         let next = |i: &mut usize, what: &str| -> Result<&str, String> {
             *i += 1;
-            words.get(*i).copied().ok_or_else(|| format!("`{what}` needs a value"))
+            words
+                .get(*i)
+                .copied()
+                .ok_or_else(|| format!("`{what}` needs a value"))
         };
         let set_proto = |m: &mut Match, p: u8| -> Result<(), String> {
             match m.proto {
@@ -274,7 +327,8 @@ impl Rule {
                             "ip" => 0x0800,
                             "ip6" => 0x86dd,
                             "arp" => 0x0806,
-                            x => u16::from_str_radix(x.trim_start_matches("0x"), 16).map_err(|_| format!("bad ethertype `{x}`"))?,
+                            x => u16::from_str_radix(x.trim_start_matches("0x"), 16)
+                                .map_err(|_| format!("bad ethertype `{x}`"))?,
                         });
                     }
                     x => return Err(format!("`ether {x}`: expected saddr, daddr or type")),
@@ -284,7 +338,12 @@ impl Rule {
                         return Err("expected `vlan id N`".into());
                     }
                     let v = next(&mut i, "vlan id")?;
-                    m.vlan = Some(v.parse().ok().filter(|v| (1..4095).contains(v)).ok_or_else(|| format!("bad VLAN `{v}`"))?);
+                    m.vlan = Some(
+                        v.parse()
+                            .ok()
+                            .filter(|v| (1..4095).contains(v))
+                            .ok_or_else(|| format!("bad VLAN `{v}`"))?,
+                    );
                 }
                 "ip" | "ip6" => {
                     let which = next(&mut i, w)?;
@@ -308,7 +367,11 @@ impl Rule {
                         "udp" => 17,
                         "icmp" => 1,
                         "icmpv6" => 58,
-                        x => x.parse::<u8>().ok().filter(|p| *p != 0).ok_or_else(|| format!("bad protocol `{x}`"))?,
+                        x => x
+                            .parse::<u8>()
+                            .ok()
+                            .filter(|p| *p != 0)
+                            .ok_or_else(|| format!("bad protocol `{x}`"))?,
                     };
                     set_proto(&mut m, v)?;
                 }
@@ -335,7 +398,12 @@ impl Rule {
                                 m.tcp_flags = Some((value, mask));
                             }
                         }
-                        x => return Err(format!("`{w} {x}`: expected sport, dport{}", if w == "tcp" { " or flags" } else { "" })),
+                        x => {
+                            return Err(format!(
+                                "`{w} {x}`: expected sport, dport{}",
+                                if w == "tcp" { " or flags" } else { "" }
+                            ))
+                        }
                     }
                 }
                 "icmp" | "icmpv6" => {
@@ -350,6 +418,36 @@ impl Rule {
                         let c = next(&mut i, "code")?;
                         m.icmp_code = Some(c.parse().map_err(|_| format!("bad ICMP code `{c}`"))?);
                     }
+                }
+                "ct" => {
+                    if next(&mut i, w)? != "state" {
+                        return Err("expected `ct state STATE[,STATE]`".into());
+                    }
+                    let mut list = next(&mut i, "ct state")?.to_string();
+                    if list.starts_with('{') {
+                        while !list.ends_with('}') {
+                            list.push_str(next(&mut i, "ct state {")?);
+                        }
+                    }
+                    let mut bits = 0u8;
+                    for name in list
+                        .trim_start_matches('{')
+                        .trim_end_matches('}')
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|x| !x.is_empty())
+                    {
+                        bits |=
+                            crate::conntrack::track::ct_state::parse(name).ok_or_else(|| {
+                                format!(
+                                    "unknown ct state `{name}` (new established related invalid)"
+                                )
+                            })?;
+                    }
+                    if bits == 0 {
+                        return Err("`ct state` needs a state".into());
+                    }
+                    m.ct_state = Some(m.ct_state.unwrap_or(0xff) & bits);
                 }
                 "accept" | "drop" | "reject" => {
                     let a = match w {
@@ -383,11 +481,17 @@ impl Rule {
             }
             i += 1;
         }
-        if (m.sport.is_some() || m.dport.is_some() || m.tcp_flags.is_some()) && !matches!(m.proto, Some(6 | 17)) {
+        if (m.sport.is_some() || m.dport.is_some() || m.tcp_flags.is_some())
+            && !matches!(m.proto, Some(6 | 17))
+        {
             return Err("ports and flags need tcp or udp".into());
         }
         let action = action.ok_or("a rule ends with accept, drop or reject")?;
-        Ok(Rule { m, action, text: words.join(" ") })
+        Ok(Rule {
+            m,
+            action,
+            text: words.join(" "),
+        })
     }
 }
 
@@ -402,7 +506,10 @@ mod tests {
     use super::*;
 
     fn port(n: &str) -> Option<u16> {
-        ["lan", "wan", "servers"].iter().position(|p| *p == n).map(|i| i as u16)
+        ["lan", "wan", "servers"]
+            .iter()
+            .position(|p| *p == n)
+            .map(|i| i as u16)
     }
 
     fn parse(s: &str) -> Result<Rule, String> {
@@ -414,7 +521,10 @@ mod tests {
         let r = parse("iif servers ip saddr 198.18.2.0/24 tcp flags syn / syn,ack drop").unwrap();
         assert_eq!(r.m.iif, Some(2));
         assert_eq!(r.m.proto, Some(6));
-        assert_eq!(r.m.tcp_flags, Some((tcp_flags::SYN, tcp_flags::SYN | tcp_flags::ACK)));
+        assert_eq!(
+            r.m.tcp_flags,
+            Some((tcp_flags::SYN, tcp_flags::SYN | tcp_flags::ACK))
+        );
         assert_eq!(r.action, Action::Drop);
         let r = parse("ip daddr 198.19.0.0/16 tcp dport 8000-8999 reject with tcp reset").unwrap();
         assert_eq!(r.m.dport, Some(PortRange { lo: 8000, hi: 8999 }));
@@ -423,11 +533,57 @@ mod tests {
         assert_eq!((r.m.proto, r.m.icmp_type), (Some(58), Some(128)));
         let r = parse("ether saddr 02:00:00:00:00:01 vlan id 10 ether type ip drop").unwrap();
         assert_eq!(r.m.vlan, Some(10));
-        assert_eq!(parse("oif wan udp dport 53 reject").unwrap().action, Action::RejectIcmp);
-        assert_eq!(parse("icmp type 3 code 4 accept").unwrap().m.icmp_code, Some(4));
-        assert_eq!(parse("tcp flags == syn accept").unwrap().m.tcp_flags, Some((2, 0xff)));
-        assert!(parse("ip saddr 198.18.0.0/15 drop").unwrap().m.is_src_prefix_only());
-        assert!(!parse("iif lan ip saddr 198.18.0.0/15 drop").unwrap().m.is_src_prefix_only());
+        assert_eq!(
+            parse("oif wan udp dport 53 reject").unwrap().action,
+            Action::RejectIcmp
+        );
+        assert_eq!(
+            parse("icmp type 3 code 4 accept").unwrap().m.icmp_code,
+            Some(4)
+        );
+        assert_eq!(
+            parse("tcp flags == syn accept").unwrap().m.tcp_flags,
+            Some((2, 0xff))
+        );
+        assert!(parse("ip saddr 198.18.0.0/15 drop")
+            .unwrap()
+            .m
+            .is_src_prefix_only());
+        use crate::conntrack::track::ct_state::{ESTABLISHED, NEW, RELATED};
+        assert_eq!(
+            parse("ct state established,related accept")
+                .unwrap()
+                .m
+                .ct_state,
+            Some(ESTABLISHED | RELATED)
+        );
+        assert_eq!(
+            parse("ct state { established, related } accept")
+                .unwrap()
+                .m
+                .ct_state,
+            Some(ESTABLISHED | RELATED)
+        );
+        assert_eq!(
+            parse("ct state {new} accept").unwrap().m.ct_state,
+            Some(NEW)
+        );
+        let r = parse("iif lan ct state new tcp dport 22 accept").unwrap();
+        assert_eq!(
+            (r.m.iif, r.m.ct_state, r.m.proto),
+            (Some(0), Some(NEW), Some(6))
+        );
+        assert!(
+            !parse("ip saddr 198.18.0.0/15 ct state invalid drop")
+                .unwrap()
+                .m
+                .is_src_prefix_only(),
+            "not for XDP"
+        );
+        assert!(!parse("iif lan ip saddr 198.18.0.0/15 drop")
+            .unwrap()
+            .m
+            .is_src_prefix_only());
     }
 
     #[test]
@@ -443,6 +599,10 @@ mod tests {
             ("frob drop", "unknown selector"),
             ("tcp dport 80 udp sport 1 drop", "two different protocols"),
             ("vlan id 5000 drop", "bad VLAN"),
+            ("ct state bogus drop", "unknown ct state"),
+            ("ct status new drop", "ct state"),
+            ("ct state drop", "unknown ct state"),
+            ("ct state { new accept", "needs a value"),
         ] {
             let e = parse(bad).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
@@ -452,7 +612,13 @@ mod tests {
     #[test]
     fn reference_semantics() {
         let r = parse("ip saddr 198.18.2.0/24 tcp flags syn / syn,ack drop").unwrap();
-        let mut f = Fields { family: 4, src: u128::from(0xc612_0205u32), proto: 6, tcp_flags: tcp_flags::SYN, ..Fields::default() };
+        let mut f = Fields {
+            family: 4,
+            src: u128::from(0xc612_0205u32),
+            proto: 6,
+            tcp_flags: tcp_flags::SYN,
+            ..Fields::default()
+        };
         assert!(r.m.matches(&f));
         f.tcp_flags = tcp_flags::SYN | tcp_flags::ACK;
         assert!(!r.m.matches(&f), "SYN-ACK passes");

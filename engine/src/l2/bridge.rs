@@ -122,7 +122,10 @@ impl Bridge {
     /// Members carrying `vlan`.
     #[inline]
     pub fn vlan_members(&self, vlan: u16) -> u32 {
-        self.vlan_members.get(usize::from(vlan)).copied().unwrap_or(0)
+        self.vlan_members
+            .get(usize::from(vlan))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The engine port of a member.
@@ -153,7 +156,10 @@ impl Switch {
     /// Builds validated bridge domains over the engine's ports (`ports[i]`
     /// is engine port `i`).
     pub fn build(bridges: &[BridgeConfig], ports: &[Membership<'_>]) -> Switch {
-        let mut sw = Switch { bridges: Vec::new(), ports: vec![None; ports.len()] };
+        let mut sw = Switch {
+            bridges: Vec::new(),
+            ports: vec![None; ports.len()],
+        };
         for (bi, b) in bridges.iter().enumerate() {
             let members: Vec<(u16, VlanMode)> = ports
                 .iter()
@@ -161,18 +167,29 @@ impl Switch {
                 .filter(|(_, p)| p.bridge == Some(b.name.as_str()))
                 .map(|(i, p)| (i as u16, p.vlans.clone()))
                 .collect();
-            let mut bridge = Bridge::new(&b.name, &members, b.aging_s.saturating_mul(1000), b.max_entries);
+            let mut bridge = Bridge::new(
+                &b.name,
+                &members,
+                b.aging_s.saturating_mul(1000),
+                b.max_entries,
+            );
             for (m, (port, mode)) in members.iter().enumerate().take(MAX_MEMBERS) {
                 let vlan = match mode {
                     VlanMode::Access(v) => PortVlan::Access(*v),
                     VlanMode::Trunk(_) => PortVlan::Trunk,
                 };
                 if let Some(slot) = sw.ports.get_mut(usize::from(*port)) {
-                    *slot = Some(SwitchPort { bridge: bi as u8, member: m as u8, vlan });
+                    *slot = Some(SwitchPort {
+                        bridge: bi as u8,
+                        member: m as u8,
+                        vlan,
+                    });
                 }
             }
             for s in &b.statics {
-                let member = members.iter().position(|(p, _)| ports.get(usize::from(*p)).is_some_and(|c| c.name == s.port));
+                let member = members.iter().position(|(p, _)| {
+                    ports.get(usize::from(*p)).is_some_and(|c| c.name == s.port)
+                });
                 if let Some(m) = member {
                     bridge.statics.push((MacKey::new(s.vlan, s.mac), m as u8));
                 }

@@ -14,12 +14,12 @@
 //! but the last, which gets the original: one copy per extra port, built
 //! in its egress form in the same pass (no copy-then-shift).
 use super::bridge::{Bridge, PortVlan, SwitchPort};
-use crate::mac_table::{Learn, MacKey, MacTable};
 use crate::context::counters::{Drop, Stage};
 use crate::context::events::Event;
 use crate::context::Ctx;
-use crate::wire::Mac;
+use crate::mac_table::{Learn, MacKey, MacTable};
 use crate::wire::ethernet::{push_vlan_tag, VlanTag};
+use crate::wire::Mac;
 use crate::xsk::{Desc, Umem};
 
 const TPID_8021Q: u16 = 0x8100;
@@ -66,13 +66,20 @@ fn classify(f: &[u8], sp: SwitchPort, bridge: &Bridge) -> Result<Classified, Dro
         PortVlan::Access(pvid) if !tagged || vid == 0 || vid == pvid => pvid,
         PortVlan::Access(_) => return Err(Drop::L2VlanNotAllowed),
         PortVlan::Trunk if !tagged || vid == 0 => return Err(Drop::L2UntaggedOnTrunk),
-        PortVlan::Trunk if bridge.vlan_members(vid) & (1 << sp.member) == 0 => return Err(Drop::L2VlanNotAllowed),
+        PortVlan::Trunk if bridge.vlan_members(vid) & (1 << sp.member) == 0 => {
+            return Err(Drop::L2VlanNotAllowed)
+        }
         PortVlan::Trunk => vid,
     };
     if src[0] & 1 == 1 {
         return Err(Drop::L2BadSource);
     }
-    Ok(Classified { vlan, tagged, dst, src })
+    Ok(Classified {
+        vlan,
+        tagged,
+        dst,
+        src,
+    })
 }
 
 /// Switches one frame received on switch port `port`.
@@ -85,13 +92,21 @@ pub fn input(ctx: &mut Ctx, port: u16, d: Desc, ing: &Ingress) {
     };
     let member = ing.sp.member;
     if c.src != [0; 6] {
-        match ing.table.learn(MacKey::new(c.vlan, c.src), member, ctx.now_ms()) {
+        match ing
+            .table
+            .learn(MacKey::new(c.vlan, c.src), member, ctx.now_ms())
+        {
             Learn::Known | Learn::Raced | Learn::Static => {}
             Learn::Learned => ctx.st.counters.stage(Stage::L2Learned, 1),
             Learn::Moved { from } => {
                 ctx.st.counters.stage(Stage::L2Moved, 1);
                 let from = ing.bridge.port(from).unwrap_or(u16::MAX);
-                ctx.st.events.send(Event::MacMoved { bridge: ing.sp.bridge, key: MacKey::new(c.vlan, c.src), from, to: port });
+                ctx.st.events.send(Event::MacMoved {
+                    bridge: ing.sp.bridge,
+                    key: MacKey::new(c.vlan, c.src),
+                    from,
+                    to: port,
+                });
             }
             Learn::Full => ctx.st.counters.stage(Stage::L2TableFull, 1),
         }
@@ -117,7 +132,9 @@ pub fn input(ctx: &mut Ctx, port: u16, d: Desc, ing: &Ingress) {
 /// Sends the frame itself to one member, in that member's form.
 #[inline]
 fn forward(ctx: &mut Ctx, in_port: u16, mut d: Desc, bridge: &Bridge, to: u8, c: Classified) {
-    let Some(out) = bridge.port(to) else { return ctx.drop(in_port, d, Drop::L2Filtered) };
+    let Some(out) = bridge.port(to) else {
+        return ctx.drop(in_port, d, Drop::L2Filtered);
+    };
     let tag_out = bridge.tagged & (1 << to) != 0;
     if retag(ctx.umem, &mut d, c.tagged, tag_out, c.vlan) {
         ctx.send(out, d);
@@ -143,7 +160,11 @@ fn flood(ctx: &mut Ctx, in_port: u16, d: Desc, bridge: &Bridge, mask: u32, c: Cl
             ctx.st.counters.drop(Drop::NoFrame);
             continue;
         };
-        match ctx.umem.pair_mut(&d, &copy).and_then(|(src, dst)| copy_as(src, dst, c.tagged, tag_out, c.vlan)) {
+        match ctx
+            .umem
+            .pair_mut(&d, &copy)
+            .and_then(|(src, dst)| copy_as(src, dst, c.tagged, tag_out, c.vlan))
+        {
             Some(n) => {
                 copy.len = n as u32;
                 ctx.send(out, copy);

@@ -6,17 +6,17 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::control::config::{Config, Environment, PollMode};
 use crate::context::counters::{Drop, SharedCounters, Stage};
 use crate::context::events;
 use crate::context::tables::Routes;
+use crate::control::config::{Config, Environment, PollMode};
 use crate::dataplane::tables::Tables;
 use crate::dataplane::worker::{Socket, Worker, WorkerConfig};
 use crate::l2::MacKey;
 use crate::l3::route_table::RouteTable;
 use crate::neighbor::NeighborTable;
-use crate::wire::Mac;
 use crate::runtime::setup;
+use crate::wire::Mac;
 use crate::xsk::{MemPort, MemPortConfig, Umem, UmemConfig};
 
 const A: Mac = [0x02, 0xa0, 0, 0, 0, 0x0a];
@@ -77,11 +77,26 @@ struct Rig {
 
 /// A worker with its own UMEM and in-memory ports on shared tables.
 fn worker(tables: &Arc<Tables>, headroom: u32, id: u16) -> (Worker<MemPort>, Arc<SharedCounters>) {
-    let umem = Umem::new(UmemConfig { frame_size: 2048, frame_count: 2048, huge_pages: false, headroom }).unwrap();
-    let sockets = (0..4).map(|i| Socket { port: i, io: MemPort::new(&format!("w{id}p{i}"), &umem, MemPortConfig::default()) }).collect();
+    let umem = Umem::new(UmemConfig {
+        frame_size: 2048,
+        frame_count: 2048,
+        huge_pages: false,
+        headroom,
+    })
+    .unwrap();
+    let sockets = (0..4)
+        .map(|i| Socket {
+            port: i,
+            io: MemPort::new(&format!("w{id}p{i}"), &umem, MemPortConfig::default()),
+        })
+        .collect();
     let shared = Arc::new(SharedCounters::default());
     let (sink, _events) = events::channel(1024);
-    let wc = WorkerConfig { id, poll: PollMode::Busy, idle_timeout: std::time::Duration::from_millis(1) };
+    let wc = WorkerConfig {
+        id,
+        poll: PollMode::Busy,
+        idle_timeout: std::time::Duration::from_millis(1),
+    };
     let mut w = Worker::new(wc, umem, sockets, tables.clone(), shared.clone(), sink);
     w.prime();
     (w, shared)
@@ -90,10 +105,13 @@ fn worker(tables: &Arc<Tables>, headroom: u32, id: u16) -> (Worker<MemPort>, Arc
 fn rig_with(headroom: u32, max_entries: u32) -> Rig {
     let text = CONFIG.replace("MAX", &max_entries.to_string());
     let cfg = Config::parse(Path::new("t.toml"), &text, &AnyEnv).unwrap();
-    let ifs = setup::interfaces(&cfg, &|n: &str| Ok([0x02, 0xee, 0, 0, 0, n.as_bytes()[1]])).unwrap();
+    let ifs =
+        setup::interfaces(&cfg, &|n: &str| Ok([0x02, 0xee, 0, 0, 0, n.as_bytes()[1]])).unwrap();
     let rt = RouteTable::new();
     let routes = Routes::resolve(rt.reader().snapshot().clone(), &ifs);
-    let tables = Arc::new(Tables::new(ifs, routes, NeighborTable::new(30_000, 120_000).map()).with_l2(cfg.switch()));
+    let tables = Arc::new(
+        Tables::new(ifs, routes, NeighborTable::new(30_000, 120_000).map()).with_l2(cfg.switch()),
+    );
     let (w, shared) = worker(&tables, headroom, 0);
     Rig { w, tables, shared }
 }
@@ -114,7 +132,9 @@ impl Rig {
     fn sent(&mut self, p: usize) -> Vec<Vec<u8>> {
         let (umem, socks) = self.w.split();
         let mut v = Vec::new();
-        socks[p].io.take_sent(umem, usize::MAX, |b| v.push(b.to_vec()));
+        socks[p]
+            .io
+            .take_sent(umem, usize::MAX, |b| v.push(b.to_vec()));
         v
     }
 
@@ -123,7 +143,10 @@ impl Rig {
     }
 
     fn lookup(&self, vlan: u16, mac: Mac) -> Option<u8> {
-        self.tables.l2.bridges[0].table.load().lookup(MacKey::new(vlan, mac))
+        self.tables.l2.bridges[0]
+            .table
+            .load()
+            .lookup(MacKey::new(vlan, mac))
     }
 
     fn finish(mut self) {
@@ -169,7 +192,11 @@ fn unknown_unicast_floods_in_its_vlan_then_learned_stations_get_one_port() {
         let mut r = rig_with(h, 1024);
         let ab = frame(B, A, 100);
         let out = r.send(0, &ab);
-        assert_eq!(counts(&out), [0, 1, 0, 1], "flooded to VLAN 10 (p1, trunk p3), not p2 (VLAN 20)");
+        assert_eq!(
+            counts(&out),
+            [0, 1, 0, 1],
+            "flooded to VLAN 10 (p1, trunk p3), not p2 (VLAN 20)"
+        );
         assert_eq!(out[1][0], ab, "access egress: untagged, unchanged");
         assert_eq!(out[3][0], tagged(&ab, 10), "trunk egress: tag 10 pushed");
         assert_eq!(r.lookup(10, A), Some(0));
@@ -200,7 +227,11 @@ fn broadcast_floods_to_all_vlan_members_except_ingress() {
         assert_eq!(out[3][0], tagged(&f, 10));
         let m = frame([0x01, 0x00, 0x5e, 0, 0, 1], C, 46);
         let out = r.send(2, &m);
-        assert_eq!(counts(&out), [0, 0, 0, 1], "VLAN 20 multicast: only the trunk");
+        assert_eq!(
+            counts(&out),
+            [0, 0, 0, 1],
+            "VLAN 20 multicast: only the trunk"
+        );
         assert_eq!(out[3][0], tagged(&m, 20));
         r.finish();
     });
@@ -252,7 +283,11 @@ fn priority_tags_join_the_access_vlan_and_keep_their_priority() {
         let out = r.send(0, &tagged(&f, 0xa000));
         assert_eq!(counts(&out), [0, 1, 0, 1]);
         assert_eq!(out[1][0], f, "popped toward the access port");
-        assert_eq!(out[3][0], tagged(&f, 0xa000 | 10), "VID written, PCP 5 kept");
+        assert_eq!(
+            out[3][0],
+            tagged(&f, 0xa000 | 10),
+            "VID written, PCP 5 kept"
+        );
         r.finish();
     });
 }
@@ -303,7 +338,12 @@ fn invalid_frames_are_dropped_and_counted() {
     r.send(0, &frame(B, [0x03, 0, 0, 0, 0, 1], 40));
     r.send(0, &frame([0x01, 0x80, 0xc2, 0, 0, 0x0e], A, 40));
     r.send(0, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
-    r.send(3, &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1, 0x81, 0x00, 0]);
+    r.send(
+        3,
+        &[
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1, 0x81, 0x00, 0,
+        ],
+    );
     assert_eq!(r.drops(Drop::L2BadSource), 1);
     assert_eq!(r.drops(Drop::L2ReservedGroup), 1);
     assert_eq!(r.drops(Drop::EthTruncated), 2);
@@ -422,16 +462,35 @@ mode = "switch"
 bridge = "br1"
 "#;
     let cfg = Config::parse(Path::new("t.toml"), text, &AnyEnv).unwrap();
-    let ifs = setup::interfaces(&cfg, &|n: &str| Ok([0x02, 0xee, 0, 0, 0, n.as_bytes()[1]])).unwrap();
+    let ifs =
+        setup::interfaces(&cfg, &|n: &str| Ok([0x02, 0xee, 0, 0, 0, n.as_bytes()[1]])).unwrap();
     let routes = Routes::resolve(RouteTable::new().reader().snapshot().clone(), &ifs);
-    let tables = Arc::new(Tables::new(ifs, routes, NeighborTable::new(30_000, 120_000).map()).with_l2(cfg.switch()));
+    let tables = Arc::new(
+        Tables::new(ifs, routes, NeighborTable::new(30_000, 120_000).map()).with_l2(cfg.switch()),
+    );
     let (w, shared) = worker(&tables, 256, 0);
     let mut r = Rig { w, tables, shared };
     let out = r.send(0, &frame(BCAST, A, 40));
     assert_eq!(counts(&out), [0, 1, 0, 0], "br0's broadcast stays in br0");
     let out = r.send(2, &frame(A, B, 40));
-    assert_eq!(counts(&out), [0, 0, 0, 1], "A is unknown in br1: flooded there only");
-    assert_eq!(r.tables.l2.bridges[0].table.load().lookup(MacKey::new(1, B)), None);
-    assert_eq!(r.tables.l2.bridges[1].table.load().lookup(MacKey::new(1, B)), Some(0));
+    assert_eq!(
+        counts(&out),
+        [0, 0, 0, 1],
+        "A is unknown in br1: flooded there only"
+    );
+    assert_eq!(
+        r.tables.l2.bridges[0]
+            .table
+            .load()
+            .lookup(MacKey::new(1, B)),
+        None
+    );
+    assert_eq!(
+        r.tables.l2.bridges[1]
+            .table
+            .load()
+            .lookup(MacKey::new(1, B)),
+        Some(0)
+    );
     r.finish();
 }

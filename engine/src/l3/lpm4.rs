@@ -55,7 +55,11 @@ mod tests {
 
     /// Prefixes clustered in a few /8s so that they overlap, of every length including /0, /32.
     fn prefix() -> impl Strategy<Value = Ipv4Prefix> {
-        (prop::sample::select(vec![0u32, 0xc612_0000, 0xc613_ff00, 0xffff_ffff]), any::<u32>(), 0u8..=32)
+        (
+            prop::sample::select(vec![0u32, 0xc612_0000, 0xc613_ff00, 0xffff_ffff]),
+            any::<u32>(),
+            0u8..=32,
+        )
             .prop_map(|(base, noise, len)| {
                 let noise = if len > 20 { noise } else { noise & 0x00ff_ffff };
                 Ipv4Prefix::from_bits(base ^ (noise >> 4), len).unwrap()
@@ -79,7 +83,10 @@ mod tests {
         assert_eq!(t.lookup(a("198.18.7.128")), Some(4));
         assert_eq!(t.lookup(a("198.18.7.129")), Some(5));
         assert_eq!(t.lookup(a("198.18.7.130")), Some(4));
-        assert_eq!(t.longest_match(a("198.18.7.130")), Some((p("198.18.7.128/25"), 4)));
+        assert_eq!(
+            t.longest_match(a("198.18.7.130")),
+            Some((p("198.18.7.128/25"), 4))
+        );
         assert_eq!(t.remove(p("198.18.7.128/25")), Some(4));
         assert_eq!(t.lookup(a("198.18.7.130")), Some(3));
         assert_eq!(t.lookup(a("198.18.7.129")), Some(5));
@@ -139,7 +146,12 @@ mod tests {
         for (&a, &b) in addrs.iter().zip(&batch) {
             let want = reference.lookup(a);
             assert_eq!(t.lookup(Ipv4Addr::from(a)), want, "{}", Ipv4Addr::from(a));
-            assert_eq!((b != NO_ROUTE).then_some(b), want, "batch {}", Ipv4Addr::from(a));
+            assert_eq!(
+                (b != NO_ROUTE).then_some(b),
+                want,
+                "batch {}",
+                Ipv4Addr::from(a)
+            );
         }
     }
 
@@ -147,7 +159,8 @@ mod tests {
     /// with the reference built from the resulting set.
     #[test]
     fn full_table_incremental_updates() {
-        let mut routes: HashMap<Ipv4Prefix, NextHopId> = testdata::full_table_v4().into_iter().collect();
+        let mut routes: HashMap<Ipv4Prefix, NextHopId> =
+            testdata::full_table_v4().into_iter().collect();
         let mut t = Lpm4::from_routes(routes.iter().map(|(&p, &n)| (p, n)));
         let mut keys: Vec<Ipv4Prefix> = routes.keys().copied().collect();
         keys.sort();
@@ -173,14 +186,25 @@ mod tests {
         let mut addrs: Vec<u32> = Vec::new();
         for p in &touched {
             let (f, l) = (p.bits(), u32::from(p.last()));
-            addrs.extend([f, l, f.wrapping_sub(1), l.wrapping_add(1), f | ((l - f) / 2)]);
+            addrs.extend([
+                f,
+                l,
+                f.wrapping_sub(1),
+                l.wrapping_add(1),
+                f | ((l - f) / 2),
+            ]);
         }
         for _ in 0..200_000 {
             x = testdata::splitmix(x);
             addrs.push((x >> 32) as u32);
         }
         for a in addrs {
-            assert_eq!(t.lookup(Ipv4Addr::from(a)), reference.lookup(a), "{}", Ipv4Addr::from(a));
+            assert_eq!(
+                t.lookup(Ipv4Addr::from(a)),
+                reference.lookup(a),
+                "{}",
+                Ipv4Addr::from(a)
+            );
         }
     }
 }

@@ -122,7 +122,12 @@ mod tests {
         for (&a, &b) in addrs.iter().zip(&batch) {
             let want = reference.lookup(a);
             assert_eq!(t.lookup(Ipv6Addr::from(a)), want, "{}", Ipv6Addr::from(a));
-            assert_eq!((b != NO_ROUTE).then_some(b), want, "batch {}", Ipv6Addr::from(a));
+            assert_eq!(
+                (b != NO_ROUTE).then_some(b),
+                want,
+                "batch {}",
+                Ipv6Addr::from(a)
+            );
         }
     }
 }

@@ -24,7 +24,10 @@ pub struct NextHop {
 
 impl NextHop {
     pub fn via(gateway: IpAddr) -> Self {
-        NextHop { gateway: Some(gateway), dev: None }
+        NextHop {
+            gateway: Some(gateway),
+            dev: None,
+        }
     }
 }
 
@@ -168,7 +171,9 @@ impl NextHopTable {
     /// Drops one reference; the entry goes when the last one does.
     pub fn release(&mut self, id: NextHopId) {
         let i = usize::from(id);
-        let Some(r) = self.refs.get_mut(i) else { return };
+        let Some(r) = self.refs.get_mut(i) else {
+            return;
+        };
         if *r == 0 {
             return;
         }
@@ -196,7 +201,10 @@ mod tests {
         let a = t.acquire(NextHopEntry::Single(hop("198.18.0.1"))).unwrap();
         let b = t.acquire(NextHopEntry::Single(hop("198.18.0.2"))).unwrap();
         assert_ne!(a, b);
-        assert_eq!(t.acquire(NextHopEntry::Single(hop("198.18.0.1"))).unwrap(), a);
+        assert_eq!(
+            t.acquire(NextHopEntry::Single(hop("198.18.0.1"))).unwrap(),
+            a
+        );
         t.release(a);
         assert!(t.get(a).is_some());
         t.release(a);
@@ -211,7 +219,10 @@ mod tests {
         let g1 = NextHopEntry::from_hops(vec![hop("198.18.0.2"), hop("198.18.0.1")]).unwrap();
         let g2 = NextHopEntry::from_hops(vec![hop("198.18.0.1"), hop("198.18.0.2")]).unwrap();
         assert_eq!(g1, g2);
-        assert_eq!(g1.to_string(), "nexthop via 198.18.0.1 nexthop via 198.18.0.2");
+        assert_eq!(
+            g1.to_string(),
+            "nexthop via 198.18.0.1 nexthop via 198.18.0.2"
+        );
         let mut counts = [0u32; 2];
         let mut h = 1u32;
         for _ in 0..10_000 {

@@ -90,7 +90,12 @@ pub struct BinaryTrie<K> {
 
 impl<K: Key> fmt::Debug for BinaryTrie<K> {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "BinaryTrie {{ prefixes: {}, nodes: {} }}", self.len, self.nodes.len())
+        write!(
+            f,
+            "BinaryTrie {{ prefixes: {}, nodes: {} }}",
+            self.len,
+            self.nodes.len()
+        )
     }
 }
 
@@ -103,7 +108,10 @@ impl<K: Key> Default for BinaryTrie<K> {
 impl<K: Key> BinaryTrie<K> {
     pub fn new() -> Self {
         BinaryTrie {
-            nodes: vec![TrieNode { child: [NIL; 2], value: NO_ROUTE }],
+            nodes: vec![TrieNode {
+                child: [NIL; 2],
+                value: NO_ROUTE,
+            }],
             free: Vec::new(),
             len: 0,
             _k: PhantomData,
@@ -127,7 +135,10 @@ impl<K: Key> BinaryTrie<K> {
             let b = key.bit(d);
             let c = self.nodes[n].child[b];
             n = if c == NIL {
-                let fresh = TrieNode { child: [NIL; 2], value: NO_ROUTE };
+                let fresh = TrieNode {
+                    child: [NIL; 2],
+                    value: NO_ROUTE,
+                };
                 let idx = match self.free.pop() {
                     Some(i) => {
                         self.nodes[i as usize] = fresh;
@@ -328,7 +339,12 @@ impl<K: Key> Poptrie<K> {
             direct: vec![DIRECT_LEAF | u32::from(NO_ROUTE); 1 << K::DIRECT_BITS],
             // Index 0 of both arrays is a sentinel that the branch-free batch walk parks
             // finished lanes on: a node whose every slot is leaf 0, and that leaf.
-            nodes: vec![Node { vector: 0, leafvec: 1, base0: 0, base1: 0 }],
+            nodes: vec![Node {
+                vector: 0,
+                leafvec: 1,
+                base0: 0,
+                base1: 0,
+            }],
             leaves: vec![NO_ROUTE],
             dead_nodes: 0,
             dead_leaves: 0,
@@ -437,7 +453,11 @@ impl<K: Key> Poptrie<K> {
     /// The direct-array entries `[lo, hi)` a prefix covers.
     pub fn direct_range(key: K, len: u32) -> (usize, usize) {
         let lo = key.bits(0, K::DIRECT_BITS) as usize;
-        let span = if len >= K::DIRECT_BITS { 1 } else { 1usize << (K::DIRECT_BITS - len) };
+        let span = if len >= K::DIRECT_BITS {
+            1
+        } else {
+            1usize << (K::DIRECT_BITS - len)
+        };
         let lo = lo & !(span - 1);
         (lo, lo + span)
     }

@@ -28,11 +28,19 @@ impl fmt::Display for PrefixError {
 impl std::error::Error for PrefixError {}
 
 fn mask32(len: u8) -> u32 {
-    if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) }
+    if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(len))
+    }
 }
 
 fn mask128(len: u8) -> u128 {
-    if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) }
+    if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - u32::from(len))
+    }
 }
 
 /// Splits `ADDR/LEN`; a bare address gets the full length.
@@ -72,7 +80,10 @@ impl Ipv4Prefix {
 
     /// Like [`Ipv4Prefix::new`] on the address as a big-endian integer.
     pub fn from_bits(bits: u32, len: u8) -> Option<Self> {
-        (len <= 32).then(|| Ipv4Prefix { bits: bits & mask32(len), len })
+        (len <= 32).then(|| Ipv4Prefix {
+            bits: bits & mask32(len),
+            len,
+        })
     }
 
     pub fn addr(&self) -> Ipv4Addr {
@@ -140,7 +151,10 @@ impl Ipv6Prefix {
 
     /// Like [`Ipv6Prefix::new`] on the address as a big-endian integer.
     pub fn from_bits(bits: u128, len: u8) -> Option<Self> {
-        (len <= 128).then(|| Ipv6Prefix { bits: bits & mask128(len), len })
+        (len <= 128).then(|| Ipv6Prefix {
+            bits: bits & mask128(len),
+            len,
+        })
     }
 
     pub fn addr(&self) -> Ipv6Addr {
@@ -273,28 +287,60 @@ mod tests {
 
     #[test]
     fn parse_errors() {
-        assert_eq!("198.18.0.1/15".parse::<Ipv4Prefix>(), Err(PrefixError::HostBitsSet));
-        assert_eq!("198.18.0.0/33".parse::<Ipv4Prefix>(), Err(PrefixError::BadLength));
-        assert_eq!("198.18.0.0/".parse::<Ipv4Prefix>(), Err(PrefixError::BadLength));
-        assert_eq!("198.18.0.0/+1".parse::<Ipv4Prefix>(), Err(PrefixError::BadLength));
-        assert_eq!("198.18.0/16".parse::<Ipv4Prefix>(), Err(PrefixError::BadAddress));
-        assert_eq!("2001:2::/129".parse::<Ipv6Prefix>(), Err(PrefixError::BadLength));
-        assert_eq!("2001:2::1/48".parse::<Ipv6Prefix>(), Err(PrefixError::HostBitsSet));
-        assert_eq!("2001:2::/24".parse::<Ipv4Prefix>(), Err(PrefixError::BadAddress));
+        assert_eq!(
+            "198.18.0.1/15".parse::<Ipv4Prefix>(),
+            Err(PrefixError::HostBitsSet)
+        );
+        assert_eq!(
+            "198.18.0.0/33".parse::<Ipv4Prefix>(),
+            Err(PrefixError::BadLength)
+        );
+        assert_eq!(
+            "198.18.0.0/".parse::<Ipv4Prefix>(),
+            Err(PrefixError::BadLength)
+        );
+        assert_eq!(
+            "198.18.0.0/+1".parse::<Ipv4Prefix>(),
+            Err(PrefixError::BadLength)
+        );
+        assert_eq!(
+            "198.18.0/16".parse::<Ipv4Prefix>(),
+            Err(PrefixError::BadAddress)
+        );
+        assert_eq!(
+            "2001:2::/129".parse::<Ipv6Prefix>(),
+            Err(PrefixError::BadLength)
+        );
+        assert_eq!(
+            "2001:2::1/48".parse::<Ipv6Prefix>(),
+            Err(PrefixError::HostBitsSet)
+        );
+        assert_eq!(
+            "2001:2::/24".parse::<Ipv4Prefix>(),
+            Err(PrefixError::BadAddress)
+        );
     }
 
     #[test]
     fn parse_v6() {
         let p: Ipv6Prefix = "2001:2::/48".parse().unwrap();
         assert_eq!(p.bits(), 0x2001_0002_0000u128 << 80);
-        assert_eq!(p.last(), "2001:2:0:ffff:ffff:ffff:ffff:ffff".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            p.last(),
+            "2001:2:0:ffff:ffff:ffff:ffff:ffff"
+                .parse::<Ipv6Addr>()
+                .unwrap()
+        );
         assert!(p.contains("2001:2:0:1::1".parse().unwrap()));
         assert!(!p.contains("2001:2:1::".parse().unwrap()));
         let any: IpPrefix = "::/0".parse().unwrap();
         assert_eq!(any.len(), 0);
         assert!(any.contains("::1".parse().unwrap()));
         assert!(!any.contains("198.18.0.1".parse().unwrap()));
-        assert_eq!("2001:2::/48".parse::<IpPrefix>().unwrap().to_string(), "2001:2::/48");
+        assert_eq!(
+            "2001:2::/48".parse::<IpPrefix>().unwrap().to_string(),
+            "2001:2::/48"
+        );
     }
 
     proptest! {

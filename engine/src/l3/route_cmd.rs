@@ -18,8 +18,11 @@ use super::routes_file::parse_routes;
 pub fn load(path: &Path) -> Result<RouteTable, Vec<String>> {
     let name = path.display();
     let text = std::fs::read_to_string(path).map_err(|e| vec![format!("{name}: {e}")])?;
-    let routes = parse_routes(&text)
-        .map_err(|errs| errs.iter().map(|e| format!("{name}: {e}")).collect::<Vec<_>>())?;
+    let routes = parse_routes(&text).map_err(|errs| {
+        errs.iter()
+            .map(|e| format!("{name}: {e}"))
+            .collect::<Vec<_>>()
+    })?;
     let mut table = RouteTable::new();
     let mut errs = Vec::new();
     for (line, r) in routes {
@@ -86,7 +89,11 @@ pub fn lookup(routes: &Path, input: impl BufRead, mut out: impl Write, mut err: 
             (None, None) => writeln!(out, "{addr} unreachable"),
             (f, r) => {
                 // FIB and RIB disagree: a bug, never an answer.
-                let _ = writeln!(err, "stdin: line {}: internal error: fib {f:?} rib {r:?}", i + 1);
+                let _ = writeln!(
+                    err,
+                    "stdin: line {}: internal error: fib {f:?} rib {r:?}",
+                    i + 1
+                );
                 status = 1;
                 Ok(())
             }
@@ -103,12 +110,17 @@ mod tests {
     use super::*;
 
     fn run(routes: &str, input: &str) -> (i32, String, String) {
-        let dir = std::env::temp_dir().join(format!("route_cmd_{}_{}", std::process::id(), routes.len()));
+        let dir =
+            std::env::temp_dir().join(format!("route_cmd_{}_{}", std::process::id(), routes.len()));
         std::fs::write(&dir, routes).unwrap();
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let code = lookup(&dir, input.as_bytes(), &mut out, &mut err);
         std::fs::remove_file(&dir).ok();
-        (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+        (
+            code,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
     }
 
     #[test]
@@ -116,7 +128,10 @@ mod tests {
         let routes = "default via 198.18.0.1\n198.18.64.0/18 via 198.18.0.2 metric 20\n\
                       198.18.64.0/18 via 198.18.0.3 metric 5\n198.18.128.0/17 via 198.18.0.4 via 198.18.0.5\n\
                       2001:2::/48 via 2001:2::1 dev p1\n198.18.1.0/24 dev p2\n";
-        let (code, out, err) = run(routes, "198.18.64.1\n203.0.113.1\n198.18.200.1\n2001:2::9\n2001:3::1\n198.18.1.1\n");
+        let (code, out, err) = run(
+            routes,
+            "198.18.64.1\n203.0.113.1\n198.18.200.1\n2001:2::9\n2001:3::1\n198.18.1.1\n",
+        );
         assert_eq!(code, 0, "{err}");
         assert_eq!(
             out,
@@ -128,10 +143,16 @@ mod tests {
 
     #[test]
     fn bad_route_line_fails() {
-        let (code, out, err) = run("default via 198.18.0.1\n198.18.0.0/15 via nowhere\n", "198.18.0.1\n");
+        let (code, out, err) = run(
+            "default via 198.18.0.1\n198.18.0.0/15 via nowhere\n",
+            "198.18.0.1\n",
+        );
         assert_eq!(code, 1);
         assert!(out.is_empty());
-        assert!(err.contains("line 2: bad gateway address `nowhere`"), "{err}");
+        assert!(
+            err.contains("line 2: bad gateway address `nowhere`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -155,7 +155,14 @@ impl<K: Key> Family<K> {
     fn new() -> Self {
         let trie = BinaryTrie::new();
         let live = Arc::new(Poptrie::build(&trie));
-        Family { trie, live, spare: None, lag: Vec::new(), dirty: Vec::new(), rebuild: false }
+        Family {
+            trie,
+            live,
+            spare: None,
+            lag: Vec::new(),
+            dirty: Vec::new(),
+            rebuild: false,
+        }
     }
 
     fn set(&mut self, key: K, len: u32, value: Option<NextHopId>) {
@@ -286,7 +293,9 @@ impl RouteTable {
 
     /// A handle for a worker.
     pub fn reader(&self) -> FibReader {
-        FibReader { shared: self.shared.clone() }
+        FibReader {
+            shared: self.shared.clone(),
+        }
     }
 
     /// Adds a route and publishes. A route to the same prefix with the same metric is replaced.
@@ -307,7 +316,11 @@ impl RouteTable {
     /// all at once.
     pub fn stage_add(&mut self, route: Route) -> Result<(), RouteError> {
         let v4 = matches!(route.prefix, IpPrefix::V4(_));
-        if route.hops.iter().any(|h| h.gateway.is_some_and(|g| g.is_ipv4() != v4)) {
+        if route
+            .hops
+            .iter()
+            .any(|h| h.gateway.is_some_and(|g| g.is_ipv4() != v4))
+        {
             return Err(RouteError::FamilyMismatch);
         }
         let entry = NextHopEntry::from_hops(route.hops).ok_or(RouteError::NoNextHop)?;
@@ -327,11 +340,19 @@ impl RouteTable {
     }
 
     /// Removes a route without publishing.
-    pub fn stage_remove(&mut self, prefix: IpPrefix, metric: Option<u32>) -> Result<(), RouteError> {
+    pub fn stage_remove(
+        &mut self,
+        prefix: IpPrefix,
+        metric: Option<u32>,
+    ) -> Result<(), RouteError> {
         let c = self.rib.get_mut(&prefix).ok_or(RouteError::NotFound)?;
         let i = match metric {
             Some(m) => c.iter().position(|(cm, _)| *cm == m),
-            None => c.iter().enumerate().min_by_key(|(_, (m, _))| *m).map(|(i, _)| i),
+            None => c
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, (m, _))| *m)
+                .map(|(i, _)| i),
         }
         .ok_or(RouteError::NotFound)?;
         let (_, id) = c.swap_remove(i);
@@ -387,7 +408,11 @@ impl RouteTable {
     pub fn routes(&self, prefix: IpPrefix) -> Vec<(u32, &NextHopEntry)> {
         self.rib
             .get(&prefix)
-            .map(|c| c.iter().filter_map(|&(m, id)| Some((m, self.nexthops.get(id)?))).collect())
+            .map(|c| {
+                c.iter()
+                    .filter_map(|&(m, id)| Some((m, self.nexthops.get(id)?)))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -397,7 +422,10 @@ impl RouteTable {
         let mut v: Vec<(IpPrefix, u32, &NextHopEntry)> = self
             .rib
             .iter()
-            .flat_map(|(p, c)| c.iter().filter_map(|&(m, id)| Some((*p, m, self.nexthops.get(id)?))))
+            .flat_map(|(p, c)| {
+                c.iter()
+                    .filter_map(|&(m, id)| Some((*p, m, self.nexthops.get(id)?)))
+            })
             .collect();
         v.sort_by_key(|x| (x.0, x.1));
         v
@@ -451,7 +479,10 @@ mod tests {
     fn route(p: &str, gws: &[&str], metric: u32) -> Route {
         Route {
             prefix: p.parse().unwrap(),
-            hops: gws.iter().map(|g| NextHop::via(g.parse().unwrap())).collect(),
+            hops: gws
+                .iter()
+                .map(|g| NextHop::via(g.parse().unwrap()))
+                .collect(),
             metric,
         }
     }
@@ -465,12 +496,18 @@ mod tests {
     #[test]
     fn lowest_metric_wins_and_falls_back() {
         let mut t = RouteTable::new();
-        t.add(route("198.18.0.0/16", &["198.18.255.1"], 100)).unwrap();
-        t.add(route("198.18.0.0/16", &["198.18.255.2"], 10)).unwrap();
+        t.add(route("198.18.0.0/16", &["198.18.255.1"], 100))
+            .unwrap();
+        t.add(route("198.18.0.0/16", &["198.18.255.2"], 10))
+            .unwrap();
         assert_eq!(gw_of(&t, "198.18.1.1").as_deref(), Some("via 198.18.255.2"));
-        t.remove("198.18.0.0/16".parse().unwrap(), Some(10)).unwrap();
+        t.remove("198.18.0.0/16".parse().unwrap(), Some(10))
+            .unwrap();
         assert_eq!(gw_of(&t, "198.18.1.1").as_deref(), Some("via 198.18.255.1"));
-        assert_eq!(t.remove("198.18.0.0/16".parse().unwrap(), Some(10)), Err(RouteError::NotFound));
+        assert_eq!(
+            t.remove("198.18.0.0/16".parse().unwrap(), Some(10)),
+            Err(RouteError::NotFound)
+        );
         t.remove("198.18.0.0/16".parse().unwrap(), None).unwrap();
         assert_eq!(gw_of(&t, "198.18.1.1"), None);
         assert!(t.is_empty());
@@ -480,27 +517,35 @@ mod tests {
     #[test]
     fn ecmp_and_v6_and_errors() {
         let mut t = RouteTable::new();
-        t.add(route("0.0.0.0/0", &["198.18.0.1", "198.18.0.2"], 0)).unwrap();
+        t.add(route("0.0.0.0/0", &["198.18.0.1", "198.18.0.2"], 0))
+            .unwrap();
         t.add(route("2001:2::/48", &["2001:2::1"], 0)).unwrap();
         let fib = t.reader().snapshot();
         let id = fib.lookup_v4("203.0.113.9".parse().unwrap()).unwrap();
         let e = fib.nexthop(id).unwrap();
         assert_eq!(e.hops().len(), 2);
-        assert_eq!(t.nexthops.select(id, 0).unwrap().to_string(), "via 198.18.0.1");
+        assert_eq!(
+            t.nexthops.select(id, 0).unwrap().to_string(),
+            "via 198.18.0.1"
+        );
         assert_eq!(gw_of(&t, "2001:2:0:1::5").as_deref(), Some("via 2001:2::1"));
         assert_eq!(gw_of(&t, "2001:3::5"), None);
         assert_eq!(
             t.add(route("198.18.0.0/15", &["2001:2::1"], 0)),
             Err(RouteError::FamilyMismatch)
         );
-        assert_eq!(t.add(route("198.18.0.0/15", &[], 0)), Err(RouteError::NoNextHop));
+        assert_eq!(
+            t.add(route("198.18.0.0/15", &[], 0)),
+            Err(RouteError::NoNextHop)
+        );
     }
 
     #[test]
     fn staged_changes_are_invisible_until_published() {
         let mut t = RouteTable::new();
         let r = t.reader();
-        t.stage_add(route("198.18.0.0/24", &["198.18.1.1"], 0)).unwrap();
+        t.stage_add(route("198.18.0.0/24", &["198.18.1.1"], 0))
+            .unwrap();
         assert_eq!(r.snapshot().lookup("198.18.0.1".parse().unwrap()), None);
         t.publish();
         assert!(r.snapshot().lookup("198.18.0.1".parse().unwrap()).is_some());
@@ -514,7 +559,8 @@ mod tests {
         let r = t.reader();
         let old = r.snapshot();
         for i in 0..50u32 {
-            t.add(route(&format!("198.18.{}.0/24", i + 1), &["198.18.1.2"], 0)).unwrap();
+            t.add(route(&format!("198.18.{}.0/24", i + 1), &["198.18.1.2"], 0))
+                .unwrap();
             t.remove("198.18.0.0/24".parse().unwrap(), None).ok();
         }
         assert!(old.lookup("198.18.0.1".parse().unwrap()).is_some());
@@ -567,9 +613,11 @@ mod tests {
                 }
             }
             if round % 2 == 0 {
-                t.stage_add(route("2001:2:0:5::/64", &["2001:2::2"], 0)).unwrap();
+                t.stage_add(route("2001:2:0:5::/64", &["2001:2::2"], 0))
+                    .unwrap();
             } else {
-                t.stage_remove("2001:2:0:5::/64".parse().unwrap(), None).unwrap();
+                t.stage_remove("2001:2:0:5::/64".parse().unwrap(), None)
+                    .unwrap();
             }
             t.publish();
         }

@@ -43,7 +43,10 @@ pub fn parse_routes(text: &str) -> Result<Vec<(usize, Route)>, Vec<LineError>> {
         match parse_line(line) {
             Ok(Some(r)) => routes.push((i + 1, r)),
             Ok(None) => {}
-            Err(reason) => errors.push(LineError { line: i + 1, reason }),
+            Err(reason) => errors.push(LineError {
+                line: i + 1,
+                reason,
+            }),
         }
     }
     if errors.is_empty() {
@@ -57,18 +60,29 @@ pub fn parse_routes(text: &str) -> Result<Vec<(usize, Route)>, Vec<LineError>> {
 pub fn parse_line(line: &str) -> Result<Option<Route>, String> {
     let line = line.split('#').next().unwrap_or("");
     let mut words = line.split_whitespace();
-    let Some(first) = words.next() else { return Ok(None) };
+    let Some(first) = words.next() else {
+        return Ok(None);
+    };
     let mut hops: Vec<NextHop> = Vec::new();
     let mut route_dev: Option<String> = None;
     let mut metric: Option<u32> = None;
     while let Some(w) = words.next() {
-        let mut arg = |what: &str| words.next().ok_or_else(|| format!("`{what}` needs a value"));
+        let mut arg = |what: &str| {
+            words
+                .next()
+                .ok_or_else(|| format!("`{what}` needs a value"))
+        };
         match w {
             "nexthop" => {}
             "via" => {
                 let v = arg("via")?;
-                let gw: IpAddr = v.parse().map_err(|_| format!("bad gateway address `{v}`"))?;
-                hops.push(NextHop { gateway: Some(gw), dev: None });
+                let gw: IpAddr = v
+                    .parse()
+                    .map_err(|_| format!("bad gateway address `{v}`"))?;
+                hops.push(NextHop {
+                    gateway: Some(gw),
+                    dev: None,
+                });
             }
             "dev" => {
                 let d = arg("dev")?.to_string();
@@ -91,7 +105,10 @@ pub fn parse_line(line: &str) -> Result<Option<Route>, String> {
     }
     if let Some(d) = route_dev {
         if hops.is_empty() {
-            hops.push(NextHop { gateway: None, dev: Some(d) });
+            hops.push(NextHop {
+                gateway: None,
+                dev: Some(d),
+            });
         } else {
             return Err("`dev` before `via`".into());
         }
@@ -105,13 +122,22 @@ pub fn parse_line(line: &str) -> Result<Option<Route>, String> {
             _ => IpPrefix::V4(Ipv4Prefix::DEFAULT),
         }
     } else {
-        first.parse::<IpPrefix>().map_err(|e| format!("bad prefix `{first}`: {e}"))?
+        first
+            .parse::<IpPrefix>()
+            .map_err(|e| format!("bad prefix `{first}`: {e}"))?
     };
     let v4 = matches!(prefix, IpPrefix::V4(_));
-    if hops.iter().any(|h| h.gateway.is_some_and(|g| g.is_ipv4() != v4)) {
+    if hops
+        .iter()
+        .any(|h| h.gateway.is_some_and(|g| g.is_ipv4() != v4))
+    {
         return Err("gateway and prefix are of different address families".into());
     }
-    Ok(Some(Route { prefix, hops, metric: metric.unwrap_or(0) }))
+    Ok(Some(Route {
+        prefix,
+        hops,
+        metric: metric.unwrap_or(0),
+    }))
 }
 
 #[cfg(test)]
@@ -119,28 +145,46 @@ mod tests {
     use super::*;
 
     fn hop(gw: &str, dev: Option<&str>) -> NextHop {
-        NextHop { gateway: Some(gw.parse().unwrap()), dev: dev.map(str::to_string) }
+        NextHop {
+            gateway: Some(gw.parse().unwrap()),
+            dev: dev.map(str::to_string),
+        }
     }
 
     #[test]
     fn forms() {
-        let r = parse_line("198.18.64.0/18 via 198.18.0.2 dev p1 metric 10").unwrap().unwrap();
+        let r = parse_line("198.18.64.0/18 via 198.18.0.2 dev p1 metric 10")
+            .unwrap()
+            .unwrap();
         assert_eq!(r.prefix.to_string(), "198.18.64.0/18");
         assert_eq!(r.hops, vec![hop("198.18.0.2", Some("p1"))]);
         assert_eq!(r.metric, 10);
-        let r = parse_line("  default via 198.18.0.1  # the way out").unwrap().unwrap();
+        let r = parse_line("  default via 198.18.0.1  # the way out")
+            .unwrap()
+            .unwrap();
         assert_eq!(r.prefix.to_string(), "0.0.0.0/0");
         assert_eq!(r.metric, 0);
         let r = parse_line("default via 2001:2::1 dev p0").unwrap().unwrap();
         assert_eq!(r.prefix.to_string(), "::/0");
-        let r = parse_line("198.18.128.0/17 via 198.18.0.3 dev p0 via 198.18.0.4").unwrap().unwrap();
-        assert_eq!(r.hops, vec![hop("198.18.0.3", Some("p0")), hop("198.18.0.4", None)]);
+        let r = parse_line("198.18.128.0/17 via 198.18.0.3 dev p0 via 198.18.0.4")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            r.hops,
+            vec![hop("198.18.0.3", Some("p0")), hop("198.18.0.4", None)]
+        );
         let r = parse_line("198.18.0.0/15 nexthop via 198.18.0.3 nexthop via 198.18.0.4 dev p1")
             .unwrap()
             .unwrap();
         assert_eq!(r.hops.len(), 2);
         let r = parse_line("198.18.1.0/24 dev p2").unwrap().unwrap();
-        assert_eq!(r.hops, vec![NextHop { gateway: None, dev: Some("p2".into()) }]);
+        assert_eq!(
+            r.hops,
+            vec![NextHop {
+                gateway: None,
+                dev: Some("p2".into())
+            }]
+        );
         assert_eq!(parse_line("   # only a comment").unwrap(), None);
         assert_eq!(parse_line("").unwrap(), None);
     }
@@ -169,7 +213,11 @@ mod tests {
         let text = "# routes\ndefault via 198.18.0.1\n\n198.18.0.0/33 via 198.18.0.1\n198.18.0.0/15 viaa x\n";
         let errs = parse_routes(text).unwrap_err();
         assert_eq!(errs.iter().map(|e| e.line).collect::<Vec<_>>(), vec![4, 5]);
-        assert!(errs[0].to_string().starts_with("line 4: bad prefix"), "{}", errs[0]);
+        assert!(
+            errs[0].to_string().starts_with("line 4: bad prefix"),
+            "{}",
+            errs[0]
+        );
         let ok = parse_routes("# x\ndefault via 198.18.0.1\n").unwrap();
         assert_eq!(ok[0].0, 2);
     }

@@ -7,13 +7,21 @@ use super::nexthop::NextHopId;
 use super::prefix::{IpPrefix, Ipv4Prefix, Ipv6Prefix};
 use super::table_next_hop;
 
-const TABLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../bench/data/bgp-prefixes.txt.gz");
+const TABLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../bench/data/bgp-prefixes.txt.gz"
+);
 
 fn full_table() -> Vec<IpPrefix> {
     let f = std::fs::File::open(TABLE).expect("bench/data/bgp-prefixes.txt.gz");
     let r = BufReader::new(flate2::read::GzDecoder::new(f));
     r.lines()
-        .map(|l| l.expect("read table").trim().parse::<IpPrefix>().expect("prefix"))
+        .map(|l| {
+            l.expect("read table")
+                .trim()
+                .parse::<IpPrefix>()
+                .expect("prefix")
+        })
         .collect()
 }
 
@@ -63,7 +71,11 @@ impl Reference4 {
 
     pub fn lookup(&self, a: u32) -> Option<NextHopId> {
         self.by_len.iter().find_map(|(len, m)| {
-            let mask = if *len == 0 { 0 } else { u32::MAX << (32 - u32::from(*len)) };
+            let mask = if *len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(*len))
+            };
             m.get(&(a & mask)).copied()
         })
     }
@@ -87,7 +99,11 @@ impl Reference6 {
 
     pub fn lookup(&self, a: u128) -> Option<NextHopId> {
         self.by_len.iter().find_map(|(len, m)| {
-            let mask = if *len == 0 { 0 } else { u128::MAX << (128 - u32::from(*len)) };
+            let mask = if *len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(*len))
+            };
             m.get(&(a & mask)).copied()
         })
     }

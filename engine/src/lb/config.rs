@@ -53,7 +53,12 @@ pub struct RawLb {
 ///
 /// `addrs`: the engine's port addresses with their prefix lengths;
 /// `nat_pool`: the NAT's outside addresses (a VIP or full-NAT source must not be one).
-pub fn validate(ck: &mut Checker<'_>, raw: Vec<Spanned<RawLb>>, addrs: &[(IpAddr, u8)], nat_pool: &[Ipv4Addr]) -> Vec<ServiceConfig> {
+pub fn validate(
+    ck: &mut Checker<'_>,
+    raw: Vec<Spanned<RawLb>>,
+    addrs: &[(IpAddr, u8)],
+    nat_pool: &[Ipv4Addr],
+) -> Vec<ServiceConfig> {
     let mut out: Vec<ServiceConfig> = Vec::new();
     let in_pool = |a: Ipv4Addr| nat_pool.contains(&a);
     for r in raw {
@@ -66,25 +71,40 @@ pub fn validate(ck: &mut Checker<'_>, raw: Vec<Spanned<RawLb>>, addrs: &[(IpAddr
         let vip = match r.vip.get_ref().parse::<std::net::SocketAddrV4>() {
             Ok(sa) if sa.port() != 0 => Ep::new(u32::from(*sa.ip()), sa.port()),
             _ => {
-                ck.at(r.vip.span(), format!("vip `{}`: expected IPv4 ADDR:PORT", r.vip.get_ref()));
+                ck.at(
+                    r.vip.span(),
+                    format!("vip `{}`: expected IPv4 ADDR:PORT", r.vip.get_ref()),
+                );
                 continue;
             }
         };
         if in_pool(Ipv4Addr::from(vip.addr)) {
             ck.at(r.vip.span(), "vip is a NAT pool address");
         }
-        let word = |v: &Option<Spanned<String>>, dflt: &str| v.as_ref().map_or(dflt.to_string(), |s| s.get_ref().clone());
+        let word = |v: &Option<Spanned<String>>, dflt: &str| {
+            v.as_ref().map_or(dflt.to_string(), |s| s.get_ref().clone())
+        };
         let span_of = |v: &Option<Spanned<String>>| v.as_ref().map_or(span.clone(), |s| s.span());
         let proto = match word(&r.proto, "tcp").as_str() {
             "tcp" => PROTO_TCP,
             "udp" => PROTO_UDP,
             other => {
-                ck.at(span_of(&r.proto), format!("proto `{other}`: expected tcp or udp"));
+                ck.at(
+                    span_of(&r.proto),
+                    format!("proto `{other}`: expected tcp or udp"),
+                );
                 PROTO_TCP
             }
         };
         if out.iter().any(|s| s.proto == proto && s.vip == vip) {
-            ck.at(r.vip.span(), format!("another service has {} {}", word(&r.proto, "tcp"), r.vip.get_ref()));
+            ck.at(
+                r.vip.span(),
+                format!(
+                    "another service has {} {}",
+                    word(&r.proto, "tcp"),
+                    r.vip.get_ref()
+                ),
+            );
         }
         let scheduler = match word(&r.scheduler, "weighted").as_str() {
             "round-robin" => Scheduler::RoundRobin,
@@ -92,7 +112,12 @@ pub fn validate(ck: &mut Checker<'_>, raw: Vec<Spanned<RawLb>>, addrs: &[(IpAddr
             "random" => Scheduler::Random,
             "maglev" => Scheduler::Maglev,
             other => {
-                ck.at(span_of(&r.scheduler), format!("scheduler `{other}`: expected round-robin, weighted, random or maglev"));
+                ck.at(
+                    span_of(&r.scheduler),
+                    format!(
+                        "scheduler `{other}`: expected round-robin, weighted, random or maglev"
+                    ),
+                );
                 Scheduler::Weighted
             }
         };
@@ -100,7 +125,10 @@ pub fn validate(ck: &mut Checker<'_>, raw: Vec<Spanned<RawLb>>, addrs: &[(IpAddr
             "fullnat" => Mode::FullNat,
             "dnat" => Mode::Dnat,
             other => {
-                ck.at(span_of(&r.mode), format!("mode `{other}`: expected fullnat or dnat"));
+                ck.at(
+                    span_of(&r.mode),
+                    format!("mode `{other}`: expected fullnat or dnat"),
+                );
                 Mode::FullNat
             }
         };
@@ -108,14 +136,19 @@ pub fn validate(ck: &mut Checker<'_>, raw: Vec<Spanned<RawLb>>, addrs: &[(IpAddr
             "keep" => DownPolicy::Keep,
             "reset" => DownPolicy::Reset,
             other => {
-                ck.at(span_of(&r.down_policy), format!("down_policy `{other}`: expected keep or reset"));
+                ck.at(
+                    span_of(&r.down_policy),
+                    format!("down_policy `{other}`: expected keep or reset"),
+                );
                 DownPolicy::Keep
             }
         };
         let mut backends: Vec<crate::lb::BackendConfig> = Vec::new();
         for b in &r.backends {
             match super::parse_backend(b.get_ref()) {
-                Ok(bc) if backends.iter().any(|o| o.ep == bc.ep) => ck.at(b.span(), "backend listed twice"),
+                Ok(bc) if backends.iter().any(|o| o.ep == bc.ep) => {
+                    ck.at(b.span(), "backend listed twice")
+                }
                 Ok(bc) => backends.push(bc),
                 Err(e) => ck.at(b.span(), e),
             }
@@ -125,11 +158,17 @@ pub fn validate(ck: &mut Checker<'_>, raw: Vec<Spanned<RawLb>>, addrs: &[(IpAddr
             Some(s) => match s.get_ref().parse::<Ipv4Addr>() {
                 Ok(a) if port_addrs().any(|x| x.0 == IpAddr::V4(a)) => u32::from(a),
                 Ok(_) => {
-                    ck.at(s.span(), "snat must be an address of one of the engine's ports");
+                    ck.at(
+                        s.span(),
+                        "snat must be an address of one of the engine's ports",
+                    );
                     0
                 }
                 Err(_) => {
-                    ck.at(s.span(), format!("snat `{}`: not an IPv4 address", s.get_ref()));
+                    ck.at(
+                        s.span(),
+                        format!("snat `{}`: not an IPv4 address", s.get_ref()),
+                    );
                     0
                 }
             },
@@ -152,24 +191,59 @@ pub fn validate(ck: &mut Checker<'_>, raw: Vec<Spanned<RawLb>>, addrs: &[(IpAddr
             }
         };
         if mode == Mode::FullNat && in_pool(Ipv4Addr::from(snat)) {
-            ck.at(span_of(&r.snat), "snat is a NAT pool address: the NAT and the load balancer would share its ports");
+            ck.at(
+                span_of(&r.snat),
+                "snat is a NAT pool address: the NAT and the load balancer would share its ports",
+            );
         }
         let mut timeouts = Timeouts::default();
-        let mut secs = |v: &Option<Spanned<u64>>, what: &str, dflt_ms: u64| in_range(ck, v, what, 1, 604_800, dflt_ms / 1000) * 1000;
+        let mut secs = |v: &Option<Spanned<u64>>, what: &str, dflt_ms: u64| {
+            in_range(ck, v, what, 1, 604_800, dflt_ms / 1000) * 1000
+        };
         timeouts.udp_ms = secs(&r.udp_timeout_s, "udp_timeout_s", timeouts.udp_ms);
-        timeouts.tcp_established_ms = secs(&r.tcp_established_timeout_s, "tcp_established_timeout_s", timeouts.tcp_established_ms);
-        timeouts.tcp_transitory_ms = secs(&r.tcp_transitory_timeout_s, "tcp_transitory_timeout_s", timeouts.tcp_transitory_ms);
-        let mut num = |v: &Option<Spanned<u64>>, what: &str, lo: u64, hi: u64, dflt: u64| in_range(ck, v, what, lo, hi, dflt);
+        timeouts.tcp_established_ms = secs(
+            &r.tcp_established_timeout_s,
+            "tcp_established_timeout_s",
+            timeouts.tcp_established_ms,
+        );
+        timeouts.tcp_transitory_ms = secs(
+            &r.tcp_transitory_timeout_s,
+            "tcp_transitory_timeout_s",
+            timeouts.tcp_transitory_ms,
+        );
+        let mut num = |v: &Option<Spanned<u64>>, what: &str, lo: u64, hi: u64, dflt: u64| {
+            in_range(ck, v, what, lo, hi, dflt)
+        };
         let interval = num(&r.health_check_ms, "health_check_ms", 0, 3_600_000, 0);
         let health = (interval > 0).then(|| crate::lb::HealthCheck {
             interval_ms: interval.max(100),
-            timeout_ms: num(&r.health_check_timeout_ms, "health_check_timeout_ms", 10, 60_000, 1000),
+            timeout_ms: num(
+                &r.health_check_timeout_ms,
+                "health_check_timeout_ms",
+                10,
+                60_000,
+                1000,
+            ),
             fails: num(&r.health_check_fails, "health_check_fails", 1, 100, 3) as u32,
         });
         if health.is_some() && proto != PROTO_TCP {
-            ck.at(span.clone(), format!("[[lb]] `{name}`: health checks are TCP connects (a tcp service)"));
+            ck.at(
+                span.clone(),
+                format!("[[lb]] `{name}`: health checks are TCP connects (a tcp service)"),
+            );
         }
-        out.push(ServiceConfig { name, proto, vip, scheduler, mode, snat, down_policy, backends, timeouts, health });
+        out.push(ServiceConfig {
+            name,
+            proto,
+            vip,
+            scheduler,
+            mode,
+            snat,
+            down_policy,
+            backends,
+            timeouts,
+            health,
+        });
     }
     out
 }

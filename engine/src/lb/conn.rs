@@ -88,12 +88,19 @@ impl LbWorker {
         let max = shared.max_conns;
         let seed = crate::hashing::seeded();
         let snap = shared.services.load();
-        let timeouts = snap.list.first().map(|s| s.cfg.timeouts).unwrap_or_default();
+        let timeouts = snap
+            .list
+            .first()
+            .map(|s| s.cfg.timeouts)
+            .unwrap_or_default();
         let mut cfg = TableConfig::simple(shared.snat_addrs().to_vec(), max);
         cfg.worker = me;
         cfg.workers = shared.workers();
         cfg.timeouts = timeouts;
-        cfg.reserved = Some((super::health::PROBE_PORT_LO, super::health::PROBE_PORT_LO + super::health::PROBES as u16 - 1));
+        cfg.reserved = Some((
+            super::health::PROBE_PORT_LO,
+            super::health::PROBE_PORT_LO + super::health::PROBES as u16 - 1,
+        ));
         LbWorker {
             me,
             conns: crate::slab::Slab::with_capacity(max as usize),
@@ -131,7 +138,9 @@ impl LbWorker {
         bytes: u64,
         now_ms: u64,
     ) -> Result<Assigned, LbError> {
-        let Some(svc) = snap.list.get(usize::from(si)) else { return Err(LbError::NoBackend) };
+        let Some(svc) = snap.list.get(usize::from(si)) else {
+            return Err(LbError::NoBackend);
+        };
         let proto = svc.cfg.proto;
         if let Some(&c) = self.fwd.get(&FlowKey::new(proto, client, vip)) {
             let conn = &mut self.conns[c as usize];
@@ -145,12 +154,19 @@ impl LbWorker {
             if let Some(s) = &conn.stats {
                 s.bytes(self.me, bytes);
             }
-            let a = Assigned { backend: conn.backend, source: conn.source };
-            if svc.cfg.mode == Mode::FullNat && (now_ms.wrapping_sub(conn.snat_ms) >= SNAT_REFRESH_MS || tcp_flags & 0x05 != 0) {
+            let a = Assigned {
+                backend: conn.backend,
+                source: conn.source,
+            };
+            if svc.cfg.mode == Mode::FullNat
+                && (now_ms.wrapping_sub(conn.snat_ms) >= SNAT_REFRESH_MS || tcp_flags & 0x05 != 0)
+            {
                 // Keep the source port's session as fresh as the connection
                 // (and its TCP state: FIN and RST always).
                 conn.snat_ms = now_ms;
-                let _ = self.snat.outbound(proto, client, a.backend, tcp_flags, now_ms);
+                let _ = self
+                    .snat
+                    .outbound(proto, client, a.backend, tcp_flags, now_ms);
             }
             return Ok(a);
         }
@@ -165,7 +181,10 @@ impl LbWorker {
         let backend = &svc.backends[b];
         let source = match svc.cfg.mode {
             Mode::Dnat => client,
-            Mode::FullNat => self.snat.outbound(proto, client, backend.ep, tcp_flags, now_ms).map_err(|_| LbError::Exhausted)?,
+            Mode::FullNat => self
+                .snat
+                .outbound(proto, client, backend.ep, tcp_flags, now_ms)
+                .map_err(|_| LbError::Exhausted)?,
         };
         let tcp = if proto == PROTO_TCP {
             if syn_only {
@@ -191,15 +210,29 @@ impl LbWorker {
             stats: Some(backend.stats.clone()),
         };
         // Not full: checked above.
-        let Some(idx) = self.conns.insert(conn) else { return Err(LbError::Exhausted) };
+        let Some(idx) = self.conns.insert(conn) else {
+            return Err(LbError::Exhausted);
+        };
         self.fwd.insert(FlowKey::new(proto, client, vip), idx);
-        self.rev.insert(FlowKey::new(proto, backend.ep, source), idx);
-        Ok(Assigned { backend: backend.ep, source })
+        self.rev
+            .insert(FlowKey::new(proto, backend.ep, source), idx);
+        Ok(Assigned {
+            backend: backend.ep,
+            source,
+        })
     }
 
     /// A reply from `backend` to `to` (the full-NAT source or, in dnat mode,
     /// the client): (client, vip) to send it back from, if it is a connection's.
-    pub fn from_backend(&mut self, proto: u8, backend: Ep, to: Ep, tcp_flags: u8, bytes: u64, now_ms: u64) -> Option<(Ep, Ep)> {
+    pub fn from_backend(
+        &mut self,
+        proto: u8,
+        backend: Ep,
+        to: Ep,
+        tcp_flags: u8,
+        bytes: u64,
+        now_ms: u64,
+    ) -> Option<(Ep, Ep)> {
         let &c = self.rev.get(&FlowKey::new(proto, backend, to))?;
         let conn = &mut self.conns[c as usize];
         conn.last_ms = now_ms;
@@ -210,7 +243,9 @@ impl LbWorker {
             s.bytes(self.me, bytes);
         }
         let (client, vip) = (conn.client, conn.vip);
-        if conn.source != client && (now_ms.wrapping_sub(conn.snat_ms) >= SNAT_REFRESH_MS || tcp_flags & 0x05 != 0) {
+        if conn.source != client
+            && (now_ms.wrapping_sub(conn.snat_ms) >= SNAT_REFRESH_MS || tcp_flags & 0x05 != 0)
+        {
             conn.snat_ms = now_ms;
             let _ = self.snat.inbound(proto, backend, to, tcp_flags, now_ms);
         }
@@ -241,7 +276,10 @@ impl LbWorker {
                 if st.current.len() != svc.backends.len() {
                     st.current = vec![0; svc.backends.len()];
                 }
-                let total: i64 = up.iter().map(|&b| i64::from(svc.backends[usize::from(b)].weight)).sum();
+                let total: i64 = up
+                    .iter()
+                    .map(|&b| i64::from(svc.backends[usize::from(b)].weight))
+                    .sum();
                 let mut best = up[0];
                 for &b in up {
                     st.current[usize::from(b)] += i64::from(svc.backends[usize::from(b)].weight);
@@ -256,7 +294,10 @@ impl LbWorker {
                 self.rng ^= self.rng << 13;
                 self.rng ^= self.rng >> 7;
                 self.rng ^= self.rng << 17;
-                let total: u64 = up.iter().map(|&b| u64::from(svc.backends[usize::from(b)].weight)).sum();
+                let total: u64 = up
+                    .iter()
+                    .map(|&b| u64::from(svc.backends[usize::from(b)].weight))
+                    .sum();
                 let mut r = self.rng % total.max(1);
                 let mut chosen = up[0];
                 for &b in up {
@@ -290,9 +331,15 @@ impl LbWorker {
         let mut gone = 0;
         for i in self.conns.sweep(&mut self.sweep, budget) {
             let Some(c) = self.conns.get(i) else { continue };
-            let t = snap.list.get(usize::from(c.service)).map(|s| s.cfg.timeouts).unwrap_or_default();
+            let t = snap
+                .list
+                .get(usize::from(c.service))
+                .map(|s| s.cfg.timeouts)
+                .unwrap_or_default();
             if now_ms.saturating_sub(c.last_ms) >= timeout_for(&t, c.proto, c.tcp) {
-                let Some(c) = self.conns.remove(i) else { continue };
+                let Some(c) = self.conns.remove(i) else {
+                    continue;
+                };
                 self.fwd.remove(&FlowKey::new(c.proto, c.client, c.vip));
                 self.rev.remove(&FlowKey::new(c.proto, c.backend, c.source));
                 if let Some(s) = &c.stats {
@@ -316,7 +363,10 @@ mod tests {
     const VIP: u32 = 0xc613_0164;
 
     fn client(i: u32) -> Ep {
-        Ep::new(u32::from(Ipv4Addr::new(198, 18, 1, 2)) + (i >> 12), 1024 + (i & 4095) as u16)
+        Ep::new(
+            u32::from(Ipv4Addr::new(198, 18, 1, 2)) + (i >> 12),
+            1024 + (i & 4095) as u16,
+        )
     }
 
     fn spread(lb: &LbShared, n: u32, flags: u8) -> Vec<usize> {
@@ -324,8 +374,23 @@ mod tests {
         let snap = lb.services.load();
         let mut counts = vec![0; snap.list[0].backends.len()];
         for i in 0..n {
-            let a = w.to_backend(&snap, 0, client(i), Ep::new(VIP, 80), flags, i.wrapping_mul(2_654_435_761), 0, 0).unwrap();
-            let b = snap.list[0].backends.iter().position(|b| b.ep == a.backend).unwrap();
+            let a = w
+                .to_backend(
+                    &snap,
+                    0,
+                    client(i),
+                    Ep::new(VIP, 80),
+                    flags,
+                    i.wrapping_mul(2_654_435_761),
+                    0,
+                    0,
+                )
+                .unwrap();
+            let b = snap.list[0]
+                .backends
+                .iter()
+                .position(|b| b.ep == a.backend)
+                .unwrap();
             counts[b] += 1;
         }
         counts
@@ -333,7 +398,11 @@ mod tests {
 
     #[test]
     fn schedulers_follow_their_rules() {
-        let pool = [("198.19.2.11:80", 1), ("198.19.2.12:80", 2), ("198.19.2.13:80", 3)];
+        let pool = [
+            ("198.19.2.11:80", 1),
+            ("198.19.2.12:80", 2),
+            ("198.19.2.13:80", 3),
+        ];
         let rr = LbShared::new(&[service("s", Scheduler::RoundRobin, Mode::Dnat, &pool)], 1);
         assert_eq!(spread(&rr, 60, 0x02), vec![20, 20, 20]);
         let wrr = LbShared::new(&[service("s", Scheduler::Weighted, Mode::Dnat, &pool)], 1);
@@ -352,61 +421,142 @@ mod tests {
 
     #[test]
     fn a_connection_keeps_its_backend_while_the_pool_changes() {
-        let lb = LbShared::new(&[service("s", Scheduler::RoundRobin, Mode::FullNat, &[("198.19.2.11:80", 1), ("198.19.2.12:80", 1)])], 1);
+        let lb = LbShared::new(
+            &[service(
+                "s",
+                Scheduler::RoundRobin,
+                Mode::FullNat,
+                &[("198.19.2.11:80", 1), ("198.19.2.12:80", 1)],
+            )],
+            1,
+        );
         let mut w = LbWorker::new(&lb, 0);
         let vip = Ep::new(VIP, 80);
         let snap = lb.services.load_full();
-        let a = w.to_backend(&snap, 0, client(1), vip, 0x02, 0, 60, 0).unwrap();
-        assert_eq!(a.source.addr, u32::from(Ipv4Addr::new(198, 19, 2, 1)), "full NAT: the engine's source");
-        assert_eq!(a.source.port, client(1).port, "the client's port is kept when free");
+        let a = w
+            .to_backend(&snap, 0, client(1), vip, 0x02, 0, 60, 0)
+            .unwrap();
+        assert_eq!(
+            a.source.addr,
+            u32::from(Ipv4Addr::new(198, 19, 2, 1)),
+            "full NAT: the engine's source"
+        );
+        assert_eq!(
+            a.source.port,
+            client(1).port,
+            "the client's port is kept when free"
+        );
         // The reply maps back.
-        assert_eq!(w.from_backend(PROTO_TCP, a.backend, a.source, 0x12, 60, 1), Some((client(1), vip)));
-        assert_eq!(w.from_backend(PROTO_TCP, a.backend, Ep::new(a.source.addr, 9), 0x12, 60, 1), None);
+        assert_eq!(
+            w.from_backend(PROTO_TCP, a.backend, a.source, 0x12, 60, 1),
+            Some((client(1), vip))
+        );
+        assert_eq!(
+            w.from_backend(PROTO_TCP, a.backend, Ep::new(a.source.addr, 9), 0x12, 60, 1),
+            None
+        );
         // Its backend goes down and another is added: the connection stays (policy keep).
         lb.change_backend("s", a.backend, "down", None).unwrap();
-        lb.change_backend("s", crate::lb::parse_backend("198.19.2.13:80").unwrap().ep, "add", None).unwrap();
+        lb.change_backend(
+            "s",
+            crate::lb::parse_backend("198.19.2.13:80").unwrap().ep,
+            "add",
+            None,
+        )
+        .unwrap();
         let snap = lb.services.load_full();
-        assert_eq!(w.to_backend(&snap, 0, client(1), vip, 0x10, 0, 60, 2).unwrap(), a);
+        assert_eq!(
+            w.to_backend(&snap, 0, client(1), vip, 0x10, 0, 60, 2)
+                .unwrap(),
+            a
+        );
         // New connections avoid it.
         for i in 2..20 {
-            assert_ne!(w.to_backend(&snap, 0, client(i), vip, 0x02, 0, 0, 2).unwrap().backend, a.backend);
+            assert_ne!(
+                w.to_backend(&snap, 0, client(i), vip, 0x02, 0, 0, 2)
+                    .unwrap()
+                    .backend,
+                a.backend
+            );
         }
         // A non-SYN of an unknown connection is refused (not maglev).
-        assert_eq!(w.to_backend(&snap, 0, client(99), vip, 0x10, 0, 0, 2), Err(LbError::NoConn));
+        assert_eq!(
+            w.to_backend(&snap, 0, client(99), vip, 0x10, 0, 0, 2),
+            Err(LbError::NoConn)
+        );
         let (conns, active, bytes) = snap.list[0].backends[0].stats.totals();
         assert_eq!((conns, active, bytes), (1, 1, 180));
         // With policy reset its packets are refused.
-        let lb2 = LbShared::new(&[{
-            let mut s = service("s", Scheduler::RoundRobin, Mode::Dnat, &[("198.19.2.11:80", 1), ("198.19.2.12:80", 1)]);
-            s.down_policy = DownPolicy::Reset;
-            s
-        }], 1);
+        let lb2 = LbShared::new(
+            &[{
+                let mut s = service(
+                    "s",
+                    Scheduler::RoundRobin,
+                    Mode::Dnat,
+                    &[("198.19.2.11:80", 1), ("198.19.2.12:80", 1)],
+                );
+                s.down_policy = DownPolicy::Reset;
+                s
+            }],
+            1,
+        );
         let mut w2 = LbWorker::new(&lb2, 0);
-        let a2 = w2.to_backend(&lb2.services.load(), 0, client(1), vip, 0x02, 0, 0, 0).unwrap();
+        let a2 = w2
+            .to_backend(&lb2.services.load(), 0, client(1), vip, 0x02, 0, 0, 0)
+            .unwrap();
         lb2.change_backend("s", a2.backend, "down", None).unwrap();
-        assert_eq!(w2.to_backend(&lb2.services.load(), 0, client(1), vip, 0x10, 0, 0, 1), Err(LbError::BackendDown));
+        assert_eq!(
+            w2.to_backend(&lb2.services.load(), 0, client(1), vip, 0x10, 0, 0, 1),
+            Err(LbError::BackendDown)
+        );
     }
 
     #[test]
     fn connections_expire_and_counters_follow() {
-        let mut s = service("s", Scheduler::Weighted, Mode::FullNat, &[("198.19.2.11:80", 1)]);
+        let mut s = service(
+            "s",
+            Scheduler::Weighted,
+            Mode::FullNat,
+            &[("198.19.2.11:80", 1)],
+        );
         s.proto = PROTO_UDP;
         s.timeouts.udp_ms = 100;
         let lb = LbShared::new(&[s], 1);
         let mut w = LbWorker::new(&lb, 0);
         let snap = lb.services.load_full();
         for i in 0..10 {
-            w.to_backend(&snap, 0, client(i), Ep::new(VIP, 53), 0, 0, 0, 0).unwrap();
+            w.to_backend(&snap, 0, client(i), Ep::new(VIP, 53), 0, 0, 0, 0)
+                .unwrap();
         }
         assert_eq!(w.len(), 10);
         w.expire(&snap, 99, 100);
         assert_eq!(w.len(), 10);
         w.expire(&snap, 100, 100);
         assert!(w.is_empty());
-        assert_eq!(snap.list[0].backends[0].stats.totals().1, 0, "no active connection left");
-        assert_eq!(w.snat.counts(), (0, 0), "the source ports were released too");
+        assert_eq!(
+            snap.list[0].backends[0].stats.totals().1,
+            0,
+            "no active connection left"
+        );
+        assert_eq!(
+            w.snat.counts(),
+            (0, 0),
+            "the source ports were released too"
+        );
         let lb0 = LbShared::new(&[service("s", Scheduler::Maglev, Mode::Dnat, &[])], 1);
         let mut w0 = LbWorker::new(&lb0, 0);
-        assert_eq!(w0.to_backend(&lb0.services.load(), 0, client(1), Ep::new(VIP, 80), 0x02, 7, 0, 0), Err(LbError::NoBackend));
+        assert_eq!(
+            w0.to_backend(
+                &lb0.services.load(),
+                0,
+                client(1),
+                Ep::new(VIP, 80),
+                0x02,
+                7,
+                0,
+                0
+            ),
+            Err(LbError::NoBackend)
+        );
     }
 }

@@ -57,7 +57,10 @@ pub struct Health {
 
 impl Default for Health {
     fn default() -> Self {
-        Health { slots: (0..PROBES).map(|_| Slot::default()).collect(), queue: ArrayQueue::new(PROBES) }
+        Health {
+            slots: (0..PROBES).map(|_| Slot::default()).collect(),
+            queue: ArrayQueue::new(PROBES),
+        }
     }
 }
 
@@ -69,7 +72,9 @@ fn key(e: Ep) -> u64 {
 impl Health {
     /// Control thread: arms slot `i` for `target` and queues the probe.
     pub fn start(&self, i: u16, target: Ep, seq: u32) -> bool {
-        let Some(s) = self.slots.get(usize::from(i)) else { return false };
+        let Some(s) = self.slots.get(usize::from(i)) else {
+            return false;
+        };
         s.target.store(key(target), Ordering::Relaxed);
         s.seq.store(seq, Ordering::Relaxed);
         s.state.store(PENDING, Ordering::Release);
@@ -78,7 +83,11 @@ impl Health {
 
     /// Control thread: the slot's outcome so far.
     pub fn outcome(&self, i: u16) -> Outcome {
-        match self.slots.get(usize::from(i)).map(|s| s.state.load(Ordering::Acquire)) {
+        match self
+            .slots
+            .get(usize::from(i))
+            .map(|s| s.state.load(Ordering::Acquire))
+        {
             Some(UP) => Outcome::Up,
             Some(REFUSED) => Outcome::Refused,
             _ => Outcome::Waiting,
@@ -91,7 +100,11 @@ impl Health {
         let i = self.queue.pop()?;
         let s = &self.slots[usize::from(i)];
         let t = s.target.load(Ordering::Relaxed);
-        Some((Ep::new((t >> 16) as u32, t as u16), PROBE_PORT_LO + i, s.seq.load(Ordering::Relaxed)))
+        Some((
+            Ep::new((t >> 16) as u32, t as u16),
+            PROBE_PORT_LO + i,
+            s.seq.load(Ordering::Relaxed),
+        ))
     }
 
     /// Any worker: a TCP segment from `from` to local port `dport`. Returns
@@ -100,7 +113,9 @@ impl Health {
     pub fn answer(&self, from: Ep, dport: u16, flags: u8, ack: u32) -> Option<bool> {
         let i = usize::from(dport.checked_sub(PROBE_PORT_LO)?);
         let s = self.slots.get(i)?;
-        if s.target.load(Ordering::Relaxed) != key(from) || s.state.load(Ordering::Acquire) != PENDING {
+        if s.target.load(Ordering::Relaxed) != key(from)
+            || s.state.load(Ordering::Acquire) != PENDING
+        {
             return None;
         }
         let syn_ack = flags & 0x12 == 0x12 && ack == s.seq.load(Ordering::Relaxed).wrapping_add(1);
@@ -108,7 +123,8 @@ impl Health {
         if !syn_ack && !rst {
             return None;
         }
-        s.state.store(if syn_ack { UP } else { REFUSED }, Ordering::Release);
+        s.state
+            .store(if syn_ack { UP } else { REFUSED }, Ordering::Release);
         Some(syn_ack)
     }
 
@@ -138,7 +154,10 @@ pub fn build_syn(buf: &mut [u8], src: Ipv4Addr, sport: u16, dst: Ep, seq: u32) -
     t[13] = 0x02;
     t[14..16].copy_from_slice(&64_240u16.to_be_bytes());
     t[20..24].copy_from_slice(&[2, 4, 0x05, 0xb4]);
-    let s = checksum::combine(&[checksum::pseudo_header_v4(&src.octets(), &dst.addr.to_be_bytes(), 6, 24), checksum::data(t)]);
+    let s = checksum::combine(&[
+        checksum::pseudo_header_v4(&src.octets(), &dst.addr.to_be_bytes(), 6, 24),
+        checksum::data(t),
+    ]);
     t[16..18].copy_from_slice(&(!s).to_be_bytes());
     Some(LEN)
 }
@@ -155,14 +174,21 @@ mod tests {
         assert_eq!(h.next(), Some((b, PROBE_PORT_LO + 3, 1000)));
         assert_eq!(h.next(), None);
         // Not the probe's: another source, a wrong ack, a bare ACK.
-        assert_eq!(h.answer(Ep::new(0xc613_020c, 8000), PROBE_PORT_LO + 3, 0x12, 1001), None);
+        assert_eq!(
+            h.answer(Ep::new(0xc613_020c, 8000), PROBE_PORT_LO + 3, 0x12, 1001),
+            None
+        );
         assert_eq!(h.answer(b, PROBE_PORT_LO + 3, 0x12, 77), None);
         assert_eq!(h.answer(b, PROBE_PORT_LO + 3, 0x10, 1001), None);
         assert_eq!(h.answer(b, 80, 0x12, 1001), None);
         assert_eq!(h.outcome(3), Outcome::Waiting);
         assert_eq!(h.answer(b, PROBE_PORT_LO + 3, 0x12, 1001), Some(true));
         assert_eq!(h.outcome(3), Outcome::Up);
-        assert_eq!(h.answer(b, PROBE_PORT_LO + 3, 0x12, 1001), None, "answered once");
+        assert_eq!(
+            h.answer(b, PROBE_PORT_LO + 3, 0x12, 1001),
+            None,
+            "answered once"
+        );
         h.start(3, b, 5);
         assert_eq!(h.answer(b, PROBE_PORT_LO + 3, 0x14, 0), Some(false));
         assert_eq!(h.outcome(3), Outcome::Refused);
@@ -171,10 +197,25 @@ mod tests {
     #[test]
     fn the_syn_has_valid_checksums() {
         let mut buf = [0u8; 64];
-        let n = build_syn(&mut buf, Ipv4Addr::new(198, 19, 2, 1), 61_000, Ep::new(0xc613_020b, 8000), 42).unwrap();
+        let n = build_syn(
+            &mut buf,
+            Ipv4Addr::new(198, 19, 2, 1),
+            61_000,
+            Ep::new(0xc613_020b, 8000),
+            42,
+        )
+        .unwrap();
         let ip = &buf[..n];
         assert_eq!(checksum::data(&ip[..20]), 0xffff);
-        let s = checksum::combine(&[checksum::pseudo_header_v4(&ip[12..16].try_into().unwrap(), &ip[16..20].try_into().unwrap(), 6, 24), checksum::data(&ip[20..])]);
+        let s = checksum::combine(&[
+            checksum::pseudo_header_v4(
+                &ip[12..16].try_into().unwrap(),
+                &ip[16..20].try_into().unwrap(),
+                6,
+                24,
+            ),
+            checksum::data(&ip[20..]),
+        ]);
         assert_eq!(s, 0xffff);
         assert_eq!(ip[33], 0x02, "SYN");
     }

@@ -68,7 +68,9 @@ mod tests {
     use super::*;
 
     fn names(n: usize) -> Vec<(Vec<u8>, u32)> {
-        (0..n).map(|i| (format!("198.19.2.{}:8000", 10 + i).into_bytes(), 1)).collect()
+        (0..n)
+            .map(|i| (format!("198.19.2.{}:8000", 10 + i).into_bytes(), 1))
+            .collect()
     }
 
     fn shares(t: &[u16], n: usize) -> Vec<usize> {
@@ -111,9 +113,15 @@ mod tests {
         let all = names(n);
         let before = build(&all);
         // Backend 4 removed: the rest keep their indices by name.
-        let rest: Vec<_> = all.iter().enumerate().filter(|(i, _)| *i != 4).map(|(_, b)| b.clone()).collect();
+        let rest: Vec<_> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 4)
+            .map(|(_, b)| b.clone())
+            .collect();
         let after = build(&rest);
-        let name_of = |t: &[u16], list: &[(Vec<u8>, u32)], s: usize| list[usize::from(t[s])].0.clone();
+        let name_of =
+            |t: &[u16], list: &[(Vec<u8>, u32)], s: usize| list[usize::from(t[s])].0.clone();
         let mut moved = 0;
         for s in 0..M {
             if before[s] != 4 && name_of(&before, &all, s) != name_of(&after, &rest, s) {
@@ -121,7 +129,10 @@ mod tests {
             }
         }
         // The paper measures a few percent of extra disruption; allow 5%.
-        assert!(moved < M * 5 / 100, "{moved} of {M} slots of surviving backends moved");
+        assert!(
+            moved < M * 5 / 100,
+            "{moved} of {M} slots of surviving backends moved"
+        );
     }
 
     #[test]

@@ -105,14 +105,25 @@ pub fn parse_backend(s: &str) -> Result<BackendConfig, String> {
     let w: Vec<&str> = s.split_whitespace().collect();
     let (ep, weight) = match w[..] {
         [ep] => (ep, 1),
-        [ep, "weight", n] => (ep, n.parse::<u32>().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| bad("weight must be 1..1000"))?),
+        [ep, "weight", n] => (
+            ep,
+            n.parse::<u32>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| bad("weight must be 1..1000"))?,
+        ),
         _ => return Err(bad("unexpected words")),
     };
     let sa: std::net::SocketAddrV4 = ep.parse().map_err(|_| bad("not ADDR:PORT"))?;
     if sa.port() == 0 {
         return Err(bad("port 0"));
     }
-    Ok(BackendConfig { ep: Ep::new(u32::from(*sa.ip()), sa.port()), weight, up: true, healthy: true })
+    Ok(BackendConfig {
+        ep: Ep::new(u32::from(*sa.ip()), sa.port()),
+        weight,
+        up: true,
+        healthy: true,
+    })
 }
 
 /// Per-backend counters, one padded slot per worker (each worker writes its own).
@@ -131,7 +142,9 @@ struct StatSlot {
 
 impl BackendStats {
     fn new(workers: u16) -> BackendStats {
-        BackendStats { slots: (0..workers.max(1)).map(|_| StatSlot::default()).collect() }
+        BackendStats {
+            slots: (0..workers.max(1)).map(|_| StatSlot::default()).collect(),
+        }
     }
 
     #[inline]
@@ -143,29 +156,39 @@ impl BackendStats {
     #[inline]
     pub fn opened(&self, w: u16) {
         if let Some(s) = self.slot(w) {
-            s.conns.store(s.conns.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-            s.active.store(s.active.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            s.conns
+                .store(s.conns.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            s.active
+                .store(s.active.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         }
     }
 
     #[inline]
     pub fn closed(&self, w: u16) {
         if let Some(s) = self.slot(w) {
-            s.active.store(s.active.load(Ordering::Relaxed).saturating_sub(1), Ordering::Relaxed);
+            s.active.store(
+                s.active.load(Ordering::Relaxed).saturating_sub(1),
+                Ordering::Relaxed,
+            );
         }
     }
 
     #[inline]
     pub fn bytes(&self, w: u16, n: u64) {
         if let Some(s) = self.slot(w) {
-            s.bytes.store(s.bytes.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+            s.bytes
+                .store(s.bytes.load(Ordering::Relaxed) + n, Ordering::Relaxed);
         }
     }
 
     /// (connections, active, bytes) over all workers.
     pub fn totals(&self) -> (u64, u64, u64) {
         self.slots.iter().fold((0, 0, 0), |(c, a, b), s| {
-            (c + s.conns.load(Ordering::Relaxed), a + s.active.load(Ordering::Relaxed), b + s.bytes.load(Ordering::Relaxed))
+            (
+                c + s.conns.load(Ordering::Relaxed),
+                a + s.active.load(Ordering::Relaxed),
+                b + s.bytes.load(Ordering::Relaxed),
+            )
         })
     }
 }
@@ -213,7 +236,11 @@ impl Services {
     /// The service of (proto, VIP endpoint).
     #[inline]
     pub fn find(&self, proto: u8, vip: Ep) -> Option<(u16, &Service)> {
-        self.list.iter().enumerate().find(|(_, s)| s.cfg.proto == proto && s.cfg.vip == vip).map(|(i, s)| (i as u16, s))
+        self.list
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.cfg.proto == proto && s.cfg.vip == vip)
+            .map(|(i, s)| (i as u16, s))
     }
 
     #[inline]
@@ -259,7 +286,11 @@ impl LbShared {
         let mut vips: Vec<u32> = services.iter().map(|s| s.vip.addr).collect();
         vips.sort_unstable();
         vips.dedup();
-        let mut snats: Vec<u32> = services.iter().filter(|s| s.mode == Mode::FullNat).map(|s| s.snat).collect();
+        let mut snats: Vec<u32> = services
+            .iter()
+            .filter(|s| s.mode == Mode::FullNat)
+            .map(|s| s.snat)
+            .collect();
         snats.sort_unstable();
         snats.dedup();
         let lb = LbShared {
@@ -328,13 +359,26 @@ impl LbShared {
                     unhealthy: !b.healthy,
                     stats: prev
                         .and_then(|p| p.backends.iter().find(|o| o.ep == b.ep))
-                        .map_or_else(|| Arc::new(BackendStats::new(self.workers)), |o| o.stats.clone()),
+                        .map_or_else(
+                            || Arc::new(BackendStats::new(self.workers)),
+                            |o| o.stats.clone(),
+                        ),
                 })
                 .collect();
-            let up: Vec<u16> = (0..backends.len()).filter(|&i| backends[i].up && backends[i].weight > 0).map(|i| i as u16).collect();
+            let up: Vec<u16> = (0..backends.len())
+                .filter(|&i| backends[i].up && backends[i].weight > 0)
+                .map(|i| i as u16)
+                .collect();
             let maglev = if sc.scheduler == Scheduler::Maglev {
-                let named: Vec<(Vec<u8>, u32)> =
-                    backends.iter().map(|b| (b.ep.to_string().into_bytes(), if b.up { b.weight } else { 0 })).collect();
+                let named: Vec<(Vec<u8>, u32)> = backends
+                    .iter()
+                    .map(|b| {
+                        (
+                            b.ep.to_string().into_bytes(),
+                            if b.up { b.weight } else { 0 },
+                        )
+                    })
+                    .collect();
                 maglev::build(&named)
             } else {
                 Vec::new()
@@ -342,18 +386,38 @@ impl LbShared {
             if sc.mode == Mode::Dnat {
                 dnat_backends.extend(backends.iter().map(|b| b.ep.addr));
             }
-            list.push(Service { cfg: sc.clone(), backends, up, maglev });
+            list.push(Service {
+                cfg: sc.clone(),
+                backends,
+                up,
+                maglev,
+            });
         }
         dnat_backends.sort_unstable();
         dnat_backends.dedup();
-        self.services.store(Arc::new(Services { list, dnat_backends }));
+        self.services.store(Arc::new(Services {
+            list,
+            dnat_backends,
+        }));
     }
 
     /// `ctl lb backend ...`: changes one service's pool and republishes.
     /// `action`: `up`, `down`, `add` (with `weight`), `del`.
-    pub fn change_backend(&self, service: &str, ep: Ep, action: &str, weight: Option<u32>) -> Result<String, String> {
-        let mut cfg = self.config.lock().map_err(|_| "lb configuration lock poisoned".to_string())?;
-        let s = cfg.iter_mut().find(|s| s.name == service).ok_or_else(|| format!("no service `{service}`"))?;
+    pub fn change_backend(
+        &self,
+        service: &str,
+        ep: Ep,
+        action: &str,
+        weight: Option<u32>,
+    ) -> Result<String, String> {
+        let mut cfg = self
+            .config
+            .lock()
+            .map_err(|_| "lb configuration lock poisoned".to_string())?;
+        let s = cfg
+            .iter_mut()
+            .find(|s| s.name == service)
+            .ok_or_else(|| format!("no service `{service}`"))?;
         let pos = s.backends.iter().position(|b| b.ep == ep);
         let msg = match (action, pos) {
             ("up" | "down", Some(i)) => {
@@ -364,7 +428,12 @@ impl LbShared {
                 format!("{service}: backend {ep} {action}")
             }
             ("add", None) => {
-                s.backends.push(BackendConfig { ep, weight: weight.unwrap_or(1), up: true, healthy: true });
+                s.backends.push(BackendConfig {
+                    ep,
+                    weight: weight.unwrap_or(1),
+                    up: true,
+                    healthy: true,
+                });
                 format!("{service}: backend {ep} added")
             }
             ("add", Some(_)) => return Err(format!("{service}: backend {ep} exists")),
@@ -382,22 +451,36 @@ impl LbShared {
 
     /// Whether any service checks its backends (their probe ports are then reserved).
     pub fn has_health_checks(&self) -> bool {
-        self.config.lock().is_ok_and(|c| c.iter().any(|s| s.health.is_some()))
+        self.config
+            .lock()
+            .is_ok_and(|c| c.iter().any(|s| s.health.is_some()))
     }
 
     /// Control thread, every few hundred ms: collects probe answers, marks
     /// backends healthy or not (republishing on a change), sends due probes.
     pub fn health_tick(&self, now_ms: u64) {
-        let (Ok(mut cfg), Ok(mut checks)) = (self.config.lock(), self.checks.lock()) else { return };
+        let (Ok(mut cfg), Ok(mut checks)) = (self.config.lock(), self.checks.lock()) else {
+            return;
+        };
         let mut changed = false;
         let mut next_slot = checks.iter().map(|c| c.slot + 1).max().unwrap_or(0);
         for s in cfg.iter_mut() {
             let Some(hc) = s.health else { continue };
             for b in s.backends.iter_mut() {
-                let pos = match checks.iter().position(|c| c.service == s.name && c.ep == b.ep) {
+                let pos = match checks
+                    .iter()
+                    .position(|c| c.service == s.name && c.ep == b.ep)
+                {
                     Some(p) => p,
                     None if usize::from(next_slot) < health::PROBES => {
-                        checks.push(CheckState { service: s.name.clone(), ep: b.ep, slot: next_slot, fails: 0, sent_ms: None, next_ms: now_ms });
+                        checks.push(CheckState {
+                            service: s.name.clone(),
+                            ep: b.ep,
+                            slot: next_slot,
+                            fails: 0,
+                            sent_ms: None,
+                            next_ms: now_ms,
+                        });
                         next_slot += 1;
                         checks.len() - 1
                     }
@@ -408,7 +491,11 @@ impl LbShared {
                     let ok = match self.health.outcome(c.slot) {
                         health::Outcome::Up => Some(true),
                         health::Outcome::Refused => Some(false),
-                        health::Outcome::Waiting if now_ms.saturating_sub(sent) >= hc.timeout_ms => Some(false),
+                        health::Outcome::Waiting
+                            if now_ms.saturating_sub(sent) >= hc.timeout_ms =>
+                        {
+                            Some(false)
+                        }
                         health::Outcome::Waiting => None,
                     };
                     if let Some(ok) = ok {
@@ -420,12 +507,18 @@ impl LbShared {
                         if healthy != b.healthy {
                             b.healthy = healthy;
                             changed = true;
-                            tracing::warn!("lb {}: backend {} {} by its health check", s.name, b.ep, if healthy { "up" } else { "down" });
+                            tracing::warn!(
+                                "lb {}: backend {} {} by its health check",
+                                s.name,
+                                b.ep,
+                                if healthy { "up" } else { "down" }
+                            );
                         }
                     }
                 }
                 if c.sent_ms.is_none() && now_ms >= c.next_ms {
-                    let seq = (now_ms as u32).wrapping_mul(2_654_435_761) ^ (u32::from(c.slot) << 20);
+                    let seq =
+                        (now_ms as u32).wrapping_mul(2_654_435_761) ^ (u32::from(c.slot) << 20);
                     if self.health.start(c.slot, b.ep, seq) {
                         c.sent_ms = Some(now_ms);
                     }
@@ -433,7 +526,11 @@ impl LbShared {
             }
         }
         // Backends removed from their service: forget their checks.
-        checks.retain(|c| cfg.iter().any(|s| s.name == c.service && s.health.is_some() && s.backends.iter().any(|b| b.ep == c.ep)));
+        checks.retain(|c| {
+            cfg.iter().any(|s| {
+                s.name == c.service && s.health.is_some() && s.backends.iter().any(|b| b.ep == c.ep)
+            })
+        });
         if changed {
             let old = self.services.load_full();
             self.publish(&cfg, Some(&old));
@@ -446,7 +543,12 @@ mod tests {
     use super::*;
     use crate::conntrack::rewrite::PROTO_TCP;
 
-    pub(crate) fn service(name: &str, sched: Scheduler, mode: Mode, backends: &[(&str, u32)]) -> ServiceConfig {
+    pub(crate) fn service(
+        name: &str,
+        sched: Scheduler,
+        mode: Mode,
+        backends: &[(&str, u32)],
+    ) -> ServiceConfig {
         ServiceConfig {
             name: name.into(),
             proto: PROTO_TCP,
@@ -455,7 +557,15 @@ mod tests {
             mode,
             snat: u32::from(Ipv4Addr::new(198, 19, 2, 1)),
             down_policy: DownPolicy::Keep,
-            backends: backends.iter().map(|(b, w)| BackendConfig { ep: parse_backend(b).unwrap().ep, weight: *w, up: true, healthy: true }).collect(),
+            backends: backends
+                .iter()
+                .map(|(b, w)| BackendConfig {
+                    ep: parse_backend(b).unwrap().ep,
+                    weight: *w,
+                    up: true,
+                    healthy: true,
+                })
+                .collect(),
             timeouts: Timeouts::default(),
             health: None,
         }
@@ -466,16 +576,35 @@ mod tests {
         let b = parse_backend("198.19.2.11:8000 weight 3").unwrap();
         assert_eq!((b.ep.port, b.weight, b.up), (8000, 3, true));
         assert_eq!(parse_backend("198.19.2.11:8000").unwrap().weight, 1);
-        for bad in ["198.19.2.11", "198.19.2.11:0", "198.19.2.11:80 weight 0", "198.19.2.11:80 w 2", "x:1"] {
+        for bad in [
+            "198.19.2.11",
+            "198.19.2.11:0",
+            "198.19.2.11:80 weight 0",
+            "198.19.2.11:80 w 2",
+            "x:1",
+        ] {
             assert!(parse_backend(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn pool_changes_republish_and_keep_counters() {
-        let lb = LbShared::new(&[service("web", Scheduler::Maglev, Mode::FullNat, &[("198.19.2.11:80", 1), ("198.19.2.12:80", 1)])], 2);
+        let lb = LbShared::new(
+            &[service(
+                "web",
+                Scheduler::Maglev,
+                Mode::FullNat,
+                &[("198.19.2.11:80", 1), ("198.19.2.12:80", 1)],
+            )],
+            2,
+        );
         let s = lb.services.load_full();
-        let (_, web) = s.find(PROTO_TCP, Ep::new(u32::from(Ipv4Addr::new(198, 19, 1, 100)), 80)).unwrap();
+        let (_, web) = s
+            .find(
+                PROTO_TCP,
+                Ep::new(u32::from(Ipv4Addr::new(198, 19, 1, 100)), 80),
+            )
+            .unwrap();
         assert_eq!(web.maglev.len(), maglev::M);
         web.backends[0].stats.opened(1);
         let a = parse_backend("198.19.2.11:80").unwrap().ep;
@@ -484,8 +613,15 @@ mod tests {
         let web2 = &s2.list[0];
         assert!(!web2.is_up(a));
         assert_eq!(web2.up, vec![1]);
-        assert!(web2.maglev.iter().all(|&i| i == 1), "a down backend has no slot");
-        assert_eq!(web2.backends[0].stats.totals(), (1, 1, 0), "counters survive the republish");
+        assert!(
+            web2.maglev.iter().all(|&i| i == 1),
+            "a down backend has no slot"
+        );
+        assert_eq!(
+            web2.backends[0].stats.totals(),
+            (1, 1, 0),
+            "counters survive the republish"
+        );
         let c = parse_backend("198.19.2.13:80").unwrap().ep;
         lb.change_backend("web", c, "add", Some(2)).unwrap();
         assert_eq!(lb.services.load().list[0].backends.len(), 3);
@@ -496,6 +632,9 @@ mod tests {
         // (`ctl lb show`'s rows of this: `control::records::lb`.)
         let s3 = lb.services.load_full();
         assert_eq!(s3.list[0].cfg.scheduler, Scheduler::Maglev);
-        assert!(s3.list[0].backends.iter().any(|b| b.ep == c && b.weight == 2 && b.up && b.stats.totals() == (0, 0, 0)));
+        assert!(s3.list[0]
+            .backends
+            .iter()
+            .any(|b| b.ep == c && b.weight == 2 && b.up && b.stats.totals() == (0, 0, 0)));
     }
 }

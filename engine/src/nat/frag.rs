@@ -41,13 +41,18 @@ pub struct FragTable {
 
 impl Default for FragTable {
     fn default() -> Self {
-        FragTable { slots: vec![None; SLOTS] }
+        FragTable {
+            slots: vec![None; SLOTS],
+        }
     }
 }
 
 #[inline]
 fn key(proto: u8, src: u32, dst: u32, id: u16) -> (u64, u32) {
-    (u64::from(src) << 32 | u64::from(dst), u32::from(proto) << 16 | u32::from(id))
+    (
+        u64::from(src) << 32 | u64::from(dst),
+        u32::from(proto) << 16 | u32::from(id),
+    )
 }
 
 #[inline]
@@ -58,9 +63,21 @@ fn slot_of(k: (u64, u32)) -> usize {
 
 impl FragTable {
     /// Remembers what the first fragment of (proto, src, dst, id) got.
-    pub fn remember(&mut self, proto: u8, src: u32, dst: u32, id: u16, follow: Follow, now_ms: u64) {
+    pub fn remember(
+        &mut self,
+        proto: u8,
+        src: u32,
+        dst: u32,
+        id: u16,
+        follow: Follow,
+        now_ms: u64,
+    ) {
         let k = key(proto, src, dst, id);
-        self.slots[slot_of(k)] = Some(Entry { key: k, follow, until_ms: now_ms + LIFETIME_MS });
+        self.slots[slot_of(k)] = Some(Entry {
+            key: k,
+            follow,
+            until_ms: now_ms + LIFETIME_MS,
+        });
     }
 
     /// What a later fragment of (proto, src, dst, id) gets, if its first
@@ -82,7 +99,10 @@ mod tests {
     #[test]
     fn later_fragments_follow_their_first_until_it_expires() {
         let mut t = FragTable::default();
-        let f = Follow::Rewrite { side: Side::Src, addr: 7 };
+        let f = Follow::Rewrite {
+            side: Side::Src,
+            addr: 7,
+        };
         t.remember(17, 1, 2, 99, f, 0);
         assert_eq!(t.follow(17, 1, 2, 99, 10), Some(f));
         assert_eq!(t.follow(17, 1, 2, 98, 10), None, "another datagram");
@@ -99,7 +119,9 @@ mod tests {
             t.remember(17, 1, 2, id, Follow::Owner(0), 0);
         }
         assert_eq!(t.slots.len(), SLOTS);
-        let found = (0..=u16::MAX).filter(|&id| t.follow(17, 1, 2, id, 1).is_some()).count();
+        let found = (0..=u16::MAX)
+            .filter(|&id| t.follow(17, 1, 2, id, 1).is_some())
+            .count();
         assert!(found <= SLOTS && found > SLOTS / 2, "{found}");
     }
 }

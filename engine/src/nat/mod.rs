@@ -16,8 +16,8 @@
 //! port of an inbound one name the same owner. Static forwards are known
 //! to every worker and need no owner. See docs/ARCHITECTURE.md, "NAT".
 
-pub mod frag;
 pub mod config;
+pub mod frag;
 pub mod stage;
 
 // The NAT's table and rewrites live in `conntrack` (floor 1): the load
@@ -89,12 +89,23 @@ impl Default for NatConfig {
 pub fn parse_pool_entry(s: &str) -> Result<Vec<Ipv4Addr>, String> {
     let bad = |why: &str| format!("pool entry `{s}`: {why}");
     let (lo, hi) = if let Some((a, b)) = s.split_once('-') {
-        let a: Ipv4Addr = a.trim().parse().map_err(|_| bad("not an IPv4 address range"))?;
-        let b: Ipv4Addr = b.trim().parse().map_err(|_| bad("not an IPv4 address range"))?;
+        let a: Ipv4Addr = a
+            .trim()
+            .parse()
+            .map_err(|_| bad("not an IPv4 address range"))?;
+        let b: Ipv4Addr = b
+            .trim()
+            .parse()
+            .map_err(|_| bad("not an IPv4 address range"))?;
         (u32::from(a), u32::from(b))
     } else if let Some((a, l)) = s.split_once('/') {
         let a: Ipv4Addr = a.trim().parse().map_err(|_| bad("not an IPv4 prefix"))?;
-        let l: u32 = l.trim().parse().ok().filter(|l| (16..=32).contains(l)).ok_or_else(|| bad("prefix length must be 16..32"))?;
+        let l: u32 = l
+            .trim()
+            .parse()
+            .ok()
+            .filter(|l| (16..=32).contains(l))
+            .ok_or_else(|| bad("prefix length must be 16..32"))?;
         let base = u32::from(a) & (u32::MAX.checked_shl(32 - l).unwrap_or(0));
         if base != u32::from(a) {
             return Err(bad("host bits set"));
@@ -115,9 +126,13 @@ pub fn parse_pool_entry(s: &str) -> Result<Vec<Ipv4Addr>, String> {
 
 /// A static forward: `PROTO OUTSIDE_ADDR:PORT INSIDE_ADDR:PORT`, PROTO `tcp` or `udp`.
 pub fn parse_forward(s: &str) -> Result<Forward, String> {
-    let bad = |why: &str| format!("forward `{s}`: {why} (expected `tcp|udp OUTSIDE_ADDR:PORT INSIDE_ADDR:PORT`)");
+    let bad = |why: &str| {
+        format!("forward `{s}`: {why} (expected `tcp|udp OUTSIDE_ADDR:PORT INSIDE_ADDR:PORT`)")
+    };
     let w: Vec<&str> = s.split_whitespace().collect();
-    let [proto, outside, inside] = w[..] else { return Err(bad("three words")) };
+    let [proto, outside, inside] = w[..] else {
+        return Err(bad("three words"));
+    };
     let proto = match proto {
         "tcp" => crate::conntrack::rewrite::PROTO_TCP,
         "udp" => crate::conntrack::rewrite::PROTO_UDP,
@@ -130,7 +145,11 @@ pub fn parse_forward(s: &str) -> Result<Forward, String> {
         }
         Ok(Ep::new(u32::from(*sa.ip()), sa.port()))
     };
-    Ok(Forward { proto, outside: ep(outside)?, inside: ep(inside)? })
+    Ok(Forward {
+        proto,
+        outside: ep(outside)?,
+        inside: ep(inside)?,
+    })
 }
 
 /// Live counts a worker publishes (relaxed stores, read by `ctl`).
@@ -165,7 +184,11 @@ impl NatShared {
     pub fn new(cfg: NatConfig, roles: Vec<Role>, workers: u16) -> NatShared {
         let workers = workers.max(1);
         let mut outside: Vec<(u32, u32)> = Vec::new();
-        let addrs = cfg.pool.iter().map(|&a| u32::from(a)).chain(cfg.forwards.iter().map(|f| f.outside.addr));
+        let addrs = cfg
+            .pool
+            .iter()
+            .map(|&a| u32::from(a))
+            .chain(cfg.forwards.iter().map(|f| f.outside.addr));
         let mut sorted: Vec<u32> = addrs.collect();
         sorted.sort_unstable();
         sorted.dedup();
@@ -188,7 +211,10 @@ impl NatShared {
 
     #[inline]
     pub fn role(&self, port: u16) -> Role {
-        self.roles.get(usize::from(port)).copied().unwrap_or_default()
+        self.roles
+            .get(usize::from(port))
+            .copied()
+            .unwrap_or_default()
     }
 
     pub fn workers(&self) -> u16 {
@@ -213,11 +239,17 @@ impl NatShared {
     }
 
     fn is_static_outside(&self, proto: u8, e: Ep) -> bool {
-        self.cfg.forwards.iter().any(|f| f.proto == proto && f.outside == e)
+        self.cfg
+            .forwards
+            .iter()
+            .any(|f| f.proto == proto && f.outside == e)
     }
 
     fn is_static_inside(&self, proto: u8, e: Ep) -> bool {
-        self.cfg.forwards.iter().any(|f| f.proto == proto && f.inside == e)
+        self.cfg
+            .forwards
+            .iter()
+            .any(|f| f.proto == proto && f.inside == e)
     }
 
     /// The owner of the flow to outside endpoint `e` (None: any worker, a static forward).
@@ -253,15 +285,24 @@ impl NatShared {
             timeouts: self.cfg.timeouts,
             worker: w,
             workers: self.workers,
-            statics: self.cfg.forwards.iter().map(|f| (f.proto, f.outside, f.inside)).collect(),
+            statics: self
+                .cfg
+                .forwards
+                .iter()
+                .map(|f| (f.proto, f.outside, f.inside))
+                .collect(),
             reserved: self.reserved,
+            ct: None,
         }
     }
 
     /// (sessions, mappings) over all workers, as last published.
     pub fn totals(&self) -> (u64, u64) {
         self.gauges.iter().fold((0, 0), |(s, m), g| {
-            (s + u64::from(g.sessions.load(Ordering::Relaxed)), m + u64::from(g.mappings.load(Ordering::Relaxed)))
+            (
+                s + u64::from(g.sessions.load(Ordering::Relaxed)),
+                m + u64::from(g.mappings.load(Ordering::Relaxed)),
+            )
         })
     }
 }
@@ -274,6 +315,19 @@ pub struct NatWorker {
     last_sweep_ms: u64,
     /// Where this worker is in a `ctl nat show`/`flush` (a slice per loop).
     dump: Cursor,
+    /// The session the last inbound translation found or made (slot,
+    /// made now, an ICMP error about it): the stateful filter tracks the
+    /// packet on it instead of looking it up again. Cleared before each
+    /// packet's prerouting by the pipeline.
+    pub seen: Option<Seen>,
+}
+
+/// What an inbound translation found (`NatWorker::seen`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    pub slot: u32,
+    pub created: bool,
+    pub related: bool,
 }
 
 /// How often a worker looks for expired sessions, and how many slots per look.
@@ -282,7 +336,24 @@ const SWEEP_BUDGET: usize = 2048;
 
 impl NatWorker {
     pub fn new(shared: &NatShared, w: u16) -> NatWorker {
-        NatWorker { table: NatTable::new(shared.table_config(w)), frags: frag::FragTable::default(), last_sweep_ms: 0, dump: Cursor::default() }
+        Self::with_tracking(shared, w, None)
+    }
+
+    /// The same, with a table that also tracks connections for the stateful filter.
+    pub fn with_tracking(
+        shared: &NatShared,
+        w: u16,
+        ct: Option<crate::conntrack::CtTableConfig>,
+    ) -> NatWorker {
+        let mut cfg = shared.table_config(w);
+        cfg.ct = ct;
+        NatWorker {
+            table: NatTable::new(cfg),
+            frags: frag::FragTable::default(),
+            last_sweep_ms: 0,
+            dump: Cursor::default(),
+            seen: None,
+        }
     }
 
     /// A `ctl nat show` or `flush` is under way (the worker should not sleep long).
@@ -303,19 +374,22 @@ impl NatWorker {
                 g.publish(&self.table);
             }
         }
-        let Some(slot) = shared.dumps.slot(w) else { return };
+        let Some(slot) = shared.dumps.slot(w) else {
+            return;
+        };
         let table = &mut self.table;
-        self.dump.step(slot, table.session_slots(), behind, now_ms, |s, rows| {
-            match s.mode {
-                Mode::Show => table.dump_slice(s.range.clone(), now_ms, rows),
-                Mode::Flush => table.flush_slice(s.range.clone()),
-            }
-            // Before the last chunk goes: the control thread reads the
-            // gauges once it has it (after a flush: what is left).
-            if let (true, Some(g)) = (s.last, gauges) {
-                g.publish(table);
-            }
-        });
+        self.dump
+            .step(slot, table.session_slots(), behind, now_ms, |s, rows| {
+                match s.mode {
+                    Mode::Show => table.dump_slice(s.range.clone(), now_ms, rows),
+                    Mode::Flush => table.flush_slice(s.range.clone()),
+                }
+                // Before the last chunk goes: the control thread reads the
+                // gauges once it has it (after a flush: what is left).
+                if let (true, Some(g)) = (s.last, gauges) {
+                    g.publish(table);
+                }
+            });
     }
 }
 
@@ -332,38 +406,78 @@ mod tests {
     use super::*;
 
     fn shared(workers: u16, forwards: Vec<Forward>) -> NatShared {
-        let cfg = NatConfig { pool: vec![Ipv4Addr::new(198, 19, 1, 1), Ipv4Addr::new(198, 19, 1, 2)], forwards, ..Default::default() };
+        let cfg = NatConfig {
+            pool: vec![Ipv4Addr::new(198, 19, 1, 1), Ipv4Addr::new(198, 19, 1, 2)],
+            forwards,
+            ..Default::default()
+        };
         NatShared::new(cfg, vec![Role::Inside, Role::Outside], workers)
     }
 
     #[test]
     fn pool_entries_and_forwards_parse() {
-        assert_eq!(parse_pool_entry("198.19.1.1").unwrap(), vec![Ipv4Addr::new(198, 19, 1, 1)]);
+        assert_eq!(
+            parse_pool_entry("198.19.1.1").unwrap(),
+            vec![Ipv4Addr::new(198, 19, 1, 1)]
+        );
         assert_eq!(parse_pool_entry("198.19.1.1-198.19.1.3").unwrap().len(), 3);
         assert_eq!(parse_pool_entry("198.19.2.0/30").unwrap().len(), 4);
-        for bad in ["198.19.1.3-198.19.1.1", "198.19.2.1/30", "198.19.0.0/8", "nope", "198.18.0.0-198.19.255.255"] {
+        for bad in [
+            "198.19.1.3-198.19.1.1",
+            "198.19.2.1/30",
+            "198.19.0.0/8",
+            "nope",
+            "198.18.0.0-198.19.255.255",
+        ] {
             assert!(parse_pool_entry(bad).is_err(), "{bad}");
         }
         let f = parse_forward("tcp 198.19.1.1:8080 198.18.1.2:80").unwrap();
         assert_eq!((f.proto, f.outside.port, f.inside.port), (6, 8080, 80));
-        for bad in ["icmp 1.2.3.4:1 5.6.7.8:2", "tcp 1.2.3.4:1", "udp 1.2.3.4:0 5.6.7.8:2", "tcp a:1 b:2"] {
+        for bad in [
+            "icmp 1.2.3.4:1 5.6.7.8:2",
+            "tcp 1.2.3.4:1",
+            "udp 1.2.3.4:0 5.6.7.8:2",
+            "tcp a:1 b:2",
+        ] {
             assert!(parse_forward(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn outside_addresses_and_owners() {
-        let fwd = Forward { proto: 6, outside: Ep::new(u32::from(Ipv4Addr::new(198, 19, 9, 9)), 80), inside: Ep::new(7, 8080) };
+        let fwd = Forward {
+            proto: 6,
+            outside: Ep::new(u32::from(Ipv4Addr::new(198, 19, 9, 9)), 80),
+            inside: Ep::new(7, 8080),
+        };
         let s = shared(2, vec![fwd]);
         assert!(s.is_outside_addr(u32::from(Ipv4Addr::new(198, 19, 1, 2))));
-        assert!(s.is_outside_addr(u32::from(Ipv4Addr::new(198, 19, 9, 9))), "forward addresses too");
+        assert!(
+            s.is_outside_addr(u32::from(Ipv4Addr::new(198, 19, 9, 9))),
+            "forward addresses too"
+        );
         assert!(!s.is_outside_addr(u32::from(Ipv4Addr::new(198, 19, 1, 3))));
-        assert_eq!(s.outside.len(), 2, "adjacent pool addresses merge into one range");
+        assert_eq!(
+            s.outside.len(),
+            2,
+            "adjacent pool addresses merge into one range"
+        );
         assert_eq!(s.owner_of(40001), 1);
         assert_eq!(s.owner_inbound(6, fwd.outside), None, "static: any worker");
         assert_eq!(s.owner_outbound(6, fwd.inside), None);
-        assert_eq!(s.owner_outbound(17, fwd.inside), Some(0), "another protocol is not the forward");
-        assert_eq!((s.role(0), s.role(1), s.role(9)), (Role::Inside, Role::Outside, Role::None));
-        assert_eq!(s.table_config(1).max_per_host, 2048, "the host limit is shared by the workers");
+        assert_eq!(
+            s.owner_outbound(17, fwd.inside),
+            Some(0),
+            "another protocol is not the forward"
+        );
+        assert_eq!(
+            (s.role(0), s.role(1), s.role(9)),
+            (Role::Inside, Role::Outside, Role::None)
+        );
+        assert_eq!(
+            s.table_config(1).max_per_host,
+            2048,
+            "the host limit is shared by the workers"
+        );
     }
 }

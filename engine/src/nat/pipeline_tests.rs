@@ -6,20 +6,20 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use crate::control::config::{PollMode, PortMode};
+use crate::conntrack::rewrite::{classify, Ep, Kind, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 use crate::context::counters::{Drop, SharedCounters, Stage};
 use crate::context::dump::{Collector, Mode, SLICE};
 use crate::context::events;
 use crate::context::tables::{Interfaces, PortInfo, Routes};
+use crate::control::config::{PollMode, PortMode};
 use crate::dataplane::tables::Tables;
 use crate::dataplane::worker::{Socket, Worker, WorkerConfig};
 use crate::l3::route_table::RouteTable;
-use crate::conntrack::rewrite::{classify, Ep, Kind, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 use crate::nat::{Filtering, Forward, NatConfig, NatShared, Role, SessionInfo};
 use crate::neighbor::{NeighborKey, NeighborTable};
-use crate::wire::Mac;
 use crate::runtime::setup::connected_route;
 use crate::wire::checksum;
+use crate::wire::Mac;
 use crate::xsk::{MemPort, MemPortConfig, Umem, UmemConfig};
 
 const LAN_MAC: Mac = [0x02, 0, 0, 0, 0, 0x01];
@@ -43,43 +43,100 @@ struct Rig {
 }
 
 fn port(i: u16, name: &str, mac: Mac, v4: (&str, u8)) -> PortInfo {
-    PortInfo { index: i, name: name.into(), interface: format!("mem{i}"), mac, mtu: 1500, mode: PortMode::Router, v4: vec![(v4.0.parse().unwrap(), v4.1)], v6: vec![] }
+    PortInfo {
+        index: i,
+        name: name.into(),
+        interface: format!("mem{i}"),
+        mac,
+        mtu: 1500,
+        mode: PortMode::Router,
+        v4: vec![(v4.0.parse().unwrap(), v4.1)],
+        v6: vec![],
+    }
 }
 
 fn rig(workers: u16, edit: impl FnOnce(&mut NatConfig)) -> Rig {
-    let ifs = Interfaces::new(vec![port(LAN, "lan", LAN_MAC, ("198.18.1.1", 24)), port(WAN, "wan", WAN_MAC, ("198.19.1.1", 24))]);
+    let ifs = Interfaces::new(vec![
+        port(LAN, "lan", LAN_MAC, ("198.18.1.1", 24)),
+        port(WAN, "wan", WAN_MAC, ("198.19.1.1", 24)),
+    ]);
     let mut rt = RouteTable::new();
     for p in &ifs.ports {
         for &(a, l) in &p.v4 {
-            let ia = crate::control::config::InterfaceAddress { addr: IpAddr::V4(a), prefix_len: l };
-            rt.stage_add(connected_route(&p.name, &ia).unwrap()).unwrap();
+            let ia = crate::control::config::InterfaceAddress {
+                addr: IpAddr::V4(a),
+                prefix_len: l,
+            };
+            rt.stage_add(connected_route(&p.name, &ia).unwrap())
+                .unwrap();
         }
     }
-    rt.stage_add(crate::l3::routes_file::parse_line("198.19.7.0/24 via 198.19.1.2").unwrap().unwrap()).unwrap();
+    rt.stage_add(
+        crate::l3::routes_file::parse_line("198.19.7.0/24 via 198.19.1.2")
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
     rt.publish();
     let routes = Routes::resolve(rt.reader().snapshot().clone(), &ifs);
     let mut neigh = NeighborTable::new(30_000, 120_000);
     for (p, ip, mac) in [(LAN, H1, H1_MAC), (LAN, H3, H3_MAC), (WAN, H2, H2_MAC)] {
-        neigh.learn(NeighborKey { port: p, ip: IpAddr::V4(ip) }, mac, 0, true);
+        neigh.learn(
+            NeighborKey {
+                port: p,
+                ip: IpAddr::V4(ip),
+            },
+            mac,
+            0,
+            true,
+        );
     }
-    let mut cfg = NatConfig { pool: vec![NAT], ..Default::default() };
+    let mut cfg = NatConfig {
+        pool: vec![NAT],
+        ..Default::default()
+    };
     edit(&mut cfg);
     let shared = NatShared::new(cfg, vec![Role::Inside, Role::Outside], workers);
-    let tables = Arc::new(Tables::new(ifs, routes, neigh.map()).with_nat(shared).with_handoff(workers, false).unwrap());
+    let tables = Arc::new(
+        Tables::new(ifs, routes, neigh.map())
+            .with_nat(shared)
+            .with_handoff(workers, false)
+            .unwrap(),
+    );
     let mut ws = Vec::new();
     let mut counters = Vec::new();
     for id in 0..workers {
-        let umem = Umem::new(UmemConfig { frame_size: 2048, frame_count: 2048, huge_pages: false, headroom: 0 }).unwrap();
-        let sockets = (0..2).map(|i| Socket { port: i, io: MemPort::new(&format!("w{id}p{i}"), &umem, MemPortConfig::default()) }).collect();
+        let umem = Umem::new(UmemConfig {
+            frame_size: 2048,
+            frame_count: 2048,
+            huge_pages: false,
+            headroom: 0,
+        })
+        .unwrap();
+        let sockets = (0..2)
+            .map(|i| Socket {
+                port: i,
+                io: MemPort::new(&format!("w{id}p{i}"), &umem, MemPortConfig::default()),
+            })
+            .collect();
         let c = Arc::new(SharedCounters::default());
         let (sink, _rx) = events::channel(1024);
-        let cfg = WorkerConfig { id, poll: PollMode::Busy, idle_timeout: std::time::Duration::from_millis(1) };
+        let cfg = WorkerConfig {
+            id,
+            poll: PollMode::Busy,
+            idle_timeout: std::time::Duration::from_millis(1),
+        };
         let mut w = Worker::new(cfg, umem, sockets, tables.clone(), c.clone(), sink);
         w.prime();
         ws.push(w);
         counters.push(c);
     }
-    Rig { workers: ws, tables, counters, _rt: rt }
+    Rig {
+        workers: ws,
+        tables,
+        counters,
+        _rt: rt,
+    }
 }
 
 impl Rig {
@@ -103,14 +160,22 @@ impl Rig {
         let mut v = Vec::new();
         for (i, w) in self.workers.iter_mut().enumerate() {
             let (umem, socks) = w.split();
-            socks[port].io.take_sent(umem, usize::MAX, |b| v.push((i, b.to_vec())));
+            socks[port]
+                .io
+                .take_sent(umem, usize::MAX, |b| v.push((i, b.to_vec())));
         }
         v
     }
 
     fn one(&mut self, port: usize) -> (usize, Vec<u8>) {
         let mut s = self.sent(port);
-        assert_eq!(s.len(), 1, "one frame expected on port {port}: {} (drops {:?})", s.len(), self.nonzero_drops());
+        assert_eq!(
+            s.len(),
+            1,
+            "one frame expected on port {port}: {} (drops {:?})",
+            s.len(),
+            self.nonzero_drops()
+        );
         s.remove(0)
     }
 
@@ -123,7 +188,11 @@ impl Rig {
     }
 
     fn nonzero_drops(&self) -> Vec<(&'static str, u64)> {
-        Drop::ALL.iter().map(|&d| (d.name(), self.drops(d))).filter(|&(_, n)| n > 0).collect()
+        Drop::ALL
+            .iter()
+            .map(|&d| (d.name(), self.drops(d)))
+            .filter(|&(_, n)| n > 0)
+            .collect()
     }
 
     /// `ctl nat show` (or `flush`) as the control thread runs it, every
@@ -144,7 +213,11 @@ impl Rig {
                 w.poll_once();
             }
             let p = c.poll();
-            assert!(p.rows.len() <= SLICE * self.workers.len(), "one slice per worker and loop, got {}", p.rows.len());
+            assert!(
+                p.rows.len() <= SLICE * self.workers.len(),
+                "one slice per worker and loop, got {}",
+                p.rows.len()
+            );
             assert!(p.silent.is_empty(), "a worker did not answer");
             rows.extend(p.rows.into_iter().map(|(_, r)| r));
             if p.done {
@@ -160,7 +233,10 @@ impl Rig {
         for burst in ports.chunks(64) {
             let (umem, socks) = self.workers[0].split();
             for &dp in burst {
-                assert!(socks[0].io.inject(umem, &from_h1(sp, H2, dp)), "inject refused");
+                assert!(
+                    socks[0].io.inject(umem, &from_h1(sp, H2, dp)),
+                    "inject refused"
+                );
             }
             self.run();
             self.sent(1);
@@ -191,7 +267,20 @@ fn eth(dst: Mac, src: Mac, payload: &[u8]) -> Vec<u8> {
 }
 
 fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, ttl: u8, proto: u8, frag: u16, payload: &[u8]) -> Vec<u8> {
-    let mut h = vec![0x45, 0, 0, 0, 0xbe, 0xef, (frag >> 8) as u8, frag as u8, ttl, proto, 0, 0];
+    let mut h = vec![
+        0x45,
+        0,
+        0,
+        0,
+        0xbe,
+        0xef,
+        (frag >> 8) as u8,
+        frag as u8,
+        ttl,
+        proto,
+        0,
+        0,
+    ];
     h[2..4].copy_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
     h.extend_from_slice(&src.octets());
     h.extend_from_slice(&dst.octets());
@@ -202,7 +291,10 @@ fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, ttl: u8, proto: u8, frag: u16, payload: &[
 }
 
 fn l4_sum(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, seg: &[u8]) -> u16 {
-    checksum::combine(&[checksum::pseudo_header_v4(&src.octets(), &dst.octets(), proto, seg.len() as u16), checksum::data(seg)])
+    checksum::combine(&[
+        checksum::pseudo_header_v4(&src.octets(), &dst.octets(), proto, seg.len() as u16),
+        checksum::data(seg),
+    ])
 }
 
 fn udp(src: Ipv4Addr, dst: Ipv4Addr, sp: u16, dp: u16, body: &[u8]) -> Vec<u8> {
@@ -228,11 +320,19 @@ fn tcp(src: Ipv4Addr, dst: Ipv4Addr, sp: u16, dp: u16, flags: u8) -> Vec<u8> {
 }
 
 fn from_h1(sp: u16, dst: Ipv4Addr, dp: u16) -> Vec<u8> {
-    eth(LAN_MAC, H1_MAC, &ipv4(H1, dst, 64, PROTO_UDP, 0, &udp(H1, dst, sp, dp, b"ping")))
+    eth(
+        LAN_MAC,
+        H1_MAC,
+        &ipv4(H1, dst, 64, PROTO_UDP, 0, &udp(H1, dst, sp, dp, b"ping")),
+    )
 }
 
 fn from_h2(sp: u16, dp: u16) -> Vec<u8> {
-    eth(WAN_MAC, H2_MAC, &ipv4(H2, NAT, 64, PROTO_UDP, 0, &udp(H2, NAT, sp, dp, b"pong")))
+    eth(
+        WAN_MAC,
+        H2_MAC,
+        &ipv4(H2, NAT, 64, PROTO_UDP, 0, &udp(H2, NAT, sp, dp, b"pong")),
+    )
 }
 
 /// IP header and L4 checksums both verify.
@@ -243,7 +343,10 @@ fn valid(f: &[u8]) -> bool {
     if checksum::data(&ip[..hl]) != 0xffff {
         return false;
     }
-    let (s, d) = (Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]), Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]));
+    let (s, d) = (
+        Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
+        Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
+    );
     let l4 = &ip[hl..];
     match ip[9] {
         PROTO_UDP | PROTO_TCP => l4_sum(s, d, ip[9], l4) == 0xffff,
@@ -268,12 +371,28 @@ fn udp_out_and_back_on_one_worker() {
     assert!(valid(&o));
     assert_eq!(&o[0..6], &H2_MAC);
     assert_eq!(o[14 + 8], 63, "TTL decremented once");
-    assert_eq!(kind(&o), Kind::Ports { proto: PROTO_UDP, src: ep(NAT, 40000), dst: ep(H2, 7), tcp_flags: 0 });
+    assert_eq!(
+        kind(&o),
+        Kind::Ports {
+            proto: PROTO_UDP,
+            src: ep(NAT, 40000),
+            dst: ep(H2, 7),
+            tcp_flags: 0
+        }
+    );
     r.inject(0, 1, &from_h2(7, 40000));
     let (_, b) = r.one(0);
     assert!(valid(&b));
     assert_eq!(&b[0..6], &H1_MAC);
-    assert_eq!(kind(&b), Kind::Ports { proto: PROTO_UDP, src: ep(H2, 7), dst: ep(H1, 40000), tcp_flags: 0 });
+    assert_eq!(
+        kind(&b),
+        Kind::Ports {
+            proto: PROTO_UDP,
+            src: ep(H2, 7),
+            dst: ep(H1, 40000),
+            tcp_flags: 0
+        }
+    );
     // From another port of the same remote host: filtered (address and port dependent).
     r.inject(0, 1, &from_h2(8, 40000));
     assert!(r.sent(0).is_empty());
@@ -296,12 +415,28 @@ fn two_workers_hand_each_flow_to_its_owner() {
     let (w, o) = r.one(1);
     assert_eq!(w, 1, "the owner sends it");
     assert!(valid(&o));
-    assert_eq!(kind(&o), Kind::Ports { proto: PROTO_UDP, src: ep(NAT, 40001), dst: ep(H2, 7), tcp_flags: 0 });
+    assert_eq!(
+        kind(&o),
+        Kind::Ports {
+            proto: PROTO_UDP,
+            src: ep(NAT, 40001),
+            dst: ep(H2, 7),
+            tcp_flags: 0
+        }
+    );
     // The reply arrives on worker 0 too: handed to worker 1, which has the session.
     r.inject(0, 1, &from_h2(7, 40001));
     let (w, b) = r.one(0);
     assert_eq!(w, 1);
-    assert_eq!(kind(&b), Kind::Ports { proto: PROTO_UDP, src: ep(H2, 7), dst: ep(H1, 40001), tcp_flags: 0 });
+    assert_eq!(
+        kind(&b),
+        Kind::Ports {
+            proto: PROTO_UDP,
+            src: ep(H2, 7),
+            dst: ep(H1, 40001),
+            tcp_flags: 0
+        }
+    );
     assert_eq!(r.stage(Stage::Handoff), 2);
     // Many flows, arriving on both workers: every one translates both ways,
     // external ports of worker w are the ports it owns (`nat::port_owner`).
@@ -309,11 +444,21 @@ fn two_workers_hand_each_flow_to_its_owner() {
         let arrive = usize::from(sp % 3 == 0);
         r.inject(arrive, 0, &from_h1(sp, H2, 9));
         let (w, o) = r.one(1);
-        let Kind::Ports { src, .. } = kind(&o) else { panic!() };
+        let Kind::Ports { src, .. } = kind(&o) else {
+            panic!()
+        };
         assert_eq!(usize::from(crate::nat::port_owner(src.port, 2)), w);
         r.inject(1 - arrive, 1, &from_h2(9, src.port));
         let (_, b) = r.one(0);
-        assert_eq!(kind(&b), Kind::Ports { proto: PROTO_UDP, src: ep(H2, 9), dst: ep(H1, sp), tcp_flags: 0 });
+        assert_eq!(
+            kind(&b),
+            Kind::Ports {
+                proto: PROTO_UDP,
+                src: ep(H2, 9),
+                dst: ep(H1, sp),
+                tcp_flags: 0
+            }
+        );
     }
     let nat = r.tables.nat.clone().unwrap();
     for w in &mut r.workers {
@@ -331,10 +476,19 @@ fn echo_ids_and_icmp_errors_are_translated_both_ways() {
     let mut m = vec![8, 0, 0, 0, 0, 9, 0, 1, b'x', b'y'];
     let c = checksum::checksum(&m);
     m[2..4].copy_from_slice(&c.to_be_bytes());
-    r.inject(0, 0, &eth(LAN_MAC, H1_MAC, &ipv4(H1, H2, 64, PROTO_ICMP, 0, &m)));
+    r.inject(
+        0,
+        0,
+        &eth(LAN_MAC, H1_MAC, &ipv4(H1, H2, 64, PROTO_ICMP, 0, &m)),
+    );
     let (_, o) = r.one(1);
     assert!(valid(&o));
-    let Kind::Echo { src, request: true, .. } = kind(&o) else { panic!("{:?}", kind(&o)) };
+    let Kind::Echo {
+        src, request: true, ..
+    } = kind(&o)
+    else {
+        panic!("{:?}", kind(&o))
+    };
     assert_eq!(src.addr, u32::from(NAT));
     let id = src.port;
     assert!(id >= 1024);
@@ -344,10 +498,21 @@ fn echo_ids_and_icmp_errors_are_translated_both_ways() {
     rep[2..4].fill(0);
     let c = checksum::checksum(&rep);
     rep[2..4].copy_from_slice(&c.to_be_bytes());
-    r.inject(0, 1, &eth(WAN_MAC, H2_MAC, &ipv4(H2, NAT, 64, PROTO_ICMP, 0, &rep)));
+    r.inject(
+        0,
+        1,
+        &eth(WAN_MAC, H2_MAC, &ipv4(H2, NAT, 64, PROTO_ICMP, 0, &rep)),
+    );
     let (_, b) = r.one(0);
     assert!(valid(&b));
-    assert_eq!(kind(&b), Kind::Echo { src: ep(H2, 9), dst: ep(H1, 9), request: false });
+    assert_eq!(
+        kind(&b),
+        Kind::Echo {
+            src: ep(H2, 9),
+            dst: ep(H1, 9),
+            request: false
+        }
+    );
 
     // A UDP probe to a far host dies at h2 (a router): its Time Exceeded,
     // quoting the translated packet, comes back to h1 about h1's packet.
@@ -357,20 +522,44 @@ fn echo_ids_and_icmp_errors_are_translated_both_ways() {
     body.extend_from_slice(&probe[14..]);
     let c = checksum::checksum(&body);
     body[2..4].copy_from_slice(&c.to_be_bytes());
-    r.inject(0, 1, &eth(WAN_MAC, H2_MAC, &ipv4(H2, NAT, 64, PROTO_ICMP, 0, &body)));
+    r.inject(
+        0,
+        1,
+        &eth(WAN_MAC, H2_MAC, &ipv4(H2, NAT, 64, PROTO_ICMP, 0, &body)),
+    );
     let (_, te) = r.one(0);
     assert!(valid(&te), "outer checksums");
     assert_eq!(
         kind(&te),
-        Kind::IcmpError { outer_src: u32::from(H2), outer_dst: u32::from(H1), proto: PROTO_UDP, inner_src: ep(H1, 33434), inner_dst: ep(FAR, 33434) }
+        Kind::IcmpError {
+            outer_src: u32::from(H2),
+            outer_dst: u32::from(H1),
+            proto: PROTO_UDP,
+            inner_src: ep(H1, 33434),
+            inner_dst: ep(FAR, 33434)
+        }
     );
     let inner = &te[14 + 28..];
-    assert!(checksum::data(&inner[..20]) == 0xffff, "quoted header checksum");
+    assert!(
+        checksum::data(&inner[..20]) == 0xffff,
+        "quoted header checksum"
+    );
     assert_eq!(inner[8], 63, "the quoted TTL is the one h2 saw");
     // An error about a flow nobody mapped goes to the engine itself (ignored).
     let mut stray = vec![3, 3, 0, 0, 0, 0, 0, 0];
-    stray.extend_from_slice(&ipv4(NAT, H2, 64, PROTO_UDP, 0, &udp(NAT, H2, 5555, 53, b"")));
-    r.inject(0, 1, &eth(WAN_MAC, H2_MAC, &ipv4(H2, NAT, 64, PROTO_ICMP, 0, &stray)));
+    stray.extend_from_slice(&ipv4(
+        NAT,
+        H2,
+        64,
+        PROTO_UDP,
+        0,
+        &udp(NAT, H2, 5555, 53, b""),
+    ));
+    r.inject(
+        0,
+        1,
+        &eth(WAN_MAC, H2_MAC, &ipv4(H2, NAT, 64, PROTO_ICMP, 0, &stray)),
+    );
     assert!(r.sent(0).is_empty());
     r.finish();
 }
@@ -387,35 +576,89 @@ fn an_inside_host_reports_an_error_about_a_translated_flow() {
     body.extend_from_slice(&b[14..]);
     let c = checksum::checksum(&body);
     body[2..4].copy_from_slice(&c.to_be_bytes());
-    r.inject(0, 0, &eth(LAN_MAC, H1_MAC, &ipv4(H1, H2, 64, PROTO_ICMP, 0, &body)));
+    r.inject(
+        0,
+        0,
+        &eth(LAN_MAC, H1_MAC, &ipv4(H1, H2, 64, PROTO_ICMP, 0, &body)),
+    );
     let (_, e) = r.one(1);
     assert!(valid(&e));
     assert_eq!(
         kind(&e),
-        Kind::IcmpError { outer_src: u32::from(NAT), outer_dst: u32::from(H2), proto: PROTO_UDP, inner_src: ep(H2, 7), inner_dst: ep(NAT, 40000) }
+        Kind::IcmpError {
+            outer_src: u32::from(NAT),
+            outer_dst: u32::from(H2),
+            proto: PROTO_UDP,
+            inner_src: ep(H2, 7),
+            inner_dst: ep(NAT, 40000)
+        }
     );
     r.finish();
 }
 
 #[test]
 fn tcp_unsolicited_syn_is_dropped_and_a_forward_admits_it() {
-    let fwd = Forward { proto: PROTO_TCP, outside: ep(NAT, 8080), inside: ep(H1, 80) };
+    let fwd = Forward {
+        proto: PROTO_TCP,
+        outside: ep(NAT, 8080),
+        inside: ep(H1, 80),
+    };
     let mut r = rig(2, |c| c.forwards = vec![fwd]);
     // A SYN to an unmapped port of the engine's address: the engine's, dropped (no TCP there).
-    r.inject(0, 1, &eth(WAN_MAC, H2_MAC, &ipv4(H2, NAT, 64, PROTO_TCP, 0, &tcp(H2, NAT, 5000, 22, 0x02))));
+    r.inject(
+        0,
+        1,
+        &eth(
+            WAN_MAC,
+            H2_MAC,
+            &ipv4(H2, NAT, 64, PROTO_TCP, 0, &tcp(H2, NAT, 5000, 22, 0x02)),
+        ),
+    );
     assert!(r.sent(0).is_empty());
     // Through the forward, on either worker, without a handoff.
     for w in 0..2 {
         let sp = 5001 + w as u16;
-        r.inject(w, 1, &eth(WAN_MAC, H2_MAC, &ipv4(H2, NAT, 64, PROTO_TCP, 0, &tcp(H2, NAT, sp, 8080, 0x02))));
+        r.inject(
+            w,
+            1,
+            &eth(
+                WAN_MAC,
+                H2_MAC,
+                &ipv4(H2, NAT, 64, PROTO_TCP, 0, &tcp(H2, NAT, sp, 8080, 0x02)),
+            ),
+        );
         let (sw, o) = r.one(0);
         assert_eq!(sw, w);
         assert!(valid(&o));
-        assert_eq!(kind(&o), Kind::Ports { proto: PROTO_TCP, src: ep(H2, sp), dst: ep(H1, 80), tcp_flags: 0x02 });
+        assert_eq!(
+            kind(&o),
+            Kind::Ports {
+                proto: PROTO_TCP,
+                src: ep(H2, sp),
+                dst: ep(H1, 80),
+                tcp_flags: 0x02
+            }
+        );
         // The SYN-ACK leaves from the forwarded endpoint.
-        r.inject(1 - w, 0, &eth(LAN_MAC, H1_MAC, &ipv4(H1, H2, 64, PROTO_TCP, 0, &tcp(H1, H2, 80, sp, 0x12))));
+        r.inject(
+            1 - w,
+            0,
+            &eth(
+                LAN_MAC,
+                H1_MAC,
+                &ipv4(H1, H2, 64, PROTO_TCP, 0, &tcp(H1, H2, 80, sp, 0x12)),
+            ),
+        );
         let (_, a) = r.one(1);
-        assert_eq!(kind(&a), Kind::Ports { proto: PROTO_TCP, src: ep(NAT, 8080), dst: ep(H2, sp), tcp_flags: 0x12 });
+        assert_eq!(
+            kind(&a),
+            Kind::Ports {
+                proto: PROTO_TCP,
+                src: ep(NAT, 8080),
+                dst: ep(H2, sp),
+                tcp_flags: 0x12
+            }
+        );
     }
     assert_eq!(r.stage(Stage::Handoff), 0);
     r.finish();
@@ -423,23 +666,53 @@ fn tcp_unsolicited_syn_is_dropped_and_a_forward_admits_it() {
 
 #[test]
 fn hairpin_through_a_forward_shows_the_outside_source() {
-    let fwd = Forward { proto: PROTO_TCP, outside: ep(NAT, 8080), inside: ep(H1, 80) };
+    let fwd = Forward {
+        proto: PROTO_TCP,
+        outside: ep(NAT, 8080),
+        inside: ep(H1, 80),
+    };
     for workers in [1, 2] {
         let mut r = rig(workers, |c| c.forwards = vec![fwd]);
         // h3 connects to the forward's outside endpoint.
-        r.inject(0, 0, &eth(LAN_MAC, H3_MAC, &ipv4(H3, NAT, 64, PROTO_TCP, 0, &tcp(H3, NAT, 40003, 8080, 0x02))));
+        r.inject(
+            0,
+            0,
+            &eth(
+                LAN_MAC,
+                H3_MAC,
+                &ipv4(H3, NAT, 64, PROTO_TCP, 0, &tcp(H3, NAT, 40003, 8080, 0x02)),
+            ),
+        );
         let (_, o) = r.one(0);
         assert_eq!(&o[0..6], &H1_MAC, "back out of the lan port to h1");
         assert!(valid(&o));
-        let Kind::Ports { src, dst, .. } = kind(&o) else { panic!() };
+        let Kind::Ports { src, dst, .. } = kind(&o) else {
+            panic!()
+        };
         assert_eq!(dst, ep(H1, 80));
         assert_eq!(src, ep(NAT, 40003), "h1 sees h3's outside endpoint");
         // h1's answer goes back the same way.
-        r.inject(0, 0, &eth(LAN_MAC, H1_MAC, &ipv4(H1, NAT, 64, PROTO_TCP, 0, &tcp(H1, NAT, 80, 40003, 0x12))));
+        r.inject(
+            0,
+            0,
+            &eth(
+                LAN_MAC,
+                H1_MAC,
+                &ipv4(H1, NAT, 64, PROTO_TCP, 0, &tcp(H1, NAT, 80, 40003, 0x12)),
+            ),
+        );
         let (_, a) = r.one(0);
         assert_eq!(&a[0..6], &H3_MAC);
         assert!(valid(&a));
-        assert_eq!(kind(&a), Kind::Ports { proto: PROTO_TCP, src: ep(NAT, 8080), dst: ep(H3, 40003), tcp_flags: 0x12 });
+        assert_eq!(
+            kind(&a),
+            Kind::Ports {
+                proto: PROTO_TCP,
+                src: ep(NAT, 8080),
+                dst: ep(H3, 40003),
+                tcp_flags: 0x12
+            }
+        );
         r.finish();
     }
 }
@@ -451,8 +724,16 @@ fn later_fragments_follow_the_first_across_workers() {
     let body: Vec<u8> = (0..1200u32).map(|i| i as u8).collect();
     let dgram = udp(H1, H2, 40001, 9, &body);
     let (a, b) = dgram.split_at(800);
-    r.inject(0, 0, &eth(LAN_MAC, H1_MAC, &ipv4(H1, H2, 64, PROTO_UDP, 0x2000, a)));
-    r.inject(0, 0, &eth(LAN_MAC, H1_MAC, &ipv4(H1, H2, 64, PROTO_UDP, 100, b)));
+    r.inject(
+        0,
+        0,
+        &eth(LAN_MAC, H1_MAC, &ipv4(H1, H2, 64, PROTO_UDP, 0x2000, a)),
+    );
+    r.inject(
+        0,
+        0,
+        &eth(LAN_MAC, H1_MAC, &ipv4(H1, H2, 64, PROTO_UDP, 100, b)),
+    );
     let out = r.sent(1);
     assert_eq!(out.len(), 2, "{:?}", r.nonzero_drops());
     for (w, f) in &out {
@@ -492,9 +773,19 @@ fn host_limit_and_exhaustion_are_counted_and_may_answer() {
     assert!(r.sent(1).is_empty());
     assert_eq!(r.drops(Drop::NatHostLimit), 1);
     let (_, p) = r.one(0);
-    assert_eq!((p[14 + 20], p[14 + 21]), (3, 13), "administratively prohibited to h1");
+    assert_eq!(
+        (p[14 + 20], p[14 + 21]),
+        (3, 13),
+        "administratively prohibited to h1"
+    );
     // h3 gets the last port, then the range is exhausted.
-    let h3 = |sp| eth(LAN_MAC, H3_MAC, &ipv4(H3, H2, 64, PROTO_UDP, 0, &udp(H3, H2, sp, 7, b"x")));
+    let h3 = |sp| {
+        eth(
+            LAN_MAC,
+            H3_MAC,
+            &ipv4(H3, H2, 64, PROTO_UDP, 0, &udp(H3, H2, sp, 7, b"x")),
+        )
+    };
     r.inject(0, 0, &h3(5000));
     r.one(1);
     r.inject(0, 0, &h3(5001));
@@ -510,7 +801,10 @@ fn sessions_expire_and_the_dump_shows_them() {
     let nat = r.tables.nat.clone().unwrap();
     let rows = r.dump(Mode::Show);
     assert_eq!(rows.len(), 1);
-    assert_eq!((rows[0].inside, rows[0].outside, rows[0].remote), (ep(H1, 40000), ep(NAT, 40000), ep(H2, 7)));
+    assert_eq!(
+        (rows[0].inside, rows[0].outside, rows[0].remote),
+        (ep(H1, 40000), ep(NAT, 40000), ep(H2, 7))
+    );
     std::thread::sleep(std::time::Duration::from_millis(80));
     r.run();
     assert!(r.dump(Mode::Show).is_empty());
@@ -531,10 +825,19 @@ fn a_dump_goes_a_slice_per_loop_and_lists_every_session_once() {
     }
     let mut loops = 0;
     let rows = r.dump_while(Mode::Show, |_| loops += 1);
-    assert_eq!(loops, 5000usize.div_ceil(SLICE), "5,000 slots: a slice per loop");
-    let keys: std::collections::BTreeSet<(u16, u16)> = rows.iter().map(|s| (s.inside.port, s.remote.port)).collect();
+    assert_eq!(
+        loops,
+        5000usize.div_ceil(SLICE),
+        "5,000 slots: a slice per loop"
+    );
+    let keys: std::collections::BTreeSet<(u16, u16)> = rows
+        .iter()
+        .map(|s| (s.inside.port, s.remote.port))
+        .collect();
     assert_eq!((rows.len(), keys.len()), (5000, 5000), "each session once");
-    assert!(rows.iter().all(|s| s.inside.addr == u32::from(H1) && s.outside.addr == u32::from(NAT) && s.remote.addr == u32::from(H2)));
+    assert!(rows.iter().all(|s| s.inside.addr == u32::from(H1)
+        && s.outside.addr == u32::from(NAT)
+        && s.remote.addr == u32::from(H2)));
     r.finish();
 }
 
@@ -566,13 +869,20 @@ fn a_dump_during_traffic_lists_every_lasting_session_once() {
     assert!(seen.values().all(|&n| n == 1), "no session twice");
     for sp in 40000..40004 {
         for dp in 1000..2000 {
-            assert!(seen.contains_key(&(sp, dp)), "{sp}->{dp} lived throughout and is missing");
+            assert!(
+                seen.contains_key(&(sp, dp)),
+                "{sp}->{dp} lived throughout and is missing"
+            );
         }
     }
     assert!(next > 0);
     r.run();
     r.sent(1);
-    assert_eq!(r.dump(Mode::Show).len(), 4000 + usize::from(next), "the new ones are there after");
+    assert_eq!(
+        r.dump(Mode::Show).len(),
+        4000 + usize::from(next),
+        "the new ones are there after"
+    );
     r.finish();
 }
 
@@ -580,7 +890,11 @@ fn a_dump_during_traffic_lists_every_lasting_session_once() {
 /// mapping gone, the static forward's mapping kept.
 #[test]
 fn a_flush_goes_a_slice_per_loop_and_keeps_the_forwards() {
-    let fwd = Forward { proto: PROTO_TCP, outside: ep(NAT, 8080), inside: ep(H1, 8000) };
+    let fwd = Forward {
+        proto: PROTO_TCP,
+        outside: ep(NAT, 8080),
+        inside: ep(H1, 8000),
+    };
     let mut r = rig(1, |c| c.forwards = vec![fwd]);
     for sp in 40000..40003 {
         r.flows(sp, 1000..2000);
@@ -588,9 +902,16 @@ fn a_flush_goes_a_slice_per_loop_and_keeps_the_forwards() {
     let nat = r.tables.nat.clone().unwrap();
     assert_eq!(r.dump(Mode::Show).len(), 3000);
     let mut loops = 0;
-    assert!(r.dump_while(Mode::Flush, |_| loops += 1).is_empty(), "a flush lists nothing");
+    assert!(
+        r.dump_while(Mode::Flush, |_| loops += 1).is_empty(),
+        "a flush lists nothing"
+    );
     assert_eq!(loops, 3000usize.div_ceil(SLICE));
-    assert_eq!(nat.totals(), (0, 0), "the gauges say what is left when the flush ends (no dynamic mapping)");
+    assert_eq!(
+        nat.totals(),
+        (0, 0),
+        "the gauges say what is left when the flush ends (no dynamic mapping)"
+    );
     assert!(r.dump(Mode::Show).is_empty());
     // The flows start again from scratch.
     r.inject(0, 0, &from_h1(40000, H2, 1000));
@@ -636,7 +957,13 @@ fn a_worker_behind_on_traffic_takes_a_slice_per_millisecond() {
     assert_eq!((rows, slices), (2000, want));
     // The worker's clock counts whole milliseconds: the first slice comes at once and the last
     // in the (want - 1)th tick after it, which may be barely more than want - 2 ms of real time.
-    assert!(ms + 2 >= want as u128, "{want} slices, one per ms at most, in {ms} ms");
-    assert!(loops > slices, "some loops deferred the dump ({loops} loops)");
+    assert!(
+        ms + 2 >= want as u128,
+        "{want} slices, one per ms at most, in {ms} ms"
+    );
+    assert!(
+        loops > slices,
+        "some loops deferred the dump ({loops} loops)"
+    );
     r.finish();
 }

@@ -27,7 +27,6 @@ use crate::xsk::Desc;
 /// The frame was handed over for the hairpin's SNAT half (internal flag).
 const HAIRPIN_SNAT: u8 = 2;
 
-
 /// Hands `d` to worker `to` ([`Ctx::hand_to`]); a first fragment's later
 /// fragments carry no port, so where it went is remembered for them.
 fn hand_to(ctx: &mut Ctx, w: &mut NatWorker, to: u16, port: u16, flags: u8, d: Desc) -> Pre {
@@ -36,7 +35,8 @@ fn hand_to(ctx: &mut Ctx, w: &mut NatWorker, to: u16, port: u16, flags: u8, d: D
     if more && offset == 0 && ip.len() >= 20 {
         let (proto, src, dst) = (ip[9], be32(ip, 12), be32(ip, 16));
         let now = ctx.now_ms();
-        w.frags.remember(proto, src, dst, id, Follow::Owner(to), now);
+        w.frags
+            .remember(proto, src, dst, id, Follow::Owner(to), now);
     }
     ctx.hand_to(to, port, flags, d);
     Pre::Done
@@ -44,13 +44,25 @@ fn hand_to(ctx: &mut Ctx, w: &mut NatWorker, to: u16, port: u16, flags: u8, d: D
 
 #[inline]
 fn be32(b: &[u8], off: usize) -> u32 {
-    b.get(off..off + 4).map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+    b.get(off..off + 4)
+        .map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
 }
 
 /// ip4-input, for every packet to one of the NAT's outside addresses
 /// (`dst`, host order).
-pub fn prerouting(ctx: &mut Ctx, nat: &NatShared, w: &mut NatWorker, port: u16, d: Desc, dst: u32) -> Pre {
-    let role = if ctx.handoff & AS_OUTSIDE != 0 { Role::Outside } else { nat.role(port) };
+pub fn prerouting(
+    ctx: &mut Ctx,
+    nat: &NatShared,
+    w: &mut NatWorker,
+    port: u16,
+    d: Desc,
+    dst: u32,
+) -> Pre {
+    let role = if ctx.handoff & AS_OUTSIDE != 0 {
+        Role::Outside
+    } else {
+        nat.role(port)
+    };
     let kind = translate::classify(ctx.ip_of(&d));
     if role == Role::Inside {
         return hairpin(ctx, nat, w, port, d, dst, kind);
@@ -59,13 +71,35 @@ pub fn prerouting(ctx: &mut Ctx, nat: &NatShared, w: &mut NatWorker, port: u16, 
 }
 
 /// Translates a packet from outside to an outside address back to the inside.
-fn inbound(ctx: &mut Ctx, nat: &NatShared, w: &mut NatWorker, port: u16, d: Desc, dst: u32, kind: Kind) -> Pre {
+fn inbound(
+    ctx: &mut Ctx,
+    nat: &NatShared,
+    w: &mut NatWorker,
+    port: u16,
+    d: Desc,
+    dst: u32,
+    kind: Kind,
+) -> Pre {
     let now = ctx.now_ms();
     let flags = ctx.handoff & AS_OUTSIDE;
     let (proto, remote, outside, tcp_flags, echo) = match kind {
-        Kind::Ports { proto, src, dst, tcp_flags } => (proto, src, dst, tcp_flags, false),
-        Kind::Echo { src, dst, request: false } => (translate::PROTO_ICMP, src, dst, 0, true),
-        Kind::IcmpError { proto, inner_src, inner_dst, .. } => {
+        Kind::Ports {
+            proto,
+            src,
+            dst,
+            tcp_flags,
+        } => (proto, src, dst, tcp_flags, false),
+        Kind::Echo {
+            src,
+            dst,
+            request: false,
+        } => (translate::PROTO_ICMP, src, dst, 0, true),
+        Kind::IcmpError {
+            proto,
+            inner_src,
+            inner_dst,
+            ..
+        } => {
             // An error about a packet the NAT sent: the quoted source is our
             // outside endpoint, the quoted destination the remote one. It may
             // come from any router on the path, so the outer source is not
@@ -73,19 +107,39 @@ fn inbound(ctx: &mut Ctx, nat: &NatShared, w: &mut NatWorker, port: u16, d: Desc
             if let Some(to) = ctx.elsewhere(nat.owner_inbound(proto, inner_src)) {
                 return hand_to(ctx, w, to, port, flags, d);
             }
-            let found = w.table.find_inbound(proto, inner_src, inner_dst);
-            let Some(inside) = found else { return untranslated(ctx, port, d, dst, Drop::NatNoMapping) };
+            let found = w.table.find_inbound_slot(proto, inner_src, inner_dst);
+            let Some(slot) = found else {
+                return untranslated(ctx, port, d, dst, Drop::NatNoMapping);
+            };
+            w.seen = Some(super::Seen {
+                slot,
+                created: false,
+                related: true,
+            });
+            let Some(inside) = w.table.inside_of(slot) else {
+                return untranslated(ctx, port, d, dst, Drop::NatNoMapping);
+            };
             if !translate::rewrite_icmp_error(ctx.ip_mut(&d), Side::Dst, inside.addr, inside) {
                 return untranslated(ctx, port, d, dst, Drop::NatNoMapping);
             }
             ctx.st.counters.stage(Stage::NatIn, 1);
             return Pre::Forward(Ipv4Addr::from(inside.addr));
         }
-        Kind::LaterFragment { proto, src, dst: fdst, id } => {
+        Kind::LaterFragment {
+            proto,
+            src,
+            dst: fdst,
+            id,
+        } => {
             let follow = w.frags.follow(proto, src, fdst, id, now);
             return match follow {
-                Some(Follow::Owner(to)) if to != ctx.st.worker => hand_to(ctx, w, to, port, flags, d),
-                Some(Follow::Rewrite { side: Side::Dst, addr }) => {
+                Some(Follow::Owner(to)) if to != ctx.st.worker => {
+                    hand_to(ctx, w, to, port, flags, d)
+                }
+                Some(Follow::Rewrite {
+                    side: Side::Dst,
+                    addr,
+                }) => {
                     translate::rewrite_addr(ctx.ip_mut(&d), Side::Dst, addr);
                     ctx.st.counters.stage(Stage::NatIn, 1);
                     Pre::Forward(Ipv4Addr::from(addr))
@@ -95,7 +149,9 @@ fn inbound(ctx: &mut Ctx, nat: &NatShared, w: &mut NatWorker, port: u16, d: Desc
         }
         // Echo requests to an outside address are the engine's to answer;
         // other protocols have no mapping.
-        Kind::Echo { .. } | Kind::Other => return untranslated(ctx, port, d, dst, Drop::NatNoMapping),
+        Kind::Echo { .. } | Kind::Other => {
+            return untranslated(ctx, port, d, dst, Drop::NatNoMapping)
+        }
     };
     if let Some(to) = ctx.elsewhere(nat.owner_inbound(proto, outside)) {
         return hand_to(ctx, w, to, port, flags, d);
@@ -111,6 +167,13 @@ fn inbound(ctx: &mut Ctx, nat: &NatShared, w: &mut NatWorker, port: u16, d: Desc
         Err(NatError::Exhausted) => return untranslated(ctx, port, d, dst, Drop::NatExhausted),
         Err(_) => return untranslated(ctx, port, d, dst, Drop::NatNoMapping),
     };
+    if let Some(slot) = w.table.last_slot() {
+        w.seen = Some(super::Seen {
+            slot,
+            created: w.table.last_created(),
+            related: false,
+        });
+    }
     let ip = ctx.ip_of(&d);
     let (id, more, _) = translate::frag_info(ip);
     if ip.get(8).is_some_and(|&ttl| ttl <= 1) {
@@ -120,10 +183,24 @@ fn inbound(ctx: &mut Ctx, nat: &NatShared, w: &mut NatWorker, port: u16, d: Desc
         return Pre::Done;
     }
     if more {
-        w.frags.remember(proto, remote.addr, outside.addr, id, Follow::Rewrite { side: Side::Dst, addr: inside.addr }, now);
+        w.frags.remember(
+            proto,
+            remote.addr,
+            outside.addr,
+            id,
+            Follow::Rewrite {
+                side: Side::Dst,
+                addr: inside.addr,
+            },
+            now,
+        );
     }
     let ip = ctx.ip_mut(&d);
-    let ok = if echo { translate::rewrite_echo(ip, Side::Dst, inside) } else { translate::rewrite_ports(ip, Side::Dst, inside) };
+    let ok = if echo {
+        translate::rewrite_echo(ip, Side::Dst, inside)
+    } else {
+        translate::rewrite_ports(ip, Side::Dst, inside)
+    };
     if !ok {
         return untranslated(ctx, port, d, dst, Drop::NatNoMapping);
     }
@@ -136,8 +213,22 @@ fn inbound(ctx: &mut Ctx, nat: &NatShared, w: &mut NatWorker, port: u16, d: Desc
 /// router, so the target sees the sender's outside endpoint as its source.
 /// Three owners may be involved: the target mapping's (is there one?), the
 /// sender's (SNAT), the target's again (DNAT with filtering).
-fn hairpin(ctx: &mut Ctx, nat: &NatShared, w: &mut NatWorker, port: u16, d: Desc, dst: u32, kind: Kind) -> Pre {
-    let Kind::Ports { proto, src, dst: target, tcp_flags } = kind else {
+fn hairpin(
+    ctx: &mut Ctx,
+    nat: &NatShared,
+    w: &mut NatWorker,
+    port: u16,
+    d: Desc,
+    dst: u32,
+    kind: Kind,
+) -> Pre {
+    let Kind::Ports {
+        proto,
+        src,
+        dst: target,
+        tcp_flags,
+    } = kind
+    else {
         // Echo to the outside address is the engine's; fragments of a
         // hairpinned datagram are not followed.
         return untranslated(ctx, port, d, dst, Drop::NatNoMapping);
@@ -167,8 +258,16 @@ fn hairpin(ctx: &mut Ctx, nat: &NatShared, w: &mut NatWorker, port: u16, d: Desc
     if let Some(to) = ctx.elsewhere(nat.owner_inbound(proto, target)) {
         return hand_to(ctx, w, to, port, AS_OUTSIDE, d);
     }
-    let kind = Kind::Ports { proto, src: outside, dst: target, tcp_flags };
-    inbound(ctx, nat, w, port, d, dst, kind)
+    let kind = Kind::Ports {
+        proto,
+        src: outside,
+        dst: target,
+        tcp_flags,
+    };
+    let pre = inbound(ctx, nat, w, port, d, dst, kind);
+    // Inside to inside: the filter tracks the translated packet as a flow of its own.
+    w.seen = None;
+    pre
 }
 
 /// An outbound packet the NAT cannot translate: dropped and counted, with
@@ -189,14 +288,38 @@ fn refuse(ctx: &mut Ctx, nat: &NatShared, port: u16, d: Desc, e: NatError) -> Pr
 
 /// ip4-forward, for a packet from an inside port leaving by an outside
 /// port: translates its source. Returns false when the packet was consumed
-/// (dropped or handed to its owner).
-pub fn postrouting(ctx: &mut Ctx, nat: &NatShared, w: &mut NatWorker, port: u16, d: Desc) -> bool {
+/// (dropped or handed to its owner). `known`: the session the stateful
+/// filter found for it (no second lookup).
+pub fn postrouting(
+    ctx: &mut Ctx,
+    nat: &NatShared,
+    w: &mut NatWorker,
+    port: u16,
+    d: Desc,
+    known: Option<u32>,
+) -> bool {
     let now = ctx.now_ms();
     let kind = translate::classify(ctx.ip_of(&d));
     let (proto, inside, remote, flags, echo) = match kind {
-        Kind::Ports { proto, src, dst, tcp_flags } => (proto, src, dst, tcp_flags, false),
-        Kind::Echo { src, dst, request } => (translate::PROTO_ICMP, src, dst, if request { ECHO_REQUEST } else { 0 }, true),
-        Kind::IcmpError { proto, inner_src, inner_dst, .. } => {
+        Kind::Ports {
+            proto,
+            src,
+            dst,
+            tcp_flags,
+        } => (proto, src, dst, tcp_flags, false),
+        Kind::Echo { src, dst, request } => (
+            translate::PROTO_ICMP,
+            src,
+            dst,
+            if request { ECHO_REQUEST } else { 0 },
+            true,
+        ),
+        Kind::IcmpError {
+            proto,
+            inner_src,
+            inner_dst,
+            ..
+        } => {
             // An inside host reports an error about a packet it received:
             // the quoted destination is its own endpoint.
             if let Some(to) = ctx.elsewhere(nat.owner_outbound(proto, inner_dst)) {
@@ -204,7 +327,9 @@ pub fn postrouting(ctx: &mut Ctx, nat: &NatShared, w: &mut NatWorker, port: u16,
                 return false;
             }
             let found = w.table.find_outbound(proto, inner_dst, inner_src);
-            let ok = found.is_some_and(|e| translate::rewrite_icmp_error(ctx.ip_mut(&d), Side::Src, e.addr, e));
+            let ok = found.is_some_and(|e| {
+                translate::rewrite_icmp_error(ctx.ip_mut(&d), Side::Src, e.addr, e)
+            });
             if !ok {
                 ctx.drop(port, d, Drop::NatOutNoState);
                 return false;
@@ -212,14 +337,22 @@ pub fn postrouting(ctx: &mut Ctx, nat: &NatShared, w: &mut NatWorker, port: u16,
             ctx.st.counters.stage(Stage::NatOut, 1);
             return true;
         }
-        Kind::LaterFragment { proto, src, dst, id } => {
+        Kind::LaterFragment {
+            proto,
+            src,
+            dst,
+            id,
+        } => {
             let follow = w.frags.follow(proto, src, dst, id, now);
             return match follow {
                 Some(Follow::Owner(to)) if to != ctx.st.worker => {
                     hand_to(ctx, w, to, port, 0, d);
                     false
                 }
-                Some(Follow::Rewrite { side: Side::Src, addr }) => {
+                Some(Follow::Rewrite {
+                    side: Side::Src,
+                    addr,
+                }) => {
                     translate::rewrite_addr(ctx.ip_mut(&d), Side::Src, addr);
                     ctx.st.counters.stage(Stage::NatOut, 1);
                     true
@@ -237,28 +370,67 @@ pub fn postrouting(ctx: &mut Ctx, nat: &NatShared, w: &mut NatWorker, port: u16,
     };
     if let Some(to) = ctx.elsewhere(nat.owner_outbound(proto, inside)) {
         hand_to(ctx, w, to, port, 0, d);
-                return false;
+        return false;
     }
-    let outside = match w.table.outbound(proto, inside, remote, flags, now) {
-        Ok(e) => e,
-        Err(e) => {
-            refuse(ctx, nat, port, d, e);
-            return false;
-        }
+    let outside = match known {
+        Some(slot) => w.table.outbound_at(slot, proto, flags, now),
+        None => match w.table.outbound(proto, inside, remote, flags, now) {
+            Ok(e) => e,
+            Err(e) => {
+                refuse(ctx, nat, port, d, e);
+                return false;
+            }
+        },
     };
     let ip = ctx.ip_of(&d);
     let (id, more, _) = translate::frag_info(ip);
     if more {
-        w.frags.remember(proto, inside.addr, remote.addr, id, Follow::Rewrite { side: Side::Src, addr: outside.addr }, now);
+        w.frags.remember(
+            proto,
+            inside.addr,
+            remote.addr,
+            id,
+            Follow::Rewrite {
+                side: Side::Src,
+                addr: outside.addr,
+            },
+            now,
+        );
     }
     let ip = ctx.ip_mut(&d);
-    let ok = if echo { translate::rewrite_echo(ip, Side::Src, outside) } else { translate::rewrite_ports(ip, Side::Src, outside) };
+    let ok = if echo {
+        translate::rewrite_echo(ip, Side::Src, outside)
+    } else {
+        translate::rewrite_ports(ip, Side::Src, outside)
+    };
     if !ok {
         ctx.drop(port, d, Drop::NatUnsupported);
         return false;
     }
     ctx.st.counters.stage(Stage::NatOut, 1);
     true
+}
+
+/// The worker that owns the NAT session of an outbound packet as the
+/// stateful filter parsed it (None: any worker, a static forward's, or a
+/// packet the NAT does not translate).
+pub fn ct_owner(nat: &NatShared, pk: &crate::conntrack::packet::CtPacket) -> Option<u16> {
+    use crate::conntrack::packet::L4;
+    let t = &pk.tuple;
+    match pk.l4 {
+        L4::Tcp(_) | L4::Udp => {
+            nat.owner_outbound(t.proto, crate::conntrack::Ep::new(t.src4(), t.sport))
+        }
+        L4::Query { .. } => nat.owner_outbound(
+            translate::PROTO_ICMP,
+            crate::conntrack::Ep::new(t.src4(), t.sport),
+        ),
+        L4::Error { inner } => nat.owner_outbound(
+            inner.proto,
+            crate::conntrack::Ep::new(inner.dst4(), inner.dport),
+        ),
+        _ => None,
+    }
 }
 
 /// Whether a packet from `in_port` leaving by `out_port` is source-translated.

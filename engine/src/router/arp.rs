@@ -5,17 +5,27 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::context::counters::{Drop, Stage};
-use crate::context::{Ctx, Hooks, ETH_HDR};
 use crate::context::neigh_frames::{self, NeighMsg};
+use crate::context::{Ctx, Hooks, ETH_HDR};
 use crate::xsk::Desc;
 
 pub fn input<H: Hooks>(ctx: &mut Ctx, hooks: &H, port: u16, mut d: Desc) {
     ctx.st.counters.stage(Stage::Arp, 1);
-    let msg = ctx.umem.data(&d).get(ETH_HDR..).and_then(neigh_frames::parse_arp);
-    let Some(p) = ctx.ifs.port(port) else { return ctx.drop(port, d, Drop::ArpMalformed) };
+    let msg = ctx
+        .umem
+        .data(&d)
+        .get(ETH_HDR..)
+        .and_then(neigh_frames::parse_arp);
+    let Some(p) = ctx.ifs.port(port) else {
+        return ctx.drop(port, d, Drop::ArpMalformed);
+    };
     let (mac, on_link) = (p.mac, |a: Ipv4Addr| p.on_link_v4(a));
     match msg {
-        Some(NeighMsg::ArpRequest { sender_mac, sender_ip, target_ip }) => {
+        Some(NeighMsg::ArpRequest {
+            sender_mac,
+            sender_ip,
+            target_ip,
+        }) => {
             let sender_ok = on_link(sender_ip) && !sender_ip.is_unspecified();
             // A NAT answers for its pool addresses on its outside ports, a
             // load balancer for its VIPs (the hook says).
@@ -36,7 +46,11 @@ pub fn input<H: Hooks>(ctx: &mut Ctx, hooks: &H, port: u16, mut d: Desc) {
                 None => ctx.drop(port, d, Drop::ArpMalformed),
             }
         }
-        Some(NeighMsg::ArpReply { sender_mac, sender_ip, .. }) => {
+        Some(NeighMsg::ArpReply {
+            sender_mac,
+            sender_ip,
+            ..
+        }) => {
             if on_link(sender_ip) {
                 ctx.neighbor_seen(port, IpAddr::V4(sender_ip), sender_mac, true);
             }

@@ -19,10 +19,16 @@ pub fn validate_udp(ck: &mut Checker<'_>, raw: Vec<Spanned<RawUdp>>) -> Vec<u16>
         let r = r.into_inner();
         let port = *r.port.get_ref();
         if port == 0 || out.contains(&port) {
-            ck.at(r.port.span(), format!("[[udp]] port {port}: 0 or used twice"));
+            ck.at(
+                r.port.span(),
+                format!("[[udp]] port {port}: 0 or used twice"),
+            );
         }
         if r.app.get_ref() != "echo" {
-            ck.at(r.app.span(), format!("[[udp]] app `{}`: expected echo", r.app.get_ref()));
+            ck.at(
+                r.app.span(),
+                format!("[[udp]] app `{}`: expected echo", r.app.get_ref()),
+            );
         }
         out.push(port);
     }

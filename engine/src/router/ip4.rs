@@ -12,13 +12,13 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::context::counters::{Drop, Stage};
-use crate::context::{write_macs, Ctx, Hooks, Pre, ETH_HDR, ETHERTYPE_IPV4};
-use crate::l3::poptrie::{Leaf, NO_ROUTE};
 use super::fragment::{FragError, Fragmenter};
-use crate::context::icmp_error::Icmp4Error;
 use super::local;
+use crate::context::counters::{Drop, Stage};
+use crate::context::icmp_error::Icmp4Error;
 use crate::context::martian;
+use crate::context::{write_macs, Ctx, Hooks, Pre, ETHERTYPE_IPV4, ETH_HDR};
+use crate::l3::poptrie::{Leaf, NO_ROUTE};
 use crate::steer::flow_hash_v4;
 use crate::wire::checksum;
 use crate::xsk::Desc;
@@ -108,20 +108,40 @@ pub fn rpf_ok(ctx: &Ctx, port: u16, src: IpAddr) -> bool {
     use crate::context::tables::RpFilter;
     match ctx.ifs.rpf(port) {
         RpFilter::Off => true,
-        RpFilter::Loose => ctx.routes.fib.lookup(src).is_some_and(|id| ctx.routes.select(id, 0).is_some()),
-        RpFilter::Strict => ctx.routes.fib.lookup(src).and_then(|id| ctx.routes.select(id, 0)).is_some_and(|h| h.port == port),
+        RpFilter::Loose => ctx
+            .routes
+            .fib
+            .lookup(src)
+            .is_some_and(|id| ctx.routes.select(id, 0).is_some()),
+        RpFilter::Strict => ctx
+            .routes
+            .fib
+            .lookup(src)
+            .and_then(|id| ctx.routes.select(id, 0))
+            .is_some_and(|h| h.port == port),
     }
 }
 
 /// Forwards a packet `input` accepted, with its LPM result.
 #[inline]
-pub fn forward<H: Hooks>(ctx: &mut Ctx, hooks: &mut H, port: u16, d: Desc, dst: Ipv4Addr, leaf: Leaf) {
+pub fn forward<H: Hooks>(
+    ctx: &mut Ctx,
+    hooks: &mut H,
+    port: u16,
+    d: Desc,
+    dst: Ipv4Addr,
+    leaf: Leaf,
+) {
     if leaf == NO_ROUTE {
         ctx.icmp4_error(port, &d, Icmp4Error::NetUnreachable);
         ctx.drop(port, d, Drop::Ip4NoRoute);
         return;
     }
-    let hash = if ctx.routes.is_group(leaf) { flow_hash(ctx.umem.data(&d)) } else { 0 };
+    let hash = if ctx.routes.is_group(leaf) {
+        flow_hash(ctx.umem.data(&d))
+    } else {
+        0
+    };
     let Some(hop) = ctx.routes.select(leaf, hash) else {
         ctx.icmp4_error(port, &d, Icmp4Error::NetUnreachable);
         ctx.drop(port, d, Drop::Ip4NoRoute);
@@ -143,7 +163,13 @@ pub fn forward<H: Hooks>(ctx: &mut Ctx, hooks: &mut H, port: u16, d: Desc, dst: 
     let mtu = ctx.ifs.port(hop.port).map_or(1500, |p| p.mtu);
     let total = d.len as usize - ETH_HDR;
     let too_big = total > usize::from(mtu);
-    if too_big && ctx.umem.data(&d).get(ETH_HDR + 6).is_some_and(|b| b & 0x40 != 0) {
+    if too_big
+        && ctx
+            .umem
+            .data(&d)
+            .get(ETH_HDR + 6)
+            .is_some_and(|b| b & 0x40 != 0)
+    {
         // DF: the error goes to the sender as it sent the packet (before NAT).
         ctx.icmp4_error(port, &d, Icmp4Error::FragNeeded { mtu });
         ctx.drop(port, d, Drop::Ip4FragNeeded);
@@ -174,7 +200,9 @@ pub fn forward<H: Hooks>(ctx: &mut Ctx, hooks: &mut H, port: u16, d: Desc, dst: 
 /// 16-bit word with the protocol).
 #[inline]
 pub fn decrement_ttl(frame: &mut [u8]) {
-    let Some(ip) = frame.get_mut(ETH_HDR..ETH_HDR + 20) else { return };
+    let Some(ip) = frame.get_mut(ETH_HDR..ETH_HDR + 20) else {
+        return;
+    };
     let old = u16::from_be_bytes([ip[8], ip[9]]);
     ip[8] = ip[8].wrapping_sub(1);
     let new = u16::from_be_bytes([ip[8], ip[9]]);
@@ -185,7 +213,9 @@ pub fn decrement_ttl(frame: &mut [u8]) {
 /// The 5-tuple hash that keeps a flow on one ECMP member (ports only for
 /// TCP/UDP first fragments).
 fn flow_hash(frame: &[u8]) -> u32 {
-    let Some(ip) = frame.get(ETH_HDR..) else { return 0 };
+    let Some(ip) = frame.get(ETH_HDR..) else {
+        return 0;
+    };
     if ip.len() < 20 {
         return 0;
     }
@@ -195,7 +225,10 @@ fn flow_hash(frame: &[u8]) -> u32 {
     let hl = usize::from(ip[0] & 0x0f) * 4;
     let first = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff == 0;
     let (sp, dp) = match (proto, first, ip.get(hl..hl + 4)) {
-        (PROTO_TCP | PROTO_UDP, true, Some(p)) => (u16::from_be_bytes([p[0], p[1]]), u16::from_be_bytes([p[2], p[3]])),
+        (PROTO_TCP | PROTO_UDP, true, Some(p)) => (
+            u16::from_be_bytes([p[0], p[1]]),
+            u16::from_be_bytes([p[2], p[3]]),
+        ),
         _ => (0, 0),
     };
     let _ = PROTO_ICMP;

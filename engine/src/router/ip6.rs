@@ -10,19 +10,24 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
+use super::local;
 use crate::context::counters::{Drop, Stage};
+use crate::context::icmp_error::Icmp6Error;
+use crate::context::martian;
 use crate::context::{ipv6_at, write_macs, Ctx, Hooks, ETH_HDR};
 use crate::l3::poptrie::{Leaf, NO_ROUTE};
-use crate::context::icmp_error::Icmp6Error;
-use super::local;
-use crate::context::martian;
 use crate::steer::flow_hash_v6;
 use crate::xsk::Desc;
 
 /// Validates the header; returns the frame (trimmed) and the destination
 /// when the packet is to be forwarded.
 #[inline]
-pub fn input<H: Hooks>(ctx: &mut Ctx, hooks: &mut H, port: u16, mut d: Desc) -> Option<(Desc, u128)> {
+pub fn input<H: Hooks>(
+    ctx: &mut Ctx,
+    hooks: &mut H,
+    port: u16,
+    mut d: Desc,
+) -> Option<(Desc, u128)> {
     ctx.st.counters.stage(Stage::Ip6Input, 1);
     let f = ctx.umem.data(&d);
     let Some(ip) = f.get(ETH_HDR..) else {
@@ -87,13 +92,16 @@ pub fn input<H: Hooks>(ctx: &mut Ctx, hooks: &mut H, port: u16, mut d: Desc) -> 
 /// All-nodes, all-routers, or a solicited-node group of one of the port's addresses.
 fn for_us_multicast(ctx: &Ctx, port: u16, dst: Ipv6Addr) -> bool {
     let s = dst.segments();
-    if dst == Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1) || dst == Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2) {
+    if dst == Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1)
+        || dst == Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2)
+    {
         return true;
     }
     if s[..6] == [0xff02, 0, 0, 0, 0, 1] && s[6] >> 8 == 0xff {
         let o = dst.octets();
         if let Some(p) = ctx.ifs.port(port) {
-            return p.link_local().octets()[13..] == o[13..] || p.v6.iter().any(|(a, _)| a.octets()[13..] == o[13..]);
+            return p.link_local().octets()[13..] == o[13..]
+                || p.v6.iter().any(|(a, _)| a.octets()[13..] == o[13..]);
         }
     }
     false
@@ -101,13 +109,24 @@ fn for_us_multicast(ctx: &Ctx, port: u16, dst: Ipv6Addr) -> bool {
 
 /// Forwards a packet `input` accepted, with its LPM result.
 #[inline]
-pub fn forward<H: Hooks>(ctx: &mut Ctx, hooks: &mut H, port: u16, d: Desc, dst: Ipv6Addr, leaf: Leaf) {
+pub fn forward<H: Hooks>(
+    ctx: &mut Ctx,
+    hooks: &mut H,
+    port: u16,
+    d: Desc,
+    dst: Ipv6Addr,
+    leaf: Leaf,
+) {
     if leaf == NO_ROUTE {
         ctx.icmp6_error(port, &d, Icmp6Error::NoRoute);
         ctx.drop(port, d, Drop::Ip6NoRoute);
         return;
     }
-    let hash = if ctx.routes.is_group(leaf) { flow_hash(ctx.umem.data(&d)) } else { 0 };
+    let hash = if ctx.routes.is_group(leaf) {
+        flow_hash(ctx.umem.data(&d))
+    } else {
+        0
+    };
     let Some(hop) = ctx.routes.select(leaf, hash) else {
         ctx.icmp6_error(port, &d, Icmp6Error::NoRoute);
         ctx.drop(port, d, Drop::Ip6NoRoute);
@@ -127,7 +146,13 @@ pub fn forward<H: Hooks>(ctx: &mut Ctx, hooks: &mut H, port: u16, d: Desc, dst: 
     }
     let mtu = ctx.ifs.port(hop.port).map_or(1500, |p| p.mtu);
     if d.len as usize - ETH_HDR > usize::from(mtu) {
-        ctx.icmp6_error(port, &d, Icmp6Error::PacketTooBig { mtu: u32::from(mtu) });
+        ctx.icmp6_error(
+            port,
+            &d,
+            Icmp6Error::PacketTooBig {
+                mtu: u32::from(mtu),
+            },
+        );
         ctx.drop(port, d, Drop::Ip6TooBig);
         return;
     }
@@ -150,10 +175,15 @@ pub fn forward<H: Hooks>(ctx: &mut Ctx, hooks: &mut H, port: u16, d: Desc, dst: 
 /// Flow label aside, the 5-tuple keeps a flow on one ECMP member (ports when
 /// TCP/UDP directly follows the fixed header).
 fn flow_hash(frame: &[u8]) -> u32 {
-    let Some(ip) = frame.get(ETH_HDR..).filter(|ip| ip.len() >= 40) else { return 0 };
+    let Some(ip) = frame.get(ETH_HDR..).filter(|ip| ip.len() >= 40) else {
+        return 0;
+    };
     let nh = ip[6];
     let (sp, dp) = match (nh, ip.get(40..44)) {
-        (6 | 17, Some(p)) => (u16::from_be_bytes([p[0], p[1]]), u16::from_be_bytes([p[2], p[3]])),
+        (6 | 17, Some(p)) => (
+            u16::from_be_bytes([p[0], p[1]]),
+            u16::from_be_bytes([p[2], p[3]]),
+        ),
         _ => (0, 0),
     };
     flow_hash_v6(ipv6_at(ip, 8), ipv6_at(ip, 24), sp, dp, nh)

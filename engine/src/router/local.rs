@@ -11,9 +11,9 @@
 use std::net::{IpAddr, Ipv6Addr};
 
 use crate::context::counters::{Drop, Stage};
-use crate::context::{ipv6_at, write_macs, Ctx, Hooks, ETH_HDR};
 use crate::context::icmp_error::{self, Icmp4Error, Icmp6Error};
 use crate::context::neigh_frames::{self, NeighMsg};
+use crate::context::{ipv6_at, write_macs, Ctx, Hooks, ETH_HDR};
 use crate::wire::ip::IpProtocol;
 use crate::wire::ipv6::Ipv6Packet;
 use crate::xsk::Desc;
@@ -25,7 +25,9 @@ const PROTO_UDP: u8 = 17;
 pub fn input4<H: Hooks>(ctx: &mut Ctx, hooks: &mut H, port: u16, d: Desc) {
     ctx.st.counters.stage(Stage::Local, 1);
     let f = ctx.umem.data(&d);
-    let Some(ip) = f.get(ETH_HDR..) else { return ctx.drop(port, d, Drop::LocalMalformed) };
+    let Some(ip) = f.get(ETH_HDR..) else {
+        return ctx.drop(port, d, Drop::LocalMalformed);
+    };
     // input() checked the header; read what is needed.
     let frag = u16::from_be_bytes([ip[6], ip[7]]);
     if frag & 0x3fff != 0 {
@@ -39,7 +41,11 @@ pub fn input4<H: Hooks>(ctx: &mut Ctx, hooks: &mut H, port: u16, d: Desc) {
             let hl = usize::from(ip[0] & 0x0f) * 4;
             let ty = ip.get(hl).copied();
             if ty == Some(8) {
-                let ok = ctx.umem.data_mut(&d).get_mut(ETH_HDR..).is_some_and(icmp_error::echo_reply_v4_in_place);
+                let ok = ctx
+                    .umem
+                    .data_mut(&d)
+                    .get_mut(ETH_HDR..)
+                    .is_some_and(icmp_error::echo_reply_v4_in_place);
                 if ok {
                     ctx.originate4(port, src, d);
                 } else {
@@ -49,7 +55,9 @@ pub fn input4<H: Hooks>(ctx: &mut Ctx, hooks: &mut H, port: u16, d: Desc) {
                 ctx.drop(port, d, Drop::LocalIcmpIgnored);
             }
         }
-        PROTO_UDP if super::udp_echo::dst_port4(ip).is_some_and(|p| super::udp_echo::serves(ctx, p)) => {
+        PROTO_UDP
+            if super::udp_echo::dst_port4(ip).is_some_and(|p| super::udp_echo::serves(ctx, p)) =>
+        {
             if super::udp_echo::reply4(ctx, &d) {
                 ctx.originate4(port, src, d);
             } else {
@@ -71,7 +79,9 @@ pub fn input4<H: Hooks>(ctx: &mut Ctx, hooks: &mut H, port: u16, d: Desc) {
 pub fn input6<H: Hooks>(ctx: &mut Ctx, hooks: &mut H, port: u16, d: Desc) {
     ctx.st.counters.stage(Stage::Local, 1);
     let f = ctx.umem.data(&d);
-    let Some(ip) = f.get(ETH_HDR..) else { return ctx.drop(port, d, Drop::LocalMalformed) };
+    let Some(ip) = f.get(ETH_HDR..) else {
+        return ctx.drop(port, d, Drop::LocalMalformed);
+    };
     let ext = match Ipv6Packet::new_checked(ip).and_then(|p| p.ext_headers()) {
         Ok(e) => e,
         Err(_) => return ctx.drop(port, d, Drop::LocalMalformed),
@@ -89,7 +99,11 @@ pub fn input6<H: Hooks>(ctx: &mut Ctx, hooks: &mut H, port: u16, d: Desc) {
                 Some(135 | 136) => nd(ctx, port, d),
                 Some(128) => {
                     let ok = ext.count == 0
-                        && ctx.umem.data_mut(&d).get_mut(ETH_HDR..).is_some_and(icmp_error::echo_reply_v6_in_place);
+                        && ctx
+                            .umem
+                            .data_mut(&d)
+                            .get_mut(ETH_HDR..)
+                            .is_some_and(icmp_error::echo_reply_v6_in_place);
                     if ok {
                         if multicast {
                             // A reply to a group ping comes from the port's own address.
@@ -104,7 +118,10 @@ pub fn input6<H: Hooks>(ctx: &mut Ctx, hooks: &mut H, port: u16, d: Desc) {
             }
         }
         _ if multicast => ctx.drop(port, d, Drop::LocalIgnored),
-        IpProtocol::Udp if super::udp_echo::dst_port6(ip, ext.upper_offset).is_some_and(|p| super::udp_echo::serves(ctx, p)) => {
+        IpProtocol::Udp
+            if super::udp_echo::dst_port6(ip, ext.upper_offset)
+                .is_some_and(|p| super::udp_echo::serves(ctx, p)) =>
+        {
             if super::udp_echo::reply6(ctx, &d, ext.upper_offset) {
                 ctx.originate6(port, src, d);
             } else {
@@ -123,9 +140,13 @@ pub fn input6<H: Hooks>(ctx: &mut Ctx, hooks: &mut H, port: u16, d: Desc) {
 /// echo_reply_v6_in_place swapped the addresses, which put the group address
 /// in the source: replace it with the port's address and fix the checksum.
 fn fix_multicast_echo_source(ctx: &mut Ctx, port: u16, d: Desc, peer: Ipv6Addr) {
-    let Some(own) = ctx.ifs.port(port).map(|p| p.src_v6(peer)) else { return };
+    let Some(own) = ctx.ifs.port(port).map(|p| p.src_v6(peer)) else {
+        return;
+    };
     let f = ctx.umem.data_mut(&d);
-    let Some(ip) = f.get_mut(ETH_HDR..) else { return };
+    let Some(ip) = f.get_mut(ETH_HDR..) else {
+        return;
+    };
     if ip.len() < 44 {
         return;
     }
@@ -142,12 +163,21 @@ fn fix_multicast_echo_source(ctx: &mut Ctx, port: u16, d: Desc, peer: Ipv6Addr) 
 fn nd(ctx: &mut Ctx, port: u16, mut d: Desc) {
     ctx.st.counters.stage(Stage::Ip6Nd, 1);
     let f = ctx.umem.data(&d);
-    let eth_src: [u8; 6] = f.get(6..12).and_then(|s| s.try_into().ok()).unwrap_or([0; 6]);
+    let eth_src: [u8; 6] = f
+        .get(6..12)
+        .and_then(|s| s.try_into().ok())
+        .unwrap_or([0; 6]);
     let msg = f.get(ETH_HDR..).and_then(neigh_frames::parse_ndisc);
-    let Some(p) = ctx.ifs.port(port) else { return ctx.drop(port, d, Drop::NdMalformed) };
+    let Some(p) = ctx.ifs.port(port) else {
+        return ctx.drop(port, d, Drop::NdMalformed);
+    };
     let mac = p.mac;
     match msg {
-        Some(NeighMsg::NeighSolicit { src_ip, src_mac, target }) => {
+        Some(NeighMsg::NeighSolicit {
+            src_ip,
+            src_mac,
+            target,
+        }) => {
             if !p.owns_v6(target) {
                 return ctx.drop(port, d, Drop::NdConsumed);
             }
@@ -157,12 +187,18 @@ fn nd(ctx: &mut Ctx, port: u16, mut d: Desc) {
             }
             // RFC 4861 §7.2.4: to the soliciting node, or all-nodes for DAD.
             let (dst_ip, dst_mac, solicited) = if dad {
-                (Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1), [0x33, 0x33, 0, 0, 0, 1], false)
+                (
+                    Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1),
+                    [0x33, 0x33, 0, 0, 0, 1],
+                    false,
+                )
             } else {
                 (src_ip, src_mac.unwrap_or(eth_src), true)
             };
             let buf = ctx.umem.buf_mut(&d);
-            match neigh_frames::neighbor_advert(buf, mac, target, dst_mac, dst_ip, target, solicited, true) {
+            match neigh_frames::neighbor_advert(
+                buf, mac, target, dst_mac, dst_ip, target, solicited, true,
+            ) {
                 Some(n) => {
                     set_router_flag(&mut buf[..n]);
                     write_macs(buf, dst_mac, mac);
@@ -172,7 +208,12 @@ fn nd(ctx: &mut Ctx, port: u16, mut d: Desc) {
                 None => ctx.drop(port, d, Drop::NdMalformed),
             }
         }
-        Some(NeighMsg::NeighAdvert { target, target_mac, solicited, .. }) => {
+        Some(NeighMsg::NeighAdvert {
+            target,
+            target_mac,
+            solicited,
+            ..
+        }) => {
             let m = target_mac.unwrap_or(eth_src);
             if p.on_link_v6(target) {
                 ctx.neighbor_seen(port, IpAddr::V6(target), m, solicited);
@@ -188,7 +229,9 @@ fn nd(ctx: &mut Ctx, port: u16, mut d: Desc) {
 /// RFC 4861 §4.4) and patches the ICMPv6 checksum.
 fn set_router_flag(frame: &mut [u8]) {
     let at = ETH_HDR + 40;
-    let Some(icmp) = frame.get_mut(at..at + 8) else { return };
+    let Some(icmp) = frame.get_mut(at..at + 8) else {
+        return;
+    };
     if icmp[0] != 136 || icmp[4] & 0x80 != 0 {
         return;
     }

@@ -7,18 +7,18 @@ use std::sync::Arc;
 
 use crossbeam::channel::Receiver;
 
-use crate::control::config::{PollMode, PortMode};
 use crate::context::counters::{Drop, SharedCounters};
 use crate::context::events::{self, Event};
 use crate::context::tables::{Interfaces, PortInfo, Routes};
+use crate::control::config::{PollMode, PortMode};
 use crate::dataplane::tables::Tables;
 use crate::dataplane::worker::{Socket, Worker, WorkerConfig};
 use crate::l3::route_table::RouteTable;
 use crate::l3::routes_file::parse_line;
 use crate::neighbor::{NeighborKey, NeighborTable};
-use crate::wire::Mac;
 use crate::runtime::setup::connected_route;
 use crate::wire::checksum;
+use crate::wire::Mac;
 use crate::xsk::{MemPort, MemPortConfig, Umem, UmemConfig};
 
 const LAN_MAC: Mac = [0x02, 0, 0, 0, 0, 0x01];
@@ -55,19 +55,48 @@ fn port(i: u16, name: &str, mac: Mac, v4: (&str, u8), v6: (&str, u8), mtu: u16) 
 
 fn rig_with(wan_mtu: u16, routes: &[&str]) -> Rig {
     let ifs = Interfaces::new(vec![
-        port(0, "lan", LAN_MAC, ("198.18.1.1", 24), ("2001:2:0:1::1", 64), 1500),
-        port(1, "wan", WAN_MAC, ("198.19.1.1", 24), ("2001:2:0:2::1", 64), wan_mtu),
-        port(2, "wan2", WAN2_MAC, ("198.19.2.1", 24), ("2001:2:0:3::1", 64), 1500),
+        port(
+            0,
+            "lan",
+            LAN_MAC,
+            ("198.18.1.1", 24),
+            ("2001:2:0:1::1", 64),
+            1500,
+        ),
+        port(
+            1,
+            "wan",
+            WAN_MAC,
+            ("198.19.1.1", 24),
+            ("2001:2:0:2::1", 64),
+            wan_mtu,
+        ),
+        port(
+            2,
+            "wan2",
+            WAN2_MAC,
+            ("198.19.2.1", 24),
+            ("2001:2:0:3::1", 64),
+            1500,
+        ),
     ]);
     let mut rt = RouteTable::new();
     for p in &ifs.ports {
         for &(a, l) in &p.v4 {
-            let ia = crate::control::config::InterfaceAddress { addr: IpAddr::V4(a), prefix_len: l };
-            rt.stage_add(connected_route(&p.name, &ia).unwrap()).unwrap();
+            let ia = crate::control::config::InterfaceAddress {
+                addr: IpAddr::V4(a),
+                prefix_len: l,
+            };
+            rt.stage_add(connected_route(&p.name, &ia).unwrap())
+                .unwrap();
         }
         for &(a, l) in &p.v6 {
-            let ia = crate::control::config::InterfaceAddress { addr: IpAddr::V6(a), prefix_len: l };
-            rt.stage_add(connected_route(&p.name, &ia).unwrap()).unwrap();
+            let ia = crate::control::config::InterfaceAddress {
+                addr: IpAddr::V6(a),
+                prefix_len: l,
+            };
+            rt.stage_add(connected_route(&p.name, &ia).unwrap())
+                .unwrap();
         }
     }
     for r in routes {
@@ -77,17 +106,37 @@ fn rig_with(wan_mtu: u16, routes: &[&str]) -> Rig {
     let routes = Routes::resolve(rt.reader().snapshot().clone(), &ifs);
     let neigh = NeighborTable::new(30_000, 120_000);
     let tables = Arc::new(Tables::new(ifs, routes, neigh.map()));
-    let mut umem = Umem::new(UmemConfig { frame_size: 2048, frame_count: 1024, huge_pages: false, headroom: 0 }).unwrap();
+    let mut umem = Umem::new(UmemConfig {
+        frame_size: 2048,
+        frame_count: 1024,
+        huge_pages: false,
+        headroom: 0,
+    })
+    .unwrap();
     let sockets = (0..3)
-        .map(|i| Socket { port: i, io: MemPort::new(&format!("p{i}"), &umem, MemPortConfig::default()) })
+        .map(|i| Socket {
+            port: i,
+            io: MemPort::new(&format!("p{i}"), &umem, MemPortConfig::default()),
+        })
         .collect::<Vec<_>>();
     let _ = &mut umem;
     let shared = Arc::new(SharedCounters::default());
     let (sink, events) = events::channel(1024);
-    let cfg = WorkerConfig { id: 0, poll: PollMode::Busy, idle_timeout: std::time::Duration::from_millis(1) };
+    let cfg = WorkerConfig {
+        id: 0,
+        poll: PollMode::Busy,
+        idle_timeout: std::time::Duration::from_millis(1),
+    };
     let mut w = Worker::new(cfg, umem, sockets, tables.clone(), shared.clone(), sink);
     w.prime();
-    Rig { w, tables, _rt: rt, neigh, events, shared }
+    Rig {
+        w,
+        tables,
+        _rt: rt,
+        neigh,
+        events,
+        shared,
+    }
 }
 
 fn rig() -> Rig {
@@ -109,7 +158,9 @@ impl Rig {
     fn sent(&mut self, p: usize) -> Vec<Vec<u8>> {
         let (umem, socks) = self.w.split();
         let mut v = Vec::new();
-        socks[p].io.take_sent(umem, usize::MAX, |b| v.push(b.to_vec()));
+        socks[p]
+            .io
+            .take_sent(umem, usize::MAX, |b| v.push(b.to_vec()));
         v
     }
 
@@ -141,7 +192,20 @@ fn eth(dst: Mac, src: Mac, et: u16, payload: &[u8]) -> Vec<u8> {
 }
 
 fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, ttl: u8, df: bool, proto: u8, payload: &[u8]) -> Vec<u8> {
-    let mut h = vec![0x45, 0, 0, 0, 0x12, 0x34, if df { 0x40 } else { 0 }, 0, ttl, proto, 0, 0];
+    let mut h = vec![
+        0x45,
+        0,
+        0,
+        0,
+        0x12,
+        0x34,
+        if df { 0x40 } else { 0 },
+        0,
+        ttl,
+        proto,
+        0,
+        0,
+    ];
     h[2..4].copy_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
     h.extend_from_slice(&src.octets());
     h.extend_from_slice(&dst.octets());
@@ -159,7 +223,10 @@ fn udp4(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, ttl: u8, len: usiz
     for (i, b) in u[8..].iter_mut().enumerate() {
         *b = i as u8;
     }
-    let s = checksum::combine(&[checksum::pseudo_header_v4(&src.octets(), &dst.octets(), 17, (8 + len) as u16), checksum::data(&u)]);
+    let s = checksum::combine(&[
+        checksum::pseudo_header_v4(&src.octets(), &dst.octets(), 17, (8 + len) as u16),
+        checksum::data(&u),
+    ]);
     u[6..8].copy_from_slice(&checksum::udp_nonzero(!s).to_be_bytes());
     eth(LAN_MAC, H1_MAC, 0x0800, &ipv4(src, dst, ttl, false, 17, &u))
 }
@@ -200,7 +267,10 @@ fn unresolved_next_hop_parks_the_packet_and_sends_arp() {
     assert_eq!(&a[12..14], &[0x08, 0x06]);
     assert_eq!(&a[28..32], &[198, 19, 1, 1], "sender is the wan address");
     assert_eq!(&a[38..42], &H2.octets(), "target is the next hop");
-    assert!(r.events.try_iter().any(|e| matches!(e, Event::NeighMiss { key } if key.ip == IpAddr::V4(H2))));
+    assert!(r
+        .events
+        .try_iter()
+        .any(|e| matches!(e, Event::NeighMiss { key } if key.ip == IpAddr::V4(H2))));
     r.learn(1, IpAddr::V4(H2), H2_MAC);
     r.run();
     let out = r.sent(1);
@@ -215,7 +285,10 @@ fn ttl_expiry_and_no_route_answer_with_icmp_from_ingress_address() {
     let mut r = rig();
     r.learn(0, IpAddr::V4(H1), H1_MAC);
     r.inject(0, &udp4(H1, H2, 1000, 2000, 1, 10));
-    r.inject(0, &udp4(H1, Ipv4Addr::new(198, 19, 200, 1), 1000, 2000, 64, 10));
+    r.inject(
+        0,
+        &udp4(H1, Ipv4Addr::new(198, 19, 200, 1), 1000, 2000, 64, 10),
+    );
     r.run();
     let out = r.sent(0);
     assert_eq!(out.len(), 2);
@@ -244,7 +317,15 @@ fn engine_answers_ping_and_arp_for_its_addresses() {
     let c = checksum::checksum(&icmp);
     icmp[2..4].copy_from_slice(&c.to_be_bytes());
     // To the wan address, arriving on lan (a router answers for all its addresses).
-    r.inject(0, &eth(LAN_MAC, H1_MAC, 0x0800, &ipv4(H1, Ipv4Addr::new(198, 19, 1, 1), 64, false, 1, &icmp)));
+    r.inject(
+        0,
+        &eth(
+            LAN_MAC,
+            H1_MAC,
+            0x0800,
+            &ipv4(H1, Ipv4Addr::new(198, 19, 1, 1), 64, false, 1, &icmp),
+        ),
+    );
     let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1];
     arp.extend_from_slice(&H1_MAC);
     arp.extend_from_slice(&H1.octets());
@@ -356,7 +437,11 @@ fn fragments_without_df_and_refuses_with_df() {
     let back = r.sent(0);
     assert_eq!(back.len(), 1);
     assert_eq!((back[0][34], back[0][35]), (3, 4), "fragmentation needed");
-    assert_eq!(u16::from_be_bytes([back[0][40], back[0][41]]), 576, "next-hop MTU");
+    assert_eq!(
+        u16::from_be_bytes([back[0][40], back[0][41]]),
+        576,
+        "next-hop MTU"
+    );
     r.finish();
 }
 
@@ -365,7 +450,10 @@ fn ipv6_udp(src: Ipv6Addr, dst: Ipv6Addr, hl: u8, len: usize) -> Vec<u8> {
     u[0..2].copy_from_slice(&1000u16.to_be_bytes());
     u[2..4].copy_from_slice(&2000u16.to_be_bytes());
     u[4..6].copy_from_slice(&((8 + len) as u16).to_be_bytes());
-    let s = checksum::combine(&[checksum::pseudo_header_v6(&src.octets(), &dst.octets(), 17, (8 + len) as u32), checksum::data(&u)]);
+    let s = checksum::combine(&[
+        checksum::pseudo_header_v6(&src.octets(), &dst.octets(), 17, (8 + len) as u32),
+        checksum::data(&u),
+    ]);
     u[6..8].copy_from_slice(&(!s).to_be_bytes());
     let mut h = vec![0x60, 0, 0, 0];
     h.extend_from_slice(&((8 + len) as u16).to_be_bytes());
@@ -396,7 +484,10 @@ fn forwards_ipv6_and_answers_hop_limit_and_too_big() {
     assert_eq!(back.len(), 2);
     assert_eq!(back[0][14 + 40], 3, "time exceeded");
     assert_eq!(back[1][14 + 40], 2, "packet too big");
-    assert_eq!(u32::from_be_bytes([back[1][58], back[1][59], back[1][60], back[1][61]]), 1280);
+    assert_eq!(
+        u32::from_be_bytes([back[1][58], back[1][59], back[1][60], back[1][61]]),
+        1280
+    );
     r.finish();
 }
 
@@ -439,30 +530,51 @@ fn malformed_corpus_is_dropped_and_counted_under_its_reason() {
     let mut f = good.clone();
     f[16..18].copy_from_slice(&2000u16.to_be_bytes());
     fix(&mut f);
-    cases.push(("total length beyond the frame".into(), f, Drop::Ip4Malformed));
+    cases.push((
+        "total length beyond the frame".into(),
+        f,
+        Drop::Ip4Malformed,
+    ));
     let mut f = good.clone();
     f[16..18].copy_from_slice(&19u16.to_be_bytes());
     fix(&mut f);
-    cases.push(("total length below the header".into(), f, Drop::Ip4Malformed));
+    cases.push((
+        "total length below the header".into(),
+        f,
+        Drop::Ip4Malformed,
+    ));
     let mut f = good.clone();
     f[24] ^= 0x55;
     cases.push(("bad header checksum".into(), f, Drop::Ip4BadChecksum));
     let mut f = good.clone();
     f[14] = 0x65;
-    cases.push(("version 6 in an IPv4 ethertype".into(), f, Drop::Ip4Malformed));
+    cases.push((
+        "version 6 in an IPv4 ethertype".into(),
+        f,
+        Drop::Ip4Malformed,
+    ));
     for ttl in [0u8, 1] {
         let mut f = good.clone();
         f[22] = ttl;
         fix(&mut f);
         cases.push((format!("TTL {ttl}"), f, Drop::Ip4TtlExpired));
     }
-    for (src, why) in [([0u8, 1, 2, 3], Drop::Ip4MartianSrc), ([127, 0, 0, 1], Drop::Ip4MartianSrc), ([224, 0, 0, 1], Drop::Ip4MartianSrc), ([255, 255, 255, 255], Drop::Ip4MartianSrc)] {
+    for (src, why) in [
+        ([0u8, 1, 2, 3], Drop::Ip4MartianSrc),
+        ([127, 0, 0, 1], Drop::Ip4MartianSrc),
+        ([224, 0, 0, 1], Drop::Ip4MartianSrc),
+        ([255, 255, 255, 255], Drop::Ip4MartianSrc),
+    ] {
         let mut f = good.clone();
         f[26..30].copy_from_slice(&src);
         fix(&mut f);
         cases.push((format!("source {src:?}"), f, why));
     }
-    for (dst, why) in [([0u8, 1, 2, 3], Drop::Ip4MartianDst), ([127, 0, 0, 1], Drop::Ip4MartianDst), ([239, 1, 2, 3], Drop::Ip4Multicast)] {
+    for (dst, why) in [
+        ([0u8, 1, 2, 3], Drop::Ip4MartianDst),
+        ([127, 0, 0, 1], Drop::Ip4MartianDst),
+        ([239, 1, 2, 3], Drop::Ip4Multicast),
+    ] {
         let mut f = good.clone();
         f[30..34].copy_from_slice(&dst);
         fix(&mut f);
@@ -482,16 +594,39 @@ fn malformed_corpus_is_dropped_and_counted_under_its_reason() {
     let mut f = good.clone();
     f[0..6].copy_from_slice(&[0x01, 0x00, 0x5e, 0, 0, 1]);
     cases.push(("IPv4 multicast MAC".into(), f, Drop::EthMulticastNotJoined));
-    let mut f = ipv6_udp("2001:2:0:1::2".parse().unwrap(), "2001:2:0:2::2".parse().unwrap(), 64, 10);
+    let mut f = ipv6_udp(
+        "2001:2:0:1::2".parse().unwrap(),
+        "2001:2:0:2::2".parse().unwrap(),
+        64,
+        10,
+    );
     f[18..20].copy_from_slice(&4000u16.to_be_bytes());
-    cases.push(("IPv6 payload length beyond the frame".into(), f, Drop::Ip6Malformed));
-    let f = ipv6_udp("fe80::1".parse().unwrap(), "2001:2:0:2::2".parse().unwrap(), 64, 10);
+    cases.push((
+        "IPv6 payload length beyond the frame".into(),
+        f,
+        Drop::Ip6Malformed,
+    ));
+    let f = ipv6_udp(
+        "fe80::1".parse().unwrap(),
+        "2001:2:0:2::2".parse().unwrap(),
+        64,
+        10,
+    );
     cases.push(("IPv6 link-local source".into(), f, Drop::Ip6LinkLocal));
-    let f = ipv6_udp("::1".parse().unwrap(), "2001:2:0:2::2".parse().unwrap(), 64, 10);
+    let f = ipv6_udp(
+        "::1".parse().unwrap(),
+        "2001:2:0:2::2".parse().unwrap(),
+        64,
+        10,
+    );
     cases.push(("IPv6 loopback source".into(), f, Drop::Ip6Martian));
     let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1];
     arp.extend_from_slice(&H1_MAC);
-    cases.push(("truncated ARP".into(), eth([0xff; 6], H1_MAC, 0x0806, &arp), Drop::ArpMalformed));
+    cases.push((
+        "truncated ARP".into(),
+        eth([0xff; 6], H1_MAC, 0x0806, &arp),
+        Drop::ArpMalformed,
+    ));
 
     for (name, frame, why) in cases {
         let before = r.drops(why);
@@ -502,11 +637,23 @@ fn malformed_corpus_is_dropped_and_counted_under_its_reason() {
         }
         r.inject(0, &frame);
         r.run();
-        assert_eq!(r.drops(why), before + 1, "{name}: not counted as {}", why.name());
+        assert_eq!(
+            r.drops(why),
+            before + 1,
+            "{name}: not counted as {}",
+            why.name()
+        );
         let total: u64 = Drop::ALL.iter().map(|d| r.drops(*d)).sum();
         // ICMP errors may add their own suppression counters; nothing else is dropped.
-        assert!(total - total_before <= 2, "{name}: {} drops", total - total_before);
-        assert!(r.sent(1).is_empty(), "{name}: something reached the far port");
+        assert!(
+            total - total_before <= 2,
+            "{name}: {} drops",
+            total - total_before
+        );
+        assert!(
+            r.sent(1).is_empty(),
+            "{name}: something reached the far port"
+        );
         for back in r.sent(0) {
             // Only ICMP errors may come back (TTL expiry).
             assert_eq!(back[23], 1, "{name}: a non-ICMP answer");
@@ -531,7 +678,11 @@ fn the_worker_publishes_its_sockets_xdp_statistics() {
     std::thread::sleep(std::time::Duration::from_millis(110));
     r.run();
     let x = r.shared.xdp(0);
-    assert_eq!(x.iter().find(|(n, _)| *n == "rx_ring_full").map(|f| f.1), Some(refused), "{x:?}");
+    assert_eq!(
+        x.iter().find(|(n, _)| *n == "rx_ring_full").map(|f| f.1),
+        Some(refused),
+        "{x:?}"
+    );
     assert!(r.shared.xdp(1).iter().all(|(_, v)| *v == 0));
     r.finish();
 }

@@ -21,12 +21,15 @@ pub fn serves(ctx: &Ctx, port: u16) -> bool {
 /// The UDP destination port of an IPv4 datagram at ETH_HDR (header length checked by ip4-input).
 pub fn dst_port4(ip: &[u8]) -> Option<u16> {
     let hl = usize::from(*ip.first()? & 0x0f) * 4;
-    ip.get(hl + 2..hl + 4).map(|p| u16::from_be_bytes([p[0], p[1]]))
+    ip.get(hl + 2..hl + 4)
+        .map(|p| u16::from_be_bytes([p[0], p[1]]))
 }
 
 /// Turns the datagram into its echo; false when it must not be answered.
 pub fn reply4(ctx: &mut Ctx, d: &Desc) -> bool {
-    let Some(ip) = ctx.umem.data_mut(d).get_mut(ETH_HDR..) else { return false };
+    let Some(ip) = ctx.umem.data_mut(d).get_mut(ETH_HDR..) else {
+        return false;
+    };
     let hl = usize::from(ip[0] & 0x0f) * 4;
     let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
     if ip.len() < hl + 8 || total < hl + 8 || total > ip.len() {
@@ -34,7 +37,8 @@ pub fn reply4(ctx: &mut Ctx, d: &Desc) -> bool {
     }
     let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
     let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
-    if src.is_broadcast() || src.is_multicast() || src.is_unspecified() || !ctx.ifs.is_local_v4(dst) {
+    if src.is_broadcast() || src.is_multicast() || src.is_unspecified() || !ctx.ifs.is_local_v4(dst)
+    {
         return false;
     }
     let ip = &mut ctx.umem.data_mut(d)[ETH_HDR..];
@@ -55,7 +59,9 @@ pub fn reply4(ctx: &mut Ctx, d: &Desc) -> bool {
 
 /// IPv6 (no extension headers: `upper` is 40): the same, hop limit 64.
 pub fn reply6(ctx: &mut Ctx, d: &Desc, upper: usize) -> bool {
-    let Some(ip) = ctx.umem.data_mut(d).get_mut(ETH_HDR..) else { return false };
+    let Some(ip) = ctx.umem.data_mut(d).get_mut(ETH_HDR..) else {
+        return false;
+    };
     if upper != 40 || ip.len() < 48 {
         return false;
     }
@@ -78,5 +84,6 @@ pub fn reply6(ctx: &mut Ctx, d: &Desc, upper: usize) -> bool {
 
 /// The UDP destination port of an IPv6 datagram whose UDP header is at `upper`.
 pub fn dst_port6(ip: &[u8], upper: usize) -> Option<u16> {
-    ip.get(upper + 2..upper + 4).map(|p| u16::from_be_bytes([p[0], p[1]]))
+    ip.get(upper + 2..upper + 4)
+        .map(|p| u16::from_be_bytes([p[0], p[1]]))
 }

@@ -15,21 +15,21 @@ use crossbeam::channel::{Receiver, Sender};
 
 use crate::cbpf::Program;
 use crate::context::capture::Tap;
-use crate::control::ctl::{CaptureFilter, Counter, Request, Response};
-use crate::control::records::{self, Format, Record, Summary};
-use crate::control::front::{FrontCounters, Job, Reply};
-use crate::control::metrics::{self, Label, Metrics, Sheet};
 use crate::context::counters::{Drop, SharedCounters, Stage};
 use crate::context::dump::{Collector, Mode, POLL_ROWS};
 use crate::context::events::{Event, TraceRecord};
 use crate::context::tables::Routes;
+use crate::control::ctl::{CaptureFilter, Counter, Request, Response};
+use crate::control::front::{FrontCounters, Job, Reply};
+use crate::control::metrics::{self, Label, Metrics, Sheet};
+use crate::control::records::{self, Format, Record, Summary};
 use crate::dataplane::tables::Tables;
-use crate::l3::route_table::RouteTable;
-use crate::l3::routes_file;
-use crate::neighbor::{NeighborKey, NeighborTable, REACHABLE_MS, STALE_GC_MS};
 use crate::filter::rule::{Action, Rule};
 use crate::filter::Filter;
 use crate::l3::prefix::IpPrefix;
+use crate::l3::route_table::RouteTable;
+use crate::l3::routes_file;
+use crate::neighbor::{NeighborKey, NeighborTable, REACHABLE_MS, STALE_GC_MS};
 use crate::steer::{Steering, Verdict};
 
 /// Traced packets kept for `ctl trace`.
@@ -97,7 +97,9 @@ const CAPTURE_IDLE: Duration = Duration::from_secs(60);
 
 impl std::fmt::Debug for Control {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Control").field("routes", &self.rt.len()).finish()
+        f.debug_struct("Control")
+            .field("routes", &self.rt.len())
+            .finish()
     }
 }
 
@@ -148,7 +150,11 @@ impl Control {
     /// answers leave through their [`Reply`].
     pub fn pump(&mut self, wait: Duration) {
         // While a dump runs, its rows are fetched every millisecond.
-        let wait = if self.dumps.is_empty() { wait } else { wait.min(Duration::from_millis(1)) };
+        let wait = if self.dumps.is_empty() {
+            wait
+        } else {
+            wait.min(Duration::from_millis(1))
+        };
         let jobs = self.jobs.clone().unwrap_or_else(crossbeam::channel::never);
         crossbeam::channel::select! {
             recv(self.events) -> e => if let Ok(e) = e { self.event(e) },
@@ -179,7 +185,9 @@ impl Control {
     /// Ends every capture (the engine is stopping).
     pub fn end_captures(&mut self) {
         for mut c in self.captures.drain(..) {
-            c.reply.send(Response::Done { message: format!("{} frames (the engine is stopping)", c.got) });
+            c.reply.send(Response::Done {
+                message: format!("{} frames (the engine is stopping)", c.got),
+            });
         }
         for taps in &self.tables.capture {
             taps.publish(Vec::new());
@@ -195,7 +203,9 @@ impl Control {
                 return false;
             }
             if c.got >= c.want || c.last.elapsed() > CAPTURE_IDLE {
-                c.reply.send(Response::Done { message: format!("{} frames", c.got) });
+                c.reply.send(Response::Done {
+                    message: format!("{} frames", c.got),
+                });
                 return false;
             }
             true
@@ -208,7 +218,13 @@ impl Control {
     /// Gives every port the taps of the captures running on it.
     fn publish_taps(&self) {
         for (i, taps) in self.tables.capture.iter().enumerate() {
-            taps.publish(self.captures.iter().filter(|c| c.idx == i).map(|c| c.tap.clone()).collect());
+            taps.publish(
+                self.captures
+                    .iter()
+                    .filter(|c| c.idx == i)
+                    .map(|c| c.tap.clone())
+                    .collect(),
+            );
         }
     }
 
@@ -243,12 +259,21 @@ impl Control {
     pub fn event(&mut self, e: Event) {
         let now = self.now_ms();
         match e {
-            Event::NeighSeen { key, mac, confirmed } => {
-                if confirmed && !self.accept_unsolicited && !self.neighbor_reply_expected(key, mac) {
+            Event::NeighSeen {
+                key,
+                mac,
+                confirmed,
+            } => {
+                if confirmed && !self.accept_unsolicited && !self.neighbor_reply_expected(key, mac)
+                {
                     // An ARP reply / solicited NA nobody asked for (an attempt to
                     // poison the cache): ignored, counted.
                     self.unsolicited_ignored += 1;
-                    tracing::debug!("ignored an unsolicited neighbor answer for {} on port {}", key.ip, key.port);
+                    tracing::debug!(
+                        "ignored an unsolicited neighbor answer for {} on port {}",
+                        key.ip,
+                        key.port
+                    );
                     return;
                 }
                 if self.neigh.learn(key, mac, now, confirmed) {
@@ -261,22 +286,46 @@ impl Control {
                     self.neigh_dirty = true;
                 }
             }
-            Event::Captured { port, time_ns, data } => {
+            Event::Captured {
+                port,
+                time_ns,
+                data,
+            } => {
                 // The copy was made for at least one capture; each whose filter accepts it gets it.
                 let mut done = false;
-                for c in self.captures.iter_mut().filter(|c| c.idx == usize::from(port) && c.got < c.want && c.tap.accepts(&data)) {
+                for c in self.captures.iter_mut().filter(|c| {
+                    c.idx == usize::from(port) && c.got < c.want && c.tap.accepts(&data)
+                }) {
                     c.got += 1;
                     c.last = Instant::now();
-                    c.reply.send(Response::Frame { port: c.name.clone(), time_ns, data: data.clone() });
+                    c.reply.send(Response::Frame {
+                        port: c.name.clone(),
+                        time_ns,
+                        data: data.clone(),
+                    });
                     done |= c.got >= c.want;
                 }
                 if done {
                     self.service_captures();
                 }
             }
-            Event::MacMoved { bridge, key, from, to } => {
-                let b = self.tables.l2.bridges.get(usize::from(bridge)).map_or("?", |b| b.name.as_str());
-                tracing::info!("{b}: {key} moved from {} to {}", self.port_name(usize::from(from)), self.port_name(usize::from(to)));
+            Event::MacMoved {
+                bridge,
+                key,
+                from,
+                to,
+            } => {
+                let b = self
+                    .tables
+                    .l2
+                    .bridges
+                    .get(usize::from(bridge))
+                    .map_or("?", |b| b.name.as_str());
+                tracing::info!(
+                    "{b}: {key} moved from {} to {}",
+                    self.port_name(usize::from(from)),
+                    self.port_name(usize::from(to))
+                );
             }
             Event::Trace(t) => {
                 if self.trace.len() == TRACE_KEEP {
@@ -290,7 +339,11 @@ impl Control {
     /// Compiles and publishes the filter, keeping hit counts, and syncs the
     /// source-prefix drops pushed into the XDP programs.
     pub fn publish_filter(&mut self) {
-        let f = Filter::new(self.filter_rules.clone(), self.filter_default, self.filter_policy.clone());
+        let f = Filter::new(
+            self.filter_rules.clone(),
+            self.filter_default,
+            self.filter_policy.clone(),
+        );
         f.carry_hits(&self.tables.filter.load());
         let drops = f.xdp_drops();
         self.tables.filter.store(std::sync::Arc::new(f));
@@ -327,20 +380,43 @@ impl Control {
     }
 
     fn reload_config(&mut self) -> Result<String, String> {
-        let Some(path) = self.config_path.clone() else { return Err("no configuration file to reload".into()) };
+        let Some(path) = self.config_path.clone() else {
+            return Err("no configuration file to reload".into());
+        };
         let new = crate::control::config::Config::load(&path)
             .map_err(|e| format!("reload refused, the running configuration stays:\n{e}"))?;
         let mut notes = Vec::new();
         if let Some(old) = &self.running {
-            if old.engine != new.engine || old.ports != new.ports || old.bridges != new.bridges || old.nat != new.nat || old.lb != new.lb || old.tcp != new.tcp || old.tcp_stack != new.tcp_stack || old.udp_echo != new.udp_echo || old.impair != new.impair {
+            if old.engine != new.engine
+                || old.ports != new.ports
+                || old.bridges != new.bridges
+                || old.nat != new.nat
+                || old.lb != new.lb
+                || old.tcp != new.tcp
+                || old.tcp_stack != new.tcp_stack
+                || old.udp_echo != new.udp_echo
+                || old.impair != new.impair
+            {
                 notes.push("changes to [engine], ports, bridges, [nat], [[lb]], [[tcp]], [tcp_stack], [[udp]] or [impair] need a restart: not applied (lb pools: ctl lb backend)".to_string());
+            }
+            if old.conntrack.is_some() && new.conntrack.is_some() && old.conntrack != new.conntrack
+            {
+                notes.push("changes to [conntrack] need a restart: not applied".to_string());
             }
         }
         // Validate everything before changing anything.
         let port = |n: &str| self.tables.ifs.by_name(n).map(|p| p.index);
         let mut rules = Vec::new();
         for r in &new.filter.rules {
-            rules.push(Rule::parse(&r.text, &port).map_err(|e| format!("reload refused: filter rule on line {}: {e}", r.line))?);
+            let rule = Rule::parse(&r.text, &port)
+                .map_err(|e| format!("reload refused: filter rule on line {}: {e}", r.line))?;
+            if rule.m.ct_state.is_some() && self.tables.ct.is_none() {
+                return Err(format!(
+                    "reload refused: filter rule on line {}: {NO_CONNTRACK}",
+                    r.line
+                ));
+            }
+            rules.push(rule);
         }
         let routes = super::setup::config_routes(&new);
         for r in &self.config_routes {
@@ -360,7 +436,13 @@ impl Control {
             .ifs
             .ports
             .iter()
-            .map(|p| new.filter.policy.iter().find(|(n, _)| *n == p.name || *n == p.interface).map_or(self.filter_default, |(_, d)| act(*d)))
+            .map(|p| {
+                new.filter
+                    .policy
+                    .iter()
+                    .find(|(n, _)| *n == p.name || *n == p.interface)
+                    .map_or(self.filter_default, |(_, d)| act(*d))
+            })
             .collect();
         self.filter_rules = rules;
         self.publish_filter();
@@ -370,7 +452,11 @@ impl Control {
             path.display(),
             routes.len(),
             self.filter_rules.len(),
-            if notes.is_empty() { String::new() } else { format!("; {}", notes.join("; ")) }
+            if notes.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", notes.join("; "))
+            }
         );
         self.config_routes = routes;
         self.running = Some(new);
@@ -393,7 +479,11 @@ impl Control {
             Some(NeighState::Incomplete | NeighState::Failed) => true,
             // Stale entries are probed by the control thread: an answer within 3 s of a probe was asked for.
             Some(NeighState::Stale) => {
-                self.neigh.mac(key) == Some(mac) || self.probed.get(&key).is_some_and(|&t| self.now_ms().saturating_sub(t) < 3000)
+                self.neigh.mac(key) == Some(mac)
+                    || self
+                        .probed
+                        .get(&key)
+                        .is_some_and(|&t| self.now_ms().saturating_sub(t) < 3000)
             }
             Some(NeighState::Reachable) => self.neigh.mac(key) == Some(mac),
             Some(NeighState::Permanent) | None => false,
@@ -432,15 +522,25 @@ impl Control {
                     bridge: b.name.clone(),
                     mac: e.key.mac,
                     vlan: e.key.vlan,
-                    port: b.port(e.member).map_or_else(|| format!("#{}", e.member), |p| self.port_name(usize::from(p))),
+                    port: b.port(e.member).map_or_else(
+                        || format!("#{}", e.member),
+                        |p| self.port_name(usize::from(p)),
+                    ),
                     is_static: e.age_ms.is_none(),
                     age_ms: e.age_ms.map(u64::from),
                 });
             }
         }
         let bridges = self.tables.l2.bridges.len();
-        let message = if bridges == 0 { "no bridge domain is configured".to_string() } else { format!("{} entries", recs.len()) };
-        let summary = Summary::MacShow(records::MacSummary { entries: recs.len(), bridges });
+        let message = if bridges == 0 {
+            "no bridge domain is configured".to_string()
+        } else {
+            format!("{} entries", recs.len())
+        };
+        let summary = Summary::MacShow(records::MacSummary {
+            entries: recs.len(),
+            bridges,
+        });
         Shown::new("mac table", recs, summary, message)
     }
 
@@ -450,7 +550,8 @@ impl Control {
     pub fn route_show(&self) -> Shown<records::RouteRecord> {
         let all = self.rt.all();
         let mut entries: Vec<crate::l3::nexthop::NextHopEntry> = Vec::new();
-        let mut seen: std::collections::HashMap<*const crate::l3::nexthop::NextHopEntry, usize> = std::collections::HashMap::new();
+        let mut seen: std::collections::HashMap<*const crate::l3::nexthop::NextHopEntry, usize> =
+            std::collections::HashMap::new();
         let routes: Vec<(IpPrefix, u32, usize)> = all
             .into_iter()
             .map(|(p, m, e)| {
@@ -461,8 +562,12 @@ impl Control {
                 (p, m, i)
             })
             .collect();
-        let summary = Summary::RouteShow(records::RouteSummary { routes: routes.len() });
-        let records = routes.into_iter().map(move |(p, m, i)| records::RouteRecord::new(p, m, &entries[i]));
+        let summary = Summary::RouteShow(records::RouteSummary {
+            routes: routes.len(),
+        });
+        let records = routes
+            .into_iter()
+            .map(move |(p, m, i)| records::RouteRecord::new(p, m, &entries[i]));
         Shown::from_iter("routes", Box::new(records), summary, String::new())
     }
 
@@ -472,9 +577,17 @@ impl Control {
             .neigh
             .rows()
             .into_iter()
-            .map(|(k, mac, state, age_ms)| records::NeighborRecord { address: k.ip, port: self.port_name(usize::from(k.port)), mac, state, age_ms })
+            .map(|(k, mac, state, age_ms)| records::NeighborRecord {
+                address: k.ip,
+                port: self.port_name(usize::from(k.port)),
+                mac,
+                state,
+                age_ms,
+            })
             .collect();
-        let summary = Summary::ArpShow(records::NeighborSummary { neighbors: recs.len() });
+        let summary = Summary::ArpShow(records::NeighborSummary {
+            neighbors: recs.len(),
+        });
         Shown::new("neighbors", recs, summary, String::new())
     }
 
@@ -482,31 +595,80 @@ impl Control {
     pub fn lb_show(&self) -> Shown<records::LbServiceRecord> {
         let Some(lb) = &self.tables.lb else {
             let summary = Summary::LbShow(records::LbSummary { services: 0 });
-            return Shown { header: None, ..Shown::new("lb services", Vec::new(), summary, "no load-balancer service is configured".into()) };
+            return Shown {
+                header: None,
+                ..Shown::new(
+                    "lb services",
+                    Vec::new(),
+                    summary,
+                    "no load-balancer service is configured".into(),
+                )
+            };
         };
         let recs = records::LbServiceRecord::all(lb);
-        let summary = Summary::LbShow(records::LbSummary { services: recs.len() });
-        Shown { lines: |r, rows| rows.extend(r.rows()), ..Shown::new("lb services", recs, summary, String::new()) }
+        let summary = Summary::LbShow(records::LbSummary {
+            services: recs.len(),
+        });
+        Shown {
+            lines: |r, rows| rows.extend(r.rows()),
+            ..Shown::new("lb services", recs, summary, String::new())
+        }
     }
 
     /// `ctl filter show`: the rules with their hits, the policies as a last line.
     pub fn filter_show(&self) -> Shown<records::FilterRuleRecord> {
-        let (recs, summary) = records::FilterRuleRecord::all(&self.tables.filter.load(), |i| self.port_name(i));
-        let tail = summary.to_string();
-        Shown { tail: Some(tail), ..Shown::new("filter", recs, Summary::FilterShow(summary), String::new()) }
+        let (recs, mut summary) =
+            records::FilterRuleRecord::all(&self.tables.filter.load(), |i| self.port_name(i));
+        if let Some(ct) = &self.tables.ct {
+            // The stateful filter's packets by state (all workers).
+            let [new, established, related, invalid] = ct.packet_totals();
+            summary.conntrack = Some(records::filter::CtStateHits {
+                new,
+                established,
+                related,
+                invalid,
+                tracked: ct.entries(),
+            });
+        }
+        let mut tail = vec![summary.to_string()];
+        tail.extend(summary.conntrack.as_ref().map(ToString::to_string));
+        Shown {
+            tail,
+            ..Shown::new("filter", recs, Summary::FilterShow(summary), String::new())
+        }
     }
 
     /// `ctl stats` as records: each counter with its labels, and when it was read.
     pub fn stats_show(&self) -> Shown<records::StatRecord> {
-        let recs: Vec<records::StatRecord> = self.counters().iter().map(records::StatRecord::from_counter).collect();
-        let time_unix_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        let summary = Summary::Stats(records::StatsSummary { uptime_ns: self.start.elapsed().as_nanos() as u64, time_unix_ms });
+        let recs: Vec<records::StatRecord> = self
+            .counters()
+            .iter()
+            .map(records::StatRecord::from_counter)
+            .collect();
+        let time_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let summary = Summary::Stats(records::StatsSummary {
+            uptime_ns: self.start.elapsed().as_nanos() as u64,
+            time_unix_ms,
+        });
         // No text rows: `ctl stats` in text is its own view of the counters (`control::cli`).
-        Shown { header: None, records: Box::new(recs.into_iter()), lines: |_, _| {}, tail: None, summary, message: String::new() }
+        Shown {
+            header: None,
+            records: Box::new(recs.into_iter()),
+            lines: |_, _| {},
+            tail: Vec::new(),
+            summary,
+            message: String::new(),
+        }
     }
 
     fn port_name(&self, i: usize) -> String {
-        self.tables.ifs.ports.get(i).map_or_else(|| format!("#{i}"), |p| p.name.clone())
+        self.tables
+            .ifs
+            .ports
+            .get(i)
+            .map_or_else(|| format!("#{i}"), |p| p.name.clone())
     }
 
     /// Every counter, for `ctl stats`.
@@ -570,8 +732,16 @@ impl Control {
                 let scope = format!("xdp {name}");
                 for verdict in Verdict::ALL {
                     s.ctl(&scope, verdict.as_str(), v.packets(verdict));
-                    s.metric(&metrics::XDP_PACKETS, [Label::Owned(name.clone()), verdict.as_str().into()], v.packets(verdict));
-                    s.metric(&metrics::XDP_BYTES, [Label::Owned(name.clone()), verdict.as_str().into()], v.bytes[verdict as usize]);
+                    s.metric(
+                        &metrics::XDP_PACKETS,
+                        [Label::Owned(name.clone()), verdict.as_str().into()],
+                        v.packets(verdict),
+                    );
+                    s.metric(
+                        &metrics::XDP_BYTES,
+                        [Label::Owned(name.clone()), verdict.as_str().into()],
+                        v.bytes[verdict as usize],
+                    );
                 }
             }
         }
@@ -580,7 +750,11 @@ impl Control {
             let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
             for (name, def, v) in [
                 ("loops", &metrics::WORKER_LOOPS, load(&w.loops)),
-                ("idle_loops", &metrics::WORKER_IDLE_LOOPS, load(&w.idle_loops)),
+                (
+                    "idle_loops",
+                    &metrics::WORKER_IDLE_LOOPS,
+                    load(&w.idle_loops),
+                ),
                 ("sleeps", &metrics::WORKER_SLEEPS, load(&w.sleeps)),
             ] {
                 s.ctl(&scope, name, v);
@@ -589,44 +763,134 @@ impl Control {
             let cpu_ms = thread_cpu_ms(load(&w.tid));
             s.ctl(&scope, "cpu_ms", cpu_ms);
             s.metric(&metrics::WORKER_CPU, [worker(wi)], cpu_ms as f64 / 1e3);
-            s.metric(&metrics::WORKER_BUSY, [worker(wi)], load(&w.busy_ns) as f64 / 1e9);
-            for ((name, place), a) in [("frames_free", "free"), ("frames_rx", "rx"), ("frames_held", "held"), ("frames_tx", "tx")].iter().zip(&w.frames) {
+            s.metric(
+                &metrics::WORKER_BUSY,
+                [worker(wi)],
+                load(&w.busy_ns) as f64 / 1e9,
+            );
+            for ((name, place), a) in [
+                ("frames_free", "free"),
+                ("frames_rx", "rx"),
+                ("frames_held", "held"),
+                ("frames_tx", "tx"),
+            ]
+            .iter()
+            .zip(&w.frames)
+            {
                 s.ctl(&scope, name, load(a));
-                s.metric(&metrics::UMEM_FRAMES, [worker(wi), Label::Borrowed(place)], load(a));
+                s.metric(
+                    &metrics::UMEM_FRAMES,
+                    [worker(wi), Label::Borrowed(place)],
+                    load(a),
+                );
             }
             s.ctl(&scope, "ledger_errors", load(&w.ledger_errors));
-            s.metric(&metrics::UMEM_LEDGER_ERRORS, [worker(wi)], load(&w.ledger_errors));
+            s.metric(
+                &metrics::UMEM_LEDGER_ERRORS,
+                [worker(wi)],
+                load(&w.ledger_errors),
+            );
             for st in Stage::ALL {
                 let v = w.stage_count(st);
                 s.ctl(&scope, &format!("stage {}", st.name()), v);
                 s.metric(&metrics::STAGE_PACKETS, [worker(wi), st.name().into()], v);
             }
         }
-        s.ctl("neighbor", "unsolicited_answers_ignored", self.unsolicited_ignored);
+        s.ctl(
+            "neighbor",
+            "unsolicited_answers_ignored",
+            self.unsolicited_ignored,
+        );
         s.metric(&metrics::NEIGHBOR_UNSOLICITED, [], self.unsolicited_ignored);
         if want {
             // Table sizes: O(1) each but the neighbors (one pass over the control thread's table).
             let (v4, v6) = self.rt.prefixes();
             s.metric(&metrics::ROUTES, ["ipv4".into()], v4);
             s.metric(&metrics::ROUTES, ["ipv6".into()], v6);
-            for (state, n) in crate::neighbor::NeighState::ALL.iter().zip(self.neigh.state_counts()) {
+            for (state, n) in crate::neighbor::NeighState::ALL
+                .iter()
+                .zip(self.neigh.state_counts())
+            {
                 s.metric(&metrics::NEIGHBORS, [state.name().into()], n);
             }
             for b in &self.tables.l2.bridges {
                 let t = b.table.load();
-                s.metric(&metrics::MAC_ENTRIES, [Label::Owned(b.name.clone())], t.len());
-                s.metric(&metrics::MAC_ENTRIES_LIMIT, [Label::Owned(b.name.clone())], t.max_entries());
+                s.metric(
+                    &metrics::MAC_ENTRIES,
+                    [Label::Owned(b.name.clone())],
+                    t.len(),
+                );
+                s.metric(
+                    &metrics::MAC_ENTRIES_LIMIT,
+                    [Label::Owned(b.name.clone())],
+                    t.max_entries(),
+                );
             }
         }
         if let Some(nat) = &self.tables.nat {
             for (wi, g) in nat.gauges.iter().enumerate() {
                 let scope = format!("nat worker {wi}");
-                let (sessions, mappings) = (g.sessions.load(Ordering::Relaxed), g.mappings.load(Ordering::Relaxed));
+                let (sessions, mappings) = (
+                    g.sessions.load(Ordering::Relaxed),
+                    g.mappings.load(Ordering::Relaxed),
+                );
                 s.ctl(&scope, "sessions", u64::from(sessions));
                 s.ctl(&scope, "mappings", u64::from(mappings));
                 s.metric(&metrics::NAT_SESSIONS, [worker(wi)], sessions);
                 s.metric(&metrics::NAT_MAPPINGS, [worker(wi)], mappings);
-                s.metric(&metrics::NAT_SESSIONS_LIMIT, [worker(wi)], nat.cfg.max_sessions);
+                s.metric(
+                    &metrics::NAT_SESSIONS_LIMIT,
+                    [worker(wi)],
+                    nat.cfg.max_sessions,
+                );
+            }
+        }
+        if let Some(ct) = &self.tables.ct {
+            for (wi, g) in ct.gauges.iter().enumerate() {
+                let scope = format!("conntrack worker {wi}");
+                let l64 = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+                let entries = u64::from(g.entries.load(Ordering::Relaxed));
+                s.ctl(&scope, "entries", entries);
+                s.metric(&metrics::CONNTRACK_ENTRIES, [worker(wi)], entries);
+                s.metric(
+                    &metrics::CONNTRACK_ENTRIES_LIMIT,
+                    [worker(wi)],
+                    ct.cfg.max_entries,
+                );
+                for (state, a) in crate::filter::conn::STATES.iter().zip(&g.packets) {
+                    s.ctl(&scope, state, l64(a));
+                    s.metric(
+                        &metrics::CONNTRACK_PACKETS,
+                        [worker(wi), Label::Borrowed(state)],
+                        l64(a),
+                    );
+                }
+                let (created, expired, evicted, full) = (
+                    l64(&g.created),
+                    l64(&g.expired),
+                    l64(&g.evicted),
+                    l64(&g.full),
+                );
+                for (name, v) in [
+                    ("created", created),
+                    ("expired", expired),
+                    ("evicted", evicted),
+                    ("table_full", full),
+                ] {
+                    s.ctl(&scope, name, v);
+                }
+                s.metric(&metrics::CONNTRACK_CREATED, [worker(wi)], created);
+                s.metric(
+                    &metrics::CONNTRACK_REMOVED,
+                    [worker(wi), "expired".into()],
+                    expired,
+                );
+                s.metric(
+                    &metrics::CONNTRACK_REMOVED,
+                    [worker(wi), "evicted".into()],
+                    evicted,
+                );
+                s.metric(&metrics::CONNTRACK_TABLE_FULL, [worker(wi)], full);
             }
         }
         if let Some(tcp) = &self.tables.tcp {
@@ -634,9 +898,16 @@ impl Control {
                 let scope = format!("tcp worker {wi}");
                 let g32 = |a: &std::sync::atomic::AtomicU32| u64::from(a.load(Ordering::Relaxed));
                 let g64 = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-                let (conns, est, half, tw) = (g32(&g.conns), g32(&g.established), g32(&g.half_open), g32(&g.time_wait));
-                let (accepted, connected, closed) = (g64(&g.accepted), g64(&g.connected), g64(&g.closed));
-                let (reset, timed_out, refused) = (g64(&g.reset), g64(&g.timed_out), g64(&g.refused));
+                let (conns, est, half, tw) = (
+                    g32(&g.conns),
+                    g32(&g.established),
+                    g32(&g.half_open),
+                    g32(&g.time_wait),
+                );
+                let (accepted, connected, closed) =
+                    (g64(&g.accepted), g64(&g.connected), g64(&g.closed));
+                let (reset, timed_out, refused) =
+                    (g64(&g.reset), g64(&g.timed_out), g64(&g.refused));
                 let (bytes_in, bytes_out) = (g64(&g.bytes_in), g64(&g.bytes_out));
                 for (name, v) in [
                     ("conns", conns),
@@ -655,14 +926,32 @@ impl Control {
                     s.ctl(&scope, name, v);
                 }
                 let other = conns.saturating_sub(est + half + tw);
-                for (state, v) in [("established", est), ("half_open", half), ("time_wait", tw), ("other", other)] {
+                for (state, v) in [
+                    ("established", est),
+                    ("half_open", half),
+                    ("time_wait", tw),
+                    ("other", other),
+                ] {
                     s.metric(&metrics::TCP_CONNECTIONS, [worker(wi), state.into()], v);
                 }
-                s.metric(&metrics::TCP_OPENED, [worker(wi), "accepted".into()], accepted);
-                s.metric(&metrics::TCP_OPENED, [worker(wi), "connected".into()], connected);
+                s.metric(
+                    &metrics::TCP_OPENED,
+                    [worker(wi), "accepted".into()],
+                    accepted,
+                );
+                s.metric(
+                    &metrics::TCP_OPENED,
+                    [worker(wi), "connected".into()],
+                    connected,
+                );
                 // `closed` counts every end; reset, timed_out and refused are some of them.
                 let normal = closed.saturating_sub(reset + timed_out + refused);
-                for (how, v) in [("normal", normal), ("reset", reset), ("timed_out", timed_out), ("refused", refused)] {
+                for (how, v) in [
+                    ("normal", normal),
+                    ("reset", reset),
+                    ("timed_out", timed_out),
+                    ("refused", refused),
+                ] {
                     s.metric(&metrics::TCP_CLOSED, [worker(wi), how.into()], v);
                 }
                 s.metric(&metrics::TCP_RX_BYTES, [worker(wi)], bytes_in);
@@ -675,7 +964,11 @@ impl Control {
                 let name = || Label::Owned(svc.cfg.name.clone());
                 let up = svc.backends.iter().filter(|b| b.up).count();
                 s.metric(&metrics::LB_BACKENDS, [name(), "up".into()], up);
-                s.metric(&metrics::LB_BACKENDS, [name(), "down".into()], svc.backends.len() - up);
+                s.metric(
+                    &metrics::LB_BACKENDS,
+                    [name(), "down".into()],
+                    svc.backends.len() - up,
+                );
                 for b in &svc.backends {
                     let ep = || Label::Owned(b.ep.to_string());
                     let (conns, active, bytes) = b.stats.totals();
@@ -691,7 +984,11 @@ impl Control {
             for (wi, w) in self.workers.iter().enumerate() {
                 let v = w.drop_count(*d);
                 sum += v;
-                s.metric(&metrics::DROPS, [worker(wi), d.stage().into(), d.name().into()], v);
+                s.metric(
+                    &metrics::DROPS,
+                    [worker(wi), d.stage().into(), d.name().into()],
+                    v,
+                );
             }
             s.ctl(&format!("drop {}", d.stage()), d.name(), sum);
         }
@@ -700,12 +997,23 @@ impl Control {
                 s.ctl("ctl front", name, v);
                 match name {
                     "accepted" => s.metric(&metrics::CTL_CONNECTIONS, [], v),
-                    _ => s.metric(&metrics::CTL_ERRORS, [name.trim_start_matches("refused_").trim_start_matches("request_").into()], v),
+                    _ => s.metric(
+                        &metrics::CTL_ERRORS,
+                        [name
+                            .trim_start_matches("refused_")
+                            .trim_start_matches("request_")
+                            .into()],
+                        v,
+                    ),
                 }
             }
         }
         if want {
-            s.metric(&metrics::BUILD_INFO, [env!("CARGO_PKG_VERSION").into()], 1u64);
+            s.metric(
+                &metrics::BUILD_INFO,
+                [env!("CARGO_PKG_VERSION").into()],
+                1u64,
+            );
             if let Some(p) = process_stats() {
                 s.metric(&metrics::PROCESS_START, [], p.start_time_s);
                 s.metric(&metrics::PROCESS_CPU, [], p.cpu_s);
@@ -717,10 +1025,18 @@ impl Control {
     /// Answers one ctl request through `reply`. A capture keeps it and
     /// streams frames as they arrive; everything else answers at once.
     pub fn request(&mut self, req: Request, mut reply: Reply) {
-        if let Request::Capture { port, count, filter } = req {
+        if let Request::Capture {
+            port,
+            count,
+            filter,
+        } = req
+        {
             return self.start_capture(&port, count, filter, reply);
         }
-        if matches!(req, Request::NatShow | Request::NatFlush | Request::TcpShow) {
+        if matches!(
+            req,
+            Request::NatShow | Request::NatFlush | Request::TcpShow | Request::ConnShow { .. }
+        ) {
             return self.start_dump(&req, reply);
         }
         if reply.format() == Format::Json {
@@ -743,7 +1059,10 @@ impl Control {
             if reply.send(r) {
                 Ok(())
             } else {
-                Err(io::Error::new(io::ErrorKind::BrokenPipe, "the client is gone"))
+                Err(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "the client is gone",
+                ))
             }
         };
         if let Err(e) = self.answer(req, &mut out) {
@@ -752,23 +1071,38 @@ impl Control {
     }
 
     /// Answers a request that is not a capture.
-    pub fn answer(&mut self, req: Request, out: &mut dyn FnMut(Response) -> io::Result<()>) -> io::Result<()> {
+    pub fn answer(
+        &mut self,
+        req: Request,
+        out: &mut dyn FnMut(Response) -> io::Result<()>,
+    ) -> io::Result<()> {
         match req {
             Request::Stats => {
-                out(Response::Stats { time_ns: self.start.elapsed().as_nanos() as u64, counters: self.counters() })?;
-                out(Response::Done { message: String::new() })
+                out(Response::Stats {
+                    time_ns: self.start.elapsed().as_nanos() as u64,
+                    counters: self.counters(),
+                })?;
+                out(Response::Done {
+                    message: String::new(),
+                })
             }
             Request::RouteShow => self.route_show().text(out),
             Request::RouteAdd { route } => {
                 let r = match routes_file::parse_line(&route) {
                     Ok(Some(r)) => r,
-                    Ok(None) => return out(Response::Error { message: "empty route".into() }),
+                    Ok(None) => {
+                        return out(Response::Error {
+                            message: "empty route".into(),
+                        })
+                    }
                     Err(e) => return out(Response::Error { message: e }),
                 };
                 for h in &r.hops {
                     if let Some(d) = &h.dev {
                         if self.tables.ifs.by_name(d).is_none() {
-                            return out(Response::Error { message: format!("no port `{d}`") });
+                            return out(Response::Error {
+                                message: format!("no port `{d}`"),
+                            });
                         }
                     }
                 }
@@ -776,32 +1110,53 @@ impl Control {
                 match self.rt.add(r) {
                     Ok(()) => {
                         self.publish_routes();
-                        out(Response::Done { message: format!("added {shown}") })
+                        out(Response::Done {
+                            message: format!("added {shown}"),
+                        })
                     }
-                    Err(e) => out(Response::Error { message: e.to_string() }),
+                    Err(e) => out(Response::Error {
+                        message: e.to_string(),
+                    }),
                 }
             }
             Request::RouteDel { route } => {
                 // `PREFIX [metric N]`, or a whole route line (its prefix and metric count).
                 let words: Vec<&str> = route.split_whitespace().collect();
-                let Some(pfx) = words.first().and_then(|w| {
-                    if *w == "default" {
-                        None
-                    } else {
-                        w.parse::<crate::l3::prefix::IpPrefix>().ok()
-                    }
-                }) .or_else(|| {
-                    routes_file::parse_line(&route).ok().flatten().map(|r| r.prefix)
-                }) else {
-                    return out(Response::Error { message: format!("`{route}`: no prefix") });
+                let Some(pfx) = words
+                    .first()
+                    .and_then(|w| {
+                        if *w == "default" {
+                            None
+                        } else {
+                            w.parse::<crate::l3::prefix::IpPrefix>().ok()
+                        }
+                    })
+                    .or_else(|| {
+                        routes_file::parse_line(&route)
+                            .ok()
+                            .flatten()
+                            .map(|r| r.prefix)
+                    })
+                else {
+                    return out(Response::Error {
+                        message: format!("`{route}`: no prefix"),
+                    });
                 };
-                let metric = words.iter().position(|w| *w == "metric").and_then(|i| words.get(i + 1)).and_then(|m| m.parse().ok());
+                let metric = words
+                    .iter()
+                    .position(|w| *w == "metric")
+                    .and_then(|i| words.get(i + 1))
+                    .and_then(|m| m.parse().ok());
                 match self.rt.remove(pfx, metric) {
                     Ok(()) => {
                         self.publish_routes();
-                        out(Response::Done { message: format!("deleted {pfx}") })
+                        out(Response::Done {
+                            message: format!("deleted {pfx}"),
+                        })
                     }
-                    Err(e) => out(Response::Error { message: format!("{pfx}: {e}") }),
+                    Err(e) => out(Response::Error {
+                        message: format!("{pfx}: {e}"),
+                    }),
                 }
             }
             Request::ArpShow => self.arp_show().text(out),
@@ -813,22 +1168,35 @@ impl Control {
                     // A fresh table: the deleted slots go too.
                     b.table.store(Arc::new(b.fresh_table()));
                 }
-                out(Response::Done { message: format!("flushed {n} dynamic entries") })
+                out(Response::Done {
+                    message: format!("flushed {n} dynamic entries"),
+                })
             }
-            Request::NatShow | Request::NatFlush | Request::TcpShow => {
-                out(Response::Error { message: "a worker dump needs a streaming reply".into() })
+            Request::NatShow | Request::NatFlush | Request::TcpShow | Request::ConnShow { .. } => {
+                out(Response::Error {
+                    message: "a worker dump needs a streaming reply".into(),
+                })
             }
             Request::LbShow => self.lb_show().text(out),
-            Request::LbBackend { service, backend, action, weight } => {
+            Request::LbBackend {
+                service,
+                backend,
+                action,
+                weight,
+            } => {
                 let Some(lb) = self.tables.lb.clone() else {
-                    return out(Response::Error { message: "no load-balancer service is configured".into() });
+                    return out(Response::Error {
+                        message: "no load-balancer service is configured".into(),
+                    });
                 };
                 let ep = match crate::lb::parse_backend(&backend) {
                     Ok(b) => b.ep,
                     Err(e) => return out(Response::Error { message: e }),
                 };
                 if weight.is_some_and(|w| !(1..=1000).contains(&w)) {
-                    return out(Response::Error { message: "weight must be 1..1000".into() });
+                    return out(Response::Error {
+                        message: "weight must be 1..1000".into(),
+                    });
                 }
                 match lb.change_backend(&service, ep, &action, weight) {
                     Ok(m) => {
@@ -838,25 +1206,40 @@ impl Control {
                     Err(e) => out(Response::Error { message: e }),
                 }
             }
-            Request::Capture { .. } => out(Response::Error { message: "a capture needs a streaming reply".into() }),
+            Request::Capture { .. } => out(Response::Error {
+                message: "a capture needs a streaming reply".into(),
+            }),
             Request::FilterAdd { rule, at } => {
                 let r = match Rule::parse(&rule, &|n| self.port_index(n)) {
                     Ok(r) => r,
                     Err(e) => return out(Response::Error { message: e }),
                 };
-                let at = at.unwrap_or(self.filter_rules.len()).min(self.filter_rules.len());
+                if r.m.ct_state.is_some() && self.tables.ct.is_none() {
+                    return out(Response::Error {
+                        message: NO_CONNTRACK.into(),
+                    });
+                }
+                let at = at
+                    .unwrap_or(self.filter_rules.len())
+                    .min(self.filter_rules.len());
                 let shown = r.text.clone();
                 self.filter_rules.insert(at, r);
                 self.publish_filter();
-                out(Response::Done { message: format!("rule {at}: {shown}") })
+                out(Response::Done {
+                    message: format!("rule {at}: {shown}"),
+                })
             }
             Request::FilterDel { index } => {
                 if index >= self.filter_rules.len() {
-                    return out(Response::Error { message: format!("no rule {index} (there are {})", self.filter_rules.len()) });
+                    return out(Response::Error {
+                        message: format!("no rule {index} (there are {})", self.filter_rules.len()),
+                    });
                 }
                 let r = self.filter_rules.remove(index);
                 self.publish_filter();
-                out(Response::Done { message: format!("deleted rule {index}: {}", r.text) })
+                out(Response::Done {
+                    message: format!("deleted rule {index}: {}", r.text),
+                })
             }
             Request::Reload => match self.reload() {
                 Ok(m) => out(Response::Done { message: m }),
@@ -873,7 +1256,9 @@ impl Control {
     /// `ctl tcp show` (`198.18.1.1:7 198.18.1.2:40000 Established in 1000 out 1000 age 1.250s srtt 85us rto 200ms cwnd 14600 queued 0 worker 0`).
     fn start_dump(&mut self, req: &Request, mut reply: Reply) {
         let busy = |mut reply: Reply, b: crate::context::dump::Busy| {
-            reply.send(Response::Error { message: format!("{b}; try again") });
+            reply.send(Response::Error {
+                message: format!("{b}; try again"),
+            });
         };
         let json = reply.format() == Format::Json;
         let mut d: Box<dyn PendingDump> = match req {
@@ -881,24 +1266,47 @@ impl Control {
                 let flush = matches!(req, Request::NatFlush);
                 let Some(nat) = self.tables.nat.clone() else {
                     if json && !flush {
-                        let summary = records::NatSummary { sessions_listed: 0, mappings: 0, silent_workers: Vec::new() };
-                        reply.send(Response::Summary { summary: Summary::NatShow(summary) });
+                        let summary = records::NatSummary {
+                            sessions_listed: 0,
+                            mappings: 0,
+                            silent_workers: Vec::new(),
+                        };
+                        reply.send(Response::Summary {
+                            summary: Summary::NatShow(summary),
+                        });
                     }
-                    reply.send(Response::Done { message: "NAT is not configured".into() });
+                    reply.send(Response::Done {
+                        message: "NAT is not configured".into(),
+                    });
                     return;
                 };
-                let collector = match Collector::start(&nat.dumps, if flush { Mode::Flush } else { Mode::Show }) {
+                let collector = match Collector::start(
+                    &nat.dumps,
+                    if flush { Mode::Flush } else { Mode::Show },
+                ) {
                     Ok(c) => c,
                     Err(b) => return busy(reply, b),
                 };
                 let finish = move |n: usize, silent_workers: Vec<u16>| {
                     let (s, m) = nat.totals();
                     if flush {
-                        return (None, format!("flushed; {s} sessions, {m} mappings left (static forwards stay)"));
+                        return (
+                            None,
+                            format!(
+                                "flushed; {s} sessions, {m} mappings left (static forwards stay)"
+                            ),
+                        );
                     }
                     // The sessions listed (a dump is no snapshot: the gauges may have moved on).
-                    let summary = records::NatSummary { sessions_listed: n, mappings: m, silent_workers };
-                    (Some(Summary::NatShow(summary)), format!("{n} sessions, {m} mappings"))
+                    let summary = records::NatSummary {
+                        sessions_listed: n,
+                        mappings: m,
+                        silent_workers,
+                    };
+                    (
+                        Some(Summary::NatShow(summary)),
+                        format!("{n} sessions, {m} mappings"),
+                    )
                 };
                 Box::new(TableDump {
                     collector,
@@ -909,16 +1317,75 @@ impl Control {
                     sent_table: false,
                     silent: Vec::new(),
                     record: records::NatSessionRecord::new,
+                    keep: None,
                     finish: Some(Box::new(finish)),
+                })
+            }
+            Request::ConnShow { filter } => {
+                let Some(ct) = self.tables.ct.clone() else {
+                    if json {
+                        let summary = records::ConnSummary {
+                            connections_listed: 0,
+                            connections: 0,
+                            silent_workers: Vec::new(),
+                        };
+                        reply.send(Response::Summary {
+                            summary: Summary::ConnShow(summary),
+                        });
+                    }
+                    reply.send(Response::Done {
+                        message:
+                            "connection tracking is off (no [conntrack] and no `ct state` rule)"
+                                .into(),
+                    });
+                    return;
+                };
+                let keep = match conn_filter(filter.clone()) {
+                    Ok(k) => k,
+                    Err(e) => {
+                        reply.send(Response::Error { message: e });
+                        return;
+                    }
+                };
+                let collector = match Collector::start(&ct.dumps, Mode::Show) {
+                    Ok(c) => c,
+                    Err(b) => return busy(reply, b),
+                };
+                Box::new(TableDump {
+                    collector,
+                    reply,
+                    header: "connections",
+                    show: true,
+                    rows: 0,
+                    sent_table: false,
+                    silent: Vec::new(),
+                    record: records::ConnRecord::new,
+                    keep: Some(keep),
+                    finish: Some(Box::new(move |n: usize, silent_workers: Vec<u16>| {
+                        let summary = records::ConnSummary {
+                            connections_listed: n,
+                            connections: ct.entries(),
+                            silent_workers,
+                        };
+                        (Some(Summary::ConnShow(summary)), format!("{n} connections"))
+                    })),
                 })
             }
             _ => {
                 let Some(tcp) = self.tables.tcp.clone() else {
                     if json {
-                        let summary = records::TcpSummary { connections_listed: 0, connections: 0, silent_workers: Vec::new() };
-                        reply.send(Response::Summary { summary: Summary::TcpShow(summary) });
+                        let summary = records::TcpSummary {
+                            connections_listed: 0,
+                            connections: 0,
+                            silent_workers: Vec::new(),
+                        };
+                        reply.send(Response::Summary {
+                            summary: Summary::TcpShow(summary),
+                        });
                     }
-                    reply.send(Response::Done { message: "no [[tcp]] application is configured".into() });
+                    reply.send(Response::Done {
+                        message: "no [[tcp]] application is configured".into(),
+                    });
                     return;
                 };
                 let collector = match Collector::start(&tcp.dumps, Mode::Show) {
@@ -927,8 +1394,15 @@ impl Control {
                 };
                 let finish = move |n: usize, silent_workers: Vec<u16>| {
                     let connections = tcp.total_conns();
-                    let summary = records::TcpSummary { connections_listed: n, connections, silent_workers };
-                    (Some(Summary::TcpShow(summary)), format!("{connections} connections"))
+                    let summary = records::TcpSummary {
+                        connections_listed: n,
+                        connections,
+                        silent_workers,
+                    };
+                    (
+                        Some(Summary::TcpShow(summary)),
+                        format!("{connections} connections"),
+                    )
                 };
                 Box::new(TableDump {
                     collector,
@@ -939,6 +1413,7 @@ impl Control {
                     sent_table: false,
                     silent: Vec::new(),
                     record: records::TcpConnRecord::new,
+                    keep: None,
                     finish: Some(Box::new(finish)),
                 })
             }
@@ -951,37 +1426,69 @@ impl Control {
     /// Starts a capture: the filter's program is checked here (as the
     /// kernel checks a socket filter) before any worker sees it; a refused
     /// one is answered with the reason and nothing is armed.
-    fn start_capture(&mut self, port: &str, count: u32, filter: Option<CaptureFilter>, mut reply: Reply) {
+    fn start_capture(
+        &mut self,
+        port: &str,
+        count: u32,
+        filter: Option<CaptureFilter>,
+        mut reply: Reply,
+    ) {
         let Some(p) = self.tables.ifs.by_name(port) else {
-            reply.send(Response::Error { message: format!("no port `{port}`") });
+            reply.send(Response::Error {
+                message: format!("no port `{port}`"),
+            });
             return;
         };
         let (idx, name) = (usize::from(p.index), p.name.clone());
         if idx >= self.tables.capture.len() {
-            reply.send(Response::Error { message: format!("no port `{port}`") });
+            reply.send(Response::Error {
+                message: format!("no port `{port}`"),
+            });
             return;
         }
         if count == 0 {
-            reply.send(Response::Done { message: "0 frames".into() });
+            reply.send(Response::Done {
+                message: "0 frames".into(),
+            });
             return;
         }
         if self.captures.len() >= MAX_CAPTURES {
-            reply.send(Response::Error { message: format!("{MAX_CAPTURES} captures are running already") });
+            reply.send(Response::Error {
+                message: format!("{MAX_CAPTURES} captures are running already"),
+            });
             return;
         }
-        let program = match filter.as_ref().map(|f| Program::decode(&f.program)).transpose() {
+        let program = match filter
+            .as_ref()
+            .map(|f| Program::decode(&f.program))
+            .transpose()
+        {
             Ok(p) => p,
             Err(e) => {
-                reply.send(Response::Error { message: format!("capture filter refused: {e}") });
+                reply.send(Response::Error {
+                    message: format!("capture filter refused: {e}"),
+                });
                 return;
             }
         };
         match (&filter, &program) {
-            (Some(f), Some(p)) => tracing::info!("capture on {name}: {count} frames that `{}` accepts ({} instructions)", f.expr, p.len()),
+            (Some(f), Some(p)) => tracing::info!(
+                "capture on {name}: {count} frames that `{}` accepts ({} instructions)",
+                f.expr,
+                p.len()
+            ),
             _ => tracing::info!("capture on {name}: {count} frames"),
         }
         let tap = Arc::new(Tap::new(program, count));
-        self.captures.push(Capture { idx, name, want: count, got: 0, last: Instant::now(), reply, tap });
+        self.captures.push(Capture {
+            idx,
+            name,
+            want: count,
+            got: 0,
+            last: Instant::now(),
+            reply,
+            tap,
+        });
         self.publish_taps();
     }
 
@@ -996,16 +1503,33 @@ impl Control {
             self.event(e);
         }
         let on = self.tables.trace.load(Ordering::Relaxed);
-        let recs: Vec<records::TracedPacket> = self.trace.iter().map(|t| records::TracedPacket::new(t, |i| self.port_name(i))).collect();
-        let summary = Summary::Trace(records::TraceSummary { enabled: on, packets: recs.len() });
-        Shown::new("trace", recs, summary, format!("trace is {}", if on { "on" } else { "off" }))
+        let recs: Vec<records::TracedPacket> = self
+            .trace
+            .iter()
+            .map(|t| records::TracedPacket::new(t, |i| self.port_name(i)))
+            .collect();
+        let summary = Summary::Trace(records::TraceSummary {
+            enabled: on,
+            packets: recs.len(),
+        });
+        Shown::new(
+            "trace",
+            recs,
+            summary,
+            format!("trace is {}", if on { "on" } else { "off" }),
+        )
     }
 
     /// Answers a JSON request with `shown`'s records: at once when the client
     /// takes them as fast, else a chunk at a time from the loop (a full
     /// routing table is a million records), as a dump is.
     fn stream<R: Record>(&mut self, shown: Shown<R>, reply: Reply) {
-        let mut d = Box::new(RecordStream { records: shown.records.peekable(), reply, summary: Some(shown.summary), message: shown.message });
+        let mut d = Box::new(RecordStream {
+            records: shown.records.peekable(),
+            reply,
+            summary: Some(shown.summary),
+            message: shown.message,
+        });
         if !d.poll() {
             self.dumps.push(d);
         }
@@ -1022,15 +1546,19 @@ pub struct Shown<R> {
     pub records: Box<dyn Iterator<Item = R>>,
     /// A record's lines of text (one, its `Display`, but for `lb show`).
     pub lines: fn(&R, &mut Vec<String>),
-    /// A last line of the text table (the filter's policies).
-    pub tail: Option<String>,
+    /// Last lines of the text table (the filter's policies and ct state hits).
+    pub tail: Vec<String>,
     pub summary: Summary,
     pub message: String,
 }
 
 impl<R> std::fmt::Debug for Shown<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shown").field("header", &self.header).field("summary", &self.summary).field("message", &self.message).finish_non_exhaustive()
+        f.debug_struct("Shown")
+            .field("header", &self.header)
+            .field("summary", &self.summary)
+            .field("message", &self.message)
+            .finish_non_exhaustive()
     }
 }
 
@@ -1039,8 +1567,20 @@ impl<R: std::fmt::Display + 'static> Shown<R> {
         Shown::from_iter(header, Box::new(records.into_iter()), summary, message)
     }
 
-    fn from_iter(header: &'static str, records: Box<dyn Iterator<Item = R>>, summary: Summary, message: String) -> Shown<R> {
-        Shown { header: Some(header), records, lines: |r, rows| rows.push(r.to_string()), tail: None, summary, message }
+    fn from_iter(
+        header: &'static str,
+        records: Box<dyn Iterator<Item = R>>,
+        summary: Summary,
+        message: String,
+    ) -> Shown<R> {
+        Shown {
+            header: Some(header),
+            records,
+            lines: |r, rows| rows.push(r.to_string()),
+            tail: Vec::new(),
+            summary,
+            message,
+        }
     }
 
     /// The text answer: a table (one message, as before records) and the final words.
@@ -1051,9 +1591,14 @@ impl<R: std::fmt::Display + 'static> Shown<R> {
                 (self.lines)(&r, &mut rows);
             }
             rows.extend(self.tail);
-            out(Response::Table { header: header.into(), rows })?;
+            out(Response::Table {
+                header: header.into(),
+                rows,
+            })?;
         }
-        out(Response::Done { message: self.message })
+        out(Response::Done {
+            message: self.message,
+        })
     }
 }
 
@@ -1073,11 +1618,15 @@ impl<R: Record> PendingDump for RecordStream<R> {
                 if let Some(summary) = self.summary.take() {
                     self.reply.send(Response::Summary { summary });
                 }
-                self.reply.send(Response::Done { message: std::mem::take(&mut self.message) });
+                self.reply.send(Response::Done {
+                    message: std::mem::take(&mut self.message),
+                });
                 return true;
             }
             let chunk: Vec<R> = self.records.by_ref().take(POLL_ROWS).collect();
-            self.reply.send(Response::Records { records: R::wrap(chunk) });
+            self.reply.send(Response::Records {
+                records: R::wrap(chunk),
+            });
         }
         self.reply.is_closed()
     }
@@ -1097,6 +1646,9 @@ trait PendingDump {
 /// did not answer: a summary (JSON shows) and the final words.
 type Finish = Box<dyn FnOnce(usize, Vec<u16>) -> (Option<Summary>, String)>;
 
+/// Which connections `ctl conn show` lists.
+type ConnKeep = Box<dyn Fn(&crate::conntrack::ConnInfo) -> bool>;
+
 struct TableDump<T, R> {
     collector: Collector<T>,
     reply: Reply,
@@ -1109,6 +1661,8 @@ struct TableDump<T, R> {
     silent: Vec<u16>,
     /// A worker's row as a record (whose `Display` is its text row).
     record: fn(u16, &T) -> R,
+    /// The rows the request asks for (None: all).
+    keep: Option<Box<dyn Fn(&T) -> bool>>,
     finish: Option<Finish>,
 }
 
@@ -1126,24 +1680,50 @@ impl<T, R: Record + std::fmt::Display> PendingDump for TableDump<T, R> {
         // One poll (at most POLL_ROWS rows) per round: the loop's other work keeps its pace.
         for _ in 0..1 {
             let p = self.collector.poll();
-            self.rows += p.rows.len();
             self.silent.extend(&p.silent);
-            if self.show && json {
-                if !p.rows.is_empty() {
-                    let recs = p.rows.iter().map(|(w, r)| (self.record)(*w, r)).collect();
-                    self.reply.send(Response::Records { records: R::wrap(recs) });
+            let keep = |r: &T| self.keep.as_ref().is_none_or(|k| k(r));
+            if !self.show {
+                self.rows += p.rows.len();
+            } else if json {
+                let recs: Vec<R> = p
+                    .rows
+                    .iter()
+                    .filter(|(_, r)| keep(r))
+                    .map(|(w, r)| (self.record)(*w, r))
+                    .collect();
+                self.rows += recs.len();
+                if !recs.is_empty() {
+                    self.reply.send(Response::Records {
+                        records: R::wrap(recs),
+                    });
                 }
-            } else if self.show {
-                let mut lines: Vec<String> = p.rows.iter().map(|(w, r)| (self.record)(*w, r).to_string()).collect();
-                lines.extend(p.silent.iter().map(|w| format!("worker {w} did not answer")));
+            } else {
+                let mut lines: Vec<String> = p
+                    .rows
+                    .iter()
+                    .filter(|(_, r)| keep(r))
+                    .map(|(w, r)| (self.record)(*w, r).to_string())
+                    .collect();
+                self.rows += lines.len();
+                lines.extend(
+                    p.silent
+                        .iter()
+                        .map(|w| format!("worker {w} did not answer")),
+                );
                 if !lines.is_empty() {
                     self.sent_table = true;
-                    self.reply.send(Response::Table { header: self.header.into(), rows: lines });
+                    self.reply.send(Response::Table {
+                        header: self.header.into(),
+                        rows: lines,
+                    });
                 }
             }
             if p.done {
                 if self.show && !json && !self.sent_table {
-                    self.reply.send(Response::Table { header: self.header.into(), rows: Vec::new() });
+                    self.reply.send(Response::Table {
+                        header: self.header.into(),
+                        rows: Vec::new(),
+                    });
                 }
                 if let Some(f) = self.finish.take() {
                     let (summary, message) = f(self.rows, std::mem::take(&mut self.silent));
@@ -1162,15 +1742,63 @@ impl<T, R: Record + std::fmt::Display> PendingDump for TableDump<T, R> {
     }
 }
 
+/// What `ctl filter add` says of a `ct state` rule when the engine has no connection table.
+const NO_CONNTRACK: &str =
+    "`ct state` needs connection tracking, and the connection table is made at start: \
+     add a [conntrack] section (or the rule) to the configuration and restart";
+
+/// The rows `ctl conn show WORDS` keeps: every word must match (an
+/// address one of the tuples' addresses, `port N` one of their ports, a
+/// protocol name the protocol).
+fn conn_filter(words: String) -> Result<ConnKeep, String> {
+    let mut addrs: Vec<std::net::IpAddr> = Vec::new();
+    let mut ports: Vec<u16> = Vec::new();
+    let mut proto: Option<u8> = None;
+    let mut it = words.split_whitespace();
+    while let Some(w) = it.next() {
+        match w {
+            "port" | "sport" | "dport" => {
+                let p = it
+                    .next()
+                    .and_then(|p| p.parse::<u16>().ok())
+                    .ok_or_else(|| format!("`{w}` needs a port number"))?;
+                ports.push(p);
+            }
+            "tcp" => proto = Some(6),
+            "udp" => proto = Some(17),
+            "icmp" => proto = Some(1),
+            "icmpv6" => proto = Some(58),
+            "src" | "dst" | "addr" => {}
+            x => addrs.push(x.parse().map_err(|_| {
+                format!("`{x}`: expected an address, `port N` or tcp|udp|icmp|icmpv6")
+            })?),
+        }
+    }
+    Ok(Box::new(move |c| {
+        let t = [&c.orig, &c.reply];
+        proto.is_none_or(|p| c.orig.proto == p)
+            && addrs
+                .iter()
+                .all(|a| t.iter().any(|t| t.src_ip() == *a || t.dst_ip() == *a))
+            && ports
+                .iter()
+                .all(|p| t.iter().any(|t| t.sport == *p || t.dport == *p))
+    }))
+}
+
 /// CPU time (user + system) of thread `tid` of this process, in ms; 0 when unknown.
 /// /proc reports it in clock ticks of USER_HZ, 100 per second on Linux.
 fn thread_cpu_ms(tid: u64) -> u64 {
     if tid == 0 {
         return 0;
     }
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else { return 0 };
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else {
+        return 0;
+    };
     // Fields after the command (which may contain spaces) in parentheses.
-    let Some((_, rest)) = stat.rsplit_once(") ") else { return 0 };
+    let Some((_, rest)) = stat.rsplit_once(") ") else {
+        return 0;
+    };
     let f: Vec<&str> = rest.split_whitespace().collect();
     let tick = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command.
@@ -1199,13 +1827,27 @@ fn process_stats() -> Option<ProcessStats> {
     // Field n of stat (1-based; the command, field 2, is cut off with what precedes it).
     let field = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok());
     let start_time_s = (*START.get_or_init(|| {
-        let btime: u64 = std::fs::read_to_string("/proc/stat").ok()?.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())?;
+        let btime: u64 = std::fs::read_to_string("/proc/stat")
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())?;
         Some(btime as f64 + field(22)? as f64 / ticks)
     }))?;
     // Resident memory in kB (stat has it in pages, and the page size would need sysconf).
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let rss_kb: u64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?.trim().parse().ok())?;
-    Some(ProcessStats { start_time_s, cpu_s: (field(14)? + field(15)?) as f64 / ticks, rss_bytes: rss_kb * 1024 })
+    let rss_kb: u64 = status.lines().find_map(|l| {
+        l.strip_prefix("VmRSS:")?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()
+    })?;
+    Some(ProcessStats {
+        start_time_s,
+        cpu_s: (field(14)? + field(15)?) as f64 / ticks,
+        rss_bytes: rss_kb * 1024,
+    })
 }
 
 #[cfg(test)]
@@ -1236,21 +1878,39 @@ mod tests {
     }
 
     /// A control thread over three ports (two routed, one switched), two
-    /// workers, a NAT, a TCP endpoint, a load balancer and a bridge, with
-    /// some traffic counted; no sockets, no BPF.
+    /// workers, a NAT, connection tracking, a TCP endpoint, a load balancer
+    /// and a bridge, with some traffic counted; no sockets, no BPF.
     fn rig() -> Control {
+        rig_with(true)
+    }
+
+    /// [`rig`], with or without connection tracking.
+    fn rig_with(conntrack: bool) -> Control {
         let ifs = Interfaces::new(vec![
             port(0, "lan", "198.18.1.1", PortMode::Router),
             port(1, "wan", "198.19.1.1", PortMode::Router),
             port(2, "sw0", "198.18.9.1", PortMode::Router),
         ]);
         let mut rt = RouteTable::new();
-        for line in ["198.18.1.0/24 dev lan", "198.19.1.0/24 dev wan", "198.19.7.0/24 via 198.19.1.2", "2001:2:0:9::/64 via 2001:2:0:2::2"] {
-            rt.stage_add(routes_file::parse_line(line).unwrap().unwrap()).unwrap();
+        for line in [
+            "198.18.1.0/24 dev lan",
+            "198.19.1.0/24 dev wan",
+            "198.19.7.0/24 via 198.19.1.2",
+            "2001:2:0:9::/64 via 2001:2:0:2::2",
+        ] {
+            rt.stage_add(routes_file::parse_line(line).unwrap().unwrap())
+                .unwrap();
         }
         rt.publish();
         let routes = Routes::resolve(rt.reader().snapshot().clone(), &ifs);
-        let nat = NatShared::new(NatConfig { pool: vec![Ipv4Addr::new(198, 19, 1, 1)], ..Default::default() }, vec![Role::Inside, Role::Outside, Role::Inside], 2);
+        let nat = NatShared::new(
+            NatConfig {
+                pool: vec![Ipv4Addr::new(198, 19, 1, 1)],
+                ..Default::default()
+            },
+            vec![Role::Inside, Role::Outside, Role::Inside],
+            2,
+        );
         nat.gauges[1].sessions.store(3, Ordering::Relaxed);
         nat.gauges[1].mappings.store(2, Ordering::Relaxed);
         let tcp = crate::tcp::endpoint::TcpShared::new(Vec::new(), Default::default(), 2);
@@ -1275,12 +1935,36 @@ mod tests {
         };
         let lb = LbShared::new(&[svc], 2);
         let bridge = Bridge::new("br0", &[(2, VlanMode::Access(1))], 300_000, 1024);
-        bridge.table.load().insert_static(MacKey { vlan: 1, mac: [0x02, 9, 9, 9, 9, 9] }, 0);
-        let l2 = Switch { bridges: vec![bridge], ports: vec![None, None, None] };
-        let tables = Tables::new(ifs, routes, crate::neighbor::NeighborMap::default()).with_nat(nat).with_lb(lb).with_l2(l2);
+        bridge.table.load().insert_static(
+            MacKey {
+                vlan: 1,
+                mac: [0x02, 9, 9, 9, 9, 9],
+            },
+            0,
+        );
+        let l2 = Switch {
+            bridges: vec![bridge],
+            ports: vec![None, None, None],
+        };
+        let ct = crate::filter::conn::CtShared::new(
+            crate::filter::config::ConntrackConfig::default(),
+            2,
+        );
+        ct.gauges[1].entries.store(5, Ordering::Relaxed);
+        ct.gauges[0].packets[3].store(7, Ordering::Relaxed);
+        ct.gauges[0].evicted.store(2, Ordering::Relaxed);
+        let mut tables = Tables::new(ifs, routes, crate::neighbor::NeighborMap::default())
+            .with_nat(nat)
+            .with_lb(lb)
+            .with_l2(l2);
+        if conntrack {
+            tables = tables.with_ct(ct);
+        }
         let mut tables = tables;
         tables.tcp = Some(Arc::new(tcp));
-        let workers: Vec<Arc<SharedCounters>> = (0..2).map(|_| Arc::new(SharedCounters::default())).collect();
+        let workers: Vec<Arc<SharedCounters>> = (0..2)
+            .map(|_| Arc::new(SharedCounters::default()))
+            .collect();
         let mut local = LocalCounters::default();
         local.rx(0, 100);
         local.rx(0, 100);
@@ -1294,8 +1978,15 @@ mod tests {
         let (_etx, erx) = crossbeam::channel::bounded(1);
         let (ptx, _prx) = crossbeam::channel::bounded(1);
         let mut ctl = Control::new(Arc::new(tables), rt, workers, erx, ptx);
-        for (ip, state_ok) in [("198.18.1.2", true), ("198.18.1.3", true), ("198.18.1.4", false)] {
-            let key = NeighborKey { port: 0, ip: ip.parse::<IpAddr>().unwrap() };
+        for (ip, state_ok) in [
+            ("198.18.1.2", true),
+            ("198.18.1.3", true),
+            ("198.18.1.4", false),
+        ] {
+            let key = NeighborKey {
+                port: 0,
+                ip: ip.parse::<IpAddr>().unwrap(),
+            };
             if state_ok {
                 ctl.neigh.learn(key, [0x02, 1, 1, 1, 1, 1], 0, true);
             } else {
@@ -1314,8 +2005,14 @@ mod tests {
         let p = process_stats().unwrap();
         assert!(p.rss_bytes > 1 << 20 && p.cpu_s >= 0.0, "{p:?}");
         assert_eq!(process_stats().unwrap().start_time_s, p.start_time_s);
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
-        assert!(p.start_time_s <= now + 1.0 && p.start_time_s > now - 86_400.0 * 365.0, "{p:?}");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert!(
+            p.start_time_s <= now + 1.0 && p.start_time_s > now - 86_400.0 * 365.0,
+            "{p:?}"
+        );
     }
 
     /// `ctl stats` reads these rows by scope and name (`control::cli`), and
@@ -1323,7 +2020,11 @@ mod tests {
     #[test]
     fn ctl_rows_keep_their_scopes_names_and_order() {
         let ctl = rig();
-        let rows: Vec<(String, String, u64)> = ctl.counters().into_iter().map(|c| (c.scope, c.name, c.value)).collect();
+        let rows: Vec<(String, String, u64)> = ctl
+            .counters()
+            .into_iter()
+            .map(|c| (c.scope, c.name, c.value))
+            .collect();
         let mut want: Vec<(String, String)> = Vec::new();
         let mut push = |s: &str, n: &str| want.push((s.to_string(), n.to_string()));
         for p in ["lan", "wan", "sw0"] {
@@ -1336,7 +2037,17 @@ mod tests {
         }
         for w in 0..2 {
             let s = format!("worker {w}");
-            for n in ["loops", "idle_loops", "sleeps", "cpu_ms", "frames_free", "frames_rx", "frames_held", "frames_tx", "ledger_errors"] {
+            for n in [
+                "loops",
+                "idle_loops",
+                "sleeps",
+                "cpu_ms",
+                "frames_free",
+                "frames_rx",
+                "frames_held",
+                "frames_tx",
+                "ledger_errors",
+            ] {
                 push(&s, n);
             }
             for st in Stage::ALL {
@@ -1349,17 +2060,56 @@ mod tests {
             push(&format!("nat worker {w}"), "mappings");
         }
         for w in 0..2 {
-            for n in ["conns", "established", "half_open", "time_wait", "accepted", "connected", "closed", "reset", "timed_out", "refused", "bytes_in", "bytes_out"] {
+            for n in [
+                "entries",
+                "new",
+                "established",
+                "related",
+                "invalid",
+                "created",
+                "expired",
+                "evicted",
+                "table_full",
+            ] {
+                push(&format!("conntrack worker {w}"), n);
+            }
+        }
+        for w in 0..2 {
+            for n in [
+                "conns",
+                "established",
+                "half_open",
+                "time_wait",
+                "accepted",
+                "connected",
+                "closed",
+                "reset",
+                "timed_out",
+                "refused",
+                "bytes_in",
+                "bytes_out",
+            ] {
                 push(&format!("tcp worker {w}"), n);
             }
         }
         for d in Drop::ALL {
             push(&format!("drop {}", d.stage()), d.name());
         }
-        for n in ["accepted", "refused_busy", "refused_peer", "request_deadline", "request_oversized", "request_malformed", "slow_reader"] {
+        for n in [
+            "accepted",
+            "refused_busy",
+            "refused_peer",
+            "request_deadline",
+            "request_oversized",
+            "request_malformed",
+            "slow_reader",
+        ] {
             push("ctl front", n);
         }
-        let got: Vec<(String, String)> = rows.iter().map(|(s, n, _)| (s.clone(), n.clone())).collect();
+        let got: Vec<(String, String)> = rows
+            .iter()
+            .map(|(s, n, _)| (s.clone(), n.clone()))
+            .collect();
         assert_eq!(got, want);
         let value = |s: &str, n: &str| rows.iter().find(|r| r.0 == s && r.1 == n).map(|r| r.2);
         assert_eq!(value("port lan", "rx_packets"), Some(2));
@@ -1369,6 +2119,8 @@ mod tests {
         assert_eq!(value("worker 0", "stage ip4-input"), Some(2));
         assert_eq!(value("drop ip4-forward", "ip4-no-route"), Some(1));
         assert_eq!(value("nat worker 1", "sessions"), Some(3));
+        assert_eq!(value("conntrack worker 0", "invalid"), Some(7));
+        assert_eq!(value("conntrack worker 1", "entries"), Some(5));
         assert_eq!(value("tcp worker 0", "accepted"), Some(9));
         assert_eq!(value("ctl front", "accepted"), Some(4));
         assert_eq!(value("neighbor", "unsolicited_answers_ignored"), Some(1));
@@ -1386,7 +2138,7 @@ mod tests {
             assert!(r.is_known(), "{r:?}");
             let labelled = match r.group.as_ref() {
                 "port" | "xsk" | "xdp" => r.port.is_some(),
-                "worker" | "nat" | "tcp" => r.worker.is_some(),
+                "worker" | "nat" | "conntrack" | "tcp" => r.worker.is_some(),
                 "stage" => r.worker.is_some() && r.stage.is_some(),
                 "drop" => r.stage.is_some() && r.reason.is_some(),
                 _ => true,
@@ -1394,13 +2146,28 @@ mod tests {
             assert!(labelled, "{r:?}");
         }
         let find = |g: &str, name: &str, f: &dyn Fn(&records::StatRecord) -> bool| {
-            recs.iter().find(|r| r.group == g && r.name == name && f(r)).map(|r| r.value)
+            recs.iter()
+                .find(|r| r.group == g && r.name == name && f(r))
+                .map(|r| r.value)
         };
-        assert_eq!(find("port", "rx_packets", &|r| r.port.as_deref() == Some("lan")), Some(2));
-        assert_eq!(find("stage", "packets", &|r| r.worker == Some(0) && r.stage.as_deref() == Some("ip4-input")), Some(2));
-        assert_eq!(find("drop", "packets", &|r| r.reason.as_deref() == Some("ip4-no-route")), Some(1));
+        assert_eq!(
+            find("port", "rx_packets", &|r| r.port.as_deref() == Some("lan")),
+            Some(2)
+        );
+        assert_eq!(
+            find("stage", "packets", &|r| r.worker == Some(0)
+                && r.stage.as_deref() == Some("ip4-input")),
+            Some(2)
+        );
+        assert_eq!(
+            find("drop", "packets", &|r| r.reason.as_deref()
+                == Some("ip4-no-route")),
+            Some(1)
+        );
         assert_eq!(find("nat", "sessions", &|r| r.worker == Some(1)), Some(3));
-        assert!(matches!(shown.summary, Summary::Stats(ref s) if s.uptime_ns > 0 && s.time_unix_ms > 1_700_000_000_000));
+        assert!(
+            matches!(shown.summary, Summary::Stats(ref s) if s.uptime_ns > 0 && s.time_unix_ms > 1_700_000_000_000)
+        );
     }
 
     /// The text of every show command comes from its records, and their JSON
@@ -1421,37 +2188,101 @@ mod tests {
         fn round_trip<R: Record + PartialEq + std::fmt::Debug + Clone>(s: Shown<R>) -> Vec<R> {
             let recs: Vec<R> = s.records.collect();
             let wire = serde_json::to_string(&R::wrap(recs.clone())).unwrap();
-            assert_eq!(serde_json::from_str::<records::Records>(&wire).unwrap(), R::wrap(recs.clone()));
+            assert_eq!(
+                serde_json::from_str::<records::Records>(&wire).unwrap(),
+                R::wrap(recs.clone())
+            );
             recs
         }
         let routes = round_trip(ctl.route_show());
         assert_eq!(routes.len(), 4);
-        assert_eq!(routes[3].prefix.to_string(), "2001:2:0:9::/64", "IPv6 after IPv4, by prefix");
+        assert_eq!(
+            routes[3].prefix.to_string(),
+            "2001:2:0:9::/64",
+            "IPv6 after IPv4, by prefix"
+        );
         let t = text(ctl.route_show());
-        let Response::Table { rows, .. } = &t[0] else { panic!("{t:?}") };
-        assert!(rows.contains(&"198.19.7.0/24 via 198.19.1.2 metric 0".to_string()), "{rows:?}");
+        let Response::Table { rows, .. } = &t[0] else {
+            panic!("{t:?}")
+        };
+        assert!(
+            rows.contains(&"198.19.7.0/24 via 198.19.1.2 metric 0".to_string()),
+            "{rows:?}"
+        );
         let arp = round_trip(ctl.arp_show());
-        assert_eq!(arp[0].to_string(), "198.18.1.2 dev lan lladdr 02:01:01:01:01:01 REACHABLE age 0.000s");
+        assert_eq!(
+            arp[0].to_string(),
+            "198.18.1.2 dev lan lladdr 02:01:01:01:01:01 REACHABLE age 0.000s"
+        );
         assert_eq!(round_trip(ctl.mac_show()).len(), 1);
-        assert_eq!(text(ctl.mac_show()).last(), Some(&Response::Done { message: "1 entries".into() }));
+        assert_eq!(
+            text(ctl.mac_show()).last(),
+            Some(&Response::Done {
+                message: "1 entries".into()
+            })
+        );
         assert_eq!(round_trip(ctl.lb_show())[0].backends.len(), 2);
         let t = text(ctl.lb_show());
-        let Response::Table { rows, .. } = &t[0] else { panic!("{t:?}") };
+        let Response::Table { rows, .. } = &t[0] else {
+            panic!("{t:?}")
+        };
         assert_eq!(rows.len(), 3, "a service and its two backends: {rows:?}");
-        assert_eq!(rows[2], "  backend 198.19.2.12:80 weight 1 down conns 0 active 0 bytes 0");
+        assert_eq!(
+            rows[2],
+            "  backend 198.19.2.12:80 weight 1 down conns 0 active 0 bytes 0"
+        );
         assert!(round_trip(ctl.filter_show()).is_empty());
         let t = text(ctl.filter_show());
-        let Response::Table { rows, .. } = &t[0] else { panic!("{t:?}") };
-        assert_eq!(rows.last().unwrap(), "      default Accept, per-port []; hits 0");
+        let Response::Table { rows, .. } = &t[0] else {
+            panic!("{t:?}")
+        };
+        assert_eq!(
+            rows[rows.len() - 2],
+            "      default Accept, per-port []; hits 0"
+        );
+        assert_eq!(
+            rows.last().unwrap(),
+            "      ct state hits: new 0 established 0 related 0 invalid 7; 5 connections tracked"
+        );
+        let Summary::FilterShow(f) = ctl.filter_show().summary else {
+            panic!()
+        };
+        assert_eq!(f.conntrack.map(|c| (c.invalid, c.tracked)), Some((7, 5)));
         let trace = ctl.trace_show(Some(true));
-        assert!(matches!(trace.summary, Summary::Trace(records::TraceSummary { enabled: true, packets: 0 })));
-        assert_eq!(text(trace), [Response::Table { header: "trace".into(), rows: vec![] }, Response::Done { message: "trace is on".into() }]);
+        assert!(matches!(
+            trace.summary,
+            Summary::Trace(records::TraceSummary {
+                enabled: true,
+                packets: 0
+            })
+        ));
+        assert_eq!(
+            text(trace),
+            [
+                Response::Table {
+                    header: "trace".into(),
+                    rows: vec![]
+                },
+                Response::Done {
+                    message: "trace is on".into()
+                }
+            ]
+        );
         // No load balancer: the text is the message alone, the JSON an empty list.
         let ifs = (*ctl.tables.ifs).clone();
         let routes = Routes::resolve(ctl.rt.reader().snapshot().clone(), &ifs);
-        ctl.tables = Arc::new(Tables::new(ifs, routes, crate::neighbor::NeighborMap::default()));
+        ctl.tables = Arc::new(Tables::new(
+            ifs,
+            routes,
+            crate::neighbor::NeighborMap::default(),
+        ));
         assert!(round_trip(ctl.lb_show()).is_empty());
-        assert_eq!(text(ctl.lb_show()), [Response::Done { message: "no load-balancer service is configured".into() }]);
+        assert_eq!(
+            text(ctl.lb_show()),
+            [Response::Done {
+                message: "no load-balancer service is configured".into()
+            }]
+        );
     }
 
     #[test]
@@ -1462,53 +2293,221 @@ mod tests {
         let text = metrics::render(&m);
         let p = lint(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(p.len(), m.len());
-        let v = |name: &str, labels: &[(&str, &str)]| value(&p, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?} in\n{text}"));
-        assert_eq!(v("pktengine_port_rx_packets_total", &[("port", "lan")]), 2.0);
-        assert_eq!(v("pktengine_port_rx_bytes_total", &[("port", "lan")]), 200.0);
-        assert_eq!(v("pktengine_port_tx_bytes_total", &[("port", "wan")]), 200.0);
+        let v = |name: &str, labels: &[(&str, &str)]| {
+            value(&p, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?} in\n{text}"))
+        };
+        assert_eq!(
+            v("pktengine_port_rx_packets_total", &[("port", "lan")]),
+            2.0
+        );
+        assert_eq!(
+            v("pktengine_port_rx_bytes_total", &[("port", "lan")]),
+            200.0
+        );
+        assert_eq!(
+            v("pktengine_port_tx_bytes_total", &[("port", "wan")]),
+            200.0
+        );
         assert_eq!(v("pktengine_routes", &[("family", "ipv4")]), 3.0);
         assert_eq!(v("pktengine_routes", &[("family", "ipv6")]), 1.0);
         assert_eq!(v("pktengine_neighbors", &[("state", "reachable")]), 2.0);
         assert_eq!(v("pktengine_neighbors", &[("state", "incomplete")]), 1.0);
         assert_eq!(v("pktengine_neighbors", &[("state", "permanent")]), 0.0);
         assert_eq!(v("pktengine_mac_entries", &[("bridge", "br0")]), 1.0);
-        assert_eq!(v("pktengine_mac_entries_limit", &[("bridge", "br0")]), 1024.0);
+        assert_eq!(
+            v("pktengine_mac_entries_limit", &[("bridge", "br0")]),
+            1024.0
+        );
         assert_eq!(v("pktengine_nat_sessions", &[("worker", "1")]), 3.0);
         assert_eq!(v("pktengine_nat_mappings", &[("worker", "1")]), 2.0);
         assert_eq!(v("pktengine_nat_sessions", &[("worker", "0")]), 0.0);
         assert!(v("pktengine_nat_sessions_limit", &[("worker", "0")]) >= 1.0);
-        for (state, n) in [("established", 2.0), ("half_open", 1.0), ("time_wait", 1.0), ("other", 1.0)] {
-            assert_eq!(v("pktengine_tcp_connections", &[("worker", "0"), ("state", state)]), n, "{state}");
+        for (state, n) in [
+            ("established", 2.0),
+            ("half_open", 1.0),
+            ("time_wait", 1.0),
+            ("other", 1.0),
+        ] {
+            assert_eq!(
+                v(
+                    "pktengine_tcp_connections",
+                    &[("worker", "0"), ("state", state)]
+                ),
+                n,
+                "{state}"
+            );
         }
-        assert_eq!(v("pktengine_tcp_opened_total", &[("worker", "0"), ("how", "accepted")]), 9.0);
+        assert_eq!(
+            v(
+                "pktengine_tcp_opened_total",
+                &[("worker", "0"), ("how", "accepted")]
+            ),
+            9.0
+        );
+        assert_eq!(v("pktengine_conntrack_entries", &[("worker", "1")]), 5.0);
+        assert_eq!(
+            v(
+                "pktengine_conntrack_packets_total",
+                &[("worker", "0"), ("state", "invalid")]
+            ),
+            7.0
+        );
+        assert_eq!(
+            v(
+                "pktengine_conntrack_removed_total",
+                &[("worker", "0"), ("reason", "evicted")]
+            ),
+            2.0
+        );
+        assert_eq!(
+            v("pktengine_conntrack_entries_limit", &[("worker", "0")]),
+            262_144.0
+        );
         let svc = "web \"front\"";
-        assert_eq!(v("pktengine_lb_backends", &[("service", svc), ("state", "up")]), 1.0);
-        assert_eq!(v("pktengine_lb_backends", &[("service", svc), ("state", "down")]), 1.0);
-        assert_eq!(v("pktengine_lb_backend_up", &[("service", svc), ("backend", "198.19.2.11:80")]), 1.0);
-        assert_eq!(v("pktengine_lb_backend_up", &[("service", svc), ("backend", "198.19.2.12:80")]), 0.0);
-        assert_eq!(v("pktengine_drops_total", &[("worker", "0"), ("stage", "ip4-forward"), ("reason", "ip4-no-route")]), 1.0);
-        assert_eq!(v("pktengine_drops_total", &[("worker", "1"), ("stage", "ip4-forward"), ("reason", "ip4-no-route")]), 0.0);
-        assert_eq!(v("pktengine_stage_packets_total", &[("worker", "0"), ("stage", "ip4-input")]), 2.0);
-        assert_eq!(v("pktengine_umem_frames", &[("worker", "0"), ("place", "free")]), 1000.0);
+        assert_eq!(
+            v(
+                "pktengine_lb_backends",
+                &[("service", svc), ("state", "up")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            v(
+                "pktengine_lb_backends",
+                &[("service", svc), ("state", "down")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            v(
+                "pktengine_lb_backend_up",
+                &[("service", svc), ("backend", "198.19.2.11:80")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            v(
+                "pktengine_lb_backend_up",
+                &[("service", svc), ("backend", "198.19.2.12:80")]
+            ),
+            0.0
+        );
+        assert_eq!(
+            v(
+                "pktengine_drops_total",
+                &[
+                    ("worker", "0"),
+                    ("stage", "ip4-forward"),
+                    ("reason", "ip4-no-route")
+                ]
+            ),
+            1.0
+        );
+        assert_eq!(
+            v(
+                "pktengine_drops_total",
+                &[
+                    ("worker", "1"),
+                    ("stage", "ip4-forward"),
+                    ("reason", "ip4-no-route")
+                ]
+            ),
+            0.0
+        );
+        assert_eq!(
+            v(
+                "pktengine_stage_packets_total",
+                &[("worker", "0"), ("stage", "ip4-input")]
+            ),
+            2.0
+        );
+        assert_eq!(
+            v(
+                "pktengine_umem_frames",
+                &[("worker", "0"), ("place", "free")]
+            ),
+            1000.0
+        );
         assert_eq!(v("pktengine_worker_loops_total", &[("worker", "0")]), 10.0);
-        assert_eq!(v("pktengine_worker_idle_loops_total", &[("worker", "0")]), 4.0);
-        assert_eq!(v("pktengine_worker_busy_seconds_total", &[("worker", "0")]), 0.0);
+        assert_eq!(
+            v("pktengine_worker_idle_loops_total", &[("worker", "0")]),
+            4.0
+        );
+        assert_eq!(
+            v("pktengine_worker_busy_seconds_total", &[("worker", "0")]),
+            0.0
+        );
         assert_eq!(v("pktengine_ctl_connections_total", &[]), 4.0);
         assert_eq!(v("pktengine_ctl_errors_total", &[("reason", "busy")]), 0.0);
         assert_eq!(v("pktengine_neighbor_unsolicited_ignored_total", &[]), 1.0);
-        assert_eq!(v("pktengine_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), 1.0);
+        assert_eq!(
+            v(
+                "pktengine_build_info",
+                &[("version", env!("CARGO_PKG_VERSION"))]
+            ),
+            1.0
+        );
         assert!(v("process_resident_memory_bytes", &[]) > 1e6);
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
         let started = v("process_start_time_seconds", &[]);
-        assert!(started <= now + 1.0 && started > now - 86_400.0 * 365.0, "{started} vs {now}");
+        assert!(
+            started <= now + 1.0 && started > now - 86_400.0 * 365.0,
+            "{started} vs {now}"
+        );
         // Every family is there but those of the XDP programs this rig has not
         // (the sockets' XDP_STATISTICS come from the workers, zero here).
-        assert_eq!(v("pktengine_xsk_rx_ring_full_total", &[("port", "wan")]), 0.0);
+        assert_eq!(
+            v("pktengine_xsk_rx_ring_full_total", &[("port", "wan")]),
+            0.0
+        );
         for d in metrics::FAMILIES {
             let absent = d.name.starts_with("pktengine_xdp_");
             assert_eq!(m.get(d.name).is_none(), absent, "{}", d.name);
         }
         // Drops: every reason for every worker, so rate() has a series from the start.
-        assert_eq!(m.get("pktengine_drops_total").unwrap().samples.len(), Drop::ALL.len() * 2);
+        assert_eq!(
+            m.get("pktengine_drops_total").unwrap().samples.len(),
+            Drop::ALL.len() * 2
+        );
+    }
+
+    #[test]
+    fn ct_rules_need_the_connection_table() {
+        let answer = |c: &mut Control, req: Request| {
+            let mut out = Vec::new();
+            c.answer(req, &mut |r| {
+                out.push(r);
+                Ok(())
+            })
+            .unwrap();
+            out
+        };
+        let add = || Request::FilterAdd {
+            rule: "ct state established,related accept".into(),
+            at: None,
+        };
+        let mut c = rig_with(false);
+        let out = answer(&mut c, add());
+        assert!(
+            matches!(&out[0], Response::Error { message } if message.contains("connection tracking")),
+            "{out:?}"
+        );
+        assert!(c.filter_rules.is_empty());
+        let mut c = rig();
+        let out = answer(&mut c, add());
+        assert!(matches!(&out[0], Response::Done { .. }), "{out:?}");
+        assert!(c.tables.filter.load().is_stateful());
+        let out = answer(&mut c, Request::FilterShow);
+        let Response::Table { rows, .. } = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert!(
+            rows.iter()
+                .any(|r| r.contains("ct state hits: new 0 established 0")),
+            "{rows:?}"
+        );
     }
 }

@@ -25,10 +25,13 @@ pub fn import(rt: &mut RouteTable, cfg: &Config) -> Result<usize, String> {
             .output()
             .map_err(|e| format!("running `ip route`: {e}"))?;
         if !out.status.success() {
-            return Err(format!("`ip {family} route show` failed: {}", String::from_utf8_lossy(&out.stderr)));
+            return Err(format!(
+                "`ip {family} route show` failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
         }
-        let routes: Vec<serde_json::Value> =
-            serde_json::from_slice(&out.stdout).map_err(|e| format!("`ip -json route` output: {e}"))?;
+        let routes: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)
+            .map_err(|e| format!("`ip -json route` output: {e}"))?;
         for r in routes {
             match to_line(&r, cfg) {
                 Some(line) => match routes_file::parse_line(&line) {
@@ -55,7 +58,10 @@ pub fn import(rt: &mut RouteTable, cfg: &Config) -> Result<usize, String> {
 /// One `ip -json route` object as a routes-file line, or None to skip it.
 fn to_line(r: &serde_json::Value, cfg: &Config) -> Option<String> {
     let dst = r.get("dst")?.as_str()?;
-    if r.get("type").and_then(|t| t.as_str()).is_some_and(|t| t != "unicast") {
+    if r.get("type")
+        .and_then(|t| t.as_str())
+        .is_some_and(|t| t != "unicast")
+    {
         return None;
     }
     if dst.starts_with("fe80:") || dst.starts_with("ff00:") || dst == "multicast" {
@@ -63,7 +69,12 @@ fn to_line(r: &serde_json::Value, cfg: &Config) -> Option<String> {
     }
     let gw = r.get("gateway").and_then(|g| g.as_str());
     let dev = r.get("dev").and_then(|d| d.as_str());
-    let port = dev.and_then(|d| cfg.ports.iter().find(|p| p.interface == d).map(|p| p.name.clone()));
+    let port = dev.and_then(|d| {
+        cfg.ports
+            .iter()
+            .find(|p| p.interface == d)
+            .map(|p| p.name.clone())
+    });
     let metric = r.get("metric").and_then(|m| m.as_u64()).unwrap_or(0);
     let mut line = dst.to_string();
     match (gw, port) {

@@ -33,8 +33,11 @@ static JOURNAL: OnceLock<bool> = OnceLock::new();
 pub fn init(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let journal = *JOURNAL.get_or_init(|| stderr_is(std::env::var("JOURNAL_STREAM").ok().as_deref()));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let journal =
+        *JOURNAL.get_or_init(|| stderr_is(std::env::var("JOURNAL_STREAM").ok().as_deref()));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if journal {
         builder.event_format(JournalFormat).init();
     } else {
@@ -48,8 +51,12 @@ pub fn init(default: &str) {
 /// stderr goes.
 pub fn stderr_is(journal_stream: Option<&str>) -> bool {
     use std::os::fd::AsFd;
-    let Some((dev, ino)) = journal_stream.and_then(|s| s.split_once(':')) else { return false };
-    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else { return false };
+    let Some((dev, ino)) = journal_stream.and_then(|s| s.split_once(':')) else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
     match nix::sys::stat::fstat(std::io::stderr().as_fd()) {
         #[allow(clippy::unnecessary_cast)] // dev_t and ino_t differ between targets
         Ok(st) => st.st_dev as u64 == dev && st.st_ino as u64 == ino,
@@ -98,7 +105,12 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
         let meta = event.metadata();
         let mut text = format!("{} {}: ", meta.level(), meta.target());
         ctx.format_fields(Writer::new(&mut text), event)?;
@@ -160,7 +172,11 @@ mod tests {
         use std::os::fd::AsFd;
         let st = nix::sys::stat::fstat(std::io::stderr().as_fd()).unwrap();
         assert!(stderr_is(Some(&format!("{}:{}", st.st_dev, st.st_ino))));
-        assert!(!stderr_is(Some(&format!("{}:{}", st.st_dev, st.st_ino + 1))));
+        assert!(!stderr_is(Some(&format!(
+            "{}:{}",
+            st.st_dev,
+            st.st_ino + 1
+        ))));
         assert!(!stderr_is(Some("garbage")));
         assert!(!stderr_is(None));
     }

@@ -38,13 +38,13 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel;
 
+use crate::context::counters::SharedCounters;
+use crate::context::events;
+use crate::context::tables::Routes;
 use crate::control::config::{Config, PollMode, XdpMode as CfgXdpMode};
 use crate::control::ctl::{Access, CtlListener};
 use crate::control::front::{Front, FrontConfig, Limits};
 use crate::control::metrics;
-use crate::context::counters::SharedCounters;
-use crate::context::events;
-use crate::context::tables::Routes;
 use crate::dataplane::tables::Tables;
 use crate::dataplane::worker::{Socket, Worker, WorkerConfig};
 use crate::neighbor::{NeighborKey, NeighborTable, REACHABLE_MS, STALE_GC_MS};
@@ -80,10 +80,12 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     // set the flag, not kill the process with the default action.
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).map_err(|e| format!("signal handler: {e}"))?;
+        signal_hook::flag::register(sig, stop.clone())
+            .map_err(|e| format!("signal handler: {e}"))?;
     }
     let hup = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()).map_err(|e| format!("signal handler: {e}"))?;
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
+        .map_err(|e| format!("signal handler: {e}"))?;
     // The service manager's socket, connected while the process may still
     // connect anything (the control thread's filter has no socket or connect).
     let service = notify::Notifier::from_env();
@@ -98,11 +100,16 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     }
     let fib = rt.reader().snapshot().clone();
     let routes = Routes::resolve(fib, &ifs);
-    let mut tables = Tables::new(ifs, routes, NeighborTable::new(REACHABLE_MS, STALE_GC_MS).map())
-        .with_l2(cfg.switch());
+    let mut tables = Tables::new(
+        ifs,
+        routes,
+        NeighborTable::new(REACHABLE_MS, STALE_GC_MS).map(),
+    )
+    .with_l2(cfg.switch());
     if let Some(nat) = &cfg.nat {
         let roles = cfg.ports.iter().map(|p| p.nat).collect();
-        let mut shared = crate::nat::NatShared::new(nat.clone(), roles, cfg.engine.cores.len() as u16);
+        let mut shared =
+            crate::nat::NatShared::new(nat.clone(), roles, cfg.engine.cores.len() as u16);
         if cfg.lb.iter().any(|s| s.health.is_some()) {
             // Health probes leave from the engine's addresses on these ports.
             use crate::lb::health::{PROBES, PROBE_PORT_LO};
@@ -110,20 +117,39 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
         }
         tables = tables.with_nat(shared);
     }
+    if let Some(ct) = &cfg.conntrack {
+        tables = tables.with_ct(crate::filter::conn::CtShared::new(
+            *ct,
+            cfg.engine.cores.len() as u16,
+        ));
+    }
     tables.udp_echo = cfg.udp_echo.clone();
     tables.icmp = cfg.engine.icmp;
     if !cfg.tcp.is_empty() {
-        tables.tcp = Some(Arc::new(crate::tcp::endpoint::TcpShared::new(cfg.tcp.clone(), cfg.tcp_stack, cfg.engine.cores.len() as u16)));
+        tables.tcp = Some(Arc::new(crate::tcp::endpoint::TcpShared::new(
+            cfg.tcp.clone(),
+            cfg.tcp_stack,
+            cfg.engine.cores.len() as u16,
+        )));
     }
     if let Some(imp) = &cfg.impair {
         tracing::warn!("[impair] is on: frames are dropped, duplicated and reordered on purpose ({imp}); a test feature, not for production");
         tables = tables.with_impair(imp.clone());
     }
     if !cfg.lb.is_empty() {
-        tables = tables.with_lb(crate::lb::LbShared::new(&cfg.lb, cfg.engine.cores.len() as u16));
+        tables = tables.with_lb(crate::lb::LbShared::new(
+            &cfg.lb,
+            cfg.engine.cores.len() as u16,
+        ));
     }
-    if tables.nat.is_some() || tables.lb.is_some() || (tables.tcp.is_some() && cfg.engine.cores.len() > 1) {
-        tables = tables.with_handoff(cfg.engine.cores.len() as u16, true).map_err(|e| format!("worker handoff: {e}"))?;
+    let several = cfg.engine.cores.len() > 1;
+    if tables.nat.is_some()
+        || tables.lb.is_some()
+        || ((tables.tcp.is_some() || tables.ct.is_some()) && several)
+    {
+        tables = tables
+            .with_handoff(cfg.engine.cores.len() as u16, true)
+            .map_err(|e| format!("worker handoff: {e}"))?;
     }
     let tables = Arc::new(tables);
     tables.trace.store(cfg.engine.trace, Ordering::Relaxed);
@@ -137,8 +163,16 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     for (w, &core) in cfg.engine.cores.iter().enumerate() {
         let counters = Arc::new(SharedCounters::default());
         shared.push(counters.clone());
-        let (cfg, tables, stop, go, sink, bound_tx, probes, privs) =
-            (cfg.clone(), tables.clone(), stop.clone(), go.clone(), sink.clone(), bound_tx.clone(), probe_rx.clone(), privs.clone());
+        let (cfg, tables, stop, go, sink, bound_tx, probes, privs) = (
+            cfg.clone(),
+            tables.clone(),
+            stop.clone(),
+            go.clone(),
+            sink.clone(),
+            bound_tx.clone(),
+            probe_rx.clone(),
+            privs.clone(),
+        );
         let copy = opts.copy_mode;
         let h = std::thread::Builder::new()
             .name(format!("pktengine-w{w}"))
@@ -213,7 +247,12 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
                     if let Err(e) = s.set_queue_sockets(queue, &[fd]) {
                         return abort(format!("port `{}` queue {queue}: {e}", p.name), handles);
                     }
-                    tracing::info!("port {} ({}) queue {queue}: worker {} socket, {mode} mode", p.name, p.interface, b.worker);
+                    tracing::info!(
+                        "port {} ({}) queue {queue}: worker {} socket, {mode} mode",
+                        p.name,
+                        p.interface,
+                        b.worker
+                    );
                 }
             }
         }
@@ -236,10 +275,16 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
         Ok(a) => a,
         Err(e) => return abort(e, handles),
     };
-    let mut listener = match CtlListener::bind(&cfg.engine.ctl_socket, access.group.as_ref().map(|g| g.1)) {
-        Ok(l) => l,
-        Err(e) => return abort(format!("ctl socket {}: {e}", cfg.engine.ctl_socket.display()), handles),
-    };
+    let mut listener =
+        match CtlListener::bind(&cfg.engine.ctl_socket, access.group.as_ref().map(|g| g.1)) {
+            Ok(l) => l,
+            Err(e) => {
+                return abort(
+                    format!("ctl socket {}: {e}", cfg.engine.ctl_socket.display()),
+                    handles,
+                )
+            }
+        };
     let metrics = match cfg.engine.metrics_listen.map(metrics::bind).transpose() {
         Ok(m) => m,
         Err(e) => return abort(format!("metrics endpoint: {e}"), handles),
@@ -265,9 +310,14 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     // thousands of rows) must not take CPU time from a worker. The lowest
     // core no worker uses; none free: left to the scheduler. The front thread, started next,
     // inherits the same core.
-    let free_core = core_affinity::get_core_ids().unwrap_or_default().into_iter().find(|c| !cfg.engine.cores.contains(&c.id));
+    let free_core = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| !cfg.engine.cores.contains(&c.id));
     match free_core {
-        Some(c) if core_affinity::set_for_current(c) => tracing::info!("control thread on core {}", c.id),
+        Some(c) if core_affinity::set_for_current(c) => {
+            tracing::info!("control thread on core {}", c.id)
+        }
         Some(c) => tracing::warn!("control thread: could not pin to core {}", c.id),
         None => tracing::info!("control thread: no core free of workers, not pinned"),
     }
@@ -298,7 +348,10 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     ctl.jobs = Some(jobs);
     ctl.front = Some(front.counters.clone());
     go.store(true, Ordering::Release);
-    if let Err(e) = privs.confine(Role::Control).and_then(|_| privs.wait_confined(nworkers + 2, Duration::from_secs(5))) {
+    if let Err(e) = privs
+        .confine(Role::Control)
+        .and_then(|_| privs.wait_confined(nworkers + 2, Duration::from_secs(5)))
+    {
         drop(ctl);
         return abort(e, handles);
     }
@@ -308,7 +361,11 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
         cfg.ports.len(),
         nworkers,
         cfg.engine.cores,
-        if cfg.engine.poll == PollMode::Busy { "busy" } else { "adaptive" },
+        if cfg.engine.poll == PollMode::Busy {
+            "busy"
+        } else {
+            "adaptive"
+        },
         cfg.engine.ctl_socket.display()
     );
     tracing::info!("pktengine running: {running}");
@@ -339,7 +396,10 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
             // signal that arrived after this loop's check. Only a panic is a failure.
             let panicked = handles.swap_remove(i).join().is_err();
             if panicked || !stopping() {
-                tracing::error!("worker thread ended unexpectedly{}", if panicked { " (panic)" } else { "" });
+                tracing::error!(
+                    "worker thread ended unexpectedly{}",
+                    if panicked { " (panic)" } else { "" }
+                );
                 stop.store(true, Ordering::Relaxed);
                 for h in handles {
                     let _ = h.join();
@@ -357,14 +417,20 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     front.stop();
     // A panic while draining fails the run, as one seen in the loop above does
     // (which of the two sees it is a matter of timing).
-    let panicked = handles.into_iter().map(|h| h.join()).filter(Result::is_err).count();
+    let panicked = handles
+        .into_iter()
+        .map(|h| h.join())
+        .filter(Result::is_err)
+        .count();
     // Dropping the links detaches XDP; dropping the listener removes the
     // socket where the engine's user may, the custodian does elsewhere.
     drop(ctl);
     drop(listener);
     privs.finish();
     if panicked > 0 {
-        return Err(format!("{panicked} worker thread(s) panicked while draining"));
+        return Err(format!(
+            "{panicked} worker thread(s) panicked while draining"
+        ));
     }
     tracing::info!("stopped");
     Ok(())
@@ -389,7 +455,10 @@ fn build_worker(
             }
         }
     }
-    let frames = cfg.engine.frames_per_port.saturating_mul(wanted.len().max(1) as u32);
+    let frames = cfg
+        .engine
+        .frames_per_port
+        .saturating_mul(wanted.len().max(1) as u32);
     let mut umem = Umem::new(UmemConfig {
         frame_size: cfg.engine.frame_size,
         frame_count: frames,
@@ -407,9 +476,13 @@ fn build_worker(
         need_wakeup: true,
     };
     let mut sockets = Vec::new();
-    let mut b = Bound { worker: w, sockets: Vec::new() };
+    let mut b = Bound {
+        worker: w,
+        sockets: Vec::new(),
+    };
     for (port, q, ifname) in wanted {
-        let s = XskPort::bind(&mut umem, &ifname, q, &xcfg).map_err(|e| format!("worker {w}: {ifname} queue {q}: {e}"))?;
+        let s = XskPort::bind(&mut umem, &ifname, q, &xcfg)
+            .map_err(|e| format!("worker {w}: {ifname} queue {q}: {e}"))?;
         b.sockets.push((port, q, s.raw_fd(), s.mode()));
         sockets.push(Socket { port, io: s });
     }

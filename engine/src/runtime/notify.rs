@@ -50,11 +50,15 @@ impl Notifier {
         let addr = addr.to_string_lossy();
         match Notifier::connect(&addr) {
             Ok(mut n) => {
-                n.watchdog = sd_notify::watchdog_enabled().filter(|d| !d.is_zero()).map(|d| (d, Instant::now()));
+                n.watchdog = sd_notify::watchdog_enabled()
+                    .filter(|d| !d.is_zero())
+                    .map(|d| (d, Instant::now()));
                 Some(n)
             }
             Err(e) => {
-                tracing::warn!("NOTIFY_SOCKET={addr}: {e}; the service manager will not hear from the engine");
+                tracing::warn!(
+                    "NOTIFY_SOCKET={addr}: {e}; the service manager will not hear from the engine"
+                );
                 None
             }
         }
@@ -68,13 +72,22 @@ impl Notifier {
                 SocketAddr::from_abstract_name(name.as_bytes())?
             }
             None if addr.starts_with('/') => SocketAddr::from_pathname(addr)?,
-            None => return Err(io::Error::new(io::ErrorKind::InvalidInput, "neither an absolute path nor @abstract")),
+            None => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "neither an absolute path nor @abstract",
+                ))
+            }
         };
         let sock = UnixDatagram::unbound()?;
         sock.connect_addr(&sa)?;
         // A manager that does not read must not stall the control loop.
         sock.set_nonblocking(true)?;
-        Ok(Notifier { sock, pid: std::process::id(), watchdog: None })
+        Ok(Notifier {
+            sock,
+            pid: std::process::id(),
+            watchdog: None,
+        })
     }
 
     /// Sends one message of `states`, one `KEY=VALUE` a line.
@@ -86,7 +99,10 @@ impl Notifier {
         }
         let n = self.sock.send(msg.as_bytes())?;
         if n != msg.len() {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "notification cut short"));
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "notification cut short",
+            ));
         }
         Ok(())
     }
@@ -101,12 +117,19 @@ impl Notifier {
     /// Every worker runs and the ctl socket listens.
     pub fn ready(&self, status: &str) {
         let status = one_line(status);
-        self.tell(&[NotifyState::Ready, NotifyState::MainPid(self.pid), NotifyState::Status(&status)]);
+        self.tell(&[
+            NotifyState::Ready,
+            NotifyState::MainPid(self.pid),
+            NotifyState::Status(&status),
+        ]);
     }
 
     /// A reload begins (systemd 253 and later require the monotonic time with it).
     pub fn reloading(&self) {
-        let mut states = vec![NotifyState::Reloading, NotifyState::Status("reloading the configuration")];
+        let mut states = vec![
+            NotifyState::Reloading,
+            NotifyState::Status("reloading the configuration"),
+        ];
         if let Ok(now) = NotifyState::monotonic_usec_now() {
             states.push(now);
         }
@@ -117,20 +140,27 @@ impl Notifier {
     pub fn reloaded(&self, result: &Result<String, String>) {
         let status = match result {
             Ok(m) => one_line(&format!("running, reloaded: {m}")),
-            Err(e) => one_line(&format!("running, reload refused, the running configuration stays: {e}")),
+            Err(e) => one_line(&format!(
+                "running, reload refused, the running configuration stays: {e}"
+            )),
         };
         self.tell(&[NotifyState::Ready, NotifyState::Status(&status)]);
     }
 
     /// Shutdown begins.
     pub fn stopping(&self, status: &str) {
-        self.tell(&[NotifyState::Stopping, NotifyState::Status(&one_line(status))]);
+        self.tell(&[
+            NotifyState::Stopping,
+            NotifyState::Status(&one_line(status)),
+        ]);
     }
 
     /// From the control loop: WATCHDOG=1 when half the period has passed
     /// since the last one (sd_watchdog_enabled(3) advises half).
     pub fn watchdog(&mut self, now: Instant) {
-        let Some((period, last)) = self.watchdog else { return };
+        let Some((period, last)) = self.watchdog else {
+            return;
+        };
         if now.duration_since(last) >= period / 2 {
             self.tell(&[NotifyState::Watchdog]);
             self.watchdog = Some((period, now));
@@ -168,11 +198,26 @@ mod tests {
         let n = Notifier::connect(p.to_str().unwrap()).unwrap();
         n.ready("running: 2 ports\n1 worker");
         let m = recv(&l);
-        assert_eq!(m, format!("READY=1\nMAINPID={}\nSTATUS=running: 2 ports; 1 worker\n", std::process::id()));
+        assert_eq!(
+            m,
+            format!(
+                "READY=1\nMAINPID={}\nSTATUS=running: 2 ports; 1 worker\n",
+                std::process::id()
+            )
+        );
         n.reloading();
         let m = recv(&l);
-        assert!(m.starts_with("RELOADING=1\nSTATUS=reloading the configuration\nMONOTONIC_USEC="), "{m}");
-        let usec: u64 = m.lines().last().unwrap().trim_start_matches("MONOTONIC_USEC=").parse().unwrap();
+        assert!(
+            m.starts_with("RELOADING=1\nSTATUS=reloading the configuration\nMONOTONIC_USEC="),
+            "{m}"
+        );
+        let usec: u64 = m
+            .lines()
+            .last()
+            .unwrap()
+            .trim_start_matches("MONOTONIC_USEC=")
+            .parse()
+            .unwrap();
         assert!(usec > 0);
         n.reloaded(&Err("reload refused:\nline 3: bad".into()));
         assert_eq!(recv(&l), "READY=1\nSTATUS=running, reload refused, the running configuration stays: reload refused:; line 3: bad\n");
@@ -195,7 +240,10 @@ mod tests {
         assert_eq!(recv(&l), "WATCHDOG=1\n");
         l.set_nonblocking(true).unwrap();
         let mut buf = [0u8; 64];
-        assert!(l.recv(&mut buf).is_err(), "only two pings in 10 s of a 10 s period");
+        assert!(
+            l.recv(&mut buf).is_err(),
+            "only two pings in 10 s of a 10 s period"
+        );
         let _ = std::fs::remove_file(&p);
     }
 
@@ -203,9 +251,12 @@ mod tests {
     fn abstract_and_relative_addresses() {
         let name = format!("pktengine-notify-test-{}", std::process::id());
         use std::os::linux::net::SocketAddrExt;
-        let l = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap()).unwrap();
+        let l = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap())
+            .unwrap();
         l.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        Notifier::connect(&format!("@{name}")).unwrap().stopping("x");
+        Notifier::connect(&format!("@{name}"))
+            .unwrap()
+            .stopping("x");
         assert_eq!(recv(&l), "STOPPING=1\nSTATUS=x\n");
         assert!(Notifier::connect("relative/path").is_err());
     }
@@ -221,7 +272,11 @@ mod tests {
         let (sent, late) = std::thread::spawn(move || {
             let mut n = Notifier::connect(path.to_str().unwrap()).unwrap();
             n.watchdog = Some((Duration::from_millis(2), Instant::now()));
-            seccomp::install_with(Role::Control, seccompiler::SeccompAction::Errno(libc::EPERM as u32)).unwrap();
+            seccomp::install_with(
+                Role::Control,
+                seccompiler::SeccompAction::Errno(libc::EPERM as u32),
+            )
+            .unwrap();
             n.ready("running");
             n.reloading();
             n.reloaded(&Ok("ok".into()));
@@ -230,18 +285,29 @@ mod tests {
             n.stopping("stopping");
             // What sd_notify::notify does per message: a new socket, connected now.
             let late = Notifier::connect(path.to_str().unwrap()).map(|_| ());
-            (n.send(&[NotifyState::Ready]).map_err(|e| e.to_string()), late.map_err(|e| e.raw_os_error()))
+            (
+                n.send(&[NotifyState::Ready]).map_err(|e| e.to_string()),
+                late.map_err(|e| e.raw_os_error()),
+            )
         })
         .join()
         .unwrap();
-        assert_eq!(recv(&l), format!("READY=1\nMAINPID={}\nSTATUS=running\n", std::process::id()));
-        assert!(recv(&l).starts_with("RELOADING=1\nSTATUS=reloading the configuration\nMONOTONIC_USEC="));
+        assert_eq!(
+            recv(&l),
+            format!("READY=1\nMAINPID={}\nSTATUS=running\n", std::process::id())
+        );
+        assert!(recv(&l)
+            .starts_with("RELOADING=1\nSTATUS=reloading the configuration\nMONOTONIC_USEC="));
         assert_eq!(recv(&l), "READY=1\nSTATUS=running, reloaded: ok\n");
         assert_eq!(recv(&l), "WATCHDOG=1\n");
         assert_eq!(recv(&l), "STOPPING=1\nSTATUS=stopping\n");
         assert_eq!(sent, Ok(()));
         assert_eq!(recv(&l), "READY=1\n");
-        assert_eq!(late, Err(Some(libc::EPERM)), "the control filter refuses a socket made after confinement");
+        assert_eq!(
+            late,
+            Err(Some(libc::EPERM)),
+            "the control filter refuses a socket made after confinement"
+        );
         let _ = std::fs::remove_file(&p);
     }
 }

@@ -18,7 +18,11 @@ const fn mix32(mut h: u32) -> u32 {
 /// Addresses and ports are in host order.
 pub const fn flow_hash(a: u32, b: u32, pa: u16, pb: u16, proto: u8) -> u32 {
     let (lo, hi) = if a < b { (a, b) } else { (b, a) };
-    let (plo, phi) = if pa < pb { (pa as u32, pb as u32) } else { (pb as u32, pa as u32) };
+    let (plo, phi) = if pa < pb {
+        (pa as u32, pb as u32)
+    } else {
+        (pb as u32, pa as u32)
+    };
     let mut h = 0x9e37_79b9 ^ proto as u32;
     h = mix32(h ^ lo);
     h = mix32(h ^ hi);
@@ -59,16 +63,37 @@ mod tests {
     fn known_value() {
         // Pinned so that a change to either implementation shows up here and in
         // the kernel cross-check of the integration tests.
-        let h = flow_hash_v4(Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2), 1000, 2000, 17);
+        let h = flow_hash_v4(
+            Ipv4Addr::new(198, 18, 0, 1),
+            Ipv4Addr::new(198, 18, 0, 2),
+            1000,
+            2000,
+            17,
+        );
         assert_eq!(h, flow_hash(0xc612_0001, 0xc612_0002, 1000, 2000, 17));
-        assert_ne!(h, flow_hash_v4(Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2), 1000, 2001, 17));
+        assert_ne!(
+            h,
+            flow_hash_v4(
+                Ipv4Addr::new(198, 18, 0, 1),
+                Ipv4Addr::new(198, 18, 0, 2),
+                1000,
+                2001,
+                17
+            )
+        );
     }
 
     #[test]
     fn spreads_flows() {
         let mut slots = [0u32; 4];
         for p in 0..4000u16 {
-            let h = flow_hash_v4(Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 1, 1), 10000 + p, 53, 17);
+            let h = flow_hash_v4(
+                Ipv4Addr::new(198, 18, 0, 1),
+                Ipv4Addr::new(198, 18, 1, 1),
+                10000 + p,
+                53,
+                17,
+            );
             slots[socket_slot(h, 4) as usize] += 1;
         }
         // 1000 expected per slot; a broken mix would pile them up.

@@ -66,11 +66,19 @@ fn udp4(src: Ipv4Addr, dst: Ipv4Addr, dport: u16) -> Vec<u8> {
 /// Runs `frame` and checks both the action and which counter moved.
 fn expect(s: &Steering, frame: &[u8], action: u32, verdict: Verdict) {
     let before = s.counters().unwrap();
-    assert_eq!(s.test_run(frame).unwrap(), action, "action for verdict {verdict}");
+    assert_eq!(
+        s.test_run(frame).unwrap(),
+        action,
+        "action for verdict {verdict}"
+    );
     let after = s.counters().unwrap();
     for v in Verdict::ALL {
         let d = after.packets(v) - before.packets(v);
-        assert_eq!(d, (v == verdict) as u64, "counter {v} moved by {d}, expected {verdict}");
+        assert_eq!(
+            d,
+            (v == verdict) as u64,
+            "counter {v} moved by {d}, expected {verdict}"
+        );
     }
     assert_eq!(
         after.bytes[verdict as usize] - before.bytes[verdict as usize],
@@ -84,10 +92,25 @@ fn no_socket_passes_everything() {
         return;
     }
     let s = Steering::load().unwrap();
-    expect(&s, &udp4(v4(0, 1), v4(0, 2), 53), action::PASS, Verdict::PassNoSocket);
-    expect(&s, &eth(0x0806, None, &[0; 28]), action::PASS, Verdict::PassNoSocket);
+    expect(
+        &s,
+        &udp4(v4(0, 1), v4(0, 2), 53),
+        action::PASS,
+        Verdict::PassNoSocket,
+    );
+    expect(
+        &s,
+        &eth(0x0806, None, &[0; 28]),
+        action::PASS,
+        Verdict::PassNoSocket,
+    );
     // A frame cut inside its VLAN tag too (BPF_PROG_TEST_RUN needs 14 bytes at least).
-    expect(&s, &eth(0x8100, None, &[]), action::PASS, Verdict::PassNoSocket);
+    expect(
+        &s,
+        &eth(0x8100, None, &[]),
+        action::PASS,
+        Verdict::PassNoSocket,
+    );
 }
 
 #[test]
@@ -98,15 +121,35 @@ fn source_blocklist_drops_v4_and_v6() {
     let mut s = Steering::load().unwrap();
     s.drop_src_prefix(v4(5, 0).into(), 24, true).unwrap();
     s.drop_src_prefix(v6(0).into(), 112, true).unwrap();
-    expect(&s, &udp4(v4(5, 9), v4(0, 2), 53), action::DROP, Verdict::DropSrcPrefix);
-    expect(&s, &udp4(v4(6, 9), v4(0, 2), 53), action::PASS, Verdict::PassNoSocket);
+    expect(
+        &s,
+        &udp4(v4(5, 9), v4(0, 2), 53),
+        action::DROP,
+        Verdict::DropSrcPrefix,
+    );
+    expect(
+        &s,
+        &udp4(v4(6, 9), v4(0, 2), 53),
+        action::PASS,
+        Verdict::PassNoSocket,
+    );
     // The blocklist wins over pass rules.
     s.pass_l4_port(L4Proto::Udp, 53, true).unwrap();
-    expect(&s, &udp4(v4(5, 9), v4(0, 2), 53), action::DROP, Verdict::DropSrcPrefix);
+    expect(
+        &s,
+        &udp4(v4(5, 9), v4(0, 2), 53),
+        action::DROP,
+        Verdict::DropSrcPrefix,
+    );
     let f6 = eth(0x86dd, None, &ipv6(v6(7), v6(0x1001), 17, &l4(1, 2)));
     expect(&s, &f6, action::DROP, Verdict::DropSrcPrefix);
     s.drop_src_prefix(v4(5, 0).into(), 24, false).unwrap();
-    expect(&s, &udp4(v4(5, 9), v4(0, 2), 80), action::PASS, Verdict::PassNoSocket);
+    expect(
+        &s,
+        &udp4(v4(5, 9), v4(0, 2), 80),
+        action::PASS,
+        Verdict::PassNoSocket,
+    );
 }
 
 #[test]
@@ -130,8 +173,19 @@ fn pass_rules_beat_the_socket() {
         return;
     }
     let mut s = Steering::load().unwrap();
-    let mut umem = Umem::new(UmemConfig { frame_count: 64, huge_pages: false, ..UmemConfig::default() }).unwrap();
-    let cfg = XskConfig { rx_size: 64, tx_size: 64, fill_size: 64, comp_size: 64, ..XskConfig::default() };
+    let mut umem = Umem::new(UmemConfig {
+        frame_count: 64,
+        huge_pages: false,
+        ..UmemConfig::default()
+    })
+    .unwrap();
+    let cfg = XskConfig {
+        rx_size: 64,
+        tx_size: 64,
+        fill_size: 64,
+        comp_size: 64,
+        ..XskConfig::default()
+    };
     let port = XskPort::bind(&mut umem, "lo", 0, &cfg).unwrap();
     s.set_queue_sockets(0, &[port.raw_fd()]).unwrap();
 
@@ -143,14 +197,24 @@ fn pass_rules_beat_the_socket() {
     expect(&s, &arp, action::REDIRECT, Verdict::ToEngine);
     s.pass_ethertype(0x0806, true).unwrap();
     expect(&s, &arp, action::PASS, Verdict::PassEthertype);
-    expect(&s, &eth(0x0806, Some(7), &[0; 28]), action::PASS, Verdict::PassEthertype);
+    expect(
+        &s,
+        &eth(0x0806, Some(7), &[0; 28]),
+        action::PASS,
+        Verdict::PassEthertype,
+    );
     s.pass_ethertype(0x0806, false).unwrap();
     expect(&s, &arp, action::REDIRECT, Verdict::ToEngine);
 
     // Destination prefixes, v4 and v6.
     s.pass_dst_prefix(v4(0, 2).into(), 32, true).unwrap();
     expect(&s, &udp, action::PASS, Verdict::PassDstPrefix);
-    expect(&s, &udp4(v4(0, 1), v4(0, 3), 5000), action::REDIRECT, Verdict::ToEngine);
+    expect(
+        &s,
+        &udp4(v4(0, 1), v4(0, 3), 5000),
+        action::REDIRECT,
+        Verdict::ToEngine,
+    );
     s.pass_dst_prefix(v6(0x100).into(), 120, true).unwrap();
     let f6 = |dst| eth(0x86dd, None, &ipv6(v6(1), dst, 17, &l4(1, 2)));
     expect(&s, &f6(v6(0x1ff)), action::PASS, Verdict::PassDstPrefix);
@@ -158,11 +222,24 @@ fn pass_rules_beat_the_socket() {
 
     // TCP/UDP destination ports: TCP 22 passes, UDP 22 does not.
     s.pass_l4_port(L4Proto::Tcp, 22, true).unwrap();
-    let tcp22 = eth(0x0800, None, &ipv4(v4(0, 1), v4(0, 9), 6, 0, &l4(40000, 22)));
+    let tcp22 = eth(
+        0x0800,
+        None,
+        &ipv4(v4(0, 1), v4(0, 9), 6, 0, &l4(40000, 22)),
+    );
     expect(&s, &tcp22, action::PASS, Verdict::PassL4Port);
-    expect(&s, &udp4(v4(0, 1), v4(0, 9), 22), action::REDIRECT, Verdict::ToEngine);
+    expect(
+        &s,
+        &udp4(v4(0, 1), v4(0, 9), 22),
+        action::REDIRECT,
+        Verdict::ToEngine,
+    );
     // A non-first fragment has no ports: it cannot match a port rule.
-    let frag = eth(0x0800, None, &ipv4(v4(0, 1), v4(0, 9), 6, 100, &l4(40000, 22)));
+    let frag = eth(
+        0x0800,
+        None,
+        &ipv4(v4(0, 1), v4(0, 9), 6, 100, &l4(40000, 22)),
+    );
     expect(&s, &frag, action::REDIRECT, Verdict::ToEngine);
     // IPv6 behind a hop-by-hop and a destination-options header.
     let mut ext = vec![60, 0, 1, 4, 0, 0, 0, 0]; // hop-by-hop, next: dest opts
@@ -176,7 +253,12 @@ fn pass_rules_beat_the_socket() {
 
     // No sockets again: pass.
     s.set_queue_sockets(0, &[]).unwrap();
-    expect(&s, &udp4(v4(0, 1), v4(0, 3), 5000), action::PASS, Verdict::PassNoSocket);
+    expect(
+        &s,
+        &udp4(v4(0, 1), v4(0, 3), 5000),
+        action::PASS,
+        Verdict::PassNoSocket,
+    );
     drop(port);
     umem.recover().unwrap();
     umem.check().unwrap();

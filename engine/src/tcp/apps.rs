@@ -23,9 +23,13 @@ pub enum App {
     Echo,
     Discard,
     /// Answers every request with this body.
-    Http { body: Vec<u8> },
+    Http {
+        body: Vec<u8>,
+    },
     /// Sends this many bytes on each connection, then closes.
-    Bulk { bytes: u64 },
+    Bulk {
+        bytes: u64,
+    },
 }
 
 /// One `[[tcp]]` section.
@@ -96,9 +100,15 @@ impl Apps {
                 }
                 Some(_) => {
                     let w = u32::from(workers.max(1));
-                    let mine = (0..a.connections).filter(|k| k % w == u32::from(me)).count() as u32;
+                    let mine = (0..a.connections)
+                        .filter(|k| k % w == u32::from(me))
+                        .count() as u32;
                     if mine > 0 {
-                        plans.push(Plan { app: i, todo: mine, next_try_ms: 0 });
+                        plans.push(Plan {
+                            app: i,
+                            todo: mine,
+                            next_try_ms: 0,
+                        });
                     }
                 }
             }
@@ -106,12 +116,23 @@ impl Apps {
         let heads = cfgs
             .iter()
             .map(|a| match &a.app {
-                App::Http { body } => format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n", body.len()).into_bytes(),
+                App::Http { body } => format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n",
+                    body.len()
+                )
+                .into_bytes(),
                 _ => Vec::new(),
             })
             .collect();
         let pattern = (0..65536 + PERIOD).map(|i| (i % PERIOD) as u8).collect();
-        Apps { cfgs: cfgs.to_vec(), heads, conns: Vec::new(), plans, scratch: Box::new([0; 65536]), pattern }
+        Apps {
+            cfgs: cfgs.to_vec(),
+            heads,
+            conns: Vec::new(),
+            plans,
+            scratch: Box::new([0; 65536]),
+            pattern,
+        }
     }
 
     fn slot(&mut self, id: ConnId) -> &mut AppConn {
@@ -127,7 +148,14 @@ impl Apps {
             App::Bulk { bytes } => bytes,
             _ => 0,
         };
-        *self.slot(id) = AppConn { live: true, app: app as u16, client, bulk_left, started_ms: now, ..AppConn::default() };
+        *self.slot(id) = AppConn {
+            live: true,
+            app: app as u16,
+            client,
+            bulk_left,
+            started_ms: now,
+            ..AppConn::default()
+        };
     }
 
     /// Opens the client connections that are due.
@@ -137,7 +165,9 @@ impl Apps {
                 continue;
             }
             let app = self.plans[p].app;
-            let Some(remote) = self.cfgs[app].connect else { continue };
+            let Some(remote) = self.cfgs[app].connect else {
+                continue;
+            };
             let Some((local, _port)) = super::endpoint::source_for(ctx, *remote.ip()) else {
                 // No route yet (the configuration is still being applied): later.
                 self.plans[p].next_try_ms = now + 100;
@@ -164,7 +194,13 @@ impl Apps {
         while let Some(ev) = tw.next_event() {
             match ev {
                 Event::Acceptable { port } => {
-                    let Some(app) = self.cfgs.iter().position(|a| a.connect.is_none() && a.port == port) else { continue };
+                    let Some(app) = self
+                        .cfgs
+                        .iter()
+                        .position(|a| a.connect.is_none() && a.port == port)
+                    else {
+                        continue;
+                    };
                     while let Some(id) = tw.accept(port) {
                         self.start(id, app, false, now);
                         self.step(tw, id, now);
@@ -176,7 +212,9 @@ impl Apps {
                     }
                 }
                 Event::Closed(id, err) => {
-                    let Some(c) = self.conns.get_mut(id.slot()) else { continue };
+                    let Some(c) = self.conns.get_mut(id.slot()) else {
+                        continue;
+                    };
                     if !c.live {
                         continue;
                     }
@@ -192,7 +230,14 @@ impl Apps {
     /// The application's turn on one connection.
     fn step(&mut self, tw: &mut TcpWorker, id: ConnId, now: u64) {
         let i = id.slot();
-        let Apps { cfgs, heads, conns, scratch, pattern, .. } = self;
+        let Apps {
+            cfgs,
+            heads,
+            conns,
+            scratch,
+            pattern,
+            ..
+        } = self;
         let Some(c) = conns.get_mut(i) else { return };
         let cfg = &cfgs[usize::from(c.app)];
         match &cfg.app {
@@ -217,7 +262,11 @@ impl Apps {
                     // A download from a bulk server: check its pattern.
                     let off = (c.got % PERIOD as u64) as usize;
                     if scratch[..n] != pattern[off..off + n] {
-                        c.pattern_errors += scratch[..n].iter().zip(&pattern[off..off + n]).filter(|(a, b)| a != b).count() as u64;
+                        c.pattern_errors += scratch[..n]
+                            .iter()
+                            .zip(&pattern[off..off + n])
+                            .filter(|(a, b)| a != b)
+                            .count() as u64;
                     }
                 }
                 c.got += n as u64;

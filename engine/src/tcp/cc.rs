@@ -236,7 +236,10 @@ impl Cc {
         } else {
             0
         };
-        self.cwnd.saturating_add(extra).min(rwnd).saturating_sub(flight)
+        self.cwnd
+            .saturating_add(extra)
+            .min(rwnd)
+            .saturating_sub(flight)
     }
 
     /// The congestion window in bytes (never below one SMSS).

@@ -70,35 +70,63 @@ pub fn validate_apps(ck: &mut Checker<'_>, raw: Vec<Spanned<RawTcp>>) -> Vec<App
             Some(c) => match c.get_ref().parse::<std::net::SocketAddrV4>() {
                 Ok(sa) if sa.port() != 0 && !sa.ip().is_unspecified() => Some(sa),
                 _ => {
-                    ck.at(c.span(), format!("connect `{}`: expected IPv4 ADDR:PORT", c.get_ref()));
+                    ck.at(
+                        c.span(),
+                        format!("connect `{}`: expected IPv4 ADDR:PORT", c.get_ref()),
+                    );
                     None
                 }
             },
             None => None,
         };
         match (&r.port, &r.connect) {
-            (Some(_), Some(_)) => ck.at(span.clone(), "[[tcp]]: a server (port) or a client (connect), not both"),
-            (None, None) => ck.at(span.clone(), "[[tcp]]: needs port (a server) or connect (a client)"),
+            (Some(_), Some(_)) => ck.at(
+                span.clone(),
+                "[[tcp]]: a server (port) or a client (connect), not both",
+            ),
+            (None, None) => ck.at(
+                span.clone(),
+                "[[tcp]]: needs port (a server) or connect (a client)",
+            ),
             _ => {}
         }
         if r.connections.is_some() && r.connect.is_none() {
-            ck.at(span.clone(), "[[tcp]]: connections is for a client (connect)");
+            ck.at(
+                span.clone(),
+                "[[tcp]]: connections is for a client (connect)",
+            );
         }
         let connections = in_range(ck, &r.connections, "connections", 1, 65536, 1) as u32;
         if r.connect.is_some() && r.app.get_ref() == "http" {
-            ck.at(r.app.span(), "[[tcp]]: a client runs echo, discard or bulk (http is a server)");
+            ck.at(
+                r.app.span(),
+                "[[tcp]]: a client runs echo, discard or bulk (http is a server)",
+            );
         }
         let app = match r.app.get_ref().as_str() {
             "echo" => App::Echo,
             "discard" => App::Discard,
-            "http" => App::Http { body: r.body.unwrap_or_else(|| "pktengine\n".into()).into_bytes() },
-            "bulk" => App::Bulk { bytes: r.bytes.unwrap_or(1 << 20) },
+            "http" => App::Http {
+                body: r.body.unwrap_or_else(|| "pktengine\n".into()).into_bytes(),
+            },
+            "bulk" => App::Bulk {
+                bytes: r.bytes.unwrap_or(1 << 20),
+            },
             other => {
-                ck.at(r.app.span(), format!("app `{other}`: expected echo, discard, http or bulk"));
+                ck.at(
+                    r.app.span(),
+                    format!("app `{other}`: expected echo, discard, http or bulk"),
+                );
                 continue;
             }
         };
-        out.push(AppConfig { port, connect, connections, app, nodelay: r.nodelay });
+        out.push(AppConfig {
+            port,
+            connect,
+            connections,
+            app,
+            nodelay: r.nodelay,
+        });
     }
     out
 }
@@ -111,28 +139,107 @@ pub fn validate_stack(ck: &mut Checker<'_>, r: RawTcpStack) -> StackConfig {
     s.backlog = in_range(ck, &r.backlog, "backlog", 1, 65536, s.backlog as u64) as usize;
     t.mss = in_range(ck, &r.mss, "mss", 0, 9000, u64::from(t.mss)) as u16;
     if (1..88).contains(&t.mss) {
-        ck.at(r.mss.as_ref().map(|v| v.span()).unwrap_or_default(), format!("mss {}: expected 0 (from the MTU) or 88..=9000", t.mss));
+        ck.at(
+            r.mss.as_ref().map(|v| v.span()).unwrap_or_default(),
+            format!("mss {}: expected 0 (from the MTU) or 88..=9000", t.mss),
+        );
     }
-    t.send_buffer = in_range(ck, &r.send_buffer, "send_buffer", 4096, 64 << 20, t.send_buffer as u64) as usize;
-    t.recv_buffer = in_range(ck, &r.recv_buffer, "recv_buffer", 4096, 64 << 20, t.recv_buffer as u64) as usize;
+    t.send_buffer = in_range(
+        ck,
+        &r.send_buffer,
+        "send_buffer",
+        4096,
+        64 << 20,
+        t.send_buffer as u64,
+    ) as usize;
+    t.recv_buffer = in_range(
+        ck,
+        &r.recv_buffer,
+        "recv_buffer",
+        4096,
+        64 << 20,
+        t.recv_buffer as u64,
+    ) as usize;
     if let Some(w) = r.window_scale {
         t.window_scale = w;
     }
-    t.delayed_ack_ms = in_range(ck, &r.delayed_ack_ms, "delayed_ack_ms", 0, 500, t.delayed_ack_ms);
+    t.delayed_ack_ms = in_range(
+        ck,
+        &r.delayed_ack_ms,
+        "delayed_ack_ms",
+        0,
+        500,
+        t.delayed_ack_ms,
+    );
     let ms_us = |v: u32| u64::from(v / 1000);
-    t.rtt.min_rto_us = (in_range(ck, &r.min_rto_ms, "min_rto_ms", 1, 60_000, ms_us(t.rtt.min_rto_us)) * 1000) as u32;
-    t.rtt.max_rto_us = (in_range(ck, &r.max_rto_ms, "max_rto_ms", 1, 600_000, ms_us(t.rtt.max_rto_us)) * 1000) as u32;
+    t.rtt.min_rto_us = (in_range(
+        ck,
+        &r.min_rto_ms,
+        "min_rto_ms",
+        1,
+        60_000,
+        ms_us(t.rtt.min_rto_us),
+    ) * 1000) as u32;
+    t.rtt.max_rto_us = (in_range(
+        ck,
+        &r.max_rto_ms,
+        "max_rto_ms",
+        1,
+        600_000,
+        ms_us(t.rtt.max_rto_us),
+    ) * 1000) as u32;
     if t.rtt.max_rto_us < t.rtt.min_rto_us {
-        ck.at(r.max_rto_ms.as_ref().map(|v| v.span()).unwrap_or_default(), "max_rto_ms is below min_rto_ms");
+        ck.at(
+            r.max_rto_ms.as_ref().map(|v| v.span()).unwrap_or_default(),
+            "max_rto_ms is below min_rto_ms",
+        );
     }
-    t.max_retries = in_range(ck, &r.max_retries, "max_retries", 1, 255, u64::from(t.max_retries)) as u32;
-    t.max_retry_ms = in_range(ck, &r.max_retry_ms, "max_retry_ms", 1, 86_400_000, t.max_retry_ms);
-    t.max_syn_retries = in_range(ck, &r.max_syn_retries, "max_syn_retries", 1, 255, u64::from(t.max_syn_retries)) as u32;
-    t.time_wait_ms = in_range(ck, &r.time_wait_ms, "time_wait_ms", 0, 600_000, t.time_wait_ms);
-    t.fin_wait2_ms = in_range(ck, &r.fin_wait2_ms, "fin_wait2_ms", 1, 600_000, t.fin_wait2_ms);
+    t.max_retries = in_range(
+        ck,
+        &r.max_retries,
+        "max_retries",
+        1,
+        255,
+        u64::from(t.max_retries),
+    ) as u32;
+    t.max_retry_ms = in_range(
+        ck,
+        &r.max_retry_ms,
+        "max_retry_ms",
+        1,
+        86_400_000,
+        t.max_retry_ms,
+    );
+    t.max_syn_retries = in_range(
+        ck,
+        &r.max_syn_retries,
+        "max_syn_retries",
+        1,
+        255,
+        u64::from(t.max_syn_retries),
+    ) as u32;
+    t.time_wait_ms = in_range(
+        ck,
+        &r.time_wait_ms,
+        "time_wait_ms",
+        0,
+        600_000,
+        t.time_wait_ms,
+    );
+    t.fin_wait2_ms = in_range(
+        ck,
+        &r.fin_wait2_ms,
+        "fin_wait2_ms",
+        1,
+        600_000,
+        t.fin_wait2_ms,
+    );
     let ka = in_range(ck, &r.keepalive_ms, "keepalive_ms", 0, 86_400_000, 0);
     if ka > 0 {
-        t.keepalive = Some(super::tcb::Keepalive { idle_ms: ka, ..Default::default() });
+        t.keepalive = Some(super::tcb::Keepalive {
+            idle_ms: ka,
+            ..Default::default()
+        });
     }
     s
 }

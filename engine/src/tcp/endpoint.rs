@@ -61,7 +61,14 @@ pub struct StackConfig {
 
 impl Default for StackConfig {
     fn default() -> Self {
-        StackConfig { max_conns: MAX_CONNS, backlog: BACKLOG, tcb: tcb::Config { mss: 0, ..tcb::Config::default() } }
+        StackConfig {
+            max_conns: MAX_CONNS,
+            backlog: BACKLOG,
+            tcb: tcb::Config {
+                mss: 0,
+                ..tcb::Config::default()
+            },
+        }
     }
 }
 
@@ -163,7 +170,10 @@ impl TcpShared {
 
     /// Live connections over all workers.
     pub fn total_conns(&self) -> u64 {
-        self.gauges.iter().map(|g| u64::from(g.conns.load(Ordering::Relaxed))).sum()
+        self.gauges
+            .iter()
+            .map(|g| u64::from(g.conns.load(Ordering::Relaxed)))
+            .sum()
     }
 }
 
@@ -177,7 +187,9 @@ pub fn owner(local_port: u16, remote: IpAddr, remote_port: u16, workers: u16) ->
         IpAddr::V4(a) => u32::from(a),
         IpAddr::V6(a) => {
             let o = a.octets();
-            (0..4).fold(0u32, |h, i| h ^ u32::from_be_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]]))
+            (0..4).fold(0u32, |h, i| {
+                h ^ u32::from_be_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]])
+            })
         }
     };
     let x = ((u32::from(local_port) << 16) | u32::from(remote_port)) ^ r.rotate_left(7);
@@ -226,7 +238,12 @@ fn ip_key(a: IpAddr) -> u128 {
 
 #[inline]
 fn key_of(local: SocketAddr, remote: SocketAddr) -> Key {
-    (ip_key(remote.ip()), remote.port(), ip_key(local.ip()), local.port())
+    (
+        ip_key(remote.ip()),
+        remote.port(),
+        ip_key(local.ip()),
+        local.port(),
+    )
 }
 
 /// One worker's TCP endpoint.
@@ -278,7 +295,11 @@ impl TcpWorker {
         }
         let max_conns = stack.max_conns.max(1);
         let span = u32::from(EPHEMERAL.1 - EPHEMERAL.0) + 1;
-        let seed = IsnGenerator::new().isn(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, me), SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), 0);
+        let seed = IsnGenerator::new().isn(
+            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, me),
+            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+            0,
+        );
         TcpWorker {
             me,
             workers: workers.max(1),
@@ -344,7 +365,11 @@ impl TcpWorker {
         if port == 0 || self.listeners.iter().any(|l| l.port == port) {
             return Err(ApiError::InUse);
         }
-        self.listeners.push(Listener { port, nodelay, queue: VecDeque::with_capacity(64) });
+        self.listeners.push(Listener {
+            port,
+            nodelay,
+            queue: VecDeque::with_capacity(64),
+        });
         Ok(())
     }
 
@@ -356,7 +381,11 @@ impl TcpWorker {
     pub fn accept(&mut self, port: u16) -> Option<ConnId> {
         let l = self.listeners.iter_mut().find(|l| l.port == port)?;
         while let Some(id) = l.queue.pop_front() {
-            if self.conns.get_checked(id.idx, id.gen).is_some_and(Option::is_some) {
+            if self
+                .conns
+                .get_checked(id.idx, id.gen)
+                .is_some_and(Option::is_some)
+            {
                 return Some(id);
             }
         }
@@ -367,7 +396,13 @@ impl TcpWorker {
     /// leaves on the next flush; [`Event::Connected`] or [`Event::Closed`]
     /// follows. The local port is chosen so that this worker owns the
     /// connection.
-    pub fn connect(&mut self, local: Ipv4Addr, remote: SocketAddrV4, nodelay: bool, now_ms: u64) -> Result<ConnId, ApiError> {
+    pub fn connect(
+        &mut self,
+        local: Ipv4Addr,
+        remote: SocketAddrV4,
+        nodelay: bool,
+        now_ms: u64,
+    ) -> Result<ConnId, ApiError> {
         if self.by_tuple.len() >= self.max_conns {
             return Err(ApiError::NoRoom);
         }
@@ -376,20 +411,34 @@ impl TcpWorker {
         for _ in 0..span {
             let p = self.next_port;
             self.next_port = if p >= EPHEMERAL.1 { EPHEMERAL.0 } else { p + 1 };
-            if owner(p, IpAddr::V4(*remote.ip()), remote.port(), self.workers) != self.me || self.is_listening(p) {
+            if owner(p, IpAddr::V4(*remote.ip()), remote.port(), self.workers) != self.me
+                || self.is_listening(p)
+            {
                 continue;
             }
-            if !self.by_tuple.contains_key(&key_of(SocketAddr::V4(SocketAddrV4::new(local, p)), SocketAddr::V4(remote))) {
+            if !self.by_tuple.contains_key(&key_of(
+                SocketAddr::V4(SocketAddrV4::new(local, p)),
+                SocketAddr::V4(remote),
+            )) {
                 port = Some(p);
                 break;
             }
         }
-        let Some(p) = port else { return Err(ApiError::NoPort) };
+        let Some(p) = port else {
+            return Err(ApiError::NoPort);
+        };
         let l4 = SocketAddrV4::new(local, p);
         let iss = self.isn.isn(l4, remote, now_ms * 1000);
         let mut cfg = self.cfg;
         cfg.nodelay = nodelay;
-        let tcb = Tcb::connect_with(SocketAddr::V4(l4), SocketAddr::V4(remote), Seq(iss), cfg, now_ms, self.pool.pop());
+        let tcb = Tcb::connect_with(
+            SocketAddr::V4(l4),
+            SocketAddr::V4(remote),
+            Seq(iss),
+            cfg,
+            now_ms,
+            self.pool.pop(),
+        );
         let key = key_of(SocketAddr::V4(l4), SocketAddr::V4(remote));
         let id = self.insert(key, tcb, 0, 0, false, now_ms);
         self.mark_dirty(id.idx);
@@ -429,7 +478,13 @@ impl TcpWorker {
 
     /// Bytes `write` would take now.
     pub fn send_room(&self, id: ConnId) -> usize {
-        self.conn(id).map_or(0, |c| if c.tcb.can_send() { self.cfg.send_buffer.saturating_sub(c.tcb.send_queue()) } else { 0 })
+        self.conn(id).map_or(0, |c| {
+            if c.tcb.can_send() {
+                self.cfg.send_buffer.saturating_sub(c.tcb.send_queue())
+            } else {
+                0
+            }
+        })
     }
 
     /// Received bytes wait.
@@ -507,10 +562,21 @@ impl TcpWorker {
     }
 
     fn id_of(&self, i: u32) -> ConnId {
-        ConnId { idx: i, gen: self.conns.generation(i) }
+        ConnId {
+            idx: i,
+            gen: self.conns.generation(i),
+        }
     }
 
-    fn insert(&mut self, key: Key, tcb: Tcb, listener: u16, port: u16, half_open: bool, now_ms: u64) -> ConnId {
+    fn insert(
+        &mut self,
+        key: Key,
+        tcb: Tcb,
+        listener: u16,
+        port: u16,
+        half_open: bool,
+        now_ms: u64,
+    ) -> ConnId {
         if half_open {
             self.half_open += 1;
         }
@@ -536,7 +602,9 @@ impl TcpWorker {
     /// After a segment or a timer: life-cycle and readiness events.
     fn after_input(&mut self, i: u32) {
         let id = self.id_of(i);
-        let Some(c) = self.conns.get_mut(i).and_then(Option::as_mut) else { return };
+        let Some(c) = self.conns.get_mut(i).and_then(Option::as_mut) else {
+            return;
+        };
         if c.half_open && c.tcb.state() != State::SynReceived {
             c.half_open = false;
             self.half_open -= 1;
@@ -569,11 +637,17 @@ impl TcpWorker {
     /// retires it when it is closed.
     fn flush(&mut self, ctx: &mut Ctx, now: u64) {
         while let Some(i) = self.dirty.pop() {
-            let TcpWorker { conns, out, wheel, .. } = self;
-            let Some(c) = conns.get_mut(i).and_then(Option::as_mut) else { continue };
+            let TcpWorker {
+                conns, out, wheel, ..
+            } = self;
+            let Some(c) = conns.get_mut(i).and_then(Option::as_mut) else {
+                continue;
+            };
             c.dirty = false;
             let (l, r, port) = (c.tcb.local(), c.tcb.remote(), c.port);
-            c.tcb.poll(now, &mut |s: &Segment<'_>| emit(ctx, out.as_mut_slice(), port, l, r, s));
+            c.tcb.poll(now, &mut |s: &Segment<'_>| {
+                emit(ctx, out.as_mut_slice(), port, l, r, s)
+            });
             if c.tcb.is_closed() {
                 self.retire(i);
                 continue;
@@ -597,7 +671,9 @@ impl TcpWorker {
 
     fn retire(&mut self, i: u32) {
         let id = self.id_of(i);
-        let Some(c) = self.conns.get_mut(i).and_then(Option::take) else { return };
+        let Some(c) = self.conns.get_mut(i).and_then(Option::take) else {
+            return;
+        };
         if let Some(h) = c.timer {
             self.wheel.cancel(h);
         }
@@ -639,18 +715,23 @@ impl TcpWorker {
                 if s.mode != crate::context::dump::Mode::Show {
                     return;
                 }
-                rows.extend(conns.iter_range(s.range.clone()).filter_map(|(_, c)| c.as_ref()).map(|c| ConnInfo {
-                    local: c.tcb.local(),
-                    remote: c.tcb.remote(),
-                    state: c.tcb.state(),
-                    bytes_in: c.bytes_in,
-                    bytes_out: c.bytes_out,
-                    age_ms: now.saturating_sub(c.born_ms),
-                    srtt_us: c.tcb.srtt_us(),
-                    rto_ms: c.tcb.rto_ms(),
-                    cwnd: c.tcb.cc().cwnd(),
-                    send_queue: c.tcb.send_queue(),
-                }));
+                rows.extend(
+                    conns
+                        .iter_range(s.range.clone())
+                        .filter_map(|(_, c)| c.as_ref())
+                        .map(|c| ConnInfo {
+                            local: c.tcb.local(),
+                            remote: c.tcb.remote(),
+                            state: c.tcb.state(),
+                            bytes_in: c.bytes_in,
+                            bytes_out: c.bytes_out,
+                            age_ms: now.saturating_sub(c.born_ms),
+                            srtt_us: c.tcb.srtt_us(),
+                            rto_ms: c.tcb.rto_ms(),
+                            cwnd: c.tcb.cc().cwnd(),
+                            send_queue: c.tcb.send_queue(),
+                        }),
+                );
             });
         }
         if now.saturating_sub(self.last_gauges_ms) < 10 {
@@ -705,7 +786,9 @@ impl TcpStack {
 /// ip4-input). Consumes `d`.
 pub fn input4(ctx: &mut Ctx, st: &mut TcpStack, port: u16, d: Desc) {
     let f = ctx.umem.data(&d);
-    let Some(ip) = f.get(ETH_HDR..).filter(|ip| ip.len() >= 20) else { return ctx.drop(port, d, Drop::LocalMalformed) };
+    let Some(ip) = f.get(ETH_HDR..).filter(|ip| ip.len() >= 20) else {
+        return ctx.drop(port, d, Drop::LocalMalformed);
+    };
     let hl = usize::from(ip[0] & 0x0f) * 4;
     let total = usize::from(u16::from_be_bytes([ip[2], ip[3]])).min(ip.len());
     let src = IpAddr::V4(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]));
@@ -717,7 +800,9 @@ pub fn input4(ctx: &mut Ctx, st: &mut TcpStack, port: u16, d: Desc) {
 /// `upper` (from the IPv6 header, after its extension headers). Consumes `d`.
 pub fn input6(ctx: &mut Ctx, st: &mut TcpStack, port: u16, d: Desc, upper: usize) {
     let f = ctx.umem.data(&d);
-    let Some(ip) = f.get(ETH_HDR..).filter(|ip| ip.len() >= 40) else { return ctx.drop(port, d, Drop::LocalMalformed) };
+    let Some(ip) = f.get(ETH_HDR..).filter(|ip| ip.len() >= 40) else {
+        return ctx.drop(port, d, Drop::LocalMalformed);
+    };
     let total = (40 + usize::from(u16::from_be_bytes([ip[4], ip[5]]))).min(ip.len());
     let src = IpAddr::V6(crate::context::ipv6_at(ip, 8));
     let dst = IpAddr::V6(crate::context::ipv6_at(ip, 24));
@@ -725,7 +810,16 @@ pub fn input6(ctx: &mut Ctx, st: &mut TcpStack, port: u16, d: Desc, upper: usize
 }
 
 #[allow(clippy::too_many_arguments)]
-fn input(ctx: &mut Ctx, st: &mut TcpStack, port: u16, d: Desc, src: IpAddr, dst: IpAddr, l4: usize, end: usize) {
+fn input(
+    ctx: &mut Ctx,
+    st: &mut TcpStack,
+    port: u16,
+    d: Desc,
+    src: IpAddr,
+    dst: IpAddr,
+    l4: usize,
+    end: usize,
+) {
     let now = ctx.now_ms();
     handle(ctx, &mut st.tw, port, d, now, src, dst, l4, end);
     settle(ctx, st, now);
@@ -747,16 +841,32 @@ fn settle(ctx: &mut Ctx, st: &mut TcpStack, now: u64) {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn handle(ctx: &mut Ctx, tw: &mut TcpWorker, port: u16, d: Desc, now: u64, src: IpAddr, dst: IpAddr, l4: usize, end: usize) {
+fn handle(
+    ctx: &mut Ctx,
+    tw: &mut TcpWorker,
+    port: u16,
+    d: Desc,
+    now: u64,
+    src: IpAddr,
+    dst: IpAddr,
+    l4: usize,
+    end: usize,
+) {
     let f = ctx.umem.data(&d);
-    let Some(seg_bytes) = f.get(l4..end) else { return ctx.drop(port, d, Drop::LocalMalformed) };
-    let Ok(pkt) = TcpPacket::new_checked(seg_bytes) else { return ctx.drop(port, d, Drop::LocalMalformed) };
+    let Some(seg_bytes) = f.get(l4..end) else {
+        return ctx.drop(port, d, Drop::LocalMalformed);
+    };
+    let Ok(pkt) = TcpPacket::new_checked(seg_bytes) else {
+        return ctx.drop(port, d, Drop::LocalMalformed);
+    };
     let parsed = match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(t)) => TcpRepr::parse(&pkt, s, t),
         (IpAddr::V6(s), IpAddr::V6(t)) => TcpRepr::parse(&pkt, s, t),
         _ => return ctx.drop(port, d, Drop::LocalMalformed),
     };
-    let Ok(repr) = parsed else { return ctx.drop(port, d, Drop::LocalMalformed) };
+    let Ok(repr) = parsed else {
+        return ctx.drop(port, d, Drop::LocalMalformed);
+    };
     let v6 = src.is_ipv6();
     // Another worker's connection: hand it over (once; a handed frame stays).
     let to = owner(repr.dst_port, src, repr.src_port, tw.workers);
@@ -766,7 +876,10 @@ fn handle(ctx: &mut Ctx, tw: &mut TcpWorker, port: u16, d: Desc, now: u64, src: 
         return;
     }
     ctx.st.counters.stage(Stage::TcpIn, 1);
-    let (local, remote) = (SocketAddr::new(dst, repr.dst_port), SocketAddr::new(src, repr.src_port));
+    let (local, remote) = (
+        SocketAddr::new(dst, repr.dst_port),
+        SocketAddr::new(src, repr.src_port),
+    );
     let key = key_of(local, remote);
     let seg = Segment::from_repr(&repr);
     if let Some(&i) = tw.by_tuple.get(&key) {
@@ -779,13 +892,26 @@ fn handle(ctx: &mut Ctx, tw: &mut TcpWorker, port: u16, d: Desc, now: u64, src: 
         tw.after_input(i);
         return ctx.consumed(port, d);
     }
-    let syn_only = seg.flags.contains(TcpFlags::SYN) && !seg.flags.intersects(TcpFlags::ACK.union(TcpFlags::RST));
-    let ack_only = seg.flags.contains(TcpFlags::ACK) && !seg.flags.intersects(TcpFlags::SYN.union(TcpFlags::RST));
+    let syn_only = seg.flags.contains(TcpFlags::SYN)
+        && !seg.flags.intersects(TcpFlags::ACK.union(TcpFlags::RST));
+    let ack_only = seg.flags.contains(TcpFlags::ACK)
+        && !seg.flags.intersects(TcpFlags::SYN.union(TcpFlags::RST));
     // ISNs and cookies hash IPv4 tuples; an IPv6 address is folded into 32 bits by a keyed hash.
-    let (l4, r4) = (SocketAddrV4::new(tw.fold(dst), repr.dst_port), SocketAddrV4::new(tw.fold(src), repr.src_port));
+    let (l4, r4) = (
+        SocketAddrV4::new(tw.fold(dst), repr.dst_port),
+        SocketAddrV4::new(tw.fold(src), repr.src_port),
+    );
     // The MSS over IPv6: 20 bytes less (its header is 40).
-    let mss = if v6 { tw.cfg.mss.saturating_sub(20) } else { tw.cfg.mss };
-    let listener = tw.listeners.iter().find(|l| l.port == repr.dst_port).map(|l| (l.port, l.nodelay));
+    let mss = if v6 {
+        tw.cfg.mss.saturating_sub(20)
+    } else {
+        tw.cfg.mss
+    };
+    let listener = tw
+        .listeners
+        .iter()
+        .find(|l| l.port == repr.dst_port)
+        .map(|l| (l.port, l.nodelay));
     let full = tw.half_open >= tw.backlog || tw.by_tuple.len() >= tw.max_conns;
     match listener {
         Some(_) if syn_only && full => {
@@ -812,12 +938,20 @@ fn handle(ctx: &mut Ctx, tw: &mut TcpWorker, port: u16, d: Desc, now: u64, src: 
             let client_isn = seg.seq.0.wrapping_sub(1);
             let cookie = seg.ack.0.wrapping_sub(1);
             if let Some(mss) = tw.cookies.check(l4, r4, client_isn, cookie, now / 1000) {
-                let syn = Segment { seq: Seq(client_isn), flags: TcpFlags::SYN, window: seg.window, mss: Some(mss), ..Segment::default() };
+                let syn = Segment {
+                    seq: Seq(client_isn),
+                    flags: TcpFlags::SYN,
+                    window: seg.window,
+                    mss: Some(mss),
+                    ..Segment::default()
+                };
                 let mut cfg = tw.cfg;
                 cfg.nodelay = nodelay;
                 cfg.window_scale = false;
                 cfg.mss = mss;
-                if let Some(mut tcb) = Tcb::accept_with(&syn, local, remote, Seq(cookie), cfg, now, tw.pool.pop()) {
+                if let Some(mut tcb) =
+                    Tcb::accept_with(&syn, local, remote, Seq(cookie), cfg, now, tw.pool.pop())
+                {
                     // The SYN-ACK went out already (the cookie): let the
                     // connection "send" it too, unseen, then take the ACK.
                     tcb.poll(now, &mut |_| {});
@@ -836,7 +970,9 @@ fn handle(ctx: &mut Ctx, tw: &mut TcpWorker, port: u16, d: Desc, now: u64, src: 
             let mut cfg = tw.cfg;
             cfg.nodelay = nodelay;
             cfg.mss = mss;
-            if let Some(tcb) = Tcb::accept_with(&seg, local, remote, Seq(iss), cfg, now, tw.pool.pop()) {
+            if let Some(tcb) =
+                Tcb::accept_with(&seg, local, remote, Seq(iss), cfg, now, tw.pool.pop())
+            {
                 // The SYN itself is consumed by accept; the SYN-ACK leaves on the flush.
                 let id = tw.insert(key, tcb, lport, port, true, now);
                 tw.mark_dirty(id.idx);
@@ -858,7 +994,9 @@ pub fn service(ctx: &mut Ctx, st: &mut TcpStack, shared: &TcpShared, behind: boo
     let now = ctx.now_ms();
     let mut budget = 256;
     while budget > 0 {
-        let Some(token) = st.tw.wheel.poll(now) else { break };
+        let Some(token) = st.tw.wheel.poll(now) else {
+            break;
+        };
         budget -= 1;
         let i = token as u32;
         if let Some(c) = st.tw.conns.get_mut(i).and_then(Option::as_mut) {
@@ -879,7 +1017,14 @@ pub fn service(ctx: &mut Ctx, st: &mut TcpStack, shared: &TcpShared, behind: boo
 }
 
 /// Writes one segment as an Ethernet/IPv4 or IPv6 frame and routes it.
-fn emit(ctx: &mut Ctx, payload: &mut [u8], in_port: u16, local: SocketAddr, remote: SocketAddr, s: &Segment<'_>) {
+fn emit(
+    ctx: &mut Ctx,
+    payload: &mut [u8],
+    in_port: u16,
+    local: SocketAddr,
+    remote: SocketAddr,
+    s: &Segment<'_>,
+) {
     let n = s.payload_len().min(payload.len());
     let a = s.payload.len().min(n);
     payload[..a].copy_from_slice(&s.payload[..a]);
@@ -911,7 +1056,20 @@ fn emit(ctx: &mut Ctx, payload: &mut [u8], in_port: u16, local: SocketAddr, remo
         (Some(b), IpAddr::V4(src), IpAddr::V4(dst)) => {
             b[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
             let ip = &mut b[ETH_HDR..];
-            ip[..12].copy_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, 6, 0, 0]);
+            ip[..12].copy_from_slice(&[
+                0x45,
+                0,
+                (total >> 8) as u8,
+                total as u8,
+                0,
+                0,
+                0x40,
+                0,
+                64,
+                6,
+                0,
+                0,
+            ]);
             ip[12..16].copy_from_slice(&src.octets());
             ip[16..20].copy_from_slice(&dst.octets());
             let c = crate::wire::checksum::checksum(&ip[..20]);
@@ -945,7 +1103,11 @@ fn emit(ctx: &mut Ctx, payload: &mut [u8], in_port: u16, local: SocketAddr, remo
 /// The engine address a connection to `remote` leaves from: the first
 /// IPv4 address of the port the route to `remote` goes out of.
 pub fn source_for(ctx: &Ctx, remote: Ipv4Addr) -> Option<(Ipv4Addr, u16)> {
-    let hop = ctx.routes.fib.lookup_v4(remote).and_then(|id| ctx.routes.select(id, 0))?;
+    let hop = ctx
+        .routes
+        .fib
+        .lookup_v4(remote)
+        .and_then(|id| ctx.routes.select(id, 0))?;
     let p = ctx.ifs.port(hop.port)?;
     p.v4.first().map(|(a, _)| (*a, hop.port))
 }

@@ -17,9 +17,9 @@
 //! - [`tcb`]: the connection state machine (RFC 9293 states, RFC 5961 checks, timers, app API).
 
 pub mod apps;
-pub mod config;
 pub mod buffer;
 pub mod cc;
+pub mod config;
 pub mod cookie;
 pub mod endpoint;
 pub mod isn;

@@ -36,23 +36,61 @@ fn worker(conns: u32) -> (Worker<MemPort>, Arc<TcpShared>) {
         v6: vec![],
     }]);
     let mut rt = RouteTable::new();
-    rt.stage_add(parse_line("198.18.1.0/24 dev p0").unwrap().unwrap()).unwrap();
+    rt.stage_add(parse_line("198.18.1.0/24 dev p0").unwrap().unwrap())
+        .unwrap();
     rt.publish();
     let routes = Routes::resolve(rt.reader().snapshot().clone(), &ifs);
     let mut neigh = NeighborTable::new(30_000, 120_000);
-    neigh.learn(NeighborKey { port: 0, ip: IpAddr::V4(PEER) }, [0x02, 9, 9, 9, 9, 0], 0, true);
-    let apps = vec![AppConfig { port: 0, connect: Some("198.18.1.2:5555".parse().unwrap()), connections: conns, app: App::Discard, nodelay: false }];
-    let mut stack = StackConfig { max_conns: 4096, ..StackConfig::default() };
+    neigh.learn(
+        NeighborKey {
+            port: 0,
+            ip: IpAddr::V4(PEER),
+        },
+        [0x02, 9, 9, 9, 9, 0],
+        0,
+        true,
+    );
+    let apps = vec![AppConfig {
+        port: 0,
+        connect: Some("198.18.1.2:5555".parse().unwrap()),
+        connections: conns,
+        app: App::Discard,
+        nodelay: false,
+    }];
+    let mut stack = StackConfig {
+        max_conns: 4096,
+        ..StackConfig::default()
+    };
     stack.tcb.send_buffer = 4096;
     stack.tcb.recv_buffer = 4096;
     let shared = Arc::new(TcpShared::new(apps, stack, 1));
     let mut tables = Tables::new(ifs, routes, neigh.map());
     tables.tcp = Some(shared.clone());
-    let umem = Umem::new(UmemConfig { frame_size: 2048, frame_count: 2048, huge_pages: false, headroom: 0 }).unwrap();
-    let sockets = vec![Socket { port: 0, io: MemPort::new("p0", &umem, MemPortConfig::default()) }];
+    let umem = Umem::new(UmemConfig {
+        frame_size: 2048,
+        frame_count: 2048,
+        huge_pages: false,
+        headroom: 0,
+    })
+    .unwrap();
+    let sockets = vec![Socket {
+        port: 0,
+        io: MemPort::new("p0", &umem, MemPortConfig::default()),
+    }];
     let (sink, _rx) = events::channel(4096);
-    let cfg = WorkerConfig { id: 0, poll: PollMode::Busy, idle_timeout: std::time::Duration::from_millis(1) };
-    let mut w = Worker::new(cfg, umem, sockets, Arc::new(tables), Arc::new(SharedCounters::default()), sink);
+    let cfg = WorkerConfig {
+        id: 0,
+        poll: PollMode::Busy,
+        idle_timeout: std::time::Duration::from_millis(1),
+    };
+    let mut w = Worker::new(
+        cfg,
+        umem,
+        sockets,
+        Arc::new(tables),
+        Arc::new(SharedCounters::default()),
+        sink,
+    );
     w.prime();
     (w, shared)
 }
@@ -79,15 +117,29 @@ fn a_tcp_dump_goes_a_slice_per_loop_and_lists_every_connection_once() {
         step(&mut w);
         loops += 1;
         let p = c.poll();
-        assert!(p.rows.len() <= SLICE, "one slice per loop, got {}", p.rows.len());
+        assert!(
+            p.rows.len() <= SLICE,
+            "one slice per loop, got {}",
+            p.rows.len()
+        );
         assert!(p.silent.is_empty());
         rows.extend(p.rows.into_iter().map(|(_, r)| r));
     }
-    assert_eq!(loops, 3000usize.div_ceil(SLICE), "3,000 slots: a slice per loop");
+    assert_eq!(
+        loops,
+        3000usize.div_ceil(SLICE),
+        "3,000 slots: a slice per loop"
+    );
     let ports: std::collections::BTreeSet<u16> = rows.iter().map(|r| r.local.port()).collect();
-    assert_eq!((rows.len(), ports.len()), (3000, 3000), "each connection once");
+    assert_eq!(
+        (rows.len(), ports.len()),
+        (3000, 3000),
+        "each connection once"
+    );
     let peer: SocketAddr = "198.18.1.2:5555".parse().unwrap();
-    assert!(rows.iter().all(|r| r.remote == peer && r.state == State::SynSent && r.local.ip() == IpAddr::V4(ENGINE)));
+    assert!(rows.iter().all(|r| r.remote == peer
+        && r.state == State::SynSent
+        && r.local.ip() == IpAddr::V4(ENGINE)));
     // The worker is idle again: the next dump starts from the first slot.
     let mut c = Collector::start(&shared.dumps, Mode::Show).unwrap();
     let mut n = 0;

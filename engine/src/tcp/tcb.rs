@@ -374,7 +374,10 @@ pub struct Buffers {
 impl Buffers {
     /// Rings of the sizes `cfg` asks for.
     pub fn new(cfg: &Config) -> Buffers {
-        Buffers { tx: RingBuf::new(cfg.send_buffer), rx: RingBuf::new(cfg.recv_buffer.min(1 << 30)) }
+        Buffers {
+            tx: RingBuf::new(cfg.send_buffer),
+            rx: RingBuf::new(cfg.recv_buffer.min(1 << 30)),
+        }
     }
 
     /// Whether these rings have the sizes `cfg` asks for.
@@ -384,7 +387,14 @@ impl Buffers {
 }
 
 impl Tcb {
-    fn new(local: SocketAddr, remote: SocketAddr, iss: Seq, cfg: Config, now_ms: u64, bufs: Option<Buffers>) -> Tcb {
+    fn new(
+        local: SocketAddr,
+        remote: SocketAddr,
+        iss: Seq,
+        cfg: Config,
+        now_ms: u64,
+        bufs: Option<Buffers>,
+    ) -> Tcb {
         let mss = cfg.mss.max(1);
         let cfg = Config { mss, ..cfg };
         let Buffers { mut tx, mut rx } = match bufs {
@@ -637,7 +647,10 @@ impl Tcb {
 
     /// The connection's rings, for the next one (see [`Buffers`]).
     pub fn into_buffers(self) -> Buffers {
-        Buffers { tx: self.tx, rx: self.rx }
+        Buffers {
+            tx: self.tx,
+            rx: self.rx,
+        }
     }
 
     /// Why the connection ended, if it did not end cleanly.
@@ -2169,7 +2182,10 @@ mod tests {
         one(&v, ".", base + 11 * 1460, PEER + 1, None);
         assert_eq!(t.cc().cwnd(), cwnd, "cwnd itself is unchanged");
         let v = inject(&mut t, 12, &dup);
-        let r = v.iter().find(|s| s.seq == base).expect("the third duplicate retransmits SND.UNA");
+        let r = v
+            .iter()
+            .find(|s| s.seq == base)
+            .expect("the third duplicate retransmits SND.UNA");
         assert_eq!(r.data.len(), 1460);
         assert!(t.cc().in_recovery());
     }

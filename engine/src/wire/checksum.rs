@@ -44,7 +44,14 @@ pub fn data(data: &[u8]) -> u16 {
 #[inline]
 pub fn ipv4_header_ok(h: &[u8]) -> bool {
     if let Some(h20) = h.get(..20).filter(|_| h.len() == 20) {
-        let w = |i: usize| u64::from(u32::from_ne_bytes([h20[i], h20[i + 1], h20[i + 2], h20[i + 3]]));
+        let w = |i: usize| {
+            u64::from(u32::from_ne_bytes([
+                h20[i],
+                h20[i + 1],
+                h20[i + 2],
+                h20[i + 3],
+            ]))
+        };
         // Byte order does not matter for "sums to all ones" (RFC 1071 §2(B)).
         return fold(w(0) + w(4) + w(8) + w(12) + w(16)) == 0xffff;
     }
@@ -158,7 +165,9 @@ mod tests {
 
     #[test]
     fn ipv4_header_fast_check_agrees_with_the_general_sum() {
-        let mut h = [0x45, 0, 0, 0x54, 0x12, 0x34, 0x40, 0, 64, 1, 0, 0, 198, 18, 1, 2, 198, 19, 1, 2];
+        let mut h = [
+            0x45, 0, 0, 0x54, 0x12, 0x34, 0x40, 0, 64, 1, 0, 0, 198, 18, 1, 2, 198, 19, 1, 2,
+        ];
         let c = checksum(&h);
         h[10..12].copy_from_slice(&c.to_be_bytes());
         assert!(ipv4_header_ok(&h));

@@ -28,7 +28,9 @@ pub mod tcp;
 pub mod udp;
 
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
-pub use ethernet::{parse_mac, EtherType, EthernetAddress, Mac, EthernetFrame, EthernetRepr, VlanStack, VlanTag};
+pub use ethernet::{
+    parse_mac, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, Mac, VlanStack, VlanTag,
+};
 pub use icmpv4::{Icmpv4Packet, Icmpv4Repr};
 pub use icmpv6::{Icmpv6Packet, Icmpv6Repr};
 pub use ip::IpProtocol;

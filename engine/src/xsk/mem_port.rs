@@ -30,7 +30,12 @@ pub struct MemPortConfig {
 
 impl Default for MemPortConfig {
     fn default() -> Self {
-        MemPortConfig { rx_size: 256, tx_size: 256, fill_size: 256, comp_size: 256 }
+        MemPortConfig {
+            rx_size: 256,
+            tx_size: 256,
+            fill_size: 256,
+            comp_size: 256,
+        }
     }
 }
 
@@ -74,7 +79,12 @@ impl MemPort {
     }
 
     fn check_umem(&self, umem: &Umem) {
-        assert_eq!(umem.id(), self.umem_id, "{} driven with a UMEM it was not made on", self.name);
+        assert_eq!(
+            umem.id(),
+            self.umem_id,
+            "{} driven with a UMEM it was not made on",
+            self.name
+        );
     }
 
     /// Wire side: a frame arrives. Returns false, counting the drop as the
@@ -133,10 +143,18 @@ impl MemPort {
 
     /// Wire side: transmits everything queued into `other`'s receive path,
     /// like a cable between two ports. Returns how many frames crossed.
-    pub fn cable_to(&mut self, umem: &mut Umem, other: &mut MemPort, other_umem: &mut Umem) -> usize {
+    pub fn cable_to(
+        &mut self,
+        umem: &mut Umem,
+        other: &mut MemPort,
+        other_umem: &mut Umem,
+    ) -> usize {
         let mut frames = Vec::new();
         self.take_sent(umem, usize::MAX, |b| frames.push(b.to_vec()));
-        frames.iter().filter(|f| other.inject(other_umem, f)).count()
+        frames
+            .iter()
+            .filter(|f| other.inject(other_umem, f))
+            .count()
     }
 
     /// Wire side: entries on the fill ring not yet used for a received frame.
@@ -216,7 +234,12 @@ impl Port for MemPort {
     }
 
     fn ring_levels(&self) -> RingLevels {
-        RingLevels { fill: self.fill.pending(), rx: self.rx.len(), tx: self.tx.pending(), comp: self.comp.len() }
+        RingLevels {
+            fill: self.fill.pending(),
+            rx: self.rx.len(),
+            tx: self.tx.pending(),
+            comp: self.comp.len(),
+        }
     }
 
     fn stats(&self) -> PortStats {
@@ -240,7 +263,13 @@ mod tests {
     use proptest::prelude::*;
 
     fn umem(frames: u32) -> Umem {
-        Umem::new(UmemConfig { frame_size: 2048, frame_count: frames, huge_pages: false, headroom: 0 }).unwrap()
+        Umem::new(UmemConfig {
+            frame_size: 2048,
+            frame_count: frames,
+            huge_pages: false,
+            headroom: 0,
+        })
+        .unwrap()
     }
 
     fn frame(tag: u8, len: usize) -> Vec<u8> {
@@ -266,7 +295,10 @@ mod tests {
         // Forward on b: same descriptors, no copy.
         assert_eq!(b.send(&mut u, &descs[..n]), 10);
         let mut seen = Vec::new();
-        assert_eq!(b.take_sent(&mut u, 64, |bytes| seen.push(bytes.to_vec())), 10);
+        assert_eq!(
+            b.take_sent(&mut u, 64, |bytes| seen.push(bytes.to_vec())),
+            10
+        );
         for (t, s) in seen.iter().enumerate() {
             assert_eq!(s, &frame(t as u8, 60 + t));
         }
@@ -280,7 +312,16 @@ mod tests {
     #[test]
     fn drops_are_counted_like_the_kernel() {
         let mut u = umem(8);
-        let mut p = MemPort::new("p", &u, MemPortConfig { rx_size: 4, tx_size: 4, fill_size: 8, comp_size: 4 });
+        let mut p = MemPort::new(
+            "p",
+            &u,
+            MemPortConfig {
+                rx_size: 4,
+                tx_size: 4,
+                fill_size: 8,
+                comp_size: 4,
+            },
+        );
         assert!(!p.inject(&mut u, &[1; 60]));
         assert_eq!(p.xdp_statistics().rx_fill_ring_empty_descs, 1);
         p.refill(&mut u, 8);
@@ -296,7 +337,16 @@ mod tests {
     #[test]
     fn tx_ring_full_leaves_frames_with_the_caller() {
         let mut u = umem(16);
-        let mut p = MemPort::new("p", &u, MemPortConfig { rx_size: 4, tx_size: 4, fill_size: 4, comp_size: 4 });
+        let mut p = MemPort::new(
+            "p",
+            &u,
+            MemPortConfig {
+                rx_size: 4,
+                tx_size: 4,
+                fill_size: 4,
+                comp_size: 4,
+            },
+        );
         let mut descs = [Desc::default(); 6];
         assert_eq!(u.alloc_burst(&mut descs), 6);
         assert_eq!(p.send(&mut u, &descs), 4);
@@ -317,7 +367,16 @@ mod tests {
     #[test]
     fn send_returns_only_what_the_ring_took() {
         let mut u = umem(16);
-        let mut p = MemPort::new("p", &u, MemPortConfig { rx_size: 4, tx_size: 4, fill_size: 4, comp_size: 4 });
+        let mut p = MemPort::new(
+            "p",
+            &u,
+            MemPortConfig {
+                rx_size: 4,
+                tx_size: 4,
+                fill_size: 4,
+                comp_size: 4,
+            },
+        );
         // What flush_tx does with a queue: send, then free what was not sent.
         let flush = |p: &mut MemPort, u: &mut Umem, q: &[Desc]| {
             let sent = p.send(u, q);
@@ -326,11 +385,17 @@ mod tests {
         };
         let mut q: Vec<Desc> = (0..6).map(|i| u.alloc_with(&[i; 60]).unwrap()).collect();
         q[2].len = 2049; // held, but not inside its frame: refused
-        assert_eq!(flush(&mut p, &mut u, &q), 2, "refused descriptor and those after it stay with the caller");
+        assert_eq!(
+            flush(&mut p, &mut u, &q),
+            2,
+            "refused descriptor and those after it stay with the caller"
+        );
         let c = u.check().unwrap();
         assert_eq!((c.free, c.held, c.tx), (14, 0, 2));
         // The ring has room for two more: fill it, and send more than fits.
-        let q: Vec<Desc> = (0..3).map(|i| u.alloc_with(&[10 + i; 60]).unwrap()).collect();
+        let q: Vec<Desc> = (0..3)
+            .map(|i| u.alloc_with(&[10 + i; 60]).unwrap())
+            .collect();
         assert_eq!(flush(&mut p, &mut u, &q), 2);
         let full = [u.alloc_with(&[20; 60]).unwrap()];
         assert_eq!(flush(&mut p, &mut u, &full), 0, "full ring");
@@ -339,7 +404,10 @@ mod tests {
         // The sent frames may still be read (packet capture after send).
         assert_eq!(u.data(&q[1]), &[11; 60]);
         let s = p.stats();
-        assert_eq!((s.tx_packets, s.tx_bytes, s.tx_refused, s.tx_ring_full), (4, 240, 1, 2 + 1 + 1));
+        assert_eq!(
+            (s.tx_packets, s.tx_bytes, s.tx_refused, s.tx_ring_full),
+            (4, 240, 1, 2 + 1 + 1)
+        );
         let mut seen = Vec::new();
         assert_eq!(p.take_sent(&mut u, 16, |b| seen.push(b[0])), 4);
         assert_eq!(seen, [0, 1, 10, 11]);

@@ -70,7 +70,11 @@ impl fmt::Display for XskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             XskError::Io(what, e) => write!(f, "{what}: {e}"),
-            XskError::MemLock { bytes, limit, source } => write!(
+            XskError::MemLock {
+                bytes,
+                limit,
+                source,
+            } => write!(
                 f,
                 "registering a {} KiB UMEM needs CAP_IPC_LOCK (RLIMIT_MEMLOCK is {} KiB and the \
                  process lacks CAP_IPC_LOCK): {source}",

@@ -43,7 +43,11 @@ pub struct RingLevels {
 
 impl std::fmt::Display for RingLevels {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "rings fill={} rx={} tx={} comp={}", self.fill, self.rx, self.tx, self.comp)
+        write!(
+            f,
+            "rings fill={} rx={} tx={} comp={}",
+            self.fill, self.rx, self.tx, self.comp
+        )
     }
 }
 
@@ -115,7 +119,12 @@ pub trait Port {
 /// the ring (so only frames the worker gave up reach the kernel). Returns
 /// how many it took, and counts them, the refused descriptor that ended the
 /// prefix, and those the ring had no room for.
-pub(crate) fn queue_tx(umem: &mut Umem, tx: &mut Producer<Desc>, descs: &[Desc], stats: &mut PortStats) -> usize {
+pub(crate) fn queue_tx(
+    umem: &mut Umem,
+    tx: &mut Producer<Desc>,
+    descs: &[Desc],
+    stats: &mut PortStats,
+) -> usize {
     let room = tx.reserve(descs.len().min(u32::MAX as usize) as u32) as usize;
     let mut taken = 0;
     let mut bytes = 0u64;
@@ -144,10 +153,18 @@ pub(crate) fn queue_tx(umem: &mut Umem, tx: &mut Producer<Desc>, descs: &[Desc],
 /// the hot path (it is a system call).
 pub fn wait_any(fds: &[std::os::fd::RawFd], timeout: Duration) -> io::Result<bool> {
     const MAX: usize = 64;
-    let mut pfds = [libc::pollfd { fd: -1, events: 0, revents: 0 }; MAX];
+    let mut pfds = [libc::pollfd {
+        fd: -1,
+        events: 0,
+        revents: 0,
+    }; MAX];
     let n = fds.len().min(MAX);
     for (p, &fd) in pfds.iter_mut().zip(&fds[..n]) {
-        *p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        *p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
     }
     let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
     if n == 0 {

@@ -116,12 +116,17 @@ unsafe impl<T: Send> Sync for HeapRing<T> {}
 /// Creates a ring on the heap with the kernel's layout: one producer and one
 /// consumer end. `size` must be a power of two.
 pub fn heap_ring<T: Slot>(size: u32) -> (Producer<T>, Consumer<T>) {
-    assert!(size.is_power_of_two(), "ring size {size} is not a power of two");
+    assert!(
+        size.is_power_of_two(),
+        "ring size {size} is not a power of two"
+    );
     let ring = Arc::new(HeapRing {
         producer: Line(AtomicU32::new(0)),
         consumer: Line(AtomicU32::new(0)),
         flags: Line(AtomicU32::new(0)),
-        slots: (0..size).map(|_| std::cell::UnsafeCell::new(T::default())).collect(),
+        slots: (0..size)
+            .map(|_| std::cell::UnsafeCell::new(T::default()))
+            .collect(),
     });
     let ptrs = || RingPtrs {
         producer: &ring.producer.0 as *const AtomicU32,
@@ -189,8 +194,17 @@ pub struct Producer<T> {
 impl<T: Slot> Producer<T> {
     fn new(ring: RingPtrs<T>) -> Self {
         let cached_prod = ring.producer().load(Ordering::Relaxed);
-        let cached_end = ring.consumer().load(Ordering::Acquire).wrapping_add(ring.size);
-        Producer { mask: ring.size - 1, ring, cached_prod, cached_end, reserved: 0 }
+        let cached_end = ring
+            .consumer()
+            .load(Ordering::Acquire)
+            .wrapping_add(ring.size);
+        Producer {
+            mask: ring.size - 1,
+            ring,
+            cached_prod,
+            cached_end,
+            reserved: 0,
+        }
     }
 
     /// Number of slots.
@@ -207,7 +221,11 @@ impl<T: Slot> Producer<T> {
             return free;
         }
         // Acquire: the consumer's reads of the slots happen before we reuse them.
-        self.cached_end = self.ring.consumer().load(Ordering::Acquire).wrapping_add(self.ring.size);
+        self.cached_end = self
+            .ring
+            .consumer()
+            .load(Ordering::Acquire)
+            .wrapping_add(self.ring.size);
         self.cached_end.wrapping_sub(self.cached_prod)
     }
 
@@ -238,7 +256,9 @@ impl<T: Slot> Producer<T> {
         assert!(n <= self.reserved, "ring submit beyond the reservation");
         self.cached_prod = self.cached_prod.wrapping_add(n);
         self.reserved = 0;
-        self.ring.producer().store(self.cached_prod, Ordering::Release);
+        self.ring
+            .producer()
+            .store(self.cached_prod, Ordering::Release);
     }
 
     /// Reserves, writes and submits as many of `items` as fit; returns how many.
@@ -254,7 +274,8 @@ impl<T: Slot> Producer<T> {
 
     /// Entries published but not yet consumed by the other side.
     pub fn pending(&self) -> u32 {
-        self.cached_prod.wrapping_sub(self.ring.consumer().load(Ordering::Acquire))
+        self.cached_prod
+            .wrapping_sub(self.ring.consumer().load(Ordering::Acquire))
     }
 
     /// Whether the consumer asked to be woken (XDP_RING_NEED_WAKEUP).
@@ -285,7 +306,13 @@ impl<T: Slot> Consumer<T> {
     fn new(ring: RingPtrs<T>) -> Self {
         let cached_cons = ring.consumer().load(Ordering::Relaxed);
         let cached_prod = ring.producer().load(Ordering::Acquire);
-        Consumer { mask: ring.size - 1, ring, cached_cons, cached_prod, peeked: 0 }
+        Consumer {
+            mask: ring.size - 1,
+            ring,
+            cached_cons,
+            cached_prod,
+            peeked: 0,
+        }
     }
 
     /// Number of slots.
@@ -332,7 +359,9 @@ impl<T: Slot> Consumer<T> {
         assert!(n <= self.peeked, "ring release beyond the peek");
         self.cached_cons = self.cached_cons.wrapping_add(n);
         self.peeked = 0;
-        self.ring.consumer().store(self.cached_cons, Ordering::Release);
+        self.ring
+            .consumer()
+            .store(self.cached_cons, Ordering::Release);
     }
 
     /// Peeks, copies out and releases as many entries as fit in `out`.
@@ -354,7 +383,10 @@ impl<T: Slot> Consumer<T> {
 
     /// Entries published and not yet released (a fresh look at the producer index).
     pub fn len(&self) -> u32 {
-        self.ring.producer().load(Ordering::Acquire).wrapping_sub(self.cached_cons)
+        self.ring
+            .producer()
+            .load(Ordering::Acquire)
+            .wrapping_sub(self.cached_cons)
     }
 
     /// Whether no entry is waiting.
@@ -425,7 +457,11 @@ mod tests {
     #[test]
     fn full_ring_refuses_until_released() {
         let (mut p, mut c) = heap_ring::<Desc>(4);
-        let d = |a| Desc { addr: a, len: 60, options: 0 };
+        let d = |a| Desc {
+            addr: a,
+            len: 60,
+            options: 0,
+        };
         assert_eq!(p.push_burst(&[d(1), d(2), d(3), d(4), d(5)]), 4);
         assert_eq!(p.reserve(1), 0);
         assert_eq!(p.pending(), 4);

@@ -139,8 +139,18 @@ fn sockopt_u32(fd: RawFd, opt: libc::c_int, value: u32) -> io::Result<()> {
 }
 
 fn mmap_offsets(fd: RawFd) -> io::Result<libc::xdp_mmap_offsets> {
-    let zero = libc::xdp_ring_offset { producer: 0, consumer: 0, desc: 0, flags: 0 };
-    let mut off = libc::xdp_mmap_offsets { rx: zero, tx: zero, fr: zero, cr: zero };
+    let zero = libc::xdp_ring_offset {
+        producer: 0,
+        consumer: 0,
+        desc: 0,
+        flags: 0,
+    };
+    let mut off = libc::xdp_mmap_offsets {
+        rx: zero,
+        tx: zero,
+        fr: zero,
+        cr: zero,
+    };
     let mut len = std::mem::size_of::<libc::xdp_mmap_offsets>() as libc::socklen_t;
     // SAFETY: we pass a writable xdp_mmap_offsets and its size.
     let rc = unsafe {
@@ -157,7 +167,10 @@ fn mmap_offsets(fd: RawFd) -> io::Result<libc::xdp_mmap_offsets> {
     }
     if len as usize != std::mem::size_of::<libc::xdp_mmap_offsets>() {
         // Kernels before 5.4 have no flags field: not supported.
-        return Err(io::Error::new(io::ErrorKind::Unsupported, "old xdp_mmap_offsets layout"));
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "old xdp_mmap_offsets layout",
+        ));
     }
     Ok(off)
 }
@@ -170,7 +183,11 @@ fn map_ring<T: Slot>(
     size: u32,
 ) -> io::Result<super::ring::RingPtrsHandle<T>> {
     let len = off.desc as usize + size as usize * std::mem::size_of::<T>();
-    let map: MmapRaw = MmapOptions::new().offset(pgoff).len(len).populate().map_raw(fd)?;
+    let map: MmapRaw = MmapOptions::new()
+        .offset(pgoff)
+        .len(len)
+        .populate()
+        .map_raw(fd)?;
     let base = map.as_mut_ptr();
     // SAFETY: `base` is the start of a mapping of `len` bytes of this ring, laid out
     // as the kernel's offsets say; the Arc keeps the mapping alive with the ring end.
@@ -182,7 +199,12 @@ impl XskPort {
     /// (registering it if no socket uses it yet), fills nothing yet.
     ///
     /// The socket lives in the network namespace of the calling thread.
-    pub fn bind(umem: &mut Umem, ifname: &str, queue: u32, cfg: &XskConfig) -> Result<XskPort, XskError> {
+    pub fn bind(
+        umem: &mut Umem,
+        ifname: &str,
+        queue: u32,
+        cfg: &XskConfig,
+    ) -> Result<XskPort, XskError> {
         let idx = ifindex(ifname)?;
         Self::bind_ifindex(umem, idx, &format!("{ifname}/q{queue}"), queue, cfg)
     }
@@ -202,13 +224,18 @@ impl XskPort {
             ("completion", cfg.comp_size),
         ] {
             if !s.is_power_of_two() {
-                return Err(XskError::Config(format!("{what} ring size {s} is not a power of two")));
+                return Err(XskError::Config(format!(
+                    "{what} ring size {s} is not a power of two"
+                )));
             }
         }
         // SAFETY: plain socket(2) call; the result is checked before use.
         let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if raw < 0 {
-            return Err(XskError::Io("creating an AF_XDP socket", io::Error::last_os_error()));
+            return Err(XskError::Io(
+                "creating an AF_XDP socket",
+                io::Error::last_os_error(),
+            ));
         }
         // SAFETY: `raw` is a fresh descriptor that nothing else owns.
         let fd = Arc::new(unsafe { OwnedFd::from_raw_fd(raw) });
@@ -223,7 +250,8 @@ impl XskPort {
             Some((_, same_queue)) => !same_queue,
         };
         if own_fill {
-            sockopt_u32(rawfd, libc::XDP_UMEM_FILL_RING, cfg.fill_size).map_err(io("XDP_UMEM_FILL_RING"))?;
+            sockopt_u32(rawfd, libc::XDP_UMEM_FILL_RING, cfg.fill_size)
+                .map_err(io("XDP_UMEM_FILL_RING"))?;
             sockopt_u32(rawfd, libc::XDP_UMEM_COMPLETION_RING, cfg.comp_size)
                 .map_err(io("XDP_UMEM_COMPLETION_RING"))?;
         }
@@ -238,13 +266,22 @@ impl XskPort {
             .map_err(io("mapping the TX ring"))?
             .producer();
         let (fill, comp) = if own_fill {
-            let fill = map_ring::<u64>(rawfd, libc::XDP_UMEM_PGOFF_FILL_RING, &off.fr, cfg.fill_size)
-                .map_err(io("mapping the fill ring"))?
-                .producer();
-            let comp =
-                map_ring::<u64>(rawfd, libc::XDP_UMEM_PGOFF_COMPLETION_RING, &off.cr, cfg.comp_size)
-                    .map_err(io("mapping the completion ring"))?
-                    .consumer();
+            let fill = map_ring::<u64>(
+                rawfd,
+                libc::XDP_UMEM_PGOFF_FILL_RING,
+                &off.fr,
+                cfg.fill_size,
+            )
+            .map_err(io("mapping the fill ring"))?
+            .producer();
+            let comp = map_ring::<u64>(
+                rawfd,
+                libc::XDP_UMEM_PGOFF_COMPLETION_RING,
+                &off.cr,
+                cfg.comp_size,
+            )
+            .map_err(io("mapping the completion ring"))?
+            .consumer();
             (Some(fill), Some(comp))
         } else {
             (None, None)
@@ -277,10 +314,18 @@ impl XskPort {
             // first socket's copy/zero-copy mode and need_wakeup setting.
             bind(libc::XDP_SHARED_UMEM).map_err(io("binding a shared-UMEM AF_XDP socket"))?;
         } else {
-            let wake = if cfg.need_wakeup { libc::XDP_USE_NEED_WAKEUP } else { 0 };
+            let wake = if cfg.need_wakeup {
+                libc::XDP_USE_NEED_WAKEUP
+            } else {
+                0
+            };
             match cfg.mode {
-                BindMode::ZeroCopy => bind(libc::XDP_ZEROCOPY | wake).map_err(io("binding zero-copy"))?,
-                BindMode::Copy => bind(libc::XDP_COPY | wake).map_err(io("binding in copy mode"))?,
+                BindMode::ZeroCopy => {
+                    bind(libc::XDP_ZEROCOPY | wake).map_err(io("binding zero-copy"))?
+                }
+                BindMode::Copy => {
+                    bind(libc::XDP_COPY | wake).map_err(io("binding in copy mode"))?
+                }
                 BindMode::Auto => {
                     if bind(libc::XDP_ZEROCOPY | wake).is_err() {
                         bind(libc::XDP_COPY | wake).map_err(io("binding in copy mode"))?;
@@ -289,10 +334,18 @@ impl XskPort {
             }
         }
         let mode = bound_mode(rawfd).map_err(io("XDP_OPTIONS"))?;
-        umem.bindings.push(Binding { ifindex, queue, fd: Arc::downgrade(&fd) });
+        umem.bindings.push(Binding {
+            ifindex,
+            queue,
+            fd: Arc::downgrade(&fd),
+        });
         // A shared socket inherits need_wakeup from the first one; TX kicks are
         // made whenever the flag is set, so assuming it on is safe either way.
-        let need_wakeup = if shared.is_some() { true } else { cfg.need_wakeup };
+        let need_wakeup = if shared.is_some() {
+            true
+        } else {
+            cfg.need_wakeup
+        };
         Ok(XskPort {
             name: name.to_string(),
             fd,
@@ -341,7 +394,12 @@ impl XskPort {
 
     #[inline]
     fn check_umem(&self, umem: &Umem) {
-        assert_eq!(umem.id(), self.umem_id, "{} driven with a UMEM it was not bound on", self.name);
+        assert_eq!(
+            umem.id(),
+            self.umem_id,
+            "{} driven with a UMEM it was not bound on",
+            self.name
+        );
     }
 
     /// Kicks TX (sendto). In copy mode the kernel sends at most 32 frames per
@@ -353,7 +411,14 @@ impl XskPort {
         while pending > 0 && (!self.need_wakeup || self.tx.needs_wakeup()) {
             // SAFETY: sendto with no buffer is the AF_XDP TX doorbell.
             let rc = unsafe {
-                libc::sendto(self.raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0)
+                libc::sendto(
+                    self.raw_fd(),
+                    std::ptr::null(),
+                    0,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null(),
+                    0,
+                )
             };
             calls += 1;
             self.stats.tx_wakeups += 1;
@@ -379,12 +444,22 @@ fn bound_mode(fd: RawFd) -> io::Result<BoundMode> {
     let mut len = std::mem::size_of::<libc::xdp_options>() as libc::socklen_t;
     // SAFETY: we pass a writable xdp_options and its size.
     let rc = unsafe {
-        libc::getsockopt(fd, libc::SOL_XDP, libc::XDP_OPTIONS, &mut opts as *mut _ as *mut libc::c_void, &mut len)
+        libc::getsockopt(
+            fd,
+            libc::SOL_XDP,
+            libc::XDP_OPTIONS,
+            &mut opts as *mut _ as *mut libc::c_void,
+            &mut len,
+        )
     };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(if opts.flags & libc::XDP_OPTIONS_ZEROCOPY != 0 { BoundMode::ZeroCopy } else { BoundMode::Copy })
+    Ok(if opts.flags & libc::XDP_OPTIONS_ZEROCOPY != 0 {
+        BoundMode::ZeroCopy
+    } else {
+        BoundMode::Copy
+    })
 }
 
 impl Port for XskPort {
@@ -417,7 +492,9 @@ impl Port for XskPort {
 
     fn refill(&mut self, umem: &mut Umem, max: usize) -> usize {
         self.check_umem(umem);
-        let Some(fill) = self.fill.as_mut() else { return 0 };
+        let Some(fill) = self.fill.as_mut() else {
+            return 0;
+        };
         let want = max.min(umem.free_frames()).min(u32::MAX as usize) as u32;
         let n = fill.reserve(want);
         let got = umem.take_for_fill(n as usize, |i, addr| fill.write(i as u32, addr));
@@ -428,7 +505,9 @@ impl Port for XskPort {
 
     fn reclaim(&mut self, umem: &mut Umem, max: usize) -> usize {
         self.check_umem(umem);
-        let Some(comp) = self.comp.as_mut() else { return 0 };
+        let Some(comp) = self.comp.as_mut() else {
+            return 0;
+        };
         let n = comp.peek(max.min(u32::MAX as usize) as u32);
         for i in 0..n {
             umem.returned(comp.read(i), FrameState::Tx);
@@ -463,7 +542,11 @@ impl Port for XskPort {
         if self.rx.available(1) > 0 {
             return Ok(true);
         }
-        let mut pfd = libc::pollfd { fd: self.raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: self.raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
         // SAFETY: one valid pollfd.
         let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
@@ -507,15 +590,28 @@ mod tests {
 
     #[test]
     fn unknown_interface_is_named() {
-        let mut u = Umem::new(UmemConfig { frame_count: 64, huge_pages: false, ..Default::default() }).unwrap();
+        let mut u = Umem::new(UmemConfig {
+            frame_count: 64,
+            huge_pages: false,
+            ..Default::default()
+        })
+        .unwrap();
         let e = XskPort::bind(&mut u, "nosuchif0", 0, &XskConfig::default()).unwrap_err();
         assert!(e.to_string().contains("nosuchif0"), "{e}");
     }
 
     #[test]
     fn ring_sizes_must_be_powers_of_two() {
-        let mut u = Umem::new(UmemConfig { frame_count: 64, huge_pages: false, ..Default::default() }).unwrap();
-        let cfg = XskConfig { rx_size: 1000, ..XskConfig::default() };
+        let mut u = Umem::new(UmemConfig {
+            frame_count: 64,
+            huge_pages: false,
+            ..Default::default()
+        })
+        .unwrap();
+        let cfg = XskConfig {
+            rx_size: 1000,
+            ..XskConfig::default()
+        };
         let e = XskPort::bind(&mut u, "lo", 0, &cfg).unwrap_err();
         assert!(e.to_string().contains("power of two"), "{e}");
     }
@@ -526,7 +622,9 @@ mod tests {
     #[test]
     fn memlock_error_names_cap_ipc_lock() {
         // Creating the AF_XDP socket needs CAP_NET_RAW.
-        if !crate::xsk::test_support::require_root("xsk::socket::tests::memlock_error_names_cap_ipc_lock") {
+        if !crate::xsk::test_support::require_root(
+            "xsk::socket::tests::memlock_error_names_cap_ipc_lock",
+        ) {
             return;
         }
         let limit = memlock_limit_or_skip();
@@ -535,9 +633,13 @@ mod tests {
             drop_cap_ipc_lock();
             assert!(!crate::xsk::umem::has_cap_ipc_lock());
             let frames = ((limit as usize + (8 << 20)) / 4096) as u32;
-            let mut u =
-                Umem::new(UmemConfig { frame_size: 4096, frame_count: frames, huge_pages: false, headroom: 0 })
-                    .unwrap();
+            let mut u = Umem::new(UmemConfig {
+                frame_size: 4096,
+                frame_count: frames,
+                huge_pages: false,
+                headroom: 0,
+            })
+            .unwrap();
             // Registration happens on the first bind, before the interface is used.
             XskPort::bind(&mut u, "lo", 0, &XskConfig::default()).map(|_| ())
         })
@@ -571,7 +673,10 @@ mod tests {
             permitted: u32,
             inheritable: u32,
         }
-        let mut h = Header { version: 0x2008_0522, pid: 0 };
+        let mut h = Header {
+            version: 0x2008_0522,
+            pid: 0,
+        };
         let mut d = [Data::default(); 2];
         // SAFETY: capget with a v3 header and two data structs, as the ABI requires.
         let rc = unsafe { libc::syscall(libc::SYS_capget, &mut h as *mut Header, d.as_mut_ptr()) };

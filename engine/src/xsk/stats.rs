@@ -136,7 +136,12 @@ mod tests {
 
     #[test]
     fn display_names_every_counter() {
-        let s = XdpStatistics { rx_dropped: 1, rx_ring_full: 2, tx_ring_empty_descs: 3, ..Default::default() };
+        let s = XdpStatistics {
+            rx_dropped: 1,
+            rx_ring_full: 2,
+            tx_ring_empty_descs: 3,
+            ..Default::default()
+        };
         assert_eq!(
             s.to_string(),
             "rx_dropped=1 rx_invalid_descs=0 rx_ring_full=2 rx_fill_ring_empty_descs=0 \

@@ -8,7 +8,11 @@ use caps::{CapSet, Capability};
 
 /// What the root-only tests use: CAP_BPF and CAP_NET_ADMIN to load the XDP steering program,
 /// CAP_NET_RAW to create AF_XDP sockets.
-const NEEDED: [Capability; 3] = [Capability::CAP_NET_ADMIN, Capability::CAP_BPF, Capability::CAP_NET_RAW];
+const NEEDED: [Capability; 3] = [
+    Capability::CAP_NET_ADMIN,
+    Capability::CAP_BPF,
+    Capability::CAP_NET_RAW,
+];
 
 /// The capabilities of [`NEEDED`] missing from the calling thread's effective set (all of them
 /// for a normal user).

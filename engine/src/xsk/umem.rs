@@ -86,7 +86,12 @@ pub struct UmemConfig {
 
 impl Default for UmemConfig {
     fn default() -> Self {
-        UmemConfig { frame_size: 2048, frame_count: 4096, huge_pages: true, headroom: 0 }
+        UmemConfig {
+            frame_size: 2048,
+            frame_count: 4096,
+            huge_pages: true,
+            headroom: 0,
+        }
     }
 }
 
@@ -159,7 +164,10 @@ impl Ledger {
     fn new(frames: u32) -> Self {
         Ledger {
             states: vec![FrameState::Free; frames as usize],
-            counts: FrameCounts { free: frames, ..FrameCounts::default() },
+            counts: FrameCounts {
+                free: frames,
+                ..FrameCounts::default()
+            },
         }
     }
 
@@ -270,13 +278,21 @@ impl Umem {
             return Err(XskError::Config("a UMEM needs at least one frame".into()));
         }
         if cfg.headroom > cfg.frame_size / 2 {
-            return Err(XskError::Config(format!("headroom {} too large", cfg.headroom)));
+            return Err(XskError::Config(format!(
+                "headroom {} too large",
+                cfg.headroom
+            )));
         }
         let len = cfg.frame_size as usize * cfg.frame_count as usize;
         let mut huge = false;
         let map = if cfg.huge_pages && len >= HUGE_PAGE {
             let rounded = len.div_ceil(HUGE_PAGE) * HUGE_PAGE;
-            match MmapOptions::new().len(rounded).huge(Some(21)).populate().map_anon() {
+            match MmapOptions::new()
+                .len(rounded)
+                .huge(Some(21))
+                .populate()
+                .map_anon()
+            {
                 Ok(m) => {
                     huge = true;
                     Some(m)
@@ -309,9 +325,16 @@ impl Umem {
         };
         let frame_count = cfg.frame_count;
         // Lowest addresses last, so allocation starts at frame 0 (easier to read in traces).
-        let free = (0..frame_count as u64).rev().map(|i| i * cfg.frame_size as u64).collect();
+        let free = (0..frame_count as u64)
+            .rev()
+            .map(|i| i * cfg.frame_size as u64)
+            .collect();
         Ok(Umem {
-            area: Arc::new(Area { map: MmapRaw::from(map), huge, refused: AtomicU64::new(0) }),
+            area: Arc::new(Area {
+                map: MmapRaw::from(map),
+                huge,
+                refused: AtomicU64::new(0),
+            }),
             id: NEXT_UMEM_ID.fetch_add(1, Ordering::Relaxed),
             frame_size: cfg.frame_size,
             frame_shift: cfg.frame_size.trailing_zeros(),
@@ -405,16 +428,27 @@ impl Umem {
         }
         let mut problems = Vec::new();
         if c.total() != self.frame_count as u64 {
-            problems.push(format!("counts sum to {} of {} frames", c.total(), self.frame_count));
+            problems.push(format!(
+                "counts sum to {} of {} frames",
+                c.total(),
+                self.frame_count
+            ));
         }
         if by_state != [c.free, c.rx, c.held, c.tx] {
             problems.push(format!("per-frame states {by_state:?} disagree with {c}"));
         }
         if self.free.len() != c.free as usize {
-            problems.push(format!("free list holds {} but ledger says {}", self.free.len(), c.free));
+            problems.push(format!(
+                "free list holds {} but ledger says {}",
+                self.free.len(),
+                c.free
+            ));
         }
         if c.errors != 0 {
-            problems.push(format!("{} impossible frame moves or refused accesses", c.errors));
+            problems.push(format!(
+                "{} impossible frame moves or refused accesses",
+                c.errors
+            ));
         }
         if problems.is_empty() {
             Ok(c)
@@ -428,8 +462,13 @@ impl Umem {
     #[inline]
     pub fn alloc(&mut self) -> Option<Desc> {
         let base = self.free.pop()?;
-        self.ledger.mv(self.frame_index(base), FrameState::Free, FrameState::Held);
-        Some(Desc { addr: base + self.headroom as u64, len: 0, options: 0 })
+        self.ledger
+            .mv(self.frame_index(base), FrameState::Free, FrameState::Held);
+        Some(Desc {
+            addr: base + self.headroom as u64,
+            len: 0,
+            options: 0,
+        })
     }
 
     /// Allocates up to `out.len()` frames; returns how many.
@@ -449,7 +488,10 @@ impl Umem {
     #[inline]
     pub fn free(&mut self, desc: Desc) {
         let base = self.frame_base(desc.addr);
-        if self.ledger.mv(self.frame_index(base), FrameState::Held, FrameState::Free) {
+        if self
+            .ledger
+            .mv(self.frame_index(base), FrameState::Held, FrameState::Free)
+        {
             self.free.push(base);
         }
     }
@@ -470,7 +512,10 @@ impl Umem {
             // Only a frame the ledger now has in Rx may reach the kernel (the
             // accessors' soundness rests on it). Every frame on the free list is
             // Free, so this always holds; a frame that is not is dropped from the list.
-            if self.ledger.mv(self.frame_index(base), FrameState::Free, FrameState::Rx) {
+            if self
+                .ledger
+                .mv(self.frame_index(base), FrameState::Free, FrameState::Rx)
+            {
                 put(n, base);
                 n += 1;
             }
@@ -489,7 +534,10 @@ impl Umem {
     #[inline]
     pub(crate) fn returned(&mut self, addr: u64, from: FrameState) {
         let base = self.frame_base(addr);
-        if self.ledger.mv(self.frame_index(base), from, FrameState::Free) {
+        if self
+            .ledger
+            .mv(self.frame_index(base), from, FrameState::Free)
+        {
             self.free.push(base);
         }
     }
@@ -523,7 +571,12 @@ impl Umem {
     /// with an empty slice.
     #[inline]
     fn refuse(&self, d: &Desc, access: &'static str) {
-        refused(&self.area.refused, *d, self.ledger.state(self.frame_index(d.addr)), access);
+        refused(
+            &self.area.refused,
+            *d,
+            self.ledger.state(self.frame_index(d.addr)),
+            access,
+        );
     }
 
     /// The packet bytes of a descriptor. Empty if it does not fit in one
@@ -573,7 +626,11 @@ impl Umem {
     #[inline]
     pub fn buf_mut(&mut self, d: &Desc) -> &mut [u8] {
         let room = (self.frame_base(d.addr) + self.frame_size as u64).saturating_sub(d.addr);
-        let full = Desc { addr: d.addr, len: room as u32, options: 0 };
+        let full = Desc {
+            addr: d.addr,
+            len: room as u32,
+            options: 0,
+        };
         self.data_mut(&full)
     }
 
@@ -585,8 +642,17 @@ impl Umem {
     #[inline]
     pub fn pair_mut(&mut self, src: &Desc, dst: &Desc) -> Option<(&[u8], &mut [u8])> {
         let (sb, db) = (self.frame_base(src.addr), self.frame_base(dst.addr));
-        let states = (self.state_of(src), self.state_of(&Desc { addr: dst.addr, len: 0, options: 0 }));
-        let (Some(ss), Some(ds)) = states else { return None };
+        let states = (
+            self.state_of(src),
+            self.state_of(&Desc {
+                addr: dst.addr,
+                len: 0,
+                options: 0,
+            }),
+        );
+        let (Some(ss), Some(ds)) = states else {
+            return None;
+        };
         if sb == db {
             return None;
         }
@@ -603,7 +669,10 @@ impl Umem {
         // `&mut self` excludes every other view and every state change for the
         // borrows' lifetime.
         unsafe {
-            let a = std::slice::from_raw_parts(self.base_ptr().add(src.addr as usize), src.len as usize);
+            let a = std::slice::from_raw_parts(
+                self.base_ptr().add(src.addr as usize),
+                src.len as usize,
+            );
             let b = std::slice::from_raw_parts_mut(self.base_ptr().add(dst.addr as usize), room);
             Some((a, b))
         }
@@ -622,7 +691,11 @@ impl Umem {
     #[inline]
     pub fn frame_mut(&mut self, d: &Desc) -> (&mut [u8], usize) {
         let base = self.frame_base(d.addr);
-        let full = Desc { addr: base, len: self.frame_size, options: 0 };
+        let full = Desc {
+            addr: base,
+            len: self.frame_size,
+            options: 0,
+        };
         let off = (d.addr - base) as usize;
         (self.data_mut(&full), off)
     }
@@ -646,8 +719,15 @@ impl Umem {
     /// descriptor, or None if the bytes do not fit.
     pub(crate) fn wire_write(&mut self, addr: u64, bytes: &[u8]) -> Option<Desc> {
         let base = self.frame_base(addr);
-        debug_assert_eq!(self.ledger.state(self.frame_index(base)), Some(FrameState::Rx));
-        let d = Desc { addr: base + self.headroom as u64, len: bytes.len() as u32, options: 0 };
+        debug_assert_eq!(
+            self.ledger.state(self.frame_index(base)),
+            Some(FrameState::Rx)
+        );
+        let d = Desc {
+            addr: base + self.headroom as u64,
+            len: bytes.len() as u32,
+            options: 0,
+        };
         if bytes.len() > u32::MAX as usize || !self.desc_ok(&d) {
             return None;
         }
@@ -675,7 +755,9 @@ impl Umem {
     /// Returns how many came back, or an error if a socket is still bound.
     pub fn recover(&mut self) -> Result<u32, XskError> {
         if self.bindings.iter().any(|b| b.fd.strong_count() > 0) {
-            return Err(XskError::Config("a socket is still bound to this UMEM".into()));
+            return Err(XskError::Config(
+                "a socket is still bound to this UMEM".into(),
+            ));
         }
         self.bindings.clear();
         let mut n = 0;
@@ -703,7 +785,10 @@ impl Umem {
         {
             return Some((fd, true));
         }
-        self.bindings.iter().find_map(|b| b.fd.upgrade()).map(|fd| (fd, false))
+        self.bindings
+            .iter()
+            .find_map(|b| b.fd.upgrade())
+            .map(|fd| (fd, false))
     }
 
     /// Registers the area with an AF_XDP socket (XDP_UMEM_REG).
@@ -736,7 +821,11 @@ impl Umem {
         if (code == libc::ENOBUFS || code == libc::ENOMEM || code == libc::EPERM)
             && !has_cap_ipc_lock()
         {
-            return Err(XskError::MemLock { bytes: self.len(), limit: memlock_limit(), source: err });
+            return Err(XskError::MemLock {
+                bytes: self.len(),
+                limit: memlock_limit(),
+                source: err,
+            });
         }
         Err(XskError::Io("registering the UMEM (XDP_UMEM_REG)", err))
     }
@@ -757,7 +846,9 @@ fn refused(count: &AtomicU64, d: Desc, state: Option<FrameState>, access: &'stat
 pub fn has_cap_ipc_lock() -> bool {
     const CAP_IPC_LOCK: u32 = 14;
     // /proc/thread-self: capabilities are per thread.
-    let Ok(status) = std::fs::read_to_string("/proc/thread-self/status") else { return false };
+    let Ok(status) = std::fs::read_to_string("/proc/thread-self/status") else {
+        return false;
+    };
     status
         .lines()
         .find_map(|l| l.strip_prefix("CapEff:"))
@@ -767,7 +858,10 @@ pub fn has_cap_ipc_lock() -> bool {
 
 /// RLIMIT_MEMLOCK (soft), in bytes.
 pub fn memlock_limit() -> u64 {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit writes one rlimit into the struct we pass.
     if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } != 0 {
         return 0;
@@ -780,16 +874,29 @@ mod tests {
     use super::*;
 
     fn small() -> Umem {
-        Umem::new(UmemConfig { frame_size: 2048, frame_count: 16, huge_pages: false, headroom: 0 })
-            .unwrap()
+        Umem::new(UmemConfig {
+            frame_size: 2048,
+            frame_count: 16,
+            huge_pages: false,
+            headroom: 0,
+        })
+        .unwrap()
     }
 
     #[test]
     fn rejects_bad_geometry() {
         for fs in [0, 1000, 2047, 8192] {
-            assert!(Umem::new(UmemConfig { frame_size: fs, ..UmemConfig::default() }).is_err());
+            assert!(Umem::new(UmemConfig {
+                frame_size: fs,
+                ..UmemConfig::default()
+            })
+            .is_err());
         }
-        assert!(Umem::new(UmemConfig { frame_count: 0, ..UmemConfig::default() }).is_err());
+        assert!(Umem::new(UmemConfig {
+            frame_count: 0,
+            ..UmemConfig::default()
+        })
+        .is_err());
     }
 
     #[test]
@@ -857,12 +964,22 @@ mod tests {
         // A frame given to the kernel for receive may not even be read.
         let mut rx = Vec::new();
         assert_eq!(u.take_for_fill(16, |_, a| rx.push(a)), 15);
-        let r = Desc { addr: rx[0], len: 60, options: 0 };
-        assert_eq!(u.ledger().state(u.frame_index(r.addr)), Some(FrameState::Rx));
+        let r = Desc {
+            addr: rx[0],
+            len: 60,
+            options: 0,
+        };
+        assert_eq!(
+            u.ledger().state(u.frame_index(r.addr)),
+            Some(FrameState::Rx)
+        );
         assert!(u.data(&r).is_empty());
         assert!(u.data_mut(&r).is_empty());
         assert_eq!(u.counts().errors, 7);
-        assert!(u.check().unwrap_err().contains("7 impossible frame moves or refused accesses"));
+        assert!(u
+            .check()
+            .unwrap_err()
+            .contains("7 impossible frame moves or refused accesses"));
         // The frame the worker holds is untouched.
         assert_eq!(u.data(&other), &[5; 8]);
         u.data_mut(&other)[0] = 6;
@@ -886,16 +1003,36 @@ mod tests {
         let mut u = small();
         let mut rx = Vec::new();
         u.take_for_fill(1, |_, a| rx.push(a));
-        let _ = u.data(&Desc { addr: rx[0], len: 60, options: 0 });
+        let _ = u.data(&Desc {
+            addr: rx[0],
+            len: 60,
+            options: 0,
+        });
     }
 
     #[test]
     fn desc_bounds() {
         let u = small();
-        assert!(u.desc_ok(&Desc { addr: 0, len: 2048, options: 0 }));
-        assert!(!u.desc_ok(&Desc { addr: 100, len: 2000, options: 0 }));
-        assert!(!u.desc_ok(&Desc { addr: 16 * 2048, len: 1, options: 0 }));
-        assert!(!u.desc_ok(&Desc { addr: u64::MAX, len: 2, options: 0 }));
+        assert!(u.desc_ok(&Desc {
+            addr: 0,
+            len: 2048,
+            options: 0
+        }));
+        assert!(!u.desc_ok(&Desc {
+            addr: 100,
+            len: 2000,
+            options: 0
+        }));
+        assert!(!u.desc_ok(&Desc {
+            addr: 16 * 2048,
+            len: 1,
+            options: 0
+        }));
+        assert!(!u.desc_ok(&Desc {
+            addr: u64::MAX,
+            len: 2,
+            options: 0
+        }));
     }
 
     /// The accessors' combined bounds-and-state lookup accepts exactly the
@@ -904,20 +1041,50 @@ mod tests {
     fn state_of_agrees_with_desc_ok() {
         let u = small();
         let end = 16 * 2048u64;
-        for addr in [0, 1, 100, 2047, 2048, 4000, end - 2048, end - 1, end, end + 1, u64::MAX / 2, u64::MAX - 1, u64::MAX] {
+        for addr in [
+            0,
+            1,
+            100,
+            2047,
+            2048,
+            4000,
+            end - 2048,
+            end - 1,
+            end,
+            end + 1,
+            u64::MAX / 2,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
             for len in [0u32, 1, 48, 2047, 2048, 2049, u32::MAX] {
-                let d = Desc { addr, len, options: 0 };
+                let d = Desc {
+                    addr,
+                    len,
+                    options: 0,
+                };
                 assert_eq!(u.state_of(&d).is_some(), u.desc_ok(&d), "{d}");
             }
         }
-        assert_eq!(u.state_of(&Desc { addr: 2048, len: 60, options: 0 }), Some(FrameState::Free));
+        assert_eq!(
+            u.state_of(&Desc {
+                addr: 2048,
+                len: 60,
+                options: 0
+            }),
+            Some(FrameState::Free)
+        );
     }
 
     #[test]
     fn huge_page_request_falls_back() {
         // Works whether or not huge pages are reserved on this machine.
-        let u = Umem::new(UmemConfig { frame_size: 4096, frame_count: 1024, huge_pages: true, headroom: 0 })
-            .unwrap();
+        let u = Umem::new(UmemConfig {
+            frame_size: 4096,
+            frame_count: 1024,
+            huge_pages: true,
+            headroom: 0,
+        })
+        .unwrap();
         assert_eq!(u.len(), 4 << 20);
         u.check().unwrap();
     }

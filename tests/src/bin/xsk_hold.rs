@@ -14,11 +14,23 @@ fn main() {
     let ifname = std::env::args().nth(1).expect("usage: xsk_hold IFNAME");
     let ifindex = engine::xsk::socket::ifindex(&ifname).expect("interface");
     let mut steer = Steering::load().expect("loading the steering program");
-    let mut umem = Umem::new(UmemConfig { frame_count: 1024, huge_pages: false, ..UmemConfig::default() })
-        .expect("UMEM");
-    let cfg = XskConfig { rx_size: 512, tx_size: 512, fill_size: 512, comp_size: 512, ..XskConfig::default() };
+    let mut umem = Umem::new(UmemConfig {
+        frame_count: 1024,
+        huge_pages: false,
+        ..UmemConfig::default()
+    })
+    .expect("UMEM");
+    let cfg = XskConfig {
+        rx_size: 512,
+        tx_size: 512,
+        fill_size: 512,
+        comp_size: 512,
+        ..XskConfig::default()
+    };
     let mut port = XskPort::bind(&mut umem, &ifname, 0, &cfg).expect("binding");
-    steer.set_queue_sockets(0, &[port.raw_fd()]).expect("socket map");
+    steer
+        .set_queue_sockets(0, &[port.raw_fd()])
+        .expect("socket map");
     let xdp_mode = steer.attach(ifindex, AttachMode::Auto).expect("attaching");
     port.refill(&mut umem, 512);
     println!("ready {xdp_mode} {}", port.mode());

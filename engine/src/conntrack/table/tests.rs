@@ -1,5 +1,6 @@
 //! The NAT table against its RFC behaviours, and against a plain model.
 use super::*;
+use crate::conntrack::track::TrackConfig;
 use proptest::prelude::*;
 
 const X: u32 = 0xc613_0101; // 198.19.1.1
@@ -23,21 +24,31 @@ fn table(f: impl FnOnce(&mut TableConfig)) -> NatTable {
 #[test]
 fn endpoint_independent_mapping_keeps_the_port() {
     let mut t = table(|_| {});
-    let e1 = t.outbound(PROTO_UDP, Ep::new(A, 40000), Ep::new(R, 53), 0, 0).unwrap();
+    let e1 = t
+        .outbound(PROTO_UDP, Ep::new(A, 40000), Ep::new(R, 53), 0, 0)
+        .unwrap();
     assert_eq!(e1, Ep::new(X, 40000), "port preserved");
     // Another remote: the same mapping (RFC 4787 REQ-1).
-    let e2 = t.outbound(PROTO_UDP, Ep::new(A, 40000), Ep::new(S, 7), 0, 0).unwrap();
+    let e2 = t
+        .outbound(PROTO_UDP, Ep::new(A, 40000), Ep::new(S, 7), 0, 0)
+        .unwrap();
     assert_eq!(e2, e1);
     // Another inside host with the same port: a different external port.
-    let e3 = t.outbound(PROTO_UDP, Ep::new(C, 40000), Ep::new(R, 53), 0, 0).unwrap();
+    let e3 = t
+        .outbound(PROTO_UDP, Ep::new(C, 40000), Ep::new(R, 53), 0, 0)
+        .unwrap();
     assert_eq!(e3.addr, X);
     assert_ne!(e3.port, 40000);
     // Ports below the range are not kept.
-    let e4 = t.outbound(PROTO_UDP, Ep::new(A, 53), Ep::new(R, 53), 0, 0).unwrap();
+    let e4 = t
+        .outbound(PROTO_UDP, Ep::new(A, 53), Ep::new(R, 53), 0, 0)
+        .unwrap();
     assert!(e4.port >= 1024);
     assert_eq!(t.counts(), (4, 3));
     // TCP and UDP have separate port spaces.
-    let e5 = t.outbound(PROTO_TCP, Ep::new(A, 40000), Ep::new(R, 80), SYN_F, 0).unwrap();
+    let e5 = t
+        .outbound(PROTO_TCP, Ep::new(A, 40000), Ep::new(R, 80), SYN_F, 0)
+        .unwrap();
     assert_eq!(e5, Ep::new(X, 40000));
 }
 
@@ -49,27 +60,48 @@ fn filtering_behaviours() {
         (Filtering::EndpointIndependent, true, true, true),
     ] {
         let mut t = table(|c| c.filtering = f);
-        let e = t.outbound(PROTO_UDP, Ep::new(A, 40000), Ep::new(R, 7000), 0, 0).unwrap();
+        let e = t
+            .outbound(PROTO_UDP, Ep::new(A, 40000), Ep::new(R, 7000), 0, 0)
+            .unwrap();
         let r = |t: &mut NatTable, from: Ep| t.inbound(PROTO_UDP, from, e, 0, 1);
         assert_eq!(r(&mut t, Ep::new(R, 7000)).is_ok(), same_port, "{f:?}");
         assert_eq!(r(&mut t, Ep::new(R, 7001)).is_ok(), other_port, "{f:?}");
-        let want = if other_addr { Ok(Ep::new(A, 40000)) } else { Err(NatError::Filtered) };
+        let want = if other_addr {
+            Ok(Ep::new(A, 40000))
+        } else {
+            Err(NatError::Filtered)
+        };
         assert_eq!(r(&mut t, Ep::new(S, 7000)), want, "{f:?}");
         // Nothing at all for an outside port without a mapping.
-        assert_eq!(t.inbound(PROTO_UDP, Ep::new(R, 7000), Ep::new(X, 5), 0, 1), Err(NatError::NoMapping));
+        assert_eq!(
+            t.inbound(PROTO_UDP, Ep::new(R, 7000), Ep::new(X, 5), 0, 1),
+            Err(NatError::NoMapping)
+        );
     }
 }
 
 #[test]
 fn icmp_echo_ids_are_translated_and_only_requests_open_state() {
     let mut t = table(|_| {});
-    assert_eq!(t.outbound(PROTO_ICMP, Ep::new(A, 7), Ep::new(R, 7), 0, 0), Err(NatError::NotNew), "an echo reply opens nothing");
-    let e = t.outbound(PROTO_ICMP, Ep::new(A, 7), Ep::new(R, 7), ECHO_REQUEST, 0).unwrap();
+    assert_eq!(
+        t.outbound(PROTO_ICMP, Ep::new(A, 7), Ep::new(R, 7), 0, 0),
+        Err(NatError::NotNew),
+        "an echo reply opens nothing"
+    );
+    let e = t
+        .outbound(PROTO_ICMP, Ep::new(A, 7), Ep::new(R, 7), ECHO_REQUEST, 0)
+        .unwrap();
     assert!(e.port >= 1024, "ids below the range are moved into it");
     // The reply carries the translated id on both sides.
-    assert_eq!(t.inbound(PROTO_ICMP, Ep::new(R, e.port), e, 0, 1), Ok(Ep::new(A, 7)));
+    assert_eq!(
+        t.inbound(PROTO_ICMP, Ep::new(R, e.port), e, 0, 1),
+        Ok(Ep::new(A, 7))
+    );
     // Another host's reply to the same id does not match (address-dependent on the remote).
-    assert_eq!(t.inbound(PROTO_ICMP, Ep::new(S, e.port), e, 0, 1), Err(NatError::Filtered));
+    assert_eq!(
+        t.inbound(PROTO_ICMP, Ep::new(S, e.port), e, 0, 1),
+        Err(NatError::Filtered)
+    );
 }
 
 #[test]
@@ -79,57 +111,95 @@ fn per_host_limit_and_exhaustion() {
         c.port_lo = 5000;
         c.port_hi = 5002;
     });
-    assert!(t.outbound(PROTO_UDP, Ep::new(A, 1), Ep::new(R, 1), 0, 0).is_ok());
-    assert!(t.outbound(PROTO_UDP, Ep::new(A, 2), Ep::new(R, 1), 0, 0).is_ok());
-    assert_eq!(t.outbound(PROTO_UDP, Ep::new(A, 3), Ep::new(R, 1), 0, 0), Err(NatError::HostLimit));
+    assert!(t
+        .outbound(PROTO_UDP, Ep::new(A, 1), Ep::new(R, 1), 0, 0)
+        .is_ok());
+    assert!(t
+        .outbound(PROTO_UDP, Ep::new(A, 2), Ep::new(R, 1), 0, 0)
+        .is_ok());
+    assert_eq!(
+        t.outbound(PROTO_UDP, Ep::new(A, 3), Ep::new(R, 1), 0, 0),
+        Err(NatError::HostLimit)
+    );
     // An existing mapping still takes new sessions at the limit.
-    assert!(t.outbound(PROTO_UDP, Ep::new(A, 1), Ep::new(S, 1), 0, 0).is_ok());
-    assert!(t.outbound(PROTO_UDP, Ep::new(C, 1), Ep::new(R, 1), 0, 0).is_ok());
+    assert!(t
+        .outbound(PROTO_UDP, Ep::new(A, 1), Ep::new(S, 1), 0, 0)
+        .is_ok());
+    assert!(t
+        .outbound(PROTO_UDP, Ep::new(C, 1), Ep::new(R, 1), 0, 0)
+        .is_ok());
     // Three ports in the range: the fourth mapping finds none.
-    assert_eq!(t.outbound(PROTO_UDP, Ep::new(C, 2), Ep::new(R, 1), 0, 0), Err(NatError::Exhausted));
+    assert_eq!(
+        t.outbound(PROTO_UDP, Ep::new(C, 2), Ep::new(R, 1), 0, 0),
+        Err(NatError::Exhausted)
+    );
 }
 
 #[test]
 fn session_capacity_is_a_hard_limit() {
     let mut t = table(|c| c.max_sessions = 3);
     for p in 0..3 {
-        assert!(t.outbound(PROTO_UDP, Ep::new(A, 2000 + p), Ep::new(R, 1), 0, 0).is_ok());
+        assert!(t
+            .outbound(PROTO_UDP, Ep::new(A, 2000 + p), Ep::new(R, 1), 0, 0)
+            .is_ok());
     }
-    assert_eq!(t.outbound(PROTO_UDP, Ep::new(A, 3000), Ep::new(R, 1), 0, 0), Err(NatError::Exhausted));
+    assert_eq!(
+        t.outbound(PROTO_UDP, Ep::new(A, 3000), Ep::new(R, 1), 0, 0),
+        Err(NatError::Exhausted)
+    );
     t.expire(400_000, 10);
     assert_eq!(t.counts(), (0, 0));
-    assert!(t.outbound(PROTO_UDP, Ep::new(A, 3000), Ep::new(R, 1), 0, 400_000).is_ok());
+    assert!(t
+        .outbound(PROTO_UDP, Ep::new(A, 3000), Ep::new(R, 1), 0, 400_000)
+        .is_ok());
 }
 
 #[test]
 fn timeouts_follow_tcp_state() {
-    let tm = Timeouts { udp_ms: 300, icmp_ms: 60, tcp_established_ms: 7440, tcp_transitory_ms: 240 };
+    let tm = Timeouts {
+        udp_ms: 300,
+        icmp_ms: 60,
+        tcp_established_ms: 7440,
+        tcp_transitory_ms: 240,
+    };
     let mut t = table(|c| c.timeouts = tm);
-    let e = t.outbound(PROTO_TCP, Ep::new(A, 40000), Ep::new(R, 80), SYN_F, 0).unwrap();
+    let e = t
+        .outbound(PROTO_TCP, Ep::new(A, 40000), Ep::new(R, 80), SYN_F, 0)
+        .unwrap();
     // SYN only: transitory.
     assert_eq!(t.dump(0)[0].state, "syn-seen");
     assert_eq!(t.dump(0)[0].expires_ms, 240);
     t.inbound(PROTO_TCP, Ep::new(R, 80), e, SYNACK, 10).unwrap();
-    t.outbound(PROTO_TCP, Ep::new(A, 40000), Ep::new(R, 80), ACK_F, 20).unwrap();
+    t.outbound(PROTO_TCP, Ep::new(A, 40000), Ep::new(R, 80), ACK_F, 20)
+        .unwrap();
     assert_eq!(t.dump(20)[0].state, "established");
     t.expire(20 + 7000, 100);
     assert_eq!(t.counts().0, 1, "established lives 7440 ms here");
-    t.outbound(PROTO_TCP, Ep::new(A, 40000), Ep::new(R, 80), FINACK, 7100).unwrap();
+    t.outbound(PROTO_TCP, Ep::new(A, 40000), Ep::new(R, 80), FINACK, 7100)
+        .unwrap();
     assert_eq!(t.dump(7100)[0].state, "fin-seen");
-    t.inbound(PROTO_TCP, Ep::new(R, 80), e, FINACK, 7110).unwrap();
+    t.inbound(PROTO_TCP, Ep::new(R, 80), e, FINACK, 7110)
+        .unwrap();
     assert_eq!(t.dump(7110)[0].state, "closing");
     t.expire(7110 + 239, 100);
     assert_eq!(t.counts().0, 1);
     t.expire(7110 + 240, 100);
     assert_eq!(t.counts(), (0, 0), "the mapping goes with its last session");
     // A RST opens nothing; on a live session it makes it transitory.
-    assert_eq!(t.outbound(PROTO_TCP, Ep::new(A, 40001), Ep::new(R, 80), RST_F, 0), Err(NatError::NotNew));
-    let e = t.outbound(PROTO_TCP, Ep::new(A, 40001), Ep::new(R, 80), SYN_F, 0).unwrap();
+    assert_eq!(
+        t.outbound(PROTO_TCP, Ep::new(A, 40001), Ep::new(R, 80), RST_F, 0),
+        Err(NatError::NotNew)
+    );
+    let e = t
+        .outbound(PROTO_TCP, Ep::new(A, 40001), Ep::new(R, 80), SYN_F, 0)
+        .unwrap();
     t.inbound(PROTO_TCP, Ep::new(R, 80), e, RST_F, 1).unwrap();
     assert_eq!(t.dump(1)[0].state, "reset");
     // UDP and ICMP.
-    t.outbound(PROTO_UDP, Ep::new(A, 1), Ep::new(R, 1), 0, 0).unwrap();
-    t.outbound(PROTO_ICMP, Ep::new(A, 9), Ep::new(R, 9), ECHO_REQUEST, 0).unwrap();
+    t.outbound(PROTO_UDP, Ep::new(A, 1), Ep::new(R, 1), 0, 0)
+        .unwrap();
+    t.outbound(PROTO_ICMP, Ep::new(A, 9), Ep::new(R, 9), ECHO_REQUEST, 0)
+        .unwrap();
     t.expire(60, 100);
     assert!(t.dump(60).iter().all(|s| s.proto != PROTO_ICMP));
     t.expire(300, 100);
@@ -140,15 +210,26 @@ fn timeouts_follow_tcp_state() {
 fn static_forwards_accept_any_remote_and_never_expire() {
     let fwd = (PROTO_TCP, Ep::new(X, 8080), Ep::new(A, 80));
     let mut t = table(|c| c.statics = vec![fwd]);
-    assert_eq!(t.inbound(PROTO_TCP, Ep::new(R, 5555), Ep::new(X, 8080), SYN_F, 0), Ok(Ep::new(A, 80)));
+    assert_eq!(
+        t.inbound(PROTO_TCP, Ep::new(R, 5555), Ep::new(X, 8080), SYN_F, 0),
+        Ok(Ep::new(A, 80))
+    );
     // The reply leaves through the same mapping.
-    assert_eq!(t.outbound(PROTO_TCP, Ep::new(A, 80), Ep::new(R, 5555), SYNACK, 1), Ok(Ep::new(X, 8080)));
+    assert_eq!(
+        t.outbound(PROTO_TCP, Ep::new(A, 80), Ep::new(R, 5555), SYNACK, 1),
+        Ok(Ep::new(X, 8080))
+    );
     // A dynamic mapping never takes the forwarded port.
-    let e = t.outbound(PROTO_TCP, Ep::new(C, 8080), Ep::new(R, 80), SYN_F, 0).unwrap();
+    let e = t
+        .outbound(PROTO_TCP, Ep::new(C, 8080), Ep::new(R, 80), SYN_F, 0)
+        .unwrap();
     assert_ne!(e.port, 8080);
     t.expire(u64::MAX / 2, 100);
     assert_eq!(t.counts(), (0, 0));
-    assert_eq!(t.inbound(PROTO_TCP, Ep::new(S, 1), Ep::new(X, 8080), SYN_F, 0), Ok(Ep::new(A, 80)));
+    assert_eq!(
+        t.inbound(PROTO_TCP, Ep::new(S, 1), Ep::new(X, 8080), SYN_F, 0),
+        Ok(Ep::new(A, 80))
+    );
 }
 
 #[test]
@@ -164,23 +245,39 @@ fn workers_allocate_disjoint_ports() {
     let (mut t0, mut t1) = (mk(0), mk(1));
     let mut seen = std::collections::BTreeSet::new();
     for p in 0..5 {
-        let a = t0.outbound(PROTO_UDP, Ep::new(A, 100 + p), Ep::new(R, 1), 0, 0).unwrap();
-        let b = t1.outbound(PROTO_UDP, Ep::new(A, 200 + p), Ep::new(R, 1), 0, 0).unwrap();
+        let a = t0
+            .outbound(PROTO_UDP, Ep::new(A, 100 + p), Ep::new(R, 1), 0, 0)
+            .unwrap();
+        let b = t1
+            .outbound(PROTO_UDP, Ep::new(A, 200 + p), Ep::new(R, 1), 0, 0)
+            .unwrap();
         assert_eq!(crate::nat::port_owner(a.port, 2), 0);
         assert_eq!(crate::nat::port_owner(b.port, 2), 1);
         assert!(seen.insert(a.port) && seen.insert(b.port));
     }
-    assert_eq!(t0.outbound(PROTO_UDP, Ep::new(A, 999), Ep::new(R, 1), 0, 0), Err(NatError::Exhausted));
+    assert_eq!(
+        t0.outbound(PROTO_UDP, Ep::new(A, 999), Ep::new(R, 1), 0, 0),
+        Err(NatError::Exhausted)
+    );
     // A kept port must be in the worker's partition.
     let mut t1 = mk(1);
-    assert_eq!(t1.outbound(PROTO_UDP, Ep::new(A, 6001), Ep::new(R, 1), 0, 0).unwrap().port, 6001);
+    assert_eq!(
+        t1.outbound(PROTO_UDP, Ep::new(A, 6001), Ep::new(R, 1), 0, 0)
+            .unwrap()
+            .port,
+        6001
+    );
 }
 
 #[test]
 fn paired_pooling_gives_a_host_one_address() {
     let mut t = NatTable::new(TableConfig::simple(vec![X, Y], 1024));
-    let a1 = t.outbound(PROTO_UDP, Ep::new(A, 1000), Ep::new(R, 1), 0, 0).unwrap();
-    let a2 = t.outbound(PROTO_TCP, Ep::new(A, 2000), Ep::new(S, 1), SYN_F, 0).unwrap();
+    let a1 = t
+        .outbound(PROTO_UDP, Ep::new(A, 1000), Ep::new(R, 1), 0, 0)
+        .unwrap();
+    let a2 = t
+        .outbound(PROTO_TCP, Ep::new(A, 2000), Ep::new(S, 1), SYN_F, 0)
+        .unwrap();
     assert_eq!(a1.addr, a2.addr);
 }
 
@@ -189,25 +286,35 @@ fn paired_pooling_gives_a_host_one_address() {
 /// The behaviour in its plainest form: a list of mappings and sessions.
 #[derive(Default)]
 struct Model {
-    maps: Vec<(u8, Ep, Ep)>,          // proto, inside, outside
-    sess: Vec<(u8, Ep, Ep, u64)>,     // proto, inside, remote, last
+    maps: Vec<(u8, Ep, Ep)>,      // proto, inside, outside
+    sess: Vec<(u8, Ep, Ep, u64)>, // proto, inside, remote, last
 }
 
 impl Model {
     fn outside_of(&self, proto: u8, inside: Ep) -> Option<Ep> {
-        self.maps.iter().find(|m| m.0 == proto && m.1 == inside).map(|m| m.2)
+        self.maps
+            .iter()
+            .find(|m| m.0 == proto && m.1 == inside)
+            .map(|m| m.2)
     }
     fn expire(&mut self, now: u64, timeout: u64) {
         self.sess.retain(|s| now - s.3 < timeout);
         let sess = &self.sess;
-        self.maps.retain(|m| sess.iter().any(|s| s.0 == m.0 && s.1 == m.1));
+        self.maps
+            .retain(|m| sess.iter().any(|s| s.0 == m.0 && s.1 == m.1));
     }
 }
 
 #[derive(Debug, Clone)]
 enum Op {
-    Out { inside: (u8, u16), remote: (u8, u16) },
-    In { outside_port: u16, remote: (u8, u16) },
+    Out {
+        inside: (u8, u16),
+        remote: (u8, u16),
+    },
+    In {
+        outside_port: u16,
+        remote: (u8, u16),
+    },
     Tick(u64),
 }
 
@@ -284,4 +391,150 @@ proptest! {
             prop_assert_eq!(t.counts(), (m.sess.len() as u32, m.maps.len() as u32));
         }
     }
+}
+
+// ---- plain entries (the stateful filter's flows) ------------------------------------------
+
+fn ct_table(cap: u32) -> NatTable {
+    table(|c| {
+        c.max_sessions = cap;
+        c.ct = Some(CtTableConfig {
+            max_entries: cap,
+            track: TrackConfig::default(),
+        });
+    })
+}
+
+fn tuple4(proto: u8, src: u32, sport: u16, dst: u32, dport: u16) -> Tuple {
+    Tuple {
+        family: 4,
+        proto,
+        src: u128::from(src),
+        dst: u128::from(dst),
+        sport,
+        dport,
+    }
+}
+
+fn udp_track() -> Track {
+    Track::other_new(crate::conntrack::track::class::UDP)
+}
+
+#[test]
+fn plain_entries_are_found_both_ways_and_apart_from_nat_sessions() {
+    let mut t = ct_table(16);
+    let f = tuple4(PROTO_UDP, A, 40000, R, 53);
+    assert_eq!(t.ct_find(&f), None);
+    let s = t.ct_insert(&f, udp_track(), 0).unwrap();
+    assert_eq!(t.ct_find(&f), Some(Found { slot: s, dir: 0 }));
+    assert_eq!(t.ct_find(&f.reversed()), Some(Found { slot: s, dir: 1 }));
+    assert_eq!(t.ct_find(&tuple4(PROTO_UDP, A, 40001, R, 53)), None);
+    assert_eq!(
+        t.ct_find(&tuple4(PROTO_TCP, A, 40000, R, 53)),
+        None,
+        "the protocol is part of the key"
+    );
+    // A NAT session of the same endpoints is another entry.
+    let e = t
+        .outbound(PROTO_UDP, Ep::new(A, 40000), Ep::new(R, 53), 0, 0)
+        .unwrap();
+    let ns = t.last_slot().unwrap();
+    assert_ne!(ns, s);
+    assert_eq!(
+        t.out_slot(PROTO_UDP, Ep::new(A, 40000), Ep::new(R, 53)),
+        Some(ns)
+    );
+    assert_eq!(t.find_inbound_slot(PROTO_UDP, e, Ep::new(R, 53)), Some(ns));
+    assert!(t.is_nat(ns) && !t.is_nat(s));
+    assert_eq!(t.ct_find(&f), Some(Found { slot: s, dir: 0 }));
+    // `nat show` counts and lists sessions only; `conn show` lists both.
+    assert_eq!(t.counts(), (1, 1));
+    assert_eq!(t.entries(), 2);
+    assert_eq!(t.dump(0).len(), 1);
+    let rows = t.conn_dump(0);
+    assert_eq!(rows.len(), 2);
+    let plain = rows.iter().find(|r| !r.nat).unwrap();
+    assert_eq!((plain.orig, plain.reply), (f, f.reversed()));
+    let nat = rows.iter().find(|r| r.nat).unwrap();
+    assert_eq!(
+        (nat.reply.dst, nat.reply.dport),
+        (u128::from(e.addr), e.port),
+        "the reply goes to the outside endpoint"
+    );
+    // A NAT flush leaves the plain entry.
+    t.flush();
+    assert_eq!((t.counts(), t.entries()), ((0, 0), 1));
+    assert_eq!(t.ct_find(&f.reversed()), Some(Found { slot: s, dir: 1 }));
+}
+
+#[test]
+fn ipv6_plain_entries() {
+    let mut t = ct_table(16);
+    let a: u128 = 0x2001_0002_0000_0001_0000_0000_0000_0002;
+    let b: u128 = 0x2001_0002_0000_0002_0000_0000_0000_0002;
+    let f = Tuple {
+        family: 6,
+        proto: PROTO_TCP,
+        src: a,
+        dst: b,
+        sport: 40000,
+        dport: 80,
+    };
+    let s = t.ct_insert(&f, Track::default(), 0).unwrap();
+    assert_eq!(t.ct_find(&f.reversed()), Some(Found { slot: s, dir: 1 }));
+    assert_eq!(t.ct_find(&Tuple { dst: b + 1, ..f }), None);
+    // The same numbers as IPv4 are another flow.
+    assert_eq!(
+        t.ct_find(&Tuple {
+            family: 4,
+            ..tuple4(PROTO_TCP, a as u32, 40000, b as u32, 80)
+        }),
+        None
+    );
+    assert_eq!(t.conn_dump(0)[0].orig, f);
+    t.remove_slot(s);
+    assert_eq!((t.ct_find(&f), t.entries()), (None, 0));
+}
+
+#[test]
+fn plain_entries_expire_by_their_class_and_a_full_table_evicts() {
+    let mut t = ct_table(4);
+    let mut slots = Vec::new();
+    for i in 0..4u16 {
+        slots.push(
+            t.ct_insert(&tuple4(PROTO_UDP, A, 1000 + i, R, 53), udp_track(), 0)
+                .unwrap(),
+        );
+    }
+    // Assure all but one: only that one may be evicted.
+    for &s in &slots[1..] {
+        t.track_mut(s).unwrap().status |= crate::conntrack::track::ASSURED;
+    }
+    let n = t
+        .ct_insert(&tuple4(PROTO_UDP, A, 2000, R, 53), udp_track(), 0)
+        .unwrap();
+    assert_eq!(t.ct_counts.evicted, 1);
+    assert_eq!(
+        t.ct_find(&tuple4(PROTO_UDP, A, 1000, R, 53)),
+        None,
+        "the unassured entry went"
+    );
+    assert_eq!(
+        t.ct_find(&tuple4(PROTO_UDP, A, 2000, R, 53))
+            .map(|f| f.slot),
+        Some(n)
+    );
+    t.track_mut(n).unwrap().status |= crate::conntrack::track::ASSURED;
+    assert_eq!(
+        t.ct_insert(&tuple4(PROTO_UDP, A, 3000, R, 53), udp_track(), 0),
+        Err(CtFull::Full)
+    );
+    assert_eq!(t.ct_counts.full, 1);
+    // UDP: 30 s by default.
+    t.entry_ct(n).unwrap().touch(1, 10_000, true);
+    assert_eq!(t.expire(29_999, 100), 0);
+    assert_eq!(t.expire(39_999, 100), 3, "the three untouched since 0");
+    assert_eq!(t.expire(40_000, 100), 1);
+    assert_eq!(t.ct_counts.expired, 4);
+    assert_eq!(t.entries(), 0);
 }

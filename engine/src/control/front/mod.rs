@@ -151,7 +151,8 @@ impl Reply {
     /// Whether answers already sent wait for the client (a dump holds off
     /// then, so a slow reader costs the engine no memory and no work).
     pub fn backlogged(&self) -> bool {
-        self.flow.inflight.load(Ordering::Relaxed) > BACKLOG_MESSAGES || self.flow.queued.load(Ordering::Relaxed) > BACKLOG_BYTES
+        self.flow.inflight.load(Ordering::Relaxed) > BACKLOG_MESSAGES
+            || self.flow.queued.load(Ordering::Relaxed) > BACKLOG_BYTES
     }
 
     /// Whether the client hung up, timed out or was cut for not reading.
@@ -163,7 +164,9 @@ impl Reply {
 impl Drop for Reply {
     fn drop(&mut self) {
         if !self.finished {
-            self.send(Response::Error { message: "the engine sent no final answer".into() });
+            self.send(Response::Error {
+                message: "the engine sent no final answer".into(),
+            });
         }
     }
 }
@@ -222,7 +225,9 @@ pub struct FrontConfig {
 
 impl std::fmt::Debug for FrontConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FrontConfig").field("limits", &self.limits).finish_non_exhaustive()
+        f.debug_struct("FrontConfig")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
     }
 }
 
@@ -236,12 +241,14 @@ impl Front {
         let counters = Arc::new(FrontCounters::default());
         cfg.ctl.set_nonblocking(true)?;
         let mut ctl_l = UnixListener::from_std(cfg.ctl);
-        poll.registry().register(&mut ctl_l, CTL, Interest::READABLE)?;
+        poll.registry()
+            .register(&mut ctl_l, CTL, Interest::READABLE)?;
         let mut metrics_l = match cfg.metrics {
             Some(m) => {
                 m.set_nonblocking(true)?;
                 let mut l = TcpListener::from_std(m);
-                poll.registry().register(&mut l, METRICS, Interest::READABLE)?;
+                poll.registry()
+                    .register(&mut l, METRICS, Interest::READABLE)?;
                 Some(l)
             }
             None => None,
@@ -263,13 +270,23 @@ impl Front {
         };
         let stop2 = stop.clone();
         let on_start = cfg.on_start;
-        let thread = std::thread::Builder::new().name("pktengine-ctl".into()).spawn(move || {
-            // Whoever the process runs as now (the engine's user after the switch) may talk to it.
-            lp.access.own_uid = nix::unistd::geteuid().as_raw();
-            on_start();
-            lp.run(&ctl_l, metrics_l.as_mut(), &stop2);
-        })?;
-        Ok((Front { stop, waker, thread: Some(thread), counters }, jobs_rx))
+        let thread = std::thread::Builder::new()
+            .name("pktengine-ctl".into())
+            .spawn(move || {
+                // Whoever the process runs as now (the engine's user after the switch) may talk to it.
+                lp.access.own_uid = nix::unistd::geteuid().as_raw();
+                on_start();
+                lp.run(&ctl_l, metrics_l.as_mut(), &stop2);
+            })?;
+        Ok((
+            Front {
+                stop,
+                waker,
+                thread: Some(thread),
+                counters,
+            },
+            jobs_rx,
+        ))
     }
 
     /// Stops the thread (answers already queued get one last chance to leave).
@@ -370,14 +387,23 @@ enum Parsed {
 }
 
 impl Loop {
-    fn run(&mut self, ctl_l: &UnixListener, mut metrics_l: Option<&mut TcpListener>, stop: &AtomicBool) {
+    fn run(
+        &mut self,
+        ctl_l: &UnixListener,
+        mut metrics_l: Option<&mut TcpListener>,
+        stop: &AtomicBool,
+    ) {
         let mut events = Events::with_capacity(256);
         let mut more = false;
         while !stop.load(Ordering::Relaxed) {
             let timeout = if more {
                 Duration::ZERO
             } else {
-                self.next_deadline().map_or(Duration::from_millis(200), |d| d.saturating_duration_since(Instant::now()).min(Duration::from_millis(200)))
+                self.next_deadline()
+                    .map_or(Duration::from_millis(200), |d| {
+                        d.saturating_duration_since(Instant::now())
+                            .min(Duration::from_millis(200))
+                    })
             };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -415,7 +441,9 @@ impl Loop {
             .values()
             .filter_map(|c| match c.state {
                 State::Reading => Some(c.deadline),
-                State::Writing | State::Waiting if c.sent < c.out.len() => Some(c.last_progress + self.limits.write_stall),
+                State::Writing | State::Waiting if c.sent < c.out.len() => {
+                    Some(c.last_progress + self.limits.write_stall)
+                }
                 _ => None,
             })
             .min()
@@ -424,7 +452,11 @@ impl Loop {
     fn register(&mut self, kind: Kind, mut stream: Stream) {
         let id = self.next;
         self.next = self.next.wrapping_add(1).max(FIRST_CONN);
-        if let Err(e) = self.poll.registry().register(stream.source(), Token(id), Interest::READABLE | Interest::WRITABLE) {
+        if let Err(e) = self.poll.registry().register(
+            stream.source(),
+            Token(id),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
             tracing::debug!("ctl front: register: {e}");
             return;
         }
@@ -490,7 +522,11 @@ impl Loop {
             };
             if self.n_metrics >= self.limits.max_conns {
                 self.counters.refused_busy.fetch_add(1, Ordering::Relaxed);
-                let _ = s.write(&http(503, "Service Unavailable", "busy: too many metrics connections\n"));
+                let _ = s.write(&http(
+                    503,
+                    "Service Unavailable",
+                    "busy: too many metrics connections\n",
+                ));
                 continue;
             }
             self.register(Kind::Metrics, Stream::Tcp(s));
@@ -500,7 +536,9 @@ impl Loop {
     /// Reads what arrived, writes what is queued. `hup`: the peer closed both
     /// directions (a client that only shut its sending side still gets its answer).
     fn io(&mut self, id: usize, hup: bool) {
-        let Some(c) = self.conns.get_mut(&id) else { return };
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
         let mut buf = [0u8; 4096];
         let mut eof = false;
         // Never keep more than the largest acceptable request (+ its header),
@@ -567,7 +605,10 @@ impl Loop {
                         },
                     };
                     let job = match p {
-                        Parsed::Ctl(env) => Job::Ctl { req: env.request, reply },
+                        Parsed::Ctl(env) => Job::Ctl {
+                            req: env.request,
+                            reply,
+                        },
                         _ => Job::Metrics { reply },
                     };
                     let kind = c.kind;
@@ -582,7 +623,9 @@ impl Loop {
                             let c = self.conns.get_mut(&id).expect("conn");
                             c.state = State::Writing;
                             c.out.extend_from_slice(&match kind {
-                                Kind::Ctl => ctl_error("busy: the engine has too many requests waiting, try again"),
+                                Kind::Ctl => ctl_error(
+                                    "busy: the engine has too many requests waiting, try again",
+                                ),
                                 Kind::Metrics => http(503, "Service Unavailable", "busy\n"),
                             });
                         }
@@ -590,8 +633,12 @@ impl Loop {
                 }
                 Err((bytes, why)) => {
                     match why {
-                        Refusal::Oversized => self.counters.oversized.fetch_add(1, Ordering::Relaxed),
-                        Refusal::Malformed => self.counters.malformed.fetch_add(1, Ordering::Relaxed),
+                        Refusal::Oversized => {
+                            self.counters.oversized.fetch_add(1, Ordering::Relaxed)
+                        }
+                        Refusal::Malformed => {
+                            self.counters.malformed.fetch_add(1, Ordering::Relaxed)
+                        }
                     };
                     let c = self.conns.get_mut(&id).expect("conn");
                     c.inbuf = Vec::new();
@@ -599,7 +646,13 @@ impl Loop {
                     c.state = State::Writing;
                 }
             }
-        } else if eof && hup && self.conns.get(&id).is_some_and(|c| c.state == State::Waiting) {
+        } else if eof
+            && hup
+            && self
+                .conns
+                .get(&id)
+                .is_some_and(|c| c.state == State::Waiting)
+        {
             // Hung up while the engine works on its request (a capture): stop it.
             self.close(id);
             return;
@@ -609,7 +662,9 @@ impl Loop {
 
     /// Writes what is queued; closes a connection whose exchange is over.
     fn flush(&mut self, id: usize) {
-        let Some(c) = self.conns.get_mut(&id) else { return };
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
         while c.sent < c.out.len() {
             match c.stream.write(&c.out[c.sent..]) {
                 Ok(0) => break,
@@ -647,8 +702,12 @@ impl Loop {
         // About a millisecond of serializing per turn of the loop.
         let began = Instant::now();
         while began.elapsed() < Duration::from_millis(1) {
-            let Ok((id, r)) = self.resp_rx.try_recv() else { break };
-            let Some(c) = self.conns.get_mut(&id) else { continue };
+            let Ok((id, r)) = self.resp_rx.try_recv() else {
+                break;
+            };
+            let Some(c) = self.conns.get_mut(&id) else {
+                continue;
+            };
             c.flow.inflight.fetch_sub(1, Ordering::Relaxed);
             let fin = r.is_final();
             match c.kind {
@@ -672,7 +731,9 @@ impl Loop {
                 Kind::Metrics => {
                     let body = match r {
                         Answer::Metrics(m) => http(200, "OK", &metrics::render(&m)),
-                        Answer::Ctl(Response::Error { message }) => http(500, "Internal Server Error", &format!("{message}\n")),
+                        Answer::Ctl(Response::Error { message }) => {
+                            http(500, "Internal Server Error", &format!("{message}\n"))
+                        }
                         Answer::Ctl(_) => continue,
                     };
                     c.last_progress = Instant::now();
@@ -711,7 +772,10 @@ impl Loop {
         }
         for (id, kind) in late {
             self.counters.deadline.fetch_add(1, Ordering::Relaxed);
-            let msg = format!("request not complete within {:?}", self.limits.request_deadline);
+            let msg = format!(
+                "request not complete within {:?}",
+                self.limits.request_deadline
+            );
             if let Some(c) = self.conns.get_mut(&id) {
                 c.inbuf = Vec::new();
                 c.state = State::Writing;
@@ -765,7 +829,13 @@ pub fn decode_request(buf: &[u8], eof: bool) -> Result<Option<Request>, String> 
 /// The metrics port's request-head decoder: `Ok(true)` for a scrape,
 /// `Ok(false)` when more bytes are needed, `Err(status)` otherwise.
 pub fn decode_http(buf: &[u8], eof: bool, max: usize) -> Result<bool, u16> {
-    let status = |b: &[u8]| String::from_utf8_lossy(b).split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status = |b: &[u8]| {
+        String::from_utf8_lossy(b)
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    };
     match parse_http(buf, eof, max) {
         Ok(Parsed::Metrics) => Ok(true),
         Ok(Parsed::Answer(b)) => Err(status(&b)),
@@ -779,19 +849,33 @@ pub fn decode_http(buf: &[u8], eof: bool, max: usize) -> Result<bool, u16> {
 fn parse_ctl(buf: &[u8], eof: bool) -> Result<Parsed, (Vec<u8>, Refusal)> {
     let Some(head) = buf.get(..4) else {
         return if eof && !buf.is_empty() {
-            Err((ctl_error(&format!("truncated request: {} bytes of a 4-byte length", buf.len())), Refusal::Malformed))
+            Err((
+                ctl_error(&format!(
+                    "truncated request: {} bytes of a 4-byte length",
+                    buf.len()
+                )),
+                Refusal::Malformed,
+            ))
         } else {
             Ok(Parsed::More)
         };
     };
     let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
     if len > MAX_REQUEST {
-        return Err((ctl_error(&format!("bad request: a request of {len} bytes is larger than {MAX_REQUEST}")), Refusal::Oversized));
+        return Err((
+            ctl_error(&format!(
+                "bad request: a request of {len} bytes is larger than {MAX_REQUEST}"
+            )),
+            Refusal::Oversized,
+        ));
     }
     let body = &buf[4..];
     if body.len() < len {
         return if eof {
-            Err((ctl_error(&format!("truncated request: {} of {len} bytes", body.len())), Refusal::Malformed))
+            Err((
+                ctl_error(&format!("truncated request: {} of {len} bytes", body.len())),
+                Refusal::Malformed,
+            ))
         } else {
             Ok(Parsed::More)
         };
@@ -804,10 +888,20 @@ fn parse_ctl(buf: &[u8], eof: bool) -> Result<Parsed, (Vec<u8>, Refusal)> {
 
 /// An HTTP request head on the metrics port.
 fn parse_http(buf: &[u8], eof: bool, max: usize) -> Result<Parsed, (Vec<u8>, Refusal)> {
-    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").or_else(|| buf.windows(2).position(|w| w == b"\n\n"));
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .or_else(|| buf.windows(2).position(|w| w == b"\n\n"));
     if end.is_none() {
         if buf.len() > max {
-            return Err((http(431, "Request Header Fields Too Large", "request head too large\n"), Refusal::Oversized));
+            return Err((
+                http(
+                    431,
+                    "Request Header Fields Too Large",
+                    "request head too large\n",
+                ),
+                Refusal::Oversized,
+            ));
         }
         if !eof || buf.is_empty() {
             return Ok(Parsed::More);
@@ -817,23 +911,39 @@ fn parse_http(buf: &[u8], eof: bool, max: usize) -> Result<Parsed, (Vec<u8>, Ref
     let mut words = head.split_whitespace();
     let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
     if method != "GET" {
-        return Err((http(405, "Method Not Allowed", "only GET /metrics is served\n"), Refusal::Malformed));
+        return Err((
+            http(405, "Method Not Allowed", "only GET /metrics is served\n"),
+            Refusal::Malformed,
+        ));
     }
     if path == "/metrics" || path == "/" {
         Ok(Parsed::Metrics)
     } else {
-        Ok(Parsed::Answer(http(404, "Not Found", "only GET /metrics is served\n")))
+        Ok(Parsed::Answer(http(
+            404,
+            "Not Found",
+            "only GET /metrics is served\n",
+        )))
     }
 }
 
 fn ctl_error(message: &str) -> Vec<u8> {
     let mut out = Vec::new();
-    let _ = ctl::write_message(&mut out, &Response::Error { message: message.to_string() });
+    let _ = ctl::write_message(
+        &mut out,
+        &Response::Error {
+            message: message.to_string(),
+        },
+    );
     out
 }
 
 fn http(code: u16, reason: &str, body: &str) -> Vec<u8> {
-    let ctype = if code == 200 { "text/plain; version=0.0.4; charset=utf-8" } else { "text/plain; charset=utf-8" };
+    let ctype = if code == 200 {
+        "text/plain; version=0.0.4; charset=utf-8"
+    } else {
+        "text/plain; charset=utf-8"
+    };
     format!("HTTP/1.0 {code} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
         .into_bytes()
 }

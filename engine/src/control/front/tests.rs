@@ -1,9 +1,9 @@
 use super::*;
-use std::sync::atomic::AtomicBool;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::unix::net::UnixStream as StdUnix;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 
 use crate::control::ctl::{read_message, request, write_message, CtlListener};
 
@@ -16,7 +16,10 @@ struct Setup {
 }
 
 fn start(tag: &str, limits: Limits) -> Setup {
-    let path = std::env::temp_dir().join(format!("pktengine-front-{}-{tag}/ctl.sock", std::process::id()));
+    let path = std::env::temp_dir().join(format!(
+        "pktengine-front-{}-{tag}/ctl.sock",
+        std::process::id()
+    ));
     let mut listener = CtlListener::bind(&path, None).unwrap();
     let m = metrics::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = m.local_addr().unwrap();
@@ -28,7 +31,13 @@ fn start(tag: &str, limits: Limits) -> Setup {
         on_start: Box::new(|| {}),
     })
     .unwrap();
-    Setup { front, jobs, path, metrics: addr, _listener: listener }
+    Setup {
+        front,
+        jobs,
+        path,
+        metrics: addr,
+        _listener: listener,
+    }
 }
 
 impl Drop for Setup {
@@ -47,19 +56,33 @@ fn control(jobs: Receiver<Job>) -> std::thread::JoinHandle<Vec<Reply>> {
         let mut kept = Vec::new();
         while let Ok(j) = jobs.recv() {
             match j {
-                Job::Ctl { req: Request::Capture { count, .. }, mut reply } => {
+                Job::Ctl {
+                    req: Request::Capture { count, .. },
+                    mut reply,
+                } => {
                     for i in 0..count.min(2) {
-                        reply.send(Response::Frame { port: "lan".into(), time_ns: u64::from(i), data: vec![i as u8; 60] });
+                        reply.send(Response::Frame {
+                            port: "lan".into(),
+                            time_ns: u64::from(i),
+                            data: vec![i as u8; 60],
+                        });
                     }
                     if count <= 2 {
-                        reply.send(Response::Done { message: format!("{count} frames") });
+                        reply.send(Response::Done {
+                            message: format!("{count} frames"),
+                        });
                     } else {
                         kept.push(reply);
                     }
                 }
-                Job::Ctl { req: Request::RouteShow, reply } => drop(reply),
+                Job::Ctl {
+                    req: Request::RouteShow,
+                    reply,
+                } => drop(reply),
                 Job::Ctl { mut reply, .. } => {
-                    reply.send(Response::Done { message: "ok".into() });
+                    reply.send(Response::Done {
+                        message: "ok".into(),
+                    });
                 }
                 Job::Metrics { mut reply } => {
                     let mut m = metrics::Metrics::default();
@@ -98,11 +121,37 @@ fn requests_reach_the_control_thread_and_answers_come_back() {
     let mut st = start("rt", Limits::default());
     let ctl = control(st.jobs.clone());
     let mut frames = Vec::new();
-    let last = request(&st.path, &Request::Capture { port: "lan".into(), count: 2, filter: None }, |r| frames.push(r.clone())).unwrap();
+    let last = request(
+        &st.path,
+        &Request::Capture {
+            port: "lan".into(),
+            count: 2,
+            filter: None,
+        },
+        |r| frames.push(r.clone()),
+    )
+    .unwrap();
     assert_eq!(frames.len(), 2);
-    assert_eq!(frames[1], Response::Frame { port: "lan".into(), time_ns: 1, data: vec![1; 60] });
-    assert_eq!(last, Response::Done { message: "2 frames".into() });
-    assert_eq!(request(&st.path, &Request::Stats, |_| {}).unwrap(), Response::Done { message: "ok".into() });
+    assert_eq!(
+        frames[1],
+        Response::Frame {
+            port: "lan".into(),
+            time_ns: 1,
+            data: vec![1; 60]
+        }
+    );
+    assert_eq!(
+        last,
+        Response::Done {
+            message: "2 frames".into()
+        }
+    );
+    assert_eq!(
+        request(&st.path, &Request::Stats, |_| {}).unwrap(),
+        Response::Done {
+            message: "ok".into()
+        }
+    );
     // An answer dropped without a final response: the client hears so.
     match request(&st.path, &Request::RouteShow, |_| {}).unwrap() {
         Response::Error { message } => assert!(message.contains("no final answer"), "{message}"),
@@ -111,8 +160,14 @@ fn requests_reach_the_control_thread_and_answers_come_back() {
     // The metrics port: a scrape, a wrong path, a wrong method.
     let out = http_get(st.metrics, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(out.starts_with("HTTP/1.0 200 OK\r\n"), "{out}");
-    assert!(out.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"), "{out}");
-    assert!(out.contains("\r\n\r\n# HELP pktengine_port_rx_packets_total "), "{out}");
+    assert!(
+        out.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\r\n\r\n# HELP pktengine_port_rx_packets_total "),
+        "{out}"
+    );
     assert!(out.ends_with("# TYPE pktengine_port_rx_packets_total counter\npktengine_port_rx_packets_total{port=\"lan\"} 42\n"), "{out}");
     assert!(http_get(st.metrics, b"GET /secret HTTP/1.0\r\n\r\n").starts_with("HTTP/1.0 404"));
     assert!(http_get(st.metrics, b"POST /metrics HTTP/1.0\r\n\r\n").starts_with("HTTP/1.0 405"));
@@ -126,18 +181,24 @@ fn oversized_truncated_and_garbage_requests_are_answered_with_errors() {
     let st = start("bad", Limits::default());
     // A header announcing 1 GiB: refused before any body is read.
     match ctl_raw(&st.path, &(1u32 << 30).to_be_bytes(), false) {
-        Some(Response::Error { message }) => assert!(message.contains("larger than 65536"), "{message}"),
+        Some(Response::Error { message }) => {
+            assert!(message.contains("larger than 65536"), "{message}")
+        }
         other => panic!("{other:?}"),
     }
     // Half a request, then the client closes its side.
     let mut req = Vec::new();
     write_message(&mut req, &Request::Stats).unwrap();
     match ctl_raw(&st.path, &req[..req.len() - 3], true) {
-        Some(Response::Error { message }) => assert!(message.contains("truncated request"), "{message}"),
+        Some(Response::Error { message }) => {
+            assert!(message.contains("truncated request"), "{message}")
+        }
         other => panic!("{other:?}"),
     }
     match ctl_raw(&st.path, &[0, 0], true) {
-        Some(Response::Error { message }) => assert!(message.contains("truncated request: 2 bytes"), "{message}"),
+        Some(Response::Error { message }) => {
+            assert!(message.contains("truncated request: 2 bytes"), "{message}")
+        }
         other => panic!("{other:?}"),
     }
     // Not JSON, and JSON that is no request.
@@ -145,7 +206,9 @@ fn oversized_truncated_and_garbage_requests_are_answered_with_errors() {
         let mut m = (body.len() as u32).to_be_bytes().to_vec();
         m.extend_from_slice(body);
         match ctl_raw(&st.path, &m, false) {
-            Some(Response::Error { message }) => assert!(message.starts_with("bad request"), "{message}"),
+            Some(Response::Error { message }) => {
+                assert!(message.starts_with("bad request"), "{message}")
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -160,7 +223,10 @@ fn oversized_truncated_and_garbage_requests_are_answered_with_errors() {
 
 #[test]
 fn a_trickling_client_is_cut_at_the_deadline_while_others_are_served() {
-    let limits = Limits { request_deadline: Duration::from_millis(400), ..Limits::default() };
+    let limits = Limits {
+        request_deadline: Duration::from_millis(400),
+        ..Limits::default()
+    };
     let st = start("slow", limits);
     let ctl = control(st.jobs.clone());
     let mut req = Vec::new();
@@ -199,12 +265,23 @@ fn a_trickling_client_is_cut_at_the_deadline_while_others_are_served() {
     std::thread::sleep(Duration::from_millis(100));
     for _ in 0..5 {
         let t = Instant::now();
-        assert_eq!(request(&st.path, &Request::Stats, |_| {}).unwrap(), Response::Done { message: "ok".into() });
-        assert!(t.elapsed() < Duration::from_millis(100), "{:?}", t.elapsed());
+        assert_eq!(
+            request(&st.path, &Request::Stats, |_| {}).unwrap(),
+            Response::Done {
+                message: "ok".into()
+            }
+        );
+        assert!(
+            t.elapsed() < Duration::from_millis(100),
+            "{:?}",
+            t.elapsed()
+        );
     }
     let (r, took) = slow.join().unwrap();
     match r {
-        Ok(Some(Response::Error { message })) => assert!(message.contains("not complete within"), "{message}"),
+        Ok(Some(Response::Error { message })) => {
+            assert!(message.contains("not complete within"), "{message}")
+        }
         other => panic!("{other:?}"),
     }
     assert!(took < Duration::from_millis(2000), "{took:?}");
@@ -218,8 +295,16 @@ fn a_trickling_client_is_cut_at_the_deadline_while_others_are_served() {
 
 #[test]
 fn connections_beyond_the_cap_are_told_busy() {
-    let st = start("cap", Limits { max_conns: 3, ..Limits::default() });
-    let idle: Vec<StdUnix> = (0..3).map(|_| StdUnix::connect(&st.path).unwrap()).collect();
+    let st = start(
+        "cap",
+        Limits {
+            max_conns: 3,
+            ..Limits::default()
+        },
+    );
+    let idle: Vec<StdUnix> = (0..3)
+        .map(|_| StdUnix::connect(&st.path).unwrap())
+        .collect();
     std::thread::sleep(Duration::from_millis(100));
     match request(&st.path, &Request::Stats, |_| {}) {
         Ok(Response::Error { message }) => assert!(message.contains("busy"), "{message}"),
@@ -232,7 +317,9 @@ fn connections_beyond_the_cap_are_told_busy() {
     loop {
         match request(&st.path, &Request::Stats, |_| {}) {
             Ok(Response::Done { .. }) => break,
-            _ if t.elapsed() < Duration::from_secs(2) => std::thread::sleep(Duration::from_millis(20)),
+            _ if t.elapsed() < Duration::from_secs(2) => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -242,37 +329,67 @@ fn connections_beyond_the_cap_are_told_busy() {
 
 #[test]
 fn a_client_that_leaves_or_does_not_read_closes_its_reply() {
-    let limits = Limits { max_out: 1 << 20, write_stall: Duration::from_millis(300), ..Limits::default() };
+    let limits = Limits {
+        max_out: 1 << 20,
+        write_stall: Duration::from_millis(300),
+        ..Limits::default()
+    };
     let st = start("gone", limits);
     // A capture whose client hangs up: the reply says so.
     let mut req = Vec::new();
-    write_message(&mut req, &Request::Capture { port: "lan".into(), count: 100, filter: None }).unwrap();
+    write_message(
+        &mut req,
+        &Request::Capture {
+            port: "lan".into(),
+            count: 100,
+            filter: None,
+        },
+    )
+    .unwrap();
     let mut s = StdUnix::connect(&st.path).unwrap();
     s.write_all(&req).unwrap();
     let j = st.jobs.recv_timeout(Duration::from_secs(2)).unwrap();
-    let Job::Ctl { mut reply, .. } = j else { panic!() };
-    assert!(reply.send(Response::Frame { port: "lan".into(), time_ns: 0, data: vec![0; 60] }));
+    let Job::Ctl { mut reply, .. } = j else {
+        panic!()
+    };
+    assert!(reply.send(Response::Frame {
+        port: "lan".into(),
+        time_ns: 0,
+        data: vec![0; 60]
+    }));
     drop(s);
     let t = Instant::now();
     while !reply.is_closed() && t.elapsed() < Duration::from_secs(2) {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert!(reply.is_closed());
-    assert!(!reply.send(Response::Done { message: String::new() }));
+    assert!(!reply.send(Response::Done {
+        message: String::new()
+    }));
 
     // A capture whose client never reads: cut at the output cap or the stall.
     let mut s = StdUnix::connect(&st.path).unwrap();
     s.write_all(&req).unwrap();
-    let Job::Ctl { mut reply, .. } = st.jobs.recv_timeout(Duration::from_secs(2)).unwrap() else { panic!() };
+    let Job::Ctl { mut reply, .. } = st.jobs.recv_timeout(Duration::from_secs(2)).unwrap() else {
+        panic!()
+    };
     let t = Instant::now();
     let mut sent = 0;
-    while reply.send(Response::Frame { port: "lan".into(), time_ns: 0, data: vec![0; 1500] }) && t.elapsed() < Duration::from_secs(5) {
+    while reply.send(Response::Frame {
+        port: "lan".into(),
+        time_ns: 0,
+        data: vec![0; 1500],
+    }) && t.elapsed() < Duration::from_secs(5)
+    {
         sent += 1;
         if sent % 64 == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
-    assert!(reply.is_closed(), "the reply stays open after {sent} frames");
+    assert!(
+        reply.is_closed(),
+        "the reply stays open after {sent} frames"
+    );
     assert!(st.front.counters.rows()[6].1 >= 1);
     drop(s);
 }
@@ -291,14 +408,17 @@ fn a_client_streaming_bytes_does_not_keep_the_loop() {
             let (p, stop) = (st.path.clone(), stop.clone());
             std::thread::spawn(move || {
                 let mut s = StdUnix::connect(&p).unwrap();
-                s.set_write_timeout(Some(Duration::from_millis(200))).unwrap();
+                s.set_write_timeout(Some(Duration::from_millis(200)))
+                    .unwrap();
                 let _ = s.write_all(&first);
                 let junk = vec![b'{'; 64 << 10];
                 let mut sent = 0usize;
                 while !stop.load(Ordering::Relaxed) {
                     match s.write(&junk) {
                         Ok(n) => sent += n,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => {}
+                        Err(e)
+                            if e.kind() == io::ErrorKind::WouldBlock
+                                || e.kind() == io::ErrorKind::TimedOut => {}
                         Err(_) => break,
                     }
                 }
@@ -309,8 +429,17 @@ fn a_client_streaming_bytes_does_not_keep_the_loop() {
     std::thread::sleep(Duration::from_millis(200));
     for _ in 0..5 {
         let t = Instant::now();
-        assert_eq!(request(&st.path, &Request::Stats, |_| {}).unwrap(), Response::Done { message: "ok".into() });
-        assert!(t.elapsed() < Duration::from_millis(100), "{:?}", t.elapsed());
+        assert_eq!(
+            request(&st.path, &Request::Stats, |_| {}).unwrap(),
+            Response::Done {
+                message: "ok".into()
+            }
+        );
+        assert!(
+            t.elapsed() < Duration::from_millis(100),
+            "{:?}",
+            t.elapsed()
+        );
     }
     stop.store(true, Ordering::Relaxed);
     for f in floods {
@@ -340,9 +469,18 @@ fn the_reply_knows_the_format_the_client_asked_for() {
         Response::Done { message } => message,
         other => panic!("{other:?}"),
     };
-    assert_eq!(done(request_as(&st.path, &Request::RouteShow, Format::Json, |_| {}).unwrap()), "RouteShow Json");
-    assert_eq!(done(request_as(&st.path, &Request::Stats, Format::Text, |_| {}).unwrap()), "Stats Text");
-    assert_eq!(done(request(&st.path, &Request::NatShow, |_| {}).unwrap()), "NatShow Text");
+    assert_eq!(
+        done(request_as(&st.path, &Request::RouteShow, Format::Json, |_| {}).unwrap()),
+        "RouteShow Json"
+    );
+    assert_eq!(
+        done(request_as(&st.path, &Request::Stats, Format::Text, |_| {}).unwrap()),
+        "Stats Text"
+    );
+    assert_eq!(
+        done(request(&st.path, &Request::NatShow, |_| {}).unwrap()),
+        "NatShow Text"
+    );
     drop(st);
     ctl.join().unwrap();
 }

@@ -42,7 +42,9 @@ pub(crate) fn lint(text: &str) -> Result<Vec<Parsed>, String> {
         if line.starts_with('#') || line.is_empty() {
             return err("unexpected comment or empty line");
         }
-        let Some((family, Some(_))) = &current else { return err("a sample before its family's HELP and TYPE") };
+        let Some((family, Some(_))) = &current else {
+            return err("a sample before its family's HELP and TYPE");
+        };
         let name_end = line.find(['{', ' ']).unwrap_or(line.len());
         let name = &line[..name_end];
         if name != family {
@@ -56,7 +58,9 @@ pub(crate) fn lint(text: &str) -> Result<Vec<Parsed>, String> {
         if let Some(r) = rest.strip_prefix('{') {
             rest = r;
             loop {
-                let Some((k, r)) = rest.split_once("=\"") else { return err("label without =\"") };
+                let Some((k, r)) = rest.split_once("=\"") else {
+                    return err("label without =\"");
+                };
                 if !valid_name(k, false) || k.starts_with("__") {
                     return err("invalid label name");
                 }
@@ -87,7 +91,9 @@ pub(crate) fn lint(text: &str) -> Result<Vec<Parsed>, String> {
                 }
             }
         }
-        let Some(value) = rest.strip_prefix(' ') else { return err("no space before the value") };
+        let Some(value) = rest.strip_prefix(' ') else {
+            return err("no space before the value");
+        };
         let value: f64 = match value {
             "+Inf" => f64::INFINITY,
             "-Inf" => f64::NEG_INFINITY,
@@ -108,7 +114,12 @@ pub(crate) fn lint(text: &str) -> Result<Vec<Parsed>, String> {
 }
 
 fn valid_name(s: &str, metric: bool) -> bool {
-    let ok = |c: char, first: bool| c.is_ascii_alphabetic() || c == '_' || (metric && c == ':') || (!first && c.is_ascii_digit());
+    let ok = |c: char, first: bool| {
+        c.is_ascii_alphabetic()
+            || c == '_'
+            || (metric && c == ':')
+            || (!first && c.is_ascii_digit())
+    };
     let mut cs = s.chars();
     cs.next().is_some_and(|c| ok(c, true)) && cs.all(|c| ok(c, false))
 }
@@ -117,7 +128,13 @@ fn valid_name(s: &str, metric: bool) -> bool {
 pub(crate) fn value(parsed: &[Parsed], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     parsed
         .iter()
-        .find(|(n, l, _)| n == name && l.len() == labels.len() && labels.iter().all(|(k, v)| l.iter().any(|(a, b)| a == k && b == v)))
+        .find(|(n, l, _)| {
+            n == name
+                && l.len() == labels.len()
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.iter().any(|(a, b)| a == k && b == v))
+        })
         .map(|p| p.2)
 }
 
@@ -145,8 +162,16 @@ fn help_and_type_once_per_family_samples_grouped() {
     );
     let parsed = lint(&text).unwrap();
     assert_eq!(parsed.len(), 4);
-    assert_eq!(text.matches("# HELP pktengine_port_rx_packets_total").count(), 1);
-    assert_eq!(text.matches("# TYPE pktengine_port_rx_packets_total").count(), 1);
+    assert_eq!(
+        text.matches("# HELP pktengine_port_rx_packets_total")
+            .count(),
+        1
+    );
+    assert_eq!(
+        text.matches("# TYPE pktengine_port_rx_packets_total")
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -155,39 +180,90 @@ fn every_family_follows_the_naming_conventions() {
     for d in FAMILIES {
         assert!(names.insert(d.name), "{} twice", d.name);
         assert!(valid_name(d.name, true), "{}", d.name);
-        assert!(d.name.starts_with("pktengine_") || d.name.starts_with("process_"), "{}", d.name);
+        assert!(
+            d.name.starts_with("pktengine_") || d.name.starts_with("process_"),
+            "{}",
+            d.name
+        );
         match d.kind {
-            Kind::Counter => assert!(d.name.ends_with("_total"), "counter {} must end in _total", d.name),
-            Kind::Gauge => assert!(!d.name.ends_with("_total"), "gauge {} must not end in _total", d.name),
+            Kind::Counter => assert!(
+                d.name.ends_with("_total"),
+                "counter {} must end in _total",
+                d.name
+            ),
+            Kind::Gauge => assert!(
+                !d.name.ends_with("_total"),
+                "gauge {} must not end in _total",
+                d.name
+            ),
         }
         // Units are spelled out, base units only.
         for bad in ["_ms", "_ns", "_kb", "_mb", "_percent"] {
-            assert!(!d.name.contains(bad), "{}: use seconds, bytes, ratios", d.name);
+            assert!(
+                !d.name.contains(bad),
+                "{}: use seconds, bytes, ratios",
+                d.name
+            );
         }
         let mut labels = std::collections::HashSet::new();
         for l in d.labels {
-            assert!(valid_name(l, false) && !l.starts_with("__"), "{}: label {l}", d.name);
+            assert!(
+                valid_name(l, false) && !l.starts_with("__"),
+                "{}: label {l}",
+                d.name
+            );
             assert!(labels.insert(l), "{}: label {l} twice", d.name);
         }
-        assert!(!d.help.is_empty() && !d.help.contains('\n') && !d.help.contains('|'), "{}: help", d.name);
+        assert!(
+            !d.help.is_empty() && !d.help.contains('\n') && !d.help.contains('|'),
+            "{}: help",
+            d.name
+        );
     }
-    for field in ["rx_dropped", "rx_invalid_descs", "rx_ring_full", "rx_fill_ring_empty_descs", "tx_invalid_descs", "tx_ring_empty_descs"] {
+    for field in [
+        "rx_dropped",
+        "rx_invalid_descs",
+        "rx_ring_full",
+        "rx_fill_ring_empty_descs",
+        "tx_invalid_descs",
+        "tx_ring_empty_descs",
+    ] {
         assert!(xsk_family(field).is_some(), "{field}");
     }
-    let mut fields: Vec<&str> = crate::xsk::XdpStatistics::default().fields().iter().map(|f| f.0).collect();
+    let mut fields: Vec<&str> = crate::xsk::XdpStatistics::default()
+        .fields()
+        .iter()
+        .map(|f| f.0)
+        .collect();
     fields.retain(|f| xsk_family(f).is_none());
-    assert!(fields.is_empty(), "XDP_STATISTICS fields without a family: {fields:?}");
+    assert!(
+        fields.is_empty(),
+        "XDP_STATISTICS fields without a family: {fields:?}"
+    );
 }
 
 #[test]
 fn label_values_and_help_are_escaped() {
     let mut m = Metrics::default();
     let evil = "a\"b\\c\nd é";
-    m.add(&LB_BACKEND_UP, [evil.to_string().into(), "198.19.2.11:80".into()], 1u64);
+    m.add(
+        &LB_BACKEND_UP,
+        [evil.to_string().into(), "198.19.2.11:80".into()],
+        1u64,
+    );
     let text = render(&m);
-    assert!(text.contains("pktengine_lb_backend_up{service=\"a\\\"b\\\\c\\nd é\",backend=\"198.19.2.11:80\"} 1\n"), "{text}");
+    assert!(
+        text.contains(
+            "pktengine_lb_backend_up{service=\"a\\\"b\\\\c\\nd é\",backend=\"198.19.2.11:80\"} 1\n"
+        ),
+        "{text}"
+    );
     let parsed = lint(&text).unwrap();
-    assert_eq!(parsed[0].1[0], ("service".to_string(), evil.to_string()), "reads back to the original");
+    assert_eq!(
+        parsed[0].1[0],
+        ("service".to_string(), evil.to_string()),
+        "reads back to the original"
+    );
     let mut help = String::new();
     escape_help(&mut help, "a\\b\nc \"q\"");
     assert_eq!(help, "a\\\\b\\nc \"q\"");
@@ -196,7 +272,15 @@ fn label_values_and_help_are_escaped() {
 #[test]
 fn values_are_written_as_prometheus_reads_them() {
     let mut s = String::new();
-    for v in [Value::Int(u64::MAX), Value::Float(0.25), Value::Float(12.0), Value::Float(f64::NAN), Value::Float(f64::INFINITY), Value::Float(f64::NEG_INFINITY), Value::Float(1e-7)] {
+    for v in [
+        Value::Int(u64::MAX),
+        Value::Float(0.25),
+        Value::Float(12.0),
+        Value::Float(f64::NAN),
+        Value::Float(f64::INFINITY),
+        Value::Float(f64::NEG_INFINITY),
+        Value::Float(1e-7),
+    ] {
         write_value(&mut s, v);
         s.push(' ');
     }
@@ -218,15 +302,25 @@ fn a_sheet_fills_what_it_was_asked_for() {
     fill(&mut met);
     let (rows, m) = met.into_parts();
     assert_eq!((rows.len(), m.len()), (0, 1));
-    assert_eq!(m.get("pktengine_port_rx_packets_total").unwrap().samples[0].value, Value::Int(5));
+    assert_eq!(
+        m.get("pktengine_port_rx_packets_total").unwrap().samples[0].value,
+        Value::Int(5)
+    );
 }
 
 const METRICS_MD: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/METRICS.md"));
 
 #[test]
 fn docs_list_every_family() {
-    let section = METRICS_MD.split_once("\n## Families\n").expect("docs/METRICS.md has no \"## Families\" section").1;
-    let doc: Vec<&str> = section.lines().skip_while(|l| !l.starts_with('|')).take_while(|l| l.starts_with('|')).collect();
+    let section = METRICS_MD
+        .split_once("\n## Families\n")
+        .expect("docs/METRICS.md has no \"## Families\" section")
+        .1;
+    let doc: Vec<&str> = section
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .collect();
     let ours = markdown_table();
     let ours: Vec<&str> = ours.lines().collect();
     let fix = format!(
@@ -238,7 +332,13 @@ fn docs_list_every_family() {
     for (i, (d, o)) in doc.iter().zip(&ours).enumerate() {
         assert_eq!(d, o, "docs/METRICS.md row {i} differs.\n{fix}");
     }
-    assert_eq!(doc.len(), ours.len(), "docs/METRICS.md has {} table lines, FAMILIES {}.\n{fix}", doc.len(), ours.len());
+    assert_eq!(
+        doc.len(),
+        ours.len(),
+        "docs/METRICS.md has {} table lines, FAMILIES {}.\n{fix}",
+        doc.len(),
+        ours.len()
+    );
 }
 
 #[test]

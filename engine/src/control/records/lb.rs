@@ -103,12 +103,25 @@ impl LbServiceRecord {
 /// `web 198.19.1.100:80 tcp Weighted fullnat snat 198.19.2.1 backends 3 3 up`.
 impl fmt::Display for LbServiceRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} {} {:?} ", self.name, self.vip, self.proto, self.scheduler)?;
+        write!(
+            f,
+            "{} {} {} {:?} ",
+            self.name, self.vip, self.proto, self.scheduler
+        )?;
         match self.mode {
-            Mode::FullNat => write!(f, "fullnat snat {}", self.snat.unwrap_or(Ipv4Addr::UNSPECIFIED))?,
+            Mode::FullNat => write!(
+                f,
+                "fullnat snat {}",
+                self.snat.unwrap_or(Ipv4Addr::UNSPECIFIED)
+            )?,
             Mode::Dnat => f.write_str("dnat")?,
         }
-        write!(f, " backends {} {} up", self.backends.len(), self.backends_up)
+        write!(
+            f,
+            " backends {} {} up",
+            self.backends.len(),
+            self.backends_up
+        )
     }
 }
 
@@ -124,7 +137,11 @@ impl fmt::Display for LbBackendRecord {
             self.connections,
             self.active,
             self.bytes,
-            if self.health_check_failed { " health-check-failed" } else { "" }
+            if self.health_check_failed {
+                " health-check-failed"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -154,7 +171,13 @@ mod tests {
 
     #[test]
     fn text_as_before_and_json_round_trip() {
-        let lb = LbShared::new(&[svc("web", PROTO_TCP, Scheduler::Weighted, Mode::FullNat), svc("dns", PROTO_UDP, Scheduler::Maglev, Mode::Dnat)], 2);
+        let lb = LbShared::new(
+            &[
+                svc("web", PROTO_TCP, Scheduler::Weighted, Mode::FullNat),
+                svc("dns", PROTO_UDP, Scheduler::Maglev, Mode::Dnat),
+            ],
+            2,
+        );
         let recs = LbServiceRecord::all(&lb);
         let rows: Vec<String> = recs.iter().flat_map(|r| r.rows()).collect();
         // The rows `ctl lb show` printed before there were records.
@@ -172,7 +195,11 @@ mod tests {
         assert_eq!(recs[1].snat, None);
         for r in &recs {
             let json = serde_json::to_string(r).unwrap();
-            assert_eq!(&serde_json::from_str::<LbServiceRecord>(&json).unwrap(), r, "{json}");
+            assert_eq!(
+                &serde_json::from_str::<LbServiceRecord>(&json).unwrap(),
+                r,
+                "{json}"
+            );
         }
         let json = serde_json::to_value(&recs[0]).unwrap();
         assert_eq!(json["scheduler"], "weighted");
@@ -180,7 +207,13 @@ mod tests {
         assert_eq!(json["snat"], "198.19.2.1");
         assert_eq!(json["backends"][1]["state"], "down");
         assert_eq!(json["backends"][1]["endpoint"]["port"], 8000);
-        let b = LbBackendRecord { health_check_failed: true, ..recs[0].backends[1].clone() };
-        assert_eq!(b.to_string(), "  backend 198.19.2.12:8000 weight 2 down conns 0 active 0 bytes 0 health-check-failed");
+        let b = LbBackendRecord {
+            health_check_failed: true,
+            ..recs[0].backends[1].clone()
+        };
+        assert_eq!(
+            b.to_string(),
+            "  backend 198.19.2.12:8000 weight 2 down conns 0 active 0 bytes 0 health-check-failed"
+        );
     }
 }

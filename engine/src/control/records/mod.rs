@@ -11,14 +11,14 @@
 //! each) and one `Summary` before its final `Done`. The client
 //! ([`document`]) prints one JSON document per command as the chunks arrive.
 //!
-//! Adding a command that shows something (the conntrack listing `conn show`,
-//! say): a record type (and its summary) in a file of this folder, one line in
+//! Adding a command that shows something: a record type (and its summary) in a file of this folder, one line in
 //! the `schemas!` list below, one section in docs/JSON.md.
 //!
 //! Versioning: each schema has its own version. Adding a field keeps it;
 //! removing or renaming a field, changing its type or meaning, or a new value
 //! of an enumerated field that old readers cannot take bumps it.
 
+pub mod conn;
 pub mod document;
 pub mod filter;
 pub mod lb;
@@ -39,6 +39,7 @@ use std::io::{self, Write};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub use conn::{ConnRecord, ConnSummary};
 pub use filter::{FilterRuleRecord, FilterSummary};
 pub use lb::{LbServiceRecord, LbSummary};
 pub use mac::{MacRecord, MacSummary};
@@ -180,6 +181,7 @@ schemas! {
     MacShow(MacRecord, MacSummary) = "mac-show" version 1,
     NatShow(NatSessionRecord, NatSummary) = "nat-show" version 1,
     TcpShow(TcpConnRecord, TcpSummary) = "tcp-show" version 1,
+    ConnShow(ConnRecord, ConnSummary) = "conn-show" version 1,
     LbShow(LbServiceRecord, LbSummary) = "lb-show" version 1,
     FilterShow(FilterRuleRecord, FilterSummary) = "filter-show" version 1,
     Trace(TracedPacket, TraceSummary) = "trace" version 1,

@@ -35,7 +35,13 @@ impl fmt::Display for NeighborRecord {
         if let Some(m) = &self.mac {
             write!(f, " lladdr {}", super::values::mac::format(m))?;
         }
-        write!(f, " {} age {}.{:03}s", self.state, self.age_ms / 1000, self.age_ms % 1000)
+        write!(
+            f,
+            " {} age {}.{:03}s",
+            self.state,
+            self.age_ms / 1000,
+            self.age_ms % 1000
+        )
     }
 }
 
@@ -52,14 +58,29 @@ mod tests {
             state: NeighState::Reachable,
             age_ms: 1250,
         };
-        assert_eq!(r.to_string(), "198.19.1.2 dev wan lladdr 02:00:5e:00:00:ab REACHABLE age 1.250s");
+        assert_eq!(
+            r.to_string(),
+            "198.19.1.2 dev wan lladdr 02:00:5e:00:00:ab REACHABLE age 1.250s"
+        );
         let json = serde_json::to_string(&r).unwrap();
-        assert_eq!(json, r#"{"address":"198.19.1.2","port":"wan","mac":"02:00:5e:00:00:ab","state":"reachable","age_ms":1250}"#);
+        assert_eq!(
+            json,
+            r#"{"address":"198.19.1.2","port":"wan","mac":"02:00:5e:00:00:ab","state":"reachable","age_ms":1250}"#
+        );
         assert_eq!(serde_json::from_str::<NeighborRecord>(&json).unwrap(), r);
-        let r = NeighborRecord { address: "2001:2:0:2::2".parse().unwrap(), mac: None, state: NeighState::Incomplete, age_ms: 5, ..r };
+        let r = NeighborRecord {
+            address: "2001:2:0:2::2".parse().unwrap(),
+            mac: None,
+            state: NeighState::Incomplete,
+            age_ms: 5,
+            ..r
+        };
         assert_eq!(r.to_string(), "2001:2:0:2::2 dev wan INCOMPLETE age 0.005s");
         let json = serde_json::to_string(&r).unwrap();
-        assert!(json.contains(r#""mac":null,"state":"incomplete""#), "{json}");
+        assert!(
+            json.contains(r#""mac":null,"state":"incomplete""#),
+            "{json}"
+        );
         assert_eq!(serde_json::from_str::<NeighborRecord>(&json).unwrap(), r);
     }
 }

@@ -36,9 +36,25 @@ pub struct RouteSummary {
 
 impl RouteRecord {
     pub fn new(prefix: IpPrefix, metric: u32, e: &NextHopEntry) -> RouteRecord {
-        let family = if prefix.addr().is_ipv4() { "ipv4" } else { "ipv6" };
-        let nexthops = e.hops().iter().map(|h| NextHopRecord { gateway: h.gateway, dev: h.dev.clone() }).collect();
-        RouteRecord { prefix, family: Cow::Borrowed(family), metric, nexthops }
+        let family = if prefix.addr().is_ipv4() {
+            "ipv4"
+        } else {
+            "ipv6"
+        };
+        let nexthops = e
+            .hops()
+            .iter()
+            .map(|h| NextHopRecord {
+                gateway: h.gateway,
+                dev: h.dev.clone(),
+            })
+            .collect();
+        RouteRecord {
+            prefix,
+            family: Cow::Borrowed(family),
+            metric,
+            nexthops,
+        }
     }
 }
 
@@ -54,7 +70,11 @@ impl fmt::Display for RouteRecord {
             if self.nexthops.len() > 1 {
                 f.write_str("nexthop ")?;
             }
-            NextHop { gateway: h.gateway, dev: h.dev.clone() }.fmt(f)?;
+            NextHop {
+                gateway: h.gateway,
+                dev: h.dev.clone(),
+            }
+            .fmt(f)?;
         }
         write!(f, " metric {}", self.metric)
     }
@@ -79,18 +99,43 @@ mod tests {
             let e = NextHopEntry::from_hops(r.hops.clone()).unwrap();
             let rec = RouteRecord::new(r.prefix, r.metric, &e);
             // The row `ctl route show` printed before there were records.
-            assert_eq!(rec.to_string(), format!("{} {e} metric {}", r.prefix, r.metric), "{line}");
+            assert_eq!(
+                rec.to_string(),
+                format!("{} {e} metric {}", r.prefix, r.metric),
+                "{line}"
+            );
             let json = serde_json::to_string(&rec).unwrap();
-            assert_eq!(serde_json::from_str::<RouteRecord>(&json).unwrap(), rec, "{json}");
+            assert_eq!(
+                serde_json::from_str::<RouteRecord>(&json).unwrap(),
+                rec,
+                "{json}"
+            );
         }
-        let r = parse_line("198.19.8.0/24 nexthop via 198.19.1.2 nexthop via 198.19.1.3 dev wan metric 7").unwrap().unwrap();
-        let rec = RouteRecord::new(r.prefix, r.metric, &NextHopEntry::from_hops(r.hops).unwrap());
+        let r = parse_line(
+            "198.19.8.0/24 nexthop via 198.19.1.2 nexthop via 198.19.1.3 dev wan metric 7",
+        )
+        .unwrap()
+        .unwrap();
+        let rec = RouteRecord::new(
+            r.prefix,
+            r.metric,
+            &NextHopEntry::from_hops(r.hops).unwrap(),
+        );
         assert_eq!(
             serde_json::to_string(&rec).unwrap(),
             r#"{"prefix":"198.19.8.0/24","family":"ipv4","metric":7,"nexthops":[{"gateway":"198.19.1.2","dev":null},{"gateway":"198.19.1.3","dev":"wan"}]}"#
         );
-        let r = parse_line("2001:2:0:9::/64 via 2001:2:0:2::2").unwrap().unwrap();
-        let rec = RouteRecord::new(r.prefix, r.metric, &NextHopEntry::from_hops(r.hops).unwrap());
-        assert_eq!((rec.family.as_ref(), rec.prefix.to_string().as_str()), ("ipv6", "2001:2:0:9::/64"));
+        let r = parse_line("2001:2:0:9::/64 via 2001:2:0:2::2")
+            .unwrap()
+            .unwrap();
+        let rec = RouteRecord::new(
+            r.prefix,
+            r.metric,
+            &NextHopEntry::from_hops(r.hops).unwrap(),
+        );
+        assert_eq!(
+            (rec.family.as_ref(), rec.prefix.to_string().as_str()),
+            ("ipv6", "2001:2:0:9::/64")
+        );
     }
 }

@@ -38,8 +38,15 @@ pub struct StatsSummary {
 impl StatRecord {
     /// The record of a `ctl stats` row: the scope's words become labels.
     pub fn from_counter(c: &Counter) -> StatRecord {
-        let mut r =
-            StatRecord { group: Cow::Owned(c.scope.clone()), name: c.name.clone(), value: c.value, port: None, worker: None, stage: None, reason: None };
+        let mut r = StatRecord {
+            group: Cow::Owned(c.scope.clone()),
+            name: c.name.clone(),
+            value: c.value,
+            port: None,
+            worker: None,
+            stage: None,
+            reason: None,
+        };
         let (head, rest) = c.scope.split_once(' ').unwrap_or((c.scope.as_str(), ""));
         let worker = |w: &str| w.parse::<u16>().ok();
         match (head, rest) {
@@ -58,7 +65,9 @@ impl StatRecord {
                     r.group = Cow::Borrowed("worker");
                 }
             }
-            ("nat" | "tcp", w) if w.strip_prefix("worker ").and_then(worker).is_some() => {
+            ("nat" | "conntrack" | "tcp", w)
+                if w.strip_prefix("worker ").and_then(worker).is_some() =>
+            {
                 r.group = Cow::Borrowed(group_name(head));
                 r.worker = w.strip_prefix("worker ").and_then(worker);
             }
@@ -83,7 +92,19 @@ impl StatRecord {
 }
 
 /// Every group this version makes.
-pub const GROUPS: &[&str] = &["port", "xsk", "xdp", "worker", "stage", "drop", "neighbor", "nat", "tcp", "ctl"];
+pub const GROUPS: &[&str] = &[
+    "port",
+    "xsk",
+    "xdp",
+    "worker",
+    "stage",
+    "drop",
+    "neighbor",
+    "nat",
+    "conntrack",
+    "tcp",
+    "ctl",
+];
 
 fn group_name(head: &str) -> &'static str {
     GROUPS.iter().find(|g| **g == head).copied().unwrap_or("?")
@@ -94,35 +115,79 @@ mod tests {
     use super::*;
 
     fn rec(scope: &str, name: &str) -> StatRecord {
-        StatRecord::from_counter(&Counter { scope: scope.into(), name: name.into(), value: 7 })
+        StatRecord::from_counter(&Counter {
+            scope: scope.into(),
+            name: name.into(),
+            value: 7,
+        })
     }
 
     #[test]
     fn scopes_become_labels() {
         let r = rec("port lan", "rx_packets");
-        assert_eq!((r.group.as_ref(), r.port.as_deref(), r.name.as_str(), r.value), ("port", Some("lan"), "rx_packets", 7));
+        assert_eq!(
+            (
+                r.group.as_ref(),
+                r.port.as_deref(),
+                r.name.as_str(),
+                r.value
+            ),
+            ("port", Some("lan"), "rx_packets", 7)
+        );
         let r = rec("xsk wan", "rx_ring_full");
         assert_eq!((r.group.as_ref(), r.port.as_deref()), ("xsk", Some("wan")));
         let r = rec("xdp lan", "to_engine");
-        assert_eq!((r.group.as_ref(), r.port.as_deref(), r.name.as_str()), ("xdp", Some("lan"), "to_engine"));
+        assert_eq!(
+            (r.group.as_ref(), r.port.as_deref(), r.name.as_str()),
+            ("xdp", Some("lan"), "to_engine")
+        );
         let r = rec("worker 1", "loops");
-        assert_eq!((r.group.as_ref(), r.worker, r.stage.as_deref()), ("worker", Some(1), None));
+        assert_eq!(
+            (r.group.as_ref(), r.worker, r.stage.as_deref()),
+            ("worker", Some(1), None)
+        );
         let r = rec("worker 0", "stage ip4-input");
-        assert_eq!((r.group.as_ref(), r.worker, r.stage.as_deref(), r.name.as_str()), ("stage", Some(0), Some("ip4-input"), "packets"));
+        assert_eq!(
+            (
+                r.group.as_ref(),
+                r.worker,
+                r.stage.as_deref(),
+                r.name.as_str()
+            ),
+            ("stage", Some(0), Some("ip4-input"), "packets")
+        );
         let r = rec("drop ip4-forward", "ip4-no-route");
         assert_eq!(
-            (r.group.as_ref(), r.worker, r.stage.as_deref(), r.reason.as_deref(), r.name.as_str()),
-            ("drop", None, Some("ip4-forward"), Some("ip4-no-route"), "packets")
+            (
+                r.group.as_ref(),
+                r.worker,
+                r.stage.as_deref(),
+                r.reason.as_deref(),
+                r.name.as_str()
+            ),
+            (
+                "drop",
+                None,
+                Some("ip4-forward"),
+                Some("ip4-no-route"),
+                "packets"
+            )
         );
         let r = rec("nat worker 3", "sessions");
         assert_eq!((r.group.as_ref(), r.worker), ("nat", Some(3)));
         let r = rec("tcp worker 0", "established");
         assert_eq!((r.group.as_ref(), r.worker), ("tcp", Some(0)));
-        assert_eq!(rec("neighbor", "unsolicited_answers_ignored").group, "neighbor");
+        assert_eq!(
+            rec("neighbor", "unsolicited_answers_ignored").group,
+            "neighbor"
+        );
         assert_eq!(rec("ctl front", "accepted").group, "ctl");
         // A scope this version does not know stays as it is, with no labels.
         let r = rec("shiny new", "thing");
-        assert_eq!((r.group.as_ref(), r.port.as_deref(), r.is_known()), ("shiny new", None, false));
+        assert_eq!(
+            (r.group.as_ref(), r.port.as_deref(), r.is_known()),
+            ("shiny new", None, false)
+        );
         assert!(!rec("worker x", "loops").is_known());
     }
 
@@ -130,7 +195,10 @@ mod tests {
     fn records_round_trip_with_null_labels() {
         let r = rec("port lan", "rx_packets");
         let json = serde_json::to_string(&r).unwrap();
-        assert_eq!(json, r#"{"group":"port","name":"rx_packets","value":7,"port":"lan","worker":null,"stage":null,"reason":null}"#);
+        assert_eq!(
+            json,
+            r#"{"group":"port","name":"rx_packets","value":7,"port":"lan","worker":null,"stage":null,"reason":null}"#
+        );
         assert_eq!(serde_json::from_str::<StatRecord>(&json).unwrap(), r);
     }
 }

@@ -44,7 +44,9 @@ impl TracedPacket {
             TraceEnd::Parked(p) => ("wait-neighbor", Some(port_name(usize::from(p))), None),
             TraceEnd::Local => ("local", None, None),
         };
-        let n = usize::try_from(t.len).unwrap_or(usize::MAX).min(t.head.len());
+        let n = usize::try_from(t.len)
+            .unwrap_or(usize::MAX)
+            .min(t.head.len());
         let head_hex = t.head[..n].iter().map(|b| format!("{b:02x}")).collect();
         TracedPacket {
             worker: t.worker,
@@ -63,7 +65,11 @@ impl TracedPacket {
 /// `w0 lan len 98 -> tx wan`, `-> drop ip4-no-route`, `-> wait-neighbor wan`, `-> local`.
 impl fmt::Display for TracedPacket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "w{} {} len {} -> {}", self.worker, self.port, self.frame_bytes, self.outcome)?;
+        write!(
+            f,
+            "w{} {} len {} -> {}",
+            self.worker, self.port, self.frame_bytes, self.outcome
+        )?;
         if let Some(p) = &self.out_port {
             write!(f, " {p}")?;
         }
@@ -81,13 +87,28 @@ mod tests {
 
     #[test]
     fn text_as_before_and_json_round_trip() {
-        let names = |i: usize| ["lan", "wan"].get(i).map_or_else(|| format!("#{i}"), |n| n.to_string());
+        let names = |i: usize| {
+            ["lan", "wan"]
+                .get(i)
+                .map_or_else(|| format!("#{i}"), |n| n.to_string())
+        };
         let mut head = [0u8; 64];
         head[..4].copy_from_slice(&[0x02, 0, 0x5e, 0xff]);
-        let t = |end, len| TraceRecord { worker: 1, port: 0, len, time_ns: 5_000_000, end, head };
+        let t = |end, len| TraceRecord {
+            worker: 1,
+            port: 0,
+            len,
+            time_ns: 5_000_000,
+            end,
+            head,
+        };
         for (end, len, want) in [
             (TraceEnd::Tx(1), 98, "w1 lan len 98 -> tx wan"),
-            (TraceEnd::Drop(Drop::Ip4NoRoute), 60, "w1 lan len 60 -> drop ip4-no-route"),
+            (
+                TraceEnd::Drop(Drop::Ip4NoRoute),
+                60,
+                "w1 lan len 60 -> drop ip4-no-route",
+            ),
             (TraceEnd::Parked(7), 60, "w1 lan len 60 -> wait-neighbor #7"),
             (TraceEnd::Local, 3, "w1 lan len 3 -> local"),
         ] {
@@ -97,7 +118,19 @@ mod tests {
             assert_eq!(serde_json::from_str::<TracedPacket>(&json).unwrap(), r);
         }
         let r = TracedPacket::new(&t(TraceEnd::Drop(Drop::Ip4NoRoute), 3), names);
-        assert_eq!((r.drop_stage.as_deref(), r.drop_reason.as_deref(), r.head_hex.as_str()), (Some("ip4-forward"), Some("ip4-no-route"), "02005e"));
-        assert_eq!(TracedPacket::new(&t(TraceEnd::Local, 1500), names).head_hex.len(), 128);
+        assert_eq!(
+            (
+                r.drop_stage.as_deref(),
+                r.drop_reason.as_deref(),
+                r.head_hex.as_str()
+            ),
+            (Some("ip4-forward"), Some("ip4-no-route"), "02005e")
+        );
+        assert_eq!(
+            TracedPacket::new(&t(TraceEnd::Local, 1500), names)
+                .head_hex
+                .len(),
+            128
+        );
     }
 }

@@ -19,13 +19,19 @@ pub struct Endpoint {
 
 impl From<crate::conntrack::Ep> for Endpoint {
     fn from(e: crate::conntrack::Ep) -> Endpoint {
-        Endpoint { addr: IpAddr::V4(e.addr.into()), port: e.port }
+        Endpoint {
+            addr: IpAddr::V4(e.addr.into()),
+            port: e.port,
+        }
     }
 }
 
 impl From<SocketAddr> for Endpoint {
     fn from(s: SocketAddr) -> Endpoint {
-        Endpoint { addr: s.ip(), port: s.port() }
+        Endpoint {
+            addr: s.ip(),
+            port: s.port(),
+        }
     }
 }
 
@@ -65,7 +71,10 @@ pub mod mac {
     use crate::wire::Mac;
 
     pub fn format(m: &Mac) -> String {
-        format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+        format!(
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
     }
 
     pub fn parse(s: &str) -> Option<Mac> {
@@ -104,7 +113,9 @@ pub mod mac {
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Mac>, D::Error> {
             match Option::<String>::deserialize(d)? {
                 None => Ok(None),
-                Some(s) => parse(&s).map(Some).ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not a MAC address"))),
+                Some(s) => parse(&s)
+                    .map(Some)
+                    .ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not a MAC address"))),
             }
         }
     }
@@ -193,17 +204,35 @@ mod tests {
 
     #[test]
     fn macs_and_endpoints_in_canonical_form() {
-        assert_eq!(mac::format(&[0x02, 0xAB, 0, 0x5e, 0x10, 0xff]), "02:ab:00:5e:10:ff");
-        assert_eq!(mac::parse("02:ab:00:5e:10:ff"), Some([0x02, 0xab, 0, 0x5e, 0x10, 0xff]));
-        for bad in ["02:ab:00:5e:10", "02:ab:00:5e:10:ff:00", "2:ab:00:5e:10:ff", "zz:ab:00:5e:10:ff", ""] {
+        assert_eq!(
+            mac::format(&[0x02, 0xAB, 0, 0x5e, 0x10, 0xff]),
+            "02:ab:00:5e:10:ff"
+        );
+        assert_eq!(
+            mac::parse("02:ab:00:5e:10:ff"),
+            Some([0x02, 0xab, 0, 0x5e, 0x10, 0xff])
+        );
+        for bad in [
+            "02:ab:00:5e:10",
+            "02:ab:00:5e:10:ff:00",
+            "2:ab:00:5e:10:ff",
+            "zz:ab:00:5e:10:ff",
+            "",
+        ] {
             assert_eq!(mac::parse(bad), None, "{bad}");
         }
         let e = Endpoint::from(crate::conntrack::Ep::new(0xc612_0102, 40000));
         assert_eq!(e.to_string(), "198.18.1.2:40000");
-        assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"addr":"198.18.1.2","port":40000}"#);
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"addr":"198.18.1.2","port":40000}"#
+        );
         // RFC 5952: the longest run of zeros compressed, lower case.
         let e = Endpoint::from("[2001:2:0:0:0:0:0:1]:80".parse::<SocketAddr>().unwrap());
-        assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"addr":"2001:2::1","port":80}"#);
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"addr":"2001:2::1","port":80}"#
+        );
         assert_eq!(e.to_string(), "[2001:2::1]:80");
     }
 
@@ -224,6 +253,9 @@ mod tests {
         for (v, n) in neigh_state::ALL {
             assert_eq!(v.name(), *n);
         }
-        assert_eq!(neigh_state::ALL.len(), crate::neighbor::NeighState::ALL.len());
+        assert_eq!(
+            neigh_state::ALL.len(),
+            crate::neighbor::NeighState::ALL.len()
+        );
     }
 }

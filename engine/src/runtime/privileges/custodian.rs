@@ -55,23 +55,40 @@ impl Custodian {
     /// then still has) and before anything is attached (starting a process
     /// takes a while; frames arriving before the workers run are lost).
     pub fn spawn(socket: &Path, account: Option<Account>) -> Result<Custodian, String> {
-        let exe = std::env::current_exe().map_err(|e| format!("finding the pktengine binary: {e}"))?;
+        let exe =
+            std::env::current_exe().map_err(|e| format!("finding the pktengine binary: {e}"))?;
         let mut cmd = Command::new(exe);
         cmd.arg(SUBCOMMAND).arg("--socket").arg(socket);
         if let Some(a) = account {
             cmd.args(["--uid", &a.uid.to_string(), "--gid", &a.gid.to_string()]);
         }
         // Its own process group: a terminal's ^C goes to the engine, which then exits cleanly.
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).process_group(0);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .process_group(0);
         let mut child = cmd.spawn().map_err(|e| format!("starting it: {e}"))?;
         let mut line = String::new();
-        let read = child.stdout.take().map(|out| BufReader::new(out).read_line(&mut line));
+        let read = child
+            .stdout
+            .take()
+            .map(|out| BufReader::new(out).read_line(&mut line));
         match (read, line.strip_prefix("ok ")) {
-            (Some(Ok(_)), Some(report)) => Ok(Custodian { report: report.trim().to_string(), child }),
+            (Some(Ok(_)), Some(report)) => Ok(Custodian {
+                report: report.trim().to_string(),
+                child,
+            }),
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
-                Err(format!("it did not start: {}", if line.is_empty() { "no answer" } else { line.trim() }))
+                Err(format!(
+                    "it did not start: {}",
+                    if line.is_empty() {
+                        "no answer"
+                    } else {
+                        line.trim()
+                    }
+                ))
             }
         }
     }
@@ -79,9 +96,12 @@ impl Custodian {
     /// Once the socket is bound: tells the custodian which file it is
     /// (device and inode), so it removes that file and no other.
     pub fn watch(&mut self, socket: &Path) -> Result<(), String> {
-        let meta = std::fs::symlink_metadata(socket).map_err(|e| format!("{}: {e}", socket.display()))?;
+        let meta =
+            std::fs::symlink_metadata(socket).map_err(|e| format!("{}: {e}", socket.display()))?;
         let stdin = self.child.stdin.as_mut().ok_or("its pipe is closed")?;
-        writeln!(stdin, "{} {}", meta.dev(), meta.ino()).and_then(|()| stdin.flush()).map_err(|e| format!("telling it the socket: {e}"))
+        writeln!(stdin, "{} {}", meta.dev(), meta.ino())
+            .and_then(|()| stdin.flush())
+            .map_err(|e| format!("telling it the socket: {e}"))
     }
 
     pub fn pid(&self) -> u32 {
@@ -104,7 +124,10 @@ impl Custodian {
                 Ok(None) => std::thread::sleep(Duration::from_millis(2)),
             }
         }
-        tracing::warn!("ctl socket custodian (pid {}) did not finish within a second", self.child.id());
+        tracing::warn!(
+            "ctl socket custodian (pid {}) did not finish within a second",
+            self.child.id()
+        );
     }
 }
 
@@ -112,8 +135,15 @@ impl Custodian {
 pub fn main(socket: &Path, account: Option<Account>) -> i32 {
     // Signals sent to the engine's whole group or session are not for it:
     // it ends when the engine has.
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
-        let _ = signal_hook::flag::register(sig, std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)));
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        let _ = signal_hook::flag::register(
+            sig,
+            std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        );
     }
     let mut out = std::io::stdout();
     match confine_self(account) {
@@ -149,7 +179,10 @@ pub fn main(socket: &Path, account: Option<Account>) -> i32 {
     match std::fs::symlink_metadata(socket) {
         Ok(m) if m.dev() == dev && m.ino() == ino => {
             if let Err(e) = std::fs::remove_file(socket) {
-                eprintln!("pktengine ctl-socket-custodian: removing {}: {e}", socket.display());
+                eprintln!(
+                    "pktengine ctl-socket-custodian: removing {}: {e}",
+                    socket.display()
+                );
                 return 1;
             }
         }

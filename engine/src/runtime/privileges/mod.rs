@@ -43,8 +43,8 @@ pub mod custodian;
 pub mod seccomp;
 
 use core::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -99,7 +99,10 @@ impl Account {
     /// Looks `name` up in the system's user database.
     pub fn lookup(name: &str) -> Result<Account, String> {
         match nix::unistd::User::from_name(name) {
-            Ok(Some(u)) => Ok(Account { uid: u.uid.as_raw(), gid: u.gid.as_raw() }),
+            Ok(Some(u)) => Ok(Account {
+                uid: u.uid.as_raw(),
+                gid: u.gid.as_raw(),
+            }),
             Ok(None) => Err(format!(
                 "user `{name}` does not exist (create it with `useradd --system --no-create-home \
                  --shell /usr/sbin/nologin {name}`; scripts/deps.sh creates `pktengine`)"
@@ -130,7 +133,8 @@ pub struct Report {
 impl Report {
     /// Reads the calling thread's credentials.
     pub fn read() -> Result<Report, String> {
-        let status = std::fs::read_to_string("/proc/thread-self/status").map_err(|e| format!("/proc/thread-self/status: {e}"))?;
+        let status = std::fs::read_to_string("/proc/thread-self/status")
+            .map_err(|e| format!("/proc/thread-self/status: {e}"))?;
         let comm = std::fs::read_to_string("/proc/thread-self/comm").unwrap_or_default();
         Report::parse(comm.trim(), &status)
     }
@@ -145,10 +149,15 @@ impl Report {
                 .ok_or_else(|| format!("no {name} in the thread's status"))
         };
         let ids = |name: &str| -> Result<[u32; 4], String> {
-            let v: Vec<u32> = field(name)?.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+            let v: Vec<u32> = field(name)?
+                .split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .collect();
             v.try_into().map_err(|_| format!("{name}: not four ids"))
         };
-        let mask = |name: &str| -> Result<u64, String> { u64::from_str_radix(field(name)?, 16).map_err(|e| format!("{name}: {e}")) };
+        let mask = |name: &str| -> Result<u64, String> {
+            u64::from_str_radix(field(name)?, 16).map_err(|e| format!("{name}: {e}"))
+        };
         Ok(Report {
             thread: thread.to_string(),
             uids: ids("Uid")?,
@@ -166,14 +175,23 @@ impl Report {
         let allowed = role.keeps().iter().fold(0u64, |m, c| m | c.bitmask());
         let mut wrong = Vec::new();
         if self.permitted & !allowed != 0 || self.effective & !allowed != 0 {
-            wrong.push(format!("capabilities {} kept", cap_names(self.permitted | self.effective)));
+            wrong.push(format!(
+                "capabilities {} kept",
+                cap_names(self.permitted | self.effective)
+            ));
         }
         if self.bounding != 0 {
-            wrong.push(format!("bounding set {} not cleared", cap_names(self.bounding)));
+            wrong.push(format!(
+                "bounding set {} not cleared",
+                cap_names(self.bounding)
+            ));
         }
         if let Some(a) = account {
             if self.uids.iter().any(|&u| u != a.uid) || self.gids.iter().any(|&g| g != a.gid) {
-                wrong.push(format!("ids uid {:?} gid {:?}, not {}:{}", self.uids, self.gids, a.uid, a.gid));
+                wrong.push(format!(
+                    "ids uid {:?} gid {:?}, not {}:{}",
+                    self.uids, self.gids, a.uid, a.gid
+                ));
             }
         }
         if !self.no_new_privs {
@@ -192,12 +210,22 @@ impl fmt::Display for Report {
                 format!("{}/{}/{}/{}", v[0], v[1], v[2], v[3])
             }
         };
-        write!(f, "uid {} gid {}, caps {}", ids(&self.uids), ids(&self.gids), cap_names(self.permitted))?;
+        write!(
+            f,
+            "uid {} gid {}, caps {}",
+            ids(&self.uids),
+            ids(&self.gids),
+            cap_names(self.permitted)
+        )?;
         if self.effective != self.permitted {
             write!(f, " (effective {})", cap_names(self.effective))?;
         }
         write!(f, ", bounding set {}", cap_names(self.bounding))?;
-        f.write_str(if self.no_new_privs { ", no_new_privs" } else { ", new privileges possible" })?;
+        f.write_str(if self.no_new_privs {
+            ", no_new_privs"
+        } else {
+            ", new privileges possible"
+        })?;
         match self.seccomp {
             Some((role, n)) => {
                 write!(f, ", seccomp {} ({n} syscalls", role.name())?;
@@ -216,12 +244,22 @@ pub fn cap_names(mask: u64) -> String {
     let mut names: Vec<(u8, String)> = Vec::new();
     for i in 0..64u8 {
         if mask & (1 << i) != 0 {
-            let name = caps::all().into_iter().find(|c| c.index() == i).map_or(format!("cap_{i}"), |c| c.to_string().to_lowercase());
+            let name = caps::all()
+                .into_iter()
+                .find(|c| c.index() == i)
+                .map_or(format!("cap_{i}"), |c| c.to_string().to_lowercase());
             names.push((i, name));
         }
     }
     names.sort();
-    format!("{{{}}}", names.into_iter().map(|(_, n)| n).collect::<Vec<_>>().join(", "))
+    format!(
+        "{{{}}}",
+        names
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 /// The engine's privilege plan, shared by every thread (clone it into each).
@@ -253,7 +291,10 @@ impl Privileges {
     pub fn new(user: &str, allow_privileged: bool) -> Result<Privileges, String> {
         let account = Account::lookup(user).and_then(|a| {
             if a.uid == 0 || a.gid == 0 {
-                Err(format!("user `{user}` is root (uid {} gid {})", a.uid, a.gid))
+                Err(format!(
+                    "user `{user}` is root (uid {} gid {})",
+                    a.uid, a.gid
+                ))
             } else {
                 Ok(a)
             }
@@ -267,7 +308,8 @@ impl Privileges {
             Err(e) => return Err(refusal(&e)),
         };
         for role in [Role::Control, Role::Worker, Role::Front] {
-            seccomp::program(role, seccompiler::SeccompAction::KillProcess).map_err(|e| refusal(&e))?;
+            seccomp::program(role, seccompiler::SeccompAction::KillProcess)
+                .map_err(|e| refusal(&e))?;
         }
         let (reports, received) = channel::unbounded();
         Ok(Privileges(Arc::new(Plan {
@@ -312,7 +354,11 @@ impl Privileges {
     pub fn start_custodian(&self, socket: &Path) -> Result<(), String> {
         match custodian::Custodian::spawn(socket, self.0.account) {
             Ok(c) => {
-                tracing::info!("privileges: ctl socket custodian (pid {}): {}", c.pid(), c.report());
+                tracing::info!(
+                    "privileges: ctl socket custodian (pid {}): {}",
+                    c.pid(),
+                    c.report()
+                );
                 *self.0.custodian.lock().unwrap_or_else(|e| e.into_inner()) = Some(c);
                 Ok(())
             }
@@ -325,13 +371,25 @@ impl Privileges {
     /// [`Privileges::prepare`]: tells the custodian which file to remove,
     /// then switches the whole process to the engine's user.
     pub fn switch_user(&self, ctl_socket: &Path) -> Result<(), String> {
-        if let Some(c) = self.0.custodian.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        if let Some(c) = self
+            .0
+            .custodian
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
             self.check("ctl socket custodian", c.watch(ctl_socket))?;
         }
         self.prepare(Role::Control)?;
         if let Some(a) = self.0.account {
             let r = switch_to(a);
-            self.check(&format!("switching to user `{}` (uid {} gid {})", self.0.user, a.uid, a.gid), r)?;
+            self.check(
+                &format!(
+                    "switching to user `{}` (uid {} gid {})",
+                    self.0.user, a.uid, a.gid
+                ),
+                r,
+            )?;
         }
         self.0.switched.store(true, Ordering::Release);
         Ok(())
@@ -340,7 +398,13 @@ impl Privileges {
     /// At a clean exit, once the ctl listener is closed: the custodian
     /// removes the socket file; returns when it has (at most a second).
     pub fn finish(&self) {
-        if let Some(c) = self.0.custodian.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(c) = self
+            .0
+            .custodian
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
             c.finish();
         }
     }
@@ -367,8 +431,14 @@ impl Privileges {
             return Err(refusal(&format!("{what}: confined before the user switch")));
         }
         self.check(&what, keep_only(role.keeps()).map(|_| ()))?;
-        self.check(&what, caps::securebits::set_keepcaps(false).map_err(|e| format!("clearing KEEPCAPS: {e}")))?;
-        self.check(&what, nix::sys::prctl::set_no_new_privs().map_err(|e| format!("no_new_privs: {e}")))?;
+        self.check(
+            &what,
+            caps::securebits::set_keepcaps(false).map_err(|e| format!("clearing KEEPCAPS: {e}")),
+        )?;
+        self.check(
+            &what,
+            nix::sys::prctl::set_no_new_privs().map_err(|e| format!("no_new_privs: {e}")),
+        )?;
         let mut report = Report::read().map_err(|e| refusal(&format!("{what}: {e}")))?;
         if let Some(wrong) = report.shortfall(role, self.0.account) {
             self.check(&what, Err(wrong))?;
@@ -391,12 +461,16 @@ impl Privileges {
             match self.0.received.recv_deadline(deadline) {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => return Err(e),
-                Err(_) => return Err(refusal(&format!("{} of {threads} threads did not confine themselves within {within:?}", threads - i))),
+                Err(_) => {
+                    return Err(refusal(&format!(
+                        "{} of {threads} threads did not confine themselves within {within:?}",
+                        threads - i
+                    )))
+                }
             }
         }
         Ok(())
     }
-
 }
 
 /// The calling thread's name as the kernel has it (`comm`), e.g. `pktengine-w0`.
@@ -436,11 +510,19 @@ fn switch_to(a: Account) -> Result<(), String> {
 /// Reduces the calling thread's permitted and effective sets to `keep` (those
 /// of them it has) and clears its inheritable set. Returns the kept names.
 pub fn keep_only(keep: &[Capability]) -> Result<Vec<String>, String> {
-    let permitted = caps::read(None, CapSet::Permitted).map_err(|e| format!("reading capabilities: {e}"))?;
-    let kept: CapsHashSet = keep.iter().copied().filter(|c| permitted.contains(c)).collect();
-    caps::set(None, CapSet::Effective, &kept).map_err(|e| format!("setting effective capabilities: {e}"))?;
-    caps::set(None, CapSet::Permitted, &kept).map_err(|e| format!("setting permitted capabilities: {e}"))?;
-    caps::clear(None, CapSet::Inheritable).map_err(|e| format!("clearing inheritable capabilities: {e}"))?;
+    let permitted =
+        caps::read(None, CapSet::Permitted).map_err(|e| format!("reading capabilities: {e}"))?;
+    let kept: CapsHashSet = keep
+        .iter()
+        .copied()
+        .filter(|c| permitted.contains(c))
+        .collect();
+    caps::set(None, CapSet::Effective, &kept)
+        .map_err(|e| format!("setting effective capabilities: {e}"))?;
+    caps::set(None, CapSet::Permitted, &kept)
+        .map_err(|e| format!("setting permitted capabilities: {e}"))?;
+    caps::clear(None, CapSet::Inheritable)
+        .map_err(|e| format!("clearing inheritable capabilities: {e}"))?;
     let mut names: Vec<String> = kept.iter().map(|c| c.to_string().to_lowercase()).collect();
     names.sort();
     Ok(names)
@@ -468,9 +550,14 @@ mod tests {
             let kept = keep_only(&[Capability::CAP_NET_ADMIN]).unwrap();
             let after = caps::read(None, CapSet::Permitted).unwrap();
             assert!(after.len() <= 1);
-            assert_eq!(after.contains(&Capability::CAP_NET_ADMIN), before.contains(&Capability::CAP_NET_ADMIN));
+            assert_eq!(
+                after.contains(&Capability::CAP_NET_ADMIN),
+                before.contains(&Capability::CAP_NET_ADMIN)
+            );
             assert_eq!(kept.len(), after.len());
-            assert!(caps::read(None, CapSet::Effective).unwrap().is_subset(&after));
+            assert!(caps::read(None, CapSet::Effective)
+                .unwrap()
+                .is_subset(&after));
         })
         .join()
         .unwrap();
@@ -511,17 +598,35 @@ mod tests {
         );
         let me = Some(Account { uid: 998, gid: 997 });
         assert_eq!(r.shortfall(Role::Custodian, me), None);
-        let wrong = r.shortfall(Role::Worker, Some(Account { uid: 998, gid: 1 })).unwrap();
-        assert!(wrong.contains("capabilities {cap_dac_override} kept") && wrong.contains("not 998:1"), "{wrong}");
-        let full = Report::parse("x", &status.replace("CapBnd:\t0000000000000000", "CapBnd:\t000001ffffffffff").replace("NoNewPrivs:\t1", "NoNewPrivs:\t0")).unwrap();
+        let wrong = r
+            .shortfall(Role::Worker, Some(Account { uid: 998, gid: 1 }))
+            .unwrap();
+        assert!(
+            wrong.contains("capabilities {cap_dac_override} kept") && wrong.contains("not 998:1"),
+            "{wrong}"
+        );
+        let full = Report::parse(
+            "x",
+            &status
+                .replace("CapBnd:\t0000000000000000", "CapBnd:\t000001ffffffffff")
+                .replace("NoNewPrivs:\t1", "NoNewPrivs:\t0"),
+        )
+        .unwrap();
         let wrong = full.shortfall(Role::Custodian, me).unwrap();
-        assert!(wrong.contains("bounding set {cap_chown, ") && wrong.contains("no_new_privs not set"), "{wrong}");
+        assert!(
+            wrong.contains("bounding set {cap_chown, ") && wrong.contains("no_new_privs not set"),
+            "{wrong}"
+        );
     }
 
     #[test]
     fn a_missing_user_is_refused_unless_privileged_is_allowed() {
         let e = Privileges::new("pktengine-nosuchuser", false).unwrap_err();
-        assert!(e.contains("user `pktengine-nosuchuser` does not exist") && e.contains("--allow-privileged"), "{e}");
+        assert!(
+            e.contains("user `pktengine-nosuchuser` does not exist")
+                && e.contains("--allow-privileged"),
+            "{e}"
+        );
         let p = Privileges::new("pktengine-nosuchuser", true).unwrap();
         assert_eq!(p.account(), None);
         let e = Privileges::new("root", false).unwrap_err();
@@ -531,7 +636,10 @@ mod tests {
     #[test]
     fn confining_before_the_switch_is_refused_even_when_privileged() {
         let p = Privileges::new("pktengine-nosuchuser", true).unwrap();
-        let e = std::thread::spawn(move || p.confine(Role::Worker)).join().unwrap().unwrap_err();
+        let e = std::thread::spawn(move || p.confine(Role::Worker))
+            .join()
+            .unwrap()
+            .unwrap_err();
         assert!(e.contains("confined before the user switch"), "{e}");
     }
 }

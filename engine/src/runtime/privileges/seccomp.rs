@@ -14,7 +14,10 @@
 
 use std::collections::BTreeMap;
 
-use seccompiler::{BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule};
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule,
+};
 
 use super::Role;
 
@@ -165,7 +168,12 @@ pub fn names(role: Role) -> Vec<&'static str> {
     v
 }
 
-fn cond(arg: u8, len: SeccompCmpArgLen, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, String> {
+fn cond(
+    arg: u8,
+    len: SeccompCmpArgLen,
+    op: SeccompCmpOp,
+    value: u64,
+) -> Result<SeccompCondition, String> {
     SeccompCondition::new(arg, len, op, value).map_err(|e| format!("seccomp condition: {e}"))
 }
 
@@ -179,14 +187,29 @@ fn rules(args: Args) -> Result<Vec<SeccompRule>, String> {
     use SeccompCmpArgLen::{Dword, Qword};
     Ok(match args {
         Args::Any => Vec::new(),
-        Args::NoExec => vec![rule(vec![cond(2, Dword, SeccompCmpOp::MaskedEq(libc::PROT_EXEC as u64), 0)?])?],
+        Args::NoExec => vec![rule(vec![cond(
+            2,
+            Dword,
+            SeccompCmpOp::MaskedEq(libc::PROT_EXEC as u64),
+            0,
+        )?])?],
         Args::ReadOnly => {
             let forbidden = (libc::O_ACCMODE | libc::O_CREAT | libc::O_TRUNC) as u64;
-            vec![rule(vec![cond(2, Dword, SeccompCmpOp::MaskedEq(forbidden), 0)?])?]
+            vec![rule(vec![cond(
+                2,
+                Dword,
+                SeccompCmpOp::MaskedEq(forbidden),
+                0,
+            )?])?]
         }
         // FIONBIO's type differs between libcs (c_ulong, c_int).
         #[allow(clippy::unnecessary_cast)]
-        Args::Fionbio => vec![rule(vec![cond(1, Dword, SeccompCmpOp::Eq, libc::FIONBIO as u64)?])?],
+        Args::Fionbio => vec![rule(vec![cond(
+            1,
+            Dword,
+            SeccompCmpOp::Eq,
+            libc::FIONBIO as u64,
+        )?])?],
         Args::MapElements => {
             // BPF_MAP_LOOKUP_ELEM, _UPDATE_ELEM, _DELETE_ELEM, _GET_NEXT_KEY: the
             // maps' contents only; no program, map, link or BTF is created.
@@ -196,8 +219,18 @@ fn rules(args: Args) -> Result<Vec<SeccompRule>, String> {
             }
             v
         }
-        Args::SolXdp => vec![rule(vec![cond(1, Dword, SeccompCmpOp::Eq, libc::SOL_XDP as u64)?])?],
-        Args::GetFd => vec![rule(vec![cond(1, Dword, SeccompCmpOp::Eq, libc::F_GETFD as u64)?])?],
+        Args::SolXdp => vec![rule(vec![cond(
+            1,
+            Dword,
+            SeccompCmpOp::Eq,
+            libc::SOL_XDP as u64,
+        )?])?],
+        Args::GetFd => vec![rule(vec![cond(
+            1,
+            Dword,
+            SeccompCmpOp::Eq,
+            libc::F_GETFD as u64,
+        )?])?],
         Args::FdFlags => {
             let mut v = Vec::new();
             for cmd in [libc::F_GETFD, libc::F_SETFD, libc::F_GETFL, libc::F_SETFL] {
@@ -223,7 +256,9 @@ pub fn refused(role: Role) -> &'static [Call] {
 }
 
 fn arch() -> Result<seccompiler::TargetArch, String> {
-    std::env::consts::ARCH.try_into().map_err(|e| format!("seccomp on {}: {e}", std::env::consts::ARCH))
+    std::env::consts::ARCH
+        .try_into()
+        .map_err(|e| format!("seccomp on {}: {e}", std::env::consts::ARCH))
 }
 
 /// The BPF program of `role`'s allow-list (its refused calls pass this one
@@ -234,8 +269,11 @@ pub fn program(role: Role, otherwise: SeccompAction) -> Result<BpfProgram, Strin
     for c in calls(role).iter().chain(refused(role)) {
         map.insert(c.nr, rules(c.args)?);
     }
-    let filter = SeccompFilter::new(map, otherwise, SeccompAction::Allow, arch()?).map_err(|e| format!("seccomp filter: {e}"))?;
-    filter.try_into().map_err(|e: seccompiler::BackendError| format!("seccomp filter: {e}"))
+    let filter = SeccompFilter::new(map, otherwise, SeccompAction::Allow, arch()?)
+        .map_err(|e| format!("seccomp filter: {e}"))?;
+    filter
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| format!("seccomp filter: {e}"))
 }
 
 /// The second filter of a role with refused calls: those fail with EACCES,
@@ -245,10 +283,15 @@ pub fn refusal_program(role: Role) -> Result<Option<BpfProgram>, String> {
     if refused(role).is_empty() {
         return Ok(None);
     }
-    let map: BTreeMap<i64, Vec<SeccompRule>> = refused(role).iter().map(|c| (c.nr, Vec::new())).collect();
+    let map: BTreeMap<i64, Vec<SeccompRule>> =
+        refused(role).iter().map(|c| (c.nr, Vec::new())).collect();
     let eacces = SeccompAction::Errno(libc::EACCES as u32);
-    let filter = SeccompFilter::new(map, SeccompAction::Allow, eacces, arch()?).map_err(|e| format!("seccomp filter: {e}"))?;
-    filter.try_into().map(Some).map_err(|e: seccompiler::BackendError| format!("seccomp filter: {e}"))
+    let filter = SeccompFilter::new(map, SeccompAction::Allow, eacces, arch()?)
+        .map_err(|e| format!("seccomp filter: {e}"))?;
+    filter
+        .try_into()
+        .map(Some)
+        .map_err(|e: seccompiler::BackendError| format!("seccomp filter: {e}"))
 }
 
 /// Installs `role`'s filters on the calling thread (and sets its
@@ -257,7 +300,8 @@ pub fn refusal_program(role: Role) -> Result<Option<BpfProgram>, String> {
 pub fn install_with(role: Role, otherwise: SeccompAction) -> Result<usize, String> {
     let prog = program(role, otherwise)?;
     if let Some(refusals) = refusal_program(role)? {
-        seccompiler::apply_filter(&refusals).map_err(|e| format!("installing the seccomp filter: {e}"))?;
+        seccompiler::apply_filter(&refusals)
+            .map_err(|e| format!("installing the seccomp filter: {e}"))?;
     }
     seccompiler::apply_filter(&prog).map_err(|e| format!("installing the seccomp filter: {e}"))?;
     Ok(calls(role).len())
@@ -277,9 +321,16 @@ mod tests {
     #[test]
     fn every_role_compiles_to_a_filter() {
         for role in ROLES {
-            assert_eq!(refusal_program(role).unwrap().is_some(), !refused(role).is_empty());
+            assert_eq!(
+                refusal_program(role).unwrap().is_some(),
+                !refused(role).is_empty()
+            );
             let p = program(role, SeccompAction::KillProcess).unwrap();
-            assert!(p.len() > calls(role).len(), "{role:?}: {} instructions", p.len());
+            assert!(
+                p.len() > calls(role).len(),
+                "{role:?}: {} instructions",
+                p.len()
+            );
             // The kernel takes at most 4096 instructions.
             assert!(p.len() < 4096);
         }
@@ -288,31 +339,96 @@ mod tests {
     #[test]
     fn lists_hold_what_each_role_needs_and_nothing_dangerous() {
         let worker = names(Role::Worker);
-        for n in ["sendto", "recvfrom", if cfg!(target_arch = "x86_64") { "poll" } else { "ppoll" }, "getsockopt", "futex", "clock_nanosleep", "nanosleep", "sched_yield", "write", "mmap", "exit"] {
+        for n in [
+            "sendto",
+            "recvfrom",
+            if cfg!(target_arch = "x86_64") {
+                "poll"
+            } else {
+                "ppoll"
+            },
+            "getsockopt",
+            "futex",
+            "clock_nanosleep",
+            "nanosleep",
+            "sched_yield",
+            "write",
+            "mmap",
+            "exit",
+        ] {
             assert!(worker.contains(&n), "worker lacks {n}");
         }
         // A worker opens nothing, creates no socket, touches no BPF object or file name.
-        for n in ["openat", "socket", "bpf", "accept4", "unlinkat", "ioctl", "connect"] {
+        for n in [
+            "openat", "socket", "bpf", "accept4", "unlinkat", "ioctl", "connect",
+        ] {
             assert!(!worker.contains(&n), "worker may {n}");
         }
         let control = names(Role::Control);
-        for n in ["openat", "read", "bpf", "accept4", "unlinkat", "futex", "wait4"] {
+        for n in [
+            "openat", "read", "bpf", "accept4", "unlinkat", "futex", "wait4",
+        ] {
             assert!(control.contains(&n), "control lacks {n}");
         }
         let front = names(Role::Front);
-        for n in ["epoll_pwait", "epoll_ctl", "accept4", "read", "write", "getsockopt", "setsockopt", "eventfd2", "pipe2", "ioctl"] {
+        for n in [
+            "epoll_pwait",
+            "epoll_ctl",
+            "accept4",
+            "read",
+            "write",
+            "getsockopt",
+            "setsockopt",
+            "eventfd2",
+            "pipe2",
+            "ioctl",
+        ] {
             assert!(front.contains(&n), "front lacks {n}");
         }
         assert!(!front.contains(&"bpf") && !front.contains(&"openat"));
-        assert_eq!(names(Role::Custodian).iter().filter(|n| ["read", "unlinkat"].contains(n)).count(), 2);
+        assert_eq!(
+            names(Role::Custodian)
+                .iter()
+                .filter(|n| ["read", "unlinkat"].contains(n))
+                .count(),
+            2
+        );
         // No role may start a program or a thread, change credentials,
         // trace, load BPF programs by another door, or mount.
         for role in ROLES {
             for n in [
-                "execve", "execveat", "fork", "vfork", "clone", "clone3", "ptrace", "setuid", "setresuid", "setgid",
-                "setresgid", "setgroups", "capset", "prctl", "seccomp", "mount", "socket", "connect", "kill", "tgkill",
-                "process_vm_writev", "init_module", "open_by_handle_at", "chmod", "fchmod", "chown", "rename", "link",
-                "symlink", "mknod", "uname", "getppid",
+                "execve",
+                "execveat",
+                "fork",
+                "vfork",
+                "clone",
+                "clone3",
+                "ptrace",
+                "setuid",
+                "setresuid",
+                "setgid",
+                "setresgid",
+                "setgroups",
+                "capset",
+                "prctl",
+                "seccomp",
+                "mount",
+                "socket",
+                "connect",
+                "kill",
+                "tgkill",
+                "process_vm_writev",
+                "init_module",
+                "open_by_handle_at",
+                "chmod",
+                "fchmod",
+                "chown",
+                "rename",
+                "link",
+                "symlink",
+                "mknod",
+                "uname",
+                "getppid",
             ] {
                 assert!(!names(role).contains(&n), "{role:?} may {n}");
             }
@@ -328,13 +444,26 @@ mod tests {
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn the_docs_list_every_call() {
-        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/ROBUSTNESS.md")).unwrap();
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/ROBUSTNESS.md"
+        ))
+        .unwrap();
         let row = |first: &str| -> String {
             let start = format!("| {first} |");
-            let line = doc.lines().find(|l| l.starts_with(&start)).unwrap_or_else(|| panic!("no row `{start}` in docs/ROBUSTNESS.md"));
+            let line = doc
+                .lines()
+                .find(|l| l.starts_with(&start))
+                .unwrap_or_else(|| panic!("no row `{start}` in docs/ROBUSTNESS.md"));
             line[start.len()..].trim_end_matches('|').to_string()
         };
-        let ticked = |text: &str| -> Vec<String> { text.split('`').skip(1).step_by(2).map(str::to_string).collect() };
+        let ticked = |text: &str| -> Vec<String> {
+            text.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect()
+        };
         let base = ticked(&row("every role"));
         let mut want: Vec<&str> = BASE.iter().map(|c| c.name).collect();
         want.sort_unstable();
@@ -356,7 +485,10 @@ mod tests {
 
     /// Runs `f` on a thread of its own confined to `role`, where any other
     /// call fails with EPERM instead of killing the test process.
-    fn on_confined_thread<T: Send + 'static>(role: Role, f: impl FnOnce() -> T + Send + 'static) -> T {
+    fn on_confined_thread<T: Send + 'static>(
+        role: Role,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
         std::thread::spawn(move || {
             install_with(role, SeccompAction::Errno(libc::EPERM as u32)).unwrap();
             f()
@@ -370,13 +502,23 @@ mod tests {
         let (open, sock, rwx, rw, uname) = on_confined_thread(Role::Worker, || {
             let open = std::fs::File::open("/etc/hostname").map_err(|e| e.raw_os_error());
             let sock = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.raw_os_error());
-            let rwx = memmap2::MmapOptions::new().len(4096).map_anon().and_then(|m| m.make_exec()).map_err(|e| e.raw_os_error());
+            let rwx = memmap2::MmapOptions::new()
+                .len(4096)
+                .map_anon()
+                .and_then(|m| m.make_exec())
+                .map_err(|e| e.raw_os_error());
             let rw = memmap2::MmapMut::map_anon(4096).map(|mut m| {
                 m[0] = 7;
                 m[0]
             });
             let uname = nix::sys::utsname::uname().map_err(|e| e as i32);
-            (open.map(|_| ()), sock.map(|_| ()), rwx.map(|_| ()), rw.ok(), uname.map(|_| ()))
+            (
+                open.map(|_| ()),
+                sock.map(|_| ()),
+                rwx.map(|_| ()),
+                rw.ok(),
+                uname.map(|_| ()),
+            )
         });
         // Refused politely (glibc's malloc may try), not killed.
         assert_eq!(open, Err(Some(libc::EACCES)));
@@ -395,8 +537,14 @@ mod tests {
         let f2 = file.clone();
         let (read, write, create) = on_confined_thread(Role::Control, move || {
             let read = std::fs::read_to_string(&f2).map_err(|e| e.raw_os_error());
-            let write = std::fs::OpenOptions::new().write(true).open(&f2).map(|_| ()).map_err(|e| e.raw_os_error());
-            let create = std::fs::File::create(f2.with_extension("new")).map(|_| ()).map_err(|e| e.raw_os_error());
+            let write = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&f2)
+                .map(|_| ())
+                .map_err(|e| e.raw_os_error());
+            let create = std::fs::File::create(f2.with_extension("new"))
+                .map(|_| ())
+                .map_err(|e| e.raw_os_error());
             (read, write, create)
         });
         assert_eq!(read.as_deref(), Ok("x = 1\n"));
