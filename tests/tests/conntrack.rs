@@ -432,7 +432,10 @@ fn the_classic_firewall_matches_nftables() {
             let mut s = run(&t, &gw, &dir);
             timeout_check(&t, &dir, &mut s);
             let conn = match &gw {
-                Gateway::Engine(e) => text(&e.ctl(&["conn", "show", H1])),
+                Gateway::Engine(e) => {
+                    json_conn_show(e);
+                    text(&e.ctl(&["conn", "show", H1]))
+                }
                 Gateway::Kernel => String::new(),
             };
             (
@@ -470,6 +473,36 @@ fn the_classic_firewall_matches_nftables() {
     assert!(
         conn.contains("ESTABLISHED") || conn.contains("TIME_WAIT"),
         "conn show lists the TCP connections:\n{conn}"
+    );
+}
+
+/// `ctl --json conn show H1` is one document jq reads: the conn-show schema, only
+/// connections of h1 (as original or reply end), h1's TCP connections among them with
+/// their ports, and as many records as the summary says it listed.
+fn json_conn_show(e: &Engine) {
+    let o = e.ctl(&["--json", "conn", "show", H1]);
+    assert!(o.status.success(), "ctl --json conn show: {}", text(&o));
+    let checks = format!(
+        r#".schema == "pktengine/conn-show" and .version == 1
+        and (.records | length) == .summary.connections_listed
+        and all(.records[]; [.original.src, .original.dst, .reply.src, .reply.dst] | index("{H1}") != null)
+        and any(.records[]; .proto == "tcp" and .original.dport == 8080 and .original.sport != null and .original.icmp_id == null)"#
+    );
+    let mut jq = std::process::Command::new("jq")
+        .args(["-e", &checks])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("jq (scripts/deps.sh installs it)");
+    use std::io::Write;
+    jq.stdin.take().unwrap().write_all(&o.stdout).unwrap();
+    let r = jq.wait_with_output().unwrap();
+    assert!(
+        r.status.success() && String::from_utf8_lossy(&r.stdout).trim() == "true",
+        "jq: {}\n{}",
+        text(&r),
+        String::from_utf8_lossy(&o.stdout)
     );
 }
 

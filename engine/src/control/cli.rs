@@ -74,6 +74,7 @@ pub fn schema_of(req: &Request) -> Option<Schema> {
         Request::MacShow => MacRecord::SCHEMA,
         Request::NatShow => NatSessionRecord::SCHEMA,
         Request::TcpShow => TcpConnRecord::SCHEMA,
+        Request::ConnShow { .. } => ConnRecord::SCHEMA,
         Request::LbShow => LbServiceRecord::SCHEMA,
         Request::FilterShow => FilterRuleRecord::SCHEMA,
         Request::Trace { .. } => TracedPacket::SCHEMA,
@@ -455,6 +456,30 @@ pub fn capture(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every schema is some request's answer: a show command added to the
+    /// engine without its line in `schema_of` gets its records refused by
+    /// the client.
+    #[test]
+    fn every_schema_has_its_request() {
+        let shows = [
+            Request::Stats,
+            Request::RouteShow,
+            Request::ArpShow,
+            Request::MacShow,
+            Request::NatShow,
+            Request::TcpShow,
+            Request::ConnShow {
+                filter: String::new(),
+            },
+            Request::LbShow,
+            Request::FilterShow,
+            Request::Trace { set: None },
+        ];
+        let answered: Vec<&str> = shows.iter().filter_map(schema_of).map(|s| s.name).collect();
+        let all: Vec<&str> = records::SCHEMAS.iter().map(|s| s.name).collect();
+        assert_eq!(answered, all, "in docs/JSON.md's order");
+    }
 
     fn c(scope: &str, name: &str, value: u64) -> Counter {
         Counter {

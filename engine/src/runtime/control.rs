@@ -1646,8 +1646,11 @@ trait PendingDump {
 /// did not answer: a summary (JSON shows) and the final words.
 type Finish = Box<dyn FnOnce(usize, Vec<u16>) -> (Option<Summary>, String)>;
 
+/// Which rows a dump lists (`ctl conn show`'s words).
+type Keep<T> = Box<dyn Fn(&T) -> bool>;
+
 /// Which connections `ctl conn show` lists.
-type ConnKeep = Box<dyn Fn(&crate::conntrack::ConnInfo) -> bool>;
+type ConnKeep = Keep<crate::conntrack::ConnInfo>;
 
 struct TableDump<T, R> {
     collector: Collector<T>,
@@ -1662,7 +1665,7 @@ struct TableDump<T, R> {
     /// A worker's row as a record (whose `Display` is its text row).
     record: fn(u16, &T) -> R,
     /// The rows the request asks for (None: all).
-    keep: Option<Box<dyn Fn(&T) -> bool>>,
+    keep: Option<Keep<T>>,
     finish: Option<Finish>,
 }
 
