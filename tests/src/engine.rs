@@ -383,3 +383,115 @@ impl SwitchTopo {
         out
     }
 }
+
+/// A gateway topology: hosts on the switch ports of a bridge whose BVI is
+/// their default gateway, and an outside host on a routed port.
+///
+/// ```text
+///  h1 198.18.1.2/24 ── pe-p1 ┐                        (and 2001:2:0:1::N/64 on hN)
+///  h2 198.18.1.3/24 ── pe-p2 ├── dut: pktengine, bridge lan, BVI 198.18.1.1, 2001:2:0:1::1
+///  h3 198.18.1.4/24 ── pe-p3 ┘        │
+///  outside 198.19.1.2/24 ── pe-wan ───┘  (2001:2:0:2::2/64, gateway 198.19.1.1, 2001:2:0:2::1)
+/// ```
+#[derive(Debug)]
+pub struct GatewayTopo {
+    pub dut: Netns,
+    /// The hosts, in the order they were given (`new`: h1, h2, h3, outside).
+    pub hosts: Vec<Netns>,
+    /// Host end `a`, engine end `b`, in the order of `hosts`.
+    pub links: Vec<VethPair>,
+}
+
+/// A host of a `GatewayTopo`: its addresses (CIDR) and default gateways.
+#[derive(Debug, Clone, Copy)]
+pub struct GatewayHost<'a> {
+    pub v4: &'a str,
+    pub v6: &'a str,
+    pub gw4: &'a str,
+    pub gw6: &'a str,
+}
+
+/// The interface names of examples/gateway.toml, in the order of `GatewayTopo::new`'s hosts.
+pub const GATEWAY_PORTS: [&str; 4] = ["pe-p1", "pe-p2", "pe-p3", "pe-wan"];
+
+impl GatewayTopo {
+    /// Three bridge hosts and the outside host, addressed as examples/gateway.toml expects.
+    pub fn new(tag: &str) -> io::Result<GatewayTopo> {
+        let lan = |v4, v6| GatewayHost {
+            v4,
+            v6,
+            gw4: "198.18.1.1",
+            gw6: "2001:2:0:1::1",
+        };
+        GatewayTopo::with_hosts(
+            tag,
+            &[
+                lan("198.18.1.2/24", "2001:2:0:1::2/64"),
+                lan("198.18.1.3/24", "2001:2:0:1::3/64"),
+                lan("198.18.1.4/24", "2001:2:0:1::4/64"),
+                GatewayHost {
+                    v4: "198.19.1.2/24",
+                    v6: "2001:2:0:2::2/64",
+                    gw4: "198.19.1.1",
+                    gw6: "2001:2:0:2::1",
+                },
+            ],
+        )
+    }
+
+    /// One host per entry of `hosts`, each on a veth to the DUT (at most four:
+    /// their engine ends replace `GATEWAY_PORTS` in order).
+    pub fn with_hosts(tag: &str, hosts: &[GatewayHost]) -> io::Result<GatewayTopo> {
+        assert!(hosts.len() <= GATEWAY_PORTS.len());
+        let dut = Netns::new(&format!("{tag}d"))?;
+        let mut namespaces = Vec::new();
+        let mut links = Vec::new();
+        for (i, h) in hosts.iter().enumerate() {
+            let ns = Netns::new(&format!("{tag}h{}", i + 1))?;
+            let l = VethPair::new(&ns, &dut, 1)?;
+            // The engine owns the DUT's interfaces: keep the DUT kernel's IPv6 quiet on them.
+            dut.sysctl(&format!("net.ipv6.conf.{}.disable_ipv6", l.b.name), "1")?;
+            l.addr(&ns, &l.a, h.v4)?;
+            l.addr(&ns, &l.a, h.v6)?;
+            ns.ip(&["route", "add", "default", "via", h.gw4])?;
+            ns.ip(&["-6", "route", "add", "default", "via", h.gw6])?;
+            namespaces.push(ns);
+            links.push(l);
+        }
+        Ok(GatewayTopo {
+            dut,
+            hosts: namespaces,
+            links,
+        })
+    }
+
+    /// The host-side interface of host `i`.
+    pub fn host_if(&self, i: usize) -> &str {
+        &self.links[i].a.name
+    }
+
+    /// The MAC of host `i`'s interface.
+    pub fn host_mac(&self, i: usize) -> [u8; 6] {
+        self.links[i]
+            .mac(&self.hosts[i], &self.links[i].a)
+            .expect("host MAC")
+    }
+
+    /// The template with the real interface names and a unique ctl socket.
+    pub fn config(&self, template: &str, ctl: &Path) -> String {
+        let mut out = String::new();
+        for line in template.lines() {
+            if line.trim_start().starts_with("ctl_socket") {
+                out += &format!("ctl_socket = \"{}\"\n", ctl.display());
+                continue;
+            }
+            let mut l = line.to_string();
+            for (p, link) in GATEWAY_PORTS.iter().zip(&self.links) {
+                l = l.replace(&format!("\"{p}\""), &format!("\"{}\"", link.b.name));
+            }
+            out += &l;
+            out.push('\n');
+        }
+        out
+    }
+}
