@@ -72,7 +72,7 @@ pub const FEATURES: &[Feature] = &[
     Feature {
         capability: "L2 learning switch (802.1D learning, aging, static entries, capacity limit) \
             with 802.1Q access and trunk ports; lock-free MAC table shared by all workers; `ctl \
-            mac show/flush`",
+            mac show/flush`; bridge virtual interfaces (routed bridges, one per VLAN)",
         state: "implemented, netns-tested",
     },
     Feature {
