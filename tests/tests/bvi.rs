@@ -348,6 +348,7 @@ fn traffic_between_bridge_hosts_is_switched() {
     ok(&t.hosts[H2], "ping -c 20 -i 0.02 -W 2 198.18.1.2", &e);
     download(&t.hosts[H1], "http://198.18.1.3:8080/blob", &blob, &e);
     download(&t.hosts[H1], "http://[2001:2:0:1::3]:8080/blob", &blob, &e);
+    std::thread::sleep(std::time::Duration::from_millis(200));
     let after = stages(&e);
 
     // 60 echo requests and 60 replies; each 1 MB download at least 700 full-size segments.
@@ -578,9 +579,13 @@ fn refused(t: &GatewayTopo, dir: &Path, from: &str, to: &str, names: &str) {
         Some(2),
         "`{from}` → `{to}` must be refused:\n{out}\nconfiguration:\n{cfg}"
     );
+    // `.../bad.toml:LINE:COL: message`: the message, not the position, must name it.
+    let message = |l: &str| {
+        let (_, rest) = l.split_once("bad.toml:")?;
+        Some(rest.split_once(": ")?.1.to_string())
+    };
     assert!(
-        out.lines()
-            .any(|l| l.contains("bad.toml:") && l.contains(names)),
+        out.lines().filter_map(message).any(|m| m.contains(names)),
         "`{from}` → `{to}`: no error (file:line: ...) naming `{names}`:\n{out}"
     );
 }
