@@ -357,8 +357,12 @@ pub struct PortConfig {
     pub bridge: Option<String>,
     /// The port's side of the NAT.
     pub nat: crate::nat::Role,
-    /// 802.1Q membership of a switch port (router ports: `Access(1)`, unused).
+    /// 802.1Q membership of a switch port (router ports: `Access(1)`, unused;
+    /// a BVI: `Access` of its VLAN).
     pub vlans: VlanMode,
+    /// A bridge's routed interface (BVI): its MAC. It has no Linux interface
+    /// (`interface` is empty) and no socket; `bridge` names its bridge.
+    pub bvi: Option<[u8; 6]>,
 }
 
 /// Routing settings.
@@ -447,12 +451,13 @@ impl Config {
             .iter()
             .map(|p| crate::l2::bridge::Membership {
                 name: &p.name,
-                bridge: if p.mode == PortMode::Switch {
+                bridge: if p.mode == PortMode::Switch || p.bvi.is_some() {
                     p.bridge.as_deref()
                 } else {
                     None
                 },
                 vlans: &p.vlans,
+                bvi: p.bvi,
             })
             .collect();
         crate::l2::Switch::build(&self.bridges, &members)
@@ -488,16 +493,18 @@ impl Config {
             .iter()
             .map(|b| b.name.get_ref().clone())
             .collect();
-        let ports = validate_ports(&mut ck, raw.ports, &engine, env, &bridge_names);
+        let mut ports = validate_ports(&mut ck, raw.ports, &engine, env, &bridge_names);
         let members: Vec<crate::l2::bridge::Membership<'_>> = ports
             .iter()
             .map(|p| crate::l2::bridge::Membership {
                 name: &p.name,
                 bridge: p.bridge.as_deref(),
                 vlans: &p.vlans,
+                bvi: None,
             })
             .collect();
-        let bridges = crate::l2::config::validate(&mut ck, raw.bridges, &members);
+        let (bridges, bvis) = crate::l2::config::validate(&mut ck, raw.bridges, &members);
+        validate_bvis(&mut ck, bvis, &engine, &mut ports);
         let mut routes = Vec::new();
         // Gateway reachability is only meaningful once the ports themselves are valid.
         let ports_ok = ck.errors.is_empty();
@@ -944,6 +951,7 @@ fn validate_ports(
                 None => crate::nat::Role::None,
             },
             vlans,
+            bvi: None,
         });
         if let (Some(r), PortMode::Switch) = (&p.nat, p.mode) {
             ck.at(
@@ -956,6 +964,65 @@ fn validate_ports(
         }
     }
     ports
+}
+
+/// Bridges' routed interfaces (BVIs) become router ports after the
+/// configured ones, checked as a router port is (name, addresses and their
+/// overlaps, MTU, NAT side); they have no interface and no queue.
+fn validate_bvis(ck: &mut Checker<'_>, raw: Vec<crate::l2::config::RawBvi>, engine: &EngineConfig, ports: &mut Vec<PortConfig>) {
+    let max_mtu = engine.frame_size.saturating_sub(XDP_HEADROOM + MAX_L2_HEADER);
+    for b in raw {
+        if let Some(q) = ports.iter().find(|q| q.name == b.port) {
+            let what = if q.bvi.is_some() { "another bridge's interface" } else { "a [[port]]" };
+            ck.at(b.span.clone(), format!("bridge `{}`: its interface is the port `{}`, a name {what} has already", b.bridge, b.port));
+        }
+        let mtu = b.mtu.as_ref().map_or(1500, |m| *m.get_ref());
+        if u32::from(mtu) < 68 || u32::from(mtu) > max_mtu {
+            let at = b.mtu.as_ref().map_or(b.span.clone(), Spanned::span);
+            ck.at(at, format!("bridge `{}`: mtu {mtu} is not between 68 and {max_mtu} (frame_size {} less headroom)", b.bridge, engine.frame_size));
+        }
+        let mut addresses = Vec::new();
+        for a in &b.addresses {
+            match a.get_ref().parse::<InterfaceAddress>() {
+                Ok(addr) => {
+                    if addr.addr.is_ipv6() && mtu < 1280 {
+                        ck.at(a.span(), format!("bridge `{}`: mtu {mtu} is below the IPv6 minimum of 1280 with {addr}", b.bridge));
+                    }
+                    let prev = ports.iter().find_map(|q| q.addresses.iter().find(|x| x.overlaps(&addr)).map(|x| (q.name.clone(), *x)));
+                    let prev = prev.or_else(|| addresses.iter().find(|x: &&InterfaceAddress| x.overlaps(&addr)).map(|x| (b.port.clone(), *x)));
+                    if let Some((owner, prev)) = prev {
+                        ck.at(a.span(), format!("{addr} overlaps {prev} on port `{owner}`"));
+                    }
+                    addresses.push(addr);
+                }
+                Err(msg) => ck.at(a.span(), format!("bridge `{}`: {msg}", b.bridge)),
+            }
+        }
+        let nat = match b.nat.as_ref().map(|n| n.get_ref().as_str()) {
+            None => crate::nat::Role::None,
+            Some("inside") => crate::nat::Role::Inside,
+            Some("outside") => crate::nat::Role::Outside,
+            Some(other) => {
+                let at = b.nat.as_ref().map_or(b.span.clone(), Spanned::span);
+                ck.at(at, format!("bridge `{}`: nat `{other}` is not `inside` or `outside`", b.bridge));
+                crate::nat::Role::None
+            }
+        };
+        ports.push(PortConfig {
+            name: b.port,
+            interface: String::new(),
+            mode: PortMode::Router,
+            queues: 0,
+            addresses,
+            mtu,
+            xdp_mode: XdpMode::default(),
+            rp_filter: b.rp_filter,
+            bridge: Some(b.bridge),
+            nat,
+            vlans: VlanMode::Access(b.vlan),
+            bvi: Some(b.mac),
+        });
+    }
 }
 
 pub use crate::wire::parse_mac;
