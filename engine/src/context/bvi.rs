@@ -43,7 +43,10 @@ pub struct BviQueue {
 
 impl Default for BviQueue {
     fn default() -> Self {
-        BviQueue { q: Box::new([BviFrame::default(); BVI_QUEUE]), len: 0 }
+        BviQueue {
+            q: Box::new([BviFrame::default(); BVI_QUEUE]),
+            len: 0,
+        }
     }
 }
 
@@ -98,18 +101,48 @@ mod tests {
     fn fills_refuses_and_hands_over_in_order() {
         let mut q = BviQueue::default();
         for i in 0..BVI_QUEUE {
-            let d = Desc { addr: i as u64, len: 60, options: 0 };
-            assert!(q.push(BviFrame { port: 3, toward: Toward::Router, d }).is_ok());
+            let d = Desc {
+                addr: i as u64,
+                len: 60,
+                options: 0,
+            };
+            assert!(q
+                .push(BviFrame {
+                    port: 3,
+                    toward: Toward::Router,
+                    d
+                })
+                .is_ok());
         }
-        let extra = Desc { addr: 9999, len: 60, options: 0 };
-        assert_eq!(q.push(BviFrame { port: 3, toward: Toward::Bridge, d: extra }), Err(extra));
+        let extra = Desc {
+            addr: 9999,
+            len: 60,
+            options: 0,
+        };
+        assert_eq!(
+            q.push(BviFrame {
+                port: 3,
+                toward: Toward::Bridge,
+                d: extra
+            }),
+            Err(extra)
+        );
         let mut out = [BviFrame::default(); BVI_QUEUE];
         assert_eq!(q.take_into(&mut out), BVI_QUEUE);
         assert!(q.is_empty());
         assert!(out.iter().enumerate().all(|(i, f)| f.d.addr == i as u64));
         let mut small = [BviFrame::default(); 2];
         for i in 0..3 {
-            q.push(BviFrame { port: 1, toward: Toward::Bridge, d: Desc { addr: i, len: 60, options: 0 } }).unwrap();
+            q.push(BviFrame {
+                port: 1,
+                toward: Toward::Bridge,
+                d: Desc {
+                    addr: i,
+                    len: 60,
+                    options: 0,
+                },
+            })
+            .unwrap();
         }
         assert_eq!(q.take_into(&mut small), 2);
         assert_eq!(q.len(), 1);

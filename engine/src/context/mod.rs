@@ -181,7 +181,11 @@ impl Ctx<'_> {
         if self.ifs.is_bvi(port) {
             // Out of a bridge's routed interface: into its bridge, not a socket.
             self.st.counters.tx(usize::from(port), 1, u64::from(d.len));
-            let f = bvi::BviFrame { port, toward: bvi::Toward::Bridge, d };
+            let f = bvi::BviFrame {
+                port,
+                toward: bvi::Toward::Bridge,
+                d,
+            };
             if let Err(d) = self.st.bvi.push(f) {
                 self.drop(port, d, Drop::BviQueueFull);
             }
@@ -201,7 +205,11 @@ impl Ctx<'_> {
     /// BVI port `port` when the pipeline runs the BVI queue.
     #[inline]
     pub fn to_router(&mut self, port: u16, d: Desc) {
-        let f = bvi::BviFrame { port, toward: bvi::Toward::Router, d };
+        let f = bvi::BviFrame {
+            port,
+            toward: bvi::Toward::Router,
+            d,
+        };
         if let Err(d) = self.st.bvi.push(f) {
             self.drop(port, d, Drop::BviQueueFull);
         }

@@ -108,20 +108,42 @@ struct Rig {
 
 fn rig(text: &str) -> Rig {
     let cfg = Config::parse(Path::new("t.toml"), text, &AnyEnv).unwrap();
-    let ifs = setup::interfaces(&cfg, &|n: &str| Ok([0x02, 0xee, 0, 0, 0, n.as_bytes()[1]])).unwrap();
+    let ifs =
+        setup::interfaces(&cfg, &|n: &str| Ok([0x02, 0xee, 0, 0, 0, n.as_bytes()[1]])).unwrap();
     let mut rt = setup::route_table(&cfg).unwrap();
     rt.publish();
     let routes = Routes::resolve(rt.reader().snapshot().clone(), &ifs);
     let neigh = NeighborTable::new(30_000, 120_000);
     let tables = Arc::new(Tables::new(ifs, routes, neigh.map()).with_l2(cfg.switch()));
-    let umem = Umem::new(UmemConfig { frame_size: 2048, frame_count: 2048, huge_pages: false, headroom: 0 }).unwrap();
-    let sockets = (0..3).map(|i| Socket { port: i, io: MemPort::new(&format!("b{i}"), &umem, MemPortConfig::default()) }).collect();
+    let umem = Umem::new(UmemConfig {
+        frame_size: 2048,
+        frame_count: 2048,
+        huge_pages: false,
+        headroom: 0,
+    })
+    .unwrap();
+    let sockets = (0..3)
+        .map(|i| Socket {
+            port: i,
+            io: MemPort::new(&format!("b{i}"), &umem, MemPortConfig::default()),
+        })
+        .collect();
     let shared = Arc::new(SharedCounters::default());
     let (sink, _events) = events::channel(1024);
-    let wc = WorkerConfig { id: 0, poll: PollMode::Busy, idle_timeout: std::time::Duration::from_millis(1) };
+    let wc = WorkerConfig {
+        id: 0,
+        poll: PollMode::Busy,
+        idle_timeout: std::time::Duration::from_millis(1),
+    };
     let mut w = Worker::new(wc, umem, sockets, tables.clone(), shared.clone(), sink);
     w.prime();
-    Rig { w, tables, neigh, shared, cfg }
+    Rig {
+        w,
+        tables,
+        neigh,
+        shared,
+        cfg,
+    }
 }
 
 impl Rig {
@@ -140,12 +162,22 @@ impl Rig {
     fn sent(&mut self, p: usize) -> Vec<Vec<u8>> {
         let (umem, socks) = self.w.split();
         let mut v = Vec::new();
-        socks[p].io.take_sent(umem, usize::MAX, |b| v.push(b.to_vec()));
+        socks[p]
+            .io
+            .take_sent(umem, usize::MAX, |b| v.push(b.to_vec()));
         v
     }
 
     fn learn(&mut self, port: u16, ip: Ipv4Addr, mac: Mac) {
-        self.neigh.learn(NeighborKey { port, ip: IpAddr::V4(ip) }, mac, 0, true);
+        self.neigh.learn(
+            NeighborKey {
+                port,
+                ip: IpAddr::V4(ip),
+            },
+            mac,
+            0,
+            true,
+        );
         self.tables.neigh.store(Arc::new(self.neigh.map()));
     }
 
@@ -218,8 +250,17 @@ fn a_bridge_host_resolves_and_pings_the_bvi() {
     assert!(r.tables.ifs.is_bvi(lan));
     // ARP for the gateway: flooded to p1, answered by the BVI to p0.
     let out = r.send(0, &eth(BCAST, A, 0x0806, &arp_request(A, HA, LAN_IP)));
-    assert_eq!(out[1].len(), 1, "the broadcast is flooded to the other host");
-    assert_eq!(out[0].len(), 1, "the BVI's reply comes back on p0: {:?}", out[0]);
+    assert_eq!(
+        out[1].len(),
+        1,
+        "the broadcast is flooded to the other host"
+    );
+    assert_eq!(
+        out[0].len(),
+        1,
+        "the BVI's reply comes back on p0: {:?}",
+        out[0]
+    );
     let reply = &out[0][0];
     assert_eq!(&reply[..6], &A);
     assert_eq!(&reply[6..12], &LAN_MAC, "from the BVI's MAC");
@@ -236,8 +277,16 @@ fn a_bridge_host_resolves_and_pings_the_bvi() {
     assert_eq!((&f[..6], &f[6..12]), (&A[..], &LAN_MAC[..]));
     assert_eq!(f[14 + 20], 0, "ICMP echo reply");
     assert_eq!(&f[26..30], &LAN_IP.octets());
-    assert_eq!(r.stage(Stage::BviIn), 2, "ARP and ping reached the router through the BVI");
-    assert_eq!(r.stage(Stage::BviOut), 2, "the two answers went into the bridge");
+    assert_eq!(
+        r.stage(Stage::BviIn),
+        2,
+        "ARP and ping reached the router through the BVI"
+    );
+    assert_eq!(
+        r.stage(Stage::BviOut),
+        2,
+        "the two answers went into the bridge"
+    );
     r.finish();
 }
 
@@ -250,12 +299,23 @@ fn bridge_hosts_are_routed_to_and_from_a_routed_port() {
     let out = r.send(0, &eth(LAN_MAC, A, 0x0800, &echo_request(HA, FAR, 64)));
     assert_eq!(out[2].len(), 1, "routed out of wan: {out:?}");
     let f = &out[2][0];
-    assert_eq!((&f[..6], &f[6..12]), (&OUT[..], &[0x02, 0xee, 0, 0, 0, b'2'][..]));
+    assert_eq!(
+        (&f[..6], &f[6..12]),
+        (&OUT[..], &[0x02, 0xee, 0, 0, 0, b'2'][..])
+    );
     assert_eq!(f[14 + 8], 63, "TTL decremented");
     assert!(out[0].is_empty() && out[1].is_empty());
     // In: toward a bridge host the engine has not resolved: the ARP request
     // goes out of the BVI, flooded to both hosts from the BVI's MAC.
-    let out = r.send(2, &eth([0x02, 0xee, 0, 0, 0, b'2'], OUT, 0x0800, &echo_request(FAR, HA, 64)));
+    let out = r.send(
+        2,
+        &eth(
+            [0x02, 0xee, 0, 0, 0, b'2'],
+            OUT,
+            0x0800,
+            &echo_request(FAR, HA, 64),
+        ),
+    );
     for p in [0, 1] {
         assert_eq!(out[p].len(), 1, "ARP request flooded to p{p}: {out:?}");
         assert_eq!(&out[p][0][..12], &[BCAST, LAN_MAC].concat()[..]);
@@ -264,7 +324,15 @@ fn bridge_hosts_are_routed_to_and_from_a_routed_port() {
     // Resolved, and the bridge knows the host's port: the packet goes to p0 only.
     r.learn(lan, HA, A);
     r.send(0, &eth(LAN_MAC, A, 0x0800, &echo_request(HA, LAN_IP, 64)));
-    let out = r.send(2, &eth([0x02, 0xee, 0, 0, 0, b'2'], OUT, 0x0800, &echo_request(FAR, HA, 64)));
+    let out = r.send(
+        2,
+        &eth(
+            [0x02, 0xee, 0, 0, 0, b'2'],
+            OUT,
+            0x0800,
+            &echo_request(FAR, HA, 64),
+        ),
+    );
     assert_eq!(out[0].len(), 1, "to the host's port: {out:?}");
     assert!(out[1].is_empty(), "not flooded: the bridge learned A on p0");
     let f = &out[0][0];
@@ -299,25 +367,62 @@ fn each_vlan_has_its_bvi_and_traffic_is_routed_between_vlans() {
     let h10 = Ipv4Addr::new(198, 18, 10, 2);
     let h20 = Ipv4Addr::new(198, 18, 20, 2);
     // An ARP in VLAN 10 is answered by VLAN 10's BVI only; it reaches the trunk tagged 10.
-    let out = r.send(0, &eth(BCAST, A, 0x0806, &arp_request(A, h10, Ipv4Addr::new(198, 18, 10, 1))));
+    let out = r.send(
+        0,
+        &eth(
+            BCAST,
+            A,
+            0x0806,
+            &arp_request(A, h10, Ipv4Addr::new(198, 18, 10, 1)),
+        ),
+    );
     assert_eq!(out[0].len(), 1);
     assert_eq!(&out[0][0][6..12], &mac10);
     assert!(out[1].is_empty(), "VLAN 20 sees nothing");
     assert_eq!(out[2].len(), 1);
     assert_eq!(&out[2][0][12..16], &[0x81, 0x00, 0, 10]);
     // VLAN 20's BVI does not answer for VLAN 10's address.
-    let out = r.send(1, &eth(BCAST, B, 0x0806, &arp_request(B, h20, Ipv4Addr::new(198, 18, 10, 1))));
+    let out = r.send(
+        1,
+        &eth(
+            BCAST,
+            B,
+            0x0806,
+            &arp_request(B, h20, Ipv4Addr::new(198, 18, 10, 1)),
+        ),
+    );
     assert!(out[1].is_empty(), "{out:?}");
     // Routed from VLAN 10 (p0, untagged) to VLAN 20 (p1): TTL - 1, VLAN 20's BVI MAC.
     r.learn(b20, h20, B);
-    r.send(1, &eth(mac20, B, 0x0800, &echo_request(h20, Ipv4Addr::new(198, 18, 20, 1), 64)));
+    r.send(
+        1,
+        &eth(
+            mac20,
+            B,
+            0x0800,
+            &echo_request(h20, Ipv4Addr::new(198, 18, 20, 1), 64),
+        ),
+    );
     let out = r.send(0, &eth(mac10, A, 0x0800, &echo_request(h10, h20, 64)));
     assert_eq!(out[1].len(), 1, "{out:?}");
     let f = &out[1][0];
     assert_eq!((&f[..6], &f[6..12]), (&B[..], &mac20[..]));
     assert_eq!(f[14 + 8], 63);
     // From the trunk, tagged 10, to the BVI: the answer leaves the trunk tagged 10.
-    let out = r.send(2, &eth_tagged(mac10, [0x02, 0x77, 0, 0, 0, 7], 10, 0x0800, &echo_request(Ipv4Addr::new(198, 18, 10, 7), Ipv4Addr::new(198, 18, 10, 1), 64)));
+    let out = r.send(
+        2,
+        &eth_tagged(
+            mac10,
+            [0x02, 0x77, 0, 0, 0, 7],
+            10,
+            0x0800,
+            &echo_request(
+                Ipv4Addr::new(198, 18, 10, 7),
+                Ipv4Addr::new(198, 18, 10, 1),
+                64,
+            ),
+        ),
+    );
     assert_eq!(out[2].len(), 1, "{out:?}");
     assert_eq!(&out[2][0][12..16], &[0x81, 0x00, 0, 10]);
     assert_eq!(out[2][0][18 + 20], 0, "echo reply");
@@ -334,7 +439,10 @@ fn a_burst_of_broadcasts_reaches_the_bvi_and_every_answer_leaves() {
         for i in 0..n {
             let mac = [0x02, 0xa0, 0, 0, 0, i as u8 + 1];
             let ip = Ipv4Addr::new(198, 18, 1, 10 + i as u8);
-            assert!(socks[0].io.inject(umem, &eth(BCAST, mac, 0x0806, &arp_request(mac, ip, LAN_IP))));
+            assert!(socks[0].io.inject(
+                umem,
+                &eth(BCAST, mac, 0x0806, &arp_request(mac, ip, LAN_IP))
+            ));
         }
     }
     r.w.poll_once();

@@ -442,7 +442,11 @@ pub fn run_bvi(ctx: &mut Ctx, stages: &mut Stages) {
                 Toward::Router => {
                     // The longest run on this port, up to a burst.
                     let mut k = 0;
-                    while i < n && k < BURST && stages.scratch.bvi[i].toward == Toward::Router && stages.scratch.bvi[i].port == f.port {
+                    while i < n
+                        && k < BURST
+                        && stages.scratch.bvi[i].toward == Toward::Router
+                        && stages.scratch.bvi[i].port == f.port
+                    {
                         stages.scratch.bvi_burst[k] = stages.scratch.bvi[i].d;
                         k += 1;
                         i += 1;
@@ -459,7 +463,16 @@ pub fn run_bvi(ctx: &mut Ctx, stages: &mut Stages) {
                     match tables.l2.port(f.port) {
                         Some((sp, bridge)) => {
                             let table = bridge.table.load();
-                            l2::input(ctx, f.port, f.d, &l2::Ingress { sp, bridge, table: &table });
+                            l2::input(
+                                ctx,
+                                f.port,
+                                f.d,
+                                &l2::Ingress {
+                                    sp,
+                                    bridge,
+                                    table: &table,
+                                },
+                            );
                         }
                         None => ctx.drop(f.port, f.d, Drop::L2Filtered),
                     }

@@ -76,7 +76,9 @@ pub struct RawBvi {
 /// A stable, locally administered unicast MAC for a BVI without one: `02:70:6b`
 /// ("pk") and three bytes of an FNV-1a hash of its port name.
 pub fn derived_mac(port: &str) -> [u8; 6] {
-    let h = port.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let h = port.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     let b = h.to_be_bytes();
     [0x02, 0x70, 0x6b, b[5] ^ b[0], b[6] ^ b[1], b[7] ^ b[2]]
 }
@@ -93,7 +95,12 @@ fn bvi_mac(text: &str) -> Result<[u8; 6], String> {
 /// The routed interfaces a bridge asks for (`addresses` at the bridge,
 /// `[[bridge.vlan]]` tables), checked for what the bridge decides: their
 /// VLANs (valid, carried by a member port, one interface each), their MACs.
-fn bvis(ck: &mut Checker<'_>, b: &mut RawBridge, name: &str, ports: &[Membership<'_>]) -> Vec<RawBvi> {
+fn bvis(
+    ck: &mut Checker<'_>,
+    b: &mut RawBridge,
+    name: &str,
+    ports: &[Membership<'_>],
+) -> Vec<RawBvi> {
     let mut out: Vec<RawBvi> = Vec::new();
     let span = b.name.span();
     let (level_vlan, tables) = match b.vlan.take() {
@@ -104,7 +111,10 @@ fn bvis(ck: &mut Checker<'_>, b: &mut RawBridge, name: &str, ports: &[Membership
                 toml::Value::Integer(n) => match u16::try_from(n) {
                     Ok(n) => (Some((n, vspan)), Vec::new()),
                     Err(_) => {
-                        ck.at(vspan, format!("bridge `{name}`: VLAN {n} is not between 1 and 4094"));
+                        ck.at(
+                            vspan,
+                            format!("bridge `{name}`: VLAN {n} is not between 1 and 4094"),
+                        );
                         (None, Vec::new())
                     }
                 },
@@ -113,7 +123,10 @@ fn bvis(ck: &mut Checker<'_>, b: &mut RawBridge, name: &str, ports: &[Membership
                     for v in a {
                         match RawBridgeVlan::deserialize(v) {
                             Ok(r) => t.push((r, vspan.clone())),
-                            Err(e) => ck.at(vspan.clone(), format!("bridge `{name}`: [[bridge.vlan]]: {}", e.message())),
+                            Err(e) => ck.at(
+                                vspan.clone(),
+                                format!("bridge `{name}`: [[bridge.vlan]]: {}", e.message()),
+                            ),
                         }
                     }
                     (None, t)
@@ -126,14 +139,20 @@ fn bvis(ck: &mut Checker<'_>, b: &mut RawBridge, name: &str, ports: &[Membership
         }
     };
     let carried = |v: u16| {
-        ports.iter().filter(|p| p.bridge == Some(name) && p.bvi.is_none()).any(|p| match p.vlans {
-            VlanMode::Access(a) => *a == v,
-            VlanMode::Trunk(l) => l.contains(&v),
-        })
+        ports
+            .iter()
+            .filter(|p| p.bridge == Some(name) && p.bvi.is_none())
+            .any(|p| match p.vlans {
+                VlanMode::Access(a) => *a == v,
+                VlanMode::Trunk(l) => l.contains(&v),
+            })
     };
     let check_vlan = |ck: &mut Checker<'_>, v: u16, at: Range<usize>, out: &[RawBvi]| {
         if !(1..=4094).contains(&v) {
-            ck.at(at, format!("bridge `{name}`: VLAN {v} is not between 1 and 4094"));
+            ck.at(
+                at,
+                format!("bridge `{name}`: VLAN {v} is not between 1 and 4094"),
+            );
         } else if !carried(v) {
             ck.at(at, format!("bridge `{name}`: no port of the bridge carries VLAN {v}, so its interface there would reach no host"));
         } else if out.iter().any(|o| o.vlan == v) {
@@ -150,7 +169,11 @@ fn bvis(ck: &mut Checker<'_>, b: &mut RawBridge, name: &str, ports: &[Membership
     if !b.addresses.is_empty() {
         let (vlan, at) = level_vlan.clone().unwrap_or((1, span.clone()));
         check_vlan(ck, vlan, at, &out);
-        let mac = mac_of(ck, b.mac.take().map(|m| (m.get_ref().clone(), m.span())), name);
+        let mac = mac_of(
+            ck,
+            b.mac.take().map(|m| (m.get_ref().clone(), m.span())),
+            name,
+        );
         out.push(RawBvi {
             port: name.to_string(),
             bridge: name.to_string(),
@@ -177,7 +200,13 @@ fn bvis(ck: &mut Checker<'_>, b: &mut RawBridge, name: &str, ports: &[Membership
         let port = format!("{name}.{}", t.id);
         check_vlan(ck, t.id, at.clone(), &out);
         if t.addresses.is_empty() {
-            ck.at(at.clone(), format!("bridge `{name}`: [[bridge.vlan]] id {} has no addresses", t.id));
+            ck.at(
+                at.clone(),
+                format!(
+                    "bridge `{name}`: [[bridge.vlan]] id {} has no addresses",
+                    t.id
+                ),
+            );
         }
         let mac = mac_of(ck, t.mac.map(|m| (m, at.clone())), &port);
         out.push(RawBvi {
@@ -186,7 +215,11 @@ fn bvis(ck: &mut Checker<'_>, b: &mut RawBridge, name: &str, ports: &[Membership
             vlan: t.id,
             mac,
             span: at.clone(),
-            addresses: t.addresses.into_iter().map(|a| Spanned::new(at.clone(), a)).collect(),
+            addresses: t
+                .addresses
+                .into_iter()
+                .map(|a| Spanned::new(at.clone(), a))
+                .collect(),
             nat: t.nat.map(|n| Spanned::new(at.clone(), n)),
             mtu: t.mtu.map(|m| Spanned::new(at.clone(), m)),
             rp_filter: t.rp_filter.unwrap_or_default(),
@@ -338,14 +371,24 @@ pub fn validate(
             );
         }
         if (statics.len() + bv.len()) as u64 > max {
-            ck.at(b.max_entries.span(), format!("bridge `{name}`: its interfaces' MACs do not fit in max_entries {max}"));
+            ck.at(
+                b.max_entries.span(),
+                format!("bridge `{name}`: its interfaces' MACs do not fit in max_entries {max}"),
+            );
         }
         out.push(BridgeConfig {
             name,
             aging_s: aging.min(1_000_000) as u32,
             max_entries: max.min(1 << 24) as u32,
             statics,
-            bvis: bv.iter().map(|r| BviConfig { port: r.port.clone(), vlan: r.vlan, mac: r.mac }).collect(),
+            bvis: bv
+                .iter()
+                .map(|r| BviConfig {
+                    port: r.port.clone(),
+                    vlan: r.vlan,
+                    mac: r.mac,
+                })
+                .collect(),
         });
         routed.extend(bv);
     }
