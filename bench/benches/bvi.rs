@@ -87,19 +87,66 @@ fn bvi(c: &mut Criterion) {
     rt.publish();
     let routes = Routes::resolve(rt.reader().snapshot().clone(), &ifs);
     let mut neigh = NeighborTable::new(30_000, 120_000);
-    let (host, far, host2) = (Ipv4Addr::new(198, 18, 1, 2), Ipv4Addr::new(198, 19, 1, 2), Ipv4Addr::new(198, 18, 2, 2));
-    let (host_mac, far_mac, host2_mac) = ([2, 0xa, 0, 0, 0, 1], [2, 0xf, 0, 0, 0, 1], [2, 0xb, 0, 0, 0, 1]);
+    let (host, far, host2) = (
+        Ipv4Addr::new(198, 18, 1, 2),
+        Ipv4Addr::new(198, 19, 1, 2),
+        Ipv4Addr::new(198, 18, 2, 2),
+    );
+    let (host_mac, far_mac, host2_mac) = (
+        [2, 0xa, 0, 0, 0, 1],
+        [2, 0xf, 0, 0, 0, 1],
+        [2, 0xb, 0, 0, 0, 1],
+    );
     let port = |n: &str| cfg.ports.iter().position(|p| p.name == n).unwrap() as u16;
-    for (p, ip, m) in [(port("lan"), host, host_mac), (port("wan"), far, far_mac), (port("lan2"), host2, host2_mac)] {
-        neigh.learn(NeighborKey { port: p, ip: IpAddr::V4(ip) }, m, 0, true);
+    for (p, ip, m) in [
+        (port("lan"), host, host_mac),
+        (port("wan"), far, far_mac),
+        (port("lan2"), host2, host2_mac),
+    ] {
+        neigh.learn(
+            NeighborKey {
+                port: p,
+                ip: IpAddr::V4(ip),
+            },
+            m,
+            0,
+            true,
+        );
     }
     let tables = Arc::new(Tables::new(ifs, routes, neigh.map()).with_l2(cfg.switch()));
-    let umem = Umem::new(UmemConfig { frame_size: 2048, frame_count: 8192, huge_pages: false, headroom: 256 }).unwrap();
-    let pc = MemPortConfig { rx_size: 1024, tx_size: 1024, fill_size: 1024, comp_size: 1024 };
-    let sockets = (0..4).map(|i| Socket { port: i, io: MemPort::new(&format!("v{i}"), &umem, pc) }).collect();
+    let umem = Umem::new(UmemConfig {
+        frame_size: 2048,
+        frame_count: 8192,
+        huge_pages: false,
+        headroom: 256,
+    })
+    .unwrap();
+    let pc = MemPortConfig {
+        rx_size: 1024,
+        tx_size: 1024,
+        fill_size: 1024,
+        comp_size: 1024,
+    };
+    let sockets = (0..4)
+        .map(|i| Socket {
+            port: i,
+            io: MemPort::new(&format!("v{i}"), &umem, pc),
+        })
+        .collect();
     let (sink, _rx) = events::channel(1024);
-    let wc = WorkerConfig { id: 0, poll: PollMode::Busy, idle_timeout: std::time::Duration::from_millis(1) };
-    let mut w = Worker::new(wc, umem, sockets, tables, Arc::new(SharedCounters::default()), sink);
+    let wc = WorkerConfig {
+        id: 0,
+        poll: PollMode::Busy,
+        idle_timeout: std::time::Duration::from_millis(1),
+    };
+    let mut w = Worker::new(
+        wc,
+        umem,
+        sockets,
+        tables,
+        Arc::new(SharedCounters::default()),
+        sink,
+    );
     w.prime();
     // Returns the packets that left by port `to`.
     let run = |w: &mut Worker<MemPort>, from: usize, to: usize, f: &[u8]| -> usize {
@@ -122,15 +169,26 @@ fn bvi(c: &mut Criterion) {
     };
     let lan_mac = [2, 0, 0, 0, 1, 1];
     // The bridge learns the host on p0.
-    run(&mut w, 0, 0, &udp(lan_mac, host_mac, host, Ipv4Addr::new(198, 18, 1, 1)));
+    run(
+        &mut w,
+        0,
+        0,
+        &udp(lan_mac, host_mac, host, Ipv4Addr::new(198, 18, 1, 1)),
+    );
     let mut g = c.benchmark_group("bvi");
     g.throughput(Throughput::Elements(BURST as u64));
     let f = udp(mac("m2"), host2_mac, host2, far);
-    g.bench_function("routed_to_routed_64", |b| b.iter(|| assert_eq!(run(&mut w, 2, 3, &f), BURST)));
+    g.bench_function("routed_to_routed_64", |b| {
+        b.iter(|| assert_eq!(run(&mut w, 2, 3, &f), BURST))
+    });
     let f = udp(lan_mac, host_mac, host, far);
-    g.bench_function("bridge_to_routed_64", |b| b.iter(|| assert_eq!(run(&mut w, 0, 3, &f), BURST)));
+    g.bench_function("bridge_to_routed_64", |b| {
+        b.iter(|| assert_eq!(run(&mut w, 0, 3, &f), BURST))
+    });
     let f = udp(mac("m3"), far_mac, far, host);
-    g.bench_function("routed_to_bridge_64", |b| b.iter(|| assert_eq!(run(&mut w, 3, 0, &f), BURST)));
+    g.bench_function("routed_to_bridge_64", |b| {
+        b.iter(|| assert_eq!(run(&mut w, 3, 0, &f), BURST))
+    });
     g.finish();
     w.poll_once();
     w.umem().check().unwrap();
