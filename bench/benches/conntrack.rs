@@ -195,6 +195,7 @@ impl Rig {
             pending: PendingQueues::new(64, 16),
             icmp_limit: IcmpRateLimiter::new(100, 50),
             events: sink,
+            bvi: Default::default(),
         };
         let umem = Umem::new(UmemConfig {
             frame_size: 2048,

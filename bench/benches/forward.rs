@@ -198,6 +198,7 @@ fn bench_forward(c: &mut Criterion) {
             pending: PendingQueues::new(64, 16),
             icmp_limit: IcmpRateLimiter::new(100, 50),
             events: sink,
+            bvi: Default::default(),
         };
         let restore = |umem: &mut Umem| {
             for (d, f) in descs.iter().zip(&frames) {

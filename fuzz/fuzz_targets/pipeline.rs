@@ -4,7 +4,9 @@
 //! every action, NAT from p0 inside to p1/p2 outside with a static forward,
 //! the `[impair]` stage on every port, the engine's TCP apps and UDP echo, a
 //! full-NAT load-balancer service, and a stateful filter: `ct state` rules
-//! tracking connections on the NAT's table)
+//! tracking connections on the NAT's table; and a VLAN-aware bridge: p3 an
+//! access port of VLAN 10, p4 a trunk of 10 and 20, with a routed interface
+//! (BVI) per VLAN, ports 5 and 6, inside the NAT)
 //! receives the input as a sequence of frames. Nothing may panic, after the
 //! burst every frame of the UMEM must be accounted for (the frame ledger),
 //! and the connection table stays within its configured size.
@@ -31,7 +33,7 @@ use libfuzzer_sys::fuzz_target;
 fn port(i: u16, mac: u8, v4: &str, v6: &str, mtu: u16) -> PortInfo {
     PortInfo {
         index: i,
-        name: format!("p{i}"),
+        name: ["p0", "p1", "p2", "p3", "p4", "br10", "br20"][usize::from(i)].to_string(),
         interface: format!("p{i}"),
         mac: [0x02, 0, 0, 0, 0, mac],
         mtu,
@@ -42,11 +44,39 @@ fn port(i: u16, mac: u8, v4: &str, v6: &str, mtu: u16) -> PortInfo {
 }
 
 fn worker() -> (Worker<MemPort>, crossbeam::channel::Receiver<events::Event>) {
-    let ifs = Interfaces::new(vec![
+    let switch_port = |i: u16, mac: u8| PortInfo { mode: PortMode::Switch, v4: vec![], v6: vec![], ..port(i, mac, "0.0.0.0", "::", 1500) };
+    let mut ifs = Interfaces::new(vec![
         port(0, 1, "198.18.1.1", "2001:2:0:1::1", 1500),
         port(1, 2, "198.19.1.1", "2001:2:0:2::1", 576),
         port(2, 3, "198.19.2.1", "2001:2:0:3::1", 1500),
+        switch_port(3, 4),
+        switch_port(4, 5),
+        port(5, 6, "198.18.10.1", "2001:2:0:10::1", 1500),
+        port(6, 7, "198.18.20.1", "2001:2:0:20::1", 1400),
     ]);
+    ifs.set_bvi(5);
+    ifs.set_bvi(6);
+    let switch = {
+        use engine::l2::bridge::{BridgeConfig, BviConfig, Membership, VlanMode};
+        let (router, access, trunk) = (VlanMode::Access(1), VlanMode::Access(10), VlanMode::Trunk(vec![10, 20]));
+        let (v10, v20) = (VlanMode::Access(10), VlanMode::Access(20));
+        let m = |name, bridge, vlans, bvi| Membership { name, bridge, vlans, bvi };
+        let members = [
+            m("p0", None, &router, None),
+            m("p1", None, &router, None),
+            m("p2", None, &router, None),
+            m("p3", Some("br"), &access, None),
+            m("p4", Some("br"), &trunk, None),
+            m("br10", Some("br"), &v10, Some([0x02, 0, 0, 0, 0, 6])),
+            m("br20", Some("br"), &v20, Some([0x02, 0, 0, 0, 0, 7])),
+        ];
+        let bvis = vec![
+            BviConfig { port: "br10".into(), vlan: 10, mac: [0x02, 0, 0, 0, 0, 6] },
+            BviConfig { port: "br20".into(), vlan: 20, mac: [0x02, 0, 0, 0, 0, 7] },
+        ];
+        let b = BridgeConfig { name: "br".into(), aging_s: 300, max_entries: 64, statics: vec![], bvis };
+        engine::l2::Switch::build(&[b], &members)
+    };
     let mut rt = RouteTable::new();
     for r in [
         "198.18.1.0/24 dev p0",
@@ -58,13 +88,17 @@ fn worker() -> (Worker<MemPort>, crossbeam::channel::Receiver<events::Event>) {
         "198.19.100.0/24 via 198.19.1.2",
         "198.19.200.0/24 via 198.19.1.2 via 198.19.2.2",
         "2001:2:0:100::/64 via 2001:2:0:2::2",
+        "198.18.10.0/24 dev br10",
+        "198.18.20.0/24 dev br20",
+        "2001:2:0:10::/64 dev br10",
+        "2001:2:0:20::/64 dev br20",
     ] {
         rt.stage_add(parse_line(r).unwrap().unwrap()).unwrap();
     }
     rt.publish();
     let routes = Routes::resolve(rt.reader().snapshot().clone(), &ifs);
     let mut neigh = NeighborTable::new(30_000, 120_000);
-    for (p, ip) in [(0, "198.18.1.2"), (1, "198.19.1.2"), (1, "2001:2:0:2::2"), (0, "2001:2:0:1::2")] {
+    for (p, ip) in [(0, "198.18.1.2"), (1, "198.19.1.2"), (1, "2001:2:0:2::2"), (0, "2001:2:0:1::2"), (5, "198.18.10.2"), (6, "2001:2:0:20::2")] {
         neigh.learn(NeighborKey { port: p, ip: ip.parse::<IpAddr>().unwrap() }, [0x02, 9, 9, 9, 9, p as u8], 0, true);
     }
     use engine::nat::{Forward, NatConfig, NatShared, Role};
@@ -81,12 +115,12 @@ fn worker() -> (Worker<MemPort>, crossbeam::channel::Receiver<events::Event>) {
         }],
         ..Default::default()
     };
-    let nat = NatShared::new(nat, vec![Role::Inside, Role::Outside, Role::Outside], 1);
+    let nat = NatShared::new(nat, vec![Role::Inside, Role::Outside, Role::Outside, Role::None, Role::None, Role::Inside, Role::Inside], 1);
     // Impairment on every port and both directions: its copies and held frames
     // must keep the ledger exact too. (Held frames leave with the next frame on
     // their lane, or after a millisecond: the only timing-dependent part.)
     let impair = engine::impair::ImpairConfig { drop: 0.02, duplicate: 0.05, reorder: 0.1, seed: 1, ..Default::default() };
-    let mut tables = Tables::new(ifs, routes, neigh.map()).with_nat(nat).with_handoff(1, false).unwrap().with_impair(impair);
+    let mut tables = Tables::new(ifs, routes, neigh.map()).with_l2(switch).with_nat(nat).with_handoff(1, false).unwrap().with_impair(impair);
     // Connection tracking for the stateful rules below, on the NAT's table (as large as the NAT's).
     let ct = engine::filter::config::ConntrackConfig { max_entries: MAX_SESSIONS, ..Default::default() };
     tables = tables.with_ct(engine::filter::conn::CtShared::new(ct, 1));
@@ -118,7 +152,7 @@ fn worker() -> (Worker<MemPort>, crossbeam::channel::Receiver<events::Event>) {
     }
     let tables = Arc::new(tables);
     // A filter with every action, so the reject paths see arbitrary packets too.
-    let port = |n: &str| ["p0", "p1", "p2"].iter().position(|p| *p == n).map(|i| i as u16);
+    let port = |n: &str| ["p0", "p1", "p2", "p3", "p4", "br10", "br20"].iter().position(|p| *p == n).map(|i| i as u16);
     let rules = [
         "ct state invalid drop",
         "iif p0 ct state established,related accept",
@@ -128,6 +162,7 @@ fn worker() -> (Worker<MemPort>, crossbeam::channel::Receiver<events::Event>) {
         "ip6 saddr 2001:2:0:1::/64 icmpv6 type echo-request reject",
         "ip daddr 198.19.100.0/24 tcp dport 22 drop",
         "iif p2 ct state new drop",
+        "iif br20 ct state new drop",
         "ct state { established, related } accept",
     ]
     .iter()
@@ -135,7 +170,7 @@ fn worker() -> (Worker<MemPort>, crossbeam::channel::Receiver<events::Event>) {
     .collect();
     tables.filter.store(Arc::new(engine::filter::Filter::new(rules, engine::filter::rule::Action::Accept, vec![])));
     let umem = Umem::new(UmemConfig { frame_size: 2048, frame_count: 1024, huge_pages: false, headroom: 0 }).unwrap();
-    let sockets = (0..3).map(|i| Socket { port: i, io: MemPort::new(&format!("p{i}"), &umem, MemPortConfig::default()) }).collect();
+    let sockets = (0..5).map(|i| Socket { port: i, io: MemPort::new(&format!("p{i}"), &umem, MemPortConfig::default()) }).collect();
     let (sink, rx) = events::channel(4096);
     let cfg = WorkerConfig { id: 0, poll: PollMode::Busy, idle_timeout: std::time::Duration::from_millis(1) };
     let mut w = Worker::new(cfg, umem, sockets, tables, Arc::new(SharedCounters::default()), sink);
@@ -154,7 +189,7 @@ fuzz_target!(|data: &[u8]| {
         let (w, rx) = &mut *rig.borrow_mut();
         let mut rest = data;
         while rest.len() >= 3 {
-            let p = usize::from(rest[0] % 3);
+            let p = usize::from(rest[0] % 5);
             let len = usize::from(u16::from_le_bytes([rest[1], rest[2]])).min(rest.len() - 3).min(1600);
             let frame = &rest[3..3 + len];
             rest = &rest[3 + len..];

@@ -163,6 +163,8 @@ reasons! {
     LbExhausted = "lb-exhausted", "lb";
     /// A TCP segment to the engine of no connection that may not open one (RST sent unless it was one).
     TcpNoConn = "tcp-no-conn", "tcp";
+    /// The queue between bridges and their routed interfaces was full.
+    BviQueueFull = "bvi-queue-full", "bvi";
     /// Dropped by the `[impair]` test stage (or held for reorder when the worker stopped).
     Impaired = "impair-drop", "impair";
 }
@@ -219,10 +221,14 @@ pub enum Stage {
     /// Frames of a port with a running `ctl capture` that no capture's
     /// filter accepted (not copied).
     CaptureFiltered,
+    /// Frames a bridge delivered to its routed interface (BVI): routed from there.
+    BviIn,
+    /// Frames the router sent out of a BVI into its bridge.
+    BviOut,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 27] = [
+    pub const ALL: [Stage; 29] = [
         Stage::Classify,
         Stage::Arp,
         Stage::Ip4Input,
@@ -250,6 +256,8 @@ impl Stage {
         Stage::ImpairDup,
         Stage::ImpairReorder,
         Stage::CaptureFiltered,
+        Stage::BviIn,
+        Stage::BviOut,
     ];
 
     pub fn name(self) -> &'static str {
@@ -281,6 +289,8 @@ impl Stage {
             Stage::ImpairDup => "impair-dup",
             Stage::ImpairReorder => "impair-reorder",
             Stage::CaptureFiltered => "capture-filtered",
+            Stage::BviIn => "bvi-in",
+            Stage::BviOut => "bvi-out",
         }
     }
 }

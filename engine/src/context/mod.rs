@@ -14,11 +14,13 @@
 //! - [`events`]: what workers tell the control thread.
 //! - [`tables`]: what workers read (ports, resolved routes, neighbors).
 //! - [`handoff`]: frames handed between workers (flows with one owner).
+//! - [`bvi`]: frames between a bridge and its routed interface (BVI).
 //! - [`capture`]: the taps of `ctl capture` (filters run before a frame is copied).
 //! - [`dump`]: `ctl … show` requests the workers answer.
 //! - Packet builders the verbs use: [`icmp_error`], [`ratelimit`],
 //!   [`neigh_frames`], [`martian`], [`reject`].
 
+pub mod bvi;
 pub mod capture;
 pub mod counters;
 pub mod dump;
@@ -108,6 +110,8 @@ pub struct WorkerState {
     pub pending: PendingQueues<Desc>,
     pub icmp_limit: IcmpRateLimiter,
     pub events: EventSink,
+    /// Frames between bridges and their BVIs, run at the end of the round.
+    pub bvi: bvi::BviQueue,
 }
 
 /// Everything a stage needs for one burst.
@@ -174,12 +178,40 @@ impl Ctx<'_> {
                 d.len = 60;
             }
         }
+        if self.ifs.is_bvi(port) {
+            // Out of a bridge's routed interface: into its bridge, not a socket.
+            self.st.counters.tx(usize::from(port), 1, u64::from(d.len));
+            let f = bvi::BviFrame {
+                port,
+                toward: bvi::Toward::Bridge,
+                d,
+            };
+            if let Err(d) = self.st.bvi.push(f) {
+                self.drop(port, d, Drop::BviQueueFull);
+            }
+            return;
+        }
         if self.trace {
             self.trace_end(port, &d, TraceEnd::Tx(port));
         }
         if let Err(d) = self.st.tx.push(port, d) {
             self.st.counters.drop(Drop::TxRingFull);
             self.umem.free(d);
+        }
+    }
+
+    /// Delivers a frame the switch stage forwarded (or flooded) to a
+    /// bridge's routed interface: the router takes it as received on the
+    /// BVI port `port` when the pipeline runs the BVI queue.
+    #[inline]
+    pub fn to_router(&mut self, port: u16, d: Desc) {
+        let f = bvi::BviFrame {
+            port,
+            toward: bvi::Toward::Router,
+            d,
+        };
+        if let Err(d) = self.st.bvi.push(f) {
+            self.drop(port, d, Drop::BviQueueFull);
         }
     }
 

@@ -139,6 +139,9 @@ pub struct Interfaces {
     local6: Vec<u128>,
     /// Reverse-path filter per port (index = port).
     rpf: Vec<RpFilter>,
+    /// Ports that are bridges' routed interfaces (BVIs), one bit per port:
+    /// what is sent out of them goes into their bridge.
+    bvi: u64,
 }
 
 impl Interfaces {
@@ -170,7 +173,22 @@ impl Interfaces {
             bcast4,
             local6,
             rpf,
+            bvi: 0,
         }
+    }
+
+    /// Marks a port as a bridge's routed interface (at start).
+    pub fn set_bvi(&mut self, port: u16) {
+        if port < 64 {
+            self.bvi |= 1 << port;
+        }
+    }
+
+    /// Whether `port` is a bridge's routed interface (no socket: what it
+    /// sends goes into the bridge).
+    #[inline]
+    pub fn is_bvi(&self, port: u16) -> bool {
+        port < 64 && self.bvi & (1 << port) != 0
     }
 
     /// Sets a port's reverse-path filter mode (at start).

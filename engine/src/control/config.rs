@@ -357,8 +357,12 @@ pub struct PortConfig {
     pub bridge: Option<String>,
     /// The port's side of the NAT.
     pub nat: crate::nat::Role,
-    /// 802.1Q membership of a switch port (router ports: `Access(1)`, unused).
+    /// 802.1Q membership of a switch port (router ports: `Access(1)`, unused;
+    /// a BVI: `Access` of its VLAN).
     pub vlans: VlanMode,
+    /// A bridge's routed interface (BVI): its MAC. It has no Linux interface
+    /// (`interface` is empty) and no socket; `bridge` names its bridge.
+    pub bvi: Option<[u8; 6]>,
 }
 
 /// Routing settings.
@@ -447,12 +451,13 @@ impl Config {
             .iter()
             .map(|p| crate::l2::bridge::Membership {
                 name: &p.name,
-                bridge: if p.mode == PortMode::Switch {
+                bridge: if p.mode == PortMode::Switch || p.bvi.is_some() {
                     p.bridge.as_deref()
                 } else {
                     None
                 },
                 vlans: &p.vlans,
+                bvi: p.bvi,
             })
             .collect();
         crate::l2::Switch::build(&self.bridges, &members)
@@ -488,16 +493,18 @@ impl Config {
             .iter()
             .map(|b| b.name.get_ref().clone())
             .collect();
-        let ports = validate_ports(&mut ck, raw.ports, &engine, env, &bridge_names);
+        let mut ports = validate_ports(&mut ck, raw.ports, &engine, env, &bridge_names);
         let members: Vec<crate::l2::bridge::Membership<'_>> = ports
             .iter()
             .map(|p| crate::l2::bridge::Membership {
                 name: &p.name,
                 bridge: p.bridge.as_deref(),
                 vlans: &p.vlans,
+                bvi: None,
             })
             .collect();
-        let bridges = crate::l2::config::validate(&mut ck, raw.bridges, &members);
+        let (bridges, bvis) = crate::l2::config::validate(&mut ck, raw.bridges, &members);
+        validate_bvis(&mut ck, bvis, &engine, &mut ports);
         let mut routes = Vec::new();
         // Gateway reachability is only meaningful once the ports themselves are valid.
         let ports_ok = ck.errors.is_empty();
@@ -944,6 +951,7 @@ fn validate_ports(
                 None => crate::nat::Role::None,
             },
             vlans,
+            bvi: None,
         });
         if let (Some(r), PortMode::Switch) = (&p.nat, p.mode) {
             ck.at(
@@ -956,6 +964,101 @@ fn validate_ports(
         }
     }
     ports
+}
+
+/// Bridges' routed interfaces (BVIs) become router ports after the
+/// configured ones, checked as a router port is (name, addresses and their
+/// overlaps, MTU, NAT side); they have no interface and no queue.
+fn validate_bvis(
+    ck: &mut Checker<'_>,
+    raw: Vec<crate::l2::config::RawBvi>,
+    engine: &EngineConfig,
+    ports: &mut Vec<PortConfig>,
+) {
+    let max_mtu = engine
+        .frame_size
+        .saturating_sub(XDP_HEADROOM + MAX_L2_HEADER);
+    for b in raw {
+        if let Some(q) = ports.iter().find(|q| q.name == b.port) {
+            let what = if q.bvi.is_some() {
+                "another bridge's interface"
+            } else {
+                "a [[port]]"
+            };
+            ck.at(
+                b.span.clone(),
+                format!(
+                    "bridge `{}`: its interface is the port `{}`, a name {what} has already",
+                    b.bridge, b.port
+                ),
+            );
+        }
+        let mtu = b.mtu.as_ref().map_or(1500, |m| *m.get_ref());
+        if u32::from(mtu) < 68 || u32::from(mtu) > max_mtu {
+            let at = b.mtu.as_ref().map_or(b.span.clone(), Spanned::span);
+            ck.at(at, format!("bridge `{}`: mtu {mtu} is not between 68 and {max_mtu} (frame_size {} less headroom)", b.bridge, engine.frame_size));
+        }
+        let mut addresses = Vec::new();
+        for a in &b.addresses {
+            match a.get_ref().parse::<InterfaceAddress>() {
+                Ok(addr) => {
+                    if addr.addr.is_ipv6() && mtu < 1280 {
+                        ck.at(a.span(), format!("bridge `{}`: mtu {mtu} is below the IPv6 minimum of 1280 with {addr}", b.bridge));
+                    }
+                    let prev = ports.iter().find_map(|q| {
+                        q.addresses
+                            .iter()
+                            .find(|x| x.overlaps(&addr))
+                            .map(|x| (q.name.clone(), *x))
+                    });
+                    let prev = prev.or_else(|| {
+                        addresses
+                            .iter()
+                            .find(|x: &&InterfaceAddress| x.overlaps(&addr))
+                            .map(|x| (b.port.clone(), *x))
+                    });
+                    if let Some((owner, prev)) = prev {
+                        ck.at(
+                            a.span(),
+                            format!("{addr} overlaps {prev} on port `{owner}`"),
+                        );
+                    }
+                    addresses.push(addr);
+                }
+                Err(msg) => ck.at(a.span(), format!("bridge `{}`: {msg}", b.bridge)),
+            }
+        }
+        let nat = match b.nat.as_ref().map(|n| n.get_ref().as_str()) {
+            None => crate::nat::Role::None,
+            Some("inside") => crate::nat::Role::Inside,
+            Some("outside") => crate::nat::Role::Outside,
+            Some(other) => {
+                let at = b.nat.as_ref().map_or(b.span.clone(), Spanned::span);
+                ck.at(
+                    at,
+                    format!(
+                        "bridge `{}`: nat `{other}` is not `inside` or `outside`",
+                        b.bridge
+                    ),
+                );
+                crate::nat::Role::None
+            }
+        };
+        ports.push(PortConfig {
+            name: b.port,
+            interface: String::new(),
+            mode: PortMode::Router,
+            queues: 0,
+            addresses,
+            mtu,
+            xdp_mode: XdpMode::default(),
+            rp_filter: b.rp_filter,
+            bridge: Some(b.bridge),
+            nat,
+            vlans: VlanMode::Access(b.vlan),
+            bvi: Some(b.mac),
+        });
+    }
 }
 
 pub use crate::wire::parse_mac;
@@ -1476,5 +1579,124 @@ trunk = [10, 20]
             "{GOOD}\n[conntrack]\nicmp_timeout_s = 0\nfrob = 1\n"
         ));
         assert!(!e.is_empty(), "{e:?}");
+    }
+
+    /// Two access ports in VLAN 10 and a trunk of 10 and 20 in bridge `lan`, and a routed `wan`.
+    fn bridged(bridge_extra: &str) -> String {
+        format!(
+            r#"
+[[bridge]]
+name = "lan"
+{bridge_extra}
+[[port]]
+name = "p1"
+interface = "veth1"
+mode = "switch"
+bridge = "lan"
+vlan = 10
+[[port]]
+name = "p2"
+interface = "veth2"
+mode = "switch"
+bridge = "lan"
+vlan = 10
+[[port]]
+name = "tr"
+interface = "veth3"
+mode = "switch"
+bridge = "lan"
+trunk = [10, 20]
+[[port]]
+name = "wan"
+interface = "veth4"
+mode = "router"
+addresses = ["198.19.1.1/24"]
+"#
+        )
+    }
+
+    #[test]
+    fn a_bridge_with_addresses_is_a_routed_port() {
+        let text = bridged("addresses = [\"198.18.1.1/24\", \"2001:2:0:1::1/64\"]\nvlan = 10\nnat = \"inside\"\nmac = \"02:00:00:00:01:01\"\n")
+            .replace("mode = \"router\"", "mode = \"router\"\nnat = \"outside\"")
+            + "\n[nat]\npool = [\"198.19.1.1\"]\n";
+        let c = parse(&text).unwrap();
+        let names: Vec<&str> = c.ports.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["p1", "p2", "tr", "wan", "lan"],
+            "the BVI after the configured ports"
+        );
+        let lan = &c.ports[4];
+        assert_eq!(
+            (lan.mode, lan.queues, lan.interface.as_str()),
+            (PortMode::Router, 0, "")
+        );
+        assert_eq!(lan.bvi, Some([2, 0, 0, 0, 1, 1]));
+        assert_eq!(
+            (lan.nat, &lan.vlans, lan.mtu),
+            (crate::nat::Role::Inside, &VlanMode::Access(10), 1500)
+        );
+        assert_eq!(lan.addresses.len(), 2);
+        // One interface per VLAN: ports `lan.10`, `lan.20`.
+        let c = parse(&bridged("[[bridge.vlan]]\nid = 10\naddresses = [\"198.18.10.1/24\"]\n[[bridge.vlan]]\nid = 20\naddresses = [\"198.18.20.1/24\"]\nrp_filter = \"strict\"\nmtu = 1400\n")).unwrap();
+        let names: Vec<&str> = c.ports.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["p1", "p2", "tr", "wan", "lan.10", "lan.20"]);
+        let v20 = &c.ports[5];
+        assert_eq!(
+            (&v20.vlans, v20.mtu, v20.rp_filter),
+            (&VlanMode::Access(20), 1400, RpFilter::Strict)
+        );
+        assert_eq!(v20.bvi, Some(crate::l2::config::derived_mac("lan.20")));
+        assert_eq!(c.bridges[0].bvis.len(), 2);
+        // Routes may leave by a BVI; the filter names it.
+        let c = parse(&format!("{}\n[routing]\nroutes = [\"198.18.100.0/24 via 198.18.1.9 dev lan\"]\n[filter]\nrules = [\"iif lan accept\"]\n", bridged("addresses = [\"198.18.1.1/24\"]\nvlan = 10\n"))).unwrap();
+        assert_eq!(c.filter.rules.len(), 1);
+        // The switch: each BVI a member of its bridge, its MAC a static entry of its VLAN.
+        let sw = c.switch();
+        let (sp, b) = sw.port(4).unwrap();
+        assert_eq!(sp.vlan, crate::l2::PortVlan::Access(10));
+        assert_eq!(b.bvi, 1 << sp.member);
+        assert!(b.statics.iter().any(|(k, m)| *k
+            == crate::l2::MacKey::new(10, c.ports[4].bvi.unwrap())
+            && *m == sp.member));
+    }
+
+    #[test]
+    fn bridge_interface_errors_are_reported() {
+        let cases: &[(&str, &str)] = &[
+            // VLAN 1 by default: no port carries it.
+            ("addresses = [\"198.18.1.1/24\"]", "no port of the bridge carries VLAN 1"),
+            ("addresses = [\"198.18.1.1/24\"]\nvlan = 30", "carries VLAN 30"),
+            ("addresses = [\"198.18.1.1/24\"]\nvlan = 5000", "VLAN 5000 is not between 1 and 4094"),
+            ("vlan = 10", "has no `addresses`"),
+            ("mac = \"02:00:00:00:00:01\"", "has no `addresses`"),
+            ("addresses = [\"198.18.1.1/24\"]\nvlan = 10\nmac = \"01:00:5e:00:00:01\"", "not a unicast station address"),
+            ("addresses = [\"198.18.1.1/24\"]\nvlan = 10\nnat = \"middle\"", "nat `middle`"),
+            ("addresses = [\"198.19.1.7/24\"]\nvlan = 10", "overlaps 198.19.1.1/24 on port `wan`"),
+            ("addresses = [\"198.18.1.1/33\"]\nvlan = 10", "prefix length 33"),
+            ("addresses = [\"198.18.1.1/24\"]\nvlan = 10\nmtu = 20", "mtu 20"),
+            ("[[bridge.vlan]]\nid = 20", "id 20 has no addresses"),
+            ("[[bridge.vlan]]\nid = 20\naddresses = [\"198.18.20.1/24\"]\n[[bridge.vlan]]\nid = 20\naddresses = [\"198.18.21.1/24\"]", "VLAN 20 has two interfaces"),
+            ("[[bridge.vlan]]\nid = 20\naddresses = [\"198.18.20.1/24\"]\nfrob = 1", "unknown field `frob`"),
+            ("vlan = \"ten\"", "`vlan` is the VLAN of its interface"),
+        ];
+        for (extra, want) in cases {
+            let e = errors(&bridged(extra));
+            assert!(
+                e.iter().any(|m| m.contains(want)),
+                "`{extra}`: wanted `{want}` in {e:?}"
+            );
+        }
+        // The BVI's name is taken by a port.
+        let text = bridged("addresses = [\"198.18.1.1/24\"]\nvlan = 10")
+            .replace("name = \"wan\"", "name = \"lan\"");
+        let e = errors(&text);
+        assert!(
+            e.iter()
+                .any(|m| m
+                    .contains("its interface is the port `lan`, a name a [[port]] has already")),
+            "{e:?}"
+        );
     }
 }

@@ -16,3 +16,6 @@
 pub mod pipeline;
 pub mod tables;
 pub mod worker;
+
+#[cfg(test)]
+mod bvi_tests;

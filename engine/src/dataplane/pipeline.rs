@@ -29,6 +29,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::tables::Tables;
+use crate::context::bvi::{BviFrame, Toward, BVI_QUEUE};
 use crate::context::capture;
 use crate::context::counters::{Drop, Stage};
 use crate::context::tables::PortMode;
@@ -275,6 +276,10 @@ pub struct Scratch {
     fwd6: [Desc; BURST],
     dst6: [u128; BURST],
     leaves: [crate::l3::poptrie::Leaf; BURST],
+    /// The BVI queue's frames being run.
+    bvi: Box<[BviFrame; BVI_QUEUE]>,
+    /// A run of frames toward the router on one BVI port.
+    bvi_burst: [Desc; BURST],
 }
 
 impl Default for Scratch {
@@ -288,6 +293,8 @@ impl Default for Scratch {
             fwd6: [Desc::default(); BURST],
             dst6: [0; BURST],
             leaves: [NO_ROUTE; BURST],
+            bvi: Box::new([BviFrame::default(); BVI_QUEUE]),
+            bvi_burst: [Desc::default(); BURST],
         }
     }
 }
@@ -406,6 +413,71 @@ pub fn process_burst(ctx: &mut Ctx, stages: &mut Stages, port: u16, descs: &[Des
             );
             stages.scratch.cur = None;
             ip6::forward(ctx, stages, port, d, Ipv6Addr::from(dst), leaf);
+        }
+    }
+}
+
+/// Rounds of [`run_bvi`] per call: a frame crosses between a bridge and its
+/// BVI at most a few times (host → router → bridge; a routed hairpin between
+/// two VLANs of one bridge: bridge → router → bridge).
+const BVI_ROUNDS: usize = 4;
+
+/// Runs the frames queued between bridges and their routed interfaces
+/// (BVIs): toward the router, a run of frames on one BVI port goes through
+/// [`process_burst`] as received on that port; toward the bridge, each goes
+/// through the switch stage as received from the BVI's member (which learns
+/// nothing new: its MAC is a static entry). What those frames queue in turn
+/// (an ARP reply, a forwarded packet) runs in the next round; what is left
+/// after [`BVI_ROUNDS`] stays for the worker's next iteration.
+pub fn run_bvi(ctx: &mut Ctx, stages: &mut Stages) {
+    for _ in 0..BVI_ROUNDS {
+        if ctx.st.bvi.is_empty() {
+            return;
+        }
+        let n = ctx.st.bvi.take_into(&mut stages.scratch.bvi[..]);
+        let mut i = 0;
+        while i < n {
+            let f = stages.scratch.bvi[i];
+            match f.toward {
+                Toward::Router => {
+                    // The longest run on this port, up to a burst.
+                    let mut k = 0;
+                    while i < n
+                        && k < BURST
+                        && stages.scratch.bvi[i].toward == Toward::Router
+                        && stages.scratch.bvi[i].port == f.port
+                    {
+                        stages.scratch.bvi_burst[k] = stages.scratch.bvi[i].d;
+                        k += 1;
+                        i += 1;
+                    }
+                    ctx.st.counters.stage(Stage::BviIn, k as u64);
+                    let burst = stages.scratch.bvi_burst;
+                    process_burst(ctx, stages, f.port, &burst[..k]);
+                }
+                Toward::Bridge => {
+                    i += 1;
+                    ctx.st.counters.stage(Stage::BviOut, 1);
+                    ctx.rx_port = f.port;
+                    let tables = stages.tables;
+                    match tables.l2.port(f.port) {
+                        Some((sp, bridge)) => {
+                            let table = bridge.table.load();
+                            l2::input(
+                                ctx,
+                                f.port,
+                                f.d,
+                                &l2::Ingress {
+                                    sp,
+                                    bridge,
+                                    table: &table,
+                                },
+                            );
+                        }
+                        None => ctx.drop(f.port, f.d, Drop::L2Filtered),
+                    }
+                }
+            }
         }
     }
 }

@@ -153,6 +153,7 @@ impl<P: Port> Worker<P> {
                 pending: PendingQueues::new(PENDING_NEIGHBORS, PENDING_PER_NEIGHBOR),
                 icmp_limit,
                 events,
+                bvi: Default::default(),
             },
             features,
             scratch: Box::default(),
@@ -361,6 +362,16 @@ impl<P: Port> Worker<P> {
                 }
             }
             service_neighbors(&mut ctx, neigh_changed);
+            if !ctx.st.bvi.is_empty() {
+                // Frames between bridges and their routed interfaces, queued by all of the above.
+                let mut stages = Stages {
+                    tables,
+                    filter: &filter,
+                    features: &mut self.features,
+                    scratch: &mut self.scratch,
+                };
+                pipeline::run_bvi(&mut ctx, &mut stages);
+            }
         }
         self.flush_tx(now_ns);
         for s in self.sockets.iter_mut() {
@@ -476,7 +487,7 @@ impl<P: Port> Worker<P> {
                     .is_some_and(|t| t.tw.has_timers());
                 // A dump under way goes on a slice per loop: here it waits for the
                 // control thread to take the slices already sent.
-                let soon = tcp_timers || self.features.dumping();
+                let soon = tcp_timers || self.features.dumping() || !self.st.bvi.is_empty();
                 let t = if !self.st.pending.is_empty() || soon {
                     Duration::from_millis(if soon { 1 } else { 5 })
                 } else {
@@ -518,6 +529,9 @@ impl<P: Port> Worker<P> {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
+        // Frames still between a bridge and its routed interface are freed, not leaked.
+        let umem = &mut self.umem;
+        self.st.bvi.clear_with(|d| umem.free(d));
         // Frames the impairment stage still holds are dropped (counted), not leaked.
         if let Some(imp) = self.impair.as_deref_mut() {
             imp.free_held(&mut self.umem, &mut self.st.counters);

@@ -25,6 +25,18 @@ pub struct BridgeConfig {
     /// The MAC table's capacity; when full, new stations are not learned (their frames are flooded).
     pub max_entries: u32,
     pub statics: Vec<StaticMac>,
+    /// Its routed interfaces (BVIs): none, one for the bridge, or one per VLAN.
+    pub bvis: Vec<BviConfig>,
+}
+
+/// A bridge's routed interface as the switch sees it (its addresses and
+/// routing settings are the port's, in the configuration's ports).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BviConfig {
+    /// The engine port it is (`lan`, `br0.10`).
+    pub port: String,
+    pub vlan: u16,
+    pub mac: [u8; 6],
 }
 
 /// A static MAC table entry: never aged, moved or flushed.
@@ -41,9 +53,12 @@ pub struct StaticMac {
 pub struct Membership<'a> {
     /// The port's configuration name (static entries name it).
     pub name: &'a str,
-    /// The bridge domain of a switch port; None for a routed port.
+    /// The bridge domain of a switch port (or of a BVI); None for a routed port.
     pub bridge: Option<&'a str>,
     pub vlans: &'a VlanMode,
+    /// A bridge's routed interface (BVI) with its MAC: a member of the
+    /// bridge in its VLAN (`Access`), reached through the router, not a socket.
+    pub bvi: Option<[u8; 6]>,
 }
 
 /// VLAN ids 0..=4095.
@@ -75,6 +90,9 @@ pub struct Bridge {
     pub members: Vec<u16>,
     /// Members that send tagged (trunks), one bit per member.
     pub tagged: u32,
+    /// Members that are the bridge's routed interfaces (BVIs), one bit per
+    /// member: frames to them go to the router, not out of a port.
+    pub bvi: u32,
     /// VLAN id → members carrying it, one bit per member.
     vlan_members: Box<[u32]>,
     pub aging_ms: u32,
@@ -111,6 +129,7 @@ impl Bridge {
             name: name.to_string(),
             members: members.iter().map(|(p, _)| *p).take(MAX_MEMBERS).collect(),
             tagged,
+            bvi: 0,
             vlan_members,
             aging_ms,
             max_entries,
@@ -192,6 +211,14 @@ impl Switch {
                 });
                 if let Some(m) = member {
                     bridge.statics.push((MacKey::new(s.vlan, s.mac), m as u8));
+                }
+            }
+            // A BVI's MAC is a static entry of its VLAN: frames to it go to its member.
+            for (m, (port, mode)) in members.iter().enumerate().take(MAX_MEMBERS) {
+                let p = ports.get(usize::from(*port));
+                if let (Some(mac), VlanMode::Access(v)) = (p.and_then(|p| p.bvi), mode) {
+                    bridge.bvi |= 1 << m;
+                    bridge.statics.push((MacKey::new(*v, mac), m as u8));
                 }
             }
             bridge.table.store(Arc::new(bridge.fresh_table()));

@@ -8,6 +8,7 @@
 //!                 known, same port   ─► drop (filtered)
 //!                 known              ─► that member
 //! egress ─► access: untagged; trunk: tagged (tag pushed or its VID rewritten)
+//!           BVI member (the bridge's routed interface): untagged, to the router
 //! ```
 //!
 //! Flooding copies the frame into fresh UMEM frames for all egress members
@@ -137,7 +138,7 @@ fn forward(ctx: &mut Ctx, in_port: u16, mut d: Desc, bridge: &Bridge, to: u8, c:
     };
     let tag_out = bridge.tagged & (1 << to) != 0;
     if retag(ctx.umem, &mut d, c.tagged, tag_out, c.vlan) {
-        ctx.send(out, d);
+        deliver(ctx, bridge, to, out, d);
     } else {
         ctx.drop(in_port, d, Drop::NoFrame);
     }
@@ -167,12 +168,23 @@ fn flood(ctx: &mut Ctx, in_port: u16, d: Desc, bridge: &Bridge, mask: u32, c: Cl
         {
             Some(n) => {
                 copy.len = n as u32;
-                ctx.send(out, copy);
+                deliver(ctx, bridge, m, out, copy);
             }
             None => ctx.drop(in_port, copy, Drop::NoFrame),
         }
     }
     forward(ctx, in_port, d, bridge, last, c);
+}
+
+/// Hands a frame in its egress form to member `m` (engine port `out`): out
+/// of its port, or to the router when the member is the bridge's BVI.
+#[inline]
+fn deliver(ctx: &mut Ctx, bridge: &Bridge, m: u8, out: u16, d: Desc) {
+    if bridge.bvi & (1 << m) != 0 {
+        ctx.to_router(out, d);
+    } else {
+        ctx.send(out, d);
+    }
 }
 
 /// Writes `src` (tagged at 12 or not) into `dst` in the egress form; returns its length.

@@ -711,6 +711,10 @@ impl Control {
                 s.ctl(&scope, name, v);
                 s.metric(def, [Label::Owned(p.name.clone())], v);
             }
+            if self.tables.ifs.is_bvi(i as u16) {
+                // A bridge's routed interface has no socket.
+                continue;
+            }
             // The kernel's drops before the engine saw the frame (each worker
             // reads its sockets' every 100 ms).
             let mut xdp = crate::xsk::XdpStatistics::default().fields();

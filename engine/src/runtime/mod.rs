@@ -237,6 +237,10 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     // XDP: one program per port; each queue's socket in its XSKMAP slot.
     let mut steering = Vec::new();
     for (pi, p) in cfg.ports.iter().enumerate() {
+        if p.bvi.is_some() {
+            // A bridge's routed interface: no Linux interface, nothing to attach.
+            continue;
+        }
         let mut s = match Steering::load() {
             Ok(s) => s,
             Err(e) => return abort(format!("port `{}`: {e}", p.name), handles),

@@ -82,7 +82,11 @@ pub fn interfaces(
 ) -> Result<Interfaces, String> {
     let mut ports = Vec::new();
     for (i, p) in cfg.ports.iter().enumerate() {
-        let mac = mac_of(&p.interface).map_err(|e| format!("port `{}`: {e}", p.name))?;
+        let mac = match p.bvi {
+            // A bridge's routed interface: no Linux interface, its own MAC.
+            Some(mac) => mac,
+            None => mac_of(&p.interface).map_err(|e| format!("port `{}`: {e}", p.name))?,
+        };
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
         for a in &p.addresses {
@@ -105,6 +109,9 @@ pub fn interfaces(
     let mut ifs = Interfaces::new(ports);
     for (i, p) in cfg.ports.iter().enumerate() {
         ifs.set_rpf(i as u16, p.rp_filter);
+        if p.bvi.is_some() {
+            ifs.set_bvi(i as u16);
+        }
     }
     Ok(ifs)
 }
