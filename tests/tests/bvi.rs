@@ -362,6 +362,7 @@ fn traffic_between_bridge_hosts_is_switched() {
         "l2-input +{l2}, ip4-forward +{f4}, ip6-forward +{f6}\nbefore: {before:?}\nafter: {after:?}\n{}",
         diag(&e)
     );
+    eprintln!("between bridge hosts: l2-input +{l2}, ip4-forward +{f4}, ip6-forward +{f6}");
     assert!(
         l2 >= sent,
         "the switch stage saw fewer than {sent} packets: {report}"
@@ -372,6 +373,10 @@ fn traffic_between_bridge_hosts_is_switched() {
     );
 
     let table = e.ctl_ok(&["mac", "show"]);
+    eprintln!(
+        "mac show:\n{table}arp show:\n{}",
+        e.ctl_ok(&["arp", "show"])
+    );
     for (i, port) in [(H1, "p1"), (H2, "p2")] {
         let mac = mac_text(t.host_mac(i));
         let line = table.lines().find(|l| l.contains(&mac));
@@ -486,6 +491,7 @@ fn vlan_bvis_route_between_vlans() {
         grew(&before, &after, "ip4-forward"),
         grew(&before, &after, "ip6-forward"),
     );
+    eprintln!("between VLANs: ip4-forward +{f4}, ip6-forward +{f6}");
     assert!(
         f4 >= 12 && f6 >= 12,
         "ip4-forward +{f4}, ip6-forward +{f6}: want at least 12 each\n{}",
@@ -602,12 +608,36 @@ fn bvi_configuration_is_checked() {
         assert_eq!(code, Some(0), "{name} must be valid:\n{out}");
     }
     // A BVI is a port: its name may not be another port's.
-    refused(&t, &dir, "name = \"wan\"", "name = \"lan\"", "lan");
+    refused(&t, &dir, "name = \"wan\"", "name = \"lan\"", "port `lan`");
     // A VLAN's BVI needs a member port that carries the VLAN.
-    refused(&t, &dir, "id = 10", "id = 30", "30");
+    refused(&t, &dir, "id = 10", "id = 30", "VLAN 30");
     // Addresses as a port's: prefix lengths, overlaps with other ports.
-    refused(&t, &dir, "198.18.1.1/24", "198.18.1.1/33", "33");
-    refused(&t, &dir, "2001:2:0:1::1/64", "2001:2:0:1::1/129", "129");
-    refused(&t, &dir, "198.18.10.1/24", "198.18.10.1/40", "40");
-    refused(&t, &dir, "198.18.1.1/24", "198.19.1.9/24", "overlaps");
+    refused(
+        &t,
+        &dir,
+        "198.18.1.1/24",
+        "198.18.1.1/33",
+        "prefix length 33",
+    );
+    refused(
+        &t,
+        &dir,
+        "2001:2:0:1::1/64",
+        "2001:2:0:1::1/129",
+        "prefix length 129",
+    );
+    refused(
+        &t,
+        &dir,
+        "198.18.10.1/24",
+        "198.18.10.1/40",
+        "prefix length 40",
+    );
+    refused(
+        &t,
+        &dir,
+        "198.18.1.1/24",
+        "198.19.1.9/24",
+        "overlaps 198.19.1.1/24",
+    );
 }
