@@ -212,6 +212,9 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
                     worker.announce();
                 }
                 worker.run(&stop);
+                let t = Instant::now();
+                drop(worker);
+                tracing::debug!("worker {w}: sockets and UMEM released in {:?}", t.elapsed());
             })
             .map_err(|e| format!("spawning worker {w}: {e}"))?;
         handles.push(h);
@@ -413,8 +416,11 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
         n.stopping("stopping: draining workers, detaching XDP");
     }
     stop.store(true, Ordering::Relaxed);
+    // Each step's time at debug level: a slow stop names its step.
+    let mut step = StepTimer::new();
     ctl.end_captures();
     front.stop();
+    step.done("front thread joined");
     // A panic while draining fails the run, as one seen in the loop above does
     // (which of the two sees it is a matter of timing).
     let panicked = handles
@@ -422,11 +428,19 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
         .map(|h| h.join())
         .filter(Result::is_err)
         .count();
+    step.done("workers joined");
     // Dropping the links detaches XDP; dropping the listener removes the
     // socket where the engine's user may, the custodian does elsewhere.
+    for (name, s) in std::mem::take(&mut ctl.steering) {
+        drop(s);
+        step.done(&format!("port {name}: XDP detached"));
+    }
     drop(ctl);
+    step.done("control state dropped");
     drop(listener);
+    step.done("ctl listener closed");
     privs.finish();
+    step.done("ctl socket custodian finished");
     if panicked > 0 {
         return Err(format!(
             "{panicked} worker thread(s) panicked while draining"
@@ -434,6 +448,21 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Times the steps of the stop, each logged at debug level.
+struct StepTimer(Instant);
+
+impl StepTimer {
+    fn new() -> StepTimer {
+        StepTimer(Instant::now())
+    }
+
+    fn done(&mut self, what: &str) {
+        let now = Instant::now();
+        tracing::debug!("stopping: {what} in {:?}", now - self.0);
+        self.0 = now;
+    }
 }
 
 /// Builds one worker's UMEM and sockets: worker `w` of `n` serves queue q of
