@@ -649,3 +649,67 @@ fn sigterm_under_tcp_and_nat_load_always_exits_zero() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A second engine started while the first still holds the queues (the kernel releases an
+/// AF_XDP socket's queue after the process is gone, asynchronously): its bind sees EBUSY, waits
+/// for the queue (engine/src/xsk/socket.rs `BusyRetry`) and comes up once the first is killed.
+#[test]
+fn engine_started_while_the_queues_are_held_waits_for_them() {
+    let t = RouterTopo::with_queues("stopq", 2).expect("topology");
+    let dir = Engine::dir("stopq");
+    let bin = pktengine_bin();
+    let start = |n: usize| {
+        let ctl = dir.join(format!("ctl-{n}.sock"));
+        let cfg = dir.join(format!("engine-{n}.toml"));
+        std::fs::write(&cfg, config(&t, &ctl, 1)).expect("config");
+        let log = dir.join(format!("engine-{n}.log"));
+        let out = std::fs::File::create(&log).expect("engine log");
+        let child = t
+            .dut
+            .command(bin.to_str().expect("path"))
+            .args(["run", "--config", cfg.to_str().expect("path")])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log"))
+            .stderr(out)
+            .spawn()
+            .expect("pktengine");
+        (Proc(Some(child)), ctl, log)
+    };
+    let wait_for = |p: &mut Proc, ctl: &Path, log: &Path, within: Duration| {
+        let t0 = Instant::now();
+        while !ctl.exists() {
+            if let Ok(Some(st)) = p.0.as_mut().expect("child").try_wait() {
+                panic!(
+                    "engine exited with {st}:\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                );
+            }
+            assert!(t0.elapsed() < within, "engine not up within {within:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        t0.elapsed()
+    };
+    let (mut first, ctl1, log1) = start(1);
+    wait_for(&mut first, &ctl1, &log1, Duration::from_secs(20));
+    let (mut second, ctl2, log2) = start(2);
+    // The second engine's workers reach bind(2) while the first holds every queue.
+    std::thread::sleep(Duration::from_millis(400));
+    let killed = Instant::now();
+    drop(first); // SIGKILL and reap
+    let up = wait_for(&mut second, &ctl2, &log2, Duration::from_secs(5));
+    let text = std::fs::read_to_string(&log2).unwrap_or_default();
+    eprintln!(
+        "second engine up {:?} after the first was killed",
+        killed.elapsed().min(up)
+    );
+    assert!(
+        text.contains("for the queue to be released"),
+        "the second engine did not wait for a queue:\n{text}"
+    );
+    // SAFETY: kill(2) on our own child, not reaped yet.
+    unsafe { libc::kill(second.0.as_ref().expect("child").id() as i32, libc::SIGTERM) };
+    let st = second.0.as_mut().expect("child").wait().expect("wait");
+    second.0 = None;
+    assert_eq!(st.code(), Some(0), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

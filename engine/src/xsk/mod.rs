@@ -25,7 +25,7 @@ pub mod umem;
 pub use mem_port::{MemPort, MemPortConfig};
 pub use port::{wait_any, Port, RingLevels, Waker, BURST};
 pub use ring::Desc;
-pub use socket::{BindMode, BoundMode, XskConfig, XskPort};
+pub use socket::{BindMode, BoundMode, BusyRetry, XskConfig, XskPort};
 pub use stats::{PortStats, XdpStatistics};
 pub use umem::{FrameCounts, FrameState, Umem, UmemConfig};
 

@@ -9,7 +9,7 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use memmap2::{MmapOptions, MmapRaw};
 
@@ -194,6 +194,50 @@ fn map_ring<T: Slot>(
     Ok(unsafe { mapped_ring::<T>(base, off, size, Arc::new(map)) })
 }
 
+/// How a bind waits for a queue that a previous socket still holds.
+///
+/// Closing an AF_XDP socket unbinds it at once, but the kernel releases its
+/// buffer pool from the queue later, in a work item that needs the RTNL
+/// lock (`xp_release_deferred`); until then bind(2) on that queue gives
+/// EBUSY. An engine started right after the previous one exited (a test's
+/// restart loop, `systemctl restart`) meets it now and then, on a busy host
+/// for tens of milliseconds. So EBUSY is retried with a growing pause, for a
+/// bounded time; any other error is not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusyRetry {
+    /// The first pause; each next one doubles, up to `max_pause`.
+    pub first_pause: Duration,
+    pub max_pause: Duration,
+    /// No new attempt starts after this long.
+    pub deadline: Duration,
+}
+
+impl Default for BusyRetry {
+    fn default() -> Self {
+        BusyRetry {
+            first_pause: Duration::from_millis(2),
+            max_pause: Duration::from_millis(100),
+            deadline: Duration::from_secs(2),
+        }
+    }
+}
+
+impl BusyRetry {
+    /// The pause before attempt `attempt + 1` (0: after the first EBUSY), with
+    /// `elapsed` spent so far; None once the deadline is reached. The pause is
+    /// cut so the last attempt comes at the deadline, not after it.
+    pub fn pause(&self, attempt: u32, elapsed: Duration) -> Option<Duration> {
+        let left = self
+            .deadline
+            .checked_sub(elapsed)
+            .filter(|d| !d.is_zero())?;
+        let grown = self
+            .first_pause
+            .saturating_mul(1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX));
+        Some(grown.min(self.max_pause).min(left))
+    }
+}
+
 impl XskPort {
     /// Creates an AF_XDP socket on `ifname` queue `queue` using `umem`
     /// (registering it if no socket uses it yet), fills nothing yet.
@@ -287,7 +331,7 @@ impl XskPort {
             (None, None)
         };
 
-        let bind = |flags: u16| -> io::Result<()> {
+        let bind_once = |flags: u16| -> io::Result<()> {
             let sa = libc::sockaddr_xdp {
                 sxdp_family: libc::AF_XDP as u16,
                 sxdp_flags: flags,
@@ -307,6 +351,38 @@ impl XskPort {
                 Ok(())
             } else {
                 Err(io::Error::last_os_error())
+            }
+        };
+        // EBUSY: the queue's previous socket is not released yet (see BusyRetry).
+        let retry = BusyRetry::default();
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        let mut bind = |flags: u16| -> io::Result<()> {
+            loop {
+                match bind_once(flags) {
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                        let Some(p) = retry.pause(attempt, started.elapsed()) else {
+                            return Err(io::Error::new(
+                                e.kind(),
+                                format!(
+                                    "{e}: {name} is still held by another AF_XDP socket after {:?}",
+                                    started.elapsed()
+                                ),
+                            ));
+                        };
+                        attempt += 1;
+                        std::thread::sleep(p);
+                    }
+                    r => {
+                        if r.is_ok() && attempt > 0 {
+                            tracing::info!(
+                                "{name}: waited {:?} ({attempt} retries) for the queue to be released by a previous AF_XDP socket",
+                                started.elapsed()
+                            );
+                        }
+                        return r;
+                    }
+                }
             }
         };
         if shared.is_some() {
@@ -587,6 +663,29 @@ impl Port for XskPort {
 mod tests {
     use super::*;
     use crate::xsk::umem::UmemConfig;
+
+    #[test]
+    fn busy_retry_grows_caps_and_ends_at_the_deadline() {
+        let ms = Duration::from_millis;
+        let r = BusyRetry::default();
+        assert_eq!(r.pause(0, ms(0)), Some(ms(2)));
+        assert_eq!(r.pause(1, ms(2)), Some(ms(4)));
+        assert_eq!(r.pause(5, ms(100)), Some(ms(64)));
+        assert_eq!(r.pause(6, ms(200)), Some(ms(100)), "capped");
+        assert_eq!(r.pause(40, ms(500)), Some(ms(100)), "no overflow");
+        assert_eq!(r.pause(9, ms(1950)), Some(ms(50)), "cut at the deadline");
+        assert_eq!(r.pause(9, ms(2000)), None);
+        assert_eq!(r.pause(0, ms(2500)), None);
+        // Simulated: a queue that never frees is given up at the deadline, after
+        // a few dozen attempts (not thousands).
+        let (mut t, mut n) = (Duration::ZERO, 0);
+        while let Some(p) = r.pause(n, t) {
+            t += p;
+            n += 1;
+        }
+        assert_eq!(t, r.deadline);
+        assert!((20..40).contains(&n), "{n} attempts");
+    }
 
     #[test]
     fn unknown_interface_is_named() {
