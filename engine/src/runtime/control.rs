@@ -913,6 +913,15 @@ impl Control {
                 let (reset, timed_out, refused) =
                     (g64(&g.reset), g64(&g.timed_out), g64(&g.refused));
                 let (bytes_in, bytes_out) = (g64(&g.bytes_in), g64(&g.bytes_out));
+                let loss = [
+                    ("retransmits", g64(&g.retransmits)),
+                    ("timeouts", g64(&g.timeouts)),
+                    ("fast_retransmits", g64(&g.fast_retransmits)),
+                    ("tlp_probes", g64(&g.tlp_probes)),
+                    ("tlp_recoveries", g64(&g.tlp_recoveries)),
+                    ("spurious_undos", g64(&g.spurious_undos)),
+                    ("paws_drops", g64(&g.paws_drops)),
+                ];
                 for (name, v) in [
                     ("conns", conns),
                     ("established", est),
@@ -928,6 +937,10 @@ impl Control {
                     ("bytes_out", bytes_out),
                 ] {
                     s.ctl(&scope, name, v);
+                }
+                for (name, v) in loss {
+                    s.ctl(&scope, name, v);
+                    s.metric(&metrics::TCP_LOSS, [worker(wi), name.into()], v);
                 }
                 let other = conns.saturating_sub(est + half + tw);
                 for (state, v) in [
@@ -2095,6 +2108,13 @@ mod tests {
                 "refused",
                 "bytes_in",
                 "bytes_out",
+                "retransmits",
+                "timeouts",
+                "fast_retransmits",
+                "tlp_probes",
+                "tlp_recoveries",
+                "spurious_undos",
+                "paws_drops",
             ] {
                 push(&format!("tcp worker {w}"), n);
             }

@@ -210,6 +210,53 @@ impl Cc {
         self.after_timeout = true;
     }
 
+    /// Starts fast retransmit and recovery now, whatever the duplicate
+    /// count (after a tail loss probe, one duplicate is enough): as the
+    /// third duplicate ACK would.
+    pub fn enter_recovery(&mut self, flight: u32, snd_nxt: Seq) -> AckAction {
+        self.ssthresh = self.loss_ssthresh(flight);
+        self.cwnd = self
+            .ssthresh
+            .saturating_add(self.smss.saturating_mul(DUP_ACK_THRESHOLD));
+        self.recover = snd_nxt;
+        self.in_recovery = true;
+        self.bytes_acked = 0;
+        AckAction::FastRetransmit
+    }
+
+    /// A loss repaired without a recovery episode (a tail loss probe):
+    /// ssthresh = max(FlightSize/2, 2·SMSS) and cwnd = ssthresh, the
+    /// window fast recovery would have ended with.
+    pub fn reduce(&mut self, flight: u32) {
+        self.ssthresh = self.loss_ssthresh(flight);
+        self.cwnd = self.ssthresh;
+        self.bytes_acked = 0;
+    }
+
+    /// A timeout found spurious (RFC 4015 §4, steps 4): cwnd = FlightSize
+    /// + min(bytes acknowledged, IW) and ssthresh = `pipe_prev`, i.e.
+    /// max(FlightSize, ssthresh) when the timer expired; the slow start of
+    /// the timeout ends.
+    pub fn undo_timeout(&mut self, pipe_prev: u32, flight: u32, acked: u32) {
+        self.cwnd = flight
+            .saturating_add(acked.min(initial_window(self.smss)))
+            .max(self.smss);
+        self.ssthresh = pipe_prev.max(self.smss.saturating_mul(2));
+        self.timed_out = false;
+        self.after_timeout = false;
+        self.in_recovery = false;
+        self.dup_acks = 0;
+        self.bytes_acked = 0;
+    }
+
+    /// A fast retransmit found spurious (the segment was reordered, not
+    /// lost): back to the state `before` it, out of recovery.
+    pub fn undo_recovery(&mut self, before: Cc) {
+        *self = before;
+        self.in_recovery = false;
+        self.dup_acks = 0;
+    }
+
     /// Nothing was sent for longer than an RTO (RFC 5681 §4.1): cwnd becomes
     /// the restart window min(IW, cwnd) before sending again.
     pub fn restart_after_idle(&mut self) {

@@ -126,6 +126,15 @@ pub struct Gauges {
     pub refused: AtomicU64,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
+    /// Loss recovery, summed over the worker's connections past and present
+    /// ([`tcb::TcbStats`]).
+    pub retransmits: AtomicU64,
+    pub timeouts: AtomicU64,
+    pub fast_retransmits: AtomicU64,
+    pub tlp_probes: AtomicU64,
+    pub tlp_recoveries: AtomicU64,
+    pub spurious_undos: AtomicU64,
+    pub paws_drops: AtomicU64,
 }
 
 /// One row of `ctl tcp show`.
@@ -276,6 +285,8 @@ pub struct TcpWorker {
     accepted: u64,
     connected: u64,
     closed: u64,
+    /// Loss recovery counters of the connections already retired.
+    retired_stats: tcb::TcbStats,
     reset: u64,
     timed_out: u64,
     refused: u64,
@@ -322,6 +333,7 @@ impl TcpWorker {
             accepted: 0,
             connected: 0,
             closed: 0,
+            retired_stats: tcb::TcbStats::default(),
             reset: 0,
             timed_out: 0,
             refused: 0,
@@ -682,6 +694,7 @@ impl TcpWorker {
             self.half_open -= 1;
         }
         let err = c.tcb.error();
+        self.retired_stats.add(&c.tcb.stats());
         if self.pool.len() < self.max_conns {
             self.pool.push(c.tcb.into_buffers());
         }
@@ -740,7 +753,9 @@ impl TcpWorker {
         self.last_gauges_ms = now;
         if let Some(g) = shared.gauges.get(usize::from(self.me)) {
             let (mut est, mut tw) = (0, 0);
+            let mut st = self.retired_stats;
             for c in self.conns.values().flatten() {
+                st.add(&c.tcb.stats());
                 match c.tcb.state() {
                     State::Established => est += 1,
                     State::TimeWait => tw += 1,
@@ -760,6 +775,13 @@ impl TcpWorker {
                 (&g.refused, self.refused),
                 (&g.bytes_in, self.bytes_in),
                 (&g.bytes_out, self.bytes_out),
+                (&g.retransmits, st.retransmits),
+                (&g.timeouts, st.timeouts),
+                (&g.fast_retransmits, st.fast_retransmits),
+                (&g.tlp_probes, st.tlp_probes),
+                (&g.tlp_recoveries, st.tlp_recoveries),
+                (&g.spurious_undos, st.spurious_undos),
+                (&g.paws_drops, st.paws_drops),
             ] {
                 a.store(v, Ordering::Relaxed);
             }
@@ -926,6 +948,7 @@ fn handle(
                 mss: Some(mss),
                 window_scale: None,
                 sack_permitted: false,
+                timestamp: None,
                 payload: &[],
                 payload_tail: &[],
             };
@@ -948,6 +971,8 @@ fn handle(
                 let mut cfg = tw.cfg;
                 cfg.nodelay = nodelay;
                 cfg.window_scale = false;
+                // A cookie keeps no options but the MSS (no timestamps).
+                cfg.timestamps = false;
                 cfg.mss = mss;
                 if let Some(mut tcb) =
                     Tcb::accept_with(&syn, local, remote, Seq(cookie), cfg, now, tw.pool.pop())
@@ -1041,7 +1066,7 @@ fn emit(
         window_scale: s.window_scale,
         sack_permitted: false,
         sack_ranges: Default::default(),
-        timestamp: None,
+        timestamp: s.timestamp,
         payload: &payload[..n],
     };
     let Some(mut f) = ctx.umem.alloc() else {

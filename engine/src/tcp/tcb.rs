@@ -171,6 +171,12 @@ pub struct Config {
     /// Challenge ACKs per second at most (RFC 5961 §7).
     pub challenge_acks_per_sec: u32,
     pub keepalive: Option<Keepalive>,
+    /// Offer RFC 7323 timestamps in our SYN (used only if the peer's SYN
+    /// has them too): RTT samples on every ACK, PAWS, spurious
+    /// retransmission detection (Eifel).
+    pub timestamps: bool,
+    /// Tail loss probes (RFC 8985 §7).
+    pub tlp: bool,
 }
 
 impl Default for Config {
@@ -190,6 +196,8 @@ impl Default for Config {
             fin_wait2_ms: 60_000,
             challenge_acks_per_sec: 10,
             keepalive: None,
+            timestamps: true,
+            tlp: true,
         }
     }
 }
@@ -209,12 +217,14 @@ pub struct Segment<'a> {
     pub window_scale: Option<u8>,
     /// Read but ignored on input; never set on output.
     pub sack_permitted: bool,
+    /// The RFC 7323 timestamp option: (TSval, TSecr).
+    pub timestamp: Option<(u32, u32)>,
     pub payload: &'a [u8],
     pub payload_tail: &'a [u8],
 }
 
 impl<'a> Segment<'a> {
-    /// From a parsed segment (SACK blocks and timestamps are dropped).
+    /// From a parsed segment (SACK blocks are dropped).
     pub fn from_repr(r: &TcpRepr<'a>) -> Self {
         let mut flags = r.flags;
         if r.ack_number.is_some() {
@@ -228,6 +238,7 @@ impl<'a> Segment<'a> {
             mss: r.max_seg_size,
             window_scale: r.window_scale,
             sack_permitted: r.sack_permitted,
+            timestamp: r.timestamp,
             payload: r.payload,
             payload_tail: &[],
         }
@@ -266,6 +277,7 @@ struct Out {
     window: u16,
     mss: Option<u16>,
     window_scale: Option<u8>,
+    timestamp: Option<(u32, u32)>,
     /// Offset of the text in the send ring, and its length.
     data_off: usize,
     data_len: usize,
@@ -348,6 +360,101 @@ pub struct Tcb {
     pending_rst: Option<(Seq, Option<Seq>)>,
     challenge_window_ms: u64,
     challenge_count: u32,
+
+    // RFC 7323 timestamps.
+    /// Both SYNs carried the timestamp option.
+    ts_ok: bool,
+    /// Added to the millisecond clock in our TSval (per connection, so
+    /// TSvals say nothing of the host's uptime; RFC 7323 §7.1).
+    ts_offset: u32,
+    /// TS.Recent: the peer's TSval to echo, and when it was taken.
+    ts_recent: u32,
+    ts_recent_ms: u64,
+    /// RCV.NXT in the last ACK we sent (Last.ACK.sent, RFC 7323 §4.3).
+    last_ack_sent: Seq,
+    /// The first retransmission of the current loss episode, for spurious
+    /// retransmission detection (Eifel, RFC 3522).
+    eifel: Option<Eifel>,
+    /// The retransmission timer runs as a tail loss probe timeout.
+    pto_armed: bool,
+    /// The probe timeout fired: the next poll sends the probe.
+    tlp_now: bool,
+    /// The tail loss probe out, until an ACK covers it or a timeout.
+    tlp: Option<Tlp>,
+    stats: TcbStats,
+}
+
+/// Counters of one connection's loss recovery (summed by the endpoint).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TcbStats {
+    /// Segments sent again (timeouts, fast retransmits, probes of old data).
+    pub retransmits: u64,
+    /// Retransmission timeouts.
+    pub timeouts: u64,
+    /// Fast retransmits (third duplicate ACK, or the first after a probe).
+    pub fast_retransmits: u64,
+    /// Tail loss probes sent.
+    pub tlp_probes: u64,
+    /// Probes that repaired a loss (the congestion window was reduced).
+    pub tlp_recoveries: u64,
+    /// Retransmissions found spurious by their timestamps and undone.
+    pub spurious_undos: u64,
+    /// Segments dropped by PAWS (or without a timestamp once negotiated).
+    pub paws_drops: u64,
+}
+
+impl TcbStats {
+    /// Adds `o`'s counts to these.
+    pub fn add(&mut self, o: &TcbStats) {
+        self.retransmits += o.retransmits;
+        self.timeouts += o.timeouts;
+        self.fast_retransmits += o.fast_retransmits;
+        self.tlp_probes += o.tlp_probes;
+        self.tlp_recoveries += o.tlp_recoveries;
+        self.spurious_undos += o.spurious_undos;
+        self.paws_drops += o.paws_drops;
+    }
+}
+
+/// What Eifel needs to detect a spurious retransmission and undo it.
+#[derive(Debug, Clone, Copy)]
+struct Eifel {
+    /// The TSval of the first retransmission: an ACK echoing an older one
+    /// was sent for the original transmission.
+    tsval: u32,
+    /// A timeout (go-back-N) rather than a fast retransmit.
+    timeout: bool,
+    /// The congestion state before the episode.
+    before: Cc,
+    /// RFC 4015's pipe_prev: max(FlightSize, ssthresh) at the timeout.
+    pipe_prev: u32,
+}
+
+/// A tail loss probe in flight (RFC 8985 §7).
+#[derive(Debug, Clone, Copy)]
+struct Tlp {
+    /// SND.MAX after the probe: an ACK at or beyond it ends the episode.
+    end: Seq,
+    /// The probe sent old data again (no new data could go).
+    retransmission: bool,
+    tsval: u32,
+}
+
+/// PAWS forgets TS.Recent after this much idle time (RFC 7323 §5.5: 24 days).
+const PAWS_IDLE_MS: u64 = 24 * 24 * 3600 * 1000;
+/// Bytes of the timestamp option with its two NOPs (RFC 7323 Appendix A).
+const TS_OPTION_LEN: u32 = 12;
+/// The worst delayed ACK a single segment may wait for (RFC 8985 §7.2).
+const TLP_WORST_DELACK_MS: u64 = 200;
+/// Added to 2·SRTT when more than one segment is out: the peer may still
+/// delay the ACK of an odd last segment (Linux's 40 ms minimum).
+const TLP_DELACK_MS: u64 = 40;
+/// Smallest probe timeout.
+const TLP_MIN_MS: u64 = 10;
+
+/// `a` is before `b` in the 32-bit circle of timestamps (RFC 7323 §5.2).
+fn seq_lt(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
 }
 
 /// Smallest shift that lets `cap` bytes be advertised in 16 bits.
@@ -455,6 +562,16 @@ impl Tcb {
             pending_rst: None,
             challenge_window_ms: now_ms,
             challenge_count: 0,
+            ts_ok: false,
+            ts_offset: iss.get().rotate_left(13).wrapping_mul(0x9e37_79b9),
+            ts_recent: 0,
+            ts_recent_ms: now_ms,
+            last_ack_sent: Seq(0),
+            eifel: None,
+            pto_armed: false,
+            tlp_now: false,
+            tlp: None,
+            stats: TcbStats::default(),
         }
     }
 
@@ -517,7 +634,7 @@ impl Tcb {
         }
         let mut t = Tcb::new(local, remote, iss, cfg, now_ms, bufs);
         t.state = State::SynReceived;
-        t.take_syn_options(syn);
+        t.take_syn_options(syn, now_ms);
         t.irs = syn.seq;
         t.rcv_nxt = syn.seq + 1;
         t.rcv_adv = t.rcv_nxt;
@@ -529,10 +646,20 @@ impl Tcb {
         Some(t)
     }
 
-    /// MSS and window scale from the peer's SYN (or SYN-ACK).
-    fn take_syn_options(&mut self, syn: &Segment<'_>) {
+    /// MSS, window scale and timestamps from the peer's SYN (or SYN-ACK).
+    /// With timestamps every segment carries 12 bytes of options, which
+    /// the MSS does not count (RFC 6691): the text per segment is smaller.
+    fn take_syn_options(&mut self, syn: &Segment<'_>, now_ms: u64) {
+        self.ts_ok = self.cfg.timestamps && syn.timestamp.is_some();
+        if let (true, Some((tsval, _))) = (self.ts_ok, syn.timestamp) {
+            self.ts_recent = tsval;
+            self.ts_recent_ms = now_ms;
+        }
         let peer_mss = syn.mss.unwrap_or(DEFAULT_MSS).max(1);
-        self.snd_mss = u32::from(peer_mss.min(self.cfg.mss));
+        let opts = if self.ts_ok { TS_OPTION_LEN } else { 0 };
+        self.snd_mss = u32::from(peer_mss.min(self.cfg.mss))
+            .saturating_sub(opts)
+            .max(1);
         self.cc = Cc::new(self.snd_mss, self.iss);
         match syn.window_scale {
             Some(s) if self.cfg.window_scale => {
@@ -692,6 +819,15 @@ impl Tcb {
     }
 
     /// The smoothed RTT in µs, once sampled.
+    pub fn stats(&self) -> TcbStats {
+        self.stats
+    }
+
+    /// Whether both SYNs carried timestamps.
+    pub fn timestamps(&self) -> bool {
+        self.ts_ok
+    }
+
     pub fn srtt_us(&self) -> Option<u32> {
         self.rtt.srtt_us()
     }
@@ -860,7 +996,7 @@ impl Tcb {
         if !seg.has(TcpFlags::SYN) {
             return;
         }
-        self.take_syn_options(seg);
+        self.take_syn_options(seg, now_ms);
         self.irs = seg.seq;
         self.rcv_nxt = seg.seq + 1;
         self.rcv_adv = self.rcv_nxt;
@@ -869,7 +1005,7 @@ impl Tcb {
             if self.snd_nxt.lt(self.snd_una) {
                 self.snd_nxt = self.snd_una;
             }
-            self.rtt_sample(now_ms, seg.ack);
+            self.rtt_sample(now_ms, seg.ack, seg);
             self.rto_at = None;
             self.snd_wnd = u32::from(seg.window);
             self.max_snd_wnd = self.snd_wnd;
@@ -930,7 +1066,7 @@ impl Tcb {
             self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
             self.snd_wl1 = seg.seq;
             self.snd_wl2 = seg.ack;
-            self.rtt_sample(now_ms, seg.ack);
+            self.rtt_sample(now_ms, seg.ack, seg);
             self.enter_established(now_ms);
             return;
         }
@@ -939,6 +1075,27 @@ impl Tcb {
         if seg.has(TcpFlags::SYN) && !rst && self.state.is_synchronized() {
             self.challenge_ack(now_ms);
             return;
+        }
+        // RFC 7323 §5.3 R1 (PAWS), before the sequence check: a timestamp
+        // older than TS.Recent is an old duplicate, answered by an ACK (at
+        // the challenge ACK rate) and dropped. Once negotiated, a segment
+        // without one is dropped too (§3.2); a RST is not (§5.3).
+        let ts = if self.ts_ok { seg.timestamp } else { None };
+        if self.ts_ok && !rst {
+            match ts {
+                None => {
+                    self.stats.paws_drops += 1;
+                    return;
+                }
+                Some((tsval, _)) => {
+                    let idle = now_ms.saturating_sub(self.ts_recent_ms) >= PAWS_IDLE_MS;
+                    if seq_lt(tsval, self.ts_recent) && !idle {
+                        self.stats.paws_drops += 1;
+                        self.challenge_ack(now_ms);
+                        return;
+                    }
+                }
+            }
         }
         // First: sequence acceptability. With a zero window a segment at
         // RCV.NXT still has its ACK processed (a zero-window probe).
@@ -956,6 +1113,16 @@ impl Tcb {
                     self.enter_time_wait(now_ms);
                 }
                 return;
+            }
+        }
+        // RFC 7323 §4.3 (R3): the TSval to echo is that of the segment
+        // that advanced the left edge, so the echo of a retransmission
+        // that fills a hole is the retransmission's (an RTT sample for the
+        // peer), and that of out-of-order segments is never taken.
+        if let Some((tsval, _)) = ts {
+            if !rst && seg.seq.le(self.last_ack_sent) && !seq_lt(tsval, self.ts_recent) {
+                self.ts_recent = tsval;
+                self.ts_recent_ms = now_ms;
             }
         }
         // Second: RST (RFC 5961 §3.2).
@@ -1073,18 +1240,21 @@ impl Tcb {
             // Only a probe is out when the ACK goes beyond SND.MAX.
             self.snd_max = self.snd_max.max(ack);
             self.probe_sent = false;
-            self.rtt_sample(now_ms, ack);
+            self.rtt_sample(now_ms, ack, seg);
             self.retries = 0;
             self.first_retx_ms = None;
+            self.detect_spurious(seg, flight_before, data_acked);
+            self.tlp_acked(seg, ack, flight_before);
             if self.cc.on_ack(ack, data_acked, flight_before) == AckAction::RetransmitNext {
                 self.retransmit_una = true;
             }
             // RFC 6298 §5.2, §5.3 (nothing in flight after a lone probe byte).
-            self.rto_at = if self.snd_nxt == self.snd_una {
-                None
+            if self.snd_nxt == self.snd_una && self.snd_max == self.snd_una {
+                self.rto_at = None;
+                self.pto_armed = false;
             } else {
-                Some(now_ms.saturating_add(self.rto_ms()))
-            };
+                self.arm_retransmit_timer(now_ms);
+            }
         } else if ack == self.snd_una
             && seg.payload_len() == 0
             && !seg.flags.intersects(TcpFlags::SYN.union(TcpFlags::FIN))
@@ -1093,8 +1263,20 @@ impl Tcb {
         {
             // A duplicate ACK (RFC 5681 §2).
             let flight = self.snd_max.offset_from(self.snd_una);
-            if self.cc.on_dup_ack(ack, flight, self.snd_max) == AckAction::FastRetransmit {
+            let before = self.cc;
+            let mut action = self.cc.on_dup_ack(ack, flight, self.snd_max);
+            if action == AckAction::None && self.tlp.is_some() && !self.cc.in_recovery() {
+                // After a probe, one duplicate says the peer holds data
+                // beyond SND.UNA but not SND.UNA: after a PTO of silence,
+                // that is a loss, not reordering (as RFC 5827's early
+                // retransmit lowers the threshold for small flights).
+                action = self.cc.enter_recovery(flight, self.snd_max);
+                self.tlp = None;
+            }
+            if action == AckAction::FastRetransmit {
                 self.retransmit_una = true;
+                self.stats.fast_retransmits += 1;
+                self.begin_episode(now_ms, false, before, flight);
             }
         }
         // The send window (SND.WL1/SND.WL2), from ACKs not older than SND.UNA.
@@ -1114,9 +1296,21 @@ impl Tcb {
         true
     }
 
-    /// An RTT sample if `ack` covers the timed segment (Karn's rule: only
-    /// segments never retransmitted are timed).
-    fn rtt_sample(&mut self, now_ms: u64, ack: Seq) {
+    /// An RTT sample from an ACK of new data: with timestamps, from its
+    /// TSecr (RFC 7323 §4: every such ACK, also of retransmitted data and
+    /// during recovery); without, if `ack` covers the timed segment
+    /// (Karn's rule: only segments never retransmitted are timed).
+    fn rtt_sample(&mut self, now_ms: u64, ack: Seq, seg: &Segment<'_>) {
+        if let (true, Some((_, tsecr))) = (self.ts_ok, seg.timestamp) {
+            let ms = self.tsval(now_ms).wrapping_sub(tsecr);
+            // TSecr 0 is "no echo" (a SYN's); a future echo is bogus.
+            if tsecr != 0 && ms < 1 << 30 {
+                let us = u64::from(ms).saturating_mul(u64::from(US_PER_MS));
+                self.rtt.sample(u32::try_from(us).unwrap_or(u32::MAX));
+                self.rtt_timing = None;
+                return;
+            }
+        }
         if let Some((end, sent)) = self.rtt_timing {
             if ack.ge(end) {
                 let ms = now_ms.saturating_sub(sent);
@@ -1125,6 +1319,133 @@ impl Tcb {
                 self.rtt_timing = None;
             }
         }
+    }
+
+    /// The first retransmission of a loss episode (a timeout, or a fast
+    /// retransmit): remember its TSval and the congestion state before
+    /// it, for Eifel. A later retransmission of the same episode keeps
+    /// the first record (a timeout after a fast retransmit turns it into
+    /// a timeout).
+    fn begin_episode(&mut self, now_ms: u64, timeout: bool, before: Cc, flight: u32) {
+        if !self.ts_ok {
+            return;
+        }
+        match &mut self.eifel {
+            Some(e) => e.timeout |= timeout,
+            None => {
+                self.eifel = Some(Eifel {
+                    tsval: self.tsval(now_ms),
+                    timeout,
+                    before,
+                    pipe_prev: flight.max(before.ssthresh()),
+                })
+            }
+        }
+    }
+
+    /// Eifel detection (RFC 3522 §3.2) on the first ACK of new data after
+    /// a retransmission: a TSecr older than the retransmission's TSval was
+    /// sent for the original, which therefore was not lost. The response
+    /// (RFC 4015): after a timeout, cwnd = FlightSize + min(acked, IW),
+    /// ssthresh = pipe_prev and new data resumes at SND.MAX instead of
+    /// going back N; after a fast retransmit, the state before it.
+    fn detect_spurious(&mut self, seg: &Segment<'_>, flight_before: u32, acked: u32) {
+        let Some(e) = self.eifel.take() else {
+            return;
+        };
+        let Some((_, tsecr)) = seg.timestamp else {
+            return;
+        };
+        if tsecr == 0 || !seq_lt(tsecr, e.tsval) {
+            return;
+        }
+        self.stats.spurious_undos += 1;
+        let flight = flight_before.saturating_sub(acked);
+        if e.timeout {
+            self.cc.undo_timeout(e.pipe_prev, flight, acked);
+            if self.snd_nxt.lt(self.snd_max) {
+                self.snd_nxt = self.snd_max;
+            }
+        } else {
+            self.cc.undo_recovery(e.before);
+        }
+        self.retransmit_una = false;
+    }
+
+    /// An ACK of new data while a tail loss probe is out: once it covers
+    /// the probe the episode ends. A probe that sent old data again and
+    /// is acknowledged by an ACK echoing the probe's own TSval (or with no
+    /// timestamps to tell) repaired a loss: the congestion window is
+    /// reduced as by a fast recovery (RFC 8985 §7.4.2).
+    fn tlp_acked(&mut self, seg: &Segment<'_>, ack: Seq, flight_before: u32) {
+        let Some(t) = self.tlp else {
+            return;
+        };
+        if ack.lt(t.end) {
+            return;
+        }
+        self.tlp = None;
+        if !t.retransmission {
+            return;
+        }
+        let original_arrived = self.ts_ok
+            && seg
+                .timestamp
+                .is_some_and(|(_, tsecr)| tsecr != 0 && seq_lt(tsecr, t.tsval));
+        if !original_arrived {
+            self.stats.tlp_recoveries += 1;
+            self.cc.reduce(flight_before);
+        }
+    }
+
+    /// (Re)arms the retransmission timer: as a tail loss probe timeout
+    /// when [`pto_ms`](Self::pto_ms) allows one shorter than the RTO.
+    fn arm_retransmit_timer(&mut self, now_ms: u64) {
+        let rto = self.rto_ms();
+        match self.pto_ms() {
+            Some(pto) if pto < rto => {
+                self.pto_armed = true;
+                self.rto_at = Some(now_ms.saturating_add(pto));
+            }
+            _ => {
+                self.pto_armed = false;
+                self.rto_at = Some(now_ms.saturating_add(rto));
+            }
+        }
+    }
+
+    /// The probe timeout (RFC 8985 §7.2) when a probe may be scheduled:
+    /// data in flight, an RTT measured, not in recovery or after a
+    /// timeout, no probe out. 2·SRTT, plus the worst delayed ACK when one
+    /// segment is out, plus Linux's smallest delayed ACK otherwise (the
+    /// ACK of an odd last segment may wait that long).
+    fn pto_ms(&self) -> Option<u64> {
+        let open = matches!(
+            self.state,
+            State::Established
+                | State::CloseWait
+                | State::FinWait1
+                | State::Closing
+                | State::LastAck
+        );
+        if !self.cfg.tlp
+            || !open
+            || self.tlp.is_some()
+            || self.cc.in_recovery()
+            || self.retries > 0
+            || self.snd_nxt != self.snd_max
+            || self.snd_max == self.snd_una
+        {
+            return None;
+        }
+        let srtt_ms = u64::from(self.rtt.srtt_us()?).div_ceil(u64::from(US_PER_MS));
+        let flight = self.snd_max.offset_from(self.snd_una);
+        let extra = if flight <= self.snd_mss {
+            TLP_WORST_DELACK_MS
+        } else {
+            TLP_DELACK_MS
+        };
+        Some((2 * srtt_ms + extra).max(TLP_MIN_MS))
     }
 
     /// Seventh step: the text goes into the receive ring at its offset.
@@ -1237,9 +1558,16 @@ impl Tcb {
             }
         }
         if self.rto_at.is_some_and(|t| now_ms >= t) {
-            self.on_rto(now_ms);
-            if self.state == State::Closed {
-                return;
+            if self.pto_armed {
+                // The probe goes out on the next poll, which arms the RTO.
+                self.rto_at = None;
+                self.pto_armed = false;
+                self.tlp_now = true;
+            } else {
+                self.on_rto(now_ms);
+                if self.state == State::Closed {
+                    return;
+                }
             }
         }
         if self.delack_at.is_some_and(|t| now_ms >= t) {
@@ -1287,8 +1615,13 @@ impl Tcb {
                 return;
             }
             self.retries += 1;
+            self.stats.timeouts += 1;
             let flight = self.snd_max.offset_from(self.snd_una);
+            let before = self.cc;
             self.cc.on_rto(flight, self.snd_max);
+            self.begin_episode(now_ms, true, before, flight);
+            self.tlp = None;
+            self.tlp_now = false;
         }
         self.rtt.backoff();
         // Go back N: everything from SND.UNA is sent again.
@@ -1346,6 +1679,7 @@ impl Tcb {
             mss: o.mss,
             window_scale: o.window_scale,
             sack_permitted: false,
+            timestamp: o.timestamp,
             payload,
             payload_tail,
         });
@@ -1358,16 +1692,21 @@ impl Tcb {
         }
         self.ack_now = false;
         let window = u16::try_from(clamp_u32(self.rx.free()).min(0xffff)).unwrap_or(u16::MAX);
-        let (flags, ack, ws) = if self.state == State::SynSent {
+        let tsval = self.tsval(now_ms);
+        let (flags, ack, ws, ts) = if self.state == State::SynSent {
             let ws = self.cfg.window_scale.then_some(self.rcv_shift);
-            (TcpFlags::SYN, Seq(0), ws)
+            let ts = self.cfg.timestamps.then_some((tsval, 0));
+            (TcpFlags::SYN, Seq(0), ws, ts)
         } else {
-            // Our window scale in a SYN-ACK only if the peer's SYN had one.
+            // Our window scale and timestamps in a SYN-ACK only if the
+            // peer's SYN had them.
             let ws = self.ws_ok.then_some(self.rcv_shift);
-            (TcpFlags::SYN.union(TcpFlags::ACK), self.rcv_nxt, ws)
+            let ts = self.ts_ok.then_some((tsval, self.ts_recent));
+            (TcpFlags::SYN.union(TcpFlags::ACK), self.rcv_nxt, ws, ts)
         };
         if self.state == State::SynReceived {
             self.rcv_adv = self.rcv_nxt + u32::from(window);
+            self.last_ack_sent = self.rcv_nxt;
         }
         let o = Out {
             seq: self.iss,
@@ -1376,6 +1715,7 @@ impl Tcb {
             window,
             mss: Some(self.cfg.mss),
             window_scale: ws,
+            timestamp: ts,
             data_off: 0,
             data_len: 0,
         };
@@ -1393,12 +1733,20 @@ impl Tcb {
         self.emit_out(&o, emit);
     }
 
-    fn header(&mut self, seq: Seq, flags: TcpFlags, data_off: usize, data_len: usize) -> Out {
+    fn header(
+        &mut self,
+        now_ms: u64,
+        seq: Seq,
+        flags: TcpFlags,
+        data_off: usize,
+        data_len: usize,
+    ) -> Out {
         let window = self.advertise();
         // Any segment we send carries the ACK.
         self.ack_now = false;
         self.delack_at = None;
         self.unacked_segs = 0;
+        self.last_ack_sent = self.rcv_nxt;
         Out {
             seq,
             ack: self.rcv_nxt,
@@ -1406,21 +1754,32 @@ impl Tcb {
             window,
             mss: None,
             window_scale: None,
+            timestamp: self.ts_ok.then(|| (self.tsval(now_ms), self.ts_recent)),
             data_off,
             data_len,
         }
     }
 
-    /// Notes a segment occupying `[seq, end)` as sent.
+    /// Our TSval now: the millisecond clock plus the connection's offset.
+    fn tsval(&self, now_ms: u64) -> u32 {
+        (now_ms as u32).wrapping_add(self.ts_offset)
+    }
+
+    /// Notes a segment occupying `[seq, end)` as sent. New data restarts
+    /// a probe timeout (RFC 8985 §7.2); the RTO runs from the oldest
+    /// segment out (RFC 6298 §5.1).
     fn sent(&mut self, now_ms: u64, end: Seq, new: bool) {
-        if end.gt(self.snd_max) {
+        let grew = end.gt(self.snd_max);
+        if grew {
             if new && self.rtt_timing.is_none() {
                 self.rtt_timing = Some((end, now_ms));
             }
             self.snd_max = end;
+        } else {
+            self.stats.retransmits += 1;
         }
-        if self.rto_at.is_none() {
-            self.rto_at = Some(now_ms.saturating_add(self.rto_ms()));
+        if self.rto_at.is_none() || (self.pto_armed && grew) {
+            self.arm_retransmit_timer(now_ms);
         }
         self.persist_at = None;
         self.probe_sent = false;
@@ -1437,15 +1796,74 @@ impl Tcb {
         if self.keepalive_probe {
             self.keepalive_probe = false;
             // Linux's probe: an old sequence number the peer must ACK.
-            let o = self.header(self.snd_una - 1, TcpFlags::empty(), 0, 0);
+            let o = self.header(now_ms, self.snd_una - 1, TcpFlags::empty(), 0, 0);
             self.emit_out(&o, emit);
         }
         if self.ack_now {
             // SND.MAX, not a rewound SND.NXT, which the peer may find old
             // and drop (with the ACK it carries).
-            let o = self.header(self.snd_max, TcpFlags::empty(), 0, 0);
+            let o = self.header(now_ms, self.snd_max, TcpFlags::empty(), 0, 0);
             self.emit_out(&o, emit);
         }
+    }
+
+    /// The tail loss probe (RFC 8985 §7.3): one new segment if the peer's
+    /// window takes it (whatever cwnd says), else the last segment again.
+    /// The RTO is armed behind it.
+    fn send_probe(&mut self, now_ms: u64, emit: &mut dyn FnMut(&Segment<'_>)) {
+        let flight = self.snd_max.offset_from(self.snd_una);
+        if flight == 0 || self.snd_nxt != self.snd_max {
+            return;
+        }
+        let mss = self.snd_mss as usize;
+        let start = self.data_start();
+        let off = self.snd_nxt.offset_from(start) as usize;
+        let avail = self.tx.len().saturating_sub(off);
+        let room = self.snd_wnd.saturating_sub(flight) as usize;
+        let fin_out = self.fin_seq.filter(|f| self.snd_max.gt(*f));
+        let (seq, len, mut flags, retransmission) = match fin_out {
+            None if avail > 0 && room > 0 => {
+                let len = avail.min(mss).min(room);
+                let mut flags = TcpFlags::empty();
+                if len == avail {
+                    flags = TcpFlags::PSH;
+                    if self.fin_seq == Some(self.snd_nxt + clamp_u32(len)) {
+                        flags = flags.union(TcpFlags::FIN);
+                    }
+                }
+                (self.snd_nxt, len, flags, false)
+            }
+            _ => {
+                let data_end = fin_out.unwrap_or(self.snd_max);
+                let len = (data_end.offset_from(self.snd_una) as usize).min(mss);
+                let flags = if fin_out.is_some() {
+                    TcpFlags::FIN
+                } else {
+                    TcpFlags::empty()
+                };
+                (data_end - clamp_u32(len), len, flags, true)
+            }
+        };
+        if len > 0 && retransmission {
+            flags = flags.union(TcpFlags::PSH);
+        }
+        let data_off = seq.offset_from(start) as usize;
+        let o = self.header(now_ms, seq, flags, data_off, len);
+        let mut end = seq + clamp_u32(len);
+        if flags.contains(TcpFlags::FIN) {
+            end += 1;
+        }
+        self.tlp = Some(Tlp {
+            end: end.max(self.snd_max),
+            retransmission,
+            tsval: self.tsval(now_ms),
+        });
+        if !retransmission {
+            self.snd_nxt = end;
+        }
+        self.stats.tlp_probes += 1;
+        self.sent(now_ms, end, !retransmission);
+        self.emit_out(&o, emit);
     }
 
     fn poll_send(&mut self, now_ms: u64, emit: &mut dyn FnMut(&Segment<'_>)) {
@@ -1465,13 +1883,17 @@ impl Tcb {
                 if len > 0 && len == self.tx.len() {
                     flags = flags.union(TcpFlags::PSH);
                 }
-                let o = self.header(self.snd_una, flags, 0, len);
+                let o = self.header(now_ms, self.snd_una, flags, 0, len);
                 if self.snd_nxt.lt(seg_end) {
                     self.snd_nxt = seg_end;
                 }
                 self.sent(now_ms, seg_end, false);
                 self.emit_out(&o, emit);
             }
+        }
+        if self.tlp_now {
+            self.tlp_now = false;
+            self.send_probe(now_ms, emit);
         }
         let idle = self.snd_una == self.snd_max
             && now_ms.saturating_sub(self.last_send_ms) > self.rto_ms();
@@ -1518,7 +1940,7 @@ impl Tcb {
                 flags = flags.union(TcpFlags::PSH);
             }
             let seq = self.snd_nxt;
-            let o = self.header(seq, flags, off, len);
+            let o = self.header(now_ms, seq, flags, off, len);
             if flags.contains(TcpFlags::FIN) {
                 end += 1;
             }
@@ -1540,7 +1962,7 @@ impl Tcb {
                 // Zero-window probe: one byte beyond the window.
                 self.probe_now = false;
                 self.persist_backoff = self.persist_backoff.saturating_add(1);
-                let o = self.header(self.snd_nxt, TcpFlags::empty(), off, 1);
+                let o = self.header(now_ms, self.snd_nxt, TcpFlags::empty(), off, 1);
                 self.probe_sent = true;
                 self.last_send_ms = now_ms;
                 self.emit_out(&o, emit);
@@ -1574,11 +1996,14 @@ mod tests {
         SocketAddr::from(([10, 0, 0, 1], port))
     }
 
-    /// Small rings with shift 0, so windows read as plain numbers.
+    /// Small rings with shift 0, so windows read as plain numbers; no
+    /// tail loss probes (the tests of timeouts would see them first; the
+    /// probe's own tests turn them on).
     fn cfg() -> Config {
         Config {
             send_buffer: 65_535,
             recv_buffer: 65_535,
+            tlp: false,
             ..Config::default()
         }
     }
@@ -1593,6 +2018,7 @@ mod tests {
         mss: Option<u16>,
         ws: Option<u8>,
         sackp: bool,
+        ts: Option<(u32, u32)>,
         data: Vec<u8>,
     }
 
@@ -1613,6 +2039,9 @@ mod tests {
             if let Some(w) = self.ws {
                 write!(f, " ws {w}")?;
             }
+            if let Some((v, e)) = self.ts {
+                write!(f, " ts {v}/{e}")?;
+            }
             Ok(())
         }
     }
@@ -1627,6 +2056,7 @@ mod tests {
                 mss: self.mss,
                 window_scale: self.ws,
                 sack_permitted: self.sackp,
+                timestamp: self.ts,
                 payload: &self.data,
                 payload_tail: &[],
             }
@@ -1637,6 +2067,14 @@ mod tests {
         }
         fn with_ws(mut self, ws: u8) -> Seg {
             self.ws = Some(ws);
+            self
+        }
+        fn with_ts(mut self, tsval: u32, tsecr: u32) -> Seg {
+            self.ts = Some((tsval, tsecr));
+            self
+        }
+        fn tap(mut self, f: impl FnOnce(&mut Seg)) -> Seg {
+            f(&mut self);
             self
         }
     }
@@ -1678,6 +2116,7 @@ mod tests {
             mss: s.mss,
             ws: s.window_scale,
             sackp: s.sack_permitted,
+            ts: s.timestamp,
             data: [s.payload, s.payload_tail].concat(),
         }
     }
@@ -2634,6 +3073,338 @@ mod tests {
         let mut buf = [0u8; 8];
         assert_eq!(t.recv(&mut buf), 6);
         assert_eq!(&buf[..6], b"abcdef");
+    }
+
+    // ----- Timestamps (RFC 7323), Eifel (RFC 3522/4015), TLP (RFC 8985) -----
+
+    /// The peer's first TSval.
+    const PTS: u32 = 700_000;
+
+    /// `cfg()` with tail loss probes as `tlp` says.
+    fn cfg_tlp(tlp: bool) -> Config {
+        Config { tlp, ..cfg() }
+    }
+
+    /// A server connection whose SYN, SYN-ACK and ACK carried timestamps
+    /// (at t = 0, peer TSval PTS); returns it and our TS offset (our TSval
+    /// at time t is offset + t).
+    fn server_ts(c: Config, win: u16) -> (Tcb, u32) {
+        let syn = seg("S", PEER, 0, 65_535, &[])
+            .with_mss(1460)
+            .with_ts(PTS, 0);
+        let mut t = Tcb::accept(&syn.view(), addr(80), addr(4000), Seq(ISS), c, 0).unwrap();
+        let sa = one(&out(&mut t, 0), "S.", ISS, PEER + 1, None);
+        let (off, ecr) = sa.ts.expect("SYN-ACK has timestamps");
+        assert_eq!(ecr, PTS, "the SYN-ACK echoes the SYN's TSval");
+        let ack = seg(".", PEER + 1, ISS + 1, win, &[]).with_ts(PTS, off);
+        assert!(inject(&mut t, 0, &ack).is_empty());
+        assert_eq!(t.state(), State::Established);
+        assert!(t.timestamps());
+        (t, off)
+    }
+
+    /// A pure ACK from the peer with timestamps.
+    fn ack_ts(ack: u32, tsval: u32, tsecr: u32) -> Seg {
+        seg(".", PEER + 1, ack, 65_535, &[]).with_ts(tsval, tsecr)
+    }
+
+    #[test]
+    fn timestamps_are_negotiated_and_shrink_the_text_per_segment() {
+        let (mut t, off) = server_ts(cfg(), 65_535);
+        // 12 bytes of options: MSS 1460 carries 1448 bytes of text.
+        assert_eq!(t.snd_mss(), 1448);
+        t.send(&data(3 * 1448));
+        let v = out(&mut t, 5);
+        assert_eq!(v.len(), 3, "{v:?}");
+        assert_eq!(v[0].data.len(), 1448);
+        for s in &v {
+            assert_eq!(
+                s.ts,
+                Some((off + 5, PTS)),
+                "every segment: TSval now, TSecr TS.Recent"
+            );
+        }
+        // Active open: our SYN offers them (TSecr 0); a SYN-ACK without
+        // them means none on this connection.
+        let mut c = Tcb::connect(addr(4000), addr(80), Seq(ISS), cfg(), 0);
+        let syn = one(&out(&mut c, 0), "S", ISS, 0, None);
+        assert!(matches!(syn.ts, Some((_, 0))), "{syn:?}");
+        let sa = seg("S.", PEER, ISS + 1, 65_535, &[]).with_mss(1460);
+        let v = inject(&mut c, 1, &sa);
+        assert_eq!(one(&v, ".", ISS + 1, PEER + 1, None).ts, None);
+        assert!(!c.timestamps());
+        assert_eq!(c.snd_mss(), 1460);
+        // Turned off: not offered, and not answered.
+        let no = Config {
+            timestamps: false,
+            ..cfg()
+        };
+        let mut c = Tcb::connect(addr(4000), addr(80), Seq(ISS), no, 0);
+        assert_eq!(one(&out(&mut c, 0), "S", ISS, 0, None).ts, None);
+        let syn = seg("S", PEER, 0, 65_535, &[])
+            .with_mss(1460)
+            .with_ts(PTS, 0);
+        let mut s = Tcb::accept(&syn.view(), addr(80), addr(4000), Seq(ISS), no, 0).unwrap();
+        assert_eq!(one(&out(&mut s, 0), "S.", ISS, PEER + 1, None).ts, None);
+    }
+
+    #[test]
+    fn paws_drops_old_timestamps_and_segments_without_one() {
+        let (mut t, off) = server_ts(cfg(), 65_535);
+        let d = seg("P.", PEER + 1, ISS + 1, 65_535, b"new").with_ts(PTS + 10, off);
+        inject(&mut t, 10, &d);
+        assert_eq!(t.rcv_nxt, Seq(PEER + 4));
+        // An older TSval: an old duplicate, answered by an ACK, dropped.
+        let old = seg("P.", PEER + 4, ISS + 1, 65_535, b"old").with_ts(PTS + 5, off);
+        let v = inject(&mut t, 20, &old);
+        let a = one(&v, ".", ISS + 1, PEER + 4, None);
+        assert_eq!(a.ts, Some((off + 20, PTS + 10)));
+        assert_eq!(t.rcv_nxt, Seq(PEER + 4), "not taken");
+        assert_eq!(t.stats().paws_drops, 1);
+        // No timestamp at all once negotiated: dropped silently (§3.2).
+        let bare = seg("P.", PEER + 4, ISS + 1, 65_535, b"bare");
+        assert!(inject(&mut t, 21, &bare).is_empty());
+        assert_eq!(t.rcv_nxt, Seq(PEER + 4));
+        assert_eq!(t.stats().paws_drops, 2);
+        // The same TSval again is fine (several segments per tick).
+        let same = seg("P.", PEER + 4, ISS + 1, 65_535, b"ok").with_ts(PTS + 10, off);
+        inject(&mut t, 22, &same);
+        assert_eq!(t.rcv_nxt, Seq(PEER + 6));
+        // A RST needs no timestamp (§5.3: PAWS does not apply to it).
+        let rst = seg("R", PEER + 6, 0, 0, &[]);
+        inject(&mut t, 23, &rst);
+        assert_eq!(t.state(), State::Closed);
+        assert_eq!(t.error(), Some(Error::Reset));
+        // After 24 days of silence TS.Recent is no longer trusted (§5.5).
+        let (mut t, off) = server_ts(cfg(), 65_535);
+        let late = PAWS_IDLE_MS + 1;
+        let d = seg("P.", PEER + 1, ISS + 1, 65_535, b"x").with_ts(PTS - 1000, off);
+        inject(&mut t, late, &d);
+        assert_eq!(t.rcv_nxt, Seq(PEER + 2));
+    }
+
+    /// RFC 7323 §4.3: the echo is the TSval of the segment that advanced
+    /// the left edge: not an out-of-order segment's, but that of the
+    /// retransmission that fills the hole, so the peer can time it.
+    #[test]
+    fn the_echo_of_a_filled_hole_is_the_retransmission() {
+        let (mut t, off) = server_ts(cfg(), 65_535);
+        let a = seg("P.", PEER + 1, ISS + 1, 65_535, &[1; 100]).with_ts(PTS + 1, off);
+        let b = seg("P.", PEER + 201, ISS + 1, 65_535, &[3; 100]).with_ts(PTS + 3, off);
+        let hole = seg("P.", PEER + 101, ISS + 1, 65_535, &[2; 100]).with_ts(PTS + 9, off);
+        inject(&mut t, 1, &a);
+        // Out of order: ACKed at once, echoing the in-order segment's TSval.
+        let v = inject(&mut t, 3, &b);
+        assert_eq!(
+            one(&v, ".", ISS + 1, PEER + 101, None).ts,
+            Some((off + 3, PTS + 1))
+        );
+        // The retransmission fills the hole: its TSval is echoed.
+        let v = inject(&mut t, 9, &hole);
+        assert_eq!(
+            one(&v, ".", ISS + 1, PEER + 301, None).ts,
+            Some((off + 9, PTS + 9))
+        );
+    }
+
+    /// With timestamps every ACK of new data is an RTT sample, also of
+    /// retransmitted data (no Karn ambiguity), so a sample after a timeout
+    /// ends the backoff at once; without them it does not.
+    #[test]
+    fn rtt_samples_from_the_echo_during_recovery_end_the_backoff() {
+        let (mut t, off) = server_ts(cfg(), 65_535);
+        t.send(b"abc");
+        one(&out(&mut t, 0), "P.", ISS + 1, PEER + 1, None);
+        one(&out(&mut t, 200), "P.", ISS + 1, PEER + 1, None);
+        one(&out(&mut t, 600), "P.", ISS + 1, PEER + 1, None);
+        assert_eq!(t.next_deadline(), Some(1400), "backed off twice");
+        // The ACK of the second retransmission (sent at 600) echoes it.
+        inject(&mut t, 630, &ack_ts(ISS + 4, PTS + 630, off + 600));
+        // SRTT: 7/8 of the handshake's 0 ms and 1/8 of this 30 ms.
+        assert_eq!(t.srtt_us(), Some(30_000 / 8));
+        assert_eq!(t.rto_ms(), 200, "backoff over");
+        // Without timestamps the same ACK leaves the backoff (Karn).
+        let mut n = server(cfg(), 65_535);
+        n.send(b"abc");
+        out(&mut n, 0);
+        out(&mut n, 200);
+        out(&mut n, 600);
+        inject(&mut n, 630, &seg(".", PEER + 1, ISS + 4, 65_535, &[]));
+        assert_eq!(n.rto_ms(), 800);
+    }
+
+    /// A timeout whose original segments were only delayed: the ACK echoes
+    /// the original's TSval, so the timeout is undone (RFC 4015): the
+    /// window comes back and new data follows SND.MAX instead of going
+    /// back N. The same ACK echoing the retransmission undoes nothing.
+    #[test]
+    fn a_spurious_timeout_is_undone() {
+        for spurious in [true, false] {
+            let (mut t, off) = server_ts(cfg(), 65_535);
+            let base = ISS + 1;
+            t.send(&data(20 * 1448));
+            assert_eq!(out(&mut t, 0).len(), 10, "IW 10");
+            let cwnd = t.cc().cwnd();
+            // Timeout: one segment again, cwnd 1.
+            let v = out(&mut t, 200);
+            one(&v, ".", base, PEER + 1, None);
+            assert_eq!(t.cc().cwnd(), 1448);
+            assert_eq!(t.stats().timeouts, 1);
+            let ecr = if spurious { off } else { off + 200 };
+            let v = inject(&mut t, 210, &ack_ts(base + 1448, PTS + 210, ecr));
+            if spurious {
+                assert_eq!(t.stats().spurious_undos, 1);
+                assert!(
+                    t.cc().cwnd() >= 9 * 1448,
+                    "cwnd {} (was {cwnd})",
+                    t.cc().cwnd()
+                );
+                assert!(t.cc().ssthresh() >= cwnd);
+                // New data at SND.MAX, not segment 1 again.
+                assert!(!v.is_empty());
+                assert_eq!(v[0].seq, base + 10 * 1448, "{v:?}");
+            } else {
+                assert_eq!(t.stats().spurious_undos, 0);
+                assert!(t.cc().cwnd() <= 2 * 1448);
+                assert_eq!(v[0].seq, base + 1448, "go back N: {v:?}");
+            }
+        }
+    }
+
+    /// A fast retransmit for a reordered segment: the ACK that covers it
+    /// echoes the original's TSval, and the window reduction is undone.
+    #[test]
+    fn a_spurious_fast_retransmit_is_undone() {
+        for spurious in [true, false] {
+            let (mut t, off) = server_ts(cfg(), 65_535);
+            let base = ISS + 1;
+            t.send(&data(10 * 1448));
+            assert_eq!(out(&mut t, 0).len(), 10);
+            let cwnd = t.cc().cwnd();
+            let dup = ack_ts(base, PTS + 10, off);
+            inject(&mut t, 10, &dup);
+            inject(&mut t, 11, &dup);
+            let v = inject(&mut t, 12, &dup);
+            assert_eq!(v[0].seq, base, "fast retransmit: {v:?}");
+            assert!(t.cc().in_recovery());
+            assert_eq!(t.stats().fast_retransmits, 1);
+            let ecr = if spurious { off } else { off + 12 };
+            inject(&mut t, 13, &ack_ts(base + 10 * 1448, PTS + 13, ecr));
+            assert!(!t.cc().in_recovery());
+            if spurious {
+                assert_eq!(t.stats().spurious_undos, 1);
+                assert!(t.cc().cwnd() >= cwnd, "{} < {cwnd}", t.cc().cwnd());
+            } else {
+                assert_eq!(t.stats().spurious_undos, 0);
+                assert!(t.cc().cwnd() <= cwnd / 2 + 1448);
+            }
+        }
+    }
+
+    /// The last segment of a flight is lost: instead of the 200 ms RTO a
+    /// probe re-sends it at 2·SRTT + 40 ms (two segments out), and its ACK
+    /// repairs the loss. (With one segment out the probe would wait
+    /// 2·SRTT + 200 ms, never before the RTO's 200 ms floor.)
+    #[test]
+    fn tail_loss_probe_resends_the_last_segment() {
+        let (mut t, off) = server_ts(cfg_tlp(true), 65_535);
+        let base = ISS + 1;
+        t.send(&data(3 * 1448));
+        assert_eq!(out(&mut t, 0).len(), 3);
+        // The first is ACKed after 4 ms; the second arrives (its ACK
+        // waits), the third is lost.
+        inject(&mut t, 4, &ack_ts(base + 1448, PTS + 4, off));
+        let srtt_ms = u64::from(t.srtt_us().unwrap()).div_ceil(1000);
+        let pto = 4 + 2 * srtt_ms + TLP_DELACK_MS;
+        assert_eq!(t.next_deadline(), Some(pto));
+        assert!(pto < 4 + t.rto_ms());
+        assert!(out(&mut t, pto - 1).is_empty());
+        let v = out(&mut t, pto);
+        let p = one(&v, "P.", base + 2 * 1448, PEER + 1, None);
+        assert_eq!(p.data.len(), 1448);
+        assert_eq!(t.stats().tlp_probes, 1);
+        // The RTO runs behind the probe.
+        assert_eq!(t.next_deadline(), Some(pto + t.rto_ms()));
+        // Its ACK echoes the probe: it repaired a loss, cwnd is reduced.
+        let cwnd = t.cc().cwnd();
+        inject(
+            &mut t,
+            pto + 4,
+            &ack_ts(base + 3 * 1448, PTS + 30, off + pto as u32),
+        );
+        assert_eq!(t.stats().tlp_recoveries, 1);
+        assert!(t.cc().cwnd() < cwnd);
+        assert_eq!(t.stats().timeouts, 0);
+        assert!(t.next_deadline().is_none());
+    }
+
+    /// With more data waiting, the probe is a new segment; the duplicate
+    /// ACK it draws says SND.UNA is missing, and it is retransmitted at
+    /// once (fast recovery) rather than after the RTO.
+    #[test]
+    fn tail_loss_probe_sends_new_data_and_its_duplicate_starts_recovery() {
+        let (mut t, off) = server_ts(cfg_tlp(true), 65_535);
+        let base = ISS + 1;
+        t.send(&data(4 * 1448));
+        // A window of 3 segments from the peer: the 4th waits.
+        t.snd_wnd = 3 * 1448;
+        assert_eq!(out(&mut t, 0).len(), 3);
+        inject(
+            &mut t,
+            4,
+            &ack_ts(base + 1448, PTS + 4, off).tap(|s| s.win = 3 * 1448),
+        );
+        // Segments 2 and 3 lost. One new segment fits the window.
+        let pto = t.next_deadline().unwrap();
+        let v = out(&mut t, pto);
+        let p = one(&v, "P.", base + 3 * 1448, PEER + 1, None);
+        assert_eq!(p.data.len(), 1448);
+        // Its duplicate ACK: segment 2 is sent again at once.
+        let dup = ack_ts(base + 1448, PTS + 40, off + pto as u32).tap(|s| s.win = 3 * 1448);
+        let v = inject(&mut t, pto + 4, &dup);
+        assert_eq!(v[0].seq, base + 1448, "{v:?}");
+        assert!(t.cc().in_recovery());
+        assert_eq!(t.stats().fast_retransmits, 1);
+    }
+
+    /// No probe when the ACKs keep coming, in recovery, after a timeout,
+    /// or when the probe timeout would not come before the RTO.
+    #[test]
+    fn tail_loss_probe_does_not_fire_when_it_should_not() {
+        // ACKed in time: the timer is cancelled.
+        let (mut t, off) = server_ts(cfg_tlp(true), 65_535);
+        let base = ISS + 1;
+        t.send(&data(2 * 1448));
+        out(&mut t, 0);
+        inject(&mut t, 3, &ack_ts(base + 2 * 1448, PTS + 3, off));
+        assert!(t.next_deadline().is_none());
+        assert!(out(&mut t, 1000).is_empty());
+        assert_eq!(t.stats().tlp_probes, 0);
+        // In recovery: the retransmission timer is the RTO.
+        t.send(&data(10 * 1448));
+        assert_eq!(out(&mut t, 1000).len(), 10);
+        let base = base + 2 * 1448;
+        for i in 0..3 {
+            inject(&mut t, 1001 + i, &ack_ts(base, PTS + 1001, off + 1000));
+        }
+        assert!(t.cc().in_recovery());
+        assert!(!t.pto_armed);
+        // After a timeout: none either.
+        let (mut t, _) = server_ts(cfg_tlp(true), 65_535);
+        t.send(&data(1448));
+        out(&mut t, 0);
+        // No RTT sample yet beyond the handshake's 0 ms: PTO 200 ms for
+        // one segment is not before the RTO (200 ms): no probe, an RTO.
+        assert!(!t.pto_armed);
+        out(&mut t, 200);
+        assert_eq!(t.stats().timeouts, 1);
+        assert_eq!(t.stats().tlp_probes, 0);
+        // Turned off: the RTO only.
+        let (mut t, off) = server_ts(cfg_tlp(false), 65_535);
+        t.send(&data(3 * 1448));
+        out(&mut t, 0);
+        inject(&mut t, 4, &ack_ts(ISS + 1 + 1448, PTS + 4, off));
+        assert!(!t.pto_armed);
     }
 
     // ----- Two connections over a lossy channel -----
