@@ -921,6 +921,7 @@ impl Control {
                     ("tlp_recoveries", g64(&g.tlp_recoveries)),
                     ("spurious_undos", g64(&g.spurious_undos)),
                     ("paws_drops", g64(&g.paws_drops)),
+                    ("rcv_buffer_grows", g64(&g.rcv_buffer_grows)),
                 ];
                 for (name, v) in [
                     ("conns", conns),
@@ -2115,6 +2116,7 @@ mod tests {
                 "tlp_recoveries",
                 "spurious_undos",
                 "paws_drops",
+                "rcv_buffer_grows",
             ] {
                 push(&format!("tcp worker {w}"), n);
             }

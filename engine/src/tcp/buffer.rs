@@ -2,8 +2,10 @@
 //! receive buffer.
 //!
 //! A [`RingBuf`] is one allocation made when the connection is created
-//! (capacity given then, any size; a power of two is usual) and never
-//! reallocated, so the per-packet path allocates nothing. It is a ring of
+//! (capacity given then, any size; a power of two is usual), so the
+//! per-packet path allocates nothing; only receive autotuning enlarges a
+//! receive ring ([`grow`](RingBuf::grow)), a few times in a connection's
+//! life. It is a ring of
 //! `capacity` bytes holding `len` readable bytes from `head`; the rest is
 //! free space, which has a use of its own:
 //!
@@ -64,7 +66,25 @@ impl RingBuf {
         }
     }
 
-    /// The fixed number of bytes the ring holds.
+    /// Enlarges the ring to `capacity` bytes (nothing if it is not
+    /// larger): one allocation and one copy of the old ring from `head`,
+    /// so readable bytes and the uncommitted ones after them keep their
+    /// offsets. The receive buffer's autotuning grows it a few times in a
+    /// connection's life, never per packet.
+    pub fn grow(&mut self, capacity: usize) {
+        let old = self.buf.len();
+        if capacity <= old {
+            return;
+        }
+        let mut nb = vec![0; capacity].into_boxed_slice();
+        let first = old - self.head;
+        nb[..first].copy_from_slice(&self.buf[self.head..]);
+        nb[first..old].copy_from_slice(&self.buf[..self.head]);
+        self.buf = nb;
+        self.head = 0;
+    }
+
+    /// The number of bytes the ring holds.
     #[inline]
     pub fn capacity(&self) -> usize {
         self.buf.len()
@@ -203,6 +223,28 @@ mod tests {
     fn readable(r: &RingBuf) -> Vec<u8> {
         let (a, b) = r.as_slices();
         [a, b].concat()
+    }
+
+    /// Growing keeps readable bytes and the uncommitted ones after them at
+    /// their offsets, also when the old ring had wrapped.
+    #[test]
+    fn grow_keeps_readable_and_uncommitted_bytes() {
+        let mut r = RingBuf::new(8);
+        assert_eq!(r.push(b"abcdef"), 6);
+        let mut sink = [0u8; 5];
+        assert_eq!(r.pop_into(&mut sink), 5);
+        assert_eq!(r.push(b"ghij"), 4); // wraps: head 5, "fghij"
+        assert_eq!(r.write_at(1, b"LM"), 2); // uncommitted, after a gap
+        r.grow(4); // not larger: nothing
+        assert_eq!(r.capacity(), 8);
+        r.grow(32);
+        assert_eq!(r.capacity(), 32);
+        assert_eq!(readable(&r), b"fghij");
+        assert_eq!(r.write_at(0, b"K"), 1);
+        assert_eq!(r.commit(3), 3);
+        assert_eq!(readable(&r), b"fghijKLM");
+        assert_eq!(r.free(), 24);
+        assert_eq!(r.push(&[b'x'; 24]), 24);
     }
 
     #[test]

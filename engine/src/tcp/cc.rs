@@ -233,10 +233,10 @@ impl Cc {
         self.bytes_acked = 0;
     }
 
-    /// A timeout found spurious (RFC 4015 §4, steps 4): cwnd = FlightSize
-    /// + min(bytes acknowledged, IW) and ssthresh = `pipe_prev`, i.e.
-    /// max(FlightSize, ssthresh) when the timer expired; the slow start of
-    /// the timeout ends.
+    /// A timeout found spurious (RFC 4015 §4, step 4): cwnd becomes
+    /// FlightSize plus min(bytes acknowledged, IW) and ssthresh becomes
+    /// `pipe_prev`, i.e. max(FlightSize, ssthresh) when the timer expired;
+    /// the slow start of the timeout ends.
     pub fn undo_timeout(&mut self, pipe_prev: u32, flight: u32, acked: u32) {
         self.cwnd = flight
             .saturating_add(acked.min(initial_window(self.smss)))

@@ -41,7 +41,14 @@ pub struct RawTcpStack {
     pub mss: Option<Spanned<u64>>,
     pub send_buffer: Option<Spanned<u64>>,
     pub recv_buffer: Option<Spanned<u64>>,
+    /// The receive ring a connection starts with; autotuning grows it up
+    /// to `recv_buffer`.
+    pub recv_buffer_initial: Option<Spanned<u64>>,
     pub window_scale: Option<bool>,
+    /// RFC 7323 timestamps (default on).
+    pub timestamps: Option<bool>,
+    /// Tail loss probes (default on).
+    pub tlp: Option<bool>,
     pub delayed_ack_ms: Option<Spanned<u64>>,
     pub min_rto_ms: Option<Spanned<u64>>,
     pub max_rto_ms: Option<Spanned<u64>>,
@@ -160,8 +167,22 @@ pub fn validate_stack(ck: &mut Checker<'_>, r: RawTcpStack) -> StackConfig {
         64 << 20,
         t.recv_buffer as u64,
     ) as usize;
+    t.recv_buffer_initial = in_range(
+        ck,
+        &r.recv_buffer_initial,
+        "recv_buffer_initial",
+        4096,
+        64 << 20,
+        (t.recv_buffer_initial as u64).min(t.recv_buffer as u64),
+    ) as usize;
     if let Some(w) = r.window_scale {
         t.window_scale = w;
+    }
+    if let Some(v) = r.timestamps {
+        t.timestamps = v;
+    }
+    if let Some(v) = r.tlp {
+        t.tlp = v;
     }
     t.delayed_ack_ms = in_range(
         ck,

@@ -135,6 +135,7 @@ pub struct Gauges {
     pub tlp_recoveries: AtomicU64,
     pub spurious_undos: AtomicU64,
     pub paws_drops: AtomicU64,
+    pub rcv_buffer_grows: AtomicU64,
 }
 
 /// One row of `ctl tcp show`.
@@ -696,7 +697,11 @@ impl TcpWorker {
         let err = c.tcb.error();
         self.retired_stats.add(&c.tcb.stats());
         if self.pool.len() < self.max_conns {
-            self.pool.push(c.tcb.into_buffers());
+            // A receive ring that autotuning grew is freed, not kept.
+            let b = c.tcb.into_buffers();
+            if b.fits(&self.cfg) {
+                self.pool.push(b);
+            }
         }
         self.closed += 1;
         match err {
@@ -782,6 +787,7 @@ impl TcpWorker {
                 (&g.tlp_recoveries, st.tlp_recoveries),
                 (&g.spurious_undos, st.spurious_undos),
                 (&g.paws_drops, st.paws_drops),
+                (&g.rcv_buffer_grows, st.rcv_buffer_grows),
             ] {
                 a.store(v, Ordering::Relaxed);
             }

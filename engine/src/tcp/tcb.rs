@@ -74,7 +74,7 @@
 use std::net::SocketAddr;
 
 use super::buffer::RingBuf;
-use super::cc::{AckAction, Cc};
+use super::cc::{self, AckAction, Cc};
 use super::reasm::{self, Insert, Reassembly};
 use super::rtt::{RttConfig, RttEstimator, US_PER_MS};
 use super::seq::Seq;
@@ -146,8 +146,14 @@ pub struct Config {
     pub mss: u16,
     /// Send ring capacity in bytes.
     pub send_buffer: usize,
-    /// Receive ring capacity in bytes (at most 2^30 is advertised).
+    /// Receive ring capacity in bytes at most (at most 2^30 is
+    /// advertised): the limit of autotuning, like Linux's `tcp_rmem[2]`.
     pub recv_buffer: usize,
+    /// The receive ring a connection starts with (like `tcp_rmem[1]`);
+    /// autotuning grows it towards `recv_buffer` when the application
+    /// reads more per round trip than the window lets through. Equal to
+    /// `recv_buffer` (or above): no autotuning.
+    pub recv_buffer_initial: usize,
     /// Offer window scaling in our SYN (used only if the peer's has it too).
     pub window_scale: bool,
     /// Turn off Nagle's algorithm (like `TCP_NODELAY`).
@@ -185,6 +191,7 @@ impl Default for Config {
             mss: 1460,
             send_buffer: 64 * 1024,
             recv_buffer: 64 * 1024,
+            recv_buffer_initial: 64 * 1024,
             window_scale: true,
             nodelay: false,
             delayed_ack_ms: 40,
@@ -382,6 +389,18 @@ pub struct Tcb {
     /// The tail loss probe out, until an ACK covers it or a timeout.
     tlp: Option<Tlp>,
     stats: TcbStats,
+
+    // Receive buffer autotuning (Linux's dynamic right-sizing).
+    /// Bytes the application has read, ever.
+    app_read: u64,
+    /// Start of the current measurement: time and `app_read` then.
+    rcv_mark_ms: u64,
+    rcv_mark_read: u64,
+    /// Bytes read in the last measured round trip that grew the ring.
+    rcv_space: u32,
+    /// The receiver's RTT estimate (µs, 0 unknown), from the echo of our
+    /// TSval in full-sized segments.
+    rcv_rtt_us: u32,
 }
 
 /// Counters of one connection's loss recovery (summed by the endpoint).
@@ -401,6 +420,8 @@ pub struct TcbStats {
     pub spurious_undos: u64,
     /// Segments dropped by PAWS (or without a timestamp once negotiated).
     pub paws_drops: u64,
+    /// Times receive autotuning enlarged the receive ring.
+    pub rcv_buffer_grows: u64,
 }
 
 impl TcbStats {
@@ -413,6 +434,7 @@ impl TcbStats {
         self.tlp_recoveries += o.tlp_recoveries;
         self.spurious_undos += o.spurious_undos;
         self.paws_drops += o.paws_drops;
+        self.rcv_buffer_grows += o.rcv_buffer_grows;
     }
 }
 
@@ -479,18 +501,30 @@ pub struct Buffers {
 }
 
 impl Buffers {
-    /// Rings of the sizes `cfg` asks for.
+    /// Rings of the sizes `cfg` asks for (the receive ring at its initial size).
     pub fn new(cfg: &Config) -> Buffers {
         Buffers {
             tx: RingBuf::new(cfg.send_buffer),
-            rx: RingBuf::new(cfg.recv_buffer.min(1 << 30)),
+            rx: RingBuf::new(initial_rx(cfg)),
         }
     }
 
-    /// Whether these rings have the sizes `cfg` asks for.
+    /// Whether these rings have the sizes `cfg` asks for (a receive ring
+    /// that autotuning grew does not: it is not kept for another
+    /// connection, whose flow may be small).
     pub fn fits(&self, cfg: &Config) -> bool {
-        self.tx.capacity() == cfg.send_buffer && self.rx.capacity() == cfg.recv_buffer.min(1 << 30)
+        self.tx.capacity() == cfg.send_buffer && self.rx.capacity() == initial_rx(cfg)
     }
+}
+
+/// The largest receive ring (what can be advertised: 2^30).
+fn max_rx(cfg: &Config) -> usize {
+    cfg.recv_buffer.min(1 << 30)
+}
+
+/// The receive ring a connection starts with.
+fn initial_rx(cfg: &Config) -> usize {
+    cfg.recv_buffer_initial.min(max_rx(cfg))
 }
 
 impl Tcb {
@@ -572,6 +606,11 @@ impl Tcb {
             tlp_now: false,
             tlp: None,
             stats: TcbStats::default(),
+            app_read: 0,
+            rcv_mark_ms: now_ms,
+            rcv_mark_read: 0,
+            rcv_space: cc::initial_window(u32::from(mss)),
+            rcv_rtt_us: 0,
         }
     }
 
@@ -600,7 +639,7 @@ impl Tcb {
         t.state = State::SynSent;
         t.active = true;
         if cfg.window_scale {
-            t.rcv_shift = shift_for(t.rx.capacity());
+            t.rcv_shift = shift_for(max_rx(&t.cfg));
         }
         t
     }
@@ -665,7 +704,7 @@ impl Tcb {
             Some(s) if self.cfg.window_scale => {
                 self.ws_ok = true;
                 self.snd_shift = s.min(MAX_WINDOW_SHIFT);
-                self.rcv_shift = shift_for(self.rx.capacity());
+                self.rcv_shift = shift_for(max_rx(&self.cfg));
             }
             _ => {
                 self.ws_ok = false;
@@ -696,6 +735,7 @@ impl Tcb {
     pub fn recv(&mut self, buf: &mut [u8]) -> usize {
         let n = self.rx.pop_into(buf);
         if n > 0 {
+            self.app_read = self.app_read.wrapping_add(n as u64);
             self.maybe_window_update();
         }
         n
@@ -821,6 +861,11 @@ impl Tcb {
     /// The smoothed RTT in µs, once sampled.
     pub fn stats(&self) -> TcbStats {
         self.stats
+    }
+
+    /// The receive ring's capacity now (autotuning grows it).
+    pub fn recv_buffer(&self) -> usize {
+        self.rx.capacity()
     }
 
     /// Whether both SYNs carried timestamps.
@@ -1470,6 +1515,7 @@ impl Tcb {
         let n = self.reasm.advance();
         self.rx.commit(n as usize);
         self.rcv_nxt += n;
+        self.autotune(now_ms, seg, plen);
         if p.offset > 0 || had_holes || p.skip > 0 {
             // Out of order, or filling a hole: ACK at once (RFC 5681 §4.2).
             self.ack_now = true;
@@ -1487,6 +1533,59 @@ impl Tcb {
             if f == self.rcv_nxt {
                 self.take_fin(now_ms);
             }
+        }
+    }
+
+    /// Receive buffer autotuning (after Linux's `tcp_rcv_space_adjust`):
+    /// once per receiver RTT, if the application read more than in the
+    /// last measured round trip, the ring grows to twice that (more while
+    /// the sender is still ramping up: it doubles per RTT in slow start),
+    /// up to `recv_buffer`. A small flow keeps its small ring and window.
+    /// The RTT is the receiver's own estimate from the echo of our TSval
+    /// in full-sized segments (`tcp_rcv_rtt_measure_ts`), else SRTT, at
+    /// least 1 ms.
+    fn autotune(&mut self, now_ms: u64, seg: &Segment<'_>, plen: u32) {
+        let max = max_rx(&self.cfg);
+        if self.rx.capacity() >= max {
+            return;
+        }
+        if let (true, Some((_, tsecr))) = (self.ts_ok, seg.timestamp) {
+            let ms = self.tsval(now_ms).wrapping_sub(tsecr);
+            if tsecr != 0 && plen >= self.snd_mss && ms < 1 << 20 {
+                let us = ms.saturating_mul(US_PER_MS).max(1);
+                // Keep the smaller of old and new quickly, grow slowly.
+                self.rcv_rtt_us = if self.rcv_rtt_us == 0 || us < self.rcv_rtt_us {
+                    us
+                } else {
+                    self.rcv_rtt_us + (us - self.rcv_rtt_us) / 8
+                };
+            }
+        }
+        let rtt_us = match self.rcv_rtt_us {
+            0 => self.rtt.srtt_us().unwrap_or(0),
+            r => r,
+        };
+        let rtt_ms = u64::from(rtt_us.div_ceil(US_PER_MS)).max(1);
+        if now_ms.saturating_sub(self.rcv_mark_ms) < rtt_ms {
+            return;
+        }
+        let copied = clamp_u32(self.app_read.wrapping_sub(self.rcv_mark_read) as usize);
+        self.rcv_mark_ms = now_ms;
+        self.rcv_mark_read = self.app_read;
+        let space = self.rcv_space.max(1);
+        if copied <= space {
+            return;
+        }
+        let mss = u32::from(self.cfg.mss);
+        let mut win = u64::from(copied) * 2 + 16 * u64::from(mss);
+        win += 2 * win * u64::from(copied - space) / u64::from(space);
+        self.rcv_space = copied;
+        let target = usize::try_from(win).unwrap_or(usize::MAX).min(max);
+        if target > self.rx.capacity() {
+            // Whole pages of 4 KiB, not a byte count the allocator rounds.
+            let target = target.div_ceil(4096).saturating_mul(4096).min(max);
+            self.rx.grow(target);
+            self.stats.rcv_buffer_grows += 1;
         }
     }
 
@@ -2195,6 +2294,7 @@ mod tests {
     fn window_scale_only_when_both_sides_send_it() {
         let big = Config {
             recv_buffer: 1 << 20,
+            recv_buffer_initial: 1 << 20,
             ..cfg()
         };
         // Peer offers 2; our shift for 1 MiB is 5.
@@ -2223,6 +2323,7 @@ mod tests {
     fn active_open() {
         let c = Config {
             recv_buffer: 1 << 18,
+            recv_buffer_initial: 1 << 18,
             ..cfg()
         };
         let mut t = Tcb::connect(addr(4000), addr(80), Seq(ISS), c, 0);
@@ -3405,6 +3506,76 @@ mod tests {
         out(&mut t, 0);
         inject(&mut t, 4, &ack_ts(ISS + 1 + 1448, PTS + 4, off));
         assert!(!t.pto_armed);
+    }
+
+    // ----- Receive buffer autotuning -----
+
+    /// A bulk flow whose reader keeps up grows the ring (and the window)
+    /// from the initial 64 KiB towards `recv_buffer`; a small flow keeps
+    /// 64 KiB; the window scale is chosen for the largest ring.
+    #[test]
+    fn receive_buffer_autotuning() {
+        let c = Config {
+            recv_buffer: 1 << 20,
+            recv_buffer_initial: 64 << 10,
+            ..cfg()
+        };
+        let syn = seg("S", PEER, 0, 65_535, &[])
+            .with_mss(1460)
+            .with_ws(7)
+            .with_ts(PTS, 0);
+        let mut t = Tcb::accept(&syn.view(), addr(80), addr(4000), Seq(ISS), c, 0).unwrap();
+        let sa = one(&out(&mut t, 0), "S.", ISS, PEER + 1, None);
+        assert_eq!(sa.ws, Some(5), "shift for 1 MiB, not for 64 KiB");
+        let off = sa.ts.unwrap().0;
+        inject(
+            &mut t,
+            0,
+            &seg(".", PEER + 1, ISS + 1, 512, &[]).with_ts(PTS, off),
+        );
+        assert_eq!(t.recv_buffer(), 64 << 10);
+        // 2 ms per "round trip": the peer sends what the window allows,
+        // the application reads it all at once.
+        let chunk = vec![7u8; 1448];
+        let mut seq = PEER + 1;
+        let mut buf = vec![0u8; 4 << 20];
+        let mut now = 0;
+        for round in 0..12 {
+            now += 2;
+            let wnd = t.rcv_wnd();
+            let mut sent = 0;
+            while sent + 1448 <= wnd {
+                let d =
+                    seg(".", seq, ISS + 1, 512, &chunk).with_ts(PTS + round, off + now as u32 - 1);
+                t.on_segment(now, &d.view());
+                seq += 1448;
+                sent += 1448;
+            }
+            t.recv(&mut buf);
+            out(&mut t, now);
+        }
+        assert_eq!(t.recv_buffer(), 1 << 20, "grown to recv_buffer");
+        assert!(t.stats().rcv_buffer_grows >= 1);
+        assert!(t.rcv_wnd() > 512 << 10, "window {}", t.rcv_wnd());
+        // A small flow: a few kilobytes, read at once: no growth.
+        let (mut s, off) = server_ts(c, 65_535);
+        for i in 0..20u32 {
+            let d =
+                seg("P.", PEER + 1 + i * 100, ISS + 1, 65_535, &[1; 100]).with_ts(PTS + i, off + i);
+            s.on_segment(u64::from(i) * 5, &d.view());
+            s.recv(&mut buf);
+            out(&mut s, u64::from(i) * 5);
+        }
+        assert_eq!(s.recv_buffer(), 64 << 10);
+        // Turned off (initial = recv_buffer): the whole ring from the start.
+        let full = Config {
+            recv_buffer_initial: 1 << 20,
+            ..c
+        };
+        let (s, _) = server_ts(full, 65_535);
+        assert_eq!(s.recv_buffer(), 1 << 20);
+        // A grown ring does not go back to the pool's size class.
+        assert!(!t.into_buffers().fits(&c));
     }
 
     // ----- Two connections over a lossy channel -----
