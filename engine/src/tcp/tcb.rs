@@ -29,10 +29,35 @@
 //!   ([`Config::challenge_acks_per_sec`]).
 //! - Options: MSS (default 536 when the peer sends none), window scaling
 //!   only when both SYNs carry it (RFC 7323 §2), our shift the smallest that
-//!   lets the receive ring be advertised. SACK-permitted is never sent and
-//!   SACK options are ignored. **Timestamps are not implemented** (RFC 7323
-//!   §3-§5): neither sent nor echoed; PAWS is absent, which is acceptable
-//!   without timestamps below ~1 Gbit/s per connection of wrap time.
+//!   lets the largest receive ring (`recv_buffer`) be advertised.
+//!   SACK-permitted is never sent and SACK options are ignored.
+//! - Timestamps (RFC 7323, [`Config::timestamps`], on by default) when both
+//!   SYNs carry them: every segment but a RST carries TSval (the ms clock
+//!   plus a per-connection offset) and TSecr = TS.Recent; TS.Recent is taken
+//!   only from a segment with SEG.SEQ <= Last.ACK.sent (§4.3), so the echo
+//!   of a retransmission that fills a hole is the retransmission's; RTTM
+//!   takes a sample from TSecr on every ACK of new data, retransmitted or
+//!   not, during recovery too, which ends an RTO backoff at once; PAWS
+//!   (§5) drops a segment whose TSval is older than TS.Recent (24 days of
+//!   idleness excepted) and, once negotiated, one without a timestamp
+//!   (§3.2), a RST excepted. The text per segment is the MSS less the 12
+//!   bytes of the option.
+//! - Spurious retransmissions (Eifel detection, RFC 3522, with timestamps):
+//!   the first ACK of new data after a timeout or fast retransmit that
+//!   echoes a TSval older than the retransmission's was sent for the
+//!   original; the response (RFC 4015) restores cwnd/ssthresh and, after a
+//!   timeout, sends new data from SND.MAX instead of going back N.
+//! - Tail loss probes (RFC 8985 §7, [`Config::tlp`]): with data in flight
+//!   and no recovery under way, a probe timeout of 2·SRTT + 40 ms (+ 200 ms
+//!   with one segment out; only when shorter than the RTO) sends one new
+//!   segment if the peer's window takes it, else the last segment again.
+//!   Without SACK the ACK it draws is read so: a duplicate ACK (the peer
+//!   holds data beyond SND.UNA but not SND.UNA) starts fast recovery at
+//!   once; an ACK covering a re-sent probe whose echo is the probe's own
+//!   TSval means the probe repaired a loss, and cwnd is halved.
+//! - Receive buffer autotuning ([`Config::recv_buffer_initial`]): the ring
+//!   starts small and grows once per receiver RTT to twice what the
+//!   application read in that RTT, up to `recv_buffer` (Linux's DRS).
 //! - Sending: MSS-sized segments within min(cwnd, peer window) ([`Cc`]),
 //!   Nagle (§3.7.4, off with [`Config::nodelay`]), sender SWS avoidance
 //!   (§3.8.6.2.1, the override timeout being the persist timer), receiver
@@ -67,9 +92,10 @@
 //!   timeout SND.NXT goes back to SND.UNA, and a peer that already has
 //!   those bytes would find the ACK old and drop it (two such peers would
 //!   stall each other).
-//! - Not implemented: timestamps/PAWS, SACK, urgent data (URG is ignored),
-//!   limited transmit, ECN, path MTU discovery, RFC 1337 TIME-WAIT
-//!   protection (a RST at RCV.NXT ends TIME-WAIT, as on Linux).
+//! - Not implemented: SACK, urgent data (URG is ignored), ECN, path MTU
+//!   discovery, RFC 1337 TIME-WAIT protection (a RST at RCV.NXT ends
+//!   TIME-WAIT, as on Linux), F-RTO (Eifel needs timestamps; a peer
+//!   without them gets no spurious-timeout detection).
 
 use std::net::SocketAddr;
 
@@ -1504,7 +1530,9 @@ impl Tcb {
         };
         match self.reasm.insert(p.offset, p.len) {
             Insert::Full => {
-                self.ack_now = true;
+                // No room beyond every held interval: dropped without a
+                // duplicate ACK (as Linux's tcp_data_queue_ofo), which
+                // would only let a Reno sender send more of the same.
                 return;
             }
             Insert::Duplicate => self.ack_now = true,
