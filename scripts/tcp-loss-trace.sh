@@ -78,20 +78,23 @@ analyse() {
         END { printf "server segments %d, pure duplicate ACKs %d (same window %d), window min %d max %d (raw field), zero windows %d\n", n, dup, dupsame, minw, maxw, zero }
     ' "$out/segments.txt"
     # The client's retransmission timer as ss saw it (rto and backoff changes).
+    if [ -f "$out/engine.pcap" ]; then
+        echo "the engine's receiver, replayed (scripts/tcp-loss-model.py):"
+        python3 "$here/scripts/tcp-loss-model.py" "$out/engine.pcap" | tee "$out/model.txt"
+    fi
     if [ -f "$out/ss.log" ]; then
         echo "client rto/backoff (ss -ti, changes only):"
-        awk '
+        awk -v t0="$(head -1 "$out/segments.txt" | cut -d' ' -f1)" '
             /^T / { t = $2 }
             / rto:/ {
-                rto = ""; bo = "0"; tsopt = (index($0, " ts ") > 0) ? "ts" : "nots";
+                rto = ""; bo = "0";
                 for (i = 1; i <= NF; i++) {
                     if ($i ~ /^rto:/) rto = substr($i, 5);
                     if ($i ~ /^backoff:/) bo = substr($i, 9);
                 }
                 k = rto "/" bo;
-                if (k != last) { printf "  t=%6.2f rto %s ms backoff %s (%s)\n", t - t0, rto, bo, tsopt; last = k }
+                if (k != last) { printf "  t=%7.3f rto %s ms backoff %s\n", t - t0, rto, bo; last = k }
             }
-            /^T / && !t0 { t0 = $2 }
         ' "$out/ss.log" | tee "$out/rto.txt" | tail -n 30
     fi
 }
@@ -110,7 +113,7 @@ LIMIT=${LIMIT:-120}
 OUT=${OUT:-$(mktemp -d /tmp/tcploss-XXXX)}
 mkdir -p "$OUT"
 chmod 755 "$OUT"
-BIN=${CARGO_TARGET_DIR:-$here/target}/debug/pktengine
+BIN=${PKTENGINE:-${CARGO_TARGET_DIR:-$here/target}/debug/pktengine}
 [ -x "$BIN" ] || { echo "build first: $BIN missing" >&2; exit 1; }
 
 P="pkt-$$-0-tl"
@@ -203,6 +206,11 @@ while True:
     sleep 0.5
 fi
 
+if [ "$MODE" = engine ]; then
+    # What the engine's TCP received (after the impair stage) and sent (before it), in its order.
+    "$BIN" ctl --socket "$OUT/ctl.sock" capture lan --count "${ECOUNT:-8000}" --filter 'tcp port 7' -w "$OUT/engine.pcap" >"$OUT/capture.log" 2>&1 &
+    cap_pid=$!
+fi
 ip netns exec "$H1" tcpdump -i "$L1" -s 128 -w "$OUT/client.pcap" -U 'tcp port 7' 2>"$OUT/tcpdump.log" &
 pids+=($!)
 ip netns exec "$H1" bash -c "while :; do echo T \$(date +%s.%N); ss -tin dst $SERVER; sleep 0.1; done" >"$OUT/ss.log" 2>&1 &
@@ -229,6 +237,10 @@ r.join()
 print('mode $MODE bytes', got, 'ok', h.digest() == hashlib.sha256(data).digest(), 'time %.2f s' % (time.time() - t0), flush=True)
 " >"$OUT/result" 2>&1 || echo "mode $MODE: client failed or hit the ${LIMIT} s limit (rc $?)" >>"$OUT/result"
 sleep 1
+if [ -n "${cap_pid:-}" ]; then
+    for _ in $(seq 100); do kill -0 "$cap_pid" 2>/dev/null || break; sleep 0.1; done
+    kill "$cap_pid" 2>/dev/null || true
+fi
 [ "$MODE" = engine ] && ip netns exec "$D" "$BIN" ctl --socket "$OUT/ctl.sock" stats >"$OUT/stats.txt" 2>&1 || true
 cleanup
 trap - EXIT
