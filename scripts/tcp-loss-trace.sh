@@ -9,7 +9,8 @@
 #   scripts/tcp-loss-trace.sh analyse DIR     # only the analysis of an earlier run's DIR
 #
 # Environment: BYTES (5000000), BUFFER (1048576: engine [tcp_stack]
-# send_buffer/recv_buffer, the kernel server's SO_RCVBUF/SO_SNDBUF), DROP
+# send_buffer/recv_buffer; the kernel server's SO_RCVBUF/SO_SNDBUF and
+# TCP_WINDOW_CLAMP), CC (the client's congestion control, default: the host's), DROP
 # (0.02), REORDER (0), SEED (21), LIMIT (120 s, the client's), OUT (a fresh
 # directory under /tmp). Needs a built workspace ($CARGO_TARGET_DIR or
 # target/, debug). SACK is off in both hosts (net.ipv4.tcp_sack=0).
@@ -144,6 +145,7 @@ TS=1
 [ "$MODE" = kernel-nots ] && TS=0
 for n in $H1 $H2; do
     ip netns exec "$n" sysctl -qw net.ipv4.tcp_sack=0 net.ipv4.tcp_timestamps=$TS
+    if [ -n "${CC:-}" ]; then ip netns exec "$n" sysctl -qw net.ipv4.tcp_congestion_control="$CC"; fi
 done
 
 cat >"$OUT/engine.toml" <<EOF
@@ -190,8 +192,11 @@ if [ "$MODE" != engine ]; then
     ip netns exec "$H2" python3 -u -c "
 import socket, threading
 l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-l.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, $BUFFER // 2)
-l.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, $BUFFER // 2)
+# The engine's window is its recv_buffer: give the kernel room for as much
+# (it counts skb overhead in SO_RCVBUF, which it doubles) and clamp its window to it.
+l.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, $BUFFER)
+l.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, $BUFFER)
+l.setsockopt(socket.IPPROTO_TCP, socket.TCP_WINDOW_CLAMP, $BUFFER)
 l.bind(('198.19.1.2', 7)); l.listen(8)
 print('ready', flush=True)
 while True:
