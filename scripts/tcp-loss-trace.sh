@@ -145,7 +145,6 @@ TS=1
 [ "$MODE" = kernel-nots ] && TS=0
 for n in $H1 $H2; do
     ip netns exec "$n" sysctl -qw net.ipv4.tcp_sack=0 net.ipv4.tcp_timestamps=$TS
-    if [ -n "${CC:-}" ]; then ip netns exec "$n" sysctl -qw net.ipv4.tcp_congestion_control="$CC"; fi
 done
 
 cat >"$OUT/engine.toml" <<EOF
@@ -226,7 +225,11 @@ ip netns exec "$H1" timeout "$LIMIT" python3 -c "
 import os, socket, hashlib, threading, time
 N = $BYTES
 data = os.urandom(N)
-s = socket.create_connection(('$SERVER', 7), timeout=10)
+s = socket.socket()
+if '${CC:-}':  # TCP_CONGESTION: root may pick any available algorithm
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, b'${CC:-}')
+s.settimeout(10)
+s.connect(('$SERVER', 7))
 s.settimeout(None)
 h = hashlib.sha256(); got = 0
 def reader():
