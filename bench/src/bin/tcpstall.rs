@@ -1,0 +1,289 @@
+//! tcpstall: one TCP connection's stalls and retransmissions, read from a
+//! pcap capture (the loss benchmark, scripts/lossbench.sh).
+//!
+//! ```text
+//! tcpstall --pcap FILE --port P
+//! ```
+//!
+//! Reads every IPv4 TCP segment to or from port `P` (Ethernet or Linux
+//! cooked captures), takes the connection of the first SYN seen (later ones
+//! are ignored), and the direction that carried more payload as the data
+//! direction: its source is the sender, the other end the receiver. Prints
+//! one JSON line:
+//!
+//! - `longest_stall_ms`: the longest interval in which the receiver's
+//!   cumulative ACK did not advance while data was outstanding (the highest
+//!   sequence the sender sent, SYN and FIN included, above the highest ACK):
+//!   from the ACK that last advanced (or the segment that made data
+//!   outstanding) to the next advancing ACK, or to the last packet of the
+//!   capture if none came; `stalls_over_200ms` and `stalls_over_1s` count
+//!   such intervals;
+//! - `data_segments`, `retrans_segments`, `retrans_bytes`: the sender's
+//!   segments with payload as captured, and those whose first byte lies below
+//!   the highest sequence sent before (a retransmission, whole or partial);
+//!   where the capture point is before a loss (the sender's side of the
+//!   router) that is every retransmission the sender made;
+//! - `sack`, `timestamps`, `wscale`: whether both SYNs carried SACK-permitted,
+//!   timestamps and window scaling (what the connection negotiated);
+//! - `payload_bytes`, `packets`, `duration_s` (first SYN to last packet).
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+use std::fs::File;
+use std::process::ExitCode;
+
+use clap::Parser;
+use pcap_file::pcap::PcapReader;
+use pcap_file::DataLink;
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(
+    name = "tcpstall",
+    about = "stalls and retransmissions of one TCP connection in a pcap"
+)]
+struct Cli {
+    #[arg(long)]
+    pcap: std::path::PathBuf,
+    /// The server's port (either end of the connection).
+    #[arg(long)]
+    port: u16,
+}
+
+/// One captured segment of the connection.
+#[derive(Debug, Clone, Copy)]
+struct Seg {
+    t: f64,
+    /// From the SYN's sender (the client).
+    from_client: bool,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    len: u32,
+}
+
+const FIN: u8 = 0x01;
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+
+/// TCP options of a SYN: (SACK-permitted, timestamps, window scale).
+fn syn_options(opts: &[u8]) -> (bool, bool, bool) {
+    let (mut sack, mut ts, mut ws) = (false, false, false);
+    let mut i = 0;
+    while i < opts.len() {
+        match opts[i] {
+            0 => break,
+            1 => i += 1,
+            kind => {
+                let Some(&l) = opts.get(i + 1) else { break };
+                if l < 2 {
+                    break;
+                }
+                match kind {
+                    3 => ws = true,
+                    4 => sack = true,
+                    8 => ts = true,
+                    _ => {}
+                }
+                i += usize::from(l);
+            }
+        }
+    }
+    (sack, ts, ws)
+}
+
+/// The IPv4/TCP headers of a frame: (src, dst, sport, dport, seq, ack,
+/// flags, payload length, options).
+#[allow(clippy::type_complexity)]
+fn parse(frame: &[u8], link: DataLink) -> Option<([u8; 4], [u8; 4], u16, u16, u32, u32, u8, u32, &[u8])> {
+    let ip = match link {
+        DataLink::ETHERNET => {
+            let mut o = 12;
+            let mut et = u16::from_be_bytes([*frame.get(o)?, *frame.get(o + 1)?]);
+            if et == 0x8100 {
+                o += 4;
+                et = u16::from_be_bytes([*frame.get(o)?, *frame.get(o + 1)?]);
+            }
+            if et != 0x0800 {
+                return None;
+            }
+            frame.get(o + 2..)?
+        }
+        // Linux cooked v1: 16-byte header, protocol at 14.
+        DataLink::LINUX_SLL => {
+            if u16::from_be_bytes([*frame.get(14)?, *frame.get(15)?]) != 0x0800 {
+                return None;
+            }
+            frame.get(16..)?
+        }
+        // Linux cooked v2: 20-byte header, protocol at 0.
+        DataLink::LINUX_SLL2 => {
+            if u16::from_be_bytes([*frame.first()?, *frame.get(1)?]) != 0x0800 {
+                return None;
+            }
+            frame.get(20..)?
+        }
+        _ => return None,
+    };
+    if ip.first()? >> 4 != 4 || *ip.get(9)? != 6 {
+        return None;
+    }
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]));
+    let src: [u8; 4] = ip.get(12..16)?.try_into().ok()?;
+    let dst: [u8; 4] = ip.get(16..20)?.try_into().ok()?;
+    let tcp = ip.get(ihl..)?;
+    let be16 = |o: usize| Some(u16::from_be_bytes([*tcp.get(o)?, *tcp.get(o + 1)?]));
+    let be32 = |o: usize| Some(u32::from_be_bytes(tcp.get(o..o + 4)?.try_into().ok()?));
+    let doff = usize::from(tcp.get(12)? >> 4) * 4;
+    let len = total.checked_sub(ihl + doff)? as u32;
+    // Options as far as the snap length kept them.
+    let opts = tcp.get(20..doff.min(tcp.len()).max(20)).unwrap_or(&[]);
+    Some((src, dst, be16(0)?, be16(2)?, be32(4)?, be32(8)?, *tcp.get(13)?, len, opts))
+}
+
+fn run(cli: &Cli) -> Result<serde_json::Value, String> {
+    let f = File::open(&cli.pcap).map_err(|e| format!("{}: {e}", cli.pcap.display()))?;
+    let mut r = PcapReader::new(f).map_err(|e| format!("{}: {e}", cli.pcap.display()))?;
+    let link = r.header().datalink;
+    // The connection: (client addr, client port, server addr) once its SYN is seen.
+    let mut conn: Option<([u8; 4], u16, [u8; 4])> = None;
+    let mut segs: Vec<Seg> = Vec::new();
+    let (mut syn_c, mut syn_s) = (None, None);
+    let mut packets = 0u64;
+    while let Some(p) = r.next_packet() {
+        let p = p.map_err(|e| format!("{}: {e}", cli.pcap.display()))?;
+        let Some((src, dst, sp, dp, seq, ack, flags, len, opts)) = parse(&p.data, link) else {
+            continue;
+        };
+        if sp != cli.port && dp != cli.port {
+            continue;
+        }
+        let from_client = match conn {
+            None if flags & SYN != 0 && flags & ACK == 0 && dp == cli.port => {
+                conn = Some((src, sp, dst));
+                true
+            }
+            None => continue,
+            Some((ca, cp, sa)) => {
+                if src == ca && sp == cp && dst == sa && dp == cli.port {
+                    true
+                } else if src == sa && sp == cli.port && dst == ca && dp == cp {
+                    false
+                } else {
+                    continue;
+                }
+            }
+        };
+        if flags & SYN != 0 {
+            let o = Some(syn_options(opts));
+            if from_client {
+                syn_c = syn_c.or(o);
+            } else {
+                syn_s = syn_s.or(o);
+            }
+        }
+        packets += 1;
+        segs.push(Seg {
+            t: p.timestamp.as_secs_f64(),
+            from_client,
+            seq,
+            ack,
+            flags,
+            len,
+        });
+    }
+    if segs.is_empty() {
+        return Err(format!("no SYN to port {} in the capture", cli.port));
+    }
+    let bytes = |c: bool| -> u64 {
+        segs.iter()
+            .filter(|s| s.from_client == c)
+            .map(|s| u64::from(s.len))
+            .sum()
+    };
+    let client_sends = bytes(true) >= bytes(false);
+    // The sender's initial sequence number (its SYN's); sequence numbers
+    // relative to it, unwrapped as u64 (transfers shorter than 4 GiB).
+    let isn = segs
+        .iter()
+        .find(|s| s.from_client == client_sends && s.flags & SYN != 0)
+        .map(|s| s.seq)
+        .ok_or("the sender's SYN is not in the capture")?;
+    let rel = |x: u32| u64::from(x.wrapping_sub(isn));
+    let (mut snd_max, mut snd_una) = (0u64, 0u64);
+    let mut since: Option<f64> = None;
+    let (mut longest, mut over_200, mut over_1s) = (0f64, 0u64, 0u64);
+    let (mut data, mut retrans, mut retrans_bytes) = (0u64, 0u64, 0u64);
+    let mut stall = |d: f64| {
+        longest = longest.max(d);
+        over_200 += u64::from(d >= 0.2);
+        over_1s += u64::from(d >= 1.0);
+    };
+    let t0 = segs[0].t;
+    let t_last = segs.last().map_or(t0, |s| s.t);
+    for s in &segs {
+        if s.from_client == client_sends {
+            let start = rel(s.seq);
+            let end = start + u64::from(s.len) + u64::from(s.flags & (SYN | FIN) != 0);
+            if s.len > 0 {
+                data += 1;
+                if start < snd_max {
+                    retrans += 1;
+                    retrans_bytes += u64::from(s.len);
+                }
+            }
+            if end > snd_max {
+                snd_max = end;
+                if since.is_none() && snd_max > snd_una {
+                    since = Some(s.t);
+                }
+            }
+        } else if s.flags & ACK != 0 {
+            let a = rel(s.ack);
+            // An ACK beyond what was captured of the sender (a capture drop): taken as sent.
+            if a > snd_una && a <= snd_max + (1 << 30) {
+                if let Some(t) = since {
+                    stall(s.t - t);
+                }
+                snd_una = a;
+                snd_max = snd_max.max(a);
+                since = (snd_max > snd_una).then_some(s.t);
+            }
+        }
+    }
+    if let Some(t) = since {
+        stall(t_last - t);
+    }
+    let both = |f: fn(&(bool, bool, bool)) -> bool| {
+        syn_c.as_ref().is_some_and(f) && syn_s.as_ref().is_some_and(f)
+    };
+    Ok(json!({
+        "sender": if client_sends { "client" } else { "server" },
+        "packets": packets,
+        "payload_bytes": bytes(client_sends),
+        "duration_s": ((t_last - t0) * 1e6).round() / 1e6,
+        "longest_stall_ms": (longest * 1e4).round() / 10.0,
+        "stalls_over_200ms": over_200,
+        "stalls_over_1s": over_1s,
+        "data_segments": data,
+        "retrans_segments": retrans,
+        "retrans_bytes": retrans_bytes,
+        "sack": both(|o| o.0),
+        "timestamps": both(|o| o.1),
+        "wscale": both(|o| o.2),
+    }))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(v) => {
+            println!("{v}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tcpstall: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
