@@ -335,7 +335,7 @@ trial() {
   if [ -n "$CAP_PID" ]; then
     kill -INT "$CAP_PID" 2>/dev/null; wait "$CAP_PID" 2>/dev/null || true; CAP_PID=""
     "$TCPSTALL" --pcap "$f.pcap" --port "$([ "$dir" = download ] && port_of "$rate" || echo "$DISCARD_PORT")" \
-      >"$f.stall" 2>"$f.stallerr" || echo "{}" >"$f.stall"
+      >"$f.stall" 2>"$f.stallerr" || { echo "lossbench.sh: tcpstall: $(cat "$f.stallerr")" >&2; echo "{}" >"$f.stall"; }
   else
     echo "{}" >"$f.stall"; : >"$f.cap"
   fi

@@ -28,12 +28,9 @@
 //! - `payload_bytes`, `packets`, `duration_s` (first SYN to last packet).
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-use std::fs::File;
 use std::process::ExitCode;
 
 use clap::Parser;
-use pcap_file::pcap::PcapReader;
-use pcap_file::DataLink;
 use serde_json::json;
 
 #[derive(Parser)]
@@ -47,6 +44,58 @@ struct Cli {
     /// The server's port (either end of the connection).
     #[arg(long)]
     port: u16,
+}
+
+/// Link types (pcap LINKTYPE_*) this reader knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DataLink {
+    Ethernet,
+    LinuxSll,
+    LinuxSll2,
+    Other,
+}
+
+/// A classic pcap file (microsecond or nanosecond, either byte order), read
+/// whole: (link type, [(timestamp in seconds, captured bytes)]). Its own
+/// reader, as pcap-file 2.0 rejects records whose original length exceeds
+/// the snap length, i.e. every record of a short-snap capture.
+fn read_pcap(data: &[u8]) -> Result<(DataLink, Vec<(f64, &[u8])>), String> {
+    let hdr = data.get(..24).ok_or("shorter than a pcap header")?;
+    let magic = [hdr[0], hdr[1], hdr[2], hdr[3]];
+    let (le, nanos) = match magic {
+        [0xd4, 0xc3, 0xb2, 0xa1] => (true, false),
+        [0xa1, 0xb2, 0xc3, 0xd4] => (false, false),
+        [0x4d, 0x3c, 0xb2, 0xa1] => (true, true),
+        [0xa1, 0xb2, 0x3c, 0x4d] => (false, true),
+        _ => return Err("not a pcap file (pcapng is not read)".into()),
+    };
+    let u32_at = |b: &[u8], o: usize| {
+        let w = [b[o], b[o + 1], b[o + 2], b[o + 3]];
+        if le {
+            u32::from_le_bytes(w)
+        } else {
+            u32::from_be_bytes(w)
+        }
+    };
+    let link = match u32_at(hdr, 20) & 0x0fff_ffff {
+        1 => DataLink::Ethernet,
+        113 => DataLink::LinuxSll,
+        276 => DataLink::LinuxSll2,
+        _ => DataLink::Other,
+    };
+    let mut out = Vec::new();
+    let mut o = 24;
+    // A record cut short at the end (tcpdump killed mid-write) ends the file.
+    while let Some(rec) = data.get(o..o + 16) {
+        let (sec, frac, caplen) = (u32_at(rec, 0), u32_at(rec, 4), u32_at(rec, 8) as usize);
+        let Some(body) = data.get(o + 16..o + 16 + caplen) else {
+            break;
+        };
+        let t = f64::from(sec) + f64::from(frac) / if nanos { 1e9 } else { 1e6 };
+        out.push((t, body));
+        o += 16 + caplen;
+    }
+    Ok((link, out))
 }
 
 /// One captured segment of the connection.
@@ -96,7 +145,7 @@ fn syn_options(opts: &[u8]) -> (bool, bool, bool) {
 #[allow(clippy::type_complexity)]
 fn parse(frame: &[u8], link: DataLink) -> Option<([u8; 4], [u8; 4], u16, u16, u32, u32, u8, u32, &[u8])> {
     let ip = match link {
-        DataLink::ETHERNET => {
+        DataLink::Ethernet => {
             let mut o = 12;
             let mut et = u16::from_be_bytes([*frame.get(o)?, *frame.get(o + 1)?]);
             if et == 0x8100 {
@@ -109,14 +158,14 @@ fn parse(frame: &[u8], link: DataLink) -> Option<([u8; 4], [u8; 4], u16, u16, u3
             frame.get(o + 2..)?
         }
         // Linux cooked v1: 16-byte header, protocol at 14.
-        DataLink::LINUX_SLL => {
+        DataLink::LinuxSll => {
             if u16::from_be_bytes([*frame.get(14)?, *frame.get(15)?]) != 0x0800 {
                 return None;
             }
             frame.get(16..)?
         }
         // Linux cooked v2: 20-byte header, protocol at 0.
-        DataLink::LINUX_SLL2 => {
+        DataLink::LinuxSll2 => {
             if u16::from_be_bytes([*frame.first()?, *frame.get(1)?]) != 0x0800 {
                 return None;
             }
@@ -142,17 +191,15 @@ fn parse(frame: &[u8], link: DataLink) -> Option<([u8; 4], [u8; 4], u16, u16, u3
 }
 
 fn run(cli: &Cli) -> Result<serde_json::Value, String> {
-    let f = File::open(&cli.pcap).map_err(|e| format!("{}: {e}", cli.pcap.display()))?;
-    let mut r = PcapReader::new(f).map_err(|e| format!("{}: {e}", cli.pcap.display()))?;
-    let link = r.header().datalink;
+    let raw = std::fs::read(&cli.pcap).map_err(|e| format!("{}: {e}", cli.pcap.display()))?;
+    let (link, records) = read_pcap(&raw).map_err(|e| format!("{}: {e}", cli.pcap.display()))?;
     // The connection: (client addr, client port, server addr) once its SYN is seen.
     let mut conn: Option<([u8; 4], u16, [u8; 4])> = None;
     let mut segs: Vec<Seg> = Vec::new();
     let (mut syn_c, mut syn_s) = (None, None);
     let mut packets = 0u64;
-    while let Some(p) = r.next_packet() {
-        let p = p.map_err(|e| format!("{}: {e}", cli.pcap.display()))?;
-        let Some((src, dst, sp, dp, seq, ack, flags, len, opts)) = parse(&p.data, link) else {
+    for (t, frame) in records {
+        let Some((src, dst, sp, dp, seq, ack, flags, len, opts)) = parse(frame, link) else {
             continue;
         };
         if sp != cli.port && dp != cli.port {
@@ -184,7 +231,7 @@ fn run(cli: &Cli) -> Result<serde_json::Value, String> {
         }
         packets += 1;
         segs.push(Seg {
-            t: p.timestamp.as_secs_f64(),
+            t,
             from_client,
             seq,
             ack,
