@@ -48,9 +48,10 @@
 # router sees and drops single MSS-sized segments (1448-1460 bytes of payload: MTU 1500).
 #
 # CPU placement (2 cores): the client on GEN_CPU (0), the server (the engine's worker or the
-# tcpbench servers) on ENGINE_CPU (1). A veth's receive path runs on the sending CPU, so the
-# router's forwarding and the receiver's TCP input run in the sender's transmit path (download:
-# CPU 1; upload: CPU 0). tcpdump is not pinned (the scheduler puts it on the idler core).
+# tcpbench servers) on ENGINE_CPU (1), the router's forwarding on ROUTER_CPU (GEN_CPU: RPS on its
+# two veths, so one CPU forwards in the order sent; see topo_up). A veth's receive path otherwise
+# runs on the sending CPU: the client's TCP input runs after the router's forwarding on ROUTER_CPU,
+# the kernel server's in the router's transmit path too. tcpdump is not pinned.
 #
 # Knobs (environment, or KEY=VALUE arguments):
 #   LOSS_QUICK=1        rates 0 1 5, one repetition, smaller sizes (about 3 minutes)
@@ -64,10 +65,11 @@
 #   LOSS_DUTS           "engine linux-nosack linux-sack"
 #   LOSS_REPS           repetitions per cell (default 2; the tables show the median goodput, the
 #                       sum of the retransmissions and the longest stall of all repetitions)
-#   LOSS_TIMEOUT        seconds per trial at most (default 60)
+#   LOSS_TIMEOUT        seconds per trial at most (default 30)
 #   LOSS_CAPTURE=0      no capture (no stalls, no engine retransmissions)
 #   LOSS_OUT            output directory (bench/results), LOSS_TAG appended to the names
-#   GEN_CPU, ENGINE_CPU
+#   LOSS_KEEP_PCAP=DIR  keep the captures of trials with a stall over 1 s or unfinished there
+#   GEN_CPU (client, 0), ENGINE_CPU (server, 1), ROUTER_CPU (the router's forwarding, GEN_CPU)
 #
 # Output: bench/results/loss-<date>[-quick][-<tag>].csv (every trial), .md (tables, goals), .png and
 # .svg (gnuplot: goodput vs loss rate, one panel per direction and buffer, log y).
@@ -87,12 +89,12 @@ CHECK=${LOSS_CHECK:-0}
 # Defaults per mode; the LOSS_* variables override them.
 D_RATES="0 0.1 0.5 1 2 5"; D_BUFFERS="65536 1048576"; D_DIRS="download upload"
 D_DUTS="engine linux-nosack linux-sack"; D_REPS=2
-D_SIZES="0:200000000 0.1:100000000 0.5:50000000 1:20000000 2:10000000 5:5000000"
+D_SIZES="0:100000000 0.1:50000000 0.5:20000000 1:10000000 2:5000000 5:3000000"
 if [ "$CHECK" = 1 ]; then
   D_RATES=1; D_BUFFERS=65536; D_DIRS=download; D_DUTS=engine; D_REPS=1; D_SIZES="1:5000000"
 elif [ "$QUICK" = 1 ]; then
   D_RATES="0 1 5"; D_REPS=1
-  D_SIZES="0:100000000 0.1:50000000 0.5:20000000 1:10000000 2:5000000 5:2000000"
+  D_SIZES="0:50000000 0.1:20000000 0.5:10000000 1:5000000 2:3000000 5:2000000"
 fi
 RATES=${LOSS_RATES:-$D_RATES}
 BUFFERS=${LOSS_BUFFERS:-$D_BUFFERS}
@@ -100,10 +102,11 @@ DIRS=${LOSS_DIRS:-$D_DIRS}
 DUTS=${LOSS_DUTS:-$D_DUTS}
 REPS=${LOSS_REPS:-$D_REPS}
 SIZES=${LOSS_SIZES:-$D_SIZES}
-TIMEOUT=${LOSS_TIMEOUT:-60}
+TIMEOUT=${LOSS_TIMEOUT:-30}
 CAPTURE=${LOSS_CAPTURE:-1}
 GEN_CPU=${GEN_CPU:-0}
 ENGINE_CPU=${ENGINE_CPU:-1}
+ROUTER_CPU=${ROUTER_CPU:-$GEN_CPU}
 OUT=${LOSS_OUT:-$ROOT/bench/results}
 STAMP=$(date -u +%Y-%m-%d)
 TCPBENCH=$TARGET/release/tcpbench
@@ -138,7 +141,7 @@ NC=lc-$ID; NR=lr-$ID; NS=ls-$ID
 CI=ci$ID; RC=rc$ID; RS=rs$ID; SI=si$ID
 TMP=$(mktemp -d /tmp/lossbench.XXXXXX)
 CSV=$TMP/trials.csv
-echo "dut,buffer,loss_pct,direction,rep,bytes,size,elapsed_s,goodput_mbps,finished,errors,retrans,retrans_source,rto,capture_retrans,longest_stall_ms,stalls_over_200ms,stalls_over_1s,sack,timestamps,router_packets,router_dropped,capture_dropped" >"$CSV"
+echo "dut,buffer,loss_pct,direction,rep,bytes,size,elapsed_s,goodput_mbps,finished,errors,retrans,retrans_source,rto,capture_retrans,longest_stall_ms,stalls_over_200ms,stalls_over_1s,sack,timestamps,router_packets,router_dropped,capture_dropped,engine_tx_drops" >"$CSV"
 DUT_PID=""
 SRV_PIDS=""
 CAP_PID=""
@@ -174,6 +177,14 @@ topo_up() {
   done
   ip netns exec "$NR" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 \
     net.ipv4.conf.default.rp_filter=0
+  # One CPU forwards, in arrival order: a kernel sender transmits both from its thread and from
+  # the softirq of the ACKs that clock it, i.e. from both CPUs, and veth queues each packet on the
+  # transmitting CPU's backlog; two backlogs drained in parallel reorder the stream. RPS on the
+  # router's receiving veths puts every packet on ROUTER_CPU's backlog, in the order sent.
+  local mask; mask=$(printf '%x' $((1 << ROUTER_CPU)))
+  for x in "$RC" "$RS"; do
+    ip netns exec "$NR" sh -c "echo $mask > /sys/class/net/$x/queues/rx-0/rps_cpus"
+  done
   ip -n "$NC" route add 198.19.0.0/24 via 198.18.0.1
   ip -n "$NS" route add 198.18.0.0/24 via 198.19.0.1
   ip netns exec "$NR" nft -f - <<NFT
@@ -256,7 +267,7 @@ TOML
 
 engine_down() {
   echo "lossbench.sh: engine ctl stats (tcp):"
-  "$ENGINE" ctl --socket "$TMP/engine.sock" stats 2>&1 | grep -iE '^ *tcp|tcp worker' | sed 's/^/  /' | head -20 || true
+  "$ENGINE" ctl --socket "$TMP/engine.sock" stats 2>&1 | grep -vE ' 0$' | sed 's/^/  /' | head -60 || true
   kill "$DUT_PID" 2>/dev/null; wait "$DUT_PID" 2>/dev/null || true; DUT_PID=""
   ip -n "$NS" addr add 198.19.0.2/24 dev "$SI" 2>/dev/null || true
   ip -n "$NS" route replace 198.18.0.0/24 via 198.19.0.1
@@ -296,6 +307,15 @@ sack_both() {
 
 # ---- trials ----------------------------------------------------------------------------
 
+# engine_tx_drops -> the engine's frames dropped for a full TX ring so far (0 for kernel DUTs).
+engine_tx_drops() {
+  if [ -n "$DUT_PID" ]; then
+    "$ENGINE" ctl --socket "$TMP/engine.sock" stats 2>/dev/null | awk '$2 == "tx-ring-full" { n += $3 } END { print n + 0 }'
+  else
+    echo 0
+  fi
+}
+
 # counters NS -> the TCP counters of that namespace (absolute, history untouched).
 counters() {
   ip netns exec "$1" nstat -asz TcpRetransSegs TcpExtTCPTimeouts 2>/dev/null \
@@ -313,6 +333,8 @@ trial() {
   [ "$dir" = download ] && sender_ns=$NS
   local before after
   before=$(counters "$sender_ns")
+  local txd0 txd1
+  txd0=$(engine_tx_drops)
   if [ "$CAPTURE" = 1 ]; then
     ip netns exec "$NR" tcpdump -i "$RS" -s 128 -B 16384 -n -w "$f.pcap" "tcp" 2>"$f.cap" &
     CAP_PID=$!
@@ -340,10 +362,11 @@ trial() {
     echo "{}" >"$f.stall"; : >"$f.cap"
   fi
   after=$(counters "$sender_ns")
+  txd1=$(engine_tx_drops)
   local line
-  line=$(python3 - "$f" "$dut" "$buf" "$rate" "$dir" "$rep" "$size" "$before" "$after" "$(router_counts)" <<'PY'
+  line=$(python3 - "$f" "$dut" "$buf" "$rate" "$dir" "$rep" "$size" "$before" "$after" "$(router_counts)" "$((txd1 - txd0))" <<'PY'
 import json, re, sys
-f, dut, buf, rate, d, rep, size, before, after, router = sys.argv[1:11]
+f, dut, buf, rate, d, rep, size, before, after, router, txd = sys.argv[1:12]
 size = int(size)
 try:
     c = json.load(open(f + ".json"))
@@ -366,13 +389,19 @@ rp, rd = router.split()
 g = lambda k: "" if s.get(k) is None else (str(s[k]).lower() if isinstance(s[k], bool) else s[k])
 print(f'{dut},{buf},{rate},{d},{rep},{c["bytes"]},{size},{el:.3f},{c["bytes"] * 8 / el / 1e6:.2f},{finished},{c["errors"]},'
       f'{retrans},{src},{rto},{g("retrans_segments")},{g("longest_stall_ms")},{g("stalls_over_200ms")},{g("stalls_over_1s")},'
-      f'{g("sack")},{g("timestamps")},{rp},{rd},{cap_drop}')
+      f'{g("sack")},{g("timestamps")},{rp},{rd},{cap_drop},{txd if dut == "engine" else ""}')
 if c["errors"]:
     print(f"lossbench.sh: {dut} {rate}% {d}: errors {c.get('error_detail')}", file=sys.stderr)
 PY
 )
   echo "$line" >>"$CSV"
   echo "  $line"
+  if [ -n "${LOSS_KEEP_PCAP:-}" ] && [ -f "$f.pcap" ] && python3 -c "
+import sys; r = sys.argv[1].split(',')
+sys.exit(0 if r[9] != '1' or (r[15] and float(r[15]) > 1000) else 1)" "$line"; then
+    mkdir -p "$LOSS_KEEP_PCAP"; cp "$f.pcap" "$LOSS_KEEP_PCAP/"
+    echo "lossbench.sh: capture kept: $LOSS_KEEP_PCAP/$(basename "$f.pcap")"
+  fi
   rm -f "$f.pcap"
 }
 

@@ -205,6 +205,14 @@ for d in duts:
     capd = sum(int(r["capture_dropped"] or 0) for r in rs)
     out.append(f"- {LABEL[d]}: SACK negotiated {'/'.join(sack) or '-'}, timestamps {'/'.join(ts) or '-'} (both SYNs, "
                f"from the capture); {fin} of {len(rs)} trials finished, {errs} client errors; capture drops {capd}.")
+if "engine" in duts:
+    parts = []
+    for x in dirs:
+        for b in bufs:
+            n = sum(int(r.get("engine_tx_drops") or 0) for r in rows if r["dut"] == "engine" and r["direction"] == x and r["buffer"] == b)
+            parts.append(f"{x} {bufname(b)}: {n:,}")
+    out.append(f"- The engine's own transmit drops (`ctl stats` drops tx / tx-ring-full: segments its AF_XDP TX ring "
+               f"did not take, lost before the router and retransmitted like any loss), all rates: {'; '.join(parts)}.")
 out.append("\nEvery trial: the CSV beside this file.\n")
 open(md, "w").write("\n".join(out))
 print("\n".join(out))
