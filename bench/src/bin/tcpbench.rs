@@ -1111,8 +1111,9 @@ fn main() -> ExitCode {
             body,
             path,
             bufs,
-        } => client(connect, mode, seconds, conns, bytes, body, &path, bufs)
-            .map(|v| println!("{v}")),
+        } => {
+            client(connect, mode, seconds, conns, bytes, body, &path, bufs).map(|v| println!("{v}"))
+        }
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -140,10 +140,23 @@ fn syn_options(opts: &[u8]) -> (bool, bool, bool) {
     (sack, ts, ws)
 }
 
-/// The IPv4/TCP headers of a frame: (src, dst, sport, dport, seq, ack,
-/// flags, payload length, options).
-#[allow(clippy::type_complexity)]
-fn parse(frame: &[u8], link: DataLink) -> Option<([u8; 4], [u8; 4], u16, u16, u32, u32, u8, u32, &[u8])> {
+/// The IPv4 and TCP header fields of a frame this reader uses.
+struct Hdr<'a> {
+    src: [u8; 4],
+    dst: [u8; 4],
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    /// Payload length (from the IPv4 total length: the capture may be cut short).
+    len: u32,
+    /// TCP options, as far as the snap length kept them.
+    opts: &'a [u8],
+}
+
+/// The IPv4/TCP headers of a frame; `None` for anything else.
+fn parse(frame: &[u8], link: DataLink) -> Option<Hdr<'_>> {
     let ip = match link {
         DataLink::Ethernet => {
             let mut o = 12;
@@ -187,34 +200,60 @@ fn parse(frame: &[u8], link: DataLink) -> Option<([u8; 4], [u8; 4], u16, u16, u3
     let len = total.checked_sub(ihl + doff)? as u32;
     // Options as far as the snap length kept them.
     let opts = tcp.get(20..doff.min(tcp.len()).max(20)).unwrap_or(&[]);
-    Some((src, dst, be16(0)?, be16(2)?, be32(4)?, be32(8)?, *tcp.get(13)?, len, opts))
+    Some(Hdr {
+        src,
+        dst,
+        sport: be16(0)?,
+        dport: be16(2)?,
+        seq: be32(4)?,
+        ack: be32(8)?,
+        flags: *tcp.get(13)?,
+        len,
+        opts,
+    })
 }
 
 fn run(cli: &Cli) -> Result<serde_json::Value, String> {
     let raw = std::fs::read(&cli.pcap).map_err(|e| format!("{}: {e}", cli.pcap.display()))?;
-    let (link, records) = read_pcap(&raw).map_err(|e| format!("{}: {e}", cli.pcap.display()))?;
+    analyze(&raw, cli.port).map_err(|e| format!("{}: {e}", cli.pcap.display()))
+}
+
+/// The JSON line of a capture (the whole file in memory).
+fn analyze(raw: &[u8], port: u16) -> Result<serde_json::Value, String> {
+    let (link, records) = read_pcap(raw)?;
     // The connection: (client addr, client port, server addr) once its SYN is seen.
     let mut conn: Option<([u8; 4], u16, [u8; 4])> = None;
     let mut segs: Vec<Seg> = Vec::new();
     let (mut syn_c, mut syn_s) = (None, None);
     let mut packets = 0u64;
     for (t, frame) in records {
-        let Some((src, dst, sp, dp, seq, ack, flags, len, opts)) = parse(frame, link) else {
+        let Some(Hdr {
+            src,
+            dst,
+            sport: sp,
+            dport: dp,
+            seq,
+            ack,
+            flags,
+            len,
+            opts,
+        }) = parse(frame, link)
+        else {
             continue;
         };
-        if sp != cli.port && dp != cli.port {
+        if sp != port && dp != port {
             continue;
         }
         let from_client = match conn {
-            None if flags & SYN != 0 && flags & ACK == 0 && dp == cli.port => {
+            None if flags & SYN != 0 && flags & ACK == 0 && dp == port => {
                 conn = Some((src, sp, dst));
                 true
             }
             None => continue,
             Some((ca, cp, sa)) => {
-                if src == ca && sp == cp && dst == sa && dp == cli.port {
+                if src == ca && sp == cp && dst == sa && dp == port {
                     true
-                } else if src == sa && sp == cli.port && dst == ca && dp == cp {
+                } else if src == sa && sp == port && dst == ca && dp == cp {
                     false
                 } else {
                     continue;
@@ -240,7 +279,7 @@ fn run(cli: &Cli) -> Result<serde_json::Value, String> {
         });
     }
     if segs.is_empty() {
-        return Err(format!("no SYN to port {} in the capture", cli.port));
+        return Err(format!("no SYN to port {} in the capture", port));
     }
     let bytes = |c: bool| -> u64 {
         segs.iter()
@@ -332,5 +371,110 @@ fn main() -> ExitCode {
             eprintln!("tcpstall: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An Ethernet/IPv4/TCP frame (checksums left zero: not read).
+    fn frame(from_client: bool, seq: u32, ack: u32, flags: u8, len: u16, opts: &[u8]) -> Vec<u8> {
+        let (src, dst, sp, dp) = if from_client {
+            ([198, 18, 0, 2], [198, 19, 0, 2], 40000u16, 5001u16)
+        } else {
+            ([198, 19, 0, 2], [198, 18, 0, 2], 5001, 40000)
+        };
+        let doff = 20 + opts.len();
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x08, 0x00, 0x45, 0]);
+        f.extend_from_slice(&(20 + doff as u16 + len).to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0]);
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&dst);
+        f.extend_from_slice(&sp.to_be_bytes());
+        f.extend_from_slice(&dp.to_be_bytes());
+        f.extend_from_slice(&seq.to_be_bytes());
+        f.extend_from_slice(&ack.to_be_bytes());
+        f.extend_from_slice(&[((doff / 4) as u8) << 4, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        f.extend_from_slice(opts);
+        // The payload is cut off, as by a short snap length.
+        f
+    }
+
+    fn pcap(recs: &[(f64, Vec<u8>)]) -> Vec<u8> {
+        let mut p = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        p.extend_from_slice(&[0; 8]);
+        p.extend_from_slice(&128u32.to_le_bytes());
+        p.extend_from_slice(&1u32.to_le_bytes());
+        for (t, f) in recs {
+            p.extend_from_slice(&(*t as u32).to_le_bytes());
+            p.extend_from_slice(&(((t.fract()) * 1e6).round() as u32).to_le_bytes());
+            p.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            p.extend_from_slice(&(f.len() as u32 + 1000).to_le_bytes());
+            p.extend_from_slice(f);
+        }
+        p
+    }
+
+    #[test]
+    fn stall_and_retransmission_of_a_download() {
+        // SACK-permitted + timestamps on the client's SYN only: not negotiated.
+        let syn_opts = [4, 2, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1];
+        let (c, s) = (1000u32, 5000u32);
+        let mut r = vec![
+            (10.0, frame(true, c, 0, SYN, 0, &syn_opts)),
+            (10.001, frame(false, s, c + 1, SYN | ACK, 0, &[1, 1, 1, 1])),
+            (10.002, frame(true, c + 1, s + 1, ACK, 0, &[])),
+        ];
+        // The server sends 4 segments of 1000 bytes; the second is lost (not acked).
+        for i in 0..4u32 {
+            r.push((
+                10.003,
+                frame(false, s + 1 + i * 1000, c + 1, ACK, 1000, &[]),
+            ));
+        }
+        r.push((10.004, frame(true, c + 1, s + 1001, ACK, 0, &[])));
+        r.push((10.005, frame(true, c + 1, s + 1001, ACK, 0, &[])));
+        // 300 ms later the retransmission, then everything is acknowledged; FIN.
+        r.push((10.305, frame(false, s + 1001, c + 1, ACK, 1000, &[])));
+        r.push((10.306, frame(true, c + 1, s + 4001, ACK, 0, &[])));
+        r.push((10.307, frame(false, s + 4001, c + 1, ACK | FIN, 0, &[])));
+        r.push((10.308, frame(true, c + 1, s + 4002, ACK | FIN, 0, &[])));
+        let v = analyze(&pcap(&r), 5001).unwrap();
+        assert_eq!(v["sender"], "server");
+        assert_eq!(v["data_segments"], 5);
+        assert_eq!(v["retrans_segments"], 1);
+        assert_eq!(v["retrans_bytes"], 1000);
+        assert_eq!(v["payload_bytes"], 5000);
+        // From the ACK of 10.004 (the last advance) to 10.306.
+        let st = v["longest_stall_ms"].as_f64().unwrap();
+        assert!((st - 302.0).abs() < 0.2, "{st}");
+        assert_eq!(v["stalls_over_200ms"], 1);
+        assert_eq!(v["stalls_over_1s"], 0);
+        assert_eq!(v["sack"], false);
+        assert_eq!(v["timestamps"], false);
+    }
+
+    #[test]
+    fn an_unanswered_tail_stalls_to_the_end_of_the_capture() {
+        let (c, s) = (7u32, u32::MAX - 10); // the sender's sequence numbers wrap
+        let r = vec![
+            (1.0, frame(true, c, 0, SYN, 0, &[])),
+            (1.0, frame(false, s, c + 1, SYN | ACK, 0, &[])),
+            (1.0, frame(true, c + 1, s.wrapping_add(1), ACK, 0, &[])),
+            (1.1, frame(false, s.wrapping_add(1), c + 1, ACK, 1000, &[])),
+            (2.6, frame(false, s.wrapping_add(1), c + 1, ACK, 1000, &[])),
+        ];
+        let v = analyze(&pcap(&r), 5001).unwrap();
+        assert_eq!(v["retrans_segments"], 1);
+        assert_eq!(v["longest_stall_ms"].as_f64().unwrap(), 1500.0);
+        assert_eq!(v["stalls_over_1s"], 1);
+    }
+
+    #[test]
+    fn rejects_what_is_not_pcap() {
+        assert!(analyze(b"not a capture at all, not even close", 1).is_err());
+        assert!(analyze(&pcap(&[]), 5001).is_err());
     }
 }
