@@ -54,12 +54,12 @@
 # the kernel server's in the router's transmit path too. tcpdump is not pinned.
 #
 # Knobs (environment, or KEY=VALUE arguments):
-#   LOSS_QUICK=1        rates 0 1 5, one repetition, smaller sizes (about 3 minutes)
+#   LOSS_QUICK=1        rates 0 1 5, one repetition, smaller sizes (2-4 minutes; the full run: 16 min)
 #   LOSS_CHECK=1        one trial (engine, 1% loss, download, 64 KiB): a smoke test, exits non-zero
 #                       if it fails; no result files
 #   LOSS_RATES          loss rates in percent (default "0 0.1 0.5 1 2 5")
-#   LOSS_SIZES          transfer size per rate, RATE:BYTES pairs (default below); a rate not listed
-#                       takes the last pair's size
+#   LOSS_SIZES          transfer size per rate, RATE:BYTES pairs (default D_SIZES below: 100 MB at 0%
+#                       down to 3 MB at 5%); a rate not listed takes the last pair's size
 #   LOSS_BUFFERS        DUT buffer sizes in bytes (default "65536 1048576")
 #   LOSS_DIRS           "download upload"
 #   LOSS_DUTS           "engine linux-nosack linux-sack"

@@ -55,11 +55,14 @@ enum DataLink {
     Other,
 }
 
+/// The records of a capture: (timestamp in seconds, captured bytes).
+type Records<'a> = Vec<(f64, &'a [u8])>;
+
 /// A classic pcap file (microsecond or nanosecond, either byte order), read
-/// whole: (link type, [(timestamp in seconds, captured bytes)]). Its own
-/// reader, as pcap-file 2.0 rejects records whose original length exceeds
-/// the snap length, i.e. every record of a short-snap capture.
-fn read_pcap(data: &[u8]) -> Result<(DataLink, Vec<(f64, &[u8])>), String> {
+/// whole: its link type and records. Its own reader, as pcap-file 2.0
+/// rejects records whose original length exceeds the snap length, i.e.
+/// every record of a short-snap capture.
+fn read_pcap(data: &[u8]) -> Result<(DataLink, Records<'_>), String> {
     let hdr = data.get(..24).ok_or("shorter than a pcap header")?;
     let magic = [hdr[0], hdr[1], hdr[2], hdr[3]];
     let (le, nanos) = match magic {
