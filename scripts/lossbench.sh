@@ -35,8 +35,9 @@
 #   upload    the DUT receives: tcpbench client --mode send --bytes size to discard; goodput =
 #             size / (connect to the DUT's FIN, sent after it read the last byte)
 # Retransmitted segments: a Linux sender's TcpRetransSegs (nstat, absolute counters before and after,
-# in the sender's netns; also TCPTimeouts, RTO expiries); the engine sender's from the capture (it
-# has no retransmission counter in ctl stats). Longest stall: bench/src/bin/tcpstall.rs on a tcpdump
+# in the sender's netns; also TCPTimeouts, RTO expiries); the engine sender's from its `ctl stats`
+# loss-recovery counters (retransmits, timeouts of the `tcp worker N` lines) where the build has
+# them, else from the capture (engines before those counters). Longest stall: bench/src/bin/tcpstall.rs on a tcpdump
 # capture taken in the router ns on rs (the DUT's side: everything the DUT sent, before any drop),
 # the longest interval in which the receiver's cumulative ACK did not advance while data was
 # outstanding. The capture also gives the engine's retransmissions (its segments below the highest
@@ -68,6 +69,8 @@
 #   LOSS_TIMEOUT        seconds per trial at most (default 30)
 #   LOSS_CAPTURE=0      no capture (no stalls, no engine retransmissions)
 #   LOSS_OUT            output directory (bench/results), LOSS_TAG appended to the names
+#   LOSS_ENGINE_STACK   more [tcp_stack] lines for the engine, e.g. "recv_buffer_initial = 65536"
+#                       (newline-separated; keys the engine build knows)
 #   LOSS_KEEP_PCAP=DIR  keep the captures of trials with a stall over 1 s or unfinished there
 #   GEN_CPU (client, 0), ENGINE_CPU (server, 1), ROUTER_CPU (the router's forwarding, GEN_CPU)
 #
@@ -252,6 +255,7 @@ port = $DISCARD_PORT
 [tcp_stack]
 send_buffer = $buf
 recv_buffer = $buf
+${LOSS_ENGINE_STACK:-}
 TOML
   rm -f "$TMP/engine.sock"
   ip netns exec "$NS" "$ENGINE" run --config "$TMP/engine.toml" >"$TMP/engine.log" 2>&1 &
@@ -307,12 +311,20 @@ sack_both() {
 
 # ---- trials ----------------------------------------------------------------------------
 
-# engine_tx_drops -> the engine's frames dropped for a full TX ring so far (0 for kernel DUTs).
-engine_tx_drops() {
+# engine_counters -> "TX_DROPS RETRANSMITS TIMEOUTS" of the engine so far: frames dropped for a
+# full TX ring, and the loss-recovery counters of its `tcp worker N` lines, summed over the
+# workers ("-" where this build has none: engines before the loss-recovery counters); "0 - -"
+# for kernel DUTs.
+engine_counters() {
   if [ -n "$DUT_PID" ]; then
-    "$ENGINE" ctl --socket "$TMP/engine.sock" stats 2>/dev/null | awk '$2 == "tx-ring-full" { n += $3 } END { print n + 0 }'
+    "$ENGINE" ctl --socket "$TMP/engine.sock" stats 2>/dev/null | awk '
+      $2 == "tx-ring-full" { n += $3 }
+      /^ *tcp worker/ { for (i = 1; i < NF; i++) {
+        if ($i == "retransmits") { r += $(i + 1); hr = 1 }
+        if ($i == "timeouts") { t += $(i + 1); ht = 1 } } }
+      END { print n + 0, (hr ? r : "-"), (ht ? t : "-") }'
   else
-    echo 0
+    echo "0 - -"
   fi
 }
 
@@ -333,8 +345,8 @@ trial() {
   [ "$dir" = download ] && sender_ns=$NS
   local before after
   before=$(counters "$sender_ns")
-  local txd0 txd1
-  txd0=$(engine_tx_drops)
+  local eng0 eng1
+  eng0=$(engine_counters)
   if [ "$CAPTURE" = 1 ]; then
     ip netns exec "$NR" tcpdump -i "$RS" -s 128 -B 16384 -n -w "$f.pcap" "tcp" 2>"$f.cap" &
     CAP_PID=$!
@@ -362,11 +374,15 @@ trial() {
     echo "{}" >"$f.stall"; : >"$f.cap"
   fi
   after=$(counters "$sender_ns")
-  txd1=$(engine_tx_drops)
+  eng1=$(engine_counters)
   local line
-  line=$(python3 - "$f" "$dut" "$buf" "$rate" "$dir" "$rep" "$size" "$before" "$after" "$(router_counts)" "$((txd1 - txd0))" <<'PY'
+  line=$(python3 - "$f" "$dut" "$buf" "$rate" "$dir" "$rep" "$size" "$before" "$after" "$(router_counts)" "$eng0" "$eng1" <<'PY'
 import json, re, sys
-f, dut, buf, rate, d, rep, size, before, after, router, txd = sys.argv[1:12]
+f, dut, buf, rate, d, rep, size, before, after, router, eng0, eng1 = sys.argv[1:13]
+e0, e1 = eng0.split(), eng1.split()
+txd = int(e1[0]) - int(e0[0])
+# The engine's own counters, where this build has them (retransmits, timeouts): per trial.
+ectl = None if "-" in (e0[1], e1[1], e0[2], e1[2]) else (int(e1[1]) - int(e0[1]), int(e1[2]) - int(e0[2]))
 size = int(size)
 try:
     c = json.load(open(f + ".json"))
@@ -381,7 +397,9 @@ el = c["elapsed_s"] or 1e-9
 # Finished: the whole size moved (recv: exact length then EOF; send: all written, the DUT's FIN).
 finished = int(c["bytes"] == size and c["unfinished"] == 0 and c["errors"] == 0)
 sender_is_engine = dut == "engine" and d == "download"
-if sender_is_engine:
+if sender_is_engine and ectl is not None:
+    (retrans, rto), src = ectl, "ctl"
+elif sender_is_engine:
     retrans, src, rto = s.get("retrans_segments", ""), "capture", ""
 else:
     retrans, src, rto = b1 - b0, "nstat", t1 - t0

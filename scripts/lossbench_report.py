@@ -160,9 +160,10 @@ for x in dirs:
 # ---- retransmissions and stalls ------------------------------------------------------------
 out.append("## Retransmissions and stalls\n")
 out.append("Per cell, summed over the repetitions: the sender's retransmitted segments (kernel sender: "
-           "TcpRetransSegs of its netns; engine sender: its segments below the highest sequence sent, from the "
-           "capture on the DUT's side of the router; the engine has no retransmission counter), the kernel "
-           "sender's retransmission timeouts (TCPTimeouts) in brackets; then the longest stall of all repetitions "
+           "TcpRetransSegs of its netns; engine sender: the `retransmits` of its `ctl stats` where the build has "
+           "them (RTOs: `timeouts`), else its segments below the highest sequence sent, from the capture on the "
+           "DUT's side of the router: the CSV's retrans_source says which), the sender's retransmission timeouts "
+           "in brackets (kernel: TCPTimeouts); then the longest stall of all repetitions "
            "in ms (the receiver's cumulative ACK not advancing while data was outstanding) and how many stalls "
            "lasted 200 ms or more.\n")
 for x in dirs:
