@@ -2,9 +2,16 @@
 //!
 //! ```text
 //! tcpbench server --mode discard|bulk|http|echo --port P [--bind A] [--bytes N] [--body S]
+//!                 [--sndbuf B] [--rcvbuf B]
 //! tcpbench client --connect ADDR:PORT --mode recv|send|crr [--seconds S] [--conns C]
-//!                 [--bytes N] [--body S] [--path P]
+//!                 [--bytes N] [--body S] [--path P] [--sndbuf B] [--rcvbuf B]
 //! ```
+//!
+//! `--sndbuf`/`--rcvbuf` set SO_SNDBUF/SO_RCVBUF on every socket (the
+//! listener's, before `listen`, so accepted sockets inherit them and the
+//! window scale fits; the client's before `connect`): fixed buffers instead
+//! of the kernel's autotuning (the kernel doubles the value for its
+//! bookkeeping, socket(7)).
 //!
 //! The server is the kernel's equivalent of each `[[tcp]]` app of the engine,
 //! byte for byte: `discard` reads and drops, and closes after the client's
@@ -82,6 +89,8 @@ enum Cmd {
         /// http: the body of every answer (the engine's default).
         #[arg(long, default_value = "pktengine\n")]
         body: String,
+        #[command(flatten)]
+        bufs: Bufs,
     },
     /// Measure against a server (tcpbench's or the engine's).
     Client {
@@ -103,7 +112,20 @@ enum Cmd {
         /// crr: the request path.
         #[arg(long, default_value = "/")]
         path: String,
+        #[command(flatten)]
+        bufs: Bufs,
     },
+}
+
+/// Fixed socket buffers (SO_SNDBUF/SO_RCVBUF); absent: the kernel autotunes.
+#[derive(clap::Args, Clone, Copy, Debug, Default)]
+struct Bufs {
+    /// SO_SNDBUF in bytes on every socket (the kernel doubles it).
+    #[arg(long)]
+    sndbuf: Option<i32>,
+    /// SO_RCVBUF in bytes on every socket (the kernel doubles it).
+    #[arg(long)]
+    rcvbuf: Option<i32>,
 }
 
 // ----- small libc layer -----
@@ -133,15 +155,21 @@ fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
     s
 }
 
-fn socket() -> io::Result<RawFd> {
+fn socket(bufs: Bufs) -> io::Result<RawFd> {
     // SAFETY: plain system call.
-    cvt(unsafe {
+    let fd = cvt(unsafe {
         libc::socket(
             libc::AF_INET,
             libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
             0,
         )
-    })
+    })?;
+    let set = |opt, v: Option<i32>| v.map_or(Ok(()), |v| set_int(fd, libc::SOL_SOCKET, opt, v));
+    if let Err(e) = set(libc::SO_SNDBUF, bufs.sndbuf).and(set(libc::SO_RCVBUF, bufs.rcvbuf)) {
+        close(fd);
+        return Err(e);
+    }
+    Ok(fd)
 }
 
 fn set_int(fd: RawFd, level: libc::c_int, opt: libc::c_int, v: libc::c_int) -> io::Result<()> {
@@ -178,8 +206,8 @@ fn so_error(fd: RawFd) -> io::Result<()> {
     }
 }
 
-fn listen(a: SocketAddrV4) -> io::Result<RawFd> {
-    let fd = socket()?;
+fn listen(a: SocketAddrV4, bufs: Bufs) -> io::Result<RawFd> {
+    let fd = socket(bufs)?;
     set_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
     let sa = sockaddr(a);
     // SAFETY: sa is a live sockaddr_in of the size passed.
@@ -196,8 +224,8 @@ fn listen(a: SocketAddrV4) -> io::Result<RawFd> {
 }
 
 /// A non-blocking connect: Ok once started (EINPROGRESS included).
-fn connect(a: SocketAddrV4) -> io::Result<RawFd> {
-    let fd = socket()?;
+fn connect(a: SocketAddrV4, bufs: Bufs) -> io::Result<RawFd> {
+    let fd = socket(bufs)?;
     let sa = sockaddr(a);
     // SAFETY: sa is a live sockaddr_in of the size passed.
     let r = unsafe {
@@ -388,6 +416,7 @@ fn server(
     port: u16,
     bytes: u64,
     body: &str,
+    bufs: Bufs,
 ) -> io::Result<()> {
     // SAFETY: the handler only stores to an atomic.
     unsafe {
@@ -400,7 +429,7 @@ fn server(
             on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
         );
     }
-    let lfd = listen(SocketAddrV4::new(bind, port))?;
+    let lfd = listen(SocketAddrV4::new(bind, port), bufs)?;
     let ep = Epoll::new()?;
     ep.add(lfd, IN)?;
     eprintln!(
@@ -677,6 +706,7 @@ enum Step {
 struct Client {
     mode: ClientMode,
     to: SocketAddrV4,
+    bufs: Bufs,
     ep: Epoll,
     conns: Slab<CConn>,
     open: usize,
@@ -695,7 +725,7 @@ struct Client {
 
 impl Client {
     fn start_one(&mut self) -> bool {
-        match connect(self.to) {
+        match connect(self.to, self.bufs) {
             Ok(fd) => {
                 if self.ep.add(fd, IN | OUT).is_err() {
                     close(fd);
@@ -933,11 +963,13 @@ fn client(
     bytes: Option<u64>,
     body: Option<String>,
     path: &str,
+    bufs: Bufs,
 ) -> io::Result<serde_json::Value> {
     let host = SocketAddr::V4(to);
     let mut cl = Client {
         mode,
         to,
+        bufs,
         ep: Epoll::new()?,
         conns: Slab::new(),
         open: 0,
@@ -1068,7 +1100,8 @@ fn main() -> ExitCode {
             bind,
             bytes,
             body,
-        } => server(mode, bind, port, bytes, &body),
+            bufs,
+        } => server(mode, bind, port, bytes, &body, bufs),
         Cmd::Client {
             connect,
             mode,
@@ -1077,7 +1110,10 @@ fn main() -> ExitCode {
             bytes,
             body,
             path,
-        } => client(connect, mode, seconds, conns, bytes, body, &path).map(|v| println!("{v}")),
+            bufs,
+        } => {
+            client(connect, mode, seconds, conns, bytes, body, &path, bufs).map(|v| println!("{v}"))
+        }
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
