@@ -181,6 +181,12 @@ direction = "both"
     let bound = (2.0 * kernel).max(kernel + 5.0);
     let engine = echo(&t, "198.18.1.1", bound + 0.5);
     let dropped = e.drop_count("impair-drop");
+    let stats = e.ctl_ok(&["stats"]);
+    let recovery: Vec<&str> = stats
+        .lines()
+        .filter(|l| l.starts_with("tcp worker"))
+        .collect();
+    eprintln!("engine: {}", recovery.join(" | "));
     let kb = buffer / 1024;
     match engine {
         Run::Done(s) => eprintln!(

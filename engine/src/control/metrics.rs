@@ -130,7 +130,7 @@ families! {
     TCP_CLOSED: Counter "pktengine_tcp_closed_total" ["worker", "how"]
         "The engine's TCP connections that ended: normal, reset, timed_out, refused.";
     TCP_LOSS: Counter "pktengine_tcp_loss_recovery_total" ["worker", "event"]
-        "Loss recovery of the engine's TCP connections, by event: retransmits (segments sent again), timeouts (RTO expiries), fast_retransmits, tlp_probes (tail loss probes sent), tlp_recoveries (probes that repaired a loss), spurious_undos (retransmissions found spurious by timestamps and undone), paws_drops (segments dropped by PAWS), rcv_buffer_grows (receive rings enlarged by autotuning).";
+        "Loss recovery of the engine's TCP connections, by event: retransmits (segments sent again), timeouts (RTO expiries), fast_retransmits, tlp_probes (tail loss probes sent), tlp_recoveries (probes that repaired a loss), spurious_undos (retransmissions found spurious by timestamps and undone), paws_drops (segments dropped by PAWS), rcv_buffer_grows (receive rings enlarged by autotuning), lost_retransmits (retransmissions found lost in recovery and sent again before the RTO).";
     TCP_RX_BYTES: Counter "pktengine_tcp_rx_bytes_total" ["worker"]
         "Payload bytes of the TCP segments the engine's endpoint received.";
     TCP_TX_BYTES: Counter "pktengine_tcp_tx_bytes_total" ["worker"]

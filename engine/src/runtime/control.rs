@@ -922,6 +922,7 @@ impl Control {
                     ("spurious_undos", g64(&g.spurious_undos)),
                     ("paws_drops", g64(&g.paws_drops)),
                     ("rcv_buffer_grows", g64(&g.rcv_buffer_grows)),
+                    ("lost_retransmits", g64(&g.lost_retransmits)),
                 ];
                 for (name, v) in [
                     ("conns", conns),
@@ -2117,6 +2118,7 @@ mod tests {
                 "spurious_undos",
                 "paws_drops",
                 "rcv_buffer_grows",
+                "lost_retransmits",
             ] {
                 push(&format!("tcp worker {w}"), n);
             }

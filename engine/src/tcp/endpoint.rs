@@ -136,6 +136,7 @@ pub struct Gauges {
     pub spurious_undos: AtomicU64,
     pub paws_drops: AtomicU64,
     pub rcv_buffer_grows: AtomicU64,
+    pub lost_retransmits: AtomicU64,
 }
 
 /// One row of `ctl tcp show`.
@@ -788,6 +789,7 @@ impl TcpWorker {
                 (&g.spurious_undos, st.spurious_undos),
                 (&g.paws_drops, st.paws_drops),
                 (&g.rcv_buffer_grows, st.rcv_buffer_grows),
+                (&g.lost_retransmits, st.lost_retransmits),
             ] {
                 a.store(v, Ordering::Relaxed);
             }

@@ -414,6 +414,9 @@ pub struct Tcb {
     tlp_now: bool,
     /// The tail loss probe out, until an ACK covers it or a timeout.
     tlp: Option<Tlp>,
+    /// In recovery, after a retransmission of SND.UNA: duplicate ACKs
+    /// since, and how many the segments sent before it can account for.
+    retx_watch: Option<(u32, u32)>,
     stats: TcbStats,
 
     // Receive buffer autotuning (Linux's dynamic right-sizing).
@@ -448,6 +451,9 @@ pub struct TcbStats {
     pub paws_drops: u64,
     /// Times receive autotuning enlarged the receive ring.
     pub rcv_buffer_grows: u64,
+    /// Retransmissions found lost in recovery (by the duplicate ACKs that
+    /// followed them) and sent again before the RTO.
+    pub lost_retransmits: u64,
 }
 
 impl TcbStats {
@@ -461,6 +467,7 @@ impl TcbStats {
         self.spurious_undos += o.spurious_undos;
         self.paws_drops += o.paws_drops;
         self.rcv_buffer_grows += o.rcv_buffer_grows;
+        self.lost_retransmits += o.lost_retransmits;
     }
 }
 
@@ -631,6 +638,7 @@ impl Tcb {
             pto_armed: false,
             tlp_now: false,
             tlp: None,
+            retx_watch: None,
             stats: TcbStats::default(),
             app_read: 0,
             rcv_mark_ms: now_ms,
@@ -1316,8 +1324,10 @@ impl Tcb {
             self.first_retx_ms = None;
             self.detect_spurious(seg, flight_before, data_acked);
             self.tlp_acked(seg, ack, flight_before);
+            self.retx_watch = None;
             if self.cc.on_ack(ack, data_acked, flight_before) == AckAction::RetransmitNext {
                 self.retransmit_una = true;
+                self.watch_retransmission();
             }
             // RFC 6298 §5.2, §5.3 (nothing in flight after a lone probe byte).
             if self.snd_nxt == self.snd_una && self.snd_max == self.snd_una {
@@ -1348,6 +1358,20 @@ impl Tcb {
                 self.retransmit_una = true;
                 self.stats.fast_retransmits += 1;
                 self.begin_episode(now_ms, false, before, flight);
+                self.watch_retransmission();
+            } else if let Some((seen, limit)) = &mut self.retx_watch {
+                // Lost retransmission: more duplicates than the segments
+                // sent before the retransmission can cause, so some come
+                // from segments sent after it, which arrived while it did
+                // not (a FIFO path; the margin of three absorbs some
+                // reordering). Without SACK this is the only early sign;
+                // otherwise only the RTO repairs it.
+                *seen += 1;
+                if *seen > *limit && self.cc.in_recovery() {
+                    self.retransmit_una = true;
+                    self.stats.lost_retransmits += 1;
+                    self.watch_retransmission();
+                }
             }
         }
         // The send window (SND.WL1/SND.WL2), from ACKs not older than SND.UNA.
@@ -1390,6 +1414,14 @@ impl Tcb {
                 self.rtt_timing = None;
             }
         }
+    }
+
+    /// Starts counting the duplicate ACKs that follow a retransmission of
+    /// SND.UNA in recovery: the segments then in flight can cause at most
+    /// one each.
+    fn watch_retransmission(&mut self) {
+        let segs = self.snd_max.offset_from(self.snd_una) / self.snd_mss.max(1);
+        self.retx_watch = Some((0, segs.saturating_add(cc::DUP_ACK_THRESHOLD)));
     }
 
     /// The first retransmission of a loss episode (a timeout, or a fast
@@ -1749,6 +1781,7 @@ impl Tcb {
             self.begin_episode(now_ms, true, before, flight);
             self.tlp = None;
             self.tlp_now = false;
+            self.retx_watch = None;
         }
         self.rtt.backoff();
         // Go back N: everything from SND.UNA is sent again.
@@ -3534,6 +3567,41 @@ mod tests {
         out(&mut t, 0);
         inject(&mut t, 4, &ack_ts(ISS + 1 + 1448, PTS + 4, off));
         assert!(!t.pto_armed);
+    }
+
+    /// A fast retransmission that is lost too: once more duplicate ACKs
+    /// arrive than the segments in flight before it could cause, it is
+    /// sent again, without waiting for the RTO.
+    #[test]
+    fn a_lost_retransmission_is_sent_again_before_the_rto() {
+        let (mut t, off) = server_ts(cfg(), 65_535);
+        let base = ISS + 1;
+        t.send(&data(30 * 1448));
+        assert_eq!(out(&mut t, 0).len(), 10);
+        let dup = ack_ts(base, PTS + 10, off);
+        for i in 0..3 {
+            inject(&mut t, 10 + i, &dup);
+        }
+        assert_eq!(t.stats().fast_retransmits, 1);
+        // 10 segments were out: up to 13 duplicates are theirs.
+        let mut again = 0;
+        for i in 0..14u64 {
+            let v = inject(&mut t, 20 + i, &dup);
+            again += v
+                .iter()
+                .filter(|s| s.seq == base && !s.data.is_empty())
+                .count();
+            if i < 13 {
+                assert_eq!(again, 0, "duplicate {i}: {v:?}");
+            }
+        }
+        assert_eq!(again, 1);
+        assert_eq!(t.stats().lost_retransmits, 1);
+        assert_eq!(t.stats().timeouts, 0);
+        // A partial ACK starts a new count.
+        inject(&mut t, 40, &ack_ts(base + 1448, PTS + 40, off + 33));
+        assert!(t.cc().in_recovery());
+        assert_eq!(t.retx_watch.map(|w| w.0), Some(0));
     }
 
     // ----- Receive buffer autotuning -----
