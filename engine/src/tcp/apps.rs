@@ -4,7 +4,7 @@
 //! Servers (`port = P`, on every engine address): `echo` returns every
 //! byte, `discard` reads and drops, `http` answers every HTTP/1.1 request
 //! with a static body (keep-alive), `bulk` sends `bytes` bytes and closes.
-//! Clients (`connect = "ADDR:PORT"`, `connections = N`): `bulk` sends
+//! Clients (`connect = "ADDR:PORT"` or `"[IPv6]:PORT"`, `connections = N`): `bulk` sends
 //! `bytes` bytes and closes, `discard` reads until the server closes,
 //! `echo` returns what the server sends. A client connection's end is
 //! logged with its figures, and counted in `ctl stats` (`tcp worker N`).
@@ -12,7 +12,7 @@
 //! Every stream a bulk sender writes is byte `i` = `i % 251`, so a receiver
 //! can check each byte.
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 use super::endpoint::{ConnId, Event, TcpWorker};
 use crate::context::Ctx;
@@ -38,7 +38,7 @@ pub struct AppConfig {
     /// Listening port (servers); 0 for a client.
     pub port: u16,
     /// A client's server; `None` for a server.
-    pub connect: Option<SocketAddrV4>,
+    pub connect: Option<SocketAddr>,
     /// A client's connections (spread over the workers).
     pub connections: u32,
     pub app: App,
@@ -168,7 +168,7 @@ impl Apps {
             let Some(remote) = self.cfgs[app].connect else {
                 continue;
             };
-            let Some((local, _port)) = super::endpoint::source_for(ctx, *remote.ip()) else {
+            let Some((local, _port)) = super::endpoint::source_for(ctx, remote.ip()) else {
                 // No route yet (the configuration is still being applied): later.
                 self.plans[p].next_try_ms = now + 100;
                 continue;
