@@ -396,7 +396,10 @@ connect = "{down}"
         show.lines().any(|l| {
             let w: Vec<&str> = l.split_whitespace().collect();
             w.len() > 2
-                && w[0].rsplit_once(':').map(|(a, _)| a.trim_matches(['[', ']'])) == Some(source)
+                && w[0]
+                    .rsplit_once(':')
+                    .map(|(a, _)| a.trim_matches(['[', ']']))
+                    == Some(source)
                 && w[1] == up
                 && w[2] == "TimeWait"
         }),

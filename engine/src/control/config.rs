@@ -1547,8 +1547,9 @@ trunk = [10, 20]
             "{GOOD}\n[[tcp]]\napp = \"bulk\"\nconnect = \"[fe80::1]:5001\"\n"
         ));
         assert!(
-            e.iter().any(|m| m
-                .starts_with("t.toml:24:11: connect `[fe80::1]:5001`: a link-local address")),
+            e.iter()
+                .any(|m| m
+                    .starts_with("t.toml:24:11: connect `[fe80::1]:5001`: a link-local address")),
             "{e:?}"
         );
         let e = errors(&format!("{GOOD}\n[[tcp]]\napp = \"echo\"\n"));

@@ -414,8 +414,7 @@ impl TcpWorker {
         for _ in 0..span {
             let p = self.next_port;
             self.next_port = if p >= EPHEMERAL.1 { EPHEMERAL.0 } else { p + 1 };
-            if owner(p, remote.ip(), remote.port(), self.workers) != self.me
-                || self.is_listening(p)
+            if owner(p, remote.ip(), remote.port(), self.workers) != self.me || self.is_listening(p)
             {
                 continue;
             }
@@ -1116,11 +1115,11 @@ pub fn source_for(ctx: &Ctx, remote: IpAddr) -> Option<(IpAddr, u16)> {
     let p = ctx.ifs.port(hop.port)?;
     let src = match remote {
         IpAddr::V4(_) => p.v4.first().map(|&(a, _)| IpAddr::V4(a)),
-        IpAddr::V6(_) => p
-            .v6
-            .iter()
-            .find(|(a, _)| !a.is_unicast_link_local())
-            .map(|&(a, _)| IpAddr::V6(a)),
+        IpAddr::V6(_) => {
+            p.v6.iter()
+                .find(|(a, _)| !a.is_unicast_link_local())
+                .map(|&(a, _)| IpAddr::V6(a))
+        }
     };
     src.map(|a| (a, hop.port))
 }

@@ -61,7 +61,10 @@ fn worker_to(server: &str, conns: u32, neighbours: bool) -> (Worker<MemPort>, Ar
     rt.publish();
     let routes = Routes::resolve(rt.reader().snapshot().clone(), &ifs);
     let mut neigh = NeighborTable::new(30_000, 120_000);
-    for ip in [IpAddr::V4(PEER), IpAddr::V6(GATEWAY6)].into_iter().filter(|_| neighbours) {
+    for ip in [IpAddr::V4(PEER), IpAddr::V6(GATEWAY6)]
+        .into_iter()
+        .filter(|_| neighbours)
+    {
         neigh.learn(NeighborKey { port: 0, ip }, PEER_MAC, 0, true);
     }
     let apps = vec![AppConfig {
@@ -169,7 +172,9 @@ fn step_frames(w: &mut Worker<MemPort>) -> Vec<Vec<u8>> {
     w.poll_once();
     let (umem, socks) = w.split();
     let mut out = Vec::new();
-    socks[0].io.take_sent(umem, usize::MAX, |f| out.push(f.to_vec()));
+    socks[0]
+        .io
+        .take_sent(umem, usize::MAX, |f| out.push(f.to_vec()));
     out
 }
 
@@ -186,15 +191,7 @@ fn tcp6(f: &[u8]) -> Option<(Ipv6Addr, Ipv6Addr, u8, TcpRepr<'_>)> {
     let pkt = TcpPacket::new_checked(f.get(54..54 + len)?).ok()?;
     // `parse` borrows the packet; the payload is not looked at here.
     let r = TcpRepr::parse(&pkt, src, dst).ok()?;
-    Some((
-        src,
-        dst,
-        f[21],
-        TcpRepr {
-            payload: &[],
-            ..r
-        },
-    ))
+    Some((src, dst, f[21], TcpRepr { payload: &[], ..r }))
 }
 
 /// An Ethernet/IPv6 frame from the server to the engine carrying `r`.
@@ -208,8 +205,12 @@ fn frame6(r: &TcpRepr<'_>) -> Vec<u8> {
     f[14..22].copy_from_slice(&[0x60, 0, 0, 0, (tl >> 8) as u8, tl as u8, 6, 60]);
     f[22..38].copy_from_slice(&SERVER6.octets());
     f[38..54].copy_from_slice(&ENGINE6.octets());
-    r.emit(&mut TcpPacket::new_unchecked(&mut f[54..]), SERVER6, ENGINE6)
-        .unwrap();
+    r.emit(
+        &mut TcpPacket::new_unchecked(&mut f[54..]),
+        SERVER6,
+        ENGINE6,
+    )
+    .unwrap();
     f
 }
 
@@ -241,7 +242,11 @@ fn an_ipv6_client_connection_sends_its_syn_from_the_global_address_and_completes
     assert_eq!(syns.len(), 1, "one SYN: {frames:02x?}");
     let (src, dst, hops, syn) = syns[0];
     let f = frames.iter().find(|f| tcp6(f).is_some()).unwrap();
-    assert_eq!((&f[..6], &f[6..12]), (&PEER_MAC[..], &MAC[..]), "to the gateway");
+    assert_eq!(
+        (&f[..6], &f[6..12]),
+        (&PEER_MAC[..], &MAC[..]),
+        "to the gateway"
+    );
     assert_eq!((src, dst, hops), (ENGINE6, SERVER6, 64));
     assert_eq!((syn.flags, syn.ack_number), (TcpFlags::SYN, None));
     assert_eq!(syn.dst_port, 5001);
