@@ -407,6 +407,29 @@ connect = "{down}"
     );
 }
 
+/// A client whose server has no route (here: an IPv6 prefix the engine
+/// has no route to) keeps trying, and says so once in the log.
+#[test]
+fn a_client_without_a_route_says_so() {
+    let t = RouterTopo::new("tin").unwrap();
+    let e = start(
+        &t,
+        "tin",
+        "[1]",
+        "\n[[tcp]]\napp = \"discard\"\nconnect = \"[2001:2:0:99::2]:5002\"\n",
+    );
+    let want = "tcp client to [2001:2:0:99::2]:5002: no route, or the port it leaves from has no global IPv6 address; still trying";
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !e.log().contains(want) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // It retries every 100 ms: a second warning would come within a second.
+    std::thread::sleep(Duration::from_secs(1));
+    let log = e.log();
+    assert_eq!(log.matches(want).count(), 1, "warned once:\n{log}");
+    assert_eq!(stat(&e, "tcp worker", "conns"), 0);
+}
+
 /// Two workers on two queues: the kernel picks the queue of each flow, the
 /// owner rule picks the worker; every connection works, handed over or not,
 /// and the engine's own client connections too.

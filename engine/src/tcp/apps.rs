@@ -70,7 +70,13 @@ struct Plan {
     /// Connection numbers `k` with `k % workers == me` are ours.
     todo: u32,
     next_try_ms: u64,
+    /// Since when no source address was found (0: one was, or not tried yet); warned once.
+    no_source_since_ms: u64,
+    warned: bool,
 }
+
+/// How long a client waits for a route and a source address before it warns (it keeps trying).
+const NO_SOURCE_WARN_MS: u64 = 5000;
 
 /// One worker's applications.
 #[derive(Debug)]
@@ -108,6 +114,8 @@ impl Apps {
                             app: i,
                             todo: mine,
                             next_try_ms: 0,
+                            no_source_since_ms: 0,
+                            warned: false,
                         });
                     }
                 }
@@ -170,9 +178,20 @@ impl Apps {
             };
             let Some((local, _port)) = super::endpoint::source_for(ctx, remote.ip()) else {
                 // No route yet (the configuration is still being applied): later.
-                self.plans[p].next_try_ms = now + 100;
+                let plan = &mut self.plans[p];
+                plan.next_try_ms = now + 100;
+                if plan.no_source_since_ms == 0 {
+                    plan.no_source_since_ms = now.max(1);
+                } else if !plan.warned && now - plan.no_source_since_ms >= NO_SOURCE_WARN_MS {
+                    plan.warned = true;
+                    tracing::warn!(
+                        "tcp client to {remote}: no route, or the port it leaves from has no {} address; still trying",
+                        if remote.is_ipv6() { "global IPv6" } else { "IPv4" }
+                    );
+                }
                 continue;
             };
+            self.plans[p].no_source_since_ms = 0;
             while self.plans[p].todo > 0 {
                 match tw.connect(local, remote, self.cfgs[app].nodelay, now) {
                     Ok(id) => {
