@@ -100,15 +100,17 @@ pub const FEATURES: &[Feature] = &[
             NewReno, RTO per RFC 6298, persist, delayed ACKs, Nagle, SWS avoidance, TIME-WAIT), \
             timer wheel, RFC 6528 ISNs, bounded reassembly; built-in `[[tcp]]` apps on the \
             engine's addresses (echo, discard, HTTP/1.1 keep-alive, bulk), RST for ports without \
-            one; the same apps as clients (`connect = ADDR:PORT`); a per-worker application API \
+            one; the same apps as clients over IPv4 or IPv6 (`connect = ADDR:PORT` or \
+            `[ADDR]:PORT`); a per-worker application API \
             (listen, accept, connect, read, write, shutdown, close, readiness events); connection \
             ownership by hash with handoff between workers; `[tcp_stack]` limits and timers; \
             `[[udp]]` echo; `ctl tcp show`; SYN cookies beyond a backlog of 128 half-open \
             connections. Netns-tested against the kernel's TCP: 100 MB echo both ways by hash, \
             clean and through 1% loss + 1% reordering (`[impair]`), 1,000 concurrent connections, \
-            curl and http.client keep-alive, the engine as client (upload and download verified), \
-            two workers, a 2,000-SYN spoofed flood; fuzzed (`tcp_endpoint`). IPv4 and IPv6 \
-            (clients IPv4), limited transmit (RFC 3042). No timestamps, no tail-loss probe",
+            curl and http.client keep-alive, the engine as client over IPv4 and IPv6 (upload and \
+            download verified), \
+            two workers, a 2,000-SYN spoofed flood; fuzzed (`tcp_endpoint`). IPv4 and IPv6, \
+            limited transmit (RFC 3042). No timestamps, no tail-loss probe",
     },
     Feature {
         capability: "L4 load balancer: VIP services (TCP/UDP), round-robin, smooth weighted, \

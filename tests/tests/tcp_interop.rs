@@ -1,9 +1,10 @@
 //! The engine's TCP against the Linux kernel's at scale (issue 11): 100 MB
 //! both ways through the echo app verified by hash, 1,000 concurrent
 //! connections, HTTP keep-alive from Python's http.client, the engine as
-//! a client of kernel servers (upload and download, pattern verified), and
+//! a client of kernel servers over IPv4 and IPv6 (upload and download,
+//! pattern verified), and
 //! two workers sharing connections whatever queue their segments arrive on.
-//! Addresses from 198.18.0.0/15 only.
+//! Addresses from 198.18.0.0/15 and 2001:2::/48 only.
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -275,20 +276,38 @@ print(ok, len(socks))
 /// server checks every byte) and downloads 20 MB (the engine checks them).
 #[test]
 fn the_engine_as_a_client_of_kernel_servers() {
-    let t = RouterTopo::new("tiq").unwrap();
-    let dir = Engine::dir("tiq-srv");
-    let srv = Bg::spawn(
-        &t.h2,
-        dir.join("server.log"),
-        &[
-            "-c",
-            r#"
+    engine_as_client("tiq", "198.19.1.2", "198.19.1.1");
+}
+
+/// The same over IPv6: the engine connects from its `wan` port's global
+/// address (not its link-local one), resolving the server by neighbour
+/// discovery.
+#[test]
+fn the_engine_as_an_ipv6_client_of_kernel_servers() {
+    engine_as_client("ti6", "2001:2:0:2::2", "2001:2:0:2::1");
+}
+
+/// The engine as a client of kernel servers on `server` (in h2), uploading
+/// and downloading 20 MB, every byte checked; the servers see the engine's
+/// connections come from `source`.
+fn engine_as_client(tag: &str, server: &str, source: &str) {
+    let t = RouterTopo::new(tag).unwrap();
+    let dir = Engine::dir(&format!("{tag}-srv"));
+    let family = if server.contains(':') {
+        "socket.AF_INET6"
+    } else {
+        "socket.AF_INET"
+    };
+    let code = r#"
 import socket, sys, threading
 N = 20 * 1000 * 1000
+def listener(port):
+    l = socket.socket(FAMILY); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    l.bind((SERVER, port)); l.listen(8)
+    return l
 def upload():
-    l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    l.bind(("198.19.1.2", 5001)); l.listen(8)
-    c, a = l.accept()
+    c, a = listener(5001).accept()
+    print("upload from", a[0], file=sys.stderr, flush=True)
     got = 0; bad = 0
     pat = bytes(i % 251 for i in range(251 * 4096))
     while True:
@@ -300,9 +319,8 @@ def upload():
     c.close()
     print("upload", got, bad, file=sys.stderr, flush=True)
 def download():
-    l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    l.bind(("198.19.1.2", 5002)); l.listen(8)
-    c, a = l.accept()
+    c, a = listener(5002).accept()
+    print("download to", a[0], file=sys.stderr, flush=True)
     pat = bytes(i % 251 for i in range(251 * 4000))
     sent = 0
     while sent < N:
@@ -315,26 +333,35 @@ ts = [threading.Thread(target=upload), threading.Thread(target=download)]
 for x in ts: x.start()
 print("ready", flush=True)
 for x in ts: x.join()
-"#,
-        ],
-    );
+"#
+    .replace("FAMILY", family)
+    .replace("SERVER", &format!("{server:?}"));
+    let srv = Bg::spawn(&t.h2, dir.join("server.log"), &["-c", &code]);
+    // `ADDR:PORT` or `[ADDR]:PORT`, as SocketAddr writes it (and the engine logs it).
+    let ep = |port: u16| {
+        let ip: std::net::IpAddr = server.parse().unwrap();
+        std::net::SocketAddr::new(ip, port).to_string()
+    };
+    let (up, down) = (ep(5001), ep(5002));
     let e = start(
         &t,
-        "tiq",
+        tag,
         "[1]",
-        r#"
+        &format!(
+            r#"
 [[tcp]]
 app = "bulk"
-connect = "198.19.1.2:5001"
+connect = "{up}"
 bytes = 20000000
 
 [[tcp]]
 app = "discard"
-connect = "198.19.1.2:5002"
-"#,
+connect = "{down}"
+"#
+        ),
     );
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !(srv.log().contains("upload") && e.log().matches("tcp client to").count() >= 2)
+    while !(srv.log().contains("upload ") && e.log().matches("tcp client to").count() >= 2)
         && Instant::now() < deadline
     {
         std::thread::sleep(Duration::from_millis(100));
@@ -345,17 +372,62 @@ connect = "198.19.1.2:5002"
         "the server got all 20 MB, every byte right:\n{}\nengine:\n{log}",
         srv.log()
     );
+    for what in ["upload from", "download to"] {
+        assert!(
+            srv.log().contains(&format!("{what} {source}\n")),
+            "the engine connects from {source}:\n{}",
+            srv.log()
+        );
+    }
     assert!(
-        log.contains("tcp client to 198.19.1.2:5001: done") && log.contains("sent 20000000 bytes"),
+        log.contains(&format!("tcp client to {up}: done")) && log.contains("sent 20000000 bytes"),
         "the engine reports the upload:\n{log}"
     );
     assert!(
-        log.contains("tcp client to 198.19.1.2:5002: done")
+        log.contains(&format!("tcp client to {down}: done"))
             && log.contains("received 20000000 bytes (0 pattern errors)"),
         "the engine downloaded 20 MB, every byte right:\n{log}\nserver:\n{}",
         srv.log()
     );
     assert_eq!(stat(&e, "tcp worker", "connected"), 2);
+    // The upload (the engine closed first) in TIME-WAIT in `ctl tcp show`, from the engine's address.
+    let show = e.ctl_ok(&["tcp", "show"]);
+    assert!(
+        show.lines().any(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w.len() > 2
+                && w[0]
+                    .rsplit_once(':')
+                    .map(|(a, _)| a.trim_matches(['[', ']']))
+                    == Some(source)
+                && w[1] == up
+                && w[2] == "TimeWait"
+        }),
+        "a row from {source} to {up}:\n{show}"
+    );
+}
+
+/// A client whose server has no route (here: an IPv6 prefix the engine
+/// has no route to) keeps trying, and says so once in the log.
+#[test]
+fn a_client_without_a_route_says_so() {
+    let t = RouterTopo::new("tin").unwrap();
+    let e = start(
+        &t,
+        "tin",
+        "[1]",
+        "\n[[tcp]]\napp = \"discard\"\nconnect = \"[2001:2:0:99::2]:5002\"\n",
+    );
+    let want = "tcp client to [2001:2:0:99::2]:5002: no route, or the port it leaves from has no global IPv6 address; still trying";
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !e.log().contains(want) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // It retries every 100 ms: a second warning would come within a second.
+    std::thread::sleep(Duration::from_secs(1));
+    let log = e.log();
+    assert_eq!(log.matches(want).count(), 1, "warned once:\n{log}");
+    assert_eq!(stat(&e, "tcp worker", "conns"), 0);
 }
 
 /// Two workers on two queues: the kernel picks the queue of each flow, the

@@ -1504,6 +1504,15 @@ trunk = [10, 20]
             }
         );
         assert_eq!(c.tcp[1].connect, Some("198.18.2.2:5001".parse().unwrap()));
+        // An IPv6 server.
+        let v6 = parse(&format!(
+            "{GOOD}\n[[tcp]]\napp = \"discard\"\nconnect = \"[2001:2:0:2::2]:5002\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            v6.tcp[0].connect,
+            Some("[2001:2:0:2::2]:5002".parse().unwrap())
+        );
         assert_eq!(
             (c.tcp[1].connections, c.tcp[1].app.clone()),
             (3, App::Bulk { bytes: 1000 })
@@ -1534,6 +1543,15 @@ trunk = [10, 20]
             "{e:?}"
         );
         assert!(e.iter().any(|m| m.contains("http is a server")), "{e:?}");
+        let e = errors(&format!(
+            "{GOOD}\n[[tcp]]\napp = \"bulk\"\nconnect = \"[fe80::1]:5001\"\n"
+        ));
+        assert!(
+            e.iter()
+                .any(|m| m
+                    .starts_with("t.toml:24:11: connect `[fe80::1]:5001`: a link-local address")),
+            "{e:?}"
+        );
         let e = errors(&format!("{GOOD}\n[[tcp]]\napp = \"echo\"\n"));
         assert!(e.iter().any(|m| m.contains("needs port")), "{e:?}");
         let e = errors(&format!("{GOOD}\n[tcp_stack]\nmin_rto_ms = 0\nmss = 40\n"));

@@ -4,7 +4,7 @@
 //! Servers (`port = P`, on every engine address): `echo` returns every
 //! byte, `discard` reads and drops, `http` answers every HTTP/1.1 request
 //! with a static body (keep-alive), `bulk` sends `bytes` bytes and closes.
-//! Clients (`connect = "ADDR:PORT"`, `connections = N`): `bulk` sends
+//! Clients (`connect = "ADDR:PORT"` or `"[IPv6]:PORT"`, `connections = N`): `bulk` sends
 //! `bytes` bytes and closes, `discard` reads until the server closes,
 //! `echo` returns what the server sends. A client connection's end is
 //! logged with its figures, and counted in `ctl stats` (`tcp worker N`).
@@ -12,7 +12,7 @@
 //! Every stream a bulk sender writes is byte `i` = `i % 251`, so a receiver
 //! can check each byte.
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 use super::endpoint::{ConnId, Event, TcpWorker};
 use crate::context::Ctx;
@@ -38,7 +38,7 @@ pub struct AppConfig {
     /// Listening port (servers); 0 for a client.
     pub port: u16,
     /// A client's server; `None` for a server.
-    pub connect: Option<SocketAddrV4>,
+    pub connect: Option<SocketAddr>,
     /// A client's connections (spread over the workers).
     pub connections: u32,
     pub app: App,
@@ -70,7 +70,13 @@ struct Plan {
     /// Connection numbers `k` with `k % workers == me` are ours.
     todo: u32,
     next_try_ms: u64,
+    /// Since when no source address was found (0: one was, or not tried yet); warned once.
+    no_source_since_ms: u64,
+    warned: bool,
 }
+
+/// How long a client waits for a route and a source address before it warns (it keeps trying).
+const NO_SOURCE_WARN_MS: u64 = 5000;
 
 /// One worker's applications.
 #[derive(Debug)]
@@ -108,6 +114,8 @@ impl Apps {
                             app: i,
                             todo: mine,
                             next_try_ms: 0,
+                            no_source_since_ms: 0,
+                            warned: false,
                         });
                     }
                 }
@@ -168,11 +176,22 @@ impl Apps {
             let Some(remote) = self.cfgs[app].connect else {
                 continue;
             };
-            let Some((local, _port)) = super::endpoint::source_for(ctx, *remote.ip()) else {
+            let Some((local, _port)) = super::endpoint::source_for(ctx, remote.ip()) else {
                 // No route yet (the configuration is still being applied): later.
-                self.plans[p].next_try_ms = now + 100;
+                let plan = &mut self.plans[p];
+                plan.next_try_ms = now + 100;
+                if plan.no_source_since_ms == 0 {
+                    plan.no_source_since_ms = now.max(1);
+                } else if !plan.warned && now - plan.no_source_since_ms >= NO_SOURCE_WARN_MS {
+                    plan.warned = true;
+                    tracing::warn!(
+                        "tcp client to {remote}: no route, or the port it leaves from has no {} address; still trying",
+                        if remote.is_ipv6() { "global IPv6" } else { "IPv4" }
+                    );
+                }
                 continue;
             };
+            self.plans[p].no_source_since_ms = 0;
             while self.plans[p].todo > 0 {
                 match tw.connect(local, remote, self.cfgs[app].nodelay, now) {
                     Ok(id) => {

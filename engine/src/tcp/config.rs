@@ -4,6 +4,7 @@
 use super::endpoint::{App, AppConfig, StackConfig};
 use crate::validate::{in_range, Checker, Spanned};
 use serde::Deserialize;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// `[[tcp]]`: a built-in TCP application on a port of the engine's addresses.
 #[derive(Debug, Deserialize)]
@@ -14,7 +15,7 @@ pub struct RawTcp {
     /// A server's port (on every engine address).
     #[serde(default)]
     pub port: Option<Spanned<u16>>,
-    /// A client's server, `ADDR:PORT`.
+    /// A client's server, `ADDR:PORT` (IPv4) or `[ADDR]:PORT` (IPv6).
     #[serde(default)]
     pub connect: Option<Spanned<String>>,
     /// A client's connections (default 1).
@@ -74,13 +75,10 @@ pub fn validate_apps(ck: &mut Checker<'_>, raw: Vec<Spanned<RawTcp>>) -> Vec<App
             }
         }
         let connect = match &r.connect {
-            Some(c) => match c.get_ref().parse::<std::net::SocketAddrV4>() {
-                Ok(sa) if sa.port() != 0 && !sa.ip().is_unspecified() => Some(sa),
-                _ => {
-                    ck.at(
-                        c.span(),
-                        format!("connect `{}`: expected IPv4 ADDR:PORT", c.get_ref()),
-                    );
+            Some(c) => match parse_connect(c.get_ref()) {
+                Ok(sa) => Some(sa),
+                Err(why) => {
+                    ck.at(c.span(), format!("connect `{}`: {why}", c.get_ref()));
                     None
                 }
             },
@@ -136,6 +134,36 @@ pub fn validate_apps(ck: &mut Checker<'_>, raw: Vec<Spanned<RawTcp>>) -> Vec<App
         });
     }
     out
+}
+
+/// A client's server: `198.19.1.2:5001` or `[2001:2:0:2::2]:5001`; a
+/// unicast address the engine can route to (no link-local IPv6: a
+/// connection must not depend on which port a scope names), port not 0.
+fn parse_connect(s: &str) -> Result<SocketAddr, &'static str> {
+    let sa: SocketAddr = s
+        .parse()
+        .map_err(|_| "expected ADDR:PORT (IPv4) or [ADDR]:PORT (IPv6)")?;
+    let ip = sa.ip();
+    if sa.port() == 0 {
+        return Err("port 0");
+    }
+    if ip.is_unspecified() || ip.is_multicast() || ip == IpAddr::V4(Ipv4Addr::BROADCAST) {
+        return Err("expected a unicast address");
+    }
+    if let SocketAddr::V6(v6) = sa {
+        if v6.scope_id() != 0 {
+            return Err("a scope (%) is for link-local addresses, which are not taken");
+        }
+    }
+    if let IpAddr::V6(a) = ip {
+        if a.is_unicast_link_local() {
+            return Err("a link-local address (expected a global one)");
+        }
+        if a.to_ipv4_mapped().is_some() {
+            return Err("an IPv4-mapped address (write the IPv4 address)");
+        }
+    }
+    Ok(sa)
 }
 
 /// Validates `[tcp_stack]`.
@@ -263,4 +291,38 @@ pub fn validate_stack(ck: &mut Checker<'_>, r: RawTcpStack) -> StackConfig {
         });
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_connect;
+
+    #[test]
+    fn connect_takes_ipv4_and_ipv6_servers() {
+        for s in ["198.19.1.2:5001", "[2001:2:0:2::2]:5001", "[2001:2::1]:1"] {
+            assert_eq!(parse_connect(s), Ok(s.parse().unwrap()), "{s}");
+        }
+    }
+
+    #[test]
+    fn connect_rejects_what_cannot_be_a_server() {
+        for (s, why) in [
+            ("198.19.1.2", "expected ADDR:PORT"),
+            ("2001:2::1:80", "expected ADDR:PORT"),
+            ("[2001:2::1]", "expected ADDR:PORT"),
+            ("198.19.1.2:0", "port 0"),
+            ("[2001:2::1]:0", "port 0"),
+            ("0.0.0.0:80", "unicast"),
+            ("[::]:80", "unicast"),
+            ("224.0.0.1:80", "unicast"),
+            ("255.255.255.255:80", "unicast"),
+            ("[ff02::1]:80", "unicast"),
+            ("[fe80::1]:80", "link-local"),
+            ("[fe80::1%2]:80", "scope"),
+            ("[::ffff:198.19.1.2]:80", "IPv4-mapped"),
+        ] {
+            let e = parse_connect(s).unwrap_err();
+            assert!(e.contains(why), "{s}: {e}");
+        }
+    }
 }

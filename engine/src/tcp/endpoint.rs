@@ -406,17 +406,20 @@ impl TcpWorker {
         None
     }
 
-    /// Active open from `local` (an engine address) to `remote`: the SYN
-    /// leaves on the next flush; [`Event::Connected`] or [`Event::Closed`]
-    /// follows. The local port is chosen so that this worker owns the
-    /// connection.
+    /// Active open from `local` (an engine address) to `remote`, IPv4 or
+    /// IPv6 (both of one family): the SYN leaves on the next flush;
+    /// [`Event::Connected`] or [`Event::Closed`] follows. The local port is
+    /// chosen so that this worker owns the connection.
     pub fn connect(
         &mut self,
-        local: Ipv4Addr,
-        remote: SocketAddrV4,
+        local: IpAddr,
+        remote: SocketAddr,
         nodelay: bool,
         now_ms: u64,
     ) -> Result<ConnId, ApiError> {
+        if local.is_ipv6() != remote.is_ipv6() {
+            return Err(ApiError::InUse);
+        }
         if self.by_tuple.len() >= self.max_conns {
             return Err(ApiError::NoRoom);
         }
@@ -425,15 +428,14 @@ impl TcpWorker {
         for _ in 0..span {
             let p = self.next_port;
             self.next_port = if p >= EPHEMERAL.1 { EPHEMERAL.0 } else { p + 1 };
-            if owner(p, IpAddr::V4(*remote.ip()), remote.port(), self.workers) != self.me
-                || self.is_listening(p)
+            if owner(p, remote.ip(), remote.port(), self.workers) != self.me || self.is_listening(p)
             {
                 continue;
             }
-            if !self.by_tuple.contains_key(&key_of(
-                SocketAddr::V4(SocketAddrV4::new(local, p)),
-                SocketAddr::V4(remote),
-            )) {
+            if !self
+                .by_tuple
+                .contains_key(&key_of(SocketAddr::new(local, p), remote))
+            {
                 port = Some(p);
                 break;
             }
@@ -441,20 +443,20 @@ impl TcpWorker {
         let Some(p) = port else {
             return Err(ApiError::NoPort);
         };
-        let l4 = SocketAddrV4::new(local, p);
-        let iss = self.isn.isn(l4, remote, now_ms * 1000);
+        let l = SocketAddr::new(local, p);
+        // As the passive open: ISNs hash IPv4 tuples (IPv6 addresses folded), the MSS is 20 bytes less over IPv6.
+        let iss = self.isn.isn(
+            SocketAddrV4::new(self.fold(local), p),
+            SocketAddrV4::new(self.fold(remote.ip()), remote.port()),
+            now_ms * 1000,
+        );
         let mut cfg = self.cfg;
         cfg.nodelay = nodelay;
-        let tcb = Tcb::connect_with(
-            SocketAddr::V4(l4),
-            SocketAddr::V4(remote),
-            Seq(iss),
-            cfg,
-            now_ms,
-            self.pool.pop(),
-        );
-        let key = key_of(SocketAddr::V4(l4), SocketAddr::V4(remote));
-        let id = self.insert(key, tcb, 0, 0, false, now_ms);
+        if remote.is_ipv6() {
+            cfg.mss = cfg.mss.saturating_sub(20);
+        }
+        let tcb = Tcb::connect_with(l, remote, Seq(iss), cfg, now_ms, self.pool.pop());
+        let id = self.insert(key_of(l, remote), tcb, 0, 0, false, now_ms);
         self.mark_dirty(id.idx);
         Ok(id)
     }
@@ -1133,14 +1135,24 @@ fn emit(
     }
 }
 
-/// The engine address a connection to `remote` leaves from: the first
-/// IPv4 address of the port the route to `remote` goes out of.
-pub fn source_for(ctx: &Ctx, remote: Ipv4Addr) -> Option<(Ipv4Addr, u16)> {
-    let hop = ctx
-        .routes
-        .fib
-        .lookup_v4(remote)
-        .and_then(|id| ctx.routes.select(id, 0))?;
+/// The engine address a connection to `remote` leaves from, and the port:
+/// the port the route to `remote` goes out of, and its first IPv4 address,
+/// or its first global IPv6 address (never the link-local one: the server
+/// may be routers away).
+pub fn source_for(ctx: &Ctx, remote: IpAddr) -> Option<(IpAddr, u16)> {
+    let id = match remote {
+        IpAddr::V4(a) => ctx.routes.fib.lookup_v4(a),
+        IpAddr::V6(a) => ctx.routes.fib.lookup_v6(a),
+    };
+    let hop = id.and_then(|id| ctx.routes.select(id, 0))?;
     let p = ctx.ifs.port(hop.port)?;
-    p.v4.first().map(|(a, _)| (*a, hop.port))
+    let src = match remote {
+        IpAddr::V4(_) => p.v4.first().map(|&(a, _)| IpAddr::V4(a)),
+        IpAddr::V6(_) => {
+            p.v6.iter()
+                .find(|(a, _)| !a.is_unicast_link_local())
+                .map(|&(a, _)| IpAddr::V6(a))
+        }
+    };
+    src.map(|a| (a, hop.port))
 }
