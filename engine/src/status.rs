@@ -98,7 +98,9 @@ pub const FEATURES: &[Feature] = &[
         capability: "TCP endpoint (no SACK)",
         state: "implemented: the RFC 9293 state machine (RFC 5961 checks, MSS/window scale, \
             NewReno, RTO per RFC 6298, persist, delayed ACKs, Nagle, SWS avoidance, TIME-WAIT), \
-            timer wheel, RFC 6528 ISNs, bounded reassembly; built-in `[[tcp]]` apps on the \
+            RFC 7323 timestamps (RTTM, PAWS), Eifel spurious-retransmission undo (RFC 3522/4015), \
+            tail loss probes (RFC 8985), lost-retransmission detection, receive-buffer \
+            autotuning, timer wheel, RFC 6528 ISNs, bounded reassembly; built-in `[[tcp]]` apps on the \
             engine's addresses (echo, discard, HTTP/1.1 keep-alive, bulk), RST for ports without \
             one; the same apps as clients over IPv4 or IPv6 (`connect = ADDR:PORT` or \
             `[ADDR]:PORT`); a per-worker application API \
@@ -110,7 +112,8 @@ pub const FEATURES: &[Feature] = &[
             curl and http.client keep-alive, the engine as client over IPv4 and IPv6 (upload and \
             download verified), \
             two workers, a 2,000-SYN spoofed flood; fuzzed (`tcp_endpoint`). IPv4 and IPv6, \
-            limited transmit (RFC 3042). No timestamps, no tail-loss probe",
+            limited transmit (RFC 3042); 20 MB echo through 2% loss + 1% reordering against the \
+            kernel without SACK behind the same loss. No SACK, no F-RTO, no ECN",
     },
     Feature {
         capability: "L4 load balancer: VIP services (TCP/UDP), round-robin, smooth weighted, \
