@@ -417,6 +417,8 @@ pub struct Tcb {
     /// In recovery, after a retransmission of SND.UNA: duplicate ACKs
     /// since, and how many the segments sent before it can account for.
     retx_watch: Option<(u32, u32)>,
+    /// Out-of-order data arrived: its duplicate ACK goes out on its own.
+    pure_ack_now: bool,
     stats: TcbStats,
 
     // Receive buffer autotuning (Linux's dynamic right-sizing).
@@ -639,6 +641,7 @@ impl Tcb {
             tlp_now: false,
             tlp: None,
             retx_watch: None,
+            pure_ack_now: false,
             stats: TcbStats::default(),
             app_read: 0,
             rcv_mark_ms: now_ms,
@@ -1579,6 +1582,13 @@ impl Tcb {
         if p.offset > 0 || had_holes || p.skip > 0 {
             // Out of order, or filling a hole: ACK at once (RFC 5681 §4.2).
             self.ack_now = true;
+            // Beyond a hole: a duplicate ACK of its own, without data, even
+            // when data waits to go: the sender counts only ACKs without
+            // data as duplicates (RFC 5681 §2), so a duplicate riding on
+            // data would cost it its fast retransmit (an echo under loss).
+            if p.offset > 0 {
+                self.pure_ack_now = true;
+            }
         } else {
             if plen >= self.snd_mss {
                 self.unacked_segs = self.unacked_segs.saturating_add(1);
@@ -1606,7 +1616,9 @@ impl Tcb {
     /// least 1 ms.
     fn autotune(&mut self, now_ms: u64, seg: &Segment<'_>, plen: u32) {
         let max = max_rx(&self.cfg);
-        if self.rx.capacity() >= max {
+        // Not while a hole is open: the duplicate ACKs it draws must carry
+        // one window, or the sender does not count them (RFC 5681 §2).
+        if self.rx.capacity() >= max || self.reasm.intervals() > 0 {
             return;
         }
         if let (true, Some((_, tsecr))) = (self.ts_ok, seg.timestamp) {
@@ -1947,6 +1959,11 @@ impl Tcb {
     }
 
     fn poll_synchronized(&mut self, now_ms: u64, emit: &mut dyn FnMut(&Segment<'_>)) {
+        if self.pure_ack_now {
+            self.pure_ack_now = false;
+            let o = self.header(now_ms, self.snd_max, TcpFlags::empty(), 0, 0);
+            self.emit_out(&o, emit);
+        }
         if self.state != State::TimeWait {
             self.poll_send(now_ms, emit);
         } else {
