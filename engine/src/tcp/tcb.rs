@@ -3624,6 +3624,27 @@ mod tests {
         assert_eq!(t.retx_watch.map(|w| w.0), Some(0));
     }
 
+    /// Out-of-order data while our own data waits to go: the duplicate
+    /// ACK leaves on its own, without data (a sender counts only those,
+    /// RFC 5681 §2), and the data follows.
+    #[test]
+    fn out_of_order_data_gets_a_pure_duplicate_ack_even_with_data_to_send() {
+        let (mut t, off) = server_ts(cfg(), 65_535);
+        t.send(&data(2 * 1448));
+        let ooo = seg("P.", PEER + 101, ISS + 1, 65_535, &[1; 100]).with_ts(PTS + 1, off);
+        let v = inject(&mut t, 1, &ooo);
+        assert!(v.len() >= 2, "{v:?}");
+        assert!(v[0].data.is_empty(), "a pure duplicate first: {v:?}");
+        assert_eq!((v[0].seq, v[0].ack), (ISS + 1, PEER + 1));
+        assert!(!v[1].data.is_empty());
+        // In order: the ACK rides on the data, as before.
+        let t2 = &mut server_ts(cfg(), 65_535).0;
+        t2.send(&data(1448));
+        let d = seg("P.", PEER + 1, ISS + 1, 65_535, &[1; 100]).with_ts(PTS + 1, off);
+        let v = inject(t2, 1, &d);
+        assert!(v.iter().all(|s| !s.data.is_empty()), "{v:?}");
+    }
+
     // ----- Receive buffer autotuning -----
 
     /// A bulk flow whose reader keeps up grows the ring (and the window)
