@@ -182,14 +182,7 @@ impl Cc {
         if self.dup_acks != DUP_ACK_THRESHOLD || ack.lt(self.recover) {
             return AckAction::None;
         }
-        self.ssthresh = self.loss_ssthresh(flight);
-        self.cwnd = self
-            .ssthresh
-            .saturating_add(self.smss.saturating_mul(DUP_ACK_THRESHOLD));
-        self.recover = snd_nxt;
-        self.in_recovery = true;
-        self.bytes_acked = 0;
-        AckAction::FastRetransmit
+        self.enter_recovery(flight, snd_nxt)
     }
 
     /// The retransmission timer expired with `flight` bytes outstanding and
