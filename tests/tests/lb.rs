@@ -1565,7 +1565,10 @@ fn health_check_takes_a_dead_backend_out_and_back() {
     let dir = Engine::dir("lbhc");
     let cfg = Cfg::example(&t, &dir.join("ctl.sock"))
         .add("web", "health_check_ms", "200")
-        .add("web", "health_check_timeout_ms", "300")
+        // 1 s for a live backend's answer: under a loaded suite (2 cores,
+        // engines in parallel) 300 ms took live backends down once. The
+        // dead one answers with a RST at once, so detection is as fast.
+        .add("web", "health_check_timeout_ms", "1000")
         .add("web", "health_check_fails", "2");
     let e = start(&t, &dir, &cfg);
     let mut srv = http_backends(&t, &e);
