@@ -188,24 +188,7 @@ for _ in $(seq 100); do [ -S "$OUT/ctl.sock" ] && break; sleep 0.1; done
 SERVER=198.18.1.1
 if [ "$MODE" != engine ]; then
     SERVER=198.19.1.2
-    ip netns exec "$H2" python3 -u -c "
-import socket, threading
-l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-# The engine's window is its recv_buffer: give the kernel room for as much
-# (it counts skb overhead in SO_RCVBUF, which it doubles) and clamp its window to it.
-l.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, $BUFFER)
-l.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, $BUFFER)
-l.setsockopt(socket.IPPROTO_TCP, socket.TCP_WINDOW_CLAMP, $BUFFER)
-l.bind(('198.19.1.2', 7)); l.listen(8)
-print('ready', flush=True)
-while True:
-    c, a = l.accept()
-    while True:
-        b = c.recv(1 << 16)
-        if not b: break
-        c.sendall(b)
-    c.close()
-" >"$OUT/server.log" 2>&1 &
+    ip netns exec "$H2" python3 -u "$here/scripts/kernel-echo.py" "$BUFFER" >"$OUT/server.log" 2>&1 &
     pids+=($!)
     sleep 0.5
 fi

@@ -77,26 +77,7 @@ os._exit(0)
 
 /// The kernel's echo server in h2: one connection at a time, buffers and
 /// window as the engine's.
-const KERNEL_ECHO: &str = r#"
-import socket, sys
-B = int(sys.argv[1])
-SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33
-l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-# Set on the listener: the accepted socket inherits them (the window scale
-# of the SYN-ACK is chosen from the receive buffer).
-l.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, B)
-l.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, B)
-l.setsockopt(socket.IPPROTO_TCP, socket.TCP_WINDOW_CLAMP, B)
-l.bind(("198.19.1.2", 7)); l.listen(8)
-print("ready", flush=True)
-while True:
-    c, a = l.accept()
-    while True:
-        b = c.recv(1 << 16)
-        if not b: break
-        c.sendall(b)
-    c.close()
-"#;
+const KERNEL_ECHO: &str = include_str!("../../scripts/kernel-echo.py");
 
 #[derive(Debug, Clone, Copy)]
 enum Run {
