@@ -35,6 +35,11 @@ enum Command {
         /// Copy the kernel's main routing table into the engine at start.
         #[arg(long)]
         import_kernel_routes: bool,
+        /// Follow the kernel's routing table live over rtnetlink, and pass
+        /// routing-protocol traffic (BGP, OSPF, BFD, ARP/ND) to the kernel
+        /// (`[routing] mirror = true`).
+        #[arg(long)]
+        mirror_kernel: bool,
         /// Bind AF_XDP sockets in copy mode (zero-copy is tried first otherwise).
         #[arg(long)]
         copy: bool,
@@ -279,6 +284,7 @@ fn main() {
             config,
             check,
             import_kernel_routes,
+            mirror_kernel,
             copy,
             duration,
             allow_privileged,
@@ -293,7 +299,14 @@ fn main() {
                 println!("{}: configuration is valid", config.display());
                 0
             }
-            Ok(cfg) => {
+            Ok(mut cfg) => {
+                if mirror_kernel {
+                    cfg.routing.mirror = true;
+                    if cfg.routing.kernel_control.is_none() {
+                        cfg.routing.kernel_control =
+                            Some(engine::control::config::KernelControl::defaults());
+                    }
+                }
                 let opts = engine::runtime::RunOptions {
                     import_kernel_routes,
                     duration: duration.map(std::time::Duration::from_secs_f64),

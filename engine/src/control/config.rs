@@ -314,6 +314,18 @@ struct RawRouting {
     /// Let ARP replies / NAs nobody asked for create or overwrite neighbor entries.
     #[serde(default)]
     accept_unsolicited_arp: bool,
+    /// Follow the kernel's routing table over rtnetlink (`--mirror-kernel`).
+    #[serde(default)]
+    mirror: bool,
+    /// The kernel table mirrored (254, main, by default).
+    #[serde(default)]
+    mirror_table: Option<Spanned<u32>>,
+    /// Pass routing-protocol traffic to the kernel (default: on with `mirror`).
+    #[serde(default)]
+    kernel_control: Option<bool>,
+    /// More control traffic for the kernel: "tcp/PORT", "udp/PORT", "proto/N".
+    #[serde(default)]
+    kernel_control_extra: Vec<Spanned<String>>,
 }
 
 // ---- the validated configuration --------------------------------------------
@@ -373,6 +385,67 @@ pub struct RoutingConfig {
     pub routes_file: Option<PathBuf>,
     pub accept_unsolicited_arp: bool,
     pub import_kernel_routes: bool,
+    /// Mirror the kernel's routing table `mirror_table` into the FIB, live.
+    pub mirror: bool,
+    pub mirror_table: u32,
+    /// What the steering programs pass to the kernel for the engine's own
+    /// addresses (None: nothing, the engine answers ARP/ND itself).
+    pub kernel_control: Option<KernelControl>,
+}
+
+/// Control traffic the kernel gets instead of the engine, when it is
+/// addressed to one of the engine's addresses (or a link-local multicast
+/// group): routing daemons on the host talk through the engine's ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelControl {
+    /// (IP protocol, port): matched against the source or the destination port.
+    pub l4_ports: Vec<(u8, u16)>,
+    /// Whole IP protocols (OSPF is 89).
+    pub protocols: Vec<u8>,
+    /// ARP and IPv6 neighbor discovery (RS, RA, NS, NA, redirect) go to the
+    /// kernel; the engine learns its neighbors from a copy.
+    pub arp_nd: bool,
+}
+
+impl KernelControl {
+    /// BGP (TCP 179), OSPF (IP protocol 89), BFD (UDP 3784 single hop,
+    /// 3785 echo, 4784 multihop), ARP and ND.
+    pub fn defaults() -> KernelControl {
+        KernelControl {
+            l4_ports: vec![(6, 179), (17, 3784), (17, 3785), (17, 4784)],
+            protocols: vec![89],
+            arp_nd: true,
+        }
+    }
+
+    /// Parses "tcp/PORT", "udp/PORT" or "proto/N".
+    pub fn parse_extra(s: &str) -> Result<Extra, String> {
+        let (kind, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?}: expected tcp/PORT, udp/PORT or proto/N"))?;
+        match kind {
+            "tcp" | "udp" => {
+                let port: u16 = n
+                    .parse()
+                    .ok()
+                    .filter(|&p| p != 0)
+                    .ok_or_else(|| format!("{s:?}: port must be 1-65535"))?;
+                Ok(Extra::Port(if kind == "tcp" { 6 } else { 17 }, port))
+            }
+            "proto" => n
+                .parse::<u8>()
+                .map(Extra::Protocol)
+                .map_err(|_| format!("{s:?}: protocol must be 0-255")),
+            _ => Err(format!("{s:?}: expected tcp/PORT, udp/PORT or proto/N")),
+        }
+    }
+}
+
+/// One `kernel_control_extra` item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Extra {
+    Port(u8, u16),
+    Protocol(u8),
 }
 
 /// A validated configuration.
@@ -529,11 +602,51 @@ impl Config {
             }
             p
         });
+        let mirror_table = match raw.routing.mirror_table {
+            Some(t) => {
+                // 0 is "unspecified" and 255 the local table: neither holds forwarding routes.
+                if *t.get_ref() == 0 || *t.get_ref() == 255 {
+                    ck.at(t.span(), "mirror_table must be a kernel routing table other than 0 and 255 (local)");
+                }
+                *t.get_ref()
+            }
+            None => 254,
+        };
+        let kernel_control = if raw.routing.kernel_control.unwrap_or(raw.routing.mirror) {
+            let mut kc = KernelControl::defaults();
+            for e in &raw.routing.kernel_control_extra {
+                match KernelControl::parse_extra(e.get_ref()) {
+                    Ok(Extra::Port(p, n)) => {
+                        if !kc.l4_ports.contains(&(p, n)) {
+                            kc.l4_ports.push((p, n));
+                        }
+                    }
+                    Ok(Extra::Protocol(n)) => {
+                        if !kc.protocols.contains(&n) {
+                            kc.protocols.push(n);
+                        }
+                    }
+                    Err(m) => ck.at(e.span(), format!("kernel_control_extra: {m}")),
+                }
+            }
+            Some(kc)
+        } else {
+            if !raw.routing.kernel_control_extra.is_empty() {
+                ck.at(
+                    raw.routing.kernel_control_extra[0].span(),
+                    "kernel_control_extra needs kernel_control (or mirror) on",
+                );
+            }
+            None
+        };
         let routing = RoutingConfig {
             routes,
             routes_file,
             import_kernel_routes: raw.routing.import_kernel_routes,
             accept_unsolicited_arp: raw.routing.accept_unsolicited_arp,
+            mirror: raw.routing.mirror,
+            mirror_table,
+            kernel_control,
         };
         // Each feature validates its own section; it sees the ports only as
         // names, roles or addresses.
