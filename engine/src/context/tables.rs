@@ -268,7 +268,9 @@ pub struct Routes {
 impl Routes {
     /// Resolves every next-hop entry of `fib` against the ports.
     pub fn resolve(fib: Arc<Fib>, ifs: &Interfaces) -> Routes {
-        let n = fib.nexthops.len();
+        // Every id up to the highest in use: after deletes the ids have holes,
+        // and an entry added since can sit above the count of live entries.
+        let n = fib.nexthops.id_bound();
         let mut entries = Vec::with_capacity(n);
         let mut members = Vec::new();
         let none = ResolvedHop {
@@ -464,6 +466,31 @@ mod tests {
             "9.9.9.9".parse().unwrap(),
             0
         ));
+    }
+
+    #[test]
+    fn resolves_ids_above_the_live_count_after_churn() {
+        use crate::l3::route_table::{Route, RouteTable};
+        let ifs = Interfaces::new(vec![port(0, &[("198.18.1.1", 24)], &[])]);
+        let mut rt = RouteTable::new();
+        let route = |p: &str, gw: &str| Route {
+            reject: None,
+            prefix: p.parse().unwrap(),
+            hops: vec![crate::l3::nexthop::NextHop::via(gw.parse().unwrap())],
+            metric: 0,
+        };
+        rt.add(route("198.19.64.0/24", "198.18.1.2")).unwrap();
+        rt.add(route("198.19.65.0/24", "198.18.1.3")).unwrap();
+        // Replacing the first route's hop frees its id after the new one is
+        // taken: the new id is above the number of live entries.
+        rt.add(route("198.19.64.0/24", "198.18.1.4")).unwrap();
+        let r = Routes::resolve(rt.reader().snapshot().clone(), &ifs);
+        let id = r.fib.lookup_v4("198.19.64.1".parse().unwrap()).unwrap();
+        assert!(usize::from(id) >= r.fib.nexthops.len());
+        assert_eq!(
+            r.select(id, 0).and_then(|h| h.gateway),
+            Some("198.18.1.4".parse().unwrap())
+        );
     }
 
     #[test]

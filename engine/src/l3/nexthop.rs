@@ -191,6 +191,12 @@ impl NextHopTable {
         self.index.len()
     }
 
+    /// One past the highest id ever handed out: ids of entries in use are
+    /// below it, with holes where entries were freed (so it can exceed [`len`](Self::len)).
+    pub fn id_bound(&self) -> usize {
+        self.entries.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.index.is_empty()
     }

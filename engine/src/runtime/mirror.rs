@@ -351,15 +351,23 @@ impl Mirror {
                 .add_membership(g)
                 .map_err(|e| err("route groups", e))?;
         }
+        #[allow(unused_mut)]
+        let mut rcvbuf = EVENTS_RCVBUF;
+        // Test builds only: `PKTENGINE_FAULT=mirror-small-buffer` makes the kernel drop
+        // notifications of any burst, so the resync path runs (tests/tests/mirror.rs).
+        #[cfg(feature = "fault-injection")]
+        if std::env::var("PKTENGINE_FAULT").as_deref() == Ok("mirror-small-buffer") {
+            rcvbuf = 4096;
+        }
         // Root may exceed rmem_max; without the privilege, the ordinary limit.
         if nix::sys::socket::setsockopt(
             &events,
             nix::sys::socket::sockopt::RcvBufForce,
-            &EVENTS_RCVBUF,
+            &rcvbuf,
         )
         .is_err()
         {
-            let _ = events.set_rx_buf_sz(EVENTS_RCVBUF);
+            let _ = events.set_rx_buf_sz(rcvbuf);
         }
         events
             .set_non_blocking(true)
