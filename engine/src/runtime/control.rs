@@ -73,6 +73,9 @@ pub struct Control {
     dumps: Vec<Box<dyn PendingDump>>,
     /// The service manager (systemd's NOTIFY_SOCKET), told of reloads.
     pub service: Option<super::notify::Notifier>,
+    /// Copies of the ARP/ND frames the kernel receives (`kernel_control`
+    /// with `arp_nd`), learned from as the workers' events.
+    pub kernel_neigh: super::kernel_neighbors::KernelNeighbors,
 }
 
 /// A `ctl capture` in progress: frames of port `idx` that its filter accepts
@@ -138,6 +141,7 @@ impl Control {
             captures: Vec::new(),
             dumps: Vec::new(),
             service: None,
+            kernel_neigh: Default::default(),
         }
     }
 
@@ -229,6 +233,11 @@ impl Control {
     }
 
     fn periodic(&mut self) {
+        if !self.kernel_neigh.is_empty() {
+            let mut kn = std::mem::take(&mut self.kernel_neigh);
+            kn.poll(&self.tables.ifs.clone(), |e| self.event(e));
+            self.kernel_neigh = kn;
+        }
         if !self.captures.is_empty() {
             self.service_captures();
         }
@@ -806,6 +815,14 @@ impl Control {
             self.unsolicited_ignored,
         );
         s.metric(&metrics::NEIGHBOR_UNSOLICITED, [], self.unsolicited_ignored);
+        let kn = &self.kernel_neigh;
+        for (name, outcome, v) in [
+            ("kernel_frames_read", "read", kn.read),
+            ("kernel_frames_malformed", "malformed", kn.malformed),
+        ] {
+            s.ctl("neighbor", name, v);
+            s.metric(&metrics::NEIGHBOR_KERNEL_FRAMES, [outcome.into()], v);
+        }
         if want {
             // Table sizes: O(1) each but the neighbors (one pass over the control thread's table).
             let (v4, v6) = self.rt.prefixes();
@@ -2077,6 +2094,8 @@ mod tests {
             }
         }
         push("neighbor", "unsolicited_answers_ignored");
+        push("neighbor", "kernel_frames_read");
+        push("neighbor", "kernel_frames_malformed");
         for w in 0..2 {
             push(&format!("nat worker {w}"), "sessions");
             push(&format!("nat worker {w}"), "mappings");
