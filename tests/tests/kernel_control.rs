@@ -246,14 +246,22 @@ fn routing_across_the_engine_still_works() {
     assert!(got.starts_with("pong:transit6"), "IPv6: {got}");
 }
 
-/// Without kernel_control, the engine keeps BGP to its addresses (and
-/// answers it with a reset): what the tests above rely on is the feature.
+/// Without kernel_control, even with the addresses on the kernel's
+/// interface, BGP to the engine's address is the engine's (it answers with a
+/// reset) and the kernel's own connection out gets no answer: what the
+/// tests above rely on is the feature.
 #[test]
 fn without_kernel_control_bgp_to_the_engine_is_not_the_kernels() {
     let t = RouterTopo::new("kcoff").unwrap();
     let e = start(&t, "kcoff", false);
-    let _bgp4 = tcp_server(&t.dut, &e, "0.0.0.0", 179);
+    t.dut
+        .ip(&["addr", "add", "198.18.1.1/24", "dev", &t.left.b.name])
+        .unwrap();
+    let _bgp4 = tcp_server(&t.dut, &e, "198.18.1.1", 179);
     let got = tcp_client(&t.h1, "198.18.1.1", 179, "open4");
+    assert!(got.starts_with("error"), "{got}");
+    let _peer = tcp_server(&t.h1, &e, "198.18.1.2", 179);
+    let got = tcp_client(&t.dut, "198.18.1.2", 179, "out4");
     assert!(got.starts_with("error"), "{got}");
     assert_eq!(stat(&e, "xdp", "pass_control"), 0);
 }
