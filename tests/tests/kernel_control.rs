@@ -26,7 +26,10 @@ fn start(t: &RouterTopo, tag: &str, on: bool) -> Engine {
     let dir = Engine::dir(tag);
     let cfg = t
         .config(&example("router.toml"), &dir.join("ctl.sock"))
-        .replace("[routing]\n", &format!("[routing]\nkernel_control = {on}\n"));
+        .replace(
+            "[routing]\n",
+            &format!("[routing]\nkernel_control = {on}\n"),
+        );
     assert!(cfg.contains("kernel_control"), "{cfg}");
     Engine::start(&t.dut, &dir, &cfg, &[]).expect("engine start")
 }
@@ -69,7 +72,11 @@ fn tcp_server(ns: &Netns, e: &Engine, addr: &str, port: u16) -> Bg {
          \x20   c.sendall(b'pong:' + d)\n\
          \x20   c.close()\n"
     );
-    Bg::spawn(ns, e.dir.join(format!("server-{port}.log")), &["-c", &script])
+    Bg::spawn(
+        ns,
+        e.dir.join(format!("server-{port}.log")),
+        &["-c", &script],
+    )
 }
 
 /// Connects from `ns` to `addr`:`port`, sends `msg`, returns the answer (or the error).

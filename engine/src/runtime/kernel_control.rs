@@ -56,8 +56,8 @@ fn kernel_addresses(ifname: &str) -> Result<Vec<IpAddr>, String> {
             String::from_utf8_lossy(&out.stderr).trim()
         ));
     }
-    let links: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)
-        .map_err(|e| format!("`ip -json addr` output: {e}"))?;
+    let links: Vec<serde_json::Value> =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("`ip -json addr` output: {e}"))?;
     Ok(links
         .iter()
         .filter_map(|l| l.get("addr_info")?.as_array())
@@ -70,12 +70,11 @@ fn kernel_addresses(ifname: &str) -> Result<Vec<IpAddr>, String> {
 /// lacks (the link-local one included); returns those added.
 pub fn ensure_addresses(p: &PortInfo) -> Result<Vec<String>, String> {
     let have = kernel_addresses(&p.interface)?;
-    let wanted = p
-        .v4
-        .iter()
-        .map(|&(a, l)| (IpAddr::V4(a), l))
-        .chain(p.v6.iter().map(|&(a, l)| (IpAddr::V6(a), l)))
-        .chain(std::iter::once((IpAddr::V6(p.link_local()), 64)));
+    let wanted =
+        p.v4.iter()
+            .map(|&(a, l)| (IpAddr::V4(a), l))
+            .chain(p.v6.iter().map(|&(a, l)| (IpAddr::V6(a), l)))
+            .chain(std::iter::once((IpAddr::V6(p.link_local()), 64)));
     let mut added = Vec::new();
     for (a, len) in wanted {
         if have.contains(&a) {

@@ -184,8 +184,8 @@ mod tests {
         let n = neigh_frames::arp_request(&mut f, HOST, ip4(2), ip4(3)).unwrap();
         assert_eq!(learn(&p, &f[..n]), Ok(None));
         // A sender off the port's subnets teaches nothing.
-        let n = neigh_frames::arp_request(&mut f, HOST, Ipv4Addr::new(198, 19, 0, 2), ip4(1))
-            .unwrap();
+        let n =
+            neigh_frames::arp_request(&mut f, HOST, Ipv4Addr::new(198, 19, 0, 2), ip4(1)).unwrap();
         assert_eq!(learn(&p, &f[..n]), Ok(None));
         // The answer to the engine's own request: confirmed.
         let n = neigh_frames::arp_reply(&mut f, HOST, ip4(2), ME, ip4(1)).unwrap();
@@ -204,17 +204,8 @@ mod tests {
             learn(&p, &f[..n]),
             Ok(Some((IpAddr::V6(ip6(2)), HOST, false)))
         );
-        let n = neigh_frames::neighbor_advert(
-            &mut f,
-            HOST,
-            ip6(2),
-            ME,
-            ip6(1),
-            ip6(2),
-            true,
-            true,
-        )
-        .unwrap();
+        let n = neigh_frames::neighbor_advert(&mut f, HOST, ip6(2), ME, ip6(1), ip6(2), true, true)
+            .unwrap();
         assert_eq!(
             learn(&p, &f[..n]),
             Ok(Some((IpAddr::V6(ip6(2)), HOST, true)))

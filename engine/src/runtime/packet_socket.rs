@@ -26,16 +26,16 @@ const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 /// (135) or NA (136). Offsets in the untagged frame the socket sees (the
 /// kernel strips a VLAN tag into metadata first).
 const FILTER: [libc::sock_filter; 10] = [
-    stmt(0x28, 12),          // 0: ldh [12]            ethertype
+    stmt(0x28, 12),           // 0: ldh [12]            ethertype
     jump(0x15, 0x0806, 6, 0), // 1: jeq #ARP      -> 8 accept
     jump(0x15, 0x86dd, 0, 6), // 2: jeq #IPv6 ?   : -> 9 drop
-    stmt(0x30, 20),          // 3: ldb [20]            next header
-    jump(0x15, 58, 0, 4),    // 4: jeq #ICMPv6 ? : -> 9 drop
-    stmt(0x30, 54),          // 5: ldb [54]            ICMPv6 type
-    jump(0x15, 135, 1, 0),   // 6: jeq #NS     -> 8 accept
-    jump(0x15, 136, 0, 1),   // 7: jeq #NA     -> 8 accept : 9 drop
-    stmt(0x06, 0x40000),     // 8: ret #262144         the whole frame
-    stmt(0x06, 0),           // 9: ret #0              nothing
+    stmt(0x30, 20),           // 3: ldb [20]            next header
+    jump(0x15, 58, 0, 4),     // 4: jeq #ICMPv6 ? : -> 9 drop
+    stmt(0x30, 54),           // 5: ldb [54]            ICMPv6 type
+    jump(0x15, 135, 1, 0),    // 6: jeq #NS     -> 8 accept
+    jump(0x15, 136, 0, 1),    // 7: jeq #NA     -> 8 accept : 9 drop
+    stmt(0x06, 0x40000),      // 8: ret #262144         the whole frame
+    stmt(0x06, 0),            // 9: ret #0              nothing
 ];
 
 const fn stmt(code: u16, k: u32) -> libc::sock_filter {
@@ -65,7 +65,13 @@ fn check(r: libc::c_int, what: &str) -> io::Result<()> {
     Ok(())
 }
 
-fn setopt(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, v: libc::c_int, what: &str) -> io::Result<()> {
+fn setopt(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    v: libc::c_int,
+    what: &str,
+) -> io::Result<()> {
     // SAFETY: a valid socket, a pointer to an int that outlives the call, its size.
     let r = unsafe {
         libc::setsockopt(
@@ -111,7 +117,13 @@ impl NeighborCopySocket {
             )
         };
         check(r, "SO_ATTACH_FILTER")?;
-        setopt(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING")?;
+        setopt(
+            &fd,
+            libc::SOL_PACKET,
+            PACKET_IGNORE_OUTGOING,
+            1,
+            "PACKET_IGNORE_OUTGOING",
+        )?;
         setopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, RCVBUF, "SO_RCVBUF")?;
         let sll = libc::sockaddr_ll {
             sll_family: libc::AF_PACKET as u16,
@@ -156,5 +168,41 @@ impl NeighborCopySocket {
             };
         }
         Ok(Some(n as usize))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cbpf::{Insn, Program};
+    use crate::context::neigh_frames;
+
+    /// The filter passes the kernel's checks (the engine's checker is the
+    /// kernel's rules) and takes ARP, NS and NA only.
+    #[test]
+    fn filter_takes_arp_ns_na_only() {
+        let insns: Vec<Insn> = FILTER
+            .iter()
+            .map(|i| Insn::new(i.code, i.jt, i.jf, i.k))
+            .collect();
+        let prog = Program::new(&insns).expect("a valid classic BPF program");
+        let (mac, host) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        let (a, b) = ("198.18.1.1".parse().unwrap(), "198.18.1.2".parse().unwrap());
+        let (a6, b6) = ("2001:2::1".parse().unwrap(), "2001:2::2".parse().unwrap());
+        let mut f = [0u8; 128];
+        let n = neigh_frames::arp_request(&mut f, host, b, a).unwrap();
+        assert!(prog.matches(&f[..n]));
+        let n = neigh_frames::arp_reply(&mut f, host, b, mac, a).unwrap();
+        assert!(prog.matches(&f[..n]));
+        let n = neigh_frames::neighbor_solicit(&mut f, host, b6, a6).unwrap();
+        assert!(prog.matches(&f[..n]));
+        let n = neigh_frames::neighbor_advert(&mut f, host, b6, mac, a6, b6, true, true).unwrap();
+        assert!(prog.matches(&f[..n]));
+        // An ICMPv6 echo request (type 128), and IPv4: not taken.
+        f[54] = 128;
+        assert!(!prog.matches(&f[..n]));
+        f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        assert!(!prog.matches(&f[..n]));
+        assert!(!prog.matches(&f[..10]));
     }
 }

@@ -381,7 +381,11 @@ fn control_traffic_to_the_engine_goes_to_the_kernel() {
         expect(&s, &f, action::REDIRECT, Verdict::ToEngine);
     }
     // Other traffic to the engine stays with the engine: echo, UDP, TCP 80.
-    let echo = eth(0x0800, None, &ipv4(peer, me, 1, 0, &[8, 0, 0, 0, 0, 1, 0, 1]));
+    let echo = eth(
+        0x0800,
+        None,
+        &ipv4(peer, me, 1, 0, &[8, 0, 0, 0, 0, 1, 0, 1]),
+    );
     expect(&s, &echo, action::REDIRECT, Verdict::ToEngine);
     expect(&s, &udp4(peer, me, 53), action::REDIRECT, Verdict::ToEngine);
     expect(
@@ -393,7 +397,12 @@ fn control_traffic_to_the_engine_goes_to_the_kernel() {
     let echo6 = icmp6(v6(2), v6(1), 128, v6(0));
     expect(&s, &echo6, action::REDIRECT, Verdict::ToEngine);
     // UDP 179 is not TCP 179.
-    expect(&s, &udp4(peer, me, 179), action::REDIRECT, Verdict::ToEngine);
+    expect(
+        &s,
+        &udp4(peer, me, 179),
+        action::REDIRECT,
+        Verdict::ToEngine,
+    );
     // A non-first fragment to port 179 has no ports.
     let frag = eth(0x0800, None, &ipv4(peer, me, 6, 100, &l4(40000, 179)));
     expect(&s, &frag, action::REDIRECT, Verdict::ToEngine);
@@ -428,11 +437,7 @@ fn routing_protocols_and_neighbor_discovery_go_to_the_kernel() {
     let (me, peer) = (v4(0, 1), v4(0, 2));
     let ospf = |dst| eth(0x0800, None, &ipv4(peer, dst, 89, 0, &[2, 1, 0, 44]));
     // OSPF hellos to AllSPFRouters / AllDRouters, and unicast to the engine.
-    for dst in [
-        Ipv4Addr::new(224, 0, 0, 5),
-        Ipv4Addr::new(224, 0, 0, 6),
-        me,
-    ] {
+    for dst in [Ipv4Addr::new(224, 0, 0, 5), Ipv4Addr::new(224, 0, 0, 6), me] {
         expect(&s, &ospf(dst), action::PASS, Verdict::PassControl);
     }
     // OSPF across the engine is forwarded; 239/8 is not link-local.
