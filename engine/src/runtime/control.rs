@@ -408,6 +408,9 @@ impl Control {
             {
                 notes.push("changes to [engine], ports, bridges, [nat], [[lb]], [[tcp]], [tcp_stack], [[udp]] or [impair] need a restart: not applied (lb pools: ctl lb backend)".to_string());
             }
+            if old.routing.kernel_control != new.routing.kernel_control {
+                notes.push("changes to kernel_control need a restart: not applied".to_string());
+            }
             if old.conntrack.is_some() && new.conntrack.is_some() && old.conntrack != new.conntrack
             {
                 notes.push("changes to [conntrack] need a restart: not applied".to_string());

@@ -91,9 +91,17 @@ pub fn ensure_addresses(p: &PortInfo) -> Result<Vec<String>, String> {
             .map_err(|e| format!("running `ip addr add {cidr} dev {}`: {e}", p.interface))?;
         if !out.status.success() {
             return Err(format!(
-                "`ip addr add {cidr} dev {}` failed: {}",
+                "`ip addr add {cidr} dev {}` failed: {}{}",
                 p.interface,
-                String::from_utf8_lossy(&out.stderr).trim()
+                String::from_utf8_lossy(&out.stderr).trim(),
+                if a.is_ipv6() {
+                    format!(
+                        " (is IPv6 off on it? net.ipv6.conf.{}.disable_ipv6)",
+                        p.interface
+                    )
+                } else {
+                    String::new()
+                }
             ));
         }
         added.push(cidr);
