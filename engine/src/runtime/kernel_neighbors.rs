@@ -77,12 +77,16 @@ impl KernelNeighbors {
                         confirmed,
                     }),
                     Ok(None) => {}
-                    Err(()) => self.malformed += 1,
+                    Err(Malformed) => self.malformed += 1,
                 }
             }
         }
     }
 }
+
+/// A copied frame that is not a well-formed ARP request/reply, NS or NA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Malformed;
 
 /// What a frame the kernel received on port `p` teaches: a neighbor, its
 /// MAC, and whether it answered (reply, solicited NA). The rules are the
@@ -90,15 +94,15 @@ impl KernelNeighbors {
 /// sender when it asks for one of the port's addresses (or announces its
 /// own), an answer its sender when on the port's subnets. `Err` for a frame
 /// that is not a well-formed ARP/NS/NA.
-pub fn learn(p: &PortInfo, frame: &[u8]) -> Result<Option<(IpAddr, Mac, bool)>, ()> {
-    let eth = EthernetFrame::new_checked(frame).map_err(|_| ())?;
+pub fn learn(p: &PortInfo, frame: &[u8]) -> Result<Option<(IpAddr, Mac, bool)>, Malformed> {
+    let eth = EthernetFrame::new_checked(frame).map_err(|_| Malformed)?;
     let eth_src = eth.src_addr().0;
     let msg = match eth.ethertype() {
         EtherType::Arp => neigh_frames::parse_arp(eth.payload()),
         EtherType::Ipv6 => neigh_frames::parse_ndisc(eth.payload()),
         _ => None,
     }
-    .ok_or(())?;
+    .ok_or(Malformed)?;
     let found = match msg {
         NeighMsg::ArpRequest {
             sender_mac,
@@ -223,19 +227,19 @@ mod tests {
         let mut f = [0u8; 128];
         let n = neigh_frames::neighbor_solicit(&mut f, HOST, ip6(2), ip6(1)).unwrap();
         for cut in 0..n {
-            assert_eq!(learn(&p, &f[..cut]), Err(()), "cut at {cut}");
+            assert_eq!(learn(&p, &f[..cut]), Err(Malformed), "cut at {cut}");
         }
         // A bad ICMPv6 checksum.
         let mut bad = f[..n].to_vec();
         bad[n - 1] ^= 0xff;
-        assert_eq!(learn(&p, &bad), Err(()));
+        assert_eq!(learn(&p, &bad), Err(Malformed));
         // Not ARP or IPv6 at all.
         let mut ip = f[..n].to_vec();
         ip[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-        assert_eq!(learn(&p, &ip), Err(()));
+        assert_eq!(learn(&p, &ip), Err(Malformed));
         let n = neigh_frames::arp_request(&mut f, HOST, ip4(2), ip4(1)).unwrap();
         for cut in 0..n {
-            assert_eq!(learn(&p, &f[..cut]), Err(()), "cut at {cut}");
+            assert_eq!(learn(&p, &f[..cut]), Err(Malformed), "cut at {cut}");
         }
     }
 }
