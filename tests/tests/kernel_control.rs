@@ -251,6 +251,46 @@ fn routing_across_the_engine_still_works() {
     let _bgp6 = tcp_server(&t.h2, &e, "2001:2:0:2::2", 179);
     let got = tcp_client(&t.h1, "2001:2:0:2::2", 179, "transit6");
     assert!(got.starts_with("pong:transit6"), "IPv6: {got}");
+
+    // The anti-poisoning rule holds for what the engine learns from the
+    // kernel's copies: ARP replies nobody asked for (they reach the kernel,
+    // being addressed to the engine's address) change nothing.
+    let real = t.right.mac(&t.h2, &t.right.b).unwrap();
+    let engine_wan = t.right.mac(&t.dut, &t.right.a).unwrap();
+    let fake = [0x02, 0x66, 0x66, 0x66, 0x66, 0x66];
+    let reply = |ip: [u8; 4]| {
+        let mut a = vec![0, 1, 8, 0, 6, 4, 0, 2];
+        a.extend_from_slice(&fake);
+        a.extend_from_slice(&ip);
+        a.extend_from_slice(&engine_wan);
+        a.extend_from_slice(&[198, 19, 1, 1]);
+        pktengine_tests::frames::eth(engine_wan, fake, 0x0806, &a)
+    };
+    let ignored = stat(&e, "neighbor", "unsolicited_answers_ignored");
+    pktengine_tests::packet::send_frames(
+        &t.h2,
+        &t.right.b.name,
+        &[reply([198, 19, 1, 2]), reply([198, 19, 1, 99])],
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let arp = e.ctl_ok(&["arp", "show"]);
+    let hex = |m: [u8; 6]| {
+        m.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    let line = arp.lines().find(|l| l.starts_with("198.19.1.2 ")).unwrap();
+    assert!(
+        line.contains(&hex(real)) && !arp.contains(&hex(fake)) && !arp.contains("198.19.1.99"),
+        "cache poisoned through the kernel's copy:\n{arp}"
+    );
+    assert_eq!(
+        stat(&e, "neighbor", "unsolicited_answers_ignored") - ignored,
+        2,
+        "both forged replies counted as ignored"
+    );
 }
 
 /// Without kernel_control, even with the addresses on the kernel's
