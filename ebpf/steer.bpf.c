@@ -352,9 +352,11 @@ static __always_inline int for_kernel(const struct flow *f)
 	struct control_conf *cc = bpf_map_lookup_elem(&control, &zero);
 	__u8 *on;
 
+	if (!cc || !cc->on)
+		return 0;
 	/* ARP for the engine's addresses; the rest (a NAT pool, VIPs) the engine answers. */
 	if (f->has_arp_tpa)
-		return cc && cc->arp && bpf_map_lookup_elem(&local_addr4, &f->arp_tpa);
+		return cc->arp && bpf_map_lookup_elem(&local_addr4, &f->arp_tpa);
 	if (!f->l3 || !to_local(f))
 		return 0;
 	on = bpf_map_lookup_elem(&pass_local_proto, &proto);
@@ -375,7 +377,7 @@ static __always_inline int for_kernel(const struct flow *f)
 	 * the engine, which answers for it; the kernel would not.
 	 */
 	if (f->has_icmp6 && f->icmp6_type >= 133 && f->icmp6_type <= 137) {
-		if (!cc || !cc->nd)
+		if (!cc->nd)
 			return 0;
 		if (f->icmp6_type == 135)
 			return f->has_ns_target &&

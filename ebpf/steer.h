@@ -45,13 +45,14 @@ struct l4_port_key {
 /*
  * Control traffic for the kernel (routing daemons in the engine's namespace),
  * only for frames to the engine's own addresses (local_addr4/6) or to a
- * link-local multicast group: `nd` passes ICMPv6 RS/RA/NS/NA/redirect, `arp`
+ * link-local multicast group, when `on`: `nd` passes ICMPv6 RS/RA/NS/NA/redirect, `arp`
  * passes ARP whose target address is one of the engine's.
  */
 struct control_conf {
 	__u8 nd;
 	__u8 arp;
-	__u8 pad[2];
+	__u8 on;  /* the rule at all: off, a frame costs one array lookup */
+	__u8 pad;
 };
 
 struct lpm_v4_key {

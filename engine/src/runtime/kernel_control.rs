@@ -41,7 +41,8 @@ pub fn program(s: &mut Steering, kc: &KernelControl, p: &PortInfo) -> Result<(),
         s.pass_local_port(proto, port, true)?;
     }
     s.pass_nd(kc.arp_nd)?;
-    s.pass_arp(kc.arp_nd)
+    s.pass_arp(kc.arp_nd)?;
+    s.pass_control(true)
 }
 
 /// The addresses the kernel interface `ifname` carries, as `ip -json addr` lists them.

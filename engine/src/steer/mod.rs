@@ -480,7 +480,13 @@ impl Steering {
         self.set_control(|c| c[1] = u8::from(on))
     }
 
-    /// Rewrites `struct control_conf` (nd, arp, 2 pad bytes).
+    /// Turns the kernel-control rule on or off as a whole (off: the maps
+    /// above are not even looked up).
+    pub fn pass_control(&mut self, on: bool) -> Result<(), SteerError> {
+        self.set_control(|c| c[2] = u8::from(on))
+    }
+
+    /// Rewrites `struct control_conf` (nd, arp, on, a pad byte).
     fn set_control(&mut self, f: impl FnOnce(&mut [u8; 4])) -> Result<(), SteerError> {
         let m = &self.skel.maps.control;
         let key = 0u32.to_ne_bytes();

@@ -339,6 +339,7 @@ fn control_rules(s: &mut Steering) {
     s.pass_local_port(17, 3784, true).unwrap();
     s.pass_nd(true).unwrap();
     s.pass_arp(true).unwrap();
+    s.pass_control(true).unwrap();
 }
 
 #[test]
@@ -424,6 +425,65 @@ fn control_traffic_to_the_engine_goes_to_the_kernel() {
         Verdict::ToEngine,
     );
     assert!(s.pass_local_port(1, 7, true).is_err());
+    // The rule off as a whole: nothing passes, whatever the maps hold.
+    s.pass_local_addr(me.into(), true).unwrap();
+    expect(
+        &s,
+        &tcp4(peer, me, 40000, 179, None),
+        action::PASS,
+        Verdict::PassControl,
+    );
+    s.pass_control(false).unwrap();
+    expect(
+        &s,
+        &tcp4(peer, me, 40000, 179, None),
+        action::REDIRECT,
+        Verdict::ToEngine,
+    );
+}
+
+/// What the rule costs per frame in the program (BPF_PROG_TEST_RUN, the
+/// kernel's average over 2^20 runs; `cargo test -p engine --lib
+/// steer::tests::control_rule_cost -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn control_rule_cost() {
+    if !require_root("steer::tests::control_rule_cost") {
+        return;
+    }
+    let mut s = Steering::load().unwrap();
+    let _b = Bound::new(&mut s);
+    let transit = udp4(v4(0, 2), v4(9, 9), 5000);
+    let bgp = tcp4(v4(0, 2), v4(0, 1), 40000, 179, None);
+    let ns = |s: &Steering, f: &[u8]| {
+        let input = || libbpf_rs::ProgramInput {
+            context_in: None,
+            context_out: None,
+            data_in: Some(f),
+            data_out: None,
+            cpu: 0,
+            flags: 0,
+            repeat: 1 << 20,
+            _non_exhaustive: (),
+        };
+        (0..5)
+            .map(|_| {
+                s.skel
+                    .progs
+                    .steer
+                    .test_run(input())
+                    .unwrap()
+                    .duration
+                    .as_nanos()
+            })
+            .min()
+            .unwrap()
+    };
+    let off = ns(&s, &transit);
+    control_rules(&mut s);
+    let on = ns(&s, &transit);
+    let passed = ns(&s, &bgp);
+    println!("steering ns/frame: transit, rule off {off}; transit, rule on {on}; BGP to the engine (passed) {passed}");
 }
 
 #[test]
