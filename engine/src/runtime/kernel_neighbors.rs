@@ -4,7 +4,7 @@
 //! itself; the engine keeps resolving its own next hops (its workers still
 //! send ARP requests and NS), and learns from a copy of every ARP/NS/NA
 //! frame the kernel receives: one packet socket per router port
-//! (`packet_socket`), read by the control thread in `periodic()`, parsed by
+//! (`xsk::packet_socket`), read by the control thread in `periodic()`, parsed by
 //! the same parsers the workers use, and fed into the same
 //! `Event::NeighSeen` path, anti-poisoning rule included. Neither table
 //! writes the other: both learn from the same frames.
@@ -12,13 +12,13 @@
 use std::io;
 use std::net::IpAddr;
 
-use super::packet_socket::NeighborCopySocket;
 use crate::context::events::Event;
 use crate::context::neigh_frames::{self, NeighMsg};
 use crate::context::tables::{Interfaces, PortInfo};
 use crate::neighbor::NeighborKey;
 use crate::wire::ethernet::{EtherType, EthernetFrame};
 use crate::wire::Mac;
+use crate::xsk::packet_socket::NeighborCopySocket;
 
 /// Frames read per port and round of the control loop: a flood cannot hold
 /// the control thread (the rest waits in the socket, or the kernel drops it).

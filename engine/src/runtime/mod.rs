@@ -31,7 +31,6 @@ pub mod kernel_neighbors;
 pub mod kernel_routes;
 pub mod log;
 pub mod notify;
-pub mod packet_socket;
 pub mod privileges;
 pub mod setup;
 

@@ -10,8 +10,10 @@
 //! host sends (PACKET_IGNORE_OUTGOING), has a small receive buffer (a flood
 //! costs the kernel's drops, not memory) and a classic BPF filter attached
 //! before it is bound, so it never queues anything but ARP and ICMPv6
-//! NS/NA. The only `unsafe` of `runtime`: libc's socket calls, each with
-//! its SAFETY note.
+//! NS/NA. Here, beside the AF_XDP sockets, because its libc socket calls
+//! need `unsafe` (each with its SAFETY note), which lives only in `xsk` and
+//! `steer`. It knows nothing of what it reads: `runtime::kernel_neighbors`
+//! parses and learns.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
