@@ -7,9 +7,16 @@
  *   2. pass to the kernel, if the ethertype (after up to two VLAN tags) is in
  *      pass_ethertype, the destination is in a pass_dst4/6 prefix, or the
  *      TCP/UDP destination port is in pass_l4_port (e.g. the host's SSH);
- *   3. pass to the kernel, if no engine socket serves the receive queue
+ *   3. pass to the kernel control traffic for the engine's own addresses
+ *      (local_addr4/6) and link-local multicast (224.0.0.0/24, ff02::/16):
+ *      IP protocols in pass_local_proto (OSPF), TCP/UDP with the source or
+ *      destination port in pass_local_port (BGP, BFD), ICMPv6 neighbor
+ *      discovery and ARP for the engine's addresses when control_conf says;
+ *      a routing daemon in the engine's namespace talks through the port,
+ *      while transit traffic (not to the engine) never matches;
+ *   4. pass to the kernel, if no engine socket serves the receive queue
  *      (so the host keeps working while the engine starts);
- *   4. otherwise redirect into an AF_XDP socket of the queue; when several
+ *   5. otherwise redirect into an AF_XDP socket of the queue; when several
  *      sockets share the queue, a symmetric flow hash picks one, so both
  *      directions of a flow land on the same worker.
  * Each decision is counted in the per-CPU `counters` map.
@@ -88,6 +95,44 @@ struct {
 	__type(value, __u8);
 } drop_src6 SEC(".maps");
 
+/* The engine's own addresses (network byte order), link-local ones included. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, STEER_MAX_LOCAL_ADDRS);
+	__type(key, __u32);
+	__type(value, __u8);
+} local_addr4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, STEER_MAX_LOCAL_ADDRS);
+	__type(key, struct in6_addr);
+	__type(value, __u8);
+} local_addr6 SEC(".maps");
+
+/* IP protocols to the engine's addresses that the kernel gets (index: protocol). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u8);
+} pass_local_proto SEC(".maps");
+
+/* TCP/UDP ports (source or destination) to the engine's addresses that the kernel gets. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, STEER_MAX_PORTS);
+	__type(key, struct l4_port_key);
+	__type(value, __u8);
+} pass_local_port SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct control_conf);
+} control SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, STEER_VERDICTS);
@@ -106,6 +151,12 @@ struct flow {
 	__u8 l3;         /* 4, 6 or 0 (not IP, or truncated IP header) */
 	__u8 l4proto;
 	__u8 has_ports;  /* TCP/UDP header present and not a fragment */
+	__u8 has_icmp6;  /* ICMPv6 type read (not a fragment) */
+	__u8 icmp6_type;
+	__u8 has_ns_target; /* a neighbor solicitation's target read */
+	__u8 ns_target[16];
+	__u8 has_arp_tpa; /* ARP for IPv4 over Ethernet: target address read */
+	__u32 arp_tpa;   /* network order */
 	__u16 sport, dport; /* host order */
 	__u32 src4, dst4;
 	__u8 src6[16], dst6[16];
@@ -163,6 +214,20 @@ static __always_inline void parse_ports(struct flow *f, void *l4, void *data_end
 {
 	__be16 *ports = l4;
 
+	if (f->l4proto == IPPROTO_ICMPV6) {
+		__u8 *type = l4;
+
+		if ((void *)(type + 1) > data_end)
+			return;
+		f->icmp6_type = *type;
+		f->has_icmp6 = 1;
+		/* NS: type, code, checksum, reserved (8 bytes), then the target. */
+		if (*type == 135 && (void *)(type + 24) <= data_end) {
+			__builtin_memcpy(f->ns_target, type + 8, 16);
+			f->has_ns_target = 1;
+		}
+		return;
+	}
 	if (f->l4proto != IPPROTO_TCP && f->l4proto != IPPROTO_UDP)
 		return;
 	if ((void *)(ports + 2) > data_end)
@@ -196,7 +261,18 @@ static __always_inline void parse(struct flow *f, void *data, void *data_end)
 	}
 	f->ethertype = bpf_ntohs(proto);
 
-	if (proto == bpf_htons(ETH_P_IP)) {
+	if (proto == bpf_htons(ETH_P_ARP)) {
+		/* htype 1, ptype IPv4, hlen 6, plen 4, op; sha, spa, tha, tpa. */
+		__u8 *arp = data + off;
+
+		if ((void *)(arp + 28) > data_end)
+			return;
+		if (arp[0] != 0 || arp[1] != 1 || arp[2] != 0x08 || arp[3] != 0 || arp[4] != 6 ||
+		    arp[5] != 4)
+			return;
+		__builtin_memcpy(&f->arp_tpa, arp + 24, 4);
+		f->has_arp_tpa = 1;
+	} else if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = data + off;
 		__u32 ihl;
 
@@ -249,6 +325,66 @@ static __always_inline void parse(struct flow *f, void *data, void *data_end)
 			return;
 		parse_ports(f, data + off, data_end);
 	}
+}
+
+/* Whether the frame is for the engine itself: one of its addresses or a link-local group. */
+static __always_inline int to_local(const struct flow *f)
+{
+	if (f->l3 == 4) {
+		/* 224.0.0.0/24: link-local multicast (OSPF's 224.0.0.5/6, VRRP...). */
+		if ((bpf_ntohl(f->dst4) & 0xffffff00U) == 0xe0000000U)
+			return 1;
+		return bpf_map_lookup_elem(&local_addr4, &f->dst4) != 0;
+	}
+	if (f->l3 == 6) {
+		/* ff02::/16: link-local scope multicast (all-nodes, OSPFv3, solicited-node). */
+		if (f->dst6[0] == 0xff && f->dst6[1] == 0x02)
+			return 1;
+		return bpf_map_lookup_elem(&local_addr6, f->dst6) != 0;
+	}
+	return 0;
+}
+
+/* Control traffic the kernel's routing daemons speak, to the engine's addresses. */
+static __always_inline int for_kernel(const struct flow *f)
+{
+	__u32 zero = 0, proto = f->l4proto;
+	struct control_conf *cc = bpf_map_lookup_elem(&control, &zero);
+	__u8 *on;
+
+	if (!cc || !cc->on)
+		return 0;
+	/* ARP for the engine's addresses; the rest (a NAT pool, VIPs) the engine answers. */
+	if (f->has_arp_tpa)
+		return cc->arp && bpf_map_lookup_elem(&local_addr4, &f->arp_tpa);
+	if (!f->l3 || !to_local(f))
+		return 0;
+	on = bpf_map_lookup_elem(&pass_local_proto, &proto);
+	if (on && *on)
+		return 1;
+	if (f->has_ports) {
+		struct l4_port_key k = { .port = f->dport, .proto = f->l4proto };
+
+		if (bpf_map_lookup_elem(&pass_local_port, &k))
+			return 1;
+		k.port = f->sport;
+		if (bpf_map_lookup_elem(&pass_local_port, &k))
+			return 1;
+	}
+	/*
+	 * RS 133, RA 134, NS 135, NA 136, redirect 137. A solicitation for an
+	 * address that is not the engine's (a load-balancer VIP, say) stays with
+	 * the engine, which answers for it; the kernel would not.
+	 */
+	if (f->has_icmp6 && f->icmp6_type >= 133 && f->icmp6_type <= 137) {
+		if (!cc->nd)
+			return 0;
+		if (f->icmp6_type == 135)
+			return f->has_ns_target &&
+			       bpf_map_lookup_elem(&local_addr6, f->ns_target) != 0;
+		return 1;
+	}
+	return 0;
 }
 
 SEC("xdp")
@@ -313,6 +449,11 @@ int steer(struct xdp_md *ctx)
 			count(STEER_PASS_L4_PORT, bytes);
 			return XDP_PASS;
 		}
+	}
+
+	if (for_kernel(&f)) {
+		count(STEER_PASS_CONTROL, bytes);
+		return XDP_PASS;
 	}
 
 	qc = bpf_map_lookup_elem(&queues, &queue);

@@ -16,6 +16,7 @@
 #define STEER_MAX_ETHERTYPES 64
 #define STEER_MAX_PREFIXES 4096
 #define STEER_MAX_PORTS 1024
+#define STEER_MAX_LOCAL_ADDRS 256
 
 /* Why a frame got its verdict: index into the per-CPU `counters` map. */
 enum steer_verdict {
@@ -25,7 +26,8 @@ enum steer_verdict {
 	STEER_PASS_DST_PREFIX = 3,/* pass rule on the IPv4/IPv6 destination */
 	STEER_PASS_L4_PORT = 4,   /* pass rule on the TCP/UDP destination port */
 	STEER_DROP_SRC_PREFIX = 5,/* drop rule on the IPv4/IPv6 source */
-	STEER_VERDICTS = 6,
+	STEER_PASS_CONTROL = 6,   /* control traffic to the engine's own addresses */
+	STEER_VERDICTS = 7,
 };
 
 /* Per-queue configuration: how many sockets serve the queue (0 = none). */
@@ -38,6 +40,19 @@ struct l4_port_key {
 	__u16 port;
 	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
 	__u8 pad;   /* must be zero */
+};
+
+/*
+ * Control traffic for the kernel (routing daemons in the engine's namespace),
+ * only for frames to the engine's own addresses (local_addr4/6) or to a
+ * link-local multicast group, when `on`: `nd` passes ICMPv6 RS/RA/NS/NA/redirect, `arp`
+ * passes ARP whose target address is one of the engine's.
+ */
+struct control_conf {
+	__u8 nd;
+	__u8 arp;
+	__u8 on;  /* the rule at all: off, a frame costs one array lookup */
+	__u8 pad;
 };
 
 struct lpm_v4_key {

@@ -33,7 +33,9 @@ pub const FEATURES: &[Feature] = &[
     },
     Feature {
         capability: "XDP steering program (C): blocklist by source prefix, pass to kernel by \
-            ethertype / destination prefix / L4 port, symmetric flow hash over sockets of a \
+            ethertype / destination prefix / L4 port, control traffic to the engine's own \
+            addresses for routing daemons (BGP, BFD, OSPF, ARP/ND: `kernel_control`, the engine \
+            learning its neighbors from copies), symmetric flow hash over sockets of a \
             queue, per-CPU verdict counters, bpf_link attach (driver, generic fallback)",
         state: "implemented, netns-tested",
     },

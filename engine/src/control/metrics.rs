@@ -74,7 +74,7 @@ families! {
     XSK_TX_RING_EMPTY: Counter "pktengine_xsk_tx_ring_empty_total" ["port"]
         "Times the kernel found a socket's TX ring empty when woken (XDP_STATISTICS tx_ring_empty_descs).";
     XDP_PACKETS: Counter "pktengine_xdp_packets_total" ["port", "verdict"]
-        "Frames the port's XDP steering program decided on, by verdict: to_engine (an engine socket), pass_no_socket, pass_ethertype, pass_dst_prefix, pass_l4_port (to the kernel), drop_src_prefix (dropped).";
+        "Frames the port's XDP steering program decided on, by verdict: to_engine (an engine socket), pass_no_socket, pass_ethertype, pass_dst_prefix, pass_l4_port (to the kernel), drop_src_prefix (dropped), pass_control (routing-protocol traffic, ARP and ND for the engine's own addresses, to the kernel: `[routing] kernel_control`).";
     XDP_BYTES: Counter "pktengine_xdp_bytes_total" ["port", "verdict"]
         "Bytes of the frames the port's XDP steering program decided on, by verdict.";
     WORKER_LOOPS: Counter "pktengine_worker_loops_total" ["worker"]
@@ -109,6 +109,8 @@ families! {
         "Kernel routes the mirror cannot represent, by reason (other-table, route-type, link-local, foreign-device, source-or-tos, via-other-family, no-next-hop, cloned, family).";
     MIRROR_RESYNCS: Counter "pktengine_route_mirror_resyncs_total" []
         "Dumps of the kernel table after lost notifications (ENOBUFS), each reconciling the FIB with it.";
+    NEIGHBOR_KERNEL_FRAMES: Counter "pktengine_neighbor_kernel_frames_total" ["outcome"]
+        "ARP and ND frames the kernel received (kernel_control with arp_nd), copied to the engine to learn its neighbors from, by outcome: read, malformed (not an ARP/NS/NA the engine parses).";
     MAC_ENTRIES: Gauge "pktengine_mac_entries" ["bridge"]
         "Entries in the bridge's MAC table, static ones included.";
     MAC_ENTRIES_LIMIT: Gauge "pktengine_mac_entries_limit" ["bridge"]

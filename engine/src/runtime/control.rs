@@ -79,6 +79,9 @@ pub struct Control {
     pub service: Option<super::notify::Notifier>,
     /// The live mirror of a kernel routing table (`[routing] mirror`).
     pub mirror: Option<super::mirror::Mirror>,
+    /// Copies of the ARP/ND frames the kernel receives (`kernel_control`
+    /// with `arp_nd`), learned from as the workers' events.
+    pub kernel_neigh: super::kernel_neighbors::KernelNeighbors,
 }
 
 /// A `ctl capture` in progress: frames of port `idx` that its filter accepts
@@ -145,6 +148,7 @@ impl Control {
             dumps: Vec::new(),
             service: None,
             mirror: None,
+            kernel_neigh: Default::default(),
         }
     }
 
@@ -242,6 +246,11 @@ impl Control {
                 self.rt.publish();
                 self.publish_routes();
             }
+        }
+        if !self.kernel_neigh.is_empty() {
+            let mut kn = std::mem::take(&mut self.kernel_neigh);
+            kn.poll(&self.tables.ifs.clone(), |e| self.event(e));
+            self.kernel_neigh = kn;
         }
         if !self.captures.is_empty() {
             self.service_captures();
@@ -412,6 +421,9 @@ impl Control {
                 || old.impair != new.impair
             {
                 notes.push("changes to [engine], ports, bridges, [nat], [[lb]], [[tcp]], [tcp_stack], [[udp]] or [impair] need a restart: not applied (lb pools: ctl lb backend)".to_string());
+            }
+            if old.routing.kernel_control != new.routing.kernel_control {
+                notes.push("changes to kernel_control need a restart: not applied".to_string());
             }
             if old.conntrack.is_some() && new.conntrack.is_some() && old.conntrack != new.conntrack
             {
@@ -820,6 +832,14 @@ impl Control {
             self.unsolicited_ignored,
         );
         s.metric(&metrics::NEIGHBOR_UNSOLICITED, [], self.unsolicited_ignored);
+        let kn = &self.kernel_neigh;
+        for (name, outcome, v) in [
+            ("kernel_frames_read", "read", kn.read),
+            ("kernel_frames_malformed", "malformed", kn.malformed),
+        ] {
+            s.ctl("neighbor", name, v);
+            s.metric(&metrics::NEIGHBOR_KERNEL_FRAMES, [outcome.into()], v);
+        }
         if want {
             // Table sizes: O(1) each but the neighbors (one pass over the control thread's table).
             let (v4, v6) = self.rt.prefixes();
@@ -2116,6 +2136,8 @@ mod tests {
             }
         }
         push("neighbor", "unsolicited_answers_ignored");
+        push("neighbor", "kernel_frames_read");
+        push("neighbor", "kernel_frames_malformed");
         for w in 0..2 {
             push(&format!("nat worker {w}"), "sessions");
             push(&format!("nat worker {w}"), "mappings");

@@ -26,6 +26,8 @@
 //! are not `Send`, and their memory is first touched on the worker's core).
 
 pub mod control;
+pub mod kernel_control;
+pub mod kernel_neighbors;
 pub mod kernel_routes;
 pub mod mirror;
 pub mod log;
@@ -261,6 +263,8 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     }
     // XDP: one program per port; each queue's socket in its XSKMAP slot.
     let mut steering = Vec::new();
+    // Router ports whose ARP/ND the kernel gets: (port, ifindex) for the copy sockets.
+    let mut neigh_copy = Vec::new();
     for (pi, p) in cfg.ports.iter().enumerate() {
         if p.bvi.is_some() {
             // A bridge's routed interface: no Linux interface, nothing to attach.
@@ -289,6 +293,40 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
             Ok(i) => i,
             Err(e) => return abort(format!("port `{}`: {e}", p.name), handles),
         };
+        let router = p.mode == crate::context::tables::PortMode::Router;
+        if let (Some(kc), Some(info), true) = (
+            &cfg.routing.kernel_control,
+            tables.ifs.port(pi as u16),
+            router,
+        ) {
+            // A router port (switch ports are bridge members): control traffic
+            // for its addresses goes to the kernel, which must own them.
+            let set_up = kernel_control::check_mac(info)
+                .and_then(|_| kernel_control::ensure_addresses(info))
+                .and_then(|added| {
+                    kernel_control::program(&mut s, kc, info)
+                        .map(|_| added)
+                        .map_err(|e| e.to_string())
+                });
+            match set_up {
+                Ok(added) => {
+                    if !added.is_empty() {
+                        tracing::info!(
+                            "port {}: added to {} for the kernel's daemons: {}",
+                            p.name,
+                            p.interface,
+                            added.join(", ")
+                        );
+                    }
+                    if kc.arp_nd {
+                        neigh_copy.push((pi as u16, ifindex));
+                    }
+                }
+                Err(e) => {
+                    return abort(format!("port `{}`: kernel_control: {e}", p.name), handles)
+                }
+            }
+        }
         let mode = match p.xdp_mode {
             CfgXdpMode::Auto => AttachMode::Auto,
             CfgXdpMode::Driver => AttachMode::Driver,
@@ -299,6 +337,19 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
             Err(e) => return abort(format!("port `{}`: attaching XDP: {e}", p.name), handles),
         }
         steering.push((p.name.clone(), s));
+    }
+    // The copy sockets need CAP_NET_RAW: opened now, read unprivileged later.
+    let kernel_neigh = match kernel_neighbors::KernelNeighbors::open(&neigh_copy) {
+        Ok(k) => k,
+        Err(e) => return abort(format!("kernel_control: ARP/ND copy socket: {e}"), handles),
+    };
+    if let Some(kc) = &cfg.routing.kernel_control {
+        tracing::info!(
+            "kernel_control: to the kernel for the engine's addresses: ports {:?} (protocol, port; source or destination), protocols {:?}{}",
+            kc.l4_ports,
+            kc.protocols,
+            if kc.arp_nd { ", ARP and ND (the engine learns from a copy)" } else { "" }
+        );
     }
     let access = match Access::resolve(cfg.engine.ctl_group.as_deref()) {
         Ok(a) => a,
@@ -321,6 +372,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     let mut ctl = control::Control::new(tables.clone(), rt, shared, events_rx, probe_tx);
     ctl.mirror = mirror;
     ctl.steering = steering;
+    ctl.kernel_neigh = kernel_neigh;
     ctl.accept_unsolicited = cfg.routing.accept_unsolicited_arp;
     ctl.config_path = opts.config_path.clone();
     ctl.config_routes = setup::config_routes(&cfg);

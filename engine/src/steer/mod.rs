@@ -49,17 +49,21 @@ pub enum Verdict {
     PassL4Port = 4,
     /// Dropped by a source prefix rule.
     DropSrcPrefix = 5,
+    /// Passed: control traffic (routing protocols, ARP/ND) to one of the
+    /// engine's own addresses or a link-local group, for the kernel's daemons.
+    PassControl = 6,
 }
 
 impl Verdict {
     /// Every verdict, in counter order.
-    pub const ALL: [Verdict; 6] = [
+    pub const ALL: [Verdict; 7] = [
         Verdict::ToEngine,
         Verdict::PassNoSocket,
         Verdict::PassEthertype,
         Verdict::PassDstPrefix,
         Verdict::PassL4Port,
         Verdict::DropSrcPrefix,
+        Verdict::PassControl,
     ];
 
     /// Stable counter name.
@@ -71,6 +75,7 @@ impl Verdict {
             Verdict::PassDstPrefix => "pass_dst_prefix",
             Verdict::PassL4Port => "pass_l4_port",
             Verdict::DropSrcPrefix => "drop_src_prefix",
+            Verdict::PassControl => "pass_control",
         }
     }
 }
@@ -85,9 +90,9 @@ impl fmt::Display for Verdict {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct VerdictCounters {
     /// Packets, indexed by `Verdict as usize`.
-    pub packets: [u64; 6],
+    pub packets: [u64; Verdict::ALL.len()],
     /// Bytes, indexed the same way.
-    pub bytes: [u64; 6],
+    pub bytes: [u64; Verdict::ALL.len()],
 }
 
 impl VerdictCounters {
@@ -409,6 +414,91 @@ impl Steering {
         } else {
             m.delete(&k).map_err(bpf("drop_src map"))
         }
+    }
+
+    /// Makes `addr` one of the engine's own addresses (the port's, its
+    /// IPv6 link-local one included): control traffic to it goes to the
+    /// kernel (the `pass_local_*` rules, ND, ARP).
+    pub fn pass_local_addr(&mut self, addr: IpAddr, on: bool) -> Result<(), SteerError> {
+        let (m, k) = match addr {
+            IpAddr::V4(a) => (&self.skel.maps.local_addr4, a.octets().to_vec()),
+            IpAddr::V6(a) => (&self.skel.maps.local_addr6, a.octets().to_vec()),
+        };
+        if on {
+            m.update(&k, &ONE, MapFlags::ANY)
+                .map_err(bpf("local_addr map"))
+        } else {
+            m.delete(&k).map_err(bpf("local_addr map"))
+        }
+    }
+
+    /// Passes this IP protocol (OSPF is 89) to the kernel when addressed to
+    /// one of the engine's addresses or a link-local group.
+    pub fn pass_local_proto(&mut self, proto: u8, on: bool) -> Result<(), SteerError> {
+        self.skel
+            .maps
+            .pass_local_proto
+            .update(
+                &u32::from(proto).to_ne_bytes(),
+                &[u8::from(on)],
+                MapFlags::ANY,
+            )
+            .map_err(bpf("pass_local_proto map"))
+    }
+
+    /// Passes TCP (6) or UDP (17) with `port` as source **or** destination
+    /// port to the kernel when addressed to the engine: both a daemon's
+    /// listening side and its connections out to a peer's port.
+    pub fn pass_local_port(&mut self, proto: u8, port: u16, on: bool) -> Result<(), SteerError> {
+        if proto != 6 && proto != 17 {
+            return Err(SteerError::Invalid(format!(
+                "port rule for IP protocol {proto}: only TCP (6) and UDP (17) have ports"
+            )));
+        }
+        let mut k = port.to_ne_bytes().to_vec();
+        k.extend_from_slice(&[proto, 0]);
+        let m = &self.skel.maps.pass_local_port;
+        if on {
+            m.update(&k, &ONE, MapFlags::ANY)
+                .map_err(bpf("pass_local_port map"))
+        } else {
+            m.delete(&k).map_err(bpf("pass_local_port map"))
+        }
+    }
+
+    /// Passes IPv6 neighbor discovery (RS, RA, NA, redirect, and NS for
+    /// the engine's addresses) to the engine's addresses and link-local
+    /// groups to the kernel.
+    pub fn pass_nd(&mut self, on: bool) -> Result<(), SteerError> {
+        self.set_control(|c| c[0] = u8::from(on))
+    }
+
+    /// Passes ARP whose target is one of the engine's addresses to the
+    /// kernel (ARP for other addresses, a NAT pool or a VIP, stays with
+    /// the engine, which answers for them).
+    pub fn pass_arp(&mut self, on: bool) -> Result<(), SteerError> {
+        self.set_control(|c| c[1] = u8::from(on))
+    }
+
+    /// Turns the kernel-control rule on or off as a whole (off: the maps
+    /// above are not even looked up).
+    pub fn pass_control(&mut self, on: bool) -> Result<(), SteerError> {
+        self.set_control(|c| c[2] = u8::from(on))
+    }
+
+    /// Rewrites `struct control_conf` (nd, arp, on, a pad byte).
+    fn set_control(&mut self, f: impl FnOnce(&mut [u8; 4])) -> Result<(), SteerError> {
+        let m = &self.skel.maps.control;
+        let key = 0u32.to_ne_bytes();
+        let mut c = [0u8; 4];
+        if let Some(v) = m.lookup(&key, MapFlags::ANY).map_err(bpf("control map"))? {
+            for (d, s) in c.iter_mut().zip(v) {
+                *d = s;
+            }
+        }
+        f(&mut c);
+        m.update(&key, &c, MapFlags::ANY)
+            .map_err(bpf("control map"))
     }
 
     /// The per-verdict counters, summed over CPUs.

@@ -7,6 +7,8 @@
 //! - [`mem_port`]: [`MemPort`], the same [`Port`] without a kernel.
 //! - [`port`]: the [`Port`] trait the workers drive.
 //! - [`stats`]: XDP_STATISTICS and the port counters.
+//! - [`packet_socket`]: the AF_PACKET socket that copies the ARP/ND frames
+//!   the kernel receives (`[routing] kernel_control`).
 //!
 //! `docs/ARCHITECTURE.md` ("AF_XDP ports and the frame life cycle") tells
 //! how a frame travels through them.
@@ -14,6 +16,7 @@ use std::fmt;
 use std::io;
 
 pub mod mem_port;
+pub mod packet_socket;
 pub mod port;
 pub mod ring;
 pub mod socket;
