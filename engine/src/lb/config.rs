@@ -47,6 +47,10 @@ pub struct RawLb {
     /// Failures in a row before a backend is down (default 3).
     #[serde(default)]
     pub health_check_fails: Option<Spanned<u64>>,
+    /// Announce the VIP while the service has a live backend (default true;
+    /// only with `[routing] announce_table`).
+    #[serde(default)]
+    pub announce: Option<bool>,
 }
 
 /// Validates the `[[lb]]` services.
@@ -243,7 +247,39 @@ pub fn validate(
             backends,
             timeouts,
             health,
+            announce: r.announce.unwrap_or(true),
         });
     }
     out
+}
+
+/// `[routing] announce_table`: the kernel table the announced VIP routes go
+/// into. Not 0 (unspecified), 254 (main) or 255 (local): a table of their
+/// own, which the kernel does not use for forwarding unless a rule says so,
+/// and which the routing daemon exports. At most [`super::announce::MAX_VIPS`]
+/// VIP addresses are announced.
+pub fn validate_announce(
+    ck: &mut Checker<'_>,
+    table: Option<Spanned<u32>>,
+    services: &[ServiceConfig],
+) -> Option<u32> {
+    let t = table?;
+    let n = *t.get_ref();
+    if matches!(n, 0 | 253..=255) {
+        ck.at(
+            t.span(),
+            format!("announce_table {n}: a table of its own, not 0 (unspecified), 253 (default), 254 (main) or 255 (local)"),
+        );
+    }
+    let vips = super::announce::vips(services).len();
+    if vips > super::announce::MAX_VIPS {
+        ck.at(
+            t.span(),
+            format!(
+                "{vips} VIP addresses to announce: at most {}",
+                super::announce::MAX_VIPS
+            ),
+        );
+    }
+    Some(n)
 }
