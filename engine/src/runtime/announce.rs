@@ -300,20 +300,16 @@ impl Announcements {
         }
         self.wanted.iter_mut().for_each(|w| *w = false);
         self.send_state();
-        // Closing the socket is what makes it withdraw for certain.
-        if let Some(link) = self.link.take() {
-            let _ = link.shutdown(std::net::Shutdown::Write);
-            let deadline = Instant::now() + Duration::from_secs(1);
-            self.link = Some(link);
-            while Instant::now() < deadline {
-                self.read_acks(lb);
-                if self.link.is_none() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            self.link = None;
+        // Its answers, so the log says the routes are gone (the control
+        // thread's filter has no shutdown(): the socket is simply closed after).
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while self.link.is_some() && self.confirmed.iter().any(|&c| c) && Instant::now() < deadline
+        {
+            self.read_acks(lb);
+            std::thread::sleep(Duration::from_millis(1));
         }
+        // Closing the socket is what makes it withdraw for certain, and exit.
+        self.link = None;
         let deadline = Instant::now() + Duration::from_secs(1);
         while Instant::now() < deadline {
             match self.child.try_wait() {

@@ -231,7 +231,10 @@ mod tests {
         let r = &LbServiceRecord::all(&lb2)[0];
         let rows: Vec<String> = r.rows().collect();
         assert_eq!(rows.len(), 4);
-        assert_eq!(rows[0], "web 198.19.1.100:80 tcp Maglev fullnat snat 198.19.2.1 backends 2 1 up");
+        assert_eq!(
+            rows[0],
+            "web 198.19.1.100:80 tcp Maglev fullnat snat 198.19.2.1 backends 2 1 up"
+        );
         assert_eq!(rows[3], "  vip 198.19.1.100 announced");
         let json = serde_json::to_string(r).unwrap();
         assert!(json.contains("\"announced\":true"), "{json}");
