@@ -25,7 +25,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pktengine_tests::bg::Bg;
-use pktengine_tests::engine::Engine;
+use pktengine_tests::engine::{example, Engine};
 use pktengine_tests::{Netns, VethPair};
 
 const VIP: &str = "198.18.100.1";
@@ -78,16 +78,15 @@ impl Drop for Bird {
 /// Short BGP timers: the sessions come up within a second or two of the daemons.
 const BGP_TIMERS: &str = "connect delay time 1; connect retry time 1; error wait time 1, 2;";
 
-/// BIRD beside an engine: learns the announce table, exports it with the engine's data address
-/// as next hop.
-fn engine_bird(mgmt: &str, peer: &str, next_hop: &str) -> String {
-    format!(
-        "router id {mgmt};\n\
-         protocol device {{}}\n\
-         protocol kernel vips {{ ipv4 {{ import all; export none; }}; kernel table {TABLE}; learn; scan time 10; }}\n\
-         protocol bgp up {{\n  local {mgmt} as 65001; neighbor {peer} as 65000; {BGP_TIMERS}\n  \
-         ipv4 {{ import none; export filter {{ if proto = \"vips\" then {{ bgp_next_hop = {next_hop}; accept; }} reject; }}; }};\n}}\n"
-    )
+/// examples/bird-vip.conf (written for engine A) for engine `i`: it learns the announce
+/// table and exports it with the engine's data address as next hop.
+fn engine_bird(i: u8) -> String {
+    let conf = example("bird-vip.conf");
+    if i == 0 {
+        return conf;
+    }
+    conf.replace("198.18.12.", &format!("198.18.{}.", 12 + i))
+        .replace("198.18.2.2", &format!("198.18.{}.2", 2 + i))
 }
 
 /// The upstream router: both engines as peers, multipath into its kernel.
@@ -101,22 +100,22 @@ fn router_bird() -> String {
     )
 }
 
-fn engine_config(ctl: &Path, core: usize, up: &str, down: &str, i: u8, announce: bool) -> String {
-    let (data, srv) = (2 + i, 4 + i);
-    format!(
-        "[engine]\ncores = [{core}]\npoll = \"adaptive\"\nctl_socket = \"{}\"\n\n\
-         [[port]]\nname = \"up\"\ninterface = \"{up}\"\nmode = \"router\"\naddresses = [\"198.18.{data}.2/24\"]\n\n\
-         [[port]]\nname = \"down\"\ninterface = \"{down}\"\nmode = \"router\"\naddresses = [\"198.18.{srv}.2/24\"]\n\n\
-         [routing]\nroutes = [\"198.18.1.0/24 via 198.18.{data}.1\", \"198.18.6.0/24 via 198.18.{srv}.1\"]\n{}\n\
-         [[lb]]\nname = \"web\"\nvip = \"{VIP}:80\"\nscheduler = \"maglev\"\nsnat = \"198.18.{srv}.2\"\n\
-         backends = [\"198.18.6.1:80\", \"198.18.6.2:80\"]\n",
-        ctl.display(),
-        if announce {
-            format!("announce_table = {TABLE}\n")
-        } else {
-            String::new()
-        }
-    )
+/// examples/lb-announce.toml (written for engine A) for engine `i` on its interfaces, with or
+/// without `announce_table`.
+fn engine_config(ctl: &Path, i: u8, up: &str, down: &str, announce: bool) -> String {
+    let mut c = example("lb-announce.toml")
+        .replace("\"pe-up\"", &format!("\"{up}\""))
+        .replace("\"pe-down\"", &format!("\"{down}\""))
+        .replace("/run/pktengine/ctl.sock", &ctl.display().to_string())
+        .replace("cores = [0]", &format!("cores = [{i}]"));
+    if i == 1 {
+        c = c.replace("198.18.2.", "198.18.3.").replace("198.18.4.", "198.18.5.");
+    }
+    if !announce {
+        c = c.replace(&format!("announce_table = {TABLE}"), "");
+    }
+    assert!(c.contains(VIP), "{c}");
+    c
 }
 
 /// Connections each engine's load balancer opened (`ctl lb show`, summed over backends).
@@ -273,10 +272,9 @@ fn two_engines_share_a_vip_by_bgp_ecmp_and_a_killed_one_is_withdrawn() {
             std::fs::create_dir_all(&d).expect("dir");
             let cfg = engine_config(
                 &d.join("ctl.sock"),
-                usize::from(i),
+                i,
                 &t.data[usize::from(i)].b.name,
                 &t.down[usize::from(i)].a.name,
-                i,
                 announce,
             );
             Engine::start(&t.engines[usize::from(i)], &d, &cfg, &[]).expect("engine")
@@ -288,11 +286,7 @@ fn two_engines_share_a_vip_by_bgp_ecmp_and_a_killed_one_is_withdrawn() {
                 &t.engines[usize::from(i)],
                 &dir,
                 &format!("bird-e{i}"),
-                &engine_bird(
-                    &format!("198.18.{}.2", 12 + i),
-                    &format!("198.18.{}.1", 12 + i),
-                    &format!("198.18.{}.2", 2 + i),
-                ),
+                &engine_bird(i),
             )
         })
         .collect();
@@ -390,9 +384,33 @@ fn two_engines_share_a_vip_by_bgp_ecmp_and_a_killed_one_is_withdrawn() {
         router_route(&t.router),
         router_bird.show("show route all")
     );
+    let log = std::fs::read_to_string(dir.join("e1").join("engine.log")).unwrap_or_default();
+    assert!(
+        log.contains(&format!("lb: VIP {VIP} withdrawn (table {TABLE})")),
+        "{log}"
+    );
     println!(
         "SIGTERM to withdrawal seen at the router: {:.1} ms (engine exited in {:.1} ms)",
         t0.elapsed().as_secs_f64() * 1000.0,
         st.1.as_secs_f64() * 1000.0
+    );
+}
+
+/// examples/frr-vip.conf is a configuration FRR takes (`vtysh --dryrun` parses every line as
+/// the daemons would and fails on an unknown command).
+#[test]
+fn the_frr_example_parses() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/frr-vip.conf");
+    let o = Command::new("vtysh")
+        .arg("--dryrun")
+        .arg("-f")
+        .arg(&path)
+        .output()
+        .expect("vtysh (frr)");
+    assert!(
+        o.status.success() && o.stdout.is_empty() && o.stderr.is_empty(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
     );
 }
