@@ -109,7 +109,9 @@ fn engine_config(ctl: &Path, i: u8, up: &str, down: &str, announce: bool) -> Str
         .replace("/run/pktengine/ctl.sock", &ctl.display().to_string())
         .replace("cores = [0]", &format!("cores = [{i}]"));
     if i == 1 {
-        c = c.replace("198.18.2.", "198.18.3.").replace("198.18.4.", "198.18.5.");
+        c = c
+            .replace("198.18.2.", "198.18.3.")
+            .replace("198.18.4.", "198.18.5.");
     }
     if !announce {
         c = c.replace(&format!("announce_table = {TABLE}"), "");
