@@ -133,6 +133,20 @@ fn lb_conns(e: &Engine) -> u64 {
         .sum()
 }
 
+/// Waits (up to a second) until `ctl lb show` says `  vip VIP <state>`: the engine records the
+/// announcer's answer on its next control round, which may come after the router has seen it.
+fn until_shown(e: &Engine, state: &str) -> String {
+    let want = format!("  vip {VIP} {state}");
+    let t = Instant::now();
+    loop {
+        let shown = e.ctl_ok(&["lb", "show"]);
+        if shown.contains(&want) || t.elapsed() > Duration::from_secs(1) {
+            return shown;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// The router's route to the VIP (`ip route show VIP`).
 fn router_route(r: &Netns) -> String {
     r.ip(&["route", "show", VIP])
@@ -313,7 +327,7 @@ fn two_engines_share_a_vip_by_bgp_ecmp_and_a_killed_one_is_withdrawn() {
         router_route(&t.router)
     );
     for e in &engines {
-        let shown = e.ctl_ok(&["lb", "show"]);
+        let shown = until_shown(e, "announced");
         assert!(shown.contains(&format!("  vip {VIP} announced")), "{shown}");
     }
     // The kernel route the engine's announcer keeps, as BIRD reads it.
@@ -337,14 +351,38 @@ fn two_engines_share_a_vip_by_bgp_ecmp_and_a_killed_one_is_withdrawn() {
         diag("")
     );
 
+    // Engine A without a live backend (both set down by the operator) withdraws; one up again
+    // announces again.
+    for b in ["198.18.6.1:80", "198.18.6.2:80"] {
+        engines[0].ctl_ok(&["lb", "backend", "set", "web", b, "down"]);
+    }
+    let only_b = |r: &str| !r.contains("198.18.2.2") && r.contains("198.18.3.2");
+    let took = until_route(&t.router, Duration::from_secs(10), only_b);
+    assert!(
+        took.is_some(),
+        "{}",
+        diag("engine A kept its route without a live backend")
+    );
+    let shown = until_shown(&engines[0], "withdrawn");
+    assert!(shown.contains(&format!("  vip {VIP} withdrawn")), "{shown}");
+    println!(
+        "no live backend on engine A: withdrawn at the router after {:.1} ms",
+        took.unwrap_or_default().as_secs_f64() * 1000.0
+    );
+    engines[0].ctl_ok(&["lb", "backend", "set", "web", "198.18.6.2:80", "up"]);
+    let took = until_route(&t.router, Duration::from_secs(10), both);
+    assert!(
+        took.is_some(),
+        "{}",
+        diag("engine A did not announce again")
+    );
+
     // kill -9 engine A: its announcer sees EOF and removes the route, BIRD withdraws.
     let pid = engines[0].pid().expect("pid").to_string();
     let killed = Instant::now();
     let st = Command::new("kill").args(["-KILL", &pid]).status();
     assert!(st.is_ok_and(|s| s.success()));
-    let gone = until_route(&t.router, Duration::from_secs(10), |r| {
-        !r.contains("198.18.2.2") && r.contains("198.18.3.2")
-    });
+    let gone = until_route(&t.router, Duration::from_secs(10), only_b);
     let gone = gone.map(|_| killed.elapsed());
     assert!(
         gone.is_some(),
