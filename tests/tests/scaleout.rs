@@ -454,3 +454,114 @@ fn the_frr_example_parses() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// The announcer process alone, as the engine starts it: it keeps CAP_NET_ADMIN and nothing else,
+/// runs under its seccomp filter, answers each change, withdraws everything after 5 s without a
+/// word from the engine (a wedged control loop) and announces again when the engine speaks, and
+/// withdraws everything and exits on EOF.
+#[test]
+fn the_announcer_keeps_net_admin_only_and_withdraws_on_silence_and_eof() {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    let ns = Netns::new("soq").expect("netns");
+    let table = || {
+        let o = ns
+            .ip(&["route", "show", "table", &TABLE.to_string()])
+            .expect("ip route");
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let (mut ours, theirs) = UnixStream::pair().expect("socketpair");
+    let account =
+        engine::runtime::privileges::Account::lookup("pktengine").expect("user pktengine");
+    let mut child = ns
+        .command(
+            pktengine_tests::engine::pktengine_bin()
+                .to_str()
+                .expect("path"),
+        )
+        .args(["vip-announcer", "--table", &TABLE.to_string()])
+        .args(["--vip", "198.18.100.1", "--vip", "198.18.100.2"])
+        .args([
+            "--uid",
+            &account.uid.to_string(),
+            "--gid",
+            &account.gid.to_string(),
+        ])
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("pktengine vip-announcer");
+    let mut line = String::new();
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    std::io::BufRead::read_line(&mut out, &mut line).expect("its report");
+    assert!(
+        line.starts_with("ok ")
+            && line
+                .contains("caps {cap_net_admin}, bounding set {}, no_new_privs, seccomp announcer"),
+        "{line}"
+    );
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).expect("status");
+    let field = |f: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(f))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    // CAP_NET_ADMIN is bit 12.
+    assert_eq!(field("CapEff:"), "0000000000001000", "{status}");
+    assert_eq!(field("CapPrm:"), "0000000000001000", "{status}");
+    assert_eq!(field("CapBnd:"), "0000000000000000", "{status}");
+    assert_eq!(field("Seccomp:"), "2", "{status}");
+    assert!(
+        field("Uid:").starts_with(&account.uid.to_string()),
+        "{status}"
+    );
+
+    ours.set_read_timeout(Some(Duration::from_secs(8)))
+        .expect("timeout");
+    let ask = |ours: &mut UnixStream, cmd: u8| -> (u8, Duration) {
+        let t = Instant::now();
+        ours.write_all(&[cmd]).expect("command");
+        let mut b = [0u8];
+        ours.read_exact(&mut b).expect("answer");
+        (b[0], t.elapsed())
+    };
+    assert_eq!(ask(&mut ours, 0x80).0, 0x80);
+    assert_eq!(ask(&mut ours, 0x81).0, 0x81);
+    assert_eq!(
+        table(),
+        "blackhole 198.18.100.1 proto static \nblackhole 198.18.100.2 proto static"
+    );
+    assert_eq!(ask(&mut ours, 0x01).0, 0x01);
+    assert_eq!(table(), "blackhole 198.18.100.1 proto static");
+    // Silence: the watchdog withdraws VIP 0 (its answer 0x00 is the next byte).
+    let t = Instant::now();
+    let mut b = [0u8];
+    ours.read_exact(&mut b).expect("the watchdog's withdrawal");
+    let silent = t.elapsed();
+    println!("announcer watchdog: withdrew after {silent:?} of silence");
+    assert_eq!(b[0], 0x00);
+    assert!(silent >= Duration::from_secs(4), "{silent:?}");
+    assert_eq!(table(), "");
+    // The engine speaks again: announced again.
+    assert_eq!(ask(&mut ours, 0x80).0, 0x80);
+    assert_eq!(table(), "blackhole 198.18.100.1 proto static");
+    // EOF: everything withdrawn, and it exits.
+    drop(ours);
+    let t = Instant::now();
+    let st = loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            break Some(st);
+        }
+        if t.elapsed() > Duration::from_secs(2) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(st.is_some_and(|s| s.success()), "{st:?}");
+    assert_eq!(table(), "");
+}
