@@ -283,3 +283,62 @@ pub fn validate_announce(
     }
     Some(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::control::config::{Config, Environment};
+
+    struct Env;
+    impl Environment for Env {
+        fn interface_exists(&self, name: &str) -> bool {
+            name.starts_with("veth")
+        }
+        fn core_count(&self) -> usize {
+            2
+        }
+    }
+
+    fn config(routing: &str, lb_extra: &str) -> Result<Config, String> {
+        let text = format!(
+            "[engine]\ncores = [0]\n\n[[port]]\nname = \"up\"\ninterface = \"veth0\"\nmode = \"router\"\n\
+             addresses = [\"198.18.2.2/24\"]\n\n[routing]\n{routing}\n\n[[lb]]\nname = \"web\"\n\
+             vip = \"198.18.100.1:80\"\nbackends = [\"198.18.2.11:80\"]\n{lb_extra}\n\n[[lb]]\n\
+             name = \"dns\"\nvip = \"198.18.100.2:53\"\nproto = \"udp\"\nbackends = [\"198.18.2.11:53\"]\n"
+        );
+        Config::parse(Path::new("t.toml"), &text, &Env).map_err(|e| {
+            e.0.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+    }
+
+    #[test]
+    fn announcing_is_off_by_default_and_per_service_with_a_table() {
+        let c = config("", "").unwrap();
+        assert_eq!(c.routing.announce_table, None);
+        let c = config("announce_table = 100", "announce = false").unwrap();
+        assert_eq!(c.routing.announce_table, Some(100));
+        assert!(!c.lb[0].announce && c.lb[1].announce);
+        assert_eq!(
+            crate::lb::announce::vips(&c.lb),
+            vec![u32::from(std::net::Ipv4Addr::new(198, 18, 100, 2))]
+        );
+    }
+
+    #[test]
+    fn the_kernels_own_tables_are_refused() {
+        for t in [0, 253, 254, 255] {
+            let e = config(&format!("announce_table = {t}"), "").unwrap_err();
+            assert!(
+                e.contains(&format!("announce_table {t}: a table of its own")),
+                "{e}"
+            );
+        }
+        assert!(config("announce_table = 1000", "").is_ok());
+        let e = config("", "announce = \"yes\"").unwrap_err();
+        assert!(e.contains("expected a boolean"), "{e}");
+    }
+}
