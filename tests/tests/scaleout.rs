@@ -109,6 +109,8 @@ fn engine_config(ctl: &Path, i: u8, up: &str, down: &str, announce: bool) -> Str
         .replace("/run/pktengine/ctl.sock", &ctl.display().to_string())
         .replace("cores = [0]", &format!("cores = [{i}]"));
     if i == 1 {
+        // Engine B polls busily: an idle busy worker must still count as running.
+        c = c.replace("poll = \"adaptive\"", "poll = \"busy\"");
         c = c
             .replace("198.18.2.", "198.18.3.")
             .replace("198.18.4.", "198.18.5.");
@@ -325,6 +327,13 @@ fn two_engines_share_a_vip_by_bgp_ecmp_and_a_killed_one_is_withdrawn() {
         "ECMP route at the router {:?} after BIRD started:\n{}",
         took.unwrap_or_default(),
         router_route(&t.router)
+    );
+    // Idle for longer than the workers' stall limit (2 s): still announced by both.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        both(&router_route(&t.router)),
+        "{}",
+        diag("an idle engine withdrew")
     );
     for e in &engines {
         let shown = until_shown(e, "announced");
