@@ -675,7 +675,9 @@ impl Config {
         let lb = crate::lb::config::validate(&mut ck, raw.lbs, &addrs, pool);
         let mut routing = routing;
         routing.announce_table =
-            crate::lb::config::validate_announce(&mut ck, raw.routing.announce_table, &lb);
+            crate::lb::config::validate_announce(&mut ck, raw.routing.announce_table, &lb, {
+                routing.mirror.then_some(routing.mirror_table)
+            });
         let tcp = crate::tcp::config::validate_apps(&mut ck, raw.tcps);
         let tcp_stack =
             crate::tcp::config::validate_stack(&mut ck, raw.tcp_stack.unwrap_or_default());

@@ -258,13 +258,22 @@ pub fn validate(
 /// own, which the kernel does not use for forwarding unless a rule says so,
 /// and which the routing daemon exports. At most [`super::announce::MAX_VIPS`]
 /// VIP addresses are announced.
+/// `mirrored`: the table the engine mirrors into its FIB (`[routing] mirror`),
+/// which must be another (the engine would read its own VIP routes back).
 pub fn validate_announce(
     ck: &mut Checker<'_>,
     table: Option<Spanned<u32>>,
     services: &[ServiceConfig],
+    mirrored: Option<u32>,
 ) -> Option<u32> {
     let t = table?;
     let n = *t.get_ref();
+    if mirrored == Some(n) {
+        ck.at(
+            t.span(),
+            format!("announce_table {n} is the mirrored table (mirror_table): give each its own"),
+        );
+    }
     if matches!(n, 0 | 253..=255) {
         ck.at(
             t.span(),
@@ -338,6 +347,17 @@ mod tests {
             );
         }
         assert!(config("announce_table = 1000", "").is_ok());
+        let e = config(
+            "mirror = true\nmirror_table = 100\nannounce_table = 100",
+            "",
+        )
+        .unwrap_err();
+        assert!(e.contains("is the mirrored table"), "{e}");
+        assert!(config(
+            "mirror = true\nmirror_table = 101\nannounce_table = 100",
+            ""
+        )
+        .is_ok());
         let e = config("", "announce = \"yes\"").unwrap_err();
         assert!(e.contains("expected a boolean"), "{e}");
     }
