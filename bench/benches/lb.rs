@@ -41,6 +41,7 @@ fn service(mode: Mode, scheduler: Scheduler, udp_ms: u64) -> ServiceConfig {
             ..Timeouts::default()
         },
         health: None,
+        announce: false,
     }
 }
 

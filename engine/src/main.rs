@@ -61,6 +61,19 @@ enum Command {
         #[arg(long)]
         gid: Option<u32>,
     },
+    /// Internal: started by `run`; adds and removes the kernel routes of the
+    /// announced VIPs (`[routing] announce_table`).
+    #[command(name = "vip-announcer", hide = true)]
+    VipAnnouncer {
+        #[arg(long)]
+        table: u32,
+        #[arg(long)]
+        vip: Vec<std::net::Ipv4Addr>,
+        #[arg(long)]
+        uid: Option<u32>,
+        #[arg(long)]
+        gid: Option<u32>,
+    },
     /// Talk to a running engine.
     Ctl {
         /// The engine's control socket.
@@ -279,6 +292,16 @@ fn main() {
             use engine::runtime::privileges::{custodian, Account};
             let account = uid.zip(gid).map(|(uid, gid)| Account { uid, gid });
             custodian::main(&socket, account)
+        }
+        Command::VipAnnouncer {
+            table,
+            vip,
+            uid,
+            gid,
+        } => {
+            use engine::runtime::privileges::Account;
+            let account = uid.zip(gid).map(|(uid, gid)| Account { uid, gid });
+            engine::runtime::announce::main(table, &vip, account)
         }
         Command::Run {
             config,

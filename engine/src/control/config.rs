@@ -326,6 +326,9 @@ struct RawRouting {
     /// More control traffic for the kernel: "tcp/PORT", "udp/PORT", "proto/N".
     #[serde(default)]
     kernel_control_extra: Vec<Spanned<String>>,
+    /// The kernel table of announced LB VIP routes (off by default).
+    #[serde(default)]
+    announce_table: Option<Spanned<u32>>,
 }
 
 // ---- the validated configuration --------------------------------------------
@@ -391,6 +394,8 @@ pub struct RoutingConfig {
     /// What the steering programs pass to the kernel for the engine's own
     /// addresses (None: nothing, the engine answers ARP/ND itself).
     pub kernel_control: Option<KernelControl>,
+    /// Kernel table of the announced load-balancer VIPs (`lb::announce`).
+    pub announce_table: Option<u32>,
 }
 
 /// Control traffic the kernel gets instead of the engine, when it is
@@ -647,6 +652,7 @@ impl Config {
             mirror: raw.routing.mirror,
             mirror_table,
             kernel_control,
+            announce_table: None,
         };
         // Each feature validates its own section; it sees the ports only as
         // names, roles or addresses.
@@ -667,6 +673,11 @@ impl Config {
             .collect();
         let pool = nat.as_ref().map_or(&[][..], |n| &n.pool[..]);
         let lb = crate::lb::config::validate(&mut ck, raw.lbs, &addrs, pool);
+        let mut routing = routing;
+        routing.announce_table =
+            crate::lb::config::validate_announce(&mut ck, raw.routing.announce_table, &lb, {
+                routing.mirror.then_some(routing.mirror_table)
+            });
         let tcp = crate::tcp::config::validate_apps(&mut ck, raw.tcps);
         let tcp_stack =
             crate::tcp::config::validate_stack(&mut ck, raw.tcp_stack.unwrap_or_default());

@@ -155,6 +155,8 @@ families! {
         "The backend's connections not yet closed or expired.";
     LB_BACKEND_BYTES: Counter "pktengine_lb_backend_bytes_total" ["service", "backend"]
         "Bytes of the backend's connections, both directions.";
+    LB_VIP_ANNOUNCED: Gauge "pktengine_lb_vip_announced" ["service"]
+        "1 while the service's VIP route is in `[routing] announce_table` (a routing daemon announces it), 0 while it is withdrawn; absent for services not announced.";
     CTL_CONNECTIONS: Counter "pktengine_ctl_connections_total" []
         "Connections the front thread accepted (ctl socket and metrics port).";
     CTL_ERRORS: Counter "pktengine_ctl_errors_total" ["reason"]

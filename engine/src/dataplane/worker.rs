@@ -393,6 +393,9 @@ impl<P: Port> Worker<P> {
         if now_ns / 1_000_000 >= self.xdp_due_ms {
             self.xdp_due_ms = now_ns / 1_000_000 + XDP_STATS_EVERY_MS;
             self.publish_xdp();
+            // The loop counter is also a heartbeat (the VIP announcer's check that
+            // workers run): published at least this often, also by an idle busy-poller.
+            self.st.counters.touch();
         }
         got
     }

@@ -47,6 +47,10 @@ pub struct RawLb {
     /// Failures in a row before a backend is down (default 3).
     #[serde(default)]
     pub health_check_fails: Option<Spanned<u64>>,
+    /// Announce the VIP while the service has a live backend (default true;
+    /// only with `[routing] announce_table`).
+    #[serde(default)]
+    pub announce: Option<bool>,
 }
 
 /// Validates the `[[lb]]` services.
@@ -243,7 +247,118 @@ pub fn validate(
             backends,
             timeouts,
             health,
+            announce: r.announce.unwrap_or(true),
         });
     }
     out
+}
+
+/// `[routing] announce_table`: the kernel table the announced VIP routes go
+/// into. Not 0 (unspecified), 254 (main) or 255 (local): a table of their
+/// own, which the kernel does not use for forwarding unless a rule says so,
+/// and which the routing daemon exports. At most [`super::announce::MAX_VIPS`]
+/// VIP addresses are announced.
+/// `mirrored`: the table the engine mirrors into its FIB (`[routing] mirror`),
+/// which must be another (the engine would read its own VIP routes back).
+pub fn validate_announce(
+    ck: &mut Checker<'_>,
+    table: Option<Spanned<u32>>,
+    services: &[ServiceConfig],
+    mirrored: Option<u32>,
+) -> Option<u32> {
+    let t = table?;
+    let n = *t.get_ref();
+    if mirrored == Some(n) {
+        ck.at(
+            t.span(),
+            format!("announce_table {n} is the mirrored table (mirror_table): give each its own"),
+        );
+    }
+    if matches!(n, 0 | 253..=255) {
+        ck.at(
+            t.span(),
+            format!("announce_table {n}: a table of its own, not 0 (unspecified), 253 (default), 254 (main) or 255 (local)"),
+        );
+    }
+    let vips = super::announce::vips(services).len();
+    if vips > super::announce::MAX_VIPS {
+        ck.at(
+            t.span(),
+            format!(
+                "{vips} VIP addresses to announce: at most {}",
+                super::announce::MAX_VIPS
+            ),
+        );
+    }
+    Some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::control::config::{Config, Environment};
+
+    struct Env;
+    impl Environment for Env {
+        fn interface_exists(&self, name: &str) -> bool {
+            name.starts_with("veth")
+        }
+        fn core_count(&self) -> usize {
+            2
+        }
+    }
+
+    fn config(routing: &str, lb_extra: &str) -> Result<Config, String> {
+        let text = format!(
+            "[engine]\ncores = [0]\n\n[[port]]\nname = \"up\"\ninterface = \"veth0\"\nmode = \"router\"\n\
+             addresses = [\"198.18.2.2/24\"]\n\n[routing]\n{routing}\n\n[[lb]]\nname = \"web\"\n\
+             vip = \"198.18.100.1:80\"\nbackends = [\"198.18.2.11:80\"]\n{lb_extra}\n\n[[lb]]\n\
+             name = \"dns\"\nvip = \"198.18.100.2:53\"\nproto = \"udp\"\nbackends = [\"198.18.2.11:53\"]\n"
+        );
+        Config::parse(Path::new("t.toml"), &text, &Env).map_err(|e| {
+            e.0.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+    }
+
+    #[test]
+    fn announcing_is_off_by_default_and_per_service_with_a_table() {
+        let c = config("", "").unwrap();
+        assert_eq!(c.routing.announce_table, None);
+        let c = config("announce_table = 100", "announce = false").unwrap();
+        assert_eq!(c.routing.announce_table, Some(100));
+        assert!(!c.lb[0].announce && c.lb[1].announce);
+        assert_eq!(
+            crate::lb::announce::vips(&c.lb),
+            vec![u32::from(std::net::Ipv4Addr::new(198, 18, 100, 2))]
+        );
+    }
+
+    #[test]
+    fn the_kernels_own_tables_are_refused() {
+        for t in [0, 253, 254, 255] {
+            let e = config(&format!("announce_table = {t}"), "").unwrap_err();
+            assert!(
+                e.contains(&format!("announce_table {t}: a table of its own")),
+                "{e}"
+            );
+        }
+        assert!(config("announce_table = 1000", "").is_ok());
+        let e = config(
+            "mirror = true\nmirror_table = 100\nannounce_table = 100",
+            "",
+        )
+        .unwrap_err();
+        assert!(e.contains("is the mirrored table"), "{e}");
+        assert!(config(
+            "mirror = true\nmirror_table = 101\nannounce_table = 100",
+            ""
+        )
+        .is_ok());
+        let e = config("", "announce = \"yes\"").unwrap_err();
+        assert!(e.contains("expected a boolean"), "{e}");
+    }
 }

@@ -14,6 +14,7 @@
 //! that worker's partition, so replies name the same owner. See
 //! docs/ARCHITECTURE.md, "Load balancer".
 
+pub mod announce;
 pub mod config;
 pub mod conn;
 pub mod health;
@@ -97,6 +98,9 @@ pub struct ServiceConfig {
     pub backends: Vec<BackendConfig>,
     pub timeouts: Timeouts,
     pub health: Option<HealthCheck>,
+    /// Announce the VIP to a routing daemon while the service has a live
+    /// backend (`announce`, default true; only with `[routing] announce_table`).
+    pub announce: bool,
 }
 
 /// Parses a backend: `ADDR:PORT [weight N]`.
@@ -266,6 +270,9 @@ pub struct LbShared {
     pub health: health::Health,
     /// Health-check state per (service, backend) (control thread only).
     checks: Mutex<Vec<CheckState>>,
+    /// Announced VIP addresses and whether each is announced now (control
+    /// thread only; empty when nothing is announced): `ctl lb show`, metrics.
+    announced: Mutex<Vec<(u32, bool)>>,
 }
 
 #[derive(Debug, Clone)]
@@ -303,6 +310,7 @@ impl LbShared {
             max_conns: MAX_CONNS,
             health: health::Health::default(),
             checks: Mutex::new(Vec::new()),
+            announced: Mutex::new(Vec::new()),
         };
         lb.publish(services, None);
         lb
@@ -449,6 +457,25 @@ impl LbShared {
         Ok(msg)
     }
 
+    /// Records whether VIP address `addr` is announced now.
+    pub fn set_announced(&self, addr: u32, on: bool) {
+        let mut v = self.announced.lock().unwrap_or_else(|e| e.into_inner());
+        match v.iter_mut().find(|(a, _)| *a == addr) {
+            Some(e) => e.1 = on,
+            None => v.push((addr, on)),
+        }
+    }
+
+    /// Whether the VIP of service `s` is announced now (None: it is not
+    /// announced at all, by configuration).
+    pub fn announced(&self, s: &ServiceConfig) -> Option<bool> {
+        if !s.announce {
+            return None;
+        }
+        let v = self.announced.lock().unwrap_or_else(|e| e.into_inner());
+        v.iter().find(|(a, _)| *a == s.vip.addr).map(|e| e.1)
+    }
+
     /// Whether any service checks its backends (their probe ports are then reserved).
     pub fn has_health_checks(&self) -> bool {
         self.config
@@ -568,6 +595,7 @@ mod tests {
                 .collect(),
             timeouts: Timeouts::default(),
             health: None,
+            announce: true,
         }
     }
 

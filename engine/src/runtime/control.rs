@@ -82,6 +82,8 @@ pub struct Control {
     /// Copies of the ARP/ND frames the kernel receives (`kernel_control`
     /// with `arp_nd`), learned from as the workers' events.
     pub kernel_neigh: super::kernel_neighbors::KernelNeighbors,
+    /// The VIP announcer (`[routing] announce_table`).
+    pub announce: Option<super::announce::Announcements>,
 }
 
 /// A `ctl capture` in progress: frames of port `idx` that its filter accepts
@@ -149,6 +151,7 @@ impl Control {
             service: None,
             mirror: None,
             kernel_neigh: Default::default(),
+            announce: None,
         }
     }
 
@@ -271,6 +274,9 @@ impl Control {
         }
         if let Some(lb) = &self.tables.lb {
             lb.health_tick(self.now_ms());
+            if let Some(a) = self.announce.as_mut() {
+                a.tick(lb, &self.workers);
+            }
         }
         // Learned, moved, aged out or failed: publish only when the set of usable entries changed.
         if self.neigh.take_changed() || self.neigh_dirty {
@@ -1017,6 +1023,9 @@ impl Control {
                 let name = || Label::Owned(svc.cfg.name.clone());
                 let up = svc.backends.iter().filter(|b| b.up).count();
                 s.metric(&metrics::LB_BACKENDS, [name(), "up".into()], up);
+                if let Some(on) = lb.announced(&svc.cfg) {
+                    s.metric(&metrics::LB_VIP_ANNOUNCED, [name()], u64::from(on));
+                }
                 s.metric(
                     &metrics::LB_BACKENDS,
                     [name(), "down".into()],
@@ -2013,8 +2022,10 @@ mod tests {
             backends: vec![parse_backend("198.19.2.11:80").unwrap(), down],
             timeouts: Default::default(),
             health: None,
+            announce: true,
         };
         let lb = LbShared::new(&[svc], 2);
+        lb.set_announced(u32::from(Ipv4Addr::new(198, 19, 1, 100)), true);
         let bridge = Bridge::new("br0", &[(2, VlanMode::Access(1))], 300_000, 1024);
         bridge.table.load().insert_static(
             MacKey {
@@ -2318,7 +2329,12 @@ mod tests {
         let Response::Table { rows, .. } = &t[0] else {
             panic!("{t:?}")
         };
-        assert_eq!(rows.len(), 3, "a service and its two backends: {rows:?}");
+        assert_eq!(
+            rows.len(),
+            4,
+            "a service, its two backends, its announced VIP: {rows:?}"
+        );
+        assert_eq!(rows[3], "  vip 198.19.1.100 announced");
         assert_eq!(
             rows[2],
             "  backend 198.19.2.12:80 weight 1 down conns 0 active 0 bytes 0"

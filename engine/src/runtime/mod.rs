@@ -25,6 +25,7 @@
 //! Sockets and UMEMs are created on the worker thread that uses them (they
 //! are not `Send`, and their memory is first touched on the worker's core).
 
+pub mod announce;
 pub mod control;
 pub mod kernel_control;
 pub mod kernel_neighbors;
@@ -95,6 +96,8 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     // Before anything is attached: a user that cannot be switched to stops here.
     let privs = Privileges::new(&cfg.engine.user, opts.allow_privileged)?;
     privs.start_custodian(&cfg.engine.ctl_socket)?;
+    // The VIP announcer, also while the process is fully root (it keeps CAP_NET_ADMIN).
+    let announcer = start_announcer(&cfg, privs.account())?;
     let ifs = setup::interfaces(&cfg, &setup::interface_mac)?;
     let mut rt = setup::route_table(&cfg)?;
     if opts.import_kernel_routes || cfg.routing.import_kernel_routes {
@@ -377,6 +380,10 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     ctl.config_path = opts.config_path.clone();
     ctl.config_routes = setup::config_routes(&cfg);
     ctl.running = Some(cfg.clone());
+    if let (Some(a), Some(lb)) = (&announcer, &tables.lb) {
+        a.init(lb);
+    }
+    ctl.announce = announcer;
     if let Err(e) = setup::filter(&cfg, &mut ctl) {
         drop(ctl);
         return abort(e, handles);
@@ -490,6 +497,11 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
             }
         }
     }
+    // Withdraw the VIPs first: upstream routers move new connections to the
+    // other engines while this one drains.
+    if let (Some(a), Some(lb)) = (ctl.announce.take(), ctl.tables.lb.clone()) {
+        a.finish(&lb);
+    }
     tracing::info!("stopping: draining workers");
     if let Some(n) = &ctl.service {
         n.stopping("stopping: draining workers, detaching XDP");
@@ -535,6 +547,31 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts the VIP announcer when `[routing] announce_table` is set and a
+/// service announces its VIP (`runtime::announce`).
+fn start_announcer(
+    cfg: &Config,
+    account: Option<privileges::Account>,
+) -> Result<Option<announce::Announcements>, String> {
+    let Some(table) = cfg.routing.announce_table else {
+        return Ok(None);
+    };
+    let vips = crate::lb::announce::vips(&cfg.lb);
+    if vips.is_empty() {
+        tracing::info!("announce_table {table}: no [[lb]] service announces its VIP");
+        return Ok(None);
+    }
+    let a = announce::Announcements::spawn(table, vips, account)
+        .map_err(|e| format!("VIP announcer: {e}"))?;
+    tracing::info!(
+        "privileges: VIP announcer (pid {}, table {}): {}",
+        a.pid(),
+        a.table(),
+        a.report()
+    );
+    Ok(Some(a))
 }
 
 /// Times the steps of the stop, each logged at debug level.

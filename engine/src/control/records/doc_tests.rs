@@ -188,6 +188,7 @@ impl Example for LbServiceRecord {
                 active: 1,
                 bytes: 5000,
             }],
+            announced: Some(true),
         }
     }
 }

@@ -27,6 +27,10 @@ pub struct LbServiceRecord {
     /// Backends taking new connections (up and with a weight).
     pub backends_up: usize,
     pub backends: Vec<LbBackendRecord>,
+    /// Whether its VIP route is announced now (`[routing] announce_table`);
+    /// absent when the service is not announced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announced: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,14 +93,24 @@ impl LbServiceRecord {
                             }
                         })
                         .collect(),
+                    announced: lb.announced(c),
                 }
             })
             .collect()
     }
 
-    /// The text rows: the service's line, then a line per backend.
+    /// The text rows: the service's line, then a line per backend, then
+    /// (announced services only) `  vip 198.19.1.100 announced|withdrawn`.
     pub fn rows(&self) -> impl Iterator<Item = String> + '_ {
-        std::iter::once(self.to_string()).chain(self.backends.iter().map(|b| b.to_string()))
+        std::iter::once(self.to_string())
+            .chain(self.backends.iter().map(|b| b.to_string()))
+            .chain(self.announced.map(|on| {
+                format!(
+                    "  vip {} {}",
+                    self.vip.addr,
+                    if on { "announced" } else { "withdrawn" }
+                )
+            }))
     }
 }
 
@@ -166,6 +180,7 @@ mod tests {
             backends: vec![parse_backend("198.19.2.11:8000").unwrap(), down],
             timeouts: Default::default(),
             health: None,
+            announce: false,
         }
     }
 
@@ -207,6 +222,26 @@ mod tests {
         assert_eq!(json["snat"], "198.19.2.1");
         assert_eq!(json["backends"][1]["state"], "down");
         assert_eq!(json["backends"][1]["endpoint"]["port"], 8000);
+        assert!(!json.as_object().unwrap().contains_key("announced"));
+        // An announced service: one more line after its backends, one more JSON field.
+        let mut cfg = svc("web", PROTO_TCP, Scheduler::Maglev, Mode::FullNat);
+        cfg.announce = true;
+        let lb2 = LbShared::new(std::slice::from_ref(&cfg), 1);
+        lb2.set_announced(cfg.vip.addr, true);
+        let r = &LbServiceRecord::all(&lb2)[0];
+        let rows: Vec<String> = r.rows().collect();
+        assert_eq!(rows.len(), 4);
+        assert_eq!(
+            rows[0],
+            "web 198.19.1.100:80 tcp Maglev fullnat snat 198.19.2.1 backends 2 1 up"
+        );
+        assert_eq!(rows[3], "  vip 198.19.1.100 announced");
+        let json = serde_json::to_string(r).unwrap();
+        assert!(json.contains("\"announced\":true"), "{json}");
+        assert_eq!(&serde_json::from_str::<LbServiceRecord>(&json).unwrap(), r);
+        lb2.set_announced(cfg.vip.addr, false);
+        let rows: Vec<String> = LbServiceRecord::all(&lb2)[0].rows().collect();
+        assert_eq!(rows[3], "  vip 198.19.1.100 withdrawn");
         let b = LbBackendRecord {
             health_check_failed: true,
             ..recs[0].backends[1].clone()

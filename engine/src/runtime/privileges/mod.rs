@@ -62,6 +62,8 @@ pub enum Role {
     Front,
     /// The ctl socket's custodian process ([`custodian`]).
     Custodian,
+    /// The VIP announcer process (`runtime::announce`): kernel routes of the LB's VIPs.
+    Announcer,
 }
 
 impl Role {
@@ -71,6 +73,7 @@ impl Role {
             Role::Worker => "worker",
             Role::Front => "front",
             Role::Custodian => "custodian",
+            Role::Announcer => "announcer",
         }
     }
 
@@ -79,10 +82,12 @@ impl Role {
     /// during set-up (the bpf() commands on an fd check the fd, not the
     /// caller), /proc/self is readable by its own process, and closing a
     /// bpf_link needs nothing. Only the custodian keeps CAP_DAC_OVERRIDE, to
-    /// remove the socket from a directory the engine's user cannot write.
+    /// remove the socket from a directory the engine's user cannot write,
+    /// and the announcer CAP_NET_ADMIN, to add and remove its VIP routes.
     pub fn keeps(self) -> &'static [Capability] {
         match self {
             Role::Custodian => &[Capability::CAP_DAC_OVERRIDE],
+            Role::Announcer => &[Capability::CAP_NET_ADMIN],
             Role::Control | Role::Worker | Role::Front => &[],
         }
     }
@@ -171,7 +176,7 @@ impl Report {
     }
 
     /// What is wrong with this thread for `role` as `account` (None: nothing).
-    fn shortfall(&self, role: Role, account: Option<Account>) -> Option<String> {
+    pub(crate) fn shortfall(&self, role: Role, account: Option<Account>) -> Option<String> {
         let allowed = role.keeps().iter().fold(0u64, |m, c| m | c.bitmask());
         let mut wrong = Vec::new();
         if self.permitted & !allowed != 0 || self.effective & !allowed != 0 {
@@ -498,7 +503,7 @@ fn prepare_thread(role: Role, switching: bool) -> Result<(), String> {
 
 /// setgroups, setresgid, setresuid, in that order (groups and gid need
 /// CAP_SETGID, which the uid change takes away).
-fn switch_to(a: Account) -> Result<(), String> {
+pub(crate) fn switch_to(a: Account) -> Result<(), String> {
     use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
     setgroups(&[]).map_err(|e| format!("setgroups: {e}"))?;
     let g = Gid::from_raw(a.gid);

@@ -144,6 +144,11 @@ const CUSTODIAN_ARCH: &[Call] = calls![unlink];
 #[cfg(not(target_arch = "x86_64"))]
 const CUSTODIAN_ARCH: &[Call] = &[];
 
+/// The VIP announcer (a process of its own): reads the engine's commands,
+/// sends route requests and reads the kernel's answers on the rtnetlink
+/// socket it opened before confining itself, answers the engine.
+const ANNOUNCER: &[Call] = calls![read, sendto, recvfrom, close, fcntl: GetFd];
+
 /// The calls `role` may make, base calls first, each once.
 pub fn calls(role: Role) -> Vec<Call> {
     let (own, arch): (&[Call], &[Call]) = match role {
@@ -151,6 +156,7 @@ pub fn calls(role: Role) -> Vec<Call> {
         Role::Control => (CONTROL, CONTROL_ARCH),
         Role::Front => (FRONT, FRONT_ARCH),
         Role::Custodian => (CUSTODIAN, CUSTODIAN_ARCH),
+        Role::Announcer => (ANNOUNCER, &[]),
     };
     let mut v: Vec<Call> = Vec::new();
     for c in BASE.iter().chain(own).chain(arch) {
@@ -251,7 +257,7 @@ pub fn refused(role: Role) -> &'static [Call] {
     const OPEN: &[Call] = calls![openat];
     match role {
         Role::Worker | Role::Front => OPEN,
-        Role::Control | Role::Custodian => &[],
+        Role::Control | Role::Custodian | Role::Announcer => &[],
     }
 }
 
@@ -316,7 +322,13 @@ pub fn install(role: Role) -> Result<usize, String> {
 mod tests {
     use super::*;
 
-    const ROLES: [Role; 4] = [Role::Control, Role::Worker, Role::Front, Role::Custodian];
+    const ROLES: [Role; 5] = [
+        Role::Control,
+        Role::Worker,
+        Role::Front,
+        Role::Custodian,
+        Role::Announcer,
+    ];
 
     #[test]
     fn every_role_compiles_to_a_filter() {
