@@ -70,15 +70,43 @@ impl Net {
         let up1 = VethPair::new(&dut, &p1, 1).unwrap();
         let up2 = VethPair::new(&dut, &p2, 1).unwrap();
         for (ns, l, v4, v6, gw4, gw6) in [
-            (&h1, &lan.a, "198.18.1.2/24", "2001:2:0:1::2/64", "198.18.1.1", "2001:2:0:1::1"),
-            (&p1, &up1.b, "198.19.1.2/24", "2001:2:0:11::2/64", "198.19.1.1", "2001:2:0:11::1"),
-            (&p2, &up2.b, "198.19.2.2/24", "2001:2:0:12::2/64", "198.19.2.1", "2001:2:0:12::1"),
+            (
+                &h1,
+                &lan.a,
+                "198.18.1.2/24",
+                "2001:2:0:1::2/64",
+                "198.18.1.1",
+                "2001:2:0:1::1",
+            ),
+            (
+                &p1,
+                &up1.b,
+                "198.19.1.2/24",
+                "2001:2:0:11::2/64",
+                "198.19.1.1",
+                "2001:2:0:11::1",
+            ),
+            (
+                &p2,
+                &up2.b,
+                "198.19.2.2/24",
+                "2001:2:0:12::2/64",
+                "198.19.2.1",
+                "2001:2:0:12::1",
+            ),
         ] {
-            let pair = if std::ptr::eq(ns, &h1) { &lan } else if std::ptr::eq(ns, &p1) { &up1 } else { &up2 };
+            let pair = if std::ptr::eq(ns, &h1) {
+                &lan
+            } else if std::ptr::eq(ns, &p1) {
+                &up1
+            } else {
+                &up2
+            };
             pair.addr(ns, l, v4).unwrap();
             pair.addr(ns, l, v6).unwrap();
             ns.ip(&["route", "add", "default", "via", gw4]).unwrap();
-            ns.ip(&["-6", "route", "add", "default", "via", gw6]).unwrap();
+            ns.ip(&["-6", "route", "add", "default", "via", gw6])
+                .unwrap();
         }
         Net {
             h1,
@@ -127,12 +155,16 @@ impl Middle {
         if kernel_middle() {
             for ((_, _, v4, v6), dev) in PORTS.iter().zip(net.ifaces()) {
                 net.dut.ip(&["addr", "add", v4, "dev", dev]).unwrap();
-                net.dut.ip(&["addr", "add", v6, "dev", dev, "nodad"]).unwrap();
+                net.dut
+                    .ip(&["addr", "add", v6, "dev", dev, "nodad"])
+                    .unwrap();
             }
             net.dut.sysctl("net.ipv4.ip_forward", "1").unwrap();
             net.dut.sysctl("net.ipv6.conf.all.forwarding", "1").unwrap();
             // ECMP by 5-tuple, as the engine hashes flows.
-            net.dut.sysctl("net.ipv4.fib_multipath_hash_policy", "1").unwrap();
+            net.dut
+                .sysctl("net.ipv4.fib_multipath_hash_policy", "1")
+                .unwrap();
             return Middle::Kernel;
         }
         // The kernel forwards nothing: every forwarded packet is the engine's.
@@ -217,12 +249,20 @@ impl Middle {
 }
 
 /// A BIRD peer: `statics` are (protocol name, prefixes) announced to the engine's BIRD.
-fn peer_bird_conf(id: &str, asn: u32, engine4: &str, engine6: &str, statics: &[(&str, &[&str])]) -> String {
-    let mut c = format!(
-        "router id {id};\nlog stderr all;\nprotocol device {{ scan time 10; }}\n"
-    );
+fn peer_bird_conf(
+    id: &str,
+    asn: u32,
+    engine4: &str,
+    engine6: &str,
+    statics: &[(&str, &[&str])],
+) -> String {
+    let mut c = format!("router id {id};\nlog stderr all;\nprotocol device {{ scan time 10; }}\n");
     for (name, prefixes) in statics {
-        let fam = if prefixes.iter().any(|p| p.contains(':')) { "ipv6" } else { "ipv4" };
+        let fam = if prefixes.iter().any(|p| p.contains(':')) {
+            "ipv6"
+        } else {
+            "ipv4"
+        };
         c += &format!("protocol static {name} {{\n    {fam};\n");
         for p in *prefixes {
             c += &format!("    route {p} blackhole;\n");
@@ -232,7 +272,7 @@ fn peer_bird_conf(id: &str, asn: u32, engine4: &str, engine6: &str, statics: &[(
     for (proto, fam, nb) in [("engine", "ipv4", engine4), ("engine_v6", "ipv6", engine6)] {
         c += &format!(
             "protocol bgp {proto} {{\n    local as {asn};\n    neighbor {nb} as 65000;\n    \
-             hold time 9;\n    start delay time 0;\n    connect retry time 1;\n    error wait time 1, 5;\n    \
+             connect delay time 0;\n    connect retry time 1;\n    error wait time 1, 5;\n    \
              {fam} {{ import all; export where source = RTS_STATIC; }};\n}}\n"
         );
     }
@@ -241,7 +281,9 @@ fn peer_bird_conf(id: &str, asn: u32, engine4: &str, engine6: &str, statics: &[(
 
 /// nftables counters in a peer: packets to each (name, nft match) arriving at its input hook.
 fn peer_counters(ns: &Netns, rules: &[(&str, &str)]) {
-    let mut r = String::from("table inet cnt {\n chain in {\n  type filter hook input priority 0; policy accept;\n");
+    let mut r = String::from(
+        "table inet cnt {\n chain in {\n  type filter hook input priority 0; policy accept;\n",
+    );
     for (name, m) in rules {
         r += &format!("  {m} counter comment \"{name}\"\n");
     }
@@ -297,8 +339,24 @@ fn bgp_lab(tag: &str) -> BgpLab {
     let dir = Engine::dir(&format!("{tag}-daemons"));
     // Addresses the peers answer for, on their loopback.
     for (ns, addrs) in [
-        (&net.p1, &["198.18.100.1/32", "198.18.50.1/32", "2001:2:0:100::1/128", "2001:2:0:50::1/128"][..]),
-        (&net.p2, &["198.18.200.1/32", "198.18.50.1/32", "2001:2:0:100::1/128", "2001:2:0:50::1/128"][..]),
+        (
+            &net.p1,
+            &[
+                "198.18.100.1/32",
+                "198.18.50.1/32",
+                "2001:2:0:100::1/128",
+                "2001:2:0:50::1/128",
+            ][..],
+        ),
+        (
+            &net.p2,
+            &[
+                "198.18.200.1/32",
+                "198.18.50.1/32",
+                "2001:2:0:100::1/128",
+                "2001:2:0:50::1/128",
+            ][..],
+        ),
     ] {
         for a in addrs {
             ns.ip(&["addr", "add", a, "dev", "lo"]).unwrap();
@@ -350,7 +408,10 @@ fn bgp_lab(tag: &str) -> BgpLab {
     .unwrap();
     let edge = Bird::start(&net.dut, &dir, "edge", &net.subst(&example("bird.conf"))).unwrap();
     let t = edge
-        .wait_established(&["peer1", "peer2", "peer1_v6", "peer2_v6"], Duration::from_secs(20))
+        .wait_established(
+            &["peer1", "peer2", "peer1_v6", "peer2_v6"],
+            Duration::from_secs(20),
+        )
         .unwrap_or_else(|e| panic!("{e}\n{}", mid.debug()));
     println!("BGP sessions established in {t:?}");
     BgpLab {
@@ -368,7 +429,11 @@ impl BgpLab {
     fn converge(&self, want: &[&str]) -> Duration {
         let kernel_has = |p: &str| {
             let fam = if p.contains(':') { "-6" } else { "-4" };
-            let o = self.net.dut.ip(&[fam, "route", "show", "exact", p]).unwrap();
+            let o = self
+                .net
+                .dut
+                .ip(&[fam, "route", "show", "exact", p])
+                .unwrap();
             !o.stdout.is_empty()
         };
         if let Err(t) = wait_for(Duration::from_secs(15), Duration::from_millis(20), || {
@@ -376,7 +441,9 @@ impl BgpLab {
         }) {
             panic!(
                 "BIRD did not install {want:?} into the kernel within {t:?}:\n{}\n{}\n{}",
-                sh(&self.net.dut, "ip route; ip -6 route").stdout.escape_ascii(),
+                sh(&self.net.dut, "ip route; ip -6 route")
+                    .stdout
+                    .escape_ascii(),
                 self._edge.birdc(&["show", "route", "all"]),
                 self.mid.debug()
             );
@@ -387,7 +454,10 @@ impl BgpLab {
                 let r = self.mid.routes()?;
                 want.iter().all(|p| r.contains_key(*p)).then_some(())
             }) {
-                panic!("the engine lacks {want:?} after {t:?}:\n{}", self.mid.debug());
+                panic!(
+                    "the engine lacks {want:?} after {t:?}:\n{}",
+                    self.mid.debug()
+                );
             }
         }
         t0.elapsed()
@@ -396,14 +466,24 @@ impl BgpLab {
 
 fn ping_ok(ns: &Netns, args: &str, mid: &Middle) -> String {
     let o = sh(ns, &format!("ping {args}"));
-    assert!(o.status.success(), "ping {args}: {}\n{}", text(&o), mid.debug());
+    assert!(
+        o.status.success(),
+        "ping {args}: {}\n{}",
+        text(&o),
+        mid.debug()
+    );
     text(&o)
 }
 
 #[test]
 fn bird_bgp_routes_are_forwarded_by_the_engine() {
     let lab = bgp_lab("bgpf");
-    let waited = lab.converge(&["198.18.100.0/24", "198.18.200.0/24", "2001:2:0:100::/64", "2001:2:0:50::/64"]);
+    let waited = lab.converge(&[
+        "198.18.100.0/24",
+        "198.18.200.0/24",
+        "2001:2:0:100::/64",
+        "2001:2:0:50::/64",
+    ]);
     println!("engine FIB had the BGP routes {waited:?} after the kernel");
     let tx1 = lab.mid.port_counter("up1", "tx_packets");
     let tx2 = lab.mid.port_counter("up2", "tx_packets");
@@ -417,9 +497,21 @@ fn bird_bgp_routes_are_forwarded_by_the_engine() {
         let d1 = lab.mid.port_counter("up1", "tx_packets") - tx1;
         let d2 = lab.mid.port_counter("up2", "tx_packets") - tx2;
         println!("engine sent {d1} packets on up1, {d2} on up2");
-        assert!(d1 >= 10 && d2 >= 5, "the engine forwarded the pings: up1 {d1}, up2 {d2}\n{}", lab.mid.debug());
-        let fwd = sh(&lab.net.dut, "sysctl -n net.ipv4.ip_forward net.ipv6.conf.all.forwarding");
-        assert_eq!(String::from_utf8_lossy(&fwd.stdout).split_whitespace().collect::<Vec<_>>(), ["0", "0"]);
+        assert!(
+            d1 >= 10 && d2 >= 5,
+            "the engine forwarded the pings: up1 {d1}, up2 {d2}\n{}",
+            lab.mid.debug()
+        );
+        let fwd = sh(
+            &lab.net.dut,
+            "sysctl -n net.ipv4.ip_forward net.ipv6.conf.all.forwarding",
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&fwd.stdout)
+                .split_whitespace()
+                .collect::<Vec<_>>(),
+            ["0", "0"]
+        );
     }
     routes_agree_with_kernel(&lab.net, &lab.mid);
 }
@@ -430,7 +522,11 @@ fn bird_bgp_withdrawal_leaves_the_engine_within_1s() {
     lab.converge(&["198.18.100.0/24", "2001:2:0:100::/64", "2001:2:0:100::/56"]);
     ping_ok(&lab.net.h1, "-c 2 -i 0.1 -W 2 198.18.100.1", &lab.mid);
     ping_ok(&lab.net.h1, "-6 -c 2 -i 0.1 -W 2 2001:2:0:100::1", &lab.mid);
-    assert_eq!(peer_count(&lab.net.p2, "v6wd"), 0, "p1's /64 wins over p2's /56");
+    assert_eq!(
+        peer_count(&lab.net.p2, "v6wd"),
+        0,
+        "p1's /64 wins over p2's /56"
+    );
     // p1 withdraws 198.18.100.0/24 and 2001:2:0:100::/64.
     let t0 = Instant::now();
     for proto in ["wd4", "wd6"] {
@@ -453,13 +549,24 @@ fn bird_bgp_withdrawal_leaves_the_engine_within_1s() {
     });
     let took = match r {
         Ok(((), _)) => t0.elapsed(),
-        Err(t) => panic!("withdrawn routes still there after {t:?}\n{}", lab.mid.debug()),
+        Err(t) => panic!(
+            "withdrawn routes still there after {t:?}\n{}",
+            lab.mid.debug()
+        ),
     };
     println!(
         "withdrawal: from `birdc disable` on the peer to the route gone from the {}: {took:?}",
-        if lab.mid.engine().is_some() { "engine's FIB" } else { "kernel" }
+        if lab.mid.engine().is_some() {
+            "engine's FIB"
+        } else {
+            "kernel"
+        }
     );
-    assert!(took < within, "withdrawal took {took:?} (limit {within:?})\n{}", lab.mid.debug());
+    assert!(
+        took < within,
+        "withdrawal took {took:?} (limit {within:?})\n{}",
+        lab.mid.debug()
+    );
     // IPv4: nothing covers 198.18.100.1 any more: the router says Net Unreachable.
     let o = text(&sh(&lab.net.h1, "ping -c 1 -W 2 198.18.100.1"));
     assert!(
@@ -469,7 +576,10 @@ fn bird_bgp_withdrawal_leaves_the_engine_within_1s() {
     );
     // IPv6: the less specific /56 of p2 carries it now.
     ping_ok(&lab.net.h1, "-6 -c 3 -i 0.1 -W 2 2001:2:0:100::1", &lab.mid);
-    assert!(peer_count(&lab.net.p2, "v6wd") >= 3, "p2 got the pings after the withdrawal");
+    assert!(
+        peer_count(&lab.net.p2, "v6wd") >= 3,
+        "p2 got the pings after the withdrawal"
+    );
     // And back: re-announced, the /24 is forwarded again.
     let o = lab.peer1.birdc(&["enable", "wd4"]);
     assert!(o.contains("enabled"), "{o}");
@@ -479,7 +589,11 @@ fn bird_bgp_withdrawal_leaves_the_engine_within_1s() {
 
 /// Sends one UDP datagram from each of `n` source ports to `dst`:5555 from h1.
 fn udp_flows(ns: &Netns, dst: &str, n: u16) {
-    let fam = if dst.contains(':') { "AF_INET6" } else { "AF_INET" };
+    let fam = if dst.contains(':') {
+        "AF_INET6"
+    } else {
+        "AF_INET"
+    };
     let py = format!(
         "import socket\nfor p in range(40000, 40000 + {n}):\n s = socket.socket(socket.{fam}, socket.SOCK_DGRAM)\n \
          s.bind(('', p))\n s.sendto(b'x' * 32, ('{dst}', 5555))\n s.close()\n"
@@ -502,7 +616,12 @@ fn bird_bgp_ecmp_spreads_flows_over_both_peers() {
         let o = text(&lab.net.dut.ip(&["route", "show", "198.18.50.0/24"]).ok()?);
         (o.contains("198.19.1.2") && o.contains("198.19.2.2")).then_some(o)
     })
-    .unwrap_or_else(|t| panic!("no multipath kernel route after {t:?}:\n{}", lab._edge.birdc(&["show", "route", "all"])))
+    .unwrap_or_else(|t| {
+        panic!(
+            "no multipath kernel route after {t:?}:\n{}",
+            lab._edge.birdc(&["show", "route", "all"])
+        )
+    })
     .0;
     println!("kernel: {k}");
     // ... that the engine mirrors as one ECMP group.
@@ -511,23 +630,51 @@ fn bird_bgp_ecmp_spreads_flows_over_both_peers() {
             let hops = lab.mid.routes()?.get("198.18.50.0/24")?.clone();
             (hops.len() == 2).then_some(hops)
         })
-        .unwrap_or_else(|t| panic!("no 2-hop ECMP route in the engine after {t:?}\n{}", lab.mid.debug()))
+        .unwrap_or_else(|t| {
+            panic!(
+                "no 2-hop ECMP route in the engine after {t:?}\n{}",
+                lab.mid.debug()
+            )
+        })
         .0;
         println!("engine: 198.18.50.0/24 {r:?}");
     }
     let n = 64;
     // Warm the neighbor entries (first packets may wait for ARP/ND).
-    let _ = sh(&lab.net.h1, "ping -c 1 -W 1 198.19.1.2; ping -c 1 -W 1 198.19.2.2");
-    let before = [lab.mid.port_counter("up1", "tx_packets"), lab.mid.port_counter("up2", "tx_packets")];
+    let _ = sh(
+        &lab.net.h1,
+        "ping -c 1 -W 1 198.19.1.2; ping -c 1 -W 1 198.19.2.2",
+    );
+    let before = [
+        lab.mid.port_counter("up1", "tx_packets"),
+        lab.mid.port_counter("up2", "tx_packets"),
+    ];
     udp_flows(&lab.net.h1, "198.18.50.1", n);
     udp_flows(&lab.net.h1, "2001:2:0:50::1", n);
     std::thread::sleep(Duration::from_millis(300));
-    let c4 = [peer_count(&lab.net.p1, "ecmp4"), peer_count(&lab.net.p2, "ecmp4")];
-    let c6 = [peer_count(&lab.net.p1, "ecmp6"), peer_count(&lab.net.p2, "ecmp6")];
-    println!("ECMP over {n} flows: IPv4 p1 {} p2 {}, IPv6 p1 {} p2 {}", c4[0], c4[1], c6[0], c6[1]);
+    let c4 = [
+        peer_count(&lab.net.p1, "ecmp4"),
+        peer_count(&lab.net.p2, "ecmp4"),
+    ];
+    let c6 = [
+        peer_count(&lab.net.p1, "ecmp6"),
+        peer_count(&lab.net.p2, "ecmp6"),
+    ];
+    println!(
+        "ECMP over {n} flows: IPv4 p1 {} p2 {}, IPv6 p1 {} p2 {}",
+        c4[0], c4[1], c6[0], c6[1]
+    );
     for (fam, c) in [("IPv4", c4), ("IPv6", c6)] {
-        assert!(c[0] + c[1] >= u64::from(n) - 2, "{fam}: flows lost: {c:?}\n{}", lab.mid.debug());
-        assert!(c[0] >= 8 && c[1] >= 8, "{fam}: flows not spread over both peers: {c:?}\n{}", lab.mid.debug());
+        assert!(
+            c[0] + c[1] >= u64::from(n) - 2,
+            "{fam}: flows lost: {c:?}\n{}",
+            lab.mid.debug()
+        );
+        assert!(
+            c[0] >= 8 && c[1] >= 8,
+            "{fam}: flows not spread over both peers: {c:?}\n{}",
+            lab.mid.debug()
+        );
     }
     if lab.mid.engine().is_some() {
         let d = [
@@ -535,7 +682,10 @@ fn bird_bgp_ecmp_spreads_flows_over_both_peers() {
             lab.mid.port_counter("up2", "tx_packets") - before[1],
         ];
         println!("engine tx: up1 +{}, up2 +{}", d[0], d[1]);
-        assert!(d[0] >= c4[0] + c6[0] && d[1] >= c4[1] + c6[1], "the engine carried them: {d:?}");
+        assert!(
+            d[0] >= c4[0] + c6[0] && d[1] >= c4[1] + c6[1],
+            "the engine carried them: {d:?}"
+        );
     }
 }
 
@@ -553,13 +703,21 @@ fn engine_lookup<'a>(
     let (a, w) = bits(addr);
     let mut best: Option<(u32, &str, &[(Option<String>, Option<String>)])> = None;
     for (p, hops) in routes {
-        let Some((net, len)) = p.split_once('/') else { continue };
-        let (Ok(net), Ok(len)) = (net.parse::<IpAddr>(), len.parse::<u32>()) else { continue };
+        let Some((net, len)) = p.split_once('/') else {
+            continue;
+        };
+        let (Ok(net), Ok(len)) = (net.parse::<IpAddr>(), len.parse::<u32>()) else {
+            continue;
+        };
         let (n, nw) = bits(net);
         if nw != w || len > w {
             continue;
         }
-        let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+        let mask = if len == 0 {
+            0
+        } else {
+            u128::MAX << (128 - len)
+        };
         if a & mask == n & mask && best.is_none_or(|b| len > b.0) {
             best = Some((len, p, hops));
         }
@@ -578,13 +736,26 @@ fn routes_agree_with_kernel(net: &Net, mid: &Middle) {
         "2001:2:0:77::7".parse().unwrap(),
     ];
     for fam in ["-4", "-6"] {
-        let o = net.dut.ip(&[fam, "route", "show", "table", "main"]).unwrap();
+        let o = net
+            .dut
+            .ip(&[fam, "route", "show", "table", "main"])
+            .unwrap();
         for line in String::from_utf8_lossy(&o.stdout).lines() {
-            let Some((p, len)) = line.split_whitespace().next().and_then(|p| p.split_once('/')) else { continue };
-            let (Ok(p), Ok(len)) = (p.parse::<IpAddr>(), len.parse::<u32>()) else { continue };
+            let Some((p, len)) = line
+                .split_whitespace()
+                .next()
+                .and_then(|p| p.split_once('/'))
+            else {
+                continue;
+            };
+            let (Ok(p), Ok(len)) = (p.parse::<IpAddr>(), len.parse::<u32>()) else {
+                continue;
+            };
             let in_range = match p {
                 IpAddr::V4(v) => v.octets()[0] == 198 && (v.octets()[1] & 0xfe) == 18,
-                IpAddr::V6(v) => v.segments()[0] == 0x2001 && v.segments()[1] == 2 && v.segments()[2] == 0,
+                IpAddr::V6(v) => {
+                    v.segments()[0] == 0x2001 && v.segments()[1] == 2 && v.segments()[2] == 0
+                }
             };
             if !in_range {
                 continue;
@@ -593,7 +764,11 @@ fn routes_agree_with_kernel(net: &Net, mid: &Middle) {
                 IpAddr::V4(v) => (u128::from(u32::from(v)), 32),
                 IpAddr::V6(v) => (u128::from(v), 128),
             };
-            let host = if w - len >= 128 { u128::MAX } else { (1u128 << (w - len)) - 1 };
+            let host = if w - len >= 128 {
+                u128::MAX
+            } else {
+                (1u128 << (w - len)) - 1
+            };
             for off in [1u128, host / 2 + 1, host.saturating_sub(1)] {
                 let x = base | (off & host);
                 samples.push(match p {
@@ -611,18 +786,22 @@ fn routes_agree_with_kernel(net: &Net, mid: &Middle) {
     let mut checked = 0;
     for a in samples.iter().filter(|a| !own.contains(a)) {
         let o = net.dut.ip(&["route", "get", &a.to_string()]);
-        let kernel = o.as_ref().map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+        let kernel = o
+            .as_ref()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
         let engine = engine_lookup(&routes, *a);
         match (&kernel, engine) {
             (Err(_), None) => {}
             (Ok(k), Some((p, hops))) if !k.starts_with("local") => {
                 let words: Vec<&str> = k.split_whitespace().collect();
-                let kgw = words.windows(2).find(|w| w[0] == "via").map(|w| w[1].to_string());
+                let kgw = words
+                    .windows(2)
+                    .find(|w| w[0] == "via")
+                    .map(|w| w[1].to_string());
                 let kdev = words.windows(2).find(|w| w[0] == "dev").map(|w| w[1]);
                 let kport = kdev.and_then(|d| net.port_of(d));
                 let agree = hops.iter().any(|(gw, dev)| {
-                    gw.as_deref() == kgw.as_deref()
-                        && (dev.is_none() || dev.as_deref() == kport)
+                    gw.as_deref() == kgw.as_deref() && (dev.is_none() || dev.as_deref() == kport)
                 });
                 assert!(
                     agree,
@@ -635,7 +814,10 @@ fn routes_agree_with_kernel(net: &Net, mid: &Middle) {
         }
         checked += 1;
     }
-    println!("engine and kernel agree on {checked} sampled addresses ({} engine routes)", routes.len());
+    println!(
+        "engine and kernel agree on {checked} sampled addresses ({} engine routes)",
+        routes.len()
+    );
     assert!(checked >= 10, "too few samples: {samples:?}");
 }
 
@@ -656,24 +838,53 @@ fn frr_ospf_and_bgp_through_the_engine() {
     let mid = Middle::start(&net, "ospf");
     let dir = Engine::dir("ospf-daemons");
     // p1 (FRR, OSPF) has 198.18.150.1; p2 (BIRD, BGP) announces 198.18.160.0/24.
-    net.p1.ip(&["addr", "add", "198.18.150.1/24", "dev", "lo"]).unwrap();
-    net.p2.ip(&["addr", "add", "198.18.160.1/32", "dev", "lo"]).unwrap();
-    let _p1 = Frr::start(&net.p1, &dir, "p1", &peer_ospf_conf(&net.up1.b.name), &["ospfd"]).unwrap();
+    net.p1
+        .ip(&["addr", "add", "198.18.150.1/24", "dev", "lo"])
+        .unwrap();
+    net.p2
+        .ip(&["addr", "add", "198.18.160.1/32", "dev", "lo"])
+        .unwrap();
+    let _p1 = Frr::start(
+        &net.p1,
+        &dir,
+        "p1",
+        &peer_ospf_conf(&net.up1.b.name),
+        &["ospfd"],
+    )
+    .unwrap();
     let p2 = Bird::start(
         &net.p2,
         &dir,
         "p2",
-        &peer_bird_conf("198.19.2.2", 65002, "198.19.2.1", "2001:2:0:12::1", &[("keep4", &["198.18.160.0/24"])]),
+        &peer_bird_conf(
+            "198.19.2.2",
+            65002,
+            "198.19.2.1",
+            "2001:2:0:12::1",
+            &[("keep4", &["198.18.160.0/24"])],
+        ),
     )
     .unwrap();
-    let edge = Frr::start(&net.dut, &dir, "edge", &net.subst(&example("frr.conf")), &["ospfd", "bgpd"]).unwrap();
+    let edge = Frr::start(
+        &net.dut,
+        &dir,
+        "edge",
+        &net.subst(&example("frr.conf")),
+        &["ospfd", "bgpd"],
+    )
+    .unwrap();
     let t0 = Instant::now();
     let full = wait_for(Duration::from_secs(20), Duration::from_millis(100), || {
         let o = edge.vtysh("show ip ospf neighbor");
         o.contains("Full").then_some(o)
     });
     let (nbr, t) = full.unwrap_or_else(|t| {
-        panic!("no OSPF adjacency after {t:?}:\n{}\n{}\n{}", edge.vtysh("show ip ospf interface"), edge.logs(), mid.debug())
+        panic!(
+            "no OSPF adjacency after {t:?}:\n{}\n{}\n{}",
+            edge.vtysh("show ip ospf interface"),
+            edge.logs(),
+            mid.debug()
+        )
     });
     println!("OSPF adjacency Full after {t:?}:\n{nbr}");
     p2.wait_established(&["engine"], Duration::from_secs(20))
@@ -690,15 +901,28 @@ fn frr_ospf_and_bgp_through_the_engine() {
         }
         seen.iter().all(Option::is_some).then_some(o)
     })
-    .unwrap_or_else(|t| panic!("routes not in the kernel after {t:?}:\n{}", edge.vtysh("show ip route")))
+    .unwrap_or_else(|t| {
+        panic!(
+            "routes not in the kernel after {t:?}:\n{}",
+            edge.vtysh("show ip route")
+        )
+    })
     .0;
-    println!("routes in the kernel after start: OSPF {:?}, BGP {:?}:\n{kernel}", seen[0], seen[1]);
+    println!(
+        "routes in the kernel after start: OSPF {:?}, BGP {:?}:\n{kernel}",
+        seen[0], seen[1]
+    );
     if mid.engine().is_some() {
         wait_for(Duration::from_secs(2), Duration::from_millis(5), || {
             let r = mid.routes()?;
             (r.contains_key("198.18.150.1/32") && r.contains_key("198.18.160.0/24")).then_some(())
         })
-        .unwrap_or_else(|t| panic!("the engine lacks the OSPF/BGP routes after {t:?}\n{}", mid.debug()));
+        .unwrap_or_else(|t| {
+            panic!(
+                "the engine lacks the OSPF/BGP routes after {t:?}\n{}",
+                mid.debug()
+            )
+        });
     }
     let tx = mid.port_counter("up1", "tx_packets");
     let o = ping_ok(&net.h1, "-c 5 -i 0.1 -W 2 198.18.150.1", &mid);
@@ -706,7 +930,11 @@ fn frr_ospf_and_bgp_through_the_engine() {
     ping_ok(&net.h1, "-c 3 -i 0.1 -W 2 198.18.160.1", &mid);
     if mid.engine().is_some() {
         let d = mid.port_counter("up1", "tx_packets") - tx;
-        assert!(d >= 5, "the engine forwarded the pings to the OSPF route: {d}\n{}", mid.debug());
+        assert!(
+            d >= 5,
+            "the engine forwarded the pings to the OSPF route: {d}\n{}",
+            mid.debug()
+        );
     }
     // The peers learned the engine's LAN (OSPF stub network, BGP `network`): h1 is reachable.
     routes_agree_with_kernel(&net, &mid);
@@ -725,11 +953,12 @@ fn full_table_through_bgp() {
     let mid = Middle::start(&net, "full");
     let dir = Engine::dir("full-daemons");
     // The IPv4 prefixes as BIRD static routes, included by peer 1's configuration.
-    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/data/bgp-prefixes.txt.gz");
+    let data =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/data/bgp-prefixes.txt.gz");
     let o = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "zcat {} | awk -F/ 'index($0, \":\") == 0 && NF == 2 {{ print \"route \" $0 \" blackhole;\" }}' > {}",
+            "zcat {} | tr -d '\\r' | awk -F/ 'index($0, \":\") == 0 && NF == 2 {{ print \"route \" $0 \" blackhole;\" }}' > {}",
             data.display(),
             dir.join("full.routes").display()
         ))
@@ -740,21 +969,35 @@ fn full_table_through_bgp() {
     let n = include.lines().count();
     assert!(n > 900_000, "{n} prefixes");
     let mut conf = peer_bird_conf("198.19.1.2", 65001, "198.19.1.1", "2001:2:0:11::1", &[]);
-    conf += &format!("protocol static full4 {{\n    ipv4;\n    include \"{}\";\n}}\n", dir.join("full.routes").display());
-    // The peer's routes are all in before its session starts: the measurement is BGP, kernel and mirror.
-    let peer = Bird::start(&net.p1, &dir, "peer1", &conf).unwrap();
-    let edge = Bird::start(&net.dut, &dir, "edge", &net.subst(&example("bird.conf"))).unwrap();
-    let est = edge
-        .wait_established(&["peer1"], Duration::from_secs(120))
-        .unwrap_or_else(|e| panic!("{e}\n{}", peer.log()));
-    let t0 = Instant::now();
-    println!("session up {est:?} after BIRD's start; {n} prefixes to carry");
+    conf += &format!(
+        "protocol static full4 {{\n    ipv4;\n    include \"{}\";\n}}\n",
+        dir.join("full.routes").display()
+    );
+    let rss = || -> Option<u64> {
+        let pid = mid.engine()?.pid()?;
+        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let l = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+        l.split_whitespace().nth(1)?.parse().ok()
+    };
+    // The kernel's IPv4 main-table prefixes, from /proc/net/fib_triestat (cheap, unlike a dump).
     let count_kernel = || -> usize {
-        let o = sh(&net.dut, "ip -4 route show proto bird | wc -l");
-        String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or(0)
+        let o = sh(&net.dut, "cat /proc/net/fib_triestat");
+        let t = String::from_utf8_lossy(&o.stdout).into_owned();
+        t.split("Main:")
+            .nth(1)
+            .and_then(|m| {
+                m.lines()
+                    .find(|l| l.trim_start().starts_with("Prefixes:"))
+                    .map(String::from)
+            })
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0)
     };
     // The engine's pktengine_routes gauge (listing 900k routes twice a second would be the load).
     let count_engine = || -> usize {
+        if mid.engine().is_none() {
+            return 0;
+        }
         let o = sh(&net.dut, "curl -s http://127.0.0.1:9108/metrics");
         String::from_utf8_lossy(&o.stdout)
             .lines()
@@ -762,34 +1005,67 @@ fn full_table_through_bgp() {
             .and_then(|l| l.split_whitespace().last()?.parse::<f64>().ok())
             .map_or(0, |v| v as usize)
     };
+    // Before: the connected routes only.
+    let (k0, e0, rss0) = (count_kernel(), count_engine(), rss());
+    let peer = Bird::start(&net.p1, &dir, "peer1", &conf).unwrap();
+    let edge = Bird::start(&net.dut, &dir, "edge", &net.subst(&example("bird.conf"))).unwrap();
+    let est = edge
+        .wait_established(&["peer1"], Duration::from_secs(120))
+        .unwrap_or_else(|e| panic!("{e}\n{}", peer.log()));
+    let t0 = Instant::now();
+    println!("session up {est:?} after BIRD's start; {n} prefixes to carry (before: kernel {k0}, engine {e0})");
     let mut last = (0, 0);
-    let mut t_kernel = None;
+    let (mut t_kernel, mut t_engine) = (None, None);
     let deadline = Duration::from_secs(600);
+    let engine = mid.engine().is_some();
     loop {
-        std::thread::sleep(Duration::from_millis(500));
-        let k = count_kernel();
-        let e = if mid.engine().is_some() { count_engine() } else { k };
-        if (k, e) != last {
-            println!("{:>6.1} s: kernel {k}, engine {e}", t0.elapsed().as_secs_f64());
-            last = (k, e);
+        std::thread::sleep(Duration::from_millis(100));
+        let k = count_kernel().saturating_sub(k0);
+        let e = count_engine().saturating_sub(e0);
+        if (k / 50_000, e / 50_000) != (last.0 / 50_000, last.1 / 50_000)
+            || (k >= n) != (last.0 >= n)
+        {
+            println!(
+                "{:>6.1} s: kernel {k}, engine {}",
+                t0.elapsed().as_secs_f64(),
+                if engine { e.to_string() } else { "-".into() }
+            );
         }
+        last = (k, e);
         if k >= n && t_kernel.is_none() {
             t_kernel = Some(t0.elapsed());
         }
-        // The engine also has its connected routes: at least n.
-        if k >= n && e >= n {
+        if e >= n && t_engine.is_none() {
+            t_engine = Some(t0.elapsed());
+        }
+        if t_kernel.is_some() && (t_engine.is_some() || !engine) {
             break;
         }
-        assert!(t0.elapsed() < deadline, "not converged after {deadline:?}: kernel {k}, engine {e}\n{}", mid.debug());
+        assert!(
+            t0.elapsed() < deadline,
+            "not converged after {deadline:?}: kernel {k}, engine {e}\n{}",
+            mid.debug()
+        );
     }
-    let total = t0.elapsed();
-    let rss = mid.engine().and_then(|e| e.pid()).and_then(|pid| {
-        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        s.lines().find(|l| l.starts_with("VmRSS:")).map(|l| l.to_string())
-    });
+    let mem = match (rss0, rss()) {
+        (Some(a), Some(b)) => format!(
+            "engine RSS {} MiB (+{} MiB)",
+            b / 1024,
+            b.saturating_sub(a) / 1024
+        ),
+        _ => "engine RSS n/a (no engine)".into(),
+    };
+    let bird_mem = edge.birdc(&["show", "memory"]);
+    let bird_total = bird_mem
+        .lines()
+        .find(|l| l.contains("Total"))
+        .unwrap_or("")
+        .trim()
+        .to_string();
     println!(
-        "FULL TABLE: {n} IPv4 prefixes; session up -> kernel holds all: {:?}; session up -> engine FIB holds all: {total:?}; engine {}",
+        "FULL TABLE: {n} IPv4 prefixes; session up -> kernel holds all: {:?}; session up -> engine FIB holds all: {}; {mem}; engine-side BIRD {bird_total}",
         t_kernel.unwrap_or_default(),
-        rss.unwrap_or_else(|| "RSS n/a".into())
+        t_engine.map_or("-".to_string(), |t| format!("{t:?}"))
     );
+    let _ = std::fs::remove_file(dir.join("full.routes"));
 }
