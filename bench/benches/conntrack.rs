@@ -124,6 +124,7 @@ impl Rig {
         let mut rt = RouteTable::new();
         for (s, dev) in [("198.18.0.0/16", "lan"), ("198.19.1.0/24", "wan")] {
             rt.stage_add(Route {
+                reject: None,
                 prefix: s.parse().unwrap(),
                 hops: vec![NextHop {
                     gateway: None,

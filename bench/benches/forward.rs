@@ -94,6 +94,7 @@ fn setup() -> Setup {
             IpPrefix::V6(_) => IpAddr::V6(gw6()),
         };
         rt.stage_add(Route {
+            reject: None,
             prefix: p,
             hops: vec![NextHop::via(gw)],
             metric: 0,
@@ -106,6 +107,7 @@ fn setup() -> Setup {
         ("2001:2:0:2::/64", "wan"),
     ] {
         rt.stage_add(Route {
+            reject: None,
             prefix: s.parse().unwrap(),
             hops: vec![NextHop {
                 gateway: None,

@@ -293,6 +293,7 @@ fn updates(c: &mut Criterion) {
         };
         table
             .stage_add(Route {
+                reject: None,
                 prefix: *p,
                 hops: vec![NextHop::via(gw)],
                 metric: 0,
@@ -308,6 +309,7 @@ fn updates(c: &mut Criterion) {
         b.iter(|| {
             table
                 .add(Route {
+                    reject: None,
                     prefix: p24,
                     hops: hop(1),
                     metric: 0,
@@ -323,6 +325,7 @@ fn updates(c: &mut Criterion) {
         b.iter(|| {
             table
                 .add(Route {
+                    reject: None,
                     prefix: p16,
                     hops: hop(2),
                     metric: 0,
@@ -337,6 +340,7 @@ fn updates(c: &mut Criterion) {
         b.iter(|| {
             table
                 .add(Route {
+                    reject: None,
                     prefix: p6,
                     hops: gw6.clone(),
                     metric: 0,
@@ -352,6 +356,7 @@ fn updates(c: &mut Criterion) {
         b.iter(|| {
             table
                 .add(Route {
+                    reject: None,
                     prefix: d,
                     hops: hop(3),
                     metric: 0,

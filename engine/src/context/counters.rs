@@ -167,6 +167,12 @@ reasons! {
     BviQueueFull = "bvi-queue-full", "bvi";
     /// Dropped by the `[impair]` test stage (or held for reorder when the worker stopped).
     Impaired = "impair-drop", "impair";
+    /// A `blackhole` route: dropped silently.
+    RouteBlackhole = "route-blackhole", "ip-forward";
+    /// An `unreachable` route (ICMP Host Unreachable / IPv6 No Route sent).
+    RouteUnreachable = "route-unreachable", "ip-forward";
+    /// A `prohibit` route (ICMP Administratively Prohibited sent).
+    RouteProhibit = "route-prohibit", "ip-forward";
 }
 
 /// Number of drop reasons.

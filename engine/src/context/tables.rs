@@ -251,6 +251,8 @@ struct Entry {
     /// Members: `members[start..start + n]`; 0 for an entry that does not resolve.
     start: u32,
     n: u16,
+    /// A route that forwards nothing (n is 0).
+    reject: Option<crate::l3::nexthop::Reject>,
 }
 
 /// The FIB and, for each next-hop id, its hops resolved to ports.
@@ -288,7 +290,16 @@ impl Routes {
             if n > 1 {
                 members.extend_from_slice(&resolved);
             }
-            entries.push(Entry { first, start, n });
+            let reject = fib
+                .nexthops
+                .get(id as NextHopId)
+                .and_then(|e| e.reject());
+            entries.push(Entry {
+                first,
+                start,
+                n,
+                reject,
+            });
         }
         Routes {
             fib,
@@ -310,6 +321,13 @@ impl Routes {
                 self.members.get(e.start as usize + i as usize).copied()
             }
         }
+    }
+
+    /// The reject type of a route that forwards nothing (`blackhole`,
+    /// `unreachable`, `prohibit`), asked after [`Routes::select`] found no hop.
+    #[inline]
+    pub fn reject(&self, id: NextHopId) -> Option<crate::l3::nexthop::Reject> {
+        self.entries.get(usize::from(id)).and_then(|e| e.reject)
     }
 
     /// Whether the entry is an ECMP group (the flow hash is needed).
@@ -460,12 +478,14 @@ mod tests {
         let mut rt = RouteTable::new();
         let pfx = |s: &str| s.parse::<IpPrefix>().unwrap();
         rt.add(Route {
+            reject: None,
             prefix: pfx("198.18.100.0/24"),
             hops: vec![NextHop::via("198.19.0.9".parse().unwrap())],
             metric: 0,
         })
         .unwrap();
         rt.add(Route {
+            reject: None,
             prefix: pfx("198.18.0.0/24"),
             hops: vec![NextHop {
                 gateway: None,
@@ -475,6 +495,7 @@ mod tests {
         })
         .unwrap();
         rt.add(Route {
+            reject: None,
             prefix: pfx("198.18.200.0/24"),
             hops: vec![NextHop::via("198.20.0.1".parse().unwrap())],
             metric: 0,

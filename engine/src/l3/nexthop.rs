@@ -48,6 +48,40 @@ pub enum NextHopEntry {
     Single(NextHop),
     /// Equal-cost paths, in a canonical (sorted, deduplicated) order.
     Group(Box<[NextHop]>),
+    /// A route that forwards nothing: `blackhole`, `unreachable`, `prohibit`.
+    Reject(Reject),
+}
+
+/// The kernel's route types that refuse a packet (`ip route add blackhole ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reject {
+    /// Dropped silently.
+    Blackhole,
+    /// Dropped with ICMP Host Unreachable (IPv4) / No Route (IPv6), as Linux.
+    Unreachable,
+    /// Dropped with ICMP Administratively Prohibited (IPv4 code 13, IPv6 code 1).
+    Prohibit,
+}
+
+impl Reject {
+    /// The keyword of `ip route`.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Reject::Blackhole => "blackhole",
+            Reject::Unreachable => "unreachable",
+            Reject::Prohibit => "prohibit",
+        }
+    }
+
+    /// The keyword's route type, if `s` is one.
+    pub fn parse(s: &str) -> Option<Reject> {
+        match s {
+            "blackhole" => Some(Reject::Blackhole),
+            "unreachable" => Some(Reject::Unreachable),
+            "prohibit" => Some(Reject::Prohibit),
+            _ => None,
+        }
+    }
 }
 
 impl NextHopEntry {
@@ -63,29 +97,43 @@ impl NextHopEntry {
         }
     }
 
-    /// The member carrying a flow with hash `flow_hash`.
+    /// The member carrying a flow with hash `flow_hash` (None for a reject route).
     #[inline]
-    pub fn select(&self, flow_hash: u32) -> &NextHop {
+    pub fn select(&self, flow_hash: u32) -> Option<&NextHop> {
         match self {
-            NextHopEntry::Single(h) => h,
+            NextHopEntry::Single(h) => Some(h),
             NextHopEntry::Group(g) => {
                 // Multiply-shift maps the hash onto [0, len) without a division.
                 let i = (u64::from(flow_hash) * g.len() as u64) >> 32;
-                &g[i as usize]
+                g.get(i as usize)
             }
+            NextHopEntry::Reject(_) => None,
         }
     }
 
+    /// The ways out (none for a reject route).
     pub fn hops(&self) -> &[NextHop] {
         match self {
             NextHopEntry::Single(h) => core::slice::from_ref(h),
             NextHopEntry::Group(g) => g,
+            NextHopEntry::Reject(_) => &[],
+        }
+    }
+
+    /// The reject type, for a route that forwards nothing.
+    pub fn reject(&self) -> Option<Reject> {
+        match self {
+            NextHopEntry::Reject(r) => Some(*r),
+            _ => None,
         }
     }
 }
 
 impl fmt::Display for NextHopEntry {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        if let NextHopEntry::Reject(r) = self {
+            return f.write_str(r.keyword());
+        }
         for (i, h) in self.hops().iter().enumerate() {
             if i > 0 {
                 f.write_str(" ")?;
@@ -135,7 +183,7 @@ impl NextHopTable {
     /// The hop for a flow: the entry itself, or the group member chosen by `flow_hash`.
     #[inline]
     pub fn select(&self, id: NextHopId, flow_hash: u32) -> Option<&NextHop> {
-        self.get(id).map(|e| e.select(flow_hash))
+        self.get(id).and_then(|e| e.select(flow_hash))
     }
 
     /// Entries in use.
@@ -227,13 +275,17 @@ mod tests {
         let mut h = 1u32;
         for _ in 0..10_000 {
             h = h.wrapping_mul(2_654_435_761).wrapping_add(12345);
-            let m = g1.select(h);
+            let m = g1.select(h).unwrap();
             counts[usize::from(m == &hop("198.18.0.2"))] += 1;
-            assert_eq!(g1.select(h), m, "same flow, same member");
+            assert_eq!(g1.select(h), Some(m), "same flow, same member");
         }
         assert!(counts.iter().all(|&c| c > 4000), "{counts:?}");
-        assert_eq!(g1.select(0), &hop("198.18.0.1"));
-        assert_eq!(g1.select(u32::MAX), &hop("198.18.0.2"));
+        assert_eq!(g1.select(0), Some(&hop("198.18.0.1")));
+        assert_eq!(g1.select(u32::MAX), Some(&hop("198.18.0.2")));
+        let bh = NextHopEntry::Reject(Reject::Blackhole);
+        assert_eq!(bh.select(7), None);
+        assert!(bh.hops().is_empty());
+        assert_eq!(bh.to_string(), "blackhole");
         assert!(NextHopEntry::from_hops(vec![]).is_none());
         let single = NextHopEntry::from_hops(vec![hop("198.18.0.9"), hop("198.18.0.9")]).unwrap();
         assert_eq!(single, NextHopEntry::Single(hop("198.18.0.9")));

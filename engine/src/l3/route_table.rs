@@ -20,21 +20,59 @@ use arc_swap::ArcSwap;
 
 use super::lpm4::Fib4;
 use super::lpm6::Fib6;
-use super::nexthop::{NextHop, NextHopEntry, NextHopId, NextHopTable, NextHopTableFull};
+use super::nexthop::{NextHop, NextHopEntry, NextHopId, NextHopTable, NextHopTableFull, Reject};
 use super::poptrie::{BinaryTrie, Key, Leaf, Poptrie, NO_ROUTE};
 use super::prefix::IpPrefix;
 
-/// A route as configured: `PREFIX via GW [dev PORT] [via GW2 ...] metric N`.
+/// A route as configured: `PREFIX via GW [dev PORT] [via GW2 ...] metric N`, or
+/// `blackhole|unreachable|prohibit PREFIX metric N`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     pub prefix: IpPrefix,
-    /// One hop, or several for ECMP.
+    /// One hop, or several for ECMP (none for a reject route).
     pub hops: Vec<NextHop>,
     pub metric: u32,
+    /// A route that forwards nothing (then `hops` is ignored).
+    pub reject: Option<Reject>,
+}
+
+impl Route {
+    /// A `blackhole`, `unreachable` or `prohibit` route.
+    pub fn reject(prefix: IpPrefix, kind: Reject, metric: u32) -> Route {
+        Route {
+            prefix,
+            hops: Vec::new(),
+            metric,
+            reject: Some(kind),
+        }
+    }
+}
+
+/// Who put a route into the table. Each origin has its own routes: the kernel
+/// mirror never replaces or removes a configured route, and `ctl route del`
+/// never removes a mirrored one. At equal metric a static route wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Origin {
+    /// The configuration, `ctl route add`, a routes file, `--import-kernel-routes`.
+    Static,
+    /// The live mirror of a kernel routing table (`[routing] mirror`).
+    Kernel,
+}
+
+impl Origin {
+    pub fn name(self) -> &'static str {
+        match self {
+            Origin::Static => "static",
+            Origin::Kernel => "kernel",
+        }
+    }
 }
 
 impl fmt::Display for Route {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        if let Some(r) = self.reject {
+            return write!(f, "{} {} metric {}", r.keyword(), self.prefix, self.metric);
+        }
         write!(f, "{}", self.prefix)?;
         for h in &self.hops {
             write!(f, " {h}")?;
@@ -231,8 +269,8 @@ fn wait_exclusive<T>(mut a: Arc<T>) -> Option<Arc<T>> {
     }
 }
 
-/// Per prefix: the routes to it, each with its metric and next-hop entry.
-type Candidates = Vec<(u32, NextHopId)>;
+/// Per prefix: the routes to it, each with its metric, origin and next-hop entry.
+type Candidates = Vec<(u32, Origin, NextHopId)>;
 
 /// Counters of the writer, for reports.
 #[derive(Debug, Clone, Copy, Default)]
@@ -305,6 +343,13 @@ impl RouteTable {
         Ok(())
     }
 
+    /// Adds a route of `origin` and publishes.
+    pub fn add_from(&mut self, route: Route, origin: Origin) -> Result<(), RouteError> {
+        self.stage_add_from(route, origin)?;
+        self.publish();
+        Ok(())
+    }
+
     /// Removes the route to `prefix` with `metric` (any metric: the best one) and publishes.
     pub fn remove(&mut self, prefix: IpPrefix, metric: Option<u32>) -> Result<(), RouteError> {
         self.stage_remove(prefix, metric)?;
@@ -312,50 +357,79 @@ impl RouteTable {
         Ok(())
     }
 
-    /// Adds a route without publishing; [`RouteTable::publish`] makes staged changes visible
-    /// all at once.
+    /// Adds a static route without publishing; [`RouteTable::publish`] makes staged changes
+    /// visible all at once.
     pub fn stage_add(&mut self, route: Route) -> Result<(), RouteError> {
+        self.stage_add_from(route, Origin::Static)
+    }
+
+    /// Adds (or replaces: same prefix, metric and origin) a route of `origin` without publishing.
+    pub fn stage_add_from(&mut self, route: Route, origin: Origin) -> Result<(), RouteError> {
         let v4 = matches!(route.prefix, IpPrefix::V4(_));
-        if route
-            .hops
-            .iter()
-            .any(|h| h.gateway.is_some_and(|g| g.is_ipv4() != v4))
-        {
-            return Err(RouteError::FamilyMismatch);
-        }
-        let entry = NextHopEntry::from_hops(route.hops).ok_or(RouteError::NoNextHop)?;
+        let entry = match route.reject {
+            Some(r) => NextHopEntry::Reject(r),
+            None => {
+                if route
+                    .hops
+                    .iter()
+                    .any(|h| h.gateway.is_some_and(|g| g.is_ipv4() != v4))
+                {
+                    return Err(RouteError::FamilyMismatch);
+                }
+                NextHopEntry::from_hops(route.hops).ok_or(RouteError::NoNextHop)?
+            }
+        };
         let before = self.nexthops.len();
         let id = self.nexthops.acquire(entry)?;
         self.nexthops_changed |= self.nexthops.len() != before;
         let c = self.rib.entry(route.prefix).or_default();
-        match c.iter_mut().find(|(m, _)| *m == route.metric) {
+        match c
+            .iter_mut()
+            .find(|(m, o, _)| *m == route.metric && *o == origin)
+        {
             Some(slot) => {
-                let old = core::mem::replace(&mut slot.1, id);
+                let old = core::mem::replace(&mut slot.2, id);
                 self.nexthops.release(old);
             }
-            None => c.push((route.metric, id)),
+            None => c.push((route.metric, origin, id)),
         }
         self.sync(route.prefix);
         Ok(())
     }
 
-    /// Removes a route without publishing.
+    /// Removes a static route without publishing: the one with `metric`, or
+    /// the best static one.
     pub fn stage_remove(
         &mut self,
         prefix: IpPrefix,
         metric: Option<u32>,
     ) -> Result<(), RouteError> {
-        let c = self.rib.get_mut(&prefix).ok_or(RouteError::NotFound)?;
-        let i = match metric {
-            Some(m) => c.iter().position(|(cm, _)| *cm == m),
+        let c = self.rib.get(&prefix).ok_or(RouteError::NotFound)?;
+        let m = match metric {
+            Some(m) => m,
             None => c
                 .iter()
-                .enumerate()
-                .min_by_key(|(_, (m, _))| *m)
-                .map(|(i, _)| i),
-        }
-        .ok_or(RouteError::NotFound)?;
-        let (_, id) = c.swap_remove(i);
+                .filter(|(_, o, _)| *o == Origin::Static)
+                .map(|(m, _, _)| *m)
+                .min()
+                .ok_or(RouteError::NotFound)?,
+        };
+        self.stage_remove_from(prefix, m, Origin::Static)
+    }
+
+    /// Removes the route of `origin` to `prefix` with `metric`, without publishing.
+    pub fn stage_remove_from(
+        &mut self,
+        prefix: IpPrefix,
+        metric: u32,
+        origin: Origin,
+    ) -> Result<(), RouteError> {
+        let c = self.rib.get_mut(&prefix).ok_or(RouteError::NotFound)?;
+        let i = c
+            .iter()
+            .position(|(m, o, _)| *m == metric && *o == origin)
+            .ok_or(RouteError::NotFound)?;
+        let (_, _, id) = c.swap_remove(i);
         if c.is_empty() {
             self.rib.remove(&prefix);
         }
@@ -364,13 +438,40 @@ impl RouteTable {
         Ok(())
     }
 
+    /// The next hops of the route of `origin` to `prefix` with `metric`.
+    pub fn route_of(&self, prefix: IpPrefix, metric: u32, origin: Origin) -> Option<&NextHopEntry> {
+        let c = self.rib.get(&prefix)?;
+        let &(_, _, id) = c.iter().find(|(m, o, _)| *m == metric && *o == origin)?;
+        self.nexthops.get(id)
+    }
+
+    /// Every (prefix, metric) that has a route of `origin` (control path: allocates).
+    pub fn keys_of(&self, origin: Origin) -> Vec<(IpPrefix, u32)> {
+        self.rib
+            .iter()
+            .flat_map(|(p, c)| {
+                c.iter()
+                    .filter(move |(_, o, _)| *o == origin)
+                    .map(move |(m, _, _)| (*p, *m))
+            })
+            .collect()
+    }
+
+    /// Routes of `origin` (O(routes)).
+    pub fn count_of(&self, origin: Origin) -> usize {
+        self.rib
+            .values()
+            .map(|c| c.iter().filter(|(_, o, _)| *o == origin).count())
+            .sum()
+    }
+
     /// Puts the winner for `prefix` into the trie of its family.
     fn sync(&mut self, prefix: IpPrefix) {
         let best = self
             .rib
             .get(&prefix)
-            .and_then(|c| c.iter().min_by_key(|(m, _)| *m))
-            .map(|&(_, id)| id);
+            .and_then(|c| c.iter().min_by_key(|(m, o, _)| (*m, *o)))
+            .map(|&(_, _, id)| id);
         match prefix {
             IpPrefix::V4(p) => self.v4.set(p.bits(), u32::from(p.len()), best),
             IpPrefix::V6(p) => self.v6.set(p.bits(), u32::from(p.len()), best),
@@ -410,24 +511,32 @@ impl RouteTable {
             .get(&prefix)
             .map(|c| {
                 c.iter()
-                    .filter_map(|&(m, id)| Some((m, self.nexthops.get(id)?)))
+                    .filter_map(|&(m, _, id)| Some((m, self.nexthops.get(id)?)))
                     .collect()
             })
             .unwrap_or_default()
     }
 
-    /// Every route, sorted by prefix then metric: `(prefix, metric, next hops)`.
+    /// Every route, sorted by prefix, metric then origin: `(prefix, metric, next hops)`.
     /// For `ctl route show`; allocates, control path only.
     pub fn all(&self) -> Vec<(IpPrefix, u32, &NextHopEntry)> {
-        let mut v: Vec<(IpPrefix, u32, &NextHopEntry)> = self
+        self.all_with_origin()
+            .into_iter()
+            .map(|(p, m, _, e)| (p, m, e))
+            .collect()
+    }
+
+    /// As [`RouteTable::all`], with each route's origin.
+    pub fn all_with_origin(&self) -> Vec<(IpPrefix, u32, Origin, &NextHopEntry)> {
+        let mut v: Vec<(IpPrefix, u32, Origin, &NextHopEntry)> = self
             .rib
             .iter()
             .flat_map(|(p, c)| {
                 c.iter()
-                    .filter_map(|&(m, id)| Some((*p, m, self.nexthops.get(id)?)))
+                    .filter_map(|&(m, o, id)| Some((*p, m, o, self.nexthops.get(id)?)))
             })
             .collect();
-        v.sort_by_key(|x| (x.0, x.1));
+        v.sort_by_key(|x| (x.0, x.1, x.2));
         v
     }
 
@@ -478,6 +587,7 @@ mod tests {
 
     fn route(p: &str, gws: &[&str], metric: u32) -> Route {
         Route {
+            reject: None,
             prefix: p.parse().unwrap(),
             hops: gws
                 .iter()
@@ -491,6 +601,64 @@ mod tests {
         let fib = t.reader().snapshot();
         let id = fib.lookup(a.parse().unwrap())?;
         Some(fib.nexthop(id).unwrap().to_string())
+    }
+
+    #[test]
+    fn origins_keep_their_own_routes() {
+        let p: IpPrefix = "198.18.0.0/16".parse().unwrap();
+        let mut t = RouteTable::new();
+        t.add(route("198.18.0.0/16", &["198.18.255.1"], 10)).unwrap();
+        // The same prefix and metric from the kernel does not replace the static route...
+        t.stage_add_from(route("198.18.0.0/16", &["198.18.255.2"], 10), Origin::Kernel)
+            .unwrap();
+        t.publish();
+        assert_eq!(t.routes(p).len(), 2);
+        let fib = t.reader().snapshot().clone();
+        let id = fib.lookup_v4("198.18.1.1".parse().unwrap()).unwrap();
+        // ...and at equal metric the static one wins.
+        assert_eq!(fib.nexthops.get(id).unwrap().to_string(), "via 198.18.255.1");
+        // A kernel route with a lower metric wins over the static one.
+        t.add_from(route("198.18.0.0/16", &["198.18.255.3"], 5), Origin::Kernel)
+            .unwrap();
+        let fib = t.reader().snapshot().clone();
+        let id = fib.lookup_v4("198.18.1.1".parse().unwrap()).unwrap();
+        assert_eq!(fib.nexthops.get(id).unwrap().to_string(), "via 198.18.255.3");
+        // `ctl route del` (static) never removes a kernel route; the mirror never a static one.
+        t.remove(p, None).unwrap();
+        assert_eq!(t.remove(p, Some(5)), Err(RouteError::NotFound));
+        assert_eq!(
+            t.stage_remove_from(p, 10, Origin::Static),
+            Err(RouteError::NotFound)
+        );
+        let mut keys = t.keys_of(Origin::Kernel);
+        keys.sort();
+        assert_eq!(keys, vec![(p, 5), (p, 10)]);
+        assert_eq!(t.count_of(Origin::Kernel), 2);
+        assert_eq!(t.count_of(Origin::Static), 0);
+        assert_eq!(
+            t.route_of(p, 10, Origin::Kernel).unwrap().to_string(),
+            "via 198.18.255.2"
+        );
+        t.stage_remove_from(p, 5, Origin::Kernel).unwrap();
+        t.stage_remove_from(p, 10, Origin::Kernel).unwrap();
+        t.publish();
+        assert!(t.is_empty());
+        assert!(t.reader().snapshot().lookup_v4("198.18.1.1".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn reject_routes_are_entries_of_their_own() {
+        let mut t = RouteTable::new();
+        let p: IpPrefix = "198.18.0.0/16".parse().unwrap();
+        t.add(Route::reject(p, Reject::Unreachable, 0)).unwrap();
+        let fib = t.reader().snapshot().clone();
+        let id = fib.lookup_v4("198.18.1.1".parse().unwrap()).unwrap();
+        assert_eq!(fib.nexthops.get(id).unwrap().reject(), Some(Reject::Unreachable));
+        assert_eq!(fib.nexthops.select(id, 0), None);
+        assert_eq!(
+            Route::reject(p, Reject::Blackhole, 7).to_string(),
+            "blackhole 198.18.0.0/16 metric 7"
+        );
     }
 
     #[test]

@@ -60,9 +60,16 @@ pub fn parse_routes(text: &str) -> Result<Vec<(usize, Route)>, Vec<LineError>> {
 pub fn parse_line(line: &str) -> Result<Option<Route>, String> {
     let line = line.split('#').next().unwrap_or("");
     let mut words = line.split_whitespace();
-    let Some(first) = words.next() else {
+    let Some(mut first) = words.next() else {
         return Ok(None);
     };
+    // `blackhole|unreachable|prohibit PREFIX [metric N]`, as `ip route`.
+    let reject = super::nexthop::Reject::parse(first);
+    if reject.is_some() {
+        first = words
+            .next()
+            .ok_or_else(|| format!("`{first}` needs a prefix"))?;
+    }
     let mut hops: Vec<NextHop> = Vec::new();
     let mut route_dev: Option<String> = None;
     let mut metric: Option<u32> = None;
@@ -113,10 +120,15 @@ pub fn parse_line(line: &str) -> Result<Option<Route>, String> {
             return Err("`dev` before `via`".into());
         }
     }
-    if hops.is_empty() {
+    if reject.is_some() && !hops.is_empty() {
+        return Err(format!("a `{}` route has no `via` or `dev`", first));
+    }
+    if hops.is_empty() && reject.is_none() {
         return Err("no `via` or `dev`".into());
     }
-    let prefix = if first == "default" {
+    let prefix = if first == "default" && reject.is_some() {
+        return Err("`default` is ambiguous for a reject route: write 0.0.0.0/0 or ::/0".into());
+    } else if first == "default" {
         match hops.iter().find_map(|h| h.gateway) {
             Some(IpAddr::V6(_)) => IpPrefix::V6(Ipv6Prefix::DEFAULT),
             _ => IpPrefix::V4(Ipv4Prefix::DEFAULT),
@@ -134,6 +146,7 @@ pub fn parse_line(line: &str) -> Result<Option<Route>, String> {
         return Err("gateway and prefix are of different address families".into());
     }
     Ok(Some(Route {
+        reject,
         prefix,
         hops,
         metric: metric.unwrap_or(0),
@@ -143,6 +156,25 @@ pub fn parse_line(line: &str) -> Result<Option<Route>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reject_routes_parse_as_ip_route_writes_them() {
+        use crate::l3::nexthop::Reject;
+        for (line, kind) in [
+            ("blackhole 198.18.10.0/24", Reject::Blackhole),
+            ("unreachable 2001:2:10::/48 metric 5", Reject::Unreachable),
+            ("prohibit 198.19.0.0/16", Reject::Prohibit),
+        ] {
+            let r = parse_line(line).unwrap().unwrap();
+            assert_eq!(r.reject, Some(kind), "{line}");
+            assert!(r.hops.is_empty());
+            // Display writes what parse reads.
+            assert_eq!(parse_line(&r.to_string()).unwrap().unwrap(), r);
+        }
+        assert!(parse_line("blackhole").is_err());
+        assert!(parse_line("blackhole 198.18.0.0/24 via 198.18.0.1").is_err());
+        assert!(parse_line("blackhole default").is_err());
+    }
 
     fn hop(gw: &str, dev: Option<&str>) -> NextHop {
         NextHop {

@@ -10,6 +10,7 @@
 //! take the same path; options are neither interpreted nor dropped (counted
 //! as slow path only by their IHL).
 
+use crate::l3::nexthop::Reject;
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::fragment::{FragError, Fragmenter};
@@ -143,8 +144,21 @@ pub fn forward<H: Hooks>(
         0
     };
     let Some(hop) = ctx.routes.select(leaf, hash) else {
-        ctx.icmp4_error(port, &d, Icmp4Error::NetUnreachable);
-        ctx.drop(port, d, Drop::Ip4NoRoute);
+        match ctx.routes.reject(leaf) {
+            Some(Reject::Blackhole) => ctx.drop(port, d, Drop::RouteBlackhole),
+            Some(Reject::Unreachable) => {
+                ctx.icmp4_error(port, &d, Icmp4Error::HostUnreachable);
+                ctx.drop(port, d, Drop::RouteUnreachable);
+            }
+            Some(Reject::Prohibit) => {
+                ctx.icmp4_error(port, &d, Icmp4Error::AdminProhibited);
+                ctx.drop(port, d, Drop::RouteProhibit);
+            }
+            None => {
+                ctx.icmp4_error(port, &d, Icmp4Error::NetUnreachable);
+                ctx.drop(port, d, Drop::Ip4NoRoute);
+            }
+        }
         return;
     };
     let nh = match hop.gateway {

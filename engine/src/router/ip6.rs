@@ -8,6 +8,7 @@
 //! never fragment IPv6), decrements the hop limit (no header checksum in
 //! IPv6) and hands the frame to the neighbor stage.
 
+use crate::l3::nexthop::Reject;
 use std::net::{IpAddr, Ipv6Addr};
 
 use super::local;
@@ -128,8 +129,21 @@ pub fn forward<H: Hooks>(
         0
     };
     let Some(hop) = ctx.routes.select(leaf, hash) else {
-        ctx.icmp6_error(port, &d, Icmp6Error::NoRoute);
-        ctx.drop(port, d, Drop::Ip6NoRoute);
+        match ctx.routes.reject(leaf) {
+            Some(Reject::Blackhole) => ctx.drop(port, d, Drop::RouteBlackhole),
+            Some(Reject::Unreachable) => {
+                ctx.icmp6_error(port, &d, Icmp6Error::NoRoute);
+                ctx.drop(port, d, Drop::RouteUnreachable);
+            }
+            Some(Reject::Prohibit) => {
+                ctx.icmp6_error(port, &d, Icmp6Error::AdminProhibited);
+                ctx.drop(port, d, Drop::RouteProhibit);
+            }
+            None => {
+                ctx.icmp6_error(port, &d, Icmp6Error::NoRoute);
+                ctx.drop(port, d, Drop::Ip6NoRoute);
+            }
+        }
         return;
     };
     let nh = match hop.gateway {

@@ -308,6 +308,57 @@ fn ttl_expiry_and_no_route_answer_with_icmp_from_ingress_address() {
     r.finish();
 }
 
+/// Kernel route types that forward nothing (issue 23: the mirror copies
+/// them): blackhole drops silently, unreachable answers Host Unreachable
+/// (IPv6: No Route), prohibit Administratively Prohibited, as Linux does; a
+/// more specific unicast route inside a blackhole still forwards.
+#[test]
+fn reject_routes_drop_with_the_icmp_error_of_their_type() {
+    let mut r = rig_with(
+        1500,
+        &[
+            "blackhole 198.19.100.0/24",
+            "unreachable 198.19.101.0/24",
+            "prohibit 198.19.102.0/24",
+            "blackhole 198.19.0.0/16 metric 5",
+            "blackhole 2001:2:100::/48",
+            "unreachable 2001:2:101::/48",
+            "prohibit 2001:2:102::/48",
+        ],
+    );
+    r.learn(0, IpAddr::V4(H1), H1_MAC);
+    r.learn(1, IpAddr::V4(H2), H2_MAC);
+    for last in [100u8, 101, 102] {
+        r.inject(0, &udp4(H1, Ipv4Addr::new(198, 19, last, 9), 1000, 2000, 64, 10));
+    }
+    // 198.19.1.0/24 (connected, wan) is more specific than the /16 blackhole.
+    r.inject(0, &udp4(H1, H2, 1000, 2000, 64, 10));
+    r.run();
+    let back = r.sent(0);
+    assert_eq!(back.len(), 2, "blackhole sends nothing");
+    assert_eq!((back[0][34], back[0][35]), (3, 1), "unreachable: host unreachable");
+    assert_eq!((back[1][34], back[1][35]), (3, 13), "prohibit: admin prohibited");
+    assert_eq!(r.sent(1).len(), 1, "the more specific route forwards");
+    assert_eq!(r.drops(Drop::RouteBlackhole), 1);
+    assert_eq!(r.drops(Drop::RouteUnreachable), 1);
+    assert_eq!(r.drops(Drop::RouteProhibit), 1);
+    assert_eq!(r.drops(Drop::Ip4NoRoute), 0);
+
+    let h1: Ipv6Addr = "2001:2:0:1::2".parse().unwrap();
+    r.learn(0, IpAddr::V6(h1), H1_MAC);
+    for n in [0x100u16, 0x101, 0x102] {
+        let dst = Ipv6Addr::new(0x2001, 2, n, 0, 0, 0, 0, 9);
+        r.inject(0, &ipv6_udp(h1, dst, 64, 10));
+    }
+    r.run();
+    let back = r.sent(0);
+    assert_eq!(back.len(), 2);
+    assert_eq!((back[0][54], back[0][55]), (1, 0), "unreachable: no route");
+    assert_eq!((back[1][54], back[1][55]), (1, 1), "prohibit: admin prohibited");
+    assert_eq!(r.drops(Drop::RouteBlackhole), 2);
+    r.finish();
+}
+
 #[test]
 fn engine_answers_ping_and_arp_for_its_addresses() {
     let mut r = rig();

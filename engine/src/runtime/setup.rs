@@ -143,6 +143,7 @@ pub fn connected_route(port: &str, a: &InterfaceAddress) -> Option<Route> {
         }
     };
     Some(Route {
+        reject: None,
         prefix,
         hops: vec![NextHop {
             gateway: None,
