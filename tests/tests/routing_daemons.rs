@@ -143,6 +143,11 @@ impl Net {
     }
 }
 
+/// A route's next hops as `ctl route show` lists them: (gateway, port).
+type Hops = Vec<(Option<String>, Option<String>)>;
+/// The engine's routes: prefix -> next hops of its best route.
+type Routes = BTreeMap<String, Hops>;
+
 /// What sits between the hosts: the engine (the real thing) or a Linux router.
 enum Middle {
     Engine(Engine),
@@ -208,7 +213,7 @@ impl Middle {
     }
 
     /// The engine's routes (`ctl --json route show`): prefix -> next hops (gateway, port).
-    fn routes(&self) -> Option<BTreeMap<String, Vec<(Option<String>, Option<String>)>>> {
+    fn routes(&self) -> Option<Routes> {
         let e = self.engine()?;
         let o = e.ctl(&["--json", "route", "show"]);
         assert!(o.status.success(), "{}", text(&o));
@@ -690,10 +695,7 @@ fn bird_bgp_ecmp_spreads_flows_over_both_peers() {
 }
 
 /// The engine's answer for `addr`: longest match over `routes`, its next hops.
-fn engine_lookup<'a>(
-    routes: &'a BTreeMap<String, Vec<(Option<String>, Option<String>)>>,
-    addr: IpAddr,
-) -> Option<(&'a str, &'a [(Option<String>, Option<String>)])> {
+fn engine_lookup(routes: &Routes, addr: IpAddr) -> Option<(&str, &Hops)> {
     let bits = |a: IpAddr| -> (u128, u32) {
         match a {
             IpAddr::V4(v) => (u128::from(u32::from(v)) << 96, 32),
@@ -701,7 +703,7 @@ fn engine_lookup<'a>(
         }
     };
     let (a, w) = bits(addr);
-    let mut best: Option<(u32, &str, &[(Option<String>, Option<String>)])> = None;
+    let mut best: Option<(u32, &str, &Hops)> = None;
     for (p, hops) in routes {
         let Some((net, len)) = p.split_once('/') else {
             continue;
