@@ -101,6 +101,14 @@ families! {
         "Neighbor (ARP and ND) entries by state: incomplete, reachable, stale, failed, permanent.";
     NEIGHBOR_UNSOLICITED: Counter "pktengine_neighbor_unsolicited_ignored_total" []
         "ARP replies and neighbor advertisements nobody asked for, ignored (accept_unsolicited_arp off).";
+    MIRROR_ROUTES: Gauge "pktengine_route_mirror_routes" []
+        "Routes of the mirrored kernel table in the engine's FIB ([routing] mirror).";
+    MIRROR_CHANGES: Counter "pktengine_route_mirror_changes_total" ["change"]
+        "Kernel route changes the mirror applied: upsert (added or replaced), remove, refused (next-hop table full).";
+    MIRROR_IGNORED: Counter "pktengine_route_mirror_ignored_total" ["reason"]
+        "Kernel routes the mirror cannot represent, by reason (other-table, route-type, link-local, foreign-device, source-or-tos, via-other-family, no-next-hop, cloned, family).";
+    MIRROR_RESYNCS: Counter "pktengine_route_mirror_resyncs_total" []
+        "Dumps of the kernel table after lost notifications (ENOBUFS), each reconciling the FIB with it.";
     MAC_ENTRIES: Gauge "pktengine_mac_entries" ["bridge"]
         "Entries in the bridge's MAC table, static ones included.";
     MAC_ENTRIES_LIMIT: Gauge "pktengine_mac_entries_limit" ["bridge"]

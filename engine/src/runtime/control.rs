@@ -32,6 +32,10 @@ use crate::l3::routes_file;
 use crate::neighbor::{NeighborKey, NeighborTable, REACHABLE_MS, STALE_GC_MS};
 use crate::steer::{Steering, Verdict};
 
+/// The longest the control thread spends per round on kernel route changes
+/// (a full table arriving), so ctl requests and neighbor events keep their pace.
+const MIRROR_BUDGET: Duration = Duration::from_millis(50);
+
 /// Traced packets kept for `ctl trace`.
 const TRACE_KEEP: usize = 1024;
 
@@ -73,6 +77,8 @@ pub struct Control {
     dumps: Vec<Box<dyn PendingDump>>,
     /// The service manager (systemd's NOTIFY_SOCKET), told of reloads.
     pub service: Option<super::notify::Notifier>,
+    /// The live mirror of a kernel routing table (`[routing] mirror`).
+    pub mirror: Option<super::mirror::Mirror>,
 }
 
 /// A `ctl capture` in progress: frames of port `idx` that its filter accepts
@@ -138,6 +144,7 @@ impl Control {
             captures: Vec::new(),
             dumps: Vec::new(),
             service: None,
+            mirror: None,
         }
     }
 
@@ -229,6 +236,13 @@ impl Control {
     }
 
     fn periodic(&mut self) {
+        if let Some(m) = &mut self.mirror {
+            // One batch per round: what the kernel changed since the last one, published at once.
+            if m.poll(&mut self.rt, MIRROR_BUDGET).changes > 0 {
+                self.rt.publish();
+                self.publish_routes();
+            }
+        }
         if !self.captures.is_empty() {
             self.service_captures();
         }
@@ -548,18 +562,18 @@ impl Control {
     /// records are made as they are taken: a full table is a million routes,
     /// kept meanwhile as (prefix, metric, index) and the few distinct next-hop entries.
     pub fn route_show(&self) -> Shown<records::RouteRecord> {
-        let all = self.rt.all();
+        let all = self.rt.all_with_origin();
         let mut entries: Vec<crate::l3::nexthop::NextHopEntry> = Vec::new();
         let mut seen: std::collections::HashMap<*const crate::l3::nexthop::NextHopEntry, usize> =
             std::collections::HashMap::new();
-        let routes: Vec<(IpPrefix, u32, usize)> = all
+        let routes: Vec<(IpPrefix, u32, crate::l3::route_table::Origin, usize)> = all
             .into_iter()
-            .map(|(p, m, e)| {
+            .map(|(p, m, o, e)| {
                 let i = *seen.entry(std::ptr::from_ref(e)).or_insert_with(|| {
                     entries.push(e.clone());
                     entries.len() - 1
                 });
-                (p, m, i)
+                (p, m, o, i)
             })
             .collect();
         let summary = Summary::RouteShow(records::RouteSummary {
@@ -567,7 +581,7 @@ impl Control {
         });
         let records = routes
             .into_iter()
-            .map(move |(p, m, i)| records::RouteRecord::new(p, m, &entries[i]));
+            .map(move |(p, m, o, i)| records::RouteRecord::new(p, m, &entries[i]).with_origin(o));
         Shown::from_iter("routes", Box::new(records), summary, String::new())
     }
 
@@ -1010,6 +1024,31 @@ impl Control {
                 );
             }
             s.ctl(&format!("drop {}", d.stage()), d.name(), sum);
+        }
+        if let Some(m) = &self.mirror {
+            let st = &m.stats;
+            for (name, v) in [
+                ("routes", m.routes as u64),
+                ("upserts", st.upserts),
+                ("removes", st.removes),
+                ("refused", st.refused),
+                ("overruns", st.overruns),
+                ("resyncs", st.resyncs),
+                ("malformed", st.malformed),
+                ("batches", st.batches),
+                ("largest_batch", st.largest_batch),
+            ] {
+                s.ctl("route mirror", name, v);
+            }
+            for (why, v) in crate::runtime::mirror::Ignored::ALL.iter().zip(st.ignored) {
+                s.ctl("route mirror", &format!("ignored {}", why.name()), v);
+                s.metric(&metrics::MIRROR_IGNORED, [why.name().into()], v);
+            }
+            s.metric(&metrics::MIRROR_ROUTES, [], m.routes as u64);
+            s.metric(&metrics::MIRROR_CHANGES, ["upsert".into()], st.upserts);
+            s.metric(&metrics::MIRROR_CHANGES, ["remove".into()], st.removes);
+            s.metric(&metrics::MIRROR_CHANGES, ["refused".into()], st.refused);
+            s.metric(&metrics::MIRROR_RESYNCS, [], st.resyncs);
         }
         if let Some(f) = &self.front {
             for (name, v) in f.rows() {
@@ -2488,14 +2527,16 @@ mod tests {
             started <= now + 1.0 && started > now - 86_400.0 * 365.0,
             "{started} vs {now}"
         );
-        // Every family is there but those of the XDP programs this rig has not
-        // (the sockets' XDP_STATISTICS come from the workers, zero here).
+        // Every family is there but those of the XDP programs and the route
+        // mirror this rig has not (the sockets' XDP_STATISTICS come from the
+        // workers, zero here).
         assert_eq!(
             v("pktengine_xsk_rx_ring_full_total", &[("port", "wan")]),
             0.0
         );
         for d in metrics::FAMILIES {
-            let absent = d.name.starts_with("pktengine_xdp_");
+            let absent = d.name.starts_with("pktengine_xdp_")
+                || d.name.starts_with("pktengine_route_mirror_");
             assert_eq!(m.get(d.name).is_none(), absent, "{}", d.name);
         }
         // Drops: every reason for every worker, so rate() has a series from the start.

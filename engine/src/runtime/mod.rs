@@ -27,6 +27,7 @@
 
 pub mod control;
 pub mod kernel_routes;
+pub mod mirror;
 pub mod log;
 pub mod notify;
 pub mod privileges;
@@ -98,6 +99,27 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
         let n = kernel_routes::import(&mut rt, &cfg)?;
         tracing::info!("imported {n} routes from the kernel's main table");
     }
+    // The mirror's sockets are opened now, as root (the control thread has no
+    // `socket` call once confined), and the table loaded before any worker runs.
+    let mirror = if cfg.routing.mirror {
+        let ports = mirror::Mirror::ports_of(
+            cfg.ports
+                .iter()
+                .filter(|p| p.mode == crate::control::config::PortMode::Router && p.bvi.is_none())
+                .map(|p| (p.name.as_str(), p.interface.as_str())),
+        );
+        let mut m = mirror::Mirror::open(cfg.routing.mirror_table, ports)?;
+        let start = Instant::now();
+        let n = m.load(&mut rt)?;
+        tracing::info!(
+            "route mirror: kernel table {}: {n} routes in {} ms; following its changes",
+            cfg.routing.mirror_table,
+            start.elapsed().as_millis()
+        );
+        Some(m)
+    } else {
+        None
+    };
     let fib = rt.reader().snapshot().clone();
     let routes = Routes::resolve(fib, &ifs);
     let mut tables = Tables::new(
@@ -297,6 +319,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
         Err(e) => return abort(format!("metrics endpoint: {e}"), handles),
     };
     let mut ctl = control::Control::new(tables.clone(), rt, shared, events_rx, probe_tx);
+    ctl.mirror = mirror;
     ctl.steering = steering;
     ctl.accept_unsolicited = cfg.routing.accept_unsolicited_arp;
     ctl.config_path = opts.config_path.clone();

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::l3::nexthop::{NextHop, NextHopEntry};
+use crate::l3::route_table::Origin;
 use crate::l3::prefix::IpPrefix;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,8 +18,14 @@ pub struct RouteRecord {
     /// `ipv4` or `ipv6`.
     pub family: Cow<'static, str>,
     pub metric: u32,
-    /// One next hop, or the members of an ECMP group (more than one).
+    /// One next hop, or the members of an ECMP group (more than one); none
+    /// for a reject route.
     pub nexthops: Vec<NextHopRecord>,
+    /// `unicast`, or the reject types `blackhole`, `unreachable`, `prohibit`.
+    #[serde(rename = "type")]
+    pub kind: Cow<'static, str>,
+    /// `static` (configuration, ctl, routes file) or `kernel` (the live mirror).
+    pub origin: Cow<'static, str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,7 +61,15 @@ impl RouteRecord {
             family: Cow::Borrowed(family),
             metric,
             nexthops,
+            kind: Cow::Borrowed(e.reject().map_or("unicast", |r| r.keyword())),
+            origin: Cow::Borrowed(Origin::Static.name()),
         }
+    }
+
+    /// The same, put there by `origin`.
+    pub fn with_origin(mut self, origin: Origin) -> RouteRecord {
+        self.origin = Cow::Borrowed(origin.name());
+        self
     }
 }
 
@@ -62,6 +77,20 @@ impl RouteRecord {
 /// `nexthop via A nexthop via B` (as `NextHopEntry` shows it).
 impl fmt::Display for RouteRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.kind != "unicast" {
+            write!(f, "{} {} metric {}", self.kind, self.prefix, self.metric)?;
+        } else {
+            self.fmt_unicast(f)?;
+        }
+        if self.origin != "static" {
+            write!(f, " proto {}", self.origin)?;
+        }
+        Ok(())
+    }
+}
+
+impl RouteRecord {
+    fn fmt_unicast(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ", self.prefix)?;
         for (i, h) in self.nexthops.iter().enumerate() {
             if i > 0 {
@@ -70,11 +99,13 @@ impl fmt::Display for RouteRecord {
             if self.nexthops.len() > 1 {
                 f.write_str("nexthop ")?;
             }
-            NextHop {
-                gateway: h.gateway,
-                dev: h.dev.clone(),
-            }
-            .fmt(f)?;
+            fmt::Display::fmt(
+                &NextHop {
+                    gateway: h.gateway,
+                    dev: h.dev.clone(),
+                },
+                f,
+            )?;
         }
         write!(f, " metric {}", self.metric)
     }
@@ -123,7 +154,7 @@ mod tests {
         );
         assert_eq!(
             serde_json::to_string(&rec).unwrap(),
-            r#"{"prefix":"198.19.8.0/24","family":"ipv4","metric":7,"nexthops":[{"gateway":"198.19.1.2","dev":null},{"gateway":"198.19.1.3","dev":"wan"}]}"#
+            r#"{"prefix":"198.19.8.0/24","family":"ipv4","metric":7,"nexthops":[{"gateway":"198.19.1.2","dev":null},{"gateway":"198.19.1.3","dev":"wan"}],"type":"unicast","origin":"static"}"#
         );
         let r = parse_line("2001:2:0:9::/64 via 2001:2:0:2::2")
             .unwrap()
@@ -137,5 +168,12 @@ mod tests {
             (rec.family.as_ref(), rec.prefix.to_string().as_str()),
             ("ipv6", "2001:2:0:9::/64")
         );
+        // A reject route as `ip route` writes it; a mirrored route says so.
+        let r = parse_line("blackhole 198.19.9.0/24 metric 32").unwrap().unwrap();
+        let e = NextHopEntry::Reject(r.reject.unwrap());
+        let rec = RouteRecord::new(r.prefix, r.metric, &e).with_origin(Origin::Kernel);
+        assert_eq!(rec.to_string(), "blackhole 198.19.9.0/24 metric 32 proto kernel");
+        assert!(rec.nexthops.is_empty());
+        assert_eq!(rec.kind, "blackhole");
     }
 }
