@@ -510,7 +510,10 @@ fn bird_bgp_routes_are_forwarded_by_the_engine() {
         let show = e.ctl_ok(&["route", "show"]);
         for p in ["198.18.100.0/24", "198.18.200.0/24", "2001:2:0:100::/64"] {
             let line = show.lines().find(|l| l.contains(p)).unwrap_or("");
-            assert!(line.trim_end().ends_with("proto kernel"), "{p}: `{line}`\n{show}");
+            assert!(
+                line.trim_end().ends_with("proto kernel"),
+                "{p}: `{line}`\n{show}"
+            );
         }
         let d1 = lab.mid.port_counter("up1", "tx_packets") - tx1;
         let d2 = lab.mid.port_counter("up2", "tx_packets") - tx2;
@@ -1058,6 +1061,13 @@ fn full_table_through_bgp() {
         if t_kernel.is_some() && (t_engine.is_some() || !engine) {
             break;
         }
+        // A dead engine (a zombie has no VmRSS) fails the test at once, with its log.
+        assert!(
+            !engine || rss().is_some(),
+            "the engine died after {:?}: kernel {k}, engine {e}\n{}",
+            t0.elapsed(),
+            mid.debug()
+        );
         assert!(
             t0.elapsed() < deadline,
             "not converged after {deadline:?}: kernel {k}, engine {e}\n{}",
