@@ -14,6 +14,7 @@ PKGS=(clang llvm libelf-dev zlib1g-dev pkg-config m4 iproute2 ethtool tcpdump
       dpkg-dev      # dpkg-shlibdeps: the package's Depends (scripts/package.sh, cargo-deb's $auto)
       apt man-db groff-base  # apt-get install -s of the package; its man pages rendered (tests/tests/package.rs)
       adduser       # the package's postinst makes the pktengine user with it
+      bird2 frr     # real routing daemons (BGP, OSPF) driving the engine's route mirror (tests/tests/routing_daemons.rs)
       jq)           # reads `pktengine ctl --json` documents in tests/tests/json.rs
 
 missing=()
@@ -37,6 +38,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   # the tests start their own in a test namespace, so the one installed here is not left running.
   if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1; then
     systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
+  # bird2 and frr enable their system services too; the tests run their own per namespace.
+  if [[ " ${missing[*]} " == *" bird2 "* || " ${missing[*]} " == *" frr "* ]] && command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now bird frr >/dev/null 2>&1 || true
   fi
 else
   echo "deps.sh: system packages present"

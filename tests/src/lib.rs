@@ -2,6 +2,7 @@
 //! pairs that are created with unique names and removed on drop, raw-frame
 //! send and capture inside a namespace, and test-frame builders.
 pub mod bg;
+pub mod daemons;
 pub mod engine;
 pub mod frames;
 pub mod netns;
