@@ -646,7 +646,13 @@ impl<K: Key> Poptrie<K> {
         };
         for (j, &(ct, cv, slot)) in kids[..nkids].iter().enumerate() {
             match reuse {
-                Some((old, lo, hi)) if !(lo..=hi).contains(&slot) => {
+                // Only a slot that already had a subtree keeps it. Another change of the
+                // same batch (a spare patched with several keys, the trie already holding
+                // all of them) can have turned a leaf slot outside `lo..=hi` into a
+                // subtree: that one is built, not taken from a sibling's record.
+                Some((old, lo, hi))
+                    if !(lo..=hi).contains(&slot) && old.vector >> slot & 1 != 0 =>
+                {
                     let c = old.base1 + (old.vector & upto(slot)).count_ones() - 1;
                     self.nodes[child_base + j] = self.nodes[c as usize];
                 }
@@ -686,6 +692,62 @@ mod tests {
         // Only the /15 path is left: 15 nodes below the root.
         assert_eq!(t.nodes.len() - t.free.len(), 16);
         assert_eq!(t.len(), 1);
+    }
+
+    /// Batches of changes under a few nodes, patched one key at a time against a
+    /// trie that already holds the whole batch (how a batch and the spare are
+    /// patched), give the lookups of a fresh build, IPv4 and IPv6.
+    #[test]
+    fn batches_patch_like_a_fresh_build() {
+        fn run<K: Key + Copy + core::fmt::Debug>(mk: impl Fn(u64) -> (K, u32), probe: impl Fn(u64) -> K) {
+            let mut t = BinaryTrie::<K>::new();
+            let mut p = Poptrie::build(&t);
+            let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+            let mut next = || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            };
+            for round in 0..300 {
+                let mut batch = Vec::new();
+                for _ in 0..(1 + next() % 12) {
+                    let (k, l) = mk(next());
+                    if next() % 3 == 0 {
+                        t.remove(k, l);
+                    } else {
+                        t.insert(k, l, (next() % 50) as Leaf);
+                    }
+                    batch.push((k, l));
+                }
+                for &(k, l) in &batch {
+                    p.update(&t, k, l);
+                }
+                let fresh = Poptrie::build(&t);
+                for _ in 0..200 {
+                    let a = probe(next());
+                    assert_eq!(p.lookup(a), fresh.lookup(a), "round {round}: {a:?}");
+                }
+            }
+        }
+        // Prefixes of /18-/32 under a handful of /16s.
+        run(
+            |r| {
+                let l = 18 + (r % 15) as u32;
+                let k = (0xc612_0000u32 | ((r >> 8) as u32 & 0x3_ffff)) & (u32::MAX << (32 - l));
+                (k, l)
+            },
+            |r| 0xc612_0000u32 | (r as u32 & 0x3_ffff),
+        );
+        // /20-/64 under 2001:2::/32.
+        run(
+            |r| {
+                let l = 20 + (r % 45) as u32;
+                let k = ((0x2001_0002u128 << 96) | (u128::from(r >> 8) << 64)) & (u128::MAX << (128 - l));
+                (k, l)
+            },
+            |r| (0x2001_0002u128 << 96) | (u128::from(r & 0xff_ffff) << 64) | u128::from(r),
+        );
     }
 
     #[test]
