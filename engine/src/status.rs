@@ -61,8 +61,11 @@ pub const FEATURES: &[Feature] = &[
             errors (rate-limited), fragmentation / Packet Too Big, martians, ECMP and metrics, \
             ARP and ND with bounded waiting queues and retries, ping and traceroute to and \
             through the engine, kernel route import, strict/loose reverse-path filter, no cache \
-            poisoning by unsolicited ARP",
-        state: "implemented, netns-tested against Linux hosts, fuzzed",
+            poisoning by unsolicited ARP, blackhole/unreachable/prohibit routes, a live mirror of a \
+            kernel routing table (rtnetlink: ECMP, metrics, resync after lost notifications) so \
+            BIRD or FRR drive the FIB",
+        state: "implemented, netns-tested against Linux hosts and real BIRD/FRR daemons (BGP, OSPF, \
+            ECMP, the full table), fuzzed",
     },
     Feature {
         capability: "Traffic generator and sink (AF_XDP: UDP/TCP templates, flows, IMIX, pacing, \

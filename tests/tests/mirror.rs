@@ -50,7 +50,10 @@ fn topo(tag: &str) -> RouterTopo {
         must(&t.h2, &format!("ip addr add {a} dev lo"));
     }
     // A second address on h2's link: an ECMP next hop of its own.
-    must(&t.h2, &format!("ip addr add 198.19.1.3/24 dev {}", t.right.b.name));
+    must(
+        &t.h2,
+        &format!("ip addr add 198.19.1.3/24 dev {}", t.right.b.name),
+    );
     t
 }
 
@@ -100,8 +103,14 @@ fn kernel_route_changes_reach_the_fib_within_a_second_and_forward() {
     assert!(!o.status.success());
     assert!(text(&o).contains("Unreachable"), "{}", text(&o));
 
-    must(&t.dut, &format!("ip route add 198.19.64.0/24 via 198.19.1.2 dev {wan} metric 20"));
-    must(&t.dut, &format!("ip -6 route add 2001:2:64::/48 via 2001:2:0:2::2 dev {wan}"));
+    must(
+        &t.dut,
+        &format!("ip route add 198.19.64.0/24 via 198.19.1.2 dev {wan} metric 20"),
+    );
+    must(
+        &t.dut,
+        &format!("ip -6 route add 2001:2:64::/48 via 2001:2:0:2::2 dev {wan}"),
+    );
     let took = until(&e, "add", |r| {
         r.contains("198.19.64.0/24 via 198.19.1.2 dev wan metric 20 proto kernel")
             && r.contains("2001:2:64::/48 via 2001:2:0:2::2 dev wan metric 1024 proto kernel")
@@ -112,10 +121,17 @@ fn kernel_route_changes_reach_the_fib_within_a_second_and_forward() {
     must(&t.h1, "ping -6 -c 2 -i 0.2 -W 2 2001:2:64::1");
 
     // A lower metric wins; deleting it falls back to the other.
-    must(&t.dut, &format!("ip route add 198.19.64.0/24 via 198.19.1.3 dev {wan} metric 10"));
-    until(&e, "metric 10", |r| r.contains("198.19.64.0/24 via 198.19.1.3 dev wan metric 10 proto kernel"));
+    must(
+        &t.dut,
+        &format!("ip route add 198.19.64.0/24 via 198.19.1.3 dev {wan} metric 10"),
+    );
+    until(&e, "metric 10", |r| {
+        r.contains("198.19.64.0/24 via 198.19.1.3 dev wan metric 10 proto kernel")
+    });
     must(&t.dut, "ip route del 198.19.64.0/24 metric 10");
-    until(&e, "metric 10 gone", |r| !r.contains("metric 10 proto kernel"));
+    until(&e, "metric 10 gone", |r| {
+        !r.contains("metric 10 proto kernel")
+    });
     must(&t.h1, "ping -c 1 -W 2 198.19.64.1");
 
     // ECMP: both next hops carry flows.
@@ -138,7 +154,10 @@ fn kernel_route_changes_reach_the_fib_within_a_second_and_forward() {
         if arp.contains("198.19.1.2") && arp.contains("198.19.1.3") {
             break;
         }
-        assert!(waited.elapsed() < Duration::from_secs(3), "both ECMP next hops resolved:\n{arp}");
+        assert!(
+            waited.elapsed() < Duration::from_secs(3),
+            "both ECMP next hops resolved:\n{arp}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 
@@ -146,26 +165,41 @@ fn kernel_route_changes_reach_the_fib_within_a_second_and_forward() {
     let start = Instant::now();
     must(&t.dut, "ip route del 198.19.64.0/24");
     let took = until(&e, "delete", |r| !r.contains("198.19.64.0/24"));
-    println!("delete: gone from the engine's FIB after {:?}", start.elapsed());
+    println!(
+        "delete: gone from the engine's FIB after {:?}",
+        start.elapsed()
+    );
     assert!(took < Duration::from_secs(1));
     let o = sh(&t.h1, "ping -c 1 -W 1 198.19.64.1");
     assert!(text(&o).contains("Unreachable"), "{}", text(&o));
 
     // Reject types: blackhole is silent, unreachable and prohibit answer.
     must(&t.dut, "ip route add blackhole 198.19.64.0/24");
-    until(&e, "blackhole", |r| r.contains("blackhole 198.19.64.0/24 metric 0 proto kernel"));
+    until(&e, "blackhole", |r| {
+        r.contains("blackhole 198.19.64.0/24 metric 0 proto kernel")
+    });
     let o = sh(&t.h1, "ping -c 1 -W 1 198.19.64.1");
-    assert!(!o.status.success() && !text(&o).contains("Unreachable"), "{}", text(&o));
+    assert!(
+        !o.status.success() && !text(&o).contains("Unreachable"),
+        "{}",
+        text(&o)
+    );
     assert!(e.drop_count("route-blackhole") >= 1);
     must(&t.dut, "ip route replace unreachable 198.19.64.0/24");
-    until(&e, "unreachable", |r| r.contains("unreachable 198.19.64.0/24"));
+    until(&e, "unreachable", |r| {
+        r.contains("unreachable 198.19.64.0/24")
+    });
     let o = sh(&t.h1, "ping -c 1 -W 1 198.19.64.1");
     assert!(
         text(&o).contains("Host Unreachable"),
         "{}\n{}\n{}",
         text(&o),
         e.ctl_ok(&["route", "show"]),
-        e.ctl_ok(&["stats"]).lines().filter(|l| l.contains("drop") || l.contains("mirror")).collect::<Vec<_>>().join("\n")
+        e.ctl_ok(&["stats"])
+            .lines()
+            .filter(|l| l.contains("drop") || l.contains("mirror"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     must(&t.dut, "ip route replace prohibit 198.19.64.0/24");
     until(&e, "prohibit", |r| r.contains("prohibit 198.19.64.0/24"));
@@ -174,11 +208,17 @@ fn kernel_route_changes_reach_the_fib_within_a_second_and_forward() {
     assert!(text(&o).contains("Packet filtered"), "{}", text(&o));
 
     // The configuration's own route stays whatever the kernel does.
-    must(&t.dut, &format!("ip route add 198.19.100.0/24 via 198.19.1.3 dev {wan} metric 10"));
-    until(&e, "kernel twin", |r| r.contains("198.19.100.0/24 via 198.19.1.3 dev wan metric 10 proto kernel"));
+    must(
+        &t.dut,
+        &format!("ip route add 198.19.100.0/24 via 198.19.1.3 dev {wan} metric 10"),
+    );
+    until(&e, "kernel twin", |r| {
+        r.contains("198.19.100.0/24 via 198.19.1.3 dev wan metric 10 proto kernel")
+    });
     must(&t.dut, "ip route del 198.19.100.0/24");
     until(&e, "kernel twin gone", |r| {
-        !r.contains("198.19.100.0/24 via 198.19.1.3") && r.contains("198.19.100.0/24 via 198.19.1.2 metric 10")
+        !r.contains("198.19.100.0/24 via 198.19.1.3")
+            && r.contains("198.19.100.0/24 via 198.19.1.2 metric 10")
     });
 
     // What cannot be mirrored is counted, not guessed: a route through a
@@ -187,7 +227,10 @@ fn kernel_route_changes_reach_the_fib_within_a_second_and_forward() {
     must(&t.dut, "ip route add 198.18.201.0/24 via 198.18.200.2");
     let waited = Instant::now();
     while mirror_stat(&e, "ignored foreign-device") == 0 {
-        assert!(waited.elapsed() < Duration::from_secs(3), "foreign-device not counted");
+        assert!(
+            waited.elapsed() < Duration::from_secs(3),
+            "foreign-device not counted"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(!e.ctl_ok(&["route", "show"]).contains("198.18.201.0/24"));
@@ -225,7 +268,13 @@ fn compare_with_kernel(t: &RouterTopo, e: &Engine) {
             .as_array()
             .unwrap()
             .iter()
-            .map(|h| format!("{}@{}", h["gateway"].as_str().unwrap_or("-"), h["dev"].as_str().unwrap_or("-")))
+            .map(|h| {
+                format!(
+                    "{}@{}",
+                    h["gateway"].as_str().unwrap_or("-"),
+                    h["dev"].as_str().unwrap_or("-")
+                )
+            })
             .collect();
         hops.sort();
         engine.insert(format!(
@@ -246,7 +295,11 @@ fn kernel_key(r: &serde_json::Value, ports: &[(String, &str)]) -> Option<String>
     }
     let mut dst = r["dst"].as_str()?.to_string();
     if dst == "default" {
-        dst = if r["gateway"].as_str().is_some_and(|g| g.contains(':')) { "::/0".into() } else { "0.0.0.0/0".into() };
+        dst = if r["gateway"].as_str().is_some_and(|g| g.contains(':')) {
+            "::/0".into()
+        } else {
+            "0.0.0.0/0".into()
+        };
     }
     if dst.starts_with("fe80:") {
         return None;
@@ -254,7 +307,12 @@ fn kernel_key(r: &serde_json::Value, ports: &[(String, &str)]) -> Option<String>
     if !dst.contains('/') {
         dst += if dst.contains(':') { "/128" } else { "/32" };
     }
-    let port = |dev: &str| ports.iter().find(|(i, _)| i == dev).map(|(_, p)| p.to_string());
+    let port = |dev: &str| {
+        ports
+            .iter()
+            .find(|(i, _)| i == dev)
+            .map(|(_, p)| p.to_string())
+    };
     let mut hops = Vec::new();
     if kind == "unicast" {
         let members: Vec<serde_json::Value> = match r["nexthops"].as_array() {
@@ -267,7 +325,11 @@ fn kernel_key(r: &serde_json::Value, ports: &[(String, &str)]) -> Option<String>
         }
     }
     hops.sort();
-    Some(format!("{kind} {dst} {} {}", r["metric"].as_u64().unwrap_or(0), hops.join(",")))
+    Some(format!(
+        "{kind} {dst} {} {}",
+        r["metric"].as_u64().unwrap_or(0),
+        hops.join(",")
+    ))
 }
 
 /// A burst the kernel cannot queue (the test build's tiny receive buffer):
@@ -280,26 +342,44 @@ fn lost_notifications_are_recovered_by_a_dump() {
     let mut cfg = t.config(&example("router.toml"), &dir.join("ctl.sock"));
     cfg = cfg.replace("[routing]\n", "[routing]\nmirror = true\n");
     let wan = t.right.a.name.clone();
-    must(&t.dut, &format!("ip route add 198.19.250.0/24 via 198.19.1.2 dev {wan}"));
-    let e = Engine::spawn(&t.dut, &dir, &cfg, &[], &[("PKTENGINE_FAULT", "mirror-small-buffer")])
-        .expect("engine start");
+    must(
+        &t.dut,
+        &format!("ip route add 198.19.250.0/24 via 198.19.1.2 dev {wan}"),
+    );
+    let e = Engine::spawn(
+        &t.dut,
+        &dir,
+        &cfg,
+        &[],
+        &[("PKTENGINE_FAULT", "mirror-small-buffer")],
+    )
+    .expect("engine start");
     let t0 = Instant::now();
     while !e.ctl.exists() {
-        assert!(t0.elapsed() < Duration::from_secs(20), "engine did not start: {}", e.log());
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "engine did not start: {}",
+            e.log()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     until(&e, "initial dump", |r| r.contains("198.19.250.0/24"));
     let batch = dir.join("burst.batch");
     let mut b = String::new();
     for i in 0..20_000u32 {
-        b += &format!("route add 198.18.{}.{}/32 via 198.19.1.2 dev {wan}\n", 128 + (i >> 8), i & 255);
+        b += &format!(
+            "route add 198.18.{}.{}/32 via 198.19.1.2 dev {wan}\n",
+            128 + (i >> 8),
+            i & 255
+        );
     }
     // Gone while the engine is not listening closely.
     b += "route del 198.19.250.0/24\n";
     std::fs::write(&batch, b).unwrap();
     must(&t.dut, &format!("ip -batch {}", batch.display()));
     let took = until(&e, "20,000 routes after the burst", |r| {
-        r.lines().filter(|l| l.ends_with("proto kernel")).count() >= 20_000 && !r.contains("198.19.250.0/24")
+        r.lines().filter(|l| l.ends_with("proto kernel")).count() >= 20_000
+            && !r.contains("198.19.250.0/24")
     });
     println!("burst of 20,000: converged {took:?} after the batch");
     let (overruns, resyncs) = (mirror_stat(&e, "overruns"), mirror_stat(&e, "resyncs"));
@@ -318,7 +398,8 @@ fn a_full_table_in_the_kernel_converges_and_agrees() {
     let e = start(&t, "mirf", "");
     let wan = t.right.a.name.clone();
     let dir = Engine::dir("mirf-data");
-    let gz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/data/bgp-prefixes.txt.gz");
+    let gz =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/data/bgp-prefixes.txt.gz");
     let batch = dir.join("full.batch");
     must(
         &t.dut,
@@ -352,12 +433,21 @@ fn a_full_table_in_the_kernel_converges_and_agrees() {
         };
         j["records"]
             .as_array()
-            .and_then(|a| a.iter().find(|r| r["group"] == "route mirror" && r["name"] == "routes"))
+            .and_then(|a| {
+                a.iter()
+                    .find(|r| r["group"] == "route mirror" && r["name"] == "routes")
+            })
             .and_then(|r| r["value"].as_u64())
             .unwrap_or(0) as usize
     };
-    let kernel_count: usize = must(&t.dut, "ip -4 route show table main | wc -l").trim().parse::<usize>().unwrap()
-        + must(&t.dut, "ip -6 route show table main | wc -l").trim().parse::<usize>().unwrap();
+    let kernel_count: usize = must(&t.dut, "ip -4 route show table main | wc -l")
+        .trim()
+        .parse::<usize>()
+        .unwrap()
+        + must(&t.dut, "ip -6 route show table main | wc -l")
+            .trim()
+            .parse::<usize>()
+            .unwrap();
     let waited = Instant::now();
     let mut last;
     loop {
@@ -366,7 +456,11 @@ fn a_full_table_in_the_kernel_converges_and_agrees() {
         if last + 8 >= kernel_count && last >= want {
             break;
         }
-        assert!(waited.elapsed() < Duration::from_secs(240), "{last} of {kernel_count} after 240 s\n{}", e.log());
+        assert!(
+            waited.elapsed() < Duration::from_secs(240),
+            "{last} of {kernel_count} after 240 s\n{}",
+            e.log()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let converged = start.elapsed();
@@ -413,7 +507,11 @@ fn a_full_table_in_the_kernel_converges_and_agrees() {
         }
         lines += &format!(" metric {}\n", r["metric"]);
     }
-    assert!(lines.lines().count() >= want, "{} routes from ctl --json route show", lines.lines().count());
+    assert!(
+        lines.lines().count() >= want,
+        "{} routes from ctl --json route show",
+        lines.lines().count()
+    );
     let routes = dir.join("engine.routes");
     std::fs::write(&routes, lines).unwrap();
     let mut addrs = String::new();
@@ -454,5 +552,11 @@ fn a_full_table_in_the_kernel_converges_and_agrees() {
         );
         agree += 1;
     }
-    assert_eq!(agree, 2000, "answers: engine {} kernel {}", engine_answers.lines().count(), kernel_answers.lines().count());
+    assert_eq!(
+        agree,
+        2000,
+        "answers: engine {} kernel {}",
+        engine_answers.lines().count(),
+        kernel_answers.lines().count()
+    );
 }

@@ -292,10 +292,7 @@ impl Routes {
             if n > 1 {
                 members.extend_from_slice(&resolved);
             }
-            let reject = fib
-                .nexthops
-                .get(id as NextHopId)
-                .and_then(|e| e.reject());
+            let reject = fib.nexthops.get(id as NextHopId).and_then(|e| e.reject());
             entries.push(Entry {
                 first,
                 start,

@@ -611,7 +611,10 @@ impl Config {
             Some(t) => {
                 // 0 is "unspecified" and 255 the local table: neither holds forwarding routes.
                 if *t.get_ref() == 0 || *t.get_ref() == 255 {
-                    ck.at(t.span(), "mirror_table must be a kernel routing table other than 0 and 255 (local)");
+                    ck.at(
+                        t.span(),
+                        "mirror_table must be a kernel routing table other than 0 and 255 (local)",
+                    );
                 }
                 *t.get_ref()
             }

@@ -699,7 +699,10 @@ mod tests {
     /// patched), give the lookups of a fresh build, IPv4 and IPv6.
     #[test]
     fn batches_patch_like_a_fresh_build() {
-        fn run<K: Key + Copy + core::fmt::Debug>(mk: impl Fn(u64) -> (K, u32), probe: impl Fn(u64) -> K) {
+        fn run<K: Key + Copy + core::fmt::Debug>(
+            mk: impl Fn(u64) -> (K, u32),
+            probe: impl Fn(u64) -> K,
+        ) {
             let mut t = BinaryTrie::<K>::new();
             let mut p = Poptrie::build(&t);
             let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -743,7 +746,8 @@ mod tests {
         run(
             |r| {
                 let l = 20 + (r % 45) as u32;
-                let k = ((0x2001_0002u128 << 96) | (u128::from(r >> 8) << 64)) & (u128::MAX << (128 - l));
+                let k = ((0x2001_0002u128 << 96) | (u128::from(r >> 8) << 64))
+                    & (u128::MAX << (128 - l));
                 (k, l)
             },
             |r| (0x2001_0002u128 << 96) | (u128::from(r & 0xff_ffff) << 64) | u128::from(r),

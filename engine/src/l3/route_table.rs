@@ -607,22 +607,32 @@ mod tests {
     fn origins_keep_their_own_routes() {
         let p: IpPrefix = "198.18.0.0/16".parse().unwrap();
         let mut t = RouteTable::new();
-        t.add(route("198.18.0.0/16", &["198.18.255.1"], 10)).unwrap();
-        // The same prefix and metric from the kernel does not replace the static route...
-        t.stage_add_from(route("198.18.0.0/16", &["198.18.255.2"], 10), Origin::Kernel)
+        t.add(route("198.18.0.0/16", &["198.18.255.1"], 10))
             .unwrap();
+        // The same prefix and metric from the kernel does not replace the static route...
+        t.stage_add_from(
+            route("198.18.0.0/16", &["198.18.255.2"], 10),
+            Origin::Kernel,
+        )
+        .unwrap();
         t.publish();
         assert_eq!(t.routes(p).len(), 2);
         let fib = t.reader().snapshot().clone();
         let id = fib.lookup_v4("198.18.1.1".parse().unwrap()).unwrap();
         // ...and at equal metric the static one wins.
-        assert_eq!(fib.nexthops.get(id).unwrap().to_string(), "via 198.18.255.1");
+        assert_eq!(
+            fib.nexthops.get(id).unwrap().to_string(),
+            "via 198.18.255.1"
+        );
         // A kernel route with a lower metric wins over the static one.
         t.add_from(route("198.18.0.0/16", &["198.18.255.3"], 5), Origin::Kernel)
             .unwrap();
         let fib = t.reader().snapshot().clone();
         let id = fib.lookup_v4("198.18.1.1".parse().unwrap()).unwrap();
-        assert_eq!(fib.nexthops.get(id).unwrap().to_string(), "via 198.18.255.3");
+        assert_eq!(
+            fib.nexthops.get(id).unwrap().to_string(),
+            "via 198.18.255.3"
+        );
         // `ctl route del` (static) never removes a kernel route; the mirror never a static one.
         t.remove(p, None).unwrap();
         assert_eq!(t.remove(p, Some(5)), Err(RouteError::NotFound));
@@ -643,7 +653,11 @@ mod tests {
         t.stage_remove_from(p, 10, Origin::Kernel).unwrap();
         t.publish();
         assert!(t.is_empty());
-        assert!(t.reader().snapshot().lookup_v4("198.18.1.1".parse().unwrap()).is_none());
+        assert!(t
+            .reader()
+            .snapshot()
+            .lookup_v4("198.18.1.1".parse().unwrap())
+            .is_none());
     }
 
     #[test]
@@ -653,7 +667,10 @@ mod tests {
         t.add(Route::reject(p, Reject::Unreachable, 0)).unwrap();
         let fib = t.reader().snapshot().clone();
         let id = fib.lookup_v4("198.18.1.1".parse().unwrap()).unwrap();
-        assert_eq!(fib.nexthops.get(id).unwrap().reject(), Some(Reject::Unreachable));
+        assert_eq!(
+            fib.nexthops.get(id).unwrap().reject(),
+            Some(Reject::Unreachable)
+        );
         assert_eq!(fib.nexthops.select(id, 0), None);
         assert_eq!(
             Route::reject(p, Reject::Blackhole, 7).to_string(),

@@ -329,15 +329,26 @@ fn reject_routes_drop_with_the_icmp_error_of_their_type() {
     r.learn(0, IpAddr::V4(H1), H1_MAC);
     r.learn(1, IpAddr::V4(H2), H2_MAC);
     for last in [100u8, 101, 102] {
-        r.inject(0, &udp4(H1, Ipv4Addr::new(198, 19, last, 9), 1000, 2000, 64, 10));
+        r.inject(
+            0,
+            &udp4(H1, Ipv4Addr::new(198, 19, last, 9), 1000, 2000, 64, 10),
+        );
     }
     // 198.19.1.0/24 (connected, wan) is more specific than the /16 blackhole.
     r.inject(0, &udp4(H1, H2, 1000, 2000, 64, 10));
     r.run();
     let back = r.sent(0);
     assert_eq!(back.len(), 2, "blackhole sends nothing");
-    assert_eq!((back[0][34], back[0][35]), (3, 1), "unreachable: host unreachable");
-    assert_eq!((back[1][34], back[1][35]), (3, 13), "prohibit: admin prohibited");
+    assert_eq!(
+        (back[0][34], back[0][35]),
+        (3, 1),
+        "unreachable: host unreachable"
+    );
+    assert_eq!(
+        (back[1][34], back[1][35]),
+        (3, 13),
+        "prohibit: admin prohibited"
+    );
     assert_eq!(r.sent(1).len(), 1, "the more specific route forwards");
     assert_eq!(r.drops(Drop::RouteBlackhole), 1);
     assert_eq!(r.drops(Drop::RouteUnreachable), 1);
@@ -354,7 +365,11 @@ fn reject_routes_drop_with_the_icmp_error_of_their_type() {
     let back = r.sent(0);
     assert_eq!(back.len(), 2);
     assert_eq!((back[0][54], back[0][55]), (1, 0), "unreachable: no route");
-    assert_eq!((back[1][54], back[1][55]), (1, 1), "prohibit: admin prohibited");
+    assert_eq!(
+        (back[1][54], back[1][55]),
+        (1, 1),
+        "prohibit: admin prohibited"
+    );
     assert_eq!(r.drops(Drop::RouteBlackhole), 2);
     r.finish();
 }

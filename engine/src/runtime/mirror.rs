@@ -171,10 +171,16 @@ pub fn translate(new: bool, append: bool, m: &RouteMessage, table: u32, ports: &
         return Change::Ignore(Ignored::SourceOrTos);
     }
     let prefix = match (v4, dst) {
-        (true, Some(IpAddr::V4(a))) => Ipv4Prefix::new(a, h.destination_prefix_length).map(IpPrefix::V4),
-        (false, Some(IpAddr::V6(a))) => Ipv6Prefix::new(a, h.destination_prefix_length).map(IpPrefix::V6),
+        (true, Some(IpAddr::V4(a))) => {
+            Ipv4Prefix::new(a, h.destination_prefix_length).map(IpPrefix::V4)
+        }
+        (false, Some(IpAddr::V6(a))) => {
+            Ipv6Prefix::new(a, h.destination_prefix_length).map(IpPrefix::V6)
+        }
         (true, None) if h.destination_prefix_length == 0 => Some(IpPrefix::V4(Ipv4Prefix::DEFAULT)),
-        (false, None) if h.destination_prefix_length == 0 => Some(IpPrefix::V6(Ipv6Prefix::DEFAULT)),
+        (false, None) if h.destination_prefix_length == 0 => {
+            Some(IpPrefix::V6(Ipv6Prefix::DEFAULT))
+        }
         _ => None,
     };
     let Some(prefix) = prefix else {
@@ -360,12 +366,8 @@ impl Mirror {
             rcvbuf = 4096;
         }
         // Root may exceed rmem_max; without the privilege, the ordinary limit.
-        if nix::sys::socket::setsockopt(
-            &events,
-            nix::sys::socket::sockopt::RcvBufForce,
-            &rcvbuf,
-        )
-        .is_err()
+        if nix::sys::socket::setsockopt(&events, nix::sys::socket::sockopt::RcvBufForce, &rcvbuf)
+            .is_err()
         {
             let _ = events.set_rx_buf_sz(rcvbuf);
         }
@@ -411,7 +413,8 @@ impl Mirror {
     /// Loads the whole table (at start, before the workers run): dumps it and
     /// applies what it shows and what changed meanwhile, then publishes.
     pub fn load(&mut self, rt: &mut RouteTable) -> Result<usize, String> {
-        self.start_dump().map_err(|e| format!("route mirror: dump: {e}"))?;
+        self.start_dump()
+            .map_err(|e| format!("route mirror: dump: {e}"))?;
         let deadline = Instant::now() + LOAD_DEADLINE;
         while self.resync.is_some() {
             if Instant::now() > deadline {
@@ -536,36 +539,42 @@ impl Mirror {
                 self.stats.malformed += 1;
                 break;
             }
-            let change = match NetlinkMessage::<RouteNetlinkMessage>::deserialize(
-                &self.buf[off..off + len],
-            ) {
-                Ok(msg) => {
-                    let flags = msg.header.flags;
-                    let seq = msg.header.sequence_number;
-                    match msg.payload {
-                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(m)) => Some(
-                            translate(true, flags & NLM_F_APPEND != 0, &m, self.table, &self.ports),
-                        ),
-                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelRoute(m)) => {
-                            Some(translate(false, false, &m, self.table, &self.ports))
+            let change =
+                match NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[off..off + len])
+                {
+                    Ok(msg) => {
+                        let flags = msg.header.flags;
+                        let seq = msg.header.sequence_number;
+                        match msg.payload {
+                            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(m)) => {
+                                Some(translate(
+                                    true,
+                                    flags & NLM_F_APPEND != 0,
+                                    &m,
+                                    self.table,
+                                    &self.ports,
+                                ))
+                            }
+                            NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelRoute(m)) => {
+                                Some(translate(false, false, &m, self.table, &self.ports))
+                            }
+                            NetlinkPayload::Done(_) if dump => {
+                                done = self.resync.as_ref().is_some_and(|r| r.seq == seq);
+                                None
+                            }
+                            NetlinkPayload::Error(e) if dump => {
+                                tracing::warn!("route mirror: dump refused: {e:?}");
+                                done = true;
+                                None
+                            }
+                            _ => None,
                         }
-                        NetlinkPayload::Done(_) if dump => {
-                            done = self.resync.as_ref().is_some_and(|r| r.seq == seq);
-                            None
-                        }
-                        NetlinkPayload::Error(e) if dump => {
-                            tracing::warn!("route mirror: dump refused: {e:?}");
-                            done = true;
-                            None
-                        }
-                        _ => None,
                     }
-                }
-                Err(_) => {
-                    self.stats.malformed += 1;
-                    None
-                }
-            };
+                    Err(_) => {
+                        self.stats.malformed += 1;
+                        None
+                    }
+                };
             if let Some(c) = change {
                 self.apply(rt, c, changes);
             }
@@ -632,7 +641,9 @@ impl Mirror {
                 if total <= LOG_IGNORED {
                     tracing::info!("route mirror: a route not mirrored ({})", why.name());
                 } else if total == LOG_IGNORED + 1 {
-                    tracing::info!("route mirror: more routes not mirrored; `ctl stats` counts them by reason");
+                    tracing::info!(
+                        "route mirror: more routes not mirrored; `ctl stats` counts them by reason"
+                    );
                 }
             }
         }
@@ -669,7 +680,8 @@ impl Mirror {
         self.stats.resyncs += 1;
         let mut gone = 0usize;
         for key in rt.keys_of(Origin::Kernel) {
-            if !r.seen.contains(&key) && rt.stage_remove_from(key.0, key.1, Origin::Kernel).is_ok() {
+            if !r.seen.contains(&key) && rt.stage_remove_from(key.0, key.1, Origin::Kernel).is_ok()
+            {
                 gone += 1;
                 self.stats.removes += 1;
                 *changes += 1;
@@ -677,7 +689,9 @@ impl Mirror {
         }
         self.routes = rt.count_of(Origin::Kernel);
         if gone > 0 {
-            tracing::info!("route mirror: {gone} routes gone from the kernel while notifications were lost");
+            tracing::info!(
+                "route mirror: {gone} routes gone from the kernel while notifications were lost"
+            );
         }
     }
 
@@ -746,7 +760,10 @@ mod tests {
         m.attributes.push(RouteAttribute::Oif(3));
         m.attributes.push(RouteAttribute::Priority(32));
         let r = upsert(translate(true, false, &m, 254, &ports()));
-        assert_eq!(r.to_string(), "198.18.9.0/24 via 198.18.1.2 dev lan metric 32");
+        assert_eq!(
+            r.to_string(),
+            "198.18.9.0/24 via 198.18.1.2 dev lan metric 32"
+        );
         // A connected route: device only.
         let mut m = msg(AddressFamily::Inet6, "2001:2:0:1::", 64, RouteType::Unicast);
         m.attributes.push(RouteAttribute::Oif(4));
@@ -792,7 +809,12 @@ mod tests {
             upsert(translate(true, false, &m, 254, &ps)).reject,
             Some(Reject::Blackhole)
         );
-        let mut m = msg(AddressFamily::Inet6, "2001:2:10::", 48, RouteType::Unreachable);
+        let mut m = msg(
+            AddressFamily::Inet6,
+            "2001:2:10::",
+            48,
+            RouteType::Unreachable,
+        );
         m.attributes.push(RouteAttribute::Oif(1)); // lo: ignored for reject routes
         assert_eq!(
             upsert(translate(true, false, &m, 254, &ps)).reject,
@@ -811,30 +833,54 @@ mod tests {
         m.attributes.push(gw("198.18.1.2"));
         m.attributes.push(RouteAttribute::Oif(3));
         m.header.table = 100;
-        assert_eq!(translate(true, false, &m, 254, &ps), Change::Ignore(Ignored::OtherTable));
+        assert_eq!(
+            translate(true, false, &m, 254, &ps),
+            Change::Ignore(Ignored::OtherTable)
+        );
         // Tables above 255 come in RTA_TABLE.
         m.header.table = 252;
         m.attributes.push(RouteAttribute::Table(1000));
-        assert!(matches!(translate(true, false, &m, 1000, &ps), Change::Upsert(_)));
+        assert!(matches!(
+            translate(true, false, &m, 1000, &ps),
+            Change::Upsert(_)
+        ));
         let mut m = msg(AddressFamily::Inet6, "fe80::", 64, RouteType::Unicast);
         m.attributes.push(RouteAttribute::Oif(3));
-        assert_eq!(translate(true, false, &m, 254, &ps), Change::Ignore(Ignored::LinkLocal));
+        assert_eq!(
+            translate(true, false, &m, 254, &ps),
+            Change::Ignore(Ignored::LinkLocal)
+        );
         let mut m = msg(AddressFamily::Inet, "198.18.9.0", 24, RouteType::Unicast);
         m.attributes.push(gw("198.18.1.2"));
         m.attributes.push(RouteAttribute::Oif(7));
-        assert_eq!(translate(true, false, &m, 254, &ps), Change::Ignore(Ignored::ForeignDevice));
+        assert_eq!(
+            translate(true, false, &m, 254, &ps),
+            Change::Ignore(Ignored::ForeignDevice)
+        );
         m.header.tos = 4;
-        assert_eq!(translate(true, false, &m, 254, &ps), Change::Ignore(Ignored::SourceOrTos));
+        assert_eq!(
+            translate(true, false, &m, 254, &ps),
+            Change::Ignore(Ignored::SourceOrTos)
+        );
         let mut m = msg(AddressFamily::Inet6, "2001:2:9::", 48, RouteType::Unicast);
         m.header.source_prefix_length = 48;
         m.attributes.push(RouteAttribute::Oif(3));
-        assert_eq!(translate(true, false, &m, 254, &ps), Change::Ignore(Ignored::SourceOrTos));
+        assert_eq!(
+            translate(true, false, &m, 254, &ps),
+            Change::Ignore(Ignored::SourceOrTos)
+        );
         let m = msg(AddressFamily::Inet, "198.18.9.0", 24, RouteType::Unicast);
-        assert_eq!(translate(true, false, &m, 254, &ps), Change::Ignore(Ignored::NoNextHop));
+        assert_eq!(
+            translate(true, false, &m, 254, &ps),
+            Change::Ignore(Ignored::NoNextHop)
+        );
         let mut m = msg(AddressFamily::Inet, "198.18.9.0", 24, RouteType::Unicast);
         m.attributes.push(gw("2001:2::1"));
         m.attributes.push(RouteAttribute::Oif(3));
-        assert_eq!(translate(true, false, &m, 254, &ps), Change::Ignore(Ignored::ViaOtherFamily));
+        assert_eq!(
+            translate(true, false, &m, 254, &ps),
+            Change::Ignore(Ignored::ViaOtherFamily)
+        );
     }
 
     #[test]
@@ -853,14 +899,20 @@ mod tests {
         let mut n = 0;
         mirror.apply(&mut rt, translate(true, false, &m, 254, &ps), &mut n);
         let p: IpPrefix = "2001:2:9::/48".parse().unwrap();
-        assert_eq!(rt.route_of(p, 1024, Origin::Kernel).unwrap().hops().len(), 2);
+        assert_eq!(
+            rt.route_of(p, 1024, Origin::Kernel).unwrap().hops().len(),
+            2
+        );
         // `ip -6 route append ... via 2001:2:0:1::4`, notified alone (older kernels).
         let mut a = msg(AddressFamily::Inet6, "2001:2:9::", 48, RouteType::Unicast);
         a.attributes.push(RouteAttribute::Priority(1024));
         a.attributes.push(gw("2001:2:0:1::4"));
         a.attributes.push(RouteAttribute::Oif(3));
         mirror.apply(&mut rt, translate(true, true, &a, 254, &ps), &mut n);
-        assert_eq!(rt.route_of(p, 1024, Origin::Kernel).unwrap().hops().len(), 3);
+        assert_eq!(
+            rt.route_of(p, 1024, Origin::Kernel).unwrap().hops().len(),
+            3
+        );
         // `ip -6 route del ... via 2001:2:0:1::3`: only that member goes.
         let mut d = msg(AddressFamily::Inet6, "2001:2:9::", 48, RouteType::Unicast);
         d.attributes.push(RouteAttribute::Priority(1024));
@@ -868,7 +920,10 @@ mod tests {
         d.attributes.push(RouteAttribute::Oif(3));
         mirror.apply(&mut rt, translate(false, false, &d, 254, &ps), &mut n);
         let left = rt.route_of(p, 1024, Origin::Kernel).unwrap().to_string();
-        assert!(!left.contains("::3") && left.contains("::2") && left.contains("::4"), "{left}");
+        assert!(
+            !left.contains("::3") && left.contains("::2") && left.contains("::4"),
+            "{left}"
+        );
         // A delete without members removes the route.
         let mut d = msg(AddressFamily::Inet6, "2001:2:9::", 48, RouteType::Unspec);
         d.attributes.push(RouteAttribute::Priority(1024));

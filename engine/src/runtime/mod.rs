@@ -30,8 +30,8 @@ pub mod control;
 pub mod kernel_control;
 pub mod kernel_neighbors;
 pub mod kernel_routes;
-pub mod mirror;
 pub mod log;
+pub mod mirror;
 pub mod notify;
 pub mod privileges;
 pub mod setup;
@@ -325,9 +325,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
                         neigh_copy.push((pi as u16, ifindex));
                     }
                 }
-                Err(e) => {
-                    return abort(format!("port `{}`: kernel_control: {e}", p.name), handles)
-                }
+                Err(e) => return abort(format!("port `{}`: kernel_control: {e}", p.name), handles),
             }
         }
         let mode = match p.xdp_mode {

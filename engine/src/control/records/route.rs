@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::l3::nexthop::{NextHop, NextHopEntry};
-use crate::l3::route_table::Origin;
 use crate::l3::prefix::IpPrefix;
+use crate::l3::route_table::Origin;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteRecord {
@@ -169,10 +169,15 @@ mod tests {
             ("ipv6", "2001:2:0:9::/64")
         );
         // A reject route as `ip route` writes it; a mirrored route says so.
-        let r = parse_line("blackhole 198.19.9.0/24 metric 32").unwrap().unwrap();
+        let r = parse_line("blackhole 198.19.9.0/24 metric 32")
+            .unwrap()
+            .unwrap();
         let e = NextHopEntry::Reject(r.reject.unwrap());
         let rec = RouteRecord::new(r.prefix, r.metric, &e).with_origin(Origin::Kernel);
-        assert_eq!(rec.to_string(), "blackhole 198.19.9.0/24 metric 32 proto kernel");
+        assert_eq!(
+            rec.to_string(),
+            "blackhole 198.19.9.0/24 metric 32 proto kernel"
+        );
         assert!(rec.nexthops.is_empty());
         assert_eq!(rec.kind, "blackhole");
     }
