@@ -36,6 +36,9 @@ use crate::steer::{Steering, Verdict};
 /// (a full table arriving), so ctl requests and neighbor events keep their pace.
 const MIRROR_BUDGET: Duration = Duration::from_millis(50);
 
+/// During a burst of kernel route changes, how often the staged ones are published.
+const MIRROR_PUBLISH: Duration = Duration::from_millis(250);
+
 /// Traced packets kept for `ctl trace`.
 const TRACE_KEEP: usize = 1024;
 
@@ -77,8 +80,11 @@ pub struct Control {
     dumps: Vec<Box<dyn PendingDump>>,
     /// The service manager (systemd's NOTIFY_SOCKET), told of reloads.
     pub service: Option<super::notify::Notifier>,
-    /// The live mirror of a kernel routing table (`[routing] mirror`).
+    /// The live mirror of a kernel routing table (`[routing] mirror`), whether it
+    /// has staged changes not yet published, and when it last published.
     pub mirror: Option<super::mirror::Mirror>,
+    mirror_pending: bool,
+    mirror_published: Instant,
     /// Copies of the ARP/ND frames the kernel receives (`kernel_control`
     /// with `arp_nd`), learned from as the workers' events.
     pub kernel_neigh: super::kernel_neighbors::KernelNeighbors,
@@ -150,6 +156,8 @@ impl Control {
             dumps: Vec::new(),
             service: None,
             mirror: None,
+            mirror_pending: false,
+            mirror_published: Instant::now(),
             kernel_neigh: Default::default(),
             announce: None,
         }
@@ -244,8 +252,16 @@ impl Control {
 
     fn periodic(&mut self) {
         if let Some(m) = &mut self.mirror {
-            // One batch per round: what the kernel changed since the last one, published at once.
-            if m.poll(&mut self.rt, MIRROR_BUDGET).changes > 0 {
+            // One batch per round: what the kernel changed since the last one, published at
+            // once. While a burst outlasts the round's budget (a full table arriving), the
+            // batches are published every MIRROR_PUBLISH instead: each publication of a large
+            // batch rebuilds the lookup structures.
+            let r = m.poll(&mut self.rt, MIRROR_BUDGET);
+            self.mirror_pending |= r.changes > 0;
+            if self.mirror_pending && (!r.more || self.mirror_published.elapsed() >= MIRROR_PUBLISH)
+            {
+                self.mirror_pending = false;
+                self.mirror_published = Instant::now();
                 self.rt.publish();
                 self.publish_routes();
             }
