@@ -311,6 +311,8 @@ pub struct MirrorStats {
 struct Resync {
     seq: u32,
     seen: HashSet<(IpPrefix, u32)>,
+    /// Notifications were lost while this dump ran: another dump follows.
+    again: bool,
 }
 
 /// The live mirror of one kernel table.
@@ -452,6 +454,7 @@ impl Mirror {
         self.resync = Some(Resync {
             seq: self.seq,
             seen: HashSet::new(),
+            again: false,
         });
         Ok(())
     }
@@ -499,7 +502,11 @@ impl Mirror {
                 Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                     // Notifications were lost: the table is dumped again and reconciled.
                     self.stats.overruns += 1;
-                    if self.resync.is_none() {
+                    if let Some(r) = &mut self.resync {
+                        // The dump in progress may have passed routes whose
+                        // notifications were just lost: dump again after it.
+                        r.again = true;
+                    } else {
                         tracing::info!("route mirror: the kernel dropped route notifications (ENOBUFS); dumping table {} again", self.table);
                         if let Err(e) = self.start_dump() {
                             tracing::warn!("route mirror: dump: {e}");
@@ -692,6 +699,12 @@ impl Mirror {
             tracing::info!(
                 "route mirror: {gone} routes gone from the kernel while notifications were lost"
             );
+        }
+        if r.again {
+            tracing::info!("route mirror: notifications were lost during the dump; dumping again");
+            if let Err(e) = self.start_dump() {
+                tracing::warn!("route mirror: dump: {e}");
+            }
         }
     }
 
