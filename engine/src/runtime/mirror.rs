@@ -322,6 +322,8 @@ pub struct Mirror {
     table: u32,
     ports: Ports,
     resync: Option<Resync>,
+    /// Notifications were lost: dump once the events queue has been emptied.
+    need_resync: bool,
     seq: u32,
     buf: Vec<u8>,
     pub stats: MirrorStats,
@@ -388,6 +390,7 @@ impl Mirror {
             table,
             ports,
             resync: None,
+            need_resync: false,
             seq: 0,
             buf: vec![0; RECV_BUF],
             stats: MirrorStats::default(),
@@ -418,7 +421,7 @@ impl Mirror {
         self.start_dump()
             .map_err(|e| format!("route mirror: dump: {e}"))?;
         let deadline = Instant::now() + LOAD_DEADLINE;
-        while self.resync.is_some() {
+        while self.resync.is_some() || self.need_resync {
             if Instant::now() > deadline {
                 return Err(format!(
                     "route mirror: the kernel's table {} did not finish dumping within {} s",
@@ -498,19 +501,27 @@ impl Mirror {
                 Ok(n) => {
                     self.datagram(n, rt, &mut changes, false);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                    // Notifications were lost: the table is dumped again and reconciled.
-                    self.stats.overruns += 1;
-                    if let Some(r) = &mut self.resync {
-                        // The dump in progress may have passed routes whose
-                        // notifications were just lost: dump again after it.
-                        r.again = true;
-                    } else {
-                        tracing::info!("route mirror: the kernel dropped route notifications (ENOBUFS); dumping table {} again", self.table);
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if self.need_resync && self.resync.is_none() {
+                        self.need_resync = false;
                         if let Err(e) = self.start_dump() {
                             tracing::warn!("route mirror: dump: {e}");
                         }
+                    }
+                    break;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    // Notifications were lost. The kernel reports ENOBUFS once and then
+                    // drops silently until the queue is empty again, so the dump that
+                    // repairs the table starts only once it is (below): every loss after
+                    // that start is reported anew.
+                    self.stats.overruns += 1;
+                    if self.stats.overruns <= LOG_IGNORED {
+                        tracing::info!("route mirror: the kernel dropped route notifications (ENOBUFS); table {} will be dumped again", self.table);
+                    }
+                    match &mut self.resync {
+                        Some(r) => r.again = true,
+                        None => self.need_resync = true,
                     }
                 }
                 Err(e) => {
@@ -701,10 +712,8 @@ impl Mirror {
             );
         }
         if r.again {
-            tracing::info!("route mirror: notifications were lost during the dump; dumping again");
-            if let Err(e) = self.start_dump() {
-                tracing::warn!("route mirror: dump: {e}");
-            }
+            // Lost during this dump: another, once the events queue is empty.
+            self.need_resync = true;
         }
     }
 
