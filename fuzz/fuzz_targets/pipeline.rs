@@ -92,6 +92,10 @@ fn worker() -> (Worker<MemPort>, crossbeam::channel::Receiver<events::Event>) {
         "198.18.20.0/24 dev br20",
         "2001:2:0:10::/64 dev br10",
         "2001:2:0:20::/64 dev br20",
+        // Routes that forward nothing (issue 23): their ICMP answers see arbitrary packets too.
+        "blackhole 198.19.50.0/24",
+        "unreachable 198.19.51.0/24",
+        "prohibit 2001:2:0:51::/64",
     ] {
         rt.stage_add(parse_line(r).unwrap().unwrap()).unwrap();
     }
@@ -147,6 +151,7 @@ fn worker() -> (Worker<MemPort>, crossbeam::channel::Receiver<events::Event>) {
             backends: vec![parse_backend("198.19.2.2:8080").unwrap(), parse_backend("198.19.2.3:8080 weight 2").unwrap()],
             timeouts: Default::default(),
             health: None,
+            announce: false,
         };
         tables = tables.with_lb(LbShared::new(&[svc], 1));
     }
