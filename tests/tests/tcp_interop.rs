@@ -301,13 +301,18 @@ fn engine_as_client(tag: &str, server: &str, source: &str) {
     let code = r#"
 import socket, sys, threading
 N = 20 * 1000 * 1000
+lock = threading.Lock()
+def say(*words):
+    # print() writes its pieces one by one: the two threads' lines interleaved.
+    with lock:
+        print(*words, file=sys.stderr, flush=True)
 def listener(port):
     l = socket.socket(FAMILY); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     l.bind((SERVER, port)); l.listen(8)
     return l
 def upload():
     c, a = listener(5001).accept()
-    print("upload from", a[0], file=sys.stderr, flush=True)
+    say("upload from", a[0])
     got = 0; bad = 0
     pat = bytes(i % 251 for i in range(251 * 4096))
     while True:
@@ -317,10 +322,10 @@ def upload():
         if b != (pat[off:] + pat * (len(b) // len(pat) + 2))[:len(b)]: bad += 1
         got += len(b)
     c.close()
-    print("upload", got, bad, file=sys.stderr, flush=True)
+    say("upload", got, bad)
 def download():
     c, a = listener(5002).accept()
-    print("download to", a[0], file=sys.stderr, flush=True)
+    say("download to", a[0])
     pat = bytes(i % 251 for i in range(251 * 4000))
     sent = 0
     while sent < N:
@@ -328,7 +333,7 @@ def download():
         c.sendall(pat[:n]); sent += n
     c.shutdown(socket.SHUT_WR)
     c.recv(10); c.close()
-    print("download", sent, file=sys.stderr, flush=True)
+    say("download", sent)
 ts = [threading.Thread(target=upload), threading.Thread(target=download)]
 for x in ts: x.start()
 print("ready", flush=True)
