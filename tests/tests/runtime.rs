@@ -540,4 +540,10 @@ fn reload_applies_a_good_file_and_refuses_a_bad_one() {
         .status();
     std::thread::sleep(Duration::from_millis(300));
     assert!(e.log().contains("SIGHUP: reloaded"), "{}", e.log());
+    // A log file is not a terminal: no ANSI colour codes in it.
+    assert!(
+        !e.log().contains('\x1b'),
+        "colour codes in the log file:\n{:?}",
+        e.log()
+    );
 }

@@ -18,6 +18,7 @@
 //! are tracing-subscriber's usual ones.
 
 use std::fmt;
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use tracing::{Event, Level, Subscriber};
@@ -35,8 +36,10 @@ pub fn init(default: &str) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let journal =
         *JOURNAL.get_or_init(|| stderr_is(std::env::var("JOURNAL_STREAM").ok().as_deref()));
+    // Colours only for a terminal: a file, a pipe or journald gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if journal {
         builder.event_format(JournalFormat).init();

@@ -28,7 +28,6 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use netlink_packet_core::{
@@ -715,11 +714,6 @@ impl Mirror {
             // Lost during this dump: another, once the events queue is empty.
             self.need_resync = true;
         }
-    }
-
-    /// The events socket's descriptor (tests).
-    pub fn events_fd(&self) -> i32 {
-        self.events.as_raw_fd()
     }
 }
 
