@@ -403,6 +403,11 @@ fn kernel_routes_are_imported_once() {
     assert!(r.contains("198.19.70.0/24 via 198.19.1.2 dev wan"), "{r}");
     let o = sh(&t.h1, "ping -c 2 -i 0.2 -W 2 198.19.70.1");
     assert!(o.status.success(), "{}", text(&o));
+    // A copy, not a mirror: a static route, which `ctl route del` removes.
+    let line = r.lines().find(|l| l.contains("198.19.70.0/24")).unwrap();
+    assert!(!line.contains("proto kernel"), "{line}");
+    e.ctl_ok(&["route", "del", "198.19.70.0/24"]);
+    assert!(!e.ctl_ok(&["route", "show"]).contains("198.19.70.0/24"));
 }
 
 #[test]

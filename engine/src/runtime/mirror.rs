@@ -328,6 +328,9 @@ pub struct Mirror {
     pub stats: MirrorStats,
     /// Mirrored routes right now.
     pub routes: usize,
+    /// What the staged routes are: `Kernel` for the live mirror, `Static` for
+    /// the one-time `--import-kernel-routes` ([`import`]).
+    origin: Origin,
 }
 
 impl std::fmt::Debug for Mirror {
@@ -394,6 +397,7 @@ impl Mirror {
             buf: vec![0; RECV_BUF],
             stats: MirrorStats::default(),
             routes: 0,
+            origin: Origin::Kernel,
         })
     }
 
@@ -604,7 +608,7 @@ impl Mirror {
         match c {
             Change::Upsert(r) => self.upsert(rt, r, changes),
             Change::Append(mut r) => {
-                if let Some(e) = rt.route_of(r.prefix, r.metric, Origin::Kernel) {
+                if let Some(e) = rt.route_of(r.prefix, r.metric, self.origin) {
                     for h in e.hops() {
                         if !r.hops.contains(h) {
                             r.hops.push(h.clone());
@@ -622,7 +626,7 @@ impl Mirror {
                     r.seen.remove(&(prefix, metric));
                 }
                 if !hops.is_empty() {
-                    if let Some(e) = rt.route_of(prefix, metric, Origin::Kernel) {
+                    if let Some(e) = rt.route_of(prefix, metric, self.origin) {
                         let rest: Vec<NextHop> = e
                             .hops()
                             .iter()
@@ -645,7 +649,7 @@ impl Mirror {
                         }
                     }
                 }
-                if rt.stage_remove_from(prefix, metric, Origin::Kernel).is_ok() {
+                if rt.stage_remove_from(prefix, metric, self.origin).is_ok() {
                     self.stats.removes += 1;
                     self.routes = self.routes.saturating_sub(1);
                     *changes += 1;
@@ -668,8 +672,8 @@ impl Mirror {
 
     fn upsert(&mut self, rt: &mut RouteTable, r: Route, changes: &mut u64) {
         let key = (r.prefix, r.metric);
-        let existed = rt.route_of(r.prefix, r.metric, Origin::Kernel).is_some();
-        match rt.stage_add_from(r, Origin::Kernel) {
+        let existed = rt.route_of(r.prefix, r.metric, self.origin).is_some();
+        match rt.stage_add_from(r, self.origin) {
             Ok(()) => {
                 self.stats.upserts += 1;
                 if !existed {
@@ -696,7 +700,14 @@ impl Mirror {
         };
         self.stats.resyncs += 1;
         let mut gone = 0usize;
-        for key in rt.keys_of(Origin::Kernel) {
+        // A one-time import (static origin) has nothing of its own to sweep:
+        // the static routes are the configuration's.
+        let sweep = if self.origin == Origin::Kernel {
+            rt.keys_of(Origin::Kernel)
+        } else {
+            Vec::new()
+        };
+        for key in sweep {
             if !r.seen.contains(&key) && rt.stage_remove_from(key.0, key.1, Origin::Kernel).is_ok()
             {
                 gone += 1;
@@ -704,7 +715,7 @@ impl Mirror {
                 *changes += 1;
             }
         }
-        self.routes = rt.count_of(Origin::Kernel);
+        self.routes = rt.count_of(self.origin);
         if gone > 0 {
             tracing::info!(
                 "route mirror: {gone} routes gone from the kernel while notifications were lost"
@@ -715,6 +726,22 @@ impl Mirror {
             self.need_resync = true;
         }
     }
+}
+
+/// `--import-kernel-routes`: the routes of kernel table `table` copied once
+/// at start, through the mirror's own dump and translation (multipath, reject
+/// types, what is ignored and why), as static routes: they do not follow the
+/// kernel and `ctl route del` may remove them. Returns how many were staged
+/// (and published).
+pub fn import(table: u32, ports: Ports, rt: &mut RouteTable) -> Result<usize, String> {
+    let mut m = Mirror::open(table, ports)?;
+    m.origin = Origin::Static;
+    m.load(rt)?;
+    let ignored: u64 = m.stats.ignored.iter().sum();
+    if ignored > 0 {
+        tracing::info!("kernel routes: {ignored} not imported (the lines above name the first)");
+    }
+    Ok(m.stats.upserts as usize)
 }
 
 /// One datagram into `buf`; the length may exceed it (MSG_TRUNC: then it was cut).

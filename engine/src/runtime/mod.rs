@@ -29,7 +29,6 @@ pub mod announce;
 pub mod control;
 pub mod kernel_control;
 pub mod kernel_neighbors;
-pub mod kernel_routes;
 pub mod log;
 pub mod mirror;
 pub mod notify;
@@ -100,20 +99,23 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     let announcer = start_announcer(&cfg, privs.account())?;
     let ifs = setup::interfaces(&cfg, &setup::interface_mac)?;
     let mut rt = setup::route_table(&cfg)?;
+    let router_ports = || {
+        mirror::Mirror::ports_of(
+            cfg.ports
+                .iter()
+                .filter(|p| p.mode == crate::control::config::PortMode::Router && p.bvi.is_none())
+                .map(|p| (p.name.as_str(), p.interface.as_str())),
+        )
+    };
     if opts.import_kernel_routes || cfg.routing.import_kernel_routes {
-        let n = kernel_routes::import(&mut rt, &cfg)?;
+        // The main table (254), once, through the mirror's translation.
+        let n = mirror::import(254, router_ports(), &mut rt)?;
         tracing::info!("imported {n} routes from the kernel's main table");
     }
     // The mirror's sockets are opened now, as root (the control thread has no
     // `socket` call once confined), and the table loaded before any worker runs.
     let mirror = if cfg.routing.mirror {
-        let ports = mirror::Mirror::ports_of(
-            cfg.ports
-                .iter()
-                .filter(|p| p.mode == crate::control::config::PortMode::Router && p.bvi.is_none())
-                .map(|p| (p.name.as_str(), p.interface.as_str())),
-        );
-        let mut m = mirror::Mirror::open(cfg.routing.mirror_table, ports)?;
+        let mut m = mirror::Mirror::open(cfg.routing.mirror_table, router_ports())?;
         let start = Instant::now();
         let n = m.load(&mut rt)?;
         tracing::info!(
