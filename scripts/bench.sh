@@ -381,13 +381,15 @@ napi_threaded() {
   done
 }
 
-# napi_tids DEV: the kernel threads napi/DEV-N (comm is cut at 15 characters).
+# napi_tids DEV: the kernel threads napi/DEV-N.
 napi_tids() {
   local want="napi/$1-" p comm
   for p in /proc/[0-9]*; do
-    read -r comm <"$p/comm" 2>/dev/null || continue
+    read -r comm 2>/dev/null <"$p/comm" || continue
     case $comm in napi/*) ;; *) continue ;; esac
-    [ "${want:0:${#comm}}" = "$comm" ] && echo "${p#/proc/}"
+    # The whole name (this kernel shows a kernel thread's whole name), or its first 15 characters.
+    case $comm in "$want"*) echo "${p#/proc/}"; continue ;; esac
+    [ ${#comm} -ge 15 ] && [ "${want:0:${#comm}}" = "$comm" ] && echo "${p#/proc/}"
   done
   return 0
 }
@@ -409,7 +411,7 @@ napi_pin() {
 run_ns() {
   local t v sum=0
   for t in "$@"; do
-    read -r v _ <"/proc/$t/schedstat" 2>/dev/null || continue
+    read -r v _ 2>/dev/null <"/proc/$t/schedstat" || continue
     sum=$((sum + v))
   done
   echo "$sum"
