@@ -87,10 +87,10 @@ def rate_plot(rows, base, note):
     cols = min(4, len(funcs))
     nrows = (len(funcs) + cols - 1) // cols
     RATIO["mode"] = "engine/kernel"
-    for term, out in terminals(base + "-rate", 360 * cols, 340 * nrows + 40):
+    for term, out in terminals(base + "-rate", max(1100, 360 * cols), 340 * nrows + 60):
         s = [term, f'set output "{out}"',
              f'set multiplot layout {nrows},{cols} title "Delivered Mpps at max offered load, kernel vs engine '
-             f'(engine/kernel above each pair; dashed: the instrument alone). {note}"']
+             f'(engine/kernel above each pair; dashed: the instrument alone)\\n{note}"']
         for name, k, e in funcs:
             s.append(pair_panel(name, "Mpps", [f"{sz} B" for sz in sizes], [get(k, sz) for sz in sizes],
                                 [get(e, sz) for sz in sizes], [get("none", sz) for sz in sizes]))
@@ -122,7 +122,7 @@ def cost_plot(rows, base, note):
     for term, out in terminals(base + "-cost", max(900, 130 * len(labels)), 520):
         gnuplot("\n".join([term, f'set output "{out}"', "set xtics rotate by -20",
                            pair_panel(f"CPU time per packet on the DUT's own core (lower is better; kernel/engine "
-                                      f"above each pair). {note}", "ns per packet", labels, kv, ev)]))
+                                      f"above each pair)\\n{note}", "ns per packet", labels, kv, ev)]))
     print(f"plot_system: {base}-cost.png, .svg")
 
 
@@ -145,10 +145,10 @@ def latency_plot(hists, base, note):
         return
     cols = min(4, len(funcs))
     nrows = (len(funcs) + cols - 1) // cols
-    for term, out in terminals(base + "-latency", 380 * cols, 340 * nrows + 40):
+    for term, out in terminals(base + "-latency", max(1100, 380 * cols), 340 * nrows + 60):
         s = [term, f'set output "{out}"',
              f'set multiplot layout {nrows},{cols} title "Latency CDF, DUT on its own core: kernel (blue) vs engine '
-             f'(orange); solid @50%, dashed @90% of the zero-loss rate, dotted: wake-up trial. {note}"']
+             f'(orange); solid @50%, dashed @90% of the zero-loss rate, dotted: wake-up trial\\n{note}"']
         for name, k, e in funcs:
             s += [f'set title "{name}"', "set logscale x", 'set xlabel "µs"', 'set ylabel "fraction ≤ x"',
                   "set yrange [0:1.02]", "set grid", "set key bottom right", "unset label", "unset arrow"]

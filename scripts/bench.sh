@@ -1280,7 +1280,10 @@ if [ "$MODE" = cost ]; then
     "kernel $(uname -r); DUT on CPU $DUT_CPU, generator and sink on CPU $INSTR_CPU; engine poll mode $ENGINE_POLL; \
 trials of $TRIAL s (wake: $WAKE_SECS s at $WAKE_RATE pps), $STEPS search steps, loss threshold $LOSS; cost rates $COST_RATES pps; \
 run took $((T1 - T0)) s; load average at the end $LOAD_AVG; command: BENCH_MODE=cost BENCH_QUICK=$QUICK BENCH_DUTS=\"$DUTS\" scripts/bench.sh; $STAMP"
-  if command -v gnuplot >/dev/null; then python3 "$ROOT/bench/plot_system.py" "$BASE.csv" "$BASE-latency.jsonl" "$BASE"; fi
+  if command -v gnuplot >/dev/null; then
+    python3 "$ROOT/bench/plot_system.py" "$BASE.csv" "$BASE-latency.jsonl" "$BASE" \
+      "BENCH_MODE=cost BENCH_QUICK=$QUICK scripts/bench.sh, $STAMP, release build, $SIZES B, load average $LOAD_AVG"
+  fi
   echo "bench.sh: results $BASE.md, $BASE.csv, $BASE-latency.jsonl"
   exit 0
 fi
