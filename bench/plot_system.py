@@ -41,17 +41,21 @@ def terminals(base, w, h):
             (f"set terminal svg size {w},{h} noenhanced font 'sans,10'", base + ".svg")]
 
 
-def pair_panel(title, ylabel, labels, kv, ev, limit=None):
-    """One panel: per label a kernel bar and an engine bar, the ratio above the pair."""
+def pair_panel(title, ylabel, labels, kv, ev, limit=None, log=False):
+    """One panel: per label a kernel bar and an engine bar, the ratio above the pair (log: a
+    logarithmic value axis, for costs that span two orders of magnitude)."""
     data = "\n".join(f'"{l}" {k if k is not None else 0} {e if e is not None else 0}' for l, k, e in zip(labels, kv, ev))
     top = max([v for v in kv + ev + (limit or []) if v] + [1e-9])
-    s = [f"set title \"{title}\"", f"set ylabel \"{ylabel}\"", f"set yrange [0:{top * 1.3}]",
+    low = min([v for v in kv + ev if v] + [top])
+    yr = (f"set logscale y\nset yrange [{low / 3}:{top * 3}]" if log else f"unset logscale y\nset yrange [0:{top * 1.3}]")
+    s = [f"set title \"{title}\"", f"set ylabel \"{ylabel}\"", yr,
          "set style data histograms", "set style histogram clustered gap 1",
          "set style fill solid 0.9 border -1", "set boxwidth 0.9", "set grid ytics", "unset label", "unset arrow",
          "set key outside bottom center horizontal"]
     for i, (k, e, r) in enumerate(zip(kv, ev, ratios(kv, ev))):
         if r:
-            s.append(f'set label "{r}" at {i},{max(k or 0, e or 0) + top * 0.06} center')
+            y = max(k or 0, e or 0) * 1.5 if log else max(k or 0, e or 0) + top * 0.06
+            s.append(f'set label "{r}" at {i},{y} center')
     # The instrument's limit per cluster (a short dashed line over each pair).
     for i, lim in enumerate(limit or []):
         if lim:
@@ -122,7 +126,7 @@ def cost_plot(rows, base, note):
     for term, out in terminals(base + "-cost", max(900, 130 * len(labels)), 520):
         gnuplot("\n".join([term, f'set output "{out}"', "set xtics rotate by -20",
                            pair_panel(f"CPU time per packet on the DUT's own core (lower is better; kernel/engine "
-                                      f"above each pair)\\n{note}", "ns per packet", labels, kv, ev)]))
+                                      f"above each pair; log scale)\\n{note}", "ns per packet", labels, kv, ev, log=True)]))
     print(f"plot_system: {base}-cost.png, .svg")
 
 
@@ -151,7 +155,7 @@ def latency_plot(hists, base, note):
              f'(orange); solid @50%, dashed @90% of the zero-loss rate, dotted: wake-up trial\\n{note}"']
         for name, k, e in funcs:
             s += [f'set title "{name}"', "set logscale x", 'set xlabel "µs"', 'set ylabel "fraction ≤ x"',
-                  "set yrange [0:1.02]", "set grid", "set key bottom right", "unset label", "unset arrow"]
+                  "set yrange [0:1.02]", "set grid", "set key top left font ',8'", "unset label", "unset arrow"]
             plots = []
             for d, colour, who in ((k, KERNEL_COLOUR, "kernel"), (e, ENGINE_COLOUR, "engine")):
                 for kind, dt in (("lat50", 1), ("lat90", 2), ("wake", 3)):
