@@ -220,7 +220,11 @@ mod tests {
         let b = h.buckets();
         assert_eq!(b.len(), 3, "{b:?}");
         assert_eq!(b[0], (5, 5, 2));
-        assert_eq!((b[1].0, b[1].2), (992, 2), "1000 and 1007 share a 16 ns bucket");
+        assert_eq!(
+            (b[1].0, b[1].2),
+            (992, 2),
+            "1000 and 1007 share a 16 ns bucket"
+        );
         assert!(b[1].1 >= 1007);
         assert_eq!(b[2].1, 5_000_000, "the last bucket stops at the maximum");
         assert_eq!(b.iter().map(|x| x.2).sum::<u64>(), h.count());

@@ -382,7 +382,10 @@ pub fn render_stats(counters: &[Counter], prev: Option<(u64, &[Counter])>) -> St
             get(counters, w, "ledger_errors")
         );
         // An engine older than the busy_ns row has none: no line.
-        if let Some(c) = counters.iter().find(|c| c.scope == w && c.name == "busy_ns") {
+        if let Some(c) = counters
+            .iter()
+            .find(|c| c.scope == w && c.name == "busy_ns")
+        {
             s += &format!(
                 "{w}: busy {}.{:06}s (loop iterations that found work)\n",
                 c.value / 1_000_000_000,
