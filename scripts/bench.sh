@@ -139,14 +139,40 @@
 # "linux-tcp pktengine-tcp linux-tcp pktengine-tcp": interleaved runs against a drifting machine
 # load); the Markdown takes the median over all its trials.
 #
+# Cost mode (BENCH_MODE=cost; the default BENCH_MODE=rate is everything above): what each DUT costs the
+# machine per packet, not how fast the instrument can go. The DUT gets a core of its own, DUT_CPU (default
+# 1); generator and sink share the other, INSTR_CPU (default 0; the sink then runs SCHED_OTHER). Every
+# veth gets GRO on and threaded NAPI (/sys/class/net/DEV/threaded = 1: a kernel thread napi/DEV-N per
+# queue), and those threads are pinned before every trial: the DUT's receiving ends (di, de) to DUT_CPU,
+# the generator's and sink's (gi, si) to INSTR_CPU. So the kernel DUTs' whole receive-forward-transmit
+# path runs in napi/di-N on DUT_CPU (veth_xmit onto the sink's veth only queues and wakes napi/si-N),
+# and the generator's and sink's kernel work stays on INSTR_CPU. Per trial (64 B frames):
+#   cost      at each rate of BENCH_COST_RATES (default "100000 200000" pps, below the instrument's
+#             limit): the CPU time of the DUT's threads (schedstat run time of napi/di-N and napi/de-N,
+#             plus the DUT's processes for the TCP kernel servers; for the engine its worker's busy_ns,
+#             the time of loop iterations that found work, from ctl stats, instead of its thread time,
+#             which for a busy-polling worker is all of the core), and DUT_CPU's busy time from
+#             /proc/stat (user+nice+system+irq+softirq+steal: everything on that core, any other load
+#             of the machine included) over the packets the sink received. Two rates: a valid cost is
+#             flat across them; the none DUT must cost ~0 on DUT_CPU.
+#   max, search, rfc2544   as in rate mode, in this placement
+#   lat50, lat90  offered at 50% and 90% of the zero-loss rate (not of the max delivered rate)
+#   wake      BENCH_WAKE_RATE pps (default 20) for BENCH_WAKE_SECONDS (3): every packet finds an adaptive
+#             worker asleep in poll(): its p50 is the wake-up latency (idle -> packet forwarded)
+# TCP DUTs: the same placement (client on INSTR_CPU, server on DUT_CPU) and the same cost columns,
+# over the segments the gen-side veth carried (both directions) and, for crr, the connections.
+# Output: bench/results/system-<date>[-quick]-cost[-<tag>].{md,csv,-latency.json} and the plots of
+# bench/plot_system.py (cost per packet, latency CDFs per function, delivered rate per function).
+#
 # Output: bench/results/system-<date>[-quick][-<tag>].md (tables with ratios vs Linux 1-route
 # and, for the engine DUTs, vs their kernel counterpart: pktengine vs linux-1route,
 # pktengine-fulltable vs linux-fulltable, pktengine-nat vs linux-nat, pktengine-switch vs
 # linux-bridge, pktengine-lb vs linux-lb, pktengine-filter vs linux-filter and, second,
 # linux-filter-sets, pktengine-ct vs linux-ct; a TCP table, pktengine-tcp vs linux-tcp), .csv (every trial; TCP rows fill
-# rx_gbps, p50/p99/p999_us (crr latency) and the tcp_* columns, packet rows leave those empty), .png
-# (gnuplot, if installed: scripts/deps.sh installs gnuplot-nox; the packet DUTs' rates, and the TCP
-# DUTs' in -tcp.png, or in the .png when only TCP DUTs ran).
+# rx_gbps, p50/p99/p999_us (crr latency) and the tcp_* columns, packet rows leave those empty), plots
+# (gnuplot, if installed: scripts/deps.sh installs gnuplot-nox): -rate.png and -rate.svg (the packet DUTs'
+# rates, one panel per function, bench/plot_system.py), the TCP DUTs' in -tcp.png, or in the .png when
+# only TCP DUTs ran.
 set -euo pipefail
 
 for a in "$@"; do
@@ -178,9 +204,37 @@ ENGINE_POLL=${BENCH_ENGINE_POLL:-adaptive}
 SINK_RT=${BENCH_SINK_RT:-20}
 SINK_SCHED=""
 [ "$SINK_RT" != 0 ] && SINK_SCHED="chrt -f $SINK_RT"
+# rate (the max-rate, zero-loss and latency trials above) or cost (see the top of the script).
+MODE=${BENCH_MODE:-rate}
+case $MODE in
+  rate) ;;
+  cost)
+    DUT_CPU=${DUT_CPU:-1}; INSTR_CPU=${INSTR_CPU:-0}
+    GEN_CPU=$INSTR_CPU; SINK_CPU=$INSTR_CPU; ENGINE_CPU=$DUT_CPU
+    # Generator and sink share a core: a SCHED_FIFO sink would starve the generator.
+    SINK_SCHED=""
+    DETAIL_SIZES=64; SIZES=${BENCH_SIZES:-64}
+    ;;
+  *) echo "bench.sh: BENCH_MODE must be rate or cost" >&2; exit 2 ;;
+esac
+COST_RATES=${BENCH_COST_RATES:-"100000 200000"}
+# The napi threads' SCHED_FIFO priority (0: SCHED_OTHER). A softirq preempts whatever runs; a napi
+# thread at SCHED_OTHER waits for the busy generator's (or a spinning worker's) time slice while its
+# 256-frame veth ring overflows: measured 21% loss at 100 kpps with no DUT at all (2026-12-03).
+NAPI_RT=${BENCH_NAPI_RT:-50}
+# The DUT's threads (the engine's workers, the linux-tcp servers) run SCHED_FIFO at this priority, below
+# the napi threads (0: SCHED_OTHER): the machine is shared, and other users' builds on the DUT's core
+# would otherwise take time slices from it (an adaptive worker sleeps when idle, so it leaves the core).
+DUT_RT=${BENCH_DUT_RT:-40}
+WAKE_RATE=${BENCH_WAKE_RATE:-20}
+WAKE_SECS=${BENCH_WAKE_SECONDS:-3}
+CLK_TCK=$(getconf CLK_TCK)
 OUT=${BENCH_OUT:-$ROOT/bench/results}
-PKTGEN=$ROOT/target/release/pktgen
-TCPBENCH=$ROOT/target/release/tcpbench
+# cargo's target directory (CARGO_TARGET_DIR if set, as cargo itself).
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+PKTGEN=$TARGET/release/pktgen
+TCPBENCH=$TARGET/release/tcpbench
+ENGINE=$TARGET/release/pktengine
 if [ "$QUICK" = 1 ]; then
   TCP_SECS=${BENCH_TCP_SECONDS:-3}; TCP_REPS=${BENCH_TCP_REPS:-1}
 else
@@ -209,7 +263,13 @@ NG=bg-$ID; ND=bd-$ID; NS=bs-$ID
 GI=gi$ID; DI=di$ID; DE=de$ID; SI=si$ID
 TMP=$(mktemp -d /tmp/pktbench.XXXXXX)
 CSV=$TMP/trials.csv
-echo "dut,size,kind,offered_pps,sent,received,loss,rx_mpps,rx_gbps,p50_us,p99_us,p999_us,bad_ip_checksum,tcp_bytes,tcp_elapsed_s,tcp_conns,tcp_conns_per_s,tcp_errors,tcp_unfinished" >"$CSV"
+# The cost_* columns (ns over the trial, cost mode only): DUT_CPU's busy time (/proc/stat), the run time of
+# the DUT-side napi threads, of the DUT's processes (all threads), the engine workers' busy time; segments:
+# the frames the gen-side veth carried in a TCP trial.
+echo "dut,size,kind,offered_pps,sent,received,loss,rx_mpps,rx_gbps,p50_us,p99_us,p999_us,bad_ip_checksum,tcp_bytes,tcp_elapsed_s,tcp_conns,tcp_conns_per_s,tcp_errors,tcp_unfinished,cost_cpu_ns,cost_napi_ns,cost_proc_ns,cost_busy_ns,segments" >"$CSV"
+# Latency histograms of the cost mode's latency trials (one JSON object per line).
+HISTS=$TMP/hists.jsonl
+: >"$HISTS"
 SINK_PID=""
 DUT_PID=""
 # The linux-tcp DUT's tcpbench servers.
@@ -316,6 +376,102 @@ l2_warmup() {
     || echo "bench.sh: warm-up ping through the $1 DUT failed" >&2
 }
 
+# ---- cost mode: threaded NAPI, pinning, CPU time -----------------------------------------
+
+# napi_threaded NS:DEV...: GRO on (gives a veth its NAPI instance for good, before any XDP program
+# comes and goes: the sink attaches its own per trial) and threaded NAPI, for each device.
+napi_threaded() {
+  local x ns dev
+  for x in "$@"; do
+    ns=${x%%:*}; dev=${x#*:}
+    ip netns exec "$ns" ethtool -K "$dev" gro on >/dev/null
+    ip netns exec "$ns" sh -c "echo 1 > /sys/class/net/$dev/threaded"
+  done
+}
+
+# napi_tids DEV: the kernel threads napi/DEV-N.
+napi_tids() {
+  local want="napi/$1-" p comm
+  for p in /proc/[0-9]*; do
+    read -r comm 2>/dev/null <"$p/comm" || continue
+    case $comm in napi/*) ;; *) continue ;; esac
+    # The whole name (this kernel shows a kernel thread's whole name), or its first 15 characters.
+    case $comm in "$want"*) echo "${p#/proc/}"; continue ;; esac
+    [ ${#comm} -ge 15 ] && [ "${want:0:${#comm}}" = "$comm" ] && echo "${p#/proc/}"
+  done
+  return 0
+}
+
+# napi_pin: the DUT's receiving veth ends' threads to DUT_CPU, the instrument's to INSTR_CPU; sets
+# NAPI_DUT (the DUT side's thread ids). Before every trial: threads come with NAPI instances.
+napi_pin() {
+  local d t
+  NAPI_DUT=""
+  for d in "$DI" "$DE"; do
+    for t in $(napi_tids "$d"); do
+      taskset -p -c "$DUT_CPU" "$t" >/dev/null; NAPI_DUT="$NAPI_DUT $t"
+      [ "$NAPI_RT" != 0 ] && chrt -f -p "$NAPI_RT" "$t"
+    done
+  done
+  for d in "$GI" "$SI"; do
+    for t in $(napi_tids "$d"); do
+      taskset -p -c "$INSTR_CPU" "$t" >/dev/null
+      [ "$NAPI_RT" != 0 ] && chrt -f -p "$NAPI_RT" "$t"
+    done
+  done
+  # The DUT's own threads (engine workers, the linux-tcp servers) run SCHED_FIFO below the napi threads.
+  if [ "$DUT_RT" != 0 ]; then
+    local p comm
+    # shellcheck disable=SC2086
+    for t in $(proc_tids $DUT_PID $TCP_PIDS); do
+      p=/proc/$t
+      [ -n "$DUT_PID" ] && p=/proc/$DUT_PID/task/$t
+      read -r comm 2>/dev/null <"$p/comm" || continue
+      case $comm in pktengine-w* | tcpbench*) chrt -f -p "$DUT_RT" "$t" ;; esac
+    done
+  fi
+  return 0
+}
+
+# run_ns TID...: summed run time (ns, schedstat) of the given threads.
+run_ns() {
+  local t v sum=0
+  for t in "$@"; do
+    read -r v _ 2>/dev/null <"/proc/$t/schedstat" || continue
+    sum=$((sum + v))
+  done
+  echo "$sum"
+}
+
+# proc_tids PID...: every thread of the given processes.
+proc_tids() {
+  local p
+  for p in "$@"; do ls "/proc/$p/task" 2>/dev/null; done
+  return 0
+}
+
+# cost_snap: "CPU_NS NAPI_NS PROC_NS BUSY_NS" now: DUT_CPU's busy time from /proc/stat, the DUT-side
+# napi threads, the DUT's processes (the engine, or the linux-tcp servers), the engine workers' busy_ns.
+cost_snap() {
+  local cpu napi proc busy=0
+  cpu=$(awk -v c="cpu$DUT_CPU" -v tck="$CLK_TCK" '$1 == c { printf "%.0f", ($2 + $3 + $4 + $7 + $8 + $9) * 1e9 / tck }' /proc/stat)
+  # shellcheck disable=SC2086
+  napi=$(run_ns $NAPI_DUT)
+  # shellcheck disable=SC2086
+  proc=$(run_ns $(proc_tids $DUT_PID $TCP_PIDS))
+  if [ -n "$DUT_PID" ] && [ -S "$TMP/pktengine.sock" ]; then
+    busy=$("$ENGINE" ctl --socket "$TMP/pktengine.sock" stats 2>/dev/null \
+      | awk '/^worker [0-9]+: busy [0-9.]+s/ { sub(/s$/, "", $4); n += $4 * 1e9 } END { printf "%.0f", n }')
+  fi
+  echo "$cpu $napi $proc $busy"
+}
+
+# cost_diff "BEFORE" "AFTER": the four differences, comma-separated (the CSV's cost_* columns).
+cost_diff() {
+  local a=($1) b=($2)
+  echo "$((b[0] - a[0])),$((b[1] - a[1])),$((b[2] - a[2])),$((b[3] - a[3]))"
+}
+
 topo_down() {
   for n in "$NG" "$ND" "$NS"; do ip netns del "$n" 2>/dev/null || true; done
 }
@@ -362,7 +518,7 @@ dut_xdp_redirect() {
 # by PORTS_AND_MORE (the [[port]] and other sections) to $TMP/pktengine.toml and starts the
 # engine on it; returns once its ctl socket is up.
 pktengine_launch() {
-  local bin=$ROOT/target/release/pktengine
+  local bin=$ENGINE
   for d in "$DI" "$DE"; do
     ip -n "$ND" addr flush dev "$d"
     ip netns exec "$ND" sysctl -qw "net.ipv6.conf.$d.disable_ipv6=1"
@@ -389,7 +545,7 @@ TOML
 
 # ctl COMMAND...: the running engine's ctl, output indented into the log.
 pktengine_ctl() {
-  "$ROOT/target/release/pktengine" ctl --socket "$TMP/pktengine.sock" "$@" 2>&1 | sed 's/^/  engine: /'
+  "$ENGINE" ctl --socket "$TMP/pktengine.sock" "$@" 2>&1 | sed 's/^/  engine: /'
 }
 
 # pktengine_start EXTRA_ROUTING [IN_EXTRA OUT_EXTRA [SECTIONS]]: the engine as a router;
@@ -794,7 +950,7 @@ dut_pktengine_filter() {
 # After the trials: ctl filter show, summed up: rules loaded, rules with hits (none expected),
 # the default policy's hits (every flow packet and warm-up ping).
 dut_pktengine_filter_after() {
-  "$ROOT/target/release/pktengine" ctl --socket "$TMP/pktengine.sock" filter show | awk '
+  "$ENGINE" ctl --socket "$TMP/pktengine.sock" filter show | awk '
     /^ *[0-9]+  / { n++; if ($NF != 0) { hit++; if (hit <= 5) print "  engine: hit: " $0 } }
     /default/ { sub(/^[[:space:]]*/, ""); last = $0 }
     END { printf "  engine: %d filter rules, %d of them with hits; %s\n", n, hit, last }'
@@ -915,26 +1071,34 @@ TOML
 # tcp_trial DUT KIND PORT MODE [CLIENT ARGS...]: one tcpbench client run (GEN_CPU, gen ns) against
 # 198.18.0.1:PORT; appends a CSV line and prints its summary (and the error kinds, if any).
 tcp_trial() {
-  local dut=$1 kind=$2 port=$3 mode=$4 f line
+  local dut=$1 kind=$2 port=$3 mode=$4 f line c0="" cost=",,," segs=""
   shift 4
   f=$TMP/tcp$RANDOM
+  if [ "$MODE" = cost ]; then napi_pin; c0=$(cost_snap); segs=$(gi_frames); fi
   if ! taskset -c "$GEN_CPU" ip netns exec "$NG" "$TCPBENCH" client --connect "198.18.0.1:$port" --mode "$mode" \
       "$@" >"$f.json" 2>"$f.err"; then
     echo "bench.sh: $dut $kind: tcpbench client failed: $(cat "$f.err")" >&2
     return 0
   fi
-  line=$(python3 - "$f.json" "$dut" "$kind" <<'PY'
+  if [ -n "$c0" ]; then cost=$(cost_diff "$c0" "$(cost_snap)"); segs=$(($(gi_frames) - segs)); fi
+  line=$(python3 - "$f.json" "$dut" "$kind" "$cost" "$segs" <<'PY'
 import json, sys
-r = json.load(open(sys.argv[1])); dut, kind = sys.argv[2:4]
+r = json.load(open(sys.argv[1])); dut, kind, cost, segs = sys.argv[2:6]
 lat = lambda k: "" if r[k] is None else f'{r[k]:.0f}'
 print(f'{dut},,{kind},,,,,,{r["gbps"]:.4f},{lat("p50_us")},{lat("p99_us")},{lat("p999_us")},,'
-      f'{r["bytes"]},{r["elapsed_s"]:.3f},{r["connections"]},{r["conns_per_s"]:.1f},{r["errors"]},{r["unfinished"]}')
+      f'{r["bytes"]},{r["elapsed_s"]:.3f},{r["connections"]},{r["conns_per_s"]:.1f},{r["errors"]},{r["unfinished"]},'
+      f'{cost},{segs}')
 if r["errors"]:
     print(f"bench.sh: {dut} {kind}: {r['errors']} errors: {r['error_detail']}", file=sys.stderr)
 PY
 )
   echo "$line" >>"$CSV"
   echo "  $line"
+}
+
+# gi_frames: the frames the gen-side veth carried so far, both directions (a TCP trial's segments).
+gi_frames() {
+  ip netns exec "$NG" sh -c "echo \$((\$(cat /sys/class/net/$GI/statistics/rx_packets) + \$(cat /sys/class/net/$GI/statistics/tx_packets)))"
 }
 
 # The TCP trials of one DUT (see the top of the script).
@@ -963,11 +1127,11 @@ sink_sched() {
   echo "$SINK_SCHED"
 }
 
-# trial DUT SIZE RATE KIND -> appends a CSV line, prints it; sets LAST_* for the caller.
+# trial DUT SIZE RATE KIND [SECONDS] -> appends a CSV line, prints it; sets LAST_* for the caller.
 trial() {
-  local dut=$1 size=$2 rate=$3 kind=$4 f
+  local dut=$1 size=$2 rate=$3 kind=$4 secs=${5:-$TRIAL} f c0="" cost=",,,"
   f=$TMP/t$RANDOM
-  taskset -c "$SINK_CPU" $(sink_sched "$dut") ip netns exec "$NS" "$PKTGEN" sink --iface "$SI" --duration $((TRIAL + 8)) \
+  taskset -c "$SINK_CPU" $(sink_sched "$dut") ip netns exec "$NS" "$PKTGEN" sink --iface "$SI" --duration $((secs + 8)) \
     --idle 400 --frames 16384 --json >"$f.sink" 2>"$f.sinkerr" &
   SINK_PID=$!
   local i=0
@@ -977,15 +1141,19 @@ trial() {
       echo "bench.sh: sink did not start: $(cat "$f.sinkerr")" >&2; exit 1
     fi
   done
+  if [ "$MODE" = cost ]; then napi_pin; c0=$(cost_snap); fi
   taskset -c "$GEN_CPU" ip netns exec "$NG" "$PKTGEN" send --iface "$GI" --src-mac "$GI_MAC" \
     --dst-mac "$DST_MAC" --src-ip 198.18.0.2 --dst-ip "$DST_IP" --sport "$SPORTS" --dport 2000 \
-    --proto udp --size "$size" --rate "$rate" --duration "$TRIAL" --json >"$f.gen"
+    --proto udp --size "$size" --rate "$rate" --duration "$secs" --json >"$f.gen"
   wait "$SINK_PID"; SINK_PID=""
+  [ -n "$c0" ] && cost=$(cost_diff "$c0" "$(cost_snap)")
+  # BENCH_KEEP=DIR: keep the generator's and sink's reports (diagnosis).
+  [ -n "${BENCH_KEEP:-}" ] && { mkdir -p "$BENCH_KEEP"; for x in gen sink sinkerr; do cp "$f.$x" "$BENCH_KEEP/$dut-$kind-$rate.$x"; done; }
   local line
-  line=$(python3 - "$f.gen" "$f.sink" "$dut" "$size" "$kind" <<'PY'
+  line=$(python3 - "$f.gen" "$f.sink" "$dut" "$size" "$kind" "$cost" "$HISTS" <<'PY'
 import json, sys
 g = json.load(open(sys.argv[1])); s = json.load(open(sys.argv[2]))
-dut, size, kind = sys.argv[3:6]
+dut, size, kind, cost, hists = sys.argv[3:8]
 sent, recv = g["packets"], s["packets"]
 loss = max(0.0, (sent - recv) / sent) if sent else 1.0
 # Delivered rate: received frames over the generator's sending time (the sink's own
@@ -995,7 +1163,12 @@ mpps = recv / el / 1e6
 gbps = s["bytes"] * 8 / el / 1e9
 lat = s["latency_ns"]
 print(f'{dut},{size},{kind},{g["pps"]:.0f},{sent},{recv},{loss:.6f},{mpps:.4f},{gbps:.4f},'
-      f'{lat["p50"]/1e3:.1f},{lat["p99"]/1e3:.1f},{lat["p999"]/1e3:.1f},{s["bad_ip_checksum"]},,,,,,')
+      f'{lat["p50"]/1e3:.1f},{lat["p99"]/1e3:.1f},{lat["p999"]/1e3:.1f},{s["bad_ip_checksum"]},,,,,,,{cost},')
+# The latency trials' whole histograms (for the CDF plots).
+if kind in ("lat50", "lat90", "wake") and "buckets" in lat:
+    with open(hists, "a") as f:
+        f.write(json.dumps({"dut": dut, "size": int(size), "kind": kind, "offered_pps": round(g["pps"]),
+                            "buckets": lat["buckets"]}) + "\n")
 # Every flow sent should arrive (the sink keys flows by the stamp's flow id).
 fs, fg = len(s["flows"]), sum(1 for n in g["per_flow"] if n)
 if fs < fg:
@@ -1004,7 +1177,32 @@ PY
 )
   echo "$line" >>"$CSV"
   echo "  $line"
-  IFS=, read -r _ _ _ LAST_OFFERED _ _ LAST_LOSS LAST_MPPS _ <<<"$line"
+  IFS=, read -r _ _ _ LAST_OFFERED _ LAST_RECEIVED LAST_LOSS LAST_MPPS _ <<<"$line"
+}
+
+# zero_loss DUT SIZE MAX_OFFERED MAX_LOSS: RFC 2544 zero-loss search (binary, STEPS trials between
+# 0 and the max-rate trial's offered rate); appends the rfc2544 row, sets BEST (pps).
+zero_loss() {
+  local dut=$1 size=$2 max_offered=$3 max_loss=$4
+  local lo=0 hi=$max_offered mid
+  BEST=0
+  if python3 -c "import sys; sys.exit(0 if $max_loss <= $LOSS else 1)"; then
+    BEST=$max_offered
+  else
+    for _ in $(seq "$STEPS"); do
+      mid=$(( (lo + hi) / 2 ))
+      trial "$dut" "$size" "$mid" search
+      # A passing trial counts with the rate the generator really offered (it may fall
+      # short of the asked one), never more than the best so far is replaced by less.
+      if python3 -c "import sys; sys.exit(0 if $LAST_LOSS <= $LOSS else 1)"; then
+        lo=$mid; [ "$LAST_OFFERED" -gt "$BEST" ] && BEST=$LAST_OFFERED
+      else
+        hi=$mid
+      fi
+    done
+  fi
+  echo "$dut,$size,rfc2544,$BEST,,,,$(python3 -c "print(f'{$BEST/1e6:.4f}')"),,,,,,,,,,,,,,,," >>"$CSV"
+  echo "  $dut $size B: zero-loss (<= $LOSS) throughput $BEST pps"
 }
 
 run_dut() {
@@ -1019,6 +1217,9 @@ run_dut() {
     linux-lb | pktengine-lb) topo_up; topo_lb ;;
     *) topo_up ;;
   esac
+  if [ "$MODE" = cost ]; then
+    if [ "$dut" = none ]; then napi_threaded "$NG:$GI" "$NS:$SI"; else napi_threaded "$NG:$GI" "$ND:$DI" "$ND:$DE" "$NS:$SI"; fi
+  fi
   if [ "$dut" != none ] && ! "$fn"; then
     echo "bench.sh: DUT $dut did not come up: skipped" >&2
     [ -n "$DUT_PID" ] && { kill "$DUT_PID" 2>/dev/null; wait "$DUT_PID" 2>/dev/null; DUT_PID=""; }
@@ -1032,34 +1233,28 @@ run_dut() {
     trial "$dut" "$size" max max
     local max_offered=$LAST_OFFERED max_mpps=$LAST_MPPS max_loss=$LAST_LOSS
     case " $DETAIL_SIZES " in *" $size "*) ;; *) continue ;; esac
+    if [ "$MODE" = cost ]; then
+      local rate
+      for rate in $COST_RATES; do trial "$dut" "$size" "$rate" cost; done
+      zero_loss "$dut" "$size" "$max_offered" "$max_loss"
+      # Latency at 50% and 90% of the zero-loss rate, the DUT on its own core; then wake-up latency.
+      if [ "$BEST" -gt 0 ]; then
+        trial "$dut" "$size" $((BEST / 2)) lat50
+        trial "$dut" "$size" $((BEST * 9 / 10)) lat90
+      fi
+      trial "$dut" "$size" "$WAKE_RATE" wake "$WAKE_SECS"
+      continue
+    fi
     local r50 r90
     r50=$(python3 -c "print(int($max_mpps * 1e6 * 0.5))"); r90=$(python3 -c "print(int($max_mpps * 1e6 * 0.9))")
     trial "$dut" "$size" "$r50" lat50
     trial "$dut" "$size" "$r90" lat90
-    # RFC 2544 zero-loss search.
-    local lo=0 hi=$max_offered best=0 mid
-    if python3 -c "import sys; sys.exit(0 if $max_loss <= $LOSS else 1)"; then
-      best=$max_offered
-    else
-      for _ in $(seq "$STEPS"); do
-        mid=$(( (lo + hi) / 2 ))
-        trial "$dut" "$size" "$mid" search
-        # A passing trial counts with the rate the generator really offered (it may fall
-        # short of the asked one), never more than the best so far is replaced by less.
-        if python3 -c "import sys; sys.exit(0 if $LAST_LOSS <= $LOSS else 1)"; then
-          lo=$mid; [ "$LAST_OFFERED" -gt "$best" ] && best=$LAST_OFFERED
-        else
-          hi=$mid
-        fi
-      done
-    fi
-    echo "$dut,$size,rfc2544,$best,,,,$(python3 -c "print(f'{$best/1e6:.4f}')"),,,,,,,,,,," >>"$CSV"
-    echo "  $dut $size B: zero-loss (<= $LOSS) throughput $best pps"
+    zero_loss "$dut" "$size" "$max_offered" "$max_loss"
   done
   if declare -F "${fn}_after" >/dev/null; then "${fn}_after" || true; fi
   if [ -n "$DUT_PID" ]; then
     if [ -S "$TMP/pktengine.sock" ]; then
-      "$ROOT/target/release/pktengine" ctl --socket "$TMP/pktengine.sock" stats >"$TMP/$dut.stats" 2>&1 || true
+      "$ENGINE" ctl --socket "$TMP/pktengine.sock" stats >"$TMP/$dut.stats" 2>&1 || true
       sed 's/^/  engine: /' "$TMP/$dut.stats" | head -"$stats_lines"
     fi
     kill "$DUT_PID" 2>/dev/null; wait "$DUT_PID" 2>/dev/null || true; DUT_PID=""
@@ -1074,8 +1269,24 @@ T1=$(date +%s)
 mkdir -p "$OUT"
 BASE=$OUT/system-$STAMP
 [ "$QUICK" = 1 ] && BASE=$BASE-quick
+[ "$MODE" = cost ] && BASE=$BASE-cost
 [ -n "${BENCH_TAG:-}" ] && BASE=$BASE-$BENCH_TAG
 cp "$CSV" "$BASE.csv"
+if [ "$MODE" = cost ]; then
+  cp "$HISTS" "$BASE-latency.jsonl"
+  # What else ran on the machine meanwhile (other users' builds land on DUT_CPU too: the cost_cpu_ns column).
+  LOAD_AVG=$(cut -d' ' -f1-3 /proc/loadavg)
+  python3 "$ROOT/bench/cost_report.py" "$BASE.csv" "$BASE-latency.jsonl" "$BASE.md" \
+    "kernel $(uname -r); DUT on CPU $DUT_CPU, generator and sink on CPU $INSTR_CPU; engine poll mode $ENGINE_POLL; \
+trials of $TRIAL s (wake: $WAKE_SECS s at $WAKE_RATE pps), $STEPS search steps, loss threshold $LOSS; cost rates $COST_RATES pps; \
+run took $((T1 - T0)) s; load average at the end $LOAD_AVG; command: BENCH_MODE=cost BENCH_QUICK=$QUICK BENCH_DUTS=\"$DUTS\" scripts/bench.sh; $STAMP"
+  if command -v gnuplot >/dev/null; then
+    python3 "$ROOT/bench/plot_system.py" "$BASE.csv" "$BASE-latency.jsonl" "$BASE" \
+      "BENCH_MODE=cost BENCH_QUICK=$QUICK scripts/bench.sh, $STAMP, release build, $SIZES B, load average $LOAD_AVG"
+  fi
+  echo "bench.sh: results $BASE.md, $BASE.csv, $BASE-latency.jsonl"
+  exit 0
+fi
 python3 - "$BASE.csv" "$BASE.md" "$LOSS" "$TRIAL" "$STEPS" "$GEN_CPU" "$SINK_CPU" "$((T1 - T0))" \
   "$(cat "$TMP/load-note" 2>/dev/null || echo 'full table not run')" "$(uname -r)" "$ENGINE_CPU" \
   "$(cat "$TMP/filter-note" 2>/dev/null || echo 'filter DUTs not run')" \
@@ -1239,17 +1450,9 @@ set grid ytics
 set yrange [0:*]'
   TCP_PNG=$BASE-tcp.png
   if [ -s "$TMP/plot.dat" ]; then
-    ncol=$(head -1 "$TMP/plot.dat" | wc -w)
-    gnuplot <<EOF
-set terminal pngcairo size 1200,500 noenhanced
-set output "$BASE.png"
-set title "Delivered rate at max offered load (veth, $(uname -r))"
-set ylabel "Mpps"
-set xlabel "frame size (bytes)"
-$HIST
-plot for [i=2:$ncol] "$TMP/plot.dat" using i:xtic(1) title columnheader(i)
-EOF
-    echo "bench.sh: plot $BASE.png"
+    # One panel per function, kernel and engine in two fixed colours, the ratio above each pair, the
+    # none DUT's rate as the instrument's limit (bench/plot_system.py): $BASE-rate.png and .svg.
+    python3 "$ROOT/bench/plot_system.py" "$BASE.csv" - "$BASE" "veth, $(uname -r), $STAMP, scripts/bench.sh"
   else
     TCP_PNG=$BASE.png
   fi

@@ -130,7 +130,9 @@ fn sink_json(r: &SinkReport) -> serde_json::Value {
         "reordered": reordered,
         "duplicates": duplicates,
         "latency_ns": {"count": h.count(), "min": h.min(), "mean": h.mean(), "p50": h.quantile(0.5),
-                       "p99": h.quantile(0.99), "p999": h.quantile(0.999), "max": h.max()},
+                       "p99": h.quantile(0.99), "p999": h.quantile(0.999), "max": h.max(),
+                       // The whole log-linear histogram (non-empty buckets: [low, high, count]), for CDFs.
+                       "buckets": h.buckets()},
         "negative_latency": r.negative_latency,
         "bad_ip_checksum": r.bad_ip_checksum,
         "xdp_mode": r.xdp_mode,

@@ -130,6 +130,18 @@ impl Histogram {
         self.max
     }
 
+    /// The non-empty buckets in order: (smallest value, largest value, count), the
+    /// highest capped by the maximum seen. What `pktgen sink --json` exports as
+    /// `latency_ns.buckets`, for a CDF (scripts/bench.sh's latency plots).
+    pub fn buckets(&self) -> Vec<(u64, u64, u64)> {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(b, c)| (bucket_low(b), bucket_high(b).min(self.max), *c))
+            .collect()
+    }
+
     /// Adds another histogram.
     pub fn merge(&mut self, o: &Histogram) {
         for (a, b) in self.counts.iter_mut().zip(o.counts.iter()) {
@@ -196,6 +208,26 @@ mod tests {
         assert_eq!(two.count(), 20_000);
         assert_eq!(two.quantile(0.5), h.quantile(0.5));
         assert_eq!(Histogram::new().quantile(0.5), 0);
+    }
+
+    #[test]
+    fn buckets_list_the_recorded_values_in_order() {
+        let mut h = Histogram::new();
+        assert!(h.buckets().is_empty());
+        for v in [5, 5, 1000, 1007, 5_000_000] {
+            h.record(v);
+        }
+        let b = h.buckets();
+        assert_eq!(b.len(), 3, "{b:?}");
+        assert_eq!(b[0], (5, 5, 2));
+        assert_eq!(
+            (b[1].0, b[1].2),
+            (992, 2),
+            "1000 and 1007 share a 16 ns bucket"
+        );
+        assert!(b[1].1 >= 1007);
+        assert_eq!(b[2].1, 5_000_000, "the last bucket stops at the maximum");
+        assert_eq!(b.iter().map(|x| x.2).sum::<u64>(), h.count());
     }
 
     #[test]

@@ -381,6 +381,17 @@ pub fn render_stats(counters: &[Counter], prev: Option<(u64, &[Counter])>) -> St
             get(counters, w, "frames_tx"),
             get(counters, w, "ledger_errors")
         );
+        // An engine older than the busy_ns row has none: no line.
+        if let Some(c) = counters
+            .iter()
+            .find(|c| c.scope == w && c.name == "busy_ns")
+        {
+            s += &format!(
+                "{w}: busy {}.{:06}s (loop iterations that found work)\n",
+                c.value / 1_000_000_000,
+                c.value % 1_000_000_000 / 1000
+            );
+        }
     }
     s
 }
@@ -519,6 +530,25 @@ mod tests {
         let s = render_stats(&cs, None);
         assert!(s.contains("xsk lan: rx_dropped 0 rx_ring_full 7\n"), "{s}");
         assert!(s.contains("xsk wan: rx_dropped 1\n"), "{s}");
+    }
+
+    /// The worker's busy time (`busy_ns`, the busy-polling worker's cost base in
+    /// scripts/bench.sh's cost mode) gets a line of its own after the worker's others.
+    #[test]
+    fn worker_busy_time_gets_its_line() {
+        let cs = vec![
+            c("worker 0", "loops", 10),
+            c("worker 0", "idle_loops", 4),
+            c("worker 0", "busy_ns", 2_500_123_456),
+        ];
+        let s = render_stats(&cs, None);
+        assert!(
+            s.ends_with("worker 0: busy 2.500123s (loop iterations that found work)\n"),
+            "{s}"
+        );
+        // An older engine without the row: no line.
+        let s = render_stats(&cs[..2], None);
+        assert!(!s.contains("busy "), "{s}");
     }
 
     /// A table in three `Table` messages (a worker dump) prints as one:

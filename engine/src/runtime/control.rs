@@ -847,6 +847,10 @@ impl Control {
                 s.ctl(&scope, &format!("stage {}", st.name()), v);
                 s.metric(&metrics::STAGE_PACKETS, [worker(wi), st.name().into()], v);
             }
+            // Appended last (the rows above keep their order): the time of the loop iterations
+            // that found work, in ns (the metric above in seconds). What a busy-polling worker
+            // spends on packets, where its cpu_ms is all of its core (scripts/bench.sh, cost mode).
+            s.ctl(&scope, "busy_ns", load(&w.busy_ns));
         }
         s.ctl(
             "neighbor",
@@ -2161,6 +2165,7 @@ mod tests {
             for st in Stage::ALL {
                 push(&s, &format!("stage {}", st.name()));
             }
+            push(&s, "busy_ns");
         }
         push("neighbor", "unsolicited_answers_ignored");
         push("neighbor", "kernel_frames_read");
