@@ -154,7 +154,10 @@
 #             which for a busy-polling worker is all of the core), and DUT_CPU's busy time from
 #             /proc/stat (user+nice+system+irq+softirq+steal: everything on that core, any other load
 #             of the machine included) over the packets the sink received. Two rates: a valid cost is
-#             flat across them; the none DUT must cost ~0 on DUT_CPU.
+#             flat across them; the none DUT must cost ~0 on DUT_CPU. The generator sends in bursts of
+#             BENCH_COST_BURST (default 32, pktgen --burst): paced packet by packet, a DUT woken per
+#             packet at 100 kpps spends most of its time waking up, and the "cost" halves when the
+#             rate doubles (seen in the first run of 2026-12-03).
 #   max, search, rfc2544   as in rate mode, in this placement
 #   lat50, lat90  offered at 50% and 90% of the zero-loss rate (not of the max delivered rate)
 #   wake      BENCH_WAKE_RATE pps (default 20) for BENCH_WAKE_SECONDS (3): every packet finds an adaptive
@@ -218,6 +221,10 @@ case $MODE in
   *) echo "bench.sh: BENCH_MODE must be rate or cost" >&2; exit 2 ;;
 esac
 COST_RATES=${BENCH_COST_RATES:-"100000 200000"}
+# The cost trials' burst: the generator sends this many packets at once (pktgen --burst), so a
+# DUT woken per burst does the same work per packet at every rate (1: paced packet by packet,
+# and a DUT woken per packet at low rates mostly measures its wake-ups).
+COST_BURST=${BENCH_COST_BURST:-32}
 # The napi threads' SCHED_FIFO priority (0: SCHED_OTHER). A softirq preempts whatever runs; a napi
 # thread at SCHED_OTHER waits for the busy generator's (or a spinning worker's) time slice while its
 # 256-frame veth ring overflows: measured 21% loss at 100 kpps with no DUT at all (2026-12-03).
@@ -1142,9 +1149,12 @@ trial() {
     fi
   done
   if [ "$MODE" = cost ]; then napi_pin; c0=$(cost_snap); fi
+  # Cost trials send in bursts of COST_BURST, so the DUT is woken per burst at every rate.
+  local burst=1
+  [ "$kind" = cost ] && burst=$COST_BURST
   taskset -c "$GEN_CPU" ip netns exec "$NG" "$PKTGEN" send --iface "$GI" --src-mac "$GI_MAC" \
     --dst-mac "$DST_MAC" --src-ip 198.18.0.2 --dst-ip "$DST_IP" --sport "$SPORTS" --dport 2000 \
-    --proto udp --size "$size" --rate "$rate" --duration "$secs" --json >"$f.gen"
+    --proto udp --size "$size" --rate "$rate" --duration "$secs" --burst "$burst" --json >"$f.gen"
   wait "$SINK_PID"; SINK_PID=""
   [ -n "$c0" ] && cost=$(cost_diff "$c0" "$(cost_snap)")
   # BENCH_KEEP=DIR: keep the generator's and sink's reports (diagnosis).

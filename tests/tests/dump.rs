@@ -211,6 +211,7 @@ fn nat_show_of_200k_sessions_adds_no_rx_drops() {
                 count: Some(u64::from(DPORTS)),
                 udp4_no_checksum: false,
                 frames: 4096,
+                burst: 1,
             };
             t.h1.run(|| send::run(&cfg).map_err(|e| e.to_string()))
                 .unwrap_or_else(|e| panic!("generator: {e}"));

@@ -54,6 +54,7 @@ fn send_and_sink_after(
         count: Some(count),
         udp4_no_checksum: false,
         frames: 2048,
+        burst: 1,
     };
     std::thread::scope(|s| {
         let sink = s.spawn(|| sink_ns.run(|| sink::run(&scfg).map_err(|e| e.to_string())));

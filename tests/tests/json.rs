@@ -549,6 +549,7 @@ fn a_nat_show_of_50k_sessions_streams_as_one_document() {
             count: Some(FLOWS),
             udp4_no_checksum: false,
             frames: 4096,
+            burst: 1,
         };
         t.h1.run(|| send::run(&cfg).map_err(|e| e.to_string()))
             .unwrap_or_else(|e| panic!("generator: {e}"));

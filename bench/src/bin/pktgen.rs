@@ -63,6 +63,9 @@ enum Cmd {
         /// UMEM frames of 2 KiB.
         #[arg(long, default_value_t = 8192)]
         frames: u32,
+        /// With --rate: send in bursts of N packets (1-64), each when its last packet is due.
+        #[arg(long, default_value_t = 1)]
+        burst: usize,
         #[arg(long)]
         json: bool,
     },
@@ -161,6 +164,7 @@ fn main() -> ExitCode {
             count,
             no_udp_checksum,
             frames,
+            burst,
             json,
         } => (|| -> Result<(), Box<dyn std::error::Error>> {
             let rate = if rate == "max" {
@@ -194,6 +198,7 @@ fn main() -> ExitCode {
                 count,
                 udp4_no_checksum: no_udp_checksum,
                 frames,
+                burst,
             };
             let r = send::run(&cfg)?;
             if json {

@@ -35,6 +35,8 @@ pub struct SendConfig {
     pub udp4_no_checksum: bool,
     /// UMEM frames (2 KiB each).
     pub frames: u32,
+    /// Paced: packets leave in bursts of this many (1 = as soon as each is due).
+    pub burst: usize,
 }
 
 /// What was sent.
@@ -98,7 +100,7 @@ pub fn run(cfg: &SendConfig) -> Result<SendReport, Box<dyn std::error::Error>> {
     let end = cfg
         .duration
         .map_or(u64::MAX, |d| start + d.as_nanos() as u64);
-    let mut pacer = Pacer::new(start, cfg.rate);
+    let mut pacer = Pacer::new(start, cfg.rate).with_burst(cfg.burst);
     let mut size_k = 0u64; // per-round index for the size pattern
 
     loop {
