@@ -33,8 +33,9 @@ if [ "$(id -u)" -ne 0 ]; then echo "soak.sh: needs root" >&2; exit 1; fi
 scripts/deps.sh >/dev/null
 cargo build --release -q -p engine
 cargo build --release -q -p pktengine-bench --bin tcpbench
-bin=$PWD/target/release/pktengine
-tcpbench=$PWD/target/release/tcpbench
+target=${CARGO_TARGET_DIR:-$PWD/target}
+bin=$target/release/pktengine
+tcpbench=$target/release/tcpbench
 tag=$$
 H1=pe-soak-h1-$tag DUT=pe-soak-dut-$tag H2=pe-soak-h2-$tag
 work=$(mktemp -d /tmp/pktengine-soak.XXXXXX)
