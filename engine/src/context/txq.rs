@@ -83,6 +83,7 @@ impl TxQueues {
                         stuck: false,
                     })
                     .collect(),
+                stuck_ns: TX_STUCK_NS,
                 over: false,
             },
         }
@@ -136,6 +137,9 @@ impl TxQueues {
 #[derive(Debug)]
 pub struct Backlog {
     ports: Vec<Held>,
+    /// How long a ring may take nothing before its backlog is given up
+    /// ([`TX_STUCK_NS`]; tests shorten or lengthen it).
+    pub stuck_ns: u64,
     /// Some port's backlog is over [`TX_HOLD`] (as of the last [`Backlog::settle`]).
     over: bool,
 }
@@ -211,7 +215,7 @@ impl Backlog {
         if took > 0 {
             h.progress_ns = now_ns;
             h.stuck = false;
-        } else if !h.frames.is_empty() && now_ns.saturating_sub(h.progress_ns) >= TX_STUCK_NS {
+        } else if !h.frames.is_empty() && now_ns.saturating_sub(h.progress_ns) >= self.stuck_ns {
             // The ring took nothing for a long time: this backlog cannot drain.
             h.stuck = true;
             for &d in &h.frames {

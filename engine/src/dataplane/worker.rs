@@ -193,6 +193,12 @@ impl<P: Port> Worker<P> {
         (&mut self.umem, &mut self.sockets)
     }
 
+    /// The TX queues and backlogs (tests).
+    #[cfg(test)]
+    pub(crate) fn tx_queues(&mut self) -> &mut TxQueues {
+        &mut self.st.tx
+    }
+
     /// The NAT table's (sessions, dynamic mappings), if NAT is on (tests, fuzzing).
     pub fn nat_counts(&self) -> Option<(u32, u32)> {
         self.features.nat.as_ref().map(|n| n.table.counts())
