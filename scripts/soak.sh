@@ -275,4 +275,6 @@ report=$(
 echo "$report"
 mkdir -p bench/results
 echo "$report" >"bench/results/soak-$(date -u +%F).txt"
+# The checks ran in the $(...) subshell above: its `fail` does not reach here, the report does.
+if grep -q "^  FAIL" <<<"$report"; then fail=1; fi
 exit $fail

@@ -206,8 +206,14 @@ impl Backlog {
                     umem.free(d);
                 }
             } else {
-                // `fresh` is at most TX_QUEUE = TX_BACKLOG frames: it fits.
-                h.frames.extend_from_slice(rest);
+                // The impairment stage's output may be longer than a queue:
+                // what does not fit is dropped, the backlog never grows.
+                let (keep, over) = rest.split_at(rest.len().min(TX_BACKLOG));
+                h.frames.extend_from_slice(keep);
+                for &d in over {
+                    counters.drop(Drop::TxRingFull);
+                    umem.free(d);
+                }
             }
         } else {
             h.frames.drain(..took.min(h.frames.len()));
