@@ -56,24 +56,23 @@ fn a_burst_bigger_than_the_tx_ring_is_held_not_dropped() {
             &format!("mode = \"router\"\nqueues = {QUEUES}"),
         );
     assert!(
-        cfg.contains("frames_per_port = 512") && cfg.matches(&format!("queues = {QUEUES}")).count() == 2,
+        cfg.contains("frames_per_port = 512")
+            && cfg.matches(&format!("queues = {QUEUES}")).count() == 2,
         "examples/router.toml changed:\n{cfg}"
     );
     let e = Engine::start(&t.dut, &dir, &cfg, &[]).unwrap();
     // Resolve h2 first, so the burst is forwarded, not parked for ARP.
-    let o = t
-        .h1
-        .command("ping")
-        .args(["-c", "3", "-i", "0.2", "-W", "2", "198.19.1.2"])
-        .output()
-        .unwrap();
+    let o =
+        t.h1.command("ping")
+            .args(["-c", "3", "-i", "0.2", "-W", "2", "198.19.1.2"])
+            .output()
+            .unwrap();
     assert!(o.status.success(), "{}\n{}", text(&o), e.log());
-    let o = t
-        .h1
-        .command("python3")
-        .args(["-c", SENDER, &FRAMES.to_string()])
-        .output()
-        .unwrap();
+    let o =
+        t.h1.command("python3")
+            .args(["-c", SENDER, &FRAMES.to_string()])
+            .output()
+            .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     let sent: u64 = text(&o).trim().parse().unwrap_or(0);
     assert!(sent > u64::from(FRAMES) / 2, "sender: {}", text(&o));

@@ -225,7 +225,11 @@ fn held_frames_leave_in_order_and_rx_pauses_over_the_bound() {
         }
     }
     out.extend(r.wire_out(usize::MAX));
-    assert_eq!(out, (0..N).collect::<Vec<_>>(), "in order, none lost or doubled");
+    assert_eq!(
+        out,
+        (0..N).collect::<Vec<_>>(),
+        "in order, none lost or doubled"
+    );
     assert_eq!(r.drops(Drop::TxRingFull), 0);
     assert_eq!(r.drops(Drop::TxPortStuck), 0);
     assert_eq!(r.w.tx_queues().back.held(1), 0);
@@ -259,7 +263,10 @@ fn a_port_that_cannot_drain_is_given_up_and_rx_resumes() {
     assert!(stuck > TX_HOLD as u64, "the backlog was dropped: {stuck}");
     assert_eq!(r.w.poll_once(), BURST, "RX resumed");
     assert!(r.lan_rx_waiting() < waiting);
-    assert!(r.drops(Drop::TxPortStuck) > stuck, "a stuck port holds nothing");
+    assert!(
+        r.drops(Drop::TxPortStuck) > stuck,
+        "a stuck port holds nothing"
+    );
     assert_eq!(r.w.tx_queues().back.held(1), 0);
     // The wire moves again: the port holds again instead of dropping.
     let mut out = r.wire_out(usize::MAX);

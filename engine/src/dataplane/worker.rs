@@ -473,7 +473,14 @@ impl<P: Port> Worker<P> {
                     );
                 }
             }
-            back.sent(port, fresh, sent, now_ns, &mut self.st.counters, &mut self.umem);
+            back.sent(
+                port,
+                fresh,
+                sent,
+                now_ns,
+                &mut self.st.counters,
+                &mut self.umem,
+            );
             self.st.tx.clear(port);
         }
         self.st.tx.back.settle();
@@ -550,7 +557,10 @@ impl<P: Port> Worker<P> {
             std::thread::sleep(Duration::from_millis(1));
         }
         // Frames a TX ring never took are dropped (counted), not leaked.
-        self.st.tx.back.free_all(&mut self.st.counters, &mut self.umem);
+        self.st
+            .tx
+            .back
+            .free_all(&mut self.st.counters, &mut self.umem);
         // Frames still between a bridge and its routed interface are freed, not leaked.
         let umem = &mut self.umem;
         self.st.bvi.clear_with(|d| umem.free(d));
