@@ -545,7 +545,7 @@ impl<P: Port> Worker<P> {
         loop {
             // Frames the TX rings held back go out first.
             self.flush_tx(self.start.elapsed().as_nanos() as u64);
-            let mut pending = self.st.tx.back.is_empty().then_some(0).unwrap_or(1);
+            let mut pending = u32::from(!self.st.tx.back.is_empty());
             for s in self.sockets.iter_mut() {
                 s.io.wake();
                 s.io.reclaim(&mut self.umem, usize::MAX);
