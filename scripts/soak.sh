@@ -33,8 +33,9 @@ if [ "$(id -u)" -ne 0 ]; then echo "soak.sh: needs root" >&2; exit 1; fi
 scripts/deps.sh >/dev/null
 cargo build --release -q -p engine
 cargo build --release -q -p pktengine-bench --bin tcpbench
-bin=$PWD/target/release/pktengine
-tcpbench=$PWD/target/release/tcpbench
+target=${CARGO_TARGET_DIR:-$PWD/target}
+bin=$target/release/pktengine
+tcpbench=$target/release/tcpbench
 tag=$$
 H1=pe-soak-h1-$tag DUT=pe-soak-dut-$tag H2=pe-soak-h2-$tag
 work=$(mktemp -d /tmp/pktengine-soak.XXXXXX)
@@ -217,6 +218,8 @@ read -r f r h t e < <(census)
 total=$((f + r + h + t))
 rss_end=$(rss_kb)
 stats_final=$(ctl stats)
+tx_full=$(echo "$stats_final" | awk '$2 == "tx-ring-full" { n += $3 } END { print n+0 }')
+tx_stuck=$(echo "$stats_final" | awk '$2 == "tx-port-stuck" { n += $3 } END { print n+0 }')
 kill -TERM "$engine_pid"; wait "$engine_pid" || true; engine_pid=
 
 # ---- report ------------------------------------------------------------------------------
@@ -246,6 +249,7 @@ report=$(
   echo "the engine's TCP, churn (tcpbench crr, 8 concurrent): $crr_n connections, $crr_rate per second, $crr_err errors"
   echo "RSS: peak ${warm} kB in the first half of the run, ${peak} kB in the second, ${rss_end} kB at the end"
   echo "frames at the end: free $f rx $r held $h tx $t (total $total), ledger errors $e"
+  echo "TX drops: tx-ring-full $tx_full, tx-port-stuck $tx_stuck"
   echo
   echo "samples (every 10 s):"
   cat "$samples"
@@ -259,9 +263,11 @@ report=$(
   check "no ledger error" "[ $e = 0 ]"
   check "every worker's ledger exact at exit ($ledger_log of 2)" "[ $ledger_log = 2 ] && [ $ledger_bad = 0 ]"
   check "RSS flat after warm-up (second-half peak within 5% + 2 MiB of the first half's)" "[ $peak -le $(( warm + warm / 20 + 2048 )) ]"
-  # Under a saturating TCP load some datagrams are lost to full rings (tail drop, counted);
-  # flows must still get through.
-  check "new UDP flows keep working (more than half answered)" "[ $ugot -gt 0 ] && [ $(( ugot * 2 )) -ge $usent ]"
+  # A full TX ring holds frames back (context/txq.rs) instead of dropping them: nothing is lost
+  # for lack of TX room, and new flows are answered (a datagram may still be lost where the
+  # kernel drops: RX ring full, host sockets; hence 99%, not all).
+  check "new UDP flows answered (at least 99%)" "[ $ugot -gt 0 ] && [ $(( ugot * 100 )) -ge $(( usent * 99 )) ]"
+  check "no frame dropped for lack of TX room (tx-ring-full $tx_full)" "[ $tx_full = 0 ]"
   echo
   echo "final ctl stats:"
   echo "$stats_final"
@@ -269,4 +275,6 @@ report=$(
 echo "$report"
 mkdir -p bench/results
 echo "$report" >"bench/results/soak-$(date -u +%F).txt"
+# The checks ran in the $(...) subshell above: its `fail` does not reach here, the report does.
+if grep -q "^  FAIL" <<<"$report"; then fail=1; fi
 exit $fail

@@ -116,8 +116,15 @@ reasons! {
     IcmpRateLimited = "icmp-error-rate-limited", "icmp-error";
     /// No free frame to build a packet in.
     NoFrame = "no-frame", "tx";
-    /// The egress TX ring was full.
+    /// No room for the frame on its egress port: that loop's TX queue or
+    /// the port's backlog was full (`context::txq`). A full TX ring itself
+    /// holds frames back, it does not drop.
     TxRingFull = "tx-ring-full", "tx";
+    /// The egress port cannot drain: its TX ring took nothing for 100 ms
+    /// while frames waited (dead link, stopped queue), or this worker has no
+    /// socket on it. What it held, and what comes for it until its ring takes
+    /// a frame again, is dropped instead of held.
+    TxPortStuck = "tx-port-stuck", "tx";
     /// Egress port is the ingress port of a switch frame (filtered), or the
     /// VLAN has no other member to flood to.
     L2Filtered = "l2-filtered", "l2";
@@ -231,10 +238,16 @@ pub enum Stage {
     BviIn,
     /// Frames the router sent out of a BVI into its bridge.
     BviOut,
+    /// Frames a TX ring did not take, held in the port's backlog for the
+    /// next loop (a frame held over several loops counts once per loop).
+    TxHeld,
+    /// Loop iterations that took no RX because a port's TX backlog was over
+    /// its bound (loops, not packets).
+    RxPaused,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 29] = [
+    pub const ALL: [Stage; 31] = [
         Stage::Classify,
         Stage::Arp,
         Stage::Ip4Input,
@@ -264,6 +277,8 @@ impl Stage {
         Stage::CaptureFiltered,
         Stage::BviIn,
         Stage::BviOut,
+        Stage::TxHeld,
+        Stage::RxPaused,
     ];
 
     pub fn name(self) -> &'static str {
@@ -297,6 +312,8 @@ impl Stage {
             Stage::CaptureFiltered => "capture-filtered",
             Stage::BviIn => "bvi-in",
             Stage::BviOut => "bvi-out",
+            Stage::TxHeld => "tx-held",
+            Stage::RxPaused => "rx-paused",
         }
     }
 }

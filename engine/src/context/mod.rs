@@ -15,6 +15,7 @@
 //! - [`tables`]: what workers read (ports, resolved routes, neighbors).
 //! - [`handoff`]: frames handed between workers (flows with one owner).
 //! - [`bvi`]: frames between a bridge and its routed interface (BVI).
+//! - [`txq`]: per-port TX queues and the backlog of what a TX ring did not take.
 //! - [`capture`]: the taps of `ctl capture` (filters run before a frame is copied).
 //! - [`dump`]: `ctl … show` requests the workers answer.
 //! - Packet builders the verbs use: [`icmp_error`], [`ratelimit`],
@@ -33,14 +34,16 @@ pub mod neigh_frames;
 pub mod ratelimit;
 pub mod reject;
 pub mod tables;
+pub mod txq;
 
 pub use hooks::{untranslated, Hooks, NoHooks, Pre};
+pub use txq::{TxQueues, TX_QUEUE};
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::neighbor::{NeighborKey, NeighborMap, PendingQueues, Push, Retry};
 use crate::wire::Mac;
-use crate::xsk::{Desc, Umem, BURST};
+use crate::xsk::{Desc, Umem};
 use counters::{Drop, LocalCounters, Stage};
 use events::{Event, EventSink, TraceEnd, TraceRecord};
 use ratelimit::IcmpRateLimiter;
@@ -49,55 +52,6 @@ pub const ETH_HDR: usize = 14;
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
 pub const ETHERTYPE_ARP: u16 = 0x0806;
 pub const ETHERTYPE_IPV6: u16 = 0x86dd;
-
-/// Frames queued per egress port between flushes: a burst of 64 can grow
-/// (fragments, flushed neighbor queues, replies), so four bursts of room.
-pub const TX_QUEUE: usize = 4 * BURST;
-
-/// Per-port transmit queues of one worker. Fixed capacity: pushing onto a
-/// full queue drops (counted), it never reallocates.
-#[derive(Debug)]
-pub struct TxQueues {
-    q: Vec<Vec<Desc>>,
-}
-
-impl TxQueues {
-    pub fn new(ports: usize) -> Self {
-        TxQueues {
-            q: (0..ports).map(|_| Vec::with_capacity(TX_QUEUE)).collect(),
-        }
-    }
-
-    /// Queues a frame; gives it back if the port is unknown or its queue is full.
-    #[inline]
-    pub fn push(&mut self, port: u16, d: Desc) -> Result<(), Desc> {
-        match self.q.get_mut(usize::from(port)) {
-            Some(q) if q.len() < TX_QUEUE => {
-                q.push(d);
-                Ok(())
-            }
-            _ => Err(d),
-        }
-    }
-
-    pub fn queue(&self, port: usize) -> &[Desc] {
-        self.q.get(port).map_or(&[], |q| q.as_slice())
-    }
-
-    pub fn clear(&mut self, port: usize) {
-        if let Some(q) = self.q.get_mut(port) {
-            q.clear();
-        }
-    }
-
-    pub fn ports(&self) -> usize {
-        self.q.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.q.iter().all(|q| q.is_empty())
-    }
-}
 
 /// Per-worker state every stage uses besides the frames. Feature state
 /// (the NAT's table, the load balancer's connections, the TCP endpoint) is

@@ -19,3 +19,5 @@ pub mod worker;
 
 #[cfg(test)]
 mod bvi_tests;
+#[cfg(test)]
+mod tx_backlog_tests;

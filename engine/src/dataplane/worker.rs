@@ -5,9 +5,11 @@
 //!
 //! ```text
 //! load the route and neighbor snapshots (arc-swap, no lock)
+//! unless a TX backlog is over its bound (then no RX, no handoffs: back-pressure):
 //! for each socket: RX burst (≤ 64) ─► [impair rx] ─► pipeline ─► per-port TX queues
 //! [impair rx: held frames due]
-//! flush TX queues ([impair tx], burst per port; frames the ring refused are dropped and counted)
+//! flush TX: per port the held backlog, then the new queue ([impair tx]), one burst; frames the
+//!   ring did not take are held for the next loop (context::txq)
 //! neighbors: flush queues whose neighbor resolved, re-solicit, give up
 //! for each socket: reclaim completions, refill the fill ring, wake the kernel if it asked
 //! publish counters if anything changed
@@ -191,6 +193,12 @@ impl<P: Port> Worker<P> {
         (&mut self.umem, &mut self.sockets)
     }
 
+    /// The TX queues and backlogs (tests).
+    #[cfg(test)]
+    pub(crate) fn tx_queues(&mut self) -> &mut TxQueues {
+        &mut self.st.tx
+    }
+
     /// The NAT table's (sessions, dynamic mappings), if NAT is on (tests, fuzzing).
     pub fn nat_counts(&self) -> Option<(u32, u32)> {
         self.features.nat.as_ref().map(|n| n.table.counts())
@@ -313,7 +321,13 @@ impl<P: Port> Worker<P> {
             let mut run = |ctx: &mut Ctx, port: u16, descs: &[Desc]| {
                 pipeline::process_burst(ctx, &mut stages, port, descs)
             };
-            for s in self.sockets.iter_mut() {
+            // A port's TX backlog over its bound: take no RX (sockets, handed
+            // frames) until it drains, so the RX rings and the kernel push back.
+            let paused = ctx.st.tx.over();
+            if paused {
+                ctx.st.counters.stage(Stage::RxPaused, 1);
+            }
+            for s in self.sockets.iter_mut().filter(|_| !paused) {
                 let n = s.io.recv(ctx.umem, &mut self.descs);
                 if n == 0 {
                     continue;
@@ -328,7 +342,7 @@ impl<P: Port> Worker<P> {
             if let Some(imp) = self.impair.as_deref_mut() {
                 imp.rx_due(&mut ctx, &mut run);
             }
-            if let Some(h) = tables.handoff.as_deref() {
+            if let Some(h) = tables.handoff.as_deref().filter(|_| !paused) {
                 got += take_handoffs(&mut ctx, h, &mut run);
             }
             let now_ms = now_ns / 1_000_000;
@@ -419,35 +433,37 @@ impl<P: Port> Worker<P> {
         }
     }
 
-    /// Sends every queued frame, a burst per port (through the impairment
-    /// stage when it is on: `now_ns` releases frames it held).
+    /// Sends every port's frames, a burst per port: what its ring held back
+    /// from earlier loops first, then this loop's queue (through the
+    /// impairment stage when it is on: `now_ns` releases frames it held).
+    /// What a ring does not take is held for the next loop
+    /// (`context::txq`).
     fn flush_tx(&mut self, now_ns: u64) {
         for port in 0..self.st.tx.ports() {
-            let q = match self.impair.as_deref_mut() {
-                None => self.st.tx.queue(port),
-                Some(imp) => imp.tx(
-                    port,
-                    self.st.tx.queue(port),
-                    now_ns,
-                    &mut self.umem,
-                    &mut self.st.counters,
-                ),
+            let TxQueues { new, back } = &mut self.st.tx;
+            let q = new.get(port).map_or(&[][..], |q| q.as_slice());
+            let fresh = match self.impair.as_deref_mut() {
+                None => q,
+                Some(imp) => imp.tx(port, q, now_ns, &mut self.umem, &mut self.st.counters),
             };
-            if q.is_empty() {
+            if fresh.is_empty() && back.held(port) == 0 {
                 // The stage may have dropped or held every queued frame.
                 self.st.tx.clear(port);
                 continue;
             }
-            let sent = match self.tx_socket.get(port).copied().flatten() {
-                Some(i) => self.sockets[i].io.send(&mut self.umem, q),
-                None => 0,
+            self.st.counters.stage(Stage::Tx, fresh.len() as u64);
+            let Some(i) = self.tx_socket.get(port).copied().flatten() else {
+                back.give_up(port, fresh, &mut self.st.counters, &mut self.umem);
+                self.st.tx.clear(port);
+                continue;
             };
-            let bytes: u64 = q[..sent].iter().map(|d| u64::from(d.len)).sum();
+            let batch = back.batch(port, fresh, &mut self.st.counters, &mut self.umem);
+            let sent = self.sockets[i].io.send(&mut self.umem, batch);
+            let bytes: u64 = batch[..sent].iter().map(|d| u64::from(d.len)).sum();
             self.st.counters.tx(port, sent as u64, bytes);
-            self.st.counters.stage(Stage::Tx, q.len() as u64);
             if let Some(c) = self.tables.capture.get(port).filter(|c| c.armed()) {
                 let taps = c.load();
-                for d in &q[..sent] {
+                for d in &batch[..sent] {
                     capture::tap_frame(
                         &taps,
                         port as u16,
@@ -457,12 +473,17 @@ impl<P: Port> Worker<P> {
                     );
                 }
             }
-            for &d in &q[sent..] {
-                self.st.counters.drop(Drop::TxRingFull);
-                self.umem.free(d);
-            }
+            back.sent(
+                port,
+                fresh,
+                sent,
+                now_ns,
+                &mut self.st.counters,
+                &mut self.umem,
+            );
             self.st.tx.clear(port);
         }
+        self.st.tx.back.settle();
     }
 
     /// Runs until `stop` is set, then drains: no more RX, TX rings flushed
@@ -475,7 +496,8 @@ impl<P: Port> Worker<P> {
         self.prime();
         while !stop.load(Ordering::Relaxed) {
             let got = self.poll_once();
-            if got > 0 || self.cfg.poll == PollMode::Busy {
+            // Frames held for a TX ring are retried on the next loop: no sleep.
+            if got > 0 || self.cfg.poll == PollMode::Busy || !self.st.tx.back.is_empty() {
                 self.spins = 0;
                 continue;
             }
@@ -521,7 +543,9 @@ impl<P: Port> Worker<P> {
     pub fn drain(&mut self) {
         let deadline = Instant::now() + Duration::from_millis(200);
         loop {
-            let mut pending = 0;
+            // Frames the TX rings held back go out first.
+            self.flush_tx(self.start.elapsed().as_nanos() as u64);
+            let mut pending = u32::from(!self.st.tx.back.is_empty());
             for s in self.sockets.iter_mut() {
                 s.io.wake();
                 s.io.reclaim(&mut self.umem, usize::MAX);
@@ -532,6 +556,11 @@ impl<P: Port> Worker<P> {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
+        // Frames a TX ring never took are dropped (counted), not leaked.
+        self.st
+            .tx
+            .back
+            .free_all(&mut self.st.counters, &mut self.umem);
         // Frames still between a bridge and its routed interface are freed, not leaked.
         let umem = &mut self.umem;
         self.st.bvi.clear_with(|d| umem.free(d));

@@ -362,8 +362,9 @@ mod tests {
 
     /// `send` returns only what the TX ring took. A descriptor it refuses
     /// (here one longer than its frame) ends the accepted prefix: the caller
-    /// frees it and the rest, as the worker's `flush_tx` does (counting them
-    /// as TX-ring-full drops), and no frame leaks.
+    /// keeps it and the rest (here it frees them; the worker holds frames
+    /// the ring did not take for its next loop, `context::txq`, tested in
+    /// `dataplane::tx_backlog_tests`), and no frame leaks.
     #[test]
     fn send_returns_only_what_the_ring_took() {
         let mut u = umem(16);
