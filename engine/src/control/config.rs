@@ -266,6 +266,52 @@ fn default_frames_per_port() -> Spanned<u32> {
 fn default_mtu() -> Spanned<u16> {
     Spanned::new(0..0, 1500)
 }
+/// A port's `rss`, `rss_key` and `rss_table`, checked.
+fn rss_setting(ck: &mut Checker<'_>, p: &RawPort, queues: u32) -> RssSetting {
+    let mode = p.rss.as_ref().map(|m| (m.get_ref().as_str(), m.span()));
+    match (&p.rss_key, &p.rss_table) {
+        (None, None) => match mode {
+            None | Some(("auto", _)) => RssSetting::Auto,
+            Some(("off", _)) => RssSetting::Off,
+            Some((other, span)) => {
+                ck.at(span, format!("rss `{other}`: expected \"auto\" or \"off\""));
+                RssSetting::Off
+            }
+        },
+        (Some(k), Some(t)) => {
+            if let Some((m, span)) = mode {
+                ck.at(span, format!("rss `{m}` with rss_key and rss_table: give one or the other"));
+            }
+            let key = match crate::rss::Rss::parse_key(k.get_ref()) {
+                Ok(key) => key,
+                Err(e) => {
+                    ck.at(k.span(), e);
+                    return RssSetting::Off;
+                }
+            };
+            let table = t.get_ref().clone();
+            if let Err(e) = crate::rss::Rss::new(key.clone(), table.clone()) {
+                ck.at(k.span(), e);
+            }
+            if let Some(q) = table.iter().find(|&&q| u32::from(q) >= queues) {
+                ck.at(
+                    t.span(),
+                    format!("rss_table names queue {q}; the port has {queues} queues"),
+                );
+            }
+            RssSetting::Explicit { key, table }
+        }
+        (Some(k), None) => {
+            ck.at(k.span(), "rss_key needs rss_table".to_string());
+            RssSetting::Off
+        }
+        (None, Some(t)) => {
+            ck.at(t.span(), "rss_table needs rss_key".to_string());
+            RssSetting::Off
+        }
+    }
+}
+
 fn default_queues() -> Spanned<u32> {
     Spanned::new(0..0, 1)
 }
@@ -298,6 +344,15 @@ struct RawPort {
     /// `inside` or `outside`: the port's side of the NAT (router ports).
     #[serde(default)]
     nat: Option<Spanned<RawNatRole>>,
+    /// `auto` (read the NIC's RSS key and table at start) or `off`.
+    #[serde(default)]
+    rss: Option<Spanned<String>>,
+    /// An explicit RSS key (`6d:5a:...`, as `ethtool -x` prints it) and
+    /// indirection table, instead of the NIC's (tests, NICs ethtool cannot read).
+    #[serde(default)]
+    rss_key: Option<Spanned<String>>,
+    #[serde(default)]
+    rss_table: Option<Spanned<Vec<u16>>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -378,6 +433,19 @@ pub struct PortConfig {
     /// A bridge's routed interface (BVI): its MAC. It has no Linux interface
     /// (`interface` is empty) and no socket; `bridge` names its bridge.
     pub bvi: Option<[u8; 6]>,
+    /// How the engine learns the port's RSS (NAT and LB ownership).
+    pub rss: RssSetting,
+}
+
+/// A port's `rss`: where the model of its NIC's RSS comes from (`crate::rss`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RssSetting {
+    /// Read at start (ETHTOOL_GRSSH); none when the device has no RSS (veth).
+    #[default]
+    Auto,
+    Off,
+    /// `rss_key` and `rss_table`.
+    Explicit { key: Vec<u8>, table: Vec<u16> },
 }
 
 /// Routing settings.
@@ -952,6 +1020,7 @@ fn validate_ports(
                 format!("queues {queues} is not between 1 and 64"),
             );
         }
+        let rss = rss_setting(&mut ck, &p, queues);
         let mtu = *p.mtu.get_ref();
         if u32::from(mtu) < 68 || u32::from(mtu) > max_mtu {
             ck.at(
@@ -1063,6 +1132,7 @@ fn validate_ports(
             }
         }
         ports.push(PortConfig {
+            rss,
             name,
             interface,
             mode: p.mode,
@@ -1172,6 +1242,7 @@ fn validate_bvis(
             }
         };
         ports.push(PortConfig {
+            rss: RssSetting::Off,
             name: b.port,
             interface: String::new(),
             mode: PortMode::Router,
