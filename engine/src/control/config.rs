@@ -1020,7 +1020,7 @@ fn validate_ports(
                 format!("queues {queues} is not between 1 and 64"),
             );
         }
-        let rss = rss_setting(&mut ck, &p, queues);
+        let rss = rss_setting(ck, &p, queues);
         let mtu = *p.mtu.get_ref();
         if u32::from(mtu) < 68 || u32::from(mtu) > max_mtu {
             ck.at(

@@ -142,7 +142,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
             use crate::lb::health::{PROBES, PROBE_PORT_LO};
             shared.reserved = Some((PROBE_PORT_LO, PROBE_PORT_LO + PROBES as u16 - 1));
         }
-        tables = tables.with_nat(shared.with_rss(rss_models(cfg)));
+        tables = tables.with_nat(shared.with_rss(rss_models(&cfg)));
     }
     if let Some(ct) = &cfg.conntrack {
         tables = tables.with_ct(crate::filter::conn::CtShared::new(
@@ -166,7 +166,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
     if !cfg.lb.is_empty() {
         tables = tables.with_lb(
             crate::lb::LbShared::new(&cfg.lb, cfg.engine.cores.len() as u16)
-                .with_rss(rss_models(cfg)),
+                .with_rss(rss_models(&cfg)),
         );
     }
     let several = cfg.engine.cores.len() > 1;

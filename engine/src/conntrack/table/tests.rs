@@ -541,6 +541,7 @@ fn plain_entries_expire_by_their_class_and_a_full_table_evicts() {
 
 mod steered {
     use super::*;
+    use crate::conntrack::port_owner;
     use crate::rss::{queue_worker, Rss};
     use std::sync::Arc;
 
