@@ -1324,6 +1324,35 @@ routes = ["198.18.100.0/24 via 198.18.2.2", "default via 198.18.2.2"]
     }
 
     #[test]
+    fn rss_settings_per_port() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.ports[0].rss, RssSetting::Auto, "the default");
+        let lan = "mtu = 1400";
+        let c = parse(&GOOD.replace(lan, &format!("{lan}\nqueues = 2\nrss = \"off\""))).unwrap();
+        assert_eq!(c.ports[1].rss, RssSetting::Off);
+        let explicit = format!(
+            "{lan}\nqueues = 2\nrss_key = \"{}\"\nrss_table = [0, 1, 1, 0]",
+            ["6d", "5a"].repeat(20).join(":")
+        );
+        let c = parse(&GOOD.replace(lan, &explicit)).unwrap();
+        let RssSetting::Explicit { key, table } = &c.ports[1].rss else {
+            panic!("{:?}", c.ports[1].rss)
+        };
+        assert_eq!((key.len(), key[0], key[1], &table[..]), (40, 0x6d, 0x5a, &[0, 1, 1, 0][..]));
+        for (bad, why) in [
+            ("rss = \"fast\"", "expected \"auto\" or \"off\""),
+            ("rss_key = \"6d:5a\"\nrss_table = [0]", "at least 16"),
+            ("rss_key = \"6d:zz\"\nrss_table = [0]", "not hex"),
+            ("rss_table = [0]", "rss_table needs rss_key"),
+            (&explicit.replace("[0, 1, 1, 0]", "[0, 2]")[lan.len() + 1..], "names queue 2"),
+            ("rss = \"auto\"\nrss_key = \"6d:5a\"\nrss_table = [0]", "one or the other"),
+        ] {
+            let e = errors(&GOOD.replace(lan, &format!("{lan}\n{bad}")));
+            assert!(e.iter().any(|m| m.contains(why)), "{bad}: {e:?}");
+        }
+    }
+
+    #[test]
     fn unknown_key_has_line() {
         let e = errors(&GOOD.replace("poll = \"busy\"", "poll = \"busy\"\nturbo = true"));
         assert_eq!(e.len(), 1);
