@@ -1668,7 +1668,7 @@ fn stage_per_worker(e: &Engine, stage: &str) -> [u64; 2] {
 #[test]
 fn two_workers_with_an_rss_model_choose_source_ports_replies_come_back_to() {
     use engine::rss::{queue_worker, Rss};
-    let t = LbTopo::new("lbrss", 2, 2);
+    let t = LbTopo::new("lbrss", 3, 2);
     let dir = Engine::dir("lbrss");
     let table = format!(
         "[{}]",
