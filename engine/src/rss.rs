@@ -208,7 +208,8 @@ impl Rss {
     pub fn parse_key(s: &str) -> Result<Vec<u8>, String> {
         s.split(':')
             .map(|b| {
-                u8::from_str_radix(b.trim(), 16).map_err(|_| format!("RSS key `{s}`: not hex bytes separated by `:`"))
+                u8::from_str_radix(b.trim(), 16)
+                    .map_err(|_| format!("RSS key `{s}`: not hex bytes separated by `:`"))
             })
             .collect()
     }
@@ -234,11 +235,46 @@ mod tests {
     /// (source, source port, destination, destination port, hash of the
     /// addresses, hash with the TCP ports).
     const MS_V4: [([u8; 4], u16, [u8; 4], u16, u32, u32); 5] = [
-        ([66, 9, 149, 187], 2794, [161, 142, 100, 80], 1766, 0x323e_8fc2, 0x51cc_c178),
-        ([199, 92, 111, 2], 14230, [65, 69, 140, 83], 4739, 0xd718_262a, 0xc626_b0ea),
-        ([24, 19, 198, 95], 12898, [12, 22, 207, 184], 38024, 0xd2d0_a5de, 0x5c2b_394a),
-        ([38, 27, 205, 30], 48228, [209, 142, 163, 6], 2217, 0x8298_9176, 0xafc7_327f),
-        ([153, 39, 163, 191], 44251, [202, 188, 127, 2], 1303, 0x5d18_09c5, 0x10e8_28a2),
+        (
+            [66, 9, 149, 187],
+            2794,
+            [161, 142, 100, 80],
+            1766,
+            0x323e_8fc2,
+            0x51cc_c178,
+        ),
+        (
+            [199, 92, 111, 2],
+            14230,
+            [65, 69, 140, 83],
+            4739,
+            0xd718_262a,
+            0xc626_b0ea,
+        ),
+        (
+            [24, 19, 198, 95],
+            12898,
+            [12, 22, 207, 184],
+            38024,
+            0xd2d0_a5de,
+            0x5c2b_394a,
+        ),
+        (
+            [38, 27, 205, 30],
+            48228,
+            [209, 142, 163, 6],
+            2217,
+            0x8298_9176,
+            0xafc7_327f,
+        ),
+        (
+            [153, 39, 163, 191],
+            44251,
+            [202, 188, 127, 2],
+            1303,
+            0x5d18_09c5,
+            0x10e8_28a2,
+        ),
     ];
 
     #[test]
@@ -246,7 +282,11 @@ mod tests {
         let t = Toeplitz::new(&MS_KEY).unwrap();
         for (s, sp, d, dp, h2, h4) in MS_V4 {
             assert_eq!(t.hash_v4(ip(s), ip(d)), h2, "{s:?} -> {d:?}");
-            assert_eq!(t.hash_v4_ports(ip(s), ip(d), sp, dp), h4, "{s:?}:{sp} -> {d:?}:{dp}");
+            assert_eq!(
+                t.hash_v4_ports(ip(s), ip(d), sp, dp),
+                h4,
+                "{s:?}:{sp} -> {d:?}:{dp}"
+            );
             // The byte-wise entry point agrees with the word-wise one.
             let mut input = [0u8; 12];
             input[..4].copy_from_slice(&s);
@@ -277,9 +317,15 @@ mod tests {
     fn the_symmetric_key_hashes_both_directions_alike() {
         let t = Toeplitz::new(&SYMMETRIC_KEY).unwrap();
         let (a, b) = (ip([198, 18, 1, 2]), ip([198, 19, 1, 1]));
-        assert_eq!(t.hash_v4_ports(a, b, 40000, 80), t.hash_v4_ports(b, a, 80, 40000));
+        assert_eq!(
+            t.hash_v4_ports(a, b, 40000, 80),
+            t.hash_v4_ports(b, a, 80, 40000)
+        );
         let ms = Toeplitz::new(&MS_KEY).unwrap();
-        assert_ne!(ms.hash_v4_ports(a, b, 40000, 80), ms.hash_v4_ports(b, a, 80, 40000));
+        assert_ne!(
+            ms.hash_v4_ports(a, b, 40000, 80),
+            ms.hash_v4_ports(b, a, 80, 40000)
+        );
     }
 
     #[test]

@@ -1690,14 +1690,24 @@ fn two_workers_with_an_rss_model_choose_source_ports_replies_come_back_to() {
     let srv = http_backends(&t, &e);
     warm_up(&t, &e);
     // The engine's frames toward the backends, as the switch receives them.
-    let link = text(&t.dut.ip(&["-o", "link", "show", &t.srv.a.name]).expect("ip link"));
+    let link = text(
+        &t.dut
+            .ip(&["-o", "link", "show", &t.srv.a.name])
+            .expect("ip link"),
+    );
     let mac: Vec<u8> = link
         .split("link/ether ")
         .nth(1)
         .and_then(|r| r.split_whitespace().next())
-        .map(|m| m.split(':').filter_map(|b| u8::from_str_radix(b, 16).ok()).collect())
+        .map(|m| {
+            m.split(':')
+                .filter_map(|b| u8::from_str_radix(b, 16).ok())
+                .collect()
+        })
         .unwrap_or_default();
-    let mac: [u8; 6] = mac.try_into().unwrap_or_else(|_| panic!("engine srv MAC: {link}"));
+    let mac: [u8; 6] = mac
+        .try_into()
+        .unwrap_or_else(|_| panic!("engine srv MAC: {link}"));
     let cap = pktengine_tests::packet::capture(
         &t.sw,
         &t.srv.b.name,
@@ -1726,10 +1736,7 @@ fn two_workers_with_an_rss_model_choose_source_ports_replies_come_back_to() {
             continue;
         }
         let owner = engine::conntrack::port_owner(sport, 2);
-        let back = queue_worker(
-            model.queue_v4(6, u32::from(dst), ip(SNAT), dport, sport),
-            2,
-        );
+        let back = queue_worker(model.queue_v4(6, u32::from(dst), ip(SNAT), dport, sport), 2);
         if back != owner {
             misaligned.push((sport, owner, back));
         }
@@ -1754,5 +1761,7 @@ fn two_workers_with_an_rss_model_choose_source_ports_replies_come_back_to() {
         diag(&e)
     );
     assert_eq!(drops(&e, "handoff-full"), 0, "{}", diag(&e));
-    eprintln!("handed out per worker {out:?}, taken {inn:?} (veth: its queue choice is not the model's)");
+    eprintln!(
+        "handed out per worker {out:?}, taken {inn:?} (veth: its queue choice is not the model's)"
+    );
 }

@@ -1089,5 +1089,7 @@ fn two_workers_with_an_rss_model_choose_ports_the_nic_returns_to_the_owner() {
         diag(&e)
     );
     assert_eq!(drops(&e, "handoff-full"), 0, "{}", diag(&e));
-    eprintln!("handed out per worker {out:?}, taken {inn:?} (veth: its queue choice is not the model's)");
+    eprintln!(
+        "handed out per worker {out:?}, taken {inn:?} (veth: its queue choice is not the model's)"
+    );
 }

@@ -280,7 +280,10 @@ fn rss_setting(ck: &mut Checker<'_>, p: &RawPort, queues: u32) -> RssSetting {
         },
         (Some(k), Some(t)) => {
             if let Some((m, span)) = mode {
-                ck.at(span, format!("rss `{m}` with rss_key and rss_table: give one or the other"));
+                ck.at(
+                    span,
+                    format!("rss `{m}` with rss_key and rss_table: give one or the other"),
+                );
             }
             let key = match crate::rss::Rss::parse_key(k.get_ref()) {
                 Ok(key) => key,
@@ -445,7 +448,10 @@ pub enum RssSetting {
     Auto,
     Off,
     /// `rss_key` and `rss_table`.
-    Explicit { key: Vec<u8>, table: Vec<u16> },
+    Explicit {
+        key: Vec<u8>,
+        table: Vec<u16>,
+    },
 }
 
 /// Routing settings.
@@ -1338,14 +1344,23 @@ routes = ["198.18.100.0/24 via 198.18.2.2", "default via 198.18.2.2"]
         let RssSetting::Explicit { key, table } = &c.ports[1].rss else {
             panic!("{:?}", c.ports[1].rss)
         };
-        assert_eq!((key.len(), key[0], key[1], &table[..]), (40, 0x6d, 0x5a, &[0, 1, 1, 0][..]));
+        assert_eq!(
+            (key.len(), key[0], key[1], &table[..]),
+            (40, 0x6d, 0x5a, &[0, 1, 1, 0][..])
+        );
         for (bad, why) in [
             ("rss = \"fast\"", "expected \"auto\" or \"off\""),
             ("rss_key = \"6d:5a\"\nrss_table = [0]", "at least 16"),
             ("rss_key = \"6d:zz\"\nrss_table = [0]", "not hex"),
             ("rss_table = [0]", "rss_table needs rss_key"),
-            (&explicit.replace("[0, 1, 1, 0]", "[0, 2]")[lan.len() + 1..], "names queue 2"),
-            ("rss = \"auto\"\nrss_key = \"6d:5a\"\nrss_table = [0]", "one or the other"),
+            (
+                &explicit.replace("[0, 1, 1, 0]", "[0, 2]")[lan.len() + 1..],
+                "names queue 2",
+            ),
+            (
+                "rss = \"auto\"\nrss_key = \"6d:5a\"\nrss_table = [0]",
+                "one or the other",
+            ),
         ] {
             let e = errors(&GOOD.replace(lan, &format!("{lan}\n{bad}")));
             assert!(e.iter().any(|m| m.contains(why)), "{bad}: {e:?}");

@@ -572,14 +572,26 @@ mod tests {
     fn full_nat_source_ports_bring_replies_to_the_owner() {
         use crate::rss::{queue_worker, Rss};
         let rss = std::sync::Arc::new(
-            Rss::new(crate::rss::MS_KEY.to_vec(), (0..128).map(|i| i % 2).collect()).unwrap(),
+            Rss::new(
+                crate::rss::MS_KEY.to_vec(),
+                (0..128).map(|i| i % 2).collect(),
+            )
+            .unwrap(),
         );
-        let svc = service("s", Scheduler::RoundRobin, Mode::FullNat, &[("198.19.2.11:8080", 1)]);
+        let svc = service(
+            "s",
+            Scheduler::RoundRobin,
+            Mode::FullNat,
+            &[("198.19.2.11:8080", 1)],
+        );
         let vip = svc.vip;
         let snat = svc.snat;
         for told in [false, true] {
-            let lb = LbShared::new(std::slice::from_ref(&svc), 2)
-                .with_rss(if told { vec![Some(rss.clone())] } else { vec![None] });
+            let lb = LbShared::new(std::slice::from_ref(&svc), 2).with_rss(if told {
+                vec![Some(rss.clone())]
+            } else {
+                vec![None]
+            });
             let mut ws = [LbWorker::new(&lb, 0), LbWorker::new(&lb, 1)];
             let snap = lb.services.load();
             let mut aligned = 0;
@@ -596,8 +608,18 @@ mod tests {
                     .to_backend(&snap, 0, c, vip, 0x02, i, 0, 0)
                     .unwrap();
                 assert_eq!(a.source.addr, snat);
-                assert_eq!(lb.owner_of(a.source.port), owner, "the reply finds its owner");
-                let q = rss.queue_v4(PROTO_TCP, a.backend.addr, snat, a.backend.port, a.source.port);
+                assert_eq!(
+                    lb.owner_of(a.source.port),
+                    owner,
+                    "the reply finds its owner"
+                );
+                let q = rss.queue_v4(
+                    PROTO_TCP,
+                    a.backend.addr,
+                    snat,
+                    a.backend.port,
+                    a.source.port,
+                );
                 aligned += usize::from(queue_worker(q, 2) == owner);
             }
             if told {

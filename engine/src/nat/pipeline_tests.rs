@@ -1012,7 +1012,12 @@ fn with_the_nics_rss_no_frame_crosses_between_workers() {
             };
             if told {
                 assert_eq!(owner, w, "the worker the NIC chose owns the flow");
-                assert_eq!(nic(&model, 2, H2, NAT, 5000, src.port), owner, "port {}", src.port);
+                assert_eq!(
+                    nic(&model, 2, H2, NAT, 5000, src.port),
+                    owner,
+                    "port {}",
+                    src.port
+                );
             }
             let back = nic(&model, 2, H2, NAT, 5000, src.port);
             r.inject(back, 1, &from_h2(5000, src.port));
@@ -1029,7 +1034,11 @@ fn with_the_nics_rss_no_frame_crosses_between_workers() {
             );
         }
         let handed = r.stage(Stage::Handoff);
-        assert_eq!(handed, r.stage(Stage::HandoffIn), "every handed frame taken");
+        assert_eq!(
+            handed,
+            r.stage(Stage::HandoffIn),
+            "every handed frame taken"
+        );
         share.push(handed as f64 / f64::from(2 * flows));
         r.finish();
     }

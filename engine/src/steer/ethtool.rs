@@ -36,7 +36,11 @@ pub fn read_rss(ifname: &str) -> io::Result<Option<RssConfig>> {
     // First call: the sizes.
     let mut head = [0u32; RXFH_WORDS];
     head[0] = ETHTOOL_GRSSH;
-    match sock.ioctl(ifname, head.as_mut_ptr().cast(), std::mem::size_of_val(&head)) {
+    match sock.ioctl(
+        ifname,
+        head.as_mut_ptr().cast(),
+        std::mem::size_of_val(&head),
+    ) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => return Ok(None),
         Err(e) => return Err(e),

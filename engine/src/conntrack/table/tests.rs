@@ -624,6 +624,9 @@ mod steered {
             let q = rss.queue_v4(PROTO_TCP, remote.addr, o.addr, remote.port, o.port);
             assert_eq!(queue_worker(q, 2), 0);
         }
-        assert!(misaligned > 50, "unsteered: about half misaligned, got {misaligned}");
+        assert!(
+            misaligned > 50,
+            "unsteered: about half misaligned, got {misaligned}"
+        );
     }
 }
