@@ -7,10 +7,11 @@
 //! ip4-forward ─ src is a dnat backend ─► dnat_reply: src := VIP
 //! ```
 //!
-//! A connection's owner is `conntrack::port_owner(client port, workers)`, or the worker of
-//! the queue the NIC's RSS gives it (full NAT, RSS known: `LbShared::owner_to_vip`) (full-NAT replies: the
-//! source port the owner allocated, which lies in its partition); a packet
-//! that arrived elsewhere is handed over (`context::handoff`).
+//! A connection's owner is `conntrack::port_owner(client port, workers)`, or for full NAT on a
+//! port whose RSS is known the worker of the queue the NIC gives it
+//! (`LbShared::owner_to_vip`). Full-NAT replies find it by the source port the owner allocated,
+//! which lies in its partition; a packet that arrived elsewhere is handed over
+//! (`context::handoff`).
 
 use std::net::Ipv4Addr;
 
