@@ -234,7 +234,9 @@ mod tests {
     /// Microsoft's "Verifying the RSS Hash Calculation" (IPv4 rows):
     /// (source, source port, destination, destination port, hash of the
     /// addresses, hash with the TCP ports).
-    const MS_V4: [([u8; 4], u16, [u8; 4], u16, u32, u32); 5] = [
+    /// (source, source port, destination, destination port, 2-tuple hash, 4-tuple hash).
+    type Vector = ([u8; 4], u16, [u8; 4], u16, u32, u32);
+    const MS_V4: [Vector; 5] = [
         (
             [66, 9, 149, 187],
             2794,
