@@ -31,7 +31,7 @@ SPLIT = {"dataplane"}  # modules counted file by file
 FLOORS = {
     # 1: data structures and I/O, no packet policy
     "wire": 1, "xsk": 1, "steer": 1, "l3": 1, "mac_table": 1, "neighbor": 1, "conntrack": 1,
-    "hashing": 1, "slab": 1, "status": 1, "validate": 1, "cbpf": 1,
+    "hashing": 1, "slab": 1, "status": 1, "validate": 1, "cbpf": 1, "rss": 1,
     # 2: the frame context every stage shares
     "context": 2,
     # 3: the features
@@ -48,7 +48,7 @@ SAME_FLOOR = {
     ("conntrack", "wire"), ("mac_table", "wire"), ("neighbor", "wire"), ("steer", "wire"),
     ("l3", "wire"), ("xsk", "wire"),
     ("conntrack", "hashing"), ("mac_table", "hashing"), ("neighbor", "hashing"),
-    ("conntrack", "slab"),
+    ("conntrack", "slab"), ("conntrack", "rss"),
     ("dataplane::worker", "dataplane::pipeline"), ("dataplane::worker", "dataplane::tables"),
     ("dataplane::pipeline", "dataplane::tables"),
     ("dataplane::mod", "dataplane::pipeline"), ("dataplane::mod", "dataplane::worker"),

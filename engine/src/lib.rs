@@ -42,6 +42,7 @@ pub mod hashing;
 pub mod l3;
 pub mod mac_table;
 pub mod neighbor;
+pub mod rss;
 pub mod slab;
 pub mod status;
 pub mod steer;

@@ -1641,3 +1641,127 @@ fn health_check_takes_a_dead_backend_out_and_back() {
         "a health check brought up a backend set down by hand"
     );
 }
+
+/// The RSS model the RSS test gives both ports: Microsoft's key, 16 entries over two queues.
+const RSS_KEY: &str = "\"6d:5a:56:da:25:5b:0e:c2:41:67:25:3d:43:a3:8f:b0:d0:ca:2b:cb:ae:7b:30:b4:77:cb:2d:a3:80:30:f2:0c:6a:42:b7:3b:be:ac:01:fa\"";
+const RSS_TABLE: [u16; 16] = [0, 1, 1, 0, 0, 1, 0, 1, 1, 0, 1, 0, 0, 1, 1, 0];
+
+/// Stage `stage`'s packets in `ctl --json stats`, per worker (workers 0 and 1).
+fn stage_per_worker(e: &Engine, stage: &str) -> [u64; 2] {
+    let doc: serde_json::Value =
+        serde_json::from_str(&e.ctl_ok(&["--json", "stats"])).expect("stats json");
+    let mut v = [0; 2];
+    for r in doc["records"].as_array().expect("records") {
+        if r["group"] == "stage" && r["stage"] == stage {
+            if let (Some(w), Some(n)) = (r["worker"].as_u64(), r["value"].as_u64()) {
+                v[w as usize % 2] += n;
+            }
+        }
+    }
+    v
+}
+
+/// Two workers on two-queue veths, full NAT, the NIC's RSS given explicitly: 40 requests all
+/// complete, and every source port the backends see (captured on the switch) is one whose
+/// reply tuple the RSS model gives to a queue of the port's owner (the worker whose partition
+/// holds it); every frame one worker handed over the other took.
+#[test]
+fn two_workers_with_an_rss_model_choose_source_ports_replies_come_back_to() {
+    use engine::rss::{queue_worker, Rss};
+    let t = LbTopo::new("lbrss", 3, 2);
+    let dir = Engine::dir("lbrss");
+    let table = format!(
+        "[{}]",
+        RSS_TABLE
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let cfg = Cfg::example(&t, &dir.join("ctl.sock"))
+        .set("engine", "cores", "[0, 1]")
+        .add("lan", "queues", "2")
+        .add("srv", "queues", "2")
+        .add("lan", "rss_key", RSS_KEY)
+        .add("lan", "rss_table", &table)
+        .add("srv", "rss_key", RSS_KEY)
+        .add("srv", "rss_table", &table);
+    let e = start(&t, &dir, &cfg);
+    let srv = http_backends(&t, &e);
+    warm_up(&t, &e);
+    // The engine's frames toward the backends, as the switch receives them.
+    let link = text(
+        &t.dut
+            .ip(&["-o", "link", "show", &t.srv.a.name])
+            .expect("ip link"),
+    );
+    let mac: Vec<u8> = link
+        .split("link/ether ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .map(|m| {
+            m.split(':')
+                .filter_map(|b| u8::from_str_radix(b, 16).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mac: [u8; 6] = mac
+        .try_into()
+        .unwrap_or_else(|_| panic!("engine srv MAC: {link}"));
+    let cap = pktengine_tests::packet::capture(
+        &t.sw,
+        &t.srv.b.name,
+        mac,
+        100_000,
+        Duration::from_secs(15),
+    )
+    .expect("capture on the switch");
+    let counts = requests(&t, &e, &format!("http://{VIP}/"), 40);
+    assert_eq!(counts.values().sum::<usize>(), 40, "{}", diag(&e));
+    drop(srv);
+    let frames = cap.finish().expect("capture");
+    let model = Rss::new(
+        Rss::parse_key(RSS_KEY.trim_matches('"')).unwrap(),
+        RSS_TABLE.to_vec(),
+    )
+    .unwrap();
+    let ip = |s: &str| u32::from(s.parse::<std::net::Ipv4Addr>().unwrap());
+    let mut ports = BTreeSet::new();
+    let mut misaligned = Vec::new();
+    for f in &frames {
+        let Some((src, dst, sport, dport, 6)) = pktengine_tests::frames::ipv4_flow(f) else {
+            continue;
+        };
+        if src.to_string() != SNAT || !ports.insert(sport) {
+            continue;
+        }
+        let owner = engine::conntrack::port_owner(sport, 2);
+        let back = queue_worker(model.queue_v4(6, u32::from(dst), ip(SNAT), dport, sport), 2);
+        if back != owner {
+            misaligned.push((sport, owner, back));
+        }
+    }
+    assert!(
+        ports.len() >= 40,
+        "the switch must see the 40 connections' source ports: {ports:?}\n{}",
+        diag(&e)
+    );
+    assert!(
+        misaligned.is_empty(),
+        "source ports whose replies the NIC would give another worker (port, owner, return): {misaligned:?}"
+    );
+    let (out, inn) = (
+        stage_per_worker(&e, "handoff"),
+        stage_per_worker(&e, "handoff-in"),
+    );
+    assert_eq!(
+        (out[0], out[1]),
+        (inn[1], inn[0]),
+        "what one worker handed the other took: out {out:?}, in {inn:?}\n{}",
+        diag(&e)
+    );
+    assert_eq!(drops(&e, "handoff-full"), 0, "{}", diag(&e));
+    eprintln!(
+        "handed out per worker {out:?}, taken {inn:?} (veth: its queue choice is not the model's)"
+    );
+}

@@ -16,7 +16,7 @@ pub mod track;
 pub use rewrite::Ep;
 pub use table::{
     ConnInfo, CtCounts, CtTableConfig, EntryCt, Filtering, Found, NatError, NatTable, SessionInfo,
-    TableConfig, Timeouts,
+    ReturnSteer, TableConfig, Timeouts,
 };
 
 /// The worker that owns a port (a NAT mapping's external port, the inside

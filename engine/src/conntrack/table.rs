@@ -92,6 +92,46 @@ pub struct TableConfig {
     pub reserved: Option<(u16, u16)>,
     /// Connection tracking for the stateful filter (None: NAT sessions only).
     pub ct: Option<CtTableConfig>,
+    /// RSS of the port the return traffic arrives on: a new mapping's port
+    /// is also chosen so that the NIC delivers the first session's return
+    /// traffic to this worker's queue ([`ReturnSteer`]). None: partition only.
+    pub steer: Option<ReturnSteer>,
+}
+
+/// Port choice by RSS: a port `p` suits worker `worker` of `workers` for
+/// return traffic from `remote` to `(pool address, p)` when the NIC's queue
+/// for that tuple is served by the worker (`rss::queue_worker`).
+#[derive(Debug, Clone)]
+pub struct ReturnSteer {
+    pub rss: std::sync::Arc<crate::rss::Rss>,
+}
+
+impl ReturnSteer {
+    /// The hash of the return tuple with destination port 0 (the hash is
+    /// linear: a port's part is XORed in), or None when the NIC does not
+    /// hash `proto`'s ports (no port choice can steer it).
+    #[inline]
+    fn base(&self, proto: u8, remote: Ep, pool_addr: u32) -> Option<u32> {
+        self.rss.hashes_ports(proto).then(|| {
+            self.rss
+                .toeplitz()
+                .hash_v4_ports(remote.addr, pool_addr, remote.port, 0)
+        })
+    }
+
+    #[inline]
+    fn suits(&self, base: u32, port: u16, worker: u16, workers: u16) -> bool {
+        let h = base ^ self.rss.toeplitz().dport_part(port);
+        crate::rss::queue_worker(self.rss.queue_of(h), workers) == worker
+    }
+
+    /// Whether some queue of the table is served by `worker` (else no port suits it).
+    pub fn serves(&self, worker: u16, workers: u16) -> bool {
+        self.rss
+            .table
+            .iter()
+            .any(|&q| crate::rss::queue_worker(q, workers) == worker)
+    }
 }
 
 /// What the table needs to track connections for the filter.
@@ -132,6 +172,7 @@ impl TableConfig {
             statics: Vec::new(),
             reserved: None,
             ct: None,
+            steer: None,
         }
     }
 
@@ -536,7 +577,7 @@ impl NatTable {
         }
         let m = match self.by_int.get(&EpKey::new(proto, inside)) {
             Some(&m) => m,
-            None => self.new_mapping(proto, inside)?,
+            None => self.new_mapping(proto, inside, remote)?,
         };
         let tcp = if proto == PROTO_TCP {
             // A connection picked up mid-stream (the engine restarted) counts as established.
@@ -665,7 +706,7 @@ impl NatTable {
             .map(|&m| self.mappings[m as usize].inside)
     }
 
-    fn new_mapping(&mut self, proto: u8, inside: Ep) -> Result<u32, NatError> {
+    fn new_mapping(&mut self, proto: u8, inside: Ep, remote: Ep) -> Result<u32, NatError> {
         let n = self.hosts.get(&inside.addr).copied().unwrap_or(0);
         if n >= self.cfg.max_per_host {
             return Err(NatError::HostLimit);
@@ -678,7 +719,7 @@ impl NatTable {
         let pi = (u64::from(inside.addr).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize
             % self.cfg.pool.len();
         let port = self
-            .alloc_port(pi, proto, inside.port)
+            .alloc_port(pi, proto, inside.port, remote)
             .ok_or(NatError::Exhausted)?;
         let outside = Ep::new(self.cfg.pool[pi], port);
         let m = Mapping {
@@ -702,14 +743,22 @@ impl NatTable {
 
     /// A free port of this worker's partition: `want` (the inside port,
     /// RFC 4787 REQ-3 "port preservation" where possible), else the next
-    /// free one after a rotating cursor.
-    fn alloc_port(&mut self, pool: usize, proto: u8, want: u16) -> Option<u16> {
+    /// free one after a rotating cursor. With [`ReturnSteer`], only ports
+    /// whose return traffic from `remote` the NIC gives this worker (one
+    /// in `workers` of the partition for a table that spreads evenly).
+    fn alloc_port(&mut self, pool: usize, proto: u8, want: u16, remote: Ep) -> Option<u16> {
         let (lo, hi) = (self.cfg.port_lo, self.cfg.port_hi);
         let (w, n) = (self.cfg.worker, self.cfg.workers.max(1));
         let reserved = |p: u16| self.cfg.reserved.is_some_and(|(a, b)| a <= p && p <= b);
-        let mine = |p: u16| super::port_owner(p, n) == w;
+        let steer = self.cfg.steer.as_ref().and_then(|s| {
+            let addr = *self.cfg.pool.get(pool)?;
+            Some((s, s.base(proto, remote, addr)?))
+        });
+        let part = |p: u16| super::port_owner(p, n) == w;
+        let steered = |p: u16| steer.is_none_or(|(s, b)| s.suits(b, p, w, n));
         let set = &mut self.ports[pool * 3 + proto_index(proto)];
-        if want >= lo && want <= hi && mine(want) && !set.is_used(want) && !reserved(want) {
+        let free = |set: &PortSet, p: u16| part(p) && !set.is_used(p) && !reserved(p);
+        if want >= lo && want <= hi && free(set, want) && steered(want) {
             set.set(want, true);
             return Some(want);
         }
@@ -718,13 +767,21 @@ impl NatTable {
             return None;
         }
         let count = u32::from(hi) - u32::from(lo) + 1;
-        for k in 0..count {
-            let i = (set.cursor + k) % count;
-            let p = (u32::from(lo) + i) as u16;
-            if mine(p) && !set.is_used(p) && !reserved(p) {
-                set.set(p, true);
-                set.cursor = (i + 1) % count;
-                return Some(p);
+        // Steered ports first; when none is free (or no queue of the table
+        // is this worker's), any port of the partition: the owner rule
+        // stays right, the return traffic is then handed over.
+        for pass in [true, false] {
+            if !pass && steer.is_none() {
+                break;
+            }
+            for k in 0..count {
+                let i = (set.cursor + k) % count;
+                let p = (u32::from(lo) + i) as u16;
+                if free(set, p) && (!pass || steered(p)) {
+                    set.set(p, true);
+                    set.cursor = (i + 1) % count;
+                    return Some(p);
+                }
             }
         }
         None

@@ -215,6 +215,8 @@ pub enum Stage {
     NatOut,
     /// Packets handed to the worker that owns their NAT or load-balancer state.
     Handoff,
+    /// Packets another worker handed to this one (they were counted at RX there).
+    HandoffIn,
     /// Packets to a VIP sent to a backend.
     LbIn,
     /// Backend replies sent back from the VIP.
@@ -247,7 +249,7 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 31] = [
+    pub const ALL: [Stage; 32] = [
         Stage::Classify,
         Stage::Arp,
         Stage::Ip4Input,
@@ -266,6 +268,7 @@ impl Stage {
         Stage::NatIn,
         Stage::NatOut,
         Stage::Handoff,
+        Stage::HandoffIn,
         Stage::LbIn,
         Stage::LbOut,
         Stage::TcpSynCookie,
@@ -301,6 +304,7 @@ impl Stage {
             Stage::NatIn => "nat-in",
             Stage::NatOut => "nat-out",
             Stage::Handoff => "handoff",
+            Stage::HandoffIn => "handoff-in",
             Stage::LbIn => "lb-in",
             Stage::LbOut => "lb-out",
             Stage::TcpSynCookie => "tcp-syn-cookie",

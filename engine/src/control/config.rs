@@ -266,6 +266,55 @@ fn default_frames_per_port() -> Spanned<u32> {
 fn default_mtu() -> Spanned<u16> {
     Spanned::new(0..0, 1500)
 }
+/// A port's `rss`, `rss_key` and `rss_table`, checked.
+fn rss_setting(ck: &mut Checker<'_>, p: &RawPort, queues: u32) -> RssSetting {
+    let mode = p.rss.as_ref().map(|m| (m.get_ref().as_str(), m.span()));
+    match (&p.rss_key, &p.rss_table) {
+        (None, None) => match mode {
+            None | Some(("auto", _)) => RssSetting::Auto,
+            Some(("off", _)) => RssSetting::Off,
+            Some((other, span)) => {
+                ck.at(span, format!("rss `{other}`: expected \"auto\" or \"off\""));
+                RssSetting::Off
+            }
+        },
+        (Some(k), Some(t)) => {
+            if let Some((m, span)) = mode {
+                ck.at(
+                    span,
+                    format!("rss `{m}` with rss_key and rss_table: give one or the other"),
+                );
+            }
+            let key = match crate::rss::Rss::parse_key(k.get_ref()) {
+                Ok(key) => key,
+                Err(e) => {
+                    ck.at(k.span(), e);
+                    return RssSetting::Off;
+                }
+            };
+            let table = t.get_ref().clone();
+            if let Err(e) = crate::rss::Rss::new(key.clone(), table.clone()) {
+                ck.at(k.span(), e);
+            }
+            if let Some(q) = table.iter().find(|&&q| u32::from(q) >= queues) {
+                ck.at(
+                    t.span(),
+                    format!("rss_table names queue {q}; the port has {queues} queues"),
+                );
+            }
+            RssSetting::Explicit { key, table }
+        }
+        (Some(k), None) => {
+            ck.at(k.span(), "rss_key needs rss_table".to_string());
+            RssSetting::Off
+        }
+        (None, Some(t)) => {
+            ck.at(t.span(), "rss_table needs rss_key".to_string());
+            RssSetting::Off
+        }
+    }
+}
+
 fn default_queues() -> Spanned<u32> {
     Spanned::new(0..0, 1)
 }
@@ -298,6 +347,15 @@ struct RawPort {
     /// `inside` or `outside`: the port's side of the NAT (router ports).
     #[serde(default)]
     nat: Option<Spanned<RawNatRole>>,
+    /// `auto` (read the NIC's RSS key and table at start) or `off`.
+    #[serde(default)]
+    rss: Option<Spanned<String>>,
+    /// An explicit RSS key (`6d:5a:...`, as `ethtool -x` prints it) and
+    /// indirection table, instead of the NIC's (tests, NICs ethtool cannot read).
+    #[serde(default)]
+    rss_key: Option<Spanned<String>>,
+    #[serde(default)]
+    rss_table: Option<Spanned<Vec<u16>>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -378,6 +436,22 @@ pub struct PortConfig {
     /// A bridge's routed interface (BVI): its MAC. It has no Linux interface
     /// (`interface` is empty) and no socket; `bridge` names its bridge.
     pub bvi: Option<[u8; 6]>,
+    /// How the engine learns the port's RSS (NAT and LB ownership).
+    pub rss: RssSetting,
+}
+
+/// A port's `rss`: where the model of its NIC's RSS comes from (`crate::rss`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RssSetting {
+    /// Read at start (ETHTOOL_GRSSH); none when the device has no RSS (veth).
+    #[default]
+    Auto,
+    Off,
+    /// `rss_key` and `rss_table`.
+    Explicit {
+        key: Vec<u8>,
+        table: Vec<u16>,
+    },
 }
 
 /// Routing settings.
@@ -952,6 +1026,7 @@ fn validate_ports(
                 format!("queues {queues} is not between 1 and 64"),
             );
         }
+        let rss = rss_setting(ck, &p, queues);
         let mtu = *p.mtu.get_ref();
         if u32::from(mtu) < 68 || u32::from(mtu) > max_mtu {
             ck.at(
@@ -1063,6 +1138,7 @@ fn validate_ports(
             }
         }
         ports.push(PortConfig {
+            rss,
             name,
             interface,
             mode: p.mode,
@@ -1172,6 +1248,7 @@ fn validate_bvis(
             }
         };
         ports.push(PortConfig {
+            rss: RssSetting::Off,
             name: b.port,
             interface: String::new(),
             mode: PortMode::Router,
@@ -1250,6 +1327,44 @@ routes = ["198.18.100.0/24 via 198.18.2.2", "default via 198.18.2.2"]
         assert_eq!(c.ports[0].mtu, 1500);
         assert_eq!(c.routing.routes[1].text, "default via 198.18.2.2");
         assert_eq!(c.routing.routes[1].line, 20);
+    }
+
+    #[test]
+    fn rss_settings_per_port() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.ports[0].rss, RssSetting::Auto, "the default");
+        let lan = "mtu = 1400";
+        let c = parse(&GOOD.replace(lan, &format!("{lan}\nqueues = 2\nrss = \"off\""))).unwrap();
+        assert_eq!(c.ports[1].rss, RssSetting::Off);
+        let explicit = format!(
+            "{lan}\nqueues = 2\nrss_key = \"{}\"\nrss_table = [0, 1, 1, 0]",
+            ["6d", "5a"].repeat(20).join(":")
+        );
+        let c = parse(&GOOD.replace(lan, &explicit)).unwrap();
+        let RssSetting::Explicit { key, table } = &c.ports[1].rss else {
+            panic!("{:?}", c.ports[1].rss)
+        };
+        assert_eq!(
+            (key.len(), key[0], key[1], &table[..]),
+            (40, 0x6d, 0x5a, &[0, 1, 1, 0][..])
+        );
+        for (bad, why) in [
+            ("rss = \"fast\"", "expected \"auto\" or \"off\""),
+            ("rss_key = \"6d:5a\"\nrss_table = [0]", "at least 16"),
+            ("rss_key = \"6d:zz\"\nrss_table = [0]", "not hex"),
+            ("rss_table = [0]", "rss_table needs rss_key"),
+            (
+                &explicit.replace("[0, 1, 1, 0]", "[0, 2]")[lan.len() + 1..],
+                "names queue 2",
+            ),
+            (
+                "rss = \"auto\"\nrss_key = \"6d:5a\"\nrss_table = [0]",
+                "one or the other",
+            ),
+        ] {
+            let e = errors(&GOOD.replace(lan, &format!("{lan}\n{bad}")));
+            assert!(e.iter().any(|m| m.contains(why)), "{bad}: {e:?}");
+        }
     }
 
     #[test]

@@ -88,7 +88,7 @@ families! {
     WORKER_CPU: Counter "pktengine_worker_cpu_seconds_total" ["worker"]
         "CPU time of the worker thread, user and system (from /proc, in 10 ms steps).";
     STAGE_PACKETS: Counter "pktengine_stage_packets_total" ["worker", "stage"]
-        "Packets into each pipeline stage (l2-learned, l2-moved, l2-table-full: stations; tcp-syn-cookie: SYNs answered with a cookie; handoff: packets handed to the owning worker).";
+        "Packets into each pipeline stage (l2-learned, l2-moved, l2-table-full: stations; tcp-syn-cookie: SYNs answered with a cookie; handoff: packets handed to the owning worker, handoff-in: packets this worker took from another's handoff).";
     DROPS: Counter "pktengine_drops_total" ["worker", "stage", "reason"]
         "Frames the engine dropped or consumed, by the stage that did and why (arp-consumed, nd-consumed and ip4-fragmented are not errors).";
     UMEM_FRAMES: Gauge "pktengine_umem_frames" ["worker", "place"]

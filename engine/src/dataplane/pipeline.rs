@@ -162,8 +162,9 @@ impl Hooks for Stages<'_> {
         let outcome = match (self.tables.nat.as_deref(), self.features.nat.as_mut()) {
             (Some(nat), Some(nw)) => {
                 let v4 = ctx.ip_of(&d).first().is_some_and(|b| b >> 4 == 4);
-                let owner =
-                    |pk: &crate::conntrack::packet::CtPacket| crate::nat::stage::ct_owner(nat, pk);
+                let owner = |pk: &crate::conntrack::packet::CtPacket| {
+                    crate::nat::stage::ct_owner(nat, in_port, pk)
+                };
                 let place = match hint {
                     Some(h) if h.addr == d.addr => Place::Known(h),
                     _ if v4 && crate::nat::stage::translates(nat, in_port, out_port) => {

@@ -599,6 +599,7 @@ fn take_handoffs(
     while n < 4 * BURST {
         let Some(slot) = handoff.recv(me) else { break };
         n += 1;
+        ctx.st.counters.stage(Stage::HandoffIn, 1);
         let len = usize::from(slot.len);
         match ctx.umem.alloc() {
             Some(mut d) => {

@@ -96,6 +96,10 @@ impl LbWorker {
         let mut cfg = TableConfig::simple(shared.snat_addrs().to_vec(), max);
         cfg.worker = me;
         cfg.workers = shared.workers();
+        cfg.steer = shared
+            .return_rss()
+            .map(|r| crate::conntrack::ReturnSteer { rss: r.clone() })
+            .filter(|s| s.serves(me, shared.workers()));
         cfg.timeouts = timeouts;
         cfg.reserved = Some((
             super::health::PROBE_PORT_LO,
@@ -558,5 +562,71 @@ mod tests {
             ),
             Err(LbError::NoBackend)
         );
+    }
+
+    /// Full NAT with the NIC's RSS known: a connection's owner is the
+    /// worker of the queue the NIC gives it, and the source port its owner
+    /// chooses brings the backend's reply to the same worker's queue
+    /// (without the model the port is only in the owner's partition).
+    #[test]
+    fn full_nat_source_ports_bring_replies_to_the_owner() {
+        use crate::rss::{queue_worker, Rss};
+        let rss = std::sync::Arc::new(
+            Rss::new(
+                crate::rss::MS_KEY.to_vec(),
+                (0..128).map(|i| i % 2).collect(),
+            )
+            .unwrap(),
+        );
+        let svc = service(
+            "s",
+            Scheduler::RoundRobin,
+            Mode::FullNat,
+            &[("198.19.2.11:8080", 1)],
+        );
+        let vip = svc.vip;
+        let snat = svc.snat;
+        for told in [false, true] {
+            let lb = LbShared::new(std::slice::from_ref(&svc), 2).with_rss(if told {
+                vec![Some(rss.clone())]
+            } else {
+                vec![None]
+            });
+            let mut ws = [LbWorker::new(&lb, 0), LbWorker::new(&lb, 1)];
+            let snap = lb.services.load();
+            let mut aligned = 0;
+            for i in 0..400 {
+                let c = client(i);
+                let owner = lb.owner_to_vip(0, PROTO_TCP, c, vip, Mode::FullNat);
+                if told {
+                    let q = rss.queue_v4(PROTO_TCP, c.addr, vip.addr, c.port, vip.port);
+                    assert_eq!(owner, queue_worker(q, 2));
+                } else {
+                    assert_eq!(owner, lb.owner_of(c.port));
+                }
+                let a = ws[usize::from(owner)]
+                    .to_backend(&snap, 0, c, vip, 0x02, i, 0, 0)
+                    .unwrap();
+                assert_eq!(a.source.addr, snat);
+                assert_eq!(
+                    lb.owner_of(a.source.port),
+                    owner,
+                    "the reply finds its owner"
+                );
+                let q = rss.queue_v4(
+                    PROTO_TCP,
+                    a.backend.addr,
+                    snat,
+                    a.backend.port,
+                    a.source.port,
+                );
+                aligned += usize::from(queue_worker(q, 2) == owner);
+            }
+            if told {
+                assert_eq!(aligned, 400, "every reply on its owner's queue");
+            } else {
+                assert!(aligned < 300, "by partition alone about half: {aligned}");
+            }
+        }
     }
 }

@@ -11,8 +11,12 @@
 //! table itself, which allocates the source ports toward the backends.
 //! Ownership follows the NAT's rule: a connection belongs to worker
 //! `conntrack::port_owner(client port, workers)`, and its full-NAT source port is allocated in
-//! that worker's partition, so replies name the same owner. See
-//! docs/ARCHITECTURE.md, "Load balancer".
+//! that worker's partition, so replies name the same owner. When the RSS
+//! of the client's port is known ([`crate::rss`]), a full-NAT connection
+//! belongs instead to the worker whose queue the NIC gives it, and its
+//! source port is also chosen so that the backend's replies arrive on that
+//! worker's queue ([`LbShared::owner_to_vip`]). See
+//! docs/ARCHITECTURE.md, "Load balancer" and "RSS-aware ownership".
 
 pub mod announce;
 pub mod config;
@@ -273,6 +277,8 @@ pub struct LbShared {
     /// Announced VIP addresses and whether each is announced now (control
     /// thread only; empty when nothing is announced): `ctl lb show`, metrics.
     announced: Mutex<Vec<(u32, bool)>>,
+    /// Each port's RSS model (None: not known).
+    rss: Vec<Option<Arc<crate::rss::Rss>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -311,9 +317,39 @@ impl LbShared {
             health: health::Health::default(),
             checks: Mutex::new(Vec::new()),
             announced: Mutex::new(Vec::new()),
+            rss: Vec::new(),
         };
         lb.publish(services, None);
         lb
+    }
+
+    /// Sets each port's RSS model (by port index).
+    pub fn with_rss(mut self, rss: Vec<Option<Arc<crate::rss::Rss>>>) -> LbShared {
+        self.rss = rss;
+        self
+    }
+
+    /// The model full-NAT source ports are steered by: the first port's
+    /// that has one (backends' replies arrive on some port of the engine;
+    /// ports with different NICs: see docs/ARCHITECTURE.md).
+    pub fn return_rss(&self) -> Option<&Arc<crate::rss::Rss>> {
+        self.rss.iter().flatten().next()
+    }
+
+    /// The owner of a connection from `client` to `vip` arriving on `port`:
+    /// for a full-NAT service on a port with known RSS, the worker of the
+    /// queue the NIC gives it (its replies come back to the source port that
+    /// worker chose); else the hash of the client port (dnat-mode replies
+    /// carry only that port to find the owner by).
+    #[inline]
+    pub fn owner_to_vip(&self, port: u16, proto: u8, client: Ep, vip: Ep, mode: Mode) -> u16 {
+        match self.rss.get(usize::from(port)).and_then(|r| r.as_deref()) {
+            Some(r) if mode == Mode::FullNat => crate::rss::queue_worker(
+                r.queue_v4(proto, client.addr, vip.addr, client.port, vip.port),
+                self.workers,
+            ),
+            _ => self.owner_of(client.port),
+        }
     }
 
     pub fn workers(&self) -> u16 {

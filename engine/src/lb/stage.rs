@@ -7,9 +7,11 @@
 //! ip4-forward ─ src is a dnat backend ─► dnat_reply: src := VIP
 //! ```
 //!
-//! A connection's owner is `conntrack::port_owner(client port, workers)` (full-NAT replies: the
-//! source port the owner allocated, which lies in its partition); a packet
-//! that arrived elsewhere is handed over (`context::handoff`).
+//! A connection's owner is `conntrack::port_owner(client port, workers)`, or for full NAT on a
+//! port whose RSS is known the worker of the queue the NIC gives it
+//! (`LbShared::owner_to_vip`). Full-NAT replies find it by the source port the owner allocated,
+//! which lies in its partition; a packet that arrived elsewhere is handed over
+//! (`context::handoff`).
 
 use std::net::Ipv4Addr;
 
@@ -34,10 +36,11 @@ pub fn to_vip(ctx: &mut Ctx, lb: &LbShared, w: &mut LbWorker, port: u16, d: Desc
         return untranslated(ctx, port, d, dst, Drop::LbNoService);
     };
     let snap = lb.services.load();
-    let Some((si, _)) = snap.find(proto, vip) else {
+    let Some((si, svc)) = snap.find(proto, vip) else {
         return untranslated(ctx, port, d, dst, Drop::LbNoService);
     };
-    if let Some(to) = ctx.elsewhere(Some(lb.owner_of(src.port))) {
+    let owner = lb.owner_to_vip(port, proto, src, vip, svc.cfg.mode);
+    if let Some(to) = ctx.elsewhere(Some(owner)) {
         ctx.hand_to(to, port, 0, d);
         return Pre::Done;
     }

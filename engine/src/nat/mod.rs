@@ -8,13 +8,19 @@
 //! - [`stage`]: the pipeline hooks (`ip4-input` for packets to an outside
 //!   address, `ip4-forward` for packets leaving inside → outside).
 //!
-//! Ownership: a flow's state lives on exactly one worker, chosen by its
-//! external port (or ICMP id): worker [`port_owner`]`(port, workers)`, a hash
-//! of the port. A worker allocates
-//! only ports of its own partition and keeps an inside port only when that
-//! port is in it, so the inside port of an outbound packet and the outside
-//! port of an inbound one name the same owner. Static forwards are known
-//! to every worker and need no owner. See docs/ARCHITECTURE.md, "NAT".
+//! Ownership: a mapping's state lives on exactly one worker, and its
+//! external port (or ICMP id) names it: worker [`port_owner`]`(port,
+//! workers)`, a hash of the port; a worker allocates only ports of its own
+//! partition, so an inbound packet finds its owner by its destination port.
+//! An outbound packet's owner is the worker whose queue the NIC's RSS gives
+//! its tuple on the inside port ([`crate::rss`], when the port's RSS key and
+//! table are known), else the hash of its inside port (a worker then keeps
+//! an inside port only when that port is in its partition). With RSS the
+//! owner also picks the new mapping's port so that the NIC delivers the
+//! return traffic to its own queue (`conntrack::ReturnSteer`): a flow's
+//! frames then stay on one worker in both directions. Static forwards are
+//! known to every worker and need no owner. See docs/ARCHITECTURE.md, "NAT"
+//! and "RSS-aware ownership".
 
 pub mod config;
 pub mod frag;
@@ -29,6 +35,9 @@ mod pipeline_tests;
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use crate::rss::Rss;
 
 pub use crate::conntrack::{Ep, Filtering, NatError, NatTable, SessionInfo, TableConfig, Timeouts};
 use crate::context::dump::{Cursor, Mode};
@@ -177,6 +186,8 @@ pub struct NatShared {
     pub gauges: Vec<Gauges>,
     /// `ctl nat show` (a dump) and `ctl nat flush` (a dump that removes).
     pub dumps: std::sync::Arc<Dumps>,
+    /// Each port's RSS model (None: not known, e.g. veth, or `rss = "off"`).
+    rss: Vec<Option<Arc<Rss>>>,
 }
 
 impl NatShared {
@@ -206,7 +217,29 @@ impl NatShared {
             outside,
             workers,
             reserved: None,
+            rss: Vec::new(),
         }
+    }
+
+    /// Sets each port's RSS model (by port index).
+    pub fn with_rss(mut self, rss: Vec<Option<Arc<Rss>>>) -> NatShared {
+        self.rss = rss;
+        self
+    }
+
+    /// Port `port`'s RSS model, if known.
+    #[inline]
+    pub fn rss_of(&self, port: u16) -> Option<&Rss> {
+        self.rss.get(usize::from(port))?.as_deref()
+    }
+
+    /// The RSS model new mappings are steered by: the first outside port's
+    /// that has one (return traffic arrives on an outside port).
+    pub fn return_rss(&self) -> Option<&Arc<Rss>> {
+        self.roles
+            .iter()
+            .zip(&self.rss)
+            .find_map(|(r, m)| m.as_ref().filter(|_| *r == Role::Outside))
     }
 
     #[inline]
@@ -261,13 +294,21 @@ impl NatShared {
         Some(self.owner_of(e.port))
     }
 
-    /// The owner of the flow from inside endpoint `e`.
+    /// The owner of the flow from inside endpoint `e` to `remote` that
+    /// arrives on `port`: the worker of the queue the port's RSS gives it,
+    /// else the hash of the inside port.
     #[inline]
-    pub fn owner_outbound(&self, proto: u8, e: Ep) -> Option<u16> {
+    pub fn owner_outbound(&self, port: u16, proto: u8, e: Ep, remote: Ep) -> Option<u16> {
         if !self.cfg.forwards.is_empty() && self.is_static_inside(proto, e) {
             return None;
         }
-        Some(self.owner_of(e.port))
+        Some(match self.rss_of(port) {
+            Some(r) => crate::rss::queue_worker(
+                r.queue_v4(proto, e.addr, remote.addr, e.port, remote.port),
+                self.workers,
+            ),
+            None => self.owner_of(e.port),
+        })
     }
 
     /// Worker `w`'s table configuration.
@@ -293,6 +334,10 @@ impl NatShared {
                 .collect(),
             reserved: self.reserved,
             ct: None,
+            steer: self
+                .return_rss()
+                .map(|r| crate::conntrack::ReturnSteer { rss: r.clone() })
+                .filter(|s| s.serves(w, self.workers)),
         }
     }
 
@@ -464,9 +509,10 @@ mod tests {
         );
         assert_eq!(s.owner_of(40001), 1);
         assert_eq!(s.owner_inbound(6, fwd.outside), None, "static: any worker");
-        assert_eq!(s.owner_outbound(6, fwd.inside), None);
+        let any = Ep::new(1, 1);
+        assert_eq!(s.owner_outbound(0, 6, fwd.inside, any), None);
         assert_eq!(
-            s.owner_outbound(17, fwd.inside),
+            s.owner_outbound(0, 17, fwd.inside, any),
             Some(0),
             "another protocol is not the forward"
         );

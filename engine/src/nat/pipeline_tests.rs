@@ -56,6 +56,15 @@ fn port(i: u16, name: &str, mac: Mac, v4: (&str, u8)) -> PortInfo {
 }
 
 fn rig(workers: u16, edit: impl FnOnce(&mut NatConfig)) -> Rig {
+    rig_with(workers, edit, None)
+}
+
+/// A rig whose two ports have the NIC RSS model `rss` (both ports alike).
+fn rig_with(
+    workers: u16,
+    edit: impl FnOnce(&mut NatConfig),
+    rss: Option<Arc<crate::rss::Rss>>,
+) -> Rig {
     let ifs = Interfaces::new(vec![
         port(LAN, "lan", LAN_MAC, ("198.18.1.1", 24)),
         port(WAN, "wan", WAN_MAC, ("198.19.1.1", 24)),
@@ -96,7 +105,8 @@ fn rig(workers: u16, edit: impl FnOnce(&mut NatConfig)) -> Rig {
         ..Default::default()
     };
     edit(&mut cfg);
-    let shared = NatShared::new(cfg, vec![Role::Inside, Role::Outside], workers);
+    let shared = NatShared::new(cfg, vec![Role::Inside, Role::Outside], workers)
+        .with_rss(vec![rss.clone(), rss]);
     let tables = Arc::new(
         Tables::new(ifs, routes, neigh.map())
             .with_nat(shared)
@@ -966,4 +976,77 @@ fn a_worker_behind_on_traffic_takes_a_slice_per_millisecond() {
         "some loops deferred the dump ({loops} loops)"
     );
     r.finish();
+}
+
+/// The worker a NIC with RSS `rss` (queue q to worker q % n) gives a UDP frame.
+fn nic(rss: &crate::rss::Rss, n: u16, src: Ipv4Addr, dst: Ipv4Addr, sp: u16, dp: u16) -> usize {
+    let q = rss.queue_v4(PROTO_UDP, u32::from(src), u32::from(dst), sp, dp);
+    usize::from(crate::rss::queue_worker(q, n))
+}
+
+/// Flows injected where a real NIC's RSS would deliver them (the model of
+/// the test, a 128-entry table over two queues): with the engine told the
+/// NIC's RSS, no frame of either direction is handed between the workers
+/// and each flow's outside port brings its reply to its owner; by port hash
+/// (the engine told nothing, as on veth) about half of them are.
+#[test]
+fn with_the_nics_rss_no_frame_crosses_between_workers() {
+    let model = Arc::new(
+        crate::rss::Rss::new(
+            crate::rss::MS_KEY.to_vec(),
+            (0..128).map(|i| i % 2).collect(),
+        )
+        .unwrap(),
+    );
+    let mut share = Vec::new();
+    for told in [false, true] {
+        let mut r = rig_with(2, |_| {}, told.then(|| model.clone()));
+        let flows = 300u16;
+        for i in 0..flows {
+            let sp = 20000 + i * 7;
+            let w = nic(&model, 2, H1, H2, sp, 5000);
+            r.inject(w, 0, &from_h1(sp, H2, 5000));
+            let (owner, o) = r.one(1);
+            let Kind::Ports { src, .. } = kind(&o) else {
+                panic!("not translated")
+            };
+            if told {
+                assert_eq!(owner, w, "the worker the NIC chose owns the flow");
+                assert_eq!(
+                    nic(&model, 2, H2, NAT, 5000, src.port),
+                    owner,
+                    "port {}",
+                    src.port
+                );
+            }
+            let back = nic(&model, 2, H2, NAT, 5000, src.port);
+            r.inject(back, 1, &from_h2(5000, src.port));
+            let (_, b) = r.one(0);
+            assert!(valid(&b));
+            assert_eq!(
+                kind(&b),
+                Kind::Ports {
+                    proto: PROTO_UDP,
+                    src: ep(H2, 5000),
+                    dst: ep(H1, sp),
+                    tcp_flags: 0
+                }
+            );
+        }
+        let handed = r.stage(Stage::Handoff);
+        assert_eq!(
+            handed,
+            r.stage(Stage::HandoffIn),
+            "every handed frame taken"
+        );
+        share.push(handed as f64 / f64::from(2 * flows));
+        r.finish();
+    }
+    eprintln!(
+        "frames handed between 2 workers: by port hash {:.1}%, by RSS {:.1}%",
+        share[0] * 100.0,
+        share[1] * 100.0
+    );
+    assert!(share[0] > 0.3, "by port hash about half cross: {share:?}");
+    assert_eq!(share[1], 0.0, "with the NIC's RSS none does");
 }

@@ -241,7 +241,7 @@ fn hairpin(
         if !exists {
             return untranslated(ctx, port, d, dst, Drop::NatNoMapping);
         }
-        if let Some(to) = ctx.elsewhere(nat.owner_outbound(proto, src)) {
+        if let Some(to) = ctx.elsewhere(nat.owner_outbound(port, proto, src, target)) {
             return hand_to(ctx, w, to, port, HAIRPIN_SNAT, d);
         }
     }
@@ -322,7 +322,7 @@ pub fn postrouting(
         } => {
             // An inside host reports an error about a packet it received:
             // the quoted destination is its own endpoint.
-            if let Some(to) = ctx.elsewhere(nat.owner_outbound(proto, inner_dst)) {
+            if let Some(to) = ctx.elsewhere(nat.owner_outbound(port, proto, inner_dst, inner_src)) {
                 hand_to(ctx, w, to, port, 0, d);
                 return false;
             }
@@ -368,7 +368,7 @@ pub fn postrouting(
             return false;
         }
     };
-    if let Some(to) = ctx.elsewhere(nat.owner_outbound(proto, inside)) {
+    if let Some(to) = ctx.elsewhere(nat.owner_outbound(port, proto, inside, remote)) {
         hand_to(ctx, w, to, port, 0, d);
         return false;
     }
@@ -413,21 +413,33 @@ pub fn postrouting(
 
 /// The worker that owns the NAT session of an outbound packet as the
 /// stateful filter parsed it (None: any worker, a static forward's, or a
-/// packet the NAT does not translate).
-pub fn ct_owner(nat: &NatShared, pk: &crate::conntrack::packet::CtPacket) -> Option<u16> {
+/// packet the NAT does not translate). `port`: where it arrived.
+pub fn ct_owner(
+    nat: &NatShared,
+    port: u16,
+    pk: &crate::conntrack::packet::CtPacket,
+) -> Option<u16> {
     use crate::conntrack::packet::L4;
+    use crate::conntrack::Ep;
     let t = &pk.tuple;
     match pk.l4 {
-        L4::Tcp(_) | L4::Udp => {
-            nat.owner_outbound(t.proto, crate::conntrack::Ep::new(t.src4(), t.sport))
-        }
+        L4::Tcp(_) | L4::Udp => nat.owner_outbound(
+            port,
+            t.proto,
+            Ep::new(t.src4(), t.sport),
+            Ep::new(t.dst4(), t.dport),
+        ),
         L4::Query { .. } => nat.owner_outbound(
+            port,
             translate::PROTO_ICMP,
-            crate::conntrack::Ep::new(t.src4(), t.sport),
+            Ep::new(t.src4(), t.sport),
+            Ep::new(t.dst4(), t.dport),
         ),
         L4::Error { inner } => nat.owner_outbound(
+            port,
             inner.proto,
-            crate::conntrack::Ep::new(inner.dst4(), inner.dport),
+            Ep::new(inner.dst4(), inner.dport),
+            Ep::new(inner.src4(), inner.sport),
         ),
         _ => None,
     }

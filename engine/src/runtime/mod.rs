@@ -144,7 +144,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
             use crate::lb::health::{PROBES, PROBE_PORT_LO};
             shared.reserved = Some((PROBE_PORT_LO, PROBE_PORT_LO + PROBES as u16 - 1));
         }
-        tables = tables.with_nat(shared);
+        tables = tables.with_nat(shared.with_rss(rss_models(&cfg)));
     }
     if let Some(ct) = &cfg.conntrack {
         tables = tables.with_ct(crate::filter::conn::CtShared::new(
@@ -166,10 +166,10 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), String> {
         tables = tables.with_impair(imp.clone());
     }
     if !cfg.lb.is_empty() {
-        tables = tables.with_lb(crate::lb::LbShared::new(
-            &cfg.lb,
-            cfg.engine.cores.len() as u16,
-        ));
+        tables = tables.with_lb(
+            crate::lb::LbShared::new(&cfg.lb, cfg.engine.cores.len() as u16)
+                .with_rss(rss_models(&cfg)),
+        );
     }
     let several = cfg.engine.cores.len() > 1;
     if tables.nat.is_some()
@@ -587,6 +587,50 @@ impl StepTimer {
         tracing::debug!("stopping: {what} in {:?}", now - self.0);
         self.0 = now;
     }
+}
+
+/// Each port's RSS model (`[[port]] rss`, docs/ARCHITECTURE.md "RSS-aware
+/// ownership"): the explicit key and table, or the NIC's read with
+/// ETHTOOL_GRSSH; none for `off`, BVIs and devices without RSS (veth).
+fn rss_models(cfg: &Config) -> Vec<Option<Arc<crate::rss::Rss>>> {
+    use crate::control::config::RssSetting;
+    cfg.ports
+        .iter()
+        .map(|p| {
+            let m = match &p.rss {
+                RssSetting::Off => None,
+                _ if p.interface.is_empty() => None,
+                RssSetting::Explicit { key, table } => {
+                    crate::rss::Rss::new(key.clone(), table.clone()).ok()
+                }
+                RssSetting::Auto => match crate::steer::ethtool::read_rss(&p.interface) {
+                    Ok(Some(c)) => crate::rss::Rss::new(c.key, c.table).ok().map(|mut r| {
+                        r.tcp_ports = c.tcp_ports;
+                        r.udp_ports = c.udp_ports;
+                        r
+                    }),
+                    Ok(None) => None,
+                    Err(e) => {
+                        tracing::warn!("port {}: reading RSS of {}: {e}", p.name, p.interface);
+                        None
+                    }
+                },
+            };
+            match &m {
+                Some(r) => tracing::info!(
+                    "port {}: RSS known ({}-byte key, {} table entries, ports hashed: tcp {} udp {}): NAT/LB flows steered to their worker's queue",
+                    p.name, r.key.len(), r.table.len(), r.tcp_ports, r.udp_ports
+                ),
+                None if !p.interface.is_empty() => tracing::info!(
+                    "port {}: no RSS model (rss {:?}): NAT/LB owners by port hash",
+                    p.name,
+                    p.rss
+                ),
+                None => {}
+            }
+            m.map(Arc::new)
+        })
+        .collect()
 }
 
 /// Builds one worker's UMEM and sockets: worker `w` of `n` serves queue q of

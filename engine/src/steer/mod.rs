@@ -14,6 +14,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, OpenObject};
 
+pub mod ethtool;
 mod hash;
 pub use hash::{flow_hash, flow_hash_v4, flow_hash_v6, socket_slot};
 
